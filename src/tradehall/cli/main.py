@@ -1,0 +1,19 @@
+"""The `tradehall` command line (Typer + Rich). Sub-command groups live in their own modules."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(name="tradehall", help="A self-hostable trading engine.", no_args_is_help=True)
+
+
+@app.command()
+def demo(seed: int = typer.Option(7, help="Seed of the scripted demo.")) -> None:
+    """Run the scripted engine demo: two markets, a few orders, the book, fills, balances, positions."""
+    from tradehall.cli.demo import run_scripted_demo
+
+    run_scripted_demo(seed)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,150 @@
+"""Commands: the only input of the engine. Each carries its time and correlation id.
+
+Commands and events are msgspec Structs (frozen, untracked by the garbage collector, tagged) rather
+than dataclasses: they are created millions of times on the hot path and journaled as a tagged
+union, and `gc=False` keeps the collector from scanning them (they hold no reference cycles).
+Quantities, prices and amounts are Decimals here because the engine is the one place that checks
+them against the market's tick and lot; everything after the engine is integers.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from tradehall.domain.enums import (
+    AccountKind,
+    CostBasis,
+    MarketStatus,
+    OrderSide,
+    OrderType,
+    Outcome,
+    TimeInForce,
+)
+from tradehall.domain.market import MarketSpec
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag=True, tag_field="command"):
+    """`ts` is nanoseconds since the epoch, stamped by the sequencer; the engine reads no clock."""
+
+    ts: int = 0
+    correlation_id: str = ""
+
+
+class OpenAccount(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    account_id: str
+    owner: str
+    kind: AccountKind = AccountKind.CASH
+    currency: str = "USD"
+    cost_basis: CostBasis = CostBasis.AVERAGE
+    tier: str | None = None
+
+
+class Deposit(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    account_id: str
+    amount: Decimal
+    currency: str | None = None
+
+
+class Withdraw(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    account_id: str
+    amount: Decimal
+    currency: str | None = None
+
+
+class CreateMarket(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    spec: MarketSpec
+
+
+class SetMarketStatus(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    market: str
+    status: MarketStatus
+
+
+class PlaceOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    account_id: str
+    market: str
+    side: OrderSide
+    quantity: Decimal
+    type: OrderType = OrderType.LIMIT
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expire_at: int | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    client_order_id: str | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+
+
+class CancelOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """`account_id`, when given, must own the order (the gateway passes the caller's account)."""
+
+    order_id: int
+    account_id: str | None = None
+
+
+class CancelAll(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    account_id: str
+    market: str | None = None
+
+
+class AmendOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """`quantity` is the new total, filled part included."""
+
+    order_id: int
+    account_id: str | None = None
+    price: Decimal | None = None
+    quantity: Decimal | None = None
+
+
+class MarkPrice(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    market: str
+    price: Decimal
+
+
+class Quote(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """An external top of book (and optional depth) for quote-venue markets and marks."""
+
+    market: str
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    bid_size: Decimal | None = None
+    ask_size: Decimal | None = None
+    last: Decimal | None = None
+    source: str = ""
+    exchange_ts: int | None = None
+
+
+class AdvanceTime(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """Moves the engine's clock to `ts`: expires DAY/GTD orders, closes markets at their close time."""
+
+
+class SettleMarket(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    market: str
+    outcome: Outcome
+
+
+class VoidMarket(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    market: str
+
+
+AnyCommand = (
+    OpenAccount
+    | Deposit
+    | Withdraw
+    | CreateMarket
+    | SetMarketStatus
+    | PlaceOrder
+    | CancelOrder
+    | CancelAll
+    | AmendOrder
+    | MarkPrice
+    | Quote
+    | AdvanceTime
+    | SettleMarket
+    | VoidMarket
+)
+"""The tagged union the journal encodes and decodes."""

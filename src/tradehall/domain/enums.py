@@ -1,0 +1,125 @@
+"""Enumerations shared by the engine, the adapters and the API (values are the wire strings)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class MarketKind(StrEnum):
+    SPOT = "spot"
+    PERP = "perp"
+    BINARY = "binary"
+
+
+class Venue(StrEnum):
+    BOOK = "book"
+    QUOTE = "quote"
+
+
+class MarketStatus(StrEnum):
+    OPEN = "open"
+    HALTED = "halted"
+    CLOSED = "closed"
+    SETTLED = "settled"
+    CANCELLED = "cancelled"
+
+
+class Side(StrEnum):
+    """The engine's side: every order is a buy or a sell of the market's base (YES for binary)."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderSide(StrEnum):
+    """The side a client may ask for; the engine maps it to `Side` per market kind."""
+
+    BUY = "buy"
+    SELL = "sell"
+    LONG = "long"
+    SHORT = "short"
+    YES = "yes"
+    NO = "no"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(StrEnum):
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+    DAY = "day"
+    GTD = "gtd"
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    PENDING_TRIGGER = "pending_trigger"
+
+
+class SelfTradePrevention(StrEnum):
+    CANCEL_NEWEST = "cancel_newest"
+    CANCEL_OLDEST = "cancel_oldest"
+    CANCEL_BOTH = "cancel_both"
+
+
+class Liquidity(StrEnum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+class FeeModel(StrEnum):
+    PROPORTIONAL = "proportional"
+    QUADRATIC = "quadratic"
+
+
+class CostBasis(StrEnum):
+    AVERAGE = "average"
+    FIFO = "fifo"
+    LIFO = "lifo"
+
+
+class AccountKind(StrEnum):
+    CASH = "cash"
+    ASSESSMENT = "assessment"
+    SYSTEM = "system"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    PASSED = "passed"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class TradingState(StrEnum):
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+class Outcome(StrEnum):
+    YES = "yes"
+    NO = "no"
+
+
+class CancelReason(StrEnum):
+    USER = "user"
+    IOC_REMAINDER = "ioc_remainder"
+    FOK_UNFILLED = "fok_unfilled"
+    MARKET_REMAINDER = "market_remainder"
+    SELF_TRADE = "self_trade"
+    AMENDED_TO_FILLED = "amended_to_filled"
+    MARKET_SETTLED = "market_settled"
+    MARKET_VOIDED = "market_voided"
+    REDUCE_ONLY = "reduce_only"

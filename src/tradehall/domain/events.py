@@ -1,0 +1,245 @@
+"""Events: the only output of the engine. Every state change is one.
+
+Prices are integer ticks, quantities integer lots and money integer minor units of the currency;
+an adapter turns them into Decimals with the market's spec (`MarketCreated` carries it) through
+`tradehall.domain.fixedpoint`. Times are nanoseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from tradehall.domain.enums import (
+    AccountKind,
+    AccountStatus,
+    CancelReason,
+    CostBasis,
+    Liquidity,
+    MarketStatus,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Outcome,
+    Side,
+    TimeInForce,
+    TradingState,
+)
+from tradehall.domain.errors import Code
+from tradehall.domain.market import MarketSpec
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag=True, tag_field="event"):
+    pass
+
+
+class AccountOpened(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    account_id: str
+    owner: str
+    kind: AccountKind
+    currency: str
+    cost_basis: CostBasis
+    tier: str | None
+    ts: int
+
+
+class AccountStatusChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    account_id: str
+    status: AccountStatus
+    trading_state: TradingState
+    reason: str
+    ts: int
+
+
+class MarketCreated(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    spec: MarketSpec
+    ts: int
+
+
+class MarketStatusChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    market: str
+    status: MarketStatus
+    ts: int
+
+
+class OrderAccepted(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    order_id: int
+    account_id: str
+    market: str
+    side: Side
+    requested_side: OrderSide
+    type: OrderType
+    time_in_force: TimeInForce
+    quantity: int
+    price: int | None
+    stop_price: int | None
+    expire_at: int | None
+    post_only: bool
+    reduce_only: bool
+    client_order_id: str | None
+    status: OrderStatus
+    ts: int
+
+
+class OrderRejected(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """A refused order: it never becomes an order, but the refusal is journaled like everything else."""
+
+    account_id: str
+    market: str
+    client_order_id: str | None
+    code: Code
+    reason: str
+    ts: int
+
+
+class CommandRejected(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """A refused command other than an order placement (cancel, amend, deposit, admin commands)."""
+
+    command: str
+    code: Code
+    reason: str
+    ts: int
+
+
+class OrderTriggered(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    order_id: int
+    account_id: str
+    market: str
+    ts: int
+
+
+class OrderFilled(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """One side of one match; `realized_pnl` is gross (fees are only in `fee`)."""
+
+    order_id: int
+    account_id: str
+    market: str
+    trade_id: int
+    side: Side
+    price: int
+    quantity: int
+    fee: int
+    liquidity: Liquidity
+    realized_pnl: int
+    filled_quantity: int
+    status: OrderStatus
+    ts: int
+
+
+class TradeExecuted(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    trade_id: int
+    market: str
+    price: int
+    quantity: int
+    taker_side: Side
+    maker_order_id: int
+    taker_order_id: int
+    maker_account_id: str
+    taker_account_id: str
+    ts: int
+
+
+class OrderCancelled(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    order_id: int
+    account_id: str
+    market: str
+    filled_quantity: int
+    reason: CancelReason
+    ts: int
+
+
+class OrderExpired(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    order_id: int
+    account_id: str
+    market: str
+    filled_quantity: int
+    ts: int
+
+
+class OrderAmended(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    order_id: int
+    account_id: str
+    market: str
+    price: int | None
+    quantity: int
+    priority_lost: bool
+    ts: int
+
+
+class BalanceChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """`total` and `held` after the change; `available = total - held`."""
+
+    account_id: str
+    currency: str
+    total: int
+    held: int
+    delta: int
+    reason: str
+
+
+class PositionChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """`quantity` is signed lots (negative = short or NO); `cost` is signed tick-lots of entry value."""
+
+    account_id: str
+    market: str
+    quantity: int
+    cost: int
+    realized_pnl: int
+    margin: int
+
+
+class BookChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """The L2 levels one command changed, with their new total (0 = the level is gone).
+
+    `sequence` increases by exactly one per BookChanged of a market: the WebSocket book's counter.
+    """
+
+    market: str
+    sequence: int
+    bids: tuple[tuple[int, int], ...]
+    asks: tuple[tuple[int, int], ...]
+
+
+class MarkPriceUpdated(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    market: str
+    price: int
+    ts: int
+
+
+class MarketSettled(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """`payouts` are (account id, minor units paid); every position of the market is closed."""
+
+    market: str
+    outcome: Outcome
+    payouts: tuple[tuple[str, int], ...]
+    ts: int
+
+
+class MarketVoided(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """`refunds` are (account id, minor units refunded at cost)."""
+
+    market: str
+    refunds: tuple[tuple[str, int], ...]
+    ts: int
+
+
+AnyEvent = (
+    AccountOpened
+    | AccountStatusChanged
+    | MarketCreated
+    | MarketStatusChanged
+    | OrderAccepted
+    | OrderRejected
+    | CommandRejected
+    | OrderTriggered
+    | OrderFilled
+    | TradeExecuted
+    | OrderCancelled
+    | OrderExpired
+    | OrderAmended
+    | BalanceChanged
+    | PositionChanged
+    | BookChanged
+    | MarkPriceUpdated
+    | MarketSettled
+    | MarketVoided
+)

@@ -1,0 +1,126 @@
+"""Decimal <-> integer conversions and the rounding rules, stated once.
+
+Inside the engine a price is an integer number of ticks, a quantity an integer number of lots and
+money an integer number of a currency's minor units (cents for USD, 1e-8 for BTC; configurable).
+`Decimal` appears only at the edges, and only through this module.
+
+Rounding rules:
+- A price off the tick or a quantity off the lot is refused (`invalid_order`), never rounded.
+- A fill's notional (price x quantity) is rounded to the quote currency's minor unit, half to even;
+  both sides of the trade use the same rounded amount, so no money is created or lost.
+- Fees are rounded up (ceiling) to the minor unit; a hold is always at least what its fills can cost.
+- Realised P&L on a partial reduce takes the floor of the proportional cost; the remainder stays
+  in the position, so a position's P&L over its life is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from tradehall.domain.errors import TradehallError, invalid_order
+
+PPM = 1_000_000
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    """Ceiling of numerator / denominator for a positive denominator."""
+    return -((-numerator) // denominator)
+
+
+def div_round_half_even(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half to even, for a positive denominator."""
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+def parse_decimal(value: object, what: str) -> Decimal:
+    """A finite Decimal from a string, int or Decimal (floats go through `str` first)."""
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, bool):
+        raise invalid_order(f"{what} must be a decimal, got a boolean")
+    elif isinstance(value, int | str | float):
+        try:
+            result = Decimal(str(value).strip()) if not isinstance(value, int) else Decimal(value)
+        except InvalidOperation:
+            raise invalid_order(f"{what} is not a decimal number: {value!r}") from None
+    else:
+        raise invalid_order(f"{what} must be a decimal, got {type(value).__name__}")
+    if not result.is_finite():
+        raise invalid_order(f"{what} must be finite")
+    return result
+
+
+def units_of(value: Decimal, step: Decimal, what: str, error: type[TradehallError] | None = None) -> int:
+    """The exact number of `step`s in `value`; a remainder is refused, never rounded."""
+    if not value.is_finite():
+        raise invalid_order(f"{what} must be finite")
+    count, remainder = divmod(value, step)
+    if remainder != 0:
+        raise invalid_order(f"{what} {value} is not a multiple of {step}")
+    return int(count)
+
+
+def decimal_of(units: int, step: Decimal) -> Decimal:
+    """The decimal value of `units` steps, normalised without an exponent."""
+    return _plain(units * step)
+
+
+def minor_of(amount: Decimal, decimals: int, what: str = "amount") -> int:
+    """An amount in a currency's minor units; finer precision than the currency has is refused."""
+    scaled = amount.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise invalid_order(f"{what} {amount} has more than {decimals} decimal places")
+    return int(scaled)
+
+
+def amount_of(minor: int, decimals: int) -> Decimal:
+    """The decimal amount of `minor` units of a currency with `decimals` places."""
+    return Decimal(minor).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
+
+
+def ppm_of(rate: Decimal, what: str) -> int:
+    """A rate given as a decimal fraction ("0.001") in parts per million, exactly."""
+    scaled = rate * PPM
+    if scaled != scaled.to_integral_value():
+        raise invalid_order(f"{what} {rate} is finer than one part per million")
+    return int(scaled)
+
+
+def _plain(value: Decimal) -> Decimal:
+    normal = value.normalize()
+    exponent = normal.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        return normal.quantize(Decimal(1))
+    return normal
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """An exact rational conversion factor num/den (den > 0)."""
+
+    num: int
+    den: int
+
+    @staticmethod
+    def of(value: Decimal) -> Ratio:
+        num, den = value.as_integer_ratio()
+        return Ratio(num, den)
+
+    def round(self, units: int) -> int:
+        return div_round_half_even(units * self.num, self.den)
+
+    def ceil(self, units: int) -> int:
+        return ceil_div(units * self.num, self.den)
+
+    def floor(self, units: int) -> int:
+        return (units * self.num) // self.den
+
+
+def decimal_str(value: Decimal) -> str:
+    """The wire form of a decimal: plain notation, never an exponent ("0.00000005", not "5E-8")."""
+    return format(value, "f")

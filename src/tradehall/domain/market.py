@@ -1,0 +1,53 @@
+"""The market specification: what a market trades and on which terms."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from tradehall.domain.enums import FeeModel, MarketKind, MarketStatus, SelfTradePrevention, Venue
+
+
+class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Edge values are Decimals as the API gives them; the engine turns them into integers once.
+
+    Fees are decimal fractions ("0.001" = 0.1 %). Binary markets may use `fee_model = quadratic`:
+    fee = ceil_to_cent(rate x C x P x (1 - P)) with rate `taker_fee` / `maker_fee` (defaults 0.07 / 0.0175).
+    Perp margins are fractions of notional; `max_leverage` caps 1 / initial margin.
+    A msgspec Struct rather than a dataclass: it travels inside journaled commands.
+    """
+
+    symbol: str
+    kind: MarketKind
+    base: str
+    quote: str
+    tick_size: Decimal
+    lot_size: Decimal
+    venue: Venue = Venue.BOOK
+    min_quantity: Decimal | None = None
+    max_quantity: Decimal | None = None
+    maker_fee: Decimal = Decimal("0")
+    taker_fee: Decimal = Decimal("0")
+    fee_model: FeeModel = FeeModel.PROPORTIONAL
+    max_leverage: Decimal | None = None
+    initial_margin: Decimal | None = None
+    maintenance_margin: Decimal | None = None
+    self_trade_prevention: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST
+    status: MarketStatus = MarketStatus.OPEN
+    close_time: int | None = None
+
+
+DEFAULT_CURRENCY_DECIMALS: dict[str, int] = {
+    "USD": 2,
+    "EUR": 2,
+    "USDT": 6,
+    "USDC": 6,
+    "BTC": 8,
+    "ETH": 8,
+    "SOL": 8,
+}
+"""Minor-unit precision per currency; a currency not listed has 8 places unless configured."""
+
+BINARY_PAYOUT = Decimal("1")
+"""A winning binary contract pays 1.00 of the quote currency."""
