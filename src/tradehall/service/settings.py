@@ -1,0 +1,80 @@
+"""Runtime configuration: environment variables prefixed TRADEHALL_ (and an optional tradehall.toml).
+
+Validated once at the edge; components receive the pieces they need in their constructors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+FsyncPolicy = Literal["always", "batch", "none"]
+BusBackend = Literal["inproc", "redis", "nats", "kafka"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRADEHALL_", toml_file="tradehall.toml", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data dir."
+    )
+    jwt_secret: str = "change-me-in-production"
+    jwt_expiry_seconds: int = 3600
+    admin_user: str = "admin"
+    admin_password: str = "admin"
+    allow_registration: bool = True
+    allow_self_funding: bool = True
+
+    fsync: FsyncPolicy = "batch"
+    journal_segment_bytes: int = 64 * 1024 * 1024
+    group_commit_max_batch: int = 1024
+    group_commit_max_wait_ms: float = 2.0
+    snapshot_every_commands: int = 100_000
+    snapshot_every_seconds: float = 300.0
+    snapshot_retention: int = 2
+    delete_archived_segments: bool = False
+
+    bus: BusBackend = "inproc"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    nats_url: str = "nats://127.0.0.1:4222"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    bus_backlog_limit: int = 100_000
+
+    quote_max_age_seconds: float = 10.0
+    coingecko_api_key: str | None = None
+    coingecko_pro: bool = False
+    coinmarketcap_api_key: str | None = None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tradehall.sqlite3').resolve()}"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.data_dir / "snapshots"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
