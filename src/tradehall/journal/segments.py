@@ -1,0 +1,458 @@
+"""Append-only journal segments: length-prefixed, CRC32-checked frames of msgpack `JournalRecord`s.
+
+Layout of a segment file `<first seq, 20 digits>.wal`:
+
+    segment header  16 bytes  b"THJRNL01" + first seq (u64 LE)
+    frame           20 bytes  magic u32 | payload length u32 | seq u64 | crc32 u32, then the payload
+
+The CRC covers the first 16 header bytes and the payload, so a flipped length or seq is caught too.
+The seq sits in the frame header so a reader can seek and check continuity without decoding.
+A frame that fails at the very end of the newest segment, with no valid frame after it, is a torn
+write of an unacknowledged batch and is truncated; anywhere else it is corruption and stops start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import structlog
+
+from tradehall.journal.errors import JournalCorruptError, JournalError, RecoveryError
+from tradehall.journal.records import JournalRecord
+
+FsyncPolicy = Literal["always", "batch", "none"]
+
+SEGMENT_MAGIC = b"THJRNL01"
+SEGMENT_HEADER = struct.Struct("<8sQ")
+FRAME_MAGIC = 0x314A5254  # b"TRJ1" little-endian: a resync marker when telling torn tails from corruption
+FRAME_HEADER = struct.Struct("<IIQI")
+FRAME_HEADER_SIZE = FRAME_HEADER.size
+_CRC_COVERED_HEADER = 16
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+SEGMENT_SUFFIX = ".wal"
+ARCHIVE_DIR_NAME = "archive"
+
+log = structlog.get_logger(__name__)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(JournalRecord)
+
+
+def segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{SEGMENT_SUFFIX}"
+
+
+def encode_record(record: JournalRecord) -> bytes:
+    """One complete frame (header + payload) for `record`."""
+    buf = bytearray()
+    _append_frame(buf, record)
+    return bytes(buf)
+
+
+def decode_payload(payload: bytes | memoryview) -> JournalRecord:
+    return _decoder.decode(payload)
+
+
+def _append_frame(buf: bytearray, record: JournalRecord) -> None:
+    start = len(buf)
+    buf.extend(b"\0" * FRAME_HEADER_SIZE)
+    _encoder.encode_into(record, buf, start + FRAME_HEADER_SIZE)
+    length = len(buf) - start - FRAME_HEADER_SIZE
+    FRAME_HEADER.pack_into(buf, start, FRAME_MAGIC, length, record.seq, 0)
+    view = memoryview(buf)
+    crc = zlib.crc32(view[start + FRAME_HEADER_SIZE :], zlib.crc32(view[start : start + _CRC_COVERED_HEADER]))
+    view.release()
+    struct.pack_into("<I", buf, start + _CRC_COVERED_HEADER, crc)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    offset: int
+    seq: int
+    payload: memoryview
+
+    @property
+    def size(self) -> int:
+        return FRAME_HEADER_SIZE + len(self.payload)
+
+
+class FrameError(Exception):
+    def __init__(self, offset: int, reason: str) -> None:
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"offset {offset}: {reason}")
+
+
+def _frame_at(data: memoryview, offset: int) -> Frame:
+    """The valid frame starting at `offset`, or FrameError saying why there is none."""
+    end = len(data)
+    if offset + FRAME_HEADER_SIZE > end:
+        raise FrameError(offset, f"incomplete frame header ({end - offset} of {FRAME_HEADER_SIZE} bytes)")
+    magic, length, seq, crc = FRAME_HEADER.unpack_from(data, offset)
+    if magic != FRAME_MAGIC:
+        raise FrameError(offset, f"bad frame magic {magic:#010x}")
+    if length > MAX_PAYLOAD_BYTES:
+        raise FrameError(offset, f"implausible payload length {length}")
+    body = offset + FRAME_HEADER_SIZE
+    if body + length > end:
+        raise FrameError(offset, f"incomplete payload ({end - body} of {length} bytes)")
+    payload = data[body : body + length]
+    actual = zlib.crc32(payload, zlib.crc32(data[offset : offset + _CRC_COVERED_HEADER]))
+    if actual != crc:
+        raise FrameError(offset, f"CRC mismatch (stored {crc:#010x}, computed {actual:#010x})")
+    return Frame(offset, seq, payload)
+
+
+def _valid_frame_after(data: memoryview, offset: int) -> int | None:
+    """The offset of a valid frame beyond `offset`, if any: proof that a bad frame is not a torn tail."""
+    marker = struct.pack("<I", FRAME_MAGIC)
+    raw = data.obj if isinstance(data.obj, bytes) else bytes(data)
+    pos = raw.find(marker, offset + 1)
+    while pos != -1:
+        try:
+            _frame_at(data, pos)
+            return pos
+        except FrameError:
+            pos = raw.find(marker, pos + 1)
+    return None
+
+
+def iter_frames(data: memoryview, start: int = SEGMENT_HEADER.size) -> Iterator[Frame]:
+    """Every valid frame from `start`; raises FrameError at the first invalid one."""
+    offset = start
+    end = len(data)
+    while offset < end:
+        frame = _frame_at(data, offset)
+        yield frame
+        offset += frame.size
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    path: Path
+    first_seq: int
+    archived: bool
+
+
+def list_segments(directory: Path, *, include_archive: bool = False) -> list[SegmentInfo]:
+    found: list[SegmentInfo] = []
+    dirs = [(directory, False)]
+    if include_archive:
+        dirs.insert(0, (directory / ARCHIVE_DIR_NAME, True))
+    for folder, archived in dirs:
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.suffix != SEGMENT_SUFFIX or not path.stem.isdigit():
+                continue
+            found.append(SegmentInfo(path, int(path.stem), archived))
+    found.sort(key=lambda s: (s.first_seq, not s.archived))
+    return found
+
+
+def _read_segment(path: Path) -> memoryview:
+    return memoryview(path.read_bytes())
+
+
+def _check_segment_header(path: Path, data: memoryview, first_seq: int) -> None:
+    magic, header_seq = SEGMENT_HEADER.unpack_from(data, 0)
+    if magic != SEGMENT_MAGIC:
+        raise JournalCorruptError(path, 0, f"bad segment magic {bytes(magic)!r}")
+    if header_seq != first_seq:
+        raise JournalCorruptError(
+            path, 8, f"segment header says first seq {header_seq}, file name says {first_seq}"
+        )
+
+
+def fsync_directory(directory: Path) -> None:
+    """Makes a created, renamed or removed directory entry durable (POSIX needs the directory fsynced)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class TornTail:
+    path: Path
+    offset: int
+    dropped_bytes: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentScan:
+    last_seq: int
+    valid_end: int
+    torn: TornTail | None
+
+
+def scan_segment(path: Path, first_seq: int, *, is_last: bool) -> SegmentScan:
+    """Checks every frame of one segment. A torn tail is reported (not repaired) only when `is_last`."""
+    data = _read_segment(path)
+    if len(data) < SEGMENT_HEADER.size:
+        if is_last:
+            torn = TornTail(path, 0, len(data), "incomplete segment header")
+            return SegmentScan(first_seq - 1, 0, torn)
+        raise JournalCorruptError(path, 0, "incomplete segment header")
+    _check_segment_header(path, data, first_seq)
+    expected = first_seq
+    offset = SEGMENT_HEADER.size
+    try:
+        for frame in iter_frames(data):
+            if frame.seq != expected:
+                raise JournalCorruptError(path, frame.offset, f"expected seq {expected}, found {frame.seq}")
+            expected += 1
+            offset = frame.offset + frame.size
+    except FrameError as exc:
+        if not is_last:
+            raise JournalCorruptError(path, exc.offset, exc.reason) from None
+        later = _valid_frame_after(data, exc.offset)
+        if later is not None:
+            raise JournalCorruptError(
+                path, exc.offset, f"{exc.reason}; a valid record follows at offset {later}"
+            ) from None
+        return SegmentScan(expected - 1, offset, TornTail(path, offset, len(data) - offset, exc.reason))
+    return SegmentScan(expected - 1, offset, None)
+
+
+def read_records(
+    directory: Path,
+    from_seq: int = 1,
+    to_seq: int | None = None,
+    *,
+    include_archive: bool = True,
+    tolerate_torn_tail: bool = True,
+) -> Iterator[JournalRecord]:
+    """Records with `from_seq <= seq <= to_seq`, in order, across segments (archived ones too).
+
+    Raises JournalCorruptError on any invalid frame or seq gap, except a torn tail of the newest
+    segment when `tolerate_torn_tail` (a journal that has not been opened for writing since a crash).
+    """
+    for frame in iter_journal_frames(
+        directory, from_seq, to_seq, include_archive=include_archive, tolerate_torn_tail=tolerate_torn_tail
+    ):
+        yield _decoder.decode(frame.payload)
+
+
+def iter_journal_frames(
+    directory: Path,
+    from_seq: int = 1,
+    to_seq: int | None = None,
+    *,
+    include_archive: bool = True,
+    tolerate_torn_tail: bool = True,
+) -> Iterator[Frame]:
+    segments = list_segments(directory, include_archive=include_archive)
+    if not segments:
+        return
+    start_index = 0
+    for index, segment in enumerate(segments):
+        if segment.first_seq <= from_seq:
+            start_index = index
+    if segments[0].first_seq > from_seq:
+        raise RecoveryError(
+            f"journal in {directory} begins at seq {segments[0].first_seq}; seq {from_seq} is not available"
+        )
+    expected: int | None = None
+    for index in range(start_index, len(segments)):
+        segment = segments[index]
+        is_last = index == len(segments) - 1
+        if expected is not None and segment.first_seq != expected:
+            raise JournalCorruptError(
+                segment.path, 0, f"segment starts at seq {segment.first_seq}, expected {expected} (a gap)"
+            )
+        data = _read_segment(segment.path)
+        if len(data) < SEGMENT_HEADER.size:
+            if is_last and tolerate_torn_tail:
+                return
+            raise JournalCorruptError(segment.path, 0, "incomplete segment header")
+        _check_segment_header(segment.path, data, segment.first_seq)
+        expected = segment.first_seq
+        try:
+            for frame in iter_frames(data):
+                if frame.seq != expected:
+                    raise JournalCorruptError(
+                        segment.path, frame.offset, f"expected seq {expected}, found {frame.seq}"
+                    )
+                expected += 1
+                if frame.seq < from_seq:
+                    continue
+                if to_seq is not None and frame.seq > to_seq:
+                    return
+                yield frame
+        except FrameError as exc:
+            if is_last and tolerate_torn_tail and _valid_frame_after(data, exc.offset) is None:
+                return
+            raise JournalCorruptError(segment.path, exc.offset, exc.reason) from None
+
+
+class Journal:
+    """The writer: appends frames to the newest segment, rotates by size, fsyncs by policy.
+
+    `append` runs on the event loop; `sync` may run in a worker thread at the same time. They share
+    only the list of retired (rotated, not yet synced) descriptors, under a lock, so a descriptor is
+    closed only after the fsync that makes its tail durable.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        fsync: FsyncPolicy,
+        segment_bytes: int,
+        last_seq: int,
+        fd: int,
+        segment_path: Path,
+        segment_size: int,
+    ) -> None:
+        self.directory = directory
+        self.fsync_policy: FsyncPolicy = fsync
+        self.segment_bytes = segment_bytes
+        self.last_seq = last_seq
+        self._fd = fd
+        self._segment_path = segment_path
+        self._segment_size = segment_size
+        self._retired: list[int] = []
+        self._directory_dirty = False
+        self._lock = threading.Lock()
+        self._closed = False
+        self.fsync_count = 0
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        *,
+        fsync: FsyncPolicy = "batch",
+        segment_bytes: int = 64 * 1024 * 1024,
+        start_seq: int = 1,
+    ) -> Journal:
+        """Opens the newest segment for appending, truncating a torn tail (with a warning) first.
+
+        `start_seq` is the first seq of a journal that has no segment yet (after a snapshot-only
+        restore); an existing journal continues from its last record.
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        segments = list_segments(directory)
+        if not segments:
+            path = directory / segment_name(start_seq)
+            fd = cls._create_segment(path, start_seq)
+            fsync_directory(directory)
+            return cls(
+                directory,
+                fsync=fsync,
+                segment_bytes=segment_bytes,
+                last_seq=start_seq - 1,
+                fd=fd,
+                segment_path=path,
+                segment_size=SEGMENT_HEADER.size,
+            )
+        newest = segments[-1]
+        scan = scan_segment(newest.path, newest.first_seq, is_last=True)
+        if scan.torn is not None:
+            log.warning(
+                "journal_torn_tail_truncated",
+                path=str(scan.torn.path),
+                offset=scan.torn.offset,
+                dropped_bytes=scan.torn.dropped_bytes,
+                reason=scan.torn.reason,
+            )
+        fd = os.open(newest.path, os.O_RDWR)
+        size = scan.valid_end
+        if scan.torn is not None:
+            os.ftruncate(fd, size)
+            if size < SEGMENT_HEADER.size:
+                os.pwrite(fd, SEGMENT_HEADER.pack(SEGMENT_MAGIC, newest.first_seq), 0)
+                size = SEGMENT_HEADER.size
+            os.fsync(fd)
+        os.lseek(fd, size, os.SEEK_SET)
+        return cls(
+            directory,
+            fsync=fsync,
+            segment_bytes=segment_bytes,
+            last_seq=scan.last_seq,
+            fd=fd,
+            segment_path=newest.path,
+            segment_size=size,
+        )
+
+    @staticmethod
+    def _create_segment(path: Path, first_seq: int) -> int:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, SEGMENT_HEADER.pack(SEGMENT_MAGIC, first_seq))
+        return fd
+
+    @property
+    def segment_path(self) -> Path:
+        return self._segment_path
+
+    def append(self, records: Sequence[JournalRecord]) -> int:
+        """Writes `records` (consecutive seqs after `last_seq`) with one write; returns the bytes written.
+
+        Not durable until `sync`. Rotation happens only between batches, so a batch never spans files.
+        """
+        if self._closed:
+            raise JournalError("journal is closed")
+        if not records:
+            return 0
+        if records[0].seq != self.last_seq + 1:
+            raise JournalError(f"append of seq {records[0].seq} after {self.last_seq}")
+        if self._segment_size >= self.segment_bytes and self._segment_size > SEGMENT_HEADER.size:
+            self._rotate(records[0].seq)
+        buf = bytearray()
+        expected = records[0].seq
+        for record in records:
+            if record.seq != expected:
+                raise JournalError(f"records out of order: seq {record.seq}, expected {expected}")
+            expected += 1
+            _append_frame(buf, record)
+        written = os.write(self._fd, buf)
+        while written < len(buf):
+            written += os.write(self._fd, memoryview(buf)[written:])
+        self._segment_size += len(buf)
+        self.last_seq = expected - 1
+        return len(buf)
+
+    def _rotate(self, first_seq: int) -> None:
+        path = self.directory / segment_name(first_seq)
+        fd = self._create_segment(path, first_seq)
+        with self._lock:
+            self._retired.append(self._fd)
+            self._directory_dirty = True
+        self._fd = fd
+        self._segment_path = path
+        self._segment_size = SEGMENT_HEADER.size
+        log.info("journal_segment_rotated", path=str(path), first_seq=first_seq)
+
+    def sync(self) -> None:
+        """Makes everything appended so far durable (per the policy); safe to call from a thread."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+            directory_dirty, self._directory_dirty = self._directory_dirty, False
+            current = self._fd
+        if self.fsync_policy != "none":
+            for fd in retired:
+                os.fdatasync(fd)
+            os.fdatasync(current)
+            if directory_dirty:
+                fsync_directory(self.directory)
+            self.fsync_count += 1
+        for fd in retired:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.sync()
+        self._closed = True
+        os.close(self._fd)
