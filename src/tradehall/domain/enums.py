@@ -123,3 +123,5 @@ class CancelReason(StrEnum):
     MARKET_SETTLED = "market_settled"
     MARKET_VOIDED = "market_voided"
     REDUCE_ONLY = "reduce_only"
+    UNFUNDED = "unfunded"
+    MARKET_CLOSED = "market_closed"

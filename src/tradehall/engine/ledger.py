@@ -1,0 +1,147 @@
+"""Balances with holds, as double-entry postings between accounts (system accounts included).
+
+Every movement of money is a `transfer` from one account to another, so the sum of all balances
+of a currency over all accounts is always zero: deposits come from `system:external`, fees go to
+`system:fees`, perp P&L settles against `system:perp_settlement`, binary contracts' collateral sits
+in one `system:collateral:<market>` account per market. Holds only move money between an account's
+`available` and `held` parts. Changes are accumulated per command and emitted once per balance.
+"""
+
+from __future__ import annotations
+
+from tradehall.domain.enums import AccountKind, AccountStatus, CostBasis, TradingState
+from tradehall.domain.events import AnyEvent, BalanceChanged
+
+SYSTEM_EXTERNAL = "system:external"
+SYSTEM_FEES = "system:fees"
+SYSTEM_PERP_SETTLEMENT = "system:perp_settlement"
+SYSTEM_INSURANCE = "system:insurance"
+SYSTEM_VENUE = "system:venue"
+SYSTEM_ACCOUNTS = (SYSTEM_EXTERNAL, SYSTEM_FEES, SYSTEM_PERP_SETTLEMENT, SYSTEM_INSURANCE, SYSTEM_VENUE)
+
+
+def collateral_account(market: str) -> str:
+    return f"system:collateral:{market}"
+
+
+class Balance:
+    __slots__ = ("held", "total")
+
+    def __init__(self, total: int = 0, held: int = 0) -> None:
+        self.total = total
+        self.held = held
+
+
+class Account:
+    __slots__ = (
+        "account_id",
+        "balances",
+        "cost_basis",
+        "currency",
+        "kind",
+        "open_orders",
+        "owner",
+        "status",
+        "tier",
+        "trading_state",
+    )
+
+    def __init__(
+        self,
+        account_id: str,
+        owner: str,
+        kind: AccountKind,
+        currency: str,
+        cost_basis: CostBasis,
+        tier: str | None,
+    ) -> None:
+        self.account_id = account_id
+        self.owner = owner
+        self.kind = kind
+        self.currency = currency
+        self.cost_basis = cost_basis
+        self.tier = tier
+        self.status = AccountStatus.ACTIVE
+        self.trading_state = TradingState.ACTIVE
+        self.balances: dict[str, Balance] = {}
+        self.open_orders: dict[int, object] = {}
+
+    def balance(self, currency: str) -> Balance:
+        balance = self.balances.get(currency)
+        if balance is None:
+            balance = self.balances[currency] = Balance()
+        return balance
+
+    def available(self, currency: str) -> int:
+        balance = self.balances.get(currency)
+        return 0 if balance is None else balance.total - balance.held
+
+
+class Ledger:
+    __slots__ = ("_changes", "accounts")
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self._changes: dict[tuple[str, str], int] = {}
+
+    def open_system_accounts(self, currency: str) -> None:
+        for account_id in SYSTEM_ACCOUNTS:
+            if account_id not in self.accounts:
+                self.accounts[account_id] = Account(
+                    account_id, "system", AccountKind.SYSTEM, currency, CostBasis.AVERAGE, None
+                )
+
+    def system_account(self, account_id: str, currency: str) -> Account:
+        account = self.accounts.get(account_id)
+        if account is None:
+            account = self.accounts[account_id] = Account(
+                account_id, "system", AccountKind.SYSTEM, currency, CostBasis.AVERAGE, None
+            )
+        return account
+
+    def transfer(self, source: Account, target: Account, currency: str, amount: int) -> None:
+        if amount == 0:
+            return
+        source.balance(currency).total -= amount
+        target.balance(currency).total += amount
+        changes = self._changes
+        key = (source.account_id, currency)
+        changes[key] = changes.get(key, 0) - amount
+        key = (target.account_id, currency)
+        changes[key] = changes.get(key, 0) + amount
+
+    def adjust_held(self, account: Account, currency: str, amount: int) -> None:
+        """Move `amount` from available to held (negative: release)."""
+        if amount == 0:
+            return
+        account.balance(currency).held += amount
+        key = (account.account_id, currency)
+        changes = self._changes
+        if key not in changes:
+            changes[key] = 0
+
+    def flush(self, reason: str, events: list[AnyEvent]) -> None:
+        if not self._changes:
+            return
+        accounts = self.accounts
+        for (account_id, currency), delta in sorted(self._changes.items()):
+            balance = accounts[account_id].balances[currency]
+            events.append(
+                BalanceChanged(
+                    account_id=account_id,
+                    currency=currency,
+                    total=balance.total,
+                    held=balance.held,
+                    delta=delta,
+                    reason=reason,
+                )
+            )
+        self._changes.clear()
+
+    def totals(self) -> dict[str, int]:
+        """Sum of every balance per currency over all accounts: always zero (double entry)."""
+        sums: dict[str, int] = {}
+        for account in self.accounts.values():
+            for currency, balance in account.balances.items():
+                sums[currency] = sums.get(currency, 0) + balance.total
+        return sums
