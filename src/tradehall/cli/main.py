@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from tradehall.cli.db_cmd import db_app
+
 app = typer.Typer(name="tradehall", help="A self-hostable trading engine.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 
 @app.command()

@@ -1,0 +1,240 @@
+"""The read models: tables the projector fills from engine events and the API reads.
+
+Nothing here is a source of truth (the journal is); every table except users and api_keys can be
+rebuilt by replaying the journal into an empty database. Money, prices and quantities are `Money`
+(NUMERIC on PostgreSQL, exact text on SQLite) converted from the events' integers with the market spec.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import cast
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tradehall.store.types import Money, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    label: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Account(Base):
+    """One trading account; the money columns are in the account's `currency`, updated per batch."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(16))
+    cost_basis: Mapped[str] = mapped_column(String(16))
+    tier: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    trading_state: Mapped[str] = mapped_column(String(16))
+    balance: Mapped[Decimal] = mapped_column(Money)
+    available: Mapped[Decimal] = mapped_column(Money)
+    equity: Mapped[Decimal] = mapped_column(Money)
+    unrealized_pnl: Mapped[Decimal] = mapped_column(Money)
+    realized_pnl: Mapped[Decimal] = mapped_column(Money)
+    peak_equity: Mapped[Decimal] = mapped_column(Money)
+    drawdown: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Balance(Base):
+    __tablename__ = "balances"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(16), primary_key=True)
+    total: Mapped[Decimal] = mapped_column(Money)
+    held: Mapped[Decimal] = mapped_column(Money)
+    available: Mapped[Decimal] = mapped_column(Money)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Market(Base):
+    """The spec's columns for queries, plus `spec_json` (msgspec JSON) to rebuild the exact spec."""
+
+    __tablename__ = "markets"
+
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    venue: Mapped[str] = mapped_column(String(16))
+    base: Mapped[str] = mapped_column(String(16))
+    quote: Mapped[str] = mapped_column(String(16))
+    tick_size: Mapped[Decimal] = mapped_column(Money)
+    lot_size: Mapped[Decimal] = mapped_column(Money)
+    min_quantity: Mapped[Decimal | None] = mapped_column(Money)
+    max_quantity: Mapped[Decimal | None] = mapped_column(Money)
+    maker_fee: Mapped[Decimal] = mapped_column(Money)
+    taker_fee: Mapped[Decimal] = mapped_column(Money)
+    fee_model: Mapped[str] = mapped_column(String(16))
+    max_leverage: Mapped[Decimal | None] = mapped_column(Money)
+    initial_margin: Mapped[Decimal | None] = mapped_column(Money)
+    maintenance_margin: Mapped[Decimal | None] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(8))
+    close_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_price: Mapped[Decimal | None] = mapped_column(Money)
+    mark_price: Mapped[Decimal | None] = mapped_column(Money)
+    spec_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Order(Base):
+    """`side` is what the client asked for (buy/sell/long/short/yes/no); `engine_side` is buy/sell.
+
+    `notional` (sum of price x quantity over the fills, in the quote currency) makes `average_price`
+    exact without reading the fills back.
+    """
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_account_created", "account_id", "created_at", "id"),
+        Index("ix_orders_market_created", "market", "created_at", "id"),
+        Index("ix_orders_account_status", "account_id", "status"),
+        Index("ix_orders_account_client_order_id", "account_id", "client_order_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_order_id: Mapped[str | None] = mapped_column(String(128))
+    account_id: Mapped[str] = mapped_column(String(64))
+    market: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    engine_side: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(16))
+    time_in_force: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    stop_price: Mapped[Decimal | None] = mapped_column(Money)
+    expire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    post_only: Mapped[bool] = mapped_column(Boolean)
+    reduce_only: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(20))
+    filled_quantity: Mapped[Decimal] = mapped_column(Money)
+    average_price: Mapped[Decimal | None] = mapped_column(Money)
+    fees: Mapped[Decimal] = mapped_column(Money)
+    notional: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Fill(Base):
+    """One side of one trade. `id` = trade_id * 2 + (1 for the taker, 0 for the maker).
+
+    On PostgreSQL the table is partitioned by month on `executed_at`, hence the composite key.
+    """
+
+    __tablename__ = "fills"
+    __table_args__ = (
+        Index("ix_fills_account_executed", "account_id", "executed_at", "id"),
+        Index("ix_fills_market_executed", "market", "executed_at", "id"),
+        Index("ix_fills_order", "order_id"),
+        {"postgresql_partition_by": "RANGE (executed_at)"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    executed_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    trade_id: Mapped[int] = mapped_column(BigInteger)
+    order_id: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str] = mapped_column(String(64))
+    market: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    price: Mapped[Decimal] = mapped_column(Money)
+    quantity: Mapped[Decimal] = mapped_column(Money)
+    fee: Mapped[Decimal] = mapped_column(Money)
+    liquidity: Mapped[str] = mapped_column(String(8))
+    realized_pnl: Mapped[Decimal] = mapped_column(Money)
+
+
+class Position(Base):
+    """`quantity` is signed (negative = short, or NO on a binary market); `side` says the same in words.
+
+    `average_entry_price` is the NO price (1 - YES) for a NO position, as the API shows it.
+    """
+
+    __tablename__ = "positions"
+    __table_args__ = (Index("ix_positions_market", "market"),)
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    market: Mapped[str] = mapped_column(String(64), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[Decimal] = mapped_column(Money)
+    cost: Mapped[Decimal] = mapped_column(Money)
+    average_entry_price: Mapped[Decimal | None] = mapped_column(Money)
+    mark_price: Mapped[Decimal | None] = mapped_column(Money)
+    unrealized_pnl: Mapped[Decimal] = mapped_column(Money)
+    realized_pnl: Mapped[Decimal] = mapped_column(Money)
+    margin: Mapped[Decimal] = mapped_column(Money)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EquityPoint(Base):
+    """An account's equity after the journal record `seq` (sampled, see the projector)."""
+
+    __tablename__ = "equity_history"
+    __table_args__ = (Index("ix_equity_history_account_at", "account_id", "at", "seq"),)
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    equity: Mapped[Decimal] = mapped_column(Money)
+
+
+class Candle(Base):
+    __tablename__ = "candles"
+
+    market: Mapped[str] = mapped_column(String(64), primary_key=True)
+    interval: Mapped[str] = mapped_column(String(8), primary_key=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    open: Mapped[Decimal] = mapped_column(Money)
+    high: Mapped[Decimal] = mapped_column(Money)
+    low: Mapped[Decimal] = mapped_column(Money)
+    close: Mapped[Decimal] = mapped_column(Money)
+    volume: Mapped[Decimal] = mapped_column(Money)
+    trades: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProjectionState(Base):
+    __tablename__ = "projection_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, typed as a Table (the projector writes with Core, not the ORM)."""
+    return cast(Table, model.__table__)

@@ -1,0 +1,119 @@
+"""Monthly partitions of `fills` on PostgreSQL (declarative range partitioning on `executed_at`).
+
+There is no DEFAULT partition on purpose: a fill for a month without a partition would land there,
+and creating that month's partition later would then have to scan and move rows under a lock.
+Instead the projector calls `FillPartitions.ensure_for` before each batch; it creates the months
+the batch needs plus the month after each (the "month ahead"), in its own short transaction, and
+remembers what exists so the common case costs no query at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+import structlog
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+log = structlog.get_logger(__name__)
+
+_EXISTING_SQL = text(
+    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = to_regclass('fills')"
+)
+
+
+def month_of(instant: datetime) -> date:
+    utc = instant.astimezone(UTC)
+    return date(utc.year, utc.month, 1)
+
+
+def next_month(month: date) -> date:
+    return date(month.year + 1, 1, 1) if month.month == 12 else date(month.year, month.month + 1, 1)
+
+
+def partition_name(month: date) -> str:
+    return f"fills_p{month.year:04d}_{month.month:02d}"
+
+
+def partition_ddl(month: date) -> str:
+    upper = next_month(month)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {partition_name(month)} PARTITION OF fills "
+        f"FOR VALUES FROM ('{month.isoformat()} 00:00:00+00') TO ('{upper.isoformat()} 00:00:00+00')"
+    )
+
+
+def months_needed(instants: Iterable[datetime]) -> set[date]:
+    """Every month of `instants` and the month after each."""
+    months: set[date] = set()
+    for instant in instants:
+        month = month_of(instant)
+        months.add(month)
+        months.add(next_month(month))
+    return months
+
+
+def create_partitions_sync(connection: Connection, months: Iterable[date]) -> None:
+    """For migrations: create the partitions of `months` on a sync connection (PostgreSQL only)."""
+    for month in sorted(set(months)):
+        connection.execute(text(partition_ddl(month)))
+
+
+def existing_partitions(connection: Connection) -> set[str]:
+    result = connection.execute(_EXISTING_SQL)
+    return {row[0] for row in result}
+
+
+class FillPartitions:
+    """Creates fill partitions on demand and a month ahead; a no-op on SQLite. Not thread-safe:
+    one projector (one worker thread) owns an instance."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._enabled = engine.dialect.name == "postgresql"
+        self._known: set[str] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def forget(self) -> None:
+        """Drop the cache (after a lost connection, or if someone dropped a partition)."""
+        self._known = None
+
+    def ensure_for(self, instants: Iterable[datetime]) -> list[date]:
+        """Make sure partitions exist for the months of `instants` and the month after; returns new ones."""
+        if not self._enabled:
+            return []
+        months = months_needed(instants)
+        if self._known is not None and all(partition_name(m) in self._known for m in months):
+            return []
+        created: list[date] = []
+        with self._engine.connect() as connection:
+            if self._known is None:
+                self._known = existing_partitions(connection)
+                connection.commit()
+            for month in sorted(months):
+                name = partition_name(month)
+                if name in self._known:
+                    continue
+                try:
+                    connection.execute(text(partition_ddl(month)))
+                    connection.commit()
+                except DBAPIError:
+                    # Two creators racing on IF NOT EXISTS: the loser gets a duplicate error.
+                    connection.rollback()
+                    if name not in existing_partitions(connection):
+                        raise
+                    connection.commit()
+                else:
+                    created.append(month)
+                    log.info("fills_partition_created", partition=name)
+                self._known.add(name)
+        return created
+
+    def ensure_ahead(self, now: datetime) -> list[date]:
+        """The current month and the next one (called when the projector starts)."""
+        return self.ensure_for([now])

@@ -1,0 +1,1018 @@
+"""The projector: engine events -> read models, one transaction per batch, exactly once.
+
+Each batch is written in ONE transaction together with `projection_state.last_seq`; records with
+`seq <= last_seq` are skipped inside that transaction (so a commit whose acknowledgement was lost is
+never applied twice) and a gap in the sequence is refused (so none is ever skipped). The projector
+never blocks the engine: it reads its own `AsyncIterator[JournalRecord]`, and all database work runs
+in one worker thread. A lost connection is retried with exponential backoff; on restart,
+`await projector.last_seq()` says where to resume reading the journal.
+
+The engine's events carry integers only; the projector converts them with each market's spec (from
+`MarketCreated`, reloaded from the `markets` table on resume) and the currencies' decimals, through
+`tradehall.domain.fixedpoint`. It keeps a mirror of balances, positions and marks in memory to value
+accounts (equity) without reading them back; the mirror is rebuilt from the database after any failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar, TypeVarTuple
+
+import msgspec
+import structlog
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from tradehall.domain.enums import MarketKind, MarketStatus, OrderStatus
+from tradehall.domain.events import (
+    AccountOpened,
+    AccountStatusChanged,
+    AnyEvent,
+    BalanceChanged,
+    MarketCreated,
+    MarketSettled,
+    MarketStatusChanged,
+    MarketVoided,
+    MarkPriceUpdated,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderTriggered,
+    PositionChanged,
+    TradeExecuted,
+)
+from tradehall.domain.fixedpoint import amount_of, decimal_of, minor_of, units_of
+from tradehall.domain.market import BINARY_PAYOUT, DEFAULT_CURRENCY_DECIMALS, MarketSpec
+from tradehall.journal.records import JournalRecord
+from tradehall.store.models import (
+    Account,
+    Balance,
+    EquityPoint,
+    Fill,
+    Market,
+    Order,
+    Position,
+    ProjectionState,
+    table_of,
+)
+from tradehall.store.partitions import FillPartitions
+from tradehall.store.types import utc_of_ns
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+DEFAULT_PROJECTOR = "read_models"
+_ZERO = Decimal(0)
+_ORDER_COLUMNS_MUTABLE = (
+    "status",
+    "filled_quantity",
+    "average_price",
+    "fees",
+    "notional",
+    "price",
+    "quantity",
+    "updated_at",
+)
+_OPEN_AFTER_TRIGGER = OrderStatus.OPEN.value
+_ORDER_FOLLOW_UPS = (OrderFilled, OrderCancelled, OrderExpired, OrderAmended, OrderTriggered)
+
+
+class ProjectionError(Exception):
+    """The events cannot be projected (unknown market, a gap in the sequence): not retried."""
+
+
+class SequenceGapError(ProjectionError):
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"journal sequence gap: expected seq {expected}, got {got}")
+        self.expected = expected
+        self.got = got
+
+
+def is_transient(error: BaseException) -> bool:
+    """A lost or refused connection (retry later), as opposed to a bug or bad data (stop)."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    initial_delay: float = 0.05
+    max_delay: float = 5.0
+    multiplier: float = 2.0
+
+    def delays(self) -> Iterable[float]:
+        delay = self.initial_delay
+        while True:
+            yield delay
+            delay = min(self.max_delay, delay * self.multiplier)
+
+
+@dataclass(slots=True)
+class _MarketState:
+    spec: MarketSpec
+    tick_lot: Decimal
+    quote_decimals: int
+    payout_ticks: int | None
+    status: str
+    outcome: str | None = None
+    last_price: int | None = None
+    mark_price: int | None = None
+    created_ns: int = 0
+    updated_ns: int = 0
+
+    @property
+    def valuation_price(self) -> int | None:
+        return self.mark_price if self.mark_price is not None else self.last_price
+
+
+@dataclass(slots=True)
+class _AccountState:
+    id: str
+    owner: str
+    kind: str
+    currency: str
+    cost_basis: str
+    tier: str | None
+    status: str
+    trading_state: str
+    created_ns: int
+    updated_ns: int
+    peak_equity: Decimal | None = None
+    last_point_ns: int | None = None
+
+
+@dataclass(slots=True)
+class _PositionState:
+    quantity: int = 0
+    cost: int = 0
+    realized_pnl: int = 0
+    margin: int = 0
+    updated_ns: int = 0
+
+
+@dataclass(slots=True)
+class _Mirror:
+    markets: dict[str, _MarketState] = field(default_factory=dict)
+    accounts: dict[str, _AccountState] = field(default_factory=dict)
+    balances: dict[tuple[str, str], tuple[int, int, int]] = field(default_factory=dict)
+    positions: dict[tuple[str, str], _PositionState] = field(default_factory=dict)
+    accounts_by_market: dict[str, set[str]] = field(default_factory=dict)
+    markets_by_account: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectorConfig:
+    name: str = DEFAULT_PROJECTOR
+    max_batch_records: int = 1000
+    max_pending_records: int = 100_000
+    equity_interval_seconds: float = 1.0
+    """Minimum event time between two equity_history points of one account (0 = every batch)."""
+    currency_decimals: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_CURRENCY_DECIMALS))
+    default_currency_decimals: int = 8
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class Projector:
+    def __init__(
+        self,
+        engine: Engine,
+        config: ProjectorConfig | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fault: Callable[[str], None] | None = None,
+    ) -> None:
+        """`fault(point)` is a test hook called inside the batch transaction ("before_commit")."""
+        self._engine = engine
+        self.config = config or ProjectorConfig()
+        self._clock = clock
+        self._fault = fault
+        self._partitions = FillPartitions(engine)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"projector-{self.config.name}")
+        self._mirror: _Mirror | None = None
+        self._projected_seq: int | None = None
+        self._engine_seq = 0
+        self.retries = 0
+        self.connected = True
+
+    # ---- the async face -------------------------------------------------------------------------
+
+    async def last_seq(self) -> int:
+        """The last journal seq durably projected: resume reading the journal after it."""
+        seq = await self._in_thread(self._read_last_seq_sync)
+        self._projected_seq = seq
+        self._engine_seq = max(self._engine_seq, seq)
+        return seq
+
+    def observe_engine_seq(self, seq: int) -> None:
+        """The runner reports the engine's latest seq, so `lag` counts what has not arrived yet too."""
+        self._engine_seq = max(self._engine_seq, seq)
+
+    @property
+    def projected_seq(self) -> int | None:
+        return self._projected_seq
+
+    @property
+    def lag(self) -> int:
+        """Records the engine has sequenced that the read models do not show yet (for /ready)."""
+        return max(0, self._engine_seq - (self._projected_seq or 0))
+
+    async def apply(self, records: Sequence[JournalRecord]) -> int:
+        """Project one batch (retrying transient failures); returns the stored last seq."""
+        if not records:
+            return await self.last_seq()
+        self._engine_seq = max(self._engine_seq, records[-1].seq)
+        delays = iter(self.config.retry.delays())
+        while True:
+            try:
+                seq = await self._in_thread(self._apply_batch_sync, records)
+            except Exception as error:
+                self._mirror = None
+                self._partitions.forget()
+                if not is_transient(error):
+                    raise
+                self.connected = False
+                self.retries += 1
+                delay = next(delays)
+                log.warning(
+                    "projector_retry",
+                    projector=self.config.name,
+                    delay_s=delay,
+                    error=type(error).__name__,
+                    detail=str(error).splitlines()[0][:200],
+                )
+                await asyncio.sleep(delay)
+                continue
+            if not self.connected:
+                log.info("projector_reconnected", projector=self.config.name, retries=self.retries)
+            self.connected = True
+            self._projected_seq = seq
+            return seq
+
+    async def run(self, source: AsyncIterator[JournalRecord]) -> None:
+        """Project everything `source` yields, in batches of what has arrived, until it ends.
+
+        A reader task moves records into a bounded queue so that batches form while a transaction
+        runs; when the queue is full only `source` waits, never the engine (the runner feeds the
+        projector from the journal, which holds everything).
+        """
+        await self._in_thread(self._partitions.ensure_ahead, self._clock())
+        pending: asyncio.Queue[JournalRecord | None] = asyncio.Queue(self.config.max_pending_records)
+        reader = asyncio.create_task(self._read(source, pending))
+        try:
+            finished = False
+            while not finished:
+                first = await pending.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < self.config.max_batch_records:
+                    try:
+                        item = pending.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if item is None:
+                        finished = True
+                        break
+                    batch.append(item)
+                await self.apply(batch)
+            await reader
+        finally:
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    async def _read(
+        self, source: AsyncIterator[JournalRecord], pending: asyncio.Queue[JournalRecord | None]
+    ) -> None:
+        try:
+            async for record in source:
+                self._engine_seq = max(self._engine_seq, record.seq)
+                await pending.put(record)
+        finally:
+            await pending.put(None)
+
+    async def _in_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # ---- the worker thread --------------------------------------------------------------------
+
+    def _read_last_seq_sync(self) -> int:
+        with self._engine.connect() as connection:
+            stored = _stored_last_seq(connection, self.config.name, lock=False)
+            return 0 if stored is None else stored
+
+    def _apply_batch_sync(self, records: Sequence[JournalRecord]) -> int:
+        started = time.perf_counter()
+        if self._mirror is None:
+            self._mirror = self._load_mirror()
+        fill_times = [
+            utc_of_ns(ev.ts) for record in records for ev in record.events if isinstance(ev, OrderFilled)
+        ]
+        if fill_times:
+            self._partitions.ensure_for(fill_times)
+        with self._engine.begin() as connection:
+            stored = _stored_last_seq(connection, self.config.name, lock=True)
+            last = stored or 0
+            todo = [record for record in records if record.seq > last]
+            if not todo:
+                return last
+            # A fresh projection starts wherever its source starts; after that, no gap is allowed.
+            expected = last + 1 if stored is not None else todo[0].seq
+            for record in todo:
+                if record.seq != expected:
+                    raise SequenceGapError(expected, record.seq)
+                expected = record.seq + 1
+            batch = _Batch(self._mirror, self.config)
+            batch.load_orders(connection, todo)
+            for record in todo:
+                batch.apply(record)
+            batch.write(connection)
+            new_last = todo[-1].seq
+            now = utc_of_ns(todo[-1].ts)
+            table = table_of(ProjectionState)
+            if stored is None:
+                connection.execute(
+                    insert(table).values(name=self.config.name, last_seq=new_last, updated_at=now)
+                )
+            else:
+                connection.execute(
+                    update(table)
+                    .where(table.c.name == self.config.name)
+                    .values(last_seq=new_last, updated_at=now)
+                )
+            if self._fault is not None:
+                self._fault("before_commit")
+        log.debug(
+            "projector_batch",
+            projector=self.config.name,
+            records=len(todo),
+            last_seq=new_last,
+            fills=batch.fill_count,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return new_last
+
+    def _load_mirror(self) -> _Mirror:
+        mirror = _Mirror()
+        decimals = self.config.currency_decimals
+        default = self.config.default_currency_decimals
+        with self._engine.connect() as connection:
+            for row in connection.execute(select(table_of(Market))).mappings():
+                spec = msgspec.json.decode(row["spec_json"], type=MarketSpec)
+                state = _market_state(spec, decimals.get(spec.quote, default), row["status"], 0)
+                state.outcome = row["outcome"]
+                if row["last_price"] is not None:
+                    state.last_price = units_of(row["last_price"], spec.tick_size, "last_price")
+                if row["mark_price"] is not None:
+                    state.mark_price = units_of(row["mark_price"], spec.tick_size, "mark_price")
+                state.created_ns = _ns_of(row["created_at"])
+                state.updated_ns = _ns_of(row["updated_at"])
+                mirror.markets[spec.symbol] = state
+            for row in connection.execute(select(table_of(Account))).mappings():
+                mirror.accounts[row["id"]] = _AccountState(
+                    id=row["id"],
+                    owner=row["owner"],
+                    kind=row["kind"],
+                    currency=row["currency"],
+                    cost_basis=row["cost_basis"],
+                    tier=row["tier"],
+                    status=row["status"],
+                    trading_state=row["trading_state"],
+                    created_ns=_ns_of(row["created_at"]),
+                    updated_ns=_ns_of(row["updated_at"]),
+                    peak_equity=row["peak_equity"],
+                )
+            last_points = select(EquityPoint.account_id, EquityPoint.at).order_by(EquityPoint.account_id)
+            for account_id, at in connection.execute(last_points):
+                account = mirror.accounts.get(account_id)
+                if account is not None:
+                    ns = _ns_of(at)
+                    account.last_point_ns = max(account.last_point_ns or ns, ns)
+            for row in connection.execute(select(table_of(Balance))).mappings():
+                places = decimals.get(row["currency"], default)
+                mirror.balances[(row["account_id"], row["currency"])] = (
+                    minor_of(row["total"], places),
+                    minor_of(row["held"], places),
+                    _ns_of(row["updated_at"]),
+                )
+            for row in connection.execute(select(table_of(Position))).mappings():
+                market = mirror.markets.get(row["market"])
+                if market is None:
+                    raise ProjectionError(f"position in unknown market {row['market']!r}")
+                spec = market.spec
+                mirror.positions[(row["account_id"], row["market"])] = _PositionState(
+                    quantity=units_of(row["quantity"], spec.lot_size, "quantity"),
+                    cost=units_of(row["cost"], market.tick_lot, "cost"),
+                    realized_pnl=minor_of(row["realized_pnl"], market.quote_decimals),
+                    margin=minor_of(row["margin"], market.quote_decimals),
+                    updated_ns=_ns_of(row["updated_at"]),
+                )
+                mirror.accounts_by_market.setdefault(row["market"], set()).add(row["account_id"])
+                mirror.markets_by_account.setdefault(row["account_id"], set()).add(row["market"])
+        return mirror
+
+
+def _stored_last_seq(connection: Connection, name: str, *, lock: bool) -> int | None:
+    table = table_of(ProjectionState)
+    query = select(table.c.last_seq).where(table.c.name == name)
+    if lock:
+        query = query.with_for_update()
+    value = connection.execute(query).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+def _ns_of(instant: datetime) -> int:
+    return int(instant.timestamp()) * 1_000_000_000 + instant.microsecond * 1000
+
+
+def _market_state(spec: MarketSpec, quote_decimals: int, status: str, ts: int) -> _MarketState:
+    payout = units_of(BINARY_PAYOUT, spec.tick_size, "payout") if spec.kind == MarketKind.BINARY else None
+    return _MarketState(
+        spec=spec,
+        tick_lot=spec.tick_size * spec.lot_size,
+        quote_decimals=quote_decimals,
+        payout_ticks=payout,
+        status=status,
+        created_ns=ts,
+        updated_ns=ts,
+    )
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _Batch:
+    """The changes of one batch: applied to the mirror as they come, written to SQL at the end."""
+
+    def __init__(self, mirror: _Mirror, config: ProjectorConfig) -> None:
+        self.mirror = mirror
+        self.config = config
+        self.fill_count = 0
+        self.new_markets: set[str] = set()
+        self.dirty_markets: set[str] = set()
+        self.new_accounts: set[str] = set()
+        self.dirty_accounts: set[str] = set()
+        self.new_balances: set[tuple[str, str]] = set()
+        self.dirty_balances: set[tuple[str, str]] = set()
+        self.new_positions: set[tuple[str, str]] = set()
+        self.dirty_positions: set[tuple[str, str]] = set()
+        self.revalued_markets: dict[str, tuple[int, int]] = {}
+        self.touched_accounts: dict[str, tuple[int, int]] = {}
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.new_orders: set[int] = set()
+        self.fills: list[dict[str, Any]] = []
+        self._seq = 0
+        self._ts = 0
+
+    # ---- reading what the batch needs -------------------------------------------------------
+
+    def load_orders(self, connection: Connection, records: Sequence[JournalRecord]) -> None:
+        accepted: set[int] = set()
+        wanted: set[int] = set()
+        for record in records:
+            for ev in record.events:
+                if isinstance(ev, OrderAccepted):
+                    accepted.add(ev.order_id)
+                elif isinstance(ev, _ORDER_FOLLOW_UPS) and ev.order_id not in accepted:
+                    wanted.add(ev.order_id)
+        if not wanted:
+            return
+        table = table_of(Order)
+        columns = [table.c.id, *(table.c[name] for name in _ORDER_COLUMNS_MUTABLE), table.c.market]
+        for chunk in _chunks(sorted(str(order_id) for order_id in wanted), 500):
+            for row in connection.execute(select(*columns).where(table.c.id.in_(chunk))).mappings():
+                self.orders[int(row["id"])] = dict(row)
+
+    # ---- applying events --------------------------------------------------------------------
+
+    def apply(self, record: JournalRecord) -> None:
+        self._seq = record.seq
+        self._ts = record.ts
+        for ev in record.events:
+            handler = _HANDLERS.get(type(ev))
+            if handler is not None:
+                handler(self, ev)
+
+    def _market(self, symbol: str) -> _MarketState:
+        market = self.mirror.markets.get(symbol)
+        if market is None:
+            raise ProjectionError(f"event for unknown market {symbol!r} at seq {self._seq}")
+        return market
+
+    def _touch(self, account_id: str) -> None:
+        self.touched_accounts[account_id] = (self._seq, self._ts)
+
+    def on_market_created(self, ev: MarketCreated) -> None:
+        spec = ev.spec
+        places = self.config.currency_decimals.get(spec.quote, self.config.default_currency_decimals)
+        self.mirror.markets[spec.symbol] = _market_state(spec, places, spec.status.value, ev.ts)
+        self.new_markets.add(spec.symbol)
+
+    def on_market_status(self, ev: MarketStatusChanged) -> None:
+        market = self._market(ev.market)
+        market.status = ev.status.value
+        market.updated_ns = ev.ts
+        self.dirty_markets.add(ev.market)
+
+    def _close_positions(self, symbol: str, ts: int) -> None:
+        for account_id in self.mirror.accounts_by_market.get(symbol, ()):
+            position = self.mirror.positions[(account_id, symbol)]
+            position.quantity = 0
+            position.cost = 0
+            position.updated_ns = ts
+            self.dirty_positions.add((account_id, symbol))
+            self._touch(account_id)
+
+    def on_market_settled(self, ev: MarketSettled) -> None:
+        market = self._market(ev.market)
+        market.status = MarketStatus.SETTLED.value
+        market.outcome = ev.outcome.value
+        market.updated_ns = ev.ts
+        self.dirty_markets.add(ev.market)
+        self._close_positions(ev.market, ev.ts)
+
+    def on_market_voided(self, ev: MarketVoided) -> None:
+        market = self._market(ev.market)
+        market.status = MarketStatus.CANCELLED.value
+        market.updated_ns = ev.ts
+        self.dirty_markets.add(ev.market)
+        self._close_positions(ev.market, ev.ts)
+
+    def on_mark(self, ev: MarkPriceUpdated) -> None:
+        market = self._market(ev.market)
+        market.mark_price = ev.price
+        market.updated_ns = ev.ts
+        self.dirty_markets.add(ev.market)
+        self.revalued_markets[ev.market] = (self._seq, self._ts)
+
+    def on_trade(self, ev: TradeExecuted) -> None:
+        market = self._market(ev.market)
+        market.last_price = ev.price
+        market.updated_ns = ev.ts
+        self.dirty_markets.add(ev.market)
+        if market.mark_price is None:
+            self.revalued_markets[ev.market] = (self._seq, self._ts)
+
+    def on_account_opened(self, ev: AccountOpened) -> None:
+        self.mirror.accounts[ev.account_id] = _AccountState(
+            id=ev.account_id,
+            owner=ev.owner,
+            kind=ev.kind.value,
+            currency=ev.currency,
+            cost_basis=ev.cost_basis.value,
+            tier=ev.tier,
+            status="active",
+            trading_state="active",
+            created_ns=ev.ts,
+            updated_ns=ev.ts,
+        )
+        self.new_accounts.add(ev.account_id)
+        self._touch(ev.account_id)
+
+    def on_account_status(self, ev: AccountStatusChanged) -> None:
+        account = self.mirror.accounts.get(ev.account_id)
+        if account is None:
+            raise ProjectionError(f"status of unknown account {ev.account_id!r} at seq {self._seq}")
+        account.status = ev.status.value
+        account.trading_state = ev.trading_state.value
+        account.updated_ns = ev.ts
+        self.dirty_accounts.add(ev.account_id)
+
+    def on_balance(self, ev: BalanceChanged) -> None:
+        key = (ev.account_id, ev.currency)
+        if key not in self.mirror.balances:
+            self.new_balances.add(key)
+        self.mirror.balances[key] = (ev.total, ev.held, self._ts)
+        self.dirty_balances.add(key)
+        self._touch(ev.account_id)
+
+    def on_position(self, ev: PositionChanged) -> None:
+        self._market(ev.market)
+        key = (ev.account_id, ev.market)
+        position = self.mirror.positions.get(key)
+        if position is None:
+            position = self.mirror.positions[key] = _PositionState()
+            self.new_positions.add(key)
+            self.mirror.accounts_by_market.setdefault(ev.market, set()).add(ev.account_id)
+            self.mirror.markets_by_account.setdefault(ev.account_id, set()).add(ev.market)
+        position.quantity = ev.quantity
+        position.cost = ev.cost
+        position.realized_pnl = ev.realized_pnl
+        position.margin = ev.margin
+        position.updated_ns = self._ts
+        self.dirty_positions.add(key)
+        self._touch(ev.account_id)
+
+    def on_order_accepted(self, ev: OrderAccepted) -> None:
+        spec = self._market(ev.market).spec
+        at = utc_of_ns(ev.ts)
+        self.orders[ev.order_id] = {
+            "id": str(ev.order_id),
+            "client_order_id": ev.client_order_id,
+            "account_id": ev.account_id,
+            "market": ev.market,
+            "side": ev.requested_side.value,
+            "engine_side": ev.side.value,
+            "type": ev.type.value,
+            "time_in_force": ev.time_in_force.value,
+            "quantity": decimal_of(ev.quantity, spec.lot_size),
+            "price": None if ev.price is None else decimal_of(ev.price, spec.tick_size),
+            "stop_price": None if ev.stop_price is None else decimal_of(ev.stop_price, spec.tick_size),
+            "expire_at": None if ev.expire_at is None else utc_of_ns(ev.expire_at),
+            "post_only": ev.post_only,
+            "reduce_only": ev.reduce_only,
+            "status": ev.status.value,
+            "filled_quantity": _ZERO,
+            "average_price": None,
+            "fees": _ZERO,
+            "notional": _ZERO,
+            "created_at": at,
+            "updated_at": at,
+        }
+        self.new_orders.add(ev.order_id)
+
+    def _order(self, order_id: int) -> dict[str, Any] | None:
+        order = self.orders.get(order_id)
+        if order is None:
+            log.warning("projector_unknown_order", order_id=order_id, seq=self._seq)
+        return order
+
+    def on_order_filled(self, ev: OrderFilled) -> None:
+        market = self._market(ev.market)
+        spec = market.spec
+        price = decimal_of(ev.price, spec.tick_size)
+        quantity = decimal_of(ev.quantity, spec.lot_size)
+        fee = amount_of(ev.fee, market.quote_decimals)
+        at = utc_of_ns(ev.ts)
+        taker = ev.liquidity.value == "taker"
+        self.fills.append(
+            {
+                "id": ev.trade_id * 2 + (1 if taker else 0),
+                "executed_at": at,
+                "trade_id": ev.trade_id,
+                "order_id": str(ev.order_id),
+                "account_id": ev.account_id,
+                "market": ev.market,
+                "side": ev.side.value,
+                "price": price,
+                "quantity": quantity,
+                "fee": fee,
+                "liquidity": ev.liquidity.value,
+                "realized_pnl": amount_of(ev.realized_pnl, market.quote_decimals),
+            }
+        )
+        self.fill_count += 1
+        self._touch(ev.account_id)
+        order = self._order(ev.order_id)
+        if order is None:
+            return
+        filled = decimal_of(ev.filled_quantity, spec.lot_size)
+        notional = order["notional"] + decimal_of(ev.price * ev.quantity, market.tick_lot)
+        order["notional"] = notional
+        order["fees"] = order["fees"] + fee
+        order["filled_quantity"] = filled
+        order["average_price"] = (notional / filled) if filled else None
+        order["status"] = ev.status.value
+        order["updated_at"] = at
+
+    def on_order_cancelled(self, ev: OrderCancelled) -> None:
+        self._close_order(ev.order_id, ev.market, ev.filled_quantity, OrderStatus.CANCELLED.value, ev.ts)
+
+    def on_order_expired(self, ev: OrderExpired) -> None:
+        self._close_order(ev.order_id, ev.market, ev.filled_quantity, OrderStatus.EXPIRED.value, ev.ts)
+
+    def _close_order(self, order_id: int, symbol: str, filled: int, status: str, ts: int) -> None:
+        spec = self._market(symbol).spec
+        order = self._order(order_id)
+        if order is None:
+            return
+        order["filled_quantity"] = decimal_of(filled, spec.lot_size)
+        order["status"] = status
+        order["updated_at"] = utc_of_ns(ts)
+
+    def on_order_amended(self, ev: OrderAmended) -> None:
+        spec = self._market(ev.market).spec
+        order = self._order(ev.order_id)
+        if order is None:
+            return
+        if ev.price is not None:
+            order["price"] = decimal_of(ev.price, spec.tick_size)
+        order["quantity"] = decimal_of(ev.quantity, spec.lot_size)
+        order["updated_at"] = utc_of_ns(ev.ts)
+
+    def on_order_triggered(self, ev: OrderTriggered) -> None:
+        order = self._order(ev.order_id)
+        if order is None:
+            return
+        if order["status"] == OrderStatus.PENDING_TRIGGER.value:
+            order["status"] = _OPEN_AFTER_TRIGGER
+        order["updated_at"] = utc_of_ns(ev.ts)
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def write(self, connection: Connection) -> None:
+        mirror = self.mirror
+        if self.new_markets:
+            rows = [self._market_row(symbol) for symbol in sorted(self.new_markets)]
+            connection.execute(insert(table_of(Market)), rows)
+        updated_markets = self.dirty_markets - self.new_markets
+        if updated_markets:
+            rows = [self._market_row(symbol) for symbol in sorted(updated_markets)]
+            _update_many(
+                connection,
+                table_of(Market),
+                ("symbol",),
+                rows,
+                ("status", "outcome", "last_price", "mark_price", "updated_at"),
+            )
+        for symbol, (seq, ts) in self.revalued_markets.items():
+            for account_id in mirror.accounts_by_market.get(symbol, ()):
+                self.dirty_positions.add((account_id, symbol))
+                if self.touched_accounts.get(account_id, (0, 0)) < (seq, ts):
+                    self.touched_accounts[account_id] = (seq, ts)
+        if self.dirty_balances:
+            new = [self._balance_row(key) for key in sorted(self.new_balances)]
+            old = [self._balance_row(key) for key in sorted(self.dirty_balances - self.new_balances)]
+            if new:
+                connection.execute(insert(table_of(Balance)), new)
+            _update_many(
+                connection,
+                table_of(Balance),
+                ("account_id", "currency"),
+                old,
+                ("total", "held", "available", "updated_at"),
+            )
+        if self.dirty_positions:
+            new = [self._position_row(key) for key in sorted(self.new_positions)]
+            old = [self._position_row(key) for key in sorted(self.dirty_positions - self.new_positions)]
+            if new:
+                connection.execute(insert(table_of(Position)), new)
+            _update_many(
+                connection,
+                table_of(Position),
+                ("account_id", "market"),
+                old,
+                (
+                    "side",
+                    "quantity",
+                    "cost",
+                    "average_entry_price",
+                    "mark_price",
+                    "unrealized_pnl",
+                    "realized_pnl",
+                    "margin",
+                    "updated_at",
+                ),
+            )
+        if self.new_orders:
+            connection.execute(insert(table_of(Order)), [self.orders[i] for i in sorted(self.new_orders)])
+        old_orders = [row for order_id, row in self.orders.items() if order_id not in self.new_orders]
+        _update_many(connection, table_of(Order), ("id",), old_orders, _ORDER_COLUMNS_MUTABLE)
+        if self.fills:
+            connection.execute(insert(table_of(Fill)), self.fills)
+        self._write_accounts(connection)
+
+    def _write_accounts(self, connection: Connection) -> None:
+        mirror = self.mirror
+        interval_ns = int(self.config.equity_interval_seconds * 1_000_000_000)
+        new_rows: list[dict[str, Any]] = []
+        old_rows: list[dict[str, Any]] = []
+        points: list[dict[str, Any]] = []
+        for account_id in sorted(set(self.touched_accounts) | self.dirty_accounts | self.new_accounts):
+            account = mirror.accounts.get(account_id)
+            if account is None:
+                continue
+            seq, ts = self.touched_accounts.get(account_id, (self._seq, self._ts))
+            row = self._account_row(account, ts)
+            (new_rows if account_id in self.new_accounts else old_rows).append(row)
+            if account_id in self.touched_accounts and (
+                account.last_point_ns is None or ts - account.last_point_ns >= interval_ns
+            ):
+                account.last_point_ns = ts
+                points.append(
+                    {"account_id": account_id, "seq": seq, "at": utc_of_ns(ts), "equity": row["equity"]}
+                )
+        if new_rows:
+            connection.execute(insert(table_of(Account)), new_rows)
+        _update_many(
+            connection,
+            table_of(Account),
+            ("id",),
+            old_rows,
+            (
+                "status",
+                "trading_state",
+                "balance",
+                "available",
+                "equity",
+                "unrealized_pnl",
+                "realized_pnl",
+                "peak_equity",
+                "drawdown",
+                "updated_at",
+            ),
+        )
+        if points:
+            connection.execute(insert(table_of(EquityPoint)), points)
+
+    def _account_row(self, account: _AccountState, ts: int) -> dict[str, Any]:
+        mirror = self.mirror
+        places = self.config.currency_decimals.get(account.currency, self.config.default_currency_decimals)
+        total, held, _ = mirror.balances.get((account.id, account.currency), (0, 0, 0))
+        balance = amount_of(total, places)
+        value = _ZERO
+        unrealized = _ZERO
+        realized = _ZERO
+        for symbol in mirror.markets_by_account.get(account.id, ()):
+            market = mirror.markets[symbol]
+            if market.spec.quote != account.currency:
+                continue
+            position = mirror.positions[(account.id, symbol)]
+            realized += amount_of(position.realized_pnl, market.quote_decimals)
+            price = market.valuation_price
+            if position.quantity == 0 or price is None:
+                continue
+            unrealized += decimal_of(position.quantity * price - position.cost, market.tick_lot)
+            value += decimal_of(_position_value(market, position, price), market.tick_lot)
+        equity = balance + value
+        peak = equity if account.peak_equity is None else max(account.peak_equity, equity)
+        account.peak_equity = peak
+        account.updated_ns = max(account.updated_ns, ts)
+        return {
+            "id": account.id,
+            "owner": account.owner,
+            "kind": account.kind,
+            "currency": account.currency,
+            "cost_basis": account.cost_basis,
+            "tier": account.tier,
+            "status": account.status,
+            "trading_state": account.trading_state,
+            "balance": balance,
+            "available": amount_of(total - held, places),
+            "equity": equity,
+            "unrealized_pnl": unrealized,
+            "realized_pnl": realized,
+            "peak_equity": peak,
+            "drawdown": peak - equity,
+            "created_at": utc_of_ns(account.created_ns),
+            "updated_at": utc_of_ns(account.updated_ns),
+        }
+
+    def _market_row(self, symbol: str) -> dict[str, Any]:
+        market = self.mirror.markets[symbol]
+        spec = market.spec
+        return {
+            "symbol": spec.symbol,
+            "kind": spec.kind.value,
+            "venue": spec.venue.value,
+            "base": spec.base,
+            "quote": spec.quote,
+            "tick_size": spec.tick_size,
+            "lot_size": spec.lot_size,
+            "min_quantity": spec.min_quantity,
+            "max_quantity": spec.max_quantity,
+            "maker_fee": spec.maker_fee,
+            "taker_fee": spec.taker_fee,
+            "fee_model": spec.fee_model.value,
+            "max_leverage": spec.max_leverage,
+            "initial_margin": spec.initial_margin,
+            "maintenance_margin": spec.maintenance_margin,
+            "status": market.status,
+            "outcome": market.outcome,
+            "close_time": None if spec.close_time is None else utc_of_ns(spec.close_time),
+            "last_price": None
+            if market.last_price is None
+            else decimal_of(market.last_price, spec.tick_size),
+            "mark_price": None
+            if market.mark_price is None
+            else decimal_of(market.mark_price, spec.tick_size),
+            "spec_json": msgspec.json.encode(spec).decode(),
+            "created_at": utc_of_ns(market.created_ns),
+            "updated_at": utc_of_ns(market.updated_ns),
+        }
+
+    def _balance_row(self, key: tuple[str, str]) -> dict[str, Any]:
+        total, held, ts = self.mirror.balances[key]
+        places = self.config.currency_decimals.get(key[1], self.config.default_currency_decimals)
+        return {
+            "account_id": key[0],
+            "currency": key[1],
+            "total": amount_of(total, places),
+            "held": amount_of(held, places),
+            "available": amount_of(total - held, places),
+            "updated_at": utc_of_ns(ts),
+        }
+
+    def _position_row(self, key: tuple[str, str]) -> dict[str, Any]:
+        position = self.mirror.positions[key]
+        market = self.mirror.markets[key[1]]
+        spec = market.spec
+        quantity = position.quantity
+        price = market.valuation_price
+        average: Decimal | None = None
+        if quantity:
+            average = decimal_of(position.cost, market.tick_lot) / decimal_of(quantity, spec.lot_size)
+            if market.payout_ticks is not None and quantity < 0:
+                average = BINARY_PAYOUT - average
+        unrealized = _ZERO
+        if quantity and price is not None:
+            unrealized = decimal_of(quantity * price - position.cost, market.tick_lot)
+        updated = position.updated_ns
+        if key[1] in self.revalued_markets:
+            updated = max(updated, self.revalued_markets[key[1]][1])
+        return {
+            "account_id": key[0],
+            "market": key[1],
+            "side": _position_side(spec.kind, quantity),
+            "quantity": decimal_of(quantity, spec.lot_size),
+            "cost": decimal_of(position.cost, market.tick_lot),
+            "average_entry_price": average,
+            "mark_price": None if price is None else decimal_of(price, spec.tick_size),
+            "unrealized_pnl": unrealized,
+            "realized_pnl": amount_of(position.realized_pnl, market.quote_decimals),
+            "margin": amount_of(position.margin, market.quote_decimals),
+            "updated_at": utc_of_ns(updated),
+        }
+
+
+def _position_side(kind: MarketKind, quantity: int) -> str:
+    if quantity == 0:
+        return "flat"
+    if kind == MarketKind.BINARY:
+        return "yes" if quantity > 0 else "no"
+    return "long" if quantity > 0 else "short"
+
+
+def _position_value(market: _MarketState, position: _PositionState, price: int) -> int:
+    """What the position adds to equity, in tick-lots of the quote currency.
+
+    Perp: only its unrealised P&L (the margin is still in the cash balance). Spot: the holding at the
+    price. Binary: YES contracts at the price, NO contracts at payout - price.
+    """
+    quantity = position.quantity
+    if market.spec.kind == MarketKind.PERP:
+        return quantity * price - position.cost
+    if market.payout_ticks is not None and quantity < 0:
+        return -quantity * (market.payout_ticks - price)
+    return quantity * price
+
+
+def _update_many(
+    connection: Connection,
+    table: Table,
+    keys: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    columns: Iterable[str],
+) -> None:
+    if not rows:
+        return
+    columns = tuple(columns)
+    statement = (
+        update(table)
+        .where(*(table.c[key] == bindparam(f"k_{key}") for key in keys))
+        .values({column: bindparam(f"v_{column}") for column in columns})
+    )
+    params = [
+        {**{f"k_{key}": row[key] for key in keys}, **{f"v_{column}": row[column] for column in columns}}
+        for row in rows
+    ]
+    connection.execute(statement, params)
+
+
+_HANDLERS: dict[type[AnyEvent], Callable[[_Batch, Any], None]] = {
+    MarketCreated: _Batch.on_market_created,
+    MarketStatusChanged: _Batch.on_market_status,
+    MarketSettled: _Batch.on_market_settled,
+    MarketVoided: _Batch.on_market_voided,
+    MarkPriceUpdated: _Batch.on_mark,
+    TradeExecuted: _Batch.on_trade,
+    AccountOpened: _Batch.on_account_opened,
+    AccountStatusChanged: _Batch.on_account_status,
+    BalanceChanged: _Batch.on_balance,
+    PositionChanged: _Batch.on_position,
+    OrderAccepted: _Batch.on_order_accepted,
+    OrderFilled: _Batch.on_order_filled,
+    OrderCancelled: _Batch.on_order_cancelled,
+    OrderExpired: _Batch.on_order_expired,
+    OrderAmended: _Batch.on_order_amended,
+    OrderTriggered: _Batch.on_order_triggered,
+}
+"""Events without a read model (BookChanged, OrderRejected, CommandRejected) have no handler."""

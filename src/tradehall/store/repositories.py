@@ -1,0 +1,156 @@
+"""Writes that do not come from the engine: users, API keys (for the API) and candles (for market data).
+
+Functions take a sync `Session` first and do not commit: `Store.call` wraps each call in a transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tradehall.domain.errors import Code, TradehallError
+from tradehall.store.models import ApiKey, Candle, User, table_of
+
+USER_ROLES = ("trader", "admin")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---- users ----------------------------------------------------------------------------------------
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password_hash: str,
+    role: str = "trader",
+    *,
+    user_id: str | None = None,
+    created_at: datetime | None = None,
+) -> User:
+    """A new user; the caller hashes the password. A taken username is `conflict`."""
+    if role not in USER_ROLES:
+        raise TradehallError(Code.INVALID_REQUEST, f"role must be trader or admin, got {role!r}")
+    user = User(
+        id=user_id or str(uuid.uuid4()),
+        username=username,
+        password_hash=password_hash,
+        role=role,
+        created_at=created_at or _now(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError:
+        raise TradehallError(Code.CONFLICT, f"username {username!r} is taken") from None
+    return user
+
+
+def find_user_by_username(session: Session, username: str) -> User | None:
+    return session.scalars(select(User).where(User.username == username)).first()
+
+
+def get_user(session: Session, user_id: str) -> User | None:
+    return session.get(User, user_id)
+
+
+# ---- API keys -------------------------------------------------------------------------------------
+
+
+def create_api_key(
+    session: Session,
+    user_id: str,
+    key_hash: str,
+    label: str | None = None,
+    *,
+    key_id: str | None = None,
+    created_at: datetime | None = None,
+) -> ApiKey:
+    """Stores only the hash of the key (the caller shows the key once and hashes it)."""
+    key = ApiKey(
+        id=key_id or str(uuid.uuid4()),
+        user_id=user_id,
+        key_hash=key_hash,
+        label=label,
+        created_at=created_at or _now(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(key)
+    except IntegrityError:
+        raise TradehallError(Code.CONFLICT, "api key already exists (or the user does not)") from None
+    return key
+
+
+def find_api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).first()
+
+
+def list_api_keys(session: Session, user_id: str) -> list[ApiKey]:
+    query = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at, ApiKey.id)
+    return list(session.scalars(query))
+
+
+def delete_api_key(session: Session, key_id: str, *, user_id: str | None = None) -> bool:
+    """Deletes the key (only if it belongs to `user_id` when given); False when there was none."""
+    statement = delete(ApiKey).where(ApiKey.id == key_id)
+    if user_id is not None:
+        statement = statement.where(ApiKey.user_id == user_id)
+    result = session.execute(statement)
+    return bool(getattr(result, "rowcount", 0))
+
+
+# ---- candles --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CandleRow:
+    market: str
+    interval: str
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trades: int = 0
+
+
+_CANDLE_UPDATE = ("open", "high", "low", "close", "volume", "trades")
+
+
+def upsert_candles(session: Session, rows: Iterable[CandleRow]) -> int:
+    """Inserts candles or replaces the ones with the same (market, interval, start); returns the count.
+
+    The caller owns the candle's values (a later update of the current candle replaces it whole).
+    """
+    values: Sequence[dict[str, object]] = [asdict(row) for row in rows]
+    if not values:
+        return 0
+    table = table_of(Candle)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        pg = postgresql.insert(table)
+        statement = pg.on_conflict_do_update(
+            index_elements=["market", "interval", "start"], set_={c: pg.excluded[c] for c in _CANDLE_UPDATE}
+        )
+        session.execute(statement, values)
+    elif dialect == "sqlite":
+        lite = sqlite.insert(table)
+        upsert = lite.on_conflict_do_update(
+            index_elements=["market", "interval", "start"], set_={c: lite.excluded[c] for c in _CANDLE_UPDATE}
+        )
+        session.execute(upsert, values)
+    else:
+        raise TradehallError(Code.INTERNAL, f"upsert_candles does not support {dialect}")
+    return len(values)

@@ -1,0 +1,73 @@
+"""Column types that behave the same on SQLite and PostgreSQL.
+
+SQLite has no decimal type: a NUMERIC column there coerces "64000.50" to a binary float, so money
+would lose cents. `Money` is NUMERIC on PostgreSQL and TEXT on SQLite (the exact decimal string);
+SQL arithmetic and ordering on money columns are therefore not portable and the store never uses them.
+`UTCDateTime` is timestamptz on PostgreSQL and a fixed-width text on SQLite (so ordering works), and
+always hands back timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, Numeric, String
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from tradehall.domain.fixedpoint import decimal_str
+
+
+class Money(TypeDecorator[Decimal]):
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(64))
+        return dialect.type_descriptor(Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return decimal_str(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, Decimal):
+            return value
+        return Decimal(str(value))
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused: the store keeps UTC instants")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            # Fixed-width and naive on SQLite so that text order is time order.
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utc_of_ns(ns: int) -> datetime:
+    """A UTC datetime (microsecond precision, truncated) from nanoseconds since the epoch."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
