@@ -1,1 +1,52 @@
-"""tradehall.marketdata."""
+"""Market data: feeds (one module per source), circuit breaker, failover, quote cache, router, candles.
+
+Feeds produce the normalised events of `models`; the `Router` turns them into engine commands.
+"""
+
+from tradehall.marketdata.breaker import Backoff, CircuitBreaker
+from tradehall.marketdata.cache import CachedQuote, InProcessQuoteCache, RedisQuoteCache
+from tradehall.marketdata.candles import INTERVALS, Candle, CandleAggregator
+from tradehall.marketdata.feed import Feed
+from tradehall.marketdata.models import (
+    BookDelta,
+    BookSide,
+    BookSnapshot,
+    CircuitState,
+    FeedEvent,
+    FeedStatus,
+    MarketState,
+    MarketStatusUpdate,
+    Quote,
+    TradeTick,
+)
+from tradehall.marketdata.parsing import ErrorKind, FeedError
+from tradehall.marketdata.router import CommandKind, InstrumentRef, MarketRoute, Router, SettlementMode
+
+__all__ = [
+    "INTERVALS",
+    "Backoff",
+    "BookDelta",
+    "BookSide",
+    "BookSnapshot",
+    "CachedQuote",
+    "Candle",
+    "CandleAggregator",
+    "CircuitBreaker",
+    "CircuitState",
+    "CommandKind",
+    "ErrorKind",
+    "Feed",
+    "FeedError",
+    "FeedEvent",
+    "FeedStatus",
+    "InProcessQuoteCache",
+    "InstrumentRef",
+    "MarketRoute",
+    "MarketState",
+    "MarketStatusUpdate",
+    "Quote",
+    "RedisQuoteCache",
+    "Router",
+    "SettlementMode",
+    "TradeTick",
+]

@@ -1,0 +1,457 @@
+"""Binance spot public data: `trade`, `bookTicker` and `depth@100ms` streams, with REST fallback.
+
+Depth follows Binance's local-book recipe: buffer diffs, fetch a snapshot, refetch it while its
+`lastUpdateId` is older than the first buffered `U`, drop diffs with `u` <= `lastUpdateId`, and treat
+a diff whose `U` is beyond the local id + 1 as a gap that forces a rebuild. REST `bookTicker`
+polling runs only while the stream is down, in the same task, so the two never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import httpx
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from tradehall.marketdata.book import LevelBook
+from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
+from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, sleep_or_stop
+from tradehall.marketdata.models import BookDelta, BookSide, BookSnapshot, Level, Quote, TradeTick
+from tradehall.marketdata.parsing import ErrorKind, FeedError, dec, loads, mapping, ns_from_ms
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "binance"
+REST_ROOT = "https://api.binance.com"
+WS_ROOT = "wss://stream.binance.com:9443"
+
+
+@dataclass(frozen=True, slots=True)
+class DepthUpdate:
+    symbol: str
+    first_id: int
+    """`U`."""
+    final_id: int
+    """`u`."""
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    event_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DepthSnapshot:
+    last_update_id: int
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+
+
+def _levels(rows: Any, what: str) -> tuple[Level, ...]:
+    if not isinstance(rows, list):
+        raise FeedError(ErrorKind.PARSE, f"{what} is not an array")
+    return tuple((dec(row[0], what), dec(row[1], what)) for row in rows)
+
+
+def unwrap(message: Any) -> dict[str, Any]:
+    """The payload of a raw (`/ws/…`) or combined (`/stream?streams=…`) stream message."""
+    body = mapping(message, "stream message")
+    data = body.get("data")
+    if "stream" in body and isinstance(data, dict):
+        return data
+    return body
+
+
+def parse_trade(body: dict[str, Any], receive_ts: int) -> TradeTick:
+    # `m` true means the buyer was the maker, so the aggressor sold.
+    return TradeTick(
+        source=SOURCE,
+        instrument=str(body["s"]).lower(),
+        price=dec(body["p"], "p"),
+        size=dec(body["q"], "q"),
+        side="sell" if body.get("m") else "buy",
+        trade_id=str(body["t"]),
+        exchange_ts=ns_from_ms(body["T"]) if "T" in body else None,
+        receive_ts=receive_ts,
+    )
+
+
+def parse_book_ticker(body: dict[str, Any], receive_ts: int) -> Quote:
+    """Stream form (`b`,`B`,`a`,`A`) or REST form (`bidPrice`, …); neither carries a timestamp."""
+    if "bidPrice" in body:
+        symbol = body["symbol"]
+        bid, bid_size, ask, ask_size = body["bidPrice"], body["bidQty"], body["askPrice"], body["askQty"]
+    else:
+        symbol = body["s"]
+        bid, bid_size, ask, ask_size = body["b"], body["B"], body["a"], body["A"]
+    return Quote(
+        source=SOURCE,
+        instrument=str(symbol).lower(),
+        bid=dec(bid, "bid"),
+        ask=dec(ask, "ask"),
+        bid_size=dec(bid_size, "bid size"),
+        ask_size=dec(ask_size, "ask size"),
+        exchange_ts=ns_from_ms(body["E"]) if "E" in body else None,
+        receive_ts=receive_ts,
+    )
+
+
+def parse_depth_update(body: dict[str, Any]) -> DepthUpdate:
+    return DepthUpdate(
+        symbol=str(body["s"]).lower(),
+        first_id=int(body["U"]),
+        final_id=int(body["u"]),
+        bids=_levels(body.get("b", []), "b"),
+        asks=_levels(body.get("a", []), "a"),
+        event_ts=ns_from_ms(body["E"]) if "E" in body else None,
+    )
+
+
+def parse_depth_snapshot(payload: Any) -> DepthSnapshot:
+    body = mapping(payload, "depth body")
+    if "code" in body and "lastUpdateId" not in body:
+        raise FeedError(ErrorKind.API_ERROR, f"{body.get('code')}: {body.get('msg')}")
+    return DepthSnapshot(
+        last_update_id=int(body["lastUpdateId"]),
+        bids=_levels(body["bids"], "bids"),
+        asks=_levels(body["asks"], "asks"),
+    )
+
+
+def parse_klines(payload: Any) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]]:
+    """(open time ns, open, high, low, close, volume)."""
+    if not isinstance(payload, list):
+        raise FeedError(ErrorKind.PARSE, "klines body is not an array")
+    return [
+        (ns_from_ms(row[0]), dec(row[1]), dec(row[2]), dec(row[3]), dec(row[4]), dec(row[5]))
+        for row in payload
+    ]
+
+
+def check_rest_error(payload: Any) -> None:
+    if isinstance(payload, dict) and "code" in payload and "msg" in payload:
+        raise FeedError(ErrorKind.API_ERROR, f"{payload['code']}: {payload['msg']}")
+
+
+class SyncResult(StrEnum):
+    APPLIED = "applied"
+    IGNORED = "ignored"
+    BUFFERED = "buffered"
+    NEED_SNAPSHOT = "need_snapshot"
+    REFETCH = "refetch"
+    GAP = "gap"
+    SYNCED = "synced"
+
+
+class DepthBook:
+    """The local order book of one symbol, kept in sync by Binance's snapshot + diff rules."""
+
+    __slots__ = ("asks", "bids", "buffer", "last_update_id", "snapshot_requested", "symbol", "synced")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.bids = LevelBook(highest_first=True)
+        self.asks = LevelBook(highest_first=False)
+        self.buffer: list[DepthUpdate] = []
+        self.last_update_id = 0
+        self.synced = False
+        self.snapshot_requested = False
+
+    def on_diff(self, update: DepthUpdate) -> SyncResult:
+        if not self.synced:
+            self.buffer.append(update)
+            if not self.snapshot_requested:
+                self.snapshot_requested = True
+                return SyncResult.NEED_SNAPSHOT
+            return SyncResult.BUFFERED
+        if update.final_id <= self.last_update_id:
+            return SyncResult.IGNORED
+        if update.first_id > self.last_update_id + 1:
+            self.reset()
+            self.buffer.append(update)
+            self.snapshot_requested = True
+            return SyncResult.GAP
+        self._apply(update)
+        return SyncResult.APPLIED
+
+    def on_snapshot(self, snapshot: DepthSnapshot) -> SyncResult:
+        """SYNCED, REFETCH (snapshot older than the buffer) or GAP (buffered diffs do not join up)."""
+        if self.buffer and snapshot.last_update_id < self.buffer[0].first_id:
+            return SyncResult.REFETCH
+        self.bids.clear()
+        self.asks.clear()
+        for price, size in snapshot.bids:
+            self.bids.set(price, size)
+        for price, size in snapshot.asks:
+            self.asks.set(price, size)
+        self.last_update_id = snapshot.last_update_id
+        pending, self.buffer = self.buffer, []
+        self.synced = True
+        self.snapshot_requested = False
+        for update in pending:
+            if update.final_id <= self.last_update_id:
+                continue
+            if update.first_id > self.last_update_id + 1:
+                self.reset()
+                self.buffer.append(update)
+                self.snapshot_requested = True
+                return SyncResult.GAP
+            self._apply(update)
+        return SyncResult.SYNCED
+
+    def _apply(self, update: DepthUpdate) -> None:
+        for price, size in update.bids:
+            self.bids.set(price, size)
+        for price, size in update.asks:
+            self.asks.set(price, size)
+        self.last_update_id = update.final_id
+
+    def reset(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self.buffer = []
+        self.synced = False
+
+    def top(self, receive_ts: int, exchange_ts: int | None = None) -> Quote:
+        best_bid = self.bids.best()
+        best_ask = self.asks.best()
+        return Quote(
+            source=SOURCE,
+            instrument=self.symbol,
+            bid=best_bid[0] if best_bid else None,
+            bid_size=best_bid[1] if best_bid else None,
+            ask=best_ask[0] if best_ask else None,
+            ask_size=best_ask[1] if best_ask else None,
+            exchange_ts=exchange_ts,
+            receive_ts=receive_ts,
+        )
+
+    def snapshot(self, receive_ts: int) -> BookSnapshot:
+        return BookSnapshot(
+            source=SOURCE,
+            instrument=self.symbol,
+            bids=self.bids.sorted_levels(),
+            asks=self.asks.sorted_levels(),
+            sequence=self.last_update_id,
+            receive_ts=receive_ts,
+        )
+
+
+class BinanceFeed(Feed):
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        sink: Sink,
+        http: httpx.AsyncClient,
+        *,
+        ws_root: str = WS_ROOT,
+        rest_root: str = REST_ROOT,
+        streams: Sequence[str] = ("trade", "bookTicker", "depth@100ms"),
+        depth_limit: int = 1000,
+        poll_interval: float = 1.0,
+        stale_after: float = 30.0,
+        emit_deltas: bool = False,
+        backoff: Backoff | None = None,
+        breaker: CircuitBreaker | None = None,
+        rest_breaker: CircuitBreaker | None = None,
+        clock: Clock = time.monotonic,
+        clock_ns: NsClock = time.time_ns,
+        name: str = SOURCE,
+    ) -> None:
+        super().__init__(name, sink, breaker=breaker, clock=clock, clock_ns=clock_ns)
+        self.symbols = [symbol.lower() for symbol in symbols]
+        self.http = http
+        self.ws_root = ws_root.rstrip("/")
+        self.rest_root = rest_root.rstrip("/")
+        self.streams = tuple(streams)
+        self.depth_limit = depth_limit
+        self.poll_interval = poll_interval
+        self.stale_after = stale_after
+        self.emit_deltas = emit_deltas
+        self.backoff = backoff or Backoff()
+        self.rest_breaker = rest_breaker or CircuitBreaker(f"{name}_rest", clock=clock)
+        self.books = {symbol: DepthBook(symbol) for symbol in self.symbols}
+        self.resyncs = 0
+        self.polls = 0
+        self._quotes_from_depth = "bookTicker" not in self.streams
+        self._stop = asyncio.Event()
+        self._snapshot_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def stream_url(self) -> str:
+        names = [f"{symbol}@{stream}" for symbol in self.symbols for stream in self.streams]
+        return f"{self.ws_root}/stream?streams={'/'.join(names)}"
+
+    async def run(self) -> None:
+        self._stop.clear()
+        while not self._stop.is_set():
+            if self.breaker.allow():
+                try:
+                    async with connect(self.stream_url, open_timeout=5, ping_interval=20) as ws:
+                        self.breaker.record_success()
+                        self.backoff.reset()
+                        self.set_connected(True, "stream")
+                        await self._consume(ws)
+                except (OSError, TimeoutError, WebSocketException) as exc:
+                    self.breaker.record_failure()
+                    self.note_error(FeedError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}"))
+                finally:
+                    self._cancel_snapshots()
+                    for book in self.books.values():
+                        book.reset()
+                        book.snapshot_requested = False
+            self.set_connected(False, "polling")
+            await self._poll_until(self.clock() + self.backoff.next_delay(self.breaker.seconds_until_retry()))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._cancel_snapshots()
+        await super().stop()
+
+    async def _consume(self, ws: ClientConnection) -> None:
+        while not self._stop.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), self.stale_after)
+            except TimeoutError:
+                self.note_error(FeedError(ErrorKind.STALE, f"no message for {self.stale_after}s"))
+                return
+            self.handle_message(raw if isinstance(raw, bytes) else raw.encode())
+
+    def handle_message(self, raw: bytes) -> None:
+        """One stream message; a bad one is counted and skipped."""
+        receive_ts = self.clock_ns()
+        try:
+            body = unwrap(loads(raw))
+            if "result" in body and "id" in body:
+                return
+            self.note_message()
+            event_type = body.get("e")
+            if event_type == "depthUpdate":
+                self._on_depth(parse_depth_update(body), receive_ts)
+            elif event_type == "trade":
+                self.emit(parse_trade(body, receive_ts))
+            elif event_type is None and "b" in body and "a" in body:
+                self.emit(parse_book_ticker(body, receive_ts))
+        except FeedError as error:
+            self.note_error(error)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            self.note_error(FeedError(ErrorKind.PARSE, f"{type(exc).__name__}: {exc}"))
+
+    def _on_depth(self, update: DepthUpdate, receive_ts: int) -> None:
+        book = self.books.get(update.symbol)
+        if book is None:
+            return
+        result = book.on_diff(update)
+        if result is SyncResult.APPLIED:
+            if self.emit_deltas:
+                for price, size in update.bids:
+                    self.emit(
+                        BookDelta(
+                            SOURCE,
+                            book.symbol,
+                            BookSide.BID,
+                            price,
+                            size,
+                            update.final_id,
+                            update.event_ts,
+                            receive_ts,
+                        )
+                    )
+                for price, size in update.asks:
+                    self.emit(
+                        BookDelta(
+                            SOURCE,
+                            book.symbol,
+                            BookSide.ASK,
+                            price,
+                            size,
+                            update.final_id,
+                            update.event_ts,
+                            receive_ts,
+                        )
+                    )
+            if self._quotes_from_depth:
+                self.emit(book.top(receive_ts, update.event_ts))
+        elif result in (SyncResult.NEED_SNAPSHOT, SyncResult.GAP):
+            if result is SyncResult.GAP:
+                self.resyncs += 1
+                self.note_error(FeedError(ErrorKind.SEQUENCE_GAP, f"{book.symbol} depth gap"))
+            task = asyncio.create_task(self._sync(book))
+            self._snapshot_tasks.add(task)
+            task.add_done_callback(self._snapshot_tasks.discard)
+
+    async def _sync(self, book: DepthBook, attempts: int = 5) -> None:
+        for _ in range(attempts):
+            await asyncio.sleep(0)  # let the diffs that are already queued reach the buffer first
+            try:
+                snapshot = await self.fetch_depth(book.symbol)
+            except FeedError as error:
+                self.note_error(error)
+                await asyncio.sleep(self.backoff.base)
+                continue
+            result = book.on_snapshot(snapshot)
+            if result is SyncResult.SYNCED:
+                self.emit(book.snapshot(self.clock_ns()))
+                if self._quotes_from_depth:
+                    self.emit(book.top(self.clock_ns()))
+                return
+            if result is SyncResult.GAP:
+                self.resyncs += 1
+                self.note_error(FeedError(ErrorKind.SEQUENCE_GAP, f"{book.symbol} depth gap after snapshot"))
+        book.snapshot_requested = False
+
+    async def fetch_depth(self, symbol: str) -> DepthSnapshot:
+        payload = await get_json(
+            self.http,
+            f"{self.rest_root}/api/v3/depth",
+            params={"symbol": symbol.upper(), "limit": str(self.depth_limit)},
+        )
+        return parse_depth_snapshot(payload)
+
+    async def poll_once(self) -> list[Quote]:
+        """REST `bookTicker` for every symbol (only called while the stream is down)."""
+        quotes = []
+        for symbol in self.symbols:
+            if not self.rest_breaker.allow():
+                break
+            try:
+                payload = await get_json(
+                    self.http, f"{self.rest_root}/api/v3/ticker/bookTicker", params={"symbol": symbol.upper()}
+                )
+                check_rest_error(payload)
+                quote = parse_book_ticker(mapping(payload, "bookTicker"), self.clock_ns())
+            except FeedError as error:
+                self.rest_breaker.record_failure(error.retry_after)
+                self.note_error(error)
+                continue
+            except (KeyError, TypeError) as exc:
+                self.rest_breaker.record_failure()
+                self.note_error(FeedError(ErrorKind.PARSE, f"bookTicker: {exc}"))
+                continue
+            self.rest_breaker.record_success()
+            self.note_message()
+            self.emit(quote)
+            quotes.append(quote)
+        self.polls += 1
+        return quotes
+
+    async def _poll_until(self, deadline: float) -> None:
+        while not self._stop.is_set():
+            await self.poll_once()
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return
+            await sleep_or_stop(min(self.poll_interval, remaining), self._stop)
+            if self.clock() >= deadline:
+                return
+
+    def _cancel_snapshots(self) -> None:
+        for task in list(self._snapshot_tasks):
+            task.cancel()
+        self._snapshot_tasks.clear()

@@ -1,0 +1,54 @@
+"""A price-level book (price → size) with a lazily recomputed best price, for the feeds' local books."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tradehall.marketdata.models import Level
+
+
+class LevelBook:
+    """One side of a book. `best()` is the highest price for bids, the lowest for asks."""
+
+    __slots__ = ("_best", "_highest_first", "levels")
+
+    def __init__(self, highest_first: bool) -> None:
+        self.levels: dict[Decimal, Decimal] = {}
+        self._highest_first = highest_first
+        self._best: Decimal | None = None
+
+    def clear(self) -> None:
+        self.levels.clear()
+        self._best = None
+
+    def set(self, price: Decimal, size: Decimal) -> None:
+        """Set a level's absolute size; zero (or less) removes it."""
+        if size <= 0:
+            if self.levels.pop(price, None) is not None and price == self._best:
+                self._best = None
+            return
+        self.levels[price] = size
+        best = self._best
+        if best is None:
+            if len(self.levels) == 1:
+                self._best = price
+        elif price > best if self._highest_first else price < best:
+            self._best = price
+
+    def add(self, price: Decimal, change: Decimal) -> Decimal:
+        """Apply a signed change to a level; returns the new size (0 when gone)."""
+        size = self.levels.get(price, Decimal(0)) + change
+        self.set(price, size)
+        return size if size > 0 else Decimal(0)
+
+    def best(self) -> Level | None:
+        if not self.levels:
+            return None
+        best = self._best
+        if best is None:
+            best = max(self.levels) if self._highest_first else min(self.levels)
+            self._best = best
+        return best, self.levels[best]
+
+    def sorted_levels(self) -> tuple[Level, ...]:
+        return tuple(sorted(self.levels.items(), reverse=self._highest_first))

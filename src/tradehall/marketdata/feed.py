@@ -1,0 +1,133 @@
+"""What every feed shares: its sink, counters, metrics, state for /ready, and the HTTP helper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import structlog
+
+from tradehall.marketdata import metrics
+from tradehall.marketdata.breaker import CircuitBreaker, Clock
+from tradehall.marketdata.models import CircuitState, FeedEvent, FeedStatus
+from tradehall.marketdata.parsing import ErrorKind, FeedError, check_http
+
+log = structlog.get_logger(__name__)
+
+Sink = Callable[[FeedEvent], None]
+NsClock = Callable[[], int]
+
+
+class Feed:
+    """Base of the feeds. Subclasses implement `run()`; `start()`/`stop()` manage its task."""
+
+    def __init__(
+        self,
+        name: str,
+        sink: Sink,
+        *,
+        breaker: CircuitBreaker | None = None,
+        clock: Clock = time.monotonic,
+        clock_ns: NsClock = time.time_ns,
+    ) -> None:
+        self.name = name
+        self.sink = sink
+        self.clock = clock
+        self.clock_ns = clock_ns
+        self.breaker = breaker or CircuitBreaker(name, clock=clock, on_change=metrics.set_circuit)
+        self.connected = False
+        self.mode = "stopped"
+        self.messages = 0
+        self.errors = 0
+        self.errors_by_kind: dict[str, int] = {}
+        self._last_message_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._messages_metric = metrics.FEED_MESSAGES.labels(feed=name)
+        metrics.set_circuit(name, CircuitState.CLOSED)
+        metrics.FEED_UP.labels(feed=name).set(0)
+
+    def note_message(self) -> None:
+        self.messages += 1
+        self._last_message_at = self.clock()
+        self._messages_metric.inc()
+
+    def note_error(self, error: FeedError) -> None:
+        self.errors += 1
+        self.errors_by_kind[error.kind.value] = self.errors_by_kind.get(error.kind.value, 0) + 1
+        metrics.FEED_ERRORS.labels(feed=self.name, kind=error.kind.value).inc()
+        log.warning("feed_error", feed=self.name, kind=error.kind.value, detail=error.detail)
+
+    def set_connected(self, connected: bool, mode: str) -> None:
+        self.connected = connected
+        self.mode = mode
+        metrics.FEED_UP.labels(feed=self.name).set(1 if connected else 0)
+
+    def emit(self, event: FeedEvent) -> None:
+        self.sink(event)
+
+    def status(self) -> FeedStatus:
+        age = None if self._last_message_at is None else max(0.0, self.clock() - self._last_message_at)
+        return FeedStatus(
+            feed=self.name,
+            connected=self.connected,
+            mode=self.mode,
+            circuit=self.breaker.state,
+            last_message_age_seconds=age,
+            messages=self.messages,
+            errors=self.errors,
+            detail={kind: str(count) for kind, count in sorted(self.errors_by_kind.items())},
+        )
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run_logged(), name=f"feed:{self.name}")
+        return self._task
+
+    async def _run_logged(self) -> None:
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("feed_crashed", feed=self.name)
+            raise
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.set_connected(False, "stopped")
+
+
+async def get_json(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
+    """GET and decode JSON; every failure becomes a `FeedError` of its kind."""
+    try:
+        response = await client.get(url, params=params, headers=headers)
+    except httpx.TimeoutException as exc:
+        raise FeedError(ErrorKind.TIMEOUT, f"{url}: {type(exc).__name__}") from None
+    except httpx.HTTPError as exc:
+        raise FeedError(ErrorKind.CONNECTION, f"{url}: {type(exc).__name__}: {exc}") from None
+    return check_http(response.status_code, response.headers, response.content)
+
+
+async def sleep_or_stop(seconds: float, stop: asyncio.Event | None = None) -> None:
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,134 @@
+"""The normalised market-data model every feed produces, whatever the provider's wire format.
+
+Prices are Decimals in the quote currency (dollars for prediction markets, 0..1), sizes Decimals in
+the provider's unit (coins, contracts, shares). Times are nanoseconds since the epoch: `exchange_ts`
+is the provider's stamp (None when it sends none), `receive_ts` our clock at arrival.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+Level = tuple[Decimal, Decimal]
+"""(price, size)."""
+
+
+class BookSide(StrEnum):
+    BID = "bid"
+    ASK = "ask"
+
+
+class MarketState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    SETTLED_YES = "settled_yes"
+    SETTLED_NO = "settled_no"
+    VOID = "void"
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    source: str
+    instrument: str
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    bid_size: Decimal | None = None
+    ask_size: Decimal | None = None
+    last: Decimal | None = None
+    exchange_ts: int | None = None
+    receive_ts: int = 0
+
+    @property
+    def mid(self) -> Decimal | None:
+        """Mid of a two-sided quote, else the last price (price-only sources like CoinGecko)."""
+        if self.bid is not None and self.ask is not None:
+            return (self.bid + self.ask) / 2
+        return self.last
+
+
+@dataclass(frozen=True, slots=True)
+class TradeTick:
+    source: str
+    instrument: str
+    price: Decimal
+    size: Decimal
+    side: str | None = None
+    """"buy" when the aggressor bought, "sell" when it sold, None when unknown."""
+    trade_id: str | None = None
+    exchange_ts: int | None = None
+    receive_ts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """Full depth; bids best (highest) first, asks best (lowest) first."""
+
+    source: str
+    instrument: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    sequence: int | None = None
+    exchange_ts: int | None = None
+    receive_ts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BookDelta:
+    """One level's new absolute size (0 removes it), after the provider's own diff was applied."""
+
+    source: str
+    instrument: str
+    side: BookSide
+    price: Decimal
+    size: Decimal
+    sequence: int | None = None
+    exchange_ts: int | None = None
+    receive_ts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MarketStatusUpdate:
+    source: str
+    instrument: str
+    state: MarketState
+    detail: str = ""
+    exchange_ts: int | None = None
+    receive_ts: int = 0
+
+
+FeedEvent = Quote | TradeTick | BookSnapshot | BookDelta | MarketStatusUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    """What /ready and `tradehall feeds status` show for one feed."""
+
+    feed: str
+    connected: bool
+    mode: str
+    """"stream", "polling", "idle" or "stopped"."""
+    circuit: CircuitState
+    last_message_age_seconds: float | None
+    messages: int
+    errors: int
+    detail: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "feed": self.feed,
+            "connected": self.connected,
+            "mode": self.mode,
+            "circuit": self.circuit.value,
+            "last_message_age_seconds": self.last_message_age_seconds,
+            "messages": self.messages,
+            "errors": self.errors,
+            "detail": dict(self.detail),
+        }

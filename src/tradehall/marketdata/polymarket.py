@@ -1,0 +1,413 @@
+"""Polymarket: CLOB market channel (book, price_change, last_trade_price, market_resolved) and Gamma
+status polling for resolution and cancellation.
+
+Gamma encodes `outcomes`, `outcomePrices` and `clobTokenIds` as JSON arrays inside strings; index i
+lines up across the three. CLOB numbers are non-canonical strings (".48") and times are millisecond
+strings; level order is not reliable, so books are sorted here. A market that resolves 50-50 is the
+ambiguous case: it is reported as VOID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from tradehall.marketdata.book import LevelBook
+from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
+from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, sleep_or_stop
+from tradehall.marketdata.models import (
+    BookSnapshot,
+    Level,
+    MarketState,
+    MarketStatusUpdate,
+    Quote,
+    TradeTick,
+)
+from tradehall.marketdata.parsing import ErrorKind, FeedError, dec, loads, mapping, ns_from_ms, opt_dec
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "polymarket"
+GAMMA_ROOT = "https://gamma-api.polymarket.com"
+CLOB_ROOT = "https://clob.polymarket.com"
+WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+ONE = Decimal(1)
+HALF = Decimal("0.5")
+
+
+def json_list(value: Any, what: str) -> list[Any]:
+    """Gamma's arrays-inside-strings (`"[\\"Yes\\", \\"No\\"]"`); a real array is accepted too."""
+    if isinstance(value, list):
+        return value
+    if value in (None, ""):
+        return []
+    if not isinstance(value, str):
+        raise FeedError(ErrorKind.PARSE, f"{what} is neither an array nor a string")
+    decoded = loads(value)
+    if not isinstance(decoded, list):
+        raise FeedError(ErrorKind.PARSE, f"{what} does not hold an array")
+    return decoded
+
+
+@dataclass(frozen=True, slots=True)
+class GammaMarket:
+    id: str
+    slug: str
+    condition_id: str
+    outcomes: tuple[str, ...]
+    outcome_prices: tuple[Decimal, ...]
+    token_ids: tuple[str, ...]
+    active: bool
+    closed: bool
+    accepting_orders: bool
+    best_bid: Decimal | None
+    best_ask: Decimal | None
+    last_trade_price: Decimal | None
+    uma_resolution_status: str
+
+    @property
+    def yes_token(self) -> str:
+        return self.token_ids[self._yes_index()] if self.token_ids else ""
+
+    def _yes_index(self) -> int:
+        for index, outcome in enumerate(self.outcomes):
+            if outcome.strip().lower() == "yes":
+                return index
+        return 0
+
+
+def parse_gamma_market(payload: Any) -> GammaMarket:
+    """One market object, or the first of a list (`/markets?slug=…` answers with a list)."""
+    if isinstance(payload, list):
+        if not payload:
+            raise FeedError(ErrorKind.PARSE, "no market in the Gamma answer")
+        payload = payload[0]
+    body = mapping(payload, "gamma market")
+    return GammaMarket(
+        id=str(body.get("id", "")),
+        slug=str(body.get("slug", "")),
+        condition_id=str(body.get("conditionId", "")),
+        outcomes=tuple(str(item) for item in json_list(body.get("outcomes"), "outcomes")),
+        outcome_prices=tuple(
+            dec(item, "outcomePrices") for item in json_list(body.get("outcomePrices"), "outcomePrices")
+        ),
+        token_ids=tuple(str(item) for item in json_list(body.get("clobTokenIds"), "clobTokenIds")),
+        active=bool(body.get("active", False)),
+        closed=bool(body.get("closed", False)),
+        accepting_orders=bool(body.get("acceptingOrders", False)),
+        best_bid=opt_dec(body.get("bestBid"), "bestBid"),
+        best_ask=opt_dec(body.get("bestAsk"), "bestAsk"),
+        last_trade_price=opt_dec(body.get("lastTradePrice"), "lastTradePrice"),
+        uma_resolution_status=str(body.get("umaResolutionStatus") or ""),
+    )
+
+
+def gamma_state(market: GammaMarket) -> MarketState:
+    """Closed with prices 1/0 → settled; 0.5/0.5 → VOID (the ambiguous resolution); else OPEN/CLOSED."""
+    if market.closed:
+        prices = market.outcome_prices
+        if len(prices) == 2:
+            yes = prices[market._yes_index()]
+            no = prices[1 - market._yes_index()]
+            if yes == ONE and no == 0:
+                return MarketState.SETTLED_YES
+            if no == ONE and yes == 0:
+                return MarketState.SETTLED_NO
+            if yes == HALF and no == HALF:
+                return MarketState.VOID
+        return MarketState.CLOSED
+    if market.active and market.accepting_orders:
+        return MarketState.OPEN
+    return MarketState.CLOSED
+
+
+def _book_levels(rows: Any, what: str) -> list[Level]:
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise FeedError(ErrorKind.PARSE, f"{what} is not an array")
+    return [(dec(row["price"], what), dec(row["size"], what)) for row in rows]
+
+
+def parse_book(payload: Any, receive_ts: int) -> BookSnapshot:
+    """CLOB REST book or a `book` message; bids sorted best (highest) first, asks lowest first."""
+    body = mapping(payload, "book")
+    bids = sorted(_book_levels(body.get("bids"), "bids"), reverse=True)
+    asks = sorted(_book_levels(body.get("asks"), "asks"))
+    stamp = body.get("timestamp")
+    return BookSnapshot(
+        source=SOURCE,
+        instrument=str(body["asset_id"]),
+        bids=tuple(level for level in bids if level[1] > 0),
+        asks=tuple(level for level in asks if level[1] > 0),
+        exchange_ts=ns_from_ms(stamp) if stamp not in (None, "") else None,
+        receive_ts=receive_ts,
+    )
+
+
+class TokenBook:
+    __slots__ = ("asks", "bids", "last", "token")
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.bids = LevelBook(highest_first=True)
+        self.asks = LevelBook(highest_first=False)
+        self.last: Decimal | None = None
+
+    def load(self, snapshot: BookSnapshot) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        for price, size in snapshot.bids:
+            self.bids.set(price, size)
+        for price, size in snapshot.asks:
+            self.asks.set(price, size)
+
+    def top(self, receive_ts: int, exchange_ts: int | None = None) -> Quote:
+        bid = self.bids.best()
+        ask = self.asks.best()
+        return Quote(
+            source=SOURCE,
+            instrument=self.token,
+            bid=bid[0] if bid else None,
+            bid_size=bid[1] if bid else None,
+            ask=ask[0] if ask else None,
+            ask_size=ask[1] if ask else None,
+            last=self.last,
+            exchange_ts=exchange_ts,
+            receive_ts=receive_ts,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PolymarketMarketRef:
+    """A configured market: its Gamma slug and, once known, its YES/NO token ids."""
+
+    slug: str
+    yes_token: str = ""
+    no_token: str = ""
+
+
+class PolymarketFeed(Feed):
+    def __init__(
+        self,
+        markets: Sequence[PolymarketMarketRef],
+        sink: Sink,
+        http: httpx.AsyncClient,
+        *,
+        ws_url: str = WS_URL,
+        gamma_root: str = GAMMA_ROOT,
+        clob_root: str = CLOB_ROOT,
+        status_interval: float = 10.0,
+        stale_after: float = 60.0,
+        backoff: Backoff | None = None,
+        breaker: CircuitBreaker | None = None,
+        clock: Clock = time.monotonic,
+        clock_ns: NsClock = time.time_ns,
+        name: str = SOURCE,
+    ) -> None:
+        super().__init__(name, sink, breaker=breaker, clock=clock, clock_ns=clock_ns)
+        self.markets = {ref.slug: ref for ref in markets}
+        self.http = http
+        self.ws_url = ws_url
+        self.gamma_root = gamma_root.rstrip("/")
+        self.clob_root = clob_root.rstrip("/")
+        self.status_interval = status_interval
+        self.stale_after = stale_after
+        self.backoff = backoff or Backoff()
+        self.books: dict[str, TokenBook] = {}
+        self.states: dict[str, MarketState] = {}
+        self._yes_of: dict[str, str] = {}
+        """Any token id (YES or NO) → the YES token that names the market in events."""
+        self._stop = asyncio.Event()
+        for ref in markets:
+            self._register(ref)
+
+    def _register(self, ref: PolymarketMarketRef) -> None:
+        self.markets[ref.slug] = ref
+        for token in (ref.yes_token, ref.no_token):
+            if token:
+                self.books.setdefault(token, TokenBook(token))
+                self._yes_of[token] = ref.yes_token
+
+    @property
+    def token_ids(self) -> list[str]:
+        return [token for ref in self.markets.values() for token in (ref.yes_token, ref.no_token) if token]
+
+    async def run(self) -> None:
+        self._stop.clear()
+        status_task = asyncio.create_task(self._status_loop())
+        try:
+            while not self._stop.is_set():
+                if self.breaker.allow() and self.token_ids:
+                    try:
+                        async with connect(self.ws_url, open_timeout=5) as ws:
+                            self.breaker.record_success()
+                            self.backoff.reset()
+                            self.set_connected(True, "stream")
+                            subscribe = {
+                                "assets_ids": self.token_ids,
+                                "type": "market",
+                                "custom_feature_enabled": True,
+                            }
+                            await ws.send(orjson.dumps(subscribe).decode())
+                            await self._consume(ws)
+                    except (OSError, TimeoutError, WebSocketException) as exc:
+                        self.breaker.record_failure()
+                        self.note_error(FeedError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}"))
+                self.set_connected(False, "idle")
+                await sleep_or_stop(self.backoff.next_delay(self.breaker.seconds_until_retry()), self._stop)
+        finally:
+            status_task.cancel()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await super().stop()
+
+    async def _consume(self, ws: ClientConnection) -> None:
+        while not self._stop.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), self.stale_after)
+            except TimeoutError:
+                self.note_error(FeedError(ErrorKind.STALE, f"no message for {self.stale_after}s"))
+                return
+            self.handle_message(raw if isinstance(raw, bytes) else raw.encode())
+
+    def handle_message(self, raw: bytes) -> None:
+        receive_ts = self.clock_ns()
+        try:
+            if raw.strip() in (b"PONG", b"pong"):
+                return
+            decoded = loads(raw)
+            for body in decoded if isinstance(decoded, list) else [decoded]:
+                self.note_message()
+                self._on_event(mapping(body, "event"), receive_ts)
+        except FeedError as error:
+            self.note_error(error)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            self.note_error(FeedError(ErrorKind.PARSE, f"{type(exc).__name__}: {exc}"))
+
+    def _on_event(self, body: Mapping[str, Any], receive_ts: int) -> None:
+        kind = body.get("event_type")
+        stamp = body.get("timestamp")
+        exchange_ts = ns_from_ms(stamp) if stamp not in (None, "") else None
+        if kind == "book":
+            snapshot = parse_book(body, receive_ts)
+            book = self.books.get(snapshot.instrument)
+            if book is None:
+                return
+            book.load(snapshot)
+            self.emit(snapshot)
+            self.emit(book.top(receive_ts, exchange_ts))
+        elif kind == "price_change":
+            touched: list[TokenBook] = []
+            for change in body.get("price_changes", []):
+                book = self.books.get(str(change["asset_id"]))
+                if book is None:
+                    continue
+                side = str(change["side"]).upper()
+                (book.bids if side == "BUY" else book.asks).set(dec(change["price"]), dec(change["size"]))
+                if book not in touched:
+                    touched.append(book)
+            for book in touched:
+                self.emit(book.top(receive_ts, exchange_ts))
+        elif kind == "last_trade_price":
+            token = str(body["asset_id"])
+            book = self.books.get(token)
+            if book is None:
+                return
+            price = dec(body["price"], "price")
+            book.last = price
+            side = str(body.get("side", "")).lower()
+            self.emit(
+                TradeTick(
+                    source=SOURCE,
+                    instrument=token,
+                    price=price,
+                    size=dec(body["size"], "size"),
+                    side=side if side in ("buy", "sell") else None,
+                    exchange_ts=exchange_ts,
+                    receive_ts=receive_ts,
+                )
+            )
+        elif kind == "market_resolved":
+            self._on_resolved(body, receive_ts, exchange_ts)
+
+    def _on_resolved(self, body: Mapping[str, Any], receive_ts: int, exchange_ts: int | None) -> None:
+        winner = str(body.get("winning_asset_id", ""))
+        yes_token = self._yes_of.get(winner)
+        if yes_token is None:
+            for token in body.get("assets_ids", []):
+                yes_token = self._yes_of.get(str(token))
+                if yes_token is not None:
+                    break
+        if yes_token is None:
+            return
+        state = MarketState.SETTLED_YES if winner == yes_token else MarketState.SETTLED_NO
+        self._set_state(
+            yes_token, state, f"market_resolved {body.get('winning_outcome', '')}", receive_ts, exchange_ts
+        )
+
+    def _set_state(
+        self, yes_token: str, state: MarketState, detail: str, receive_ts: int, exchange_ts: int | None = None
+    ) -> MarketStatusUpdate | None:
+        if self.states.get(yes_token) is state:
+            return None
+        self.states[yes_token] = state
+        update = MarketStatusUpdate(SOURCE, yes_token, state, detail, exchange_ts, receive_ts)
+        self.emit(update)
+        return update
+
+    async def fetch_gamma(self, slug: str) -> GammaMarket:
+        return parse_gamma_market(
+            await get_json(self.http, f"{self.gamma_root}/markets", params={"slug": slug})
+        )
+
+    async def fetch_book(self, token: str) -> BookSnapshot:
+        return parse_book(
+            await get_json(self.http, f"{self.clob_root}/book", params={"token_id": token}), self.clock_ns()
+        )
+
+    async def poll_status_once(self) -> list[MarketStatusUpdate]:
+        """Gamma for each market: learns token ids, and catches resolution when the stream is silent."""
+        updates = []
+        for slug, ref in list(self.markets.items()):
+            try:
+                market = await self.fetch_gamma(slug)
+            except FeedError as error:
+                self.note_error(error)
+                continue
+            except (KeyError, TypeError) as exc:
+                self.note_error(FeedError(ErrorKind.PARSE, f"gamma: {exc}"))
+                continue
+            if not ref.yes_token and len(market.token_ids) == 2:
+                yes_index = market._yes_index()
+                self._register(
+                    PolymarketMarketRef(slug, market.token_ids[yes_index], market.token_ids[1 - yes_index])
+                )
+                ref = self.markets[slug]
+            if not ref.yes_token:
+                continue
+            update = self._set_state(
+                ref.yes_token,
+                gamma_state(market),
+                f"gamma closed={market.closed} prices={list(market.outcome_prices)}",
+                self.clock_ns(),
+            )
+            if update is not None:
+                updates.append(update)
+        return updates
+
+    async def _status_loop(self) -> None:
+        while not self._stop.is_set():
+            await self.poll_status_once()
+            await sleep_or_stop(self.status_interval, self._stop)

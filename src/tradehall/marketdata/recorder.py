@@ -1,0 +1,191 @@
+"""Records normalised feed events to gzip JSON-lines files, one per UTC day, source and instrument:
+`<root>/<YYYY-MM-DD>/<source>/<instrument>.jsonl.gz`. The replay feed and the backtester read them.
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote as url_quote
+
+import orjson
+
+from tradehall.domain.fixedpoint import decimal_str
+from tradehall.marketdata.models import (
+    BookDelta,
+    BookSide,
+    BookSnapshot,
+    FeedEvent,
+    Level,
+    MarketState,
+    MarketStatusUpdate,
+    Quote,
+    TradeTick,
+)
+from tradehall.marketdata.parsing import NS_PER_S, ErrorKind, FeedError, dec
+
+
+def _d(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_str(value)
+
+
+def _levels(levels: tuple[Level, ...]) -> list[list[str]]:
+    return [[decimal_str(price), decimal_str(size)] for price, size in levels]
+
+
+def event_to_dict(event: FeedEvent) -> dict[str, Any]:
+    """A JSON-ready dict with a `type` tag; decimals as strings."""
+    if isinstance(event, Quote):
+        return {
+            "type": "quote",
+            "source": event.source,
+            "instrument": event.instrument,
+            "bid": _d(event.bid),
+            "ask": _d(event.ask),
+            "bid_size": _d(event.bid_size),
+            "ask_size": _d(event.ask_size),
+            "last": _d(event.last),
+            "exchange_ts": event.exchange_ts,
+            "receive_ts": event.receive_ts,
+        }
+    if isinstance(event, TradeTick):
+        return {
+            "type": "trade",
+            "source": event.source,
+            "instrument": event.instrument,
+            "price": decimal_str(event.price),
+            "size": decimal_str(event.size),
+            "side": event.side,
+            "trade_id": event.trade_id,
+            "exchange_ts": event.exchange_ts,
+            "receive_ts": event.receive_ts,
+        }
+    if isinstance(event, BookSnapshot):
+        return {
+            "type": "book",
+            "source": event.source,
+            "instrument": event.instrument,
+            "bids": _levels(event.bids),
+            "asks": _levels(event.asks),
+            "sequence": event.sequence,
+            "exchange_ts": event.exchange_ts,
+            "receive_ts": event.receive_ts,
+        }
+    if isinstance(event, BookDelta):
+        return {
+            "type": "delta",
+            "source": event.source,
+            "instrument": event.instrument,
+            "side": event.side.value,
+            "price": decimal_str(event.price),
+            "size": decimal_str(event.size),
+            "sequence": event.sequence,
+            "exchange_ts": event.exchange_ts,
+            "receive_ts": event.receive_ts,
+        }
+    return {
+        "type": "status",
+        "source": event.source,
+        "instrument": event.instrument,
+        "state": event.state.value,
+        "detail": event.detail,
+        "exchange_ts": event.exchange_ts,
+        "receive_ts": event.receive_ts,
+    }
+
+
+def _od(value: Any) -> Decimal | None:
+    return None if value is None else dec(value)
+
+
+def _parse_levels(rows: list[list[str]]) -> tuple[Level, ...]:
+    return tuple((dec(price), dec(size)) for price, size in rows)
+
+
+def event_from_dict(row: dict[str, Any]) -> FeedEvent:
+    kind = row.get("type")
+    common = {
+        "source": row["source"],
+        "instrument": row["instrument"],
+        "exchange_ts": row.get("exchange_ts"),
+        "receive_ts": row.get("receive_ts", 0),
+    }
+    if kind == "quote":
+        return Quote(
+            bid=_od(row.get("bid")),
+            ask=_od(row.get("ask")),
+            bid_size=_od(row.get("bid_size")),
+            ask_size=_od(row.get("ask_size")),
+            last=_od(row.get("last")),
+            **common,
+        )
+    if kind == "trade":
+        return TradeTick(
+            price=dec(row["price"]),
+            size=dec(row["size"]),
+            side=row.get("side"),
+            trade_id=row.get("trade_id"),
+            **common,
+        )
+    if kind == "book":
+        return BookSnapshot(
+            bids=_parse_levels(row["bids"]),
+            asks=_parse_levels(row["asks"]),
+            sequence=row.get("sequence"),
+            **common,
+        )
+    if kind == "delta":
+        return BookDelta(
+            side=BookSide(row["side"]),
+            price=dec(row["price"]),
+            size=dec(row["size"]),
+            sequence=row.get("sequence"),
+            **common,
+        )
+    if kind == "status":
+        return MarketStatusUpdate(state=MarketState(row["state"]), detail=row.get("detail", ""), **common)
+    raise FeedError(ErrorKind.PARSE, f"unknown record type {kind!r}")
+
+
+def day_of(ts: int) -> str:
+    return datetime.fromtimestamp(ts // NS_PER_S, UTC).strftime("%Y-%m-%d")
+
+
+def path_for(root: Path, day: str, source: str, instrument: str) -> Path:
+    return root / day / url_quote(source, safe="") / f"{url_quote(instrument, safe='')}.jsonl.gz"
+
+
+class Recorder:
+    """A feed sink that appends every event to its day's file; call `close()` to finish the files."""
+
+    def __init__(self, root: Path | str, *, compresslevel: int = 6) -> None:
+        self.root = Path(root)
+        self.compresslevel = compresslevel
+        self._files: dict[Path, gzip.GzipFile] = {}
+        self.records = 0
+
+    def __call__(self, event: FeedEvent) -> None:
+        self.record(event)
+
+    def record(self, event: FeedEvent) -> None:
+        path = path_for(self.root, day_of(event.receive_ts), event.source, event.instrument)
+        handle = self._files.get(path)
+        if handle is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Appending adds a gzip member; readers see one stream, so restarts never lose a day.
+            handle = gzip.open(path, "ab", compresslevel=self.compresslevel)  # noqa: SIM115 (kept open)
+            self._files[path] = handle
+        handle.write(orjson.dumps(event_to_dict(event)) + b"\n")
+        self.records += 1
+
+    def flush(self) -> None:
+        for handle in self._files.values():
+            handle.flush()
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()
