@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     allow_registration: bool = True
     allow_self_funding: bool = True
 
+    rate_limit_per_second: float = Field(
+        default=200.0, description="Sustained requests per second per user or API key (0 = no limit)."
+    )
+    rate_limit_burst: int = 400
+    max_body_bytes: int = 64 * 1024
+    ws_max_subscriptions: int = 50
+    ws_send_queue: int = 1000
+
     fsync: FsyncPolicy = "batch"
     journal_segment_bytes: int = 64 * 1024 * 1024
     group_commit_max_batch: int = 1024
