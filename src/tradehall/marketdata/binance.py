@@ -427,7 +427,9 @@ class BinanceFeed(Feed):
                 check_rest_error(payload)
                 quote = parse_book_ticker(mapping(payload, "bookTicker"), self.clock_ns())
             except FeedError as error:
-                self.rest_breaker.record_failure(error.retry_after)
+                self.rest_breaker.record_failure(
+                    error.retry_after, open_now=error.kind is ErrorKind.RATE_LIMITED
+                )
                 self.note_error(error)
                 continue
             except (KeyError, TypeError) as exc:

@@ -77,12 +77,13 @@ class CircuitBreaker:
         if self._state is not CircuitState.CLOSED:
             self._set(CircuitState.CLOSED)
 
-    def record_failure(self, retry_after: float | None = None) -> None:
-        """A failure; `retry_after` (a provider's 429) opens the breaker at once for at least that long."""
+    def record_failure(self, retry_after: float | None = None, *, open_now: bool = False) -> None:
+        """A failure. A rate limit (`open_now`, `retry_after` from a 429) opens the breaker at once,
+        for at least `retry_after` seconds: hammering a provider that asked us to wait gets us banned."""
         self._failures += 1
         was_probe = self._probe_in_flight
         self._probe_in_flight = False
-        if retry_after is not None or was_probe or self._failures >= self.failure_threshold:
+        if open_now or retry_after is not None or was_probe or self._failures >= self.failure_threshold:
             self._open(retry_after)
 
     def _open(self, retry_after: float | None) -> None:

@@ -20,7 +20,7 @@ from tradehall.marketdata import metrics
 from tradehall.marketdata.breaker import CircuitBreaker, Clock
 from tradehall.marketdata.feed import Feed, NsClock, Sink, sleep_or_stop
 from tradehall.marketdata.models import FeedStatus, Quote
-from tradehall.marketdata.parsing import FeedError
+from tradehall.marketdata.parsing import ErrorKind, FeedError
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +77,9 @@ class FailoverPriceFeed(Feed):
             try:
                 quotes = await provider.fetch(self.pairs_for(provider))
             except FeedError as error:
-                provider.breaker.record_failure(error.retry_after)
+                provider.breaker.record_failure(
+                    error.retry_after, open_now=error.kind is ErrorKind.RATE_LIMITED
+                )
                 metrics.set_circuit(provider.name, provider.breaker.state)
                 self.note_error(error)
                 continue

@@ -388,7 +388,9 @@ class KalshiFeed(Feed):
                 payload = await get_json(self.http, f"{self.rest_root}/markets/{ticker}/orderbook")
                 yes, no = parse_orderbook(payload)
             except FeedError as error:
-                self.rest_breaker.record_failure(error.retry_after)
+                self.rest_breaker.record_failure(
+                    error.retry_after, open_now=error.kind is ErrorKind.RATE_LIMITED
+                )
                 self.note_error(error)
                 continue
             except (KeyError, IndexError, TypeError) as exc:
