@@ -847,10 +847,11 @@ class _Batch:
                 continue
             position = mirror.positions[(account.id, symbol)]
             realized += amount_of(position.realized_pnl, market.quote_decimals)
-            price = market.valuation_price
-            if position.quantity == 0 or price is None:
+            if position.quantity == 0:
                 continue
-            unrealized += decimal_of(position.quantity * price - position.cost, market.tick_lot)
+            price = market.valuation_price
+            if price is not None:
+                unrealized += decimal_of(position.quantity * price - position.cost, market.tick_lot)
             value += decimal_of(_position_value(market, position, price), market.tick_lot)
         equity = balance + value
         peak = equity if account.peak_equity is None else max(account.peak_equity, equity)
@@ -961,18 +962,20 @@ def _position_side(kind: MarketKind, quantity: int) -> str:
     return "long" if quantity > 0 else "short"
 
 
-def _position_value(market: _MarketState, position: _PositionState, price: int) -> int:
+def _position_value(market: _MarketState, position: _PositionState, price: int | None) -> int:
     """What the position adds to equity, in tick-lots of the quote currency.
 
     Perp: only its unrealised P&L (the margin is still in the cash balance). Spot: the holding at the
-    price. Binary: YES contracts at the price, NO contracts at payout - price.
+    price. Binary: YES contracts at the price, NO contracts at payout - price. Without any price yet
+    (no mark, no trade) a position counts at its cost, with no P&L.
     """
     quantity = position.quantity
     if market.spec.kind == MarketKind.PERP:
-        return quantity * price - position.cost
+        return 0 if price is None else quantity * price - position.cost
+    value = position.cost if price is None else quantity * price
     if market.payout_ticks is not None and quantity < 0:
-        return -quantity * (market.payout_ticks - price)
-    return quantity * price
+        return -quantity * market.payout_ticks + value
+    return value
 
 
 def _update_many(
