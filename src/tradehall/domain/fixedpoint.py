@@ -6,9 +6,11 @@ money an integer number of a currency's minor units (cents for USD, 1e-8 for BTC
 
 Rounding rules:
 - A price off the tick or a quantity off the lot is refused (`invalid_order`), never rounded.
-- A fill's notional (price x quantity) is rounded to the quote currency's minor unit, half to even;
+- A fill's notional (price x quantity) is rounded down to the quote currency's minor unit;
   both sides of the trade use the same rounded amount, so no money is created or lost.
-- Fees are rounded up (ceiling) to the minor unit; a hold is always at least what its fills can cost.
+- Fees are rounded up (ceiling) to the minor unit once per order: each fill pays the increase of the
+  ceiling of the order's exact accrued fee. A hold is always at least what its fills can cost.
+- Realised P&L is rounded half to even.
 - Realised P&L on a partial reduce takes the floor of the proportional cost; the remainder stays
   in the position, so a position's P&L over its life is exact.
 """

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from enum import StrEnum
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -51,8 +52,8 @@ from tradehall.domain.events import (
     PositionChanged,
     TradeExecuted,
 )
-from tradehall.domain.fixedpoint import minor_of, parse_decimal, units_of
-from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS
+from tradehall.domain.fixedpoint import ceil_div, minor_of, parse_decimal, units_of
+from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS, MarketSpec
 from tradehall.engine.book import Fill, OrderBook
 from tradehall.engine.ledger import (
     SYSTEM_EXTERNAL,
@@ -69,6 +70,7 @@ from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
 
 DAY_NS = 86_400 * 1_000_000_000
+_EnumT = TypeVar("_EnumT", bound=StrEnum)
 SNAPSHOT_VERSION = 1
 
 
@@ -97,6 +99,14 @@ _SIDE_BY_KIND: dict[MarketKind, dict[OrderSide, Side]] = {
         OrderSide.NO: Side.SELL,
     },
 }
+
+
+def _enum(kind: type[_EnumT], value: object, what: str) -> _EnumT:
+    """A command's enum field as the enum; a value outside it is a refusal, never a crash."""
+    try:
+        return kind(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise invalid_order(f"{what} {value!r} is not one of {[m.value for m in kind]}") from None
 
 
 class Engine:
@@ -215,14 +225,16 @@ class Engine:
             raise invalid_request("account_id must be non-empty and not start with 'system:'")
         if command.account_id in self.accounts:
             raise TradehallError(Code.CONFLICT, f"account {command.account_id} exists")
-        if command.kind is AccountKind.SYSTEM:
+        kind = _enum(AccountKind, command.kind, "kind")
+        cost_basis = _enum(CostBasis, command.cost_basis, "cost_basis")
+        if kind is AccountKind.SYSTEM:
             raise invalid_request("system accounts are opened by the engine")
         account = Account(
             command.account_id,
             command.owner,
-            command.kind,
+            kind,
             command.currency,
-            command.cost_basis,
+            cost_basis,
             command.tier,
         )
         self.accounts[command.account_id] = account
@@ -275,7 +287,10 @@ class Engine:
         return market
 
     def _create_market(self, command: cmds.CreateMarket) -> None:
-        spec = command.spec
+        try:  # a spec built in code with plain strings is checked and normalised like a decoded one
+            spec = msgspec.convert(msgspec.to_builtins(command.spec), MarketSpec)
+        except (msgspec.ValidationError, TypeError) as error:
+            raise invalid_request(f"invalid market spec: {error}") from None
         if spec.symbol in self.markets:
             raise TradehallError(Code.CONFLICT, f"market {spec.symbol} exists")
         if spec.status not in (MarketStatus.OPEN, MarketStatus.HALTED, MarketStatus.CLOSED):
@@ -291,9 +306,10 @@ class Engine:
         market = self._market(command.market)
         if market.status in (MarketStatus.SETTLED, MarketStatus.CANCELLED):
             raise TradehallError(Code.CONFLICT, f"market {market.symbol} is {market.status}")
-        if command.status not in (MarketStatus.OPEN, MarketStatus.HALTED, MarketStatus.CLOSED):
+        status = _enum(MarketStatus, command.status, "status")
+        if status not in (MarketStatus.OPEN, MarketStatus.HALTED, MarketStatus.CLOSED):
             raise invalid_request("settle or void a market with SettleMarket / VoidMarket")
-        self._change_market_status(market, command.status)
+        self._change_market_status(market, status)
 
     def _change_market_status(self, market: Market, status: MarketStatus) -> None:
         if status is market.status:
@@ -355,7 +371,8 @@ class Engine:
                 raise invalid_order("client_order_id must be 1 to 64 characters")
             if (account.account_id, command.client_order_id) in self.client_order_ids:
                 return  # idempotent repeat: the original order stands, nothing changes
-        side = _SIDE_BY_KIND[market.kind].get(command.side)
+        requested_side = _enum(OrderSide, command.side, "side")
+        side = _SIDE_BY_KIND[market.kind].get(requested_side)
         if side is None:
             raise invalid_order(f"side {command.side} does not fit a {market.kind} market")
         quantity = units_of(parse_decimal(command.quantity, "quantity"), market.spec.lot_size, "quantity")
@@ -365,21 +382,21 @@ class Engine:
             raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
         if market.max_lots is not None and quantity > market.max_lots:
             raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
-        order_type = command.type
+        order_type = _enum(OrderType, command.type, "type")
         price = stop_price = None
         if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
             if command.price is None:
                 raise invalid_order(f"a {order_type} order needs a price")
-            price = self._order_price(market, command.side, command.price, "price")
+            price = self._order_price(market, requested_side, command.price, "price")
         elif command.price is not None:
             raise invalid_order(f"a {order_type} order takes no price")
         if order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
             if command.stop_price is None:
                 raise invalid_order(f"a {order_type} order needs a stop_price")
-            stop_price = self._order_price(market, command.side, command.stop_price, "stop_price")
+            stop_price = self._order_price(market, requested_side, command.stop_price, "stop_price")
         elif command.stop_price is not None:
             raise invalid_order(f"a {order_type} order takes no stop_price")
-        tif = command.time_in_force
+        tif = _enum(TimeInForce, command.time_in_force, "time_in_force")
         is_market = order_type in (OrderType.MARKET, OrderType.STOP)
         if is_market:
             if tif in (TimeInForce.DAY, TimeInForce.GTD):
@@ -410,7 +427,7 @@ class Engine:
             account_id=account.account_id,
             market=market.symbol,
             side=side,
-            requested_side=command.side,
+            requested_side=requested_side,
             type=order_type,
             time_in_force=tif,
             price=price,
@@ -446,14 +463,7 @@ class Engine:
             order.hold_currency = spec.quote
             return  # a stop market order is checked when it triggers, at the prices of that moment
         if kind is MarketKind.SPOT:
-            if side is Side.BUY:
-                order.hold_currency = spec.quote
-                if limit is not None:
-                    order.hold_per_lot = market.notional.ceil(limit)
-                    order.fee_hold_per_lot = market.fee_per_lot(limit)
-            else:
-                order.hold_currency = spec.base
-                order.hold_per_lot = market.base_per_lot
+            order.hold_currency = spec.quote if side is Side.BUY else spec.base
         else:
             order.hold_currency = spec.quote
             position = market.positions.get(account.account_id)
@@ -466,24 +476,36 @@ class Engine:
             order.covered = min(quantity, free)
             if order.reduce_only and order.covered < quantity:
                 raise invalid_order("reduce_only order would increase the position")
-            if limit is not None:
-                worst = limit
-                if side is Side.SELL:
-                    best_bid = market.book.best_bid()
-                    if best_bid is not None and best_bid > worst:
-                        worst = best_bid
-                order.fee_hold_per_lot = market.fee_per_lot(worst)
-                if kind is MarketKind.PERP:
-                    order.hold_per_lot = market.margin_per_lot(worst)
-                elif side is Side.BUY:
-                    order.hold_per_lot = market.notional.ceil(limit)
-                else:
-                    order.hold_per_lot = market.notional.ceil(market.payout_ticks - limit)
-        need = order.held()
+        order.hold = self._hold_amount(market, side, limit, quantity, order.covered)
+        need = order.hold
         if need > account.available(order.hold_currency):
             raise TradehallError(
                 Code.INSUFFICIENT_BALANCE, f"order needs {need} {order.hold_currency} minor units available"
             )
+
+    @staticmethod
+    def _hold_amount(market: Market, side: Side, limit: int | None, quantity: int, covered: int) -> int:
+        """The most `quantity` lots at `limit` can cost: cash or margin for the uncovered lots, plus fees."""
+        if market.kind is MarketKind.SPOT and side is Side.SELL:
+            return quantity * market.base_per_lot
+        if limit is None:
+            return 0
+        worst = limit
+        if side is Side.SELL:  # a selling taker fills at bids up to the best one
+            best_bid = market.book.best_bid()
+            if best_bid is not None and best_bid > worst:
+                worst = best_bid
+        opening = quantity - covered
+        if market.kind is MarketKind.SPOT:
+            cash = market.notional.ceil(limit * quantity)
+        elif market.kind is MarketKind.PERP:
+            # +1: the position's margin is rounded up once more when the fills join it
+            cash = market.margin_of(worst * opening) + 1 if opening else 0
+        elif side is Side.BUY:
+            cash = market.notional.ceil(limit * opening)
+        else:
+            cash = market.notional.ceil((market.payout_ticks - limit) * opening)
+        return cash + market.fee_bound(quantity, worst)
 
     # --- orders: changes -----------------------------------------------------------------
 
@@ -521,7 +543,7 @@ class Engine:
         self._emit_book_changes(market)
 
     def _take_hold(self, order: Order, account: Account, market: Market) -> None:
-        self.ledger.adjust_held(account, order.hold_currency, order.held())
+        self.ledger.adjust_held(account, order.hold_currency, order.hold)
         if order.covered and market.kind is not MarketKind.SPOT:
             position = market.position(account.account_id, account.cost_basis)
             if order.side is Side.SELL:
@@ -530,7 +552,8 @@ class Engine:
                 position.reserved_buy += order.covered
 
     def _release_hold(self, order: Order, account: Account, market: Market) -> None:
-        self.ledger.adjust_held(account, order.hold_currency, -order.held())
+        self.ledger.adjust_held(account, order.hold_currency, -order.hold)
+        order.hold = 0
         if order.covered:
             position = market.positions[account.account_id]
             if order.side is Side.SELL:
@@ -617,7 +640,7 @@ class Engine:
         trade_id = self.next_trade_id
         self.next_trade_id = trade_id + 1
         market.last_price = price
-        notional = market.notional.round(price * quantity)
+        notional = market.notional.floor(price * quantity)
         maker_account = self.accounts[maker.account_id]
         self._events.append(
             TradeExecuted(
@@ -655,54 +678,56 @@ class Engine:
     ) -> None:
         ledger = self.ledger
         quote = market.spec.quote
+        kind = market.kind
         if liquidity is Liquidity.TAKER:
             order.remaining -= quantity  # a maker's remaining was already lowered by its book
-        used = min(order.covered, quantity)
-        order.covered -= used
-        release = used * order.fee_hold_per_lot + (quantity - used) * (
-            order.hold_per_lot + order.fee_hold_per_lot
-        )
-        ledger.adjust_held(account, order.hold_currency, -release)
         position = market.position(account.account_id, account.cost_basis)
+        used = order.covered if order.covered < quantity else quantity
         if used:
+            order.covered -= used
             if order.side is Side.SELL:
                 position.reserved_sell -= used
             else:
                 position.reserved_buy -= used
-        fee = market.fee(
-            notional, quantity, price, market.maker_ppm if liquidity is Liquidity.MAKER else market.taker_ppm
-        )
-        kind = market.kind
+        accrued = order.fee_accrued
+        ppm = market.maker_ppm if liquidity is Liquidity.MAKER else market.taker_ppm
+        order.fee_accrued = accrued + market.fee_numerator(notional, quantity, price, ppm)
+        denominator = market.fee_denominator
+        fee = ceil_div(order.fee_accrued, denominator) - ceil_div(accrued, denominator)
         delta = quantity if order.side is Side.BUY else -quantity
         if kind is MarketKind.SPOT and delta < 0:
-            delta = -min(
-                quantity, max(position.quantity, 0)
-            )  # sold holdings deposited, not bought, have no cost
-        before = position.quantity
+            # holdings that were deposited rather than bought have no cost basis
+            delta = -min(quantity, max(position.quantity, 0))
         closed, realized_ticks = position.change(delta, price, account.cost_basis) if delta else (0, 0)
         realized = market.notional.round(realized_ticks) if realized_ticks else 0
         position.realized += realized
         self._dirty_positions[(account.account_id, market.symbol)] = position
-        if kind is MarketKind.PERP:
+        consumed = fee
+        if kind is MarketKind.SPOT:
+            consumed = notional + fee if order.side is Side.BUY else quantity * market.base_per_lot
+        elif kind is MarketKind.PERP:
             margin_before = position.margin
-            if closed:
-                position.margin -= margin_before * closed // abs(before)
-            opened = quantity - closed
-            if opened:
-                position.margin += opened * market.margin_per_lot(price)
-            ledger.adjust_held(account, quote, position.margin - margin_before)
+            position.margin = market.margin_of(position.cost)
+            margin_change = position.margin - margin_before
+            if margin_change > 0:
+                consumed += margin_change
+            ledger.adjust_held(account, quote, margin_change)
             if realized:
                 self._settle_pnl(account, quote, realized)
-        elif kind is MarketKind.BINARY:
+        else:
             pool = ledger.system_account(market.collateral_id, quote)
             closing_price = market.payout_ticks - price if order.side is Side.BUY else price
             opening_price = price if order.side is Side.BUY else market.payout_ticks - price
             if closed:
-                ledger.transfer(pool, account, quote, market.notional.round(closing_price * closed))
+                ledger.transfer(pool, account, quote, market.notional.floor(closing_price * closed))
             if quantity - closed:
-                ledger.transfer(
-                    account, pool, quote, market.notional.round(opening_price * (quantity - closed))
-                )
+                opening_cost = market.notional.floor(opening_price * (quantity - closed))
+                ledger.transfer(account, pool, quote, opening_cost)
+                consumed += opening_cost
+        if consumed > order.hold:  # pragma: no cover - holds are upper bounds of what fills consume
+            consumed = order.hold
+        order.hold -= consumed
+        ledger.adjust_held(account, order.hold_currency, -consumed)
         if fee:
             ledger.transfer(account, ledger.system_account(SYSTEM_FEES, quote), quote, fee)
         order.filled += quantity
@@ -776,7 +801,6 @@ class Engine:
         account = self.accounts[order.account_id]
         self._release_hold(order, account, market)
         order.status = OrderStatus.OPEN
-        order.hold_per_lot = order.fee_hold_per_lot = 0
         self._events.append(
             OrderTriggered(
                 order_id=order.order_id, account_id=order.account_id, market=order.market, ts=self.now
@@ -784,15 +808,12 @@ class Engine:
         )
         limit = order.price
         if order.type is OrderType.STOP:
-            order.type = OrderType.MARKET
             limit = market.book.fillable(order.side, None, order.remaining, account.account_id, market.stp)[1]
-        else:
-            order.type = OrderType.LIMIT
         try:
             self._compute_hold(order, account, market, limit)
         except TradehallError:
             order.covered = 0
-            order.hold_per_lot = order.fee_hold_per_lot = 0
+            order.hold = 0
             self._close(order, account, market, CancelReason.UNFUNDED)
             return
         self._take_hold(order, account, market)
@@ -854,13 +875,16 @@ class Engine:
             return
         new_remaining = new_quantity - order.filled
         if new_price == order.price and new_remaining <= order.remaining:
-            held_before = order.held()
             released_cover = max(0, order.covered - new_remaining)
             market.book.reduce(order, new_remaining)
             order.covered -= released_cover
             self._adjust_reservation(order, market, -released_cover)
             order.quantity = new_quantity
-            self.ledger.adjust_held(account, order.hold_currency, order.held() - held_before)
+            new_hold = min(
+                order.hold, self._hold_amount(market, order.side, order.price, new_remaining, order.covered)
+            )
+            self.ledger.adjust_held(account, order.hold_currency, new_hold - order.hold)
+            order.hold = new_hold
             self._events.append(
                 OrderAmended(
                     order_id=order.order_id,
@@ -896,16 +920,19 @@ class Engine:
         )
         trial.remaining = new_remaining
         self._check_replacement(trial, order, account, market)
+        # The replacement is a new object: the old one may still sit in its level's queue (lazy deletion).
         market.book.remove(order)
         self._release_hold(order, account, market)
-        order.price = new_price
-        order.quantity = new_quantity
-        order.remaining = new_remaining
-        order.covered = trial.covered
-        order.hold_per_lot = trial.hold_per_lot
-        order.fee_hold_per_lot = trial.fee_hold_per_lot
-        order.hold_currency = trial.hold_currency
-        self._take_hold(order, account, market)
+        trial.stop_price = order.stop_price
+        trial.filled, trial.fills_notional, trial.fees_paid = (
+            order.filled,
+            order.fills_notional,
+            order.fees_paid,
+        )
+        trial.status = order.status
+        self.orders[order.order_id] = trial
+        account.open_orders[order.order_id] = trial
+        self._take_hold(trial, account, market)
         self._events.append(
             OrderAmended(
                 order_id=order.order_id,
@@ -917,7 +944,7 @@ class Engine:
                 ts=self.now,
             )
         )
-        self._execute(order, account, market, new_price)
+        self._execute(trial, account, market, new_price)
         self._trigger_stops(market)
         self._emit_book_changes(market)
 
@@ -939,7 +966,7 @@ class Engine:
             position.reserved_sell if position else 0,
             position.reserved_buy if position else 0,
         )
-        balance.held -= order.held()
+        balance.held -= order.hold
         if position is not None:
             if order.side is Side.SELL:
                 position.reserved_sell -= order.covered
@@ -1001,14 +1028,15 @@ class Engine:
         self._change_market_status(market, MarketStatus.SETTLED)
         quote = market.spec.quote
         pool = self.ledger.system_account(market.collateral_id, quote)
-        settle_price = market.payout_ticks if command.outcome is Outcome.YES else 0
+        outcome = _enum(Outcome, command.outcome, "outcome")
+        settle_price = market.payout_ticks if outcome is Outcome.YES else 0
         payouts: list[tuple[str, int]] = []
         for account_id in sorted(market.positions):
             position = market.positions[account_id]
             if position.quantity == 0:
                 continue
             account = self.accounts[account_id]
-            wins = (position.quantity > 0) == (command.outcome is Outcome.YES)
+            wins = (position.quantity > 0) == (outcome is Outcome.YES)
             payout = market.notional.round(abs(position.quantity) * market.payout_ticks) if wins else 0
             self.ledger.transfer(pool, account, quote, payout)
             _, realized_ticks = position.change(-position.quantity, settle_price, account.cost_basis)
@@ -1016,7 +1044,7 @@ class Engine:
             self._dirty_positions[(account_id, market.symbol)] = position
             payouts.append((account_id, payout))
         self._events.append(
-            MarketSettled(market=market.symbol, outcome=command.outcome, payouts=tuple(payouts), ts=self.now)
+            MarketSettled(market=market.symbol, outcome=outcome, payouts=tuple(payouts), ts=self.now)
         )
 
     def _void_market(self, command: cmds.VoidMarket) -> None:
@@ -1124,8 +1152,8 @@ class Engine:
                 o.in_book,
                 o.priority,
                 o.covered,
-                o.hold_per_lot,
-                o.fee_hold_per_lot,
+                o.hold,
+                o.fee_accrued,
                 o.hold_currency,
             ]
             for _, o in sorted(self.orders.items())
@@ -1163,8 +1191,6 @@ class Engine:
             for currency_code, total, held in balances:
                 account.balances[currency_code] = Balance(total, held)
             engine.accounts[account_id] = account
-        from tradehall.domain.market import MarketSpec
-
         for raw_spec, status, book_sequence, last_price, mark_price, positions in state["markets"]:
             spec = msgspec.convert(raw_spec, MarketSpec)
             market = Market(spec, config.currency_decimals, book_factory())
@@ -1209,8 +1235,8 @@ class Engine:
                 in_book,
                 priority,
                 covered,
-                hold_per_lot,
-                fee_hold_per_lot,
+                hold,
+                fee_accrued,
                 hold_currency,
             ) = row
             order = Order(
@@ -1234,9 +1260,9 @@ class Engine:
             order.fills_notional, order.fees_paid = fills_notional, fees_paid
             order.status = OrderStatus(status)
             order.priority, order.covered = priority, covered
-            order.hold_per_lot, order.fee_hold_per_lot, order.hold_currency = (
-                hold_per_lot,
-                fee_hold_per_lot,
+            order.hold, order.fee_accrued, order.hold_currency = (
+                hold,
+                fee_accrued,
                 hold_currency,
             )
             order.in_book = in_book

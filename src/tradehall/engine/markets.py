@@ -148,24 +148,27 @@ class Market:
 
     # --- money of a fill -----------------------------------------------------------------
 
-    def fee(self, notional: int, lots: int, price: int, ppm: int) -> int:
-        if ppm == 0:
-            return 0
-        if self.quadratic:
-            ratio = self.quadratic_ratio
-            return ceil_div(ppm * lots * price * (self.payout_ticks - price) * ratio.num, PPM * ratio.den)
-        return ceil_div(notional * ppm, PPM)
+    @property
+    def fee_denominator(self) -> int:
+        return PPM * self.quadratic_ratio.den if self.quadratic else PPM
 
-    def fee_per_lot(self, price: int) -> int:
-        """The most one lot can pay in fees at `price` (a ceiling, so holds cover any fill)."""
+    def fee_numerator(self, notional: int, lots: int, price: int, ppm: int) -> int:
+        """A fill's exact fee as a numerator over `fee_denominator` minor units."""
+        if self.quadratic:
+            return ppm * lots * price * (self.payout_ticks - price) * self.quadratic_ratio.num
+        return notional * ppm
+
+    def fee_bound(self, lots: int, price: int) -> int:
+        """The most `lots` can pay in fees at prices up to `price` (binary: anywhere in the range)."""
         ppm = max(self.maker_ppm, self.taker_ppm)
         if self.quadratic:
             half = self.payout_ticks // 2
-            return self.fee(0, 1, half, ppm)
-        return ceil_div(self.notional.ceil(price) * ppm, PPM)
+            return ceil_div(self.fee_numerator(0, lots, half, ppm), self.fee_denominator)
+        return ceil_div(self.notional.ceil(price * lots) * ppm, PPM)
 
-    def margin_per_lot(self, price: int) -> int:
-        return ceil_div(self.notional.ceil(price) * self.initial_margin_ppm, PPM)
+    def margin_of(self, cost: int) -> int:
+        """Initial margin of a position whose entry value is `cost` tick-lots."""
+        return ceil_div(self.notional.ceil(abs(cost)) * self.initial_margin_ppm, PPM)
 
     def position(self, account_id: str, method: CostBasis) -> Position:
         position = self.positions.get(account_id)

@@ -8,8 +8,11 @@ from tradehall.domain.enums import OrderSide, OrderStatus, OrderType, Side, Time
 class Order:
     """An order the engine knows (resting in a book or waiting for its trigger).
 
-    Holds: `covered` lots are backed by the account's position (closing trades need no cash), the
-    other lots hold `hold_per_lot` minor units of `hold_currency`; `fee_hold_per_lot` is held for every lot.
+    Holds: `hold` minor units of `hold_currency` are held for this order: at least the most its
+    remaining lots can cost (cash, margin and fees, computed once at acceptance), reduced by what each
+    fill actually consumes and released on close. `covered` lots are backed by the account's position
+    (closing trades need no cash). `fee_accrued` is the exact fee numerator so far: each fill pays
+    the increase of its ceiling, so an order's fees are rounded up once, not once per fill.
     """
 
     __slots__ = (
@@ -18,12 +21,12 @@ class Order:
         "covered",
         "created_ts",
         "expire_at",
-        "fee_hold_per_lot",
+        "fee_accrued",
         "fees_paid",
         "filled",
         "fills_notional",
+        "hold",
         "hold_currency",
-        "hold_per_lot",
         "in_book",
         "market",
         "order_id",
@@ -83,15 +86,9 @@ class Order:
         self.in_book = False
         self.priority = 0
         self.covered = 0
-        self.hold_per_lot = 0
-        self.fee_hold_per_lot = 0
+        self.hold = 0
+        self.fee_accrued = 0
         self.hold_currency = ""
-
-    def held(self) -> int:
-        """What this order holds now in `hold_currency`."""
-        return self.covered * self.fee_hold_per_lot + (self.remaining - self.covered) * (
-            self.hold_per_lot + self.fee_hold_per_lot
-        )
 
     def __repr__(self) -> str:
         return (
