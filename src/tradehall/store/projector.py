@@ -27,10 +27,10 @@ from typing import Any, TypeVar, TypeVarTuple
 
 import msgspec
 import structlog
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from tradehall.domain.enums import MarketKind, MarketStatus, OrderStatus
+from tradehall.domain.enums import Liquidity, MarketKind, MarketStatus, OrderStatus
 from tradehall.domain.events import (
     AccountOpened,
     AccountStatusChanged,
@@ -74,6 +74,7 @@ Ts = TypeVarTuple("Ts")
 
 DEFAULT_PROJECTOR = "read_models"
 _ZERO = Decimal(0)
+_MEMO_LIMIT = 65_536
 _ORDER_COLUMNS_MUTABLE = (
     "status",
     "filled_quantity",
@@ -132,9 +133,29 @@ class _MarketState:
     created_ns: int = 0
     updated_ns: int = 0
 
+    prices: dict[int, Decimal] = field(default_factory=dict)
+    quantities: dict[int, Decimal] = field(default_factory=dict)
+
     @property
     def valuation_price(self) -> int | None:
         return self.mark_price if self.mark_price is not None else self.last_price
+
+    def price(self, ticks: int) -> Decimal:
+        """`decimal_of(ticks, tick_size)`, memoised: a busy market trades at few distinct prices."""
+        value = self.prices.get(ticks)
+        if value is None:
+            if len(self.prices) >= _MEMO_LIMIT:
+                self.prices.clear()
+            value = self.prices[ticks] = decimal_of(ticks, self.spec.tick_size)
+        return value
+
+    def quantity(self, lots: int) -> Decimal:
+        value = self.quantities.get(lots)
+        if value is None:
+            if len(self.quantities) >= _MEMO_LIMIT:
+                self.quantities.clear()
+            value = self.quantities[lots] = decimal_of(lots, self.spec.lot_size)
+        return value
 
 
 @dataclass(slots=True)
@@ -481,6 +502,8 @@ class _Batch:
         self.fills: list[dict[str, Any]] = []
         self._seq = 0
         self._ts = 0
+        self._last_ns = 0
+        self._last_utc = utc_of_ns(0)
 
     # ---- reading what the batch needs -------------------------------------------------------
 
@@ -622,8 +645,8 @@ class _Batch:
         self._touch(ev.account_id)
 
     def on_order_accepted(self, ev: OrderAccepted) -> None:
-        spec = self._market(ev.market).spec
-        at = utc_of_ns(ev.ts)
+        market = self._market(ev.market)
+        at = self._utc(ev.ts)
         self.orders[ev.order_id] = {
             "id": str(ev.order_id),
             "client_order_id": ev.client_order_id,
@@ -633,9 +656,9 @@ class _Batch:
             "engine_side": ev.side.value,
             "type": ev.type.value,
             "time_in_force": ev.time_in_force.value,
-            "quantity": decimal_of(ev.quantity, spec.lot_size),
-            "price": None if ev.price is None else decimal_of(ev.price, spec.tick_size),
-            "stop_price": None if ev.stop_price is None else decimal_of(ev.stop_price, spec.tick_size),
+            "quantity": market.quantity(ev.quantity),
+            "price": None if ev.price is None else market.price(ev.price),
+            "stop_price": None if ev.stop_price is None else market.price(ev.stop_price),
             "expire_at": None if ev.expire_at is None else utc_of_ns(ev.expire_at),
             "post_only": ev.post_only,
             "reduce_only": ev.reduce_only,
@@ -657,12 +680,10 @@ class _Batch:
 
     def on_order_filled(self, ev: OrderFilled) -> None:
         market = self._market(ev.market)
-        spec = market.spec
-        price = decimal_of(ev.price, spec.tick_size)
-        quantity = decimal_of(ev.quantity, spec.lot_size)
+        price = market.price(ev.price)
         fee = amount_of(ev.fee, market.quote_decimals)
-        at = utc_of_ns(ev.ts)
-        taker = ev.liquidity.value == "taker"
+        at = self._utc(ev.ts)
+        taker = ev.liquidity is Liquidity.TAKER
         self.fills.append(
             {
                 "id": ev.trade_id * 2 + (1 if taker else 0),
@@ -673,7 +694,7 @@ class _Batch:
                 "market": ev.market,
                 "side": ev.side.value,
                 "price": price,
-                "quantity": quantity,
+                "quantity": market.quantity(ev.quantity),
                 "fee": fee,
                 "liquidity": ev.liquidity.value,
                 "realized_pnl": amount_of(ev.realized_pnl, market.quote_decimals),
@@ -684,7 +705,7 @@ class _Batch:
         order = self._order(ev.order_id)
         if order is None:
             return
-        filled = decimal_of(ev.filled_quantity, spec.lot_size)
+        filled = market.quantity(ev.filled_quantity)
         notional = order["notional"] + decimal_of(ev.price * ev.quantity, market.tick_lot)
         order["notional"] = notional
         order["fees"] = order["fees"] + fee
@@ -692,6 +713,13 @@ class _Batch:
         order["average_price"] = (notional / filled) if filled else None
         order["status"] = ev.status.value
         order["updated_at"] = at
+
+    def _utc(self, ns: int) -> datetime:
+        """`utc_of_ns`, remembering the last one: the events of a record share their time."""
+        if ns != self._last_ns:
+            self._last_ns = ns
+            self._last_utc = utc_of_ns(ns)
+        return self._last_utc
 
     def on_order_cancelled(self, ev: OrderCancelled) -> None:
         self._close_order(ev.order_id, ev.market, ev.filled_quantity, OrderStatus.CANCELLED.value, ev.ts)
@@ -732,7 +760,7 @@ class _Batch:
         mirror = self.mirror
         if self.new_markets:
             rows = [self._market_row(symbol) for symbol in sorted(self.new_markets)]
-            connection.execute(insert(table_of(Market)), rows)
+            _insert_many(connection, table_of(Market), rows)
         updated_markets = self.dirty_markets - self.new_markets
         if updated_markets:
             rows = [self._market_row(symbol) for symbol in sorted(updated_markets)]
@@ -752,7 +780,7 @@ class _Batch:
             new = [self._balance_row(key) for key in sorted(self.new_balances)]
             old = [self._balance_row(key) for key in sorted(self.dirty_balances - self.new_balances)]
             if new:
-                connection.execute(insert(table_of(Balance)), new)
+                _insert_many(connection, table_of(Balance), new)
             _update_many(
                 connection,
                 table_of(Balance),
@@ -764,7 +792,7 @@ class _Batch:
             new = [self._position_row(key) for key in sorted(self.new_positions)]
             old = [self._position_row(key) for key in sorted(self.dirty_positions - self.new_positions)]
             if new:
-                connection.execute(insert(table_of(Position)), new)
+                _insert_many(connection, table_of(Position), new)
             _update_many(
                 connection,
                 table_of(Position),
@@ -783,11 +811,11 @@ class _Batch:
                 ),
             )
         if self.new_orders:
-            connection.execute(insert(table_of(Order)), [self.orders[i] for i in sorted(self.new_orders)])
+            _insert_many(connection, table_of(Order), [self.orders[i] for i in sorted(self.new_orders)])
         old_orders = [row for order_id, row in self.orders.items() if order_id not in self.new_orders]
         _update_many(connection, table_of(Order), ("id",), old_orders, _ORDER_COLUMNS_MUTABLE)
         if self.fills:
-            connection.execute(insert(table_of(Fill)), self.fills)
+            _insert_many(connection, table_of(Fill), self.fills)
         self._write_accounts(connection)
 
     def _write_accounts(self, connection: Connection) -> None:
@@ -811,7 +839,7 @@ class _Batch:
                     {"account_id": account_id, "seq": seq, "at": utc_of_ns(ts), "equity": row["equity"]}
                 )
         if new_rows:
-            connection.execute(insert(table_of(Account)), new_rows)
+            _insert_many(connection, table_of(Account), new_rows)
         _update_many(
             connection,
             table_of(Account),
@@ -831,7 +859,7 @@ class _Batch:
             ),
         )
         if points:
-            connection.execute(insert(table_of(EquityPoint)), points)
+            _insert_many(connection, table_of(EquityPoint), points)
 
     def _account_row(self, account: _AccountState, ts: int) -> dict[str, Any]:
         mirror = self.mirror
@@ -978,6 +1006,23 @@ def _position_value(market: _MarketState, position: _PositionState, price: int |
     return value
 
 
+def _insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT, or on PostgreSQL a COPY in the same transaction (psycopg sends one INSERT per row
+    otherwise; COPY is several times faster for the fills and orders of a batch)."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    names = [column.name for column in table.columns if column.name in rows[0]]
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    column_list = ", ".join(f'"{name}"' for name in names)
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in names])
+
+
 def _update_many(
     connection: Connection,
     table: Table,
@@ -988,6 +1033,9 @@ def _update_many(
     if not rows:
         return
     columns = tuple(columns)
+    if connection.dialect.name == "postgresql":
+        _update_many_unnest(connection, table, keys, rows, columns)
+        return
     statement = (
         update(table)
         .where(*(table.c[key] == bindparam(f"k_{key}") for key in keys))
@@ -998,6 +1046,32 @@ def _update_many(
         for row in rows
     ]
     connection.execute(statement, params)
+
+
+def _update_many_unnest(
+    connection: Connection,
+    table: Table,
+    keys: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+) -> None:
+    """One UPDATE ... FROM unnest(arrays) statement instead of a round trip per row (PostgreSQL).
+
+    Values bypass the column types' bind processing, so they must already be what PostgreSQL takes:
+    Decimals, aware datetimes, strings, booleans (they are: the rows come from the projector).
+    """
+    names = (*keys, *columns)
+    arrays = ", ".join(
+        f"CAST(:a{i} AS {table.c[name].type.compile(dialect=connection.dialect)}[])"
+        for i, name in enumerate(names)
+    )
+    assignments = ", ".join(f'"{name}" = v."{name}"' for name in columns)
+    matches = " AND ".join(f't."{key}" = v."{key}"' for key in keys)
+    column_list = ", ".join(f'"{name}"' for name in names)
+    sql = f'UPDATE "{table.name}" AS t SET {assignments} FROM unnest({arrays}) AS v({column_list})'
+    sql += f" WHERE {matches}"
+    params = {f"a{i}": [row[name] for row in rows] for i, name in enumerate(names)}
+    connection.execute(text(sql), params)
 
 
 _HANDLERS: dict[type[AnyEvent], Callable[[_Batch, Any], None]] = {
