@@ -604,6 +604,12 @@ class Engine:
         elif tif is TimeInForce.IOC or tif is TimeInForce.FOK:
             self._close(order, account, market, CancelReason.IOC_REMAINDER)
         else:
+            if limit is not None and fills and order.hold:
+                # price improvement while taking: hold only what the resting rest can still cost
+                tight = self._hold_amount(market, order.side, limit, order.remaining, order.covered)
+                if tight < order.hold:
+                    self.ledger.adjust_held(account, order.hold_currency, tight - order.hold)
+                    order.hold = tight
             self._priority += 1
             order.priority = self._priority
             book.add(order)
@@ -735,6 +741,9 @@ class Engine:
         order.fees_paid += fee
         if order.remaining == 0:
             order.status = OrderStatus.FILLED
+            if order.hold:  # the bound's slack: what the fills did not consume
+                ledger.adjust_held(account, order.hold_currency, -order.hold)
+                order.hold = 0
             if order.order_id in self.orders:
                 self._unregister(order, account)
         else:
@@ -1025,10 +1034,10 @@ class Engine:
 
     def _settle_market(self, command: cmds.SettleMarket) -> None:
         market = self._binary_market(command.market)
+        outcome = _enum(Outcome, command.outcome, "outcome")
         self._change_market_status(market, MarketStatus.SETTLED)
         quote = market.spec.quote
         pool = self.ledger.system_account(market.collateral_id, quote)
-        outcome = _enum(Outcome, command.outcome, "outcome")
         settle_price = market.payout_ticks if outcome is Outcome.YES else 0
         payouts: list[tuple[str, int]] = []
         for account_id in sorted(market.positions):
