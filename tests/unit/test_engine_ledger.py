@@ -102,7 +102,7 @@ def test_average_fifo_and_lifo_realise_different_pnl() -> None:
         place(engine, "m", "BTC-USD", "buy", "1", "120")
         events = place(engine, "t", "BTC-USD", "sell", "1", "120")
         realised[method] = [f.realized_pnl for f in of_type(events, ev.OrderFilled) if f.account_id == "t"]
-        position = one(events, ev.PositionChanged) if False else engine.markets["BTC-USD"].positions["t"]
+        position = engine.markets["BTC-USD"].positions["t"]
         assert position.quantity == 10_000
     assert realised == {CostBasis.AVERAGE: [1_500], CostBasis.FIFO: [2_000], CostBasis.LIFO: [1_000]}
 
@@ -132,12 +132,12 @@ def test_perp_reduce_realises_pnl_and_releases_margin_then_flip_opens_the_other_
     place(engine, "a", "BTC-PERP", "long", "1", "60000")
     place(engine, "c", "BTC-PERP", "long", "1.5", "61000")
     events = place(engine, "a", "BTC-PERP", "sell", "0.5", "61000")
-    taker = [f for f in of_type(events, ev.OrderFilled) if f.account_id == "a"][0]
+    taker = next(f for f in of_type(events, ev.OrderFilled) if f.account_id == "a")
     assert (taker.realized_pnl, taker.fee) == (50_000, 1_525)  # +500.00 gross, 0.05 % of 30,500.00
     assert balance(engine, "a") == (1_000_000 - 3_000 + 50_000 - 1_525, 300_000)
     assert balance(engine, SYSTEM_PERP_SETTLEMENT) == (-50_000, 0)
     events = place(engine, "a", "BTC-PERP", "sell", "1", "61000")  # closes 0.5 long, opens 0.5 short
-    taker = [f for f in of_type(events, ev.OrderFilled) if f.account_id == "a"][0]
+    taker = next(f for f in of_type(events, ev.OrderFilled) if f.account_id == "a")
     assert taker.realized_pnl == 50_000
     position = engine.markets["BTC-PERP"].positions["a"]
     assert (position.quantity, position.cost, position.margin) == (-500, -61_000_000, 305_000)
@@ -205,7 +205,7 @@ def test_selling_held_yes_contracts_needs_no_cash_and_closes_the_position() -> N
     place(engine, "c", "FED-CUT", "yes", "10", "0.70")
     total_before = balance(engine, "a")[0]
     events = expect_no_rejection(place(engine, "a", "FED-CUT", "sell", "10", "0.70"))
-    fill = [f for f in of_type(events, ev.OrderFilled) if f.account_id == "a"][0]
+    fill = next(f for f in of_type(events, ev.OrderFilled) if f.account_id == "a")
     assert fill.realized_pnl == 300  # bought at 0.40, sold at 0.70
     assert balance(engine, "a")[0] == total_before + 700 - fill.fee
     assert engine.markets["FED-CUT"].positions["a"].quantity == 0
