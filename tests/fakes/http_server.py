@@ -128,8 +128,13 @@ class FakeHttpServer:
                 out += [f"{name}: {value}" for name, value in response.headers.items()]
                 writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + response.body)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            asyncio.CancelledError,
+        ):
+            pass  # the client went away, or the server is shutting down
         finally:
             with contextlib.suppress(Exception):
                 writer.close()

@@ -1,0 +1,216 @@
+"""Binance feed against fake stream and REST servers: depth sync and resync, REST only while down."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from tests.fakes.http_server import FakeHttpServer
+from tests.fakes.providers import BinanceState, depth_update, serve_binance_rest
+from tests.fakes.ws import FakeWsServer, eventually
+from tradehall.marketdata.binance import BinanceFeed
+from tradehall.marketdata.breaker import Backoff
+from tradehall.marketdata.models import BookSnapshot, FeedEvent, Quote, TradeTick
+
+D = Decimal
+DEPTH = "/api/v3/depth"
+TICKER = "/api/v3/ticker/bookTicker"
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[FakeWsServer, FakeHttpServer, BinanceState]]:
+    ws, rest, state = FakeWsServer(), FakeHttpServer(), BinanceState()
+    await ws.start()
+    await rest.start()
+    serve_binance_rest(rest, state)
+    yield ws, rest, state
+    await ws.stop()
+    await rest.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        yield client
+
+
+def make_feed(
+    ws: FakeWsServer,
+    rest: FakeHttpServer,
+    http: httpx.AsyncClient,
+    seen: list[tuple[str, FeedEvent]],
+    streams: tuple[str, ...] = ("trade", "bookTicker", "depth@100ms"),
+) -> BinanceFeed:
+    feed: BinanceFeed
+
+    def sink(event: FeedEvent) -> None:
+        seen.append((feed.mode, event))
+
+    feed = BinanceFeed(
+        ["BTCUSDT"],
+        sink,
+        http,
+        ws_root=ws.url,
+        rest_root=rest.url,
+        streams=streams,
+        poll_interval=0.05,
+        backoff=Backoff(base=0.2, cap=0.3, rng=random.Random(3)),
+    )
+    return feed
+
+
+async def test_trade_and_book_ticker_from_the_combined_stream(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(ws, rest, http, seen, streams=("trade", "bookTicker"))
+    feed.start()
+    await ws.wait_connected()
+    assert ws.paths[0] == "/stream?streams=btcusdt@trade/btcusdt@bookTicker"
+    await ws.push(
+        {
+            "stream": "btcusdt@bookTicker",
+            "data": {"u": 400900217, "s": "BTCUSDT", "b": "67000.10", "B": "1.5", "a": "67000.20", "A": "2"},
+        }
+    )
+    await ws.push(
+        {
+            "stream": "btcusdt@trade",
+            "data": {
+                "e": "trade",
+                "E": 1672515782136,
+                "s": "BTCUSDT",
+                "t": 12345,
+                "p": "67000.15",
+                "q": "0.01",
+                "T": 1672515782136,
+                "m": True,
+                "M": True,
+            },
+        }
+    )
+    await eventually(lambda: len(seen) == 2)
+    await feed.stop()
+    quote, trade = seen[0][1], seen[1][1]
+    assert isinstance(quote, Quote) and (quote.bid, quote.ask, quote.bid_size) == (
+        D("67000.10"),
+        D("67000.20"),
+        D("1.5"),
+    )
+    assert isinstance(trade, TradeTick) and (trade.price, trade.size, trade.side) == (
+        D("67000.15"),
+        D("0.01"),
+        "sell",
+    )
+    assert rest.hits(TICKER) == []
+
+
+async def test_depth_sync_then_gap_rebuilds_from_a_new_snapshot(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, state = fakes
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(ws, rest, http, seen, streams=("depth@100ms",))
+    feed.start()
+    await ws.wait_connected()
+    state.snapshot = {
+        "lastUpdateId": 100,
+        "bids": [["100.00", "1.0"], ["99.00", "2.0"]],
+        "asks": [["101.00", "1.0"], ["102.00", "3.0"]],
+    }
+    await ws.push(depth_update(95, 99, bids=[["100.00", "5.0"]]))  # older than the snapshot: dropped
+    await ws.push(depth_update(100, 102, asks=[["101.00", "0"]]))
+    await eventually(lambda: any(isinstance(e, BookSnapshot) for _, e in seen))
+    book = feed.books["btcusdt"]
+    assert book.synced and book.last_update_id == 102
+    assert book.bids.best() == (D("100.00"), D("1.0"))
+    assert book.asks.best() == (D("102.00"), D("3.0"))
+    await ws.push(depth_update(103, 103, bids=[["100.50", "2"]]))
+    await eventually(lambda: book.last_update_id == 103)
+    top = [e for _, e in seen if isinstance(e, Quote)][-1]
+    assert (top.bid, top.bid_size, top.ask) == (D("100.50"), D("2"), D("102.00"))
+    # a gap: 104..105 never arrives
+    state.snapshot = {"lastUpdateId": 110, "bids": [["98.00", "7"]], "asks": [["99.50", "4"]]}
+    await ws.push(depth_update(106, 110, bids=[["97.00", "1"]]))
+    await ws.push(depth_update(111, 111, asks=[["99.40", "1"]]))
+    await eventually(lambda: book.synced and book.last_update_id == 111)
+    assert feed.resyncs == 1
+    assert len(rest.hits(DEPTH)) == 2
+    assert rest.hits(DEPTH)[0].query == {"symbol": "BTCUSDT", "limit": "1000"}
+    assert book.bids.sorted_levels() == ((D("98.00"), D("7")),)
+    assert book.asks.sorted_levels() == ((D("99.40"), D("1")), (D("99.50"), D("4")))
+    assert feed.errors_by_kind == {"sequence_gap": 1}
+    await feed.stop()
+
+
+async def test_rest_polls_only_while_the_stream_is_down(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(ws, rest, http, seen, streams=("bookTicker",))
+    feed.start()
+    await ws.wait_connected()
+    await asyncio.sleep(0.2)
+    assert rest.hits(TICKER) == []
+    ws.refuse = True
+    await ws.drop_all()
+    await eventually(lambda: len(rest.hits(TICKER)) >= 3)
+    assert feed.status().mode == "polling" and not feed.connected
+    ws.refuse = False
+    await ws.wait_connected(timeout=5)
+    await eventually(lambda: feed.mode == "stream")
+    polls_when_back = len(rest.hits(TICKER))
+    await ws.push(
+        {
+            "stream": "btcusdt@bookTicker",
+            "data": {"u": 1, "s": "BTCUSDT", "b": "1", "B": "1", "a": "2", "A": "1"},
+        }
+    )
+    await asyncio.sleep(0.3)
+    await feed.stop()
+    assert len(rest.hits(TICKER)) == polls_when_back
+    modes = [mode for mode, event in seen if isinstance(event, Quote)]
+    rest_quotes = [event for mode, event in seen if mode == "polling"]
+    assert all(isinstance(q, Quote) and q.bid == D("67000.1") for q in rest_quotes)
+    assert modes[-1] == "stream"
+    assert len(rest_quotes) == len(rest.hits(TICKER))  # one quote per poll, none from the stream
+    assert feed.errors_by_kind.get("connection", 0) >= 1
+
+
+async def test_malformed_and_html_messages_are_counted_and_the_stream_goes_on(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(ws, rest, http, seen, streams=("bookTicker",))
+    feed.start()
+    await ws.wait_connected()
+    await ws.push('{"stream": "btcusdt@bookTicker", "data": {"u": 1,')
+    await ws.push("<html>oops</html>")
+    await ws.push(
+        {
+            "stream": "btcusdt@bookTicker",
+            "data": {"u": 1, "s": "BTCUSDT", "b": "x", "B": "1", "a": "2", "A": "1"},
+        }
+    )
+    await ws.push({"result": None, "id": 1})
+    await ws.push(
+        {
+            "stream": "btcusdt@bookTicker",
+            "data": {"u": 2, "s": "BTCUSDT", "b": "1", "B": "1", "a": "2", "A": "1"},
+        }
+    )
+    await eventually(lambda: len(seen) == 1)
+    await feed.stop()
+    assert feed.errors_by_kind == {"malformed_json": 1, "html": 1, "parse": 1}
+    assert ws.connects == 1
+
+
+async def test_stale_stream_is_dropped_and_reconnected(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(ws, rest, http, seen, streams=("bookTicker",))
+    feed.stale_after = 0.2
+    feed.start()
+    await eventually(lambda: ws.connects >= 2, timeout=5)
+    await feed.stop()
+    assert feed.errors_by_kind.get("stale", 0) >= 1
