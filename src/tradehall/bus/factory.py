@@ -1,0 +1,27 @@
+"""Build the configured bus backend from `Settings`."""
+
+from __future__ import annotations
+
+from tradehall.bus.protocol import EventBus
+from tradehall.service.settings import Settings
+
+
+def create_bus(settings: Settings, *, prefix: str = "tradehall") -> EventBus:
+    """The backend named by `settings.bus`; brokers are imported only when chosen."""
+    if settings.bus == "inproc":
+        from tradehall.bus.inproc import InProcessBus
+
+        return InProcessBus()
+    if settings.bus == "redis":
+        from tradehall.bus.redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(settings.redis_url, prefix=prefix)
+    if settings.bus == "nats":
+        from tradehall.bus.nats import NatsJetStreamBus
+
+        return NatsJetStreamBus(settings.nats_url, prefix=prefix)
+    if settings.bus == "kafka":
+        from tradehall.bus.kafka import KafkaBus
+
+        return KafkaBus(settings.kafka_bootstrap, prefix=prefix)
+    raise ValueError(f"unknown bus backend {settings.bus!r}")  # pragma: no cover

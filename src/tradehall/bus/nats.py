@@ -1,0 +1,220 @@
+"""NATS JetStream backend: a stream per topic family, durable pull consumers, explicit acks.
+
+Subjects are `<prefix>.<topic>`; streams are `<prefix>-<family>` (`tradehall-orders` holds
+`tradehall.orders.>`). Every message carries `Nats-Msg-Id: <seq>:<index>`, so JetStream drops a
+re-published message within the stream's duplicate window (2 minutes by default). A durable
+consumer is one JetStream durable pull consumer per family stream, named after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+from tradehall.bus.envelope import Envelope, decode_envelope, encode_envelope
+from tradehall.bus.protocol import BusUnavailableError, Delivery, StartPosition
+from tradehall.bus.topics import FAMILIES, families_of_pattern, validate_pattern
+
+log = structlog.get_logger(__name__)
+
+_SINGLE_TOKEN_FAMILIES = frozenset({"accounts", "markets"})
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class NatsJetStreamBus:
+    name = "nats"
+
+    def __init__(
+        self,
+        url: str = "nats://127.0.0.1:4222",
+        *,
+        prefix: str = "tradehall",
+        max_msgs: int = 10_000_000,
+        duplicate_window: float = 120.0,
+        ack_timeout: float = 5.0,
+        batch: int = 500,
+        ack_wait: float = 30.0,
+        storage: StorageType = StorageType.FILE,
+    ) -> None:
+        if "." in prefix or _NAME_UNSAFE.search(prefix):
+            raise ValueError(f"NATS prefix must be letters, digits, '-' or '_': {prefix!r}")
+        self._url = url
+        self._prefix = prefix
+        self._max_msgs = max_msgs
+        self._duplicate_window = duplicate_window
+        self._ack_timeout = ack_timeout
+        self._batch = batch
+        self._ack_wait = ack_wait
+        self._storage = storage
+        self._nc: Any = None
+        self._js: Any = None
+        self._streams_ready = False
+
+    def stream_name(self, family: str) -> str:
+        return f"{self._prefix}-{family}"
+
+    def subject(self, topic: str) -> str:
+        return f"{self._prefix}.{topic}"
+
+    async def start(self) -> None:
+        if self._nc is None or self._nc.is_closed:
+            try:
+                self._nc = await nats.connect(
+                    self._url,
+                    connect_timeout=2,
+                    reconnect_time_wait=0.5,
+                    max_reconnect_attempts=-1,
+                    allow_reconnect=True,
+                )
+            except (OSError, nats.errors.Error, TimeoutError) as exc:
+                self._nc = None
+                raise BusUnavailableError(f"nats at {self._url}: {exc!r}") from exc
+            self._js = self._nc.jetstream(timeout=self._ack_timeout)
+        if not self._streams_ready:
+            await self._ensure_streams()
+            self._streams_ready = True
+
+    async def _ensure_streams(self) -> None:
+        for family in FAMILIES:
+            single = family in _SINGLE_TOKEN_FAMILIES
+            subject = self.subject(family) if single else self.subject(f"{family}.>")
+            config = StreamConfig(
+                name=self.stream_name(family),
+                subjects=[subject],
+                max_msgs=self._max_msgs,
+                duplicate_window=self._duplicate_window,
+                storage=self._storage,
+            )
+            try:
+                await self._js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                await self._js.update_stream(config)
+            except (nats.errors.Error, TimeoutError) as exc:
+                raise BusUnavailableError(f"nats at {self._url}: {exc!r}") from exc
+
+    async def close(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        self._nc = None
+        self._js = None
+
+    async def purge(self) -> None:
+        """Delete this prefix's streams (tests and teardown)."""
+        await self.start()
+        for family in FAMILIES:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await self._js.delete_stream(self.stream_name(family))
+        self._streams_ready = False
+
+    async def publish(self, messages: Sequence[Envelope]) -> None:
+        if not messages:
+            return
+        await self.start()
+        try:
+            futures = [
+                await self._js.publish_async(
+                    self.subject(envelope.topic),
+                    encode_envelope(envelope),
+                    wait_stall=self._ack_timeout,
+                    headers={"Nats-Msg-Id": envelope.id},
+                )
+                for envelope in messages
+            ]
+            done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
+            for future in pending:
+                future.cancel()
+            if pending:
+                missing = f"{len(pending)} of {len(futures)}"
+                raise BusUnavailableError(f"nats: {missing} publishes not acknowledged in time")
+            for future in done:
+                future.result()
+        except BusUnavailableError:
+            raise
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            raise BusUnavailableError(f"nats at {self._url}: {exc!r}") from exc
+
+    def _filters(self, pattern: str) -> list[tuple[str, str]]:
+        """(family, filter subject) for each family stream the pattern can match."""
+        tokens = validate_pattern(pattern)
+        result = []
+        for family in families_of_pattern(pattern):
+            single = family in _SINGLE_TOKEN_FAMILIES
+            if tokens[0] == ">":
+                result.append((family, self.subject(family if single else f"{family}.>")))
+            elif tokens[0] == "*" or tokens[0] == family:
+                rest = tokens[1:]
+                if single and not rest:
+                    result.append((family, self.subject(family)))
+                elif not single and rest:
+                    result.append((family, self.subject(".".join([family, *rest]))))
+        return result
+
+    async def _pull_subscription(self, family: str, subject: str, consumer: str, start: StartPosition) -> Any:
+        stream = self.stream_name(family)
+        durable = _NAME_UNSAFE.sub("_", consumer)
+        try:
+            await self._js.consumer_info(stream, durable)
+        except nats.js.errors.NotFoundError:
+            config = ConsumerConfig(
+                durable_name=durable,
+                deliver_policy=DeliverPolicy.ALL if start is StartPosition.EARLIEST else DeliverPolicy.NEW,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self._ack_wait,
+                filter_subject=subject,
+                max_ack_pending=max(self._batch * 20, 10_000),
+            )
+            await self._js.add_consumer(stream, config)
+        return await self._js.pull_subscribe_bind(durable=durable, stream=stream)
+
+    async def _fetch_into(self, subscription: Any, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            try:
+                messages = await subscription.fetch(self._batch, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except (OSError, nats.errors.Error) as exc:
+                log.warning("bus_nats_fetch_failed", error=repr(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for message in messages:
+                await queue.put(message)
+
+    async def subscribe(
+        self, pattern: str, consumer: str, start: StartPosition = StartPosition.LATEST
+    ) -> AsyncIterator[Delivery]:
+        await self.start()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self._batch * 2)
+        tasks = []
+        try:
+            for family, subject in self._filters(pattern):
+                subscription = await self._pull_subscription(family, subject, consumer, start)
+                tasks.append(asyncio.create_task(self._fetch_into(subscription, queue)))
+            if not tasks:
+                raise ValueError(f"pattern {pattern!r} matches no topic")
+            while True:
+                message = await queue.get()
+                envelope = decode_envelope(message.data)
+                yield Delivery(envelope, message, redelivered=message.metadata.num_delivered > 1)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def ack(self, *deliveries: Delivery) -> None:
+        try:
+            for delivery in deliveries:
+                await delivery.token.ack()  # type: ignore[attr-defined]
+        except (OSError, nats.errors.Error) as exc:
+            raise BusUnavailableError(f"nats at {self._url}: {exc!r}") from exc

@@ -1,0 +1,200 @@
+"""Events to JSON payloads: integer ticks, lots and minor units become decimal strings.
+
+The engine's integers only mean something with the market's spec, so the serializer keeps a cache of
+specs fed by `MarketCreated` (and restorable from the publisher's position file). Every conversion
+goes through `tradehall.domain.fixedpoint`. Money of a market (fees, P&L, margin, payouts) is in the
+market's quote currency; a `BalanceChanged` names its own currency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import msgspec
+import structlog
+
+from tradehall.bus.envelope import SCHEMA_VERSION, Envelope, iso_time, message_id
+from tradehall.bus.topics import route_of
+from tradehall.domain.events import (
+    AnyEvent,
+    BalanceChanged,
+    BookChanged,
+    MarketCreated,
+    MarketSettled,
+    MarketVoided,
+    MarkPriceUpdated,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    PositionChanged,
+    TradeExecuted,
+)
+from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
+from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS, MarketSpec
+from tradehall.journal.records import JournalRecord
+
+log = structlog.get_logger(__name__)
+
+UNKNOWN_CURRENCY_DECIMALS = 8
+
+
+class EventSerializer:
+    """Turns journal records into envelopes; owns the market spec cache the conversions need."""
+
+    __slots__ = ("_currency_decimals", "_specs", "_warned")
+
+    def __init__(
+        self,
+        specs: Iterable[MarketSpec] = (),
+        currency_decimals: Mapping[str, int] = DEFAULT_CURRENCY_DECIMALS,
+    ) -> None:
+        self._specs: dict[str, MarketSpec] = {spec.symbol: spec for spec in specs}
+        self._currency_decimals = dict(currency_decimals)
+        self._warned: set[str] = set()
+
+    @property
+    def specs(self) -> list[MarketSpec]:
+        return list(self._specs.values())
+
+    def envelopes(self, record: JournalRecord) -> list[Envelope]:
+        command = record.command
+        time = iso_time(record.ts)
+        result: list[Envelope] = []
+        for index, event in enumerate(record.events):
+            if isinstance(event, MarketCreated):
+                self._specs[event.spec.symbol] = event.spec
+            route = route_of(event, command)
+            result.append(
+                Envelope(
+                    id=message_id(record.seq, index),
+                    seq=record.seq,
+                    index=index,
+                    type=type(event).__name__,
+                    schema_version=SCHEMA_VERSION,
+                    correlation_id=command.correlation_id,
+                    ts=record.ts,
+                    time=time,
+                    topic=route.topic,
+                    key=route.key,
+                    payload=self.payload(event),
+                )
+            )
+        return result
+
+    def payload(self, event: AnyEvent) -> dict[str, Any]:
+        payload: dict[str, Any] = msgspec.to_builtins(event)
+        del payload["event"]
+        if isinstance(event, MarketCreated | BalanceChanged):
+            if isinstance(event, BalanceChanged):
+                decimals = self._decimals(event.currency)
+                payload["total"] = _money(event.total, decimals)
+                payload["held"] = _money(event.held, decimals)
+                payload["available"] = _money(event.total - event.held, decimals)
+                payload["delta"] = _money(event.delta, decimals)
+            return payload
+        market: str | None = getattr(event, "market", None)
+        if market is None:
+            return payload
+        spec = self._specs.get(market)
+        if spec is None:
+            converter = _converters.get(type(event))
+            if converter is not None:
+                # Publishing must not stall on an unknown market: send the raw integers, say so.
+                if market not in self._warned:
+                    self._warned.add(market)
+                    log.warning("bus_unknown_market_spec", market=market, event_type=type(event).__name__)
+                payload["units"] = "raw"
+            return payload
+        converter = _converters.get(type(event))
+        if converter is not None:
+            converter(self, spec, event, payload)
+        return payload
+
+    def _decimals(self, currency: str) -> int:
+        return self._currency_decimals.get(currency, UNKNOWN_CURRENCY_DECIMALS)
+
+
+def _price(ticks: int | None, spec: MarketSpec) -> str | None:
+    return None if ticks is None else decimal_str(decimal_of(ticks, spec.tick_size))
+
+
+def _qty(lots: int, spec: MarketSpec) -> str:
+    return decimal_str(decimal_of(lots, spec.lot_size))
+
+
+def _money(minor: int, decimals: int) -> str:
+    return decimal_str(amount_of(minor, decimals))
+
+
+def _order_accepted(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    p["quantity"] = _qty(e.quantity, spec)
+    p["price"] = _price(e.price, spec)
+    p["stop_price"] = _price(e.stop_price, spec)
+
+
+def _order_filled(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    decimals = s._decimals(spec.quote)
+    p["price"] = _price(e.price, spec)
+    p["quantity"] = _qty(e.quantity, spec)
+    p["filled_quantity"] = _qty(e.filled_quantity, spec)
+    p["fee"] = _money(e.fee, decimals)
+    p["realized_pnl"] = _money(e.realized_pnl, decimals)
+
+
+def _trade(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    p["price"] = _price(e.price, spec)
+    p["quantity"] = _qty(e.quantity, spec)
+
+
+def _filled_only(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    p["filled_quantity"] = _qty(e.filled_quantity, spec)
+
+
+def _amended(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    p["price"] = _price(e.price, spec)
+    p["quantity"] = _qty(e.quantity, spec)
+
+
+def _position(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    decimals = s._decimals(spec.quote)
+    p["quantity"] = _qty(e.quantity, spec)
+    p["cost"] = decimal_str(decimal_of(e.cost, spec.tick_size * spec.lot_size))
+    p["realized_pnl"] = _money(e.realized_pnl, decimals)
+    p["margin"] = _money(e.margin, decimals)
+
+
+def _book(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    p["bids"] = [[_price(price, spec), _qty(size, spec)] for price, size in e.bids]
+    p["asks"] = [[_price(price, spec), _qty(size, spec)] for price, size in e.asks]
+
+
+def _mark(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    p["price"] = _price(e.price, spec)
+
+
+def _settled(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    decimals = s._decimals(spec.quote)
+    p["payouts"] = [[account, _money(minor, decimals)] for account, minor in e.payouts]
+
+
+def _voided(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    decimals = s._decimals(spec.quote)
+    p["refunds"] = [[account, _money(minor, decimals)] for account, minor in e.refunds]
+
+
+_converters: dict[type, Callable[[EventSerializer, MarketSpec, Any, dict[str, Any]], None]] = {
+    OrderAccepted: _order_accepted,
+    OrderFilled: _order_filled,
+    TradeExecuted: _trade,
+    OrderCancelled: _filled_only,
+    OrderExpired: _filled_only,
+    OrderAmended: _amended,
+    PositionChanged: _position,
+    BookChanged: _book,
+    MarkPriceUpdated: _mark,
+    MarketSettled: _settled,
+    MarketVoided: _voided,
+}

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tradehall.bus.envelope import SCHEMA_VERSION, decode_envelope, encode_envelope, iso_time
+from tradehall.bus.sample import BASE_TS, crossing_order, market_created, perp_spec
+from tradehall.bus.serialize import EventSerializer
+from tradehall.domain.commands import SettleMarket
+from tradehall.domain.enums import MarketKind, Outcome
+from tradehall.domain.events import (
+    BalanceChanged,
+    BookChanged,
+    MarketSettled,
+    MarketVoided,
+    OrderAmended,
+    PositionChanged,
+)
+from tradehall.domain.market import MarketSpec
+from tradehall.journal.records import JournalRecord
+
+BINARY = MarketSpec(
+    symbol="RAIN-YES",
+    kind=MarketKind.BINARY,
+    base="RAIN",
+    quote="USD",
+    tick_size=Decimal("0.01"),
+    lot_size=Decimal("1"),
+)
+
+
+def test_envelopes_carry_seq_index_type_correlation_and_time() -> None:
+    serializer = EventSerializer()
+    serializer.envelopes(market_created(1, perp_spec("BTC-PERP")))
+    envelopes = serializer.envelopes(crossing_order(2, "BTC-PERP", price_ticks=200_001, lots=25))
+
+    assert [e.id for e in envelopes] == ["2:0", "2:1", "2:2", "2:3"]
+    assert [e.type for e in envelopes] == ["OrderAccepted", "TradeExecuted", "OrderFilled", "OrderFilled"]
+    assert [e.topic for e in envelopes] == [
+        "orders.BTC-PERP",
+        "trades.BTC-PERP",
+        "orders.BTC-PERP",
+        "orders.BTC-PERP",
+    ]
+    first = envelopes[0]
+    assert (first.seq, first.index, first.schema_version) == (2, 0, SCHEMA_VERSION)
+    assert first.correlation_id == "c-2"
+    assert first.ts == BASE_TS + 2_000
+    assert first.time == "2026-01-01T00:00:00.000002000Z"
+    assert first.key == "BTC-PERP"
+
+
+def test_ticks_lots_and_minor_units_become_decimal_strings_with_the_market_spec() -> None:
+    serializer = EventSerializer([perp_spec("BTC-PERP")])
+    accepted, trade, _maker, taker = serializer.envelopes(crossing_order(2, "BTC-PERP", 200_001, 25))
+
+    assert accepted.payload["price"] == "100000.5"
+    assert accepted.payload["quantity"] == "0.025"
+    assert accepted.payload["stop_price"] is None
+    assert trade.payload["price"] == "100000.5"
+    assert trade.payload["quantity"] == "0.025"
+    assert taker.payload["fee"] == "0.50"
+    assert taker.payload["realized_pnl"] == "0.00"
+    assert taker.payload["filled_quantity"] == "0.025"
+    assert "event" not in taker.payload
+
+
+def test_position_book_and_amend_conversions() -> None:
+    serializer = EventSerializer([perp_spec("BTC-PERP")])
+    position = serializer.payload(
+        PositionChanged(
+            account_id="a", market="BTC-PERP", quantity=-30, cost=-6_000_000, realized_pnl=-1234, margin=15
+        )
+    )
+    assert position == {
+        "account_id": "a",
+        "market": "BTC-PERP",
+        "quantity": "-0.03",
+        "cost": "-3000",
+        "realized_pnl": "-12.34",
+        "margin": "0.15",
+    }
+    book = serializer.payload(
+        BookChanged(market="BTC-PERP", sequence=7, bids=((200_000, 5),), asks=((200_003, 0),))
+    )
+    assert book == {
+        "market": "BTC-PERP",
+        "sequence": 7,
+        "bids": [["100000", "0.005"]],
+        "asks": [["100001.5", "0"]],
+    }
+    amended = serializer.payload(
+        OrderAmended(
+            order_id=4, account_id="a", market="BTC-PERP", price=None, quantity=2, priority_lost=False, ts=1
+        )
+    )
+    assert (amended["price"], amended["quantity"]) == (None, "0.002")
+
+
+def test_balances_use_their_currency_and_report_available() -> None:
+    serializer = EventSerializer(currency_decimals={"USD": 2, "BTC": 8})
+    usd = serializer.payload(
+        BalanceChanged(account_id="a", currency="USD", total=150_025, held=25, delta=-5, reason="fee")
+    )
+    assert (usd["total"], usd["held"], usd["available"], usd["delta"]) == (
+        "1500.25",
+        "0.25",
+        "1500.00",
+        "-0.05",
+    )
+    btc = serializer.payload(
+        BalanceChanged(account_id="a", currency="BTC", total=5, held=0, delta=5, reason="x")
+    )
+    assert btc["total"] == "0.00000005"
+    unknown = serializer.payload(
+        BalanceChanged(account_id="a", currency="XYZ", total=1, held=0, delta=1, reason="x")
+    )
+    assert unknown["total"] == "0.00000001"
+
+
+def test_settlement_and_void_pay_in_the_quote_currency() -> None:
+    serializer = EventSerializer([BINARY])
+    settled = serializer.payload(
+        MarketSettled(market="RAIN-YES", outcome=Outcome.YES, payouts=(("a", 1000), ("b", 0)), ts=1)
+    )
+    assert settled["payouts"] == [["a", "10.00"], ["b", "0.00"]]
+    assert settled["outcome"] == "yes"
+    voided = serializer.payload(MarketVoided(market="RAIN-YES", refunds=(("a", 37),), ts=1))
+    assert voided["refunds"] == [["a", "0.37"]]
+
+
+def test_market_created_teaches_the_serializer_its_spec() -> None:
+    serializer = EventSerializer()
+    serializer.envelopes(market_created(1, BINARY))
+    assert [spec.symbol for spec in serializer.specs] == ["RAIN-YES"]
+    record = JournalRecord(
+        seq=2,
+        ts=BASE_TS,
+        command=SettleMarket(market="RAIN-YES", outcome=Outcome.NO),
+        events=(MarketSettled(market="RAIN-YES", outcome=Outcome.NO, payouts=(("a", 250),), ts=1),),
+    )
+    (envelope,) = serializer.envelopes(record)
+    assert envelope.payload["payouts"] == [["a", "2.50"]]
+    assert envelope.topic == "markets"
+
+
+def test_an_unknown_market_is_published_with_raw_integers_marked_as_such() -> None:
+    serializer = EventSerializer()
+    _accepted, trade, _maker, _taker = serializer.envelopes(crossing_order(5, "NEW-PERP", 200_000, 10))
+    assert trade.payload["price"] == 200_000
+    assert trade.payload["units"] == "raw"
+
+
+def test_envelope_json_round_trip_keeps_decimal_strings() -> None:
+    serializer = EventSerializer([perp_spec("BTC-PERP")])
+    envelope = serializer.envelopes(crossing_order(3, "BTC-PERP"))[1]
+    data = encode_envelope(envelope)
+    assert b'"price":"100000"' in data
+    assert decode_envelope(data) == envelope
+
+
+def test_iso_time_keeps_nanoseconds() -> None:
+    assert iso_time(1_767_225_600_123_456_789) == "2026-01-01T00:00:00.123456789Z"
