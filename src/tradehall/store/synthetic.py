@@ -13,6 +13,9 @@ import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
 from tradehall.domain.commands import CreateMarket, Deposit, MarkPrice, OpenAccount, PlaceOrder
 from tradehall.domain.enums import (
     AccountKind,
@@ -36,9 +39,10 @@ from tradehall.domain.events import (
     PositionChanged,
     TradeExecuted,
 )
-from tradehall.domain.fixedpoint import decimal_of
+from tradehall.domain.fixedpoint import amount_of, decimal_of
 from tradehall.domain.market import MarketSpec
 from tradehall.journal.records import JournalRecord
+from tradehall.store.models import Balance, Fill, Order, Position, ProjectionState
 
 SPEC = MarketSpec(
     symbol="BTC-PERP",
@@ -293,3 +297,40 @@ class SyntheticMarket:
 
     def steps(self, count: int) -> list[JournalRecord]:
         return [self.step() for _ in range(count)]
+
+
+def differences(engine: Engine, market: SyntheticMarket, projector: str = "read_models") -> list[str]:
+    """Where the read models disagree with the synthetic market's own state (empty when they agree)."""
+    found: list[str] = []
+    with Session(engine) as session:
+        fills = session.scalar(select(func.count()).select_from(Fill))
+        if fills != market.fills:
+            found.append(f"fills: {fills} rows, expected {market.fills}")
+        statuses = {row[0]: row[1] for row in session.execute(select(Order.id, Order.status))}
+        expected_statuses = {str(order_id): status.value for order_id, status in market.statuses.items()}
+        if statuses != expected_statuses:
+            wrong = {
+                k
+                for k in statuses.keys() | expected_statuses.keys()
+                if statuses.get(k) != expected_statuses.get(k)
+            }
+            found.append(f"orders: {len(wrong)} differ, e.g. {sorted(wrong)[:5]}")
+        balances = {row.account_id: row.total for row in session.scalars(select(Balance))}
+        for account, cash in market.cash.items():
+            if balances.get(account) != amount_of(cash, USD_DECIMALS):
+                found.append(f"balance of {account}: {balances.get(account)}, expected {amount_of(cash, 2)}")
+        positions = {row.account_id: row for row in session.scalars(select(Position))}
+        for account, (quantity, cost, realized) in market.positions.items():
+            row = positions.get(account)
+            expected = (
+                decimal_of(quantity, SPEC.lot_size),
+                decimal_of(cost, SPEC.tick_size * SPEC.lot_size),
+                amount_of(realized, USD_DECIMALS),
+            )
+            if row is None or (row.quantity, row.cost, row.realized_pnl) != expected:
+                got = None if row is None else (row.quantity, row.cost, row.realized_pnl)
+                found.append(f"position of {account}: {got}, expected {expected}")
+        state = session.get(ProjectionState, projector)
+        if state is None or state.last_seq != market.seq:
+            found.append(f"last_seq: {None if state is None else state.last_seq}, expected {market.seq}")
+    return found
