@@ -1,0 +1,127 @@
+"""The FastAPI application: `create_app(settings)` wires the service, routers, middleware and /ws."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tradehall.api.auth import Authenticator, hash_password
+from tradehall.api.errors import install_error_handlers
+from tradehall.api.gateway import Gateway
+from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync
+from tradehall.api.ratelimit import BodySizeLimit
+from tradehall.api.routes import accounts, auth, markets, ops, orders, positions
+from tradehall.api.ws import WebSocketHub
+from tradehall.api.ws import router as ws_router
+from tradehall.service.settings import Settings
+from tradehall.service.wiring import Service
+
+log = structlog.get_logger(__name__)
+
+_SAFE_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+def request_id_of(raw: bytes | None) -> str:
+    """The caller's X-Request-ID when it is a sane token, else a fresh one."""
+    if raw:
+        text = raw.decode("latin-1")
+        if 0 < len(text) <= 128 and all(ch in _SAFE_ID for ch in text):
+            return text
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    """X-Request-ID in and out, the structlog correlation id, and request latency per route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        raw = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                raw = value
+                break
+        request_id = request_id_of(raw)
+        scope.setdefault("state", {})["correlation_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(correlation_id=request_id)
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                headers.append(header)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            REQUEST_LATENCY.labels(scope.get("method", "GET"), template, f"{status // 100}xx").observe(
+                time.perf_counter() - started
+            )
+
+
+def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = service or Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start(password_hasher=hash_password)
+        journal = runtime.runner.journal
+        journal.sync = timed_fsync(journal.sync)  # type: ignore[method-assign]
+        gateway = Gateway(settings, runtime, Authenticator(settings, runtime.store))
+        # the engine's state after recovery already holds past trades; start counters from now
+        runtime.add_listener(gateway.volumes.on_records)
+        runtime.add_listener(gateway.candles.on_records)
+        hub = WebSocketHub(gateway)
+        runtime.add_listener(hub.on_records)
+        gateway.candles.listeners.append(hub.on_candle)
+        app.state.gateway = gateway
+        app.state.hub = hub
+        app.state.service = runtime
+        try:
+            yield
+        finally:
+            await hub.close()
+            await runtime.stop()
+
+    app = FastAPI(
+        title="tradehall",
+        version="0.1.0",
+        description="A self-hostable trading engine: REST and WebSocket API.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (auth, accounts, markets, orders, positions, ops):
+        app.include_router(module.router)
+    app.include_router(ws_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+    return app
+
+
+def app_factory() -> Any:
+    """For `uvicorn --factory tradehall.api.app:app_factory`."""
+    return create_app(Settings())

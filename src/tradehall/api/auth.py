@@ -1,0 +1,177 @@
+"""Authentication and authorisation: argon2 passwords, HS256 JWTs with expiry, hashed API keys, roles.
+
+API keys are 32 random bytes, so a fast hash (SHA-256) is enough to store them: a brute force of the
+hash is as hard as guessing the key. Passwords are low-entropy, hence argon2. Known keys are cached
+in process; deleting a key drops it from the cache in the same request, so it stops working at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from tradehall.api.errors import ApiError, forbidden, unauthorized
+from tradehall.domain.errors import Code
+from tradehall.service.settings import Settings
+from tradehall.store import Store
+from tradehall.store import repositories as repo
+
+API_KEY_PREFIX = "th_"
+JWT_ALGORITHM = "HS256"
+ROLES = ("trader", "admin")
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("timing-equaliser")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who makes a request: the user, their role, and the API key used (None for a token)."""
+
+    user_id: str
+    username: str
+    role: str
+    key_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def limiter_key(self) -> str:
+        return f"key:{self.key_id}" if self.key_id else f"user:{self.user_id}"
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.secret = settings.jwt_secret
+        self.expiry_seconds = settings.jwt_expiry_seconds
+        self.store = store
+        self._keys: dict[str, Principal] = {}
+
+    # ---- tokens --------------------------------------------------------------------------------
+
+    def issue_token(self, principal: Principal, now: float | None = None) -> tuple[str, int]:
+        issued = int(now if now is not None else time.time())
+        claims = {
+            "sub": principal.user_id,
+            "name": principal.username,
+            "role": principal.role,
+            "iat": issued,
+            "exp": issued + self.expiry_seconds,
+        }
+        return jwt.encode(claims, self.secret, algorithm=JWT_ALGORITHM), self.expiry_seconds
+
+    def decode_token(self, token: str) -> Principal:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, self.secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthorized("token expired") from None
+        except jwt.PyJWTError:
+            raise unauthorized("invalid token") from None
+        role = claims.get("role")
+        if role not in ROLES or not isinstance(claims.get("sub"), str):
+            raise unauthorized("invalid token")
+        return Principal(str(claims["sub"]), str(claims.get("name", "")), str(role))
+
+    # ---- passwords -----------------------------------------------------------------------------
+
+    async def login(self, username: str, password: str) -> Principal:
+        user = await self.store.call(repo.find_user_by_username, username)
+        stored = user.password_hash if user is not None else _DUMMY_HASH
+        ok = await asyncio.to_thread(verify_password, stored, password)
+        if user is None or not ok:
+            raise unauthorized("wrong username or password")
+        return Principal(user.id, user.username, user.role)
+
+    async def register(self, username: str, password: str, role: str = "trader") -> Principal:
+        if role not in ROLES:
+            raise ApiError(Code.INVALID_REQUEST, "role must be trader or admin")
+        hashed = await asyncio.to_thread(hash_password, password)
+        user = await self.store.call(repo.create_user, username, hashed, role)
+        return Principal(user.id, user.username, user.role)
+
+    # ---- API keys ------------------------------------------------------------------------------
+
+    async def create_api_key(self, principal: Principal, label: str | None) -> tuple[str, str]:
+        key = new_api_key()
+        row = await self.store.call(repo.create_api_key, principal.user_id, hash_api_key(key), label)
+        return row.id, key
+
+    async def delete_api_key(self, principal: Principal, key_id: str) -> None:
+        keys = await self.store.call(repo.list_api_keys, principal.user_id)
+        if not any(key.id == key_id for key in keys):
+            exists = await self.store.call(_api_key_exists, key_id)
+            if exists:
+                raise forbidden("this API key belongs to another user")
+            raise ApiError(Code.NOT_FOUND, f"API key {key_id} not found")
+        await self.store.call(repo.delete_api_key, key_id, user_id=principal.user_id)
+        for digest, cached in list(self._keys.items()):
+            if cached.key_id == key_id:
+                del self._keys[digest]
+
+    async def from_api_key(self, key: str) -> Principal:
+        digest = hash_api_key(key)
+        cached = self._keys.get(digest)
+        if cached is not None:
+            return cached
+        row = await self.store.call(_api_key_principal, digest)
+        if row is None:
+            raise unauthorized("invalid API key")
+        self._keys[digest] = row
+        return row
+
+    async def authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
+        if api_key:
+            return await self.from_api_key(api_key)
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise unauthorized("use 'Authorization: Bearer <token>' or 'X-API-Key: <key>'")
+            return self.decode_token(token.strip())
+        raise unauthorized()
+
+
+def _api_key_exists(session: Any, key_id: str) -> bool:
+    from tradehall.store.models import ApiKey
+
+    return session.get(ApiKey, key_id) is not None
+
+
+def _api_key_principal(session: Any, digest: str) -> Principal | None:
+    key = repo.find_api_key_by_hash(session, digest)
+    if key is None:
+        return None
+    user = repo.get_user(session, key.user_id)
+    if user is None:
+        return None
+    return Principal(user.id, user.username, user.role, key.id)

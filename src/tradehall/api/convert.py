@@ -1,0 +1,404 @@
+"""Engine state, engine events and read-model rows -> the wire dicts of `tradehall.api.schemas`.
+
+One place per resource. Integers become decimal strings through `tradehall.domain.fixedpoint` with
+the market's spec; a binary NO order shows its price as the NO price (1 - YES), as it was entered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from tradehall.domain.enums import MarketKind, OrderSide, OrderStatus
+from tradehall.domain.events import (
+    AnyEvent,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderTriggered,
+)
+from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
+from tradehall.domain.market import BINARY_PAYOUT, MarketSpec
+from tradehall.engine import Engine
+from tradehall.engine.ledger import Account as EngineAccount
+from tradehall.engine.markets import Market
+from tradehall.engine.orders import Order as EngineOrder
+from tradehall.engine.positions import Position
+from tradehall.store import models
+
+ZERO = Decimal(0)
+
+
+def rfc3339_ns(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def dec(value: Decimal) -> str:
+    return decimal_str(value)
+
+
+def opt_dec(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_str(value)
+
+
+def _price(ticks: int | None, spec: MarketSpec) -> str | None:
+    return None if ticks is None else decimal_str(decimal_of(ticks, spec.tick_size))
+
+
+def _qty(lots: int, spec: MarketSpec) -> str:
+    return decimal_str(decimal_of(lots, spec.lot_size))
+
+
+def _no_view(value: Decimal | None, spec: MarketSpec, requested: str) -> Decimal | None:
+    """A NO order's prices as the NO price it was entered with (the engine keeps YES prices)."""
+    if value is None or spec.kind is not MarketKind.BINARY or requested != OrderSide.NO.value:
+        return value
+    return BINARY_PAYOUT - value
+
+
+# ---- markets ---------------------------------------------------------------------------------------
+
+
+def market_dict(market: Market) -> dict[str, Any]:
+    spec = market.spec
+    return {
+        "symbol": spec.symbol,
+        "kind": spec.kind.value,
+        "venue": spec.venue.value,
+        "base": spec.base,
+        "quote": spec.quote,
+        "tick_size": dec(spec.tick_size),
+        "lot_size": dec(spec.lot_size),
+        "min_quantity": opt_dec(spec.min_quantity) or dec(spec.lot_size),
+        "max_quantity": opt_dec(spec.max_quantity),
+        "status": market.status.value,
+        "maker_fee": dec(spec.maker_fee),
+        "taker_fee": dec(spec.taker_fee),
+        "fee_model": spec.fee_model.value,
+        "max_leverage": opt_dec(spec.max_leverage),
+        "initial_margin": opt_dec(spec.initial_margin),
+        "maintenance_margin": opt_dec(spec.maintenance_margin),
+        "last_price": _price(market.last_price, spec),
+        "mark_price": _price(valuation_price(market), spec),
+    }
+
+
+def levels(raw: Iterable[tuple[int, int]], spec: MarketSpec) -> list[list[str]]:
+    tick, lot = spec.tick_size, spec.lot_size
+    return [[decimal_str(decimal_of(p, tick)), decimal_str(decimal_of(q, lot))] for p, q in raw]
+
+
+def book_dict(market: Market, depth: int) -> dict[str, Any]:
+    bids, asks = market.book.depth(depth)
+    return {
+        "symbol": market.symbol,
+        "sequence": market.book_sequence,
+        "bids": levels(bids, market.spec),
+        "asks": levels(asks, market.spec),
+    }
+
+
+def valuation_price(market: Market) -> int | None:
+    """Mark, else last trade, else the book's mid: what positions are valued at."""
+    if market.mark_price is not None:
+        return market.mark_price
+    if market.last_price is not None:
+        return market.last_price
+    bid, ask = market.book.best_bid(), market.book.best_ask()
+    if bid is not None and ask is not None:
+        return (bid + ask) // 2
+    return None
+
+
+def ticker_dict(market: Market, volume_24h_lots: int) -> dict[str, Any]:
+    spec = market.spec
+    return {
+        "symbol": market.symbol,
+        "bid": _price(market.book.best_bid(), spec),
+        "ask": _price(market.book.best_ask(), spec),
+        "last": _price(market.last_price, spec),
+        "mark": _price(valuation_price(market), spec),
+        "volume_24h": _qty(volume_24h_lots, spec),
+        "sequence": market.book_sequence,
+        "status": market.status.value,
+    }
+
+
+# ---- accounts and positions -------------------------------------------------------------------------
+
+
+def position_dict(engine: Engine, market: Market, position: Position) -> dict[str, Any]:
+    spec = market.spec
+    quantity = position.quantity
+    tick_lot = spec.tick_size * spec.lot_size
+    price = valuation_price(market)
+    quote_places = engine.config.decimals(spec.quote)
+    average: Decimal | None = None
+    if quantity:
+        average = decimal_of(position.cost, tick_lot) / decimal_of(quantity, spec.lot_size)
+        if spec.kind is MarketKind.BINARY and quantity < 0:
+            average = BINARY_PAYOUT - average
+        average = average.quantize(spec.tick_size * Decimal("0.0001")).normalize()
+    unrealized = ZERO
+    if quantity and price is not None:
+        unrealized = decimal_of(quantity * price - position.cost, tick_lot)
+    if spec.kind is MarketKind.BINARY:
+        side = "yes" if quantity > 0 else "no"
+    else:
+        side = "long" if quantity > 0 else "short"
+    return {
+        "account_id": position.account_id,
+        "market": market.symbol,
+        "side": side,
+        "quantity": _qty(abs(quantity), spec),
+        "average_entry_price": opt_dec(average),
+        "mark_price": _price(price, spec),
+        "unrealized_pnl": dec(unrealized),
+        "realized_pnl": dec(amount_of(position.realized, quote_places)),
+        "margin": dec(amount_of(position.margin, quote_places)),
+        "liquidation_price": None,
+    }
+
+
+def account_dict(
+    engine: Engine, account: EngineAccount, peak_equity: Decimal | None = None
+) -> dict[str, Any]:
+    places = engine.config.decimals(account.currency)
+    main = account.balances.get(account.currency)
+    total = main.total if main is not None else 0
+    held = main.held if main is not None else 0
+    balance = amount_of(total, places)
+    unrealized = ZERO
+    realized = ZERO
+    value = ZERO
+    for market in engine.markets.values():
+        position = market.positions.get(account.account_id)
+        if position is None or market.spec.quote != account.currency:
+            continue
+        spec = market.spec
+        realized += amount_of(position.realized, engine.config.decimals(spec.quote))
+        price = valuation_price(market)
+        if position.quantity == 0 or price is None:
+            continue
+        tick_lot = spec.tick_size * spec.lot_size
+        unrealized += decimal_of(position.quantity * price - position.cost, tick_lot)
+        if spec.kind is MarketKind.PERP:
+            value += decimal_of(position.quantity * price - position.cost, tick_lot)
+        elif spec.kind is MarketKind.BINARY and position.quantity < 0:
+            payout = market.payout_ticks
+            value += decimal_of(-position.quantity * (payout - price), tick_lot)
+        else:
+            value += decimal_of(position.quantity * price, tick_lot)
+    equity = balance + value
+    peak = equity if peak_equity is None else max(peak_equity, equity)
+    balances = []
+    for currency in sorted(account.balances):
+        entry = account.balances[currency]
+        decimals = engine.config.decimals(currency)
+        balances.append(
+            {
+                "currency": currency,
+                "total": dec(amount_of(entry.total, decimals)),
+                "available": dec(amount_of(entry.total - entry.held, decimals)),
+                "held": dec(amount_of(entry.held, decimals)),
+            }
+        )
+    return {
+        "id": account.account_id,
+        "owner": account.owner,
+        "kind": account.kind.value,
+        "currency": account.currency,
+        "balance": dec(balance),
+        "available": dec(amount_of(total - held, places)),
+        "equity": dec(equity),
+        "unrealized_pnl": dec(unrealized),
+        "realized_pnl": dec(realized),
+        "peak_equity": dec(peak),
+        "drawdown": dec(peak - equity),
+        "status": account.status.value,
+        "trading_state": account.trading_state.value,
+        "tier": account.tier,
+        "rules": None,
+        "balances": balances,
+    }
+
+
+# ---- fills and orders -------------------------------------------------------------------------------
+
+
+def fill_from_event(event: OrderFilled, spec: MarketSpec, quote_places: int) -> dict[str, Any]:
+    taker = event.liquidity.value == "taker"
+    return {
+        "id": str(event.trade_id * 2 + (1 if taker else 0)),
+        "trade_id": str(event.trade_id),
+        "order_id": str(event.order_id),
+        "market": event.market,
+        "side": event.side.value,
+        "price": decimal_str(decimal_of(event.price, spec.tick_size)),
+        "quantity": decimal_str(decimal_of(event.quantity, spec.lot_size)),
+        "fee": dec(amount_of(event.fee, quote_places)),
+        "liquidity": event.liquidity.value,
+        "realized_pnl": dec(amount_of(event.realized_pnl, quote_places)),
+        "executed_at": rfc3339_ns(event.ts),
+    }
+
+
+def fill_from_row(row: models.Fill) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "trade_id": str(row.trade_id),
+        "order_id": row.order_id,
+        "market": row.market,
+        "side": row.side,
+        "price": dec(row.price),
+        "quantity": dec(row.quantity),
+        "fee": dec(row.fee),
+        "liquidity": row.liquidity,
+        "realized_pnl": dec(row.realized_pnl),
+        "executed_at": rfc3339(row.executed_at),
+    }
+
+
+def _average(notional_tick_lots: int, filled_lots: int, spec: MarketSpec) -> Decimal | None:
+    if not filled_lots:
+        return None
+    average = decimal_of(notional_tick_lots, spec.tick_size * spec.lot_size) / decimal_of(
+        filled_lots, spec.lot_size
+    )
+    return average.quantize(spec.tick_size * Decimal("0.0001")).normalize()
+
+
+def order_from_engine(order: EngineOrder, spec: MarketSpec, quote_places: int) -> dict[str, Any]:
+    requested = order.requested_side.value
+    price = None if order.price is None else decimal_of(order.price, spec.tick_size)
+    stop = None if order.stop_price is None else decimal_of(order.stop_price, spec.tick_size)
+    average = _average(order.fills_notional, order.filled, spec)
+    created = rfc3339_ns(order.created_ts)
+    return {
+        "id": str(order.order_id),
+        "client_order_id": order.client_order_id,
+        "account_id": order.account_id,
+        "market": order.market,
+        "side": requested,
+        "type": order.type.value,
+        "time_in_force": order.time_in_force.value,
+        "quantity": _qty(order.quantity, spec),
+        "price": opt_dec(_no_view(price, spec, requested)),
+        "stop_price": opt_dec(_no_view(stop, spec, requested)),
+        "status": order.status.value,
+        "filled_quantity": _qty(order.filled, spec),
+        "average_price": opt_dec(_no_view(average, spec, requested)),
+        "fees": dec(amount_of(order.fees_paid, quote_places)),
+        "created_at": created,
+        "updated_at": created,
+        "fills": [],
+    }
+
+
+def order_from_events(
+    events: Sequence[AnyEvent], order_id: int, spec: MarketSpec, quote_places: int
+) -> dict[str, Any] | None:
+    """The order `order_id` as the events of its placing command describe it (fills included)."""
+    accepted: OrderAccepted | None = None
+    fills: list[dict[str, Any]] = []
+    status: OrderStatus | None = None
+    filled = 0
+    notional = 0
+    fees = 0
+    updated = 0
+    quantity = 0
+    price: int | None = None
+    for event in events:
+        if getattr(event, "order_id", None) != order_id:
+            continue
+        if isinstance(event, OrderAccepted):
+            accepted = event
+            status = event.status
+            quantity = event.quantity
+            price = event.price
+            updated = event.ts
+        elif isinstance(event, OrderFilled):
+            fills.append(fill_from_event(event, spec, quote_places))
+            filled = event.filled_quantity
+            notional += event.price * event.quantity
+            fees += event.fee
+            status = event.status
+            updated = event.ts
+        elif isinstance(event, OrderCancelled):
+            status = OrderStatus.CANCELLED
+            filled = event.filled_quantity
+            updated = event.ts
+        elif isinstance(event, OrderExpired):
+            status = OrderStatus.EXPIRED
+            updated = event.ts
+        elif isinstance(event, OrderTriggered):
+            status = OrderStatus.OPEN
+            updated = event.ts
+        elif isinstance(event, OrderAmended):
+            quantity = event.quantity
+            price = event.price if event.price is not None else price
+            updated = event.ts
+    if accepted is None or status is None:
+        return None
+    requested = accepted.requested_side.value
+    price_value = None if price is None else decimal_of(price, spec.tick_size)
+    stop = None if accepted.stop_price is None else decimal_of(accepted.stop_price, spec.tick_size)
+    return {
+        "id": str(order_id),
+        "client_order_id": accepted.client_order_id,
+        "account_id": accepted.account_id,
+        "market": accepted.market,
+        "side": requested,
+        "type": accepted.type.value,
+        "time_in_force": accepted.time_in_force.value,
+        "quantity": _qty(quantity, spec),
+        "price": opt_dec(_no_view(price_value, spec, requested)),
+        "stop_price": opt_dec(_no_view(stop, spec, requested)),
+        "status": status.value,
+        "filled_quantity": _qty(filled, spec),
+        "average_price": opt_dec(_no_view(_average(notional, filled, spec), spec, requested)),
+        "fees": dec(amount_of(fees, quote_places)),
+        "created_at": rfc3339_ns(accepted.ts),
+        "updated_at": rfc3339_ns(updated),
+        "fills": fills,
+    }
+
+
+def order_from_row(
+    row: models.Order, spec: MarketSpec | None, fills: Sequence[models.Fill]
+) -> dict[str, Any]:
+    average = row.average_price
+    if average is not None and spec is not None:
+        average = average.quantize(spec.tick_size * Decimal("0.0001")).normalize()
+    view = (lambda v: _no_view(v, spec, row.side)) if spec is not None else (lambda v: v)
+    return {
+        "id": row.id,
+        "client_order_id": row.client_order_id,
+        "account_id": row.account_id,
+        "market": row.market,
+        "side": row.side,
+        "type": row.type,
+        "time_in_force": row.time_in_force,
+        "quantity": dec(row.quantity),
+        "price": opt_dec(view(row.price)),
+        "stop_price": opt_dec(view(row.stop_price)),
+        "status": row.status,
+        "filled_quantity": dec(row.filled_quantity),
+        "average_price": opt_dec(view(average)),
+        "fees": dec(row.fees),
+        "created_at": rfc3339(row.created_at),
+        "updated_at": rfc3339(row.updated_at),
+        "fills": [fill_from_row(fill) for fill in fills],
+    }

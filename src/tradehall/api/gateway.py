@@ -1,0 +1,149 @@
+"""The gateway: what the routes share (service, auth, limits), injected with `Depends`.
+
+It turns engine outcomes into API outcomes: a rejection event becomes an `ApiError` with the
+event's code; ownership is checked against the engine's live accounts (404 unknown, 403 foreign).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tradehall.api.auth import Authenticator, Principal
+from tradehall.api.candles import CandleBook
+from tradehall.api.errors import ApiError, forbidden, not_found
+from tradehall.api.metrics import TRADES_TOTAL
+from tradehall.api.ratelimit import TokenBucketLimiter
+from tradehall.domain.commands import AnyCommand
+from tradehall.domain.errors import Code
+from tradehall.domain.events import AnyEvent, CommandRejected, OrderRejected, TradeExecuted
+from tradehall.engine import Engine
+from tradehall.engine.ledger import Account
+from tradehall.engine.markets import Market
+from tradehall.journal.records import JournalRecord
+from tradehall.service.runner import CommandResult, RunnerError
+from tradehall.service.settings import Settings
+from tradehall.service.wiring import Service
+
+DAY_NS = 86_400 * 1_000_000_000
+
+
+class VolumeTracker:
+    """Rolling 24-hour traded quantity (lots) per market, from the durable trades."""
+
+    def __init__(self) -> None:
+        self._trades: dict[str, deque[tuple[int, int]]] = {}
+        self._totals: dict[str, int] = {}
+
+    def on_records(self, records: Sequence[JournalRecord]) -> None:
+        for record in records:
+            for event in record.events:
+                if isinstance(event, TradeExecuted):
+                    self._trades.setdefault(event.market, deque()).append((event.ts, event.quantity))
+                    self._totals[event.market] = self._totals.get(event.market, 0) + event.quantity
+                    TRADES_TOTAL.labels(market=event.market).inc()
+
+    def volume(self, market: str, now_ns: int | None = None) -> int:
+        trades = self._trades.get(market)
+        if not trades:
+            return 0
+        cutoff = (now_ns if now_ns is not None else time.time_ns()) - DAY_NS
+        while trades and trades[0][0] < cutoff:
+            _, lots = trades.popleft()
+            self._totals[market] -= lots
+        return self._totals.get(market, 0)
+
+
+class Gateway:
+    def __init__(self, settings: Settings, service: Service, authenticator: Authenticator) -> None:
+        self.settings = settings
+        self.service = service
+        self.auth = authenticator
+        self.limiter = TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        self.volumes = VolumeTracker()
+        self.candles = CandleBook()
+
+    @property
+    def engine(self) -> Engine:
+        return self.service.engine
+
+    async def submit(self, command: AnyCommand) -> CommandResult:
+        try:
+            return await self.service.submit(command)
+        except RunnerError as exc:
+            raise ApiError(Code.INTERNAL, "the engine is not accepting commands") from exc
+
+    async def execute(self, command: AnyCommand) -> CommandResult:
+        """Submit and turn a rejection event into the matching ApiError."""
+        result = await self.submit(command)
+        raise_rejection(result.events)
+        return result
+
+    def market(self, symbol: str) -> Market:
+        market = self.engine.markets.get(symbol)
+        if market is None:
+            raise not_found(f"market {symbol} not found")
+        return market
+
+    def account(self, principal: Principal, account_id: str) -> Account:
+        """The caller's account: 404 when there is none, 403 when it is another user's."""
+        account = self.engine.accounts.get(account_id)
+        if account is None or account.owner == "system":
+            raise not_found(f"account {account_id} not found")
+        if account.owner != principal.user_id and not principal.is_admin:
+            raise forbidden(f"account {account_id} belongs to another user")
+        return account
+
+    def accounts_of(self, principal: Principal) -> list[Account]:
+        return sorted(
+            (a for a in self.engine.accounts.values() if a.owner == principal.user_id),
+            key=lambda a: a.account_id,
+        )
+
+    def quote_places(self, market: Market) -> int:
+        return self.engine.config.decimals(market.spec.quote)
+
+    @staticmethod
+    def new_account_id() -> str:
+        return "acc_" + uuid.uuid4().hex[:20]
+
+
+def raise_rejection(events: Sequence[AnyEvent]) -> None:
+    if events and isinstance(events[0], OrderRejected | CommandRejected):
+        event = events[0]
+        raise ApiError(event.code, event.reason)
+
+
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def correlation_id(request: Request) -> str:
+    return str(getattr(request.state, "correlation_id", "") or "")
+
+
+async def current_principal(request: Request, gateway: Annotated[Gateway, Depends(get_gateway)]) -> Principal:
+    principal = await gateway.auth.authenticate(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
+    )
+    gateway.limiter.check(principal.limiter_key)
+    request.state.user = principal.username
+    return principal
+
+
+async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise forbidden("admin role required")
+    return principal
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+AdminDep = Annotated[Principal, Depends(admin_principal)]
+CorrelationDep = Annotated[str, Depends(correlation_id)]

@@ -1,0 +1,68 @@
+"""Prometheus metrics of the gateway, on the default registry that `/metrics` exposes.
+
+The bus and feed modules register their own metrics on the same registry when they are imported;
+`/metrics` imports them so their series exist (at zero) even before a bus or a feed is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+ORDERS_TOTAL = Counter(
+    "tradehall_orders_total", "Orders submitted, by market and result.", ["market", "result"]
+)
+ORDER_LATENCY = Histogram(
+    "tradehall_order_latency_seconds",
+    "Order placement: request in to durable acknowledgement, in seconds.",
+    ["transport"],
+    buckets=_LATENCY_BUCKETS,
+)
+TRADES_TOTAL = Counter("tradehall_trades_total", "Trades executed, by market.", ["market"])
+WS_CONNECTIONS = Gauge("tradehall_ws_connections", "Open WebSocket connections.")
+JOURNAL_FSYNC = Histogram(
+    "tradehall_journal_fsync_seconds",
+    "Duration of one journal fsync (group commit).",
+    buckets=_LATENCY_BUCKETS,
+)
+REQUEST_LATENCY = Histogram(
+    "tradehall_http_request_seconds",
+    "HTTP request latency by route template and status class.",
+    ["method", "route", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+PROJECTION_LAG = Gauge("tradehall_projection_lag", "Journal records not yet in the read models.")
+RATE_LIMITED = Counter("tradehall_rate_limited_total", "Requests refused by the rate limiter.")
+
+_PEER_METRICS = ("tradehall.bus.metrics", "tradehall.marketdata.metrics")
+
+
+def _import_peer_metrics() -> None:
+    for module in _PEER_METRICS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+
+def render() -> tuple[bytes, str]:
+    _import_peer_metrics()
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def timed_fsync(sync: Callable[[], Any]) -> Callable[[], Any]:
+    """Wraps the journal's sync so every fsync is observed in `tradehall_journal_fsync_seconds`."""
+
+    def timed() -> Any:
+        started = time.perf_counter()
+        try:
+            return sync()
+        finally:
+            JOURNAL_FSYNC.observe(time.perf_counter() - started)
+
+    return timed

@@ -1,0 +1,102 @@
+"""Accounts: balances and equity from the engine's live state; peak equity from the read models."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from tradehall.api import convert
+from tradehall.api.auth import Principal
+from tradehall.api.errors import ApiError
+from tradehall.api.gateway import AdminDep, CorrelationDep, Gateway, GatewayDep, PrincipalDep
+from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.schemas import AccountCreate, AccountOut, AccountsPage, DepositRequest, TiersPage
+from tradehall.domain.commands import Deposit, OpenAccount
+from tradehall.domain.enums import AccountKind
+from tradehall.domain.errors import Code, TradehallError
+from tradehall.domain.fixedpoint import minor_of, parse_decimal
+from tradehall.store import queries
+
+router = APIRouter(tags=["accounts"], responses=ERRORS)
+
+
+def _amount(gateway: Gateway, value: str, currency: str) -> Decimal:
+    try:
+        amount = parse_decimal(value, "amount")
+        minor = minor_of(amount, gateway.engine.config.decimals(currency))
+    except TradehallError as error:
+        raise ApiError(Code.INVALID_REQUEST, error.detail) from None
+    if minor <= 0:
+        raise ApiError(Code.INVALID_REQUEST, "amount must be positive")
+    return amount
+
+
+async def _account_out(gateway: Gateway, principal: Principal, account_id: str) -> dict[str, object]:
+    account = gateway.account(principal, account_id)
+    row = await gateway.service.store.call(queries.get_account, account_id)
+    peak = row.peak_equity if row is not None else None
+    return convert.account_dict(gateway.engine, account, peak)
+
+
+@router.post("/accounts", status_code=201, response_model=AccountOut)
+async def create_account(
+    body: AccountCreate, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    if body.kind == "assessment":
+        raise ApiError(
+            Code.INVALID_REQUEST, f"unknown tier {body.tier!r}: no assessment tiers are configured"
+        )
+    amount = None
+    if body.initial_balance is not None:
+        if not gateway.settings.allow_self_funding:
+            raise ApiError(Code.FORBIDDEN, "self-funding is disabled; an admin deposits")
+        amount = _amount(gateway, body.initial_balance, body.currency)
+    account_id = gateway.new_account_id()
+    await gateway.execute(
+        OpenAccount(
+            account_id=account_id,
+            owner=principal.user_id,
+            kind=AccountKind.CASH,
+            currency=body.currency,
+            correlation_id=correlation_id,
+        )
+    )
+    if amount is not None:
+        await gateway.execute(Deposit(account_id=account_id, amount=amount, correlation_id=correlation_id))
+    return json_response(await _account_out(gateway, principal, account_id), 201)
+
+
+@router.get("/accounts", response_model=AccountsPage)
+async def list_accounts(principal: PrincipalDep, gateway: GatewayDep) -> Response:
+    items = [convert.account_dict(gateway.engine, account) for account in gateway.accounts_of(principal)]
+    return json_response(page(items))
+
+
+@router.get("/accounts/{account_id}", response_model=AccountOut)
+async def get_account(account_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
+    return json_response(await _account_out(gateway, principal, account_id))
+
+
+@router.post("/admin/accounts/{account_id}/deposit", response_model=AccountOut)
+async def deposit(
+    account_id: str,
+    body: DepositRequest,
+    admin: AdminDep,
+    gateway: GatewayDep,
+    correlation_id: CorrelationDep,
+) -> Response:
+    account = gateway.account(admin, account_id)
+    currency = body.currency or account.currency
+    amount = _amount(gateway, body.amount, currency)
+    await gateway.execute(
+        Deposit(account_id=account_id, amount=amount, currency=body.currency, correlation_id=correlation_id)
+    )
+    return json_response(await _account_out(gateway, admin, account_id))
+
+
+@router.get("/tiers", response_model=TiersPage)
+async def tiers() -> Response:
+    """Assessment tiers arrive with the risk engine; none are configured yet."""
+    return json_response(page([]))

@@ -1,0 +1,66 @@
+"""Users, tokens and API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tradehall.api.errors import ApiError
+from tradehall.api.gateway import AdminDep, GatewayDep, PrincipalDep
+from tradehall.api.routes.common import ERRORS, json_response
+from tradehall.api.schemas import AdminUserCreate, ApiKeyCreate, ApiKeyOut, Credentials, TokenOut, UserOut
+from tradehall.domain.errors import Code
+
+router = APIRouter(tags=["auth"], responses=ERRORS)
+
+
+def _client_key(request: Request) -> str:
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+@router.post("/auth/register", status_code=201, response_model=UserOut)
+async def register(body: Credentials, request: Request, gateway: GatewayDep) -> Response:
+    if not gateway.settings.allow_registration:
+        raise ApiError(Code.FORBIDDEN, "registration is disabled; an admin creates users")
+    gateway.limiter.check(_client_key(request))
+    principal = await gateway.auth.register(body.username, body.password)
+    return json_response(
+        {"user_id": principal.user_id, "username": principal.username, "role": principal.role}, 201
+    )
+
+
+@router.post("/auth/token", response_model=TokenOut)
+async def token(body: Credentials, request: Request, gateway: GatewayDep) -> Response:
+    gateway.limiter.check(_client_key(request))
+    principal = await gateway.auth.login(body.username, body.password)
+    access, expires = gateway.auth.issue_token(principal)
+    return json_response({"access_token": access, "token_type": "bearer", "expires_in": expires})
+
+
+@router.post("/auth/api-keys", status_code=201, response_model=ApiKeyOut)
+async def create_api_key(
+    principal: PrincipalDep, gateway: GatewayDep, body: ApiKeyCreate | None = None
+) -> Response:
+    key_id, key = await gateway.auth.create_api_key(principal, body.label if body else None)
+    return json_response({"key_id": key_id, "api_key": key}, 201)
+
+
+@router.delete("/auth/api-keys/{key_id}", status_code=204, response_class=Response)
+async def delete_api_key(key_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
+    await gateway.auth.delete_api_key(principal, key_id)
+    return Response(status_code=204)
+
+
+@router.get("/auth/me", response_model=UserOut)
+async def me(principal: PrincipalDep) -> Response:
+    return json_response(
+        {"user_id": principal.user_id, "username": principal.username, "role": principal.role}
+    )
+
+
+@router.post("/admin/users", status_code=201, response_model=UserOut)
+async def admin_create_user(body: AdminUserCreate, _admin: AdminDep, gateway: GatewayDep) -> Response:
+    principal = await gateway.auth.register(body.username, body.password, body.role)
+    return json_response(
+        {"user_id": principal.user_id, "username": principal.username, "role": principal.role}, 201
+    )

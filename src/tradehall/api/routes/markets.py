@@ -1,0 +1,223 @@
+"""Markets (public) and their administration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from tradehall.api import convert
+from tradehall.api.errors import ApiError
+from tradehall.api.gateway import AdminDep, CorrelationDep, Gateway, GatewayDep
+from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.schemas import (
+    BookOut,
+    CandlesPage,
+    MarketCreate,
+    MarketOut,
+    MarketsPage,
+    PriceRequest,
+    PublicTradesPage,
+    SettleRequest,
+    TickerOut,
+)
+from tradehall.domain.commands import CreateMarket, MarkPrice, SetMarketStatus, SettleMarket, VoidMarket
+from tradehall.domain.enums import FeeModel, MarketKind, MarketStatus, Outcome, Venue
+from tradehall.domain.errors import Code, TradehallError
+from tradehall.domain.fixedpoint import decimal_of, decimal_str, parse_decimal
+from tradehall.domain.market import MarketSpec
+from tradehall.store import queries
+
+router = APIRouter(tags=["markets"], responses=ERRORS)
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def _time_ns(value: str | None, what: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(Code.INVALID_REQUEST, f"{what} must be an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise ApiError(Code.INVALID_REQUEST, f"{what} needs a time zone (e.g. Z)")
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+@router.get("/markets", response_model=MarketsPage)
+async def list_markets(gateway: GatewayDep) -> Response:
+    markets = sorted(gateway.engine.markets.values(), key=lambda m: m.symbol)
+    return json_response(page([convert.market_dict(m) for m in markets]))
+
+
+@router.get("/markets/{symbol}", response_model=MarketOut)
+async def get_market(symbol: str, gateway: GatewayDep) -> Response:
+    return json_response(convert.market_dict(gateway.market(symbol)))
+
+
+@router.get("/markets/{symbol}/book", response_model=BookOut)
+async def get_book(
+    symbol: str, gateway: GatewayDep, depth: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> Response:
+    return json_response(convert.book_dict(gateway.market(symbol), depth))
+
+
+@router.get("/markets/{symbol}/ticker", response_model=TickerOut)
+async def get_ticker(symbol: str, gateway: GatewayDep) -> Response:
+    market = gateway.market(symbol)
+    return json_response(convert.ticker_dict(market, gateway.volumes.volume(symbol)))
+
+
+@router.get("/markets/{symbol}/trades", response_model=PublicTradesPage)
+async def get_trades(
+    symbol: str,
+    gateway: GatewayDep,
+    limit: Limit = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    gateway.market(symbol)
+    await gateway.service.read_barrier()
+    result = await gateway.service.store.call(queries.list_market_trades, symbol, limit=limit, cursor=cursor)
+    items = [
+        {
+            "id": str(row.trade_id),
+            "market": row.market,
+            "price": convert.dec(row.price),
+            "quantity": convert.dec(row.quantity),
+            "side": row.side,
+            "executed_at": convert.rfc3339(row.executed_at),
+        }
+        for row in result.items
+    ]
+    return json_response(page(items, result.next_cursor))
+
+
+@router.get("/markets/{symbol}/candles", response_model=CandlesPage)
+async def get_candles(
+    symbol: str,
+    gateway: GatewayDep,
+    interval: Literal["1m", "5m", "15m", "1h", "1d"] = "1m",
+    start: Annotated[str | None, Query(max_length=64)] = None,
+    end: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 100,
+) -> Response:
+    market = gateway.market(symbol)
+    spec = market.spec
+    bars = gateway.candles.bars(symbol, interval, _time_ns(start, "start"), _time_ns(end, "end"))[:limit]
+    items = [
+        {
+            "t": convert.rfc3339_ns(bar.start),
+            "open": decimal_str(decimal_of(bar.open, spec.tick_size)),
+            "high": decimal_str(decimal_of(bar.high, spec.tick_size)),
+            "low": decimal_str(decimal_of(bar.low, spec.tick_size)),
+            "close": decimal_str(decimal_of(bar.close, spec.tick_size)),
+            "volume": decimal_str(decimal_of(bar.volume, spec.lot_size)),
+        }
+        for bar in bars
+    ]
+    return json_response(page(items))
+
+
+# ---- administration ---------------------------------------------------------------------------------
+
+
+def _dec(value: str | None, what: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return parse_decimal(value, what)
+    except TradehallError as error:
+        raise ApiError(Code.INVALID_REQUEST, error.detail) from None
+
+
+def _spec_of(body: MarketCreate) -> MarketSpec:
+    tick = _dec(body.tick_size, "tick_size")
+    lot = _dec(body.lot_size, "lot_size")
+    assert tick is not None and lot is not None
+    if tick <= 0 or lot <= 0:
+        raise ApiError(Code.INVALID_REQUEST, "tick_size and lot_size must be positive")
+    for name in ("maker_fee", "taker_fee", "max_leverage", "initial_margin", "maintenance_margin"):
+        value = _dec(getattr(body, name), name)
+        if value is not None and value < 0:
+            raise ApiError(Code.INVALID_REQUEST, f"{name} must not be negative")
+    return MarketSpec(
+        symbol=body.symbol,
+        kind=MarketKind(body.kind),
+        venue=Venue(body.venue),
+        base=body.base,
+        quote=body.quote,
+        tick_size=tick,
+        lot_size=lot,
+        min_quantity=_dec(body.min_quantity, "min_quantity"),
+        max_quantity=_dec(body.max_quantity, "max_quantity"),
+        maker_fee=_dec(body.maker_fee, "maker_fee") or Decimal(0),
+        taker_fee=_dec(body.taker_fee, "taker_fee") or Decimal(0),
+        fee_model=FeeModel(body.fee_model),
+        max_leverage=_dec(body.max_leverage, "max_leverage"),
+        initial_margin=_dec(body.initial_margin, "initial_margin"),
+        maintenance_margin=_dec(body.maintenance_margin, "maintenance_margin"),
+        status=MarketStatus(body.status),
+    )
+
+
+@router.post("/admin/markets", status_code=201, response_model=MarketOut)
+async def create_market(
+    body: MarketCreate, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    await gateway.execute(CreateMarket(spec=_spec_of(body), correlation_id=correlation_id))
+    return json_response(convert.market_dict(gateway.market(body.symbol)), 201)
+
+
+async def _set_status(gateway: Gateway, symbol: str, status: MarketStatus, correlation_id: str) -> Response:
+    gateway.market(symbol)
+    await gateway.execute(SetMarketStatus(market=symbol, status=status, correlation_id=correlation_id))
+    return json_response(convert.market_dict(gateway.market(symbol)))
+
+
+@router.post("/admin/markets/{symbol}/halt", response_model=MarketOut)
+async def halt_market(
+    symbol: str, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    return await _set_status(gateway, symbol, MarketStatus.HALTED, correlation_id)
+
+
+@router.post("/admin/markets/{symbol}/resume", response_model=MarketOut)
+async def resume_market(
+    symbol: str, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    return await _set_status(gateway, symbol, MarketStatus.OPEN, correlation_id)
+
+
+@router.post("/admin/markets/{symbol}/settle", response_model=MarketOut)
+async def settle_market(
+    symbol: str, body: SettleRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    gateway.market(symbol)
+    await gateway.execute(
+        SettleMarket(market=symbol, outcome=Outcome(body.outcome), correlation_id=correlation_id)
+    )
+    return json_response(convert.market_dict(gateway.market(symbol)))
+
+
+@router.post("/admin/markets/{symbol}/cancel", response_model=MarketOut)
+async def void_market(
+    symbol: str, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    gateway.market(symbol)
+    await gateway.execute(VoidMarket(market=symbol, correlation_id=correlation_id))
+    return json_response(convert.market_dict(gateway.market(symbol)))
+
+
+@router.post("/admin/markets/{symbol}/price", response_model=MarketOut)
+async def inject_price(
+    symbol: str, body: PriceRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    gateway.market(symbol)
+    price = _dec(body.price, "price")
+    assert price is not None
+    await gateway.execute(MarkPrice(market=symbol, price=price, correlation_id=correlation_id))
+    return json_response(convert.market_dict(gateway.market(symbol)))

@@ -1,0 +1,53 @@
+"""Operations: liveness, readiness with its checks, Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from tradehall.api.gateway import GatewayDep
+from tradehall.api.metrics import PROJECTION_LAG, render
+from tradehall.api.routes.common import json_response
+from tradehall.api.schemas import HealthOut, ReadyOut
+
+router = APIRouter(tags=["operations"])
+
+MAX_READY_LAG = 100_000
+"""Read models further behind the journal than this many records make the process not ready."""
+
+
+@router.get("/health", response_model=HealthOut)
+async def health() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/ready", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
+async def ready(gateway: GatewayDep) -> Response:
+    service = gateway.service
+    engine_ok = service.runner_alive()
+    journal_ok = service.journal_writable()
+    store_ok = await service.store_reachable()
+    lag = service.projection_lag
+    PROJECTION_LAG.set(lag)
+    projection_ok = service.projection_failed is None and lag <= MAX_READY_LAG
+    checks: dict[str, Any] = {
+        "engine": {"ok": engine_ok, "seq": service.runner.last_seq if engine_ok else None},
+        "journal": {"ok": journal_ok, "durable_seq": service.runner.durable_seq},
+        "store": {
+            "ok": store_ok,
+            "projected_seq": service.projected_seq,
+            "lag": lag,
+            "projector_ok": projection_ok,
+        },
+        "bus": {"ok": True, "backend": gateway.settings.bus},
+    }
+    good = engine_ok and journal_ok and store_ok and projection_ok
+    return json_response({"status": "ready" if good else "not_ready", "checks": checks}, 200 if good else 503)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics() -> Response:
+    body, content_type = render()
+    return Response(body, media_type=content_type)

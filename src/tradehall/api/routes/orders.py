@@ -1,0 +1,292 @@
+"""Orders: placement, cancel, amend; open orders from the engine, history from the read models."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from tradehall.api import convert
+from tradehall.api.auth import Principal
+from tradehall.api.errors import ApiError, forbidden, not_found
+from tradehall.api.gateway import CorrelationDep, Gateway, GatewayDep, PrincipalDep
+from tradehall.api.metrics import ORDER_LATENCY, ORDERS_TOTAL
+from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.schemas import CancelAllOut, OrderAmend, OrderCreate, OrderOut, OrdersPage
+from tradehall.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
+from tradehall.domain.enums import OrderSide, OrderType, TimeInForce
+from tradehall.domain.errors import Code
+from tradehall.domain.events import OrderAccepted, OrderRejected
+from tradehall.engine.orders import Order as EngineOrder
+from tradehall.store import models, queries
+
+router = APIRouter(tags=["orders"], responses=ERRORS)
+
+
+def _expire_ns(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(Code.INVALID_ORDER, "expire_at must be an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise ApiError(Code.INVALID_ORDER, "expire_at needs a time zone (e.g. Z)")
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def place_order_command(body: OrderCreate, correlation_id: str) -> PlaceOrder:
+    return PlaceOrder(
+        account_id=body.account_id,
+        market=body.market,
+        side=OrderSide(body.side),
+        quantity=Decimal(body.quantity),
+        type=OrderType(body.type),
+        price=_decimal(body.price),
+        stop_price=_decimal(body.stop_price),
+        time_in_force=TimeInForce(body.time_in_force),
+        expire_at=_expire_ns(body.expire_at),
+        post_only=body.post_only,
+        reduce_only=body.reduce_only,
+        client_order_id=body.client_order_id,
+        take_profit=_decimal(body.take_profit),
+        stop_loss=_decimal(body.stop_loss),
+        correlation_id=correlation_id,
+    )
+
+
+async def place_order(
+    gateway: Gateway, principal: Principal, body: OrderCreate, correlation_id: str, transport: str = "http"
+) -> tuple[dict[str, Any], int]:
+    """Places an order; returns the order and 201 (new) or 200 (a repeated client_order_id)."""
+    started = time.perf_counter()
+    gateway.account(principal, body.account_id)
+    market = gateway.market(body.market)
+    command = place_order_command(body, correlation_id)
+    result = await gateway.submit(command)
+    events = result.events
+    if not events:
+        ORDERS_TOTAL.labels(market=body.market, result="repeated").inc()
+        assert body.client_order_id is not None
+        order_id = gateway.engine.order_id_for(body.account_id, body.client_order_id)
+        if order_id is None:  # pragma: no cover - the engine only answers nothing for a repeat
+            raise ApiError(Code.INTERNAL, "order not found after an idempotent repeat")
+        return await order_out(gateway, principal, order_id), 200
+    first = events[0]
+    if isinstance(first, OrderRejected):
+        ORDERS_TOTAL.labels(market=body.market, result=first.code.value).inc()
+        raise ApiError(first.code, first.reason)
+    assert isinstance(first, OrderAccepted)
+    order = convert.order_from_events(events, first.order_id, market.spec, gateway.quote_places(market))
+    assert order is not None
+    ORDERS_TOTAL.labels(market=body.market, result="accepted").inc()
+    ORDER_LATENCY.labels(transport=transport).observe(time.perf_counter() - started)
+    return order, 201
+
+
+def _order_with_fills(session: Session, order_id: str) -> tuple[models.Order | None, list[models.Fill]]:
+    row = queries.get_order(session, order_id)
+    if row is None:
+        return None, []
+    return row, queries.list_order_fills(session, order_id)
+
+
+async def _fills_of(gateway: Gateway, order_id: int) -> list[dict[str, Any]]:
+    await gateway.service.read_barrier()
+    rows = await gateway.service.store.call(queries.list_order_fills, str(order_id))
+    return [convert.fill_from_row(row) for row in rows]
+
+
+async def engine_order_out(gateway: Gateway, order: EngineOrder) -> dict[str, Any]:
+    market = gateway.engine.markets[order.market]
+    data = convert.order_from_engine(order, market.spec, gateway.quote_places(market))
+    if order.filled:
+        data["fills"] = await _fills_of(gateway, order.order_id)
+    return data
+
+
+def _check_owner(gateway: Gateway, principal: Principal, account_id: str, order_id: object) -> None:
+    account = gateway.engine.accounts.get(account_id)
+    if principal.is_admin:
+        return
+    if account is None or account.owner != principal.user_id:
+        raise forbidden(f"order {order_id} belongs to another user")
+
+
+async def order_out(gateway: Gateway, principal: Principal, order_id: int) -> dict[str, Any]:
+    open_order = gateway.engine.orders.get(order_id)
+    if open_order is not None:
+        _check_owner(gateway, principal, open_order.account_id, order_id)
+        return await engine_order_out(gateway, open_order)
+    await gateway.service.read_barrier()
+    row, fills = await gateway.service.store.call(_order_with_fills, str(order_id))
+    if row is None:
+        raise not_found(f"order {order_id} not found")
+    _check_owner(gateway, principal, row.account_id, order_id)
+    market = gateway.engine.markets.get(row.market)
+    return convert.order_from_row(row, market.spec if market else None, fills)
+
+
+def _order_id(value: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise not_found(f"order {value} not found")
+    return int(value)
+
+
+@router.post("/orders", status_code=201, response_model=OrderOut, responses={200: {"model": OrderOut}})
+async def create_order(
+    body: OrderCreate, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    order, status = await place_order(gateway, principal, body, correlation_id)
+    return json_response(order, status)
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut)
+async def get_order(order_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
+    return json_response(await order_out(gateway, principal, _order_id(order_id)))
+
+
+async def _owned_engine_order(gateway: Gateway, principal: Principal, order_id: int) -> EngineOrder:
+    """The open order, if the caller owns it; 403/404/409 like the contract says otherwise."""
+    order = gateway.engine.orders.get(order_id)
+    if order is not None:
+        _check_owner(gateway, principal, order.account_id, order_id)
+        return order
+    await gateway.service.read_barrier()
+    row = await gateway.service.store.call(queries.get_order, str(order_id))
+    if row is None:
+        raise not_found(f"order {order_id} not found")
+    _check_owner(gateway, principal, row.account_id, order_id)
+    raise ApiError(Code.CONFLICT, f"order {order_id} is already {row.status}")
+
+
+@router.delete("/orders/{order_id}", response_model=OrderOut)
+async def cancel_order(
+    order_id: str, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    number = _order_id(order_id)
+    order = await _owned_engine_order(gateway, principal, number)
+    await gateway.execute(
+        CancelOrder(order_id=number, account_id=order.account_id, correlation_id=correlation_id)
+    )
+    return json_response(await engine_order_out(gateway, order))
+
+
+@router.patch("/orders/{order_id}", response_model=OrderOut)
+async def amend_order(
+    order_id: str,
+    body: OrderAmend,
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    correlation_id: CorrelationDep,
+) -> Response:
+    number = _order_id(order_id)
+    order = await _owned_engine_order(gateway, principal, number)
+    await gateway.execute(
+        AmendOrder(
+            order_id=number,
+            account_id=order.account_id,
+            price=_decimal(body.price),
+            quantity=_decimal(body.quantity),
+            correlation_id=correlation_id,
+        )
+    )
+    return json_response(await engine_order_out(gateway, order))
+
+
+@router.delete("/orders", response_model=CancelAllOut)
+async def cancel_all(
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    correlation_id: CorrelationDep,
+    account_id: Annotated[str, Query(max_length=64)],
+    market: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    account = gateway.account(principal, account_id)
+    if market is not None:
+        gateway.market(market)
+    targets = [
+        order
+        for order in gateway.engine.orders.values()
+        if order.account_id == account.account_id and (market is None or order.market == market)
+    ]
+    await gateway.execute(CancelAll(account_id=account_id, market=market, correlation_id=correlation_id))
+    items = [await engine_order_out(gateway, order) for order in sorted(targets, key=lambda o: -o.order_id)]
+    return json_response(page(items))
+
+
+def _orders_page(
+    session: Session,
+    accounts: list[str],
+    market: str | None,
+    status: Literal["open", "closed", "all"],
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[tuple[models.Order, list[models.Fill]]], str | None]:
+    result = queries.list_orders(session, accounts, market=market, status=status, limit=limit, cursor=cursor)
+    ids = [row.id for row in result.items]
+    fills: dict[str, list[models.Fill]] = {order_id: [] for order_id in ids}
+    if ids:
+        query = select(models.Fill).where(models.Fill.order_id.in_(ids))
+        for fill in session.scalars(query.order_by(models.Fill.executed_at, models.Fill.id)):
+            fills[fill.order_id].append(fill)
+    return [(row, fills[row.id]) for row in result.items], result.next_cursor
+
+
+@router.get("/orders", response_model=OrdersPage)
+async def list_orders(
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    account_id: Annotated[str | None, Query(max_length=64)] = None,
+    market: Annotated[str | None, Query(max_length=64)] = None,
+    status: Literal["open", "closed", "all"] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    if account_id is not None:
+        accounts = [gateway.account(principal, account_id).account_id]
+    else:
+        accounts = [account.account_id for account in gateway.accounts_of(principal)]
+    if status == "open":
+        # the engine's live state is the truth for open orders; the cursor is the last order id
+        before = None
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise ApiError(
+                    Code.INVALID_REQUEST, "cursor is not valid; use the next_cursor of a previous page"
+                )
+            before = int(cursor)
+        wanted = set(accounts)
+        orders = sorted(
+            (
+                order
+                for order in gateway.engine.orders.values()
+                if order.account_id in wanted
+                and (market is None or order.market == market)
+                and (before is None or order.order_id < before)
+            ),
+            key=lambda o: -o.order_id,
+        )
+        chunk = orders[:limit]
+        next_cursor = str(chunk[-1].order_id) if len(orders) > limit else None
+        items = [await engine_order_out(gateway, order) for order in chunk]
+        return json_response(page(items, next_cursor))
+    await gateway.service.read_barrier()
+    rows, next_cursor = await gateway.service.store.call(
+        _orders_page, accounts, market, status, limit, cursor
+    )
+    items = []
+    for row, fills in rows:
+        spec = gateway.engine.markets[row.market].spec if row.market in gateway.engine.markets else None
+        items.append(convert.order_from_row(row, spec, fills))
+    return json_response(page(items, next_cursor))

@@ -1,0 +1,89 @@
+"""Positions (live, from the engine, valued at the mark) and the account's fills (read models)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from tradehall.api import convert
+from tradehall.api.errors import ApiError
+from tradehall.api.gateway import CorrelationDep, GatewayDep, PrincipalDep
+from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.routes.orders import place_order
+from tradehall.api.schemas import ClosePosition, FillsPage, OrderCreate, OrderOut, PositionsPage
+from tradehall.domain.enums import MarketKind
+from tradehall.domain.errors import Code
+from tradehall.domain.fixedpoint import decimal_of, decimal_str
+from tradehall.store import queries
+
+router = APIRouter(tags=["positions"], responses=ERRORS)
+
+
+@router.get("/positions", response_model=PositionsPage)
+async def list_positions(
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    account_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    if account_id is not None:
+        accounts = [gateway.account(principal, account_id)]
+    else:
+        accounts = gateway.accounts_of(principal)
+    engine = gateway.engine
+    items = []
+    for account in accounts:
+        for position in engine.positions_of(account.account_id):
+            market = engine.markets[position.market]
+            items.append(convert.position_dict(engine, market, position))
+    return json_response(page(items))
+
+
+@router.post("/positions/{market}/close", status_code=201, response_model=OrderOut)
+async def close_position(
+    market: str,
+    body: ClosePosition,
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    correlation_id: CorrelationDep,
+) -> Response:
+    account = gateway.account(principal, body.account_id)
+    engine_market = gateway.market(market)
+    position = engine_market.positions.get(account.account_id)
+    if position is None or position.quantity == 0:
+        raise ApiError(Code.CONFLICT, f"no open position in {market}")
+    spec = engine_market.spec
+    quantity = decimal_str(decimal_of(abs(position.quantity), spec.lot_size))
+    side = "sell" if position.quantity > 0 else "buy"
+    order = OrderCreate(
+        account_id=account.account_id,
+        market=market,
+        side=side,
+        type="market",
+        quantity=quantity,
+        time_in_force="ioc",
+        reduce_only=spec.kind is not MarketKind.SPOT,
+    )
+    data, status = await place_order(gateway, principal, order, correlation_id)
+    return json_response(data, status)
+
+
+@router.get("/trades", response_model=FillsPage)
+async def list_fills(
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    account_id: Annotated[str | None, Query(max_length=64)] = None,
+    market: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    if account_id is not None:
+        accounts = [gateway.account(principal, account_id).account_id]
+    else:
+        accounts = [account.account_id for account in gateway.accounts_of(principal)]
+    await gateway.service.read_barrier()
+    result = await gateway.service.store.call(
+        queries.list_fills, accounts, market=market, limit=limit, cursor=cursor
+    )
+    return json_response(page([convert.fill_from_row(row) for row in result.items], result.next_cursor))

@@ -1,0 +1,351 @@
+"""The wire schemas (pydantic v2), separate from the domain types; decimals travel as strings.
+
+Requests reject unknown fields. Responses are built as plain dicts by `tradehall.api.convert` and
+serialised with orjson on the hot paths; these models describe them for OpenAPI and the SDK.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DecimalStr = Annotated[
+    str,
+    Field(
+        pattern=r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$",
+        max_length=40,
+        examples=["64000.5"],
+        description="A decimal number as a string.",
+    ),
+]
+Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", examples=["BTC-USD"])]
+Currency = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,12}$", examples=["USD"])]
+Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+Password = Annotated[str, Field(min_length=1, max_length=256)]
+Ident = Annotated[str, Field(min_length=1, max_length=64)]
+Timestamp = Annotated[str, Field(description="RFC 3339 UTC time", examples=["2026-01-01T00:00:00Z"])]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# ---- auth -------------------------------------------------------------------------------------------
+
+
+class Credentials(Request):
+    username: Username
+    password: Password
+
+
+class UserOut(Response):
+    user_id: str
+    username: str
+    role: str = "trader"
+
+
+class TokenOut(Response):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class ApiKeyCreate(Request):
+    label: Annotated[str, Field(max_length=128)] | None = None
+
+
+class ApiKeyOut(Response):
+    key_id: str
+    api_key: str
+
+
+class AdminUserCreate(Request):
+    username: Username
+    password: Password
+    role: Literal["trader", "admin"] = "trader"
+
+
+# ---- accounts ---------------------------------------------------------------------------------------
+
+
+class AccountCreate(Request):
+    kind: Literal["cash", "assessment"] = "cash"
+    currency: Currency = "USD"
+    initial_balance: DecimalStr | None = None
+    tier: Annotated[str, Field(max_length=64)] | None = None
+
+
+class BalanceOut(Response):
+    currency: str
+    total: str
+    available: str
+    held: str
+
+
+class AccountOut(Response):
+    id: str
+    owner: str
+    kind: str
+    currency: str
+    balance: str
+    available: str
+    equity: str
+    unrealized_pnl: str
+    realized_pnl: str
+    peak_equity: str
+    drawdown: str
+    status: Literal["active", "passed", "failed", "closed"]
+    trading_state: str
+    tier: str | None = None
+    rules: dict[str, object] | None = None
+    balances: list[BalanceOut]
+
+
+class AccountsPage(Response):
+    items: list[AccountOut]
+    next_cursor: str | None = None
+
+
+class DepositRequest(Request):
+    amount: DecimalStr
+    currency: Currency | None = None
+
+
+class TierOut(Response):
+    name: str
+    starting_balance: str
+
+
+class TiersPage(Response):
+    items: list[TierOut]
+    next_cursor: str | None = None
+
+
+# ---- markets ----------------------------------------------------------------------------------------
+
+
+class MarketOut(Response):
+    symbol: str
+    kind: Literal["spot", "perp", "binary"]
+    venue: Literal["book", "quote"]
+    base: str
+    quote: str
+    tick_size: str
+    lot_size: str
+    min_quantity: str | None = None
+    max_quantity: str | None = None
+    status: Literal["open", "halted", "closed", "settled", "cancelled"]
+    maker_fee: str
+    taker_fee: str
+    fee_model: str
+    max_leverage: str | None = None
+    initial_margin: str | None = None
+    maintenance_margin: str | None = None
+    last_price: str | None = None
+    mark_price: str | None = None
+
+
+class MarketsPage(Response):
+    items: list[MarketOut]
+    next_cursor: str | None = None
+
+
+class MarketCreate(Request):
+    symbol: Symbol
+    kind: Literal["spot", "perp", "binary"]
+    venue: Literal["book", "quote"] = "book"
+    base: Currency
+    quote: Currency
+    tick_size: DecimalStr
+    lot_size: DecimalStr
+    min_quantity: DecimalStr | None = None
+    max_quantity: DecimalStr | None = None
+    maker_fee: DecimalStr | None = None
+    taker_fee: DecimalStr | None = None
+    fee_model: Literal["proportional", "quadratic"] = "proportional"
+    max_leverage: DecimalStr | None = None
+    initial_margin: DecimalStr | None = None
+    maintenance_margin: DecimalStr | None = None
+    status: Literal["open", "halted", "closed"] = "open"
+
+
+class BookOut(Response):
+    symbol: str
+    sequence: int
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
+
+
+class TickerOut(Response):
+    symbol: str
+    bid: str | None = None
+    ask: str | None = None
+    last: str | None = None
+    mark: str | None = None
+    volume_24h: str
+    sequence: int
+
+
+class CandleOut(Response):
+    t: Timestamp
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+
+
+class CandlesPage(Response):
+    items: list[CandleOut]
+    next_cursor: str | None = None
+
+
+class PublicTradeOut(Response):
+    id: str
+    market: str
+    price: str
+    quantity: str
+    side: str
+    executed_at: Timestamp
+
+
+class PublicTradesPage(Response):
+    items: list[PublicTradeOut]
+    next_cursor: str | None = None
+
+
+class SettleRequest(Request):
+    outcome: Literal["yes", "no"]
+
+
+class PriceRequest(Request):
+    price: DecimalStr
+
+
+# ---- orders -----------------------------------------------------------------------------------------
+
+OrderSideIn = Literal["buy", "sell", "long", "short", "yes", "no"]
+
+
+class OrderCreate(Request):
+    account_id: Ident
+    market: Symbol
+    side: OrderSideIn
+    type: Literal["market", "limit", "stop", "stop_limit"] = "limit"
+    quantity: DecimalStr
+    price: DecimalStr | None = None
+    stop_price: DecimalStr | None = None
+    time_in_force: Literal["gtc", "ioc", "fok", "day", "gtd"] = "gtc"
+    expire_at: Timestamp | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    client_order_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    take_profit: DecimalStr | None = None
+    stop_loss: DecimalStr | None = None
+
+
+class OrderAmend(Request):
+    price: DecimalStr | None = None
+    quantity: DecimalStr | None = None
+
+
+class FillOut(Response):
+    id: str
+    trade_id: str
+    order_id: str
+    market: str
+    side: str
+    price: str
+    quantity: str
+    fee: str
+    liquidity: Literal["maker", "taker"]
+    realized_pnl: str
+    executed_at: Timestamp
+
+
+class OrderOut(Response):
+    id: str
+    client_order_id: str | None = None
+    account_id: str
+    market: str
+    side: str
+    type: str
+    time_in_force: str
+    quantity: str
+    price: str | None = None
+    stop_price: str | None = None
+    status: Literal[
+        "open", "partially_filled", "filled", "cancelled", "rejected", "expired", "pending_trigger"
+    ]
+    filled_quantity: str
+    average_price: str | None = None
+    fees: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    fills: list[FillOut]
+
+
+class OrdersPage(Response):
+    items: list[OrderOut]
+    next_cursor: str | None = None
+
+
+class CancelAllOut(Response):
+    items: list[OrderOut]
+    next_cursor: str | None = None
+
+
+# ---- positions and trades ---------------------------------------------------------------------------
+
+
+class PositionOut(Response):
+    account_id: str
+    market: str
+    side: Literal["long", "short", "yes", "no"]
+    quantity: str
+    average_entry_price: str | None = None
+    mark_price: str | None = None
+    unrealized_pnl: str
+    realized_pnl: str
+    margin: str
+    liquidation_price: str | None = None
+
+
+class PositionsPage(Response):
+    items: list[PositionOut]
+    next_cursor: str | None = None
+
+
+class ClosePosition(Request):
+    account_id: Ident
+
+
+class FillsPage(Response):
+    items: list[FillOut]
+    next_cursor: str | None = None
+
+
+# ---- operations -------------------------------------------------------------------------------------
+
+
+class HealthOut(Response):
+    status: str
+
+
+class ReadyOut(Response):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, object]
+
+
+class Problem(Response):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    correlation_id: str

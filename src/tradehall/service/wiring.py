@@ -1,0 +1,268 @@
+"""Startup and shutdown of one tradehall process: settings -> store, engine runner, projector, admin user.
+
+The projector reads the runner's durable records through a listener (never blocking the engine);
+on start it first catches up from the journal after its own stored seq. `read_barrier()` lets a
+read of the read models wait until they show everything durable when the read began, which is what
+makes read-after-write hold for history queries without slowing the write path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from tradehall.domain.commands import AnyCommand
+from tradehall.engine import Engine, EngineConfig
+from tradehall.journal.records import JournalRecord
+from tradehall.journal.recovery import EngineFactory
+from tradehall.journal.segments import read_records
+from tradehall.service.clock import Clock
+from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig
+from tradehall.service.settings import Settings
+from tradehall.store import Projector, ProjectorConfig, Store, upgrade
+from tradehall.store import repositories as repo
+
+log = structlog.get_logger(__name__)
+
+RecordListener = Callable[[Sequence[JournalRecord]], None]
+PasswordHasher = Callable[[str], str]
+
+
+def engine_factory(config: EngineConfig | None = None) -> EngineFactory[Engine]:
+    engine_config = config or EngineConfig()
+    return EngineFactory(create=lambda: Engine(engine_config), restore=Engine.restore)
+
+
+class Service:
+    """Owns the runtime pieces; `await start()` before serving, `await stop()` after."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.runner: EngineRunner[Engine] = EngineRunner(
+            engine_factory(), RunnerConfig.from_settings(settings), clock=clock, retain_from=self._retain_from
+        )
+        self._store: Store | None = None
+        self._projector: Projector | None = None
+        self._backlog: deque[JournalRecord] = deque()
+        self._backlog_ready = asyncio.Event()
+        self._projected_seq = 0
+        self._projected_changed = asyncio.Event()
+        self._projection_task: asyncio.Task[None] | None = None
+        self._projection_error: BaseException | None = None
+        self._listeners: list[RecordListener] = []
+        self._remove_listener: Callable[[], None] | None = None
+        self.started_at = 0.0
+        self.running = False
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the service has not started")
+        return self._store
+
+    @property
+    def projector(self) -> Projector:
+        if self._projector is None:
+            raise RuntimeError("the service has not started")
+        return self._projector
+
+    @property
+    def engine(self) -> Engine:
+        return self.runner.engine
+
+    async def start(self, *, password_hasher: PasswordHasher | None = None) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.sqlalchemy_url
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(upgrade, url)
+        self._store = Store.from_url(url)
+        self._projector = Projector(self._store.engine, ProjectorConfig())
+        await self.runner.start()
+        self._remove_listener = self.runner.add_listener(self._on_records)
+        projected = await self._projector.last_seq()
+        self._projected_seq = projected
+        durable = self.runner.durable_seq
+        if projected < durable:
+            await self._catch_up(projected + 1, durable)
+        self._projection_task = asyncio.create_task(self._project_loop(), name="projector")
+        if password_hasher is not None:
+            await self.ensure_admin(password_hasher)
+        self.started_at = time.monotonic()
+        self.running = True
+        log.info("service_started", data_dir=str(settings.data_dir), seq=durable, projected=projected)
+
+    async def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        await self.runner.stop()
+        if self._remove_listener is not None:
+            self._remove_listener()
+        self._backlog_ready.set()
+        if self._projection_task is not None:
+            # let the projector finish what is already durable, then end it
+            with contextlib.suppress(TimeoutError):
+                await self.wait_projected(self.runner.durable_seq, timeout=10.0)
+            self._projection_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._projection_task
+        if self._projector is not None:
+            self._projector.close()
+        if self._store is not None:
+            self._store.close()
+        log.info("service_stopped")
+
+    async def ensure_admin(self, password_hasher: PasswordHasher) -> None:
+        """Creates TRADEHALL_ADMIN_USER with its password at start when no user of that name exists."""
+        name = self.settings.admin_user
+        if not name:
+            return
+        existing = await self.store.call(repo.find_user_by_username, name)
+        if existing is not None:
+            return
+        hashed = await asyncio.to_thread(password_hasher, self.settings.admin_password)
+        await self.store.call(repo.create_user, name, hashed, "admin")
+        log.info("admin_user_created", username=name)
+
+    # ---- commands ----------------------------------------------------------------------------
+
+    async def submit(self, command: AnyCommand) -> CommandResult:
+        return await self.runner.submit(command)
+
+    def add_listener(self, listener: RecordListener) -> Callable[[], None]:
+        """Durable records, in seq order, delivered on the loop (for the WebSocket fan-out, metrics)."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
+
+    def _on_records(self, records: Sequence[JournalRecord]) -> None:
+        self._backlog.extend(records)
+        self._backlog_ready.set()
+        for listener in list(self._listeners):
+            try:
+                listener(records)
+            except Exception as exc:  # a broken subscriber must not stop the others
+                log.error("record_listener_failed", error=repr(exc))
+
+    # ---- projection ----------------------------------------------------------------------------
+
+    def _retain_from(self) -> int:
+        return self._projected_seq + 1
+
+    async def _catch_up(self, first: int, last: int) -> None:
+        journal_dir = self.settings.journal_dir
+
+        def load() -> list[JournalRecord]:
+            return list(read_records(journal_dir, first, last))
+
+        records = await asyncio.to_thread(load)
+        for start in range(0, len(records), 1000):
+            await self._apply(records[start : start + 1000])
+
+    async def _apply(self, batch: Sequence[JournalRecord]) -> None:
+        fresh = [record for record in batch if record.seq > self._projected_seq]
+        if not fresh:
+            return
+        seq = await self.projector.apply(fresh)
+        self._projected_seq = max(self._projected_seq, seq)
+        self._projected_changed.set()
+
+    async def _project_loop(self) -> None:
+        while True:
+            if not self._backlog:
+                self._backlog_ready.clear()
+                await self._backlog_ready.wait()
+                continue
+            batch: list[JournalRecord] = []
+            while self._backlog and len(batch) < 2000:
+                batch.append(self._backlog.popleft())
+            try:
+                await self._apply(batch)
+            except Exception as exc:
+                self._projection_error = exc
+                log.error("projection_failed", error=repr(exc))
+                raise
+
+    @property
+    def projected_seq(self) -> int:
+        return self._projected_seq
+
+    @property
+    def projection_lag(self) -> int:
+        return max(0, self.runner.durable_seq - self._projected_seq)
+
+    @property
+    def projection_failed(self) -> BaseException | None:
+        return self._projection_error
+
+    async def wait_projected(self, seq: int, timeout: float = 5.0) -> None:
+        """Waits until the read models show record `seq`; TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._projected_seq < seq:
+            if self._projection_error is not None:
+                raise RuntimeError("the projector has stopped") from self._projection_error
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"read models are behind seq {seq}")
+            self._projected_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._projected_changed.wait(), remaining)
+
+    async def read_barrier(self, timeout: float = 5.0) -> None:
+        """Read-after-write for the read models: wait until they show all that is durable now."""
+        await self.wait_projected(self.runner.durable_seq, timeout)
+
+    async def store_reachable(self) -> bool:
+        def ping(session: object) -> bool:
+            from sqlalchemy.orm import Session
+
+            assert isinstance(session, Session)
+            session.execute(text("SELECT 1"))
+            return True
+
+        try:
+            return await asyncio.wait_for(self.store.call(ping), 2.0)
+        except Exception:
+            return False
+
+    def journal_writable(self) -> bool:
+        try:
+            journal_dir = self.settings.journal_dir
+            return journal_dir.is_dir() and not self.runner.is_stopped() and self.runner_alive()
+        except Exception:
+            return False
+
+    def runner_alive(self) -> bool:
+        try:
+            self.runner.engine  # noqa: B018 - raises when not started
+        except Exception:
+            return False
+        # `_accepting` turns false on a fatal journal or engine failure, before `is_stopped`
+        return not self.runner.is_stopped() and bool(getattr(self.runner, "_accepting", False))
+
+
+async def run_with_service(settings: Settings, body: Callable[[Service], Awaitable[None]]) -> None:
+    service = Service(settings)
+    await service.start()
+    try:
+        await body(service)
+    finally:
+        await service.stop()
