@@ -71,6 +71,8 @@ from tradehall.engine.positions import Position
 
 DAY_NS = 86_400 * 1_000_000_000
 _EnumT = TypeVar("_EnumT", bound=StrEnum)
+_EMIT_OWN_BOOK_CHANGES = frozenset({"PlaceOrder", "CancelOrder", "AmendOrder"})
+"""Commands that touch one book and emit its change themselves; others sweep every book."""
 SNAPSHOT_VERSION = 1
 
 
@@ -207,8 +209,9 @@ class Engine:
                     )
                 )
             self._dirty_positions.clear()
-        for market in self.markets.values() if reason != "PlaceOrder" else ():
-            self._emit_book_changes(market)
+        if reason not in _EMIT_OWN_BOOK_CHANGES:
+            for symbol in sorted(self.markets):
+                self._emit_book_changes(self.markets[symbol])
 
     def _emit_book_changes(self, market: Market) -> None:
         bids, asks = market.book.take_changes()

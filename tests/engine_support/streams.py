@@ -1,0 +1,167 @@
+"""Random command streams for property tests, and the engine invariants they check."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import strategies as st
+
+from tests.engine_support import binary_spec, perp_spec, spot_spec
+from tradehall.domain import commands as c
+from tradehall.domain.enums import MarketKind, OrderStatus, SelfTradePrevention, Side
+from tradehall.engine import Engine
+
+ACCOUNTS = ("a", "b", "c", "poor")
+MID = {"BTC-USD": 10_000, "BTC-PERP": 20_000, "FED-CUT": 50}
+STEP = {"BTC-USD": Decimal("0.01"), "BTC-PERP": Decimal("0.5"), "FED-CUT": Decimal("0.01")}
+LOT = {"BTC-USD": Decimal("0.0001"), "BTC-PERP": Decimal("0.001"), "FED-CUT": Decimal("1")}
+SIDES = {
+    "BTC-USD": ("buy", "sell"),
+    "BTC-PERP": ("buy", "sell", "long", "short"),
+    "FED-CUT": ("yes", "no", "buy", "sell"),
+}
+
+
+def setup_commands(stp: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST) -> list[c.Command]:
+    commands: list[c.Command] = [
+        c.CreateMarket(spec=spot_spec(self_trade_prevention=stp)),
+        c.CreateMarket(spec=perp_spec(self_trade_prevention=stp)),
+        c.CreateMarket(spec=binary_spec(self_trade_prevention=stp)),
+    ]
+    for account in ACCOUNTS:
+        rich = account != "poor"
+        commands.append(c.OpenAccount(account_id=account, owner=account))
+        commands.append(c.Deposit(account_id=account, amount=Decimal("50000" if rich else "300")))
+        commands.append(c.Deposit(account_id=account, amount=Decimal("5" if rich else "0.002"), currency="BTC"))
+    return commands
+
+
+@st.composite
+def place_orders(draw: st.DrawFn) -> c.Command:
+    market = draw(st.sampled_from(tuple(MID)))
+    offset = draw(st.integers(-3, 3))
+    ticks = MID[market] + offset if market != "FED-CUT" else min(99, max(1, 50 + offset * 5))
+    kind = draw(
+        st.sampled_from(
+            ("limit", "limit", "limit", "market", "ioc", "fok", "post", "stop", "stop_limit", "day")
+        )
+    )
+    fields: dict[str, Any] = {
+        "account_id": draw(st.sampled_from(ACCOUNTS)),
+        "market": market,
+        "side": draw(st.sampled_from(SIDES[market])),
+        "quantity": LOT[market] * draw(st.integers(1, 30)),
+        "price": STEP[market] * ticks,
+    }
+    if kind == "market":
+        fields.update(type="market", price=None)
+    elif kind in ("ioc", "fok"):
+        fields.update(time_in_force=kind)
+    elif kind == "post":
+        fields.update(post_only=True)
+    elif kind == "day":
+        fields.update(time_in_force="day")
+    elif kind in ("stop", "stop_limit"):
+        stop_ticks = ticks + draw(st.integers(-3, 3))
+        if market == "FED-CUT":
+            stop_ticks = min(99, max(1, stop_ticks))
+        fields.update(type=kind, stop_price=STEP[market] * stop_ticks)
+        if kind == "stop":
+            fields["price"] = None
+    if market == "BTC-PERP" and draw(st.integers(0, 9)) == 0:
+        fields["reduce_only"] = True
+    if draw(st.integers(0, 9)) == 0:
+        fields["client_order_id"] = f"cid-{draw(st.integers(0, 5))}"
+    return c.PlaceOrder(**fields)
+
+
+@st.composite
+def other_commands(draw: st.DrawFn) -> c.Command:
+    choice = draw(st.sampled_from(("cancel", "cancel", "amend", "amend", "cancel_all", "time", "mark")))
+    order_id = draw(st.integers(1, 60))
+    account = draw(st.sampled_from((*ACCOUNTS, None)))
+    if choice == "cancel":
+        return c.CancelOrder(order_id=order_id, account_id=account)
+    if choice == "amend":
+        price = draw(st.one_of(st.none(), st.integers(-6, 6)))
+        quantity = draw(st.one_of(st.none(), st.integers(1, 40)))
+        market = draw(st.sampled_from(("BTC-USD", "BTC-PERP")))
+        return c.AmendOrder(
+            order_id=order_id,
+            account_id=account,
+            price=None if price is None else STEP[market] * (MID[market] + price),
+            quantity=None if quantity is None else LOT[market] * quantity,
+        )
+    if choice == "cancel_all":
+        return c.CancelAll(
+            account_id=draw(st.sampled_from(ACCOUNTS)), market=draw(st.sampled_from((None, "BTC-USD")))
+        )
+    if choice == "time":
+        return c.AdvanceTime(ts=draw(st.integers(0, 3)) * 86_400 * 10**9)
+    market = draw(st.sampled_from(("BTC-USD", "BTC-PERP")))
+    return c.MarkPrice(market=market, price=STEP[market] * (MID[market] + draw(st.integers(-5, 5))))
+
+
+def command_streams(min_size: int = 10, max_size: int = 80) -> st.SearchStrategy[list[c.Command]]:
+    one_command = st.one_of(place_orders(), place_orders(), place_orders(), other_commands())
+    return st.lists(one_command, min_size=min_size, max_size=max_size)
+
+
+def finishing_commands() -> st.SearchStrategy[list[c.Command]]:
+    return st.sampled_from(
+        (
+            [],
+            [c.SettleMarket(market="FED-CUT", outcome="yes")],
+            [c.SettleMarket(market="FED-CUT", outcome="no")],  # type: ignore[arg-type]
+            [c.VoidMarket(market="FED-CUT")],
+        )
+    )
+
+
+def check_invariants(engine: Engine) -> None:
+    """The rules of the core (DESIGN.md) after any command."""
+    for currency, total in engine.ledger.totals().items():
+        assert total == 0, f"{currency} not conserved: {total}"
+    expected_held: dict[tuple[str, str], int] = {}
+    reserved: dict[tuple[str, str], list[int]] = {}
+    for order in engine.orders.values():
+        assert 0 <= order.filled < order.quantity
+        assert order.remaining == order.quantity - order.filled
+        assert order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_TRIGGER)
+        assert order.in_book == (order.status is not OrderStatus.PENDING_TRIGGER)
+        assert order.hold >= 0 and 0 <= order.covered <= order.remaining
+        key = (order.account_id, order.hold_currency)
+        expected_held[key] = expected_held.get(key, 0) + order.hold
+        pair = reserved.setdefault((order.account_id, order.market), [0, 0])
+        pair[0 if order.side is Side.BUY else 1] += order.covered
+    for market in engine.markets.values():
+        bid, ask = market.book.best_bid(), market.book.best_ask()
+        assert bid is None or ask is None or bid < ask, f"{market.symbol} crossed: {bid} >= {ask}"
+        in_book = {o.order_id for o in market.book.orders()}
+        assert in_book == {
+            o.order_id for o in engine.orders.values() if o.market == market.symbol and o.in_book
+        }
+        long_interest = 0
+        for account_id, position in market.positions.items():
+            assert [position.reserved_buy, position.reserved_sell] == reserved.get(
+                (account_id, market.symbol), [0, 0]
+            )
+            assert position.reserved_sell <= max(position.quantity, 0)
+            assert position.reserved_buy <= max(-position.quantity, 0)
+            if market.kind is MarketKind.PERP:
+                key = (account_id, market.spec.quote)
+                expected_held[key] = expected_held.get(key, 0) + position.margin
+            long_interest += max(position.quantity, 0)
+        if market.kind is MarketKind.BINARY:
+            pool = engine.accounts.get(market.collateral_id)
+            locked = 0 if pool is None else pool.balance(market.spec.quote).total
+            assert locked == long_interest * market.notional.round(market.payout_ticks)
+    for account in engine.accounts.values():
+        for currency, balance in account.balances.items():
+            assert balance.held == expected_held.get((account.account_id, currency), 0), (
+                account.account_id,
+                currency,
+            )
+            if not account.account_id.startswith("system:"):
+                assert balance.total - balance.held >= 0, f"{account.account_id} {currency} available < 0"
