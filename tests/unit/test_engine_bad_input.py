@@ -165,3 +165,12 @@ def test_amend_of_a_closed_order_is_a_conflict() -> None:
     events = engine.apply(c.AmendOrder(order_id=1, quantity=D("0.02")))
     assert isinstance(events[0], ev.CommandRejected) and events[0].code == "conflict"
     assert engine.state_hash() == before
+
+
+def test_unhashable_or_signalling_nan_values_are_refused_not_crashed() -> None:
+    engine = seeded_engine()
+    before = engine.state_hash()
+    for bad in (D("sNaN"), D("NaN"), ["1"], None):
+        events = engine.apply(order(price=bad) if bad is not None else order(quantity=bad))
+        assert isinstance(events[0], ev.OrderRejected) and events[0].code == "invalid_order"
+    assert engine.state_hash() == before

@@ -105,6 +105,8 @@ _SIDE_BY_KIND: dict[MarketKind, dict[OrderSide, Side]] = {
 
 def _enum(kind: type[_EnumT], value: object, what: str) -> _EnumT:
     """A command's enum field as the enum; a value outside it is a refusal, never a crash."""
+    if value.__class__ is kind:
+        return value
     try:
         return kind(value)  # type: ignore[arg-type]
     except ValueError:
@@ -353,7 +355,7 @@ class Engine:
         self._events.append(MarkPriceUpdated(market=market.symbol, price=mark, ts=self.now))
 
     def _price(self, market: Market, value: object, what: str) -> int:
-        price = units_of(parse_decimal(value, what), market.spec.tick_size, what)
+        price = market.ticks_of(value, what)
         if price <= 0:
             raise invalid_order(f"{what} must be positive")
         if market.kind is MarketKind.BINARY and price >= market.payout_ticks:
@@ -378,7 +380,7 @@ class Engine:
         side = _SIDE_BY_KIND[market.kind].get(requested_side)
         if side is None:
             raise invalid_order(f"side {command.side} does not fit a {market.kind} market")
-        quantity = units_of(parse_decimal(command.quantity, "quantity"), market.spec.lot_size, "quantity")
+        quantity = market.lots_of(command.quantity)
         if quantity <= 0:
             raise invalid_order("quantity must be positive")
         if quantity < market.min_lots:
@@ -436,6 +438,7 @@ class Engine:
             price=price,
             stop_price=stop_price,
             quantity=quantity,
+            remaining=quantity,
             expire_at=expire_at,
             post_only=command.post_only,
             reduce_only=command.reduce_only,
@@ -787,6 +790,8 @@ class Engine:
 
     def _trigger_stops(self, market: Market) -> None:
         """Stops trigger on the last trade price, in the same command as the trade that moved it."""
+        if not market.stops_buy and not market.stops_sell:
+            return
         while market.last_price is not None:
             last = market.last_price
             triggered: list[Order] = []
@@ -924,6 +929,7 @@ class Engine:
             price=new_price,
             stop_price=None,
             quantity=new_quantity,
+            remaining=new_quantity,
             expire_at=order.expire_at,
             post_only=order.post_only,
             reduce_only=order.reduce_only,
@@ -1262,6 +1268,7 @@ class Engine:
                 price=price,
                 stop_price=stop_price,
                 quantity=quantity,
+                remaining=quantity,
                 expire_at=expire_at,
                 post_only=post_only,
                 reduce_only=reduce_only,

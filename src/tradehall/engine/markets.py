@@ -9,7 +9,7 @@ from sortedcontainers import SortedList
 
 from tradehall.domain.enums import CostBasis, FeeModel, MarketKind, MarketStatus, SelfTradePrevention, Side
 from tradehall.domain.errors import invalid_request
-from tradehall.domain.fixedpoint import PPM, Ratio, ceil_div, minor_of, ppm_of, units_of
+from tradehall.domain.fixedpoint import PPM, Ratio, ceil_div, minor_of, parse_decimal, ppm_of, units_of
 from tradehall.domain.market import MarketSpec
 from tradehall.engine.book import Fill
 from tradehall.engine.orders import Order
@@ -56,6 +56,8 @@ class Market:
     """Integers derived from the spec: fees in ppm, the notional ratio from tick-lots to quote minor units."""
 
     __slots__ = (
+        "_lots_cache",
+        "_ticks_cache",
         "base_per_lot",
         "book",
         "book_sequence",
@@ -88,6 +90,8 @@ class Market:
         if not spec.symbol or len(spec.symbol) > 64:
             raise invalid_request("symbol must be 1 to 64 characters")
         self.spec = spec
+        self._ticks_cache: dict[object, int] = {}
+        self._lots_cache: dict[object, int] = {}
         self.symbol = spec.symbol
         self.kind = spec.kind
         self.status = spec.status
@@ -147,6 +151,33 @@ class Market:
             )
 
     # --- money of a fill -----------------------------------------------------------------
+
+    def ticks_of(self, value: object, what: str) -> int:
+        """A price in ticks; the Decimal conversion is memoised (prices repeat near the market)."""
+        cache = self._ticks_cache
+        try:
+            ticks = cache.get(value)
+        except TypeError:  # unhashable, or a signalling NaN: the parser says what is wrong
+            return units_of(parse_decimal(value, what), self.spec.tick_size, what)
+        if ticks is None:
+            ticks = units_of(parse_decimal(value, what), self.spec.tick_size, what)
+            if len(cache) > 100_000:
+                cache.clear()
+            cache[value] = ticks
+        return ticks
+
+    def lots_of(self, value: object) -> int:
+        cache = self._lots_cache
+        try:
+            lots = cache.get(value)
+        except TypeError:
+            return units_of(parse_decimal(value, "quantity"), self.spec.lot_size, "quantity")
+        if lots is None:
+            lots = units_of(parse_decimal(value, "quantity"), self.spec.lot_size, "quantity")
+            if len(cache) > 100_000:
+                cache.clear()
+            cache[value] = lots
+        return lots
 
     @property
     def fee_denominator(self) -> int:

@@ -1,0 +1,297 @@
+"""Engine benchmark: the order book alone and `Engine.apply` with ledger and events.
+
+    .venv/bin/python bench/engine_bench.py [--quick] [--json] [--ops N] [--gc default|freeze|off]
+
+Two seeded workloads, each run at two levels (book, engine):
+- `book_mixed_70_25_5`: 70 % limit adds near the mid, 25 % cancels, 5 % crossing orders;
+- `exchange_core_mix`: exchange-core's 9 % GTC, 3 % IOC, 6 % cancel, 82 % amend/move.
+Each level is run twice: once untimed for throughput, once timing every operation for latency.
+The garbage collector stays on by default (`--gc default`); `freeze` moves the set-up state to the
+permanent generation and raises the gen-0 threshold, as the service does at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from tradehall.domain import commands as c
+from tradehall.domain.enums import MarketKind, OrderSide, OrderType, SelfTradePrevention, Side, TimeInForce
+from tradehall.domain.market import MarketSpec
+from tradehall.engine import Engine
+from tradehall.engine.book import Fill, OrderBook
+from tradehall.engine.orders import Order
+
+BENCH = "engine"
+MID = 1_000_000  # ticks of 0.01: 10,000.00
+TICK = Decimal("0.01")
+LOT = Decimal("0.0001")
+ACCOUNTS = 1000
+results: list[dict[str, Any]] = []
+
+Op = tuple[int, int, int, int, int]
+"""(kind, order id, side (0 buy, 1 sell), price ticks, quantity lots); kinds below."""
+ADD, CANCEL, CROSS, IOC, MOVE = range(5)
+
+
+def generate(workload: str, count: int, seed: int) -> list[Op]:
+    """A stream of operations whose order ids are those the engine will assign (1, 2, ...)."""
+    rng = random.Random(seed)
+    ops: list[Op] = []
+    next_id = 1
+    live: list[int] = []
+    for _ in range(count):
+        roll = rng.random()
+        if workload == "book_mixed_70_25_5":
+            kind = ADD if roll < 0.70 else CANCEL if roll < 0.95 else CROSS
+        else:
+            kind = ADD if roll < 0.09 else IOC if roll < 0.12 else CANCEL if roll < 0.18 else MOVE
+        if kind in (CANCEL, MOVE) and not live:
+            kind = ADD
+        side = rng.randrange(2)
+        quantity = rng.randint(1, 20)
+        if kind == ADD:
+            price = MID - rng.randint(1, 50) if side == 0 else MID + rng.randint(1, 50)
+            ops.append((ADD, next_id, side, price, quantity))
+            live.append(next_id)
+            next_id += 1
+        elif kind in (CROSS, IOC):
+            price = MID + rng.randint(0, 30) if side == 0 else MID - rng.randint(0, 30)
+            ops.append((kind, next_id, side, price, quantity * 3))
+            next_id += 1
+        elif kind == CANCEL:
+            target = live.pop(rng.randrange(len(live)))
+            ops.append((CANCEL, target, 0, 0, 0))
+        else:
+            target = live[rng.randrange(len(live))]
+            ops.append((MOVE, target, 0, rng.randint(-40, 40), 0))
+        if len(live) > 5000:
+            live = live[-5000:]
+    return ops
+
+
+# --- book level ---------------------------------------------------------------------------
+
+
+def make_book_runner(ops: list[Op]) -> tuple[Callable[[Op], None], OrderBook]:
+    book = OrderBook()
+    live: dict[int, Order] = {}
+    sides = (Side.BUY, Side.SELL)
+    stp = SelfTradePrevention.CANCEL_NEWEST
+
+    def new_order(order_id: int, side: Side, price: int, quantity: int) -> Order:
+        return Order(
+            order_id=order_id,
+            account_id=f"acct-{order_id % ACCOUNTS}",
+            market="BTC-USD",
+            side=side,
+            requested_side=OrderSide.BUY,
+            type=OrderType.LIMIT,
+            time_in_force=TimeInForce.GTC,
+            price=price,
+            stop_price=None,
+            quantity=quantity,
+            remaining=quantity,
+            expire_at=None,
+            post_only=False,
+            reduce_only=False,
+            client_order_id=None,
+            created_ts=0,
+        )
+
+    def take(order: Order, ioc: bool) -> None:
+        fills: list[Fill] = []
+        cancelled: list[Order] = []
+        remaining, _ = book.match(
+            order.side, order.price, order.remaining, order.account_id, stp, fills, cancelled
+        )
+        for maker, _, _ in fills:
+            if maker.remaining == 0:
+                del live[maker.order_id]
+        for maker in cancelled:
+            del live[maker.order_id]
+        order.remaining = remaining
+        if remaining and not ioc:
+            book.add(order)
+            live[order.order_id] = order
+        book.take_changes()
+
+    def run(op: Op) -> None:
+        kind, order_id, side, price, quantity = op
+        if kind == ADD:
+            order = new_order(order_id, sides[side], price, quantity)
+            if book.would_cross(order.side, price):
+                take(order, False)
+            else:
+                book.add(order)
+                live[order_id] = order
+                book.take_changes()
+        elif kind == CANCEL:
+            order = live.pop(order_id, None)  # type: ignore[assignment]
+            if order is not None:
+                book.remove(order)
+                book.take_changes()
+        elif kind == MOVE:
+            old = live.pop(order_id, None)
+            if old is not None:
+                assert old.price is not None
+                book.remove(old)
+                moved = new_order(order_id, old.side, old.price + price, old.remaining)
+                take(moved, False)
+        else:
+            take(new_order(order_id, sides[side], price, quantity), kind == IOC)
+
+    return run, book
+
+
+# --- engine level -------------------------------------------------------------------------
+
+
+def make_engine_runner(ops: list[Op]) -> tuple[Callable[[Op], None], Engine, list[c.Command]]:
+    engine = Engine()
+    engine.apply(
+        c.CreateMarket(
+            spec=MarketSpec(
+                symbol="BTC-USD",
+                kind=MarketKind.SPOT,
+                base="BTC",
+                quote="USD",
+                tick_size=TICK,
+                lot_size=LOT,
+                maker_fee=Decimal("0.0001"),
+                taker_fee=Decimal("0.0002"),
+            )
+        )
+    )
+    for index in range(ACCOUNTS):
+        account = f"acct-{index}"
+        engine.apply(c.OpenAccount(account_id=account, owner=account))
+        engine.apply(c.Deposit(account_id=account, amount=Decimal("100000000")))
+        engine.apply(c.Deposit(account_id=account, amount=Decimal("10000"), currency="BTC"))
+    prices: dict[int, int] = {}
+    commands: list[c.Command] = []
+    sides = (OrderSide.BUY, OrderSide.SELL)
+    for kind, order_id, side, price, quantity in ops:
+        account = f"acct-{order_id % ACCOUNTS}"
+        if kind in (ADD, CROSS, IOC):
+            prices[order_id] = price
+            commands.append(
+                c.PlaceOrder(
+                    account_id=account,
+                    market="BTC-USD",
+                    side=sides[side],
+                    quantity=LOT * quantity,
+                    price=TICK * price,
+                    time_in_force=TimeInForce.IOC if kind == IOC else TimeInForce.GTC,
+                )
+            )
+        elif kind == CANCEL:
+            commands.append(c.CancelOrder(order_id=order_id))
+        else:
+            prices[order_id] = prices[order_id] + price
+            commands.append(c.AmendOrder(order_id=order_id, price=TICK * prices[order_id]))
+    iterator = iter(commands)
+    apply = engine.apply
+
+    def run(op: Op) -> None:
+        apply(next(iterator))
+
+    return run, engine, commands
+
+
+# --- measurement --------------------------------------------------------------------------
+
+
+def percentile(sorted_ns: list[int], fraction: float) -> float:
+    index = min(len(sorted_ns) - 1, int(fraction * len(sorted_ns)))
+    return sorted_ns[index] / 1000
+
+
+def measure(level: str, workload: str, ops: list[Op], gc_mode: str) -> None:
+    for timed in (False, True):
+        if level == "book":
+            run, _ = make_book_runner(ops)
+        else:
+            run, _, _ = make_engine_runner(ops)
+        gc.collect()
+        if gc_mode == "freeze":
+            gc.freeze()
+            gc.set_threshold(50_000, 50, 100)
+        elif gc_mode == "off":
+            gc.disable()
+        if not timed:
+            start = time.perf_counter()
+            for op in ops:
+                run(op)
+            elapsed = time.perf_counter() - start
+            emit(workload, level, "ops_per_s", len(ops) / elapsed, "ops/s")
+        else:
+            clock = time.perf_counter_ns
+            samples = [0] * len(ops)
+            for index, op in enumerate(ops):
+                begin = clock()
+                run(op)
+                samples[index] = clock() - begin
+            samples.sort()
+            emit(workload, level, "p50_us", percentile(samples, 0.50), "us")
+            emit(workload, level, "p99_us", percentile(samples, 0.99), "us")
+            emit(workload, level, "p999_us", percentile(samples, 0.999), "us")
+        gc.enable()
+        gc.unfreeze()
+        gc.set_threshold(700, 10, 10)
+
+
+def emit(workload: str, level: str, metric: str, value: float, unit: str) -> None:
+    results.append(
+        {
+            "bench": BENCH,
+            "workload": f"{workload}:{level}",
+            "metric": metric,
+            "value": round(value, 3),
+            "unit": unit,
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="100,000 operations per workload (under 30 s)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per figure")
+    parser.add_argument("--ops", type=int, default=None)
+    parser.add_argument("--gc", choices=("default", "freeze", "off"), default="default")
+    parser.add_argument("--levels", default="book,engine")
+    parser.add_argument("--workloads", default="book_mixed_70_25_5,exchange_core_mix")
+    args = parser.parse_args()
+    count = args.ops or (100_000 if args.quick else 1_000_000)
+    for workload in args.workloads.split(","):
+        ops = generate(workload, count, seed=42)
+        for level in args.levels.split(","):
+            measure(level, workload, ops, args.gc)
+    command = "python bench/engine_bench.py " + " ".join(
+        a for a in (("--quick" if args.quick else ""), f"--gc {args.gc}", f"--ops {count}") if a
+    )
+    if args.json:
+        for row in results:
+            print(json.dumps(row))
+        return
+    cpu = platform.processor() or platform.machine()
+    machine = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    print(f"engine benchmark: {count:,} operations per workload, gc={args.gc}; {machine}")
+    print(f"command: {command}")
+    print(f"{'workload:level':40} {'metric':10} {'value':>14}")
+    for row in results:
+        print(f"{row['workload']:40} {row['metric']:10} {row['value']:>14,.2f} {row['unit']}")
+
+
+if __name__ == "__main__":
+    main()
