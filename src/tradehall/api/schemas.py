@@ -20,7 +20,7 @@ DecimalStr = Annotated[
     ),
 ]
 Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", examples=["BTC-USD"])]
-Currency = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,12}$", examples=["USD"])]
+Currency = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9_\-]{0,31}$", examples=["USD"])]
 Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 Password = Annotated[str, Field(min_length=1, max_length=256)]
 Ident = Annotated[str, Field(min_length=1, max_length=64)]

@@ -1,0 +1,495 @@
+"""The Python SDK: `Client` (sync) and `AsyncClient` (async) over httpx, `Stream` over websockets.
+
+Both clients describe each call once (`_Endpoints`: method, path, query, body) and differ only in how
+they send it. Responses are the API's JSON objects (decimals as strings); a refusal raises
+`ApiError` with the contract's `status` and `code`. The client depends on nothing of the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import websockets
+
+Json = dict[str, Any]
+
+
+class ApiError(Exception):
+    """A problem+json answer: `status` (HTTP), `code` (API.md), `detail`, `correlation_id`."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, correlation_id: str = "", body: Any = None
+    ) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.correlation_id = correlation_id
+        self.body = body
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    body: Any = None
+    auth: bool = True
+
+
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+class _Endpoints:
+    """Every endpoint of API.md, once; `_send` is sync in `Client` and a coroutine in `AsyncClient`."""
+
+    def _send(self, call: Call) -> Any:
+        raise NotImplementedError
+
+    # auth
+    def register(self, username: str, password: str) -> Any:
+        return self._send(
+            Call("POST", "/auth/register", body={"username": username, "password": password}, auth=False)
+        )
+
+    def token(self, username: str, password: str) -> Any:
+        return self._send(
+            Call("POST", "/auth/token", body={"username": username, "password": password}, auth=False)
+        )
+
+    def create_api_key(self, label: str | None = None) -> Any:
+        return self._send(Call("POST", "/auth/api-keys", body=_clean({"label": label})))
+
+    def delete_api_key(self, key_id: str) -> Any:
+        return self._send(Call("DELETE", f"/auth/api-keys/{key_id}"))
+
+    def me(self) -> Any:
+        return self._send(Call("GET", "/auth/me"))
+
+    def create_user(self, username: str, password: str, role: str = "trader") -> Any:
+        return self._send(
+            Call("POST", "/admin/users", body={"username": username, "password": password, "role": role})
+        )
+
+    # accounts
+    def create_account(
+        self,
+        currency: str = "USD",
+        kind: str = "cash",
+        initial_balance: str | None = None,
+        tier: str | None = None,
+    ) -> Any:
+        body = _clean({"kind": kind, "currency": currency, "initial_balance": initial_balance, "tier": tier})
+        return self._send(Call("POST", "/accounts", body=body))
+
+    def accounts(self) -> Any:
+        return self._send(Call("GET", "/accounts"))
+
+    def account(self, account_id: str) -> Any:
+        return self._send(Call("GET", f"/accounts/{account_id}"))
+
+    def deposit(self, account_id: str, amount: str, currency: str | None = None) -> Any:
+        return self._send(
+            Call(
+                "POST",
+                f"/admin/accounts/{account_id}/deposit",
+                body=_clean({"amount": amount, "currency": currency}),
+            )
+        )
+
+    def tiers(self) -> Any:
+        return self._send(Call("GET", "/tiers", auth=False))
+
+    # markets
+    def markets(self) -> Any:
+        return self._send(Call("GET", "/markets", auth=False))
+
+    def market(self, symbol: str) -> Any:
+        return self._send(Call("GET", f"/markets/{symbol}", auth=False))
+
+    def book(self, symbol: str, depth: int = 20) -> Any:
+        return self._send(Call("GET", f"/markets/{symbol}/book", params={"depth": depth}, auth=False))
+
+    def ticker(self, symbol: str) -> Any:
+        return self._send(Call("GET", f"/markets/{symbol}/ticker", auth=False))
+
+    def market_trades(self, symbol: str, limit: int = 100, cursor: str | None = None) -> Any:
+        return self._send(
+            Call(
+                "GET",
+                f"/markets/{symbol}/trades",
+                params=_clean({"limit": limit, "cursor": cursor}),
+                auth=False,
+            )
+        )
+
+    def candles(
+        self, symbol: str, interval: str = "1m", start: str | None = None, end: str | None = None
+    ) -> Any:
+        params = _clean({"interval": interval, "start": start, "end": end})
+        return self._send(Call("GET", f"/markets/{symbol}/candles", params=params, auth=False))
+
+    def create_market(self, **spec: Any) -> Any:
+        return self._send(Call("POST", "/admin/markets", body=_clean(spec)))
+
+    def halt_market(self, symbol: str) -> Any:
+        return self._send(Call("POST", f"/admin/markets/{symbol}/halt"))
+
+    def resume_market(self, symbol: str) -> Any:
+        return self._send(Call("POST", f"/admin/markets/{symbol}/resume"))
+
+    def settle_market(self, symbol: str, outcome: str) -> Any:
+        return self._send(Call("POST", f"/admin/markets/{symbol}/settle", body={"outcome": outcome}))
+
+    def void_market(self, symbol: str) -> Any:
+        return self._send(Call("POST", f"/admin/markets/{symbol}/cancel"))
+
+    def set_price(self, symbol: str, price: str) -> Any:
+        return self._send(Call("POST", f"/admin/markets/{symbol}/price", body={"price": price}))
+
+    # orders
+    def place_order(
+        self,
+        account_id: str,
+        market: str,
+        side: str,
+        quantity: str,
+        price: str | None = None,
+        type: str | None = None,
+        **extra: Any,
+    ) -> Any:
+        order_type = type or ("limit" if price is not None else "market")
+        body = _clean(
+            {
+                "account_id": account_id,
+                "market": market,
+                "side": side,
+                "type": order_type,
+                "quantity": quantity,
+            }
+            | {"price": price}
+            | extra
+        )
+        return self._send(Call("POST", "/orders", body=body))
+
+    def order(self, order_id: str) -> Any:
+        return self._send(Call("GET", f"/orders/{order_id}"))
+
+    def orders(
+        self,
+        account_id: str | None = None,
+        market: str | None = None,
+        status: str = "open",
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Any:
+        params = _clean(
+            {"account_id": account_id, "market": market, "status": status, "limit": limit, "cursor": cursor}
+        )
+        return self._send(Call("GET", "/orders", params=params))
+
+    def cancel_order(self, order_id: str) -> Any:
+        return self._send(Call("DELETE", f"/orders/{order_id}"))
+
+    def cancel_all(self, account_id: str, market: str | None = None) -> Any:
+        return self._send(
+            Call("DELETE", "/orders", params=_clean({"account_id": account_id, "market": market}))
+        )
+
+    def amend_order(self, order_id: str, price: str | None = None, quantity: str | None = None) -> Any:
+        return self._send(
+            Call("PATCH", f"/orders/{order_id}", body=_clean({"price": price, "quantity": quantity}))
+        )
+
+    # positions and fills
+    def positions(self, account_id: str | None = None) -> Any:
+        return self._send(Call("GET", "/positions", params=_clean({"account_id": account_id})))
+
+    def close_position(self, market: str, account_id: str) -> Any:
+        return self._send(Call("POST", f"/positions/{market}/close", body={"account_id": account_id}))
+
+    def trades(
+        self,
+        account_id: str | None = None,
+        market: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Any:
+        params = _clean({"account_id": account_id, "market": market, "limit": limit, "cursor": cursor})
+        return self._send(Call("GET", "/trades", params=params))
+
+    # operations
+    def health(self) -> Any:
+        return self._send(Call("GET", "/health", auth=False))
+
+    def ready(self) -> Any:
+        return self._send(Call("GET", "/ready", auth=False))
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        raise ApiError(
+            response.status_code,
+            str(body.get("code", "error")),
+            str(body.get("detail", response.reason_phrase)),
+            str(body.get("correlation_id", "")),
+            body,
+        )
+    raise ApiError(response.status_code, "error", response.text[:200] or response.reason_phrase)
+
+
+def _decode(response: httpx.Response) -> Any:
+    _raise_for(response)
+    if response.status_code == 204 or not response.content:
+        return None
+    return response.json()
+
+
+class _Auth:
+    def __init__(self, token: str | None, api_key: str | None) -> None:
+        self.token = token
+        self.api_key = api_key
+
+    def headers(self) -> dict[str, str]:
+        if self.api_key:
+            return {"X-API-Key": self.api_key}
+        if self.token:
+            return {"Authorization": f"Bearer {self.token}"}
+        return {}
+
+
+class Client(_Endpoints):
+    """Synchronous client: `Client(url, api_key=...)` or `Client(url).login(user, password)`."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        token: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._auth = _Auth(token, api_key)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    def _send(self, call: Call) -> Any:
+        headers = self._auth.headers() if call.auth else {}
+        response = self._http.request(
+            call.method, call.path, params=call.params, json=call.body, headers=headers
+        )
+        return _decode(response)
+
+    def login(self, username: str, password: str) -> Self:
+        self._auth.token = self.token(username, password)["access_token"]
+        return self
+
+    @property
+    def auth_token(self) -> str | None:
+        return self._auth.token
+
+    @property
+    def api_key(self) -> str | None:
+        return self._auth.api_key
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient(_Endpoints):
+    """Asynchronous client with the same methods (awaitable); `stream()` opens the WebSocket."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        token: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._auth = _Auth(token, api_key)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    async def _request(self, call: Call) -> Any:
+        headers = self._auth.headers() if call.auth else {}
+        response = await self._http.request(
+            call.method, call.path, params=call.params, json=call.body, headers=headers
+        )
+        return _decode(response)
+
+    def _send(self, call: Call) -> Any:
+        return self._request(call)
+
+    async def login(self, username: str, password: str) -> Self:
+        self._auth.token = (await self.token(username, password))["access_token"]
+        return self
+
+    def stream(self) -> Stream:
+        return Stream(self.base_url, token=self._auth.token, api_key=self._auth.api_key)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def ws_url(base_url: str) -> str:
+    if base_url.startswith("https://"):
+        return "wss://" + base_url[len("https://") :] + "/ws"
+    if base_url.startswith("http://"):
+        return "ws://" + base_url[len("http://") :] + "/ws"
+    return base_url.rstrip("/") + "/ws"
+
+
+class Stream:
+    """The WebSocket: `async with client.stream() as ws: await ws.subscribe([...]); async for m in ws`."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, api_key: str | None = None) -> None:
+        self.url = ws_url(base_url)
+        self.token = token
+        self.api_key = api_key
+        self._socket: Any = None
+        self._next_id = 0
+        self._replies: dict[int, asyncio.Future[Json]] = {}
+        self._messages: asyncio.Queue[Json | None] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+        self.close_code: int | None = None
+
+    async def __aenter__(self) -> Self:
+        self._socket = await websockets.connect(self.url, max_size=2**22)
+        self._reader = asyncio.create_task(self._read())
+        if self.token or self.api_key:
+            await self.auth()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._socket:
+                message = json.loads(raw)
+                ref = message.get("id") if message.get("op") in ("order", "cancel", "error") else None
+                if isinstance(ref, int) and ref in self._replies:
+                    self._replies.pop(ref).set_result(message)
+                    continue
+                await self._messages.put(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.close_code = getattr(self._socket, "close_code", None)
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("the WebSocket closed"))
+            await self._messages.put(None)
+
+    async def send(self, message: Json) -> None:
+        await self._socket.send(json.dumps(message))
+
+    async def auth(self) -> Json:
+        await self.send(
+            {"op": "auth", "token": self.token} if self.token else {"op": "auth", "api_key": self.api_key}
+        )
+        return await self.expect("authenticated")
+
+    async def subscribe(self, channels: Iterable[str]) -> Json:
+        await self.send({"op": "subscribe", "channels": list(channels)})
+        return await self.expect("subscribed")
+
+    async def unsubscribe(self, channels: Iterable[str]) -> Json:
+        await self.send({"op": "unsubscribe", "channels": list(channels)})
+        return await self.expect("unsubscribed")
+
+    async def ping(self) -> Json:
+        await self.send({"op": "ping"})
+        return await self.expect("pong")
+
+    async def request(self, op: str, body: Json) -> Json:
+        """An order (or cancel) over the socket; resolves with the server's reply to it."""
+        self._next_id += 1
+        ref = self._next_id
+        future: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
+        self._replies[ref] = future
+        await self.send({"op": op, "id": ref, **body})
+        reply = await future
+        if reply.get("op") == "error":
+            raise ApiError(0, str(reply.get("code")), str(reply.get("message")))
+        return reply
+
+    async def place_order(self, **body: Any) -> Json:
+        return dict((await self.request("order", _clean(body)))["data"])
+
+    async def cancel_order(self, order_id: str) -> Json:
+        return dict((await self.request("cancel", {"order_id": order_id}))["data"])
+
+    async def next(self, timeout: float | None = 10.0) -> Json:
+        message = await asyncio.wait_for(self._messages.get(), timeout)
+        if message is None:
+            raise ConnectionError(f"the WebSocket closed (code {self.close_code})")
+        return message
+
+    async def expect(self, op: str, timeout: float = 10.0) -> Json:
+        """The next control message `op` (data messages that arrive first stay queued, in order)."""
+        held: list[Json] = []
+        try:
+            while True:
+                message = await self.next(timeout)
+                if message.get("op") == op:
+                    return message
+                if message.get("op") == "error" and "channel" not in message:
+                    raise ApiError(0, str(message.get("code")), str(message.get("message")))
+                held.append(message)
+        finally:
+            if held:
+                rest: list[Json | None] = []
+                while not self._messages.empty():
+                    rest.append(self._messages.get_nowait())
+                for item in [*held, *rest]:
+                    self._messages.put_nowait(item)
+
+    def __aiter__(self) -> AsyncIterator[Json]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Json]:
+        while True:
+            message = await self._messages.get()
+            if message is None:
+                return
+            yield message
