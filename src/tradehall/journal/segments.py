@@ -73,17 +73,6 @@ def _append_frame(buf: bytearray, record: JournalRecord) -> None:
     struct.pack_into("<I", buf, start + _CRC_COVERED_HEADER, crc)
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    offset: int
-    seq: int
-    payload: memoryview
-
-    @property
-    def size(self) -> int:
-        return FRAME_HEADER_SIZE + len(self.payload)
-
-
 class FrameError(Exception):
     def __init__(self, offset: int, reason: str) -> None:
         self.offset = offset
@@ -91,8 +80,8 @@ class FrameError(Exception):
         super().__init__(f"offset {offset}: {reason}")
 
 
-def _frame_at(data: memoryview, offset: int) -> Frame:
-    """The valid frame starting at `offset`, or FrameError saying why there is none."""
+def _frame_at(data: memoryview, offset: int) -> tuple[int, int]:
+    """(seq, payload length) of the valid frame at `offset`, or FrameError saying why there is none."""
     end = len(data)
     if offset + FRAME_HEADER_SIZE > end:
         raise FrameError(offset, f"incomplete frame header ({end - offset} of {FRAME_HEADER_SIZE} bytes)")
@@ -104,11 +93,10 @@ def _frame_at(data: memoryview, offset: int) -> Frame:
     body = offset + FRAME_HEADER_SIZE
     if body + length > end:
         raise FrameError(offset, f"incomplete payload ({end - body} of {length} bytes)")
-    payload = data[body : body + length]
-    actual = zlib.crc32(payload, zlib.crc32(data[offset : offset + _CRC_COVERED_HEADER]))
+    actual = zlib.crc32(data[body : body + length], zlib.crc32(data[offset : offset + _CRC_COVERED_HEADER]))
     if actual != crc:
         raise FrameError(offset, f"CRC mismatch (stored {crc:#010x}, computed {actual:#010x})")
-    return Frame(offset, seq, payload)
+    return seq, length
 
 
 def _valid_frame_after(data: memoryview, offset: int) -> int | None:
@@ -125,14 +113,30 @@ def _valid_frame_after(data: memoryview, offset: int) -> int | None:
     return None
 
 
-def iter_frames(data: memoryview, start: int = SEGMENT_HEADER.size) -> Iterator[Frame]:
-    """Every valid frame from `start`; raises FrameError at the first invalid one."""
+def _walk(data: memoryview, start: int, check_from_seq: int = 0) -> Iterator[tuple[int, int, int]]:
+    """(offset, seq, payload length) of every frame from `start`; FrameError at the first bad one.
+
+    The hot loop of recovery, hence inlined. Frames below `check_from_seq` (before a snapshot, not
+    replayed) are walked by their headers without a CRC; `tradehall journal verify` checks them all.
+    """
     offset = start
     end = len(data)
+    unpack = FRAME_HEADER.unpack_from
+    crc32 = zlib.crc32
+    header_size = FRAME_HEADER_SIZE
+    covered = _CRC_COVERED_HEADER
     while offset < end:
-        frame = _frame_at(data, offset)
-        yield frame
-        offset += frame.size
+        body = offset + header_size
+        if body > end:
+            _frame_at(data, offset)  # raises with the precise reason
+        magic, length, seq, crc = unpack(data, offset)
+        stop = body + length
+        if magic != FRAME_MAGIC or stop > end or length > MAX_PAYLOAD_BYTES:
+            _frame_at(data, offset)
+        if seq >= check_from_seq and crc32(data[body:stop], crc32(data[offset : offset + covered])) != crc:
+            _frame_at(data, offset)
+        yield offset, seq, length
+        offset = stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +212,11 @@ def scan_segment(path: Path, first_seq: int, *, is_last: bool) -> SegmentScan:
     expected = first_seq
     offset = SEGMENT_HEADER.size
     try:
-        for frame in iter_frames(data):
-            if frame.seq != expected:
-                raise JournalCorruptError(path, frame.offset, f"expected seq {expected}, found {frame.seq}")
+        for frame_offset, seq, length in _walk(data, SEGMENT_HEADER.size):
+            if seq != expected:
+                raise JournalCorruptError(path, frame_offset, f"expected seq {expected}, found {seq}")
             expected += 1
-            offset = frame.offset + frame.size
+            offset = frame_offset + FRAME_HEADER_SIZE + length
     except FrameError as exc:
         if not is_last:
             raise JournalCorruptError(path, exc.offset, exc.reason) from None
@@ -238,20 +242,21 @@ def read_records(
     Raises JournalCorruptError on any invalid frame or seq gap, except a torn tail of the newest
     segment when `tolerate_torn_tail` (a journal that has not been opened for writing since a crash).
     """
-    for frame in iter_journal_frames(
+    decode = _decoder.decode
+    for payload in _iter_payloads(
         directory, from_seq, to_seq, include_archive=include_archive, tolerate_torn_tail=tolerate_torn_tail
     ):
-        yield _decoder.decode(frame.payload)
+        yield decode(payload)
 
 
-def iter_journal_frames(
+def _iter_payloads(
     directory: Path,
     from_seq: int = 1,
     to_seq: int | None = None,
     *,
     include_archive: bool = True,
     tolerate_torn_tail: bool = True,
-) -> Iterator[Frame]:
+) -> Iterator[memoryview]:
     segments = list_segments(directory, include_archive=include_archive)
     if not segments:
         return
@@ -278,18 +283,18 @@ def iter_journal_frames(
             raise JournalCorruptError(segment.path, 0, "incomplete segment header")
         _check_segment_header(segment.path, data, segment.first_seq)
         expected = segment.first_seq
+        last = to_seq if to_seq is not None else 1 << 63
         try:
-            for frame in iter_frames(data):
-                if frame.seq != expected:
-                    raise JournalCorruptError(
-                        segment.path, frame.offset, f"expected seq {expected}, found {frame.seq}"
-                    )
+            for offset, seq, length in _walk(data, SEGMENT_HEADER.size, from_seq):
+                if seq != expected:
+                    raise JournalCorruptError(segment.path, offset, f"expected seq {expected}, found {seq}")
                 expected += 1
-                if frame.seq < from_seq:
+                if seq < from_seq:
                     continue
-                if to_seq is not None and frame.seq > to_seq:
+                if seq > last:
                     return
-                yield frame
+                body = offset + FRAME_HEADER_SIZE
+                yield data[body : body + length]
         except FrameError as exc:
             if is_last and tolerate_torn_tail and _valid_frame_after(data, exc.offset) is None:
                 return
