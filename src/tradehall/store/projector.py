@@ -773,6 +773,8 @@ class _Batch:
             )
         for symbol, (seq, ts) in self.revalued_markets.items():
             for account_id in mirror.accounts_by_market.get(symbol, ()):
+                if mirror.positions[(account_id, symbol)].quantity == 0:
+                    continue  # a flat position has no P&L to revalue
                 self.dirty_positions.add((account_id, symbol))
                 if self.touched_accounts.get(account_id, (0, 0)) < (seq, ts):
                     self.touched_accounts[account_id] = (seq, ts)
