@@ -74,7 +74,7 @@ async def test_snapshot_and_deltas_give_yes_bid_and_ask(kalshi, http) -> None:  
     seen: list[tuple[str, FeedEvent]] = []
     feed = make_feed(kalshi, http, seen)
     feed.start()
-    await eventually(lambda: len(seen) >= 1)
+    await eventually(lambda: len(quotes(seen)) >= 1)
     assert kalshi.ws.received[0] == {
         "id": 1,
         "cmd": "subscribe",

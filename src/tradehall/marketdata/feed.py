@@ -102,9 +102,7 @@ class Feed:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         self.set_connected(False, "stopped")
 
 
@@ -123,6 +121,13 @@ async def get_json(
     except httpx.HTTPError as exc:
         raise FeedError(ErrorKind.CONNECTION, f"{url}: {type(exc).__name__}: {exc}") from None
     return check_http(response.status_code, response.headers, response.content)
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel a helper task and wait until it has really finished (no request outlives its feed)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def sleep_or_stop(seconds: float, stop: asyncio.Event | None = None) -> None:

@@ -26,7 +26,7 @@ from websockets.exceptions import WebSocketException
 
 from tradehall.marketdata.book import LevelBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, sleep_or_stop
+from tradehall.marketdata.feed import Feed, NsClock, Sink, cancel_and_wait, get_json, sleep_or_stop
 from tradehall.marketdata.models import Level, MarketState, MarketStatusUpdate, Quote
 from tradehall.marketdata.parsing import (
     ErrorKind,
@@ -285,7 +285,7 @@ class KalshiFeed(Feed):
                 await self._poll_until(self.clock() + delay)
         finally:
             if self._status_task is not None:
-                self._status_task.cancel()
+                await cancel_and_wait(self._status_task)
 
     async def stop(self) -> None:
         self._stop.set()

@@ -24,7 +24,7 @@ from websockets.exceptions import WebSocketException
 
 from tradehall.marketdata.book import LevelBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, sleep_or_stop
+from tradehall.marketdata.feed import Feed, NsClock, Sink, cancel_and_wait, get_json, sleep_or_stop
 from tradehall.marketdata.models import (
     BookSnapshot,
     Level,
@@ -267,7 +267,7 @@ class PolymarketFeed(Feed):
                 self.set_connected(False, "idle")
                 await sleep_or_stop(self.backoff.next_delay(self.breaker.seconds_until_retry()), self._stop)
         finally:
-            status_task.cancel()
+            await cancel_and_wait(status_task)
 
     async def stop(self) -> None:
         self._stop.set()
