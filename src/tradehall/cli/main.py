@@ -5,10 +5,12 @@ from __future__ import annotations
 import typer
 
 from tradehall.cli.db_cmd import db_app
+from tradehall.cli.feeds_cmd import feeds_app
 from tradehall.cli.journal_cmd import journal_app
 
 app = typer.Typer(name="tradehall", help="A self-hostable trading engine.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(feeds_app, name="feeds")
 app.add_typer(journal_app, name="journal")
 
 
