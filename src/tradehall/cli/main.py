@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from tradehall.cli import api_cmd, serve_cmd
 from tradehall.cli.db_cmd import db_app
 from tradehall.cli.feeds_cmd import feeds_app
 from tradehall.cli.journal_cmd import journal_app
@@ -13,13 +14,17 @@ app.add_typer(db_app, name="db")
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(journal_app, name="journal")
 
-
-@app.command()
-def demo(seed: int = typer.Option(7, help="Seed of the scripted demo.")) -> None:
-    """Run the scripted engine demo: two markets, a few orders, the book, fills, balances, positions."""
-    from tradehall.cli.demo import run_scripted_demo
-
-    run_scripted_demo(seed)
+# the service commands: serve, demo, users, keys, markets, accounts, orders, positions, trades, book
+app.command()(serve_cmd.serve)
+app.command()(serve_cmd.demo)
+app.add_typer(api_cmd.user_app, name="user")
+app.add_typer(api_cmd.apikey_app, name="apikey")
+app.add_typer(api_cmd.market_app, name="market")
+app.add_typer(api_cmd.account_app, name="account")
+app.add_typer(api_cmd.order_app, name="order")
+app.command()(api_cmd.positions)
+app.command()(api_cmd.trades)
+app.command()(api_cmd.book)
 
 
 def main() -> None:
