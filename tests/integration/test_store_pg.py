@@ -80,9 +80,9 @@ def _partitions(url: str) -> set[str]:
         engine.dispose()
 
 
-def _fill_ids_newest_first(session: Session, account_id: str) -> list[int]:
-    query = text("SELECT id FROM fills WHERE account_id = :a ORDER BY executed_at DESC, id DESC")
-    return [row[0] for row in session.execute(query, {"a": account_id})]
+def _fill_keys_newest_first(session: Session, account_id: str) -> list[tuple[datetime, int]]:
+    query = text("SELECT executed_at, id FROM fills WHERE account_id = :a ORDER BY executed_at DESC, id DESC")
+    return [(row[0], row[1]) for row in session.execute(query, {"a": account_id})]
 
 
 async def _feed(records: list[JournalRecord]) -> AsyncIterator[JournalRecord]:
@@ -158,14 +158,14 @@ async def test_pages_have_no_gaps_or_duplicates_while_fills_are_inserted(pg_url:
     store = Store.from_url(pg_url)
     projector = Projector(store.engine, ProjectorConfig(max_batch_records=20))
     await projector.run(_feed(first))
-    snapshot_ids = await store.call(_fill_ids_newest_first, "acct-1")
+    existing = await store.call(_fill_keys_newest_first, "acct-1")
     seq_before = await projector.last_seq()
     inserting = asyncio.create_task(projector.run(_feed(later)))
-    walked: list[int] = []
+    walked: list[tuple[datetime, int]] = []
     cursor: str | None = None
     while True:
         page = await store.call(queries.list_fills, "acct-1", limit=25, cursor=cursor)
-        walked.extend(fill.id for fill in page.items)
+        walked.extend((fill.executed_at, fill.id) for fill in page.items)
         await asyncio.sleep(0.005)
         if page.next_cursor is None:
             break
@@ -173,8 +173,13 @@ async def test_pages_have_no_gaps_or_duplicates_while_fills_are_inserted(pg_url:
     seq_during = await projector.last_seq()
     await inserting
     assert seq_during > seq_before, "nothing was inserted while the pages were read"
-    assert walked == snapshot_ids
+    # Every fill that existed when the walk began comes exactly once, in (time, id) order; fills
+    # committed after the first page was read may only appear ahead of all of them.
     assert len(set(walked)) == len(walked)
+    assert walked == sorted(walked, reverse=True)
+    newer = walked[: len(walked) - len(existing)]
+    assert walked[len(newer) :] == existing
+    assert all(key > existing[0] for key in newer)
     assert differences(store.engine, market) == []
     projector.close()
     store.close()

@@ -86,7 +86,34 @@ _ORDER_COLUMNS_MUTABLE = (
     "updated_at",
 )
 _OPEN_AFTER_TRIGGER = OrderStatus.OPEN.value
-_ORDER_FOLLOW_UPS = (OrderFilled, OrderCancelled, OrderExpired, OrderAmended, OrderTriggered)
+_POSITION_COLUMNS_MUTABLE = (
+    "side",
+    "quantity",
+    "cost",
+    "average_entry_price",
+    "mark_price",
+    "unrealized_pnl",
+    "realized_pnl",
+    "margin",
+    "updated_at",
+)
+_ACCOUNT_COLUMNS_MUTABLE = (
+    "status",
+    "trading_state",
+    "balance",
+    "available",
+    "equity",
+    "unrealized_pnl",
+    "realized_pnl",
+    "peak_equity",
+    "drawdown",
+    "updated_at",
+)
+_LIVE_ORDER_STATUSES = (
+    OrderStatus.OPEN.value,
+    OrderStatus.PARTIALLY_FILLED.value,
+    OrderStatus.PENDING_TRIGGER.value,
+)
 
 
 class ProjectionError(Exception):
@@ -191,6 +218,29 @@ class _Mirror:
     positions: dict[tuple[str, str], _PositionState] = field(default_factory=dict)
     accounts_by_market: dict[str, set[str]] = field(default_factory=dict)
     markets_by_account: dict[str, set[str]] = field(default_factory=dict)
+    open_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Rows of the orders that can still change (open, partially filled, pending trigger)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """Rows to insert (no keys) or to update by `keys`, setting `columns`."""
+
+    table: Table
+    rows: list[dict[str, Any]]
+    keys: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    previous_seq: int | None
+    last_seq: int
+    last_ts: int
+    records: int
+    fills: int
+    fill_times: list[datetime]
+    writes: list[_Write]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +256,15 @@ class ProjectorConfig:
 
 
 class Projector:
+    """Projects journal records into the read models; see the module docstring.
+
+    Each batch goes through two stages on two threads: *prepare* turns the events into rows with
+    the in-memory mirror (pure Python), *write* runs one transaction. `run` overlaps the prepare of
+    the next batch with the write of the current one. A write that fails transiently is retried
+    with the same prepared rows: they describe the batch relative to the state after the previous
+    batch, which is exactly what the database holds when the write is retried.
+    """
+
     def __init__(
         self,
         engine: Engine,
@@ -220,8 +279,11 @@ class Projector:
         self._clock = clock
         self._fault = fault
         self._partitions = FillPartitions(engine)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"projector-{self.config.name}")
+        name = self.config.name
+        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"projector-{name}-prepare")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"projector-{name}-write")
         self._mirror: _Mirror | None = None
+        self._prepared_seq: int | None = None
         self._projected_seq: int | None = None
         self._engine_seq = 0
         self.retries = 0
@@ -231,7 +293,7 @@ class Projector:
 
     async def last_seq(self) -> int:
         """The last journal seq durably projected: resume reading the journal after it."""
-        seq = await self._in_thread(self._read_last_seq_sync)
+        seq = await self._retrying(self._writer, self._read_last_seq_sync)
         self._projected_seq = seq
         self._engine_seq = max(self._engine_seq, seq)
         return seq
@@ -254,12 +316,93 @@ class Projector:
         if not records:
             return await self.last_seq()
         self._engine_seq = max(self._engine_seq, records[-1].seq)
+        prepared = await self._prepare(records)
+        if prepared is None:
+            return await self.last_seq()
+        return await self._write(prepared)
+
+    async def run(self, source: AsyncIterator[JournalRecord]) -> None:
+        """Project everything `source` yields, in batches of what has arrived, until it ends.
+
+        A reader task moves records into a bounded queue so that batches form while a transaction
+        runs; when the queue is full only `source` waits, never the engine (the runner feeds the
+        projector from the journal, which holds everything).
+        """
+        await self._retrying(self._writer, self._partitions.ensure_ahead, self._clock())
+        pending: asyncio.Queue[JournalRecord | None] = asyncio.Queue(self.config.max_pending_records)
+        reader = asyncio.create_task(self._read(source, pending))
+        writing: asyncio.Task[int] | None = None
+        try:
+            finished = False
+            while not finished:
+                first = await pending.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < self.config.max_batch_records:
+                    try:
+                        item = pending.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if item is None:
+                        finished = True
+                        break
+                    batch.append(item)
+                prepared = await self._prepare(batch)
+                if writing is not None:
+                    await writing
+                    writing = None
+                if prepared is not None:
+                    writing = asyncio.create_task(self._write(prepared))
+            if writing is not None:
+                await writing
+                writing = None
+            await reader
+        finally:
+            for task in (reader, writing):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    def close(self) -> None:
+        self._preparer.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+
+    async def _read(
+        self, source: AsyncIterator[JournalRecord], pending: asyncio.Queue[JournalRecord | None]
+    ) -> None:
+        try:
+            async for record in source:
+                self._engine_seq = max(self._engine_seq, record.seq)
+                await pending.put(record)
+        finally:
+            await pending.put(None)
+
+    async def _prepare(self, records: Sequence[JournalRecord]) -> _Prepared | None:
+        try:
+            return await self._retrying(self._preparer, self._prepare_sync, records)
+        except Exception:
+            self._mirror = None
+            raise
+
+    async def _write(self, prepared: _Prepared) -> int:
+        try:
+            seq = await self._retrying(self._writer, self._write_sync, prepared)
+        except Exception:
+            self._mirror = None
+            raise
+        self._projected_seq = seq
+        return seq
+
+    async def _retrying(self, executor: ThreadPoolExecutor, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """`fn(*args)` in `executor`, retried with backoff while the database is unreachable."""
         delays = iter(self.config.retry.delays())
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                seq = await self._in_thread(self._apply_batch_sync, records)
+                result = await loop.run_in_executor(executor, fn, *args)
             except Exception as error:
-                self._mirror = None
                 self._partitions.forget()
                 if not is_transient(error):
                     raise
@@ -277,119 +420,90 @@ class Projector:
                 continue
             if not self.connected:
                 log.info("projector_reconnected", projector=self.config.name, retries=self.retries)
-            self.connected = True
-            self._projected_seq = seq
-            return seq
+                self.connected = True
+            return result
 
-    async def run(self, source: AsyncIterator[JournalRecord]) -> None:
-        """Project everything `source` yields, in batches of what has arrived, until it ends.
-
-        A reader task moves records into a bounded queue so that batches form while a transaction
-        runs; when the queue is full only `source` waits, never the engine (the runner feeds the
-        projector from the journal, which holds everything).
-        """
-        await self._in_thread(self._partitions.ensure_ahead, self._clock())
-        pending: asyncio.Queue[JournalRecord | None] = asyncio.Queue(self.config.max_pending_records)
-        reader = asyncio.create_task(self._read(source, pending))
-        try:
-            finished = False
-            while not finished:
-                first = await pending.get()
-                if first is None:
-                    break
-                batch = [first]
-                while len(batch) < self.config.max_batch_records:
-                    try:
-                        item = pending.get_nowait()
-                    except asyncio.QueueEmpty:
-                        break
-                    if item is None:
-                        finished = True
-                        break
-                    batch.append(item)
-                await self.apply(batch)
-            await reader
-        finally:
-            if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-    async def _read(
-        self, source: AsyncIterator[JournalRecord], pending: asyncio.Queue[JournalRecord | None]
-    ) -> None:
-        try:
-            async for record in source:
-                self._engine_seq = max(self._engine_seq, record.seq)
-                await pending.put(record)
-        finally:
-            await pending.put(None)
-
-    async def _in_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    # ---- the worker thread --------------------------------------------------------------------
+    # ---- the worker threads -------------------------------------------------------------------
 
     def _read_last_seq_sync(self) -> int:
         with self._engine.connect() as connection:
             stored = _stored_last_seq(connection, self.config.name, lock=False)
             return 0 if stored is None else stored
 
-    def _apply_batch_sync(self, records: Sequence[JournalRecord]) -> int:
-        started = time.perf_counter()
+    def _prepare_sync(self, records: Sequence[JournalRecord]) -> _Prepared | None:
+        """Rows for the records not projected yet, from the mirror (which this advances)."""
         if self._mirror is None:
-            self._mirror = self._load_mirror()
-        fill_times = [
-            utc_of_ns(ev.ts) for record in records for ev in record.events if isinstance(ev, OrderFilled)
-        ]
-        if fill_times:
-            self._partitions.ensure_for(fill_times)
+            self._mirror, self._prepared_seq = self._load_mirror()
+        mirror = self._mirror
+        last = self._prepared_seq
+        todo = [record for record in records if last is None or record.seq > last]
+        if not todo:
+            return None
+        # A fresh projection starts wherever its source starts; after that, no gap is allowed.
+        expected = todo[0].seq if last is None else last + 1
+        for record in todo:
+            if record.seq != expected:
+                raise SequenceGapError(expected, record.seq)
+            expected = record.seq + 1
+        batch = _Batch(mirror, self.config)
+        for record in todo:
+            batch.apply(record)
+        prepared = _Prepared(
+            previous_seq=last,
+            last_seq=todo[-1].seq,
+            last_ts=todo[-1].ts,
+            records=len(todo),
+            fills=batch.fill_count,
+            fill_times=batch.fill_times(),
+            writes=batch.plan(),
+        )
+        self._prepared_seq = prepared.last_seq
+        return prepared
+
+    def _write_sync(self, prepared: _Prepared) -> int:
+        started = time.perf_counter()
+        if prepared.fill_times:
+            self._partitions.ensure_for(prepared.fill_times)
         with self._engine.begin() as connection:
             stored = _stored_last_seq(connection, self.config.name, lock=True)
-            last = stored or 0
-            todo = [record for record in records if record.seq > last]
-            if not todo:
-                return last
-            # A fresh projection starts wherever its source starts; after that, no gap is allowed.
-            expected = last + 1 if stored is not None else todo[0].seq
-            for record in todo:
-                if record.seq != expected:
-                    raise SequenceGapError(expected, record.seq)
-                expected = record.seq + 1
-            batch = _Batch(self._mirror, self.config)
-            batch.load_orders(connection, todo)
-            for record in todo:
-                batch.apply(record)
-            batch.write(connection)
-            new_last = todo[-1].seq
-            now = utc_of_ns(todo[-1].ts)
+            if stored is not None and stored >= prepared.last_seq:
+                return stored  # committed before, but the acknowledgement was lost: never twice
+            if stored != prepared.previous_seq:
+                raise ProjectionError(
+                    f"projection {self.config.name!r} is at seq {stored} in the database, "
+                    f"expected {prepared.previous_seq}: is another projector writing it?"
+                )
+            for write in prepared.writes:
+                if write.keys:
+                    _update_many(connection, write.table, write.keys, write.rows, write.columns)
+                else:
+                    _insert_many(connection, write.table, write.rows)
+            now = utc_of_ns(prepared.last_ts)
             table = table_of(ProjectionState)
             if stored is None:
                 connection.execute(
-                    insert(table).values(name=self.config.name, last_seq=new_last, updated_at=now)
+                    insert(table).values(name=self.config.name, last_seq=prepared.last_seq, updated_at=now)
                 )
             else:
                 connection.execute(
                     update(table)
                     .where(table.c.name == self.config.name)
-                    .values(last_seq=new_last, updated_at=now)
+                    .values(last_seq=prepared.last_seq, updated_at=now)
                 )
             if self._fault is not None:
                 self._fault("before_commit")
         log.debug(
             "projector_batch",
             projector=self.config.name,
-            records=len(todo),
-            last_seq=new_last,
-            fills=batch.fill_count,
+            records=prepared.records,
+            last_seq=prepared.last_seq,
+            fills=prepared.fills,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        return new_last
+        return prepared.last_seq
 
-    def _load_mirror(self) -> _Mirror:
+    def _load_mirror(self) -> tuple[_Mirror, int | None]:
+        """The mirror as the database holds it, and the seq it reflects (None: nothing projected)."""
         mirror = _Mirror()
         decimals = self.config.currency_decimals
         default = self.config.default_currency_decimals
@@ -446,7 +560,13 @@ class Projector:
                 )
                 mirror.accounts_by_market.setdefault(row["market"], set()).add(row["account_id"])
                 mirror.markets_by_account.setdefault(row["account_id"], set()).add(row["market"])
-        return mirror
+            orders = table_of(Order)
+            columns = [orders.c.id, orders.c.market, *(orders.c[name] for name in _ORDER_COLUMNS_MUTABLE)]
+            open_orders = select(*columns).where(orders.c.status.in_(_LIVE_ORDER_STATUSES))
+            for row in connection.execute(open_orders).mappings():
+                mirror.open_orders[int(row["id"])] = dict(row)
+            stored = _stored_last_seq(connection, self.config.name, lock=False)
+        return mirror, stored
 
 
 def _stored_last_seq(connection: Connection, name: str, *, lock: bool) -> int | None:
@@ -475,11 +595,6 @@ def _market_state(spec: MarketSpec, quote_decimals: int, status: str, ts: int) -
     )
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class _Batch:
     """The changes of one batch: applied to the mirror as they come, written to SQL at the end."""
 
@@ -504,25 +619,6 @@ class _Batch:
         self._ts = 0
         self._last_ns = 0
         self._last_utc = utc_of_ns(0)
-
-    # ---- reading what the batch needs -------------------------------------------------------
-
-    def load_orders(self, connection: Connection, records: Sequence[JournalRecord]) -> None:
-        accepted: set[int] = set()
-        wanted: set[int] = set()
-        for record in records:
-            for ev in record.events:
-                if isinstance(ev, OrderAccepted):
-                    accepted.add(ev.order_id)
-                elif isinstance(ev, _ORDER_FOLLOW_UPS) and ev.order_id not in accepted:
-                    wanted.add(ev.order_id)
-        if not wanted:
-            return
-        table = table_of(Order)
-        columns = [table.c.id, *(table.c[name] for name in _ORDER_COLUMNS_MUTABLE), table.c.market]
-        for chunk in _chunks(sorted(str(order_id) for order_id in wanted), 500):
-            for row in connection.execute(select(*columns).where(table.c.id.in_(chunk))).mappings():
-                self.orders[int(row["id"])] = dict(row)
 
     # ---- applying events --------------------------------------------------------------------
 
@@ -670,12 +766,17 @@ class _Batch:
             "created_at": at,
             "updated_at": at,
         }
+        self.mirror.open_orders[ev.order_id] = self.orders[ev.order_id]
         self.new_orders.add(ev.order_id)
 
     def _order(self, order_id: int) -> dict[str, Any] | None:
         order = self.orders.get(order_id)
         if order is None:
-            log.warning("projector_unknown_order", order_id=order_id, seq=self._seq)
+            order = self.mirror.open_orders.get(order_id)
+            if order is None:
+                log.warning("projector_unknown_order", order_id=order_id, seq=self._seq)
+                return None
+            self.orders[order_id] = order
         return order
 
     def on_order_filled(self, ev: OrderFilled) -> None:
@@ -756,21 +857,31 @@ class _Batch:
 
     # ---- writing ----------------------------------------------------------------------------
 
-    def write(self, connection: Connection) -> None:
+    def fill_times(self) -> list[datetime]:
+        """The distinct execution times of the batch's fills (for their monthly partitions)."""
+        return sorted({fill["executed_at"] for fill in self.fills})
+
+    def plan(self) -> list[_Write]:
+        """The batch's rows, in write order; order rows are copied (the mirror keeps changing them)."""
         mirror = self.mirror
-        if self.new_markets:
-            rows = [self._market_row(symbol) for symbol in sorted(self.new_markets)]
-            _insert_many(connection, table_of(Market), rows)
-        updated_markets = self.dirty_markets - self.new_markets
-        if updated_markets:
-            rows = [self._market_row(symbol) for symbol in sorted(updated_markets)]
-            _update_many(
-                connection,
-                table_of(Market),
-                ("symbol",),
-                rows,
-                ("status", "outcome", "last_price", "mark_price", "updated_at"),
-            )
+        writes: list[_Write] = []
+
+        def add(
+            table: Table,
+            rows: list[dict[str, Any]],
+            keys: tuple[str, ...] = (),
+            columns: tuple[str, ...] = (),
+        ) -> None:
+            if rows:
+                writes.append(_Write(table, rows, keys, columns))
+
+        add(table_of(Market), [self._market_row(symbol) for symbol in sorted(self.new_markets)])
+        add(
+            table_of(Market),
+            [self._market_row(symbol) for symbol in sorted(self.dirty_markets - self.new_markets)],
+            ("symbol",),
+            ("status", "outcome", "last_price", "mark_price", "updated_at"),
+        )
         for symbol, (seq, ts) in self.revalued_markets.items():
             for account_id in mirror.accounts_by_market.get(symbol, ()):
                 if mirror.positions[(account_id, symbol)].quantity == 0:
@@ -778,49 +889,38 @@ class _Batch:
                 self.dirty_positions.add((account_id, symbol))
                 if self.touched_accounts.get(account_id, (0, 0)) < (seq, ts):
                     self.touched_accounts[account_id] = (seq, ts)
-        if self.dirty_balances:
-            new = [self._balance_row(key) for key in sorted(self.new_balances)]
-            old = [self._balance_row(key) for key in sorted(self.dirty_balances - self.new_balances)]
-            if new:
-                _insert_many(connection, table_of(Balance), new)
-            _update_many(
-                connection,
-                table_of(Balance),
-                ("account_id", "currency"),
-                old,
-                ("total", "held", "available", "updated_at"),
-            )
-        if self.dirty_positions:
-            new = [self._position_row(key) for key in sorted(self.new_positions)]
-            old = [self._position_row(key) for key in sorted(self.dirty_positions - self.new_positions)]
-            if new:
-                _insert_many(connection, table_of(Position), new)
-            _update_many(
-                connection,
-                table_of(Position),
-                ("account_id", "market"),
-                old,
-                (
-                    "side",
-                    "quantity",
-                    "cost",
-                    "average_entry_price",
-                    "mark_price",
-                    "unrealized_pnl",
-                    "realized_pnl",
-                    "margin",
-                    "updated_at",
-                ),
-            )
-        if self.new_orders:
-            _insert_many(connection, table_of(Order), [self.orders[i] for i in sorted(self.new_orders)])
-        old_orders = [row for order_id, row in self.orders.items() if order_id not in self.new_orders]
-        _update_many(connection, table_of(Order), ("id",), old_orders, _ORDER_COLUMNS_MUTABLE)
-        if self.fills:
-            _insert_many(connection, table_of(Fill), self.fills)
-        self._write_accounts(connection)
+        add(table_of(Balance), [self._balance_row(key) for key in sorted(self.new_balances)])
+        add(
+            table_of(Balance),
+            [self._balance_row(key) for key in sorted(self.dirty_balances - self.new_balances)],
+            ("account_id", "currency"),
+            ("total", "held", "available", "updated_at"),
+        )
+        add(table_of(Position), [self._position_row(key) for key in sorted(self.new_positions)])
+        add(
+            table_of(Position),
+            [self._position_row(key) for key in sorted(self.dirty_positions - self.new_positions)],
+            ("account_id", "market"),
+            _POSITION_COLUMNS_MUTABLE,
+        )
+        add(table_of(Order), [dict(self.orders[i]) for i in sorted(self.new_orders)])
+        add(
+            table_of(Order),
+            [dict(row) for order_id, row in self.orders.items() if order_id not in self.new_orders],
+            ("id",),
+            _ORDER_COLUMNS_MUTABLE,
+        )
+        for order_id, row in self.orders.items():
+            if row["status"] not in _LIVE_ORDER_STATUSES:
+                mirror.open_orders.pop(order_id, None)
+        add(table_of(Fill), self.fills)
+        new_accounts, old_accounts, points = self._account_rows()
+        add(table_of(Account), new_accounts)
+        add(table_of(Account), old_accounts, ("id",), _ACCOUNT_COLUMNS_MUTABLE)
+        add(table_of(EquityPoint), points)
+        return writes
 
-    def _write_accounts(self, connection: Connection) -> None:
+    def _account_rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         mirror = self.mirror
         interval_ns = int(self.config.equity_interval_seconds * 1_000_000_000)
         new_rows: list[dict[str, Any]] = []
@@ -840,28 +940,7 @@ class _Batch:
                 points.append(
                     {"account_id": account_id, "seq": seq, "at": utc_of_ns(ts), "equity": row["equity"]}
                 )
-        if new_rows:
-            _insert_many(connection, table_of(Account), new_rows)
-        _update_many(
-            connection,
-            table_of(Account),
-            ("id",),
-            old_rows,
-            (
-                "status",
-                "trading_state",
-                "balance",
-                "available",
-                "equity",
-                "unrealized_pnl",
-                "realized_pnl",
-                "peak_equity",
-                "drawdown",
-                "updated_at",
-            ),
-        )
-        if points:
-            _insert_many(connection, table_of(EquityPoint), points)
+        return new_rows, old_rows, points
 
     def _account_row(self, account: _AccountState, ts: int) -> dict[str, Any]:
         mirror = self.mirror
