@@ -475,3 +475,14 @@ def test_clob_book_is_sorted_and_non_canonical_numbers_parse() -> None:
     assert snapshot.bids == ((D("0.48"), D("30")), (D("0.01"), D("2151131.59")))
     assert snapshot.asks == ((D("0.52"), D("25")), (D("0.99"), D("218442.27")))
     assert snapshot.exchange_ts == 1_782_753_357_257_000_000
+
+
+def test_binance_levels_given_as_floats_are_read_through_str() -> None:
+    update = binance.parse_depth_update({"s": "X", "U": 1, "u": 1, "b": [[0.1, 3]], "a": []})
+    assert update.bids == ((D("0.1"), D("3")),)
+
+
+def test_binance_levels_with_garbage_or_nan_are_parse_errors() -> None:
+    for bad in ([["abc", "1"]], [["NaN", "1"]], [["1"]]):
+        with pytest.raises(FeedError):
+            binance.parse_depth_update({"s": "X", "U": 1, "u": 1, "b": bad, "a": []})

@@ -185,3 +185,23 @@ def test_router_feeds_candles_from_mids_and_active_source_trades() -> None:
         D(2),
         1,
     )
+
+
+def test_exchange_to_engine_latency_is_observed_per_source() -> None:
+    from prometheus_client import REGISTRY
+
+    labels = {"feed": "latency_test"}
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("tradehall_feed_latency_seconds_count", labels) or 0.0
+
+    def total() -> float:
+        return REGISTRY.get_sample_value("tradehall_feed_latency_seconds_sum", labels) or 0.0
+
+    route = MarketRoute("L", (InstrumentRef("latency_test", "x"),))
+    router, _, clock = make([route])
+    before_count, before_sum = count(), total()
+    router(Quote("latency_test", "x", D(1), D(2), exchange_ts=clock.ns() - 3_000_000))
+    router(Quote("latency_test", "x", D(1), D(2), exchange_ts=None))
+    assert count() - before_count == 1
+    assert abs(total() - before_sum - 0.003) < 1e-9

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
@@ -54,9 +54,24 @@ class DepthSnapshot:
 
 
 def _levels(rows: Any, what: str) -> tuple[Level, ...]:
+    """[[price, qty], …] of strings; the hot path of depth parsing, so `Decimal` is called directly."""
     if not isinstance(rows, list):
         raise FeedError(ErrorKind.PARSE, f"{what} is not an array")
-    return tuple((dec(row[0], what), dec(row[1], what)) for row in rows)
+    try:
+        levels = tuple(
+            [(Decimal(price), Decimal(qty)) for price, qty in rows if type(price) is str and type(qty) is str]
+        )
+    except (InvalidOperation, TypeError, ValueError):
+        levels = ()
+    if len(levels) != len(rows):
+        # the general path: reads floats via `str`, and names a bad value in its error
+        if any(not isinstance(row, list) or len(row) != 2 for row in rows):
+            raise FeedError(ErrorKind.PARSE, f"{what} holds a level that is not [price, qty]")
+        return tuple((dec(row[0], what), dec(row[1], what)) for row in rows)
+    for price, qty in levels:
+        if not (price.is_finite() and qty.is_finite()):
+            raise FeedError(ErrorKind.PARSE, f"{what} holds a non-finite number")
+    return levels
 
 
 def unwrap(message: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import structlog
+from prometheus_client import Histogram
 
 from tradehall.domain import commands
 from tradehall.domain.enums import Outcome
@@ -102,6 +103,7 @@ class Router:
         self.held: dict[str, commands.SettleMarket | commands.VoidMarket] = {}
         """Settlements waiting for an admin's confirmation, by market."""
         self._stop = asyncio.Event()
+        self._latency: dict[str, Histogram] = {}
 
     def __call__(self, event: FeedEvent) -> None:
         self.on_event(event)
@@ -188,7 +190,10 @@ class Router:
         if self.candles is not None and mid is not None:
             self.candles.on_price(market, mid, quote.exchange_ts or quote.receive_ts)
         if quote.exchange_ts is not None:
-            metrics.FEED_LATENCY.labels(feed=quote.source).observe(max(0, ts - quote.exchange_ts) / NS_PER_S)
+            histogram = self._latency.get(quote.source)
+            if histogram is None:
+                histogram = self._latency[quote.source] = metrics.FEED_LATENCY.labels(feed=quote.source)
+            histogram.observe(max(0, ts - quote.exchange_ts) / NS_PER_S)
 
     def _on_status(self, state: _MarketState, update: MarketStatusUpdate) -> None:
         if state.finished or state.route.settlement is SettlementMode.IGNORE:

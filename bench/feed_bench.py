@@ -1,0 +1,407 @@
+"""Feed benchmark: normalised messages/s through parsing → quote cache → engine `Quote` command.
+
+    .venv/bin/python bench/feed_bench.py [--quick] [--json] [--messages N]
+
+Workloads, each for a Binance-format depth stream (`depthUpdate`, 5 bid + 5 ask levels, combined
+stream envelope) and a Kalshi-format delta stream (`orderbook_delta`, dollars):
+- parse: raw bytes → JSON → normalised update (no book), messages/s;
+- feed: the feed's `handle_message` (parse, local book, top-of-book `Quote`), messages/s;
+- pipeline: feed → router (quote cache, `commands.Quote`) → the real `Engine.apply`, commands/s;
+- latency: a paced 5,000 messages/s over a loopback WebSocket from a server in a child process →
+  feed → router → `Engine.apply`; p50/p99/p99.9 from the server's send to the engine's return
+  (both stamped with the system-wide monotonic clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import random
+import statistics
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+
+from tradehall.domain import commands
+from tradehall.domain.enums import MarketKind
+from tradehall.domain.market import MarketSpec
+from tradehall.engine import Engine
+from tradehall.marketdata import binance, kalshi
+from tradehall.marketdata.binance import BinanceFeed, DepthSnapshot
+from tradehall.marketdata.kalshi import KalshiFeed
+from tradehall.marketdata.parsing import loads
+from tradehall.marketdata.router import InstrumentRef, MarketRoute, Router
+
+BENCH = "feed"
+results: list[dict[str, Any]] = []
+
+
+def emit(workload: str, metric: str, value: float, unit: str) -> None:
+    results.append(
+        {"bench": BENCH, "workload": workload, "metric": metric, "value": round(value, 2), "unit": unit}
+    )
+
+
+# --- message generators ---------------------------------------------------------------------------
+
+
+def binance_messages(count: int, seed: int = 1) -> list[bytes]:
+    """Diffs around 67,000.00 with contiguous ids starting at 1001 (snapshot id 1000)."""
+    rng = random.Random(seed)
+    out = []
+    for index in range(count):
+        bids = [
+            [f"{67000 - rng.randint(0, 200) / 100:.2f}", f"{rng.randint(0, 50) / 10:.8f}"] for _ in range(5)
+        ]
+        asks = [
+            [f"{67000.01 + rng.randint(0, 200) / 100:.2f}", f"{rng.randint(0, 50) / 10:.8f}"]
+            for _ in range(5)
+        ]
+        update_id = 1001 + index
+        out.append(
+            orjson.dumps(
+                {
+                    "stream": "btcusdt@depth@100ms",
+                    "data": {
+                        "e": "depthUpdate",
+                        "E": 1672515782136,
+                        "s": "BTCUSDT",
+                        "U": update_id,
+                        "u": update_id,
+                        "b": bids,
+                        "a": asks,
+                    },
+                }
+            )
+        )
+    return out
+
+
+def binance_snapshot() -> DepthSnapshot:
+    bids = tuple((Decimal(f"{67000 - i / 100:.2f}"), Decimal("1")) for i in range(201))
+    asks = tuple((Decimal(f"{67000.01 + i / 100:.2f}"), Decimal("1")) for i in range(201))
+    return DepthSnapshot(1000, bids, asks)
+
+
+def kalshi_messages(count: int, seed: int = 2) -> list[bytes]:
+    """Deltas with seq 2.. on sid 1; YES bids 0.01-0.45, NO bids 0.01-0.50, never emptying a side."""
+    rng = random.Random(seed)
+    out = []
+    for index in range(count):
+        side = "yes" if rng.random() < 0.5 else "no"
+        top = 45 if side == "yes" else 50
+        price = f"0.{rng.randint(1, top):02d}00"
+        change = f"{rng.choice((-1, 1)) * rng.randint(1, 5)}.00"
+        out.append(
+            orjson.dumps(
+                {
+                    "type": "orderbook_delta",
+                    "sid": 1,
+                    "seq": 2 + index,
+                    "msg": {
+                        "market_ticker": "FED-23DEC-T3.00",
+                        "price_dollars": price,
+                        "delta_fp": change,
+                        "side": side,
+                        "ts": "2022-11-22T20:44:01Z",
+                        "ts_ms": 1669149841000,
+                    },
+                }
+            )
+        )
+    return out
+
+
+def kalshi_snapshot() -> bytes:
+    yes = [[f"0.{i:02d}00", "1000.00"] for i in range(1, 46)]
+    no = [[f"0.{i:02d}00", "1000.00"] for i in range(1, 51)]
+    return orjson.dumps(
+        {
+            "type": "orderbook_snapshot",
+            "sid": 1,
+            "seq": 1,
+            "msg": {
+                "market_ticker": "FED-23DEC-T3.00",
+                "market_id": "9b0f",
+                "yes_dollars_fp": yes,
+                "no_dollars_fp": no,
+            },
+        }
+    )
+
+
+# --- set-ups ------------------------------------------------------------------------------------------
+
+
+def engine_with_markets() -> Engine:
+    engine = Engine()
+    engine.apply(
+        commands.CreateMarket(
+            spec=MarketSpec(
+                symbol="BTC-USDT",
+                kind=MarketKind.SPOT,
+                base="BTC",
+                quote="USDT",
+                tick_size=Decimal("0.01"),
+                lot_size=Decimal("0.00001"),
+            )
+        )
+    )
+    engine.apply(
+        commands.CreateMarket(
+            spec=MarketSpec(
+                symbol="FED-YES",
+                kind=MarketKind.BINARY,
+                base="FED-YES",
+                quote="USD",
+                tick_size=Decimal("0.01"),
+                lot_size=Decimal("1"),
+            )
+        )
+    )
+    return engine
+
+
+def make_binance(
+    sink: Callable[[Any], None], http: httpx.AsyncClient | None = None, ws_root: str = "ws://127.0.0.1:1"
+) -> BinanceFeed:
+    feed = BinanceFeed(
+        ["btcusdt"],
+        sink,
+        http or httpx.AsyncClient(),
+        ws_root=ws_root,
+        rest_root="http://127.0.0.1:1",
+        streams=("depth@100ms",),
+    )
+    book = feed.books["btcusdt"]
+    book.snapshot_requested = True
+    book.on_snapshot(binance_snapshot())
+    return feed
+
+
+def make_kalshi(sink: Callable[[Any], None], ws_url: str = "ws://127.0.0.1:1") -> KalshiFeed:
+    feed = KalshiFeed(
+        ["FED-23DEC-T3.00"], sink, httpx.AsyncClient(), ws_url=ws_url, rest_root="http://127.0.0.1:1"
+    )
+    feed.handle_message(kalshi_snapshot())
+    return feed
+
+
+def router_into(engine: Engine, counter: list[int]) -> Router:
+    def submit(command: commands.AnyCommand) -> None:
+        engine.apply(command)
+        counter[0] += 1
+
+    return Router(
+        [
+            MarketRoute("BTC-USDT", (InstrumentRef("binance", "btcusdt"),)),
+            MarketRoute("FED-YES", (InstrumentRef("kalshi", "FED-23DEC-T3.00"),)),
+        ],
+        submit,
+    )
+
+
+# --- throughput ----------------------------------------------------------------------------------------
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def bench_parse(messages: dict[str, list[bytes]]) -> None:
+    started = time.perf_counter()
+    for raw in messages["binance_depth"]:
+        binance.parse_depth_update(binance.unwrap(loads(raw)))
+    emit(
+        "binance_depth:parse",
+        "ops_per_s",
+        rate(len(messages["binance_depth"]), time.perf_counter() - started),
+        "msg/s",
+    )
+    started = time.perf_counter()
+    for raw in messages["kalshi_delta"]:
+        kalshi.parse_delta(loads(raw)["msg"])
+    emit(
+        "kalshi_delta:parse",
+        "ops_per_s",
+        rate(len(messages["kalshi_delta"]), time.perf_counter() - started),
+        "msg/s",
+    )
+
+
+def bench_feed(messages: dict[str, list[bytes]]) -> None:
+    quotes = [0]
+
+    def count(_: Any) -> None:
+        quotes[0] += 1
+
+    feed = make_binance(count)
+    started = time.perf_counter()
+    for raw in messages["binance_depth"]:
+        feed.handle_message(raw)
+    elapsed = time.perf_counter() - started
+    assert feed.errors == 0 and quotes[0] == len(messages["binance_depth"]), (feed.errors_by_kind, quotes)
+    emit("binance_depth:parse+book+quote", "ops_per_s", rate(quotes[0], elapsed), "msg/s")
+    quotes[0] = 0
+    kfeed = make_kalshi(count)
+    quotes[0] = 0
+    started = time.perf_counter()
+    for raw in messages["kalshi_delta"]:
+        kfeed.handle_message(raw)
+    elapsed = time.perf_counter() - started
+    assert kfeed.errors == 0 and quotes[0] == len(messages["kalshi_delta"]), (kfeed.errors_by_kind, quotes)
+    emit("kalshi_delta:parse+book+quote", "ops_per_s", rate(quotes[0], elapsed), "msg/s")
+
+
+def bench_pipeline(messages: dict[str, list[bytes]]) -> None:
+    for name, make in (("binance_depth", make_binance), ("kalshi_delta", make_kalshi)):
+        engine = engine_with_markets()
+        applied = [0]
+        router = router_into(engine, applied)
+        feed = make(router)
+        applied[0] = 0
+        started = time.perf_counter()
+        for raw in messages[name]:
+            feed.handle_message(raw)
+        elapsed = time.perf_counter() - started
+        assert applied[0] == len(messages[name]), (name, applied, feed.errors_by_kind)
+        emit(f"{name}:parse+cache+engine_quote", "ops_per_s", rate(applied[0], elapsed), "cmd/s")
+
+
+# --- latency at a paced rate ---------------------------------------------------------------------------
+
+
+def paced_server(name: str, messages: list[bytes], per_second: int, ports: Any, sent_out: Any) -> None:
+    """Child process: a WebSocket server that sends `messages` at `per_second`, stamping each send
+    with the system-wide monotonic clock (comparable across processes on Linux)."""
+    from websockets.sync.server import ServerConnection as SyncConnection
+    from websockets.sync.server import serve as sync_serve
+
+    def handler(ws: SyncConnection) -> None:
+        if name == "kalshi_delta":
+            ws.recv()  # the subscribe
+            ws.send(kalshi_snapshot())
+        time.sleep(0.3)
+        sent: list[int] = []
+        interval = 1.0 / per_second
+        start = time.perf_counter()
+        for index, raw in enumerate(messages):
+            due = start + index * interval
+            while time.perf_counter() < due:  # spin: sleeps are too coarse for 200 us spacing
+                pass
+            sent.append(time.perf_counter_ns())
+            ws.send(raw)
+        sent_out.put(sent)
+        with contextlib.suppress(Exception):
+            ws.recv(timeout=60)
+
+    with sync_serve(handler, "127.0.0.1", 0) as server:
+        ports.put(server.socket.getsockname()[1])
+        server.serve_forever()
+
+
+async def bench_latency(name: str, messages: list[bytes], per_second: int) -> None:
+    done_ns: list[int] = []
+    engine = engine_with_markets()
+
+    def submit(command: commands.AnyCommand) -> None:
+        engine.apply(command)
+        done_ns.append(time.perf_counter_ns())
+
+    router = Router(
+        [
+            MarketRoute("BTC-USDT", (InstrumentRef("binance", "btcusdt"),)),
+            MarketRoute("FED-YES", (InstrumentRef("kalshi", "FED-23DEC-T3.00"),)),
+        ],
+        submit,
+    )
+    context = multiprocessing.get_context("spawn")
+    ports, sent_out = context.Queue(), context.Queue()
+    server = context.Process(
+        target=paced_server, args=(name, messages, per_second, ports, sent_out), daemon=True
+    )
+    server.start()
+    try:
+        port = await asyncio.to_thread(ports.get, True, 30)
+        async with httpx.AsyncClient() as http:
+            if name == "binance_depth":
+                feed: BinanceFeed | KalshiFeed = make_binance(router, http, ws_root=f"ws://127.0.0.1:{port}")
+            else:
+                feed = KalshiFeed(
+                    ["FED-23DEC-T3.00"],
+                    router,
+                    http,
+                    ws_url=f"ws://127.0.0.1:{port}",
+                    rest_root="http://127.0.0.1:1",
+                    status_interval=3600,
+                )
+            feed.start()
+            gc.collect()
+            sent_ns: list[int] = await asyncio.to_thread(sent_out.get, True, len(messages) / per_second + 30)
+            deadline = time.perf_counter() + 10
+            expected = len(messages) + (1 if name == "kalshi_delta" else 0)  # + the snapshot's quote
+            while len(done_ns) < expected and time.perf_counter() < deadline:
+                await asyncio.sleep(0.01)
+            await feed.stop()
+    finally:
+        server.terminate()
+        server.join(5)
+    if name == "kalshi_delta":
+        done_ns = done_ns[1:]
+    count = min(len(sent_ns), len(done_ns))
+    if count < len(messages):
+        print(f"warning: {name}: only {count} of {len(messages)} messages reached the engine")
+    latencies = sorted((done_ns[i] - sent_ns[i]) / 1000 for i in range(count))
+    if not latencies:
+        return
+    workload = f"{name}:latency@{per_second}/s"
+    emit(workload, "p50_us", statistics.median(latencies), "us")
+    emit(workload, "p99_us", latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], "us")
+    emit(workload, "p999_us", latencies[min(len(latencies) - 1, int(len(latencies) * 0.999))], "us")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a run under 30 seconds")
+    parser.add_argument("--json", action="store_true", help="one JSON object per figure")
+    parser.add_argument("--messages", type=int, default=None, help="messages per throughput workload")
+    parser.add_argument("--rate", type=int, default=5000, help="paced messages/s of the latency workloads")
+    args = parser.parse_args()
+    count = args.messages or (50_000 if args.quick else 300_000)
+    paced = 10_000 if args.quick else 50_000
+    logging.disable(logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+
+    messages = {"binance_depth": binance_messages(count), "kalshi_delta": kalshi_messages(count)}
+    bench_parse(messages)
+    bench_feed(messages)
+    bench_pipeline(messages)
+    asyncio.run(bench_latency("binance_depth", messages["binance_depth"][:paced], args.rate))
+    asyncio.run(bench_latency("kalshi_delta", messages["kalshi_delta"][:paced], args.rate))
+
+    if args.json:
+        for row in results:
+            print(json.dumps(row))
+        return
+    machine = f"nproc={os.cpu_count()}, {platform.machine()}, Python {platform.python_version()}"
+    print(f"feed benchmark: {count:,} messages per throughput workload, {paced:,} paced at {args.rate:,}/s")
+    print(f"machine: {machine}")
+    print(f"{'workload':44} {'metric':10} {'value':>14}")
+    for row in results:
+        print(f"{row['workload']:44} {row['metric']:10} {row['value']:>14,.2f} {row['unit']}")
+
+
+if __name__ == "__main__":
+    main()
