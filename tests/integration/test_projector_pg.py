@@ -141,6 +141,8 @@ async def test_a_failure_mid_batch_rolls_back_everything_of_that_batch(pg_url: s
 
     def fail_third(point: str) -> None:
         nonlocal calls
+        if point != "before_commit":
+            return
         calls += 1
         if calls == 3:
             raise RuntimeError("killed mid-batch")
@@ -171,6 +173,8 @@ async def test_reconnects_after_pg_terminate_backend_inside_a_batch(pg_url: str)
 
     def terminate_on_second_and_fifth(point: str) -> None:
         nonlocal calls, terminated
+        if point != "before_commit":
+            return
         calls += 1
         if calls in (2, 5):
             terminated += _terminate_backends(pg_url)

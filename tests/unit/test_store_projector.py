@@ -53,7 +53,14 @@ from tradehall.domain.events import (
 )
 from tradehall.domain.market import MarketSpec
 from tradehall.journal.records import JournalRecord
-from tradehall.store import Projector, ProjectorConfig, RetryPolicy, SequenceGapError, upgrade
+from tradehall.store import (
+    ProjectionError,
+    Projector,
+    ProjectorConfig,
+    RetryPolicy,
+    SequenceGapError,
+    upgrade,
+)
 from tradehall.store.db import create_store_engine
 from tradehall.store.models import (
     Account,
@@ -462,6 +469,8 @@ async def test_a_crash_before_commit_rolls_the_whole_batch_back_and_a_restart_re
 
     def crash_on_fourth_batch(point: str) -> None:
         nonlocal batches
+        if point != "before_commit":
+            return
         batches += 1
         if batches == 4:
             raise RuntimeError("killed")
@@ -488,7 +497,7 @@ async def test_a_transient_database_error_is_retried_and_counted(engine: Engine)
     failures = iter([True, True, False])
 
     def flaky(point: str) -> None:
-        if next(failures, False):
+        if point == "before_commit" and next(failures, False):
             raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
 
     p = projector(engine, batch=200, fault=flaky)
@@ -558,3 +567,43 @@ def assert_matches_synthetic(engine: Engine, market: SyntheticMarket) -> None:
         state = session.get(ProjectionState, "read_models")
         assert state is not None
         assert state.last_seq == market.seq
+
+
+async def test_a_batch_the_database_already_holds_is_not_written_twice(engine: Engine) -> None:
+    """The write re-checks last_seq under a row lock: a commit whose acknowledgement was lost, or
+    another projector that got there first, never leads to a second copy of a batch."""
+    market = SyntheticMarket(accounts=4, seed=6)
+    records = market.setup() + market.steps(200)
+    late = projector(engine)
+    await late.apply(records[:10])
+    other = projector(engine)
+    await other.apply(records[10:120])
+    assert await late.apply(records[10:60]) == 120
+    assert count(engine, Fill) == sum(
+        1 for record in records[:120] for ev in record.events if isinstance(ev, OrderFilled)
+    )
+    await late.apply(records[120:130])  # its mirror was reloaded at seq 120, so this just continues
+    assert await late.last_seq() == 130
+    with pytest.raises(ProjectionError, match="is at seq 130 in the database, expected 120"):
+        await other.apply(records[120:140])  # `other` still believes the projection is at 120
+    fresh = projector(engine)
+    await fresh.apply(records)
+    assert_matches_synthetic(engine, market)
+    for p in (late, other, fresh):
+        p.close()
+
+
+async def test_a_commit_whose_acknowledgement_is_lost_is_not_applied_again(engine: Engine) -> None:
+    market = SyntheticMarket(accounts=4, seed=12)
+    records = market.setup() + market.steps(600)
+    lost = iter([False, True, False, True])
+
+    def lose_the_ack(point: str) -> None:
+        if point == "after_commit" and next(lost, False):
+            raise OperationalError("COMMIT", {}, Exception("connection reset while reading the reply"))
+
+    p = projector(engine, batch=100, fault=lose_the_ack)
+    await p.run(feed(records))
+    assert p.retries == 2
+    assert_matches_synthetic(engine, market)
+    p.close()

@@ -273,7 +273,8 @@ class Projector:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         fault: Callable[[str], None] | None = None,
     ) -> None:
-        """`fault(point)` is a test hook called inside the batch transaction ("before_commit")."""
+        """`fault(point)` is a test hook: "before_commit" inside the batch transaction, "after_commit"
+        once it is committed (an error there is a commit whose acknowledgement was lost)."""
         self._engine = engine
         self.config = config or ProjectorConfig()
         self._clock = clock
@@ -392,6 +393,8 @@ class Projector:
         except Exception:
             self._mirror = None
             raise
+        if seq != prepared.last_seq:
+            self._mirror = None  # the database is ahead of this mirror (another writer): reload it
         self._projected_seq = seq
         return seq
 
@@ -492,6 +495,8 @@ class Projector:
                 )
             if self._fault is not None:
                 self._fault("before_commit")
+        if self._fault is not None:
+            self._fault("after_commit")
         log.debug(
             "projector_batch",
             projector=self.config.name,
