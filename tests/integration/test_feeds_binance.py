@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.fakes.http_server import FakeHttpServer
+from tests.fakes.http_server import FakeHttpServer, Response
 from tests.fakes.providers import BinanceState, depth_update, serve_binance_rest
 from tests.fakes.ws import FakeWsServer, eventually
 from tradehall.marketdata.binance import BinanceFeed
@@ -214,3 +214,23 @@ async def test_stale_stream_is_dropped_and_reconnected(fakes, http) -> None:  # 
     await eventually(lambda: ws.connects >= 2, timeout=5)
     await feed.stop()
     assert feed.errors_by_kind.get("stale", 0) >= 1
+
+
+async def test_snapshot_older_than_the_buffered_diffs_is_fetched_again(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+    snapshots = [
+        {"lastUpdateId": 150, "bids": [["1.00", "1"]], "asks": [["2.00", "1"]]},  # older than U=200
+        {"lastUpdateId": 201, "bids": [["1.00", "1"]], "asks": [["2.00", "1"]]},
+    ]
+    rest.route(DEPTH, lambda _: Response.json(snapshots.pop(0) if len(snapshots) > 1 else snapshots[0]))
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(ws, rest, http, seen, streams=("depth@100ms",))
+    feed.refetch_delay = 0.05
+    feed.start()
+    await ws.wait_connected()
+    await ws.push(depth_update(200, 202, bids=[["1.50", "3"]]))
+    book = feed.books["btcusdt"]
+    await eventually(lambda: book.synced)
+    assert (feed.refetches, len(rest.hits(DEPTH)), book.last_update_id) == (1, 2, 202)
+    assert book.bids.best() == (D("1.50"), D("3"))
+    await feed.stop()

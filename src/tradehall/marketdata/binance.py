@@ -32,6 +32,7 @@ log = structlog.get_logger(__name__)
 SOURCE = "binance"
 REST_ROOT = "https://api.binance.com"
 WS_ROOT = "wss://stream.binance.com:9443"
+MAX_BUFFERED_DIFFS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,8 @@ class DepthBook:
 
     def on_diff(self, update: DepthUpdate) -> SyncResult:
         if not self.synced:
+            if len(self.buffer) >= MAX_BUFFERED_DIFFS:
+                del self.buffer[0]  # the snapshot must then be newer; bounded memory while REST is down
             self.buffer.append(update)
             if not self.snapshot_requested:
                 self.snapshot_requested = True
@@ -272,6 +275,7 @@ class BinanceFeed(Feed):
         poll_interval: float = 1.0,
         stale_after: float = 30.0,
         emit_deltas: bool = False,
+        refetch_delay: float = 0.25,
         backoff: Backoff | None = None,
         breaker: CircuitBreaker | None = None,
         rest_breaker: CircuitBreaker | None = None,
@@ -293,6 +297,8 @@ class BinanceFeed(Feed):
         self.rest_breaker = rest_breaker or CircuitBreaker(f"{name}_rest", clock=clock)
         self.books = {symbol: DepthBook(symbol) for symbol in self.symbols}
         self.resyncs = 0
+        self.refetches = 0
+        self.refetch_delay = refetch_delay
         self.polls = 0
         self._quotes_from_depth = "bookTicker" not in self.streams
         self._stop = asyncio.Event()
@@ -419,6 +425,9 @@ class BinanceFeed(Feed):
             if result is SyncResult.GAP:
                 self.resyncs += 1
                 self.note_error(FeedError(ErrorKind.SEQUENCE_GAP, f"{book.symbol} depth gap after snapshot"))
+            elif result is SyncResult.REFETCH:
+                self.refetches += 1
+                await asyncio.sleep(self.refetch_delay)  # the REST snapshot lags the stream: give it time
         book.snapshot_requested = False
 
     async def fetch_depth(self, symbol: str) -> DepthSnapshot:
