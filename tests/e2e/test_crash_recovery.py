@@ -53,11 +53,15 @@ class Child:
             if "ready" in line:
                 self.ready.set()
 
-    def kill_after(self, seconds: float) -> None:
-        if not self.ready.wait(60):
+    def kill_after(self, seconds: float, min_acks: int = 50) -> None:
+        """SIGKILL `seconds` after the load has produced `min_acks` acks (a busy machine starts slowly)."""
+        deadline = time.monotonic() + 60
+        while len(self.lines) < min_acks and time.monotonic() < deadline and self.process.poll() is None:
+            time.sleep(0.01)
+        if len(self.lines) < min_acks:
             self.process.kill()
             _, stderr = self.process.communicate()
-            pytest.fail(f"the runner never became ready: {stderr}")
+            pytest.fail(f"the runner produced no load: {stderr}")
         time.sleep(seconds)
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(30)
@@ -113,7 +117,6 @@ def test_every_acked_command_survives_sigkill_and_none_is_applied_twice(tmp_path
     first = Child(tmp_path, seed)
     first.kill_after(rng.uniform(0.3, 1.5))
     all_acks.update(first.acks)
-    assert len(first.acks) > 20, f"too little load before the kill (seed {seed})"
     last_seq = check_journal(tmp_path, all_acks)
 
     unacked = [command for cid, command in first.submitted.items() if cid not in first.acks]
