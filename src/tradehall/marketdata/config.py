@@ -1,0 +1,318 @@
+"""Market-data configuration and the runtime it builds: feeds, router, quote cache, candles, recorder.
+
+The configuration is data (a TOML/JSON document validated once): which instruments each feed
+watches, and which feed instruments price each tradehall market, in priority order. The default
+is empty; `demo_config()` gives the simulated feed the demo and tests use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tradehall.marketdata import binance, kalshi, polymarket
+from tradehall.marketdata.binance import BinanceFeed
+from tradehall.marketdata.cache import InProcessQuoteCache, RedisQuoteCache
+from tradehall.marketdata.candles import CandleAggregator, CandleSink
+from tradehall.marketdata.factory import PriceFeedSettings, crypto_price_feed
+from tradehall.marketdata.failover import CryptoAsset
+from tradehall.marketdata.kalshi import AuthHeaders, KalshiFeed
+from tradehall.marketdata.models import FeedEvent
+from tradehall.marketdata.polymarket import PolymarketFeed, PolymarketMarketRef
+from tradehall.marketdata.recorder import Recorder
+from tradehall.marketdata.registry import FeedRegistry
+from tradehall.marketdata.router import (
+    CommandKind,
+    InstrumentRef,
+    MarketRoute,
+    Router,
+    SettlementMode,
+    Submit,
+)
+from tradehall.marketdata.simulated import SimulatedFeed, SimulatedInstrument
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulatedInstrumentConfig(_Model):
+    name: str
+    start: Decimal
+    tick: Decimal
+    spread_ticks: int = 2
+    step_ticks: float = 3.0
+    jump_probability: float = 0.01
+    jump_ticks: int = 50
+    floor: Decimal | None = None
+    ceiling: Decimal | None = None
+
+    def spec(self) -> SimulatedInstrument:
+        return SimulatedInstrument(**self.model_dump())
+
+
+class CryptoAssetConfig(_Model):
+    coingecko_id: str
+    symbol: str
+    vs: str = "usd"
+
+
+class RouteConfig(_Model):
+    market: str
+    sources: list[str] = Field(min_length=1)
+    """"feed:instrument", highest priority first, e.g. ["binance:btcusdt", "coingecko:bitcoin/usd"]."""
+    commands: CommandKind = CommandKind.QUOTE
+    min_interval: float = 0.0
+    fallback_after: float = 5.0
+    settlement: SettlementMode = SettlementMode.CONFIRM
+
+    @field_validator("sources")
+    @classmethod
+    def _source_form(cls, sources: list[str]) -> list[str]:
+        for source in sources:
+            feed, _, instrument = source.partition(":")
+            if not feed or not instrument:
+                raise ValueError(f"a source is 'feed:instrument', got {source!r}")
+        return sources
+
+    def route(self) -> MarketRoute:
+        refs = tuple(InstrumentRef(*source.split(":", 1)) for source in self.sources)
+        return MarketRoute(
+            self.market, refs, self.commands, self.min_interval, self.fallback_after, self.settlement
+        )
+
+
+class Endpoints(_Model):
+    """Provider URLs; the real ones by default, local fakes in tests."""
+
+    coingecko_roots: list[str] | None = None
+    coinmarketcap_roots: list[str] | None = None
+    binance_ws_root: str = binance.WS_ROOT
+    binance_rest_root: str = binance.REST_ROOT
+    kalshi_ws_url: str = kalshi.WS_URL
+    kalshi_rest_root: str = kalshi.REST_ROOT
+    polymarket_ws_url: str = polymarket.WS_URL
+    polymarket_gamma_root: str = polymarket.GAMMA_ROOT
+    polymarket_clob_root: str = polymarket.CLOB_ROOT
+
+
+class MarketDataConfig(_Model):
+    simulated: list[SimulatedInstrumentConfig] = []
+    simulated_seed: int = 7
+    simulated_interval: float = 0.5
+    crypto_assets: list[CryptoAssetConfig] = []
+    crypto_interval: float = Field(10.0, gt=0, description="Seconds between CoinGecko polls (demo: ~30/min).")
+    binance_symbols: list[str] = []
+    binance_streams: list[str] = ["trade", "bookTicker", "depth@100ms"]
+    kalshi_tickers: list[str] = []
+    kalshi_status_interval: float = 10.0
+    polymarket_markets: list[str] = []
+    """Gamma slugs; token ids are learnt from Gamma."""
+    polymarket_status_interval: float = 10.0
+    routes: list[RouteConfig] = []
+    max_quote_age_seconds: float = 10.0
+    max_feed_silence_seconds: float = 60.0
+    record_dir: Path | None = None
+    candle_intervals: list[str] = ["1m", "5m", "15m", "1h", "1d"]
+    endpoints: Endpoints = Endpoints()
+
+    @classmethod
+    def load(cls, path: Path) -> MarketDataConfig:
+        """A `.toml` or `.json` file."""
+        if path.suffix == ".toml":
+            import tomllib
+
+            return cls.model_validate(tomllib.loads(path.read_text()))
+        return cls.model_validate_json(path.read_text())
+
+
+def demo_config() -> MarketDataConfig:
+    """The simulated feed pricing two demo markets (a crypto perp and a binary)."""
+    return MarketDataConfig(
+        simulated=[
+            SimulatedInstrumentConfig(
+                name="BTC-PERP",
+                start=Decimal("67000.00"),
+                tick=Decimal("0.01"),
+                spread_ticks=10,
+                step_ticks=200,
+            ),
+            SimulatedInstrumentConfig(
+                name="FED-YES",
+                start=Decimal("0.50"),
+                tick=Decimal("0.01"),
+                step_ticks=1,
+                jump_probability=0.005,
+                jump_ticks=10,
+                floor=Decimal(0),
+                ceiling=Decimal(1),
+            ),
+        ],
+        routes=[
+            RouteConfig(market="BTC-PERP", sources=["simulated:BTC-PERP"], commands=CommandKind.BOTH),
+            RouteConfig(market="FED-YES", sources=["simulated:FED-YES"]),
+        ],
+    )
+
+
+@dataclass
+class MarketDataRuntime:
+    registry: FeedRegistry
+    router: Router
+    cache: InProcessQuoteCache
+    candles: CandleAggregator
+    http: httpx.AsyncClient
+    recorder: Recorder | None = None
+    redis_cache: RedisQuoteCache | None = None
+    _owns_http: bool = False
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def sink(self, event: FeedEvent) -> None:
+        if self.recorder is not None:
+            self.recorder.record(event)
+        self.router.on_event(event)
+
+    async def start(self) -> None:
+        self.registry.start()
+        self._tasks.append(asyncio.create_task(self.router.run(), name="marketdata:router"))
+        if self.redis_cache is not None:
+            self._tasks.append(asyncio.create_task(self.redis_cache.run(), name="marketdata:redis_cache"))
+
+    async def stop(self) -> None:
+        await self.registry.stop()
+        self.router.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.recorder is not None:
+            self.recorder.close()
+        if self._owns_http:
+            await self.http.aclose()
+
+
+def build_runtime(
+    config: MarketDataConfig,
+    submit: Submit,
+    *,
+    keys: PriceFeedSettings | None = None,
+    http: httpx.AsyncClient | None = None,
+    candle_sink: CandleSink | None = None,
+    redis_cache: RedisQuoteCache | None = None,
+    kalshi_auth: AuthHeaders | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    clock_ns: Callable[[], int] = time.time_ns,
+) -> MarketDataRuntime:
+    """Feeds for what `config` lists, all sinking into one router that calls `submit`."""
+    owns_http = http is None
+    client = http or httpx.AsyncClient(timeout=10.0)
+    cache = InProcessQuoteCache(max_age_seconds=config.max_quote_age_seconds, clock=clock)
+    candles = CandleAggregator(candle_sink, intervals=config.candle_intervals)
+    router = Router(
+        [route.route() for route in config.routes],
+        submit,
+        cache=cache,
+        redis_cache=redis_cache,
+        candles=candles,
+        clock=clock,
+        clock_ns=clock_ns,
+    )
+    recorder = Recorder(config.record_dir) if config.record_dir is not None else None
+    registry = FeedRegistry(max_message_age_seconds=config.max_feed_silence_seconds)
+    runtime = MarketDataRuntime(registry, router, cache, candles, client, recorder, redis_cache, owns_http)
+    sink = runtime.sink
+    ends = config.endpoints
+    if config.simulated:
+        registry.add(
+            SimulatedFeed(
+                [item.spec() for item in config.simulated],
+                sink,
+                seed=config.simulated_seed,
+                interval=config.simulated_interval,
+                clock=clock,
+                clock_ns=clock_ns,
+            )
+        )
+    if config.crypto_assets:
+        settings = keys or _NoKeys()
+        assets = [CryptoAsset(a.coingecko_id, a.symbol, a.vs) for a in config.crypto_assets]
+        registry.add(
+            crypto_price_feed(
+                settings,
+                assets,
+                sink,
+                client,
+                coingecko_roots=ends.coingecko_roots,
+                coinmarketcap_roots=ends.coinmarketcap_roots,
+                interval=config.crypto_interval,
+                clock=clock,
+                clock_ns=clock_ns,
+            )
+        )
+    if config.binance_symbols:
+        registry.add(
+            BinanceFeed(
+                config.binance_symbols,
+                sink,
+                client,
+                ws_root=ends.binance_ws_root,
+                rest_root=ends.binance_rest_root,
+                streams=config.binance_streams,
+                clock=clock,
+                clock_ns=clock_ns,
+            )
+        )
+    if config.kalshi_tickers:
+        registry.add(
+            KalshiFeed(
+                config.kalshi_tickers,
+                sink,
+                client,
+                ws_url=ends.kalshi_ws_url,
+                rest_root=ends.kalshi_rest_root,
+                auth_headers=kalshi_auth,
+                status_interval=config.kalshi_status_interval,
+                clock=clock,
+                clock_ns=clock_ns,
+            )
+        )
+    if config.polymarket_markets:
+        registry.add(
+            PolymarketFeed(
+                [PolymarketMarketRef(slug) for slug in config.polymarket_markets],
+                sink,
+                client,
+                ws_url=ends.polymarket_ws_url,
+                gamma_root=ends.polymarket_gamma_root,
+                clob_root=ends.polymarket_clob_root,
+                status_interval=config.polymarket_status_interval,
+                clock=clock,
+                clock_ns=clock_ns,
+            )
+        )
+    return runtime
+
+
+class _NoKeys:
+    coingecko_api_key: str | None = None
+    coingecko_pro: bool = False
+    coinmarketcap_api_key: str | None = None
+
+
+__all__ = [
+    "CryptoAssetConfig",
+    "Endpoints",
+    "MarketDataConfig",
+    "MarketDataRuntime",
+    "RouteConfig",
+    "SimulatedInstrumentConfig",
+    "build_runtime",
+    "demo_config",
+]
