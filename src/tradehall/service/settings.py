@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     coingecko_api_key: str | None = None
     coingecko_pro: bool = False
     coinmarketcap_api_key: str | None = None
+    marketdata_config: Path | None = Field(
+        default=None,
+        description="TOML/JSON file of feeds and market routes (tradehall.marketdata.config); "
+        "none: the simulated demo feed.",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:
