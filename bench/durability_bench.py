@@ -164,9 +164,9 @@ async def throughput_batched(directory: Path, factory: EngineFactory[Any], engin
 
 
 async def paced_latency(directory: Path, factory: EngineFactory[Any], engine: str, rate: int,
-                        seconds: float) -> None:
+                        seconds: float, fsync: str = "batch") -> None:
     """Open loop: `rate` commands/s arrive in 1 ms ticks whatever the acks do; latency = submit to ack."""
-    runner = EngineRunner(factory, runner_config(directory, "batch"))
+    runner = EngineRunner(factory, runner_config(directory, fsync))
     await runner.start()
     await runner.submit_many(setup_commands())
     flow = PlaceCancelFlow(11)
@@ -194,11 +194,28 @@ async def paced_latency(directory: Path, factory: EngineFactory[Any], engine: st
     achieved = len(latencies) / (time.perf_counter() - started)
     await runner.stop()
     p50, p99, p999 = percentiles(latencies)
-    workload = f"ack_latency_{engine}_fsync_batch_at_{rate}_per_s"
+    workload = f"ack_latency_{engine}_fsync_{fsync}_at_{rate}_per_s"
     record(workload, "p50_us", p50 * 1e6, "us")
     record(workload, "p99_us", p99 * 1e6, "us")
     record(workload, "p999_us", p999 * 1e6, "us")
     record(workload, "ops_per_s", achieved, "ops/s", "achieved rate")
+
+
+def fsync_latency(directory: Path, count: int) -> None:
+    """The device's own fdatasync latency after a 20 kB write: the floor of every ack under `batch`."""
+    samples = []
+    fd = os.open(directory / "probe", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for _ in range(count):
+            os.write(fd, b"x" * 20_000)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            samples.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+    p50, p99, _ = percentiles(samples)
+    record("fdatasync_20kB", "p50_us", p50 * 1e6, "us")
+    record("fdatasync_20kB", "p99_us", p99 * 1e6, "us")
 
 
 def build_journal(directory: Path, factory: EngineFactory[Any], count: int, snapshot_at: int) -> str:
@@ -274,8 +291,11 @@ def main() -> None:
         run_case(base, "none-clients", lambda d: throughput(d, factory, engine, "none", big, 1024))
         always = 500 if quick else 5_000
         run_case(base, "always", lambda d: throughput(d, factory, engine, "always", always, 64))
-        pace = 2.0 if quick else 10.0
+        pace = 1.5 if quick else 10.0
         run_case(base, "latency", lambda d: paced_latency(d, factory, engine, 20_000, pace))
+        run_case(base, "latency-5k", lambda d: paced_latency(d, factory, engine, 5_000, pace))
+        run_case(base, "latency-nosync", lambda d: paced_latency(d, factory, engine, 20_000, pace, "none"))
+        run_case(base, "fsync", lambda d: fsync_latency(d, 200 if quick else 1000))
         journaled = 100_000 if quick else 1_000_000
         run_case(base, "recovery", lambda d: recovery_times(d, factory, engine, journaled))
     finally:
