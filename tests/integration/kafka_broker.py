@@ -8,7 +8,9 @@ start fails the tests; elsewhere they are skipped with the reason.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +27,15 @@ BROKER_PACKAGE = "noida-db"
 
 
 def broker_binary() -> str | None:
+    """The broker binary itself (not the Python wrapper, which would leave it running when killed)."""
+    try:
+        from importlib.resources import files
+
+        packaged = files("noida_db").joinpath("noida-db")
+        if packaged.is_file():
+            return str(packaged)
+    except ModuleNotFoundError:
+        pass
     beside_python = Path(sys.executable).parent / "noida-db"
     if beside_python.exists():
         return str(beside_python)
@@ -68,6 +79,7 @@ class KafkaTestBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -83,7 +95,9 @@ class KafkaTestBroker:
     def stop(self) -> None:
         """Kill -9: the broker gets no chance to shut down cleanly."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            # The broker's own session: a wrapper script's child dies with it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
         self.process = None
 

@@ -103,8 +103,15 @@ class NatsJetStreamBus:
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
-            with contextlib.suppress(Exception):
+            try:
                 await self._nc.close()
+            except asyncio.CancelledError:
+                # nats-py leaks a CancelledError from a transport that died under it; ours is re-raised.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            except Exception as exc:
+                log.warning("bus_nats_close_failed", error=repr(exc))
         self._nc = None
         self._js = None
 

@@ -64,6 +64,7 @@ class BusPublisher:
         self._progress = asyncio.Event()
         self._backlog_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._saved_seq = 0
         self._saved_at = time.monotonic()
         self._publish_total = PUBLISH_TOTAL.labels(backend=bus.name)
@@ -96,6 +97,7 @@ class BusPublisher:
             self._serializer = EventSerializer(
                 [*position.markets, *self._initial_specs], self._currency_decimals
             )
+        self._stopping = False
         log.info("bus_publisher_started", backend=self._bus.name, from_seq=self.published_seq + 1)
         self._tasks = [
             asyncio.create_task(self._read(self.published_seq + 1), name="bus-publisher-read"),
@@ -124,11 +126,14 @@ class BusPublisher:
             await self._wait(self._progress, remaining)
 
     async def _cancel(self) -> None:
+        self._stopping = True
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+            # Cancel until done: a client library may swallow one cancellation (redis-py can).
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                task.result()
         self._tasks = []
 
     @staticmethod
@@ -174,7 +179,7 @@ class BusPublisher:
 
     async def _send(self) -> None:
         delay = self._retry_initial
-        while True:
+        while not self._stopping:
             while not self._backlog:
                 if self.published_seq != self._saved_seq:
                     # Idle with an unsaved position: save it soon, so a crash re-publishes little.
