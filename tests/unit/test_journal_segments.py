@@ -192,6 +192,20 @@ def test_rotation_names_segments_by_their_first_seq(tmp_path: Path) -> None:
     assert [r.seq for r in read_records(tmp_path, 15)] == list(range(15, 41))
 
 
+def test_rotation_makes_the_old_segment_durable_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal.open(tmp_path, fsync="batch", segment_bytes=1)
+    journal.append(sample_records(1))
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(os.fstat(fd).st_size), real(fd)))
+    journal.append(sample_records(1, start=2))
+    first_size = (tmp_path / segment_name(1)).stat().st_size
+    assert synced == [first_size]  # the old segment, before sync() was ever called
+    journal.close()
+
+
 def test_sync_fsyncs_only_when_the_policy_asks(tmp_path: Path) -> None:
     batch = Journal.open(tmp_path / "batch", fsync="batch")
     batch.append(sample_records(3))

@@ -429,12 +429,16 @@ class Journal:
         return len(buf)
 
     def _rotate(self, first_seq: int) -> None:
+        # The old segment is made durable before any record lands in the new one, so a power cut can
+        # leave a torn tail only in the newest segment, where recovery knows to truncate it.
+        if self.fsync_policy != "none":
+            os.fdatasync(self._fd)
         path = self.directory / segment_name(first_seq)
         fd = self._create_segment(path, first_seq)
         with self._lock:
             self._retired.append(self._fd)
             self._directory_dirty = True
-        self._fd = fd
+            self._fd = fd
         self._segment_path = path
         self._segment_size = SEGMENT_HEADER.size
         log.info("journal_segment_rotated", path=str(path), first_seq=first_seq)
