@@ -18,7 +18,7 @@ from tests.fakes.providers import BinanceState, FakeKalshi, serve_binance_rest
 from tests.fakes.ws import FakeWsServer, eventually
 from tradehall.domain import commands
 from tradehall.domain.enums import MarketKind, Outcome
-from tradehall.domain.events import AnyEvent, MarketSettled, MarkPriceUpdated
+from tradehall.domain.events import AnyEvent, MarketSettled, MarkPriceUpdated, QuoteUpdated
 from tradehall.domain.market import MarketSpec
 from tradehall.engine import Engine
 from tradehall.marketdata.binance import BinanceFeed
@@ -118,7 +118,7 @@ async def test_binance_quotes_mark_the_engine_market(binance, http) -> None:  # 
     await ws.wait_connected()
     await ws.push(ticker("67000.10000000", "67000.20000000"))
     await ws.push(ticker("67001.00000000", "67001.50000000"))
-    await eventually(lambda: len(events) == 2)
+    await eventually(lambda: len([e for e in events if isinstance(e, MarkPriceUpdated)]) == 2)
     await feed.stop()
     # mark = mid in ticks, rounded down: (6700010 + 6700020) // 2, (6700100 + 6700150) // 2
     assert [(e.market, e.price) for e in events if isinstance(e, MarkPriceUpdated)] == [
@@ -126,6 +126,10 @@ async def test_binance_quotes_mark_the_engine_market(binance, http) -> None:  # 
         ("BTC-USDT", 6700125),
     ]
     assert engine.markets["BTC-USDT"].mark_price == 6700125
+    assert [(e.bid, e.ask, e.source) for e in events if isinstance(e, QuoteUpdated)] == [
+        (6700010, 6700020, "binance"),
+        (6700100, 6700150, "binance"),
+    ]
 
 
 async def test_kalshi_book_marks_and_settles_an_engine_binary_market(http) -> None:  # type: ignore[no-untyped-def]

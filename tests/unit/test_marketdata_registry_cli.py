@@ -47,11 +47,15 @@ def test_registry_reports_each_feed_and_readiness() -> None:
         ("sim_b", False, None, 0),
     ]
     assert report[0]["circuit"] == "closed" and report[0]["mode"] == "stream"
-    silent.set_connected(True, "stream")
+    silent.set_connected(False, "polling")  # stream down, REST fallback delivering: degraded, still healthy
     silent.step(ts=2)
     assert registry.ready_check()[0] is True
     clock.now += 11
     assert registry.ready_check()[0] is False
+    fresh.step(ts=3)
+    silent.step(ts=4)
+    silent.set_connected(False, "stopped")
+    assert [row["healthy"] for row in registry.ready_check()[1]] == [True, False]
 
 
 READY = {

@@ -29,7 +29,7 @@ class CircuitBreaker:
         *,
         failure_threshold: int = 3,
         reset_timeout: float = 5.0,
-        max_reset_timeout: float = 300.0,
+        max_reset_timeout: float = 60.0,
         clock: Clock = time.monotonic,
         on_change: Callable[[str, CircuitState], None] | None = None,
     ) -> None:

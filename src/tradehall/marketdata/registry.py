@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterable
 
 from tradehall.marketdata.feed import Feed
-from tradehall.marketdata.models import CircuitState, FeedStatus
+from tradehall.marketdata.models import FeedStatus
 
 
 class FeedRegistry:
@@ -32,14 +32,13 @@ class FeedRegistry:
         return [feed.status() for _, feed in sorted(self.feeds.items())]
 
     def healthy(self, status: FeedStatus) -> bool:
-        """Connected (streaming or polling), breaker not open, and data younger than the limit."""
+        """Running and delivering: data younger than the limit, by stream or by its REST fallback.
+
+        A feed whose stream is down but whose REST polling still delivers is degraded, not
+        unhealthy; `connected`, `mode` and `circuit` show the difference.
+        """
         age = status.last_message_age_seconds
-        return (
-            status.connected
-            and status.circuit is not CircuitState.OPEN
-            and age is not None
-            and age <= self.max_message_age_seconds
-        )
+        return status.mode != "stopped" and age is not None and age <= self.max_message_age_seconds
 
     def ready_check(self) -> tuple[bool, list[dict[str, object]]]:
         """(every feed healthy, one dict per feed with `healthy` added) for the /ready checks."""
