@@ -6,11 +6,13 @@ import typer
 
 from tradehall.cli import api_cmd, serve_cmd
 from tradehall.cli.db_cmd import db_app
+from tradehall.cli.events_cmd import events_app
 from tradehall.cli.feeds_cmd import feeds_app
 from tradehall.cli.journal_cmd import journal_app
 
 app = typer.Typer(name="tradehall", help="A self-hostable trading engine.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(journal_app, name="journal")
 
