@@ -1,10 +1,11 @@
 """Fake feed → feed → router → commands, first into a stub `submit` with exact prices, then into the
-real engine (marks and settlement). Paper fills against quotes wait for the quote venue."""
+real engine: marks, settlement, and a paper fill on a quote-venue market at the quoted price."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -17,8 +18,8 @@ from tests.fakes.http_server import FakeHttpServer
 from tests.fakes.providers import BinanceState, FakeKalshi, serve_binance_rest
 from tests.fakes.ws import FakeWsServer, eventually
 from tradehall.domain import commands
-from tradehall.domain.enums import MarketKind, Outcome
-from tradehall.domain.events import AnyEvent, MarketSettled, MarkPriceUpdated, QuoteUpdated
+from tradehall.domain.enums import MarketKind, OrderSide, OrderType, Outcome, Venue
+from tradehall.domain.events import AnyEvent, MarketSettled, MarkPriceUpdated, OrderFilled, QuoteUpdated
 from tradehall.domain.market import MarketSpec
 from tradehall.engine import Engine
 from tradehall.marketdata.binance import BinanceFeed
@@ -225,3 +226,62 @@ async def eventually_async_missing(client: redis_asyncio.Redis, key: str) -> Non
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{key} did not expire")
+
+
+async def test_fake_feed_to_engine_paper_fill_at_the_quoted_price(binance, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest = binance
+    engine = Engine()
+    spec = MarketSpec(
+        symbol="BTC-USDT",
+        kind=MarketKind.SPOT,
+        base="BTC",
+        quote="USDT",
+        tick_size=D("0.01"),
+        lot_size=D("0.0001"),
+        venue=Venue.QUOTE,
+        slippage=D("0"),
+    )
+    engine.apply(commands.CreateMarket(spec=spec))
+    engine.apply(commands.OpenAccount(account_id="trader", owner="u", currency="USDT"))
+    engine.apply(commands.Deposit(account_id="trader", amount=D("100000"), currency="USDT"))
+    router = Router([MarketRoute("BTC-USDT", (InstrumentRef("binance", "btcusdt"),))], engine.apply)
+    feed = BinanceFeed(
+        ["btcusdt"],
+        router,
+        http,
+        ws_root=ws.url,
+        rest_root=rest.url,
+        streams=("bookTicker",),
+        backoff=Backoff(base=0.1, cap=0.2, rng=random.Random(2)),
+    )
+    feed.start()
+    try:
+        await ws.wait_connected()
+        await ws.push(ticker("67000.10000000", "67000.20000000"))
+        await eventually(lambda: engine.markets["BTC-USDT"].mark_price == 6700015)
+    finally:
+        await feed.stop()
+    now = time.time_ns()
+    buy = engine.apply(
+        commands.PlaceOrder(
+            ts=now,
+            account_id="trader",
+            market="BTC-USDT",
+            side=OrderSide.BUY,
+            type=OrderType.MARKET,
+            quantity=D("0.01"),
+        )
+    )
+    fills = [e for e in buy if isinstance(e, OrderFilled)]
+    assert [(f.price, f.quantity) for f in fills] == [(6700020, 100)]  # 67000.20 x 0.0100: the quoted ask
+    sell = engine.apply(
+        commands.PlaceOrder(
+            ts=now + 1,
+            account_id="trader",
+            market="BTC-USDT",
+            side=OrderSide.SELL,
+            type=OrderType.MARKET,
+            quantity=D("0.01"),
+        )
+    )
+    assert [(f.price, f.quantity) for f in sell if isinstance(f, OrderFilled)] == [(6700010, 100)]  # the bid
