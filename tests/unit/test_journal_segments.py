@@ -98,6 +98,15 @@ def test_partial_last_record_is_truncated_with_a_warning(tmp_path: Path) -> None
     assert [r.seq for r in read_records(tmp_path)] == list(range(1, 12))
 
 
+def test_readers_skip_a_torn_tail_only_when_told_to(tmp_path: Path) -> None:
+    write_journal(tmp_path, sample_records(5)).close()
+    path = tmp_path / segment_name(1)
+    os.truncate(path, path.stat().st_size - 3)
+    assert [r.seq for r in read_records(tmp_path)] == [1, 2, 3, 4]
+    with pytest.raises(JournalCorruptError, match="incomplete payload"):
+        list(read_records(tmp_path, tolerate_torn_tail=False))
+
+
 def test_bad_crc_in_the_last_record_is_a_torn_tail(tmp_path: Path) -> None:
     write_journal(tmp_path, sample_records(10)).close()
     path = tmp_path / segment_name(1)

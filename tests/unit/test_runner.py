@@ -268,3 +268,34 @@ async def test_snapshot_after_t_seconds_even_when_idle(tmp_path: Path) -> None:
             await asyncio.sleep(0.01)
         assert runner.snapshot_seq == 2
     assert [seq for seq, _ in SnapshotStore(tmp_path / "snapshots").paths()] == [2]
+
+
+async def test_a_runner_starts_once(tmp_path: Path) -> None:
+    async with EngineRunner(FACTORY, config(tmp_path)) as runner:
+        with pytest.raises(RunnerError, match="already been started"):
+            await runner.start()
+
+
+async def test_submitters_wait_for_room_when_the_queue_is_full(tmp_path: Path) -> None:
+    async with EngineRunner(FACTORY, config(tmp_path, max_pending=4, max_batch=2)) as runner:
+        results = await asyncio.gather(*(runner.submit(deposit(n)) for n in range(1, 21)))
+    assert [r.seq for r in results] == list(range(1, 21))
+
+
+async def test_the_record_stream_ends_when_the_runner_stops(tmp_path: Path) -> None:
+    runner = EngineRunner(FACTORY, config(tmp_path))
+    await runner.start()
+    received: list[int] = []
+
+    async def consume() -> None:
+        async for record in runner.records():
+            received.append(record.seq)
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0)
+    await runner.submit_many([deposit(n) for n in range(1, 4)])
+    await runner.stop()
+    await asyncio.wait_for(consumer, 5)
+    assert received == [1, 2, 3]
+    with pytest.raises(RunnerError, match="not accepting"):
+        await runner.submit(deposit(4))

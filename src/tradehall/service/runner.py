@@ -206,6 +206,8 @@ class EngineRunner(Generic[E]):
 
     async def start(self) -> None:
         """Recovers the engine (newest snapshot + journal replay) off the loop, then accepts commands."""
+        if self._apply_task is not None:
+            raise RunnerError("the runner has already been started")
         config = self.config
         recovery = await asyncio.to_thread(
             recover,
