@@ -33,7 +33,9 @@ def setup_commands(stp: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST)
         rich = account != "poor"
         commands.append(c.OpenAccount(account_id=account, owner=account))
         commands.append(c.Deposit(account_id=account, amount=Decimal("50000" if rich else "300")))
-        commands.append(c.Deposit(account_id=account, amount=Decimal("5" if rich else "0.002"), currency="BTC"))
+        commands.append(
+            c.Deposit(account_id=account, amount=Decimal("5" if rich else "0.002"), currency="BTC")
+        )
     return commands
 
 
@@ -129,7 +131,8 @@ def check_invariants(engine: Engine) -> None:
         assert 0 <= order.filled < order.quantity
         assert order.remaining == order.quantity - order.filled
         assert order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_TRIGGER)
-        assert order.in_book == (order.status is not OrderStatus.PENDING_TRIGGER)
+        delayed = order in engine.markets[order.market].delayed
+        assert (order.in_book or delayed) == (order.status is not OrderStatus.PENDING_TRIGGER)
         assert order.hold >= 0 and 0 <= order.covered <= order.remaining
         key = (order.account_id, order.hold_currency)
         expected_held[key] = expected_held.get(key, 0) + order.hold
@@ -138,7 +141,9 @@ def check_invariants(engine: Engine) -> None:
     for market in engine.markets.values():
         bid, ask = market.book.best_bid(), market.book.best_ask()
         assert bid is None or ask is None or bid < ask, f"{market.symbol} crossed: {bid} >= {ask}"
-        in_book = {o.order_id for o in market.book.orders()}
+        in_book = {
+            o.order_id for o in market.book.orders() + list(market.paper_bids) + list(market.paper_asks)
+        }
         assert in_book == {
             o.order_id for o in engine.orders.values() if o.market == market.symbol and o.in_book
         }

@@ -106,7 +106,11 @@ class MarkPrice(Command, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class Quote(Command, frozen=True, kw_only=True, gc=False, tag=True):
-    """An external top of book (and optional depth) for quote-venue markets and marks."""
+    """An external top of book (and optional depth) for quote-venue markets and marks.
+
+    `bids`/`asks` are (price, size) levels best first; when given they replace `bid`/`ask` sizes.
+    A size of None means the source does not say: the level is taken as deep enough.
+    """
 
     market: str
     bid: Decimal | None = None
@@ -114,8 +118,25 @@ class Quote(Command, frozen=True, kw_only=True, gc=False, tag=True):
     bid_size: Decimal | None = None
     ask_size: Decimal | None = None
     last: Decimal | None = None
+    bids: tuple[tuple[Decimal, Decimal], ...] = ()
+    asks: tuple[tuple[Decimal, Decimal], ...] = ()
     source: str = ""
     exchange_ts: int | None = None
+
+
+class SetLeverage(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """An account's leverage on a perp market, up to the market's (and its tier's) maximum."""
+
+    account_id: str
+    market: str
+    leverage: Decimal
+
+
+class ApplyFunding(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """One funding payment at `rate` x position notional at the mark (longs pay shorts when positive)."""
+
+    market: str
+    rate: Decimal
 
 
 class AdvanceTime(Command, frozen=True, kw_only=True, gc=False, tag=True):
@@ -146,5 +167,7 @@ AnyCommand = (
     | AdvanceTime
     | SettleMarket
     | VoidMarket
+    | SetLeverage
+    | ApplyFunding
 )
 """The tagged union the journal encodes and decodes."""

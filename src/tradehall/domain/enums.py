@@ -125,3 +125,5 @@ class CancelReason(StrEnum):
     REDUCE_ONLY = "reduce_only"
     UNFUNDED = "unfunded"
     MARKET_CLOSED = "market_closed"
+    LIQUIDATION = "liquidation"
+    ACCOUNT_CLOSED = "account_closed"

@@ -222,6 +222,76 @@ class MarketVoided(Event, frozen=True, kw_only=True, gc=False, tag=True):
     ts: int
 
 
+class QuoteUpdated(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    market: str
+    bid: int | None
+    ask: int | None
+    last: int | None
+    source: str
+    ts: int
+
+
+class PositionLiquidated(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """A perp position closed by the engine at the mark because equity fell below maintenance."""
+
+    account_id: str
+    market: str
+    quantity: int
+    price: int
+    equity: int
+    maintenance: int
+    insurance_paid: int
+    ts: int
+
+
+class FundingPaid(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """`payments` are (account id, minor units paid; negative = received)."""
+
+    market: str
+    rate_ppm: int
+    mark: int
+    payments: tuple[tuple[str, int], ...]
+    ts: int
+
+
+class LeverageChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    account_id: str
+    market: str
+    initial_margin_ppm: int
+    ts: int
+
+
+class AssessmentFailed(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """`rule`: daily_loss, max_loss; `equity` and `floor` in minor units at the breach."""
+
+    account_id: str
+    rule: str
+    equity: int
+    floor: int
+    ts: int
+
+
+class AssessmentPassed(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    account_id: str
+    equity: int
+    target: int
+    trading_days: int
+    ts: int
+
+
+class AssessmentUpdated(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """Peak equity, floors and progress of an assessment after a change (for read models and /accounts)."""
+
+    account_id: str
+    equity: int
+    peak_equity: int
+    day_start_balance: int
+    daily_floor: int
+    total_floor: int
+    trading_days: int
+    ts: int
+
+
 AnyEvent = (
     AccountOpened
     | AccountStatusChanged
@@ -242,4 +312,11 @@ AnyEvent = (
     | MarkPriceUpdated
     | MarketSettled
     | MarketVoided
+    | QuoteUpdated
+    | PositionLiquidated
+    | FundingPaid
+    | LeverageChanged
+    | AssessmentFailed
+    | AssessmentPassed
+    | AssessmentUpdated
 )

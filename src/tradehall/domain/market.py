@@ -15,6 +15,9 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     Fees are decimal fractions ("0.001" = 0.1 %). Binary markets may use `fee_model = quadratic`:
     fee = ceil_to_cent(rate x C x P x (1 - P)) with rate `taker_fee` / `maker_fee` (defaults 0.07 / 0.0175).
     Perp margins are fractions of notional; `max_leverage` caps 1 / initial margin.
+    Quote-venue markets fill against the latest external quote plus `slippage` (default 0.1 %, binary
+    0.2 %), `latency_ms` later when set, and refuse orders when the quote is older than `quote_max_age_ms`.
+    `price_band` refuses limit prices further than that fraction from the last trade or mark.
     A msgspec Struct rather than a dataclass: it travels inside journaled commands.
     """
 
@@ -36,6 +39,17 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     self_trade_prevention: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST
     status: MarketStatus = MarketStatus.OPEN
     close_time: int | None = None
+    # quote venue (paper fills against external prices)
+    slippage: Decimal | None = None
+    latency_ms: int = 0
+    quote_max_age_ms: int | None = None
+    # pre-trade risk limits (None: no limit)
+    max_order_notional: Decimal | None = None
+    max_position: Decimal | None = None
+    price_band: Decimal | None = None
+    # perp funding: a rate per interval, paid by longs to shorts when positive
+    funding_interval_seconds: int | None = None
+    funding_rate: Decimal | None = None
 
 
 DEFAULT_CURRENCY_DECIMALS: dict[str, int] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from decimal import Decimal
 from enum import StrEnum
 from heapq import heappop, heappush
 from typing import Any, TypeVar
@@ -30,13 +31,20 @@ from tradehall.domain.enums import (
     Side,
     TimeInForce,
     TradingState,
+    Venue,
 )
 from tradehall.domain.errors import Code, TradehallError, invalid_order, invalid_request, not_found
 from tradehall.domain.events import (
     AccountOpened,
+    AccountStatusChanged,
     AnyEvent,
+    AssessmentFailed,
+    AssessmentPassed,
+    AssessmentUpdated,
     BookChanged,
     CommandRejected,
+    FundingPaid,
+    LeverageChanged,
     MarketCreated,
     MarketSettled,
     MarketStatusChanged,
@@ -50,10 +58,13 @@ from tradehall.domain.events import (
     OrderRejected,
     OrderTriggered,
     PositionChanged,
+    PositionLiquidated,
+    QuoteUpdated,
     TradeExecuted,
 )
-from tradehall.domain.fixedpoint import ceil_div, minor_of, parse_decimal, units_of
+from tradehall.domain.fixedpoint import PPM, ceil_div, div_round_half_even, minor_of, parse_decimal, units_of
 from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS, MarketSpec
+from tradehall.domain.tiers import DEFAULT_TIERS, DrawdownMode, TierSpec
 from tradehall.engine.book import Fill, OrderBook
 from tradehall.engine.ledger import (
     SYSTEM_EXTERNAL,
@@ -68,6 +79,18 @@ from tradehall.engine.ledger import (
 from tradehall.engine.markets import Book, Market
 from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
+from tradehall.engine.risk import (
+    UNBOUNDED_HIGH,
+    UNBOUNDED_LOW,
+    AssessmentState,
+    maintenance_of,
+    mark_interval,
+    mark_of,
+    next_reset_ts,
+    position_value,
+    tier_day_index,
+)
+from tradehall.engine.venues import consume, crossing_size, plan_fills, slipped
 
 DAY_NS = 86_400 * 1_000_000_000
 _EnumT = TypeVar("_EnumT", bound=StrEnum)
@@ -77,10 +100,18 @@ SNAPSHOT_VERSION = 1
 
 
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Engine-wide settings; part of the snapshot, so a restored engine behaves the same."""
+    """Engine-wide settings; part of the snapshot, so a restored engine behaves the same.
+
+    `incremental_marks`: a mark touches only the accounts whose mark interval it leaves (False:
+    every account with a position in the market, the plain oracle for tests).
+    """
 
     currency_decimals: dict[str, int] = msgspec.field(default_factory=lambda: dict(DEFAULT_CURRENCY_DECIMALS))
     default_currency_decimals: int = 8
+    tiers: dict[str, TierSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIERS))
+    quote_max_age_ms: int = 10_000
+    max_open_orders: int = 1_000
+    incremental_marks: bool = True
 
     def decimals(self, currency: str) -> int:
         return self.currency_decimals.get(currency, self.default_currency_decimals)
@@ -146,7 +177,10 @@ class Engine:
             cmds.AdvanceTime: self._advance_time,
             cmds.SettleMarket: self._settle_market,
             cmds.VoidMarket: self._void_market,
+            cmds.SetLeverage: self._set_leverage,
+            cmds.ApplyFunding: self._apply_funding,
         }
+        self._next_reset: int | None = None
 
     # --- the one entry point -------------------------------------------------------------
 
@@ -194,8 +228,9 @@ class Engine:
         return events
 
     def _finish(self, reason: str) -> None:
-        """Emit the per-command summaries: balances, positions, book deltas."""
+        """Check the accounts the command touched, then emit its summaries: balances, positions, books."""
         events = self._events
+        self._evaluate_touched()
         self.ledger.flush(reason, events)
         if self._dirty_positions:
             for key in sorted(self._dirty_positions):
@@ -234,11 +269,18 @@ class Engine:
         cost_basis = _enum(CostBasis, command.cost_basis, "cost_basis")
         if kind is AccountKind.SYSTEM:
             raise invalid_request("system accounts are opened by the engine")
+        tier = None
+        if kind is AccountKind.ASSESSMENT:
+            tier = self.config.tiers.get(command.tier or "")
+            if tier is None:
+                raise invalid_request(f"unknown tier {command.tier!r}")
+        elif command.tier is not None:
+            raise invalid_request("only assessment accounts have a tier")
         account = Account(
             command.account_id,
             command.owner,
             kind,
-            command.currency,
+            tier.currency if tier is not None else command.currency,
             cost_basis,
             command.tier,
         )
@@ -254,6 +296,13 @@ class Engine:
                 ts=self.now,
             )
         )
+        if tier is not None:
+            state = AssessmentState(tier, self.config.decimals(tier.currency), tier_day_index(tier, self.now))
+            account.assessment = state
+            external = self.ledger.system_account(SYSTEM_EXTERNAL, tier.currency)
+            self.ledger.transfer(external, account, tier.currency, state.initial)
+            self._emit_assessment(account, state.initial)
+            self._schedule_resets()
 
     def _trader(self, account_id: str) -> Account:
         account = self.accounts.get(account_id)
@@ -337,22 +386,7 @@ class Engine:
         price = self._price(market, command.price, "price")
         market.mark_price = price
         self._events.append(MarkPriceUpdated(market=market.symbol, price=price, ts=self.now))
-
-    def _quote(self, command: cmds.Quote) -> None:
-        market = self._market(command.market)
-        bid = self._price(market, command.bid, "bid") if command.bid is not None else None
-        ask = self._price(market, command.ask, "ask") if command.ask is not None else None
-        last = self._price(market, command.last, "last") if command.last is not None else None
-        if bid is not None and ask is not None:
-            if bid > ask:
-                raise invalid_request("a quote's bid is above its ask")
-            mark = (bid + ask) // 2
-        else:
-            mark = last if last is not None else bid if bid is not None else ask  # type: ignore[assignment]
-        if mark is None:
-            raise invalid_request("a quote needs a bid, an ask or a last price")
-        market.mark_price = mark
-        self._events.append(MarkPriceUpdated(market=market.symbol, price=mark, ts=self.now))
+        self._mark_to_market(market)
 
     def _price(self, market: Market, value: object, what: str) -> int:
         price = market.ticks_of(value, what)
@@ -423,7 +457,7 @@ class Engine:
             raise invalid_order("post_only is for limit orders that may rest")
         if command.reduce_only and market.kind is MarketKind.SPOT:
             raise invalid_order("reduce_only is for perp and binary markets")
-        if command.post_only and price is not None and market.book.would_cross(side, price):
+        if command.post_only and price is not None and self._would_cross(market, side, price):
             raise invalid_order("post_only order would take liquidity")
         if account.trading_state is TradingState.REDUCING and not command.reduce_only:
             raise TradehallError(Code.ACCOUNT_NOT_ACTIVE, "the account may only reduce positions")
@@ -445,13 +479,26 @@ class Engine:
             client_order_id=command.client_order_id,
             created_ts=self.now,
         )
-        limit = price
-        if order_type is OrderType.MARKET:
-            limit = market.book.fillable(side, None, quantity, account.account_id, market.stp)[1]
+        if command.stop_loss is not None:
+            order.stop_loss = self._order_price(market, requested_side, command.stop_loss, "stop_loss")
         if order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
             order.status = OrderStatus.PENDING_TRIGGER
-        self._compute_hold(order, account, market, limit)
+        if market.venue is Venue.QUOTE:
+            self._check_quote_fresh(market)
+        limit, lots = self._taking_terms(market, order)
+        self._compute_hold(order, account, market, limit, lots)
+        self._check_risk(order, account, market, limit)
         self._accept(order, account, market, limit)
+
+    @staticmethod
+    def _would_cross(market: Market, side: Side, price: int) -> bool:
+        if market.venue is Venue.BOOK:
+            return market.book.would_cross(side, price)
+        if side is Side.BUY:
+            best = market.best_ask()
+            return best is not None and price >= best
+        best = market.best_bid()
+        return best is not None and price <= best
 
     def _order_price(self, market: Market, requested: OrderSide, value: object, what: str) -> int:
         price = self._price(market, value, what)
@@ -459,12 +506,16 @@ class Engine:
             return market.payout_ticks - price  # a NO at q is a YES sell at 1 - q
         return price
 
-    def _compute_hold(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
-        """Set the order's hold terms and check the account can afford them (raises, changes nothing)."""
+    def _compute_hold(
+        self, order: Order, account: Account, market: Market, limit: int | None, lots: int | None = None
+    ) -> None:
+        """Set the order's hold terms and check the account can afford them (raises, changes nothing).
+
+        `lots`: hold for only that many (a market order's fillable part)."""
         kind = market.kind
         side = order.side
         spec = market.spec
-        quantity = order.remaining
+        quantity = order.remaining if lots is None else min(lots, order.remaining)
         if order.status is OrderStatus.PENDING_TRIGGER and order.type is OrderType.STOP:
             order.hold_currency = spec.quote
             return  # a stop market order is checked when it triggers, at the prices of that moment
@@ -482,7 +533,9 @@ class Engine:
             order.covered = min(quantity, free)
             if order.reduce_only and order.covered < quantity:
                 raise invalid_order("reduce_only order would increase the position")
-        order.hold = self._hold_amount(market, side, limit, quantity, order.covered)
+        order.hold = self._hold_amount(
+            market, side, limit, quantity, order.covered, self._im_ppm(account, market)
+        )
         need = order.hold
         if need > account.available(order.hold_currency):
             raise TradehallError(
@@ -490,7 +543,14 @@ class Engine:
             )
 
     @staticmethod
-    def _hold_amount(market: Market, side: Side, limit: int | None, quantity: int, covered: int) -> int:
+    def _im_ppm(account: Account, market: Market) -> int:
+        """The account's initial margin rate on a perp market: the market's, or higher by its leverage."""
+        return max(market.initial_margin_ppm, account.leverage.get(market.symbol, 0))
+
+    @staticmethod
+    def _hold_amount(
+        market: Market, side: Side, limit: int | None, quantity: int, covered: int, im_ppm: int
+    ) -> int:
         """The most `quantity` lots at `limit` can cost: cash or margin for the uncovered lots, plus fees."""
         if market.kind is MarketKind.SPOT and side is Side.SELL:
             return quantity * market.base_per_lot
@@ -498,7 +558,7 @@ class Engine:
             return 0
         worst = limit
         if side is Side.SELL:  # a selling taker fills at bids up to the best one
-            best_bid = market.book.best_bid()
+            best_bid = market.best_bid()
             if best_bid is not None and best_bid > worst:
                 worst = best_bid
         opening = quantity - covered
@@ -506,7 +566,7 @@ class Engine:
             cash = market.notional.ceil(limit * quantity)
         elif market.kind is MarketKind.PERP:
             # +1: the position's margin is rounded up once more when the fills join it
-            cash = market.margin_of(worst * opening) + 1 if opening else 0
+            cash = market.margin_of(worst * opening, im_ppm) + 1 if opening else 0
         elif side is Side.BUY:
             cash = market.notional.ceil(limit * opening)
         else:
@@ -551,7 +611,7 @@ class Engine:
     def _take_hold(self, order: Order, account: Account, market: Market) -> None:
         self.ledger.adjust_held(account, order.hold_currency, order.hold)
         if order.covered and market.kind is not MarketKind.SPOT:
-            position = market.position(account.account_id, account.cost_basis)
+            position = self._position(market, account)
             if order.side is Side.SELL:
                 position.reserved_sell += order.covered
             else:
@@ -568,6 +628,14 @@ class Engine:
                 position.reserved_buy -= order.covered
             order.covered = 0
 
+    @staticmethod
+    def _position(market: Market, account: Account) -> Position:
+        position = market.positions.get(account.account_id)
+        if position is None:
+            position = market.position(account.account_id, account.cost_basis)
+            account.positions[market.symbol] = position
+        return position
+
     def _register(self, order: Order, account: Account) -> None:
         self.orders[order.order_id] = order
         account.open_orders[order.order_id] = order
@@ -580,6 +648,9 @@ class Engine:
 
     def _execute(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
         """Match an accepted order, settle its fills, then rest it or close it by its time in force."""
+        if market.venue is Venue.QUOTE:
+            self._execute_on_quote(order, account, market, limit)
+            return
         book = market.book
         tif = order.time_in_force
         if tif is TimeInForce.FOK and (
@@ -605,20 +676,34 @@ class Engine:
             return
         if taker_stopped:
             self._close(order, account, market, CancelReason.SELF_TRADE)
-        elif order.type is OrderType.MARKET or order.type is OrderType.STOP:
+        else:
+            self._rest_or_close(order, account, market, limit, bool(fills))
+
+    def _rest_or_close(
+        self, order: Order, account: Account, market: Market, limit: int | None, filled: bool
+    ) -> None:
+        """After taking: a market or IOC/FOK rest is cancelled; a limit rests (book or paper list)."""
+        tif = order.time_in_force
+        if order.type is OrderType.MARKET or order.type is OrderType.STOP:
             self._close(order, account, market, CancelReason.MARKET_REMAINDER)
         elif tif is TimeInForce.IOC or tif is TimeInForce.FOK:
             self._close(order, account, market, CancelReason.IOC_REMAINDER)
         else:
-            if limit is not None and fills and order.hold:
+            if limit is not None and filled and order.hold:
                 # price improvement while taking: hold only what the resting rest can still cost
-                tight = self._hold_amount(market, order.side, limit, order.remaining, order.covered)
+                tight = self._hold_amount(
+                    market, order.side, limit, order.remaining, order.covered, self._im_ppm(account, market)
+                )
                 if tight < order.hold:
                     self.ledger.adjust_held(account, order.hold_currency, tight - order.hold)
                     order.hold = tight
             self._priority += 1
             order.priority = self._priority
-            book.add(order)
+            if market.venue is Venue.QUOTE:
+                (market.paper_bids if order.side is Side.BUY else market.paper_asks).add(order)
+                order.in_book = True
+            else:
+                market.book.add(order)
             if order.order_id not in self.orders:
                 self._register(order, account)
 
@@ -640,11 +725,23 @@ class Engine:
         )
 
     def _cancel(self, order: Order, market: Market, reason: CancelReason, in_book: bool = True) -> None:
-        if in_book and order.in_book:
-            market.book.remove(order)
-        elif order.status is OrderStatus.PENDING_TRIGGER:
-            (market.stops_buy if order.side is Side.BUY else market.stops_sell).remove(order)
+        if in_book:
+            self._unrest(order, market)
         self._close(order, self.accounts[order.account_id], market, reason)
+
+    @staticmethod
+    def _unrest(order: Order, market: Market) -> None:
+        """Take an open order out of wherever it waits: book, paper list, latency queue or stops."""
+        if order.status is OrderStatus.PENDING_TRIGGER:
+            (market.stops_buy if order.side is Side.BUY else market.stops_sell).remove(order)
+        elif order.in_book:
+            if market.venue is Venue.QUOTE:
+                (market.paper_bids if order.side is Side.BUY else market.paper_asks).remove(order)
+                order.in_book = False
+            else:
+                market.book.remove(order)
+        elif order in market.delayed:
+            market.delayed.remove(order)
 
     def _settle_fill(
         self, market: Market, maker: Order, taker: Order, taker_account: Account, quantity: int, price: int
@@ -693,7 +790,7 @@ class Engine:
         kind = market.kind
         if liquidity is Liquidity.TAKER:
             order.remaining -= quantity  # a maker's remaining was already lowered by its book
-        position = market.position(account.account_id, account.cost_basis)
+        position = self._position(market, account)
         used = order.covered if order.covered < quantity else quantity
         if used:
             order.covered -= used
@@ -703,6 +800,8 @@ class Engine:
                 position.reserved_buy -= used
         accrued = order.fee_accrued
         ppm = market.maker_ppm if liquidity is Liquidity.MAKER else market.taker_ppm
+        if account.kind is AccountKind.SYSTEM:
+            ppm = 0  # the venue or the insurance fund taking the other side pays no fee
         order.fee_accrued = accrued + market.fee_numerator(notional, quantity, price, ppm)
         denominator = market.fee_denominator
         fee = ceil_div(order.fee_accrued, denominator) - ceil_div(accrued, denominator)
@@ -710,6 +809,7 @@ class Engine:
         if kind is MarketKind.SPOT and delta < 0:
             # holdings that were deposited rather than bought have no cost basis
             delta = -min(quantity, max(position.quantity, 0))
+        before = position.quantity
         closed, realized_ticks = position.change(delta, price, account.cost_basis) if delta else (0, 0)
         realized = market.notional.round(realized_ticks) if realized_ticks else 0
         position.realized += realized
@@ -719,7 +819,7 @@ class Engine:
             consumed = notional + fee if order.side is Side.BUY else quantity * market.base_per_lot
         elif kind is MarketKind.PERP:
             margin_before = position.margin
-            position.margin = market.margin_of(position.cost)
+            position.margin = market.margin_of(position.cost, self._im_ppm(account, market))
             margin_change = position.margin - margin_before
             if margin_change > 0:
                 consumed += margin_change
@@ -754,6 +854,10 @@ class Engine:
                 self._unregister(order, account)
         else:
             order.status = OrderStatus.PARTIALLY_FILLED
+        if account.assessment is not None and abs(position.quantity) > abs(before):
+            account.assessment.count_trading_day(self._tier_day(account))
+        if order.order_id == 0:
+            return  # the venue's side of a paper fill is not an order of anyone's
         self._events.append(
             OrderFilled(
                 order_id=order.order_id,
@@ -823,11 +927,9 @@ class Engine:
                 order_id=order.order_id, account_id=order.account_id, market=order.market, ts=self.now
             )
         )
-        limit = order.price
-        if order.type is OrderType.STOP:
-            limit = market.book.fillable(order.side, None, order.remaining, account.account_id, market.stp)[1]
+        limit, lots = self._taking_terms(market, order)
         try:
-            self._compute_hold(order, account, market, limit)
+            self._compute_hold(order, account, market, limit, lots)
         except TradehallError:
             order.covered = 0
             order.hold = 0
@@ -886,19 +988,30 @@ class Engine:
             new_price = self._order_price(market, order.requested_side, command.price, "price")
         assert new_price is not None
         if new_quantity <= order.filled:
-            market.book.remove(order)
+            self._unrest(order, market)
             self._close(order, account, market, CancelReason.AMENDED_TO_FILLED)
             self._emit_book_changes(market)
             return
         new_remaining = new_quantity - order.filled
         if new_price == order.price and new_remaining <= order.remaining:
             released_cover = max(0, order.covered - new_remaining)
-            market.book.reduce(order, new_remaining)
+            if market.venue is Venue.QUOTE or not order.in_book:
+                order.remaining = new_remaining
+            else:
+                market.book.reduce(order, new_remaining)
             order.covered -= released_cover
             self._adjust_reservation(order, market, -released_cover)
             order.quantity = new_quantity
             new_hold = min(
-                order.hold, self._hold_amount(market, order.side, order.price, new_remaining, order.covered)
+                order.hold,
+                self._hold_amount(
+                    market,
+                    order.side,
+                    order.price,
+                    new_remaining,
+                    order.covered,
+                    self._im_ppm(account, market),
+                ),
             )
             self.ledger.adjust_held(account, order.hold_currency, new_hold - order.hold)
             order.hold = new_hold
@@ -915,7 +1028,7 @@ class Engine:
             )
             self._emit_book_changes(market)
             return
-        if order.post_only and market.book.would_cross(order.side, new_price):
+        if order.post_only and self._would_cross(market, order.side, new_price):
             raise invalid_order("post_only order would take liquidity")
         # Losing priority: check the new terms against the account as if the order were gone.
         trial = Order(
@@ -939,7 +1052,7 @@ class Engine:
         trial.remaining = new_remaining
         self._check_replacement(trial, order, account, market)
         # The replacement is a new object: the old one may still sit in its level's queue (lazy deletion).
-        market.book.remove(order)
+        self._unrest(order, market)
         self._release_hold(order, account, market)
         trial.stop_price = order.stop_price
         trial.filled, trial.fills_notional, trial.fees_paid = (
@@ -1005,10 +1118,7 @@ class Engine:
             if order is None or order.expire_at is None or order.expire_at > self.now:
                 continue
             market = self.markets[order.market]
-            if order.in_book:
-                market.book.remove(order)
-            elif order.status is OrderStatus.PENDING_TRIGGER:
-                (market.stops_buy if order.side is Side.BUY else market.stops_sell).remove(order)
+            self._unrest(order, market)
             account = self.accounts[order.account_id]
             self._release_hold(order, account, market)
             order.status = OrderStatus.EXPIRED
@@ -1030,6 +1140,21 @@ class Engine:
                 and market.status in (MarketStatus.OPEN, MarketStatus.HALTED)
             ):
                 self._change_market_status(market, MarketStatus.CLOSED)
+        if self._next_reset is not None and self.now >= self._next_reset:
+            self._daily_resets()
+        for symbol in sorted(self.markets):
+            market = self.markets[symbol]
+            if market.delayed and market.status is MarketStatus.OPEN:
+                self._quote_venue_tick(market)
+            interval = market.funding_interval_ns
+            if not interval or not market.funding_rate_ppm or mark_of(market) is None:
+                continue
+            if market.next_funding_ts is None:
+                market.next_funding_ts = (self.now // interval + 1) * interval
+                continue
+            if self.now >= market.next_funding_ts:
+                self._pay_funding(market, market.funding_rate_ppm)  # once, however many intervals passed
+                market.next_funding_ts = (self.now // interval + 1) * interval
 
     # --- binary settlement ---------------------------------------------------------------
 
@@ -1090,6 +1215,652 @@ class Engine:
         self.ledger.transfer(pool, self.ledger.system_account(SYSTEM_VENUE, quote), quote, residual)
         self._events.append(MarketVoided(market=market.symbol, refunds=tuple(refunds), ts=self.now))
 
+    # --- quote venue -----------------------------------------------------------------------
+
+    def _check_quote_fresh(self, market: Market) -> None:
+        if market.quote_ts is None:
+            raise TradehallError(Code.MARKET_DATA_UNAVAILABLE, f"no quote for {market.symbol} yet")
+        max_age = market.quote_max_age_ns
+        if max_age is None:
+            max_age = self.config.quote_max_age_ms * 1_000_000
+        if self.now - market.quote_ts > max_age:
+            raise TradehallError(Code.MARKET_DATA_UNAVAILABLE, f"the quote for {market.symbol} is stale")
+
+    def _taking_terms(self, market: Market, order: Order) -> tuple[int | None, int | None]:
+        """(price bound, lots) to hold for: a limit's price; for a market order its worst fill and the
+        lots that can fill now (the rest is cancelled at once, so it holds nothing)."""
+        if order.type is OrderType.LIMIT or order.type is OrderType.STOP_LIMIT:
+            return order.price, None
+        if order.status is OrderStatus.PENDING_TRIGGER:
+            return None, None
+        if market.venue is Venue.QUOTE:
+            plan = plan_fills(market, order.side, order.remaining, None)
+            if not plan:
+                return None, 0
+            prices = [price for _, price, _ in plan]
+            best_case = max(prices) if order.side is Side.BUY else min(prices)
+            return best_case, sum(taken for _, _, taken in plan)
+        fillable, worst = market.book.fillable(order.side, None, order.remaining, order.account_id, market.stp)
+        return worst, fillable
+
+    def _execute_on_quote(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
+        """Fill against the external quote now (or after the market's latency), then rest or close."""
+        if (
+            market.latency_ns
+            and order not in market.delayed
+            and order.created_ts + market.latency_ns > self.now
+        ):
+            market.delayed.append(order)
+            if order.order_id not in self.orders:
+                self._register(order, account)
+            return
+        plan = plan_fills(
+            market, order.side, order.remaining, limit if order.type is not OrderType.MARKET else None
+        )
+        if order.time_in_force is TimeInForce.FOK and sum(lots for _, _, lots in plan) < order.remaining:
+            self._close(order, account, market, CancelReason.FOK_UNFILLED)
+            return
+        for index, price, lots in plan:
+            consume(market, order.side, index, lots)
+            self._venue_fill(market, order, account, lots, price, SYSTEM_VENUE)
+        if order.remaining:
+            self._rest_or_close(order, account, market, limit, bool(plan))
+
+    def _venue_fill(
+        self, market: Market, order: Order, account: Account, lots: int, price: int, counterparty: str
+    ) -> None:
+        """A fill against a system account (the venue, or the insurance fund taking a liquidation)."""
+        other = Order(
+            order_id=0,
+            account_id=counterparty,
+            market=market.symbol,
+            side=Side.SELL if order.side is Side.BUY else Side.BUY,
+            requested_side=OrderSide.SELL if order.side is Side.BUY else OrderSide.BUY,
+            type=OrderType.LIMIT,
+            time_in_force=TimeInForce.GTC,
+            price=price,
+            stop_price=None,
+            quantity=lots,
+            remaining=0,
+        )
+        self.ledger.system_account(counterparty, market.spec.quote)
+        self._settle_fill(market, other, order, account, lots, price)
+
+    def _quote(self, command: cmds.Quote) -> None:
+        market = self._market(command.market)
+        bids = self._quote_levels(market, command.bids, command.bid, command.bid_size, "bid")
+        asks = self._quote_levels(market, command.asks, command.ask, command.ask_size, "ask")
+        bids.sort(key=lambda level: -level[0])
+        asks.sort(key=lambda level: level[0])
+        last = self._price(market, command.last, "last") if command.last is not None else None
+        if bids and asks and bids[0][0] > asks[0][0]:
+            raise invalid_request("a quote's bid is above its ask")
+        if bids and asks:
+            mark = (bids[0][0] + asks[0][0]) // 2
+        elif last is not None:
+            mark = last
+        elif bids or asks:
+            mark = (bids or asks)[0][0]
+        else:
+            raise invalid_request("a quote needs a bid, an ask or a last price")
+        market.quote_bids, market.quote_asks = bids, asks
+        market.quote_ts = self.now
+        if last is not None and market.venue is Venue.QUOTE:
+            market.last_price = last
+        market.mark_price = mark
+        self._events.append(
+            QuoteUpdated(
+                market=market.symbol,
+                bid=bids[0][0] if bids else None,
+                ask=asks[0][0] if asks else None,
+                last=last,
+                source=command.source,
+                ts=self.now,
+            )
+        )
+        self._events.append(MarkPriceUpdated(market=market.symbol, price=mark, ts=self.now))
+        if market.venue is Venue.QUOTE and market.status is MarketStatus.OPEN:
+            self._quote_venue_tick(market)
+        self._mark_to_market(market)
+
+    def _quote_levels(
+        self, market: Market, levels: tuple[tuple[Any, Any], ...], top: Any, top_size: Any, what: str
+    ) -> list[list[Any]]:
+        """Quoted levels as [ticks, lots or None]; sizes are floored to whole lots (feeds quote any size)."""
+        raw = list(levels) if levels else ([(top, top_size)] if top is not None else [])
+        result: list[list[Any]] = []
+        for price, size in raw:
+            lots = None
+            if size is not None:
+                amount = parse_decimal(size, f"{what} size")
+                if amount < 0:
+                    raise invalid_request(f"a quoted {what} size is negative")
+                lots = int(amount // market.spec.lot_size)
+            result.append([self._price(market, price, what), lots])
+        return result
+
+    def _quote_venue_tick(self, market: Market) -> None:
+        """A new quote: orders waiting for latency fill, resting paper limits it crosses, stops it reaches."""
+        if market.delayed:
+            due = [o for o in market.delayed if o.created_ts + market.latency_ns <= self.now]
+            for order in due:
+                market.delayed.remove(order)
+                self._refill_hold_and_execute(order, market)
+        for paper, side in ((market.paper_bids, Side.BUY), (market.paper_asks, Side.SELL)):
+            while paper:
+                order = paper[0]
+                assert order.price is not None
+                available = crossing_size(market, side, order.price)
+                if available == 0:
+                    break
+                account = self.accounts[order.account_id]
+                take = order.remaining if available is None else min(available, order.remaining)
+                levels = market.quote_asks if side is Side.BUY else market.quote_bids
+                left = take
+                for index, (quoted, size) in enumerate(levels):
+                    if left == 0 or (quoted > order.price if side is Side.BUY else quoted < order.price):
+                        break
+                    part = left if size is None else min(left, size)
+                    if part:
+                        consume(market, side, index, part)
+                        left -= part
+                if order.remaining == take:
+                    paper.remove(order)
+                    order.in_book = False
+                self._venue_fill_resting(market, order, account, take)
+                if order.remaining:
+                    break
+        bid, ask = market.best_bid(), market.best_ask()
+        triggered = [
+            o
+            for o in market.stops_buy
+            if ask is not None and o.stop_price is not None and o.stop_price <= ask
+        ]
+        triggered += [
+            o
+            for o in market.stops_sell
+            if bid is not None and o.stop_price is not None and o.stop_price >= bid
+        ]
+        for order in sorted(triggered, key=lambda o: o.order_id):
+            (market.stops_buy if order.side is Side.BUY else market.stops_sell).remove(order)
+            self._fire_stop(order, market)
+
+    def _venue_fill_resting(self, market: Market, order: Order, account: Account, lots: int) -> None:
+        """A resting paper limit fills at its limit price, as the maker."""
+        assert order.price is not None
+        other_side = Side.SELL if order.side is Side.BUY else Side.BUY
+        taker = Order(
+            order_id=0,
+            account_id=SYSTEM_VENUE,
+            market=market.symbol,
+            side=other_side,
+            requested_side=OrderSide(other_side.value),
+            type=OrderType.LIMIT,
+            time_in_force=TimeInForce.IOC,
+            price=order.price,
+            stop_price=None,
+            quantity=lots,
+            remaining=lots,
+        )
+        venue = self.ledger.system_account(SYSTEM_VENUE, market.spec.quote)
+        order.remaining -= lots  # as a book lowers its maker's remaining
+        self._settle_fill(market, order, taker, venue, lots, order.price)
+
+    def _refill_hold_and_execute(self, order: Order, market: Market) -> None:
+        """An order whose execution was deferred re-checks its funds at the prices of now."""
+        account = self.accounts[order.account_id]
+        self._release_hold(order, account, market)
+        limit, lots = self._taking_terms(market, order)
+        try:
+            self._compute_hold(order, account, market, limit, lots)
+        except TradehallError:
+            order.covered = 0
+            order.hold = 0
+            self._close(order, account, market, CancelReason.UNFUNDED)
+            return
+        self._take_hold(order, account, market)
+        self._execute(order, account, market, limit)
+
+    # --- margin, liquidation, assessments ---------------------------------------------------
+
+    def _equity(self, account: Account) -> tuple[int, int]:
+        """(equity, maintenance margin) in the account's currency, at the marks."""
+        equity = account.balance(account.currency).total
+        maintenance = 0
+        markets = self.markets
+        for symbol, position in account.positions.items():
+            if position.quantity == 0:
+                continue
+            market = markets[symbol]
+            if market.spec.quote != account.currency:
+                continue
+            equity += position_value(market, position)
+            maintenance += maintenance_of(market, position)
+        return equity, maintenance
+
+    def _mark_to_market(self, market: Market) -> None:
+        mark = mark_of(market)
+        if mark is None:
+            return
+        if self.config.incremental_marks:
+            account_ids = market.accounts_to_evaluate(mark)
+        else:
+            account_ids = sorted(a for a, p in market.positions.items() if p.quantity != 0)
+        for account_id in account_ids:
+            self._evaluate(self.accounts[account_id])
+
+    def _evaluate_touched(self) -> None:
+        """After a command: every account whose balance or position changed is checked once."""
+        touched = {account_id for account_id, _ in self.ledger.pending_changes()}
+        touched.update(account_id for account_id, _ in self._dirty_positions)
+        for account_id in sorted(touched):
+            account = self.accounts[account_id]
+            if account.kind is not AccountKind.SYSTEM:
+                self._evaluate(account)
+
+    def _evaluate(self, account: Account) -> None:
+        """Liquidation and assessment rules on the account's equity now; then its mark intervals."""
+        if account.kind is AccountKind.SYSTEM:
+            return
+        if account.assessment is None and not any(
+            p.quantity and self.markets[s].kind is MarketKind.PERP for s, p in account.positions.items()
+        ):
+            for symbol in account.positions:  # no rule can fire: forget any interval left from before
+                if account.account_id in self.markets[symbol].interval_of:
+                    self.markets[symbol].set_interval(account.account_id, None)
+            return
+        equity, maintenance = self._equity(account)
+        if maintenance and equity < maintenance:
+            self._liquidate(account, equity, maintenance)
+            equity, maintenance = self._equity(account)
+        state = account.assessment
+        if state is not None and account.status is AccountStatus.ACTIVE:
+            before = (state.peak_equity, state.total_floor)
+            state.observe_equity(equity)
+            breach = state.breach(equity)
+            if breach is not None:
+                self._end_assessment(account, AccountStatus.FAILED, breach[0], equity, breach[1])
+                equity, maintenance = self._equity(account)
+            elif state.passes(equity):
+                self._end_assessment(account, AccountStatus.PASSED, "profit_target", equity, state.target)
+                equity, maintenance = self._equity(account)
+            elif (state.peak_equity, state.total_floor) != before:
+                self._emit_assessment(account, equity)
+        self._update_intervals(account, equity, maintenance)
+
+    def _update_intervals(self, account: Account, equity: int, maintenance: int) -> None:
+        state = account.assessment
+        lower = upper = None
+        if state is not None and account.status is AccountStatus.ACTIVE:
+            lower = state.floor()
+            if state.trading_days >= state.tier.min_trading_days:
+                upper = state.target
+            if (
+                state.tier.drawdown_mode is DrawdownMode.INTRADAY_TRAILING
+                and state.total_floor < state.trailing_lock
+            ):
+                upper = state.peak_equity if upper is None else min(upper, state.peak_equity)
+        for symbol, position in account.positions.items():
+            market = self.markets[symbol]
+            if position.quantity == 0 or market.spec.quote != account.currency:
+                if account.account_id in market.interval_of:
+                    market.set_interval(account.account_id, None)
+                continue
+            other = maintenance - maintenance_of(market, position)
+            interval = mark_interval(market, position, equity, lower, upper, other)
+            unbounded = interval == (UNBOUNDED_LOW, UNBOUNDED_HIGH)
+            if not unbounded or account.account_id in market.interval_of:
+                market.set_interval(account.account_id, None if unbounded else interval)
+
+    def _liquidate(self, account: Account, equity: int, maintenance: int) -> None:
+        """Equity below maintenance: cancel its perp orders, close every perp position at the mark."""
+        for order in sorted(account.open_orders.values(), key=lambda o: o.order_id):  # type: ignore[attr-defined]
+            assert isinstance(order, Order)
+            market = self.markets[order.market]
+            if market.kind is MarketKind.PERP:
+                self._cancel(order, market, CancelReason.LIQUIDATION)
+        for symbol in sorted(account.positions):
+            position = account.positions[symbol]
+            market = self.markets[symbol]
+            price = mark_of(market)
+            if market.kind is not MarketKind.PERP or position.quantity == 0 or price is None:
+                continue
+            insurance_before = (
+                self.ledger.system_account(SYSTEM_INSURANCE, market.spec.quote)
+                .balance(market.spec.quote)
+                .total
+            )
+            quantity = position.quantity
+            self._engine_order(market, account, quantity, price, SYSTEM_INSURANCE, "liquidation")
+            insurance_after = self.accounts[SYSTEM_INSURANCE].balance(market.spec.quote).total
+            self._events.append(
+                PositionLiquidated(
+                    account_id=account.account_id,
+                    market=symbol,
+                    quantity=quantity,
+                    price=price,
+                    equity=equity,
+                    maintenance=maintenance,
+                    insurance_paid=insurance_before - insurance_after,
+                    ts=self.now,
+                )
+            )
+
+    def _engine_order(
+        self, market: Market, account: Account, quantity: int, price: int, counterparty: str, label: str
+    ) -> None:
+        """Close `quantity` signed lots of the account's position by an order the engine places itself."""
+        side = Side.SELL if quantity > 0 else Side.BUY
+        order = Order(
+            order_id=self.next_order_id,
+            account_id=account.account_id,
+            market=market.symbol,
+            side=side,
+            requested_side=OrderSide(side.value),
+            type=OrderType.MARKET,
+            time_in_force=TimeInForce.IOC,
+            price=None,
+            stop_price=None,
+            quantity=abs(quantity),
+            remaining=abs(quantity),
+            client_order_id=f"{label}-{self.next_order_id}",
+            created_ts=self.now,
+            hold_currency=market.spec.quote
+            if market.kind is not MarketKind.SPOT or side is Side.BUY
+            else market.spec.base,
+        )
+        self.next_order_id += 1
+        self._events.append(
+            OrderAccepted(
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=order.market,
+                side=order.side,
+                requested_side=order.requested_side,
+                type=order.type,
+                time_in_force=order.time_in_force,
+                quantity=order.quantity,
+                price=None,
+                stop_price=None,
+                expire_at=None,
+                post_only=False,
+                reduce_only=True,
+                client_order_id=order.client_order_id,
+                status=order.status,
+                ts=self.now,
+            )
+        )
+        self._venue_fill(market, order, account, abs(quantity), price, counterparty)
+
+    def _end_assessment(
+        self, account: Account, status: AccountStatus, rule: str, equity: int, level: int
+    ) -> None:
+        """A breach fails the account, the target passes it: orders cancelled, positions closed, halted."""
+        for order in sorted(account.open_orders.values(), key=lambda o: o.order_id):  # type: ignore[attr-defined]
+            assert isinstance(order, Order)
+            self._cancel(order, self.markets[order.market], CancelReason.ACCOUNT_CLOSED)
+        for symbol in sorted(account.positions):
+            position = account.positions[symbol]
+            market = self.markets[symbol]
+            if position.quantity == 0:
+                continue
+            price = self._closing_price(market, position.quantity)
+            if price is not None:
+                self._engine_order(market, account, position.quantity, price, SYSTEM_VENUE, status.value)
+        account.status = status
+        account.trading_state = TradingState.HALTED
+        final_equity, _ = self._equity(account)
+        state = account.assessment
+        assert state is not None
+        if status is AccountStatus.FAILED:
+            self._events.append(
+                AssessmentFailed(
+                    account_id=account.account_id, rule=rule, equity=equity, floor=level, ts=self.now
+                )
+            )
+        else:
+            self._events.append(
+                AssessmentPassed(
+                    account_id=account.account_id,
+                    equity=final_equity,
+                    target=level,
+                    trading_days=state.trading_days,
+                    ts=self.now,
+                )
+            )
+        self._events.append(
+            AccountStatusChanged(
+                account_id=account.account_id,
+                status=status,
+                trading_state=TradingState.HALTED,
+                reason=rule,
+                ts=self.now,
+            )
+        )
+
+    def _closing_price(self, market: Market, quantity: int) -> int | None:
+        """Where a position closes "at the market": the quote's side with slippage, else the mark."""
+        if market.venue is Venue.QUOTE:
+            side = Side.SELL if quantity > 0 else Side.BUY
+            levels = market.quote_bids if side is Side.SELL else market.quote_asks
+            if levels:
+                return slipped(market, side, levels[0][0])
+        return mark_of(market)
+
+    def _emit_assessment(self, account: Account, equity: int) -> None:
+        state = account.assessment
+        assert state is not None
+        self._events.append(
+            AssessmentUpdated(
+                account_id=account.account_id,
+                equity=equity,
+                peak_equity=state.peak_equity,
+                day_start_balance=state.day_start_balance,
+                daily_floor=state.daily_floor,
+                total_floor=state.total_floor,
+                trading_days=state.trading_days,
+                ts=self.now,
+            )
+        )
+
+    def _tier_day(self, account: Account) -> int:
+        state = account.assessment
+        assert state is not None
+        return tier_day_index(state.tier, self.now)
+
+    def _daily_resets(self) -> None:
+        """At each tier's reset time: the day's starting balance and the end-of-day trailing floor."""
+        for account_id in sorted(self.accounts):
+            account = self.accounts[account_id]
+            state = account.assessment
+            if state is None or account.status is not AccountStatus.ACTIVE:
+                continue
+            day = tier_day_index(state.tier, self.now)
+            if day != state.day_index:
+                state.daily_reset(account.balance(account.currency).total, day)
+                equity, _ = self._equity(account)
+                self._emit_assessment(account, equity)
+                self._evaluate(account)
+        self._schedule_resets()
+
+    def _schedule_resets(self) -> None:
+        tiers = {a.assessment.tier.name: a.assessment.tier for a in self.accounts.values() if a.assessment}
+        self._next_reset = min((next_reset_ts(tier, self.now) for tier in tiers.values()), default=None)
+
+    # --- leverage and funding -------------------------------------------------------------
+
+    def _set_leverage(self, command: cmds.SetLeverage) -> None:
+        market = self._market(command.market)
+        account = self._trader(command.account_id)
+        if market.kind is not MarketKind.PERP:
+            raise invalid_request("leverage is for perp markets")
+        leverage = parse_decimal(command.leverage, "leverage")
+        if leverage < 1:
+            raise invalid_request("leverage must be at least 1")
+        limit = PPM * PPM // market.initial_margin_ppm  # in ppm of 1x
+        if account.assessment is not None and account.assessment.tier.max_leverage is not None:
+            limit = min(limit, int(account.assessment.tier.max_leverage * PPM))
+        if leverage * PPM > limit:
+            raise TradehallError(
+                Code.RISK_LIMIT_EXCEEDED, f"leverage above the maximum {Decimal(limit) / PPM}"
+            )
+        initial = max(market.initial_margin_ppm, ceil_div(PPM * PPM, int(leverage * PPM)))
+        position = market.positions.get(account.account_id)
+        if position is not None and position.quantity:
+            margin = market.margin_of(position.cost, initial)
+            if margin - position.margin > account.available(market.spec.quote):
+                raise TradehallError(
+                    Code.INSUFFICIENT_BALANCE, "the position needs more margin at that leverage"
+                )
+            self.ledger.adjust_held(account, market.spec.quote, margin - position.margin)
+            position.margin = margin
+            self._dirty_positions[(account.account_id, market.symbol)] = position
+        account.leverage[market.symbol] = initial
+        self._events.append(
+            LeverageChanged(
+                account_id=account.account_id, market=market.symbol, initial_margin_ppm=initial, ts=self.now
+            )
+        )
+
+    def _apply_funding(self, command: cmds.ApplyFunding) -> None:
+        market = self._market(command.market)
+        if market.kind is not MarketKind.PERP:
+            raise invalid_request("funding is for perp markets")
+        rate = parse_decimal(command.rate, "rate")
+        if abs(rate) >= 1:
+            raise invalid_request("a funding rate is a fraction below 1")
+        if mark_of(market) is None:
+            raise invalid_request(f"market {market.symbol} has no mark to fund at")
+        self._pay_funding(market, int(rate * PPM))
+
+    def _pay_funding(self, market: Market, rate_ppm: int) -> None:
+        mark = mark_of(market)
+        assert mark is not None
+        quote = market.spec.quote
+        clearing = self.ledger.system_account(SYSTEM_PERP_SETTLEMENT, quote)
+        payments: list[tuple[str, int]] = []
+        for account_id in sorted(market.positions):
+            position = market.positions[account_id]
+            if position.quantity == 0:
+                continue
+            payment = div_round_half_even(
+                market.notional.num * position.quantity * mark * rate_ppm, market.notional.den * PPM
+            )
+            if payment == 0:
+                continue
+            account = self.accounts[account_id]
+            if payment > 0:
+                self._settle_pnl(account, quote, -payment)
+            else:
+                self.ledger.transfer(clearing, account, quote, -payment)
+            payments.append((account_id, payment))
+        self._events.append(
+            FundingPaid(
+                market=market.symbol, rate_ppm=rate_ppm, mark=mark, payments=tuple(payments), ts=self.now
+            )
+        )
+
+    # --- pre-trade risk ----------------------------------------------------------------------
+
+    def _check_risk(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
+        """Limits checked before anything changes: open orders, price band, notional, position, tier rules."""
+        if len(account.open_orders) >= self.config.max_open_orders:
+            raise TradehallError(
+                Code.RISK_LIMIT_EXCEEDED, f"at most {self.config.max_open_orders} open orders"
+            )
+        reference = mark_of(market)
+        if (
+            market.band_ppm is not None
+            and order.price is not None
+            and reference is not None
+            and abs(order.price - reference) * PPM > market.band_ppm * reference
+        ):
+            raise TradehallError(Code.RISK_LIMIT_EXCEEDED, "price is outside the band around the mark")
+        price = limit if limit is not None else reference
+        notional = market.notional.ceil(price * order.quantity) if price is not None else 0
+        if market.max_order_notional is not None and notional > market.max_order_notional:
+            raise TradehallError(Code.RISK_LIMIT_EXCEEDED, "order notional above the market's maximum")
+        position = market.positions.get(account.account_id)
+        held = position.quantity if position is not None else 0
+        after = held + (order.quantity if order.side is Side.BUY else -order.quantity)
+        if (
+            market.max_position_lots is not None
+            and abs(after) > abs(held)
+            and abs(after) > market.max_position_lots
+        ):
+            raise TradehallError(Code.POSITION_LIMIT_EXCEEDED, "position would exceed the market's maximum")
+        state = account.assessment
+        if state is None:
+            return
+        tier = state.tier
+        if tier.allowed_markets is not None and market.symbol not in tier.allowed_markets:
+            raise TradehallError(
+                Code.RISK_LIMIT_EXCEEDED, f"market {market.symbol} is not allowed in this tier"
+            )
+        if price is None:
+            return
+        opening = abs(after) > abs(held)
+        if tier.max_risk_per_trade is not None and opening:
+            risk = self._order_risk(order, account, market, price)
+            allowed = state.initial * tier.max_risk_per_trade
+            if risk > allowed:
+                raise TradehallError(
+                    Code.RISK_LIMIT_EXCEEDED, "the order risks more than the tier allows per trade"
+                )
+        equity, _ = self._equity(account)
+        if tier.max_leverage is not None and market.kind is MarketKind.PERP and opening:
+            exposure = notional + sum(
+                self.markets[s].notional.ceil(abs(p.quantity) * (mark_of(self.markets[s]) or 0))
+                for s, p in account.positions.items()
+                if p.quantity and self.markets[s].kind is MarketKind.PERP
+            )
+            if exposure > equity * tier.max_leverage:
+                raise TradehallError(
+                    Code.RISK_LIMIT_EXCEEDED, "the order would exceed the tier's maximum leverage"
+                )
+        impact = self._immediate_impact(order, account, market, limit, reference)
+        if impact is not None:
+            after_equity = equity + impact
+            if after_equity < state.total_floor:
+                raise TradehallError(Code.DRAWDOWN_VIOLATION, "the fill would cross the drawdown floor")
+            if state.max_daily_loss and after_equity < state.daily_floor:
+                raise TradehallError(Code.DAILY_LOSS_LIMIT, "the fill would cross the daily loss floor")
+
+    def _order_risk(self, order: Order, account: Account, market: Market, price: int) -> int:
+        """Lots x |price - stop_loss| with a stop-loss; else the full cost (spot, binary) or margin (perp)."""
+        if order.stop_loss is not None:
+            return market.notional.ceil(order.quantity * abs(price - order.stop_loss))
+        if market.kind is MarketKind.PERP:
+            return market.margin_of(price * order.quantity, self._im_ppm(account, market))
+        if market.kind is MarketKind.BINARY and order.side is Side.SELL:
+            return market.notional.ceil((market.payout_ticks - price) * order.quantity)
+        return market.notional.ceil(price * order.quantity)
+
+    def _immediate_impact(
+        self, order: Order, account: Account, market: Market, limit: int | None, reference: int | None
+    ) -> int | None:
+        """Equity change of the part that would fill now: (mark - price) x lots per fill, minus fees."""
+        if order.status is OrderStatus.PENDING_TRIGGER:
+            return None
+        if market.venue is Venue.QUOTE:
+            fills = [
+                (price, lots) for _, price, lots in plan_fills(market, order.side, order.remaining, limit)
+            ]
+        else:
+            lots, worst = market.book.fillable(
+                order.side, limit, order.remaining, account.account_id, market.stp
+            )
+            fills = [(worst, lots)] if lots and worst is not None else []
+        if not fills:
+            return None
+        mark = reference if reference is not None else fills[0][0]
+        sign = 1 if order.side is Side.BUY else -1
+        impact = 0
+        for price, lots in fills:
+            impact += market.notional.floor(sign * (mark - price) * lots)
+            impact -= market.fee_bound(lots, price)
+        return impact
+
     # --- reads for adapters ----------------------------------------------------------------
 
     def order_id_for(self, account_id: str, client_order_id: str) -> int | None:
@@ -1126,6 +1897,8 @@ class Engine:
                     a.status,
                     a.trading_state,
                     sorted([c, b.total, b.held] for c, b in a.balances.items()),
+                    sorted(a.leverage.items()),
+                    None if a.assessment is None else a.assessment.snapshot(),
                 ]
             )
         markets = []
@@ -1144,38 +1917,20 @@ class Engine:
                 ]
                 for _, p in sorted(m.positions.items())
             ]
-            markets.append([m.spec, m.status, m.book_sequence, m.last_price, m.mark_price, positions])
-        orders = [
-            [
-                o.order_id,
-                o.account_id,
-                o.market,
-                o.side,
-                o.requested_side,
-                o.type,
-                o.time_in_force,
-                o.price,
-                o.stop_price,
-                o.quantity,
-                o.remaining,
-                o.filled,
-                o.fills_notional,
-                o.fees_paid,
-                o.expire_at,
-                o.post_only,
-                o.reduce_only,
-                o.client_order_id,
-                o.created_ts,
-                o.status,
-                o.in_book,
-                o.priority,
-                o.covered,
-                o.hold,
-                o.fee_accrued,
-                o.hold_currency,
-            ]
-            for _, o in sorted(self.orders.items())
-        ]
+            markets.append(
+                {
+                    "spec": m.spec,
+                    "status": m.status,
+                    "book_sequence": m.book_sequence,
+                    "last_price": m.last_price,
+                    "mark_price": m.mark_price,
+                    "positions": positions,
+                    "quote": [m.quote_bids, m.quote_asks, m.quote_ts],
+                    "delayed": [o.order_id for o in m.delayed],
+                    "intervals": sorted([a, low, high] for a, (low, high) in m.interval_of.items()),
+                    "next_funding_ts": m.next_funding_ts,
+                }
+            )
         return {
             "version": SNAPSHOT_VERSION,
             "config": self.config,
@@ -1185,7 +1940,7 @@ class Engine:
             "priority": self._priority,
             "accounts": accounts,
             "markets": markets,
-            "orders": orders,
+            "orders": [order for _, order in sorted(self.orders.items())],
             "client_order_ids": sorted([a, c, i] for (a, c), i in self.client_order_ids.items()),
         }
 
@@ -1200,24 +1955,44 @@ class Engine:
         engine.next_order_id = state["next_order_id"]
         engine.next_trade_id = state["next_trade_id"]
         engine._priority = state["priority"]
-        for account_id, owner, kind, currency, cost_basis, tier, status, trading_state, balances in state[
-            "accounts"
-        ]:
+        for (
+            account_id,
+            owner,
+            kind,
+            currency,
+            cost_basis,
+            tier,
+            status,
+            trading_state,
+            balances,
+            leverage,
+            assessment,
+        ) in state["accounts"]:
             account = Account(account_id, owner, AccountKind(kind), currency, CostBasis(cost_basis), tier)
             account.status = AccountStatus(status)
             account.trading_state = TradingState(trading_state)
             for currency_code, total, held in balances:
                 account.balances[currency_code] = Balance(total, held)
+            account.leverage = dict(leverage)
+            if assessment is not None:
+                tier_spec = config.tiers[tier]
+                account.assessment = AssessmentState(tier_spec, config.decimals(tier_spec.currency), 0)
+                account.assessment.restore(assessment)
             engine.accounts[account_id] = account
-        for raw_spec, status, book_sequence, last_price, mark_price, positions in state["markets"]:
-            spec = msgspec.convert(raw_spec, MarketSpec)
+        delayed: dict[str, list[int]] = {}
+        for raw in state["markets"]:
+            spec = msgspec.convert(raw["spec"], MarketSpec)
             market = Market(spec, config.currency_decimals, book_factory())
-            market.status = MarketStatus(status)
-            market.book_sequence = book_sequence
-            market.last_price = last_price
-            market.mark_price = mark_price
-            for account_id, quantity, cost, realized, margin, reserved_buy, reserved_sell, lots in positions:
-                position = market.position(account_id, engine.accounts[account_id].cost_basis)
+            market.status = MarketStatus(raw["status"])
+            market.book_sequence = raw["book_sequence"]
+            market.last_price = raw["last_price"]
+            market.mark_price = raw["mark_price"]
+            market.quote_bids, market.quote_asks, market.quote_ts = raw["quote"]
+            market.next_funding_ts = raw["next_funding_ts"]
+            for account_id, quantity, cost, realized, margin, reserved_buy, reserved_sell, lots in raw[
+                "positions"
+            ]:
+                position = engine._position(market, engine.accounts[account_id])
                 position.quantity, position.cost, position.realized = quantity, cost, realized
                 position.margin, position.reserved_buy, position.reserved_sell = (
                     margin,
@@ -1226,76 +2001,27 @@ class Engine:
                 )
                 if lots is not None and position.lots is not None:
                     position.lots.extend([list(lot) for lot in lots])
+            for account_id, low, high in raw["intervals"]:
+                market.set_interval(account_id, (low, high))
+            delayed[spec.symbol] = raw["delayed"]
             engine.markets[spec.symbol] = market
-        restored: list[Order] = []
-        for row in state["orders"]:
-            (
-                order_id,
-                account_id,
-                market_symbol,
-                side,
-                requested_side,
-                order_type,
-                tif,
-                price,
-                stop_price,
-                quantity,
-                remaining,
-                filled,
-                fills_notional,
-                fees_paid,
-                expire_at,
-                post_only,
-                reduce_only,
-                client_order_id,
-                created_ts,
-                status,
-                in_book,
-                priority,
-                covered,
-                hold,
-                fee_accrued,
-                hold_currency,
-            ) = row
-            order = Order(
-                order_id=order_id,
-                account_id=account_id,
-                market=market_symbol,
-                side=Side(side),
-                requested_side=OrderSide(requested_side),
-                type=OrderType(order_type),
-                time_in_force=TimeInForce(tif),
-                price=price,
-                stop_price=stop_price,
-                quantity=quantity,
-                remaining=quantity,
-                expire_at=expire_at,
-                post_only=post_only,
-                reduce_only=reduce_only,
-                client_order_id=client_order_id,
-                created_ts=created_ts,
-            )
-            order.remaining, order.filled = remaining, filled
-            order.fills_notional, order.fees_paid = fills_notional, fees_paid
-            order.status = OrderStatus(status)
-            order.priority, order.covered = priority, covered
-            order.hold, order.fee_accrued, order.hold_currency = (
-                hold,
-                fee_accrued,
-                hold_currency,
-            )
-            order.in_book = in_book
-            restored.append(order)
+        restored = [msgspec.convert(raw, Order) for raw in state["orders"]]
         for order in sorted(restored, key=lambda o: o.priority):
             account = engine.accounts[order.account_id]
             market = engine.markets[order.market]
             engine._register(order, account)
-            if order.in_book:
-                market.book.add(order)
-            elif order.status is OrderStatus.PENDING_TRIGGER:
+            if order.status is OrderStatus.PENDING_TRIGGER:
                 (market.stops_buy if order.side is Side.BUY else market.stops_sell).add(order)
+            elif order.in_book and market.venue is Venue.QUOTE:
+                (market.paper_bids if order.side is Side.BUY else market.paper_asks).add(order)
+            elif order.in_book:
+                order.in_book = False
+                market.book.add(order)
+        for symbol, order_ids in delayed.items():
+            engine.markets[symbol].delayed = [engine.orders[order_id] for order_id in order_ids]
         for market in engine.markets.values():
             market.book.take_changes()
         for account_id, client_order_id, order_id in state["client_order_ids"]:
             engine.client_order_ids[(account_id, client_order_id)] = order_id
+        engine._schedule_resets()
         return engine

@@ -9,8 +9,14 @@ in one `system:collateral:<market>` account per market. Holds only move money be
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tradehall.domain.enums import AccountKind, AccountStatus, CostBasis, TradingState
 from tradehall.domain.events import AnyEvent, BalanceChanged
+
+if TYPE_CHECKING:
+    from tradehall.engine.positions import Position
+    from tradehall.engine.risk import AssessmentState
 
 SYSTEM_EXTERNAL = "system:external"
 SYSTEM_FEES = "system:fees"
@@ -35,12 +41,15 @@ class Balance:
 class Account:
     __slots__ = (
         "account_id",
+        "assessment",
         "balances",
         "cost_basis",
         "currency",
         "kind",
+        "leverage",
         "open_orders",
         "owner",
+        "positions",
         "status",
         "tier",
         "trading_state",
@@ -65,6 +74,9 @@ class Account:
         self.trading_state = TradingState.ACTIVE
         self.balances: dict[str, Balance] = {}
         self.open_orders: dict[int, object] = {}
+        self.positions: dict[str, Position] = {}  # by market, the same objects as Market.positions
+        self.leverage: dict[str, int] = {}  # initial margin in ppm chosen per perp market
+        self.assessment: AssessmentState | None = None
 
     def balance(self, currency: str) -> Balance:
         balance = self.balances.get(currency)
@@ -119,6 +131,10 @@ class Ledger:
         changes = self._changes
         if key not in changes:
             changes[key] = 0
+
+    def pending_changes(self) -> list[tuple[str, str]]:
+        """(account, currency) of every balance changed since the last flush."""
+        return list(self._changes)
 
     def flush(self, reason: str, events: list[AnyEvent]) -> None:
         if not self._changes:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from sortedcontainers import SortedList
 
-from tradehall.domain.enums import CostBasis, FeeModel, MarketKind, MarketStatus, SelfTradePrevention, Side
+from tradehall.domain.enums import (
+    CostBasis,
+    FeeModel,
+    MarketKind,
+    MarketStatus,
+    SelfTradePrevention,
+    Side,
+    Venue,
+)
 from tradehall.domain.errors import invalid_request
 from tradehall.domain.fixedpoint import PPM, Ratio, ceil_div, minor_of, parse_decimal, ppm_of, units_of
 from tradehall.domain.market import MarketSpec
@@ -47,6 +55,16 @@ class Book(Protocol):
     def has_changes(self) -> bool: ...
 
 
+def _paper_bid_key(order: Order) -> tuple[int, int]:
+    assert order.price is not None
+    return -order.price, order.priority
+
+
+def _paper_ask_key(order: Order) -> tuple[int, int]:
+    assert order.price is not None
+    return order.price, order.priority
+
+
 def _stop_key(order: Order) -> tuple[int, int]:
     assert order.stop_price is not None
     return order.stop_price, order.order_id
@@ -58,23 +76,41 @@ class Market:
     __slots__ = (
         "_lots_cache",
         "_ticks_cache",
+        "band_ppm",
         "base_per_lot",
         "book",
         "book_sequence",
         "collateral_id",
+        "delayed",
+        "funding_interval_ns",
+        "funding_rate_ppm",
         "initial_margin_ppm",
+        "interval_high",
+        "interval_low",
+        "interval_of",
         "kind",
         "last_price",
+        "latency_ns",
         "maintenance_margin_ppm",
         "maker_ppm",
         "mark_price",
         "max_lots",
+        "max_order_notional",
+        "max_position_lots",
         "min_lots",
+        "next_funding_ts",
         "notional",
+        "paper_asks",
+        "paper_bids",
         "payout_ticks",
         "positions",
         "quadratic",
         "quadratic_ratio",
+        "quote_asks",
+        "quote_bids",
+        "quote_max_age_ns",
+        "quote_ts",
+        "slippage_ppm",
         "spec",
         "status",
         "stops_buy",
@@ -82,6 +118,7 @@ class Market:
         "stp",
         "symbol",
         "taker_ppm",
+        "venue",
     )
 
     def __init__(self, spec: MarketSpec, decimals: dict[str, int], book: Book) -> None:
@@ -104,6 +141,18 @@ class Market:
         self.stops_buy: SortedList = SortedList(key=_stop_key)
         self.stops_sell: SortedList = SortedList(key=_stop_key)
         self.collateral_id = f"system:collateral:{spec.symbol}"
+        self.venue = spec.venue
+        self.quote_bids: list[list[Any]] = []  # [price ticks, lots or None], best first
+        self.quote_asks: list[list[Any]] = []
+        self.quote_ts: int | None = None
+        self.quote_max_age_ns = None if spec.quote_max_age_ms is None else spec.quote_max_age_ms * 1_000_000
+        self.latency_ns = spec.latency_ms * 1_000_000
+        self.paper_bids: SortedList = SortedList(key=_paper_bid_key)
+        self.paper_asks: SortedList = SortedList(key=_paper_ask_key)
+        self.delayed: list[Order] = []
+        self.interval_low: SortedList = SortedList()  # (low, account id)
+        self.interval_high: SortedList = SortedList()  # (high, account id)
+        self.interval_of: dict[str, tuple[int, int]] = {}
         quote_decimals = decimals.get(spec.quote, 8)
         self.notional = Ratio.of(spec.tick_size * spec.lot_size * Decimal(10) ** quote_decimals)
         self.min_lots = units_of(spec.min_quantity, spec.lot_size, "min_quantity") if spec.min_quantity else 1
@@ -121,6 +170,28 @@ class Market:
             raise invalid_request("fees must be fractions in [0, 1)")
         self.maker_ppm = ppm_of(maker_fee, "maker_fee")
         self.taker_ppm = ppm_of(taker_fee, "taker_fee")
+        slippage = spec.slippage
+        if slippage is None:
+            slippage = Decimal("0.002") if spec.kind is MarketKind.BINARY else Decimal("0.001")
+        if not 0 <= slippage < 1:
+            raise invalid_request("slippage must be a fraction in [0, 1)")
+        self.slippage_ppm = ppm_of(slippage, "slippage")
+        self.band_ppm = ppm_of(spec.price_band, "price_band") if spec.price_band is not None else None
+        self.max_order_notional = (
+            minor_of(spec.max_order_notional, quote_decimals, "max_order_notional")
+            if spec.max_order_notional is not None
+            else None
+        )
+        self.max_position_lots = (
+            units_of(spec.max_position, spec.lot_size, "max_position")
+            if spec.max_position is not None
+            else None
+        )
+        self.funding_interval_ns = (spec.funding_interval_seconds or 0) * 1_000_000_000
+        self.funding_rate_ppm = (
+            ppm_of(spec.funding_rate, "funding_rate") if spec.funding_rate is not None else 0
+        )
+        self.next_funding_ts: int | None = None
         self.base_per_lot = 0
         self.payout_ticks = 0
         self.quadratic_ratio = Ratio(0, 1)
@@ -197,15 +268,53 @@ class Market:
             return ceil_div(self.fee_numerator(0, lots, half, ppm), self.fee_denominator)
         return ceil_div(self.notional.ceil(price * lots) * ppm, PPM)
 
-    def margin_of(self, cost: int) -> int:
+    def margin_of(self, cost: int, initial_margin_ppm: int) -> int:
         """Initial margin of a position whose entry value is `cost` tick-lots."""
-        return ceil_div(self.notional.ceil(abs(cost)) * self.initial_margin_ppm, PPM)
+        return ceil_div(self.notional.ceil(abs(cost)) * initial_margin_ppm, PPM)
+
+    def best_bid(self) -> int | None:
+        """The best price a seller can reach: the book's bid, or the external quote's."""
+        if self.venue is Venue.QUOTE:
+            return self.quote_bids[0][0] if self.quote_bids else None
+        return self.book.best_bid()
+
+    def best_ask(self) -> int | None:
+        if self.venue is Venue.QUOTE:
+            return self.quote_asks[0][0] if self.quote_asks else None
+        return self.book.best_ask()
 
     def position(self, account_id: str, method: CostBasis) -> Position:
         position = self.positions.get(account_id)
         if position is None:
             position = self.positions[account_id] = Position(account_id, self.symbol, method)
         return position
+
+    def resting_orders(self) -> list[Order]:
+        """Orders waiting for a counterparty: in the book, or (quote venue) in the paper lists."""
+        return self.book.orders() + list(self.paper_bids) + list(self.paper_asks) + list(self.delayed)
+
+    def set_interval(self, account_id: str, interval: tuple[int, int] | None) -> None:
+        """Where this account's next mark-to-market evaluation lies; None: it has no position here."""
+        old = self.interval_of.pop(account_id, None)
+        if old is not None:
+            self.interval_low.remove((old[0], account_id))
+            self.interval_high.remove((old[1], account_id))
+        if interval is not None:
+            self.interval_of[account_id] = interval
+            self.interval_low.add((interval[0], account_id))
+            self.interval_high.add((interval[1], account_id))
+
+    def accounts_to_evaluate(self, mark: int) -> list[str]:
+        """Accounts whose interval the mark has left (mark <= low or mark >= high)."""
+        found: set[str] = set()
+        lows = self.interval_low
+        index = lows.bisect_left((mark + 1, ""))
+        for position in range(index, len(lows)):
+            found.add(lows[position][1])
+        highs = self.interval_high
+        for position in range(highs.bisect_right((mark, "\uffff"))):
+            found.add(highs[position][1])
+        return sorted(found)
 
     @property
     def open_for_orders(self) -> bool:

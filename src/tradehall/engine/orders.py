@@ -47,3 +47,4 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     hold: int = 0
     fee_accrued: int = 0
     hold_currency: str = ""
+    stop_loss: int | None = None
