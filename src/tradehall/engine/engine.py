@@ -1240,7 +1240,9 @@ class Engine:
             prices = [price for _, price, _ in plan]
             best_case = max(prices) if order.side is Side.BUY else min(prices)
             return best_case, sum(taken for _, _, taken in plan)
-        fillable, worst = market.book.fillable(order.side, None, order.remaining, order.account_id, market.stp)
+        fillable, worst = market.book.fillable(
+            order.side, None, order.remaining, order.account_id, market.stp
+        )
         return worst, fillable
 
     def _execute_on_quote(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
