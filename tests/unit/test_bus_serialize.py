@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
+
 from tradehall.bus.envelope import SCHEMA_VERSION, decode_envelope, encode_envelope, iso_time
-from tradehall.bus.sample import BASE_TS, crossing_order, market_created, perp_spec
+from tradehall.bus.sample import BASE_TS, account_opened, crossing_order, market_created, perp_spec
 from tradehall.bus.serialize import EventSerializer
-from tradehall.domain.commands import SettleMarket
+from tradehall.bus.topics import Route, route_of
+from tradehall.domain.commands import MarkPrice, SettleMarket
 from tradehall.domain.enums import MarketKind, Outcome
 from tradehall.domain.events import (
     BalanceChanged,
@@ -160,3 +163,71 @@ def test_envelope_json_round_trip_keeps_decimal_strings() -> None:
 
 def test_iso_time_keeps_nanoseconds() -> None:
     assert iso_time(1_767_225_600_123_456_789) == "2026-01-01T00:00:00.123456789Z"
+
+
+# Stand-ins with the names and fields of events the engine added later: the bus handles them by name,
+# so a newer engine never stalls the publisher.
+class QuoteUpdated(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="event"):
+    market: str
+    bid: int | None
+    ask: int | None
+    last: int | None
+    source: str
+    ts: int
+
+
+class FundingPaid(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="event"):
+    market: str
+    rate_ppm: int
+    mark: int
+    payments: tuple[tuple[str, int], ...]
+    ts: int
+
+
+class AssessmentUpdated(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="event"):
+    account_id: str
+    equity: int
+    peak_equity: int
+    trading_days: int
+    ts: int
+
+
+class SomethingNew(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="event"):
+    account_id: str
+    amount: int
+
+
+def test_events_added_later_are_routed_and_converted_by_name() -> None:
+    command = MarkPrice(market="BTC-PERP", price=Decimal(1))
+    serializer = EventSerializer([perp_spec("BTC-PERP")])
+    quote = QuoteUpdated(market="BTC-PERP", bid=200_000, ask=200_001, last=None, source="binance", ts=1)
+    assert route_of(quote, command) == Route("market-data.binance-ticks", "BTC-PERP")  # type: ignore[arg-type]
+    assert serializer.payload(quote) == {  # type: ignore[arg-type]
+        "market": "BTC-PERP",
+        "bid": "100000",
+        "ask": "100000.5",
+        "last": None,
+        "source": "binance",
+        "ts": 1,
+    }
+
+    funding = FundingPaid(market="BTC-PERP", rate_ppm=125, mark=200_000, payments=(("a", -1_050),), ts=1)
+    assert route_of(funding, command) == Route("markets", "BTC-PERP")  # type: ignore[arg-type]
+    paid = serializer.payload(funding)  # type: ignore[arg-type]
+    assert (paid["rate"], paid["mark"], paid["payments"]) == ("0.000125", "100000", [["a", "-10.50"]])
+
+    serializer.envelopes(account_opened(1, "eu"))
+    updated = AssessmentUpdated(
+        account_id="eu", equity=1_000_050, peak_equity=1_000_100, trading_days=3, ts=1
+    )
+    assert route_of(updated, command) == Route("accounts", "eu")  # type: ignore[arg-type]
+    converted = serializer.payload(updated)  # type: ignore[arg-type]
+    assert (converted["equity"], converted["peak_equity"], converted["trading_days"]) == (
+        "10000.50",
+        "10001.00",
+        3,
+    )
+
+    unknown = SomethingNew(account_id="x", amount=5)
+    assert route_of(unknown, command) == Route("accounts", "x")  # type: ignore[arg-type]
+    assert serializer.payload(unknown) == {"account_id": "x", "amount": 5}  # type: ignore[arg-type]

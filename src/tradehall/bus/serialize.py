@@ -9,6 +9,7 @@ market's quote currency; a `BalanceChanged` names its own currency.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -17,6 +18,7 @@ import structlog
 from tradehall.bus.envelope import SCHEMA_VERSION, Envelope, iso_time, message_id
 from tradehall.bus.topics import route_of
 from tradehall.domain.events import (
+    AccountOpened,
     AnyEvent,
     BalanceChanged,
     BookChanged,
@@ -32,7 +34,7 @@ from tradehall.domain.events import (
     PositionChanged,
     TradeExecuted,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
+from tradehall.domain.fixedpoint import PPM, amount_of, decimal_of, decimal_str
 from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS, MarketSpec
 from tradehall.journal.records import JournalRecord
 
@@ -44,16 +46,20 @@ UNKNOWN_CURRENCY_DECIMALS = 8
 class EventSerializer:
     """Turns journal records into envelopes; owns the market spec cache the conversions need."""
 
-    __slots__ = ("_currency_decimals", "_specs", "_warned")
+    __slots__ = ("_account_currency", "_currency_decimals", "_default_currency", "_specs", "_warned")
 
     def __init__(
         self,
         specs: Iterable[MarketSpec] = (),
         currency_decimals: Mapping[str, int] = DEFAULT_CURRENCY_DECIMALS,
+        default_currency: str = "USD",
     ) -> None:
         self._specs: dict[str, MarketSpec] = {spec.symbol: spec for spec in specs}
         self._currency_decimals = dict(currency_decimals)
         self._warned: set[str] = set()
+        self._account_currency: dict[str, str] = {}
+        """From `AccountOpened`; an account not seen since the publisher started uses `default_currency`."""
+        self._default_currency = default_currency
 
     @property
     def specs(self) -> list[MarketSpec]:
@@ -86,7 +92,14 @@ class EventSerializer:
 
     def payload(self, event: AnyEvent) -> dict[str, Any]:
         payload: dict[str, Any] = msgspec.to_builtins(event)
-        del payload["event"]
+        payload.pop("event", None)
+        if isinstance(event, AccountOpened):
+            self._account_currency[event.account_id] = event.currency
+            return payload
+        account_converter = _account_converters.get(type(event).__name__)
+        if account_converter is not None:
+            account_converter(self, event, payload)
+            return payload
         if isinstance(event, MarketCreated | BalanceChanged):
             if isinstance(event, BalanceChanged):
                 decimals = self._decimals(event.currency)
@@ -100,7 +113,7 @@ class EventSerializer:
             return payload
         spec = self._specs.get(market)
         if spec is None:
-            converter = _converters.get(type(event))
+            converter = _converters.get(type(event)) or _converters_by_name.get(type(event).__name__)
             if converter is not None:
                 # Publishing must not stall on an unknown market: send the raw integers, say so.
                 if market not in self._warned:
@@ -108,13 +121,16 @@ class EventSerializer:
                     log.warning("bus_unknown_market_spec", market=market, event_type=type(event).__name__)
                 payload["units"] = "raw"
             return payload
-        converter = _converters.get(type(event))
+        converter = _converters.get(type(event)) or _converters_by_name.get(type(event).__name__)
         if converter is not None:
             converter(self, spec, event, payload)
         return payload
 
     def _decimals(self, currency: str) -> int:
         return self._currency_decimals.get(currency, UNKNOWN_CURRENCY_DECIMALS)
+
+    def _account_decimals(self, account_id: str) -> int:
+        return self._decimals(self._account_currency.get(account_id, self._default_currency))
 
 
 def _price(ticks: int | None, spec: MarketSpec) -> str | None:
@@ -127,6 +143,13 @@ def _qty(lots: int, spec: MarketSpec) -> str:
 
 def _money(minor: int, decimals: int) -> str:
     return decimal_str(amount_of(minor, decimals))
+
+
+_ONE_PPM = Decimal(1) / PPM
+
+
+def _ppm(ppm: int) -> str:
+    return decimal_str(decimal_of(ppm, _ONE_PPM))
 
 
 def _order_accepted(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
@@ -197,4 +220,64 @@ _converters: dict[type, Callable[[EventSerializer, MarketSpec, Any, dict[str, An
     MarkPriceUpdated: _mark,
     MarketSettled: _settled,
     MarketVoided: _voided,
+}
+
+
+# Events added to the domain after the first bus release, converted by name (see topics._route_by_name).
+
+
+def _quote(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    for field in ("bid", "ask", "last"):
+        p[field] = _price(getattr(e, field, None), spec)
+
+
+def _liquidated(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    decimals = s._decimals(spec.quote)
+    p["quantity"] = _qty(e.quantity, spec)
+    p["price"] = _price(e.price, spec)
+    for field in ("equity", "maintenance", "insurance_paid"):
+        p[field] = _money(getattr(e, field), decimals)
+
+
+def _funding(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    decimals = s._decimals(spec.quote)
+    p["rate"] = _ppm(e.rate_ppm)
+    p["mark"] = _price(e.mark, spec)
+    p["payments"] = [[account, _money(minor, decimals)] for account, minor in e.payments]
+
+
+def _leverage(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    p["initial_margin"] = _ppm(e.initial_margin_ppm)
+
+
+_converters_by_name: dict[str, Callable[[EventSerializer, MarketSpec, Any, dict[str, Any]], None]] = {
+    "QuoteUpdated": _quote,
+    "PositionLiquidated": _liquidated,
+    "FundingPaid": _funding,
+    "LeverageChanged": _leverage,
+}
+
+_ASSESSMENT_MONEY = (
+    "equity",
+    "floor",
+    "target",
+    "peak_equity",
+    "day_start_balance",
+    "daily_floor",
+    "total_floor",
+)
+
+
+def _assessment(s: EventSerializer, e: Any, p: dict[str, Any]) -> None:
+    """Assessment money is in the account's currency."""
+    decimals = s._account_decimals(e.account_id)
+    for field in _ASSESSMENT_MONEY:
+        if isinstance(p.get(field), int):
+            p[field] = _money(p[field], decimals)
+
+
+_account_converters: dict[str, Callable[[EventSerializer, Any, dict[str, Any]], None]] = {
+    "AssessmentFailed": _assessment,
+    "AssessmentPassed": _assessment,
+    "AssessmentUpdated": _assessment,
 }

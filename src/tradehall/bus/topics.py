@@ -75,12 +75,35 @@ def route_of(event: AnyEvent, command: AnyCommand) -> Route:
             return Route(f"market-data.{_token(source)}-ticks", event.market)
         case CommandRejected():
             # A refused cancel/deposit/withdraw concerns its account; a refused admin command its market.
-            account = getattr(command, "account_id", None)
-            if isinstance(account, str):
-                return Route("accounts", account)
-            market = getattr(command, "market", None)
-            return Route("markets", market if isinstance(market, str) else "")
-    raise TypeError(f"no topic for event {type(event).__name__}")  # pragma: no cover
+            return _by_account_then_market(command)
+    return _route_by_name(event)
+
+
+_MARKET_DATA_EVENTS = frozenset({"QuoteUpdated"})
+_MARKET_EVENTS = frozenset({"FundingPaid"})
+
+
+def _route_by_name(event: object) -> Route:
+    """Events added after this module: quotes to market data, funding to markets, the rest by owner.
+
+    Matched by name so the bus keeps publishing (never stalls the outbox) when the engine grows.
+    """
+    name = type(event).__name__
+    market = getattr(event, "market", None)
+    if name in _MARKET_DATA_EVENTS and isinstance(market, str):
+        source = getattr(event, "source", "") or MARK_SOURCE
+        return Route(f"market-data.{_token(str(source))}-ticks", market)
+    if name in _MARKET_EVENTS and isinstance(market, str):
+        return Route("markets", market)
+    return _by_account_then_market(event)
+
+
+def _by_account_then_market(thing: object) -> Route:
+    account = getattr(thing, "account_id", None)
+    if isinstance(account, str):
+        return Route("accounts", account)
+    market = getattr(thing, "market", None)
+    return Route("markets", market if isinstance(market, str) else "")
 
 
 def _token(name: str) -> str:
