@@ -298,9 +298,9 @@ def paced_server(name: str, messages: list[bytes], per_second: int, ports: Any, 
         interval = 1.0 / per_second
         start = time.perf_counter()
         for index, raw in enumerate(messages):
-            due = start + index * interval
-            while time.perf_counter() < due:  # spin: sleeps are too coarse for 200 us spacing
-                pass
+            delay = start + index * interval - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)  # clock_nanosleep: fine enough for 200 us spacing, and frees the core
             sent.append(time.perf_counter_ns())
             ws.send(raw)
         sent_out.put(sent)

@@ -348,3 +348,25 @@ def test_simulated_binary_stays_inside_zero_and_one() -> None:
     for step in range(2000):
         feed.step(ts=step)
     assert all(D(0) < q.bid < q.ask < D(1) for q in seen if q.bid is not None and q.ask is not None)  # type: ignore[operator]
+
+
+def test_level_book_bulk_update_matches_one_by_one() -> None:
+    from tradehall.marketdata.book import LevelBook
+
+    rng = random.Random(11)
+    for highest in (True, False):
+        one, bulk = LevelBook(highest), LevelBook(highest)
+        for _ in range(300):
+            levels = [
+                (D(rng.randint(90, 110)), D(rng.choice((0, 0, 1, 2, 5)))) for _ in range(rng.randint(1, 6))
+            ]
+            for price, size in levels:
+                one.set(price, size)
+            bulk.set_levels(levels)
+            assert bulk.levels == one.levels
+            assert bulk.best() == one.best()
+            expected = None
+            if one.levels:
+                top = max(one.levels) if highest else min(one.levels)
+                expected = (top, one.levels[top])
+            assert bulk.best() == expected

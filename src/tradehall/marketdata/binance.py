@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
+import msgspec
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
@@ -35,8 +36,7 @@ WS_ROOT = "wss://stream.binance.com:9443"
 MAX_BUFFERED_DIFFS = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class DepthUpdate:
+class DepthUpdate(msgspec.Struct, frozen=True, gc=False):
     symbol: str
     first_id: int
     """`U`."""
@@ -224,10 +224,8 @@ class DepthBook:
         return SyncResult.SYNCED
 
     def _apply(self, update: DepthUpdate) -> None:
-        for price, size in update.bids:
-            self.bids.set(price, size)
-        for price, size in update.asks:
-            self.asks.set(price, size)
+        self.bids.set_levels(update.bids)
+        self.asks.set_levels(update.asks)
         self.last_update_id = update.final_id
 
     def reset(self) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from tradehall.marketdata.models import Level
+
+ZERO = Decimal(0)
 
 
 class LevelBook:
@@ -23,7 +26,7 @@ class LevelBook:
 
     def set(self, price: Decimal, size: Decimal) -> None:
         """Set a level's absolute size; zero (or less) removes it."""
-        if size <= 0:
+        if size <= ZERO:
             if self.levels.pop(price, None) is not None and price == self._best:
                 self._best = None
             return
@@ -34,6 +37,24 @@ class LevelBook:
                 self._best = price
         elif price > best if self._highest_first else price < best:
             self._best = price
+
+    def set_levels(self, levels: Iterable[Level]) -> None:
+        """`set` for many levels (a depth diff), with the lookups hoisted out of the loop."""
+        book = self.levels
+        best = self._best
+        highest = self._highest_first
+        for price, size in levels:
+            if size <= ZERO:
+                if book.pop(price, None) is not None and price == best:
+                    best = None
+            else:
+                book[price] = size
+                if best is None:
+                    if len(book) == 1:
+                        best = price
+                elif price > best if highest else price < best:
+                    best = price
+        self._best = best
 
     def add(self, price: Decimal, change: Decimal) -> Decimal:
         """Apply a signed change to a level; returns the new size (0 when gone)."""
