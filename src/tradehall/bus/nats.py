@@ -128,11 +128,11 @@ class NatsJetStreamBus:
             return
         await self.start()
         try:
+            # No wait_stall: with one, nats-py wraps every publish in a task and flushes one message a time.
             futures = [
                 await self._js.publish_async(
                     self.subject(envelope.topic),
                     encode_envelope(envelope),
-                    wait_stall=self._ack_timeout,
                     headers={"Nats-Msg-Id": envelope.id},
                 )
                 for envelope in messages
