@@ -310,15 +310,19 @@ class KalshiFeed(Feed):
         await self._subscribe(ws, ticker)
 
     async def _consume(self, ws: ClientConnection) -> None:
-        while not self._stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), self.stale_after)
-            except TimeoutError:
-                self.note_error(FeedError(ErrorKind.STALE, f"no message for {self.stale_after}s"))
-                return
-            gap = self.handle_message(raw if isinstance(raw, bytes) else raw.encode())
-            if gap is not None:
-                await self._resubscribe(ws, *gap)
+        # One timeout pushed forward per message: cheaper than `wait_for` (a task per message).
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.stale_after) as deadline:
+                async for raw in ws:
+                    gap = self.handle_message(raw if isinstance(raw, bytes) else raw.encode())
+                    if gap is not None:
+                        await self._resubscribe(ws, *gap)
+                    if self._stop.is_set():
+                        return
+                    deadline.reschedule(loop.time() + self.stale_after)
+        except TimeoutError:
+            self.note_error(FeedError(ErrorKind.STALE, f"no message for {self.stale_after}s"))
 
     def handle_message(self, raw: bytes) -> tuple[str, int | None] | None:
         """Apply one WebSocket message; returns (ticker, sid) when that book must be resubscribed."""
