@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -101,6 +102,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.state.gateway = gateway
         app.state.hub = hub
         app.state.service = runtime
+        # long-lived objects (engine state, routes, schemas) need no more scanning by the collector
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -119,12 +119,12 @@ def raise_rejection(events: Sequence[AnyEvent]) -> None:
         raise ApiError(event.code, event.reason)
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
 
-def correlation_id(request: Request) -> str:
+async def correlation_id(request: Request) -> str:
     return str(getattr(request.state, "correlation_id", "") or "")
 
 

@@ -1,0 +1,366 @@
+"""Load on `tradehall serve` over 127.0.0.1: HTTP and WebSocket order entry, throughput and latency.
+
+Starts `tradehall serve` (fsync batch, SQLite read models) in a fresh data dir, creates a market and
+funded accounts, then runs load-generator processes (the generator shares the machine):
+
+- http_peak:  closed loop, each worker places a limit order then cancels it, as fast as it can;
+              latency of the POST /orders (request sent -> 201 read).
+- http_paced: open loop at a fixed rate (default 1000 orders/s), same place/cancel pairs.
+- ws_peak:    WebSocket order entry, each connection keeps a window of orders in flight; every other
+              message cancels the order the previous one placed.
+
+Run: `python bench/api_load.py [--quick] [--json]`. Prints a table, and with --json one JSON object
+per figure: {"bench": "api_load", "workload": ..., "metric": ..., "value": ..., "unit": ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = "api_load"
+MARKET = "BENCH-PERP"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TRADEHALL_DATA_DIR": str(data_dir),
+            "TRADEHALL_FSYNC": "batch",
+            "TRADEHALL_RATE_LIMIT_PER_SECOND": "0",
+            "TRADEHALL_ADMIN_PASSWORD": "bench-admin",
+            "TRADEHALL_JWT_SECRET": "bench-secret-" + "x" * 32,
+            "TRADEHALL_WS_SEND_QUEUE": "100000",
+        }
+    )
+    # `tradehall serve`, run by this interpreter so the same virtualenv is used
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from tradehall.cli.main import app; app()", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("tradehall serve did not start")
+
+
+def setup(url: str, workers: int) -> list[dict[str, str]]:
+    """A perp market and one funded account (with its API key) per worker."""
+    from tradehall.client import Client
+
+    admin = Client(url).login("admin", "bench-admin")
+    admin.create_market(
+        symbol=MARKET,
+        kind="perp",
+        base="BTC",
+        quote="USD",
+        tick_size="0.5",
+        lot_size="0.001",
+        max_leverage="10",
+    )
+    identities = []
+    for index in range(workers):
+        name = f"bench{index}"
+        admin.create_user(name, "pw-" + name)
+        client = Client(url).login(name, "pw-" + name)
+        account = client.create_account("USD")
+        admin.deposit(account["id"], "1000000000")
+        key = client.create_api_key("bench")["api_key"]
+        identities.append({"account_id": account["id"], "api_key": key})
+        client.close()
+    admin.close()
+    return identities
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {"p50_us": 0.0, "p99_us": 0.0, "p999_us": 0.0}
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6
+
+    return {"p50_us": at(0.50), "p99_us": at(0.99), "p999_us": at(0.999)}
+
+
+def order_body(identity: dict[str, str], index: int) -> dict[str, Any]:
+    # bids far below any ask: they rest, never match, and are cancelled right after
+    price = 10000 + (index % 2000) * 0.5
+    return {
+        "account_id": identity["account_id"],
+        "market": MARKET,
+        "side": "buy",
+        "type": "limit",
+        "quantity": "0.001",
+        "price": f"{price:.1f}",
+    }
+
+
+# ---- HTTP ---------------------------------------------------------------------------------------------
+
+
+async def http_worker(
+    url: str, identity: dict[str, str], deadline: float, rate: float | None, latencies: list[float]
+) -> int:
+    headers = {"X-API-Key": identity["api_key"], "content-type": "application/json"}
+    placed = 0
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        next_at = time.perf_counter()
+        index = 0
+        while time.perf_counter() < deadline:
+            if rate is not None:
+                now = time.perf_counter()
+                if next_at > now:
+                    await asyncio.sleep(next_at - now)
+                next_at += 1.0 / rate
+            body = json.dumps(order_body(identity, index)).encode()
+            index += 1
+            sent = time.perf_counter()
+            response = await client.post("/orders", content=body)
+            latencies.append(time.perf_counter() - sent)
+            if response.status_code != 201:
+                raise RuntimeError(f"order refused: {response.status_code} {response.text[:200]}")
+            placed += 1
+            order_id = response.json()["id"]
+            await client.delete(f"/orders/{order_id}")
+    return placed
+
+
+def http_process(
+    url: str, identities: list[dict[str, str]], seconds: float, rate: float | None, queue: Any
+) -> None:
+    async def main() -> tuple[int, list[float]]:
+        latencies: list[float] = []
+        deadline = time.perf_counter() + seconds
+        per_worker = None if rate is None else rate / len(identities)
+        counts = await asyncio.gather(
+            *(http_worker(url, identity, deadline, per_worker, latencies) for identity in identities)
+        )
+        return sum(counts), latencies
+
+    placed, latencies = asyncio.run(main())
+    queue.put((placed, latencies))
+
+
+def run_http(
+    url: str, identities: list[dict[str, str]], processes: int, seconds: float, rate: float | None
+) -> dict[str, float]:
+    queue: Any = multiprocessing.Queue()
+    chunks = [identities[i::processes] for i in range(processes)]
+    started = time.perf_counter()
+    workers = [
+        multiprocessing.Process(
+            target=http_process, args=(url, chunk, seconds, None if rate is None else rate / processes, queue)
+        )
+        for chunk in chunks
+    ]
+    for worker in workers:
+        worker.start()
+    results = [queue.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    placed = sum(r[0] for r in results)
+    latencies = [x for r in results for x in r[1]]
+    # each placement is followed by a cancel: requests/s is twice the orders/s
+    return {"ops_per_s": placed / elapsed, "orders": placed, **percentiles(latencies)}
+
+
+# ---- WebSocket ----------------------------------------------------------------------------------------
+
+
+async def ws_connection(
+    url: str, identity: dict[str, str], deadline: float, window: int, latencies: list[float]
+) -> int:
+    import websockets
+
+    placed = 0
+    async with websockets.connect(url.replace("http", "ws") + "/ws", max_size=2**24) as socket_:
+        await socket_.send(json.dumps({"op": "auth", "api_key": identity["api_key"]}))
+        reply = json.loads(await socket_.recv())
+        if reply.get("op") != "authenticated":
+            raise RuntimeError(f"ws auth failed: {reply}")
+        sent_at: dict[int, float] = {}
+        next_id = 0
+        in_flight = 0
+        done = asyncio.Event()
+
+        async def reader() -> None:
+            nonlocal placed, in_flight
+            async for raw in socket_:
+                message = json.loads(raw)
+                ref = message.get("id")
+                if ref is None:
+                    continue
+                started = sent_at.pop(ref, None)
+                in_flight -= 1
+                if message.get("op") == "order" and started is not None:
+                    latencies.append(time.perf_counter() - started)
+                    placed += 1
+                    cancel_id = -ref
+                    sent_at[cancel_id] = time.perf_counter()
+                    in_flight += 1
+                    await socket_.send(
+                        json.dumps({"op": "cancel", "id": cancel_id, "order_id": message["data"]["id"]})
+                    )
+                elif message.get("op") == "error" and ref > 0:
+                    raise RuntimeError(f"ws order refused: {message}")
+                if time.perf_counter() >= deadline and in_flight == 0:
+                    done.set()
+                    return
+                wake.set()
+
+        wake = asyncio.Event()
+        task = asyncio.create_task(reader())
+        index = 0
+        while time.perf_counter() < deadline:
+            while in_flight < window and time.perf_counter() < deadline:
+                next_id += 1
+                body = order_body(identity, index)
+                index += 1
+                sent_at[next_id] = time.perf_counter()
+                in_flight += 1
+                await socket_.send(json.dumps({"op": "order", "id": next_id, **body}))
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), 1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 10.0)
+        task.cancel()
+    return placed
+
+
+def ws_process(url: str, identities: list[dict[str, str]], seconds: float, window: int, queue: Any) -> None:
+    async def main() -> tuple[int, list[float]]:
+        latencies: list[float] = []
+        deadline = time.perf_counter() + seconds
+        counts = await asyncio.gather(
+            *(ws_connection(url, identity, deadline, window, latencies) for identity in identities)
+        )
+        return sum(counts), latencies
+
+    placed, latencies = asyncio.run(main())
+    queue.put((placed, latencies))
+
+
+def run_ws(
+    url: str, identities: list[dict[str, str]], processes: int, seconds: float, window: int
+) -> dict[str, float]:
+    queue: Any = multiprocessing.Queue()
+    chunks = [identities[i::processes] for i in range(processes)]
+    started = time.perf_counter()
+    workers = [
+        multiprocessing.Process(target=ws_process, args=(url, chunk, seconds, window, queue))
+        for chunk in chunks
+    ]
+    for worker in workers:
+        worker.start()
+    results = [queue.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    placed = sum(r[0] for r in results)
+    latencies = [x for r in results for x in r[1]]
+    return {"ops_per_s": placed / elapsed, "orders": placed, **percentiles(latencies)}
+
+
+# ---- main ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Short runs (under 30 s in all).")
+    parser.add_argument("--json", action="store_true", help="One JSON object per figure.")
+    parser.add_argument("--seconds", type=float, default=None, help="Seconds per workload.")
+    parser.add_argument("--paced-seconds", type=float, default=None, help="Seconds of the paced run (60).")
+    parser.add_argument("--rate", type=float, default=1000.0, help="Orders/s of the paced HTTP run.")
+    parser.add_argument("--processes", type=int, default=2, help="Load-generator processes.")
+    parser.add_argument("--http-workers", type=int, default=16, help="Concurrent HTTP clients in all.")
+    parser.add_argument("--ws-connections", type=int, default=4, help="WebSocket connections in all.")
+    parser.add_argument("--ws-window", type=int, default=64, help="Orders in flight per connection.")
+    parser.add_argument("--only", choices=["http_peak", "http_paced", "ws_peak"], action="append")
+    args = parser.parse_args()
+    seconds = args.seconds or (5.0 if args.quick else 20.0)
+    paced_seconds = args.paced_seconds or (5.0 if args.quick else 60.0)
+    workloads = args.only or ["http_paced", "http_peak", "ws_peak"]
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="tradehall-bench-") as data_dir:
+        server = start_server(Path(data_dir), port)
+        try:
+            identities = setup(url, max(args.http_workers, args.ws_connections))
+            figures: list[tuple[str, dict[str, float]]] = []
+            for workload in workloads:
+                if workload == "http_peak":
+                    result = run_http(url, identities[: args.http_workers], args.processes, seconds, None)
+                elif workload == "http_paced":
+                    result = run_http(
+                        url, identities[: args.http_workers], args.processes, paced_seconds, args.rate
+                    )
+                else:
+                    result = run_ws(
+                        url, identities[: args.ws_connections], args.processes, seconds, args.ws_window
+                    )
+                figures.append((workload, result))
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    units = {"ops_per_s": "orders/s", "orders": "orders", "p50_us": "us", "p99_us": "us", "p999_us": "us"}
+    if args.json:
+        for workload, result in figures:
+            for metric, value in result.items():
+                print(
+                    json.dumps(
+                        {
+                            "bench": BENCH,
+                            "workload": workload,
+                            "metric": metric,
+                            "value": round(value, 1),
+                            "unit": units[metric],
+                        }
+                    )
+                )
+        return
+    print(f"{'workload':<12} {'orders/s':>10} {'orders':>9} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9}")
+    for workload, result in figures:
+        print(
+            f"{workload:<12} {result['ops_per_s']:>10.0f} {result['orders']:>9.0f} {result['p50_us'] / 1000:>9.2f}"
+            f" {result['p99_us'] / 1000:>9.2f} {result['p999_us'] / 1000:>9.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
