@@ -356,9 +356,10 @@ def main() -> None:
         return
     print(f"{'workload':<12} {'orders/s':>10} {'orders':>9} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9}")
     for workload, result in figures:
+        p50, p99, p999 = (result[key] / 1000 for key in ("p50_us", "p99_us", "p999_us"))
         print(
-            f"{workload:<12} {result['ops_per_s']:>10.0f} {result['orders']:>9.0f} {result['p50_us'] / 1000:>9.2f}"
-            f" {result['p99_us'] / 1000:>9.2f} {result['p999_us'] / 1000:>9.2f}"
+            f"{workload:<12} {result['ops_per_s']:>10.0f} {result['orders']:>9.0f}"
+            f" {p50:>9.2f} {p99:>9.2f} {p999:>9.2f}"
         )
 
 
