@@ -1,16 +1,18 @@
 """The projector: engine events -> read models, one transaction per batch, exactly once.
 
-Each batch is written in ONE transaction together with `projection_state.last_seq`; records with
-`seq <= last_seq` are skipped inside that transaction (so a commit whose acknowledgement was lost is
-never applied twice) and a gap in the sequence is refused (so none is ever skipped). The projector
-never blocks the engine: it reads its own `AsyncIterator[JournalRecord]`, and all database work runs
-in one worker thread. A lost connection is retried with exponential backoff; on restart,
-`await projector.last_seq()` says where to resume reading the journal.
+Each batch is written in ONE transaction together with `projection_state.last_seq`, which the
+transaction re-reads under a row lock: a batch the database already holds (a commit whose
+acknowledgement was lost) is never written again, and a gap in the sequence is refused, so none is
+ever skipped. The projector never blocks the engine: it reads its own `AsyncIterator[JournalRecord]`
+and does its work in two threads (prepare rows, write them). A lost connection is retried with
+exponential backoff; on restart, `await projector.last_seq()` says where to resume reading the journal.
 
 The engine's events carry integers only; the projector converts them with each market's spec (from
 `MarketCreated`, reloaded from the `markets` table on resume) and the currencies' decimals, through
-`tradehall.domain.fixedpoint`. It keeps a mirror of balances, positions and marks in memory to value
-accounts (equity) without reading them back; the mirror is rebuilt from the database after any failure.
+`tradehall.domain.fixedpoint`. It keeps a mirror of balances, positions, marks and open orders in
+memory, so a batch needs no reads; the mirror is rebuilt from the database after a failure.
+Accounts' peak equity and drawdown are sampled at batch ends (the engine's own figures are
+authoritative for assessment rules).
 """
 
 from __future__ import annotations
