@@ -77,8 +77,9 @@ def reference_hash(records: list[JournalRecord]) -> str:
     return engine.state_hash()
 
 
-def crash(journal_dir: Path, durable: int, torn_bytes: int) -> None:
-    """Leaves exactly the first `durable` records, plus `torn_bytes` of the next frame if there is one."""
+def crash(journal_dir: Path, durable: int, torn_bytes: int, garbage: bytes) -> None:
+    """Leaves exactly the first `durable` records, plus `torn_bytes` of the next frame if there is one,
+    then `garbage` (what a power cut leaves in pages that were never written: zeros, old bytes)."""
     segments = list_segments(journal_dir)
     for segment in reversed(segments):
         if segment.first_seq <= durable + 1:
@@ -101,6 +102,8 @@ def crash(journal_dir: Path, durable: int, torn_bytes: int) -> None:
         keep = offset
     with holder.path.open("r+b") as handle:
         handle.truncate(keep)
+        handle.seek(keep)
+        handle.write(garbage)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -110,9 +113,15 @@ def crash(journal_dir: Path, durable: int, torn_bytes: int) -> None:
     torn_bytes=st.integers(0, 400),
     snapshot_at=st.one_of(st.none(), st.floats(0, 1)),
     segment_bytes=st.sampled_from([1, 2_000, 1 << 20]),
+    garbage=st.one_of(st.just(b""), st.binary(max_size=300), st.integers(1, 4096).map(bytes)),
 )
 def test_recovery_equals_a_reference_fed_the_durable_prefix(
-    stream: list[AnyCommand], cut: float, torn_bytes: int, snapshot_at: float | None, segment_bytes: int
+    stream: list[AnyCommand],
+    cut: float,
+    torn_bytes: int,
+    snapshot_at: float | None,
+    segment_bytes: int,
+    garbage: bytes,
 ) -> None:
     records = journal_records(SETUP + stream)
     durable = round(cut * len(records))
@@ -128,7 +137,7 @@ def test_recovery_equals_a_reference_fed_the_durable_prefix(
             for record in records[:snap_seq]:
                 engine.apply(record.command)
             SnapshotStore(snapshot_dir).write(snap_seq, engine.snapshot())
-        crash(journal_dir, durable, torn_bytes)
+        crash(journal_dir, durable, torn_bytes, garbage)
 
         with capture_logs():
             recovered = recover(journal_dir, snapshot_dir, FACTORY, verify_events=True)
