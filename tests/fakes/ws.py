@@ -23,6 +23,7 @@ class FakeWsServer:
         self.received: list[Any] = []
         self.paths: list[str] = []
         self.connects = 0
+        self.pings = 0
         self.refuse = False
         self._server: Server | None = None
         self.port = 0
@@ -55,6 +56,10 @@ class FakeWsServer:
             if self.on_connect is not None:
                 await self.on_connect(self, ws, None)
             async for raw in ws:
+                if raw == "PING":
+                    self.pings += 1
+                    await ws.send("PONG")
+                    continue
                 message = orjson.loads(raw)
                 self.received.append(message)
                 if self.on_message is not None:

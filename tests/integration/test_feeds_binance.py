@@ -16,6 +16,7 @@ from tests.fakes.ws import FakeWsServer, eventually
 from tradehall.marketdata.binance import BinanceFeed
 from tradehall.marketdata.breaker import Backoff
 from tradehall.marketdata.models import BookSnapshot, FeedEvent, Quote, TradeTick
+from tradehall.marketdata.parsing import FeedError
 
 D = Decimal
 DEPTH = "/api/v3/depth"
@@ -234,3 +235,44 @@ async def test_snapshot_older_than_the_buffered_diffs_is_fetched_again(fakes, ht
     assert (feed.refetches, len(rest.hits(DEPTH)), book.last_update_id) == (1, 2, 202)
     assert book.bids.best() == (D("1.50"), D("3"))
     await feed.stop()
+
+
+async def test_klines_history_and_error_body(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+    rest.route(
+        "/api/v3/klines",
+        lambda request: Response.json(
+            [
+                [
+                    1499040000000,
+                    "0.01634790",
+                    "0.80000000",
+                    "0.01575800",
+                    "0.01577100",
+                    "148976.11427815",
+                    1499644799999,
+                    "2434.19055334",
+                    308,
+                    "1756.87402397",
+                    "28.46694368",
+                    "0",
+                ]
+            ]
+            if request.query.get("symbol") == "BTCUSDT"
+            else {"code": -1121, "msg": "Invalid symbol."}
+        ),
+    )
+    feed = make_feed(ws, rest, http, [])
+    assert await feed.fetch_klines("btcusdt") == [
+        (
+            1_499_040_000_000_000_000,
+            D("0.0163479"),
+            D("0.8"),
+            D("0.015758"),
+            D("0.015771"),
+            D("148976.11427815"),
+        )
+    ]
+    assert rest.hits("/api/v3/klines")[0].query == {"symbol": "BTCUSDT", "interval": "1m", "limit": "500"}
+    with pytest.raises(FeedError, match="-1121"):
+        await feed.fetch_klines("nope")

@@ -240,3 +240,24 @@ async def test_run_loop_polls_until_stopped(servers, http) -> None:  # type: ign
     await asyncio.sleep(0.15)
     assert len(gecko.hits(SIMPLE)) == count
     assert feed.status().mode == "stopped"
+
+
+async def test_coingecko_history_endpoints_use_milliseconds(servers, http) -> None:  # type: ignore[no-untyped-def]
+    gecko, _, _ = servers
+    gecko.route(
+        "/api/v3/coins/bitcoin/market_chart",
+        lambda _: Response.json(
+            {"prices": [[1711843200000, 69702.3087473573]], "market_caps": [], "total_volumes": []}
+        ),
+    )
+    gecko.route(
+        "/api/v3/coins/bitcoin/ohlc", lambda _: Response.json([[1709395200000, 61942, 62211, 61721, 61845]])
+    )
+    provider = CoinGeckoProvider(http, roots=[gecko.url], api_key="demo")
+    assert await provider.fetch_market_chart("bitcoin", days=1) == [
+        (1_711_843_200_000_000_000, D("69702.3087473573"))
+    ]
+    assert await provider.fetch_ohlc("bitcoin") == [
+        (1_709_395_200_000_000_000, D(61942), D(62211), D(61721), D(61845))
+    ]
+    assert gecko.hits("/api/v3/coins/bitcoin/ohlc")[0].query == {"vs_currency": "usd", "days": "7"}

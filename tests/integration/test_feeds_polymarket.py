@@ -223,3 +223,14 @@ async def test_rest_book_is_sorted(poly, http) -> None:  # type: ignore[no-untyp
     feed = make_feed(poly, http, [])
     snapshot = await feed.fetch_book(YES)
     assert snapshot.bids[0] == (D("0.46"), D("30")) and snapshot.asks[0] == (D("0.48"), D("25"))
+
+
+async def test_keepalive_ping_and_pong_are_quiet(poly, http) -> None:  # type: ignore[no-untyped-def]
+    seen: list[FeedEvent] = []
+    feed = make_feed(poly, http, seen)
+    feed.keepalive_interval = 0.05
+    feed.start()
+    await eventually(lambda: poly.ws.pings >= 3)
+    await feed.stop()
+    assert feed.errors == 0
+    assert poly.ws.connects == 1

@@ -432,6 +432,18 @@ class BinanceFeed(Feed):
                 await asyncio.sleep(self.refetch_delay)  # the REST snapshot lags the stream: give it time
         book.snapshot_requested = False
 
+    async def fetch_klines(
+        self, symbol: str, interval: str = "1m", limit: int = 500
+    ) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]]:
+        """Candle history (open time ns, O, H, L, C, volume) for backfilling."""
+        payload = await get_json(
+            self.http,
+            f"{self.rest_root}/api/v3/klines",
+            params={"symbol": symbol.upper(), "interval": interval, "limit": str(limit)},
+        )
+        check_rest_error(payload)
+        return parse_klines(payload)
+
     async def fetch_depth(self, symbol: str) -> DepthSnapshot:
         payload = await get_json(
             self.http,

@@ -97,6 +97,29 @@ class CoinGeckoProvider:
         self.breaker = breaker or CircuitBreaker(SOURCE, clock=clock)
         self.clock_ns = clock_ns
 
+    async def fetch_market_chart(
+        self, coin_id: str, vs: str = "usd", days: int = 1
+    ) -> list[tuple[int, Decimal]]:
+        """Price history (ns, price) for backfilling candles."""
+        payload = await get_json(
+            self.client,
+            f"{self.endpoints.current()}/api/v3/coins/{coin_id}/market_chart",
+            params={"vs_currency": vs, "days": str(days)},
+            headers=self.headers,
+        )
+        return parse_market_chart(payload)
+
+    async def fetch_ohlc(
+        self, coin_id: str, vs: str = "usd", days: int = 7
+    ) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal]]:
+        payload = await get_json(
+            self.client,
+            f"{self.endpoints.current()}/api/v3/coins/{coin_id}/ohlc",
+            params={"vs_currency": vs, "days": str(days)},
+            headers=self.headers,
+        )
+        return parse_ohlc(payload)
+
     async def fetch(self, pairs: Sequence[tuple[str, str]]) -> list[Quote]:
         ids = sorted({coin for coin, _ in pairs})
         currencies = sorted({vs.lower() for _, vs in pairs})

@@ -209,6 +209,7 @@ class PolymarketFeed(Feed):
         clob_root: str = CLOB_ROOT,
         status_interval: float = 10.0,
         stale_after: float = 60.0,
+        keepalive_interval: float | None = 10.0,
         backoff: Backoff | None = None,
         breaker: CircuitBreaker | None = None,
         clock: Clock = time.monotonic,
@@ -216,6 +217,7 @@ class PolymarketFeed(Feed):
         name: str = SOURCE,
     ) -> None:
         super().__init__(name, sink, breaker=breaker, clock=clock, clock_ns=clock_ns)
+        self.keepalive_interval = keepalive_interval
         self.markets = {ref.slug: ref for ref in markets}
         self.http = http
         self.ws_url = ws_url
@@ -260,7 +262,11 @@ class PolymarketFeed(Feed):
                                 "custom_feature_enabled": True,
                             }
                             await ws.send(orjson.dumps(subscribe).decode())
-                            await self._consume(ws)
+                            keepalive = asyncio.create_task(self._keepalive(ws))
+                            try:
+                                await self._consume(ws)
+                            finally:
+                                await cancel_and_wait(keepalive)
                     except (OSError, TimeoutError, WebSocketException) as exc:
                         self.breaker.record_failure()
                         self.note_error(FeedError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}"))
@@ -272,6 +278,14 @@ class PolymarketFeed(Feed):
     async def stop(self) -> None:
         self._stop.set()
         await super().stop()
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        """The market channel expects an application-level "PING" text now and then (it answers "PONG")."""
+        if self.keepalive_interval is None:
+            return
+        while True:
+            await asyncio.sleep(self.keepalive_interval)
+            await ws.send("PING")
 
     async def _consume(self, ws: ClientConnection) -> None:
         # One timeout pushed forward per message: cheaper than `wait_for` (a task per message).
