@@ -120,6 +120,18 @@ def test_bad_crc_in_the_last_record_is_a_torn_tail(tmp_path: Path) -> None:
     journal.close()
 
 
+def test_stale_old_records_after_a_torn_tail_do_not_count_as_later_records(tmp_path: Path) -> None:
+    write_journal(tmp_path, sample_records(10)).close()
+    path = tmp_path / segment_name(1)
+    stale = encode_record(sample_records(1, start=3)[0])  # a valid frame, but of an earlier seq
+    with path.open("ab") as handle:
+        handle.write(b"\0" * 37 + stale)
+    with capture_logs():
+        journal = Journal.open(tmp_path)
+    assert journal.last_seq == 10
+    journal.close()
+
+
 def test_a_torn_segment_header_is_rewritten(tmp_path: Path) -> None:
     journal = write_journal(tmp_path, sample_records(4), segment_bytes=1)
     journal.append(sample_records(1, start=5))

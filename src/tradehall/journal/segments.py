@@ -99,17 +99,21 @@ def _frame_at(data: memoryview, offset: int) -> tuple[int, int]:
     return seq, length
 
 
-def _valid_frame_after(data: memoryview, offset: int) -> int | None:
-    """The offset of a valid frame beyond `offset`, if any: proof that a bad frame is not a torn tail."""
+def _valid_frame_after(data: memoryview, offset: int, min_seq: int) -> int | None:
+    """The offset of a valid frame with seq >= `min_seq` beyond `offset`, if any: proof that a bad
+    frame is damage in the middle, not a torn tail. (A lower seq would be stale bytes of an old file
+    that a power cut exposed in never-written blocks, not a record of this journal's future.)"""
     marker = struct.pack("<I", FRAME_MAGIC)
     raw = data.obj if isinstance(data.obj, bytes) else bytes(data)
     pos = raw.find(marker, offset + 1)
     while pos != -1:
         try:
-            _frame_at(data, pos)
-            return pos
+            seq, _ = _frame_at(data, pos)
+            if seq >= min_seq:
+                return pos
         except FrameError:
-            pos = raw.find(marker, pos + 1)
+            pass
+        pos = raw.find(marker, pos + 1)
     return None
 
 
@@ -220,7 +224,7 @@ def scan_segment(path: Path, first_seq: int, *, is_last: bool) -> SegmentScan:
     except FrameError as exc:
         if not is_last:
             raise JournalCorruptError(path, exc.offset, exc.reason) from None
-        later = _valid_frame_after(data, exc.offset)
+        later = _valid_frame_after(data, exc.offset, expected)
         if later is not None:
             raise JournalCorruptError(
                 path, exc.offset, f"{exc.reason}; a valid record follows at offset {later}"
@@ -296,7 +300,7 @@ def _iter_payloads(
                 body = offset + FRAME_HEADER_SIZE
                 yield data[body : body + length]
         except FrameError as exc:
-            if is_last and tolerate_torn_tail and _valid_frame_after(data, exc.offset) is None:
+            if is_last and tolerate_torn_tail and _valid_frame_after(data, exc.offset, expected) is None:
                 return
             raise JournalCorruptError(segment.path, exc.offset, exc.reason) from None
 
