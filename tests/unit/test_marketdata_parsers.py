@@ -486,3 +486,27 @@ def test_binance_levels_with_garbage_or_nan_are_parse_errors() -> None:
     for bad in ([["abc", "1"]], [["NaN", "1"]], [["1"]]):
         with pytest.raises(FeedError):
             binance.parse_depth_update({"s": "X", "U": 1, "u": 1, "b": bad, "a": []})
+
+
+def test_binance_depth_fast_path_equals_the_general_parser() -> None:
+    inner = {
+        "e": "depthUpdate",
+        "E": 1672515782136,
+        "s": "BNBBTC",
+        "U": 157,
+        "u": 160,
+        "b": [["0.0024", "10"], ["0.0023", "0"]],
+        "a": [["0.0026", "100"]],
+    }
+    general = binance.parse_depth_update(inner)
+    assert binance.decode_depth(orjson.dumps(inner)) == general
+    assert binance.decode_depth(orjson.dumps({"stream": "bnbbtc@depth@100ms", "data": inner})) == general
+    assert general.event_ts == 1_672_515_782_136_000_000
+    assert binance.decode_depth(orjson.dumps({**inner, "b": [[0.1, 3]]})).bids == ((D("0.1"), D("3")),)  # type: ignore[union-attr]
+
+
+def test_binance_depth_fast_path_declines_what_it_cannot_vouch_for() -> None:
+    inner = {"e": "depthUpdate", "E": 1, "s": "X", "U": 1, "u": 1, "b": [["NaN", "1"]], "a": []}
+    assert binance.decode_depth(orjson.dumps(inner)) is None
+    assert binance.decode_depth(b'{"e":"depthUpdate","s":"X"') is None
+    assert binance.decode_depth(orjson.dumps({**inner, "b": [["1", "2", "3"]]})) is None

@@ -26,7 +26,7 @@ from tradehall.marketdata.book import LevelBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, sleep_or_stop
 from tradehall.marketdata.models import BookDelta, BookSide, BookSnapshot, Level, Quote, TradeTick
-from tradehall.marketdata.parsing import ErrorKind, FeedError, dec, loads, mapping, ns_from_ms
+from tradehall.marketdata.parsing import NS_PER_MS, ErrorKind, FeedError, dec, loads, mapping, ns_from_ms
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +126,44 @@ def parse_depth_update(body: dict[str, Any]) -> DepthUpdate:
         bids=_levels(body.get("b", []), "b"),
         asks=_levels(body.get("a", []), "a"),
         event_ts=ns_from_ms(body["E"]) if "E" in body else None,
+    )
+
+
+class _WireDepth(msgspec.Struct):
+    s: str
+    U: int
+    u: int
+    b: tuple[Level, ...]
+    a: tuple[Level, ...]
+    E: int | None = None
+
+
+class _WireCombinedDepth(msgspec.Struct):
+    data: _WireDepth
+
+
+_decode_combined_depth = msgspec.json.Decoder(_WireCombinedDepth).decode
+_decode_raw_depth = msgspec.json.Decoder(_WireDepth).decode
+
+
+def decode_depth(raw: bytes) -> DepthUpdate | None:
+    """The fast path for `depthUpdate` messages: typed decoding, Decimals built from the JSON text
+    in C. None when the message is not a well-formed depth update (the general path then reports
+    exactly what is wrong with it)."""
+    try:
+        wire = _decode_combined_depth(raw).data if raw.startswith(b'{"stream"') else _decode_raw_depth(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    for price, qty in wire.b + wire.a:
+        if not (price.is_finite() and qty.is_finite()):
+            return None
+    return DepthUpdate(
+        wire.s.lower(),
+        wire.U,
+        wire.u,
+        wire.b,
+        wire.a,
+        wire.E * NS_PER_MS if wire.E is not None else None,
     )
 
 
@@ -349,6 +387,12 @@ class BinanceFeed(Feed):
     def handle_message(self, raw: bytes) -> None:
         """One stream message; a bad one is counted and skipped."""
         receive_ts = self.clock_ns()
+        if b'"depthUpdate"' in raw:
+            update = decode_depth(raw)
+            if update is not None:
+                self.note_message()
+                self._on_depth(update, receive_ts)
+                return
         try:
             body = unwrap(loads(raw))
             if "result" in body and "id" in body:
