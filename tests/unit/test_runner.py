@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
+from structlog.testing import capture_logs
 
 from tradehall.domain.commands import AnyCommand, Deposit
 from tradehall.domain.events import AnyEvent, BalanceChanged
-from tradehall.journal import EngineFactory, JournalRecord, read_records
+from tradehall.journal import DeterminismError, EngineFactory, JournalRecord, read_records
 from tradehall.journal.segments import list_segments
 from tradehall.journal.snapshots import SnapshotStore
 from tradehall.journal.testing import ToyEngine, sample_command
@@ -299,3 +301,36 @@ async def test_the_record_stream_ends_when_the_runner_stops(tmp_path: Path) -> N
     assert received == [1, 2, 3]
     with pytest.raises(RunnerError, match="not accepting"):
         await runner.submit(deposit(4))
+
+
+async def test_restart_after_a_torn_write_truncates_it_and_continues(tmp_path: Path) -> None:
+    async with EngineRunner(FACTORY, config(tmp_path, snapshot_on_stop=False)) as runner:
+        await runner.submit_many([sample_command(n) for n in range(1, 6)])
+    newest = sorted((tmp_path / "journal").glob("*.wal"))[-1]
+    with newest.open("ab") as handle:
+        handle.write(b"TRJ1\x00\x01")  # a frame header cut short by the crash
+    with capture_logs() as logs:
+        async with EngineRunner(FACTORY, config(tmp_path)) as runner:
+            assert runner.last_seq == 5
+            assert (await runner.submit(sample_command(6))).seq == 6
+    assert any(entry["event"] == "journal_torn_tail_truncated" for entry in logs)
+    assert [r.seq for r in read_records(tmp_path / "journal", tolerate_torn_tail=False)] == list(range(1, 7))
+
+
+class DriftingEngine(ToyEngine):
+    """Gives every deposit a different reason than it did when journaled: a determinism break."""
+
+    def apply(self, command: AnyCommand) -> Sequence[AnyEvent]:
+        events = super().apply(command)
+        replace = msgspec.structs.replace
+        return [replace(e, reason="changed") if isinstance(e, BalanceChanged) else e for e in events]
+
+
+async def test_start_with_verification_refuses_an_engine_that_replays_differently(tmp_path: Path) -> None:
+    async with EngineRunner(FACTORY, config(tmp_path, snapshot_on_stop=False)) as runner:
+        await runner.submit_many([deposit(n) for n in range(1, 4)])
+    drifting = EngineFactory(DriftingEngine, DriftingEngine.restore)
+    runner = EngineRunner(drifting, config(tmp_path, verify_on_recovery=True))
+    with pytest.raises(DeterminismError) as caught:
+        await runner.start()
+    assert caught.value.seq == 1
