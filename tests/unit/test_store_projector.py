@@ -35,6 +35,7 @@ from tradehall.domain.events import (
     AccountOpened,
     AccountStatusChanged,
     AnyEvent,
+    AssessmentUpdated,
     BalanceChanged,
     BookChanged,
     MarketCreated,
@@ -606,4 +607,62 @@ async def test_a_commit_whose_acknowledgement_is_lost_is_not_applied_again(engin
     await p.run(feed(records))
     assert p.retries == 2
     assert_matches_synthetic(engine, market)
+    p.close()
+
+
+async def test_an_assessment_account_takes_its_peak_equity_from_the_engine(engine: Engine) -> None:
+    journal = Journal()
+    journal.add(
+        MarketCreated(spec=BTC, ts=T0),
+        AccountOpened(
+            account_id="eval-1",
+            owner="alice",
+            kind=AccountKind.ASSESSMENT,
+            currency="USD",
+            cost_basis=CostBasis.AVERAGE,
+            tier="50k",
+            ts=T0,
+        ),
+        opened("cash-1"),
+    )
+    journal.add(
+        BalanceChanged(
+            account_id="eval-1", currency="USD", total=5_000_000, held=0, delta=5_000_000, reason="deposit"
+        ),
+        BalanceChanged(
+            account_id="cash-1", currency="USD", total=5_000_000, held=0, delta=5_000_000, reason="deposit"
+        ),
+        AssessmentUpdated(
+            account_id="eval-1",
+            equity=5_000_000,
+            peak_equity=5_250_000,
+            day_start_balance=5_000_000,
+            daily_floor=4_750_000,
+            total_floor=4_500_000,
+            trading_days=1,
+            ts=T0,
+        ),
+    )
+    journal.add(
+        BalanceChanged(
+            account_id="eval-1", currency="USD", total=4_900_000, held=0, delta=-100_000, reason="fill"
+        ),
+        BalanceChanged(
+            account_id="cash-1", currency="USD", total=4_900_000, held=0, delta=-100_000, reason="fill"
+        ),
+    )
+    p = projector(engine, batch=1)
+    await p.run(feed(journal.records))
+    assessment = get(engine, Account, "eval-1")
+    assert (assessment.equity, assessment.peak_equity, assessment.drawdown) == (
+        Decimal("49000.00"),
+        Decimal("52500.00"),
+        Decimal("3500.00"),
+    )
+    cash = get(engine, Account, "cash-1")
+    assert (cash.equity, cash.peak_equity, cash.drawdown) == (
+        Decimal("49000.00"),
+        Decimal("50000.00"),
+        Decimal("1000.00"),
+    )
     p.close()

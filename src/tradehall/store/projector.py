@@ -32,11 +32,12 @@ import structlog
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from tradehall.domain.enums import Liquidity, MarketKind, MarketStatus, OrderStatus
+from tradehall.domain.enums import AccountKind, Liquidity, MarketKind, MarketStatus, OrderStatus
 from tradehall.domain.events import (
     AccountOpened,
     AccountStatusChanged,
     AnyEvent,
+    AssessmentUpdated,
     BalanceChanged,
     MarketCreated,
     MarketSettled,
@@ -713,6 +714,15 @@ class _Batch:
         self.new_accounts.add(ev.account_id)
         self._touch(ev.account_id)
 
+    def on_assessment(self, ev: AssessmentUpdated) -> None:
+        account = self.mirror.accounts.get(ev.account_id)
+        if account is None:
+            raise ProjectionError(f"assessment of unknown account {ev.account_id!r} at seq {self._seq}")
+        places = self.config.currency_decimals.get(account.currency, self.config.default_currency_decimals)
+        account.peak_equity = amount_of(ev.peak_equity, places)
+        account.updated_ns = ev.ts
+        self.dirty_accounts.add(ev.account_id)
+
     def on_account_status(self, ev: AccountStatusChanged) -> None:
         account = self.mirror.accounts.get(ev.account_id)
         if account is None:
@@ -970,8 +980,12 @@ class _Batch:
                 unrealized += decimal_of(position.quantity * price - position.cost, market.tick_lot)
             value += decimal_of(_position_value(market, position, price), market.tick_lot)
         equity = balance + value
-        peak = equity if account.peak_equity is None else max(account.peak_equity, equity)
-        account.peak_equity = peak
+        if account.kind == AccountKind.ASSESSMENT.value:
+            # The engine's AssessmentUpdated carries the peak its rules use: never second-guess it.
+            peak = equity if account.peak_equity is None else account.peak_equity
+        else:
+            peak = equity if account.peak_equity is None else max(account.peak_equity, equity)
+            account.peak_equity = peak
         account.updated_ns = max(account.updated_ns, ts)
         return {
             "id": account.id,
@@ -988,7 +1002,7 @@ class _Batch:
             "unrealized_pnl": unrealized,
             "realized_pnl": realized,
             "peak_equity": peak,
-            "drawdown": peak - equity,
+            "drawdown": max(_ZERO, peak - equity),
             "created_at": utc_of_ns(account.created_ns),
             "updated_at": utc_of_ns(account.updated_ns),
         }
@@ -1171,6 +1185,7 @@ _HANDLERS: dict[type[AnyEvent], Callable[[_Batch, Any], None]] = {
     TradeExecuted: _Batch.on_trade,
     AccountOpened: _Batch.on_account_opened,
     AccountStatusChanged: _Batch.on_account_status,
+    AssessmentUpdated: _Batch.on_assessment,
     BalanceChanged: _Batch.on_balance,
     PositionChanged: _Batch.on_position,
     OrderAccepted: _Batch.on_order_accepted,
@@ -1180,4 +1195,7 @@ _HANDLERS: dict[type[AnyEvent], Callable[[_Batch, Any], None]] = {
     OrderAmended: _Batch.on_order_amended,
     OrderTriggered: _Batch.on_order_triggered,
 }
-"""Events without a read model (BookChanged, OrderRejected, CommandRejected) have no handler."""
+"""Events without a read model of their own have no handler: BookChanged (the engine serves books),
+OrderRejected and CommandRejected (refusals are not orders), QuoteUpdated, LeverageChanged,
+FundingPaid, PositionLiquidated, AssessmentFailed/Passed (their effects arrive as OrderAccepted,
+OrderFilled, PositionChanged, BalanceChanged and AccountStatusChanged events)."""
