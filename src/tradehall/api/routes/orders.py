@@ -201,7 +201,11 @@ async def amend_order(
             correlation_id=correlation_id,
         )
     )
-    return json_response(await engine_order_out(gateway, order))
+    # an amend that loses priority re-creates the engine's order object; read the current one
+    current = gateway.engine.orders.get(number)
+    if current is not None:
+        return json_response(await engine_order_out(gateway, current))
+    return json_response(await order_out(gateway, principal, number))
 
 
 @router.delete("/orders", response_model=CancelAllOut)
