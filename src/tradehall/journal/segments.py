@@ -61,16 +61,16 @@ def decode_payload(payload: bytes | memoryview) -> JournalRecord:
     return _decoder.decode(payload)
 
 
+_HEADER_COVERED = struct.Struct("<IIQ")
+_CRC = struct.Struct("<I")
+
+
 def _append_frame(buf: bytearray, record: JournalRecord) -> None:
-    start = len(buf)
-    buf.extend(b"\0" * FRAME_HEADER_SIZE)
-    _encoder.encode_into(record, buf, start + FRAME_HEADER_SIZE)
-    length = len(buf) - start - FRAME_HEADER_SIZE
-    FRAME_HEADER.pack_into(buf, start, FRAME_MAGIC, length, record.seq, 0)
-    view = memoryview(buf)
-    crc = zlib.crc32(view[start + FRAME_HEADER_SIZE :], zlib.crc32(view[start : start + _CRC_COVERED_HEADER]))
-    view.release()
-    struct.pack_into("<I", buf, start + _CRC_COVERED_HEADER, crc)
+    payload = _encoder.encode(record)
+    head = _HEADER_COVERED.pack(FRAME_MAGIC, len(payload), record.seq)
+    buf += head
+    buf += _CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+    buf += payload
 
 
 class FrameError(Exception):
