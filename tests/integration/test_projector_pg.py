@@ -218,3 +218,54 @@ async def test_catches_up_after_the_database_refuses_connections_for_a_while(pg_
     assert differences(engine, market) == []
     projector.close()
     engine.dispose()
+
+
+async def test_real_engine_output_converges_on_postgresql(pg_url: str) -> None:
+    """The SQLite end-to-end scenario (spot, perp, binary settlement) through COPY and unnest updates."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from tests.unit.test_store_engine_projection import SPECS, _commands, _journal
+    from tradehall.domain.events import OrderFilled
+    from tradehall.domain.fixedpoint import amount_of, decimal_of
+    from tradehall.engine import Engine, EngineConfig
+    from tradehall.store.models import Balance, Fill, Order, Position
+
+    config = EngineConfig()
+    engine = Engine(config)
+    records = _journal(engine, _commands(seed=8, count=1500))
+    db = create_store_engine(pg_url)
+    projector = Projector(
+        db, ProjectorConfig(max_batch_records=61, currency_decimals=config.currency_decimals)
+    )
+    await projector.run(_feed(records))
+    projector.close()
+    specs = {spec.symbol: spec for spec in SPECS}
+    with Session(db) as session:
+        fills = sum(1 for r in records for ev in r.events if isinstance(ev, OrderFilled))
+        assert len(session.scalars(select(Fill)).all()) == fills > 200
+        balances = {(b.account_id, b.currency): (b.total, b.held) for b in session.scalars(select(Balance))}
+        for account_id, account in engine.accounts.items():
+            for currency, balance in account.balances.items():
+                places = config.decimals(currency)
+                expected = (amount_of(balance.total, places), amount_of(balance.held, places))
+                if balance.total or balance.held:
+                    assert balances[(account_id, currency)] == expected, (account_id, currency)
+        positions = {(p.account_id, p.market): p for p in session.scalars(select(Position))}
+        for symbol, market in engine.markets.items():
+            for account_id, position in market.positions.items():
+                row = positions.get((account_id, symbol))
+                if row is not None:
+                    assert row.quantity == decimal_of(position.quantity, specs[symbol].lot_size)
+        live = {str(order_id) for order_id in engine.orders}
+        open_rows = set(
+            session.scalars(
+                select(Order.id).where(Order.status.in_(("open", "partially_filled", "pending_trigger")))
+            )
+        )
+        assert open_rows == live
+        cancelled_unfilled = session.scalars(
+            select(Order).where(Order.status == "cancelled", Order.average_price.is_(None))
+        ).first()
+        assert cancelled_unfilled is not None
+    db.dispose()
