@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -27,6 +28,8 @@ from tradehall.bus.topics import FAMILIES, families_of_pattern, validate_pattern
 log = structlog.get_logger(__name__)
 
 _SINGLE_TOKEN_FAMILIES = frozenset({"accounts", "markets"})
+_PULL_EXPIRES = 1.0
+"""Seconds an open pull request waits for messages before the server ends it (and we send another)."""
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -166,7 +169,8 @@ class NatsJetStreamBus:
                     result.append((family, self.subject(".".join([family, *rest]))))
         return result
 
-    async def _pull_subscription(self, family: str, subject: str, consumer: str, start: StartPosition) -> Any:
+    async def _ensure_consumer(self, family: str, subject: str, consumer: str, start: StartPosition) -> str:
+        """The durable pull consumer of `consumer` on a family stream (created the first time)."""
         stream = self.stream_name(family)
         durable = _NAME_UNSAFE.sub("_", consumer)
         try:
@@ -181,31 +185,59 @@ class NatsJetStreamBus:
                 max_ack_pending=max(self._batch * 20, 10_000),
             )
             await self._js.add_consumer(stream, config)
-        return await self._js.pull_subscribe_bind(durable=durable, stream=stream)
+        return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
 
-    async def _fetch_into(self, subscription: Any, queue: asyncio.Queue[Any]) -> None:
-        while True:
-            try:
-                messages = await subscription.fetch(self._batch, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except (OSError, nats.errors.Error) as exc:
-                log.warning("bus_nats_fetch_failed", error=repr(exc))
-                await asyncio.sleep(0.5)
-                continue
-            for message in messages:
-                await queue.put(message)
+    async def _pull(self, next_subject: str, queue: asyncio.Queue[Any], backlog: int) -> None:
+        """Keep one pull request of `batch` messages open; the server pushes them to our inbox.
+
+        nats-py's `fetch` costs a task and a timer per message; a plain subscription with a callback
+        and our own pull requests delivers the same messages for a fraction of the CPU.
+        """
+        inbox = self._nc.new_inbox()
+        request = json.dumps({"batch": self._batch, "expires": int(_PULL_EXPIRES * 1e9)}).encode()
+        state: dict[str, Any] = {"received": 0, "done": asyncio.Event()}
+
+        async def on_message(message: Any) -> None:
+            status = message.headers.get("Status") if message.headers else None
+            if status is not None:
+                if status != "100":  # 404/408/409: the request ended (no messages, expired, ...)
+                    state["done"].set()
+                return
+            queue.put_nowait(message)
+            state["received"] += 1
+            if state["received"] >= self._batch:
+                state["done"].set()
+
+        subscription = await self._nc.subscribe(inbox, cb=on_message)
+        try:
+            while True:
+                while queue.qsize() > backlog:
+                    await asyncio.sleep(0.002)  # the consumer is behind: pull no more for now
+                state["received"] = 0
+                state["done"] = done = asyncio.Event()
+                try:
+                    await self._nc.publish(next_subject, request, reply=inbox)
+                    async with asyncio.timeout(_PULL_EXPIRES + 2.0):
+                        await done.wait()
+                except TimeoutError:
+                    continue  # a request lost in a reconnect: ask again
+                except (OSError, nats.errors.Error) as exc:
+                    log.warning("bus_nats_pull_failed", error=repr(exc))
+                    await asyncio.sleep(0.5)
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def subscribe(
         self, pattern: str, consumer: str, start: StartPosition = StartPosition.LATEST
     ) -> AsyncIterator[Delivery]:
         await self.start()
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self._batch * 2)
+        queue: asyncio.Queue[Any] = asyncio.Queue()
         tasks = []
         try:
             for family, subject in self._filters(pattern):
-                subscription = await self._pull_subscription(family, subject, consumer, start)
-                tasks.append(asyncio.create_task(self._fetch_into(subscription, queue)))
+                next_subject = await self._ensure_consumer(family, subject, consumer, start)
+                tasks.append(asyncio.create_task(self._pull(next_subject, queue, self._batch // 2)))
             if not tasks:
                 raise ValueError(f"pattern {pattern!r} matches no topic")
             while True:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -133,14 +134,21 @@ class EventSerializer:
         return self._decimals(self._account_currency.get(account_id, self._default_currency))
 
 
+@lru_cache(maxsize=65_536)
+def _steps(units: int, step: Decimal) -> str:
+    """Prices and sizes repeat a lot (a book's levels, round lots): the conversion is cached."""
+    return decimal_str(decimal_of(units, step))
+
+
 def _price(ticks: int | None, spec: MarketSpec) -> str | None:
-    return None if ticks is None else decimal_str(decimal_of(ticks, spec.tick_size))
+    return None if ticks is None else _steps(ticks, spec.tick_size)
 
 
 def _qty(lots: int, spec: MarketSpec) -> str:
-    return decimal_str(decimal_of(lots, spec.lot_size))
+    return _steps(lots, spec.lot_size)
 
 
+@lru_cache(maxsize=65_536)
 def _money(minor: int, decimals: int) -> str:
     return decimal_str(amount_of(minor, decimals))
 
