@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -234,3 +235,25 @@ async def test_keepalive_ping_and_pong_are_quiet(poly, http) -> None:  # type: i
     await feed.stop()
     assert feed.errors == 0
     assert poly.ws.connects == 1
+
+
+async def test_rest_books_only_while_the_channel_is_down(poly, http) -> None:  # type: ignore[no-untyped-def]
+    poly.http.route("/book", lambda request: Response.json(poly.book(request.query["token_id"])))
+    seen: list[FeedEvent] = []
+    feed = make_feed(poly, http, seen)
+    feed.poll_interval = 0.05
+    feed.start()
+    await eventually(lambda: len([e for e in seen if isinstance(e, Quote)]) == 2)
+    assert poly.http.hits("/book") == []
+    poly.ws.refuse = True
+    await poly.ws.drop_all()
+    await eventually(lambda: len(poly.http.hits("/book")) >= 4)
+    assert feed.status().mode == "polling"
+    poly.ws.refuse = False
+    await eventually(lambda: feed.mode == "stream")
+    polls = len(poly.http.hits("/book"))
+    await asyncio.sleep(0.2)
+    await feed.stop()
+    assert len(poly.http.hits("/book")) == polls
+    rest_quotes = [e for e in seen if isinstance(e, Quote) and e.instrument == YES]
+    assert all((q.bid, q.ask) == (D("0.46"), D("0.48")) for q in rest_quotes)

@@ -24,7 +24,7 @@ from websockets.exceptions import WebSocketException
 
 from tradehall.marketdata.book import LevelBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, sleep_or_stop
+from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, poll_until
 from tradehall.marketdata.models import BookDelta, BookSide, BookSnapshot, Level, Quote, TradeTick
 from tradehall.marketdata.parsing import NS_PER_MS, ErrorKind, FeedError, dec, loads, mapping, ns_from_ms
 
@@ -364,7 +364,13 @@ class BinanceFeed(Feed):
                         book.reset()
                         book.snapshot_requested = False
             self.set_connected(False, "polling")
-            await self._poll_until(self.clock() + self.backoff.next_delay(self.breaker.seconds_until_retry()))
+            await poll_until(
+                self.clock,
+                self.clock() + self.backoff.next_delay(self.breaker.seconds_until_retry()),
+                self.poll_once,
+                self.poll_interval,
+                self._stop,
+            )
 
     async def stop(self) -> None:
         self._stop.set()
@@ -524,16 +530,6 @@ class BinanceFeed(Feed):
             quotes.append(quote)
         self.polls += 1
         return quotes
-
-    async def _poll_until(self, deadline: float) -> None:
-        while not self._stop.is_set():
-            await self.poll_once()
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                return
-            await sleep_or_stop(min(self.poll_interval, remaining), self._stop)
-            if self.clock() >= deadline:
-                return
 
     def _cancel_snapshots(self) -> None:
         for task in list(self._snapshot_tasks):

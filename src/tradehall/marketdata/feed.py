@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -128,6 +128,25 @@ async def cancel_and_wait(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
+
+
+async def poll_until(
+    clock: Clock,
+    deadline: float,
+    poll: Callable[[], Awaitable[object]],
+    interval: float,
+    stop: asyncio.Event,
+) -> None:
+    """REST fallback while a stream is down: poll now, then every `interval`, until `deadline`
+    (when the stream is tried again). Runs in the feed's own task, so it never overlaps the stream."""
+    while not stop.is_set():
+        await poll()
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return
+        await sleep_or_stop(min(interval, remaining), stop)
+        if clock() >= deadline:
+            return
 
 
 async def sleep_or_stop(seconds: float, stop: asyncio.Event | None = None) -> None:

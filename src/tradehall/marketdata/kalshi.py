@@ -26,7 +26,15 @@ from websockets.exceptions import WebSocketException
 
 from tradehall.marketdata.book import LevelBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import Feed, NsClock, Sink, cancel_and_wait, get_json, sleep_or_stop
+from tradehall.marketdata.feed import (
+    Feed,
+    NsClock,
+    Sink,
+    cancel_and_wait,
+    get_json,
+    poll_until,
+    sleep_or_stop,
+)
 from tradehall.marketdata.models import Level, MarketState, MarketStatusUpdate, Quote
 from tradehall.marketdata.parsing import (
     ErrorKind,
@@ -282,7 +290,9 @@ class KalshiFeed(Feed):
                         self._by_sid.clear()
                 self.set_connected(False, "polling")
                 delay = self.backoff.next_delay(self.breaker.seconds_until_retry())
-                await self._poll_until(self.clock() + delay)
+                await poll_until(
+                    self.clock, self.clock() + delay, self.poll_once, self.poll_interval, self._stop
+                )
         finally:
             if self._status_task is not None:
                 await cancel_and_wait(self._status_task)
@@ -410,16 +420,6 @@ class KalshiFeed(Feed):
             quotes.append(quote)
         self.polls += 1
         return quotes
-
-    async def _poll_until(self, deadline: float) -> None:
-        while not self._stop.is_set():
-            await self.poll_once()
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                return
-            await sleep_or_stop(min(self.poll_interval, remaining), self._stop)
-            if self.clock() >= deadline:
-                return
 
     async def poll_status_once(self) -> list[MarketStatusUpdate]:
         """`GET /markets/{ticker}` for each market; emits a status update only when the state changes."""

@@ -1,5 +1,5 @@
-"""Polymarket: CLOB market channel (book, price_change, last_trade_price, market_resolved) and Gamma
-status polling for resolution and cancellation.
+"""Polymarket: CLOB market channel (book, price_change, last_trade_price, market_resolved), CLOB REST
+books only while the channel is down, and Gamma status polling for resolution and cancellation.
 
 Gamma encodes `outcomes`, `outcomePrices` and `clobTokenIds` as JSON arrays inside strings; index i
 lines up across the three. CLOB numbers are non-canonical strings (".48") and times are millisecond
@@ -24,7 +24,15 @@ from websockets.exceptions import WebSocketException
 
 from tradehall.marketdata.book import LevelBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import Feed, NsClock, Sink, cancel_and_wait, get_json, sleep_or_stop
+from tradehall.marketdata.feed import (
+    Feed,
+    NsClock,
+    Sink,
+    cancel_and_wait,
+    get_json,
+    poll_until,
+    sleep_or_stop,
+)
 from tradehall.marketdata.models import (
     BookSnapshot,
     Level,
@@ -210,14 +218,19 @@ class PolymarketFeed(Feed):
         status_interval: float = 10.0,
         stale_after: float = 60.0,
         keepalive_interval: float | None = 10.0,
+        poll_interval: float = 2.0,
         backoff: Backoff | None = None,
         breaker: CircuitBreaker | None = None,
+        rest_breaker: CircuitBreaker | None = None,
         clock: Clock = time.monotonic,
         clock_ns: NsClock = time.time_ns,
         name: str = SOURCE,
     ) -> None:
         super().__init__(name, sink, breaker=breaker, clock=clock, clock_ns=clock_ns)
         self.keepalive_interval = keepalive_interval
+        self.poll_interval = poll_interval
+        self.rest_breaker = rest_breaker or CircuitBreaker(f"{name}_rest", clock=clock)
+        self.polls = 0
         self.markets = {ref.slug: ref for ref in markets}
         self.http = http
         self.ws_url = ws_url
@@ -270,8 +283,11 @@ class PolymarketFeed(Feed):
                     except (OSError, TimeoutError, WebSocketException) as exc:
                         self.breaker.record_failure()
                         self.note_error(FeedError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}"))
-                self.set_connected(False, "idle")
-                await sleep_or_stop(self.backoff.next_delay(self.breaker.seconds_until_retry()), self._stop)
+                self.set_connected(False, "polling")
+                delay = self.backoff.next_delay(self.breaker.seconds_until_retry())
+                await poll_until(
+                    self.clock, self.clock() + delay, self.poll_books_once, self.poll_interval, self._stop
+                )
         finally:
             await cancel_and_wait(status_task)
 
@@ -394,6 +410,34 @@ class PolymarketFeed(Feed):
         return parse_book(
             await get_json(self.http, f"{self.clob_root}/book", params={"token_id": token}), self.clock_ns()
         )
+
+    async def poll_books_once(self) -> list[Quote]:
+        """CLOB REST books of every token (only while the WebSocket is down)."""
+        quotes = []
+        for token, book in list(self.books.items()):
+            if not self.rest_breaker.allow():
+                break
+            try:
+                snapshot = await self.fetch_book(token)
+            except FeedError as error:
+                self.rest_breaker.record_failure(
+                    error.retry_after, open_now=error.kind is ErrorKind.RATE_LIMITED
+                )
+                self.note_error(error)
+                continue
+            except (KeyError, TypeError) as exc:
+                self.rest_breaker.record_failure()
+                self.note_error(FeedError(ErrorKind.PARSE, f"book: {exc}"))
+                continue
+            self.rest_breaker.record_success()
+            self.note_message()
+            book.load(snapshot)
+            quote = book.top(self.clock_ns(), snapshot.exchange_ts)
+            self.emit(snapshot)
+            self.emit(quote)
+            quotes.append(quote)
+        self.polls += 1
+        return quotes
 
     async def poll_status_once(self) -> list[MarketStatusUpdate]:
         """Gamma for each market: learns token ids, and catches resolution when the stream is silent."""
