@@ -13,6 +13,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import nats
@@ -31,6 +32,14 @@ _SINGLE_TOKEN_FAMILIES = frozenset({"accounts", "markets"})
 _PULL_EXPIRES = 1.0
 """Seconds an open pull request waits for messages before the server ends it (and we send another)."""
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(slots=True)
+class _PendingBatch:
+    expected: int
+    acked: int = 0
+    error: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class NatsJetStreamBus:
@@ -61,6 +70,8 @@ class NatsJetStreamBus:
         self._nc: Any = None
         self._js: Any = None
         self._streams_ready = False
+        self._ack_prefix = ""
+        self._batches: dict[str, _PendingBatch] = {}
 
     def stream_name(self, family: str) -> str:
         return f"{self._prefix}-{family}"
@@ -82,6 +93,8 @@ class NatsJetStreamBus:
                 self._nc = None
                 raise BusUnavailableError(f"nats at {self._url}: {exc!r}") from exc
             self._js = self._nc.jetstream(timeout=self._ack_timeout)
+            self._ack_prefix = self._nc.new_inbox()
+            await self._nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_ack)
         if not self._streams_ready:
             await self._ensure_streams()
             self._streams_ready = True
@@ -127,31 +140,49 @@ class NatsJetStreamBus:
         self._streams_ready = False
 
     async def publish(self, messages: Sequence[Envelope]) -> None:
+        """Publish the batch without waiting in between, then wait for every JetStream ack.
+
+        Acks come back on one wildcard inbox subscription and are only counted (an error reply fails
+        the batch): nats-py's `publish_async` builds a future, a NUID and a parsed ack per message.
+        """
         if not messages:
             return
         await self.start()
+        batch_id = self._nc._nuid.next().decode()
+        batch = _PendingBatch(expected=len(messages))
+        self._batches[batch_id] = batch
+        reply_prefix = f"{self._ack_prefix}.{batch_id}"
         try:
-            # No wait_stall: with one, nats-py wraps every publish in a task and flushes one message a time.
-            futures = [
-                await self._js.publish_async(
+            for envelope in messages:
+                await self._nc.publish(
                     self.subject(envelope.topic),
                     encode_envelope(envelope),
+                    reply=reply_prefix,
                     headers={"Nats-Msg-Id": envelope.id},
                 )
-                for envelope in messages
-            ]
-            done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
-            for future in pending:
-                future.cancel()
-            if pending:
-                missing = f"{len(pending)} of {len(futures)}"
-                raise BusUnavailableError(f"nats: {missing} publishes not acknowledged in time")
-            for future in done:
-                future.result()
-        except BusUnavailableError:
-            raise
-        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            async with asyncio.timeout(self._ack_timeout):
+                await batch.done.wait()
+        except TimeoutError as exc:
+            missing = f"{batch.expected - batch.acked} of {batch.expected}"
+            raise BusUnavailableError(f"nats: {missing} publishes not acknowledged in time") from exc
+        except (OSError, nats.errors.Error) as exc:
             raise BusUnavailableError(f"nats at {self._url}: {exc!r}") from exc
+        finally:
+            del self._batches[batch_id]
+        if batch.error is not None:
+            raise BusUnavailableError(f"nats: {batch.error}")
+
+    async def _on_ack(self, message: Any) -> None:
+        batch = self._batches.get(message.subject[len(self._ack_prefix) + 1 :])
+        if batch is None:
+            return  # an ack of a batch that already timed out
+        if message.headers and message.headers.get("Status") == "503":
+            batch.error = "no stream for the subject (no responders)"
+        elif b'"error"' in message.data:
+            batch.error = bytes(message.data[:300]).decode(errors="replace")
+        batch.acked += 1
+        if batch.acked >= batch.expected or batch.error is not None:
+            batch.done.set()
 
     def _filters(self, pattern: str) -> list[tuple[str, str]]:
         """(family, filter subject) for each family stream the pattern can match."""
