@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -370,3 +371,21 @@ def test_level_book_bulk_update_matches_one_by_one() -> None:
                 top = max(one.levels) if highest else min(one.levels)
                 expected = (top, one.levels[top])
             assert bulk.best() == expected
+
+
+async def test_replay_feed_runs_as_a_task_fast_or_paced(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path)
+    for step in range(3):
+        recorder(Quote("binance", "btcusdt", last=D(step), receive_ts=DAY1 + step * 100_000_000))
+    recorder.close()
+    seen: list[Quote] = []
+    fast = ReplayFeed(recorded_files(tmp_path), seen.append)  # type: ignore[arg-type]
+    fast.start()
+    await fast.done.wait()
+    assert [q.last for q in seen] == [D(0), D(1), D(2)]
+    assert fast.status().messages == 3
+    paced = ReplayFeed(recorded_files(tmp_path), lambda _: None, speed=2.0)
+    started = time.monotonic()
+    paced.start()
+    await paced.done.wait()
+    assert 0.1 <= time.monotonic() - started < 1.0  # 0.2 s of recorded time at twice real time
