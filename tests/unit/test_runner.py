@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from tradehall.domain.commands import AnyCommand, Deposit
 from tradehall.domain.events import AnyEvent, BalanceChanged
 from tradehall.journal import DeterminismError, EngineFactory, JournalRecord, read_records
-from tradehall.journal.segments import list_segments
+from tradehall.journal.segments import EncodedBatch, list_segments
 from tradehall.journal.snapshots import SnapshotStore
 from tradehall.journal.testing import ToyEngine, sample_command
 from tradehall.service.clock import ManualClock, SystemClock
@@ -115,7 +115,8 @@ async def test_one_fsync_covers_every_command_gathered_while_the_previous_ran(tm
             await asyncio.sleep(0.001)
         rest = [asyncio.create_task(runner.submit(deposit(n))) for n in range(2, 32)]
         await asyncio.sleep(0.05)
-        assert runner.journal.last_seq == 31  # applied and written while the first fsync is still running
+        assert runner.last_seq == 31  # applied while the first fsync is still running
+        assert runner.journal.last_seq == 1  # and written only after it
         spy.release.set()
         results = await asyncio.gather(first, *rest)
         assert spy.covered == [1, 31]
@@ -150,13 +151,13 @@ async def test_fsync_always_syncs_each_command_alone(tmp_path: Path) -> None:
 async def test_batches_are_bounded_by_max_batch(tmp_path: Path) -> None:
     async with EngineRunner(FACTORY, config(tmp_path, max_batch=8)) as runner:
         written: list[int] = []
-        real_append = runner.journal.append
+        real_write = runner.journal.write
 
-        def spy_append(records: Sequence[JournalRecord]) -> int:
-            written.append(len(records))
-            return real_append(records)
+        def spy_write(batch: EncodedBatch) -> int:
+            written.append(batch.last_seq - batch.first_seq + 1)
+            return real_write(batch)
 
-        runner.journal.append = spy_append  # type: ignore[method-assign]
+        runner.journal.write = spy_write  # type: ignore[method-assign]
         await runner.submit_many([deposit(n) for n in range(1, 21)])
     assert written == [8, 8, 4]
 

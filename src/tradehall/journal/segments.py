@@ -305,6 +305,28 @@ def _iter_payloads(
             raise JournalCorruptError(segment.path, exc.offset, exc.reason) from None
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """Consecutive records as the bytes of their frames, ready for one write."""
+
+    first_seq: int
+    last_seq: int
+    data: bytes
+
+    @classmethod
+    def of(cls, records: Sequence[JournalRecord]) -> EncodedBatch:
+        if not records:
+            raise JournalError("an empty batch")
+        buf = bytearray()
+        expected = records[0].seq
+        for record in records:
+            if record.seq != expected:
+                raise JournalError(f"records out of order: seq {record.seq}, expected {expected}")
+            expected += 1
+            _append_frame(buf, record)
+        return cls(records[0].seq, expected - 1, bytes(buf))
+
+
 class Journal:
     """The writer: appends frames to the newest segment, rotates by size, fsyncs by policy.
 
@@ -410,27 +432,26 @@ class Journal:
 
         Not durable until `sync`. Rotation happens only between batches, so a batch never spans files.
         """
-        if self._closed:
-            raise JournalError("journal is closed")
         if not records:
             return 0
-        if records[0].seq != self.last_seq + 1:
-            raise JournalError(f"append of seq {records[0].seq} after {self.last_seq}")
+        return self.write(EncodedBatch.of(records))
+
+    def write(self, batch: EncodedBatch) -> int:
+        """Writes a batch encoded elsewhere (the runner encodes on the event loop, writes in its I/O
+        thread: a write can block while the kernel writes back the page it lands in)."""
+        if self._closed:
+            raise JournalError("journal is closed")
+        if batch.first_seq != self.last_seq + 1:
+            raise JournalError(f"append of seq {batch.first_seq} after {self.last_seq}")
         if self._segment_size >= self.segment_bytes and self._segment_size > SEGMENT_HEADER.size:
-            self._rotate(records[0].seq)
-        buf = bytearray()
-        expected = records[0].seq
-        for record in records:
-            if record.seq != expected:
-                raise JournalError(f"records out of order: seq {record.seq}, expected {expected}")
-            expected += 1
-            _append_frame(buf, record)
-        written = os.write(self._fd, buf)
-        while written < len(buf):
-            written += os.write(self._fd, memoryview(buf)[written:])
-        self._segment_size += len(buf)
-        self.last_seq = expected - 1
-        return len(buf)
+            self._rotate(batch.first_seq)
+        data = batch.data
+        written = os.write(self._fd, data)
+        while written < len(data):
+            written += os.write(self._fd, memoryview(data)[written:])
+        self._segment_size += len(data)
+        self.last_seq = batch.last_seq
+        return len(data)
 
     def _rotate(self, first_seq: int) -> None:
         # The old segment is made durable before any record lands in the new one, so a power cut can

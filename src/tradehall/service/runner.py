@@ -1,12 +1,14 @@
 """The engine runner: an asyncio actor that owns one engine shard and makes its commands durable.
 
-Commands queue up; the applier stamps each with the next seq and the clock's time, applies it,
-and appends the batch to the journal's page cache; the syncer fsyncs (in a worker thread, so the
-loop keeps accepting) and only then resolves the callers' awaitables and tells subscribers. While one
-fsync runs, the applier keeps applying, so the next fsync covers everything gathered meanwhile: group
-commit without a timer on the hot path. The engine runs on the loop, the simplest choice: under the
-GIL a thread would not run it in parallel with the loop, only add hand-offs; bench/durability_bench.py
-shows where the time goes (with the real engine, in `apply`).
+Commands queue up; the applier stamps each with the next seq and the clock's time, applies it and
+encodes the batch; the syncer writes and fsyncs in a worker thread (a write() into a page under
+writeback can block for as long as the fsync, so neither runs on the loop) and only then resolves the
+callers' awaitables and tells subscribers. While one write + fsync runs, the applier keeps applying,
+so the next round covers everything gathered meanwhile: group commit without a timer on the hot path.
+
+The engine runs on the loop, the simplest choice: under the GIL a thread would not run it in
+parallel with the loop, only add hand-offs; bench/durability_bench.py shows where the time goes
+(with the real engine, in `apply`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tradehall.domain.events import AnyEvent
 from tradehall.journal.errors import JournalError
 from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import E, EngineFactory, recover
-from tradehall.journal.segments import FsyncPolicy, Journal
+from tradehall.journal.segments import EncodedBatch, FsyncPolicy, Journal
 from tradehall.journal.snapshots import SnapshotStore, archive_segments
 from tradehall.service.clock import Clock, SystemClock
 from tradehall.service.settings import Settings
@@ -162,6 +164,7 @@ class EngineRunner(Generic[E]):
         self._journal: Journal | None = None
         self._pending: deque[tuple[AnyCommand, asyncio.Future[CommandResult]]] = deque()
         self._unsynced_records: list[JournalRecord] = []
+        self._unwritten: list[EncodedBatch] = []
         self._unsynced_futures: list[asyncio.Future[CommandResult]] = []
         self._listeners: list[Listener] = []
         self._subscriptions: list[Subscription] = []
@@ -339,7 +342,6 @@ class EngineRunner(Generic[E]):
         replace = msgspec.structs.replace
         now_ns = self.clock.now_ns
         engine = self.engine
-        journal = self.journal
         since_snapshot = 0
         while True:
             if not pending:
@@ -373,12 +375,13 @@ class EngineRunner(Generic[E]):
                 seq += 1
             if records:
                 try:
-                    journal.append(records)
-                except (OSError, JournalError) as exc:
+                    batch = EncodedBatch.of(records)
+                except Exception as exc:  # an unencodable record: it cannot be made durable
                     for future in futures:
                         future.set_exception(exc)
                     self._fail(exc)
                     return
+                self._unwritten.append(batch)
                 self._next_seq = seq
                 self._unsynced_records.extend(records)
                 self._unsynced_futures.extend(futures)
@@ -420,6 +423,13 @@ class EngineRunner(Generic[E]):
         self._sync_wakeup.set()
         return 0
 
+    def _write_and_sync(self, batches: list[EncodedBatch]) -> None:
+        """The I/O thread's part: write the batches, then one fsync for all of them (per the policy)."""
+        journal = self.journal
+        for batch in batches:
+            journal.write(batch)
+        journal.sync()
+
     async def _sync_loop(self) -> None:
         journal = self.journal
         loop = asyncio.get_running_loop()
@@ -445,13 +455,14 @@ class EngineRunner(Generic[E]):
                     await asyncio.sleep(0)
             records, self._unsynced_records = self._unsynced_records, []
             futures, self._unsynced_futures = self._unsynced_futures, []
+            batches, self._unwritten = self._unwritten, []
             try:
                 if journal.fsync_policy == "none":
-                    journal.sync()
+                    self._write_and_sync(batches)
                 else:
-                    await asyncio.to_thread(journal.sync)
-            except OSError as exc:
-                log.error("journal_sync_failed", error=repr(exc))
+                    await asyncio.to_thread(self._write_and_sync, batches)
+            except (OSError, JournalError) as exc:
+                log.error("journal_write_failed", error=repr(exc))
                 for future in futures:
                     if not future.done():
                         future.set_exception(exc)
