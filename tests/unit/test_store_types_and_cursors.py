@@ -88,3 +88,17 @@ def test_limit_defaults_to_100_and_is_capped_at_1000() -> None:
     with pytest.raises(TradehallError) as caught:
         clamp_limit(0)
     assert caught.value.code is Code.INVALID_REQUEST
+
+
+def test_raw_sqlite_datetimes_match_what_sqlalchemy_writes(engine: Engine) -> None:
+    from sqlalchemy.orm import Session
+
+    from tradehall.store.models import ProjectionState
+    from tradehall.store.types import sqlite_datetime
+
+    instant = datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=UTC)
+    with Session(engine) as session, session.begin():
+        session.add(ProjectionState(name="x", last_seq=1, updated_at=instant))
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT updated_at FROM projection_state")).scalar()
+    assert stored == sqlite_datetime(instant) == "2026-03-04 05:06:07.000089"

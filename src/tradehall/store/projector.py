@@ -53,7 +53,7 @@ from tradehall.domain.events import (
     PositionChanged,
     TradeExecuted,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of, minor_of, units_of
+from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str, minor_of, units_of
 from tradehall.domain.market import BINARY_PAYOUT, DEFAULT_CURRENCY_DECIMALS, MarketSpec
 from tradehall.journal.records import JournalRecord
 from tradehall.store.models import (
@@ -68,7 +68,7 @@ from tradehall.store.models import (
     table_of,
 )
 from tradehall.store.partitions import FillPartitions
-from tradehall.store.types import utc_of_ns
+from tradehall.store.types import Money, UTCDateTime, sqlite_datetime, utc_of_ns
 
 log = structlog.get_logger(__name__)
 
@@ -1109,17 +1109,23 @@ def _position_value(market: _MarketState, position: _PositionState, price: int |
 
 
 def _insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT, or on PostgreSQL a COPY in the same transaction (psycopg sends one INSERT per row
-    otherwise; COPY is several times faster for the fills and orders of a batch)."""
+    """COPY on PostgreSQL (psycopg sends one INSERT per row otherwise), a plain executemany of
+    pre-converted tuples on SQLite (SQLAlchemy's per-row parameter processing costs more than the
+    insert itself); both in the batch's transaction."""
     if not rows:
+        return
+    names = [column.name for column in table.columns if column.name in rows[0]]
+    column_list = ", ".join(f'"{name}"' for name in names)
+    if connection.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in names)
+        sql = f'INSERT INTO "{table.name}" ({column_list}) VALUES ({marks})'
+        connection.exec_driver_sql(sql, _sqlite_rows(table, names, rows))
         return
     if connection.dialect.name != "postgresql":
         connection.execute(insert(table), rows)
         return
-    names = [column.name for column in table.columns if column.name in rows[0]]
     raw = connection.connection.driver_connection
     assert raw is not None
-    column_list = ", ".join(f'"{name}"' for name in names)
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([row[name] for name in names])
@@ -1138,6 +1144,12 @@ def _update_many(
     if connection.dialect.name == "postgresql":
         _update_many_unnest(connection, table, keys, rows, columns)
         return
+    if connection.dialect.name == "sqlite":
+        assignments = ", ".join(f'"{column}" = ?' for column in columns)
+        matches = " AND ".join(f'"{key}" = ?' for key in keys)
+        sql = f'UPDATE "{table.name}" SET {assignments} WHERE {matches}'
+        connection.exec_driver_sql(sql, _sqlite_rows(table, (*columns, *keys), rows))
+        return
     statement = (
         update(table)
         .where(*(table.c[key] == bindparam(f"k_{key}") for key in keys))
@@ -1148,6 +1160,35 @@ def _update_many(
         for row in rows
     ]
     connection.execute(statement, params)
+
+
+def _sqlite_rows(table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows as SQLite parameters, converted the way `Money` and `UTCDateTime` bind them (exact
+    decimal text, fixed-width naive UTC text), column by column; the times of a batch repeat a lot."""
+    times: dict[datetime, str] = {}
+
+    def time_text(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        text_value = times.get(value)
+        if text_value is None:
+            text_value = times[value] = sqlite_datetime(value)
+        return text_value
+
+    def money_text(value: Decimal | None) -> str | None:
+        return None if value is None else decimal_str(value)
+
+    def same(value: Any) -> Any:
+        return value
+
+    converters: list[Callable[[Any], Any]] = []
+    for name in names:
+        kind = table.c[name].type
+        converters.append(
+            money_text if isinstance(kind, Money) else time_text if isinstance(kind, UTCDateTime) else same
+        )
+    pairs = list(zip(names, converters, strict=True))
+    return [tuple(convert(row[name]) for name, convert in pairs) for row in rows]
 
 
 def _update_many_unnest(

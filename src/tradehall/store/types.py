@@ -54,7 +54,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetimes are refused: the store keeps UTC instants")
         value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            # Fixed-width and naive on SQLite so that text order is time order.
+            # Naive UTC: SQLAlchemy writes it as the fixed-width text of `sqlite_datetime`.
             return value.replace(tzinfo=None)
         return value
 
@@ -65,6 +65,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """An aware datetime as SQLite stores it here: naive UTC text of fixed width (text order = time
+    order), the same form SQLAlchemy's SQLite DATETIME writes and reads."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are refused: the store keeps UTC instants")
+    utc = value.astimezone(UTC)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}"
+    )
 
 
 def utc_of_ns(ns: int) -> datetime:
