@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tradehall.api import fastpath
 from tradehall.api.auth import Authenticator, hash_password
 from tradehall.api.errors import install_error_handlers
 from tradehall.api.gateway import Gateway
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     for module in (auth, accounts, markets, orders, positions, ops):
         app.include_router(module.router)
     app.include_router(ws_router)
+    app.router.routes[0:0] = fastpath.ROUTES
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app

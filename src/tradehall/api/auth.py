@@ -75,6 +75,7 @@ class Authenticator:
         self.expiry_seconds = settings.jwt_expiry_seconds
         self.store = store
         self._keys: dict[str, Principal] = {}
+        self._tokens: dict[str, tuple[Principal, float]] = {}
 
     # ---- tokens --------------------------------------------------------------------------------
 
@@ -90,6 +91,17 @@ class Authenticator:
         return jwt.encode(claims, self.secret, algorithm=JWT_ALGORITHM), self.expiry_seconds
 
     def decode_token(self, token: str) -> Principal:
+        """Verified tokens are remembered until they expire: a signature check per request is costly."""
+        cached = self._tokens.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        principal, expires = self._verify_token(token)
+        if len(self._tokens) >= 10_000:
+            self._tokens.clear()
+        self._tokens[token] = (principal, expires)
+        return principal
+
+    def _verify_token(self, token: str) -> tuple[Principal, float]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, self.secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]}
@@ -101,7 +113,7 @@ class Authenticator:
         role = claims.get("role")
         if role not in ROLES or not isinstance(claims.get("sub"), str):
             raise unauthorized("invalid token")
-        return Principal(str(claims["sub"]), str(claims.get("name", "")), str(role))
+        return Principal(str(claims["sub"]), str(claims.get("name", "")), str(role)), float(claims["exp"])
 
     # ---- passwords -----------------------------------------------------------------------------
 

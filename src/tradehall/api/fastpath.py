@@ -1,0 +1,73 @@
+"""The order hot path as plain Starlette routes, in front of the FastAPI router.
+
+FastAPI's dependency solving and route matching cost more than the engine does for an order, so
+`POST /orders` and `DELETE /orders/{id}` are served here with the same steps done by hand: auth and
+rate limit, the same pydantic schema (validated straight from the raw bytes), the same route logic
+and error handlers. The FastAPI routes of the same paths stay registered: they document the API in
+OpenAPI and serve as reference; these routes match first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tradehall.api.auth import Principal
+from tradehall.api.errors import ApiError
+from tradehall.api.gateway import Gateway
+from tradehall.api.routes.common import json_response
+from tradehall.api.routes.orders import cancel_order, place_order
+from tradehall.api.schemas import OrderCreate
+from tradehall.domain.errors import Code
+
+
+async def _principal(request: Request, gateway: Gateway) -> Principal:
+    headers = request.headers
+    principal = await gateway.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+    gateway.limiter.check(principal.limiter_key)
+    return principal
+
+
+def validation_error(error: ValidationError) -> ApiError:
+    """The FastAPI handler's answer for a body of the wrong shape, from a pydantic error."""
+    details: list[dict[str, Any]] = [
+        {
+            "loc": ["body", *(str(part) for part in item.get("loc", ()))],
+            "msg": str(item.get("msg", "")),
+            "type": str(item.get("type", "")),
+        }
+        for item in error.errors()
+    ]
+    first = details[0] if details else {"loc": ["body"], "msg": "invalid body", "type": ""}
+    code = Code.INVALID_REQUEST if any(d["type"] == "json_invalid" for d in details) else Code.INVALID_ORDER
+    where = ".".join(first["loc"][1:])
+    return ApiError(code, f"{where}: {first['msg']}" if where else str(first["msg"]), errors=details)
+
+
+async def post_order(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    principal = await _principal(request, gateway)
+    raw = await request.body()
+    try:
+        body = OrderCreate.model_validate_json(raw)
+    except ValidationError as error:
+        raise validation_error(error) from None
+    order, status = await place_order(gateway, principal, body, str(request.state.correlation_id))
+    return json_response(order, status)
+
+
+async def delete_order(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    principal = await _principal(request, gateway)
+    order_id = str(request.path_params["order_id"])
+    return await cancel_order(order_id, principal, gateway, str(request.state.correlation_id))
+
+
+ROUTES = [
+    Route("/orders", post_order, methods=["POST"]),
+    Route("/orders/{order_id}", delete_order, methods=["DELETE"]),
+]
