@@ -335,3 +335,12 @@ async def test_start_with_verification_refuses_an_engine_that_replays_differentl
     with pytest.raises(DeterminismError) as caught:
         await runner.start()
     assert caught.value.seq == 1
+
+
+async def test_submit_many_reports_each_result_when_the_engine_fails_midway(tmp_path: Path) -> None:
+    runner = EngineRunner(EngineFactory(ExplodingEngine, ExplodingEngine.restore), config(tmp_path))
+    await runner.start()
+    with pytest.raises(RuntimeError, match="engine bug"):
+        await runner.submit_many([deposit(n) for n in range(1, 6)])
+    await runner.stop()
+    assert [r.seq for r in read_records(tmp_path / "journal")] == [1, 2]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -167,7 +168,7 @@ class EngineRunner(Generic[E]):
         self._unwritten: list[EncodedBatch] = []
         self._unsynced_futures: list[asyncio.Future[CommandResult]] = []
         self._listeners: list[Listener] = []
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
         self._next_seq = 1
         self.durable_seq = 0
         self.snapshot_seq = 0
@@ -288,7 +289,9 @@ class EngineRunner(Generic[E]):
         return await future
 
     async def submit_many(self, commands: Sequence[AnyCommand]) -> list[CommandResult]:
-        """Like `submit` for each, in order, with one wake-up: for gateways and replays that batch."""
+        """Like `submit` for each, in order, with one wake-up: for gateways and replays that batch.
+
+        Not held back by `max_pending`: the caller already holds the whole batch in memory."""
         if not self._accepting:
             raise self._not_accepting()
         loop = asyncio.get_running_loop()
@@ -299,7 +302,13 @@ class EngineRunner(Generic[E]):
             futures.append(future)
         self._wakeup.set()
         if futures:
-            await asyncio.wait(futures[-1:])
+            await asyncio.wait(futures[-1:])  # results arrive in seq order, so usually all are done
+            unresolved = [future for future in futures if not future.done()]
+            if unresolved:  # the runner failed after the last one was taken: earlier ones still sync
+                await asyncio.wait(unresolved)
+        failures = [error for error in (f.exception() for f in futures) if error is not None]
+        if failures:  # all retrieved above, so asyncio logs no "exception was never retrieved"
+            raise failures[0]
         return [future.result() for future in futures]
 
     def _not_accepting(self) -> RunnerError:
@@ -321,7 +330,7 @@ class EngineRunner(Generic[E]):
 
     def subscribe(self, max_queue: int = 100_000) -> Subscription:
         subscription = Subscription(self.add_listener, self.is_stopped, max_queue)
-        self._subscriptions.append(subscription)
+        self._subscriptions.add(subscription)
         return subscription
 
     async def records(self, max_queue: int = 100_000) -> AsyncIterator[JournalRecord]:
