@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.fakes.http_server import FakeHttpServer, Response
 from tests.fakes.providers import BinanceState, depth_update, serve_binance_rest
@@ -69,6 +70,7 @@ async def test_trade_and_book_ticker_from_the_combined_stream(fakes, http) -> No
     ws, rest, _ = fakes
     seen: list[tuple[str, FeedEvent]] = []
     feed = make_feed(ws, rest, http, seen, streams=("trade", "bookTicker"))
+    messages_before = REGISTRY.get_sample_value("tradehall_feed_messages_total", {"feed": "binance"}) or 0.0
     feed.start()
     await ws.wait_connected()
     assert ws.paths[0] == "/stream?streams=btcusdt@trade/btcusdt@bookTicker"
@@ -95,7 +97,11 @@ async def test_trade_and_book_ticker_from_the_combined_stream(fakes, http) -> No
         }
     )
     await eventually(lambda: len(seen) == 2)
+    assert REGISTRY.get_sample_value("tradehall_feed_up", {"feed": "binance"}) == 1
+    messages = REGISTRY.get_sample_value("tradehall_feed_messages_total", {"feed": "binance"})
+    assert messages is not None and messages - messages_before == 2
     await feed.stop()
+    assert REGISTRY.get_sample_value("tradehall_feed_up", {"feed": "binance"}) == 0
     quote, trade = seen[0][1], seen[1][1]
     assert isinstance(quote, Quote) and (quote.bid, quote.ask, quote.bid_size) == (
         D("67000.10"),
