@@ -223,3 +223,31 @@ async def test_repositories_on_postgresql(pg_url: str) -> None:
         (Decimal("3"), Decimal("2.25"), Decimal("12.5"), 4)
     ]
     store.close()
+
+
+def test_partition_creation_gives_up_on_a_long_lock_instead_of_queueing(pg_url: str) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from tradehall.store.projector import is_transient
+
+    engine = create_store_engine(pg_url)
+    holder = psycopg.connect(f"host=127.0.0.1 user=postgres dbname={pg_url.rsplit('/', 1)[1]}")
+    try:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE fills IN ACCESS SHARE MODE")  # a reader in a long transaction
+        partitions = FillPartitions(engine)
+        started = datetime.now(UTC)
+        with pytest.raises(OperationalError) as caught:
+            partitions.ensure_for([datetime(2032, 6, 1, tzinfo=UTC)])
+        waited = (datetime.now(UTC) - started).total_seconds()
+        assert 1.5 < waited < 10
+        assert "lock timeout" in str(caught.value)
+        assert is_transient(caught.value)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert FillPartitions(engine).ensure_for([datetime(2032, 6, 1, tzinfo=UTC)]) == [
+        date(2032, 6, 1),
+        date(2032, 7, 1),
+    ]
+    engine.dispose()

@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError
 
 log = structlog.get_logger(__name__)
 
+LOCK_TIMEOUT_MS = 2000
+
 _EXISTING_SQL = text(
     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
     "WHERE i.inhparent = to_regclass('fills')"
@@ -100,12 +102,15 @@ class FillPartitions:
                 if name in self._known:
                     continue
                 try:
+                    # The DDL locks `fills` exclusively for a moment: never queue behind a long
+                    # reader (and make every later reader queue behind us); retry later instead.
+                    connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))
                     connection.execute(text(partition_ddl(month)))
                     connection.commit()
-                except DBAPIError:
+                except DBAPIError as error:
                     # Two creators racing on IF NOT EXISTS: the loser gets a duplicate error.
                     connection.rollback()
-                    if name not in existing_partitions(connection):
+                    if error.connection_invalidated or name not in existing_partitions(connection):
                         raise
                     connection.commit()
                 else:
