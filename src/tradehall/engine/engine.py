@@ -672,6 +672,10 @@ class Engine:
             self._cancel(maker, market, CancelReason.SELF_TRADE, in_book=False)
         for maker, quantity, price in fills:
             self._settle_fill(market, maker, order, account, quantity, price)
+        if fills and market.kind is not MarketKind.SPOT:
+            self._rebalance_reservations(
+                market, {maker.account_id for maker, _, _ in fills} | {account.account_id}
+            )
         if remaining == 0:
             return
         if taker_stopped:
@@ -800,8 +804,8 @@ class Engine:
                 position.reserved_buy -= used
         accrued = order.fee_accrued
         ppm = market.maker_ppm if liquidity is Liquidity.MAKER else market.taker_ppm
-        if account.kind is AccountKind.SYSTEM:
-            ppm = 0  # the venue or the insurance fund taking the other side pays no fee
+        if account.kind is AccountKind.SYSTEM or order.fee_exempt:
+            ppm = 0  # the venue or the insurance fund taking the other side, or a liquidation
         order.fee_accrued = accrued + market.fee_numerator(notional, quantity, price, ppm)
         denominator = market.fee_denominator
         fee = ceil_div(order.fee_accrued, denominator) - ceil_div(accrued, denominator)
@@ -824,8 +828,6 @@ class Engine:
             if margin_change > 0:
                 consumed += margin_change
             ledger.adjust_held(account, quote, margin_change)
-            if realized:
-                self._settle_pnl(account, quote, realized)
         else:
             pool = ledger.system_account(market.collateral_id, quote)
             closing_price = market.payout_ticks - price if order.side is Side.BUY else price
@@ -842,6 +844,8 @@ class Engine:
         ledger.adjust_held(account, order.hold_currency, -consumed)
         if fee:
             ledger.transfer(account, ledger.system_account(SYSTEM_FEES, quote), quote, fee)
+        if realized and kind is MarketKind.PERP:  # after the fee, so a loss floors the balance at zero
+            self._settle_pnl(account, quote, realized)
         order.filled += quantity
         order.fills_notional += price * quantity
         order.fees_paid += fee
@@ -1079,6 +1083,51 @@ class Engine:
         self._trigger_stops(market)
         self._emit_book_changes(market)
 
+    def _rebalance_reservations(self, market: Market, account_ids: set[str]) -> None:
+        """A position shrunk by an uncovered fill can no longer back every covered lot: the newest
+        covering orders lose their cover and hold for opening instead, or are cancelled if unfunded."""
+        for account_id in sorted(account_ids):
+            position = market.positions.get(account_id)
+            if position is None or account_id.startswith("system:"):
+                continue
+            excess_sell = position.reserved_sell - max(position.quantity, 0)
+            excess_buy = position.reserved_buy - max(-position.quantity, 0)
+            if excess_sell <= 0 and excess_buy <= 0:
+                continue
+            account = self.accounts[account_id]
+            orders = sorted(
+                (
+                    o
+                    for o in account.open_orders.values()
+                    if isinstance(o, Order) and o.market == market.symbol
+                ),
+                key=lambda o: -o.order_id,
+            )
+            for order in orders:
+                excess = excess_sell if order.side is Side.SELL else excess_buy
+                if excess <= 0 or order.covered == 0:
+                    continue
+                lots = min(order.covered, excess)
+                if order.side is Side.SELL:
+                    excess_sell -= lots
+                else:
+                    excess_buy -= lots
+                self._adjust_reservation(order, market, -lots)
+                order.covered -= lots
+                if order.reduce_only:
+                    self._cancel(order, market, CancelReason.REDUCE_ONLY)
+                    continue
+                limit = order.price if order.status is not OrderStatus.PENDING_TRIGGER else None
+                need = self._hold_amount(
+                    market, order.side, limit, order.remaining, order.covered, self._im_ppm(account, market)
+                )
+                extra = max(0, need - order.hold)
+                if extra > account.available(order.hold_currency):
+                    self._cancel(order, market, CancelReason.UNFUNDED)
+                    continue
+                self.ledger.adjust_held(account, order.hold_currency, extra)
+                order.hold += extra
+
     def _adjust_reservation(self, order: Order, market: Market, lots: int) -> None:
         if lots == 0:
             return
@@ -1265,6 +1314,8 @@ class Engine:
         for index, price, lots in plan:
             consume(market, order.side, index, lots)
             self._venue_fill(market, order, account, lots, price, SYSTEM_VENUE)
+        if plan and market.kind is not MarketKind.SPOT:
+            self._rebalance_reservations(market, {account.account_id})
         if order.remaining:
             self._rest_or_close(order, account, market, limit, bool(plan))
 
@@ -1370,6 +1421,8 @@ class Engine:
                     paper.remove(order)
                     order.in_book = False
                 self._venue_fill_resting(market, order, account, take)
+                if market.kind is not MarketKind.SPOT:
+                    self._rebalance_reservations(market, {account.account_id})
                 if order.remaining:
                     break
         bid, ask = market.best_bid(), market.best_ask()
@@ -1533,7 +1586,9 @@ class Engine:
                 .total
             )
             quantity = position.quantity
-            self._engine_order(market, account, quantity, price, SYSTEM_INSURANCE, "liquidation")
+            self._engine_order(
+                market, account, quantity, price, SYSTEM_INSURANCE, "liquidation", fee_exempt=True
+            )
             insurance_after = self.accounts[SYSTEM_INSURANCE].balance(market.spec.quote).total
             self._events.append(
                 PositionLiquidated(
@@ -1549,7 +1604,14 @@ class Engine:
             )
 
     def _engine_order(
-        self, market: Market, account: Account, quantity: int, price: int, counterparty: str, label: str
+        self,
+        market: Market,
+        account: Account,
+        quantity: int,
+        price: int,
+        counterparty: str,
+        label: str,
+        fee_exempt: bool = False,
     ) -> None:
         """Close `quantity` signed lots of the account's position by an order the engine places itself."""
         side = Side.SELL if quantity > 0 else Side.BUY
@@ -1566,6 +1628,7 @@ class Engine:
             quantity=abs(quantity),
             remaining=abs(quantity),
             client_order_id=f"{label}-{self.next_order_id}",
+            fee_exempt=fee_exempt,
             created_ts=self.now,
             hold_currency=market.spec.quote
             if market.kind is not MarketKind.SPOT or side is Side.BUY

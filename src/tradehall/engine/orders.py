@@ -48,3 +48,4 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     fee_accrued: int = 0
     hold_currency: str = ""
     stop_loss: int | None = None
+    fee_exempt: bool = False
