@@ -51,7 +51,7 @@ def make_bus(backend: str, prefix: str, kafka_bootstrap: str) -> EventBus:
     if backend == "redis":
         return RedisStreamsBus(prefix=prefix, block_ms=50, discover_interval=0.05, batch=1000)
     if backend == "nats":
-        return NatsJetStreamBus(prefix=prefix, batch=1000)
+        return NatsJetStreamBus(prefix=prefix, batch=500)
     if backend == "kafka":
         return KafkaBus(kafka_bootstrap, prefix=prefix, partitions=3, batch=2000)
     raise ValueError(backend)

@@ -1,12 +1,29 @@
-"""Build the configured bus backend from `Settings`."""
+"""Build the configured bus backend from the service settings."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from tradehall.bus.protocol import EventBus
-from tradehall.service.settings import Settings
 
 
-def create_bus(settings: Settings, *, prefix: str = "tradehall") -> EventBus:
+class BusSettings(Protocol):
+    """The part of `tradehall.service.settings.Settings` the bus reads (the bus does not import service)."""
+
+    @property
+    def bus(self) -> str: ...
+
+    @property
+    def redis_url(self) -> str: ...
+
+    @property
+    def nats_url(self) -> str: ...
+
+    @property
+    def kafka_bootstrap(self) -> str: ...
+
+
+def create_bus(settings: BusSettings, *, prefix: str = "tradehall") -> EventBus:
     """The backend named by `settings.bus`; brokers are imported only when chosen."""
     if settings.bus == "inproc":
         from tradehall.bus.inproc import InProcessBus

@@ -9,6 +9,7 @@ streams/topics (NATS JetStream, Kafka) keep one per family. Patterns use NATS wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tradehall.domain.commands import AnyCommand, Quote
 from tradehall.domain.events import (
@@ -124,7 +125,9 @@ def validate_pattern(pattern: str) -> list[str]:
     return tokens
 
 
+@lru_cache(maxsize=4096)
 def topic_matches(pattern: str, topic: str) -> bool:
+    """Cached: a consumer asks this for every message, about a handful of topics."""
     pattern_tokens = validate_pattern(pattern)
     topic_tokens = topic.split(".")
     for position, wanted in enumerate(pattern_tokens):
