@@ -246,3 +246,37 @@ def test_deduper_drops_positions_at_or_below_the_last_one_per_topic_and_key() ->
 def test_invalid_publisher_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="must be positive"):
         BusPublisher(InProcessBus(), MemoryJournalSource(), MemoryPositionStore(), backlog_limit=0)
+
+
+class FailingOnceSource(MemoryJournalSource):
+    """A journal source whose first read fails (a disk error) and then works."""
+
+    def __init__(self, records: list[JournalRecord]) -> None:
+        super().__init__(records)
+        self.failures = 0
+
+    async def records(self, from_seq: int):  # type: ignore[no-untyped-def,override]
+        if self.failures == 0:
+            self.failures += 1
+            raise OSError("journal segment unreadable")
+        async for record in super().records(from_seq):
+            yield record
+
+
+class BrokenStore(MemoryPositionStore):
+    def save(self, position: PublisherPosition) -> None:
+        raise OSError("disk full")
+
+
+async def test_a_failing_journal_read_is_retried_and_a_failing_position_save_does_not_stop_publishing() -> (
+    None
+):
+    source = FailingOnceSource(list(trading_records(MARKETS, 3)))
+    bus = InProcessBus()
+    publisher = BusPublisher(bus, source, BrokenStore(), retry_max=0.01, save_interval=0.0)
+    await publisher.start()
+    await publisher.wait_published(5)
+    await publisher.stop()
+    assert source.failures == 1
+    assert positions(bus, "trades.BTC-PERP") == [(3, 1), (5, 1)]
+    assert publisher.healthy is True

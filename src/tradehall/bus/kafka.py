@@ -184,6 +184,8 @@ class KafkaBus:
                     continue
                 for partition, records in batches.items():
                     for record in records:
+                        if record.value is None:
+                            continue  # a tombstone: not one of ours
                         headers = dict(record.headers or ())
                         topic = headers.get("topic", b"").decode()
                         if not topic_matches(pattern, topic):

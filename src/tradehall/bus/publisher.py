@@ -164,6 +164,13 @@ class BusPublisher:
                     self._backlog_gauge.set(self._backlog_messages)
                     next_seq = record.seq + 1
                     self._signal("_backlog_changed")
+            except Exception as exc:
+                # A failing journal read (or an event the serializer cannot handle) must not kill the
+                # publisher silently: report unhealthy and read again from the same seq.
+                self.healthy = False
+                log.exception("bus_source_failed", backend=self._bus.name, next_seq=next_seq, error=repr(exc))
+                await asyncio.sleep(self._retry_max)
+                continue
             finally:
                 aclose = getattr(records, "aclose", None)
                 if aclose is not None:
@@ -233,6 +240,12 @@ class BusPublisher:
         now = time.monotonic()
         if not force and now - self._saved_at < self._save_interval:
             return
-        self._positions.save(PublisherPosition(seq=self.published_seq, markets=self._serializer.specs))
+        try:
+            self._positions.save(PublisherPosition(seq=self.published_seq, markets=self._serializer.specs))
+        except OSError as exc:
+            # A stale position only means more re-publishing after a crash: keep publishing.
+            log.warning("bus_position_save_failed", error=repr(exc))
+            self._saved_at = now
+            return
         self._saved_seq = self.published_seq
         self._saved_at = now
