@@ -65,6 +65,16 @@ def _allow_connections(url: str, allowed: bool) -> None:
         admin.execute(f'ALTER DATABASE "{_database(url)}" ALLOW_CONNECTIONS {"true" if allowed else "false"}')
 
 
+def _in_transaction(url: str) -> bool:
+    """Whether a client of the test database sits inside an open transaction right now."""
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state LIKE 'idle in transaction%%'",
+            (_database(url),),
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def _last_seq(url: str) -> int:
     with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={_database(url)}") as connection:
         row = connection.execute(
@@ -83,7 +93,7 @@ async def _feed(
 
 
 CHILD = """
-import asyncio, sys, logging, structlog
+import asyncio, sys, logging, time, structlog
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 from tradehall.store import Projector, ProjectorConfig, create_store_engine
 from tradehall.store.synthetic import SyntheticMarket
@@ -96,7 +106,13 @@ async def main() -> None:
             if index % 25 == 0:
                 await asyncio.sleep(0.005)
             yield record
-    projector = Projector(create_store_engine(sys.argv[1]), ProjectorConfig(max_batch_records=25))
+    def linger(point: str) -> None:
+        # Hold each transaction open a while before COMMIT, so the kill lands inside one.
+        if point == "before_commit":
+            time.sleep(0.05)
+
+    config = ProjectorConfig(max_batch_records=25)
+    projector = Projector(create_store_engine(sys.argv[1]), config, fault=linger)
     await projector.run(slow())
 
 asyncio.run(main())
@@ -110,17 +126,24 @@ async def test_exactly_once_across_a_sigkill_of_the_projector_process(pg_url: st
     )
     deadline = time.monotonic() + 60
     try:
-        while _last_seq(pg_url) < 1500:
+        while _last_seq(pg_url) < 1500 or not _in_transaction(pg_url):
             assert child.poll() is None, "the projector process ended before it was killed"
             assert time.monotonic() < deadline, "the projector process made no progress"
-            time.sleep(0.02)
+            time.sleep(0.005)
+        before_kill = _last_seq(pg_url)
         child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=10) == -signal.SIGKILL
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
+    deadline = time.monotonic() + 10
+    while _in_transaction(pg_url):  # the server notices the dead client and rolls back
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     killed_at = _last_seq(pg_url)
+    # The batch in flight was rolled back: at most the one whose COMMIT was already on its way.
+    assert 0 <= killed_at - before_kill <= 25
     market = SyntheticMarket(accounts=8, seed=seed)
     records = market.setup() + market.steps(steps)
     assert 1500 <= killed_at < len(records), "the kill did not land mid-run"
