@@ -1502,7 +1502,7 @@ class Engine:
         else:
             account_ids = sorted(a for a, p in market.positions.items() if p.quantity != 0)
         for account_id in account_ids:
-            self._evaluate(self.accounts[account_id])
+            self._evaluate(self.accounts[account_id], on_mark=True)
 
     def _evaluate_touched(self) -> None:
         """After a command: every account whose balance or position changed is checked once."""
@@ -1513,8 +1513,12 @@ class Engine:
             if account.kind is not AccountKind.SYSTEM:
                 self._evaluate(account)
 
-    def _evaluate(self, account: Account) -> None:
-        """Liquidation and assessment rules on the account's equity now; then its mark intervals."""
+    def _evaluate(self, account: Account, on_mark: bool = False) -> None:
+        """Liquidation and assessment rules on the account's equity now; then its mark intervals.
+
+        Peak equity moves on every mark only where a rule trails it (intraday trailing); elsewhere it
+        is taken at the account's own events (fills, transfers, daily resets), so that a mark touches
+        only the accounts whose interval it leaves."""
         if account.kind is AccountKind.SYSTEM:
             return
         if account.assessment is None and not any(
@@ -1531,7 +1535,8 @@ class Engine:
         state = account.assessment
         if state is not None and account.status is AccountStatus.ACTIVE:
             before = (state.peak_equity, state.total_floor)
-            state.observe_equity(equity)
+            if not on_mark or state.tier.drawdown_mode is DrawdownMode.INTRADAY_TRAILING:
+                state.observe_equity(equity)
             breach = state.breach(equity)
             if breach is not None:
                 self._end_assessment(account, AccountStatus.FAILED, breach[0], equity, breach[1])
