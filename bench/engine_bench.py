@@ -249,6 +249,103 @@ def measure(level: str, workload: str, ops: list[Op], gc_mode: str) -> None:
         gc.set_threshold(700, 10, 10)
 
 
+def measure_quote_marks(count: int, accounts: int, gc_mode: str) -> None:
+    """Issue 5's workload: a stream of quotes on 10 perp quote-venue markets while `accounts` assessment
+    accounts hold positions there (each quote must touch only the accounts whose mark interval it leaves),
+    with a market order every 100 quotes for the order latency."""
+    from tradehall.domain.enums import AccountKind, Venue
+
+    markets = [f"PERP-{index}" for index in range(10)]
+    engine = Engine()
+    for symbol in markets:
+        engine.apply(
+            c.CreateMarket(
+                spec=MarketSpec(
+                    symbol=symbol,
+                    kind=MarketKind.PERP,
+                    base="BTC",
+                    quote="USD",
+                    tick_size=Decimal("0.1"),
+                    lot_size=Decimal("0.001"),
+                    venue=Venue.QUOTE,
+                    max_leverage=Decimal("20"),
+                    taker_fee=Decimal("0.0005"),
+                    quote_max_age_ms=10**12,
+                )
+            )
+        )
+        engine.apply(c.Quote(market=symbol, bid=Decimal("999.9"), ask=Decimal("1000.1")))
+    rng = random.Random(7)
+    for index in range(accounts):
+        account = f"eval-{index}"
+        engine.apply(
+            c.OpenAccount(
+                account_id=account, owner=account, kind=AccountKind.ASSESSMENT, tier="ftmo-2step-10k"
+            )
+        )
+        side = OrderSide.BUY if index % 2 else OrderSide.SELL
+        events = engine.apply(
+            c.PlaceOrder(
+                account_id=account,
+                market=markets[index % 10],
+                side=side,
+                quantity=Decimal(rng.randint(1, 50)) / 10,
+                type=OrderType.MARKET,
+            )
+        )
+        assert not any(type(e).__name__ == "OrderRejected" for e in events), events
+    mids = [10_000] * 10
+    quotes: list[c.Command] = []
+    orders: list[c.Command] = []
+    for index in range(count):
+        market = index % 10
+        mids[market] = max(9_000, min(11_000, mids[market] + rng.choice((-2, -1, 1, 2))))
+        quotes.append(
+            c.Quote(
+                market=markets[market], bid=Decimal(mids[market] - 1) / 10, ask=Decimal(mids[market] + 1) / 10
+            )
+        )
+        if index % 100 == 0:
+            orders.append(
+                c.PlaceOrder(
+                    account_id=f"eval-{rng.randrange(accounts)}",
+                    market=markets[market],
+                    side=OrderSide.BUY,
+                    quantity=Decimal("0.01"),
+                    type=OrderType.MARKET,
+                )
+            )
+    gc.collect()
+    if gc_mode == "freeze":
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+    elif gc_mode == "off":
+        gc.disable()
+    apply = engine.apply
+    clock = time.perf_counter_ns
+    order_samples: list[int] = []
+    start = time.perf_counter()
+    for index, quote in enumerate(quotes):
+        apply(quote)
+        if index % 100 == 0:
+            begin = clock()
+            apply(orders[index // 100])
+            order_samples.append(clock() - begin)
+    elapsed = time.perf_counter() - start
+    gc.enable()
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    failed = sum(
+        1 for a in engine.accounts.values() if a.assessment is not None and a.status.value != "active"
+    )
+    workload = f"quote_marks_{accounts}_accounts"
+    emit(workload, "engine", "quotes_per_s", (len(quotes) + len(orders)) / elapsed, "quotes/s")
+    order_samples.sort()
+    emit(workload, "engine", "order_p50_us", percentile(order_samples, 0.5), "us")
+    emit(workload, "engine", "order_p99_us", percentile(order_samples, 0.99), "us")
+    emit(workload, "engine", "accounts_ended", failed, "accounts")
+
+
 def emit(workload: str, level: str, metric: str, value: float, unit: str) -> None:
     results.append(
         {
@@ -270,15 +367,27 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=None)
     parser.add_argument("--gc", choices=("default", "freeze", "off"), default="default")
     parser.add_argument("--levels", default="book,engine")
-    parser.add_argument("--workloads", default="book_mixed_70_25_5,exchange_core_mix")
+    parser.add_argument("--workloads", default="book_mixed_70_25_5,exchange_core_mix,quote_marks")
+    parser.add_argument("--accounts", type=int, default=10_000, help="assessment accounts for quote_marks")
     args = parser.parse_args()
     count = args.ops or (100_000 if args.quick else 1_000_000)
     for workload in args.workloads.split(","):
+        if workload == "quote_marks":
+            measure_quote_marks(count // 2, args.accounts, args.gc)
+            continue
         ops = generate(workload, count, seed=42)
         for level in args.levels.split(","):
             measure(level, workload, ops, args.gc)
     command = "python bench/engine_bench.py " + " ".join(
-        a for a in (("--quick" if args.quick else ""), f"--gc {args.gc}", f"--ops {count}") if a
+        a
+        for a in (
+            "--quick" if args.quick else "",
+            f"--gc {args.gc}",
+            f"--ops {count}",
+            f"--workloads {args.workloads}",
+            f"--accounts {args.accounts}",
+        )
+        if a
     )
     if args.json:
         for row in results:
