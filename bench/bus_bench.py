@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.integration.kafka_broker`
 
 from tradehall.bus.inproc import InProcessBus
@@ -99,7 +101,14 @@ async def consume(bus: EventBus, expected: int, ready: Any = None) -> dict[str, 
     return {"end_ns": end, "lags": lags}
 
 
+def logs_to_stderr() -> None:
+    """Keep stdout for the table and the JSON lines."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
 def consumer_process(backend: str, prefix: str, kafka: str, expected: int, ready: Any, results: Any) -> None:
+    logs_to_stderr()
+
     async def run() -> dict[str, Any]:
         bus = make_bus(backend, prefix, kafka)
         await bus.start()
@@ -225,6 +234,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="Events/s of the lag workload.")
     parser.add_argument("--kafka-bootstrap", default=None, help="Use this Kafka instead of a test broker.")
     args = parser.parse_args()
+    logs_to_stderr()
     backends = args.backend or ["inproc", "redis", "nats", "kafka"]
     throughput_orders = 5_000 if args.quick else 25_000
     lag_seconds = 2 if args.quick else 6
