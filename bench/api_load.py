@@ -128,14 +128,55 @@ def order_body(identity: dict[str, str], index: int) -> dict[str, Any]:
 # ---- HTTP ---------------------------------------------------------------------------------------------
 
 
+class RawHttp:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams: the load generator shares the machine,
+    and httpx costs several times what the server spends on a request."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self.host = host
+        self.port = port
+        self.extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        head = (
+            f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n{self.extra}"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        status = int(status_line.split(b" ", 2)[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        payload = await self.reader.readexactly(length) if length else b""
+        return status, payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def http_worker(
     url: str, identity: dict[str, str], deadline: float, rate: float | None, latencies: list[float]
 ) -> int:
-    headers = {"X-API-Key": identity["api_key"], "content-type": "application/json"}
+    host, port = url.removeprefix("http://").split(":")
+    client = RawHttp(host, int(port), {"x-api-key": identity["api_key"]})
+    await client.connect()
     placed = 0
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
-        next_at = time.perf_counter()
-        index = 0
+    next_at = time.perf_counter()
+    index = 0
+    try:
         while time.perf_counter() < deadline:
             if rate is not None:
                 now = time.perf_counter()
@@ -145,13 +186,17 @@ async def http_worker(
             body = json.dumps(order_body(identity, index)).encode()
             index += 1
             sent = time.perf_counter()
-            response = await client.post("/orders", content=body)
+            status, payload = await client.request("POST", "/orders", body)
             latencies.append(time.perf_counter() - sent)
-            if response.status_code != 201:
-                raise RuntimeError(f"order refused: {response.status_code} {response.text[:200]}")
+            if status != 201:
+                raise RuntimeError(f"order refused: {status} {payload[:200]!r}")
             placed += 1
-            order_id = response.json()["id"]
-            await client.delete(f"/orders/{order_id}")
+            order_id = json.loads(payload)["id"]
+            status, payload = await client.request("DELETE", f"/orders/{order_id}")
+            if status != 200:
+                raise RuntimeError(f"cancel refused: {status} {payload[:200]!r}")
+    finally:
+        client.close()
     return placed
 
 
