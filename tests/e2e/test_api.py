@@ -362,3 +362,26 @@ def test_flood_is_rate_limited_with_retry_after(tmp_path: Path) -> None:
         assert refused.status_code == 429
         assert refused.json()["code"] == "rate_limited"
         assert int(refused.headers["retry-after"]) >= 1
+
+
+class DownFeeds:
+    def ready_check(self) -> tuple[bool, list[dict[str, object]]]:
+        return False, [{"name": "coingecko", "healthy": False, "circuit": "open"}]
+
+
+def test_ready_is_503_with_the_failing_feed(server: Server) -> None:
+    gateway = server.app.state.gateway
+    gateway.feeds = DownFeeds()
+    try:
+        response = httpx.get(server.url + "/ready")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "not_ready"
+        assert body["checks"]["feeds"] == {
+            "ok": False,
+            "feeds": [{"name": "coingecko", "healthy": False, "circuit": "open"}],
+        }
+        assert body["checks"]["engine"]["ok"] is True
+    finally:
+        gateway.feeds = None
+    assert httpx.get(server.url + "/ready").status_code == 200

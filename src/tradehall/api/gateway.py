@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
@@ -31,6 +31,10 @@ from tradehall.service.settings import Settings
 from tradehall.service.wiring import Service
 
 DAY_NS = 86_400 * 1_000_000_000
+
+
+class ReadyCheck(Protocol):
+    def ready_check(self) -> tuple[bool, list[dict[str, object]]]: ...
 
 
 class VolumeTracker:
@@ -66,6 +70,8 @@ class Gateway:
         self.auth = authenticator
         self.limiter = TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
         self.volumes = VolumeTracker()
+        self.feeds: ReadyCheck | None = None
+        """The feed registry (`marketdata.registry.FeedRegistry`) when feeds run in this process."""
         self.candles = CandleBook()
 
     @property

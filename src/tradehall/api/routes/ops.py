@@ -44,6 +44,10 @@ async def ready(gateway: GatewayDep) -> Response:
         "bus": {"ok": True, "backend": gateway.settings.bus},
     }
     good = engine_ok and journal_ok and store_ok and projection_ok
+    if gateway.feeds is not None:
+        feeds_ok, feeds = gateway.feeds.ready_check()
+        checks["feeds"] = {"ok": feeds_ok, "feeds": feeds}
+        good = good and feeds_ok
     return json_response({"status": "ready" if good else "not_ready", "checks": checks}, 200 if good else 503)
 
 
