@@ -1733,10 +1733,12 @@ class Engine:
             )
         )
 
-    def _tier_day(self, account: Account) -> int:
+    @staticmethod
+    def _tier_day(account: Account) -> int:
+        """The account's trading day as the engine knows it: days turn at the resets of AdvanceTime."""
         state = account.assessment
         assert state is not None
-        return tier_day_index(state.tier, self.now)
+        return state.day_index
 
     def _daily_resets(self) -> None:
         """At each tier's reset time: the day's starting balance and the end-of-day trailing floor."""
