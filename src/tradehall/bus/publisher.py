@@ -111,7 +111,7 @@ class BusPublisher:
             while self._backlog and time.monotonic() < deadline and self.healthy:
                 await self._wait(self._progress, deadline - time.monotonic())
         await self._cancel()
-        self._save(force=True)
+        await self._save(force=True)
 
     async def kill(self) -> None:
         """Stop without draining or saving, as a crash would (tests use it to prove resume works)."""
@@ -151,6 +151,7 @@ class BusPublisher:
     async def _read(self, next_seq: int) -> None:
         while True:
             overflow = False
+            read_since_yield = 0
             records = self._source.records(next_seq)
             try:
                 async for record in records:
@@ -164,6 +165,11 @@ class BusPublisher:
                     self._backlog_gauge.set(self._backlog_messages)
                     next_seq = record.seq + 1
                     self._signal("_backlog_changed")
+                    read_since_yield += len(envelopes)
+                    if read_since_yield >= self._batch_max:
+                        # A source with much to catch up on never waits: let the sender start publishing.
+                        read_since_yield = 0
+                        await asyncio.sleep(0)
             except Exception as exc:
                 # A failing journal read (or an event the serializer cannot handle) must not kill the
                 # publisher silently: report unhealthy and read again from the same seq.
@@ -192,7 +198,7 @@ class BusPublisher:
                     # Idle with an unsaved position: save it soon, so a crash re-publishes little.
                     await self._wait(self._backlog_changed, self._save_interval)
                     if not self._backlog:
-                        self._save(force=True)
+                        await self._save(force=True)
                 else:
                     await self._backlog_changed.wait()
             count = 0
@@ -231,21 +237,23 @@ class BusPublisher:
             self._publish_total.inc(count)
             self.published_messages += count
             self.published_seq = last_seq
-            self._save(force=False)
             self._signal("_progress")
+            await self._save(force=False)
 
-    def _save(self, force: bool) -> None:
+    async def _save(self, force: bool) -> None:
         if self.published_seq == self._saved_seq:
             return
         now = time.monotonic()
         if not force and now - self._saved_at < self._save_interval:
             return
+        position = PublisherPosition(seq=self.published_seq, markets=self._serializer.specs)
         try:
-            self._positions.save(PublisherPosition(seq=self.published_seq, markets=self._serializer.specs))
+            # In a thread: a file store fsyncs, and the event loop must not wait for the disk.
+            await asyncio.to_thread(self._positions.save, position)
         except OSError as exc:
             # A stale position only means more re-publishing after a crash: keep publishing.
             log.warning("bus_position_save_failed", error=repr(exc))
             self._saved_at = now
             return
-        self._saved_seq = self.published_seq
+        self._saved_seq = position.seq
         self._saved_at = now
