@@ -338,6 +338,85 @@ def run_ws(
     return {"ops_per_s": placed / elapsed, "orders": placed, **percentiles(latencies)}
 
 
+# ---- reads with many fills stored --------------------------------------------------------------------
+
+
+def store_fills(data_dir: Path, account_id: str, count: int) -> None:
+    """Writes `count` fills of `account_id` straight into the SQLite read model (the read path under test
+    is the same whichever way the rows got there; producing a million through the engine takes too long)."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from sqlalchemy import insert
+
+    from tradehall.store import create_store_engine
+    from tradehall.store.models import Fill, table_of
+
+    engine = create_store_engine(f"sqlite:///{data_dir / 'tradehall.sqlite3'}")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    table = table_of(Fill)
+    chunk = 50_000
+    with engine.begin() as connection:
+        for first in range(0, count, chunk):
+            rows = [
+                {
+                    "id": 10**12 + n,
+                    "executed_at": start + timedelta(milliseconds=n),
+                    "trade_id": 10**11 + n,
+                    "order_id": str(10**11 + n),
+                    "account_id": account_id,
+                    "market": MARKET,
+                    "side": "buy" if n % 2 else "sell",
+                    "price": Decimal("64000.5"),
+                    "quantity": Decimal("0.001"),
+                    "fee": Decimal("0.03"),
+                    "liquidity": "maker",
+                    "realized_pnl": Decimal("0"),
+                }
+                for n in range(first, min(count, first + chunk))
+            ]
+            connection.execute(insert(table), rows)
+    engine.dispose()
+
+
+async def timed_gets(url: str, identity: dict[str, str], paths: list[str]) -> list[float]:
+    host, port = url.removeprefix("http://").split(":")
+    client = RawHttp(host, int(port), {"x-api-key": identity["api_key"]})
+    await client.connect()
+    latencies = []
+    try:
+        for path in paths:
+            sent = time.perf_counter()
+            status, payload = await client.request("GET", path)
+            latencies.append(time.perf_counter() - sent)
+            if status != 200:
+                raise RuntimeError(f"GET {path}: {status} {payload[:200]!r}")
+    finally:
+        client.close()
+    return latencies
+
+
+def run_reads(
+    url: str, data_dir: Path, identity: dict[str, str], fills: int, requests: int
+) -> dict[str, dict[str, float]]:
+    store_fills(data_dir, identity["account_id"], fills)
+    account = identity["account_id"]
+    first_page = f"/trades?account_id={account}&limit=100"
+    page = httpx.get(url + first_page, headers={"x-api-key": identity["api_key"]}).json()
+    cursor = page["next_cursor"]
+    deep = f"{first_page}&cursor={cursor}" if cursor else first_page
+    trades = asyncio.run(timed_gets(url, identity, [first_page, deep] * (requests // 2)))
+    positions = asyncio.run(timed_gets(url, identity, [f"/positions?account_id={account}"] * requests))
+    return {
+        "get_trades": {
+            "ops_per_s": len(trades) / sum(trades),
+            "fills_stored": float(fills),
+            **percentiles(trades),
+        },
+        "get_positions": {"ops_per_s": len(positions) / sum(positions), **percentiles(positions)},
+    }
+
+
 # ---- main ---------------------------------------------------------------------------------------------
 
 
@@ -352,11 +431,13 @@ def main() -> None:
     parser.add_argument("--http-workers", type=int, default=16, help="Concurrent HTTP clients in all.")
     parser.add_argument("--ws-connections", type=int, default=4, help="WebSocket connections in all.")
     parser.add_argument("--ws-window", type=int, default=64, help="Orders in flight per connection.")
-    parser.add_argument("--only", choices=["http_peak", "http_paced", "ws_peak"], action="append")
+    parser.add_argument("--fills", type=int, default=None, help="Fills stored for the read workload (1e6).")
+    parser.add_argument("--only", choices=["http_peak", "http_paced", "ws_peak", "reads"], action="append")
     args = parser.parse_args()
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     paced_seconds = args.paced_seconds or (5.0 if args.quick else 60.0)
-    workloads = args.only or ["http_paced", "http_peak", "ws_peak"]
+    workloads = args.only or ["http_paced", "http_peak", "ws_peak", "reads"]
+    fills = args.fills or (50_000 if args.quick else 1_000_000)
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -366,6 +447,12 @@ def main() -> None:
             identities = setup(url, max(args.http_workers, args.ws_connections))
             figures: list[tuple[str, dict[str, float]]] = []
             for workload in workloads:
+                if workload == "reads":
+                    for name, figures_of in run_reads(
+                        url, Path(data_dir), identities[-1], fills, 200 if args.quick else 1000
+                    ).items():
+                        figures.append((name, figures_of))
+                    continue
                 if workload == "http_peak":
                     result = run_http(url, identities[: args.http_workers], args.processes, seconds, None)
                 elif workload == "http_paced":
@@ -383,7 +470,14 @@ def main() -> None:
                 server.wait(30)
             except subprocess.TimeoutExpired:
                 server.kill()
-    units = {"ops_per_s": "orders/s", "orders": "orders", "p50_us": "us", "p99_us": "us", "p999_us": "us"}
+    units = {
+        "ops_per_s": "ops/s",
+        "orders": "orders",
+        "fills_stored": "fills",
+        "p50_us": "us",
+        "p99_us": "us",
+        "p999_us": "us",
+    }
     if args.json:
         for workload, result in figures:
             for metric, value in result.items():
@@ -399,11 +493,11 @@ def main() -> None:
                     )
                 )
         return
-    print(f"{'workload':<12} {'orders/s':>10} {'orders':>9} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9}")
+    print(f"{'workload':<13} {'ops/s':>10} {'orders':>9} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9}")
     for workload, result in figures:
         p50, p99, p999 = (result[key] / 1000 for key in ("p50_us", "p99_us", "p999_us"))
         print(
-            f"{workload:<12} {result['ops_per_s']:>10.0f} {result['orders']:>9.0f}"
+            f"{workload:<13} {result['ops_per_s']:>10.0f} {result.get('orders', 0):>9.0f}"
             f" {p50:>9.2f} {p99:>9.2f} {p999:>9.2f}"
         )
 

@@ -41,7 +41,15 @@ def serve(
     if settings.jwt_secret == Settings.model_fields["jwt_secret"].default:
         console.print("[yellow]warning:[/yellow] TRADEHALL_JWT_SECRET is the default; set it in production")
     console.print(f"tradehall serving on [bold]http://{host}:{port}[/bold] (data in {settings.data_dir})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", lifespan="on")
+    # permessage-deflate costs more CPU per small JSON message than it saves on the loopback or a LAN
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws_per_message_deflate=False,
+    )
 
 
 def demo(

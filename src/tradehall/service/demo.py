@@ -293,7 +293,10 @@ async def run_demo(
     """Serves the API with the demo until Ctrl-C (or `duration` seconds); returns the printed info."""
     settings = demo_settings(settings)
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", ws_per_message_deflate=False
+    )
+    server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
