@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     bus_backlog_limit: int = 100_000
     bus_prefix: str = Field(
-        default="tradehall", description="Namespace of the bus's streams, subjects and topics ([A-Za-z0-9_-])."
+        default="tradehall",
+        description="Namespace of the bus's streams, subjects and topics ([A-Za-z0-9_-]).",
     )
 
     quote_max_age_seconds: float = 10.0
