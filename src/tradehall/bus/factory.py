@@ -22,9 +22,16 @@ class BusSettings(Protocol):
     @property
     def kafka_bootstrap(self) -> str: ...
 
+    @property
+    def bus_prefix(self) -> str: ...
 
-def create_bus(settings: BusSettings, *, prefix: str = "tradehall") -> EventBus:
-    """The backend named by `settings.bus`; brokers are imported only when chosen."""
+
+def create_bus(settings: BusSettings, *, prefix: str | None = None) -> EventBus:
+    """The backend named by `settings.bus` in namespace `prefix` (default `settings.bus_prefix`).
+
+    Brokers' client libraries are imported only when chosen.
+    """
+    prefix = prefix or settings.bus_prefix
     if settings.bus == "inproc":
         from tradehall.bus.inproc import InProcessBus
 

@@ -22,7 +22,7 @@ BACKENDS = ("inproc", "redis", "nats", "kafka")
 
 
 async def tail_topic(
-    settings: Settings, topic: str, consumer: str, start: StartPosition, count: int | None, prefix: str
+    settings: Settings, topic: str, consumer: str, start: StartPosition, count: int | None, prefix: str | None
 ) -> int:
     """Print matching messages until `count` (or forever); returns how many were printed."""
     bus = create_bus(settings, prefix=prefix)
@@ -59,7 +59,9 @@ def tail(
         None, "--consumer", help="Durable consumer name: resume where it left off (default: a new one)."
     ),
     count: int | None = typer.Option(None, "--count", min=1, help="Stop after this many messages."),
-    prefix: str = typer.Option("tradehall", "--prefix", help="Namespace of the bus's streams and topics."),
+    prefix: str | None = typer.Option(
+        None, "--prefix", help="Namespace of the bus's streams and topics (default: settings bus_prefix)."
+    ),
 ) -> None:
     """Print each message of a topic as one JSON line (the envelope of docs/bus.md)."""
     if backend is not None and backend not in BACKENDS:
