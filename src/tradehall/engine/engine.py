@@ -815,6 +815,8 @@ class Engine:
             delta = -min(quantity, max(position.quantity, 0))
         before = position.quantity
         closed, realized_ticks = position.change(delta, price, account.cost_basis) if delta else (0, 0)
+        if kind is MarketKind.PERP and (before == 0) != (position.quantity == 0):
+            account.open_perps += 1 if before == 0 else -1
         realized = market.notional.round(realized_ticks) if realized_ticks else 0
         position.realized += realized
         self._dirty_positions[(account.account_id, market.symbol)] = position
@@ -1506,12 +1508,11 @@ class Engine:
 
     def _evaluate_touched(self) -> None:
         """After a command: every account whose balance or position changed is checked once."""
-        touched = {account_id for account_id, _ in self.ledger.pending_changes()}
-        touched.update(account_id for account_id, _ in self._dirty_positions)
+        accounts = self.accounts
+        touched = {a for a, _ in self.ledger.pending_changes() if accounts[a].watched}
+        touched.update(a for a, _ in self._dirty_positions if accounts[a].watched)
         for account_id in sorted(touched):
-            account = self.accounts[account_id]
-            if account.kind is not AccountKind.SYSTEM:
-                self._evaluate(account)
+            self._evaluate(accounts[account_id])
 
     def _evaluate(self, account: Account, on_mark: bool = False) -> None:
         """Liquidation and assessment rules on the account's equity now; then its mark intervals.
@@ -2066,6 +2067,8 @@ class Engine:
             ]:
                 position = engine._position(market, engine.accounts[account_id])
                 position.quantity, position.cost, position.realized = quantity, cost, realized
+                if quantity and market.kind is MarketKind.PERP:
+                    engine.accounts[account_id].open_perps += 1
                 position.margin, position.reserved_buy, position.reserved_sell = (
                     margin,
                     reserved_buy,

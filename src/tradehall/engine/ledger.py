@@ -48,6 +48,7 @@ class Account:
         "kind",
         "leverage",
         "open_orders",
+        "open_perps",
         "owner",
         "positions",
         "status",
@@ -77,6 +78,12 @@ class Account:
         self.positions: dict[str, Position] = {}  # by market, the same objects as Market.positions
         self.leverage: dict[str, int] = {}  # initial margin in ppm chosen per perp market
         self.assessment: AssessmentState | None = None
+        self.open_perps = 0  # perp positions not flat: the account needs margin checks
+
+    @property
+    def watched(self) -> bool:
+        """Whether a change can make a rule fire: an assessment, or perp positions (liquidation)."""
+        return self.assessment is not None or self.open_perps > 0
 
     def balance(self, currency: str) -> Balance:
         balance = self.balances.get(currency)
