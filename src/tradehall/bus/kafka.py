@@ -160,7 +160,9 @@ class KafkaBus:
     ) -> AsyncIterator[Delivery]:
         validate_pattern(pattern)
         topics = [self.kafka_topic(family) for family in families_of_pattern(pattern)]
-        await self.start()
+        if not self._topics_ready:  # a consumer needs the topics, not a producer
+            await self._ensure_topics()
+            self._topics_ready = True
         kafka_consumer = AIOKafkaConsumer(
             *topics,
             bootstrap_servers=self._bootstrap,
