@@ -1,12 +1,20 @@
+"""`tradehall events tail` against each real broker."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import require_service
+from tests.integration.kafka_broker import KafkaTestBroker, kafka_test_broker
+from tradehall.bus.kafka import KafkaBus
+from tradehall.bus.nats import NatsJetStreamBus
+from tradehall.bus.protocol import EventBus
 from tradehall.bus.redis_streams import RedisStreamsBus
 from tradehall.bus.sample import trading_records
 from tradehall.bus.serialize import EventSerializer
@@ -15,22 +23,50 @@ from tradehall.cli.main import app
 pytestmark = [pytest.mark.services, pytest.mark.timeout(60)]
 
 
-def test_events_tail_prints_one_json_envelope_per_message_from_redis(redis_available: None) -> None:
+@pytest.fixture(scope="module")
+def kafka_broker() -> Iterator[KafkaTestBroker]:
+    with kafka_test_broker() as broker:
+        yield broker
+
+
+def make_bus(backend: str, prefix: str, kafka: str) -> EventBus:
+    if backend == "redis":
+        return RedisStreamsBus(prefix=prefix)
+    if backend == "nats":
+        return NatsJetStreamBus(prefix=prefix)
+    return KafkaBus(kafka, prefix=prefix)
+
+
+@pytest.mark.parametrize("backend", ["redis", "nats", "kafka"])
+def test_events_tail_prints_one_json_envelope_per_message(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kafka = ""
+    if backend == "kafka":
+        kafka = request.getfixturevalue("kafka_broker").bootstrap
+        monkeypatch.setenv("TRADEHALL_KAFKA_BOOTSTRAP", kafka)
+    else:
+        require_service(backend)
     prefix = f"t{uuid.uuid4().hex[:12]}"
     serializer = EventSerializer()
     messages = [e for r in trading_records(("BTC-PERP", "ETH-PERP"), 6) for e in serializer.envelopes(r)]
-    bus = RedisStreamsBus(prefix=prefix)
-    asyncio.run(bus.publish(messages))
+
+    async def publish() -> None:
+        bus = make_bus(backend, prefix, kafka)
+        await bus.start()
+        await bus.publish(messages)
+        await bus.close()
+
+    async def purge() -> None:
+        bus = make_bus(backend, prefix, kafka)
+        await bus.purge()  # type: ignore[attr-defined]
+        await bus.close()
+
+    asyncio.run(publish())
     try:
-        arguments = "events tail --topic trades.BTC-PERP --backend redis --from-start --count 3 --prefix"
+        arguments = f"events tail --topic trades.BTC-PERP --backend {backend} --from-start --count 3 --prefix"
         result = CliRunner().invoke(app, [*arguments.split(), prefix])
     finally:
-        cleaner = RedisStreamsBus(prefix=prefix)
-
-        async def purge() -> None:
-            await cleaner.purge()
-            await cleaner.close()
-
         asyncio.run(purge())
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
