@@ -250,7 +250,12 @@ async def _quietly(call: object) -> None:
 
 
 async def run_bots(
-    url: str, settings: Settings, seed_value: int, interval: float, stop: asyncio.Event
+    url: str,
+    settings: Settings,
+    seed_value: int,
+    interval: float,
+    stop: asyncio.Event,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> None:
     rng = random.Random(seed_value)
     bots = [MarketBot(market, random.Random(rng.getrandbits(64))) for market in DEMO_MARKETS]
@@ -262,11 +267,13 @@ async def run_bots(
     try:
         while not stop.is_set():
             for bot in bots:
-                if stop.is_set():
+                if stop.is_set() or stopping():
                     break
                 try:
                     await bot.step(admin, maker, maker_account, taker, taker_account)
                 except (ApiError, OSError, httpx.HTTPError) as error:
+                    if stopping():
+                        return  # the server is shutting down (Ctrl-C): not a failure
                     log.warning("demo_bot_step_failed", market=bot.market.spec["symbol"], error=str(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
@@ -308,7 +315,9 @@ async def run_demo(
     if on_ready is not None:
         on_ready(info)
     stop = asyncio.Event()
-    bots = asyncio.create_task(run_bots(url, settings, seed_value, interval, stop))
+    bots = asyncio.create_task(
+        run_bots(url, settings, seed_value, interval, stop, lambda: bool(server.should_exit))
+    )
     try:
         if duration is not None:
             with contextlib.suppress(TimeoutError):
