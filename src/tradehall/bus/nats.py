@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,7 +149,7 @@ class NatsJetStreamBus:
         if not messages:
             return
         await self.start()
-        batch_id = self._nc._nuid.next().decode()
+        batch_id = uuid.uuid4().hex
         batch = _PendingBatch(expected=len(messages))
         self._batches[batch_id] = batch
         reply_prefix = f"{self._ack_prefix}.{batch_id}"
