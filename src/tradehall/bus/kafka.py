@@ -150,7 +150,9 @@ class KafkaBus:
                 future.result()
         except (BusUnavailableError, KafkaError, OSError) as exc:
             # A fresh producer after a failure: the old one's queue and sequence numbers are stale.
+            # And check the topics again: a broker that came back empty needs them created.
             await self._drop_producer()
+            self._topics_ready = False
             if isinstance(exc, BusUnavailableError):
                 raise
             raise BusUnavailableError(f"kafka at {self._bootstrap}: {exc!r}") from exc
