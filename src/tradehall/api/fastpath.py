@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +30,7 @@ async def _principal(request: Request, gateway: Gateway) -> Principal:
     headers = request.headers
     principal = await gateway.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
     gateway.limiter.check(principal.limiter_key)
+    structlog.contextvars.bind_contextvars(user=principal.username)
     return principal
 
 

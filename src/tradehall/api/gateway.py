@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Annotated, Protocol
 
+import structlog
 from fastapi import Depends, Request
 
 from tradehall.api.auth import Authenticator, Principal
@@ -139,7 +140,7 @@ async def current_principal(request: Request, gateway: Annotated[Gateway, Depend
         request.headers.get("authorization"), request.headers.get("x-api-key")
     )
     gateway.limiter.check(principal.limiter_key)
-    request.state.user = principal.username
+    structlog.contextvars.bind_contextvars(user=principal.username)
     return principal
 
 

@@ -12,14 +12,25 @@ from rich.panel import Panel
 from tradehall.cli.common import console
 
 
-def _quiet_logs() -> None:
-    """Key-value logs at INFO for the server commands (the projector's per-batch lines are DEBUG)."""
+def _configure_logs(json_logs: bool) -> None:
+    """Key-value logs at INFO (the projector's per-batch lines are DEBUG); JSON lines for `serve`."""
     import logging
     import warnings
 
     import structlog
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    processors: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if json_logs:
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        processors.append(structlog.dev.ConsoleRenderer())
+    structlog.configure(
+        processors=processors, wrapper_class=structlog.make_filtering_bound_logger(logging.INFO)
+    )
     warnings.filterwarnings("ignore", message=".*HMAC key.*")
 
 
@@ -29,6 +40,7 @@ def serve(
     data_dir: Path | None = typer.Option(
         None, help="Journal, snapshots and SQLite file (TRADEHALL_DATA_DIR)."
     ),
+    log_format: str = typer.Option("json", help="json (one JSON object per line) or console."),
 ) -> None:
     """Start the API with the engine runner (configuration from TRADEHALL_* variables)."""
     import uvicorn
@@ -36,7 +48,7 @@ def serve(
     from tradehall.api import create_app
     from tradehall.service.settings import Settings
 
-    _quiet_logs()
+    _configure_logs(log_format == "json")
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
     if settings.jwt_secret == Settings.model_fields["jwt_secret"].default:
         console.print("[yellow]warning:[/yellow] TRADEHALL_JWT_SECRET is the default; set it in production")
@@ -64,7 +76,7 @@ def demo(
     from tradehall.service.demo import DemoInfo, run_demo
     from tradehall.service.settings import Settings
 
-    _quiet_logs()
+    _configure_logs(json_logs=False)
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
 
     def show(info: DemoInfo) -> None:

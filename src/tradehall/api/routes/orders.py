@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ from tradehall.engine.orders import Order as EngineOrder
 from tradehall.store import models, queries
 
 router = APIRouter(tags=["orders"], responses=ERRORS)
+log = structlog.get_logger(__name__)
 
 
 def _expire_ns(value: str | None) -> int | None:
@@ -70,6 +72,7 @@ async def place_order(
 ) -> tuple[dict[str, Any], int]:
     """Places an order; returns the order and 201 (new) or 200 (a repeated client_order_id)."""
     started = time.perf_counter()
+    structlog.contextvars.bind_contextvars(account=body.account_id)
     gateway.account(principal, body.account_id)
     market = gateway.market(body.market)
     command = place_order_command(body, correlation_id)
@@ -85,6 +88,7 @@ async def place_order(
     first = events[0]
     if isinstance(first, OrderRejected):
         ORDERS_TOTAL.labels(market=body.market, result=first.code.value).inc()
+        log.info("order_refused", market=body.market, code=first.code.value, reason=first.reason)
         raise ApiError(first.code, first.reason)
     assert isinstance(first, OrderAccepted)
     order = convert.order_from_events(events, first.order_id, market.spec, gateway.quote_places(market))
