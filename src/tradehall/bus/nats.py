@@ -269,7 +269,7 @@ class NatsJetStreamBus:
         try:
             for family, subject in self._filters(pattern):
                 next_subject = await self._ensure_consumer(family, subject, consumer, start)
-                tasks.append(asyncio.create_task(self._pull(next_subject, queue, self._batch // 2)))
+                tasks.append(asyncio.create_task(self._pull(next_subject, queue, self._batch)))
             if not tasks:
                 raise ValueError(f"pattern {pattern!r} matches no topic")
             while True:
