@@ -385,3 +385,42 @@ def test_ready_is_503_with_the_failing_feed(server: Server) -> None:
     finally:
         gateway.feeds = None
     assert httpx.get(server.url + "/ready").status_code == 200
+
+
+def test_closing_a_perp_position_sends_a_reduce_only_market_order(server: Server) -> None:
+    maker, maker_account = server.trader()
+    trader, account_id = server.trader()
+    maker.place_order(maker_account, "BTC-PERP", "sell", "0.02", "30000")
+    trader.place_order(account_id, "BTC-PERP", "long", "0.02", "30000")
+    assert [p["side"] for p in trader.positions(account_id)["items"]] == ["long"]
+    maker.place_order(maker_account, "BTC-PERP", "buy", "0.05", "29999.5")
+    closing = trader.close_position("BTC-PERP", account_id)
+    assert (closing["side"], closing["type"], closing["status"]) == ("sell", "market", "filled")
+    assert closing["filled_quantity"] == "0.02"
+    assert trader.positions(account_id)["items"] == []
+    error = error_of(trader.close_position, "BTC-PERP", account_id)
+    assert (error.status, error.code) == (409, "conflict")
+    maker.cancel_all(maker_account)
+
+
+def test_binary_no_order_shows_its_no_price_and_no_position(server: Server) -> None:
+    yes_buyer, yes_account = server.trader()
+    no_buyer, no_account = server.trader()
+    yes_buyer.place_order(yes_account, "FED-CUT", "yes", "10", "0.62")
+    order = no_buyer.place_order(no_account, "FED-CUT", "no", "10", "0.38")
+    assert (order["side"], order["price"], order["status"]) == ("no", "0.38", "filled")
+    position = no_buyer.positions(no_account)["items"][0]
+    assert (position["side"], position["quantity"], position["average_entry_price"]) == ("no", "10", "0.38")
+
+
+def test_registration_and_self_funding_can_be_disabled(tmp_path: Path) -> None:
+    with running_server(tmp_path, allow_registration=False, allow_self_funding=False) as closed:
+        error = error_of(Client(closed.url).register, "nobody", "pw")
+        assert (error.status, error.code) == (403, "forbidden")
+        admin = closed.admin()
+        admin.create_user("invited", "pw-invited")
+        invited = Client(closed.url).login("invited", "pw-invited")
+        error = error_of(invited.create_account, "USD", initial_balance="100")
+        assert error.status == 403
+        account = invited.create_account("USD")
+        assert account["balance"] == "0.00"

@@ -148,3 +148,27 @@ async def test_auth_with_a_bad_token_is_refused(server: Server) -> None:
         await socket.send(json.dumps({"op": "auth", "token": "forged"}))
         reply = json.loads(await asyncio.wait_for(socket.recv(), 5))
         assert (reply["op"], reply["code"]) == ("error", "unauthorized")
+
+
+async def test_candles_channel_and_heartbeats(server: Server) -> None:
+    seller, seller_account = server.trader()
+    buyer, buyer_account = server.trader()
+    hub = server.app.state.hub
+    hub.heartbeat_seconds = 0.2
+    try:
+        async with AsyncClient(server.url).stream() as stream:
+            await stream.subscribe(["candles:BTC-PERP:1m"])
+            snapshot = await data_message(stream, "candles:BTC-PERP:1m")
+            assert snapshot["type"] == "snapshot"
+            seller.place_order(seller_account, "BTC-PERP", "sell", "0.003", "41000")
+            buyer.place_order(buyer_account, "BTC-PERP", "buy", "0.003", "41000")
+            update = await data_message(stream, "candles:BTC-PERP:1m")
+            assert update["type"] == "update"
+            assert update["data"]["close"] == "41000"
+            assert set(update["data"]) == {"t", "open", "high", "low", "close", "volume"}
+            beat = await stream.expect("heartbeat", timeout=5)
+            assert beat["seq"] > 0
+    finally:
+        hub.heartbeat_seconds = 15.0
+    candles = Client(server.url).candles("BTC-PERP", "1m")["items"]
+    assert candles[0]["close"] == "41000"
