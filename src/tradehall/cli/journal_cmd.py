@@ -46,9 +46,8 @@ def _stderr_logger(*args: Any) -> structlog.PrintLogger:
 
 
 def _quiet_logs() -> None:
-    """Keeps structlog's warnings off stdout, where --json output goes."""
-    if not structlog.is_configured():
-        structlog.configure(logger_factory=_stderr_logger)
+    """Keeps structlog's warnings off stdout, where --json output goes (processors stay as configured)."""
+    structlog.configure(logger_factory=_stderr_logger)
 
 
 @contextmanager
