@@ -213,6 +213,8 @@ async def test_an_engine_exception_fails_that_command_and_stops_the_runner(tmp_p
     assert all(isinstance(r, RunnerError) for r in results[3:])
     with pytest.raises(RunnerError, match="fatal error"):
         await runner.submit(deposit(9))
+    assert runner.accepting is False
+    assert isinstance(runner.failure, RuntimeError)
     await runner.stop()
     assert [r.seq for r in read_records(tmp_path / "journal")] == [1, 2]
 

@@ -208,6 +208,16 @@ class EngineRunner(Generic[E]):
     def is_stopped(self) -> bool:
         return self._stopped
 
+    @property
+    def accepting(self) -> bool:
+        """False before start, while stopping, and after a fatal engine or journal failure."""
+        return self._accepting
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The fatal error that stopped the runner, if any (health checks report it)."""
+        return self._failure
+
     async def start(self) -> None:
         """Recovers the engine (newest snapshot + journal replay) off the loop, then accepts commands."""
         if self._apply_task is not None:
