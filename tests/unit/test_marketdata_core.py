@@ -389,3 +389,22 @@ async def test_replay_feed_runs_as_a_task_fast_or_paced(tmp_path: Path) -> None:
     paced.start()
     await paced.done.wait()
     assert 0.1 <= time.monotonic() - started < 1.0  # 0.2 s of recorded time at twice real time
+
+
+def test_recorder_closes_yesterday_and_flushes_periodically(tmp_path: Path) -> None:
+    clock = FakeClock()
+    recorder = Recorder(tmp_path, flush_interval=5.0, clock=clock)
+    day2 = DAY1 + 86_400 * 1_000_000_000
+    recorder(Quote("binance", "btcusdt", last=D(1), receive_ts=DAY1))
+    recorder(Quote("kalshi", "K", last=D("0.5"), receive_ts=DAY1))
+    recorder(Quote("binance", "btcusdt", last=D(2), receive_ts=day2))
+    assert recorder.open_files == 2  # binance's day-1 file was closed when day 2 began
+    seen: list[Quote] = []
+    ReplayFeed(recorded_files(tmp_path, days=["2024-03-25"], sources=["binance"]), seen.append).replay_all()  # type: ignore[arg-type]
+    assert [q.last for q in seen] == [D(1)]  # complete without closing the recorder
+    clock.now += 5.0
+    recorder(Quote("kalshi", "K", last=D("0.6"), receive_ts=DAY1 + 1))  # triggers the periodic flush
+    seen.clear()
+    ReplayFeed(recorded_files(tmp_path, sources=["kalshi"]), seen.append).replay_all()  # type: ignore[arg-type]
+    assert [q.last for q in seen] == [D("0.5"), D("0.6")]  # readable before close
+    recorder.close()

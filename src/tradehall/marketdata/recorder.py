@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from urllib.parse import quote as url_quote
 import orjson
 
 from tradehall.domain.fixedpoint import decimal_str
+from tradehall.marketdata.breaker import Clock
 from tradehall.marketdata.models import (
     BookDelta,
     BookSide,
@@ -159,33 +161,59 @@ def path_for(root: Path, day: str, source: str, instrument: str) -> Path:
 
 
 class Recorder:
-    """A feed sink that appends every event to its day's file; call `close()` to finish the files."""
+    """A feed sink that appends every event to its day's file; call `close()` to finish the files.
 
-    def __init__(self, root: Path | str, *, compresslevel: int = 6) -> None:
+    Open files are flushed (a gzip sync point: readable up to there after a crash) every
+    `flush_interval` seconds, and a market's file is closed when its next day's file opens, so a
+    long-running recorder holds one file per market, not one per market and day.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        compresslevel: int = 6,
+        flush_interval: float = 5.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.root = Path(root)
         self.compresslevel = compresslevel
-        self._files: dict[Path, gzip.GzipFile] = {}
+        self.flush_interval = flush_interval
+        self._clock = clock
+        self._last_flush = clock()
+        self._files: dict[tuple[str, str], tuple[str, gzip.GzipFile]] = {}
         self.records = 0
 
     def __call__(self, event: FeedEvent) -> None:
         self.record(event)
 
     def record(self, event: FeedEvent) -> None:
-        path = path_for(self.root, day_of(event.receive_ts), event.source, event.instrument)
-        handle = self._files.get(path)
-        if handle is None:
+        key = (event.source, event.instrument)
+        day = day_of(event.receive_ts)
+        current = self._files.get(key)
+        if current is None or current[0] != day:
+            if current is not None:
+                current[1].close()
+            path = path_for(self.root, day, event.source, event.instrument)
             path.parent.mkdir(parents=True, exist_ok=True)
             # Appending adds a gzip member; readers see one stream, so restarts never lose a day.
-            handle = gzip.open(path, "ab", compresslevel=self.compresslevel)  # noqa: SIM115 (kept open)
-            self._files[path] = handle
-        handle.write(orjson.dumps(event_to_dict(event)) + b"\n")
+            current = (day, gzip.open(path, "ab", compresslevel=self.compresslevel))  # noqa: SIM115 (kept open)
+            self._files[key] = current
+        current[1].write(orjson.dumps(event_to_dict(event)) + b"\n")
         self.records += 1
+        if self._clock() - self._last_flush >= self.flush_interval:
+            self.flush()
+
+    @property
+    def open_files(self) -> int:
+        return len(self._files)
 
     def flush(self) -> None:
-        for handle in self._files.values():
+        self._last_flush = self._clock()
+        for _, handle in self._files.values():
             handle.flush()
 
     def close(self) -> None:
-        for handle in self._files.values():
+        for _, handle in self._files.values():
             handle.close()
         self._files.clear()

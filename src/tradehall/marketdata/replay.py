@@ -37,10 +37,15 @@ def recorded_files(
 
 
 def read_file(path: Path) -> Iterator[FeedEvent]:
+    """Events of one recorder file. A file still being written (or cut by a crash) ends after its
+    last flushed record rather than failing: the gzip stream then lacks only its end marker."""
     with gzip.open(path, "rb") as handle:
-        for line in handle:
-            if line.strip():
-                yield event_from_dict(orjson.loads(line))
+        try:
+            for line in handle:
+                if line.strip():
+                    yield event_from_dict(orjson.loads(line))
+        except EOFError:
+            return
 
 
 def merged(files: Iterable[Path]) -> Iterator[FeedEvent]:
