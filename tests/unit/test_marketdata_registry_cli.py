@@ -128,3 +128,11 @@ def test_feeds_status_when_the_server_is_down() -> None:
 def test_feed_rows_accepts_a_dict_keyed_by_feed() -> None:
     rows = feeds_cmd.feed_rows({"checks": {"feeds": {"binance": {"connected": True}}}})
     assert rows == [{"feed": "binance", "connected": True}]
+
+
+def test_feed_rows_reads_the_ready_shape_of_the_api() -> None:
+    registry = FeedRegistry([sim("sim_a", FakeClock())])
+    ok, feeds = registry.ready_check()
+    body = {"status": "not_ready", "checks": {"feeds": {"ok": ok, "feeds": feeds}}}
+    rows = feeds_cmd.feed_rows(json.loads(json.dumps(body)))
+    assert [(row["feed"], row["healthy"], row["mode"]) for row in rows] == [("sim_a", False, "stopped")]
