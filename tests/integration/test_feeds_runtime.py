@@ -13,8 +13,15 @@ from tests.fakes.http_server import FakeHttpServer
 from tests.fakes.providers import BinanceState, serve_binance_rest, serve_coingecko
 from tests.fakes.ws import FakeWsServer, eventually
 from tradehall.domain import commands
+from tradehall.domain.enums import MarketKind
+from tradehall.domain.fixedpoint import units_of
+from tradehall.domain.market import MarketSpec
+from tradehall.engine import Engine
+from tradehall.journal.recovery import EngineFactory
 from tradehall.marketdata.config import Endpoints, MarketDataConfig, RouteConfig, build_runtime, demo_config
+from tradehall.marketdata.pump import CommandPump
 from tradehall.marketdata.replay import ReplayFeed, recorded_files
+from tradehall.service.runner import EngineRunner, RunnerConfig
 
 D = Decimal
 
@@ -114,3 +121,42 @@ def test_config_validation_and_toml(tmp_path: Path) -> None:
         "auto",
     )
     assert config.endpoints == Endpoints(kalshi_rest_root="http://127.0.0.1:9/trade-api/v2")
+
+
+async def test_simulated_feed_through_the_pump_into_the_engine_runner(tmp_path: Path) -> None:
+    config = RunnerConfig(
+        journal_dir=tmp_path / "journal", snapshot_dir=tmp_path / "snapshots", fsync="none", max_wait_ms=0.0
+    )
+    async with EngineRunner(EngineFactory(Engine, Engine.restore), config) as runner:
+        await runner.submit(
+            commands.CreateMarket(
+                spec=MarketSpec(
+                    symbol="FED-YES",
+                    kind=MarketKind.BINARY,
+                    base="FED-YES",
+                    quote="USD",
+                    tick_size=D("0.01"),
+                    lot_size=D("1"),
+                )
+            )
+        )
+        pump = CommandPump(runner.submit_many)
+        pump.start()
+        demo = demo_config()
+        only_binary = demo.model_copy(
+            update={"routes": [r for r in demo.routes if r.market == "FED-YES"], "simulated_interval": 0.01}
+        )
+        runtime = build_runtime(only_binary, pump)
+        await runtime.start()
+        try:
+            await eventually(lambda: pump.submitted >= 20)
+        finally:
+            await runtime.stop()
+            await pump.stop()
+        last = runtime.cache.get("FED-YES")
+        assert last is not None and last.quote.bid is not None and last.quote.ask is not None
+        # the engine's mark is the mid of the last quote the pump delivered, in ticks of 0.01
+        tick = D("0.01")
+        expected = (units_of(last.quote.bid, tick, "bid") + units_of(last.quote.ask, tick, "ask")) // 2
+        assert runner.engine.markets["FED-YES"].mark_price == expected
+        assert pump.failed_batches == 0
