@@ -174,11 +174,14 @@ class MarketCreate(Request):
     status: Literal["open", "halted", "closed"] = "open"
 
 
+Level = Annotated[list[str], Field(min_length=2, max_length=2, description="[price, quantity]")]
+
+
 class BookOut(Response):
     symbol: str
     sequence: int
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
+    bids: list[Level]
+    asks: list[Level]
 
 
 class TickerOut(Response):
