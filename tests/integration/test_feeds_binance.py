@@ -282,3 +282,35 @@ async def test_klines_history_and_error_body(fakes, http) -> None:  # type: igno
     assert rest.hits("/api/v3/klines")[0].query == {"symbol": "BTCUSDT", "interval": "1m", "limit": "500"}
     with pytest.raises(FeedError, match="-1121"):
         await feed.fetch_klines("nope")
+
+
+async def test_a_server_that_accepts_and_hangs_up_is_a_failure_not_a_success(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+
+    async def hang_up(server: FakeWsServer, connection: object, _: object) -> None:
+        await connection.close(1000)  # type: ignore[attr-defined]
+
+    ws.on_connect = hang_up
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(ws, rest, http, seen, streams=("bookTicker",))
+    feed.breaker.reset_timeout = 0.3
+    feed.start()
+    await eventually(lambda: feed.breaker.state.value == "open", timeout=5)
+    connects = ws.connects
+    assert connects == feed.breaker.failure_threshold
+    await eventually(
+        lambda: ws.connects == connects + 1, timeout=5
+    )  # the half-open probe, after reset_timeout
+    await eventually(lambda: feed.breaker.state.value == "open", timeout=5)  # probe failed: open again
+    ws.on_connect = None
+    await eventually(lambda: feed.mode == "stream", timeout=5)
+    await ws.push(
+        {
+            "stream": "btcusdt@bookTicker",
+            "data": {"u": 1, "s": "BTCUSDT", "b": "1", "B": "1", "a": "2", "A": "1"},
+        }
+    )
+    await eventually(lambda: feed.breaker.state.value == "closed")
+    await feed.stop()
+    assert feed.errors_by_kind["connection"] >= 4
+    assert len(rest.hits(TICKER)) >= 1  # REST kept the quotes coming meanwhile

@@ -197,3 +197,41 @@ async def test_settlement_detected_by_status_polling_reaches_the_router(kalshi, 
     assert states == [MarketState.OPEN, MarketState.SETTLED_YES]
     settles = [c for c in submitted if isinstance(c, commands.SettleMarket)]
     assert len(settles) == 1 and (settles[0].market, settles[0].outcome) == ("FED-YES", Outcome.YES)
+
+
+async def test_bad_websocket_messages_are_counted_and_the_book_goes_on(kalshi, http) -> None:  # type: ignore[no-untyped-def]
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(kalshi, http, seen)
+    feed.start()
+    await eventually(lambda: len(quotes(seen)) == 1)
+    await kalshi.ws.push("<html><body>502 Bad Gateway</body></html>")
+    await kalshi.ws.push('{"type": "orderbook_delta", "sid": 1,')
+    await kalshi.ws.push({"id": 123, "type": "error", "msg": {"code": 2, "msg": "Params required"}})
+    await kalshi.ws.push(
+        {
+            "type": "orderbook_delta",
+            "sid": kalshi.current_sid,
+            "seq": 2,
+            "msg": {"market_ticker": TICKER, "price_dollars": "abc", "delta_fp": "1", "side": "yes"},
+        }
+    )
+    await kalshi.delta("yes", "0.3000", "10.00")  # seq 2 is still the next one: the bad delta was not applied
+    await eventually(lambda: len(quotes(seen)) == 2)
+    await feed.stop()
+    assert quotes(seen)[-1] == (D("0.30"), D("0.44"))
+    assert feed.errors_by_kind == {"html": 1, "malformed_json": 1, "api_error": 1, "parse": 1}
+    assert kalshi.ws.connects == 1 and feed.resubscribes == 0
+
+
+async def test_rest_fallback_honours_429_retry_after(kalshi, http) -> None:  # type: ignore[no-untyped-def]
+    book_path = f"/trade-api/v2/markets/{TICKER}/orderbook"
+    kalshi.ws.refuse = True
+    kalshi.http.inject(book_path, Response(429, b'{"error": "too many requests"}', {"retry-after": "0.6"}))
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(kalshi, http, seen)
+    feed.start()
+    await eventually(lambda: len(quotes(seen)) >= 1, timeout=5)
+    await feed.stop()
+    hits = kalshi.http.hits(book_path)
+    assert hits[1].at - hits[0].at >= 0.6
+    assert feed.errors_by_kind["rate_limited"] == 1

@@ -82,7 +82,7 @@ def test_failed_probe_reopens_with_doubled_timeout() -> None:
     assert breaker.seconds_until_retry() == 10.0
 
 
-def test_retry_after_opens_at_once_for_at_least_that_long() -> None:
+def test_retry_after_opens_at_once_for_that_long_even_below_the_reset_timeout() -> None:
     clock = FakeClock()
     breaker = CircuitBreaker("x", failure_threshold=5, reset_timeout=1.0, clock=clock)
     breaker.record_failure(retry_after=30.0)
@@ -91,6 +91,10 @@ def test_retry_after_opens_at_once_for_at_least_that_long() -> None:
     assert not breaker.allow()
     clock.now += 0.1
     assert breaker.allow()
+    breaker.record_failure(retry_after=0.5)  # shorter than reset_timeout: the provider's word wins
+    assert breaker.seconds_until_retry() == 0.5
+    breaker.record_failure(open_now=True)  # a rate limit without Retry-After: the third opening, 1 s x 2^2
+    assert breaker.seconds_until_retry() == 4.0
 
 
 def test_backoff_is_jittered_and_capped() -> None:

@@ -79,7 +79,8 @@ class CircuitBreaker:
 
     def record_failure(self, retry_after: float | None = None, *, open_now: bool = False) -> None:
         """A failure. A rate limit (`open_now`, `retry_after` from a 429) opens the breaker at once,
-        for at least `retry_after` seconds: hammering a provider that asked us to wait gets us banned."""
+        for exactly `retry_after` seconds when given: hammering a provider that asked us to wait gets
+        us banned, and waiting longer than it asked only loses data."""
         self._failures += 1
         was_probe = self._probe_in_flight
         self._probe_in_flight = False
@@ -87,10 +88,12 @@ class CircuitBreaker:
             self._open(retry_after)
 
     def _open(self, retry_after: float | None) -> None:
-        # Each consecutive reopening doubles the wait, so a dead provider is probed ever more rarely.
-        timeout = min(self.reset_timeout * (2**self._opened_count), self.max_reset_timeout)
+        # Each consecutive reopening doubles the wait, so a dead provider is probed ever more rarely;
+        # a provider that says when to come back (Retry-After) is taken at its word.
         if retry_after is not None:
-            timeout = max(timeout, retry_after)
+            timeout = retry_after
+        else:
+            timeout = min(self.reset_timeout * (2**self._opened_count), self.max_reset_timeout)
         self._opened_count += 1
         self._open_until = self._clock() + timeout
         self._set(CircuitState.OPEN)

@@ -276,8 +276,6 @@ class KalshiFeed(Feed):
                         headers = dict(self.auth_headers()) if self.auth_headers else None
                         async with connect(self.ws_url, open_timeout=5, additional_headers=headers) as ws:
                             self._ws = ws
-                            self.breaker.record_success()
-                            self.backoff.reset()
                             self.set_connected(True, "stream")
                             for ticker in self.tickers:
                                 await self._subscribe(ws, ticker)
@@ -322,9 +320,15 @@ class KalshiFeed(Feed):
     async def _consume(self, ws: ClientConnection) -> None:
         # One timeout pushed forward per message: cheaper than `wait_for` (a task per message).
         loop = asyncio.get_running_loop()
+        confirmed = False
         try:
             async with asyncio.timeout(self.stale_after) as deadline:
                 async for raw in ws:
+                    if not confirmed:
+                        # a handshake alone proves little (a server may accept and hang up at once)
+                        confirmed = True
+                        self.breaker.record_success()
+                        self.backoff.reset()
                     gap = self.handle_message(raw if isinstance(raw, bytes) else raw.encode())
                     if gap is not None:
                         await self._resubscribe(ws, *gap)
@@ -333,6 +337,10 @@ class KalshiFeed(Feed):
                     deadline.reschedule(loop.time() + self.stale_after)
         except TimeoutError:
             self.note_error(FeedError(ErrorKind.STALE, f"no message for {self.stale_after}s"))
+        if not confirmed:
+            # closed or silent before its first message: a failed attempt, which also ends a half-open probe
+            self.breaker.record_failure()
+            self.note_error(FeedError(ErrorKind.CONNECTION, "stream ended before its first message"))
 
     def handle_message(self, raw: bytes) -> tuple[str, int | None] | None:
         """Apply one WebSocket message; returns (ticker, sid) when that book must be resubscribed."""
