@@ -261,3 +261,14 @@ async def test_coingecko_history_endpoints_use_milliseconds(servers, http) -> No
         (1_709_395_200_000_000_000, D(61942), D(62211), D(61721), D(61845))
     ]
     assert gecko.hits("/api/v3/coins/bitcoin/ohlc")[0].query == {"vs_currency": "usd", "days": "7"}
+
+
+async def test_an_odd_but_valid_json_answer_is_a_parse_error_and_fails_over(servers, http) -> None:  # type: ignore[no-untyped-def]
+    gecko, _, cmc = servers
+    seen: list[FeedEvent] = []
+    feed = build(http, [gecko.url], cmc.url, seen)
+    gecko.inject(SIMPLE, Response.json({"bitcoin": {"usd": {"nested": True}}}), Response.json([1, 2, 3]))
+    await feed.poll_once()
+    await feed.poll_once()
+    assert feed.errors_by_kind == {"parse": 2}
+    assert quotes(seen) == [("coinmarketcap", "BTC/USD", D("6602.60701122"))] * 2

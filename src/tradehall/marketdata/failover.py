@@ -75,7 +75,11 @@ class FailoverPriceFeed(Feed):
             if not provider.breaker.allow():
                 continue
             try:
-                quotes = await provider.fetch(self.pairs_for(provider))
+                try:
+                    quotes = await provider.fetch(self.pairs_for(provider))
+                except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                    detail = f"{provider.name}: {type(exc).__name__}: {exc}"
+                    raise FeedError(ErrorKind.PARSE, detail) from None
             except FeedError as error:
                 provider.breaker.record_failure(
                     error.retry_after, open_now=error.kind is ErrorKind.RATE_LIMITED
