@@ -362,6 +362,13 @@ def test_flood_is_rate_limited_with_retry_after(tmp_path: Path) -> None:
         assert refused.status_code == 429
         assert refused.json()["code"] == "rate_limited"
         assert int(refused.headers["retry-after"]) >= 1
+        order = httpx.post(
+            limited.url + "/orders",
+            json={"account_id": "x", "market": "BTC-USD", "side": "buy", "quantity": "1", "price": "1"},
+            headers=client._auth.headers(),
+        )
+        assert (order.status_code, order.json()["code"]) == (429, "rate_limited")
+        assert "retry-after" in order.headers
 
 
 class DownFeeds:
@@ -424,3 +431,33 @@ def test_registration_and_self_funding_can_be_disabled(tmp_path: Path) -> None:
         assert error.status == 403
         account = invited.create_account("USD")
         assert account["balance"] == "0.00"
+
+
+def test_an_unexpected_failure_is_a_bare_500_with_the_request_id(server: Server) -> None:
+    client, account_id = server.trader()
+    gateway = server.app.state.gateway
+
+    async def broken(command: object) -> object:
+        raise RuntimeError("secret internals")
+
+    original = gateway.submit
+    gateway.submit = broken
+    try:
+        response = httpx.post(
+            server.url + "/orders",
+            json={
+                "account_id": account_id,
+                "market": "BTC-USD",
+                "side": "buy",
+                "quantity": "0.01",
+                "price": "1",
+            },
+            headers={**client._auth.headers(), "X-Request-ID": "boom-1"},
+        )
+    finally:
+        gateway.submit = original
+    assert response.status_code == 500
+    body = response.json()
+    assert (body["code"], body["detail"], body["correlation_id"]) == ("internal", "internal error", "boom-1")
+    assert "secret internals" not in response.text
+    assert client.account(account_id)["available"] == "100000.00"

@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             await hub.close()
             await runtime.stop()
 
-    app = FastAPI(
+    app = fastpath.TradehallApp(
         title="tradehall",
         version="0.1.0",
         description="A self-hostable trading engine: REST and WebSocket API.",
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.router.routes[0:0] = fastpath.ROUTES
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
+    app.hot_path = RequestContext(BodySizeLimit(app.run_hot, max_bytes=settings.max_body_bytes))
     return app
 
 

@@ -9,13 +9,16 @@ OpenAPI and serve as reference; these routes match first.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import structlog
+from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tradehall.api.auth import Principal
 from tradehall.api.errors import ApiError
@@ -73,3 +76,56 @@ ROUTES = [
     Route("/orders", post_order, methods=["POST"]),
     Route("/orders/{order_id}", delete_order, methods=["DELETE"]),
 ]
+
+
+_POST_ORDER, _DELETE_ORDER = ROUTES
+
+
+class TradehallApp(FastAPI):
+    """FastAPI, except that the order hot path skips the framework's middleware stack.
+
+    `POST /orders` and `DELETE /orders/{id}` go through our own request context and body limit
+    straight to the routes above; their exceptions go to the same handlers as everywhere else.
+    Measured on this path, the stack of telemetry, body-limit, exception and exit-stack layers cost
+    about as much as the handler itself.
+    """
+
+    hot_path: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.hot_path is not None:
+            method = scope["method"]
+            path: str = scope["path"]
+            route: Route | None = None
+            if method == "POST" and path == "/orders":
+                route = _POST_ORDER
+            elif method == "DELETE" and path.startswith("/orders/") and "/" not in path[8:] and len(path) > 8:
+                route = _DELETE_ORDER
+                scope["path_params"] = {"order_id": path[8:]}
+            if route is not None:
+                scope["app"] = self
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                await self.hot_path(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def run_hot(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        route = scope["route"]
+        try:
+            response = await route.endpoint(request)
+        except Exception as exc:
+            response = await self._handle(request, exc)
+        await response(scope, receive, send)
+
+    async def _handle(self, request: Request, exc: Exception) -> Response:
+        for kind in type(exc).__mro__:
+            handler = self.exception_handlers.get(kind)
+            if handler is not None:
+                result = handler(request, exc)
+                if inspect.isawaitable(result):
+                    result = await result
+                assert isinstance(result, Response)
+                return result
+        raise exc  # pragma: no cover - the Exception handler always matches
