@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import platform
 import random
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -301,6 +302,8 @@ def paced_server(name: str, messages: list[bytes], per_second: int, ports: Any, 
     from websockets.sync.server import serve as sync_serve
 
     def handler(ws: SyncConnection) -> None:
+        # asyncio sets TCP_NODELAY on its sockets; a plain socket would let Nagle hold small frames back
+        ws.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if name == "kalshi_delta":
             ws.recv()  # the subscribe
             ws.send(kalshi_snapshot())
