@@ -20,6 +20,8 @@ from tradehall.marketdata.models import (
     TradeTick,
 )
 from tradehall.marketdata.parsing import ErrorKind, FeedError
+from tradehall.marketdata.pump import CommandPump
+from tradehall.marketdata.registry import FeedRegistry
 from tradehall.marketdata.router import CommandKind, InstrumentRef, MarketRoute, Router, SettlementMode
 
 __all__ = [
@@ -34,10 +36,12 @@ __all__ = [
     "CircuitBreaker",
     "CircuitState",
     "CommandKind",
+    "CommandPump",
     "ErrorKind",
     "Feed",
     "FeedError",
     "FeedEvent",
+    "FeedRegistry",
     "FeedStatus",
     "InProcessQuoteCache",
     "InstrumentRef",
