@@ -184,3 +184,17 @@ def test_order_view_from_events_shows_a_no_order_at_its_no_price_with_fills() ->
 
 def test_rfc3339_of_nanoseconds_keeps_microseconds() -> None:
     assert convert.rfc3339_ns(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456Z"
+
+
+def test_cli_ladder_applies_sequenced_deltas_and_detects_a_gap() -> None:
+    from tradehall.cli.api_cmd import Ladder
+
+    ladder = Ladder("BTC-USD")
+    snapshot = {"bids": [["100", "1"], ["99", "2"]], "asks": [["101", "3"]]}
+    assert ladder.apply({"type": "snapshot", "sequence": 7, "data": snapshot})
+    assert ladder.apply(
+        {"type": "update", "sequence": 8, "data": {"bids": [["100", "0"]], "asks": [["102", "1"]]}}
+    )
+    assert (ladder.bids, ladder.asks, ladder.sequence) == ({"99": "2"}, {"101": "3", "102": "1"}, 8)
+    assert not ladder.apply({"type": "update", "sequence": 10, "data": {"bids": [], "asks": []}})
+    assert ladder.sequence == 8
