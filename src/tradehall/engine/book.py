@@ -13,6 +13,12 @@ from collections import deque
 from heapq import heapify, heappop, heappush
 
 from tradehall.domain.enums import SelfTradePrevention, Side
+from tradehall.engine.constants import (
+    BUY,
+    STP_CANCEL_BOTH,
+    STP_CANCEL_NEWEST,
+    STP_CANCEL_OLDEST,
+)
 from tradehall.engine.orders import Order
 
 Fill = tuple[Order, int, int]
@@ -87,7 +93,7 @@ class OrderBook:
         return result
 
     def would_cross(self, side: Side, price: int) -> bool:
-        if side is Side.BUY:
+        if side is BUY:
             best = self.best_ask()
             return best is not None and price >= best
         best = self.best_bid()
@@ -97,7 +103,7 @@ class OrderBook:
         self, side: Side, limit: int | None, quantity: int, account_id: str, stp: SelfTradePrevention
     ) -> tuple[int, int | None]:
         """How much an incoming order would fill, and its worst price, without changing anything."""
-        if side is Side.BUY:
+        if side is BUY:
             levels = self._asks
             prices = sorted(p for p in levels if limit is None or p <= limit)
         else:
@@ -110,7 +116,7 @@ class OrderBook:
                 if not maker.in_book:
                     continue
                 if maker.account_id == account_id:
-                    if stp is SelfTradePrevention.CANCEL_OLDEST:
+                    if stp is STP_CANCEL_OLDEST:
                         continue
                     return quantity - need, worst
                 take = maker.remaining if maker.remaining < need else need
@@ -126,7 +132,7 @@ class OrderBook:
         """Rest `order` at the tail of its price level."""
         price = order.price
         assert price is not None
-        if order.side is Side.BUY:
+        if order.side is BUY:
             levels = self._bids
             level = levels.get(price)
             if level is None:
@@ -157,7 +163,7 @@ class OrderBook:
         """Take `order` out of the book in O(1); its queue entry is dropped lazily."""
         price = order.price
         assert price is not None
-        if order.side is Side.BUY:
+        if order.side is BUY:
             levels = self._bids
             self._touched_bids.add(price)
         else:
@@ -174,7 +180,7 @@ class OrderBook:
         """Lower a resting order's remaining quantity in place; it keeps its priority."""
         price = order.price
         assert price is not None
-        if order.side is Side.BUY:
+        if order.side is BUY:
             level = self._bids[price]
             self._touched_bids.add(price)
         else:
@@ -200,7 +206,7 @@ class OrderBook:
         leave the book. Returns the taker's remaining quantity and whether self-trade prevention
         cancelled the taker's rest.
         """
-        if side is Side.BUY:
+        if side is BUY:
             levels = self._asks
             heap = self._ask_heap
             touched = self._touched_asks
@@ -227,14 +233,14 @@ class OrderBook:
                     queue.popleft()
                     continue
                 if maker.account_id == account_id:
-                    if stp is SelfTradePrevention.CANCEL_NEWEST:
+                    if stp is STP_CANCEL_NEWEST:
                         return remaining, True
                     queue.popleft()
                     maker.in_book = False
                     level.total -= maker.remaining
                     level.count -= 1
                     stp_cancelled.append(maker)
-                    if stp is SelfTradePrevention.CANCEL_BOTH:
+                    if stp is STP_CANCEL_BOTH:
                         if level.count == 0:
                             del levels[price]
                             heappop(heap)

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from tradehall.domain.enums import SelfTradePrevention, Side
 from tradehall.engine.book import Fill
+from tradehall.engine.constants import (
+    BUY,
+    SELL,
+    STP_CANCEL_BOTH,
+    STP_CANCEL_NEWEST,
+    STP_CANCEL_OLDEST,
+)
 from tradehall.engine.orders import Order
 
 
@@ -18,7 +25,7 @@ class ReferenceBook:
         self._reported: tuple[dict[int, int], dict[int, int]] = ({}, {})
 
     def _side(self, side: Side) -> list[Order]:
-        return self._bids if side is Side.BUY else self._asks
+        return self._bids if side is BUY else self._asks
 
     def _totals(self, side: Side) -> dict[int, int]:
         totals: dict[int, int] = {}
@@ -34,8 +41,8 @@ class ReferenceBook:
         return self._asks[0].price if self._asks else None
 
     def depth(self, limit: int | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        bids = sorted(self._totals(Side.BUY).items(), reverse=True)[:limit]
-        asks = sorted(self._totals(Side.SELL).items())[:limit]
+        bids = sorted(self._totals(BUY).items(), reverse=True)[:limit]
+        asks = sorted(self._totals(SELL).items())[:limit]
         return bids, asks
 
     def orders(self) -> list[Order]:
@@ -46,26 +53,26 @@ class ReferenceBook:
         return sorted(self._bids, key=key) + sorted(self._asks, key=key)
 
     def would_cross(self, side: Side, price: int) -> bool:
-        if side is Side.BUY:
+        if side is BUY:
             return bool(self._asks) and price >= self._asks[0].price  # type: ignore[operator]
         return bool(self._bids) and price <= self._bids[0].price  # type: ignore[operator]
 
     def _crosses(self, side: Side, limit: int | None, price: int) -> bool:
         if limit is None:
             return True
-        return price <= limit if side is Side.BUY else price >= limit
+        return price <= limit if side is BUY else price >= limit
 
     def fillable(
         self, side: Side, limit: int | None, quantity: int, account_id: str, stp: SelfTradePrevention
     ) -> tuple[int, int | None]:
         need = quantity
         worst: int | None = None
-        for maker in self._side(Side.SELL if side is Side.BUY else Side.BUY):
+        for maker in self._side(SELL if side is BUY else BUY):
             assert maker.price is not None
             if not self._crosses(side, limit, maker.price) or need == 0:
                 break
             if maker.account_id == account_id:
-                if stp is SelfTradePrevention.CANCEL_OLDEST:
+                if stp is STP_CANCEL_OLDEST:
                     continue
                 break
             take = min(need, maker.remaining)
@@ -79,7 +86,7 @@ class ReferenceBook:
         index = len(book)
         for position, other in enumerate(book):
             assert other.price is not None
-            worse = other.price < order.price if order.side is Side.BUY else other.price > order.price
+            worse = other.price < order.price if order.side is BUY else other.price > order.price
             if worse:
                 index = position
                 break
@@ -103,7 +110,7 @@ class ReferenceBook:
         fills: list[Fill],
         stp_cancelled: list[Order],
     ) -> tuple[int, bool]:
-        opposite = self._side(Side.SELL if side is Side.BUY else Side.BUY)
+        opposite = self._side(SELL if side is BUY else BUY)
         remaining = quantity
         while remaining and opposite:
             maker = opposite[0]
@@ -111,12 +118,12 @@ class ReferenceBook:
             if not self._crosses(side, limit, maker.price):
                 break
             if maker.account_id == account_id:
-                if stp is SelfTradePrevention.CANCEL_NEWEST:
+                if stp is STP_CANCEL_NEWEST:
                     return remaining, True
                 opposite.pop(0)
                 maker.in_book = False
                 stp_cancelled.append(maker)
-                if stp is SelfTradePrevention.CANCEL_BOTH:
+                if stp is STP_CANCEL_BOTH:
                     return remaining, True
                 continue
             take = min(remaining, maker.remaining)
@@ -130,9 +137,9 @@ class ReferenceBook:
 
     def take_changes(self) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
         result = []
-        for side, reported in zip((Side.BUY, Side.SELL), self._reported, strict=True):
+        for side, reported in zip((BUY, SELL), self._reported, strict=True):
             totals = self._totals(side)
-            prices = sorted(set(totals) | set(reported), reverse=side is Side.BUY)
+            prices = sorted(set(totals) | set(reported), reverse=side is BUY)
             changes = tuple((p, totals.get(p, 0)) for p in prices if totals.get(p, 0) != reported.get(p, 0))
             reported.clear()
             reported.update(totals)

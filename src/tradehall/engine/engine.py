@@ -25,13 +25,11 @@ from tradehall.domain.enums import (
     MarketKind,
     MarketStatus,
     OrderSide,
-    OrderStatus,
     OrderType,
     Outcome,
     Side,
     TimeInForce,
     TradingState,
-    Venue,
 )
 from tradehall.domain.errors import Code, TradehallError, invalid_order, invalid_request, not_found
 from tradehall.domain.events import (
@@ -64,8 +62,39 @@ from tradehall.domain.events import (
 )
 from tradehall.domain.fixedpoint import PPM, ceil_div, div_round_half_even, minor_of, parse_decimal, units_of
 from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS, MarketSpec
-from tradehall.domain.tiers import DEFAULT_TIERS, DrawdownMode, TierSpec
+from tradehall.domain.tiers import DEFAULT_TIERS, TierSpec
 from tradehall.engine.book import Fill, OrderBook
+from tradehall.engine.constants import (
+    ACCOUNT_ACTIVE,
+    BINARY,
+    BOOK_VENUE,
+    BUY,
+    CANCELLED,
+    DAY,
+    EXPIRED,
+    FILLED,
+    FOK,
+    GTC,
+    GTD,
+    IOC,
+    LIMIT_ORDER,
+    MAKER,
+    MARKET_OPEN,
+    MARKET_ORDER,
+    OPEN,
+    PARTIALLY_FILLED,
+    PENDING_TRIGGER,
+    PERP,
+    QUOTE_VENUE,
+    SELL,
+    SPOT,
+    STOP_LIMIT_ORDER,
+    STOP_ORDER,
+    SYSTEM_KIND,
+    TAKER,
+    TRADING_HALTED,
+    TRADING_REDUCING,
+)
 from tradehall.engine.ledger import (
     SYSTEM_EXTERNAL,
     SYSTEM_FEES,
@@ -118,18 +147,18 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _SIDE_BY_KIND: dict[MarketKind, dict[OrderSide, Side]] = {
-    MarketKind.SPOT: {OrderSide.BUY: Side.BUY, OrderSide.SELL: Side.SELL},
-    MarketKind.PERP: {
-        OrderSide.BUY: Side.BUY,
-        OrderSide.SELL: Side.SELL,
-        OrderSide.LONG: Side.BUY,
-        OrderSide.SHORT: Side.SELL,
+    SPOT: {OrderSide.BUY: BUY, OrderSide.SELL: SELL},
+    PERP: {
+        OrderSide.BUY: BUY,
+        OrderSide.SELL: SELL,
+        OrderSide.LONG: BUY,
+        OrderSide.SHORT: SELL,
     },
-    MarketKind.BINARY: {
-        OrderSide.BUY: Side.BUY,
-        OrderSide.SELL: Side.SELL,
-        OrderSide.YES: Side.BUY,
-        OrderSide.NO: Side.SELL,
+    BINARY: {
+        OrderSide.BUY: BUY,
+        OrderSide.SELL: SELL,
+        OrderSide.YES: BUY,
+        OrderSide.NO: SELL,
     },
 }
 
@@ -267,7 +296,7 @@ class Engine:
             raise TradehallError(Code.CONFLICT, f"account {command.account_id} exists")
         kind = _enum(AccountKind, command.kind, "kind")
         cost_basis = _enum(CostBasis, command.cost_basis, "cost_basis")
-        if kind is AccountKind.SYSTEM:
+        if kind is SYSTEM_KIND:
             raise invalid_request("system accounts are opened by the engine")
         tier = None
         if kind is AccountKind.ASSESSMENT:
@@ -306,7 +335,7 @@ class Engine:
 
     def _trader(self, account_id: str) -> Account:
         account = self.accounts.get(account_id)
-        if account is None or account.kind is AccountKind.SYSTEM:
+        if account is None or account.kind is SYSTEM_KIND:
             raise not_found(f"account {account_id} not found")
         return account
 
@@ -347,7 +376,7 @@ class Engine:
             raise invalid_request(f"invalid market spec: {error}") from None
         if spec.symbol in self.markets:
             raise TradehallError(Code.CONFLICT, f"market {spec.symbol} exists")
-        if spec.status not in (MarketStatus.OPEN, MarketStatus.HALTED, MarketStatus.CLOSED):
+        if spec.status not in (MARKET_OPEN, MarketStatus.HALTED, MarketStatus.CLOSED):
             raise invalid_request("a new market is open, halted or closed")
         try:
             market = Market(spec, self.config.currency_decimals, self._book_factory())
@@ -361,7 +390,7 @@ class Engine:
         if market.status in (MarketStatus.SETTLED, MarketStatus.CANCELLED):
             raise TradehallError(Code.CONFLICT, f"market {market.symbol} is {market.status}")
         status = _enum(MarketStatus, command.status, "status")
-        if status not in (MarketStatus.OPEN, MarketStatus.HALTED, MarketStatus.CLOSED):
+        if status not in (MARKET_OPEN, MarketStatus.HALTED, MarketStatus.CLOSED):
             raise invalid_request("settle or void a market with SettleMarket / VoidMarket")
         self._change_market_status(market, status)
 
@@ -392,7 +421,7 @@ class Engine:
         price = market.ticks_of(value, what)
         if price <= 0:
             raise invalid_order(f"{what} must be positive")
-        if market.kind is MarketKind.BINARY and price >= market.payout_ticks:
+        if market.kind is BINARY and price >= market.payout_ticks:
             raise invalid_order(f"{what} of a binary market must be between 0 and 1 exclusive")
         return price
 
@@ -401,9 +430,9 @@ class Engine:
     def _place_order(self, command: cmds.PlaceOrder) -> None:
         market = self._market(command.market)
         account = self._trader(command.account_id)
-        if account.status is not AccountStatus.ACTIVE or account.trading_state is TradingState.HALTED:
+        if account.status is not ACCOUNT_ACTIVE or account.trading_state is TRADING_HALTED:
             raise TradehallError(Code.ACCOUNT_NOT_ACTIVE, f"account {account.account_id} is {account.status}")
-        if not market.open_for_orders:
+        if market.status is not MARKET_OPEN:
             raise TradehallError(Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}")
         if command.client_order_id is not None:
             if not command.client_order_id or len(command.client_order_id) > 64:
@@ -423,43 +452,41 @@ class Engine:
             raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
         order_type = _enum(OrderType, command.type, "type")
         price = stop_price = None
-        if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        if order_type in (LIMIT_ORDER, STOP_LIMIT_ORDER):
             if command.price is None:
                 raise invalid_order(f"a {order_type} order needs a price")
             price = self._order_price(market, requested_side, command.price, "price")
         elif command.price is not None:
             raise invalid_order(f"a {order_type} order takes no price")
-        if order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
+        if order_type in (STOP_ORDER, STOP_LIMIT_ORDER):
             if command.stop_price is None:
                 raise invalid_order(f"a {order_type} order needs a stop_price")
             stop_price = self._order_price(market, requested_side, command.stop_price, "stop_price")
         elif command.stop_price is not None:
             raise invalid_order(f"a {order_type} order takes no stop_price")
         tif = _enum(TimeInForce, command.time_in_force, "time_in_force")
-        is_market = order_type in (OrderType.MARKET, OrderType.STOP)
+        is_market = order_type in (MARKET_ORDER, STOP_ORDER)
         if is_market:
-            if tif in (TimeInForce.DAY, TimeInForce.GTD):
+            if tif in (DAY, GTD):
                 raise invalid_order("a market order cannot rest; use ioc, fok or gtc")
-            if tif is TimeInForce.GTC:
-                tif = TimeInForce.IOC
+            if tif is GTC:
+                tif = IOC
         expire_at = None
-        if tif is TimeInForce.GTD:
+        if tif is GTD:
             if command.expire_at is None or command.expire_at <= self.now:
                 raise invalid_order("a gtd order needs expire_at in the future")
             expire_at = command.expire_at
         elif command.expire_at is not None:
             raise invalid_order("expire_at is only for gtd orders")
-        elif tif is TimeInForce.DAY:
+        elif tif is DAY:
             expire_at = (self.now // DAY_NS + 1) * DAY_NS
-        if command.post_only and (
-            order_type is not OrderType.LIMIT or tif in (TimeInForce.IOC, TimeInForce.FOK)
-        ):
+        if command.post_only and (order_type is not LIMIT_ORDER or tif in (IOC, FOK)):
             raise invalid_order("post_only is for limit orders that may rest")
-        if command.reduce_only and market.kind is MarketKind.SPOT:
+        if command.reduce_only and market.kind is SPOT:
             raise invalid_order("reduce_only is for perp and binary markets")
         if command.post_only and price is not None and self._would_cross(market, side, price):
             raise invalid_order("post_only order would take liquidity")
-        if account.trading_state is TradingState.REDUCING and not command.reduce_only:
+        if account.trading_state is TRADING_REDUCING and not command.reduce_only:
             raise TradehallError(Code.ACCOUNT_NOT_ACTIVE, "the account may only reduce positions")
         order = Order(
             order_id=self.next_order_id,
@@ -481,9 +508,9 @@ class Engine:
         )
         if command.stop_loss is not None:
             order.stop_loss = self._order_price(market, requested_side, command.stop_loss, "stop_loss")
-        if order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
-            order.status = OrderStatus.PENDING_TRIGGER
-        if market.venue is Venue.QUOTE:
+        if order_type in (STOP_ORDER, STOP_LIMIT_ORDER):
+            order.status = PENDING_TRIGGER
+        if market.venue is QUOTE_VENUE:
             self._check_quote_fresh(market)
         limit, lots = self._taking_terms(market, order)
         self._compute_hold(order, account, market, limit, lots)
@@ -492,9 +519,9 @@ class Engine:
 
     @staticmethod
     def _would_cross(market: Market, side: Side, price: int) -> bool:
-        if market.venue is Venue.BOOK:
+        if market.venue is BOOK_VENUE:
             return market.book.would_cross(side, price)
-        if side is Side.BUY:
+        if side is BUY:
             best = market.best_ask()
             return best is not None and price >= best
         best = market.best_bid()
@@ -516,17 +543,17 @@ class Engine:
         side = order.side
         spec = market.spec
         quantity = order.remaining if lots is None else min(lots, order.remaining)
-        if order.status is OrderStatus.PENDING_TRIGGER and order.type is OrderType.STOP:
+        if order.status is PENDING_TRIGGER and order.type is STOP_ORDER:
             order.hold_currency = spec.quote
             return  # a stop market order is checked when it triggers, at the prices of that moment
-        if kind is MarketKind.SPOT:
-            order.hold_currency = spec.quote if side is Side.BUY else spec.base
+        if kind is SPOT:
+            order.hold_currency = spec.quote if side is BUY else spec.base
         else:
             order.hold_currency = spec.quote
             position = market.positions.get(account.account_id)
             free = 0
             if position is not None:
-                if side is Side.SELL:
+                if side is SELL:
                     free = max(0, position.quantity - position.reserved_sell)
                 else:
                     free = max(0, -position.quantity - position.reserved_buy)
@@ -552,22 +579,22 @@ class Engine:
         market: Market, side: Side, limit: int | None, quantity: int, covered: int, im_ppm: int
     ) -> int:
         """The most `quantity` lots at `limit` can cost: cash or margin for the uncovered lots, plus fees."""
-        if market.kind is MarketKind.SPOT and side is Side.SELL:
+        if market.kind is SPOT and side is SELL:
             return quantity * market.base_per_lot
         if limit is None:
             return 0
         worst = limit
-        if side is Side.SELL:  # a selling taker fills at bids up to the best one
+        if side is SELL:  # a selling taker fills at bids up to the best one
             best_bid = market.best_bid()
             if best_bid is not None and best_bid > worst:
                 worst = best_bid
         opening = quantity - covered
-        if market.kind is MarketKind.SPOT:
+        if market.kind is SPOT:
             cash = market.notional.ceil(limit * quantity)
-        elif market.kind is MarketKind.PERP:
+        elif market.kind is PERP:
             # +1: the position's margin is rounded up once more when the fills join it
             cash = market.margin_of(worst * opening, im_ppm) + 1 if opening else 0
-        elif side is Side.BUY:
+        elif side is BUY:
             cash = market.notional.ceil(limit * opening)
         else:
             cash = market.notional.ceil((market.payout_ticks - limit) * opening)
@@ -600,9 +627,9 @@ class Engine:
             )
         )
         self._take_hold(order, account, market)
-        if order.status is OrderStatus.PENDING_TRIGGER:
+        if order.status is PENDING_TRIGGER:
             self._register(order, account)
-            (market.stops_buy if order.side is Side.BUY else market.stops_sell).add(order)
+            (market.stops_buy if order.side is BUY else market.stops_sell).add(order)
         else:
             self._execute(order, account, market, limit)
             self._trigger_stops(market)
@@ -610,9 +637,9 @@ class Engine:
 
     def _take_hold(self, order: Order, account: Account, market: Market) -> None:
         self.ledger.adjust_held(account, order.hold_currency, order.hold)
-        if order.covered and market.kind is not MarketKind.SPOT:
+        if order.covered and market.kind is not SPOT:
             position = self._position(market, account)
-            if order.side is Side.SELL:
+            if order.side is SELL:
                 position.reserved_sell += order.covered
             else:
                 position.reserved_buy += order.covered
@@ -622,7 +649,7 @@ class Engine:
         order.hold = 0
         if order.covered:
             position = market.positions[account.account_id]
-            if order.side is Side.SELL:
+            if order.side is SELL:
                 position.reserved_sell -= order.covered
             else:
                 position.reserved_buy -= order.covered
@@ -648,12 +675,12 @@ class Engine:
 
     def _execute(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
         """Match an accepted order, settle its fills, then rest it or close it by its time in force."""
-        if market.venue is Venue.QUOTE:
+        if market.venue is QUOTE_VENUE:
             self._execute_on_quote(order, account, market, limit)
             return
         book = market.book
         tif = order.time_in_force
-        if tif is TimeInForce.FOK and (
+        if tif is FOK and (
             limit is None
             or book.fillable(order.side, limit, order.remaining, account.account_id, market.stp)[0]
             < order.remaining
@@ -672,7 +699,7 @@ class Engine:
             self._cancel(maker, market, CancelReason.SELF_TRADE, in_book=False)
         for maker, quantity, price in fills:
             self._settle_fill(market, maker, order, account, quantity, price)
-        if fills and market.kind is not MarketKind.SPOT:
+        if fills and market.kind is not SPOT:
             self._rebalance_reservations(
                 market, {maker.account_id for maker, _, _ in fills} | {account.account_id}
             )
@@ -688,9 +715,9 @@ class Engine:
     ) -> None:
         """After taking: a market or IOC/FOK rest is cancelled; a limit rests (book or paper list)."""
         tif = order.time_in_force
-        if order.type is OrderType.MARKET or order.type is OrderType.STOP:
+        if order.type is MARKET_ORDER or order.type is STOP_ORDER:
             self._close(order, account, market, CancelReason.MARKET_REMAINDER)
-        elif tif is TimeInForce.IOC or tif is TimeInForce.FOK:
+        elif tif is IOC or tif is FOK:
             self._close(order, account, market, CancelReason.IOC_REMAINDER)
         else:
             if limit is not None and filled and order.hold:
@@ -703,8 +730,8 @@ class Engine:
                     order.hold = tight
             self._priority += 1
             order.priority = self._priority
-            if market.venue is Venue.QUOTE:
-                (market.paper_bids if order.side is Side.BUY else market.paper_asks).add(order)
+            if market.venue is QUOTE_VENUE:
+                (market.paper_bids if order.side is BUY else market.paper_asks).add(order)
                 order.in_book = True
             else:
                 market.book.add(order)
@@ -714,7 +741,7 @@ class Engine:
     def _close(self, order: Order, account: Account, market: Market, reason: CancelReason) -> None:
         """End an order that is not (or no longer) in the book: release its hold, emit the cancel."""
         self._release_hold(order, account, market)
-        order.status = OrderStatus.CANCELLED
+        order.status = CANCELLED
         if order.order_id in self.orders:
             self._unregister(order, account)
         self._events.append(
@@ -736,11 +763,11 @@ class Engine:
     @staticmethod
     def _unrest(order: Order, market: Market) -> None:
         """Take an open order out of wherever it waits: book, paper list, latency queue or stops."""
-        if order.status is OrderStatus.PENDING_TRIGGER:
-            (market.stops_buy if order.side is Side.BUY else market.stops_sell).remove(order)
+        if order.status is PENDING_TRIGGER:
+            (market.stops_buy if order.side is BUY else market.stops_sell).remove(order)
         elif order.in_book:
-            if market.venue is Venue.QUOTE:
-                (market.paper_bids if order.side is Side.BUY else market.paper_asks).remove(order)
+            if market.venue is QUOTE_VENUE:
+                (market.paper_bids if order.side is BUY else market.paper_asks).remove(order)
                 order.in_book = False
             else:
                 market.book.remove(order)
@@ -769,14 +796,14 @@ class Engine:
                 ts=self.now,
             )
         )
-        if market.kind is MarketKind.SPOT:
+        if market.kind is SPOT:
             buyer, seller = (
-                (taker_account, maker_account) if taker.side is Side.BUY else (maker_account, taker_account)
+                (taker_account, maker_account) if taker.side is BUY else (maker_account, taker_account)
             )
             self.ledger.transfer(buyer, seller, market.spec.quote, notional)
             self.ledger.transfer(seller, buyer, market.spec.base, quantity * market.base_per_lot)
-        self._fill_side(market, maker, maker_account, quantity, price, notional, trade_id, Liquidity.MAKER)
-        self._fill_side(market, taker, taker_account, quantity, price, notional, trade_id, Liquidity.TAKER)
+        self._fill_side(market, maker, maker_account, quantity, price, notional, trade_id, MAKER)
+        self._fill_side(market, taker, taker_account, quantity, price, notional, trade_id, TAKER)
 
     def _fill_side(
         self,
@@ -792,38 +819,38 @@ class Engine:
         ledger = self.ledger
         quote = market.spec.quote
         kind = market.kind
-        if liquidity is Liquidity.TAKER:
+        if liquidity is TAKER:
             order.remaining -= quantity  # a maker's remaining was already lowered by its book
         position = self._position(market, account)
         used = order.covered if order.covered < quantity else quantity
         if used:
             order.covered -= used
-            if order.side is Side.SELL:
+            if order.side is SELL:
                 position.reserved_sell -= used
             else:
                 position.reserved_buy -= used
         accrued = order.fee_accrued
-        ppm = market.maker_ppm if liquidity is Liquidity.MAKER else market.taker_ppm
-        if account.kind is AccountKind.SYSTEM or order.fee_exempt:
+        ppm = market.maker_ppm if liquidity is MAKER else market.taker_ppm
+        if account.kind is SYSTEM_KIND or order.fee_exempt:
             ppm = 0  # the venue or the insurance fund taking the other side, or a liquidation
         order.fee_accrued = accrued + market.fee_numerator(notional, quantity, price, ppm)
         denominator = market.fee_denominator
         fee = ceil_div(order.fee_accrued, denominator) - ceil_div(accrued, denominator)
-        delta = quantity if order.side is Side.BUY else -quantity
-        if kind is MarketKind.SPOT and delta < 0:
+        delta = quantity if order.side is BUY else -quantity
+        if kind is SPOT and delta < 0:
             # holdings that were deposited rather than bought have no cost basis
             delta = -min(quantity, max(position.quantity, 0))
         before = position.quantity
         closed, realized_ticks = position.change(delta, price, account.cost_basis) if delta else (0, 0)
-        if kind is MarketKind.PERP and (before == 0) != (position.quantity == 0):
+        if kind is PERP and (before == 0) != (position.quantity == 0):
             account.open_perps += 1 if before == 0 else -1
         realized = market.notional.round(realized_ticks) if realized_ticks else 0
         position.realized += realized
         self._dirty_positions[(account.account_id, market.symbol)] = position
         consumed = fee
-        if kind is MarketKind.SPOT:
-            consumed = notional + fee if order.side is Side.BUY else quantity * market.base_per_lot
-        elif kind is MarketKind.PERP:
+        if kind is SPOT:
+            consumed = notional + fee if order.side is BUY else quantity * market.base_per_lot
+        elif kind is PERP:
             margin_before = position.margin
             position.margin = market.margin_of(position.cost, self._im_ppm(account, market))
             margin_change = position.margin - margin_before
@@ -832,8 +859,8 @@ class Engine:
             ledger.adjust_held(account, quote, margin_change)
         else:
             pool = ledger.system_account(market.collateral_id, quote)
-            closing_price = market.payout_ticks - price if order.side is Side.BUY else price
-            opening_price = price if order.side is Side.BUY else market.payout_ticks - price
+            closing_price = market.payout_ticks - price if order.side is BUY else price
+            opening_price = price if order.side is BUY else market.payout_ticks - price
             if closed:
                 ledger.transfer(pool, account, quote, market.notional.floor(closing_price * closed))
             if quantity - closed:
@@ -846,20 +873,20 @@ class Engine:
         ledger.adjust_held(account, order.hold_currency, -consumed)
         if fee:
             ledger.transfer(account, ledger.system_account(SYSTEM_FEES, quote), quote, fee)
-        if realized and kind is MarketKind.PERP:  # after the fee, so a loss floors the balance at zero
+        if realized and kind is PERP:  # after the fee, so a loss floors the balance at zero
             self._settle_pnl(account, quote, realized)
         order.filled += quantity
         order.fills_notional += price * quantity
         order.fees_paid += fee
         if order.remaining == 0:
-            order.status = OrderStatus.FILLED
+            order.status = FILLED
             if order.hold:  # the bound's slack: what the fills did not consume
                 ledger.adjust_held(account, order.hold_currency, -order.hold)
                 order.hold = 0
             if order.order_id in self.orders:
                 self._unregister(order, account)
         else:
-            order.status = OrderStatus.PARTIALLY_FILLED
+            order.status = PARTIALLY_FILLED
         if account.assessment is not None and abs(position.quantity) > abs(before):
             account.assessment.count_trading_day(self._tier_day(account))
         if order.order_id == 0:
@@ -918,7 +945,7 @@ class Engine:
             if not triggered:
                 return
             for order in sorted(triggered, key=lambda o: o.order_id):
-                (market.stops_buy if order.side is Side.BUY else market.stops_sell).remove(order)
+                (market.stops_buy if order.side is BUY else market.stops_sell).remove(order)
             for order in sorted(triggered, key=lambda o: o.order_id):
                 self._fire_stop(order, market)
             if market.last_price == last:
@@ -927,7 +954,7 @@ class Engine:
     def _fire_stop(self, order: Order, market: Market) -> None:
         account = self.accounts[order.account_id]
         self._release_hold(order, account, market)
-        order.status = OrderStatus.OPEN
+        order.status = OPEN
         self._events.append(
             OrderTriggered(
                 order_id=order.order_id, account_id=order.account_id, market=order.market, ts=self.now
@@ -978,7 +1005,7 @@ class Engine:
             raise TradehallError(Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}")
         if command.price is None and command.quantity is None:
             raise invalid_order("an amend needs a price or a quantity")
-        if order.status is OrderStatus.PENDING_TRIGGER:
+        if order.status is PENDING_TRIGGER:
             raise TradehallError(Code.CONFLICT, "cancel and replace a stop order that has not triggered")
         new_quantity = order.quantity
         if command.quantity is not None:
@@ -1001,7 +1028,7 @@ class Engine:
         new_remaining = new_quantity - order.filled
         if new_price == order.price and new_remaining <= order.remaining:
             released_cover = max(0, order.covered - new_remaining)
-            if market.venue is Venue.QUOTE or not order.in_book:
+            if market.venue is QUOTE_VENUE or not order.in_book:
                 order.remaining = new_remaining
             else:
                 market.book.reduce(order, new_remaining)
@@ -1106,11 +1133,11 @@ class Engine:
                 key=lambda o: -o.order_id,
             )
             for order in orders:
-                excess = excess_sell if order.side is Side.SELL else excess_buy
+                excess = excess_sell if order.side is SELL else excess_buy
                 if excess <= 0 or order.covered == 0:
                     continue
                 lots = min(order.covered, excess)
-                if order.side is Side.SELL:
+                if order.side is SELL:
                     excess_sell -= lots
                 else:
                     excess_buy -= lots
@@ -1119,7 +1146,7 @@ class Engine:
                 if order.reduce_only:
                     self._cancel(order, market, CancelReason.REDUCE_ONLY)
                     continue
-                limit = order.price if order.status is not OrderStatus.PENDING_TRIGGER else None
+                limit = order.price if order.status is not PENDING_TRIGGER else None
                 need = self._hold_amount(
                     market, order.side, limit, order.remaining, order.covered, self._im_ppm(account, market)
                 )
@@ -1134,7 +1161,7 @@ class Engine:
         if lots == 0:
             return
         position = market.positions[order.account_id]
-        if order.side is Side.SELL:
+        if order.side is SELL:
             position.reserved_sell += lots
         else:
             position.reserved_buy += lots
@@ -1150,7 +1177,7 @@ class Engine:
         )
         balance.held -= order.hold
         if position is not None:
-            if order.side is Side.SELL:
+            if order.side is SELL:
                 position.reserved_sell -= order.covered
             else:
                 position.reserved_buy -= order.covered
@@ -1172,7 +1199,7 @@ class Engine:
             self._unrest(order, market)
             account = self.accounts[order.account_id]
             self._release_hold(order, account, market)
-            order.status = OrderStatus.EXPIRED
+            order.status = EXPIRED
             self._unregister(order, account)
             self._events.append(
                 OrderExpired(
@@ -1188,14 +1215,14 @@ class Engine:
             if (
                 close_time is not None
                 and close_time <= self.now
-                and market.status in (MarketStatus.OPEN, MarketStatus.HALTED)
+                and market.status in (MARKET_OPEN, MarketStatus.HALTED)
             ):
                 self._change_market_status(market, MarketStatus.CLOSED)
         if self._next_reset is not None and self.now >= self._next_reset:
             self._daily_resets()
         for symbol in sorted(self.markets):
             market = self.markets[symbol]
-            if market.delayed and market.status is MarketStatus.OPEN:
+            if market.delayed and market.status is MARKET_OPEN:
                 self._quote_venue_tick(market)
             interval = market.funding_interval_ns
             if not interval or not market.funding_rate_ppm or mark_of(market) is None:
@@ -1211,7 +1238,7 @@ class Engine:
 
     def _binary_market(self, symbol: str) -> Market:
         market = self._market(symbol)
-        if market.kind is not MarketKind.BINARY:
+        if market.kind is not BINARY:
             raise invalid_request(f"market {symbol} is not a binary market")
         if market.status in (MarketStatus.SETTLED, MarketStatus.CANCELLED):
             raise TradehallError(Code.CONFLICT, f"market {symbol} is already {market.status}")
@@ -1280,16 +1307,16 @@ class Engine:
     def _taking_terms(self, market: Market, order: Order) -> tuple[int | None, int | None]:
         """(price bound, lots) to hold for: a limit's price; for a market order its worst fill and the
         lots that can fill now (the rest is cancelled at once, so it holds nothing)."""
-        if order.type is OrderType.LIMIT or order.type is OrderType.STOP_LIMIT:
+        if order.type is LIMIT_ORDER or order.type is STOP_LIMIT_ORDER:
             return order.price, None
-        if order.status is OrderStatus.PENDING_TRIGGER:
+        if order.status is PENDING_TRIGGER:
             return None, None
-        if market.venue is Venue.QUOTE:
+        if market.venue is QUOTE_VENUE:
             plan = plan_fills(market, order.side, order.remaining, None)
             if not plan:
                 return None, 0
             prices = [price for _, price, _ in plan]
-            best_case = max(prices) if order.side is Side.BUY else min(prices)
+            best_case = max(prices) if order.side is BUY else min(prices)
             return best_case, sum(taken for _, _, taken in plan)
         fillable, worst = market.book.fillable(
             order.side, None, order.remaining, order.account_id, market.stp
@@ -1308,15 +1335,15 @@ class Engine:
                 self._register(order, account)
             return
         plan = plan_fills(
-            market, order.side, order.remaining, limit if order.type is not OrderType.MARKET else None
+            market, order.side, order.remaining, limit if order.type is not MARKET_ORDER else None
         )
-        if order.time_in_force is TimeInForce.FOK and sum(lots for _, _, lots in plan) < order.remaining:
+        if order.time_in_force is FOK and sum(lots for _, _, lots in plan) < order.remaining:
             self._close(order, account, market, CancelReason.FOK_UNFILLED)
             return
         for index, price, lots in plan:
             consume(market, order.side, index, lots)
             self._venue_fill(market, order, account, lots, price, SYSTEM_VENUE)
-        if plan and market.kind is not MarketKind.SPOT:
+        if plan and market.kind is not SPOT:
             self._rebalance_reservations(market, {account.account_id})
         if order.remaining:
             self._rest_or_close(order, account, market, limit, bool(plan))
@@ -1329,10 +1356,10 @@ class Engine:
             order_id=0,
             account_id=counterparty,
             market=market.symbol,
-            side=Side.SELL if order.side is Side.BUY else Side.BUY,
-            requested_side=OrderSide.SELL if order.side is Side.BUY else OrderSide.BUY,
-            type=OrderType.LIMIT,
-            time_in_force=TimeInForce.GTC,
+            side=SELL if order.side is BUY else BUY,
+            requested_side=OrderSide.SELL if order.side is BUY else OrderSide.BUY,
+            type=LIMIT_ORDER,
+            time_in_force=GTC,
             price=price,
             stop_price=None,
             quantity=lots,
@@ -1360,7 +1387,7 @@ class Engine:
             raise invalid_request("a quote needs a bid, an ask or a last price")
         market.quote_bids, market.quote_asks = bids, asks
         market.quote_ts = self.now
-        if last is not None and market.venue is Venue.QUOTE:
+        if last is not None and market.venue is QUOTE_VENUE:
             market.last_price = last
         market.mark_price = mark
         self._events.append(
@@ -1374,7 +1401,7 @@ class Engine:
             )
         )
         self._events.append(MarkPriceUpdated(market=market.symbol, price=mark, ts=self.now))
-        if market.venue is Venue.QUOTE and market.status is MarketStatus.OPEN:
+        if market.venue is QUOTE_VENUE and market.status is MARKET_OPEN:
             self._quote_venue_tick(market)
         self._mark_to_market(market)
 
@@ -1401,7 +1428,7 @@ class Engine:
             for order in due:
                 market.delayed.remove(order)
                 self._refill_hold_and_execute(order, market)
-        for paper, side in ((market.paper_bids, Side.BUY), (market.paper_asks, Side.SELL)):
+        for paper, side in ((market.paper_bids, BUY), (market.paper_asks, SELL)):
             while paper:
                 order = paper[0]
                 assert order.price is not None
@@ -1410,10 +1437,10 @@ class Engine:
                     break
                 account = self.accounts[order.account_id]
                 take = order.remaining if available is None else min(available, order.remaining)
-                levels = market.quote_asks if side is Side.BUY else market.quote_bids
+                levels = market.quote_asks if side is BUY else market.quote_bids
                 left = take
                 for index, (quoted, size) in enumerate(levels):
-                    if left == 0 or (quoted > order.price if side is Side.BUY else quoted < order.price):
+                    if left == 0 or (quoted > order.price if side is BUY else quoted < order.price):
                         break
                     part = left if size is None else min(left, size)
                     if part:
@@ -1423,7 +1450,7 @@ class Engine:
                     paper.remove(order)
                     order.in_book = False
                 self._venue_fill_resting(market, order, account, take)
-                if market.kind is not MarketKind.SPOT:
+                if market.kind is not SPOT:
                     self._rebalance_reservations(market, {account.account_id})
                 if order.remaining:
                     break
@@ -1439,21 +1466,21 @@ class Engine:
             if bid is not None and o.stop_price is not None and o.stop_price >= bid
         ]
         for order in sorted(triggered, key=lambda o: o.order_id):
-            (market.stops_buy if order.side is Side.BUY else market.stops_sell).remove(order)
+            (market.stops_buy if order.side is BUY else market.stops_sell).remove(order)
             self._fire_stop(order, market)
 
     def _venue_fill_resting(self, market: Market, order: Order, account: Account, lots: int) -> None:
         """A resting paper limit fills at its limit price, as the maker."""
         assert order.price is not None
-        other_side = Side.SELL if order.side is Side.BUY else Side.BUY
+        other_side = SELL if order.side is BUY else BUY
         taker = Order(
             order_id=0,
             account_id=SYSTEM_VENUE,
             market=market.symbol,
             side=other_side,
             requested_side=OrderSide(other_side.value),
-            type=OrderType.LIMIT,
-            time_in_force=TimeInForce.IOC,
+            type=LIMIT_ORDER,
+            time_in_force=IOC,
             price=order.price,
             stop_price=None,
             quantity=lots,
@@ -1508,6 +1535,8 @@ class Engine:
 
     def _evaluate_touched(self) -> None:
         """After a command: every account whose balance or position changed is checked once."""
+        if not self._dirty_positions and not self.ledger.totals_changed:
+            return  # only holds moved: equity is unchanged
         accounts = self.accounts
         touched = {a for a, _ in self.ledger.pending_changes() if accounts[a].watched}
         touched.update(a for a, _ in self._dirty_positions if accounts[a].watched)
@@ -1520,10 +1549,10 @@ class Engine:
         Peak equity moves on every mark only where a rule trails it (intraday trailing); elsewhere it
         is taken at the account's own events (fills, transfers, daily resets), so that a mark touches
         only the accounts whose interval it leaves."""
-        if account.kind is AccountKind.SYSTEM:
+        if account.kind is SYSTEM_KIND:
             return
         if account.assessment is None and not any(
-            p.quantity and self.markets[s].kind is MarketKind.PERP for s, p in account.positions.items()
+            p.quantity and self.markets[s].kind is PERP for s, p in account.positions.items()
         ):
             for symbol in account.positions:  # no rule can fire: forget any interval left from before
                 if account.account_id in self.markets[symbol].interval_of:
@@ -1534,9 +1563,9 @@ class Engine:
             self._liquidate(account, equity, maintenance)
             equity, maintenance = self._equity(account)
         state = account.assessment
-        if state is not None and account.status is AccountStatus.ACTIVE:
+        if state is not None and account.status is ACCOUNT_ACTIVE:
             before = (state.peak_equity, state.total_floor)
-            if not on_mark or state.tier.drawdown_mode is DrawdownMode.INTRADAY_TRAILING:
+            if not on_mark or state.trails_on_marks:
                 state.observe_equity(equity)
             breach = state.breach(equity)
             if breach is not None:
@@ -1552,14 +1581,11 @@ class Engine:
     def _update_intervals(self, account: Account, equity: int, maintenance: int) -> None:
         state = account.assessment
         lower = upper = None
-        if state is not None and account.status is AccountStatus.ACTIVE:
+        if state is not None and account.status is ACCOUNT_ACTIVE:
             lower = state.floor()
             if state.trading_days >= state.tier.min_trading_days:
                 upper = state.target
-            if (
-                state.tier.drawdown_mode is DrawdownMode.INTRADAY_TRAILING
-                and state.total_floor < state.trailing_lock
-            ):
+            if state.trails_on_marks:
                 upper = state.peak_equity if upper is None else min(upper, state.peak_equity)
         for symbol, position in account.positions.items():
             market = self.markets[symbol]
@@ -1578,13 +1604,13 @@ class Engine:
         for order in sorted(account.open_orders.values(), key=lambda o: o.order_id):  # type: ignore[attr-defined]
             assert isinstance(order, Order)
             market = self.markets[order.market]
-            if market.kind is MarketKind.PERP:
+            if market.kind is PERP:
                 self._cancel(order, market, CancelReason.LIQUIDATION)
         for symbol in sorted(account.positions):
             position = account.positions[symbol]
             market = self.markets[symbol]
             price = mark_of(market)
-            if market.kind is not MarketKind.PERP or position.quantity == 0 or price is None:
+            if market.kind is not PERP or position.quantity == 0 or price is None:
                 continue
             insurance_before = (
                 self.ledger.system_account(SYSTEM_INSURANCE, market.spec.quote)
@@ -1620,15 +1646,15 @@ class Engine:
         fee_exempt: bool = False,
     ) -> None:
         """Close `quantity` signed lots of the account's position by an order the engine places itself."""
-        side = Side.SELL if quantity > 0 else Side.BUY
+        side = SELL if quantity > 0 else BUY
         order = Order(
             order_id=self.next_order_id,
             account_id=account.account_id,
             market=market.symbol,
             side=side,
             requested_side=OrderSide(side.value),
-            type=OrderType.MARKET,
-            time_in_force=TimeInForce.IOC,
+            type=MARKET_ORDER,
+            time_in_force=IOC,
             price=None,
             stop_price=None,
             quantity=abs(quantity),
@@ -1636,9 +1662,7 @@ class Engine:
             client_order_id=f"{label}-{self.next_order_id}",
             fee_exempt=fee_exempt,
             created_ts=self.now,
-            hold_currency=market.spec.quote
-            if market.kind is not MarketKind.SPOT or side is Side.BUY
-            else market.spec.base,
+            hold_currency=market.spec.quote if market.kind is not SPOT or side is BUY else market.spec.base,
         )
         self.next_order_id += 1
         self._events.append(
@@ -1679,7 +1703,7 @@ class Engine:
             if price is not None:
                 self._engine_order(market, account, position.quantity, price, SYSTEM_VENUE, status.value)
         account.status = status
-        account.trading_state = TradingState.HALTED
+        account.trading_state = TRADING_HALTED
         final_equity, _ = self._equity(account)
         state = account.assessment
         assert state is not None
@@ -1703,7 +1727,7 @@ class Engine:
             AccountStatusChanged(
                 account_id=account.account_id,
                 status=status,
-                trading_state=TradingState.HALTED,
+                trading_state=TRADING_HALTED,
                 reason=rule,
                 ts=self.now,
             )
@@ -1711,9 +1735,9 @@ class Engine:
 
     def _closing_price(self, market: Market, quantity: int) -> int | None:
         """Where a position closes "at the market": the quote's side with slippage, else the mark."""
-        if market.venue is Venue.QUOTE:
-            side = Side.SELL if quantity > 0 else Side.BUY
-            levels = market.quote_bids if side is Side.SELL else market.quote_asks
+        if market.venue is QUOTE_VENUE:
+            side = SELL if quantity > 0 else BUY
+            levels = market.quote_bids if side is SELL else market.quote_asks
             if levels:
                 return slipped(market, side, levels[0][0])
         return mark_of(market)
@@ -1746,7 +1770,7 @@ class Engine:
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
             state = account.assessment
-            if state is None or account.status is not AccountStatus.ACTIVE:
+            if state is None or account.status is not ACCOUNT_ACTIVE:
                 continue
             day = tier_day_index(state.tier, self.now)
             if day != state.day_index:
@@ -1765,7 +1789,7 @@ class Engine:
     def _set_leverage(self, command: cmds.SetLeverage) -> None:
         market = self._market(command.market)
         account = self._trader(command.account_id)
-        if market.kind is not MarketKind.PERP:
+        if market.kind is not PERP:
             raise invalid_request("leverage is for perp markets")
         leverage = parse_decimal(command.leverage, "leverage")
         if leverage < 1:
@@ -1797,7 +1821,7 @@ class Engine:
 
     def _apply_funding(self, command: cmds.ApplyFunding) -> None:
         market = self._market(command.market)
-        if market.kind is not MarketKind.PERP:
+        if market.kind is not PERP:
             raise invalid_request("funding is for perp markets")
         rate = parse_decimal(command.rate, "rate")
         if abs(rate) >= 1:
@@ -1841,6 +1865,14 @@ class Engine:
             raise TradehallError(
                 Code.RISK_LIMIT_EXCEEDED, f"at most {self.config.max_open_orders} open orders"
             )
+        state = account.assessment
+        if (
+            state is None
+            and market.band_ppm is None
+            and market.max_order_notional is None
+            and market.max_position_lots is None
+        ):
+            return  # no limit configured beyond the funds already checked
         reference = mark_of(market)
         if (
             market.band_ppm is not None
@@ -1855,14 +1887,13 @@ class Engine:
             raise TradehallError(Code.RISK_LIMIT_EXCEEDED, "order notional above the market's maximum")
         position = market.positions.get(account.account_id)
         held = position.quantity if position is not None else 0
-        after = held + (order.quantity if order.side is Side.BUY else -order.quantity)
+        after = held + (order.quantity if order.side is BUY else -order.quantity)
         if (
             market.max_position_lots is not None
             and abs(after) > abs(held)
             and abs(after) > market.max_position_lots
         ):
             raise TradehallError(Code.POSITION_LIMIT_EXCEEDED, "position would exceed the market's maximum")
-        state = account.assessment
         if state is None:
             return
         tier = state.tier
@@ -1881,11 +1912,11 @@ class Engine:
                     Code.RISK_LIMIT_EXCEEDED, "the order risks more than the tier allows per trade"
                 )
         equity, _ = self._equity(account)
-        if tier.max_leverage is not None and market.kind is MarketKind.PERP and opening:
+        if tier.max_leverage is not None and market.kind is PERP and opening:
             exposure = notional + sum(
                 self.markets[s].notional.ceil(abs(p.quantity) * (mark_of(self.markets[s]) or 0))
                 for s, p in account.positions.items()
-                if p.quantity and self.markets[s].kind is MarketKind.PERP
+                if p.quantity and self.markets[s].kind is PERP
             )
             if exposure > equity * tier.max_leverage:
                 raise TradehallError(
@@ -1903,9 +1934,9 @@ class Engine:
         """Lots x |price - stop_loss| with a stop-loss; else the full cost (spot, binary) or margin (perp)."""
         if order.stop_loss is not None:
             return market.notional.ceil(order.quantity * abs(price - order.stop_loss))
-        if market.kind is MarketKind.PERP:
+        if market.kind is PERP:
             return market.margin_of(price * order.quantity, self._im_ppm(account, market))
-        if market.kind is MarketKind.BINARY and order.side is Side.SELL:
+        if market.kind is BINARY and order.side is SELL:
             return market.notional.ceil((market.payout_ticks - price) * order.quantity)
         return market.notional.ceil(price * order.quantity)
 
@@ -1913,9 +1944,9 @@ class Engine:
         self, order: Order, account: Account, market: Market, limit: int | None, reference: int | None
     ) -> int | None:
         """Equity change of the part that would fill now: (mark - price) x lots per fill, minus fees."""
-        if order.status is OrderStatus.PENDING_TRIGGER:
+        if order.status is PENDING_TRIGGER:
             return None
-        if market.venue is Venue.QUOTE:
+        if market.venue is QUOTE_VENUE:
             fills = [
                 (price, lots) for _, price, lots in plan_fills(market, order.side, order.remaining, limit)
             ]
@@ -1927,7 +1958,7 @@ class Engine:
         if not fills:
             return None
         mark = reference if reference is not None else fills[0][0]
-        sign = 1 if order.side is Side.BUY else -1
+        sign = 1 if order.side is BUY else -1
         impact = 0
         for price, lots in fills:
             impact += market.notional.floor(sign * (mark - price) * lots)
@@ -2067,7 +2098,7 @@ class Engine:
             ]:
                 position = engine._position(market, engine.accounts[account_id])
                 position.quantity, position.cost, position.realized = quantity, cost, realized
-                if quantity and market.kind is MarketKind.PERP:
+                if quantity and market.kind is PERP:
                     engine.accounts[account_id].open_perps += 1
                 position.margin, position.reserved_buy, position.reserved_sell = (
                     margin,
@@ -2085,10 +2116,10 @@ class Engine:
             account = engine.accounts[order.account_id]
             market = engine.markets[order.market]
             engine._register(order, account)
-            if order.status is OrderStatus.PENDING_TRIGGER:
-                (market.stops_buy if order.side is Side.BUY else market.stops_sell).add(order)
-            elif order.in_book and market.venue is Venue.QUOTE:
-                (market.paper_bids if order.side is Side.BUY else market.paper_asks).add(order)
+            if order.status is PENDING_TRIGGER:
+                (market.stops_buy if order.side is BUY else market.stops_sell).add(order)
+            elif order.in_book and market.venue is QUOTE_VENUE:
+                (market.paper_bids if order.side is BUY else market.paper_asks).add(order)
             elif order.in_book:
                 order.in_book = False
                 market.book.add(order)

@@ -97,11 +97,12 @@ class Account:
 
 
 class Ledger:
-    __slots__ = ("_changes", "accounts")
+    __slots__ = ("_changes", "accounts", "totals_changed")
 
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
         self._changes: dict[tuple[str, str], int] = {}
+        self.totals_changed = False  # a transfer happened since the last flush (not only holds)
 
     def open_system_accounts(self, currency: str) -> None:
         for account_id in SYSTEM_ACCOUNTS:
@@ -123,6 +124,7 @@ class Ledger:
             return
         source.balance(currency).total -= amount
         target.balance(currency).total += amount
+        self.totals_changed = True
         changes = self._changes
         key = (source.account_id, currency)
         changes[key] = changes.get(key, 0) - amount
@@ -144,6 +146,7 @@ class Ledger:
         return list(self._changes)
 
     def flush(self, reason: str, events: list[AnyEvent]) -> None:
+        self.totals_changed = False
         if not self._changes:
             return
         accounts = self.accounts

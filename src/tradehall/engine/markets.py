@@ -10,16 +10,20 @@ from sortedcontainers import SortedList
 from tradehall.domain.enums import (
     CostBasis,
     FeeModel,
-    MarketKind,
-    MarketStatus,
     SelfTradePrevention,
     Side,
-    Venue,
 )
 from tradehall.domain.errors import invalid_request
 from tradehall.domain.fixedpoint import PPM, Ratio, ceil_div, minor_of, parse_decimal, ppm_of, units_of
 from tradehall.domain.market import MarketSpec
 from tradehall.engine.book import Fill
+from tradehall.engine.constants import (
+    BINARY,
+    MARKET_OPEN,
+    PERP,
+    QUOTE_VENUE,
+    SPOT,
+)
 from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
 
@@ -162,7 +166,7 @@ class Market:
         self.quadratic = spec.fee_model is FeeModel.QUADRATIC
         maker_fee, taker_fee = spec.maker_fee, spec.taker_fee
         if self.quadratic:
-            if spec.kind is not MarketKind.BINARY:
+            if spec.kind is not BINARY:
                 raise invalid_request("the quadratic fee model is for binary markets")
             maker_fee = maker_fee or QUADRATIC_MAKER_DEFAULT
             taker_fee = taker_fee or QUADRATIC_TAKER_DEFAULT
@@ -172,7 +176,7 @@ class Market:
         self.taker_ppm = ppm_of(taker_fee, "taker_fee")
         slippage = spec.slippage
         if slippage is None:
-            slippage = Decimal("0.002") if spec.kind is MarketKind.BINARY else Decimal("0.001")
+            slippage = Decimal("0.002") if spec.kind is BINARY else Decimal("0.001")
         if not 0 <= slippage < 1:
             raise invalid_request("slippage must be a fraction in [0, 1)")
         self.slippage_ppm = ppm_of(slippage, "slippage")
@@ -197,11 +201,11 @@ class Market:
         self.quadratic_ratio = Ratio(0, 1)
         self.initial_margin_ppm = 0
         self.maintenance_margin_ppm = 0
-        if spec.kind is MarketKind.SPOT:
+        if spec.kind is SPOT:
             if spec.base == spec.quote:
                 raise invalid_request("a spot market needs different base and quote currencies")
             self.base_per_lot = minor_of(spec.lot_size, decimals.get(spec.base, 8), "lot_size")
-        elif spec.kind is MarketKind.PERP:
+        elif spec.kind is PERP:
             initial = spec.initial_margin
             if initial is None and spec.max_leverage:
                 initial = 1 / spec.max_leverage
@@ -274,12 +278,12 @@ class Market:
 
     def best_bid(self) -> int | None:
         """The best price a seller can reach: the book's bid, or the external quote's."""
-        if self.venue is Venue.QUOTE:
+        if self.venue is QUOTE_VENUE:
             return self.quote_bids[0][0] if self.quote_bids else None
         return self.book.best_bid()
 
     def best_ask(self) -> int | None:
-        if self.venue is Venue.QUOTE:
+        if self.venue is QUOTE_VENUE:
             return self.quote_asks[0][0] if self.quote_asks else None
         return self.book.best_ask()
 
@@ -318,4 +322,4 @@ class Market:
 
     @property
     def open_for_orders(self) -> bool:
-        return self.status is MarketStatus.OPEN
+        return self.status is MARKET_OPEN

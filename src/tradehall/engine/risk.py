@@ -90,6 +90,14 @@ class AssessmentState:
         return self.day_start_balance - self.max_daily_loss
 
     @property
+    def trails_on_marks(self) -> bool:
+        """Whether marks move this floor: intraday trailing until it reaches its lock."""
+        return (
+            self.tier.drawdown_mode is DrawdownMode.INTRADAY_TRAILING
+            and self.total_floor < self.trailing_lock
+        )
+
+    @property
     def trailing_lock(self) -> int:
         return self.initial + _fraction_of(self.tier.trailing_lock_buffer, self.initial)
 
