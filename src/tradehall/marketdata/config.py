@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tradehall.marketdata import binance, kalshi, polymarket
 from tradehall.marketdata.binance import BinanceFeed
@@ -24,6 +24,7 @@ from tradehall.marketdata.candles import CandleAggregator, CandleSink
 from tradehall.marketdata.factory import PriceFeedSettings, crypto_price_feed
 from tradehall.marketdata.failover import CryptoAsset
 from tradehall.marketdata.kalshi import AuthHeaders, KalshiFeed
+from tradehall.marketdata.kalshi_auth import KalshiSigner, MsClock
 from tradehall.marketdata.models import FeedEvent
 from tradehall.marketdata.polymarket import PolymarketFeed, PolymarketMarketRef
 from tradehall.marketdata.recorder import Recorder
@@ -113,6 +114,11 @@ class MarketDataConfig(_Model):
     binance_streams: list[str] = ["trade", "bookTicker", "depth@100ms"]
     kalshi_tickers: list[str] = []
     kalshi_status_interval: float = 10.0
+    kalshi_key_id: str | None = None
+    """Kalshi API key id; with it, exactly one of the two private-key fields below."""
+    kalshi_private_key_path: Path | None = None
+    """PEM file of the RSA key that signs the WebSocket handshake (kept outside the config file)."""
+    kalshi_private_key_pem: str | None = None
     polymarket_markets: list[str] = []
     """Gamma slugs; token ids are learnt from Gamma."""
     polymarket_status_interval: float = 10.0
@@ -122,6 +128,27 @@ class MarketDataConfig(_Model):
     record_dir: Path | None = None
     candle_intervals: list[str] = ["1m", "5m", "15m", "1h", "1d"]
     endpoints: Endpoints = Endpoints()
+
+    @model_validator(mode="after")
+    def _kalshi_key(self) -> MarketDataConfig:
+        keys = (self.kalshi_private_key_path is not None) + (self.kalshi_private_key_pem is not None)
+        if self.kalshi_key_id is None and keys:
+            raise ValueError("a Kalshi private key needs kalshi_key_id")
+        if self.kalshi_key_id is not None and keys != 1:
+            raise ValueError("kalshi_key_id needs one of kalshi_private_key_path, kalshi_private_key_pem")
+        return self
+
+    def kalshi_signer(self, clock_ms: MsClock | None = None) -> KalshiSigner | None:
+        """The signer of the configured Kalshi key (None without one); signs `endpoints.kalshi_ws_url`."""
+        if self.kalshi_key_id is None:
+            return None
+        return KalshiSigner.load(
+            self.kalshi_key_id,
+            pem=self.kalshi_private_key_pem,
+            path=self.kalshi_private_key_path,
+            ws_url=self.endpoints.kalshi_ws_url,
+            clock_ms=clock_ms,
+        )
 
     @classmethod
     def load(cls, path: Path) -> MarketDataConfig:
@@ -277,7 +304,7 @@ def build_runtime(
                 client,
                 ws_url=ends.kalshi_ws_url,
                 rest_root=ends.kalshi_rest_root,
-                auth_headers=kalshi_auth,
+                auth_headers=kalshi_auth if kalshi_auth is not None else config.kalshi_signer(),
                 status_interval=config.kalshi_status_interval,
                 clock=clock,
                 clock_ns=clock_ns,

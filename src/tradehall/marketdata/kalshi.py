@@ -221,8 +221,8 @@ def parse_delta(msg: Mapping[str, Any]) -> tuple[str, str, Decimal, Decimal, int
 
 
 AuthHeaders = Callable[[], Mapping[str, str]]
-"""Returns `KALSHI-ACCESS-KEY`, `-TIMESTAMP`, `-SIGNATURE` for the handshake (RSA-PSS signing lives
-with whoever holds the key; public market data needs none on the fakes)."""
+"""Returns `KALSHI-ACCESS-KEY`, `-TIMESTAMP`, `-SIGNATURE` for the handshake; called at every connect
+(a fresh timestamp). `kalshi_auth.KalshiSigner` is one; Kalshi refuses unsigned handshakes."""
 
 
 class KalshiFeed(Feed):
