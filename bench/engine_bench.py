@@ -38,44 +38,55 @@ ACCOUNTS = 1000
 results: list[dict[str, Any]] = []
 
 Op = tuple[int, int, int, int, int]
-"""(kind, order id, side (0 buy, 1 sell), price ticks, quantity lots); kinds below."""
+"""(kind, pick, side (0 buy, 1 sell), price ticks or move delta, quantity lots); kinds below.
+
+Cancels and moves name no order: `pick` chooses one of the orders live at that moment, the way
+exchange-core's generator picks among its own live orders, so no operation targets a dead order."""
 ADD, CANCEL, CROSS, IOC, MOVE = range(5)
 
 
 def generate(workload: str, count: int, seed: int) -> list[Op]:
-    """A stream of operations whose order ids are those the engine will assign (1, 2, ...)."""
     rng = random.Random(seed)
     ops: list[Op] = []
-    next_id = 1
-    live: list[int] = []
     for _ in range(count):
         roll = rng.random()
         if workload == "book_mixed_70_25_5":
             kind = ADD if roll < 0.70 else CANCEL if roll < 0.95 else CROSS
         else:
             kind = ADD if roll < 0.09 else IOC if roll < 0.12 else CANCEL if roll < 0.18 else MOVE
-        if kind in (CANCEL, MOVE) and not live:
-            kind = ADD
         side = rng.randrange(2)
         quantity = rng.randint(1, 20)
+        pick = rng.randrange(1 << 30)
         if kind == ADD:
             price = MID - rng.randint(1, 50) if side == 0 else MID + rng.randint(1, 50)
-            ops.append((ADD, next_id, side, price, quantity))
-            live.append(next_id)
-            next_id += 1
         elif kind in (CROSS, IOC):
             price = MID + rng.randint(0, 30) if side == 0 else MID - rng.randint(0, 30)
-            ops.append((kind, next_id, side, price, quantity * 3))
-            next_id += 1
-        elif kind == CANCEL:
-            target = live.pop(rng.randrange(len(live)))
-            ops.append((CANCEL, target, 0, 0, 0))
+            quantity *= 3
+        elif kind == MOVE:
+            price = rng.randint(-5, 5) or 1
         else:
-            target = live[rng.randrange(len(live))]
-            ops.append((MOVE, target, 0, rng.randint(-40, 40), 0))
-        if len(live) > 5000:
-            live = live[-5000:]
+            price = 0
+        ops.append((kind, pick, side, price, quantity))
     return ops
+
+
+class LiveOrders:
+    """Ids that may still be live, picked at random; dead ones are dropped when picked."""
+
+    def __init__(self, is_live: Callable[[int], bool]) -> None:
+        self.ids: list[int] = []
+        self.is_live = is_live
+
+    def pick(self, pick: int) -> int | None:
+        ids = self.ids
+        while ids:
+            index = pick % len(ids)
+            order_id = ids[index]
+            if self.is_live(order_id):
+                return order_id
+            ids[index] = ids[-1]
+            ids.pop()
+        return None
 
 
 # --- book level ---------------------------------------------------------------------------
@@ -84,10 +95,14 @@ def generate(workload: str, count: int, seed: int) -> list[Op]:
 def make_book_runner(ops: list[Op]) -> tuple[Callable[[Op], None], OrderBook]:
     book = OrderBook()
     live: dict[int, Order] = {}
+    tracked = LiveOrders(live.__contains__)
     sides = (Side.BUY, Side.SELL)
     stp = SelfTradePrevention.CANCEL_NEWEST
+    next_id = [1]
 
-    def new_order(order_id: int, side: Side, price: int, quantity: int) -> Order:
+    def new_order(side: Side, price: int, quantity: int) -> Order:
+        order_id = next_id[0]
+        next_id[0] = order_id + 1
         return Order(
             order_id=order_id,
             account_id=f"acct-{order_id % ACCOUNTS}",
@@ -100,16 +115,12 @@ def make_book_runner(ops: list[Op]) -> tuple[Callable[[Op], None], OrderBook]:
             stop_price=None,
             quantity=quantity,
             remaining=quantity,
-            expire_at=None,
-            post_only=False,
-            reduce_only=False,
-            client_order_id=None,
-            created_ts=0,
         )
 
     def take(order: Order, ioc: bool) -> None:
         fills: list[Fill] = []
         cancelled: list[Order] = []
+        assert order.price is not None
         remaining, _ = book.match(
             order.side, order.price, order.remaining, order.account_id, stp, fills, cancelled
         )
@@ -122,32 +133,37 @@ def make_book_runner(ops: list[Op]) -> tuple[Callable[[Op], None], OrderBook]:
         if remaining and not ioc:
             book.add(order)
             live[order.order_id] = order
+            tracked.ids.append(order.order_id)
         book.take_changes()
 
     def run(op: Op) -> None:
-        kind, order_id, side, price, quantity = op
-        if kind == ADD:
-            order = new_order(order_id, sides[side], price, quantity)
-            if book.would_cross(order.side, price):
-                take(order, False)
-            else:
-                book.add(order)
-                live[order_id] = order
-                book.take_changes()
-        elif kind == CANCEL:
-            order = live.pop(order_id, None)  # type: ignore[assignment]
-            if order is not None:
-                book.remove(order)
-                book.take_changes()
-        elif kind == MOVE:
-            old = live.pop(order_id, None)
-            if old is not None:
-                assert old.price is not None
-                book.remove(old)
-                moved = new_order(order_id, old.side, old.price + price, old.remaining)
-                take(moved, False)
+        kind, pick, side, price, quantity = op
+        if kind in (ADD, CROSS, IOC):
+            take(new_order(sides[side], price, quantity), kind == IOC)
+            return
+        target = tracked.pick(pick)
+        if target is None:
+            return
+        old = live.pop(target)
+        book.remove(old)
+        if kind == MOVE:
+            assert old.price is not None
+            moved = Order(
+                order_id=old.order_id,
+                account_id=old.account_id,
+                market=old.market,
+                side=old.side,
+                requested_side=old.requested_side,
+                type=old.type,
+                time_in_force=old.time_in_force,
+                price=old.price + price,
+                stop_price=None,
+                quantity=old.quantity,
+                remaining=old.remaining,
+            )
+            take(moved, False)
         else:
-            take(new_order(order_id, sides[side], price, quantity), kind == IOC)
+            book.take_changes()
 
     return run, book
 
@@ -176,16 +192,13 @@ def make_engine_runner(ops: list[Op]) -> tuple[Callable[[Op], None], Engine, lis
         engine.apply(c.OpenAccount(account_id=account, owner=account))
         engine.apply(c.Deposit(account_id=account, amount=Decimal("100000000")))
         engine.apply(c.Deposit(account_id=account, amount=Decimal("10000"), currency="BTC"))
-    prices: dict[int, int] = {}
-    commands: list[c.Command] = []
     sides = (OrderSide.BUY, OrderSide.SELL)
-    for kind, order_id, side, price, quantity in ops:
-        account = f"acct-{order_id % ACCOUNTS}"
+    placements: list[c.Command] = []
+    for number, (kind, _, side, price, quantity) in enumerate(ops):
         if kind in (ADD, CROSS, IOC):
-            prices[order_id] = price
-            commands.append(
+            placements.append(
                 c.PlaceOrder(
-                    account_id=account,
+                    account_id=f"acct-{number % ACCOUNTS}",
                     market="BTC-USD",
                     side=sides[side],
                     quantity=LOT * quantity,
@@ -193,18 +206,30 @@ def make_engine_runner(ops: list[Op]) -> tuple[Callable[[Op], None], Engine, lis
                     time_in_force=TimeInForce.IOC if kind == IOC else TimeInForce.GTC,
                 )
             )
-        elif kind == CANCEL:
-            commands.append(c.CancelOrder(order_id=order_id))
-        else:
-            prices[order_id] = prices[order_id] + price
-            commands.append(c.AmendOrder(order_id=order_id, price=TICK * prices[order_id]))
-    iterator = iter(commands)
+    placement = iter(placements)
     apply = engine.apply
+    orders = engine.orders
+    tracked = LiveOrders(orders.__contains__)
 
     def run(op: Op) -> None:
-        apply(next(iterator))
+        kind = op[0]
+        if kind in (ADD, CROSS, IOC):
+            order_id = engine.next_order_id
+            apply(next(placement))
+            if order_id in orders:
+                tracked.ids.append(order_id)
+            return
+        target = tracked.pick(op[1])
+        if target is None:
+            return
+        if kind == CANCEL:
+            apply(c.CancelOrder(order_id=target))
+        else:
+            current = orders[target].price
+            assert current is not None
+            apply(c.AmendOrder(order_id=target, price=TICK * (current + op[3])))
 
-    return run, engine, commands
+    return run, engine, placements
 
 
 # --- measurement --------------------------------------------------------------------------
