@@ -33,10 +33,19 @@ from tradehall.store import models
 ZERO = Decimal(0)
 
 
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def rfc3339_ns(ns: int) -> str:
+    """RFC 3339 UTC with microseconds; the date-and-second part is formatted once per second."""
+    global _second_cache
     seconds, rest = divmod(ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
-    return moment.isoformat().replace("+00:00", "Z")
+    cached_second, prefix = _second_cache
+    if cached_second != seconds:
+        prefix = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_cache = (seconds, prefix)
+    micros = rest // 1000
+    return f"{prefix}.{micros:06d}Z" if micros else f"{prefix}Z"
 
 
 def rfc3339(moment: datetime) -> str:

@@ -30,6 +30,7 @@ from tradehall.api.auth import Principal
 from tradehall.api.errors import ApiError
 from tradehall.api.gateway import Gateway
 from tradehall.api.metrics import WS_CONNECTIONS
+from tradehall.api.routes.orders import place_order
 from tradehall.api.schemas import OrderCreate
 from tradehall.domain.commands import CancelOrder
 from tradehall.domain.errors import Code, TradehallError
@@ -504,8 +505,6 @@ class WebSocketHub:
         connection.send_json({"op": "authenticated", "user_id": principal.user_id, "role": principal.role})
 
     async def _trade_op(self, connection: Connection, op: str, message: dict[str, Any]) -> None:
-        from tradehall.api.routes.orders import place_order
-
         ref = message.pop("id", None)
         message.pop("op", None)
         reply: dict[str, Any] = {"op": op}
