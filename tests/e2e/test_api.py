@@ -461,3 +461,31 @@ def test_an_unexpected_failure_is_a_bare_500_with_the_request_id(server: Server)
     assert (body["code"], body["detail"], body["correlation_id"]) == ("internal", "internal error", "boom-1")
     assert "secret internals" not in response.text
     assert client.account(account_id)["available"] == "100000.00"
+
+
+def test_tiers_are_public_and_fund_assessment_accounts_with_rules(server: Server) -> None:
+    tiers = {t["name"]: t for t in Client(server.url).tiers()["items"]}
+    ftmo = tiers["ftmo-2step-10k"]
+    assert (ftmo["starting_balance"], ftmo["max_daily_loss"], ftmo["drawdown_mode"]) == (
+        "10000",
+        "0.05",
+        "static",
+    )
+    client, _ = server.trader()
+    account = client.create_account("USD", kind="assessment", tier="ftmo-2step-10k")
+    assert (account["kind"], account["tier"], account["balance"]) == (
+        "assessment",
+        "ftmo-2step-10k",
+        "10000.00",
+    )
+    rules = account["rules"]
+    assert rules["name"] == "ftmo-2step-10k"
+    assert rules["floors"] == {"daily": "9500.00", "total": "9000.00"}
+    assert rules["progress"]["target_equity"] == "11000.00"
+    assert rules["progress"]["profit_needed"] == "1000.00"
+    error = error_of(client.create_account, "USD", kind="assessment", tier="no-such-tier")
+    assert (error.status, error.code) == (400, "invalid_request")
+    error = error_of(
+        client.create_account, "USD", kind="assessment", tier="ftmo-2step-10k", initial_balance="5"
+    )
+    assert error.status == 400

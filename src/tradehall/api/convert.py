@@ -23,6 +23,7 @@ from tradehall.domain.events import (
 )
 from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
 from tradehall.domain.market import BINARY_PAYOUT, MarketSpec
+from tradehall.domain.tiers import TierSpec
 from tradehall.engine import Engine
 from tradehall.engine.ledger import Account as EngineAccount
 from tradehall.engine.markets import Market
@@ -181,6 +182,48 @@ def position_dict(engine: Engine, market: Market, position: Position) -> dict[st
     }
 
 
+def tier_dict(tier: TierSpec) -> dict[str, Any]:
+    return {
+        "name": tier.name,
+        "currency": tier.currency,
+        "starting_balance": dec(tier.starting_balance),
+        "profit_target": dec(tier.profit_target),
+        "max_daily_loss": dec(tier.max_daily_loss),
+        "max_total_loss": dec(tier.max_total_loss),
+        "drawdown_mode": tier.drawdown_mode.value,
+        "max_risk_per_trade": opt_dec(tier.max_risk_per_trade),
+        "max_leverage": opt_dec(tier.max_leverage),
+        "min_trading_days": tier.min_trading_days,
+        "allowed_markets": None if tier.allowed_markets is None else list(tier.allowed_markets),
+        "daily_reset_time": tier.daily_reset_time,
+        "timezone": tier.timezone,
+    }
+
+
+def rules_dict(engine: Engine, account: EngineAccount, equity: Decimal) -> dict[str, Any] | None:
+    """An assessment account's tier with its current floors and progress toward the target."""
+    state = getattr(account, "assessment", None)
+    if state is None:
+        return None
+    places = engine.config.decimals(state.tier.currency)
+    target = amount_of(state.target, places)
+    initial = amount_of(state.initial, places)
+    return {
+        **tier_dict(state.tier),
+        "floors": {
+            "daily": dec(amount_of(state.daily_floor, places)),
+            "total": dec(amount_of(state.total_floor, places)),
+        },
+        "progress": {
+            "target_equity": dec(target),
+            "profit": dec(equity - initial),
+            "profit_needed": dec(max(Decimal(0), target - equity)),
+            "trading_days": state.trading_days,
+            "min_trading_days": state.tier.min_trading_days,
+        },
+    }
+
+
 def account_dict(
     engine: Engine, account: EngineAccount, peak_equity: Decimal | None = None
 ) -> dict[str, Any]:
@@ -239,7 +282,7 @@ def account_dict(
         "status": account.status.value,
         "trading_state": account.trading_state.value,
         "tier": account.tier,
-        "rules": None,
+        "rules": rules_dict(engine, account, equity),
         "balances": balances,
     }
 

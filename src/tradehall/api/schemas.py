@@ -118,7 +118,18 @@ class DepositRequest(Request):
 
 class TierOut(Response):
     name: str
+    currency: str
     starting_balance: str
+    profit_target: str
+    max_daily_loss: str
+    max_total_loss: str
+    drawdown_mode: Literal["static", "eod_trailing", "intraday_trailing"]
+    max_risk_per_trade: str | None = None
+    max_leverage: str | None = None
+    min_trading_days: int
+    allowed_markets: list[str] | None = None
+    daily_reset_time: str
+    timezone: str
 
 
 class TiersPage(Response):

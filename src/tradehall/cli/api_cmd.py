@@ -265,15 +265,19 @@ def _show_account(data: dict[str, Any]) -> None:
 def account_create(
     currency: str = typer.Option("USD"),
     initial_balance: str | None = typer.Option(None, help="Self-funding, where configuration allows it."),
+    tier: str | None = typer.Option(None, help="An assessment tier (see GET /tiers): opens an assessment."),
     url: str = URL_OPTION,
     api_key: str | None = API_KEY_OPTION,
     user: str | None = USER_OPTION,
     password: str | None = PASSWORD_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Open a cash account."""
+    """Open a cash account, or an assessment account with --tier."""
+    kind = "assessment" if tier else "cash"
     with api_errors():
-        data = connect(url, api_key, user, password).create_account(currency, initial_balance=initial_balance)
+        data = connect(url, api_key, user, password).create_account(
+            currency, kind=kind, initial_balance=initial_balance, tier=tier
+        )
     emit(data, as_json, _show_account)
 
 

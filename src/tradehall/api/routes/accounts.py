@@ -44,11 +44,14 @@ async def _account_out(gateway: Gateway, principal: Principal, account_id: str) 
 async def create_account(
     body: AccountCreate, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
-    if body.kind == "assessment":
-        raise ApiError(
-            Code.INVALID_REQUEST, f"unknown tier {body.tier!r}: no assessment tiers are configured"
-        )
     amount = None
+    if body.kind == "assessment":
+        if body.tier is None or body.tier not in gateway.engine.config.tiers:
+            raise ApiError(Code.INVALID_REQUEST, f"unknown tier {body.tier!r}; see GET /tiers")
+        if body.initial_balance is not None:
+            raise ApiError(Code.INVALID_REQUEST, "an assessment account is funded by its tier")
+    elif body.tier is not None:
+        raise ApiError(Code.INVALID_REQUEST, "only assessment accounts have a tier")
     if body.initial_balance is not None:
         if not gateway.settings.allow_self_funding:
             raise ApiError(Code.FORBIDDEN, "self-funding is disabled; an admin deposits")
@@ -58,8 +61,9 @@ async def create_account(
         OpenAccount(
             account_id=account_id,
             owner=principal.user_id,
-            kind=AccountKind.CASH,
+            kind=AccountKind(body.kind),
             currency=body.currency,
+            tier=body.tier,
             correlation_id=correlation_id,
         )
     )
@@ -97,6 +101,7 @@ async def deposit(
 
 
 @router.get("/tiers", response_model=TiersPage)
-async def tiers() -> Response:
-    """Assessment tiers arrive with the risk engine; none are configured yet."""
-    return json_response(page([]))
+async def tiers(gateway: GatewayDep) -> Response:
+    """The assessment tiers the engine is configured with (public)."""
+    items = [convert.tier_dict(tier) for tier in gateway.engine.config.tiers.values()]
+    return json_response(page(sorted(items, key=lambda t: t["name"])))
