@@ -91,7 +91,7 @@ async def _feed(records: list[JournalRecord]) -> AsyncIterator[JournalRecord]:
 
 
 def test_migrations_up_and_down_on_postgresql(pg_url: str) -> None:
-    assert current_revision(pg_url) == "0001"
+    assert current_revision(pg_url) == "0002"
     assert _scalar(pg_url, "SELECT relkind FROM pg_class WHERE relname = 'fills'") == "p"
     key = _scalar(pg_url, "SELECT pg_get_partkeydef(to_regclass('fills'))")
     assert key == "RANGE (executed_at)"
@@ -110,7 +110,7 @@ def test_migrations_up_and_down_on_postgresql(pg_url: str) -> None:
     )
     assert tables == 0
     upgrade(pg_url)
-    assert current_revision(pg_url) == "0001"
+    assert current_revision(pg_url) == "0002"
 
 
 async def test_fills_of_a_month_without_a_partition_create_it_and_the_next_one(pg_url: str) -> None:

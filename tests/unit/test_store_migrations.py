@@ -35,7 +35,7 @@ def test_upgrade_creates_every_table_and_downgrade_removes_them(tmp_path: Path) 
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     assert current_revision(url) is None
     upgrade(url)
-    assert current_revision(url) == head_revision() == "0001"
+    assert current_revision(url) == head_revision() == "0002"
     assert _tables(url) == TABLES
     downgrade(url, "base")
     assert current_revision(url) is None

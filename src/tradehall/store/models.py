@@ -214,7 +214,12 @@ class EquityPoint(Base):
 
 
 class Candle(Base):
+    """OHLCV of one window; `open_ts` / `close_ts` (ns) are the times of the prices that set open and
+    close, so parts of a window merge in any order (`tradehall.store.candles`). NULL for candles
+    written whole (`upsert_candles`, e.g. a provider's history). PostgreSQL: partitioned by month."""
+
     __tablename__ = "candles"
+    __table_args__ = ({"postgresql_partition_by": "RANGE (start)"},)
 
     market: Mapped[str] = mapped_column(String(64), primary_key=True)
     interval: Mapped[str] = mapped_column(String(8), primary_key=True)
@@ -225,6 +230,8 @@ class Candle(Base):
     close: Mapped[Decimal] = mapped_column(Money)
     volume: Mapped[Decimal] = mapped_column(Money)
     trades: Mapped[int] = mapped_column(Integer, default=0)
+    open_ts: Mapped[int | None] = mapped_column(BigInteger)
+    close_ts: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ProjectionState(Base):

@@ -32,7 +32,7 @@ import structlog
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from tradehall.domain.enums import AccountKind, Liquidity, MarketKind, MarketStatus, OrderStatus
+from tradehall.domain.enums import AccountKind, Liquidity, MarketKind, MarketStatus, OrderStatus, Venue
 from tradehall.domain.events import (
     AccountOpened,
     AccountStatusChanged,
@@ -56,6 +56,7 @@ from tradehall.domain.events import (
 from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str, minor_of, units_of
 from tradehall.domain.market import BINARY_PAYOUT, DEFAULT_CURRENCY_DECIMALS, MarketSpec
 from tradehall.journal.records import JournalRecord
+from tradehall.store.candles import CandleBuilder, CandleUpdate, candle_starts, merge_candles_sync
 from tradehall.store.models import (
     Account,
     Balance,
@@ -67,7 +68,7 @@ from tradehall.store.models import (
     ProjectionState,
     table_of,
 )
-from tradehall.store.partitions import FillPartitions
+from tradehall.store.partitions import FillPartitions, MonthlyPartitions
 from tradehall.store.types import Money, UTCDateTime, sqlite_datetime, utc_of_ns
 
 log = structlog.get_logger(__name__)
@@ -244,6 +245,8 @@ class _Prepared:
     fills: int
     fill_times: list[datetime]
     writes: list[_Write]
+    candles: list[CandleUpdate] = field(default_factory=list)
+    """Book-venue markets' candle parts of the batch, merged in its transaction (so exactly once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +259,8 @@ class ProjectorConfig:
     currency_decimals: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_CURRENCY_DECIMALS))
     default_currency_decimals: int = 8
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    candle_intervals: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")
+    """Candles of book-venue markets from their trades (empty: none)."""
 
 
 class Projector:
@@ -283,6 +288,7 @@ class Projector:
         self._clock = clock
         self._fault = fault
         self._partitions = FillPartitions(engine)
+        self._candle_partitions = MonthlyPartitions(engine, "candles")
         name = self.config.name
         self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"projector-{name}-prepare")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"projector-{name}-write")
@@ -333,6 +339,7 @@ class Projector:
         projector from the journal, which holds everything).
         """
         await self._retrying(self._writer, self._partitions.ensure_ahead, self._clock())
+        await self._retrying(self._writer, self._candle_partitions.ensure_ahead, self._clock())
         pending: asyncio.Queue[JournalRecord | None] = asyncio.Queue(self.config.max_pending_records)
         reader = asyncio.create_task(self._read(source, pending))
         writing: asyncio.Task[int] | None = None
@@ -410,6 +417,7 @@ class Projector:
                 result = await loop.run_in_executor(executor, fn, *args)
             except Exception as error:
                 self._partitions.forget()
+                self._candle_partitions.forget()
                 if not is_transient(error):
                     raise
                 self.connected = False
@@ -462,6 +470,7 @@ class Projector:
             fills=batch.fill_count,
             fill_times=batch.fill_times(),
             writes=batch.plan(),
+            candles=batch.candles.drain(),
         )
         self._prepared_seq = prepared.last_seq
         return prepared
@@ -470,6 +479,8 @@ class Projector:
         started = time.perf_counter()
         if prepared.fill_times:
             self._partitions.ensure_for(prepared.fill_times)
+        if prepared.candles:
+            self._candle_partitions.ensure_for(candle_starts(prepared.candles))
         with self._engine.begin() as connection:
             stored = _stored_last_seq(connection, self.config.name, lock=True)
             if stored is not None and stored >= prepared.last_seq:
@@ -484,6 +495,7 @@ class Projector:
                     _update_many(connection, write.table, write.keys, write.rows, write.columns)
                 else:
                     _insert_many(connection, write.table, write.rows)
+            merge_candles_sync(connection, prepared.candles)
             now = utc_of_ns(prepared.last_ts)
             table = table_of(ProjectionState)
             if stored is None:
@@ -623,6 +635,7 @@ class _Batch:
         self.orders: dict[int, dict[str, Any]] = {}
         self.new_orders: set[int] = set()
         self.fills: list[dict[str, Any]] = []
+        self.candles = CandleBuilder(config.candle_intervals)
         self._seq = 0
         self._ts = 0
         self._last_ns = 0
@@ -697,6 +710,8 @@ class _Batch:
         self.dirty_markets.add(ev.market)
         if market.mark_price is None:
             self.revalued_markets[ev.market] = (self._seq, self._ts)
+        if market.spec.venue is Venue.BOOK:  # a quote venue's candles come from its feed
+            self.candles.add_trade(ev.market, market.price(ev.price), market.quantity(ev.quantity), ev.ts)
 
     def on_account_opened(self, ev: AccountOpened) -> None:
         self.mirror.accounts[ev.account_id] = _AccountState(

@@ -246,8 +246,14 @@ def list_candles(
     end: datetime | None = None,
     limit: int | None = None,
     cursor: str | None = None,
+    oldest_first: bool = False,
 ) -> Page[Candle]:
-    """Candles newest first within [start, end); the cursor key is the interval (start is unique)."""
+    """Candles within [start, end), newest first; the cursor key is the interval (start is unique).
+
+    `oldest_first` (what a chart draws, `GET /markets/{symbol}/candles`): with `start`, the first
+    `limit` candles from it and a cursor to the next ones; without, the latest `limit` before `end`
+    (no cursor: page back by passing the first item's time as `end`).
+    """
     if interval not in CANDLE_INTERVALS:
         raise invalid_request(f"interval must be one of {', '.join(CANDLE_INTERVALS)}, got {interval!r}")
     query = select(Candle).where(Candle.market == market, Candle.interval == interval)
@@ -255,4 +261,20 @@ def list_candles(
         query = query.where(Candle.start >= start)
     if end is not None:
         query = query.where(Candle.start < end)
-    return _page(session, query, Candle.start, Candle.interval, str, limit, cursor)
+    if not oldest_first:
+        return _page(session, query, Candle.start, Candle.interval, str, limit, cursor)
+    size = clamp_limit(limit)
+    forward_key = f">{interval}"  # an ascending cursor is not a descending one
+    if cursor is None and start is None:
+        latest = list(session.scalars(query.order_by(Candle.start.desc()).limit(size)))
+        return Page(latest[::-1], None)
+    if cursor is not None:
+        after, key = decode_cursor(cursor)
+        if key != forward_key:
+            raise invalid_request("cursor belongs to another list")
+        query = query.where(Candle.start > after)
+    rows = list(session.scalars(query.order_by(Candle.start).limit(size + 1)))
+    if len(rows) <= size:
+        return Page(rows, None)
+    rows = rows[:size]
+    return Page(rows, encode_cursor(rows[-1].start, forward_key))
