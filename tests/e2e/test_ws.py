@@ -172,3 +172,20 @@ async def test_candles_channel_and_heartbeats(server: Server) -> None:
         hub.heartbeat_seconds = 15.0
     candles = Client(server.url).candles("BTC-PERP", "1m")["items"]
     assert candles[0]["close"] == "41000"
+
+
+async def test_websocket_orders_carry_a_correlation_id_of_connection_and_message(server: Server) -> None:
+    from tradehall.journal.segments import read_records
+
+    trader, account_id = server.trader()
+    async with AsyncClient(server.url, token=trader.auth_token).stream() as stream:
+        order = await stream.place_order(
+            account_id=account_id, market="BTC-USD", side="buy", type="limit", quantity="0.001", price="200"
+        )
+    ids = [
+        record.command.correlation_id
+        for record in read_records(server.settings.journal_dir)
+        if getattr(record.command, "account_id", None) == account_id and record.command.correlation_id
+    ]
+    assert any(cid.startswith("ws-") and cid.endswith("-1") for cid in ids), ids
+    trader.cancel_order(order["id"])

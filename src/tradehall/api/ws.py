@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,6 +76,8 @@ class Connection:
         self.book_sequence: dict[str, int] = {}
         self.closing = False
         self.close_code = 1000
+        self.id = uuid.uuid4().hex[:16]
+        self.messages = 0
 
     def push(self, text: str) -> None:
         if self.closing:
@@ -515,7 +518,9 @@ class WebSocketHub:
             if principal is None:
                 raise ApiError(Code.UNAUTHORIZED, "auth first")
             self.gateway.limiter.check(principal.limiter_key)
-            correlation = str(ref) if ref is not None else ""
+            # the connection's id and the client's message id: traceable from either side
+            connection.messages += 1
+            correlation = f"ws-{connection.id}-{ref if ref is not None else connection.messages}"
             if op == "order":
                 try:
                     body = OrderCreate.model_validate(message)
