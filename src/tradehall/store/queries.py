@@ -262,6 +262,8 @@ def list_candles(
     if end is not None:
         query = query.where(Candle.start < end)
     if not oldest_first:
+        if cursor is not None and decode_cursor(cursor)[1] != interval:
+            raise invalid_request("cursor belongs to another list")
         return _page(session, query, Candle.start, Candle.interval, str, limit, cursor)
     size = clamp_limit(limit)
     forward_key = f">{interval}"  # an ascending cursor is not a descending one
