@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,3 +190,32 @@ async def test_websocket_orders_carry_a_correlation_id_of_connection_and_message
     ]
     assert any(cid.startswith("ws-") and cid.endswith("-1") for cid in ids), ids
     trader.cancel_order(order["id"])
+
+
+async def test_a_slow_consumer_is_disconnected_with_1013(tmp_path: Path) -> None:
+    with running_server(tmp_path, ws_send_queue=3) as small:
+        create_demo_markets(small.admin())
+        trader, account_id = small.trader()
+        hub = small.app.state.hub
+        async with websockets.connect(small.url.replace("http", "ws") + "/ws") as socket:
+            await socket.send(json.dumps({"op": "ping"}))
+            assert json.loads(await socket.recv()) == {"op": "pong"}
+            (connection,) = hub.connections
+            original_send = connection.websocket.send_text
+
+            async def stalled_send(text: str) -> None:
+                await asyncio.sleep(0.5)  # a peer that reads far slower than the book changes
+                await original_send(text)
+
+            connection.websocket.send_text = stalled_send
+            await socket.send(json.dumps({"op": "subscribe", "channels": ["book:BTC-USD"]}))
+            await asyncio.sleep(0.2)
+            for index in range(8):
+                trader.place_order(account_id, "BTC-USD", "buy", "0.001", str(300 + index))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(socket.recv(), 10)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, "slow consumer")
+        await asyncio.sleep(0.2)
+        assert connection not in hub.connections
