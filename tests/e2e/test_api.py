@@ -489,3 +489,37 @@ def test_tiers_are_public_and_fund_assessment_accounts_with_rules(server: Server
         client.create_account, "USD", kind="assessment", tier="ftmo-2step-10k", initial_balance="5"
     )
     assert error.status == 400
+
+
+def test_candles_fall_back_to_those_a_feed_stored(server: Server) -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from tradehall.store import CandleRow, Store, upsert_candles
+
+    store = Store.from_url(server.settings.sqlalchemy_url)
+    try:
+        row = CandleRow(
+            market="FED-CUT",
+            interval="1h",
+            start=datetime(2026, 1, 1, 10, tzinfo=UTC),
+            open=Decimal("0.41"),
+            high=Decimal("0.45"),
+            low=Decimal("0.40"),
+            close=Decimal("0.44"),
+            volume=Decimal("1200"),
+        )
+        store.call_sync(upsert_candles, [row])
+    finally:
+        store.close()
+    items = Client(server.url).candles("FED-CUT", "1h")["items"]
+    assert items == [
+        {
+            "t": "2026-01-01T10:00:00Z",
+            "open": "0.41",
+            "high": "0.45",
+            "low": "0.40",
+            "close": "0.44",
+            "volume": "1200",
+        }
+    ]

@@ -119,6 +119,24 @@ async def get_candles(
         }
         for bar in bars
     ]
+    if not items:
+        # no trades here since start: the candles a feed recorded in the read models, if any
+        start_at = None if start is None else datetime.fromisoformat(start)
+        end_at = None if end is None else datetime.fromisoformat(end)
+        stored = await gateway.service.store.call(
+            queries.list_candles, symbol, interval, start=start_at, end=end_at, limit=limit
+        )
+        items = [
+            {
+                "t": convert.rfc3339(row.start),
+                "open": convert.dec(row.open),
+                "high": convert.dec(row.high),
+                "low": convert.dec(row.low),
+                "close": convert.dec(row.close),
+                "volume": convert.dec(row.volume),
+            }
+            for row in stored.items
+        ]
     return json_response(page(items))
 
 
