@@ -497,10 +497,13 @@ def test_candles_fall_back_to_those_a_feed_stored(server: Server) -> None:
 
     from tradehall.store import CandleRow, Store, upsert_candles
 
+    server.admin().create_market(
+        symbol="CANDLES-ONLY", kind="binary", base="CANDLES-ONLY", quote="USD", tick_size="0.01", lot_size="1"
+    )
     store = Store.from_url(server.settings.sqlalchemy_url)
     try:
         row = CandleRow(
-            market="FED-CUT",
+            market="CANDLES-ONLY",
             interval="1h",
             start=datetime(2026, 1, 1, 10, tzinfo=UTC),
             open=Decimal("0.41"),
@@ -512,7 +515,7 @@ def test_candles_fall_back_to_those_a_feed_stored(server: Server) -> None:
         store.call_sync(upsert_candles, [row])
     finally:
         store.close()
-    items = Client(server.url).candles("FED-CUT", "1h")["items"]
+    items = Client(server.url).candles("CANDLES-ONLY", "1h")["items"]
     assert items == [
         {
             "t": "2026-01-01T10:00:00Z",
