@@ -61,7 +61,28 @@ class Settings(BaseSettings):
         description="Namespace of the bus's streams, subjects and topics ([A-Za-z0-9_-]).",
     )
 
+    ws_source: Literal["local", "bus"] = Field(
+        default="local",
+        description="Where /ws takes market events from: this process's engine (local) or the bus "
+        "(a gateway process serving clients of an engine elsewhere; needs bus != inproc).",
+    )
+    engine_url: str | None = Field(
+        default=None,
+        description="Base URL of the engine's API, for book snapshots of a ws_source=bus gateway; "
+        "none: this process's engine.",
+    )
+
     quote_max_age_seconds: float = 10.0
+    max_open_orders: int = 1_000
+    assessment_tiers_file: Path | None = Field(
+        default=None,
+        description="TOML file of assessment tiers ([tiers.<name>] tables with the fields of GET /tiers); "
+        "none: the shipped examples.",
+    )
+    clock_tick_seconds: float = Field(
+        default=1.0,
+        description="How often the runner sends AdvanceTime (expiries, daily resets, funding); 0 disables.",
+    )
     coingecko_api_key: str | None = None
     coingecko_pro: bool = False
     coinmarketcap_api_key: str | None = None
