@@ -184,3 +184,25 @@ def test_daily_floor_restarts_from_the_balance_at_the_reset() -> None:
     events = engine.apply(c.AdvanceTime(ts=at(6, 0) + 1))
     assert one(events, ev.AssessmentUpdated).day_start_balance == 1_030_000
     assert equity_floor(engine)[1] == 980_000  # 10,300 - 5 % of 10,000
+
+
+def test_configure_replaces_tiers_for_new_accounts_and_open_ones_keep_theirs() -> None:
+    engine = assessment_engine()
+    new_tier = TierSpec(name="big", starting_balance=D("50000"))
+    events = expect_no_rejection(engine.apply(c.Configure(tiers={"big": new_tier}, max_open_orders=5)))
+    assert one(events, ev.EngineConfigured).tiers == ("big",)
+    expect_no_rejection(
+        engine.apply(c.OpenAccount(account_id="q", owner="q", kind=AccountKind.ASSESSMENT, tier="big"))
+    )
+    assert engine.accounts["q"].balances["USD"].total == 5_000_000
+    rejected = engine.apply(c.OpenAccount(account_id="r", owner="r", kind=AccountKind.ASSESSMENT, tier="t"))
+    assert one(rejected, ev.CommandRejected).code == "invalid_request"
+    state = engine.accounts["p"].assessment
+    assert state is not None and state.tier.name == "t"  # the open assessment keeps its tier
+    restored = Engine.restore(engine.snapshot())
+    assert restored.state_hash() == engine.state_hash()
+    assert restored.config.max_open_orders == 5
+    bad = engine.apply(
+        c.Configure(tiers={"x": TierSpec(name="x", starting_balance=D("1"), timezone="Mars/Base")})
+    )
+    assert one(bad, ev.CommandRejected).code == "invalid_request"

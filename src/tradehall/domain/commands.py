@@ -23,6 +23,7 @@ from tradehall.domain.enums import (
     TimeInForce,
 )
 from tradehall.domain.market import MarketSpec
+from tradehall.domain.tiers import TierSpec
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag=True, tag_field="command"):
@@ -132,6 +133,18 @@ class SetLeverage(Command, frozen=True, kw_only=True, gc=False, tag=True):
     leverage: Decimal
 
 
+class Configure(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """Engine settings from configuration, journaled so that replay applies them at the same point.
+
+    None leaves a setting as it is. Tiers apply to accounts opened afterwards; an open assessment
+    keeps the tier it was opened with.
+    """
+
+    tiers: dict[str, TierSpec] | None = None
+    quote_max_age_ms: int | None = None
+    max_open_orders: int | None = None
+
+
 class ApplyFunding(Command, frozen=True, kw_only=True, gc=False, tag=True):
     """One funding payment at `rate` x position notional at the mark (longs pay shorts when positive)."""
 
@@ -169,5 +182,6 @@ AnyCommand = (
     | VoidMarket
     | SetLeverage
     | ApplyFunding
+    | Configure
 )
 """The tagged union the journal encodes and decodes."""

@@ -292,6 +292,13 @@ class AssessmentUpdated(Event, frozen=True, kw_only=True, gc=False, tag=True):
     ts: int
 
 
+class EngineConfigured(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    tiers: tuple[str, ...]
+    quote_max_age_ms: int
+    max_open_orders: int
+    ts: int
+
+
 AnyEvent = (
     AccountOpened
     | AccountStatusChanged
@@ -319,4 +326,5 @@ AnyEvent = (
     | AssessmentFailed
     | AssessmentPassed
     | AssessmentUpdated
+    | EngineConfigured
 )

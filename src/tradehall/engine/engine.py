@@ -41,6 +41,7 @@ from tradehall.domain.events import (
     AssessmentUpdated,
     BookChanged,
     CommandRejected,
+    EngineConfigured,
     FundingPaid,
     LeverageChanged,
     MarketCreated,
@@ -208,6 +209,7 @@ class Engine:
             cmds.VoidMarket: self._void_market,
             cmds.SetLeverage: self._set_leverage,
             cmds.ApplyFunding: self._apply_funding,
+            cmds.Configure: self._configure,
         }
         self._next_reset: int | None = None
 
@@ -1819,6 +1821,35 @@ class Engine:
             )
         )
 
+    def _configure(self, command: cmds.Configure) -> None:
+        changes: dict[str, Any] = {}
+        if command.tiers is not None:
+            for name, tier in command.tiers.items():
+                if name != tier.name or tier.starting_balance <= 0:
+                    raise invalid_request(f"tier {name!r}: its name must match and its balance be positive")
+                try:
+                    tier_day_index(tier, self.now)
+                except (ValueError, KeyError) as error:
+                    raise invalid_request(f"tier {name!r}: {error}") from None
+            changes["tiers"] = dict(command.tiers)
+        if command.quote_max_age_ms is not None:
+            if command.quote_max_age_ms <= 0:
+                raise invalid_request("quote_max_age_ms must be positive")
+            changes["quote_max_age_ms"] = command.quote_max_age_ms
+        if command.max_open_orders is not None:
+            if command.max_open_orders <= 0:
+                raise invalid_request("max_open_orders must be positive")
+            changes["max_open_orders"] = command.max_open_orders
+        self.config = msgspec.structs.replace(self.config, **changes)
+        self._events.append(
+            EngineConfigured(
+                tiers=tuple(sorted(self.config.tiers)),
+                quote_max_age_ms=self.config.quote_max_age_ms,
+                max_open_orders=self.config.max_open_orders,
+                ts=self.now,
+            )
+        )
+
     def _apply_funding(self, command: cmds.ApplyFunding) -> None:
         market = self._market(command.market)
         if market.kind is not PERP:
@@ -2002,7 +2033,7 @@ class Engine:
                     a.trading_state,
                     sorted([c, b.total, b.held] for c, b in a.balances.items()),
                     sorted(a.leverage.items()),
-                    None if a.assessment is None else a.assessment.snapshot(),
+                    None if a.assessment is None else [a.assessment.tier, a.assessment.snapshot()],
                 ]
             )
         markets = []
@@ -2079,9 +2110,9 @@ class Engine:
                 account.balances[currency_code] = Balance(total, held)
             account.leverage = dict(leverage)
             if assessment is not None:
-                tier_spec = config.tiers[tier]
+                tier_spec = msgspec.convert(assessment[0], TierSpec)
                 account.assessment = AssessmentState(tier_spec, config.decimals(tier_spec.currency), 0)
-                account.assessment.restore(assessment)
+                account.assessment.restore(assessment[1])
             engine.accounts[account_id] = account
         delayed: dict[str, list[int]] = {}
         for raw in state["markets"]:

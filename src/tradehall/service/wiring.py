@@ -19,12 +19,13 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tradehall.domain.commands import AnyCommand
+from tradehall.domain.commands import AdvanceTime, AnyCommand
 from tradehall.engine import Engine, EngineConfig
 from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory
 from tradehall.journal.segments import read_records
 from tradehall.service.clock import Clock
+from tradehall.service.engine_config import configure_command
 from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig
 from tradehall.service.settings import Settings
 from tradehall.store import Projector, ProjectorConfig, Store, upgrade
@@ -60,6 +61,7 @@ class Service:
         self._projection_error: BaseException | None = None
         self._listeners: list[RecordListener] = []
         self._remove_listener: Callable[[], None] | None = None
+        self._clock_task: asyncio.Task[None] | None = None
         self.started_at = 0.0
         self.running = False
 
@@ -93,12 +95,18 @@ class Service:
         self._projector = Projector(self._store.engine, ProjectorConfig())
         await self.runner.start()
         self._remove_listener = self.runner.add_listener(self._on_records)
+        configure = configure_command(settings, self.runner.engine.config)
+        if configure is not None:
+            await self.runner.submit(configure)
         projected = await self._projector.last_seq()
         self._projected_seq = projected
         durable = self.runner.durable_seq
         if projected < durable:
             await self._catch_up(projected + 1, durable)
         self._projection_task = asyncio.create_task(self._project_loop(), name="projector")
+        if settings.clock_tick_seconds > 0:
+            tick = self._tick_clock(settings.clock_tick_seconds)
+            self._clock_task = asyncio.create_task(tick, name="clock")
         if password_hasher is not None:
             await self.ensure_admin(password_hasher)
         self.started_at = time.monotonic()
@@ -109,6 +117,10 @@ class Service:
         if not self.running:
             return
         self.running = False
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_task
         await self.runner.stop()
         if self._remove_listener is not None:
             self._remove_listener()
@@ -137,6 +149,18 @@ class Service:
         hashed = await asyncio.to_thread(password_hasher, self.settings.admin_password)
         await self.store.call(repo.create_user, name, hashed, "admin")
         log.info("admin_user_created", username=name)
+
+    async def _tick_clock(self, interval: float) -> None:
+        """Time reaches the engine only inside commands: DAY/GTD expiry, daily assessment resets,
+        funding, market close times and latency-deferred paper fills all wait for an AdvanceTime."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.runner.submit(AdvanceTime())
+            except Exception as exc:  # the runner stopping ends the ticks; nothing else should
+                if not self.runner_alive():
+                    return
+                log.warning("clock_tick_failed", error=repr(exc))
 
     # ---- commands ----------------------------------------------------------------------------
 
@@ -263,8 +287,8 @@ class Service:
             self.runner.engine  # noqa: B018 - raises when not started
         except Exception:
             return False
-        # `_accepting` turns false on a fatal journal or engine failure, before `is_stopped`
-        return not self.runner.is_stopped() and bool(getattr(self.runner, "_accepting", False))
+        # `accepting` turns false on a fatal journal or engine failure, before `is_stopped`
+        return not self.runner.is_stopped() and self.runner.accepting
 
 
 async def run_with_service(settings: Settings, body: Callable[[Service], Awaitable[None]]) -> None:
