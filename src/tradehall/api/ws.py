@@ -11,6 +11,14 @@ skipped, so the first update is always snapshot + 1. Other channels use the jour
 
 Each connection has a bounded send queue drained by its own task. A client that lets it fill up is
 disconnected with close code 1013 (try again later) instead of growing memory without bound.
+
+With `TRADEHALL_WS_SOURCE=bus` the `book:` and `trades:` channels are fed from the event bus
+(`trades.*`, `market-data.book-ticks`; a consumer name of its own per process, so every gateway sees
+every message; duplicates dropped by seq) instead of this process's runner, so gateway processes
+without the engine can serve clients of one engine. Book snapshots then come from the engine's
+`GET /markets/{symbol}/book` at `TRADEHALL_ENGINE_URL` (this process's engine when unset); the hub
+keeps the last deltas per market to replay those the bus delivered before the snapshot arrived, and a
+gap in a connection's book sequence resyncs it with a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -18,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import orjson
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -33,6 +43,8 @@ from tradehall.api.gateway import Gateway
 from tradehall.api.metrics import WS_CONNECTIONS
 from tradehall.api.routes.orders import place_order
 from tradehall.api.schemas import OrderCreate
+from tradehall.bus import Deduper, EventBus, StartPosition, create_bus
+from tradehall.bus.envelope import Envelope
 from tradehall.domain.commands import CancelOrder
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.events import (
@@ -60,6 +72,11 @@ PUBLIC_KINDS = ("book", "trades", "ticker", "candles")
 CLOSE_SLOW_CONSUMER = 1013
 CLOSE_POLICY = 1008
 HEARTBEAT_SECONDS = 15.0
+BOOK_REPLAY_DELTAS = 1000
+"""Book deltas kept per market (bus source) to replay after a snapshot that was behind the bus."""
+BUS_PATTERNS = ("trades.*", "market-data.book-ticks")
+RESYNCING = -1
+"""A connection's book sequence while its snapshot is being fetched: deltas wait in the replay buffer."""
 _ORDER_EVENTS = (OrderAccepted, OrderFilled, OrderCancelled, OrderExpired, OrderAmended, OrderTriggered)
 
 
@@ -74,6 +91,7 @@ class Connection:
         self.principal: Principal | None = None
         self.channels: set[str] = set()
         self.book_sequence: dict[str, int] = {}
+        self.book_snapshots: set[str] = set()
         self.closing = False
         self.close_code = 1000
         self.id = uuid.uuid4().hex[:16]
@@ -108,6 +126,18 @@ class WebSocketHub:
         self.connections: set[Connection] = set()
         self.public: dict[str, set[Connection]] = {}
         self.private: dict[tuple[str, str], set[Connection]] = {}
+        settings = gateway.settings
+        self.from_bus = settings.ws_source == "bus"
+        self.engine_url = settings.engine_url.rstrip("/") if settings.engine_url else None
+        self._bus: EventBus | None = None
+        self._bus_tasks: list[asyncio.Task[None]] = []
+        self._deduper = Deduper()
+        self._recent_book: dict[str, deque[tuple[int, str]]] = {}
+        self._remote_markets: set[str] = set()
+        self._http: httpx.AsyncClient | None = None
+        self._resyncs: set[asyncio.Task[None]] = set()
+        self.resyncs = 0
+        """Book snapshots fetched after a gap (tests and logs)."""
 
     # ---- fan-out of durable records ---------------------------------------------------------------
 
@@ -118,10 +148,12 @@ class WebSocketHub:
             tickers: set[str] = set()
             for event in record.events:
                 if isinstance(event, BookChanged):
-                    self._book_update(event)
+                    if not self.from_bus:
+                        self._book_update(event)
                     tickers.add(event.market)
                 elif isinstance(event, TradeExecuted):
-                    self._trade(event, record.seq)
+                    if not self.from_bus:
+                        self._trade(event, record.seq)
                     tickers.add(event.market)
                 elif isinstance(event, MarkPriceUpdated):
                     tickers.add(event.market)
@@ -184,6 +216,150 @@ class WebSocketHub:
         text = _data(channel, "update", seq, convert.ticker_dict(market, self.gateway.volumes.volume(symbol)))
         for connection in list(subscribers):
             connection.push(text)
+
+    # ---- fan-out from the bus ---------------------------------------------------------------------
+
+    def start_bus(self) -> None:
+        """Subscribe to the bus (once, on the first connection: it needs the running loop)."""
+        if not self.from_bus or self._bus_tasks:
+            return
+        self._bus = create_bus(self.gateway.settings)
+        consumer = f"ws-{uuid.uuid4().hex[:12]}"  # one per process: every gateway gets every message
+        self._bus_tasks = [
+            asyncio.create_task(self._consume(self._bus, pattern, consumer), name=f"ws-bus:{pattern}")
+            for pattern in BUS_PATTERNS
+        ]
+        log.info("ws_bus_source_started", consumer=consumer, backend=self._bus.name)
+
+    async def _consume(self, bus: EventBus, pattern: str, consumer: str) -> None:
+        await bus.start()
+        while True:
+            try:
+                async for delivery in bus.subscribe(pattern, consumer, StartPosition.LATEST):
+                    if self._deduper.is_new(delivery.envelope):
+                        try:
+                            self.on_envelope(delivery.envelope)
+                        except Exception as exc:  # one bad message must not end the fan-out
+                            log.error("ws_bus_message_failed", id=delivery.envelope.id, error=repr(exc))
+                    await bus.ack(delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker went away: subscribe again after a pause
+                log.warning("ws_bus_subscription_failed", pattern=pattern, error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    def on_envelope(self, envelope: Envelope) -> None:
+        payload = envelope.payload
+        if envelope.type == "BookChanged":
+            symbol = str(payload["market"])
+            sequence = int(payload["sequence"])
+            channel = f"book:{symbol}"
+            text = _data(
+                channel,
+                "update",
+                sequence,
+                {"symbol": symbol, "bids": payload.get("bids", []), "asks": payload.get("asks", [])},
+            )
+            recent = self._recent_book.setdefault(symbol, deque(maxlen=BOOK_REPLAY_DELTAS))
+            recent.append((sequence, text))
+            for connection in list(self.public.get(channel, ())):
+                current = connection.book_sequence.get(symbol, RESYNCING)
+                if current == RESYNCING or sequence <= current:
+                    continue
+                if sequence == current + 1:
+                    connection.book_sequence[symbol] = sequence
+                    connection.push(text)
+                else:
+                    log.info("ws_book_gap", market=symbol, expected=current + 1, got=sequence)
+                    self._send_book_snapshot(connection, symbol)
+        elif envelope.type == "TradeExecuted":
+            channel = f"trades:{payload['market']}"
+            subscribers = self.public.get(channel)
+            if not subscribers:
+                return
+            text = _data(
+                channel,
+                "update",
+                envelope.seq,
+                {
+                    "id": str(payload["trade_id"]),
+                    "market": payload["market"],
+                    "price": payload["price"],
+                    "quantity": payload["quantity"],
+                    "side": payload["taker_side"],
+                    "executed_at": convert.rfc3339_ns(int(payload["ts"])),
+                },
+            )
+            for connection in list(subscribers):
+                connection.push(text)
+
+    def _send_book_snapshot(self, connection: Connection, symbol: str) -> None:
+        connection.book_sequence[symbol] = RESYNCING
+        task = asyncio.create_task(self._book_snapshot_task(connection, symbol))
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
+
+    async def _book_snapshot_task(self, connection: Connection, symbol: str) -> None:
+        channel = f"book:{symbol}"
+        try:
+            data = await self._fetch_book(symbol)
+        except Exception as exc:
+            log.warning("ws_book_snapshot_failed", market=symbol, error=repr(exc))
+            connection.send_json(
+                {
+                    "op": "error",
+                    "code": Code.MARKET_DATA_UNAVAILABLE.value,
+                    "message": f"book snapshot of {symbol} unavailable",
+                    "channel": channel,
+                }
+            )
+            self.unsubscribe(connection, [channel])
+            return
+        if channel not in connection.channels:
+            return
+        if symbol in connection.book_snapshots:
+            self.resyncs += 1
+        connection.book_snapshots.add(symbol)
+        sequence = int(data["sequence"])
+        connection.push(_data(channel, "snapshot", sequence, data))
+        # deltas the bus delivered while the snapshot was on its way
+        for delta_sequence, text in self._recent_book.get(symbol, ()):
+            if delta_sequence == sequence + 1:
+                sequence = delta_sequence
+                connection.push(text)
+        connection.book_sequence[symbol] = sequence
+
+    async def _fetch_book(self, symbol: str) -> dict[str, Any]:
+        if self.engine_url is None:
+            return convert.book_dict(self.gateway.engine.markets[symbol], 1000)
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=5.0)
+        response = await self._http.get(f"{self.engine_url}/markets/{symbol}/book", params={"depth": 1000})
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def learn_markets(self, channels: list[str]) -> None:
+        """Bus source: markets the engine knows (asked over HTTP) for the book/trades channels."""
+        if not self.from_bus:
+            return
+        for channel in channels:
+            kind, _, symbol = channel.partition(":")
+            if kind not in ("book", "trades") or not symbol:
+                continue
+            if symbol in self.gateway.engine.markets or symbol in self._remote_markets:
+                continue
+            if self.engine_url is None:
+                continue
+            try:
+                if self._http is None:
+                    self._http = httpx.AsyncClient(timeout=5.0)
+                response = await self._http.get(f"{self.engine_url}/markets/{symbol}")
+            except httpx.HTTPError as exc:
+                log.warning("ws_engine_unreachable", url=self.engine_url, error=repr(exc))
+                continue
+            if response.status_code == 200:
+                self._remote_markets.add(symbol)
 
     def on_candle(self, market: str, interval: str, bar: Any) -> None:
         channel = f"candles:{market}:{interval}"
@@ -276,7 +452,8 @@ class WebSocketHub:
             symbol, _, interval = rest.rpartition(":")
             if interval not in ("1m", "5m", "15m", "1h", "1d") or not symbol:
                 return f"unknown channel {channel!r}"
-        if symbol not in self.gateway.engine.markets:
+        remote = self.from_bus and kind in ("book", "trades") and symbol in self._remote_markets
+        if symbol not in self.gateway.engine.markets and not remote:
             return f"market {symbol} not found"
         return None
 
@@ -319,7 +496,9 @@ class WebSocketHub:
     def _snapshot(self, connection: Connection, channel: str) -> None:
         engine = self.gateway.engine
         kind, _, rest = channel.partition(":")
-        if kind == "book":
+        if kind == "book" and self.from_bus:
+            self._send_book_snapshot(connection, rest)
+        elif kind == "book":
             market = engine.markets[rest]
             data = convert.book_dict(market, 1000)
             connection.book_sequence[rest] = market.book_sequence
@@ -384,6 +563,17 @@ class WebSocketHub:
         connection.channels.clear()
 
     async def close(self) -> None:
+        for task in [*self._bus_tasks, *self._resyncs]:
+            task.cancel()
+        for task in [*self._bus_tasks, *self._resyncs]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._bus_tasks = []
+        if self._bus is not None:
+            with contextlib.suppress(Exception):
+                await self._bus.close()
+        if self._http is not None:
+            await self._http.aclose()
         for connection in list(self.connections):
             connection.closing = True
             connection.close_code = 1001
@@ -394,6 +584,7 @@ class WebSocketHub:
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
+        self.start_bus()
         connection = Connection(websocket, self.max_queue)
         self.connections.add(connection)
         WS_CONNECTIONS.inc()
@@ -481,6 +672,7 @@ class WebSocketHub:
                 )
                 return
             if op == "subscribe":
+                await self.learn_markets(channels)
                 self.subscribe(connection, channels)
             else:
                 self.unsubscribe(connection, channels)

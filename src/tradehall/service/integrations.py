@@ -5,7 +5,8 @@ there. `Service.start()` calls `Integrations.start(store)` once the runner and t
 `Service.stop()` calls `stop()` before the runner stops (feeds stop submitting first, the publisher
 drains what is durable).
 
-- Bus (`settings.bus != "inproc"`): a `BusPublisher` reading the durable journal through a
+- Bus (`settings.bus != "inproc"`, unless this process is a gateway of an engine elsewhere:
+  `ws_source = "bus"` with an `engine_url`): a `BusPublisher` reading the durable journal through a
   `RunnerJournalSource`, its position in `<data_dir>/bus/position.json`. `retain_from()` is the
   lowest seq it still needs, which the service combines with the projector's so archived segments
   the publisher has not published are never deleted.
@@ -59,7 +60,9 @@ class Integrations:
 
     async def start(self, store: Store) -> None:
         settings = self.settings
-        if settings.bus != "inproc":
+        # a gateway fed by the bus with the engine elsewhere must not publish its own (idle) engine
+        gateway_only = settings.ws_source == "bus" and settings.engine_url is not None
+        if settings.bus != "inproc" and not gateway_only:
             self._bus = create_bus(settings)
             publisher = BusPublisher(
                 self._bus,

@@ -26,6 +26,7 @@ from tradehall.journal.recovery import EngineFactory
 from tradehall.journal.segments import read_records
 from tradehall.service.clock import Clock
 from tradehall.service.engine_config import configure_command
+from tradehall.service.integrations import Integrations
 from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig
 from tradehall.service.settings import Settings
 from tradehall.store import Projector, ProjectorConfig, Store, upgrade
@@ -62,6 +63,8 @@ class Service:
         self._listeners: list[RecordListener] = []
         self._remove_listener: Callable[[], None] | None = None
         self._clock_task: asyncio.Task[None] | None = None
+        self.integrations = Integrations(settings, self.runner)
+        """The bus publisher and the market-data feeds, when configured."""
         self.started_at = 0.0
         self.running = False
 
@@ -107,6 +110,7 @@ class Service:
         if settings.clock_tick_seconds > 0:
             tick = self._tick_clock(settings.clock_tick_seconds)
             self._clock_task = asyncio.create_task(tick, name="clock")
+        await self.integrations.start(self._store)
         if password_hasher is not None:
             await self.ensure_admin(password_hasher)
         self.started_at = time.monotonic()
@@ -121,6 +125,7 @@ class Service:
             self._clock_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._clock_task
+        await self.integrations.stop()
         await self.runner.stop()
         if self._remove_listener is not None:
             self._remove_listener()
@@ -189,7 +194,10 @@ class Service:
     # ---- projection ----------------------------------------------------------------------------
 
     def _retain_from(self) -> int:
-        return self._projected_seq + 1
+        # the journal must keep what the projector and the bus publisher still have to read
+        publisher = self.integrations.retain_from()
+        projector = self._projected_seq + 1
+        return projector if publisher is None else min(projector, publisher)
 
     async def _catch_up(self, first: int, last: int) -> None:
         journal_dir = self.settings.journal_dir

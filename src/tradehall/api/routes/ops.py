@@ -44,8 +44,20 @@ async def ready(gateway: GatewayDep) -> Response:
         "bus": {"ok": True, "backend": gateway.settings.bus},
     }
     good = engine_ok and journal_ok and store_ok and projection_ok
-    if gateway.feeds is not None:
-        feeds_ok, feeds = gateway.feeds.ready_check()
+    publisher = service.integrations.publisher
+    if publisher is not None:
+        # unhealthy from a failed publish until the next one succeeds (the backlog then drains)
+        checks["bus"] = {
+            "ok": publisher.healthy,
+            "backend": gateway.settings.bus,
+            "published_seq": publisher.published_seq,
+            "lag": max(0, service.runner.durable_seq - publisher.published_seq),
+            "backlog": publisher.backlog,
+        }
+        good = good and publisher.healthy
+    registry = gateway.feeds if gateway.feeds is not None else service.integrations.feeds
+    if registry is not None:
+        feeds_ok, feeds = registry.ready_check()
         checks["feeds"] = {"ok": feeds_ok, "feeds": feeds}
         good = good and feeds_ok
     return json_response({"status": "ready" if good else "not_ready", "checks": checks}, 200 if good else 503)
