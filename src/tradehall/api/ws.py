@@ -138,6 +138,9 @@ class WebSocketHub:
         self._resyncs: set[asyncio.Task[None]] = set()
         self.resyncs = 0
         """Book snapshots fetched after a gap (tests and logs)."""
+        with contextlib.suppress(RuntimeError):  # created on the loop (the app's lifespan): subscribe now
+            asyncio.get_running_loop()
+            self.start_bus()
 
     # ---- fan-out of durable records ---------------------------------------------------------------
 
