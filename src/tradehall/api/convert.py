@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tradehall.domain.enums import MarketKind, OrderSide, OrderStatus
+from tradehall.domain.enums import MarketKind, OrderSide, OrderStatus, Venue
 from tradehall.domain.events import (
     AnyEvent,
     OrderAccepted,
@@ -102,6 +102,15 @@ def market_dict(market: Market) -> dict[str, Any]:
         "maintenance_margin": opt_dec(spec.maintenance_margin),
         "last_price": _price(market.last_price, spec),
         "mark_price": _price(valuation_price(market), spec),
+        "slippage": dec(Decimal(market.slippage_ppm) / 1_000_000),
+        "latency_ms": spec.latency_ms,
+        "quote_max_age_ms": spec.quote_max_age_ms,
+        "max_order_notional": opt_dec(spec.max_order_notional),
+        "max_position": opt_dec(spec.max_position),
+        "price_band": opt_dec(spec.price_band),
+        "funding_interval_seconds": spec.funding_interval_seconds,
+        "funding_rate": opt_dec(spec.funding_rate),
+        "close_time": None if spec.close_time is None else rfc3339_ns(spec.close_time),
     }
 
 
@@ -111,6 +120,14 @@ def levels(raw: Iterable[tuple[int, int]], spec: MarketSpec) -> list[list[str]]:
 
 
 def book_dict(market: Market, depth: int) -> dict[str, Any]:
+    if market.venue is Venue.QUOTE:  # the external book the paper orders fill against (size "" = unknown)
+        tick, lot = market.spec.tick_size, market.spec.lot_size
+        return {
+            "symbol": market.symbol,
+            "sequence": market.book_sequence,
+            "bids": [_quoted(level, tick, lot) for level in market.quote_bids[:depth]],
+            "asks": [_quoted(level, tick, lot) for level in market.quote_asks[:depth]],
+        }
     bids, asks = market.book.depth(depth)
     return {
         "symbol": market.symbol,
@@ -118,6 +135,11 @@ def book_dict(market: Market, depth: int) -> dict[str, Any]:
         "bids": levels(bids, market.spec),
         "asks": levels(asks, market.spec),
     }
+
+
+def _quoted(level: list[Any], tick: Decimal, lot: Decimal) -> list[str]:
+    price, size = level
+    return [decimal_str(decimal_of(price, tick)), "" if size is None else decimal_str(decimal_of(size, lot))]
 
 
 def valuation_price(market: Market) -> int | None:
@@ -136,8 +158,8 @@ def ticker_dict(market: Market, volume_24h_lots: int) -> dict[str, Any]:
     spec = market.spec
     return {
         "symbol": market.symbol,
-        "bid": _price(market.book.best_bid(), spec),
-        "ask": _price(market.book.best_ask(), spec),
+        "bid": _price(market.best_bid(), spec),
+        "ask": _price(market.best_ask(), spec),
         "last": _price(market.last_price, spec),
         "mark": _price(valuation_price(market), spec),
         "volume_24h": _qty(volume_24h_lots, spec),
@@ -178,7 +200,7 @@ def position_dict(engine: Engine, market: Market, position: Position) -> dict[st
         "unrealized_pnl": dec(unrealized),
         "realized_pnl": dec(amount_of(position.realized, quote_places)),
         "margin": dec(amount_of(position.margin, quote_places)),
-        "liquidation_price": None,
+        "liquidation_price": _price(engine.liquidation_price(position.account_id, market.symbol), spec),
     }
 
 

@@ -159,6 +159,15 @@ class MarketOut(Response):
     maintenance_margin: str | None = None
     last_price: str | None = None
     mark_price: str | None = None
+    slippage: str | None = None
+    latency_ms: int = 0
+    quote_max_age_ms: int | None = None
+    max_order_notional: str | None = None
+    max_position: str | None = None
+    price_band: str | None = None
+    funding_interval_seconds: int | None = None
+    funding_rate: str | None = None
+    close_time: Timestamp | None = None
 
 
 class MarketsPage(Response):
@@ -183,6 +192,15 @@ class MarketCreate(Request):
     initial_margin: DecimalStr | None = None
     maintenance_margin: DecimalStr | None = None
     status: Literal["open", "halted", "closed"] = "open"
+    slippage: DecimalStr | None = None
+    latency_ms: int = Field(default=0, ge=0, le=60_000)
+    quote_max_age_ms: int | None = Field(default=None, gt=0)
+    max_order_notional: DecimalStr | None = None
+    max_position: DecimalStr | None = None
+    price_band: DecimalStr | None = None
+    funding_interval_seconds: int | None = Field(default=None, gt=0)
+    funding_rate: DecimalStr | None = None
+    close_time: Timestamp | None = None
 
 
 Level = Annotated[list[str], Field(min_length=2, max_length=2, description="[price, quantity]")]
@@ -238,7 +256,28 @@ class SettleRequest(Request):
 
 
 class PriceRequest(Request):
+    """A mark (book markets); on a quote-venue market it is also the quote: bid, ask and last, unless
+    `bid`/`ask` are given."""
+
     price: DecimalStr
+    bid: DecimalStr | None = None
+    ask: DecimalStr | None = None
+
+
+class FundingRequest(Request):
+    rate: DecimalStr
+
+
+class LeverageRequest(Request):
+    market: Symbol
+    leverage: DecimalStr
+
+
+class LeverageOut(Response):
+    account_id: str
+    market: str
+    leverage: str
+    initial_margin: str
 
 
 # ---- orders -----------------------------------------------------------------------------------------

@@ -152,8 +152,16 @@ class _Endpoints:
     def void_market(self, symbol: str) -> Any:
         return self._send(Call("POST", f"/admin/markets/{symbol}/cancel"))
 
-    def set_price(self, symbol: str, price: str) -> Any:
-        return self._send(Call("POST", f"/admin/markets/{symbol}/price", body={"price": price}))
+    def set_price(self, symbol: str, price: str, bid: str | None = None, ask: str | None = None) -> Any:
+        body = _clean({"price": price, "bid": bid, "ask": ask})
+        return self._send(Call("POST", f"/admin/markets/{symbol}/price", body=body))
+
+    def apply_funding(self, symbol: str, rate: str) -> Any:
+        return self._send(Call("POST", f"/admin/markets/{symbol}/funding", body={"rate": rate}))
+
+    def set_leverage(self, account_id: str, market: str, leverage: str) -> Any:
+        body = {"market": market, "leverage": leverage}
+        return self._send(Call("POST", f"/accounts/{account_id}/leverage", body=body))
 
     # orders
     def place_order(

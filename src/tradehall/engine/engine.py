@@ -113,6 +113,7 @@ from tradehall.engine.risk import (
     UNBOUNDED_HIGH,
     UNBOUNDED_LOW,
     AssessmentState,
+    liquidation_price,
     maintenance_of,
     mark_interval,
     mark_of,
@@ -2000,6 +2001,16 @@ class Engine:
 
     def order_id_for(self, account_id: str, client_order_id: str) -> int | None:
         return self.client_order_ids.get((account_id, client_order_id))
+
+    def liquidation_price(self, account_id: str, market: str) -> int | None:
+        """Ticks at which the account's perp position in `market` would be liquidated, other marks fixed."""
+        account = self.accounts.get(account_id)
+        position = None if account is None else account.positions.get(market)
+        if account is None or position is None or position.quantity == 0:
+            return None
+        equity, maintenance = self._equity(account)
+        other = maintenance - maintenance_of(self.markets[market], position)
+        return liquidation_price(self.markets[market], position, equity, other)
 
     def positions_of(self, account_id: str) -> list[Position]:
         return [

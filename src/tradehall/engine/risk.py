@@ -235,3 +235,24 @@ def mark_interval(
         if denominator:
             add(numerator, denominator, fires_below=denominator > 0)
     return low, high
+
+
+def liquidation_price(market: Market, position: Position, equity: int, maintenance_other: int) -> int | None:
+    """The mark at which this perp position's account falls below maintenance, other marks fixed.
+
+    Rounded towards the current mark (up for a long, down for a short); None when it cannot happen.
+    """
+    quantity = position.quantity
+    mark = mark_of(market)
+    if market.kind.value != "perp" or quantity == 0 or mark is None:
+        return None
+    num, den = market.notional.num, market.notional.den
+    slope = quantity * num
+    denominator = slope * PPM - abs(quantity) * num * market.maintenance_margin_ppm
+    numerator = (maintenance_other - equity) * den * PPM + slope * mark * PPM
+    if denominator == 0:
+        return None
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    price = -((-numerator) // denominator) if quantity > 0 else numerator // denominator
+    return price if price > 0 else None

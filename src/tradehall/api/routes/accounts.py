@@ -12,8 +12,16 @@ from tradehall.api.auth import Principal
 from tradehall.api.errors import ApiError
 from tradehall.api.gateway import AdminDep, CorrelationDep, Gateway, GatewayDep, PrincipalDep
 from tradehall.api.routes.common import ERRORS, json_response, page
-from tradehall.api.schemas import AccountCreate, AccountOut, AccountsPage, DepositRequest, TiersPage
-from tradehall.domain.commands import Deposit, OpenAccount
+from tradehall.api.schemas import (
+    AccountCreate,
+    AccountOut,
+    AccountsPage,
+    DepositRequest,
+    LeverageOut,
+    LeverageRequest,
+    TiersPage,
+)
+from tradehall.domain.commands import Deposit, OpenAccount, SetLeverage
 from tradehall.domain.enums import AccountKind
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.fixedpoint import minor_of, parse_decimal
@@ -81,6 +89,39 @@ async def list_accounts(principal: PrincipalDep, gateway: GatewayDep) -> Respons
 @router.get("/accounts/{account_id}", response_model=AccountOut)
 async def get_account(account_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     return json_response(await _account_out(gateway, principal, account_id))
+
+
+@router.post("/accounts/{account_id}/leverage", response_model=LeverageOut)
+async def set_leverage(
+    account_id: str,
+    body: LeverageRequest,
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    correlation_id: CorrelationDep,
+) -> Response:
+    """The account's leverage on a perp market, up to the market's and its tier's maximum."""
+    gateway.account(principal, account_id)
+    gateway.market(body.market)
+    try:
+        leverage = parse_decimal(body.leverage, "leverage")
+    except TradehallError as error:
+        raise ApiError(Code.INVALID_REQUEST, error.detail) from None
+    await gateway.execute(
+        SetLeverage(
+            account_id=account_id, market=body.market, leverage=leverage, correlation_id=correlation_id
+        )
+    )
+    account = gateway.engine.accounts[account_id]
+    market = gateway.engine.markets[body.market]
+    initial = max(market.initial_margin_ppm, account.leverage.get(body.market, 0))
+    return json_response(
+        {
+            "account_id": account_id,
+            "market": body.market,
+            "leverage": convert.dec((Decimal(1_000_000) / initial).quantize(Decimal("0.01"))),
+            "initial_margin": convert.dec(Decimal(initial) / 1_000_000),
+        }
+    )
 
 
 @router.post("/admin/accounts/{account_id}/deposit", response_model=AccountOut)

@@ -16,6 +16,7 @@ from tradehall.api.routes.common import ERRORS, json_response, page
 from tradehall.api.schemas import (
     BookOut,
     CandlesPage,
+    FundingRequest,
     MarketCreate,
     MarketOut,
     MarketsPage,
@@ -24,7 +25,15 @@ from tradehall.api.schemas import (
     SettleRequest,
     TickerOut,
 )
-from tradehall.domain.commands import CreateMarket, MarkPrice, SetMarketStatus, SettleMarket, VoidMarket
+from tradehall.domain.commands import (
+    ApplyFunding,
+    CreateMarket,
+    MarkPrice,
+    Quote,
+    SetMarketStatus,
+    SettleMarket,
+    VoidMarket,
+)
 from tradehall.domain.enums import FeeModel, MarketKind, MarketStatus, Outcome, Venue
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.fixedpoint import decimal_of, decimal_str, parse_decimal
@@ -158,10 +167,19 @@ def _spec_of(body: MarketCreate) -> MarketSpec:
     assert tick is not None and lot is not None
     if tick <= 0 or lot <= 0:
         raise ApiError(Code.INVALID_REQUEST, "tick_size and lot_size must be positive")
-    for name in ("maker_fee", "taker_fee", "max_leverage", "initial_margin", "maintenance_margin"):
+    for name in (
+        "maker_fee", "taker_fee", "max_leverage", "initial_margin", "maintenance_margin", "slippage",
+        "max_order_notional", "max_position", "price_band",
+    ):
         value = _dec(getattr(body, name), name)
         if value is not None and value < 0:
             raise ApiError(Code.INVALID_REQUEST, f"{name} must not be negative")
+    maker_fee, taker_fee = _dec(body.maker_fee, "maker_fee"), _dec(body.taker_fee, "taker_fee")
+    if body.venue == "quote" and body.fee_model == "proportional":
+        # paper trading's default fees: 0.1 % on crypto, 0.2 % on prediction markets
+        default_fee = Decimal("0.002") if body.kind == "binary" else Decimal("0.001")
+        maker_fee = default_fee if maker_fee is None else maker_fee
+        taker_fee = default_fee if taker_fee is None else taker_fee
     return MarketSpec(
         symbol=body.symbol,
         kind=MarketKind(body.kind),
@@ -172,13 +190,22 @@ def _spec_of(body: MarketCreate) -> MarketSpec:
         lot_size=lot,
         min_quantity=_dec(body.min_quantity, "min_quantity"),
         max_quantity=_dec(body.max_quantity, "max_quantity"),
-        maker_fee=_dec(body.maker_fee, "maker_fee") or Decimal(0),
-        taker_fee=_dec(body.taker_fee, "taker_fee") or Decimal(0),
+        maker_fee=maker_fee or Decimal(0),
+        taker_fee=taker_fee or Decimal(0),
         fee_model=FeeModel(body.fee_model),
         max_leverage=_dec(body.max_leverage, "max_leverage"),
         initial_margin=_dec(body.initial_margin, "initial_margin"),
         maintenance_margin=_dec(body.maintenance_margin, "maintenance_margin"),
         status=MarketStatus(body.status),
+        slippage=_dec(body.slippage, "slippage"),
+        latency_ms=body.latency_ms,
+        quote_max_age_ms=body.quote_max_age_ms,
+        max_order_notional=_dec(body.max_order_notional, "max_order_notional"),
+        max_position=_dec(body.max_position, "max_position"),
+        price_band=_dec(body.price_band, "price_band"),
+        funding_interval_seconds=body.funding_interval_seconds,
+        funding_rate=_dec(body.funding_rate, "funding_rate"),
+        close_time=_time_ns(body.close_time, "close_time"),
     )
 
 
@@ -234,8 +261,28 @@ async def void_market(
 async def inject_price(
     symbol: str, body: PriceRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
-    gateway.market(symbol)
+    market = gateway.market(symbol)
     price = _dec(body.price, "price")
     assert price is not None
-    await gateway.execute(MarkPrice(market=symbol, price=price, correlation_id=correlation_id))
+    if market.venue is Venue.QUOTE:
+        # a quote-venue market fills against quotes: the injected price is its quote
+        bid = _dec(body.bid, "bid") if body.bid is not None else price
+        ask = _dec(body.ask, "ask") if body.ask is not None else price
+        await gateway.execute(
+            Quote(market=symbol, bid=bid, ask=ask, last=price, source="admin", correlation_id=correlation_id)
+        )
+    else:
+        await gateway.execute(MarkPrice(market=symbol, price=price, correlation_id=correlation_id))
+    return json_response(convert.market_dict(gateway.market(symbol)))
+
+
+@router.post("/admin/markets/{symbol}/funding", response_model=MarketOut)
+async def apply_funding(
+    symbol: str, body: FundingRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
+) -> Response:
+    """One funding payment at `rate` x notional at the mark: longs pay shorts when positive."""
+    gateway.market(symbol)
+    rate = _dec(body.rate, "rate")
+    assert rate is not None
+    await gateway.execute(ApplyFunding(market=symbol, rate=rate, correlation_id=correlation_id))
     return json_response(convert.market_dict(gateway.market(symbol)))
