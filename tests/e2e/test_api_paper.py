@@ -115,3 +115,14 @@ def test_failed_assessment_refuses_orders_with_account_not_active(server: Server
     )
     assert (error.status, error.code) == (409, "account_not_active")
     admin.set_price("BTC-Q", "60000", bid="59990", ask="60010")
+
+
+def test_assessment_account_shows_floors_distance_and_progress(server: Server) -> None:
+    client = server.trader("1")[0]
+    account = client.create_account("USD", kind="assessment", tier="ftmo-2step-10k")
+    rules = account["rules"]
+    assert rules["floors"] == {"daily": "9500.00", "total": "9000.00"}
+    assert rules["distance"] == {"daily": "500.00", "total": "1000.00"}
+    assert rules["progress"]["target_equity"] == "11000.00"
+    assert rules["progress"]["min_trading_days"] == 4
+    assert account["peak_equity"] == "10000.00"

@@ -236,6 +236,11 @@ def rules_dict(engine: Engine, account: EngineAccount, equity: Decimal) -> dict[
             "daily": dec(amount_of(state.daily_floor, places)),
             "total": dec(amount_of(state.total_floor, places)),
         },
+        "distance": {
+            "daily": dec(equity - amount_of(state.daily_floor, places)),
+            "total": dec(equity - amount_of(state.total_floor, places)),
+        },
+        "peak_equity": dec(amount_of(state.peak_equity, places)),
         "progress": {
             "target_equity": dec(target),
             "profit": dec(equity - initial),
@@ -276,6 +281,9 @@ def account_dict(
         else:
             value += decimal_of(position.quantity * price, tick_lot)
     equity = balance + value
+    state = account.assessment
+    if state is not None:  # the engine tracks an assessment's peak itself
+        peak_equity = amount_of(state.peak_equity, places)
     peak = equity if peak_equity is None else max(peak_equity, equity)
     balances = []
     for currency in sorted(account.balances):
