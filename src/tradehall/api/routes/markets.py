@@ -36,7 +36,7 @@ from tradehall.domain.commands import (
 )
 from tradehall.domain.enums import FeeModel, MarketKind, MarketStatus, Outcome, Venue
 from tradehall.domain.errors import Code, TradehallError
-from tradehall.domain.fixedpoint import decimal_of, decimal_str, parse_decimal
+from tradehall.domain.fixedpoint import parse_decimal
 from tradehall.domain.market import MarketSpec
 from tradehall.store import queries
 
@@ -113,40 +113,38 @@ async def get_candles(
     start: Annotated[str | None, Query(max_length=64)] = None,
     end: Annotated[str | None, Query(max_length=64)] = None,
     limit: Limit = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
-    market = gateway.market(symbol)
-    spec = market.spec
-    bars = gateway.candles.bars(symbol, interval, _time_ns(start, "start"), _time_ns(end, "end"))[:limit]
+    """Oldest first from the read models: the projector's candles of the engine's trades (book venues)
+    and the feeds' candles (quote venues, `CandleWriter`); with `start`, pages forward by `next_cursor`."""
+    gateway.market(symbol)
+    _time_ns(start, "start")  # validates: RFC 3339 with a time zone
+    _time_ns(end, "end")
+    start_at = None if start is None else datetime.fromisoformat(start)
+    end_at = None if end is None else datetime.fromisoformat(end)
+    await gateway.service.read_barrier()
+    stored = await gateway.service.store.call(
+        queries.list_candles,
+        symbol,
+        interval,
+        start=start_at,
+        end=end_at,
+        limit=limit,
+        cursor=cursor,
+        oldest_first=True,
+    )
     items = [
         {
-            "t": convert.rfc3339_ns(bar.start),
-            "open": decimal_str(decimal_of(bar.open, spec.tick_size)),
-            "high": decimal_str(decimal_of(bar.high, spec.tick_size)),
-            "low": decimal_str(decimal_of(bar.low, spec.tick_size)),
-            "close": decimal_str(decimal_of(bar.close, spec.tick_size)),
-            "volume": decimal_str(decimal_of(bar.volume, spec.lot_size)),
+            "t": convert.rfc3339(row.start),
+            "open": convert.dec(row.open),
+            "high": convert.dec(row.high),
+            "low": convert.dec(row.low),
+            "close": convert.dec(row.close),
+            "volume": convert.dec(row.volume),
         }
-        for bar in bars
+        for row in stored.items
     ]
-    if not items:
-        # no trades here since start: the candles a feed recorded in the read models, if any
-        start_at = None if start is None else datetime.fromisoformat(start)
-        end_at = None if end is None else datetime.fromisoformat(end)
-        stored = await gateway.service.store.call(
-            queries.list_candles, symbol, interval, start=start_at, end=end_at, limit=limit
-        )
-        items = [
-            {
-                "t": convert.rfc3339(row.start),
-                "open": convert.dec(row.open),
-                "high": convert.dec(row.high),
-                "low": convert.dec(row.low),
-                "close": convert.dec(row.close),
-                "volume": convert.dec(row.volume),
-            }
-            for row in stored.items
-        ]
-    return json_response(page(items))
+    return json_response(page(items, stored.next_cursor))
 
 
 # ---- administration ---------------------------------------------------------------------------------
