@@ -133,14 +133,15 @@ async def get_candles(
         cursor=cursor,
         oldest_first=True,
     )
+    # feeds store prices as the provider wrote them ("67000.10000000"): the API's decimals are plain
     items = [
         {
             "t": convert.rfc3339(row.start),
-            "open": convert.dec(row.open),
-            "high": convert.dec(row.high),
-            "low": convert.dec(row.low),
-            "close": convert.dec(row.close),
-            "volume": convert.dec(row.volume),
+            "open": convert.dec(row.open.normalize()),
+            "high": convert.dec(row.high.normalize()),
+            "low": convert.dec(row.low.normalize()),
+            "close": convert.dec(row.close.normalize()),
+            "volume": convert.dec(row.volume.normalize()),
         }
         for row in stored.items
     ]
