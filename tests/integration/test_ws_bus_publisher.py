@@ -5,6 +5,7 @@ the publisher has not published yet."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -13,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.bus_proxy import TcpProxy
+from tradehall.api.auth import Authenticator
+from tradehall.api.gateway import Gateway
+from tradehall.api.routes.ops import ready
 from tradehall.bus import Delivery, StartPosition
 from tradehall.bus.redis_streams import RedisStreamsBus
 from tradehall.bus.sample import perp_spec
@@ -71,6 +75,13 @@ async def setup_market(service: Service) -> None:
         await service.submit(Deposit(account_id=account, amount=D("100000")))
 
 
+async def readiness(service: Service) -> tuple[int, dict[str, object]]:
+    gateway = Gateway(service.settings, service, Authenticator(service.settings, service.store))
+    response = await ready(gateway)
+    body = json.loads(bytes(response.body))
+    return response.status_code, body["checks"]["bus"]
+
+
 async def take(subscription: AsyncIterator[Delivery], count: int) -> list[Delivery]:
     got: list[Delivery] = []
 
@@ -125,6 +136,12 @@ async def test_an_outage_holds_the_journal_and_the_publisher_catches_up(
         await asyncio.sleep(0.05)
     assert publisher.healthy is False
     assert publisher.published_seq < during
+    status, bus = await readiness(service)
+    assert status == 503
+    assert bus["ok"] is False
+    assert bus["backend"] == "redis"
+    assert bus["published_seq"] == publisher.published_seq
+    assert bus["lag"] == service.runner.durable_seq - publisher.published_seq
     await service.wait_projected(during)
     # the projector has everything; the runner must still keep what the publisher has not published
     assert service.projected_seq == during
