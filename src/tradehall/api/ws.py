@@ -235,9 +235,9 @@ class WebSocketHub:
         log.info("ws_bus_source_started", consumer=consumer, backend=self._bus.name)
 
     async def _consume(self, bus: EventBus, pattern: str, consumer: str) -> None:
-        await bus.start()
         while True:
             try:
+                await bus.start()  # idempotent; the broker may be down when the gateway starts
                 async for delivery in bus.subscribe(pattern, consumer, StartPosition.LATEST):
                     if self._deduper.is_new(delivery.envelope):
                         try:
