@@ -508,7 +508,7 @@ def test_candles_fall_back_to_those_a_feed_stored(server: Server) -> None:
             start=datetime(2026, 1, 1, 10, tzinfo=UTC),
             open=Decimal("0.41"),
             high=Decimal("0.45"),
-            low=Decimal("0.40"),
+            low=Decimal("0.4"),
             close=Decimal("0.44"),
             volume=Decimal("1200"),
         )
@@ -521,7 +521,7 @@ def test_candles_fall_back_to_those_a_feed_stored(server: Server) -> None:
             "t": "2026-01-01T10:00:00Z",
             "open": "0.41",
             "high": "0.45",
-            "low": "0.40",
+            "low": "0.4",
             "close": "0.44",
             "volume": "1200",
         }
