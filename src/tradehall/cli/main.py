@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tradehall.cli import api_cmd, serve_cmd
+from tradehall.cli import api_cmd, bench_cmd, serve_cmd
 from tradehall.cli.db_cmd import db_app
 from tradehall.cli.events_cmd import events_app
 from tradehall.cli.feeds_cmd import feeds_app
@@ -27,6 +27,7 @@ app.add_typer(api_cmd.order_app, name="order")
 app.command()(api_cmd.positions)
 app.command()(api_cmd.trades)
 app.command()(api_cmd.book)
+app.command(name="bench")(bench_cmd.bench)
 
 
 def main() -> None:
