@@ -126,3 +126,54 @@ def test_assessment_account_shows_floors_distance_and_progress(server: Server) -
     assert rules["progress"]["target_equity"] == "11000.00"
     assert rules["progress"]["min_trading_days"] == 4
     assert account["peak_equity"] == "10000.00"
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose tiers come from a tiers file: tiny floors to hit them with one order."""
+    data_dir = tmp_path_factory.mktemp("strict")
+    tiers = data_dir / "tiers.toml"
+    tiers.write_text(
+        '[tiers.tight-total]\nstarting_balance = "10000"\nmax_total_loss = "0.001"\nmax_daily_loss = "0"\n'
+        'max_risk_per_trade = "0.5"\n'
+        '[tiers.tight-daily]\nstarting_balance = "10000"\nmax_daily_loss = "0.0005"\n'
+    )
+    with running_server(data_dir, quote_max_age_seconds=3600, assessment_tiers_file=tiers) as running:
+        admin = running.admin()
+        admin.create_market(
+            symbol="BTC-Q",
+            kind="perp",
+            venue="quote",
+            base="BTC",
+            quote="USD",
+            tick_size="1",
+            lot_size="0.01",
+            max_leverage="100",
+            taker_fee="0",
+            maker_fee="0",
+            slippage="0",
+        )
+        admin.set_price("BTC-Q", "10000", bid="9990", ask="10010")
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("tier", "quantity", "status", "code"),
+    [
+        ("tight-total", "2", 422, "drawdown_violation"),
+        ("tight-daily", "1.01", 422, "daily_loss_limit"),
+        ("tight-total", "60", 422, "risk_limit_exceeded"),
+    ],
+)
+def test_assessment_floors_refuse_orders_up_front(
+    strict_server: Server, tier: str, quantity: str, status: int, code: str
+) -> None:
+    client = strict_server.trader("1")[0]
+    assert {t["name"] for t in client.tiers()["items"]} == {"tight-total", "tight-daily"}
+    account = client.create_account("USD", kind="assessment", tier=tier)["id"]
+    error = error_of(
+        client.place_order, account_id=account, market="BTC-Q", side="buy", type="market", quantity=quantity
+    )
+    assert (error.status, error.code) == (status, code)
+    assert client.positions(account)["items"] == []
+    assert client.account(account)["balance"] == "10000.00"
