@@ -609,26 +609,7 @@ class Engine:
         self.next_order_id += 1
         if order.client_order_id is not None:
             self.client_order_ids[(account.account_id, order.client_order_id)] = order.order_id
-        self._events.append(
-            OrderAccepted(
-                order_id=order.order_id,
-                account_id=order.account_id,
-                market=order.market,
-                side=order.side,
-                requested_side=order.requested_side,
-                type=order.type,
-                time_in_force=order.time_in_force,
-                quantity=order.quantity,
-                price=order.price,
-                stop_price=order.stop_price,
-                expire_at=order.expire_at,
-                post_only=order.post_only,
-                reduce_only=order.reduce_only,
-                client_order_id=order.client_order_id,
-                status=order.status,
-                ts=self.now,
-            )
-        )
+        self._events.append(self._accepted(order))
         self._take_hold(order, account, market)
         if order.status is PENDING_TRIGGER:
             self._register(order, account)
@@ -637,6 +618,26 @@ class Engine:
             self._execute(order, account, market, limit)
             self._trigger_stops(market)
         self._emit_book_changes(market)
+
+    def _accepted(self, order: Order) -> OrderAccepted:
+        return OrderAccepted(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            market=order.market,
+            side=order.side,
+            requested_side=order.requested_side,
+            type=order.type,
+            time_in_force=order.time_in_force,
+            quantity=order.quantity,
+            price=order.price,
+            stop_price=order.stop_price,
+            expire_at=order.expire_at,
+            post_only=order.post_only,
+            reduce_only=order.reduce_only,
+            client_order_id=order.client_order_id,
+            status=order.status,
+            ts=self.now,
+        )
 
     def _take_hold(self, order: Order, account: Account, market: Market) -> None:
         self.ledger.adjust_held(account, order.hold_currency, order.hold)
@@ -1663,31 +1664,13 @@ class Engine:
             quantity=abs(quantity),
             remaining=abs(quantity),
             client_order_id=f"{label}-{self.next_order_id}",
+            reduce_only=True,
             fee_exempt=fee_exempt,
             created_ts=self.now,
             hold_currency=market.spec.quote if market.kind is not SPOT or side is BUY else market.spec.base,
         )
         self.next_order_id += 1
-        self._events.append(
-            OrderAccepted(
-                order_id=order.order_id,
-                account_id=order.account_id,
-                market=order.market,
-                side=order.side,
-                requested_side=order.requested_side,
-                type=order.type,
-                time_in_force=order.time_in_force,
-                quantity=order.quantity,
-                price=None,
-                stop_price=None,
-                expire_at=None,
-                post_only=False,
-                reduce_only=True,
-                client_order_id=order.client_order_id,
-                status=order.status,
-                ts=self.now,
-            )
-        )
+        self._events.append(self._accepted(order))
         self._venue_fill(market, order, account, abs(quantity), price, counterparty)
 
     def _end_assessment(
