@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from tradehall.domain.fixedpoint import PPM, ceil_div, minor_of
 from tradehall.domain.tiers import DrawdownMode, TierSpec
+from tradehall.engine.constants import PERP
 from tradehall.engine.markets import Market
 from tradehall.engine.positions import Position
 
@@ -35,7 +36,7 @@ def position_value(market: Market, position: Position) -> int:
         return 0
     mark = mark_of(market)
     notional = market.notional
-    if market.kind.value == "perp":
+    if market.kind is PERP:
         return 0 if mark is None else notional.round(quantity * mark - position.cost)
     if mark is None:
         if quantity > 0:
@@ -48,7 +49,7 @@ def position_value(market: Market, position: Position) -> int:
 
 def maintenance_of(market: Market, position: Position) -> int:
     mark = mark_of(market)
-    if market.kind.value != "perp" or position.quantity == 0 or mark is None:
+    if market.kind is not PERP or position.quantity == 0 or mark is None:
         return 0
     return ceil_div(market.notional.ceil(abs(position.quantity) * mark) * market.maintenance_margin_ppm, PPM)
 
@@ -227,7 +228,7 @@ def mark_interval(
         gap = (upper_equity - 2 - equity) * den
         add(mark * slope + gap, slope, fires_below=quantity < 0)
     mm = market.maintenance_margin_ppm
-    if market.kind.value == "perp" and mm:
+    if market.kind is PERP and mm:
         # fires when equity(p) < other + |q| p num mm / (den PPM):
         # p * (slope PPM - |q| num mm) < (other - equity + 2) den PPM + slope mark PPM
         denominator = slope * PPM - abs(quantity) * num * mm
@@ -244,7 +245,7 @@ def liquidation_price(market: Market, position: Position, equity: int, maintenan
     """
     quantity = position.quantity
     mark = mark_of(market)
-    if market.kind.value != "perp" or quantity == 0 or mark is None:
+    if market.kind is not PERP or quantity == 0 or mark is None:
         return None
     num, den = market.notional.num, market.notional.den
     slope = quantity * num
