@@ -376,27 +376,9 @@ class BinanceFeed(Feed):
         await super().stop()
 
     async def _consume(self, ws: ClientConnection) -> None:
-        # One timeout pushed forward per message: cheaper than `wait_for` (a task per message).
-        loop = asyncio.get_running_loop()
-        confirmed = False
-        try:
-            async with asyncio.timeout(self.stale_after) as deadline:
-                async for raw in ws:
-                    if not confirmed:
-                        # a handshake alone proves little (a server may accept and hang up at once)
-                        confirmed = True
-                        self.breaker.record_success()
-                        self.backoff.reset()
-                    self.handle_message(raw if isinstance(raw, bytes) else raw.encode())
-                    if self._stop.is_set():
-                        return
-                    deadline.reschedule(loop.time() + self.stale_after)
-        except TimeoutError:
-            self.note_error(FeedError(ErrorKind.STALE, f"no message for {self.stale_after}s"))
-        if not confirmed:
-            # closed or silent before its first message: a failed attempt, which also ends a half-open probe
-            self.breaker.record_failure()
-            self.note_error(FeedError(ErrorKind.CONNECTION, "stream ended before its first message"))
+        await self.consume_stream(
+            ws, self.handle_message, stop=self._stop, stale_after=self.stale_after, backoff=self.backoff
+        )
 
     def handle_message(self, raw: bytes) -> None:
         """One stream message; a bad one is counted and skipped."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
 import structlog
 
 from tradehall.marketdata import metrics
-from tradehall.marketdata.breaker import CircuitBreaker, Clock
+from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.models import CircuitState, FeedEvent, FeedStatus
 from tradehall.marketdata.parsing import ErrorKind, FeedError, check_http
 
@@ -68,6 +68,42 @@ class Feed:
 
     def emit(self, event: FeedEvent) -> None:
         self.sink(event)
+
+    async def consume_stream(
+        self,
+        ws: AsyncIterable[str | bytes],
+        handle: Callable[[bytes], Awaitable[None] | None],
+        *,
+        stop: asyncio.Event,
+        stale_after: float,
+        backoff: Backoff,
+    ) -> None:
+        """Read a stream until it ends, goes silent for `stale_after` or `stop` is set.
+
+        The first message (not the handshake: a server may accept and hang up at once) counts as the
+        breaker's success; a stream that ends before one is a failed attempt, which also ends a half-open
+        probe. One timeout pushed forward per message is cheaper than `wait_for` (a task per message).
+        """
+        loop = asyncio.get_running_loop()
+        confirmed = False
+        try:
+            async with asyncio.timeout(stale_after) as deadline:
+                async for raw in ws:
+                    if not confirmed:
+                        confirmed = True
+                        self.breaker.record_success()
+                        backoff.reset()
+                    pending = handle(raw if isinstance(raw, bytes) else raw.encode())
+                    if pending is not None:
+                        await pending
+                    if stop.is_set():
+                        return
+                    deadline.reschedule(loop.time() + stale_after)
+        except TimeoutError:
+            self.note_error(FeedError(ErrorKind.STALE, f"no message for {stale_after}s"))
+        if not confirmed:
+            self.breaker.record_failure()
+            self.note_error(FeedError(ErrorKind.CONNECTION, "stream ended before its first message"))
 
     def status(self) -> FeedStatus:
         age = None if self._last_message_at is None else max(0.0, self.clock() - self._last_message_at)
