@@ -19,7 +19,7 @@ from tradehall.api.errors import install_error_handlers
 from tradehall.api.gateway import Gateway
 from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync
 from tradehall.api.ratelimit import BodySizeLimit
-from tradehall.api.routes import accounts, auth, markets, ops, orders, positions
+from tradehall.api.routes import accounts, auth, markets, ops, orders, positions, settlements
 from tradehall.api.ws import WebSocketHub
 from tradehall.api.ws import router as ws_router
 from tradehall.service.settings import Settings
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (auth, accounts, markets, orders, positions, ops):
+    for module in (auth, accounts, markets, orders, positions, ops, settlements):
         app.include_router(module.router)
     app.include_router(ws_router)
     app.router.routes[0:0] = fastpath.ROUTES

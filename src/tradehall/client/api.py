@@ -156,6 +156,15 @@ class _Endpoints:
         body = _clean({"price": price, "bid": bid, "ask": ask})
         return self._send(Call("POST", f"/admin/markets/{symbol}/price", body=body))
 
+    def held_settlements(self) -> Any:
+        return self._send(Call("GET", "/admin/settlements"))
+
+    def confirm_settlement(self, symbol: str) -> Any:
+        return self._send(Call("POST", f"/admin/settlements/{symbol}/confirm"))
+
+    def reject_settlement(self, symbol: str) -> Any:
+        return self._send(Call("POST", f"/admin/settlements/{symbol}/reject"))
+
     def apply_funding(self, symbol: str, rate: str) -> Any:
         return self._send(Call("POST", f"/admin/markets/{symbol}/funding", body={"rate": rate}))
 

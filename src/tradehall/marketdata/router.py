@@ -232,7 +232,9 @@ class Router:
             )
         else:
             command = commands.VoidMarket(ts=self.clock_ns(), market=market)
-        self._markets[market].finished = True
+        state = self._markets.get(market)
+        if state is not None:
+            state.finished = True
         self.submit(command)
         return command
 
