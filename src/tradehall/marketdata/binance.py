@@ -498,24 +498,17 @@ class BinanceFeed(Feed):
         for symbol in self.symbols:
             if not self.rest_breaker.allow():
                 break
-            try:
+
+            async def fetch(symbol: str = symbol) -> Quote:
                 payload = await get_json(
                     self.http, f"{self.rest_root}/api/v3/ticker/bookTicker", params={"symbol": symbol.upper()}
                 )
                 check_rest_error(payload)
-                quote = parse_book_ticker(mapping(payload, "bookTicker"), self.clock_ns())
-            except FeedError as error:
-                self.rest_breaker.record_failure(
-                    error.retry_after, open_now=error.kind is ErrorKind.RATE_LIMITED
-                )
-                self.note_error(error)
+                return parse_book_ticker(mapping(payload, "bookTicker"), self.clock_ns())
+
+            quote = await self.guarded_fetch(self.rest_breaker, "bookTicker", fetch)
+            if quote is None:
                 continue
-            except (KeyError, TypeError) as exc:
-                self.rest_breaker.record_failure()
-                self.note_error(FeedError(ErrorKind.PARSE, f"bookTicker: {exc}"))
-                continue
-            self.rest_breaker.record_success()
-            self.note_message()
             self.emit(quote)
             quotes.append(quote)
         self.polls += 1

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -19,6 +19,7 @@ from tradehall.marketdata.parsing import ErrorKind, FeedError, check_http
 log = structlog.get_logger(__name__)
 
 Sink = Callable[[FeedEvent], None]
+T = TypeVar("T")
 NsClock = Callable[[], int]
 
 
@@ -68,6 +69,25 @@ class Feed:
 
     def emit(self, event: FeedEvent) -> None:
         self.sink(event)
+
+    async def guarded_fetch(
+        self, breaker: CircuitBreaker, what: str, fetch: Callable[[], Awaitable[T]]
+    ) -> T | None:
+        """One REST attempt under `breaker`: a rate limit opens it at once, a parse error or any feed
+        error counts as a failure and is noted; None when the attempt failed."""
+        try:
+            result = await fetch()
+        except FeedError as error:
+            breaker.record_failure(error.retry_after, open_now=error.kind is ErrorKind.RATE_LIMITED)
+            self.note_error(error)
+            return None
+        except (KeyError, IndexError, TypeError) as exc:
+            breaker.record_failure()
+            self.note_error(FeedError(ErrorKind.PARSE, f"{what}: {exc}"))
+            return None
+        breaker.record_success()
+        self.note_message()
+        return result
 
     async def consume_stream(
         self,

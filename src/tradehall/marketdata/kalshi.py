@@ -391,21 +391,15 @@ class KalshiFeed(Feed):
         for ticker in self.tickers:
             if not self.rest_breaker.allow():
                 break
-            try:
+
+            async def fetch(ticker: str = ticker) -> tuple[Any, Any]:
                 payload = await get_json(self.http, f"{self.rest_root}/markets/{ticker}/orderbook")
-                yes, no = parse_orderbook(payload)
-            except FeedError as error:
-                self.rest_breaker.record_failure(
-                    error.retry_after, open_now=error.kind is ErrorKind.RATE_LIMITED
-                )
-                self.note_error(error)
+                return parse_orderbook(payload)
+
+            sides = await self.guarded_fetch(self.rest_breaker, "orderbook", fetch)
+            if sides is None:
                 continue
-            except (KeyError, IndexError, TypeError) as exc:
-                self.rest_breaker.record_failure()
-                self.note_error(FeedError(ErrorKind.PARSE, f"orderbook: {exc}"))
-                continue
-            self.rest_breaker.record_success()
-            self.note_message()
+            yes, no = sides
             book = self.books[ticker]
             book.load(yes, no)
             quote = book.top(self.clock_ns())

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
@@ -407,20 +408,9 @@ class PolymarketFeed(Feed):
         for token, book in list(self.books.items()):
             if not self.rest_breaker.allow():
                 break
-            try:
-                snapshot = await self.fetch_book(token)
-            except FeedError as error:
-                self.rest_breaker.record_failure(
-                    error.retry_after, open_now=error.kind is ErrorKind.RATE_LIMITED
-                )
-                self.note_error(error)
+            snapshot = await self.guarded_fetch(self.rest_breaker, "book", partial(self.fetch_book, token))
+            if snapshot is None:
                 continue
-            except (KeyError, TypeError) as exc:
-                self.rest_breaker.record_failure()
-                self.note_error(FeedError(ErrorKind.PARSE, f"book: {exc}"))
-                continue
-            self.rest_breaker.record_success()
-            self.note_message()
             book.load(snapshot)
             quote = book.top(self.clock_ns(), snapshot.exchange_ts)
             self.emit(snapshot)
