@@ -177,3 +177,66 @@ def test_assessment_floors_refuse_orders_up_front(
     assert (error.status, error.code) == (status, code)
     assert client.positions(account)["items"] == []
     assert client.account(account)["balance"] == "10000.00"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"close_time": "9999-12-31T23:59:59Z"},
+        {"close_time": "1969-12-31T23:59:59Z"},
+        {"quote_max_age_ms": 10**20},
+        {"funding_interval_seconds": 10**20},
+        {"latency_ms": -1},
+    ],
+)
+def test_out_of_range_market_fields_are_refused_and_the_server_stays_healthy(
+    server: Server, fields: dict[str, object]
+) -> None:
+    admin = server.admin()
+    spec = {
+        "symbol": "X-BAD",
+        "kind": "binary",
+        "base": "X-BAD",
+        "quote": "USD",
+        "tick_size": "0.01",
+        "lot_size": "1",
+    }
+    error = error_of(admin.create_market, **spec, **fields)
+    assert error.status in (400, 422) and error.code in ("invalid_request", "invalid_order")
+    assert error_of(admin.market, "X-BAD").status == 404
+    assert admin.ready()["status"] == "ready"
+
+
+def test_an_expiry_beyond_2262_is_an_invalid_order(server: Server) -> None:
+    client, account = server.trader("1000")
+    error = error_of(
+        client.place_order,
+        account_id=account,
+        market="BTC-Q",
+        side="long",
+        quantity="0.001",
+        price="50000",
+        time_in_force="gtd",
+        expire_at="9999-01-01T00:00:00Z",
+    )
+    assert (error.status, error.code) == (422, "invalid_order")
+    assert client.orders(account_id=account, status="all")["items"] == []
+
+
+def test_absurdly_large_values_are_refused_and_the_server_stays_ready(server: Server) -> None:
+    client, account = server.trader("1000")
+    for quantity, price in (("1e30", "50000"), ("0.001", "1e30"), ("1e-30", "50000")):
+        error = error_of(
+            client.place_order,
+            account_id=account,
+            market="BTC-Q",
+            side="long",
+            quantity=quantity,
+            price=price,
+        )
+        assert error.code == "invalid_order", error
+    admin = server.admin()
+    assert error_of(admin.deposit, account, "1e30").code in ("invalid_request", "invalid_order")
+    assert error_of(admin.set_price, "BTC-Q", "1e30").code in ("invalid_request", "invalid_order")
+    assert admin.ready()["status"] == "ready"
+    assert client.account(account)["balance"] == "1000.00"

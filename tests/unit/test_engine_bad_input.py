@@ -174,3 +174,18 @@ def test_unhashable_or_signalling_nan_values_are_refused_not_crashed() -> None:
         events = engine.apply(order(price=bad) if bad is not None else order(quantity=bad))
         assert isinstance(events[0], ev.OrderRejected) and events[0].code == "invalid_order"
     assert engine.state_hash() == before
+
+
+def test_values_beyond_the_journal_scale_are_refused() -> None:
+    engine = seeded_engine()
+    before = engine.state_hash()
+    assert one_code(engine.apply(order(quantity=D("1e30")))) == "invalid_order"
+    assert one_code(engine.apply(order(price=D("1e30")))) == "invalid_order"
+    assert one_code(engine.apply(c.Deposit(account_id="a", amount=D("1e30")))) == "invalid_order"
+    assert one_code(engine.apply(c.MarkPrice(market="BTC-USD", price=D("1e30")))) == "invalid_order"
+    assert engine.state_hash() == before
+
+
+def one_code(events: list[ev.AnyEvent]) -> str:
+    assert len(events) == 1 and isinstance(events[0], ev.OrderRejected | ev.CommandRejected), events
+    return events[0].code

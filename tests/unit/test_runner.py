@@ -346,3 +346,18 @@ async def test_submit_many_reports_each_result_when_the_engine_fails_midway(tmp_
         await runner.submit_many([deposit(n) for n in range(1, 6)])
     await runner.stop()
     assert [r.seq for r in read_records(tmp_path / "journal")] == [1, 2]
+
+
+async def test_a_command_the_journal_cannot_encode_is_refused_and_the_runner_goes_on(tmp_path: Path) -> None:
+    from tradehall.domain.commands import AdvanceTime
+    from tradehall.domain.errors import TradehallError
+
+    async with EngineRunner(FACTORY, config(tmp_path)) as runner:
+        with pytest.raises(TradehallError) as refused:
+            await runner.submit(AdvanceTime(ts=2**70))
+        assert refused.value.code == "invalid_request"
+        with pytest.raises(TradehallError):
+            await runner.submit_many([deposit(1), AdvanceTime(ts=2**70)])
+        assert runner.accepting
+        result = await runner.submit(deposit(2))
+    assert result.seq == 1  # nothing of the refused batch was sequenced

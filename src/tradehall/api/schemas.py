@@ -194,11 +194,11 @@ class MarketCreate(Request):
     status: Literal["open", "halted", "closed"] = "open"
     slippage: DecimalStr | None = None
     latency_ms: int = Field(default=0, ge=0, le=60_000)
-    quote_max_age_ms: int | None = Field(default=None, gt=0)
+    quote_max_age_ms: int | None = Field(default=None, gt=0, le=86_400_000)
     max_order_notional: DecimalStr | None = None
     max_position: DecimalStr | None = None
     price_band: DecimalStr | None = None
-    funding_interval_seconds: int | None = Field(default=None, gt=0)
+    funding_interval_seconds: int | None = Field(default=None, gt=0, le=31_536_000)
     funding_rate: DecimalStr | None = None
     close_time: Timestamp | None = None
 

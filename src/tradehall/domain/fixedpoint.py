@@ -23,6 +23,9 @@ from decimal import Decimal, InvalidOperation
 from tradehall.domain.errors import TradehallError, invalid_order
 
 PPM = 1_000_000
+MAX_UNITS = 10**15
+"""The largest count of ticks, lots or minor units one value may have: products of two such values
+stay far from what the journal's 64-bit integers can hold for any realistic position."""
 
 
 def ceil_div(numerator: int, denominator: int) -> int:
@@ -61,9 +64,14 @@ def units_of(value: Decimal, step: Decimal, what: str, error: type[TradehallErro
     """The exact number of `step`s in `value`; a remainder is refused, never rounded."""
     if not value.is_finite():
         raise invalid_order(f"{what} must be finite")
-    count, remainder = divmod(value, step)
+    try:
+        count, remainder = divmod(value, step)
+    except InvalidOperation:  # the quotient has more digits than the context's precision
+        raise invalid_order(f"{what} {value} is too large") from None
     if remainder != 0:
         raise invalid_order(f"{what} {value} is not a multiple of {step}")
+    if abs(count) > MAX_UNITS:
+        raise invalid_order(f"{what} {value} is too large")
     return int(count)
 
 
@@ -77,6 +85,8 @@ def minor_of(amount: Decimal, decimals: int, what: str = "amount") -> int:
     scaled = amount.scaleb(decimals)
     if scaled != scaled.to_integral_value():
         raise invalid_order(f"{what} {amount} has more than {decimals} decimal places")
+    if abs(scaled) > MAX_UNITS:
+        raise invalid_order(f"{what} {amount} is too large")
     return int(scaled)
 
 

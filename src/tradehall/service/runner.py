@@ -27,6 +27,7 @@ import msgspec
 import structlog
 
 from tradehall.domain.commands import AnyCommand
+from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.events import AnyEvent
 from tradehall.journal.errors import JournalError
 from tradehall.journal.records import JournalRecord
@@ -144,6 +145,15 @@ class Subscription:
                 raise StopAsyncIteration
             self._ready.clear()
             await self._ready.wait()
+
+
+def _check_journalable(command: AnyCommand) -> None:
+    """Refuse (`invalid_request`) a command the journal could not encode, such as an integer beyond
+    64 bits: once applied it could never be made durable, and the runner would have to stop."""
+    try:
+        msgspec.msgpack.encode(command)
+    except (OverflowError, TypeError) as exc:
+        raise TradehallError(Code.INVALID_REQUEST, f"the command cannot be journaled: {exc}") from None
 
 
 class EngineRunner(Generic[E]):
@@ -285,9 +295,13 @@ class EngineRunner(Generic[E]):
     # ----------------------------------------------------------------- intake
 
     async def submit(self, command: AnyCommand) -> CommandResult:
-        """Sequences and applies `command`; returns once its journal record is durable."""
+        """Sequences and applies `command`; returns once its journal record is durable.
+
+        A command the journal could not encode (an integer beyond 64 bits, a foreign type) is refused
+        here with `invalid_request`: once applied it could never be made durable."""
         if not self._accepting:
             raise self._not_accepting()
+        _check_journalable(command)
         while len(self._pending) >= self.config.max_pending:
             self._space.clear()
             await self._space.wait()
@@ -304,6 +318,8 @@ class EngineRunner(Generic[E]):
         Not held back by `max_pending`: the caller already holds the whole batch in memory."""
         if not self._accepting:
             raise self._not_accepting()
+        for command in commands:
+            _check_journalable(command)
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[CommandResult]] = []
         for command in commands:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
+from tradehall.api.errors import ApiError
 from tradehall.api.schemas import Problem
+from tradehall.domain.errors import Code
 
 _PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
 
@@ -30,3 +33,23 @@ def json_response(data: Any, status_code: int = 200) -> Response:
 
 def page(items: list[Any], next_cursor: str | None = None) -> dict[str, Any]:
     return {"items": items, "next_cursor": next_cursor}
+
+
+LATEST_NS = 2**63 - 1
+"""Engine times are int64 nanoseconds (the journal's encoding): about 2262-04-11."""
+
+
+def time_ns(value: str | None, what: str, code: Code = Code.INVALID_REQUEST) -> int | None:
+    """An RFC 3339 time with a zone as ns since the epoch; anything else is refused with `code`."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(code, f"{what} must be an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise ApiError(code, f"{what} needs a time zone (e.g. Z)")
+    ns = int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+    if not 0 <= ns <= LATEST_NS:
+        raise ApiError(code, f"{what} must be between 1970 and 2262")
+    return ns

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from tradehall.api import convert
 from tradehall.api.errors import ApiError
 from tradehall.api.gateway import AdminDep, CorrelationDep, Gateway, GatewayDep
-from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.routes.common import ERRORS, json_response, page, time_ns
 from tradehall.api.schemas import (
     BookOut,
     CandlesPage,
@@ -43,18 +43,6 @@ from tradehall.store import queries
 router = APIRouter(tags=["markets"], responses=ERRORS)
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-
-
-def _time_ns(value: str | None, what: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(Code.INVALID_REQUEST, f"{what} must be an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise ApiError(Code.INVALID_REQUEST, f"{what} needs a time zone (e.g. Z)")
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 @router.get("/markets", response_model=MarketsPage)
@@ -118,8 +106,8 @@ async def get_candles(
     """Oldest first from the read models: the projector's candles of the engine's trades (book venues)
     and the feeds' candles (quote venues, `CandleWriter`); with `start`, pages forward by `next_cursor`."""
     gateway.market(symbol)
-    _time_ns(start, "start")  # validates: RFC 3339 with a time zone
-    _time_ns(end, "end")
+    time_ns(start, "start")  # validates: RFC 3339 with a time zone
+    time_ns(end, "end")
     start_at = None if start is None else datetime.fromisoformat(start)
     end_at = None if end is None else datetime.fromisoformat(end)
     await gateway.service.read_barrier()
@@ -204,7 +192,7 @@ def _spec_of(body: MarketCreate) -> MarketSpec:
         price_band=_dec(body.price_band, "price_band"),
         funding_interval_seconds=body.funding_interval_seconds,
         funding_rate=_dec(body.funding_rate, "funding_rate"),
-        close_time=_time_ns(body.close_time, "close_time"),
+        close_time=time_ns(body.close_time, "close_time"),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -18,7 +17,7 @@ from tradehall.api.auth import Principal
 from tradehall.api.errors import ApiError, forbidden, not_found
 from tradehall.api.gateway import CorrelationDep, Gateway, GatewayDep, PrincipalDep
 from tradehall.api.metrics import ORDER_LATENCY, ORDERS_TOTAL
-from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.routes.common import ERRORS, json_response, page, time_ns
 from tradehall.api.schemas import CancelAllOut, OrderAmend, OrderCreate, OrderOut, OrdersPage
 from tradehall.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from tradehall.domain.enums import OrderSide, OrderType, TimeInForce
@@ -32,15 +31,7 @@ log = structlog.get_logger(__name__)
 
 
 def _expire_ns(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(Code.INVALID_ORDER, "expire_at must be an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise ApiError(Code.INVALID_ORDER, "expire_at needs a time zone (e.g. Z)")
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+    return time_ns(value, "expire_at", Code.INVALID_ORDER)
 
 
 def _decimal(value: str | None) -> Decimal | None:
