@@ -21,6 +21,7 @@ BENCHMARKS = {
     "feed": "feed_bench.py",
     "bus": "bus_bench.py",
     "api": "api_load.py",
+    "abuse": "abuse_bench.py",
 }
 
 
