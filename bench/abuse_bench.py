@@ -231,8 +231,11 @@ def main() -> int:
         for workload, figures in results.items():
             for metric, value in figures.items():
                 unit = "us" if metric.endswith("_us") else "orders"
-                print(json.dumps({"bench": BENCH, "workload": workload, "metric": metric, "value": value,
-                                  "unit": unit}))
+                print(
+                    json.dumps(
+                        {"bench": BENCH, "workload": workload, "metric": metric, "value": value, "unit": unit}
+                    )
+                )
     else:
         print(f"{command}\n")
         print(f"{'workload':<20}{'orders':>8}{'p50 ms':>10}{'p99 ms':>10}{'p99 / none':>12}  target")
