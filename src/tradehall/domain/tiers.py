@@ -1,4 +1,4 @@
-"""Prop-firm assessment tiers: configuration, the reference shapes of ../shared/FEEDS.md.
+"""Prop-firm assessment tiers: configuration in the rule shapes prop firms publish.
 
 Percentages are decimal fractions of the starting balance ("0.05" = 5 %), as GET /tiers shows them.
 """
