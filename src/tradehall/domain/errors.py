@@ -20,6 +20,9 @@ class Code(StrEnum):
     MARKET_CLOSED = "market_closed"
     ACCOUNT_NOT_ACTIVE = "account_not_active"
     RATE_LIMITED = "rate_limited"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    OVERLOADED = "overloaded"
     MARKET_DATA_UNAVAILABLE = "market_data_unavailable"
     INTERNAL = "internal"
 
