@@ -9,19 +9,25 @@ so the next round covers everything gathered meanwhile: group commit without a t
 The engine runs on the loop, the simplest choice: under the GIL a thread would not run it in
 parallel with the loop, only add hand-offs; bench/durability_bench.py shows where the time goes
 (with the real engine, in `apply`).
+
+The journal's I/O runs in threads of its own (`journal-io` for write + fsync, `journal-snapshot` for
+snapshot files), never in the loop's default executor: work others queue there (argon2, database
+calls, file reads) must never delay an acknowledgement.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic
+from typing import Generic, ParamSpec, TypeVar
 
 import msgspec
 import structlog
@@ -40,6 +46,12 @@ from tradehall.service.settings import Settings
 log = structlog.get_logger(__name__)
 
 Listener = Callable[[Sequence[JournalRecord]], None]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+JOURNAL_IO_THREAD = "journal-io"
+SNAPSHOT_IO_THREAD = "journal-snapshot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +208,10 @@ class EngineRunner(Generic[E]):
         self._durable_changed = asyncio.Event()
         self._space = asyncio.Event()
         self.batches_synced = 0
+        # one thread each: the journal's writes are sequential anyway, and a snapshot (large, rare)
+        # must not hold up the next fsync
+        self._io: ThreadPoolExecutor | None = None
+        self._snapshot_io: ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -233,15 +249,21 @@ class EngineRunner(Generic[E]):
         if self._apply_task is not None:
             raise RunnerError("the runner has already been started")
         config = self.config
-        recovery = await asyncio.to_thread(
-            recover,
-            config.journal_dir,
-            config.snapshot_dir,
-            self.factory,
-            fsync=config.fsync,
-            segment_bytes=config.segment_bytes,
-            verify_events=config.verify_on_recovery,
-        )
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=JOURNAL_IO_THREAD)
+        self._snapshot_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=SNAPSHOT_IO_THREAD)
+        try:
+            recovery = await self._run_io(
+                recover,
+                config.journal_dir,
+                config.snapshot_dir,
+                self.factory,
+                fsync=config.fsync,
+                segment_bytes=config.segment_bytes,
+                verify_events=config.verify_on_recovery,
+            )
+        except BaseException:
+            self._shutdown_executors()
+            raise
         assert recovery.journal is not None
         self._engine = recovery.engine
         self._journal = recovery.journal
@@ -277,10 +299,11 @@ class EngineRunner(Generic[E]):
             and self.durable_seq > self.snapshot_seq
             and self._engine is not None
         ):
-            await asyncio.to_thread(self._persist_snapshot, self.durable_seq, self._engine.snapshot())
+            await self._run_snapshot_io(self._persist_snapshot, self.durable_seq, self._engine.snapshot())
         if self._journal is not None:
-            await asyncio.to_thread(self._journal.close)
+            await self._run_io(self._journal.close)
         self._stopped = True
+        self._shutdown_executors()
         for subscription in list(self._subscriptions):
             subscription.wake()
         log.info("runner_stopped", last_seq=self.last_seq, durable_seq=self.durable_seq)
@@ -458,6 +481,22 @@ class EngineRunner(Generic[E]):
         self._sync_wakeup.set()
         return 0
 
+    def _shutdown_executors(self) -> None:
+        for executor in (self._io, self._snapshot_io):
+            if executor is not None:
+                executor.shutdown(wait=False)
+
+    async def _run_io(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn` in the journal's own I/O thread, where nothing else can queue."""
+        assert self._io is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._io, functools.partial(fn, *args, **kwargs))
+
+    async def _run_snapshot_io(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        assert self._snapshot_io is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._snapshot_io, functools.partial(fn, *args, **kwargs))
+
     def _write_and_sync(self, batches: list[EncodedBatch]) -> None:
         """The I/O thread's part: write the batches, then one fsync for all of them (per the policy)."""
         journal = self.journal
@@ -495,7 +534,7 @@ class EngineRunner(Generic[E]):
                 if journal.fsync_policy == "none":
                     self._write_and_sync(batches)
                 else:
-                    await asyncio.to_thread(self._write_and_sync, batches)
+                    await self._run_io(self._write_and_sync, batches)
             except (OSError, JournalError) as exc:
                 log.error("journal_write_failed", error=repr(exc))
                 for future in futures:
@@ -543,7 +582,7 @@ class EngineRunner(Generic[E]):
 
     async def _write_snapshot(self, seq: int, data: bytes) -> None:
         try:
-            await asyncio.to_thread(self._persist_snapshot, seq, data)
+            await self._run_snapshot_io(self._persist_snapshot, seq, data)
         except OSError as exc:  # the journal still holds everything; the next snapshot may succeed
             log.error("snapshot_write_failed", seq=seq, error=repr(exc))
 
