@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,13 @@ class Principal:
         return f"key:{self.key_id}" if self.key_id else f"user:{self.user_id}"
 
 
+# ---- revocation listeners (open WebSockets) ------------------------------------------------------
+
+RevocationListener = Callable[[str, str | None], None]
+"""Called with (user_id, key_id) when an API key is deleted, (user_id, None) when a user is disabled:
+a credential checked once at a socket's start must stop working there too, at once."""
+
+
 class Authenticator:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.secret = settings.jwt_secret
@@ -76,6 +84,7 @@ class Authenticator:
         self.store = store
         self._keys: dict[str, Principal] = {}
         self._tokens: dict[str, tuple[Principal, float]] = {}
+        self.revocation_listeners: list[RevocationListener] = []
 
     # ---- tokens --------------------------------------------------------------------------------
 
@@ -150,6 +159,12 @@ class Authenticator:
         for digest, cached in list(self._keys.items()):
             if cached.key_id == key_id:
                 del self._keys[digest]
+        self.notify_revoked(principal.user_id, key_id)
+
+    def notify_revoked(self, user_id: str, key_id: str | None = None) -> None:
+        """Tell the listeners (the WebSocket hub) a credential is gone: `key_id` None = the whole user."""
+        for listener in list(self.revocation_listeners):
+            listener(user_id, key_id)
 
     async def from_api_key(self, key: str) -> Principal:
         digest = hash_api_key(key)
