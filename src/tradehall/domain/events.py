@@ -215,7 +215,13 @@ class MarketSettled(Event, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class MarketVoided(Event, frozen=True, kw_only=True, gc=False, tag=True):
-    """`refunds` are (account id, minor units refunded at cost)."""
+    """The market's event is void (status `cancelled`): every YES and every NO contract paid 0.50.
+
+    `refunds` are (account id, minor units paid from the market's collateral: half the payout per
+    contract held, rounded down), one per account that held a position, sorted by account id: each is
+    that account's `void_refund`. What the rounding leaves in the collateral went to `system:fees`;
+    every position of the market is closed and its open orders were cancelled first.
+    """
 
     market: str
     refunds: tuple[tuple[str, int], ...]

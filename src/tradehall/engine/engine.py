@@ -1273,28 +1273,38 @@ class Engine:
         )
 
     def _void_market(self, command: cmds.VoidMarket) -> None:
+        """Polymarket's 50-50 resolution: every YES and every NO contract pays half the payout.
+
+        Every open pair put exactly 1.00 into the collateral account, so half a payout per contract on
+        each side sums to what it holds; each payout is rounded down to the minor unit (a half unit when
+        a contract's payout is odd) and that residue goes to `system:fees`, leaving the collateral at
+        zero. Fees are not refunded. Cash a trader took out by selling stays theirs: nothing is clawed
+        back, so no balance can go negative."""
         market = self._binary_market(command.market)
-        self._change_market_status(market, MarketStatus.CANCELLED)
         quote = market.spec.quote
         pool = self.ledger.system_account(market.collateral_id, quote)
-        refunds: list[tuple[str, int]] = []
-        for account_id in sorted(market.positions):
+        payout_ticks = market.payout_ticks
+        notional = market.notional
+        refunds = [
+            (account_id, notional.floor(abs(position.quantity) * payout_ticks) // 2)
+            for account_id, position in sorted(market.positions.items())
+            if position.quantity
+        ]
+        if sum(amount for _, amount in refunds) > pool.balance(quote).total:  # pragma: no cover
+            raise TradehallError(Code.CONFLICT, f"the collateral of {market.symbol} does not cover its void")
+        self._change_market_status(market, MarketStatus.CANCELLED)  # cancels its orders, releases holds
+        for account_id, amount in refunds:
             position = market.positions[account_id]
-            if position.quantity == 0:
-                continue
-            if position.quantity > 0:
-                refund = market.notional.round(position.cost)
-            else:
-                refund = market.notional.round(-position.quantity * market.payout_ticks + position.cost)
-            self.ledger.transfer(pool, self.accounts[account_id], quote, refund)
+            self.ledger.transfer(pool, self.accounts[account_id], quote, amount)
+            # closed at half the payout: the P&L of the position's life, floored like its payout
+            position.realized += notional.floor(position.quantity * payout_ticks - 2 * position.cost) // 2
             position.quantity = 0
             position.cost = 0
             if position.lots is not None:
                 position.lots.clear()
             self._dirty_positions[(account_id, market.symbol)] = position
-            refunds.append((account_id, refund))
-        residual = pool.balance(quote).total
-        self.ledger.transfer(pool, self.ledger.system_account(SYSTEM_VENUE, quote), quote, residual)
+        residue = pool.balance(quote).total
+        self.ledger.transfer(pool, self.ledger.system_account(SYSTEM_FEES, quote), quote, residue)
         self._events.append(MarketVoided(market=market.symbol, refunds=tuple(refunds), ts=self.now))
 
     # --- quote venue -----------------------------------------------------------------------
