@@ -311,6 +311,7 @@ class FillOut(Response):
     id: str
     trade_id: str
     order_id: str
+    account_id: str
     market: str
     side: str
     price: str
