@@ -13,7 +13,7 @@ from tradehall.bus.envelope import encode_envelope
 from tradehall.bus.factory import create_bus
 from tradehall.bus.protocol import BusUnavailableError, StartPosition
 from tradehall.bus.topics import InvalidTopicError, validate_pattern
-from tradehall.cli.common import err_console, fail
+from tradehall.cli.common import EXIT_REFUSED, EXIT_UNREACHABLE, err_console, fail
 from tradehall.service.settings import Settings
 
 events_app = typer.Typer(name="events", help="The event bus.", no_args_is_help=True)
@@ -65,11 +65,11 @@ def tail(
 ) -> None:
     """Print each message of a topic as one JSON line (the envelope of docs/bus.md)."""
     if backend is not None and backend not in BACKENDS:
-        fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}", 2)
+        fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}", EXIT_REFUSED)
     try:
         validate_pattern(topic)
     except InvalidTopicError as error:
-        fail(str(error), 2)
+        fail(str(error), EXIT_REFUSED)
     settings = Settings()
     if backend is not None:
         settings = settings.model_copy(
@@ -82,6 +82,6 @@ def tail(
     try:
         asyncio.run(tail_topic(settings, topic, name, start, count, prefix))
     except BusUnavailableError as error:
-        fail(f"bus unavailable: {error}", 4)
+        fail(f"bus unavailable: {error}", EXIT_UNREACHABLE)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None

@@ -10,7 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradehall.cli.common import JSON_OPTION, URL_OPTION, fail
+from tradehall.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_SERVER,
+    EXIT_UNREACHABLE,
+    JSON_OPTION,
+    api_command,
+    connection,
+    fail,
+)
 
 feeds_app = typer.Typer(name="feeds", help="Market-data feeds.", no_args_is_help=True)
 console = Console()
@@ -33,21 +41,22 @@ def _age(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1f}s"
 
 
-@feeds_app.command("status")
-def status(url: str = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
+@api_command(feeds_app, "status")
+def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Connected, mode, breaker state, last message age and counters of every configured feed."""
+    url = connection(ctx).url
     try:
         response = httpx.get(f"{url.rstrip('/')}/ready", timeout=5.0)
     except httpx.ConnectError:
-        fail("cannot connect to the server (is `tradehall serve` running? see --url)", 4)
+        fail("cannot connect to the server (is `tradehall serve` running? see --url)", EXIT_UNREACHABLE)
     except httpx.HTTPError as error:
-        fail(f"HTTP error: {error}", 4)
+        fail(f"HTTP error: {error}", EXIT_UNREACHABLE)
     if response.status_code not in (200, 503):
-        fail(f"/ready answered HTTP {response.status_code}", 3)
+        fail(f"/ready answered HTTP {response.status_code}", EXIT_SERVER)
     try:
         rows = feed_rows(response.json())
     except ValueError:
-        fail("/ready did not answer JSON", 3)
+        fail("/ready did not answer JSON", EXIT_SERVER)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -70,4 +79,4 @@ def status(url: str = URL_OPTION, as_json: bool = JSON_OPTION) -> None:
         )
     console.print(table)
     if any(row.get("healthy") is False for row in rows):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_CHECK_FAILED)

@@ -65,8 +65,19 @@ class _Endpoints:
             Call("POST", "/auth/token", body={"username": username, "password": password}, auth=False)
         )
 
-    def create_api_key(self, label: str | None = None) -> Any:
-        return self._send(Call("POST", "/auth/api-keys", body=_clean({"label": label})))
+    def create_api_key(
+        self,
+        label: str | None = None,
+        expires_at: str | None = None,
+        scopes: list[str] | None = None,
+        account_id: str | None = None,
+    ) -> Any:
+        body = _clean({"label": label, "expires_at": expires_at, "scopes": scopes, "account_id": account_id})
+        return self._send(Call("POST", "/auth/api-keys", body=body))
+
+    def api_keys(self) -> Any:
+        """The caller's keys `{key_id, label, created_at, last_used_at, expires_at, scopes}`, no secret."""
+        return self._send(Call("GET", "/auth/api-keys"))
 
     def delete_api_key(self, key_id: str) -> Any:
         return self._send(Call("DELETE", f"/auth/api-keys/{key_id}"))
@@ -105,6 +116,12 @@ class _Endpoints:
             )
         )
 
+    def ledger(self, account_id: str, limit: int = 100, cursor: str | None = None) -> Any:
+        """Every balance change of the account, newest first: `{id, type, amount, currency,
+        balance_after, market?, order_id?, trade_id?, at}` with `next_cursor`."""
+        params = _clean({"limit": limit, "cursor": cursor})
+        return self._send(Call("GET", f"/accounts/{account_id}/ledger", params=params))
+
     def tiers(self) -> Any:
         return self._send(Call("GET", "/tiers", auth=False))
 
@@ -132,9 +149,15 @@ class _Endpoints:
         )
 
     def candles(
-        self, symbol: str, interval: str = "1m", start: str | None = None, end: str | None = None
+        self,
+        symbol: str,
+        interval: str = "1m",
+        start: str | None = None,
+        end: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
     ) -> Any:
-        params = _clean({"interval": interval, "start": start, "end": end})
+        params = _clean({"interval": interval, "start": start, "end": end, "limit": limit, "cursor": cursor})
         return self._send(Call("GET", f"/markets/{symbol}/candles", params=params, auth=False))
 
     def create_market(self, **spec: Any) -> Any:
@@ -221,10 +244,17 @@ class _Endpoints:
             Call("DELETE", "/orders", params=_clean({"account_id": account_id, "market": market}))
         )
 
-    def amend_order(self, order_id: str, price: str | None = None, quantity: str | None = None) -> Any:
-        return self._send(
-            Call("PATCH", f"/orders/{order_id}", body=_clean({"price": price, "quantity": quantity}))
-        )
+    def amend_order(
+        self,
+        order_id: str,
+        price: str | None = None,
+        quantity: str | None = None,
+        stop_price: str | None = None,
+        **extra: Any,
+    ) -> Any:
+        """`quantity` is the new total (filled included); `stop_price` moves an untriggered stop."""
+        body = _clean({"price": price, "quantity": quantity, "stop_price": stop_price} | extra)
+        return self._send(Call("PATCH", f"/orders/{order_id}", body=body))
 
     # positions and fills
     def positions(self, account_id: str | None = None) -> Any:
