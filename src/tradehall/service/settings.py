@@ -33,14 +33,45 @@ class Settings(BaseSettings):
     admin_password: str = "admin"
     allow_registration: bool = True
     allow_self_funding: bool = True
+    local: bool = Field(
+        default=False,
+        description="A local or demo run: `tradehall serve` then starts with the default JWT secret or "
+        "admin password (refused otherwise).",
+    )
+    password_hash_workers: int = Field(default=2, description="Threads that run argon2 (logins, users).")
+    password_hash_queue: int = Field(
+        default=8, description="Password checks that may wait for a thread; beyond: 503 overloaded."
+    )
 
     rate_limit_per_second: float = Field(
         default=200.0, description="Sustained requests per second per user or API key (0 = no limit)."
     )
     rate_limit_burst: int = 400
     max_body_bytes: int = 64 * 1024
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        description="A request head (request line and headers) must arrive within this many seconds of "
+        "its first byte (or of the connection's opening), else the connection is closed (slowloris).",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, description="A request body must arrive within this many seconds after its head."
+    )
+    http_keep_alive_seconds: int = Field(default=5, description="Idle keep-alive connections close after.")
+    http_max_connections: int = Field(
+        default=4096, description="Concurrent connections and requests beyond which requests get 503."
+    )
     ws_max_subscriptions: int = 50
     ws_send_queue: int = 1000
+    ws_send_queue_bytes: int = Field(
+        default=1024 * 1024, description="Bytes waiting for one WebSocket client; beyond: closed with 1013."
+    )
+    ws_send_timeout_seconds: float = Field(
+        default=10.0, description="Longest one WebSocket send may wait on a client that does not read."
+    )
+    ws_max_message_bytes: int = 16 * 1024
+    ws_max_channels_per_message: int = 100
+    ws_max_connections_per_ip: int = 100
+    ws_max_connections_per_user: int = 20
 
     fsync: FsyncPolicy = "batch"
     journal_segment_bytes: int = 64 * 1024 * 1024
@@ -91,6 +122,17 @@ class Settings(BaseSettings):
         description="TOML/JSON file of feeds and market routes (tradehall.marketdata.config); "
         "none: the simulated demo feed.",
     )
+
+    def default_secrets(self) -> list[str]:
+        """The secrets still at their shipped defaults (by variable name): fine only for a local run."""
+        unsafe = []
+        for field, variable in (
+            ("jwt_secret", "TRADEHALL_JWT_SECRET"),
+            ("admin_password", "TRADEHALL_ADMIN_PASSWORD"),
+        ):
+            if getattr(self, field) == type(self).model_fields[field].default:
+                unsafe.append(variable)
+        return unsafe
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -1,594 +1,380 @@
-"""The WebSocket `/ws`: public market channels, private account channels, order entry.
+"""The WebSocket hub: subscriptions, fan-out of engine and bus events, the protocol, a socket's life.
+
+The hub is the registry of connections and channels that the mixins beside it share: `fanout`
+(durable records to subscribers), `bus_source` (the bus instead of this process's engine), `protocol`
+(the client's requests); `connection`, `snapshots` and `expiry` stand alone.
 
 Protocol (API.md): client ops `auth`, `subscribe`, `unsubscribe`, `ping`, `order` (the POST /orders
-body), `cancel` ({"order_id"}); server ops `subscribed`, `unsubscribed`, `error`, `pong`, `order`,
-`heartbeat`, and data messages `{"channel", "type": "snapshot"|"update", "sequence", "data"}`.
+body), `cancel` ({"order_id"}), each with an optional `id` that its reply echoes; server ops
+`authenticated`, `subscribed`, `unsubscribed`, `error`, `pong`, `order`, `cancel`, `heartbeat`, and
+data messages `{"channel", "type": "snapshot"|"update", "sequence", "data"}`.
 
 `book:SYM` sends a snapshot of the engine's book and then one update per `BookChanged` event, whose
 `sequence` is the engine's per-market book counter (the REST book's `sequence`). The snapshot may
 already include changes whose records are not durable yet; updates up to the snapshot's sequence are
 skipped, so the first update is always snapshot + 1. Other channels use the journal record's seq.
 
-Each connection has a bounded send queue drained by its own task. A client that lets it fill up is
-disconnected with close code 1013 (try again later) instead of growing memory without bound.
+The loop that serves sockets also runs the engine, so nothing a client sends may cost unbounded work:
+a message is at most `ws_max_message_bytes`, names at most `ws_max_channels_per_message` channels
+(repeats count once), a connection holds at most `ws_max_subscriptions`, and a snapshot is built once
+per book sequence and shared (`snapshots`). Each connection's outbound queue is bounded in messages
+and bytes, and every send in time: a client that does not read is closed with 1013, its queue
+dropped at once, and when even the close cannot be written, its transport is aborted. Connections are
+capped per address and per user. Credentials are re-checked on every private operation: a deleted
+key (the authenticator's revocation listeners) or an expired token (`expiry`) ends the socket's
+private subscriptions and refuses later private operations with `unauthorized`; public channels stay.
 
 With `TRADEHALL_WS_SOURCE=bus` the `book:` and `trades:` channels are fed from the event bus
 (`trades.*`, `market-data.book-ticks`; a consumer name of its own per process, so every gateway sees
 every message; duplicates dropped by seq) instead of this process's runner, so gateway processes
 without the engine can serve clients of one engine. Book snapshots then come from the engine's
-`GET /markets/{symbol}/book` at `TRADEHALL_ENGINE_URL` (this process's engine when unset); the hub
-keeps the last deltas per market to replay those the bus delivered before the snapshot arrived, and a
-gap in a connection's book sequence resyncs it with a fresh snapshot.
+`GET /markets/{symbol}/book` at `TRADEHALL_ENGINE_URL` (this process's engine when unset), one fetch
+per market at a time shared by every connection waiting for it; the hub keeps the last deltas per
+market to replay those the bus delivered before the snapshot arrived, and a gap in a connection's
+book sequence resyncs it with a fresh snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections import deque
-from collections.abc import Sequence
+import time
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import orjson
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
 
 from tradehall.api import convert
 from tradehall.api.auth import Principal
-from tradehall.api.errors import ApiError
 from tradehall.api.gateway import Gateway
 from tradehall.api.metrics import WS_CONNECTIONS
-from tradehall.api.routes.orders import place_order
-from tradehall.api.schemas import OrderCreate
-from tradehall.bus import Deduper, EventBus, StartPosition, create_bus
-from tradehall.bus.envelope import Envelope
-from tradehall.domain.commands import CancelOrder
-from tradehall.domain.errors import Code, TradehallError
-from tradehall.domain.events import (
-    BalanceChanged,
-    BookChanged,
-    MarkPriceUpdated,
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
-    OrderExpired,
-    OrderFilled,
-    OrderTriggered,
-    PositionChanged,
-    TradeExecuted,
+from tradehall.api.ws.bus_source import BusSource
+from tradehall.api.ws.connection import (
+    BOOK_DEPTH,
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_BIG,
+    PRIVATE_CHANNELS,
+    PUBLIC_KINDS,
+    Connection,
+    RequestId,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
-from tradehall.journal.records import JournalRecord
+from tradehall.api.ws.expiry import ExpiryWatch
+from tradehall.api.ws.fanout import RecordFanout, candle_dict
+from tradehall.api.ws.protocol import WS_CLOSED, RequestHandler, error_message
+from tradehall.api.ws.snapshots import SnapshotCache, data_message
+from tradehall.domain.errors import Code
 
 log = structlog.get_logger(__name__)
 
 router = APIRouter()
 
-PRIVATE_CHANNELS = ("orders", "fills", "positions", "account")
-PUBLIC_KINDS = ("book", "trades", "ticker", "candles")
-CLOSE_SLOW_CONSUMER = 1013
-CLOSE_POLICY = 1008
 HEARTBEAT_SECONDS = 15.0
-BOOK_REPLAY_DELTAS = 1000
-"""Book deltas kept per market (bus source) to replay after a snapshot that was behind the bus."""
-BUS_PATTERNS = ("trades.*", "market-data.book-ticks")
-RESYNCING = -1
-"""A connection's book sequence while its snapshot is being fetched: deltas wait in the replay buffer."""
-_ORDER_EVENTS = (OrderAccepted, OrderFilled, OrderCancelled, OrderExpired, OrderAmended, OrderTriggered)
 
 
-class SlowConsumerError(Exception):
-    pass
+def _transport_of(websocket: WebSocket) -> asyncio.WriteTransport | None:
+    """The socket's transport, to abort a connection whose close frame cannot be written.
+
+    ASGI does not expose it; uvicorn's `send` is a bound method of its protocol, which holds it, and
+    Starlette wraps that `send` in closures. Best effort: None under another server.
+    """
+    todo: list[Any] = [getattr(websocket, "_send", None)]
+    seen: set[int] = set()
+    while todo and len(seen) < 32:
+        candidate = todo.pop()
+        if candidate is None or id(candidate) in seen:
+            continue
+        seen.add(id(candidate))
+        transport = getattr(getattr(candidate, "__self__", None), "transport", None)
+        if isinstance(transport, asyncio.WriteTransport):
+            return transport
+        for cell in getattr(candidate, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):
+                if callable(cell.cell_contents):
+                    todo.append(cell.cell_contents)
+    return None
 
 
-class Connection:
-    def __init__(self, websocket: WebSocket, max_queue: int) -> None:
-        self.websocket = websocket
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(max_queue)
-        self.principal: Principal | None = None
-        self.channels: set[str] = set()
-        self.book_sequence: dict[str, int] = {}
-        self.book_snapshots: set[str] = set()
-        self.closing = False
-        self.close_code = 1000
-        self.id = uuid.uuid4().hex[:16]
-        self.messages = 0
-
-    def push(self, text: str) -> None:
-        if self.closing:
-            return
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            self.closing = True
-            self.close_code = CLOSE_SLOW_CONSUMER
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
-
-    def send_json(self, payload: dict[str, Any]) -> None:
-        self.push(orjson.dumps(payload).decode())
-
-
-def _data(channel: str, kind: str, sequence: int, data: Any) -> str:
-    return orjson.dumps({"channel": channel, "type": kind, "sequence": sequence, "data": data}).decode()
-
-
-class WebSocketHub:
-    def __init__(self, gateway: Gateway, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
+class WebSocketHub(RecordFanout, BusSource, RequestHandler):
+    def __init__(
+        self,
+        gateway: Gateway,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.gateway = gateway
         self.heartbeat_seconds = heartbeat_seconds
-        self.max_subscriptions = gateway.settings.ws_max_subscriptions
-        self.max_queue = gateway.settings.ws_send_queue
+        settings = gateway.settings
+        self.max_subscriptions = settings.ws_max_subscriptions
+        self.max_queue = settings.ws_send_queue
+        self.max_queue_bytes = settings.ws_send_queue_bytes
+        self.send_timeout = settings.ws_send_timeout_seconds
+        self.max_message_bytes = settings.ws_max_message_bytes
+        self.max_channels_per_message = settings.ws_max_channels_per_message
+        self.max_per_ip = settings.ws_max_connections_per_ip
+        self.max_per_user = settings.ws_max_connections_per_user
         self.connections: set[Connection] = set()
         self.public: dict[str, set[Connection]] = {}
         self.private: dict[tuple[str, str], set[Connection]] = {}
-        settings = gateway.settings
-        self.from_bus = settings.ws_source == "bus"
-        self.engine_url = settings.engine_url.rstrip("/") if settings.engine_url else None
-        self._bus: EventBus | None = None
-        self._bus_tasks: list[asyncio.Task[None]] = []
-        self._deduper = Deduper()
-        self._recent_book: dict[str, deque[tuple[int, str]]] = {}
-        self._remote_markets: set[str] = set()
-        self._http: httpx.AsyncClient | None = None
-        self._resyncs: set[asyncio.Task[None]] = set()
-        self.resyncs = 0
-        """Book snapshots fetched after a gap (tests and logs)."""
+        self.by_ip: dict[str, int] = {}
+        self.by_user: dict[str, set[Connection]] = {}
+        self.snapshots = SnapshotCache()
+        self.expiry = ExpiryWatch(self._expired, clock)
+        self.slow_consumers = 0
+        """Connections closed for not reading (tests and logs)."""
+        self._init_bus_source()
+        auth = getattr(gateway, "auth", None)
+        if auth is not None:
+            auth.revocation_listeners.append(self.on_revoked)
         with contextlib.suppress(RuntimeError):  # created on the loop (the app's lifespan): subscribe now
             asyncio.get_running_loop()
             self.start_bus()
 
-    # ---- fan-out of durable records ---------------------------------------------------------------
-
-    def on_records(self, records: Sequence[JournalRecord]) -> None:
-        if not self.connections:
-            return
-        for record in records:
-            tickers: set[str] = set()
-            for event in record.events:
-                if isinstance(event, BookChanged):
-                    if not self.from_bus:
-                        self._book_update(event)
-                    tickers.add(event.market)
-                elif isinstance(event, TradeExecuted):
-                    if not self.from_bus:
-                        self._trade(event, record.seq)
-                    tickers.add(event.market)
-                elif isinstance(event, MarkPriceUpdated):
-                    tickers.add(event.market)
-                elif self.private:
-                    self._private(event, record.seq)
-            for symbol in tickers:
-                self._ticker(symbol, record.seq)
-
-    def _book_update(self, event: BookChanged) -> None:
-        channel = f"book:{event.market}"
-        subscribers = self.public.get(channel)
-        if not subscribers:
-            return
-        market = self.gateway.engine.markets.get(event.market)
-        if market is None:
-            return
-        text = _data(
-            channel,
-            "update",
-            event.sequence,
-            {
-                "symbol": event.market,
-                "bids": convert.levels(event.bids, market.spec),
-                "asks": convert.levels(event.asks, market.spec),
-            },
-        )
-        for connection in list(subscribers):
-            if event.sequence > connection.book_sequence.get(event.market, 0):
-                connection.book_sequence[event.market] = event.sequence
-                connection.push(text)
-
-    def _trade(self, event: TradeExecuted, seq: int) -> None:
-        channel = f"trades:{event.market}"
-        subscribers = self.public.get(channel)
-        if not subscribers:
-            return
-        spec = self.gateway.engine.markets[event.market].spec
-        text = _data(
-            channel,
-            "update",
-            seq,
-            {
-                "id": str(event.trade_id),
-                "market": event.market,
-                "price": decimal_str(decimal_of(event.price, spec.tick_size)),
-                "quantity": decimal_str(decimal_of(event.quantity, spec.lot_size)),
-                "side": event.taker_side.value,
-                "executed_at": convert.rfc3339_ns(event.ts),
-            },
-        )
-        for connection in list(subscribers):
-            connection.push(text)
-
-    def _ticker(self, symbol: str, seq: int) -> None:
-        channel = f"ticker:{symbol}"
-        subscribers = self.public.get(channel)
-        if not subscribers:
-            return
-        market = self.gateway.engine.markets[symbol]
-        text = _data(channel, "update", seq, convert.ticker_dict(market, self.gateway.volumes.volume(symbol)))
-        for connection in list(subscribers):
-            connection.push(text)
-
-    # ---- fan-out from the bus ---------------------------------------------------------------------
-
-    def start_bus(self) -> None:
-        """Subscribe to the bus (once, on the first connection: it needs the running loop)."""
-        if not self.from_bus or self._bus_tasks:
-            return
-        self._bus = create_bus(self.gateway.settings)
-        consumer = f"ws-{uuid.uuid4().hex[:12]}"  # one per process: every gateway gets every message
-        self._bus_tasks = [
-            asyncio.create_task(self._consume(self._bus, pattern, consumer), name=f"ws-bus:{pattern}")
-            for pattern in BUS_PATTERNS
-        ]
-        log.info("ws_bus_source_started", consumer=consumer, backend=self._bus.name)
-
-    async def _consume(self, bus: EventBus, pattern: str, consumer: str) -> None:
-        while True:
-            try:
-                await bus.start()  # idempotent; the broker may be down when the gateway starts
-                async for delivery in bus.subscribe(pattern, consumer, StartPosition.LATEST):
-                    if self._deduper.is_new(delivery.envelope):
-                        try:
-                            self.on_envelope(delivery.envelope)
-                        except Exception as exc:  # one bad message must not end the fan-out
-                            log.error("ws_bus_message_failed", id=delivery.envelope.id, error=repr(exc))
-                    await bus.ack(delivery)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker went away: subscribe again after a pause
-                log.warning("ws_bus_subscription_failed", pattern=pattern, error=repr(exc))
-                await asyncio.sleep(1.0)
-
-    def on_envelope(self, envelope: Envelope) -> None:
-        payload = envelope.payload
-        if envelope.type == "BookChanged":
-            symbol = str(payload["market"])
-            sequence = int(payload["sequence"])
-            channel = f"book:{symbol}"
-            text = _data(
-                channel,
-                "update",
-                sequence,
-                {"symbol": symbol, "bids": payload.get("bids", []), "asks": payload.get("asks", [])},
-            )
-            recent = self._recent_book.setdefault(symbol, deque(maxlen=BOOK_REPLAY_DELTAS))
-            recent.append((sequence, text))
-            for connection in list(self.public.get(channel, ())):
-                current = connection.book_sequence.get(symbol, RESYNCING)
-                if current == RESYNCING or sequence <= current:
-                    continue
-                if sequence == current + 1:
-                    connection.book_sequence[symbol] = sequence
-                    connection.push(text)
-                else:
-                    log.info("ws_book_gap", market=symbol, expected=current + 1, got=sequence)
-                    self._send_book_snapshot(connection, symbol)
-        elif envelope.type == "TradeExecuted":
-            channel = f"trades:{payload['market']}"
-            subscribers = self.public.get(channel)
-            if not subscribers:
-                return
-            text = _data(
-                channel,
-                "update",
-                envelope.seq,
-                {
-                    "id": str(payload["trade_id"]),
-                    "market": payload["market"],
-                    "price": payload["price"],
-                    "quantity": payload["quantity"],
-                    "side": payload["taker_side"],
-                    "executed_at": convert.rfc3339_ns(int(payload["ts"])),
-                },
-            )
-            for connection in list(subscribers):
-                connection.push(text)
-
-    def _send_book_snapshot(self, connection: Connection, symbol: str) -> None:
-        connection.book_sequence[symbol] = RESYNCING
-        task = asyncio.create_task(self._book_snapshot_task(connection, symbol))
-        self._resyncs.add(task)
-        task.add_done_callback(self._resyncs.discard)
-
-    async def _book_snapshot_task(self, connection: Connection, symbol: str) -> None:
-        channel = f"book:{symbol}"
-        try:
-            data = await self._fetch_book(symbol)
-        except Exception as exc:
-            log.warning("ws_book_snapshot_failed", market=symbol, error=repr(exc))
-            connection.send_json(
-                {
-                    "op": "error",
-                    "code": Code.MARKET_DATA_UNAVAILABLE.value,
-                    "message": f"book snapshot of {symbol} unavailable",
-                    "channel": channel,
-                }
-            )
-            self.unsubscribe(connection, [channel])
-            return
-        if channel not in connection.channels:
-            return
-        if symbol in connection.book_snapshots:
-            self.resyncs += 1
-        connection.book_snapshots.add(symbol)
-        sequence = int(data["sequence"])
-        connection.push(_data(channel, "snapshot", sequence, data))
-        # deltas the bus delivered while the snapshot was on its way
-        for delta_sequence, text in self._recent_book.get(symbol, ()):
-            if delta_sequence == sequence + 1:
-                sequence = delta_sequence
-                connection.push(text)
-        connection.book_sequence[symbol] = sequence
-
-    async def _fetch_book(self, symbol: str) -> dict[str, Any]:
-        if self.engine_url is None:
-            return convert.book_dict(self.gateway.engine.markets[symbol], 1000)
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=5.0)
-        response = await self._http.get(f"{self.engine_url}/markets/{symbol}/book", params={"depth": 1000})
-        response.raise_for_status()
-        data: dict[str, Any] = response.json()
-        return data
-
-    async def learn_markets(self, channels: list[str]) -> None:
-        """Bus source: markets the engine knows (asked over HTTP) for the book/trades channels."""
-        if not self.from_bus:
-            return
-        for channel in channels:
-            kind, _, symbol = channel.partition(":")
-            if kind not in ("book", "trades") or not symbol:
-                continue
-            if symbol in self.gateway.engine.markets or symbol in self._remote_markets:
-                continue
-            if self.engine_url is None:
-                continue
-            try:
-                if self._http is None:
-                    self._http = httpx.AsyncClient(timeout=5.0)
-                response = await self._http.get(f"{self.engine_url}/markets/{symbol}")
-            except httpx.HTTPError as exc:
-                log.warning("ws_engine_unreachable", url=self.engine_url, error=repr(exc))
-                continue
-            if response.status_code == 200:
-                self._remote_markets.add(symbol)
-
-    def on_candle(self, market: str, interval: str, bar: Any) -> None:
-        channel = f"candles:{market}:{interval}"
-        subscribers = self.public.get(channel)
-        if not subscribers:
-            return
-        spec = self.gateway.engine.markets[market].spec
-        text = _data(channel, "update", bar.start, _candle(bar, spec))
-        for connection in list(subscribers):
-            connection.push(text)
-
-    def _owner(self, account_id: str) -> str | None:
-        account = self.gateway.engine.accounts.get(account_id)
-        return None if account is None else account.owner
-
-    def _private(self, event: Any, seq: int) -> None:
-        engine = self.gateway.engine
-        if isinstance(event, _ORDER_EVENTS):
-            owner = self._owner(event.account_id)
-            targets = self.private.get((owner or "", "orders"))
-            if targets:
-                order = engine.orders.get(event.order_id)
-                data: dict[str, Any]
-                if order is not None:
-                    market = engine.markets[order.market]
-                    data = convert.order_from_engine(
-                        order, market.spec, engine.config.decimals(market.spec.quote)
-                    )
-                else:
-                    data = {"id": str(event.order_id), "account_id": event.account_id, "market": event.market}
-                    status = getattr(event, "status", None)
-                    if isinstance(event, OrderCancelled):
-                        status = "cancelled"
-                    elif isinstance(event, OrderExpired):
-                        status = "expired"
-                    data["status"] = str(status) if status is not None else None
-                data["event"] = type(event).__name__
-                text = _data("orders", "update", seq, data)
-                for connection in list(targets):
-                    connection.push(text)
-            if isinstance(event, OrderFilled):
-                fill_targets = self.private.get((owner or "", "fills"))
-                if fill_targets:
-                    spec = engine.markets[event.market].spec
-                    fill = convert.fill_from_event(event, spec, engine.config.decimals(spec.quote))
-                    fill["account_id"] = event.account_id
-                    text = _data("fills", "update", seq, fill)
-                    for connection in list(fill_targets):
-                        connection.push(text)
-        elif isinstance(event, PositionChanged):
-            targets = self.private.get((self._owner(event.account_id) or "", "positions"))
-            if targets:
-                market = engine.markets[event.market]
-                position = market.positions.get(event.account_id)
-                if position is None:
-                    return
-                data = convert.position_dict(engine, market, position)
-                if position.quantity == 0:
-                    data["side"] = "flat"
-                text = _data("positions", "update", seq, data)
-                for connection in list(targets):
-                    connection.push(text)
-        elif isinstance(event, BalanceChanged):
-            targets = self.private.get((self._owner(event.account_id) or "", "account"))
-            if targets:
-                places = engine.config.decimals(event.currency)
-                data = {
-                    "account_id": event.account_id,
-                    "currency": event.currency,
-                    "total": decimal_str(amount_of(event.total, places)),
-                    "held": decimal_str(amount_of(event.held, places)),
-                    "available": decimal_str(amount_of(event.total - event.held, places)),
-                    "reason": event.reason,
-                }
-                text = _data("account", "update", seq, data)
-                for connection in list(targets):
-                    connection.push(text)
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes waiting in every connection's outbound queue."""
+        return sum(connection.queued_bytes for connection in self.connections)
 
     # ---- subscriptions ----------------------------------------------------------------------------
 
-    def _validate_channel(self, connection: Connection, channel: str) -> str | None:
-        """None when `channel` may be subscribed, else the error message."""
+    def _validate_channel(self, connection: Connection, channel: str) -> tuple[Code, str] | None:
+        """None when `channel` may be subscribed, else the error's code and message."""
         if channel in PRIVATE_CHANNELS:
-            return None if connection.principal is not None else f"{channel} needs auth first"
+            if self._principal(connection) is None:
+                return Code.UNAUTHORIZED, f"{channel} needs auth first"
+            return None
         kind, _, rest = channel.partition(":")
         if kind not in PUBLIC_KINDS or not rest:
-            return f"unknown channel {channel!r}"
+            return Code.INVALID_REQUEST, f"unknown channel {channel[:100]!r}"
         symbol = rest
         if kind == "candles":
             symbol, _, interval = rest.rpartition(":")
             if interval not in ("1m", "5m", "15m", "1h", "1d") or not symbol:
-                return f"unknown channel {channel!r}"
+                return Code.INVALID_REQUEST, f"unknown channel {channel[:100]!r}"
         remote = self.from_bus and kind in ("book", "trades") and symbol in self._remote_markets
         if symbol not in self.gateway.engine.markets and not remote:
-            return f"market {symbol} not found"
+            return Code.NOT_FOUND, f"market {symbol[:100]} not found"
         return None
 
-    def subscribe(self, connection: Connection, channels: list[str]) -> None:
+    def _too_many_channels(self, connection: Connection, channels: list[str], ref: RequestId | None) -> bool:
+        if len(channels) <= self.max_channels_per_message:
+            return False
+        message = f"at most {self.max_channels_per_message} channels per message"
+        connection.reply(error_message(Code.INVALID_REQUEST, message), ref)
+        return True
+
+    async def subscribe(
+        self, connection: Connection, channels: list[str], ref: RequestId | None = None
+    ) -> None:
+        """Repeats count once; each new channel gets its snapshot right after it is registered."""
+        if self._too_many_channels(connection, channels, ref):
+            return
+        await self.learn_markets(channels)
         accepted: list[str] = []
-        for channel in channels:
+        new = 0
+        for channel in dict.fromkeys(channels):
+            if connection.closing:
+                return
             if channel in connection.channels:
                 accepted.append(channel)
                 continue
             problem = self._validate_channel(connection, channel)
             if problem is not None:
-                code = Code.UNAUTHORIZED if channel in PRIVATE_CHANNELS else Code.NOT_FOUND
-                if problem.startswith("unknown"):
-                    code = Code.INVALID_REQUEST
-                connection.send_json(
-                    {"op": "error", "code": code.value, "message": problem, "channel": channel}
-                )
+                code, message = problem
+                connection.reply(error_message(code, message, channel=channel), ref)
                 continue
-            if len(connection.channels) >= self.max_subscriptions:
-                connection.send_json(
-                    {
-                        "op": "error",
-                        "code": Code.INVALID_REQUEST.value,
-                        "message": f"subscription limit of {self.max_subscriptions} channels reached",
-                        "channel": channel,
-                    }
-                )
+            if len(connection.channels) + new >= self.max_subscriptions:
+                message = f"subscription limit of {self.max_subscriptions} channels reached"
+                connection.reply(error_message(Code.INVALID_REQUEST, message, channel=channel), ref)
                 continue
-            connection.channels.add(channel)
-            if channel in PRIVATE_CHANNELS:
-                assert connection.principal is not None
-                self.private.setdefault((connection.principal.user_id, channel), set()).add(connection)
-            else:
-                self.public.setdefault(channel, set()).add(connection)
+            new += 1
             accepted.append(channel)
-        connection.send_json({"op": "subscribed", "channels": accepted})
+        connection.reply({"op": "subscribed", "channels": accepted}, ref)
         for channel in accepted:
+            if connection.closing:
+                return
+            if channel in PRIVATE_CHANNELS and connection.principal is None:
+                # revoked while an earlier snapshot yielded
+                connection.send_json({"op": "unsubscribed", "channels": [channel], "reason": "unauthorized"})
+                continue
+            # registered and snapshotted with no await between: no update can come before its snapshot
+            self._register(connection, channel)
             self._snapshot(connection, channel)
+            await asyncio.sleep(0)  # the engine's loop: let orders in between two snapshots
+
+    def _register(self, connection: Connection, channel: str) -> None:
+        connection.channels.add(channel)
+        if channel in PRIVATE_CHANNELS:
+            assert connection.principal is not None
+            self.private.setdefault((connection.principal.user_id, channel), set()).add(connection)
+        else:
+            self.public.setdefault(channel, set()).add(connection)
 
     def _snapshot(self, connection: Connection, channel: str) -> None:
         engine = self.gateway.engine
+        durable = self.gateway.service.runner.durable_seq
         kind, _, rest = channel.partition(":")
         if kind == "book" and self.from_bus:
             self._send_book_snapshot(connection, rest)
         elif kind == "book":
             market = engine.markets[rest]
-            data = convert.book_dict(market, 1000)
-            connection.book_sequence[rest] = market.book_sequence
-            connection.push(_data(channel, "snapshot", market.book_sequence, data))
+            sequence = market.book_sequence
+            connection.book_sequence[rest] = sequence
+            connection.push(
+                self.snapshots.get(
+                    channel, BOOK_DEPTH, sequence, lambda: convert.book_dict(market, BOOK_DEPTH)
+                )
+            )
         elif kind == "ticker":
             market = engine.markets[rest]
             data = convert.ticker_dict(market, self.gateway.volumes.volume(rest))
-            connection.push(_data(channel, "snapshot", self.gateway.service.runner.durable_seq, data))
+            connection.push(data_message(channel, "snapshot", durable, data))
         elif kind == "candles":
             symbol, _, interval = rest.rpartition(":")
             spec = engine.markets[symbol].spec
-            bars = self.gateway.candles.bars(symbol, interval)[:100]
-            candles = [_candle(bar, spec) for bar in bars]
-            connection.push(_data(channel, "snapshot", self.gateway.service.runner.durable_seq, candles))
-        elif channel == "positions" and connection.principal is not None:
+
+            def candles() -> list[dict[str, Any]]:
+                return [candle_dict(bar, spec) for bar in self.gateway.candles.bars(symbol, interval)[:100]]
+
+            connection.push(self.snapshots.get(channel, 100, durable, candles))
+        elif channel in ("orders", "positions", "account") and connection.principal is not None:
+            connection.push(
+                data_message(
+                    channel, "snapshot", durable, self._private_snapshot(connection.principal, channel)
+                )
+            )
+
+    def _private_snapshot(self, principal: Principal, channel: str) -> list[dict[str, Any]]:
+        engine = self.gateway.engine
+        accounts = self.gateway.accounts_of(principal)
+        if channel == "positions":
+            return [
+                convert.position_dict(engine, engine.markets[position.market], position)
+                for account in accounts
+                for position in engine.positions_of(account.account_id)
+            ]
+        if channel == "account":
+            return [convert.account_dict(engine, account) for account in accounts]
+        if channel == "orders":  # the user's open orders (each account's own index), newest first
             items = []
-            for account in self.gateway.accounts_of(connection.principal):
-                for position in engine.positions_of(account.account_id):
-                    items.append(convert.position_dict(engine, engine.markets[position.market], position))
-            connection.push(_data(channel, "snapshot", self.gateway.service.runner.durable_seq, items))
-        elif channel == "account" and connection.principal is not None:
-            items = [convert.account_dict(engine, a) for a in self.gateway.accounts_of(connection.principal)]
-            connection.push(_data(channel, "snapshot", self.gateway.service.runner.durable_seq, items))
-        elif channel == "orders" and connection.principal is not None:
-            owned = {a.account_id for a in self.gateway.accounts_of(connection.principal)}
-            items = []
-            for order in sorted(engine.orders.values(), key=lambda o: -o.order_id):
-                if order.account_id in owned:
+            for order_id in sorted((o for a in accounts for o in a.open_orders), reverse=True):
+                order = engine.orders.get(order_id)
+                if order is not None:
                     market = engine.markets[order.market]
-                    items.append(
-                        convert.order_from_engine(
-                            order, market.spec, engine.config.decimals(market.spec.quote)
-                        )
-                    )
-            connection.push(_data(channel, "snapshot", self.gateway.service.runner.durable_seq, items))
+                    spec = market.spec
+                    items.append(convert.order_from_engine(order, spec, engine.config.decimals(spec.quote)))
+            return items
+        return []  # fills: updates only
 
-    def unsubscribe(self, connection: Connection, channels: list[str]) -> None:
-        removed = []
-        for channel in channels:
-            if channel not in connection.channels:
-                continue
-            connection.channels.discard(channel)
-            removed.append(channel)
-            if channel in PRIVATE_CHANNELS and connection.principal is not None:
-                self.private.get((connection.principal.user_id, channel), set()).discard(connection)
-            else:
-                self.public.get(channel, set()).discard(connection)
-                if channel.startswith("book:"):
-                    connection.book_sequence.pop(channel[5:], None)
-        connection.send_json({"op": "unsubscribed", "channels": removed})
+    def unsubscribe(self, connection: Connection, channels: list[str], ref: RequestId | None = None) -> None:
+        if self._too_many_channels(connection, channels, ref):
+            return
+        removed = [channel for channel in dict.fromkeys(channels) if channel in connection.channels]
+        for channel in removed:
+            self._unregister(connection, channel)
+        connection.reply({"op": "unsubscribed", "channels": removed}, ref)
 
-    def drop(self, connection: Connection) -> None:
-        self.unsubscribe_all(connection)
-        self.connections.discard(connection)
+    def _unregister(self, connection: Connection, channel: str) -> None:
+        connection.channels.discard(channel)
+        if channel in PRIVATE_CHANNELS:
+            if connection.principal is not None:
+                key = (connection.principal.user_id, channel)
+                targets = self.private.get(key)
+                if targets is not None:
+                    targets.discard(connection)
+                    if not targets:
+                        del self.private[key]
+            return
+        subscribers = self.public.get(channel)
+        if subscribers is not None:
+            subscribers.discard(connection)
+            if not subscribers:
+                del self.public[channel]
+        if channel.startswith("book:"):
+            connection.book_sequence.pop(channel[5:], None)
 
     def unsubscribe_all(self, connection: Connection) -> None:
         for channel in list(connection.channels):
-            if channel in PRIVATE_CHANNELS and connection.principal is not None:
-                self.private.get((connection.principal.user_id, channel), set()).discard(connection)
-            else:
-                self.public.get(channel, set()).discard(connection)
-        connection.channels.clear()
+            self._unregister(connection, channel)
 
-    async def close(self) -> None:
-        for task in [*self._bus_tasks, *self._resyncs]:
-            task.cancel()
-        for task in [*self._bus_tasks, *self._resyncs]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._bus_tasks = []
-        if self._bus is not None:
-            with contextlib.suppress(Exception):
-                await self._bus.close()
-        if self._http is not None:
-            await self._http.aclose()
-        for connection in list(self.connections):
-            connection.closing = True
-            connection.close_code = 1001
-            with contextlib.suppress(asyncio.QueueFull):
-                connection.queue.put_nowait(None)
+    # ---- credentials ------------------------------------------------------------------------------
+
+    def _principal(self, connection: Connection) -> Principal | None:
+        """Who may do private things on `connection` now: checked on every private operation."""
+        if connection.principal is not None and self.expiry.expired(connection):
+            self.revoke(connection)
+        return connection.principal
+
+    def revoke(self, connection: Connection, reason: str = "unauthorized") -> None:
+        """End the private subscriptions (the client is told which) and forget the principal."""
+        ended = [channel for channel in PRIVATE_CHANNELS if channel in connection.channels]
+        for channel in ended:
+            self._unregister(connection, channel)
+        self._set_principal(connection, None)
+        if ended:
+            connection.send_json({"op": "unsubscribed", "channels": ended, "reason": reason})
+
+    def on_revoked(self, user_id: str, key_id: str | None) -> None:
+        """The authenticator's revocation listener: a deleted key, or a disabled user (key_id None)."""
+        for connection in list(self.by_user.get(user_id, ())):
+            principal = connection.principal
+            if principal is not None and (key_id is None or principal.key_id == key_id):
+                log.info("ws_credentials_revoked", connection=connection.id, user=user_id, key=key_id)
+                self.revoke(connection)
+
+    def _expired(self, connection: Connection) -> None:
+        if connection.principal is not None:
+            log.info("ws_token_expired", connection=connection.id, user=connection.principal.user_id)
+            self.revoke(connection)
+
+    def _set_principal(
+        self, connection: Connection, principal: Principal | None, expires_at: float | None = None
+    ) -> None:
+        previous = connection.principal
+        if previous is not None and (principal is None or previous.user_id != principal.user_id):
+            users = self.by_user.get(previous.user_id)
+            if users is not None:
+                users.discard(connection)
+                if not users:
+                    del self.by_user[previous.user_id]
+        connection.principal = principal
+        if principal is not None:
+            self.by_user.setdefault(principal.user_id, set()).add(connection)
+        if expires_at is None:
+            self.expiry.unwatch(connection)
+        else:
+            self.expiry.watch(connection, expires_at)
 
     # ---- one connection ---------------------------------------------------------------------------
 
+    def release(self, connection: Connection) -> None:
+        """No more work for `connection`: out of every channel and index (idempotent)."""
+        self.unsubscribe_all(connection)
+        self._set_principal(connection, None)
+
+    async def close(self) -> None:
+        await self._close_bus_source()
+        await self.expiry.close()
+        for connection in list(self.connections):
+            connection.finish(CLOSE_GOING_AWAY)
+
     async def serve(self, websocket: WebSocket) -> None:
+        ip = websocket.client.host if websocket.client is not None else "unknown"
         await websocket.accept()
         self.start_bus()
-        connection = Connection(websocket, self.max_queue)
+        self.expiry.start()
+        if self.by_ip.get(ip, 0) >= self.max_per_ip:
+            WS_CLOSED.labels(reason="connections_per_ip").inc()
+            await self._refuse(websocket, f"at most {self.max_per_ip} WebSocket connections per address")
+            return
+        self.by_ip[ip] = self.by_ip.get(ip, 0) + 1
+        connection = Connection(
+            websocket, self.max_queue, max_bytes=self.max_queue_bytes, ip=ip, on_fail=self.release
+        )
         self.connections.add(connection)
         WS_CONNECTIONS.inc()
         writer = asyncio.create_task(self._writer(connection))
@@ -597,171 +383,90 @@ class WebSocketHub:
         try:
             headers = websocket.headers
             if headers.get("authorization") or headers.get("x-api-key"):
-                with contextlib.suppress(ApiError):
-                    connection.principal = await self.gateway.auth.authenticate(
-                        headers.get("authorization"), headers.get("x-api-key")
-                    )
+                await self._authenticate(
+                    connection, headers.get("authorization"), headers.get("x-api-key"), None
+                )
             while not connection.closing:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                raw = message.get("text")
+                raw: str | bytes | None = message.get("text")
                 if raw is None:
-                    raw_bytes = message.get("bytes")
-                    raw = raw_bytes.decode("utf-8", "replace") if raw_bytes is not None else ""
-                await self._handle(connection, raw, tasks)
+                    raw = message.get("bytes") or b""
+                if len(raw) > self.max_message_bytes:
+                    WS_CLOSED.labels(reason="message_too_big").inc()
+                    message_text = f"a message may carry at most {self.max_message_bytes} bytes"
+                    connection.send_json(error_message(Code.PAYLOAD_TOO_LARGE, message_text))
+                    connection.finish(CLOSE_TOO_BIG, "message too big")
+                    break
+                text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+                await self._handle(connection, text, tasks)
         except WebSocketDisconnect:
             pass
         finally:
-            self.drop(connection)
+            self.release(connection)
+            self.connections.discard(connection)
+            left = self.by_ip.get(ip, 1) - 1
+            if left > 0:
+                self.by_ip[ip] = left
+            else:
+                self.by_ip.pop(ip, None)
             WS_CONNECTIONS.dec()
             heartbeat.cancel()
             for task in list(tasks):
                 task.cancel()
-            if not connection.closing:
-                connection.closing = True
-                with contextlib.suppress(asyncio.QueueFull):
-                    connection.queue.put_nowait(None)
+            connection.finish(connection.close_code)
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(writer, 5.0)
+                await asyncio.wait_for(writer, 2 * self.send_timeout + 1.0)
+
+    async def _refuse(self, websocket: WebSocket, message: str) -> None:
+        with contextlib.suppress(Exception):
+            text = orjson.dumps(error_message(Code.RATE_LIMITED, message)).decode()
+            await asyncio.wait_for(websocket.send_text(text), self.send_timeout)
+            await asyncio.wait_for(websocket.close(CLOSE_POLICY, "too many connections"), self.send_timeout)
 
     async def _writer(self, connection: Connection) -> None:
         websocket = connection.websocket
+        stuck = False
         try:
             while True:
                 text = await connection.queue.get()
                 if text is None:
                     break
-                await websocket.send_text(text)
+                connection.taken(text)
+                await asyncio.wait_for(websocket.send_text(text), self.send_timeout)
+        except TimeoutError:  # the peer's window stayed shut for a whole timeout: it does not read
+            stuck = True
+            connection.fail(CLOSE_SLOW_CONSUMER, "slow consumer")
         except Exception:  # the peer went away; the reader sees the disconnect
             connection.closing = True
-        if connection.close_code != 1000 or connection.closing:
-            with contextlib.suppress(Exception):
-                reason = "slow consumer" if connection.close_code == CLOSE_SLOW_CONSUMER else ""
-                await websocket.close(code=connection.close_code, reason=reason)
+            return
+        if connection.close_code == CLOSE_SLOW_CONSUMER:
+            self.slow_consumers += 1
+            WS_CLOSED.labels(reason="slow_consumer").inc()
+            log.info("ws_slow_consumer", connection=connection.id, stuck=stuck)
+        if not stuck:
+            try:
+                await asyncio.wait_for(
+                    websocket.close(code=connection.close_code, reason=connection.close_reason),
+                    self.send_timeout,
+                )
+                return
+            except TimeoutError:
+                pass
+            except Exception:
+                return
+        # not even a close frame fits: drop the TCP connection, and with it the bytes it holds
+        transport = _transport_of(websocket)
+        if transport is not None:
+            transport.abort()
+        else:
+            log.warning("ws_abort_unavailable", connection=connection.id)
 
     async def _heartbeat(self, connection: Connection) -> None:
         while not connection.closing:
             await asyncio.sleep(self.heartbeat_seconds)
             connection.send_json({"op": "heartbeat", "seq": self.gateway.service.runner.durable_seq})
-
-    async def _handle(self, connection: Connection, raw: str, tasks: set[asyncio.Task[None]]) -> None:
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            connection.send_json(
-                {"op": "error", "code": Code.INVALID_REQUEST.value, "message": "malformed JSON"}
-            )
-            return
-        if not isinstance(message, dict):
-            connection.send_json(
-                {"op": "error", "code": "invalid_request", "message": "expected a JSON object"}
-            )
-            return
-        op = message.get("op")
-        if op == "ping":
-            connection.send_json({"op": "pong"})
-        elif op == "auth":
-            await self._auth(connection, message)
-        elif op in ("subscribe", "unsubscribe"):
-            channels = message.get("channels")
-            if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-                connection.send_json(
-                    {
-                        "op": "error",
-                        "code": "invalid_request",
-                        "message": "channels must be a list of strings",
-                    }
-                )
-                return
-            if op == "subscribe":
-                await self.learn_markets(channels)
-                self.subscribe(connection, channels)
-            else:
-                self.unsubscribe(connection, channels)
-        elif op in ("order", "cancel"):
-            task = asyncio.create_task(self._trade_op(connection, op, message))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        else:
-            connection.send_json({"op": "error", "code": "invalid_request", "message": f"unknown op {op!r}"})
-
-    async def _auth(self, connection: Connection, message: dict[str, Any]) -> None:
-        token = message.get("token")
-        api_key = message.get("api_key")
-        try:
-            principal = await self.gateway.auth.authenticate(
-                f"Bearer {token}" if isinstance(token, str) and token else None,
-                api_key if isinstance(api_key, str) else None,
-            )
-        except ApiError as error:
-            connection.send_json({"op": "error", "code": error.code.value, "message": error.detail})
-            return
-        if connection.principal is not None and connection.principal.user_id != principal.user_id:
-            self.unsubscribe_all(connection)
-        connection.principal = principal
-        connection.send_json({"op": "authenticated", "user_id": principal.user_id, "role": principal.role})
-
-    async def _trade_op(self, connection: Connection, op: str, message: dict[str, Any]) -> None:
-        ref = message.pop("id", None)
-        message.pop("op", None)
-        reply: dict[str, Any] = {"op": op}
-        if ref is not None:
-            reply["id"] = ref
-        principal = connection.principal
-        try:
-            if principal is None:
-                raise ApiError(Code.UNAUTHORIZED, "auth first")
-            self.gateway.limiter.check(principal.limiter_key)
-            # the connection's id and the client's message id: traceable from either side
-            connection.messages += 1
-            correlation = f"ws-{connection.id}-{ref if ref is not None else connection.messages}"
-            if op == "order":
-                try:
-                    body = OrderCreate.model_validate(message)
-                except ValidationError as error:
-                    first = error.errors()[0]
-                    where = ".".join(str(p) for p in first.get("loc", ()))
-                    raise ApiError(Code.INVALID_ORDER, f"{where}: {first.get('msg')}") from None
-                data, status = await place_order(self.gateway, principal, body, correlation, transport="ws")
-            else:
-                order_id = message.get("order_id")
-                if isinstance(order_id, str) and order_id.isdigit():
-                    order_id = int(order_id)
-                if not isinstance(order_id, int) or isinstance(order_id, bool):
-                    raise ApiError(Code.INVALID_REQUEST, "order_id is required")
-                order = self.gateway.engine.orders.get(order_id)
-                if order is None:
-                    raise ApiError(Code.CONFLICT, f"order {order_id} is not open")
-                account = self.gateway.account(principal, order.account_id)
-                await self.gateway.execute(
-                    CancelOrder(order_id=order_id, account_id=account.account_id, correlation_id=correlation)
-                )
-                market = self.gateway.engine.markets[order.market]
-                data = convert.order_from_engine(order, market.spec, self.gateway.quote_places(market))
-                status = 200
-            reply["status"] = status
-            reply["data"] = data
-        except ApiError as error:
-            reply = {"op": "error", "code": error.code.value, "message": error.detail, "request": op}
-            if ref is not None:
-                reply["id"] = ref
-        except TradehallError as error:
-            reply = {"op": "error", "code": error.code.value, "message": error.detail, "request": op}
-            if ref is not None:
-                reply["id"] = ref
-        connection.send_json(reply)
-
-
-def _candle(bar: Any, spec: Any) -> dict[str, Any]:
-    return {
-        "t": convert.rfc3339_ns(bar.start),
-        "open": decimal_str(decimal_of(bar.open, spec.tick_size)),
-        "high": decimal_str(decimal_of(bar.high, spec.tick_size)),
-        "low": decimal_str(decimal_of(bar.low, spec.tick_size)),
-        "close": decimal_str(decimal_of(bar.close, spec.tick_size)),
-        "volume": decimal_str(decimal_of(bar.volume, spec.lot_size)),
-    }
 
 
 @router.websocket("/ws")

@@ -1,0 +1,207 @@
+"""Fan-out of the engine's durable records to the subscribers of public and private channels.
+
+A mixin of the hub (`WebSocketHub`): it reads the hub's registry of channels and pushes one
+serialized message per event to every subscriber, so the cost of an event is one serialization plus
+one queue append per subscriber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tradehall.api import convert
+from tradehall.api.gateway import Gateway
+from tradehall.api.ws.connection import Connection
+from tradehall.api.ws.snapshots import data_message as _data
+from tradehall.domain.events import (
+    BalanceChanged,
+    BookChanged,
+    MarkPriceUpdated,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderTriggered,
+    PositionChanged,
+    TradeExecuted,
+)
+from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
+from tradehall.journal.records import JournalRecord
+
+_ORDER_EVENTS = (OrderAccepted, OrderFilled, OrderCancelled, OrderExpired, OrderAmended, OrderTriggered)
+
+
+def candle_dict(bar: Any, spec: Any) -> dict[str, Any]:
+    return {
+        "t": convert.rfc3339_ns(bar.start),
+        "open": decimal_str(decimal_of(bar.open, spec.tick_size)),
+        "high": decimal_str(decimal_of(bar.high, spec.tick_size)),
+        "low": decimal_str(decimal_of(bar.low, spec.tick_size)),
+        "close": decimal_str(decimal_of(bar.close, spec.tick_size)),
+        "volume": decimal_str(decimal_of(bar.volume, spec.lot_size)),
+    }
+
+
+class RecordFanout:
+    gateway: Gateway
+    connections: set[Connection]
+    public: dict[str, set[Connection]]
+    private: dict[tuple[str, str], set[Connection]]
+    from_bus: bool
+
+    # ---- durable records -------------------------------------------------------------------------
+
+    def on_records(self, records: Sequence[JournalRecord]) -> None:
+        if not self.connections:
+            return
+        for record in records:
+            tickers: set[str] = set()
+            for event in record.events:
+                if isinstance(event, BookChanged):
+                    if not self.from_bus:
+                        self._book_update(event)
+                    tickers.add(event.market)
+                elif isinstance(event, TradeExecuted):
+                    if not self.from_bus:
+                        self._trade(event, record.seq)
+                    tickers.add(event.market)
+                elif isinstance(event, MarkPriceUpdated):
+                    tickers.add(event.market)
+                elif self.private:
+                    self._private(event, record.seq)
+            for symbol in tickers:
+                self._ticker(symbol, record.seq)
+
+    def _book_update(self, event: BookChanged) -> None:
+        channel = f"book:{event.market}"
+        subscribers = self.public.get(channel)
+        if not subscribers:
+            return
+        market = self.gateway.engine.markets.get(event.market)
+        if market is None:
+            return
+        text = _data(
+            channel,
+            "update",
+            event.sequence,
+            {
+                "symbol": event.market,
+                "bids": convert.levels(event.bids, market.spec),
+                "asks": convert.levels(event.asks, market.spec),
+            },
+        )
+        for connection in list(subscribers):
+            if event.sequence > connection.book_sequence.get(event.market, 0):
+                connection.book_sequence[event.market] = event.sequence
+                connection.push(text)
+
+    def _trade(self, event: TradeExecuted, seq: int) -> None:
+        channel = f"trades:{event.market}"
+        subscribers = self.public.get(channel)
+        if not subscribers:
+            return
+        spec = self.gateway.engine.markets[event.market].spec
+        text = _data(
+            channel,
+            "update",
+            seq,
+            {
+                "id": str(event.trade_id),
+                "market": event.market,
+                "price": decimal_str(decimal_of(event.price, spec.tick_size)),
+                "quantity": decimal_str(decimal_of(event.quantity, spec.lot_size)),
+                "side": event.taker_side.value,
+                "executed_at": convert.rfc3339_ns(event.ts),
+            },
+        )
+        for connection in list(subscribers):
+            connection.push(text)
+
+    def _ticker(self, symbol: str, seq: int) -> None:
+        channel = f"ticker:{symbol}"
+        subscribers = self.public.get(channel)
+        if not subscribers:
+            return
+        market = self.gateway.engine.markets[symbol]
+        text = _data(channel, "update", seq, convert.ticker_dict(market, self.gateway.volumes.volume(symbol)))
+        for connection in list(subscribers):
+            connection.push(text)
+
+    def on_candle(self, market: str, interval: str, bar: Any) -> None:
+        channel = f"candles:{market}:{interval}"
+        subscribers = self.public.get(channel)
+        if not subscribers:
+            return
+        spec = self.gateway.engine.markets[market].spec
+        text = _data(channel, "update", bar.start, candle_dict(bar, spec))
+        for connection in list(subscribers):
+            connection.push(text)
+
+    def _owner(self, account_id: str) -> str | None:
+        account = self.gateway.engine.accounts.get(account_id)
+        return None if account is None else account.owner
+
+    def _private(self, event: Any, seq: int) -> None:
+        engine = self.gateway.engine
+        if isinstance(event, _ORDER_EVENTS):
+            owner = self._owner(event.account_id)
+            targets = self.private.get((owner or "", "orders"))
+            if targets:
+                order = engine.orders.get(event.order_id)
+                data: dict[str, Any]
+                if order is not None:
+                    market = engine.markets[order.market]
+                    data = convert.order_from_engine(
+                        order, market.spec, engine.config.decimals(market.spec.quote)
+                    )
+                else:
+                    data = {"id": str(event.order_id), "account_id": event.account_id, "market": event.market}
+                    status = getattr(event, "status", None)
+                    if isinstance(event, OrderCancelled):
+                        status = "cancelled"
+                    elif isinstance(event, OrderExpired):
+                        status = "expired"
+                    data["status"] = str(status) if status is not None else None
+                data["event"] = type(event).__name__
+                text = _data("orders", "update", seq, data)
+                for connection in list(targets):
+                    connection.push(text)
+            if isinstance(event, OrderFilled):
+                fill_targets = self.private.get((owner or "", "fills"))
+                if fill_targets:
+                    spec = engine.markets[event.market].spec
+                    fill = convert.fill_from_event(event, spec, engine.config.decimals(spec.quote))
+                    fill["account_id"] = event.account_id
+                    text = _data("fills", "update", seq, fill)
+                    for connection in list(fill_targets):
+                        connection.push(text)
+        elif isinstance(event, PositionChanged):
+            targets = self.private.get((self._owner(event.account_id) or "", "positions"))
+            if targets:
+                market = engine.markets[event.market]
+                position = market.positions.get(event.account_id)
+                if position is None:
+                    return
+                data = convert.position_dict(engine, market, position)
+                if position.quantity == 0:
+                    data["side"] = "flat"
+                text = _data("positions", "update", seq, data)
+                for connection in list(targets):
+                    connection.push(text)
+        elif isinstance(event, BalanceChanged):
+            targets = self.private.get((self._owner(event.account_id) or "", "account"))
+            if targets:
+                places = engine.config.decimals(event.currency)
+                data = {
+                    "account_id": event.account_id,
+                    "currency": event.currency,
+                    "total": decimal_str(amount_of(event.total, places)),
+                    "held": decimal_str(amount_of(event.held, places)),
+                    "available": decimal_str(amount_of(event.total - event.held, places)),
+                    "reason": event.reason,
+                }
+                text = _data("account", "update", seq, data)
+                for connection in list(targets):
+                    connection.push(text)

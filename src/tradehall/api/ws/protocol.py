@@ -1,0 +1,197 @@
+"""The client's requests on `/ws`: parse, check, dispatch; every reply echoes the request's `id`.
+
+A mixin of the hub (`WebSocketHub`). Orders and cancels run the REST code paths themselves
+(`place_order`, the `DELETE /orders/{id}` handler, the fast path's validation error), so a failure
+has the same code on both transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import jwt
+import orjson
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from tradehall.api.auth import Principal
+from tradehall.api.errors import ApiError
+from tradehall.api.fastpath import validation_error
+from tradehall.api.gateway import Gateway
+from tradehall.api.routes.orders import cancel_order, place_order
+from tradehall.api.schemas import OrderCreate
+from tradehall.api.ws.connection import CLOSE_POLICY, Connection, RequestId
+from tradehall.api.ws.expiry import ExpiryWatch
+from tradehall.domain.errors import Code, TradehallError
+
+MAX_ID_CHARS = 128
+
+WS_CLOSED = Counter(
+    "tradehall_ws_closed_total",
+    "WebSocket connections the server closed or refused, by reason.",
+    ["reason"],
+)
+
+
+def error_message(code: Code, message: str, **extra: Any) -> dict[str, Any]:
+    return {"op": "error", "code": code.value, "message": message, **extra}
+
+
+def _token_expiry(authorization: str) -> float | None:
+    """The `exp` of a bearer token the authenticator has just verified (None when it has none)."""
+    _, _, token = authorization.partition(" ")
+    try:
+        claims = jwt.decode(token.strip(), options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+def _tag(ref: RequestId | None) -> str | None:
+    """The client's id in a correlation id, when it is a plain token (else the message's number)."""
+    if isinstance(ref, int):
+        return str(ref)
+    if ref and ref.isascii() and ref.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        return ref
+    return None
+
+
+class RequestHandler:
+    gateway: Gateway
+    expiry: ExpiryWatch
+    by_user: dict[str, set[Connection]]
+    max_per_user: int
+
+    if TYPE_CHECKING:  # the hub's
+
+        async def subscribe(
+            self, connection: Connection, channels: list[str], ref: RequestId | None = None
+        ) -> None: ...
+
+        def unsubscribe(
+            self, connection: Connection, channels: list[str], ref: RequestId | None = None
+        ) -> None: ...
+
+        def _principal(self, connection: Connection) -> Principal | None: ...
+
+        def revoke(self, connection: Connection, reason: str = "unauthorized") -> None: ...
+
+        def _set_principal(
+            self, connection: Connection, principal: Principal | None, expires_at: float | None = None
+        ) -> None: ...
+
+    async def _authenticate(
+        self, connection: Connection, authorization: str | None, api_key: str | None, ref: RequestId | None
+    ) -> None:
+        try:
+            principal = await self.gateway.auth.authenticate(authorization, api_key)
+        except ApiError as error:
+            connection.reply(error_message(error.code, error.detail), ref)
+            return
+        expires_at = _token_expiry(authorization) if authorization and not api_key else None
+        if expires_at is not None and self.expiry.clock() >= expires_at:
+            connection.reply(error_message(Code.UNAUTHORIZED, "token expired"), ref)
+            return
+        if connection.closing:
+            return
+        current = connection.principal
+        if current is None or current.user_id != principal.user_id:
+            if len(self.by_user.get(principal.user_id, ())) >= self.max_per_user:
+                WS_CLOSED.labels(reason="connections_per_user").inc()
+                message = f"at most {self.max_per_user} WebSocket connections per user"
+                connection.reply(error_message(Code.RATE_LIMITED, message), ref)
+                connection.finish(CLOSE_POLICY, "too many connections")
+                return
+            if current is not None:
+                self.revoke(connection, reason="user_changed")
+        self._set_principal(connection, principal, expires_at)
+        connection.reply({"op": "authenticated", "user_id": principal.user_id, "role": principal.role}, ref)
+
+    async def _handle(self, connection: Connection, raw: str, tasks: set[asyncio.Task[None]]) -> None:
+        if connection.closing:
+            return
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            connection.send_json(error_message(Code.INVALID_REQUEST, "malformed JSON"))
+            return
+        if not isinstance(message, dict):
+            connection.send_json(error_message(Code.INVALID_REQUEST, "expected a JSON object"))
+            return
+        ref = message.get("id")
+        if ref is not None and (
+            isinstance(ref, bool)
+            or not isinstance(ref, str | int)
+            or (isinstance(ref, str) and len(ref) > MAX_ID_CHARS)
+        ):
+            message_text = f"id must be an integer or a string of at most {MAX_ID_CHARS} characters"
+            connection.send_json(error_message(Code.INVALID_REQUEST, message_text))
+            return
+        op = message.get("op")
+        if op == "ping":
+            connection.reply({"op": "pong"}, ref)
+        elif op == "auth":
+            token = message.get("token")
+            api_key = message.get("api_key")
+            await self._authenticate(
+                connection,
+                f"Bearer {token}" if isinstance(token, str) and token else None,
+                api_key if isinstance(api_key, str) else None,
+                ref,
+            )
+        elif op in ("subscribe", "unsubscribe"):
+            channels = message.get("channels")
+            if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+                connection.reply(
+                    error_message(Code.INVALID_REQUEST, "channels must be a list of strings"), ref
+                )
+            elif op == "subscribe":
+                await self.subscribe(connection, channels, ref)
+            else:
+                self.unsubscribe(connection, channels, ref)
+        elif op in ("order", "cancel"):
+            task = asyncio.create_task(self._trade_op(connection, op, message, ref))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        else:
+            text = (
+                f"unknown op {op!r}" if isinstance(op, str | None) and len(op or "") <= 32 else "unknown op"
+            )
+            connection.reply(error_message(Code.INVALID_REQUEST, text), ref)
+
+    async def _trade_op(
+        self, connection: Connection, op: str, message: dict[str, Any], ref: RequestId | None
+    ) -> None:
+        """An order or a cancel: the same code path as REST, so the same codes for the same failures."""
+        message.pop("id", None)
+        message.pop("op", None)
+        reply: dict[str, Any] = {"op": op}
+        try:
+            principal = self._principal(connection)
+            if principal is None:
+                raise ApiError(Code.UNAUTHORIZED, "authenticate first (auth), with credentials still valid")
+            self.gateway.limiter.check(principal.limiter_key)
+            # the connection's id and the client's message id: traceable from either side
+            connection.messages += 1
+            correlation = f"ws-{connection.id}-{_tag(ref) or connection.messages}"
+            if op == "order":
+                try:
+                    body = OrderCreate.model_validate(message)
+                except ValidationError as invalid:
+                    raise validation_error(invalid) from None
+                data, status = await place_order(self.gateway, principal, body, correlation, transport="ws")
+            else:
+                order_id = message.get("order_id")
+                if isinstance(order_id, int) and not isinstance(order_id, bool):
+                    order_id = str(order_id)
+                if not isinstance(order_id, str):
+                    raise ApiError(Code.INVALID_REQUEST, "order_id is required")
+                response = await cancel_order(order_id, principal, self.gateway, correlation)
+                data, status = orjson.loads(response.body), response.status_code
+            reply["status"] = status
+            reply["data"] = data
+        except (ApiError, TradehallError) as error:
+            reply = error_message(error.code, error.detail, request=op)
+        connection.reply(reply, ref)
