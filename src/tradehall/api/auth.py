@@ -3,11 +3,12 @@
 API keys are 32 random bytes, so a fast hash (SHA-256) is enough to store them: a brute force of the
 hash is as hard as guessing the key. Passwords are low-entropy, hence argon2. Known keys are cached
 in process; deleting a key drops it from the cache in the same request, so it stops working at once.
+Hashing runs in its own bounded pool (`api.passwords`) and logins are throttled before any hashing
+(`api.login_throttle`): failed logins cannot starve the engine nor be guessed at full speed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import time
@@ -16,10 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from tradehall.api.errors import ApiError, forbidden, unauthorized
+from tradehall.api.login_throttle import LoginThrottle
+from tradehall.api.passwords import HashingPool
+from tradehall.api.passwords import hash_password as hash_password
+from tradehall.api.passwords import verify_password as verify_password
 from tradehall.domain.errors import Code
 from tradehall.service.settings import Settings
 from tradehall.store import Store
@@ -28,20 +31,6 @@ from tradehall.store import repositories as repo
 API_KEY_PREFIX = "th_"
 JWT_ALGORITHM = "HS256"
 ROLES = ("trader", "admin")
-
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("timing-equaliser")
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
 
 
 def new_api_key() -> str:
@@ -67,7 +56,8 @@ class Principal:
 
     @property
     def limiter_key(self) -> str:
-        return f"key:{self.key_id}" if self.key_id else f"user:{self.user_id}"
+        # one bucket per user, whatever key or token: more keys must not mean more requests
+        return f"user:{self.user_id}"
 
 
 # ---- revocation listeners (open WebSockets) ------------------------------------------------------
@@ -85,6 +75,11 @@ class Authenticator:
         self._keys: dict[str, Principal] = {}
         self._tokens: dict[str, tuple[Principal, float]] = {}
         self.revocation_listeners: list[RevocationListener] = []
+        self.hashing = HashingPool(settings.password_hash_workers, settings.password_hash_queue)
+        self.throttle = LoginThrottle()
+
+    def close(self) -> None:
+        self.hashing.close()
 
     # ---- tokens --------------------------------------------------------------------------------
 
@@ -126,18 +121,22 @@ class Authenticator:
 
     # ---- passwords -----------------------------------------------------------------------------
 
-    async def login(self, username: str, password: str) -> Principal:
+    async def login(self, username: str, password: str, client_ip: str = "unknown") -> Principal:
+        """Throttled before any work (429), hashed in the bounded pool (503 when full); only a wrong
+        password counts as a failure, and a success clears the username's count."""
+        self.throttle.check(username, client_ip)
         user = await self.store.call(repo.find_user_by_username, username)
-        stored = user.password_hash if user is not None else _DUMMY_HASH
-        ok = await asyncio.to_thread(verify_password, stored, password)
+        ok = await self.hashing.verify(user.password_hash if user is not None else None, password)
         if user is None or not ok:
+            self.throttle.failed(username, client_ip)
             raise unauthorized("wrong username or password")
+        self.throttle.succeeded(username)
         return Principal(user.id, user.username, user.role)
 
     async def register(self, username: str, password: str, role: str = "trader") -> Principal:
         if role not in ROLES:
             raise ApiError(Code.INVALID_REQUEST, "role must be trader or admin")
-        hashed = await asyncio.to_thread(hash_password, password)
+        hashed = await self.hashing.hash(password)
         user = await self.store.call(repo.create_user, username, hashed, role)
         return Principal(user.id, user.username, user.role)
 

@@ -14,8 +14,12 @@ from tradehall.domain.errors import Code
 router = APIRouter(tags=["auth"], responses=ERRORS)
 
 
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _client_key(request: Request) -> str:
-    return f"ip:{request.client.host if request.client else 'unknown'}"
+    return f"ip:{_client_ip(request)}"
 
 
 @router.post("/auth/register", status_code=201, response_model=UserOut)
@@ -32,7 +36,7 @@ async def register(body: Credentials, request: Request, gateway: GatewayDep) -> 
 @router.post("/auth/token", response_model=TokenOut)
 async def token(body: Credentials, request: Request, gateway: GatewayDep) -> Response:
     gateway.limiter.check(_client_key(request))
-    principal = await gateway.auth.login(body.username, body.password)
+    principal = await gateway.auth.login(body.username, body.password, _client_ip(request))
     access, expires = gateway.auth.issue_token(principal)
     return json_response({"access_token": access, "token_type": "bearer", "expires_in": expires})
 
