@@ -2,7 +2,8 @@
 
 The configuration is data (a TOML/JSON document validated once): which instruments each feed
 watches, and which feed instruments price each tradehall market, in priority order. The default
-is empty; `demo_config()` gives the simulated feed the demo and tests use.
+is empty; `demo_config()` is a small simulated setup for tests (`tradehall demo` builds its own in
+`tradehall.service.demo`).
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ class MarketDataConfig(_Model):
 
 
 def demo_config() -> MarketDataConfig:
-    """The simulated feed pricing two demo markets (a crypto perp and a binary)."""
+    """A simulated feed pricing two markets (a crypto perp and a binary), for tests."""
     return MarketDataConfig(
         simulated=[
             SimulatedInstrumentConfig(
