@@ -297,7 +297,7 @@ def test_huge_body_is_refused_before_parsing(server: Server) -> None:
     client, _ = server.trader()
     big = b'{"account_id": "' + b"x" * (server.settings.max_body_bytes + 10) + b'"}'
     response = raw_post(server, client, big)
-    assert response.status_code == 400
+    assert (response.status_code, response.json()["code"]) == (413, "payload_too_large")
     assert "larger than" in response.json()["detail"]
     assert Client(server.url).health()["status"] == "ok"
 

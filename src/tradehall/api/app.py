@@ -15,10 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tradehall.api import fastpath
 from tradehall.api.auth import Authenticator, hash_password
+from tradehall.api.body import RequestBody
 from tradehall.api.errors import install_error_handlers
 from tradehall.api.gateway import Gateway
 from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync
-from tradehall.api.ratelimit import BodySizeLimit
 from tradehall.api.routes import accounts, auth, markets, ops, orders, positions, settlements
 from tradehall.api.ws import WebSocketHub
 from tradehall.api.ws import router as ws_router
@@ -125,9 +125,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.include_router(module.router)
     app.include_router(ws_router)
     app.router.routes[0:0] = fastpath.ROUTES
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestBody, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
-    app.hot_path = RequestContext(BodySizeLimit(app.run_hot, max_bytes=settings.max_body_bytes))
+    app.hot_path = RequestContext(RequestBody(app.run_hot, max_bytes=settings.max_body_bytes))
     return app
 
 

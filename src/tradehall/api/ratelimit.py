@@ -1,4 +1,4 @@
-"""Token buckets per user or API key, and the request body size limit.
+"""Token buckets per user or API key (the request body limit is `api.body.RequestBody`).
 
 A bucket holds up to `burst` tokens and refills at `rate` per second; a request takes one token or
 is refused with 429 and `Retry-After` (whole seconds until a token is back). Buckets idle long
@@ -11,9 +11,7 @@ import math
 import time
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from tradehall.api.errors import ApiError, problem_response
+from tradehall.api.errors import ApiError
 from tradehall.domain.errors import Code
 
 
@@ -60,61 +58,3 @@ class TokenBucketLimiter:
         for key, (_, at) in list(self._buckets.items()):
             if now - at > full_after:
                 del self._buckets[key]
-
-
-class BodySizeLimit:
-    """ASGI middleware: refuses a body above `max_bytes` (by Content-Length or as it streams):
-    400 `invalid_request`, the contract's code for a request that cannot be taken as it is."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.max_bytes <= 0:
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = -1
-                if length > self.max_bytes or length < 0:
-                    await self._refuse(scope, send)
-                    return
-        received = 0
-        too_big = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, too_big
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    too_big = True
-                    raise _BodyTooLargeError
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLargeError:
-            await self._refuse(scope, send)
-
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        request_id = ""
-        for name, value in scope.get("headers", ()):
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:128]
-        response = problem_response(
-            Code.INVALID_REQUEST, f"request body larger than {self.max_bytes} bytes", request_id
-        )
-
-        async def empty() -> Message:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        await response(scope, empty, send)
-
-
-class _BodyTooLargeError(Exception):
-    pass

@@ -22,7 +22,7 @@ from tradehall.api.schemas import (
     TiersPage,
 )
 from tradehall.domain.commands import Deposit, OpenAccount, SetLeverage
-from tradehall.domain.enums import AccountKind
+from tradehall.domain.enums import AccountKind, MarketKind
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.fixedpoint import minor_of, parse_decimal
 from tradehall.store import queries
@@ -39,6 +39,20 @@ def _amount(gateway: Gateway, value: str, currency: str) -> Decimal:
     if minor <= 0:
         raise ApiError(Code.INVALID_REQUEST, "amount must be positive")
     return amount
+
+
+def known_currencies(gateway: Gateway) -> set[str]:
+    """The currencies a self-funded balance may be in: the configured ones, those markets settle
+    in and spot markets' base assets.
+
+    Money conjured in a currency nothing trades or values would sit outside every market's books.
+    """
+    known = set(gateway.engine.config.currency_decimals)
+    for market in gateway.engine.markets.values():
+        known.add(market.spec.quote)
+        if market.spec.kind is MarketKind.SPOT:  # a perp's or binary's base is no holdable asset
+            known.add(market.spec.base)
+    return known
 
 
 async def _account_out(gateway: Gateway, principal: Principal, account_id: str) -> dict[str, object]:
@@ -63,6 +77,12 @@ async def create_account(
     if body.initial_balance is not None:
         if not gateway.settings.allow_self_funding:
             raise ApiError(Code.FORBIDDEN, "self-funding is disabled; an admin deposits")
+        known = known_currencies(gateway)
+        if body.currency not in known:
+            listed = ", ".join(sorted(known))
+            raise ApiError(
+                Code.INVALID_REQUEST, f"currency {body.currency!r} is not one of the venue's ({listed})"
+            )
         amount = _amount(gateway, body.initial_balance, body.currency)
     account_id = gateway.new_account_id()
     await gateway.execute(

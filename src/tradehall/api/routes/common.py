@@ -21,9 +21,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {**_PROBLEM, "description": "not_found"},
     409: {**_PROBLEM, "description": "conflict, market_closed, account_not_active"},
     422: {**_PROBLEM, "description": "invalid_order, insufficient_balance and other refusals"},
+    413: {**_PROBLEM, "description": "payload_too_large"},
+    415: {**_PROBLEM, "description": "unsupported_media_type"},
     429: {**_PROBLEM, "description": "rate_limited"},
     500: {**_PROBLEM, "description": "internal"},
-    503: {**_PROBLEM, "description": "market_data_unavailable"},
+    503: {**_PROBLEM, "description": "overloaded, market_data_unavailable"},
 }
 
 
@@ -33,6 +35,19 @@ def json_response(data: Any, status_code: int = 200) -> Response:
 
 def page(items: list[Any], next_cursor: str | None = None) -> dict[str, Any]:
     return {"items": items, "next_cursor": next_cursor}
+
+
+def order_number(value: str) -> int | None:
+    """The order id `value` names, or None: ids are ASCII digits in canonical form, below 10**18.
+
+    `str.isdigit` also accepts other scripts' digits (`١٢` is 12 to `int`) and digits `int` refuses
+    (superscript `¹`), and `int` reads `+1`, `1_0` and ` 1 `: none of those is an id's spelling.
+    """
+    if not (0 < len(value) <= 18 and value.isascii() and value.isdigit()):
+        return None
+    if value[0] == "0" and len(value) > 1:
+        return None
+    return int(value)
 
 
 LATEST_NS = 2**63 - 1

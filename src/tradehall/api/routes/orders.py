@@ -17,10 +17,10 @@ from tradehall.api.auth import Principal
 from tradehall.api.errors import ApiError, forbidden, not_found
 from tradehall.api.gateway import CorrelationDep, Gateway, GatewayDep, PrincipalDep
 from tradehall.api.metrics import ORDER_LATENCY, ORDERS_TOTAL
-from tradehall.api.routes.common import ERRORS, json_response, page, time_ns
+from tradehall.api.routes.common import ERRORS, json_response, order_number, page, time_ns
 from tradehall.api.schemas import CancelAllOut, OrderAmend, OrderCreate, OrderOut, OrdersPage
 from tradehall.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
-from tradehall.domain.enums import OrderSide, OrderType, TimeInForce
+from tradehall.domain.enums import OrderSide, OrderType, StopTrigger, TimeInForce
 from tradehall.domain.errors import Code
 from tradehall.domain.events import OrderAccepted, OrderRejected
 from tradehall.engine.orders import Order as EngineOrder
@@ -54,6 +54,7 @@ def place_order_command(body: OrderCreate, correlation_id: str) -> PlaceOrder:
         client_order_id=body.client_order_id,
         take_profit=_decimal(body.take_profit),
         stop_loss=_decimal(body.stop_loss),
+        trigger=None if body.trigger is None else StopTrigger(body.trigger),
         correlation_id=correlation_id,
     )
 
@@ -80,7 +81,9 @@ async def place_order(
     if isinstance(first, OrderRejected):
         ORDERS_TOTAL.labels(market=body.market, result=first.code.value).inc()
         log.info("order_refused", market=body.market, code=first.code.value, reason=first.reason)
-        raise ApiError(first.code, first.reason)
+        # `reject_reason`: the end reason that names the refusal, else its code
+        reject_reason = first.reject_reason.value if first.reject_reason is not None else first.code.value
+        raise ApiError(first.code, first.reason, fields={"reject_reason": reject_reason})
     assert isinstance(first, OrderAccepted)
     order = convert.order_from_events(events, first.order_id, market.spec, gateway.quote_places(market))
     assert order is not None
@@ -133,9 +136,11 @@ async def order_out(gateway: Gateway, principal: Principal, order_id: int) -> di
 
 
 def _order_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
-        raise not_found(f"order {value} not found")
-    return int(value)
+    """Every path id goes through here: an id that is not one is an order that does not exist."""
+    number = order_number(value)
+    if number is None:
+        raise not_found(f"order {value!r} not found")
+    return number
 
 
 @router.post("/orders", status_code=201, response_model=OrderOut, responses={200: {"model": OrderOut}})
@@ -193,6 +198,7 @@ async def amend_order(
             account_id=order.account_id,
             price=_decimal(body.price),
             quantity=_decimal(body.quantity),
+            stop_price=_decimal(body.stop_price),
             correlation_id=correlation_id,
         )
     )
@@ -260,11 +266,11 @@ async def list_orders(
         # the engine's live state is the truth for open orders; the cursor is the last order id
         before = None
         if cursor is not None:
-            if not cursor.isdigit():
+            before = order_number(cursor)
+            if before is None:
                 raise ApiError(
                     Code.INVALID_REQUEST, "cursor is not valid; use the next_cursor of a previous page"
                 )
-            before = int(cursor)
         wanted = set(accounts)
         orders = sorted(
             (
