@@ -38,11 +38,13 @@ from tradehall.store import (
     Store,
     current_revision,
     downgrade,
+    head_revision,
     upgrade,
 )
 from tradehall.store.candles import CandleUpdate, CandleWriter, combine, merge_candles
 from tradehall.store.db import create_store_engine
-from tradehall.store.partitions import MonthlyPartitions, partition_name
+from tradehall.store.partitions import partition_name
+from tradehall.store.repositories import CandleRow, upsert_candles
 from tradehall.store.synthetic import SPEC as SYNTHETIC_SPEC
 from tradehall.store.synthetic import SyntheticMarket
 
@@ -102,13 +104,17 @@ def this_and_next_month() -> tuple[date, date]:
 
 
 def test_migration_partitions_candles_by_month_and_keeps_existing_rows(pg_url: str, engine: Engine) -> None:
-    assert current_revision(pg_url) == "0002"
+    assert current_revision(pg_url) == head_revision()
     assert scalar(engine, "SELECT relkind FROM pg_class WHERE relname = 'candles'") == "p"
     assert scalar(engine, "SELECT pg_get_partkeydef(to_regclass('candles'))") == "RANGE (start)"
     pk = scalar(engine, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'pk_candles'")
     assert pk == 'PRIMARY KEY (market, "interval", start)'
     today, ahead = this_and_next_month()
-    assert candle_partitions(engine) == {partition_name(today, "candles"), partition_name(ahead, "candles")}
+    assert candle_partitions(engine) == {
+        partition_name(today, "candles"),
+        partition_name(ahead, "candles"),
+        "candles_default",
+    }
     # rows written under 0001 (an old month among them) survive the conversion, in their partitions
     downgrade(pg_url, "0001")
     assert scalar(engine, "SELECT relkind FROM pg_class WHERE relname = 'candles'") == "r"
@@ -121,7 +127,7 @@ def test_migration_partitions_candles_by_month_and_keeps_existing_rows(pg_url: s
                 "('BTC-USD', '1d', '2025-05-31 00:00:00+00', 2.5, 3, 2, 2.75, 1, 1)"
             )
         )
-    upgrade(pg_url)
+    upgrade(pg_url, "0002")
     assert current_revision(pg_url) == "0002"
     assert {"candles_p2025_03", "candles_p2025_04", "candles_p2025_05"} <= candle_partitions(engine)
     assert scalar(engine, "SELECT count(*) FROM candles_p2025_03") == 1
@@ -229,7 +235,7 @@ async def test_quote_venue_writer_creates_partitions_on_demand_and_adds_up_acros
 
 async def test_the_sql_merge_equals_the_python_merge(engine: Engine) -> None:
     rng = random.Random(42)
-    starts = [utc(2026, 12, 1, 0, minute) for minute in range(3)]
+    starts = [utc(2090, 12, 1, 0, minute) for minute in range(3)]
     parts = []
     for _ in range(120):
         start = rng.choice(starts)
@@ -243,8 +249,7 @@ async def test_the_sql_merge_equals_the_python_merge(engine: Engine) -> None:
                 1, t_open, rng.choice([t_close, t_open]),
             )
         )  # fmt: skip
-    MonthlyPartitions(engine, "candles").ensure_for(starts)
-    store = Store(engine)
+    store = Store(engine)  # `merge_candles` creates the month's partition in its transaction
     try:
         position = 0
         while position < len(parts):
@@ -256,3 +261,30 @@ async def test_the_sql_merge_equals_the_python_merge(engine: Engine) -> None:
     want: list[Row] = [(u.start, u.open, u.high, u.low, u.close, u.volume, u.trades) for u in combine(parts)]
     assert stored(engine, "X", "1m") == want
     assert sum(row[6] for row in want) == 120
+    assert scalar(engine, "SELECT count(*) FROM candles_p2090_12") == 3
+    assert scalar(engine, "SELECT count(*) FROM candles_default") == 0
+
+
+async def test_a_candle_in_default_moves_to_its_month_when_an_import_creates_the_month(
+    engine: Engine,
+) -> None:
+    with engine.begin() as connection:  # written past the store: no partition for March 1999 yet
+        connection.execute(
+            text(
+                "INSERT INTO candles (market, interval, start, open, high, low, close, volume, trades) "
+                "VALUES ('BTC-USD', '1d', '1999-03-04 00:00:00+00', 1.5, 2, 1, 1.75, 10.25, 4)"
+            )
+        )
+    assert scalar(engine, "SELECT count(*) FROM candles_default") == 1
+    store = Store(engine)
+    try:
+        imported = CandleRow("BTC-USD", "1d", utc(1999, 3, 5), D(2), D(3), D(1), D(2), D(5), 2)
+        assert await store.call(upsert_candles, [imported]) == 1
+    finally:
+        store.close()
+    assert scalar(engine, "SELECT count(*) FROM candles_default") == 0
+    assert scalar(engine, "SELECT count(*) FROM candles_p1999_03") == 2
+    assert stored(engine, "BTC-USD", "1d") == [
+        (utc(1999, 3, 4), D("1.5"), D(2), D(1), D("1.75"), D("10.25"), 4),
+        (utc(1999, 3, 5), D(2), D(3), D(1), D(2), D(5), 2),
+    ]

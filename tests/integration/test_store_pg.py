@@ -1,11 +1,12 @@
-"""The store on the real PostgreSQL: migrations, monthly fill partitions, pagination under inserts."""
+"""The store on the real PostgreSQL: migrations, monthly partitions (on demand for any month, the DEFAULT
+partition and moving its rows out), pagination under inserts."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -24,12 +25,20 @@ from tradehall.store import (
     create_store_engine,
     current_revision,
     downgrade,
+    head_revision,
     queries,
     repositories,
     upgrade,
     upsert_candles,
 )
-from tradehall.store.partitions import FillPartitions, partition_name
+from tradehall.store.partitions import (
+    FillPartitions,
+    MonthlyPartitions,
+    ensure_partitions_sync,
+    month_of,
+    next_month,
+    partition_name,
+)
 from tradehall.store.synthetic import SyntheticMarket, differences
 
 pytestmark = pytest.mark.services
@@ -91,7 +100,7 @@ async def _feed(records: list[JournalRecord]) -> AsyncIterator[JournalRecord]:
 
 
 def test_migrations_up_and_down_on_postgresql(pg_url: str) -> None:
-    assert current_revision(pg_url) == "0002"
+    assert current_revision(pg_url) == head_revision()
     assert _scalar(pg_url, "SELECT relkind FROM pg_class WHERE relname = 'fills'") == "p"
     key = _scalar(pg_url, "SELECT pg_get_partkeydef(to_regclass('fills'))")
     assert key == "RANGE (executed_at)"
@@ -99,7 +108,10 @@ def test_migrations_up_and_down_on_postgresql(pg_url: str) -> None:
     assert pk == "PRIMARY KEY (id, executed_at)"
     today = datetime.now(UTC).date().replace(day=1)
     ahead = date(today.year + 1, 1, 1) if today.month == 12 else date(today.year, today.month + 1, 1)
-    assert _partitions(pg_url) == {partition_name(today), partition_name(ahead)}
+    assert _partitions(pg_url) == {partition_name(today), partition_name(ahead), "fills_default"}
+    assert _scalar(
+        pg_url, "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'fills_default'"
+    ) == ("DEFAULT")
     indexes = _scalar(pg_url, "SELECT count(*) FROM pg_indexes WHERE tablename = :t", t=partition_name(today))
     assert indexes == 4  # the primary key and the three query indexes, inherited by the partition
     downgrade(pg_url, "base")
@@ -110,29 +122,56 @@ def test_migrations_up_and_down_on_postgresql(pg_url: str) -> None:
     )
     assert tables == 0
     upgrade(pg_url)
-    assert current_revision(pg_url) == "0002"
+    assert current_revision(pg_url) == head_revision()
 
 
-async def test_fills_of_a_month_without_a_partition_create_it_and_the_next_one(pg_url: str) -> None:
-    # 2031-03-31T23:59:58Z, one record per 10 ms: the run crosses into April.
-    market = SyntheticMarket(accounts=4, start_ns=1_932_767_998_000_000_000, step_ns=10_000_000)
+def _ns(instant: datetime) -> int:
+    return int(instant.timestamp()) * 1_000_000_000
+
+
+def _relative_month_end(months_ahead: int) -> datetime:
+    """Two seconds before the end of the month `months_ahead` from now (UTC)."""
+    month = datetime.now(UTC).date().replace(day=1)
+    for _ in range(months_ahead + 1):
+        month = next_month(month)
+    return datetime(month.year, month.month, 1, tzinfo=UTC) - timedelta(seconds=2)
+
+
+@pytest.mark.parametrize(
+    "boundary_minus_2s",
+    [
+        datetime(1999, 12, 31, 23, 59, 58, tzinfo=UTC),
+        datetime(2090, 3, 31, 23, 59, 58, tzinfo=UTC),
+        _relative_month_end(14),
+    ],
+    ids=["1999", "2090", "now+14 months"],
+)
+async def test_fills_of_a_month_without_a_partition_create_it_and_the_next_one(
+    pg_url: str, boundary_minus_2s: datetime
+) -> None:
+    # One record per 10 ms from two seconds before a month's end: the run crosses into the next month.
+    market = SyntheticMarket(accounts=4, start_ns=_ns(boundary_minus_2s), step_ns=10_000_000)
     records = market.setup() + market.steps(400)
     engine = create_store_engine(pg_url)
     projector = Projector(engine, ProjectorConfig(max_batch_records=50))
     await projector.run(_feed(records))
     projector.close()
-    assert {"fills_p2031_03", "fills_p2031_04", "fills_p2031_05"} <= _partitions(pg_url)
-    march = _scalar(pg_url, "SELECT count(*) FROM fills_p2031_03")
-    april = _scalar(pg_url, "SELECT count(*) FROM fills_p2031_04")
-    boundary = 1_932_768_000_000_000_000
-    expected_march = sum(
+    first = month_of(boundary_minus_2s)
+    second = next_month(first)
+    names = [partition_name(month) for month in (first, second, next_month(second))]
+    assert set(names) <= _partitions(pg_url)
+    in_first = _scalar(pg_url, f"SELECT count(*) FROM {names[0]}")
+    in_second = _scalar(pg_url, f"SELECT count(*) FROM {names[1]}")
+    boundary = _ns(datetime(second.year, second.month, 1, tzinfo=UTC))
+    expected_first = sum(
         1
         for r in records
         for ev in r.events
         if type(ev).__name__ == "OrderFilled" and ev.ts < boundary  # type: ignore[union-attr]
     )
-    assert (march, april) == (expected_march, market.fills - expected_march)
-    assert 0 < expected_march < market.fills
+    assert (in_first, in_second) == (expected_first, market.fills - expected_first)
+    assert 0 < expected_first < market.fills
+    assert _scalar(pg_url, "SELECT count(*) FROM fills_default") == 0
     assert differences(engine, market) == []
     engine.dispose()
 
@@ -197,31 +236,40 @@ async def test_repositories_on_postgresql(pg_url: str) -> None:
     key = await store.call(repositories.create_api_key, user.id, "h1", None)
     assert (await store.call(repositories.find_api_key_by_hash, "h1")) is not None
     assert await store.call(repositories.delete_api_key, key.id) is True
-    start = datetime(2026, 11, 25, tzinfo=UTC)
-    row = CandleRow(
-        "BTC-USD", "1h", start, Decimal("1.5"), Decimal("2"), Decimal("1"), Decimal("1.75"), Decimal("10")
-    )
-    await store.call(upsert_candles, [row])
-    await store.call(
-        upsert_candles,
-        [
-            CandleRow(
-                "BTC-USD",
-                "1h",
-                start,
-                Decimal("1.5"),
-                Decimal("3"),
-                Decimal("1"),
-                Decimal("2.25"),
-                Decimal("12.5"),
-                4,
-            )
-        ],
-    )
-    candles = (await store.call(queries.list_candles, "BTC-USD", "1h")).items
-    assert [(c.high, c.close, c.volume, c.trades) for c in candles] == [
-        (Decimal("3"), Decimal("2.25"), Decimal("12.5"), 4)
+    # Today's hour, one three years back, and imported history from 1999 and 2090: every month the
+    # write touches gets its partition in the write's transaction, none of them lands in DEFAULT.
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    starts = [
+        now,
+        now - timedelta(days=3 * 365),
+        datetime(1999, 1, 31, 23, tzinfo=UTC),
+        datetime(2090, 12, 31, 23, tzinfo=UTC),
     ]
+    for start in starts:
+        row = CandleRow(
+            "BTC-USD", "1h", start, Decimal("1.5"), Decimal("2"), Decimal("1"), Decimal("1.75"), Decimal("10")
+        )
+        await store.call(upsert_candles, [row])
+        replacement = CandleRow(
+            "BTC-USD",
+            "1h",
+            start,
+            Decimal("1.5"),
+            Decimal("3"),
+            Decimal("1"),
+            Decimal("2.25"),
+            Decimal("12.5"),
+            4,
+        )
+        await store.call(upsert_candles, [replacement])
+    candles = (await store.call(queries.list_candles, "BTC-USD", "1h")).items
+    assert [(c.start, c.high, c.close, c.volume, c.trades) for c in candles] == [
+        (start, Decimal("3"), Decimal("2.25"), Decimal("12.5"), 4) for start in sorted(starts, reverse=True)
+    ]
+    for start in starts:
+        name = partition_name(month_of(start), "candles")
+        assert _scalar(pg_url, f"SELECT count(*) FROM {name}") == 1, name
+    assert _scalar(pg_url, "SELECT count(*) FROM candles_default") == 0
     store.close()
 
 
@@ -251,3 +299,148 @@ def test_partition_creation_gives_up_on_a_long_lock_instead_of_queueing(pg_url: 
         date(2032, 7, 1),
     ]
     engine.dispose()
+
+
+_FILL_COLUMNS = (
+    "id, executed_at, trade_id, order_id, account_id, market, side, price, quantity, fee, liquidity, "
+    "realized_pnl"
+)
+
+
+def _insert_fill_into_parent(url: str, fill_id: int, at: datetime) -> None:
+    """A row written straight into `fills` (a writer outside the store, or one whose cache is stale)."""
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    f"INSERT INTO fills ({_FILL_COLUMNS}) VALUES "
+                    "(:id, :at, 7, '7', 'acct-x', 'BTC-USD', 'buy', 64000.5, 0.25, 0.03, 'taker', 0)"
+                ),
+                {"id": fill_id, "at": at},
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [datetime(1999, 3, 10, 12, tzinfo=UTC), datetime(2090, 7, 4, tzinfo=UTC), _relative_month_end(20)],
+    ids=["1999", "2090", "now+20 months"],
+)
+def test_a_row_without_its_partition_lands_in_default_and_moves_out_when_its_month_is_created(
+    pg_url: str, instant: datetime
+) -> None:
+    other = instant + timedelta(days=100)  # another month without a partition
+    _insert_fill_into_parent(pg_url, 1, instant)
+    _insert_fill_into_parent(pg_url, 2, instant + timedelta(seconds=1))
+    _insert_fill_into_parent(pg_url, 3, other)
+    assert _scalar(pg_url, "SELECT count(*) FROM fills_default") == 3
+    engine = create_store_engine(pg_url)
+    try:
+        # PostgreSQL refuses a range partition while DEFAULT holds rows of it: they are moved first.
+        month = month_of(instant)
+        assert FillPartitions(engine).ensure_for([instant]) == [month, next_month(month)]
+        assert _scalar(pg_url, f"SELECT count(*) FROM {partition_name(month)}") == 2
+        assert _scalar(pg_url, "SELECT count(*) FROM fills_default") == 1
+        with engine.begin() as connection:
+            assert ensure_partitions_sync(connection, "fills", [other]) == [month_of(other)]
+            assert ensure_partitions_sync(connection, "fills", [other, instant]) == []
+        assert _scalar(pg_url, f"SELECT count(*) FROM {partition_name(month_of(other))}") == 1
+        assert _scalar(pg_url, "SELECT count(*) FROM fills_default") == 0
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, executed_at, price, quantity FROM fills ORDER BY id"))
+            assert [tuple(row) for row in rows] == [
+                (1, instant, Decimal("64000.5"), Decimal("0.25")),
+                (2, instant + timedelta(seconds=1), Decimal("64000.5"), Decimal("0.25")),
+                (3, other, Decimal("64000.5"), Decimal("0.25")),
+            ]
+        # the lock_timeout of the caller's transaction is left as it was
+        with engine.begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '7s'"))
+            ensure_partitions_sync(connection, "fills", [instant + timedelta(days=400)])
+            assert connection.execute(text("SHOW lock_timeout")).scalar() == "7s"
+    finally:
+        engine.dispose()
+
+
+async def test_a_projector_whose_partition_cache_is_stale_writes_into_default_instead_of_failing(
+    pg_url: str,
+) -> None:
+    market = SyntheticMarket(accounts=3, start_ns=_ns(datetime(2090, 5, 10, tzinfo=UTC)), step_ns=10_000_000)
+    first = market.setup() + market.steps(60)
+    fills_before = market.fills
+    later = market.steps(120)
+    engine = create_store_engine(pg_url)
+    projector = Projector(engine, ProjectorConfig(max_batch_records=25))
+    try:
+        await projector.run(_feed(first))
+        with engine.begin() as connection:  # someone drops the month; the projector still has it cached
+            connection.execute(text("DROP TABLE fills_p2090_05"))
+        await projector.run(_feed(later))
+        assert _scalar(pg_url, "SELECT count(*) FROM fills_default") == market.fills - fills_before > 0
+        assert FillPartitions(engine).ensure_for([datetime(2090, 5, 10, tzinfo=UTC)]) == [date(2090, 5, 1)]
+        assert _scalar(pg_url, "SELECT count(*) FROM fills_p2090_05") == market.fills - fills_before
+        assert _scalar(pg_url, "SELECT count(*) FROM fills_default") == 0
+    finally:
+        projector.close()
+        engine.dispose()
+
+
+def test_two_creators_of_one_month_wait_for_each_other_instead_of_failing(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from tradehall.store import partitions
+
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT_MS", 60_000)
+    engine = create_store_engine(pg_url)
+    holder = psycopg.connect(f"host=127.0.0.1 user=postgres dbname={pg_url.rsplit('/', 1)[1]}")
+    results: list[list[date]] = []
+    errors: list[BaseException] = []
+    instant = datetime(2091, 2, 3, tzinfo=UTC)
+
+    def create() -> None:
+        try:
+            results.append(MonthlyPartitions(engine, "fills").ensure_for([instant]))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    try:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE ONLY fills IN ACCESS SHARE MODE")  # both creators queue behind it
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        waiting = 0
+        while waiting < 2 and time.monotonic() < deadline:
+            row = holder.execute(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'fills'::regclass AND NOT granted"
+            ).fetchone()
+            waiting = 0 if row is None else int(row[0])
+            time.sleep(0.01)
+        assert waiting == 2, "both creators should be waiting for the lock on fills"
+    finally:
+        holder.rollback()
+        holder.close()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert errors == []
+    created = [month for result in results for month in result]
+    assert sorted(created) == [date(2091, 2, 1), date(2091, 3, 1)]
+    engine.dispose()
+
+
+def test_downgrading_the_default_partitions_keeps_their_rows_in_monthly_partitions(pg_url: str) -> None:
+    _insert_fill_into_parent(pg_url, 11, datetime(1999, 8, 8, tzinfo=UTC))
+    assert _scalar(pg_url, "SELECT count(*) FROM fills_default") == 1
+    downgrade(pg_url, "0002")
+    assert "fills_default" not in _partitions(pg_url)
+    assert _scalar(pg_url, "SELECT count(*) FROM fills_p1999_08") == 1
+    assert _scalar(pg_url, "SELECT to_regclass('candles_default') IS NULL") is True
+    upgrade(pg_url)
+    assert "fills_default" in _partitions(pg_url)
+    assert _scalar(pg_url, "SELECT count(*) FROM fills") == 1

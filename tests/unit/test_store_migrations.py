@@ -35,7 +35,8 @@ def test_upgrade_creates_every_table_and_downgrade_removes_them(tmp_path: Path) 
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     assert current_revision(url) is None
     upgrade(url)
-    assert current_revision(url) == head_revision() == "0002"
+    assert current_revision(url) == head_revision()
+    assert head_revision() is not None and head_revision() >= "0003"  # 0003: DEFAULT partitions
     assert _tables(url) == TABLES
     downgrade(url, "base")
     assert current_revision(url) is None

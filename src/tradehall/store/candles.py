@@ -32,7 +32,7 @@ from tradehall.marketdata.candles import INTERVALS, Candle, CandleAggregator
 from tradehall.store.db import Store
 from tradehall.store.models import Candle as CandleRowModel
 from tradehall.store.models import table_of
-from tradehall.store.partitions import MonthlyPartitions
+from tradehall.store.partitions import MonthlyPartitions, ensure_partitions_sync
 from tradehall.store.types import utc_of_ns
 
 log = structlog.get_logger(__name__)
@@ -226,16 +226,21 @@ def _merge_sqlite(connection: Connection, updates: Sequence[CandleUpdate]) -> No
     connection.execute(statement.on_conflict_do_update(index_elements=list(_KEY), set_=replace), rows)
 
 
-def merge_candles_sync(connection: Connection, updates: Iterable[CandleUpdate]) -> int:
+def merge_candles_sync(
+    connection: Connection, updates: Iterable[CandleUpdate], *, partitions_ready: bool = False
+) -> int:
     """Merge `updates` into the stored candles in the connection's transaction; returns the rows written.
 
-    On PostgreSQL the months' partitions must exist (`MonthlyPartitions(engine, "candles")`).
+    On PostgreSQL the months' partitions are created first in the same transaction, unless the caller
+    says it made them already (`partitions_ready`: the projector, through its cached `MonthlyPartitions`).
     """
     combined = combine(updates)
     if not combined:
         return 0
     dialect = connection.dialect.name
     if dialect == "postgresql":
+        if not partitions_ready:
+            ensure_partitions_sync(connection, "candles", candle_starts(combined))
         _merge_postgresql(connection, combined)
     elif dialect == "sqlite":
         _merge_sqlite(connection, combined)

@@ -495,7 +495,7 @@ class Projector:
                     _update_many(connection, write.table, write.keys, write.rows, write.columns)
                 else:
                     _insert_many(connection, write.table, write.rows)
-            merge_candles_sync(connection, prepared.candles)
+            merge_candles_sync(connection, prepared.candles, partitions_ready=True)
             now = utc_of_ns(prepared.last_ts)
             table = table_of(ProjectionState)
             if stored is None:

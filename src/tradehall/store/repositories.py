@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.store.models import ApiKey, Candle, User, table_of
+from tradehall.store.partitions import ensure_partitions_sync
 
 USER_ROLES = ("trader", "admin")
 
@@ -133,13 +134,17 @@ def upsert_candles(session: Session, rows: Iterable[CandleRow]) -> int:
     """Inserts candles or replaces the ones with the same (market, interval, start); returns the count.
 
     The caller owns the candle's values (a later update of the current candle replaces it whole).
+    Any month works: on PostgreSQL the missing monthly partitions are created in the same transaction.
     """
-    values: Sequence[dict[str, object]] = [asdict(row) for row in rows]
+    rows_list = list(rows)
+    values: Sequence[dict[str, object]] = [asdict(row) for row in rows_list]
     if not values:
         return 0
     table = table_of(Candle)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        # Imported history can be of any month: create its partitions in this transaction first.
+        ensure_partitions_sync(session.connection(), "candles", {row.start for row in rows_list})
         pg = postgresql.insert(table)
         statement = pg.on_conflict_do_update(
             index_elements=["market", "interval", "start"], set_={c: pg.excluded[c] for c in _CANDLE_UPDATE}
