@@ -77,7 +77,7 @@ def test_daily_loss_on_equity_fails_the_account_and_closes_everything() -> None:
     assert not of_type(quote(engine, "9600"), ev.AssessmentFailed)  # equity 9,600 >= 9,500
     events = quote(engine, "9490")
     failed = one(events, ev.AssessmentFailed)
-    assert (failed.rule, failed.equity, failed.floor) == ("daily_loss", 949_000, 950_000)
+    assert (failed.rule, failed.equity, failed.floor) == ("max_daily_loss", 949_000, 950_000)
     assert one(events, ev.OrderCancelled).order_id == resting
     assert one(events, ev.OrderCancelled).reason is CancelReason.ACCOUNT_CLOSED
     assert engine.markets["BTC-PERP"].positions["p"].quantity == 0
@@ -93,7 +93,7 @@ def test_static_max_loss_fails_below_initial_minus_the_limit() -> None:
     buy(engine)
     assert not of_type(quote(engine, "9000"), ev.AssessmentFailed)  # equity 9,000 == floor: not below
     failed = one(quote(engine, "8999"), ev.AssessmentFailed)
-    assert (failed.rule, failed.floor) == ("max_loss", 900_000)
+    assert (failed.rule, failed.floor) == ("max_total_loss", 900_000)
 
 
 def test_an_order_whose_fill_would_cross_the_drawdown_floor_is_refused_up_front() -> None:
@@ -162,7 +162,7 @@ def test_intraday_trailing_floor_follows_peak_equity_on_every_mark() -> None:
     assert equity_floor(engine)[0] == 950_000 and equity_floor(engine)[2] == 1_050_000
     assert not of_type(quote(engine, "9600"), ev.AssessmentFailed)
     failed = one(quote(engine, "9499"), ev.AssessmentFailed)
-    assert (failed.rule, failed.floor) == ("max_loss", 950_000)
+    assert (failed.rule, failed.floor) == ("max_total_loss", 950_000)
 
 
 def test_intraday_trailing_floor_locks_at_the_starting_balance_plus_buffer() -> None:

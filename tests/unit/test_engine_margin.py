@@ -42,8 +42,10 @@ def test_equity_below_maintenance_liquidates_at_the_mark() -> None:
     assert balance(engine, "a") == (46_500, 0)
     assert engine.markets["BTC-PERP"].positions["a"].quantity == 0
     assert engine.markets["BTC-PERP"].positions[SYSTEM_INSURANCE].quantity == 1_000  # the fund takes it over
-    fill = next(f for f in of_type(events, ev.OrderFilled) if f.account_id == "a")
-    assert (fill.realized_pnl, fill.fee) == (-63_000, 0)
+    # the book is empty: the whole position is taken over at the mark, which is no trade
+    assert not of_type(events, ev.OrderFilled) and not of_type(events, ev.TradeExecuted)
+    taken = one(events, ev.PositionTakenOver)
+    assert (taken.quantity, taken.price, taken.pnl, taken.reason) == (1_000, 18_740, -63_000, "liquidation")
     assert all(total == 0 for total in engine.ledger.totals().values())
 
 

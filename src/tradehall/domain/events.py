@@ -45,11 +45,17 @@ class AccountOpened(Event, frozen=True, kw_only=True, gc=False, tag=True):
 class AccountStatusChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
     account_id: str
     status: AccountStatus
+    """`reason` is the rule that ended an assessment (`max_total_loss`, `max_daily_loss`,
+    `profit_target`); `value` (equity) and `limit` (the floor or target) are minor units of the
+    account's currency: the account's `status_reason`."""
+
     trading_state: TradingState
     reason: str
     ts: int
 
 
+    value: int | None = None
+    limit: int | None = None
 class MarketCreated(Event, frozen=True, kw_only=True, gc=False, tag=True):
     spec: MarketSpec
     ts: int
@@ -256,6 +262,25 @@ class FundingPaid(Event, frozen=True, kw_only=True, gc=False, tag=True):
     market: str
     rate_ppm: int
     mark: int
+class PositionTakenOver(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """The part of a close-out (liquidation, assessment end) the book could not absorb within its
+    protection band, taken over by `system:insurance` at the mark.
+
+    A transfer between the account and the fund, not a trade: no TradeExecuted, no OrderFilled, no
+    candle, no ticker, no last price. `quantity` is the signed lots the account held (the fund now
+    holds them), `pnl` the account's realised P&L of them in quote minor units, `reason`
+    `liquidation` or `assessment_ended`.
+    """
+
+    account_id: str
+    market: str
+    quantity: int
+    price: int
+    pnl: int
+    reason: str
+    ts: int
+
+
     payments: tuple[tuple[str, int], ...]
     ts: int
 
@@ -268,7 +293,8 @@ class LeverageChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class AssessmentFailed(Event, frozen=True, kw_only=True, gc=False, tag=True):
-    """`rule`: daily_loss, max_loss; `equity` and `floor` in minor units at the breach."""
+    """`rule`: max_daily_loss, max_total_loss (the tier's names); `equity` and `floor` in minor
+    units at the breach."""
 
     account_id: str
     rule: str
@@ -333,4 +359,5 @@ AnyEvent = (
     | AssessmentPassed
     | AssessmentUpdated
     | EngineConfigured
+    | PositionTakenOver
 )

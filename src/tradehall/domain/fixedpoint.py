@@ -95,6 +95,13 @@ def amount_of(minor: int, decimals: int) -> Decimal:
     return Decimal(minor).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
 
 
+def format_money(minor: int, currency: str, decimals: int) -> str:
+    """Money in a message for people: "3,030.00 USD" (the currency's places, thousands grouped).
+
+    Every error or log text that names an amount goes through here, never raw minor units."""
+    return f"{amount_of(minor, decimals):,.{decimals}f} {currency}"
+
+
 def ppm_of(rate: Decimal, what: str) -> int:
     """A rate given as a decimal fraction ("0.001") in parts per million, exactly."""
     scaled = rate * PPM

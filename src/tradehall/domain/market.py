@@ -50,6 +50,12 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     # perp funding: a rate per interval, paid by longs to shorts when positive
     funding_interval_seconds: int | None = None
     funding_rate: Decimal | None = None
+    # a market order trades no further than this fraction beyond the best opposite price at its
+    # arrival; the rest is cancelled (`price_protection`). None: no band.
+    price_protection: Decimal | None = Decimal("0.05")
+    # book venue: a mark outside [best bid x (1 - mark_band), best ask x (1 + mark_band)] is refused
+    # while the book has both sides (one bad tick must not decide an account)
+    mark_band: Decimal = Decimal("0.05")
 
 
 DEFAULT_CURRENCY_DECIMALS: dict[str, int] = {

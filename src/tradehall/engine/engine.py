@@ -60,8 +60,19 @@ from tradehall.domain.events import (
     PositionLiquidated,
     QuoteUpdated,
     TradeExecuted,
+    PositionTakenOver,
 )
-from tradehall.domain.fixedpoint import PPM, ceil_div, div_round_half_even, minor_of, parse_decimal, units_of
+from tradehall.domain.fixedpoint import (
+    PPM,
+    ceil_div,
+    decimal_of,
+    decimal_str,
+    div_round_half_even,
+    format_money,
+    minor_of,
+    parse_decimal,
+    units_of,
+)
 from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS, MarketSpec
 from tradehall.domain.tiers import DEFAULT_TIERS, TierSpec
 from tradehall.engine.book import Fill, OrderBook
@@ -118,7 +129,6 @@ from tradehall.engine.risk import (
     mark_interval,
     mark_of,
     next_reset_ts,
-    position_value,
     tier_day_index,
 )
 from tradehall.engine.venues import consume, crossing_size, plan_fills, slipped
@@ -126,6 +136,7 @@ from tradehall.engine.venues import consume, crossing_size, plan_fills, slipped
 DAY_NS = 86_400 * 1_000_000_000
 _EnumT = TypeVar("_EnumT", bound=StrEnum)
 _EMIT_OWN_BOOK_CHANGES = frozenset({"PlaceOrder", "CancelOrder", "AmendOrder"})
+from tradehall.engine.valuation import valuation_price, value_account
 """Commands that touch one book and emit its change themselves; others sweep every book."""
 SNAPSHOT_VERSION = 1
 
@@ -133,6 +144,9 @@ SNAPSHOT_VERSION = 1
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Engine-wide settings; part of the snapshot, so a restored engine behaves the same.
 
+CLOSE_OUT_PROTECTION_PPM = 50_000
+"""A close-out on a book trades no further than 5 % beyond the best opposite price when its market
+has no `price_protection` of its own; the rest is taken over by the insurance fund at the mark."""
     `incremental_marks`: a mark touches only the accounts whose mark interval it leaves (False:
     every account with a position in the market, the plain oracle for tests).
     """
@@ -252,6 +266,8 @@ class Engine:
             else:
                 events.append(
                     CommandRejected(
+        self._spot_index: dict[tuple[str, str], Market] = {}
+        self._spot_index_size = -1
                         command=type(command).__name__, code=error.code, reason=error.detail, ts=self.now
                     )
                 )
@@ -360,7 +376,11 @@ class Engine:
         account = self._trader(command.account_id)
         currency, minor = self._amount(account, command.amount, command.currency)
         if account.available(currency) < minor:
-            raise TradehallError(Code.INSUFFICIENT_BALANCE, f"available {currency} is below the withdrawal")
+            raise TradehallError(
+                Code.INSUFFICIENT_BALANCE,
+                f"the withdrawal needs {self._money(minor, currency)}, "
+                f"{self._money(account.available(currency), currency, bare=True)} available",
+            )
         external = self.ledger.system_account(SYSTEM_EXTERNAL, currency)
         self.ledger.transfer(account, external, currency, minor)
 
@@ -376,6 +396,11 @@ class Engine:
         try:  # a spec built in code with plain strings is checked and normalised like a decoded one
             spec = msgspec.convert(msgspec.to_builtins(command.spec), MarketSpec)
         except (msgspec.ValidationError, TypeError) as error:
+    def _money(self, minor: int, currency: str, bare: bool = False) -> str:
+        """An amount for a message, in the currency's units ("3,030.00 USD"; `bare`: "3,030.00")."""
+        text = format_money(minor, currency, self.config.decimals(currency))
+        return text.rsplit(" ", 1)[0] if bare else text
+
             raise invalid_request(f"invalid market spec: {error}") from None
         if spec.symbol in self.markets:
             raise TradehallError(Code.CONFLICT, f"market {spec.symbol} exists")
@@ -458,9 +483,32 @@ class Engine:
         if order_type in (LIMIT_ORDER, STOP_LIMIT_ORDER):
             if command.price is None:
                 raise invalid_order(f"a {order_type} order needs a price")
+        self._check_mark_band(market, price)
             price = self._order_price(market, requested_side, command.price, "price")
         elif command.price is not None:
             raise invalid_order(f"a {order_type} order takes no price")
+        self._trigger_stops(market)
+
+    @staticmethod
+    def _check_mark_band(market: Market, mark: int) -> None:
+        """A book market's mark must lie within `mark_band` of its book while the book has both sides
+        (one bad tick must not decide an account); with an empty or one-sided book there is no band."""
+        if market.venue is not BOOK_VENUE:
+            return
+        bid, ask = market.book.best_bid(), market.book.best_ask()
+        if bid is None or ask is None:
+            return
+        band = market.mark_band_ppm
+        if bid * (PPM - band) <= mark * PPM <= ask * (PPM + band):
+            return
+        spec = market.spec
+        low = decimal_of(bid, spec.tick_size) * (1 - spec.mark_band)
+        high = decimal_of(ask, spec.tick_size) * (1 + spec.mark_band)
+        raise invalid_request(
+            f"mark {decimal_str(decimal_of(mark, spec.tick_size))} is outside the band "
+            f"[{decimal_str(low.normalize())}, {decimal_str(high.normalize())}]: "
+            f"{decimal_str((spec.mark_band * 100).normalize())} % beyond the book's bid and ask"
+        )
         if order_type in (STOP_ORDER, STOP_LIMIT_ORDER):
             if command.stop_price is None:
                 raise invalid_order(f"a {order_type} order needs a stop_price")
@@ -569,7 +617,10 @@ class Engine:
         need = order.hold
         if need > account.available(order.hold_currency):
             raise TradehallError(
-                Code.INSUFFICIENT_BALANCE, f"order needs {need} {order.hold_currency} minor units available"
+                Code.INSUFFICIENT_BALANCE,
+                f"the order needs {self._money(need, order.hold_currency)}, "
+                f"{self._money(account.available(order.hold_currency), order.hold_currency, bare=True)}"
+                " available",
             )
 
     @staticmethod
@@ -1522,19 +1573,24 @@ class Engine:
     # --- margin, liquidation, assessments ---------------------------------------------------
 
     def _equity(self, account: Account) -> tuple[int, int]:
-        """(equity, maintenance margin) in the account's currency, at the marks."""
-        equity = account.balance(account.currency).total
-        maintenance = 0
-        markets = self.markets
-        for symbol, position in account.positions.items():
-            if position.quantity == 0:
-                continue
-            market = markets[symbol]
-            if market.spec.quote != account.currency:
-                continue
-            equity += position_value(market, position)
-            maintenance += maintenance_of(market, position)
-        return equity, maintenance
+        """(equity, maintenance margin) in the account's currency, at the marks (`valuation`)."""
+        valuation = value_account(account, self.markets, self.spot_market_for)
+        return valuation.equity, valuation.maintenance
+
+    def spot_market_for(self, asset: str, currency: str) -> Market | None:
+        """The spot market that prices `asset` in `currency` (the first by symbol when several do).
+
+        The index is rebuilt when a market was added (markets are never removed), so a restored
+        engine needs nothing special."""
+        if len(self.markets) != self._spot_index_size:
+            index: dict[tuple[str, str], Market] = {}
+            for symbol in sorted(self.markets, reverse=True):
+                market = self.markets[symbol]
+                if market.kind is SPOT:
+                    index[(market.spec.base, market.spec.quote)] = market
+            self._spot_index = index
+            self._spot_index_size = len(self.markets)
+        return self._spot_index.get((asset, currency))
 
     def _mark_to_market(self, market: Market) -> None:
         mark = mark_of(market)
@@ -1548,14 +1604,21 @@ class Engine:
             self._evaluate(self.accounts[account_id], on_mark=True)
 
     def _evaluate_touched(self) -> None:
-        """After a command: every account whose balance or position changed is checked once."""
+        """After a command: every account whose balance or position changed is checked once, also
+        those a close-out touched on the way (its fills against the book move other accounts)."""
         if not self._dirty_positions and not self.ledger.totals_changed:
             return  # only holds moved: equity is unchanged
         accounts = self.accounts
-        touched = {a for a, _ in self.ledger.pending_changes() if accounts[a].watched}
-        touched.update(a for a, _ in self._dirty_positions if accounts[a].watched)
-        for account_id in sorted(touched):
-            self._evaluate(accounts[account_id])
+        evaluated: set[str] = set()
+        while True:
+            touched = {a for a, _ in self.ledger.pending_changes() if accounts[a].watched}
+            touched.update(a for a, _ in self._dirty_positions if accounts[a].watched)
+            touched -= evaluated
+            if not touched:
+                return
+            for account_id in sorted(touched):
+                evaluated.add(account_id)
+                self._evaluate(accounts[account_id])
 
     def _evaluate(self, account: Account, on_mark: bool = False) -> None:
         """Liquidation and assessment rules on the account's equity now; then its mark intervals.
@@ -1603,17 +1666,28 @@ class Engine:
                 upper = state.peak_equity if upper is None else min(upper, state.peak_equity)
         for symbol, position in account.positions.items():
             market = self.markets[symbol]
-            if position.quantity == 0 or market.spec.quote != account.currency:
+            lots = position.quantity if market.spec.quote == account.currency else 0
+            if market.kind is SPOT:
+                lots = 0  # valued as a holding, below
+            exposure[symbol] = (market, lots, 1, maintenance - maintenance_of(market, position))
+        for asset, balance in account.balances.items():
+            if asset == account.currency or not balance.total:
+                continue
+            spot = self.spot_market_for(asset, account.currency)
+            if spot is not None:
+                exposure[spot.symbol] = (spot, balance.total, spot.base_per_lot, maintenance)
+        for market, quantity, per_lot, other in exposure.values():
+            if quantity == 0:
                 if account.account_id in market.interval_of:
                     market.set_interval(account.account_id, None)
                 continue
-            other = maintenance - maintenance_of(market, position)
-            interval = mark_interval(market, position, equity, lower, upper, other)
+            interval = mark_interval(market, quantity, equity, lower, upper, other, per_lot)
             unbounded = interval == (UNBOUNDED_LOW, UNBOUNDED_HIGH)
             if not unbounded or account.account_id in market.interval_of:
                 market.set_interval(account.account_id, None if unbounded else interval)
 
     def _liquidate(self, account: Account, equity: int, maintenance: int) -> None:
+        self._check_mark_band(market, mark)
         """Equity below maintenance: cancel its perp orders, close every perp position at the mark."""
         for order in sorted(account.open_orders.values(), key=lambda o: o.order_id):  # type: ignore[attr-defined]
             assert isinstance(order, Order)
@@ -1632,8 +1706,15 @@ class Engine:
                 .total
             )
             quantity = position.quantity
-            self._engine_order(
-                market, account, quantity, price, SYSTEM_INSURANCE, "liquidation", fee_exempt=True
+            self._close_out(
+                market,
+                account,
+                quantity,
+                price,
+                SYSTEM_INSURANCE,
+                "liquidation",
+                CancelReason.LIQUIDATION,
+                fee_exempt=True,
             )
             insurance_after = self.accounts[SYSTEM_INSURANCE].balance(market.spec.quote).total
             self._events.append(
@@ -1654,12 +1735,13 @@ class Engine:
         market: Market,
         account: Account,
         quantity: int,
-        price: int,
-        counterparty: str,
+        price: int | None,
+        counterparty: str | None,
         label: str,
         fee_exempt: bool = False,
-    ) -> None:
-        """Close `quantity` signed lots of the account's position by an order the engine places itself."""
+    ) -> Order:
+        """Close `quantity` signed lots of the account's position by an order the engine places itself:
+        filled at once against `counterparty` at `price` (a quote venue), or (None) left to the caller."""
         side = SELL if quantity > 0 else BUY
         order = Order(
             order_id=self.next_order_id,
@@ -1681,7 +1763,132 @@ class Engine:
         )
         self.next_order_id += 1
         self._events.append(self._accepted(order))
-        self._venue_fill(market, order, account, abs(quantity), price, counterparty)
+        if counterparty is not None and price is not None:
+            self._venue_fill(market, order, account, abs(quantity), price, counterparty)
+        return order
+
+    def _close_out(
+        self,
+        market: Market,
+        account: Account,
+        quantity: int,
+        price: int | None,
+        counterparty: str,
+        label: str,
+        reason: CancelReason,
+        fee_exempt: bool = False,
+    ) -> None:
+        """Close `quantity` signed lots of a position the engine ends (liquidation, assessment end).
+
+        Quote venue: one paper fill against `counterparty` at `price`. Book venue: an IOC order that
+        trades against the book no further than the protection band beyond the best opposite price;
+        whatever the book cannot absorb there is taken over by the insurance fund at the mark, which
+        is a transfer, not a trade (public trades and candles only ever show real matches)."""
+        if market.venue is QUOTE_VENUE:
+            if price is not None:
+                self._engine_order(market, account, quantity, price, counterparty, label, fee_exempt)
+            return
+        order = self._engine_order(market, account, quantity, None, None, label, fee_exempt)
+        limit = self._close_out_limit(market, order.side)
+        if limit is not None:
+            fills: list[Fill] = []
+            stp_cancelled: list[Order] = []
+            market.book.match(
+                order.side, limit, order.remaining, account.account_id, market.stp, fills, stp_cancelled
+            )
+            for maker in stp_cancelled:
+                self._cancel(maker, market, CancelReason.SELF_TRADE, in_book=False)
+            for maker, lots, fill_price in fills:
+                self._settle_fill(market, maker, order, account, lots, fill_price)
+            if fills and market.kind is not SPOT:
+                self._rebalance_reservations(
+                    market, {maker.account_id for maker, _, _ in fills} | {account.account_id}
+                )
+        left = order.remaining
+        if left:
+            self._close(order, account, market, reason)
+            mark = valuation_price(market)
+            if mark is not None:
+                self._take_over(market, account, left if quantity > 0 else -left, mark, reason)
+        self._emit_book_changes(market)
+        self._trigger_stops(market)
+
+    @staticmethod
+    def _close_out_limit(market: Market, side: Side) -> int | None:
+        """The furthest price a close-out may trade at: the market's `price_protection` (else
+        CLOSE_OUT_PROTECTION) beyond the best opposite price; None when that side of the book is empty."""
+        ppm = market.protection_ppm if market.protection_ppm is not None else CLOSE_OUT_PROTECTION_PPM
+        if side is BUY:
+            best = market.book.best_ask()
+            if best is None:
+                return None
+            limit = best * (PPM + ppm) // PPM
+            return min(limit, market.payout_ticks - 1) if market.kind is BINARY else limit
+        best = market.book.best_bid()
+        if best is None:
+            return None
+        return max(ceil_div(best * (PPM - ppm), PPM), 1)
+
+    def _take_over(
+        self, market: Market, account: Account, quantity: int, price: int, reason: CancelReason
+    ) -> None:
+        """`system:insurance` takes `quantity` signed lots of the account's position over at `price`.
+
+        Settled like a fill (P&L, margin, binary collateral, spot cash and base) without fees, but
+        it is no trade: no TradeExecuted, no OrderFilled, the last price does not move."""
+        lots = abs(quantity)
+        side = SELL if quantity > 0 else BUY
+        other = BUY if side is SELL else SELL
+        quote = market.spec.quote
+        fund = self.ledger.system_account(SYSTEM_INSURANCE, quote)
+        closing = Order(
+            order_id=0,
+            account_id=account.account_id,
+            market=market.symbol,
+            side=side,
+            requested_side=OrderSide(side.value),
+            type=MARKET_ORDER,
+            time_in_force=IOC,
+            price=None,
+            stop_price=None,
+            quantity=lots,
+            remaining=lots,
+            fee_exempt=True,
+            hold_currency=quote if market.kind is not SPOT or side is BUY else market.spec.base,
+        )
+        taking = Order(
+            order_id=0,
+            account_id=SYSTEM_INSURANCE,
+            market=market.symbol,
+            side=other,
+            requested_side=OrderSide(other.value),
+            type=LIMIT_ORDER,
+            time_in_force=GTC,
+            price=price,
+            stop_price=None,
+            quantity=lots,
+            remaining=0,
+        )
+        notional = market.notional.floor(price * lots)
+        if market.kind is SPOT:
+            buyer, seller = (fund, account) if side is SELL else (account, fund)
+            self.ledger.transfer(buyer, seller, quote, notional)
+            self.ledger.transfer(seller, buyer, market.spec.base, lots * market.base_per_lot)
+        position = self._position(market, account)
+        realized_before = position.realized
+        self._fill_side(market, taking, fund, lots, price, notional, 0, MAKER)
+        self._fill_side(market, closing, account, lots, price, notional, 0, TAKER)
+        self._events.append(
+            PositionTakenOver(
+                account_id=account.account_id,
+                market=market.symbol,
+                quantity=quantity,
+                price=price,
+                pnl=position.realized - realized_before,
+                reason=reason.value,
+                ts=self.now,
+            )
+        )
 
     def _end_assessment(
         self, account: Account, status: AccountStatus, rule: str, equity: int, level: int
@@ -1696,8 +1903,15 @@ class Engine:
             if position.quantity == 0:
                 continue
             price = self._closing_price(market, position.quantity)
-            if price is not None:
-                self._engine_order(market, account, position.quantity, price, SYSTEM_VENUE, status.value)
+            self._close_out(
+                market,
+                account,
+                position.quantity,
+                price,
+                SYSTEM_VENUE,
+                status.value,
+                CancelReason.ASSESSMENT_ENDED,
+            )
         account.status = status
         account.trading_state = TRADING_HALTED
         final_equity, _ = self._equity(account)
@@ -1801,9 +2015,14 @@ class Engine:
         position = market.positions.get(account.account_id)
         if position is not None and position.quantity:
             margin = market.margin_of(position.cost, initial)
-            if margin - position.margin > account.available(market.spec.quote):
+            quote = market.spec.quote
+            if margin - position.margin > account.available(quote):
                 raise TradehallError(
-                    Code.INSUFFICIENT_BALANCE, "the position needs more margin at that leverage"
+                    Code.INSUFFICIENT_BALANCE,
+                    f"the position needs {self._money(margin - position.margin, quote)} more margin at "
+                    f"that leverage, {self._money(account.available(quote), quote, bare=True)} available",
+        # what moves with each market's mark: a position's lots, or (spot) the holding of its base
+        exposure: dict[str, tuple[Market, int, int, int]] = {}
                 )
             self.ledger.adjust_held(account, market.spec.quote, margin - position.margin)
             position.margin = margin
@@ -1904,12 +2123,18 @@ class Engine:
             and order.price is not None
             and reference is not None
             and abs(order.price - reference) * PPM > market.band_ppm * reference
+        account.status_reason = (rule, equity, level, self.now)
         ):
             raise TradehallError(Code.RISK_LIMIT_EXCEEDED, "price is outside the band around the mark")
         price = limit if limit is not None else reference
         notional = market.notional.ceil(price * order.quantity) if price is not None else 0
         if market.max_order_notional is not None and notional > market.max_order_notional:
-            raise TradehallError(Code.RISK_LIMIT_EXCEEDED, "order notional above the market's maximum")
+            quote = market.spec.quote
+            raise TradehallError(
+                Code.RISK_LIMIT_EXCEEDED,
+                f"the order's notional {self._money(notional, quote)} is above the market's maximum "
+                f"{self._money(market.max_order_notional, quote)}",
+            )
         position = market.positions.get(account.account_id)
         held = position.quantity if position is not None else 0
         after = held + (order.quantity if order.side is BUY else -order.quantity)
@@ -1930,6 +2155,8 @@ class Engine:
             return
         opening = abs(after) > abs(held)
         if tier.max_risk_per_trade is not None and opening:
+                value=equity,
+                limit=level,
             risk = self._order_risk(order, account, market, price)
             allowed = state.initial * tier.max_risk_per_trade
             if risk > allowed:
@@ -2094,19 +2321,20 @@ class Engine:
         engine.next_order_id = state["next_order_id"]
         engine.next_trade_id = state["next_trade_id"]
         engine._priority = state["priority"]
-        for (
-            account_id,
-            owner,
-            kind,
-            currency,
-            cost_basis,
-            tier,
-            status,
-            trading_state,
-            balances,
-            leverage,
-            assessment,
-        ) in state["accounts"]:
+        for raw_account in state["accounts"]:
+            (
+                account_id,
+                owner,
+                kind,
+                currency,
+                cost_basis,
+                tier,
+                status,
+                trading_state,
+                balances,
+                leverage,
+                assessment,
+            ) = raw_account[:11]
             account = Account(account_id, owner, AccountKind(kind), currency, CostBasis(cost_basis), tier)
             account.status = AccountStatus(status)
             account.trading_state = TradingState(trading_state)
@@ -2166,3 +2394,7 @@ class Engine:
             engine.client_order_ids[(account_id, client_order_id)] = order_id
         engine._schedule_resets()
         return engine
+                    None if a.status_reason is None else list(a.status_reason),
+            reason = raw_account[11] if len(raw_account) > 11 else None  # absent in older snapshots
+            if reason is not None:
+                account.status_reason = (reason[0], reason[1], reason[2], reason[3])

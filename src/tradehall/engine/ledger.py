@@ -52,6 +52,7 @@ class Account:
         "owner",
         "positions",
         "status",
+        "status_reason",
         "tier",
         "trading_state",
     )
@@ -79,6 +80,8 @@ class Account:
         self.leverage: dict[str, int] = {}  # initial margin in ppm chosen per perp market
         self.assessment: AssessmentState | None = None
         self.open_perps = 0  # perp positions not flat: the account needs margin checks
+        # why an assessment ended: (rule, value, limit, ts); value and limit in minor units
+        self.status_reason: tuple[str, int, int, int] | None = None
 
     @property
     def watched(self) -> bool:

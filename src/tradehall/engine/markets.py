@@ -108,6 +108,7 @@ class Market:
         "paper_bids",
         "payout_ticks",
         "positions",
+        "mark_band_ppm",
         "quadratic",
         "quadratic_ratio",
         "quote_asks",
@@ -193,6 +194,13 @@ class Market:
         )
         self.funding_interval_ns = (spec.funding_interval_seconds or 0) * 1_000_000_000
         self.funding_rate_ppm = (
+        if not 0 <= spec.mark_band < 1:
+            raise invalid_request("mark_band must be a fraction in [0, 1)")
+        self.mark_band_ppm = ppm_of(spec.mark_band, "mark_band")
+        protection = spec.price_protection
+        if protection is not None and not 0 < protection < 1:
+            raise invalid_request("price_protection must be a fraction in (0, 1)")
+        self.protection_ppm = ppm_of(protection, "price_protection") if protection is not None else None
             ppm_of(spec.funding_rate, "funding_rate") if spec.funding_rate is not None else 0
         )
         self.next_funding_ts: int | None = None

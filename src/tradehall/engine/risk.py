@@ -29,24 +29,6 @@ def mark_of(market: Market) -> int | None:
     return market.mark_price if market.mark_price is not None else market.last_price
 
 
-def position_value(market: Market, position: Position) -> int:
-    """The position's worth in quote minor units at the mark (at cost when there is no mark)."""
-    quantity = position.quantity
-    if quantity == 0:
-        return 0
-    mark = mark_of(market)
-    notional = market.notional
-    if market.kind is PERP:
-        return 0 if mark is None else notional.round(quantity * mark - position.cost)
-    if mark is None:
-        if quantity > 0:
-            return notional.round(position.cost)
-        return notional.round(-quantity * market.payout_ticks + position.cost)
-    if quantity > 0:
-        return notional.round(quantity * mark)
-    return notional.round(-quantity * (market.payout_ticks - mark))  # a NO position (spot is never short)
-
-
 def maintenance_of(market: Market, position: Position) -> int:
     mark = mark_of(market)
     if market.kind is not PERP or position.quantity == 0 or mark is None:
@@ -131,9 +113,9 @@ class AssessmentState:
     def breach(self, equity: int) -> tuple[str, int] | None:
         """The rule an equity breaks, with its floor; the daily floor is checked first."""
         if self.max_daily_loss and equity < self.daily_floor:
-            return "daily_loss", self.daily_floor
+            return "max_daily_loss", self.daily_floor
         if equity < self.total_floor:
-            return "max_loss", self.total_floor
+            return "max_total_loss", self.total_floor
         return None
 
     def passes(self, equity: int) -> bool:
@@ -191,23 +173,25 @@ def next_reset_ts(tier: TierSpec, ts: int) -> int:
 
 def mark_interval(
     market: Market,
-    position: Position,
+    quantity: int,
     equity: int,
     lower_equity: int | None,
     upper_equity: int | None,
     maintenance_other: int,
+    per_lot: int = 1,
 ) -> tuple[int, int]:
     """(low, high): this account needs evaluation when the market's mark is <= low or >= high.
 
-    `lower_equity`: equity below which a rule fires (an assessment floor); `upper_equity`: above
-    which something moves (a new peak, the target); liquidation (perp) is added here. Equity is
-    taken 2 minor units worse in each direction, so rounding can only make evaluation early.
+    `quantity / per_lot` is the signed lots whose value moves with the mark: a position's lots, or
+    a spot holding's base minor units over the base units per lot. `lower_equity`: equity below
+    which a rule fires (an assessment floor); `upper_equity`: above which something moves (a new
+    peak, the target); liquidation (perp) is added here. Equity is taken 2 minor units worse in
+    each direction, so rounding can only make evaluation early.
     """
-    quantity = position.quantity
     mark = mark_of(market)
     if quantity == 0 or mark is None:
         return UNBOUNDED_LOW, UNBOUNDED_HIGH
-    num, den = market.notional.num, market.notional.den
+    num, den = market.notional.num, market.notional.den * per_lot
     low, high = UNBOUNDED_LOW, UNBOUNDED_HIGH
 
     def add(crossing_num: int, crossing_den: int, fires_below: bool) -> None:
