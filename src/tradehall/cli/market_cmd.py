@@ -46,7 +46,8 @@ def _market_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
 
 def _show_market(data: dict[str, Any]) -> None:
     table("market", MARKET_COLUMNS, _market_rows([data]))
-    limits = {key: data[key] for key in LIMIT_FIELDS if data.get(key) not in (None, 0)}
+    fields = LIMIT_FIELDS if data.get("venue") == "quote" else LIMIT_FIELDS[3:]  # quote-only ones first
+    limits = {key: data[key] for key in fields if data.get(key) not in (None, 0)}
     if limits:
         record("limits", limits)
 
