@@ -69,3 +69,47 @@ async def test_async_client_and_stream(server: Server) -> None:
 def test_ws_url_follows_the_scheme() -> None:
     assert ws_url("http://h:1") == "ws://h:1/ws"
     assert ws_url("https://h") == "wss://h/ws"
+
+
+def test_sync_client_moves_a_stop_and_pages_candles(server: Server) -> None:
+    server.admin().create_market(
+        symbol="SDK-PERP",
+        kind="perp",
+        base="SDK",
+        quote="USD",
+        tick_size="0.5",
+        lot_size="0.001",
+        max_leverage="10",
+    )
+    client, account = server.trader()
+    maker, maker_account = server.trader()
+    maker.place_order(maker_account, "SDK-PERP", "sell", "0.002", "30000")
+    client.place_order(account, "SDK-PERP", "buy", "0.001")
+    client.place_order(account, "SDK-PERP", "buy", "0.001")
+    stop = client.place_order(account, "SDK-PERP", "sell", "0.001", type="stop", stop_price="20000")
+    moved = client.amend_order(stop["id"], stop_price="21000")
+    assert (moved["status"], moved["stop_price"]) == ("pending_trigger", "21000")
+    page = client.candles("SDK-PERP", "1m", limit=1)
+    assert [(c["close"], c["volume"]) for c in page["items"]] == [("30000", "0.002")]
+
+
+def _has_route(server: Server, method: str, path: str) -> bool:
+    return any(
+        getattr(route, "path", None) == path and method in (getattr(route, "methods", None) or ())
+        for route in server.app.routes
+    )
+
+
+def test_ledger_and_api_keys_methods(server: Server) -> None:
+    if not (
+        _has_route(server, "GET", "/accounts/{account_id}/ledger")
+        and _has_route(server, "GET", "/auth/api-keys")
+    ):
+        pytest.skip("GET /accounts/{id}/ledger or GET /auth/api-keys is not in this server yet")
+    client, account = server.trader("1000")
+    entries = client.ledger(account, limit=10)["items"]
+    assert [(e["type"], e["amount"], e["balance_after"]) for e in entries] == [
+        ("deposit", "1000.00", "1000.00")
+    ]
+    created = client.create_api_key("sdk")
+    assert [k["key_id"] for k in client.api_keys()["items"]] == [created["key_id"]]
