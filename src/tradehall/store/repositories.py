@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -58,7 +58,8 @@ def create_user(
 
 
 def find_user_by_username(session: Session, username: str) -> User | None:
-    return session.scalars(select(User).where(User.username == username)).first()
+    """Case-insensitive, by the database's `lower()` like the unique index `uq_users_username_lower`."""
+    return session.scalars(select(User).where(func.lower(User.username) == func.lower(username))).first()
 
 
 def get_user(session: Session, user_id: str) -> User | None:
