@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     )
 
     rate_limit_per_second: float = Field(
-        default=200.0, description="Sustained requests per second per user or API key (0 = no limit)."
+        default=200.0, description="Sustained requests per second per user, all keys together (0 = no limit)."
     )
     rate_limit_burst: int = 400
     max_body_bytes: int = 64 * 1024
