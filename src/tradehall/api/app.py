@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         finally:
             await hub.close()
             await runtime.stop()
+            gateway.auth.close()  # the password-hashing threads
 
     app = fastpath.TradehallApp(
         title="tradehall",
