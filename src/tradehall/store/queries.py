@@ -78,6 +78,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str | int]:
         at = datetime.fromisoformat(at_text)
         if at.tzinfo is None or not isinstance(key, str | int) or isinstance(key, bool):
             raise ValueError("malformed cursor")
+        if isinstance(key, int) and not -(2**63) <= key < 2**63:  # the databases' BIGINT
+            raise ValueError("malformed cursor")
+        if isinstance(key, str) and "\x00" in key:  # PostgreSQL text cannot hold NUL
+            raise ValueError("malformed cursor")
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise invalid_request("cursor is not valid; use the next_cursor of a previous page") from None
     return at, key
