@@ -24,7 +24,7 @@ from tradehall.domain.events import (
 from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
 from tradehall.domain.market import BINARY_PAYOUT, MarketSpec
 from tradehall.domain.tiers import TierSpec
-from tradehall.engine import Engine
+from tradehall.engine import Engine, views
 from tradehall.engine.ledger import Account as EngineAccount
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order as EngineOrder
@@ -108,6 +108,8 @@ def market_dict(market: Market) -> dict[str, Any]:
         "max_order_notional": opt_dec(spec.max_order_notional),
         "max_position": opt_dec(spec.max_position),
         "price_band": opt_dec(spec.price_band),
+        "price_protection": opt_dec(spec.price_protection),
+        "mark_band": dec(spec.mark_band),
         "funding_interval_seconds": spec.funding_interval_seconds,
         "funding_rate": opt_dec(spec.funding_rate),
         "close_time": None if spec.close_time is None else rfc3339_ns(spec.close_time),
@@ -143,15 +145,8 @@ def _quoted(level: list[Any], tick: Decimal, lot: Decimal) -> list[str]:
 
 
 def valuation_price(market: Market) -> int | None:
-    """Mark, else last trade, else the book's mid: what positions are valued at."""
-    if market.mark_price is not None:
-        return market.mark_price
-    if market.last_price is not None:
-        return market.last_price
-    bid, ask = market.book.best_bid(), market.book.best_ask()
-    if bid is not None and ask is not None:
-        return (bid + ask) // 2
-    return None
+    """Mark, else last trade, else the mid: what positions are valued at (the engine's valuation)."""
+    return views.valuation_price(market)
 
 
 def ticker_dict(market: Market, volume_24h_lots: int) -> dict[str, Any]:
@@ -251,36 +246,35 @@ def rules_dict(engine: Engine, account: EngineAccount, equity: Decimal) -> dict[
     }
 
 
+def status_reason_dict(engine: Engine, account: EngineAccount) -> dict[str, Any] | None:
+    """Why an assessment ended: the rule, the equity that decided it and the rule's level."""
+    reason = account.status_reason
+    if reason is None:
+        return None
+    rule, value, limit, at = reason
+    places = engine.config.decimals(account.currency)
+    return {
+        "rule": rule,
+        "value": dec(amount_of(value, places)),
+        "limit": dec(amount_of(limit, places)),
+        "at": rfc3339_ns(at),
+    }
+
+
 def account_dict(
     engine: Engine, account: EngineAccount, peak_equity: Decimal | None = None
 ) -> dict[str, Any]:
+    """Equity and P&L are the engine's own valuation (`engine.views.account_valuation`): cash, other
+    assets held at their market's price, perp P&L and binary contracts at the price."""
     places = engine.config.decimals(account.currency)
     main = account.balances.get(account.currency)
     total = main.total if main is not None else 0
     held = main.held if main is not None else 0
     balance = amount_of(total, places)
-    unrealized = ZERO
-    realized = ZERO
-    value = ZERO
-    for market in engine.markets.values():
-        position = market.positions.get(account.account_id)
-        if position is None or market.spec.quote != account.currency:
-            continue
-        spec = market.spec
-        realized += amount_of(position.realized, engine.config.decimals(spec.quote))
-        price = valuation_price(market)
-        if position.quantity == 0 or price is None:
-            continue
-        tick_lot = spec.tick_size * spec.lot_size
-        unrealized += decimal_of(position.quantity * price - position.cost, tick_lot)
-        if spec.kind is MarketKind.PERP:
-            value += decimal_of(position.quantity * price - position.cost, tick_lot)
-        elif spec.kind is MarketKind.BINARY and position.quantity < 0:
-            payout = market.payout_ticks
-            value += decimal_of(-position.quantity * (payout - price), tick_lot)
-        else:
-            value += decimal_of(position.quantity * price, tick_lot)
-    equity = balance + value
+    valuation = views.account_valuation(engine, account.account_id)
+    equity = amount_of(valuation.equity, places)
+    unrealized = amount_of(valuation.unrealized_pnl, places)
+    realized = amount_of(valuation.realized_pnl, places)
     state = account.assessment
     if state is not None:  # the engine tracks an assessment's peak itself
         peak_equity = amount_of(state.peak_equity, places)
@@ -313,6 +307,7 @@ def account_dict(
         "trading_state": account.trading_state.value,
         "tier": account.tier,
         "rules": rules_dict(engine, account, equity),
+        "status_reason": status_reason_dict(engine, account),
         "balances": balances,
     }
 

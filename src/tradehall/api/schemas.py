@@ -87,6 +87,15 @@ class BalanceOut(Response):
     held: str
 
 
+class StatusReasonOut(Response):
+    """Why an assessment ended: the rule, the equity that decided it and the rule's level."""
+
+    rule: Literal["max_total_loss", "max_daily_loss", "profit_target"]
+    value: str
+    limit: str
+    at: Timestamp
+
+
 class AccountOut(Response):
     id: str
     owner: str
@@ -103,6 +112,7 @@ class AccountOut(Response):
     trading_state: str
     tier: str | None = None
     rules: dict[str, object] | None = None
+    status_reason: StatusReasonOut | None = None
     balances: list[BalanceOut]
 
 
@@ -165,6 +175,16 @@ class MarketOut(Response):
     max_order_notional: str | None = None
     max_position: str | None = None
     price_band: str | None = None
+    price_protection: str | None = Field(
+        default=None,
+        description="A market order trades no further than this fraction beyond the best opposite price"
+        " at its arrival; the rest is cancelled with `price_protection`. null: no band.",
+    )
+    mark_band: str | None = Field(
+        default=None,
+        description="Book venue: while the book has both sides, a mark outside [best bid x (1 - band),"
+        " best ask x (1 + band)] is refused.",
+    )
     funding_interval_seconds: int | None = None
     funding_rate: str | None = None
     close_time: Timestamp | None = None
@@ -198,6 +218,16 @@ class MarketCreate(Request):
     max_order_notional: DecimalStr | None = None
     max_position: DecimalStr | None = None
     price_band: DecimalStr | None = None
+    price_protection: DecimalStr | None = Field(
+        default="0.05",
+        description="Market-order price protection, a fraction in (0, 1) beyond the best opposite price"
+        ' at arrival ("0.05" = 5 %, the default); null switches it off.',
+    )
+    mark_band: DecimalStr = Field(
+        default="0.05",
+        description="Mark sanity band of a book market, a fraction in [0, 1): while its book has both"
+        " sides, a mark outside [best bid x (1 - band), best ask x (1 + band)] is refused.",
+    )
     funding_interval_seconds: int | None = Field(default=None, gt=0, le=31_536_000)
     funding_rate: DecimalStr | None = None
     close_time: Timestamp | None = None

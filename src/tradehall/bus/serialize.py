@@ -247,6 +247,12 @@ def _liquidated(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any])
         p[field] = _money(getattr(e, field), decimals)
 
 
+def _taken_over(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    p["quantity"] = _qty(e.quantity, spec)
+    p["price"] = _price(e.price, spec)
+    p["pnl"] = _money(e.pnl, s._decimals(spec.quote))
+
+
 def _funding(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
     decimals = s._decimals(spec.quote)
     p["rate"] = _ppm(e.rate_ppm)
@@ -261,6 +267,7 @@ def _leverage(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -
 _converters_by_name: dict[str, Callable[[EventSerializer, MarketSpec, Any, dict[str, Any]], None]] = {
     "QuoteUpdated": _quote,
     "PositionLiquidated": _liquidated,
+    "PositionTakenOver": _taken_over,
     "FundingPaid": _funding,
     "LeverageChanged": _leverage,
 }
@@ -273,6 +280,8 @@ _ASSESSMENT_MONEY = (
     "day_start_balance",
     "daily_floor",
     "total_floor",
+    "value",
+    "limit",
 )
 
 
@@ -288,4 +297,5 @@ _account_converters: dict[str, Callable[[EventSerializer, Any, dict[str, Any]], 
     "AssessmentFailed": _assessment,
     "AssessmentPassed": _assessment,
     "AssessmentUpdated": _assessment,
+    "AccountStatusChanged": _assessment,
 }

@@ -18,6 +18,11 @@ FEED_LATENCY = Histogram(
     ["feed"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+MARKS_REJECTED = Counter(
+    "tradehall_marks_rejected",
+    "Feed prices (quotes, marks) the engine refused, e.g. a mark outside a book market's mark band.",
+    ["market"],
+)
 
 CIRCUIT_VALUE = {CircuitState.CLOSED: 0, CircuitState.OPEN: 1, CircuitState.HALF_OPEN: 2}
 

@@ -5,6 +5,9 @@ The pump takes commands synchronously and sends them in batches from one task, i
 batch is in flight, newer `Quote`/`MarkPrice` commands for the same market replace older ones
 (only the latest price matters), so a slow engine sees fewer, fresher quotes instead of a growing
 backlog; settlement and every other command are always delivered.
+
+A price the engine refuses (a book market's mark outside its mark band, a crossed quote) is dropped,
+logged and counted in `tradehall_marks_rejected_total{market}`; the feed carries on.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 
 from tradehall.domain import commands
+from tradehall.domain.events import CommandRejected
+from tradehall.marketdata import metrics
 from tradehall.marketdata.feed import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
 SubmitMany = Callable[[Sequence[commands.AnyCommand]], Awaitable[object]]
+"""The runner's `submit_many`: its results (each with `events`) in the order of the commands."""
 
 
 class CommandPump:
@@ -35,6 +41,7 @@ class CommandPump:
         self.submitted = 0
         self.coalesced = 0
         self.failed_batches = 0
+        self.refused = 0
 
     def __call__(self, command: commands.AnyCommand) -> None:
         if isinstance(command, commands.Quote | commands.MarkPrice):
@@ -64,6 +71,16 @@ class CommandPump:
     async def drained(self) -> None:
         await self._idle.wait()
 
+    def _count_refused(self, batch: Sequence[commands.AnyCommand], results: Sequence[object]) -> None:
+        for command, result in zip(batch, results, strict=False):
+            if not isinstance(command, commands.Quote | commands.MarkPrice):
+                continue
+            events = getattr(result, "events", ())
+            if events and isinstance(events[0], CommandRejected):
+                self.refused += 1
+                metrics.MARKS_REJECTED.labels(market=command.market).inc()
+                log.info("mark_refused", market=command.market, reason=events[0].reason)
+
     async def run(self) -> None:
         while True:
             await self._wake.wait()
@@ -72,8 +89,10 @@ class CommandPump:
                 keys = list(self._queue)[: self.max_batch]
                 batch = [self._queue.pop(key) for key in keys]
                 try:
-                    await self._submit_many(batch)
+                    results = await self._submit_many(batch)
                     self.submitted += len(batch)
+                    if isinstance(results, Sequence):
+                        self._count_refused(batch, results)
                 except Exception as exc:  # the engine refusing commands must not kill the feeds
                     self.failed_batches += 1
                     log.warning(

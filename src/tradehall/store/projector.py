@@ -793,7 +793,7 @@ class _Batch:
             "status": ev.status.value,
             "filled_quantity": _ZERO,
             "average_price": None,
-            "fees": _ZERO,
+            "fees": amount_of(0, market.quote_decimals),  # "0.00" like the engine's, not "0"
             "notional": _ZERO,
             "created_at": at,
             "updated_at": at,

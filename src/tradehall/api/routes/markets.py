@@ -190,6 +190,8 @@ def _spec_of(body: MarketCreate) -> MarketSpec:
         max_order_notional=_dec(body.max_order_notional, "max_order_notional"),
         max_position=_dec(body.max_position, "max_position"),
         price_band=_dec(body.price_band, "price_band"),
+        price_protection=_dec(body.price_protection, "price_protection"),
+        mark_band=_dec(body.mark_band, "mark_band") or Decimal(0),
         funding_interval_seconds=body.funding_interval_seconds,
         funding_rate=_dec(body.funding_rate, "funding_rate"),
         close_time=time_ns(body.close_time, "close_time"),
