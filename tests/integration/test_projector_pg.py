@@ -292,3 +292,42 @@ async def test_real_engine_output_converges_on_postgresql(pg_url: str) -> None:
         ).first()
         assert cancelled_unfilled is not None
     db.dispose()
+
+
+def test_the_mirror_is_reloaded_from_one_snapshot_while_another_writer_commits_on_postgresql(
+    pg_url: str,
+) -> None:
+    """As the SQLite test in tests/unit/test_store_projector_race.py: READ COMMITTED gave each table
+    of the mirror's reload its own snapshot; the reload now reads in one REPEATABLE READ snapshot."""
+    market = SyntheticMarket(accounts=3, seed=5)
+    first = market.setup() + market.steps(100)
+    second = market.steps(40)
+    engine = create_store_engine(pg_url)
+    earlier = Projector(engine, ProjectorConfig())
+    asyncio.run(earlier.apply(first))
+    earlier.close()
+    other = Projector(engine, ProjectorConfig())
+    interleaved = False
+
+    def commit_meanwhile(point: str) -> None:
+        nonlocal interleaved
+        if point == "load_mirror" and not interleaved:
+            interleaved = True
+            asyncio.run(other.apply(second))
+
+    reloading = Projector(engine, ProjectorConfig(), fault=commit_meanwhile)
+    plain = Projector(engine, ProjectorConfig())
+    try:
+        before, seq_before = plain._load_mirror()
+        loaded, seq_loaded = reloading._load_mirror()
+        after, seq_after = plain._load_mirror()
+    finally:
+        for projector in (reloading, other, plain):
+            projector.close()
+    assert interleaved
+    assert (seq_before, seq_after) == (first[-1].seq, second[-1].seq)
+    assert before.balances != after.balances
+    assert (seq_loaded, loaded.balances, loaded.positions) == (seq_before, before.balances, before.positions)
+    assert loaded.open_orders == before.open_orders
+    assert differences(engine, market) == []
+    engine.dispose()

@@ -282,7 +282,10 @@ class Projector:
         fault: Callable[[str], None] | None = None,
     ) -> None:
         """`fault(point)` is a test hook: "before_commit" inside the batch transaction, "after_commit"
-        once it is committed (an error there is a commit whose acknowledgement was lost)."""
+        once it is committed (an error there is a commit whose acknowledgement was lost); to order the
+        threads deterministically, "before_prepare" (preparer thread, before it looks at the mirror),
+        "load_mirror" (inside the mirror's reload, after its first read) and "write_failed" (event loop,
+        when a batch's write has failed for good)."""
         self._engine = engine
         self.config = config or ProjectorConfig()
         self._clock = clock
@@ -329,7 +332,7 @@ class Projector:
         prepared = await self._prepare(records)
         if prepared is None:
             return await self.last_seq()
-        return await self._write(prepared)
+        return await self._settle(asyncio.ensure_future(self._write(prepared)), prepared)
 
     async def run(self, source: AsyncIterator[JournalRecord]) -> None:
         """Project everything `source` yields, in batches of what has arrived, until it ends.
@@ -337,12 +340,18 @@ class Projector:
         A reader task moves records into a bounded queue so that batches form while a transaction
         runs; when the queue is full only `source` waits, never the engine (the runner feeds the
         projector from the journal, which holds everything).
+
+        Batch N+1 is prepared while batch N is written, so the mirror is only dropped or reloaded
+        once batch N's write has settled and no prepare runs (`_settle`): a failed write is this
+        run's error, never a gap seen by a prepare that reloaded the mirror behind the write's back.
+        `run` never returns or raises while a write of its own is still in the writer thread.
         """
         await self._retrying(self._writer, self._partitions.ensure_ahead, self._clock())
         await self._retrying(self._writer, self._candle_partitions.ensure_ahead, self._clock())
         pending: asyncio.Queue[JournalRecord | None] = asyncio.Queue(self.config.max_pending_records)
         reader = asyncio.create_task(self._read(source, pending))
         writing: asyncio.Task[int] | None = None
+        written: _Prepared | None = None
         try:
             finished = False
             while not finished:
@@ -360,21 +369,33 @@ class Projector:
                         break
                     batch.append(item)
                 prepared = await self._prepare(batch)
-                if writing is not None:
-                    await writing
-                    writing = None
+                if writing is not None and written is not None:
+                    task, writing = writing, None
+                    await self._settle(task, written)
+                    if self._mirror is None:
+                        # The database holds more than the mirror assumed (another writer): this
+                        # batch was prepared on a stale mirror; prepare it again from the database.
+                        prepared = await self._prepare(batch)
                 if prepared is not None:
-                    writing = asyncio.create_task(self._write(prepared))
-            if writing is not None:
-                await writing
-                writing = None
+                    writing, written = asyncio.create_task(self._write(prepared)), prepared
+            if writing is not None and written is not None:
+                task, writing = writing, None
+                await self._settle(task, written)
             await reader
         finally:
-            for task in (reader, writing):
-                if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            if writing is not None:
+                # Leaving early (a prepare failed, or we are cancelled) with a write in flight: stop its
+                # retries, and wait until the attempt in the writer thread has committed or rolled
+                # back (a thread cannot be stopped), so nothing of this run commits after it returns.
+                self._mirror = None
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writing
+                await self._writer_idle()
 
     def close(self) -> None:
         self._preparer.shutdown(wait=True)
@@ -398,15 +419,32 @@ class Projector:
             raise
 
     async def _write(self, prepared: _Prepared) -> int:
+        """Write one batch; leaves the mirror alone (a prepare may be using it): see `_settle`."""
         try:
             seq = await self._retrying(self._writer, self._write_sync, prepared)
         except Exception:
+            if self._fault is not None:
+                self._fault("write_failed")
+            raise
+        self._projected_seq = seq
+        return seq
+
+    async def _settle(self, writing: asyncio.Future[int], prepared: _Prepared) -> int:
+        """The outcome of `prepared`'s write, awaited when no prepare is running: the mirror, which
+        already includes the batch, is dropped (reloaded by the next prepare, from one snapshot) if
+        the write failed or the database holds another seq than the batch's last (another writer)."""
+        try:
+            seq = await writing
+        except BaseException:
             self._mirror = None
             raise
         if seq != prepared.last_seq:
-            self._mirror = None  # the database is ahead of this mirror (another writer): reload it
-        self._projected_seq = seq
+            self._mirror = None
         return seq
+
+    async def _writer_idle(self) -> None:
+        """Returns once the writer thread has finished what it was running."""
+        await asyncio.get_running_loop().run_in_executor(self._writer, _nothing)
 
     async def _retrying(self, executor: ThreadPoolExecutor, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """`fn(*args)` in `executor`, retried with backoff while the database is unreachable."""
@@ -446,6 +484,8 @@ class Projector:
 
     def _prepare_sync(self, records: Sequence[JournalRecord]) -> _Prepared | None:
         """Rows for the records not projected yet, from the mirror (which this advances)."""
+        if self._fault is not None:
+            self._fault("before_prepare")
         if self._mirror is None:
             self._mirror, self._prepared_seq = self._load_mirror()
         mirror = self._mirror
@@ -528,6 +568,7 @@ class Projector:
         decimals = self.config.currency_decimals
         default = self.config.default_currency_decimals
         with self._engine.connect() as connection:
+            connection = _one_snapshot(connection)
             for row in connection.execute(select(table_of(Market))).mappings():
                 spec = msgspec.json.decode(row["spec_json"], type=MarketSpec)
                 state = _market_state(spec, decimals.get(spec.quote, default), row["status"], 0)
@@ -539,6 +580,8 @@ class Projector:
                 state.created_ns = _ns_of(row["created_at"])
                 state.updated_ns = _ns_of(row["updated_at"])
                 mirror.markets[spec.symbol] = state
+            if self._fault is not None:
+                self._fault("load_mirror")
             for row in connection.execute(select(table_of(Account))).mappings():
                 mirror.accounts[row["id"]] = _AccountState(
                     id=row["id"],
@@ -587,6 +630,25 @@ class Projector:
                 mirror.open_orders[int(row["id"])] = dict(row)
             stored = _stored_last_seq(connection, self.config.name, lock=False)
         return mirror, stored
+
+
+def _nothing() -> None:
+    return None
+
+
+def _one_snapshot(connection: Connection) -> Connection:
+    """`connection` with every following read in one snapshot, until it is closed: the mirror's
+    tables and its seq must come from the same point even while another writer commits.
+
+    PostgreSQL: a REPEATABLE READ transaction. SQLite: pysqlite starts no transaction for reads, so
+    each SELECT would see the latest commit; an explicit BEGIN holds one WAL snapshot from the first
+    read (the connection's close rolls it back).
+    """
+    if connection.dialect.name == "postgresql":
+        return connection.execution_options(isolation_level="REPEATABLE READ")
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")
+    return connection
 
 
 def _stored_last_seq(connection: Connection, name: str, *, lock: bool) -> int | None:
