@@ -36,6 +36,11 @@ class ExpiryWatch:
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.create_task(self._run(), name="ws-token-expiry")
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the hub serves on (tests in another thread schedule on it)."""
+        return self._loop
+
     def watch(self, connection: Connection, expires_at: float) -> None:
         connection.expires_at = expires_at
         self._watched[connection] = expires_at

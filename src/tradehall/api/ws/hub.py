@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -75,11 +75,12 @@ router = APIRouter()
 HEARTBEAT_SECONDS = 15.0
 
 
-def _transport_of(websocket: WebSocket) -> asyncio.WriteTransport | None:
-    """The socket's transport, to abort a connection whose close frame cannot be written.
+def _abort_of(websocket: WebSocket) -> Callable[[], None] | None:
+    """The socket's transport's `abort`, to drop a connection whose close frame cannot be written.
 
-    ASGI does not expose it; uvicorn's `send` is a bound method of its protocol, which holds it, and
-    Starlette wraps that `send` in closures. Best effort: None under another server.
+    ASGI does not expose the transport; uvicorn's `send` is a bound method of its protocol, which
+    holds it (an asyncio or a uvloop transport: duck-typed), and Starlette wraps that `send` in
+    closures. Best effort: None under another server.
     """
     todo: list[Any] = [getattr(websocket, "_send", None)]
     seen: set[int] = set()
@@ -89,8 +90,9 @@ def _transport_of(websocket: WebSocket) -> asyncio.WriteTransport | None:
             continue
         seen.add(id(candidate))
         transport = getattr(getattr(candidate, "__self__", None), "transport", None)
-        if isinstance(transport, asyncio.WriteTransport):
-            return transport
+        abort = getattr(transport, "abort", None)
+        if callable(abort):
+            return cast(Callable[[], None], abort)
         for cell in getattr(candidate, "__closure__", None) or ():
             with contextlib.suppress(ValueError):
                 if callable(cell.cell_contents):
@@ -126,6 +128,8 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
         self.expiry = ExpiryWatch(self._expired, clock)
         self.slow_consumers = 0
         """Connections closed for not reading (tests and logs)."""
+        self.aborted = 0
+        """Connections whose transport was aborted: not even a close frame could be written."""
         self._init_bus_source()
         auth = getattr(gateway, "auth", None)
         if auth is not None:
@@ -457,9 +461,11 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
             except Exception:
                 return
         # not even a close frame fits: drop the TCP connection, and with it the bytes it holds
-        transport = _transport_of(websocket)
-        if transport is not None:
-            transport.abort()
+        abort = _abort_of(websocket)
+        if abort is not None:
+            abort()
+            self.aborted += 1
+            log.info("ws_transport_aborted", connection=connection.id)
         else:
             log.warning("ws_abort_unavailable", connection=connection.id)
 
