@@ -1,6 +1,8 @@
 """The WebSocket hub: subscriptions, fan-out of engine and bus events, the protocol, a socket's life.
 
-The hub is the registry of connections and channels that the mixins beside it share: `fanout`
+Over 400 lines: the hub is the one registry of connections, channels, users and addresses, and the
+code that changes it (subscriptions, credentials, a socket's life) stays beside it, so every index is
+updated in one place. The mixins beside it share that registry: `fanout`
 (durable records to subscribers), `bus_source` (the bus instead of this process's engine), `protocol`
 (the client's requests); `connection`, `snapshots` and `expiry` stand alone.
 
