@@ -6,7 +6,7 @@ updated in one place. The mixins beside it share that registry: `fanout`
 (durable records to subscribers), `bus_source` (the bus instead of this process's engine), `protocol`
 (the client's requests); `connection`, `snapshots` and `expiry` stand alone.
 
-Protocol (API.md): client ops `auth`, `subscribe`, `unsubscribe`, `ping`, `order` (the POST /orders
+Protocol (docs/api.md): client ops `auth`, `subscribe`, `unsubscribe`, `ping`, `order` (the POST /orders
 body), `cancel` ({"order_id"}), each with an optional `id` that its reply echoes; server ops
 `authenticated`, `subscribed`, `unsubscribed`, `error`, `pong`, `order`, `cancel`, `heartbeat`, and
 data messages `{"channel", "type": "snapshot"|"update", "sequence", "data"}`.
