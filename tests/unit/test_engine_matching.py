@@ -19,6 +19,7 @@ from tests.engine_support import (
 from tradehall.domain import commands as c
 from tradehall.domain import events as ev
 from tradehall.domain.enums import CancelReason, Liquidity, OrderStatus, Side
+from tradehall.domain.errors import Code
 from tradehall.engine import Engine
 
 RICH = {"USD": "10000000", "BTC": "100"}
@@ -85,7 +86,7 @@ def test_order_sweeping_three_resting_orders_has_three_fills() -> None:
 def test_market_order_walks_the_book_and_cancels_the_unfilled_rest() -> None:
     engine = market_engine()
     place(engine, "a", "BTC-USD", "sell", "0.1", "100")
-    place(engine, "a", "BTC-USD", "sell", "0.1", "110")
+    place(engine, "a", "BTC-USD", "sell", "0.1", "104")  # inside the default 5 % price protection
     events = engine.apply(
         c.PlaceOrder(
             account_id="b",
@@ -98,7 +99,7 @@ def test_market_order_walks_the_book_and_cancels_the_unfilled_rest() -> None:
     taker_fills = [
         (f.price, f.quantity) for f in of_type(events, ev.OrderFilled) if f.liquidity is Liquidity.TAKER
     ]
-    assert taker_fills == [(10_000, 1000), (11_000, 1000)]
+    assert taker_fills == [(10_000, 1000), (10_400, 1000)]
     cancelled = one(events, ev.OrderCancelled)
     assert (cancelled.reason, cancelled.filled_quantity) == (CancelReason.MARKET_REMAINDER, 2000)
     assert engine.markets["BTC-USD"].book.depth() == ([], [])
@@ -322,7 +323,11 @@ def test_repeated_client_order_id_creates_nothing() -> None:
     engine = market_engine()
     first = order_id(place(engine, "a", "BTC-USD", "buy", "0.1", "90", client_order_id="my-1"))
     before = engine.state_hash()
-    assert place(engine, "a", "BTC-USD", "buy", "0.2", "91", client_order_id="my-1") == []
+    assert place(engine, "a", "BTC-USD", "buy", "0.10", "90.00", client_order_id="my-1") == []
+    assert engine.state_hash() == before
+    # the same id with other parameters is a conflict (issue 11), still creating nothing
+    refused = one(place(engine, "a", "BTC-USD", "buy", "0.2", "91", client_order_id="my-1"), ev.OrderRejected)
+    assert refused.code is Code.CONFLICT
     assert engine.state_hash() == before
     assert engine.order_id_for("a", "my-1") == first
     # another account may use the same client id

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tradehall.domain.enums import MarketKind, OrderSide, OrderStatus, Venue
+from tradehall.domain.enums import CancelReason, MarketKind, OrderSide, OrderStatus, Venue
 from tradehall.domain.events import (
     AnyEvent,
     OrderAccepted,
@@ -330,6 +330,7 @@ def fill_from_event(event: OrderFilled, spec: MarketSpec, quote_places: int) -> 
         "liquidity": event.liquidity.value,
         "realized_pnl": dec(amount_of(event.realized_pnl, quote_places)),
         "executed_at": rfc3339_ns(event.ts),
+        "origin": None if event.origin is None else event.origin.value,
     }
 
 
@@ -347,6 +348,7 @@ def fill_from_row(row: models.Fill) -> dict[str, Any]:
         "liquidity": row.liquidity,
         "realized_pnl": dec(row.realized_pnl),
         "executed_at": rfc3339(row.executed_at),
+        "origin": row.origin,
     }
 
 
@@ -365,6 +367,7 @@ def order_from_engine(order: EngineOrder, spec: MarketSpec, quote_places: int) -
     stop = None if order.stop_price is None else decimal_of(order.stop_price, spec.tick_size)
     average = _average(order.fills_notional, order.filled, spec)
     created = rfc3339_ns(order.created_ts)
+    reason = order.cancel_reason
     return {
         "id": str(order.order_id),
         "client_order_id": order.client_order_id,
@@ -381,8 +384,10 @@ def order_from_engine(order: EngineOrder, spec: MarketSpec, quote_places: int) -
         "average_price": opt_dec(_no_view(average, spec, requested)),
         "fees": dec(amount_of(order.fees_paid, quote_places)),
         "created_at": created,
-        "updated_at": created,
+        "updated_at": rfc3339_ns(order.updated_ts) if order.updated_ts else created,
         "fills": [],
+        "trigger": None if order.trigger is None else order.trigger.value,
+        "cancel_reason": None if reason is None else reason.value,
     }
 
 
@@ -399,6 +404,8 @@ def order_from_events(
     updated = 0
     quantity = 0
     price: int | None = None
+    stop_price: int | None = None
+    reason: str | None = None
     for event in events:
         if getattr(event, "order_id", None) != order_id:
             continue
@@ -407,6 +414,7 @@ def order_from_events(
             status = event.status
             quantity = event.quantity
             price = event.price
+            stop_price = event.stop_price
             updated = event.ts
         elif isinstance(event, OrderFilled):
             fills.append(fill_from_event(event, spec, quote_places))
@@ -418,9 +426,11 @@ def order_from_events(
         elif isinstance(event, OrderCancelled):
             status = OrderStatus.CANCELLED
             filled = event.filled_quantity
+            reason = event.reason.value
             updated = event.ts
         elif isinstance(event, OrderExpired):
             status = OrderStatus.EXPIRED
+            reason = CancelReason.EXPIRED.value
             updated = event.ts
         elif isinstance(event, OrderTriggered):
             status = OrderStatus.OPEN
@@ -428,12 +438,13 @@ def order_from_events(
         elif isinstance(event, OrderAmended):
             quantity = event.quantity
             price = event.price if event.price is not None else price
+            stop_price = event.stop_price if event.stop_price is not None else stop_price
             updated = event.ts
     if accepted is None or status is None:
         return None
     requested = accepted.requested_side.value
     price_value = None if price is None else decimal_of(price, spec.tick_size)
-    stop = None if accepted.stop_price is None else decimal_of(accepted.stop_price, spec.tick_size)
+    stop = None if stop_price is None else decimal_of(stop_price, spec.tick_size)
     return {
         "id": str(order_id),
         "client_order_id": accepted.client_order_id,
@@ -452,6 +463,8 @@ def order_from_events(
         "created_at": rfc3339_ns(accepted.ts),
         "updated_at": rfc3339_ns(updated),
         "fills": fills,
+        "trigger": None if accepted.trigger is None else accepted.trigger.value,
+        "cancel_reason": reason,
     }
 
 
@@ -480,4 +493,6 @@ def order_from_row(
         "created_at": rfc3339(row.created_at),
         "updated_at": rfc3339(row.updated_at),
         "fills": [fill_from_row(fill) for fill in fills],
+        "trigger": row.trigger,
+        "cancel_reason": row.cancel_reason,
     }

@@ -57,12 +57,14 @@ class ApiError(Exception):
         *,
         headers: dict[str, str] | None = None,
         errors: list[dict[str, Any]] | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
         self.headers = headers or {}
         self.errors = errors
+        self.fields = fields  # extra members of the problem body (e.g. an order's `reject_reason`)
 
     @property
     def status(self) -> int:
@@ -96,6 +98,7 @@ def problem_response(
     *,
     headers: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> Response:
     status = STATUS_OF[code]
     body: dict[str, Any] = {
@@ -108,6 +111,8 @@ def problem_response(
     }
     if errors:
         body["errors"] = errors
+    if fields:
+        body.update({key: value for key, value in fields.items() if key not in body})
     all_headers = {"X-Request-ID": correlation_id} if correlation_id else {}
     all_headers.update(headers or {})
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=all_headers)
@@ -133,7 +138,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return problem_response(
-            exc.code, exc.detail, correlation_id_of(request), headers=exc.headers, errors=exc.errors
+            exc.code,
+            exc.detail,
+            correlation_id_of(request),
+            headers=exc.headers,
+            errors=exc.errors,
+            fields=exc.fields,
         )
 
     async def on_domain_error(request: Request, exc: Exception) -> Response:

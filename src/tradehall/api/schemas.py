@@ -330,11 +330,19 @@ class OrderCreate(Request):
     client_order_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     take_profit: DecimalStr | None = None
     stop_loss: DecimalStr | None = None
+    trigger: Literal["last", "mark", "bid_ask"] | None = Field(
+        default=None,
+        description="The price a stop watches: the last trade, the mark, or the touch (a buy stop the"
+        " ask, a sell stop the bid). Default: `last` on book venues, `bid_ask` on quote venues.",
+    )
 
 
 class OrderAmend(Request):
     price: DecimalStr | None = None
     quantity: DecimalStr | None = None
+    stop_price: DecimalStr | None = Field(
+        default=None, description="Moves an untriggered stop (refused if its trigger has already passed it)."
+    )
 
 
 class FillOut(Response):
@@ -350,6 +358,9 @@ class FillOut(Response):
     liquidity: Literal["maker", "taker"]
     realized_pnl: str
     executed_at: Timestamp
+    origin: Literal["liquidation", "assessment_close"] | None = Field(
+        default=None, description="Set when the engine made the fill to close the account's position."
+    )
 
 
 class OrderOut(Response):
@@ -372,6 +383,10 @@ class OrderOut(Response):
     created_at: Timestamp
     updated_at: Timestamp
     fills: list[FillOut]
+    trigger: Literal["last", "mark", "bid_ask"] | None = None
+    cancel_reason: str | None = Field(
+        default=None, description="Why the order ended without filling completely (see the docs' list)."
+    )
 
 
 class OrdersPage(Response):

@@ -20,6 +20,7 @@ from tradehall.domain.enums import (
     OrderSide,
     OrderType,
     Outcome,
+    StopTrigger,
     TimeInForce,
 )
 from tradehall.domain.market import MarketSpec
@@ -78,6 +79,7 @@ class PlaceOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
     client_order_id: str | None = None
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
+    trigger: StopTrigger | None = None  # stops only; None: the venue's default (book last, quote bid_ask)
 
 
 class CancelOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
@@ -93,12 +95,13 @@ class CancelAll(Command, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class AmendOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
-    """`quantity` is the new total, filled part included."""
+    """`quantity` is the new total, filled part included; `stop_price` moves an untriggered stop."""
 
     order_id: int
     account_id: str | None = None
     price: Decimal | None = None
     quantity: Decimal | None = None
+    stop_price: Decimal | None = None
 
 
 class MarkPrice(Command, frozen=True, kw_only=True, gc=False, tag=True):

@@ -114,6 +114,13 @@ class Outcome(StrEnum):
 
 
 class CancelReason(StrEnum):
+    """Why an order ended without filling completely: the one list behind `cancel_reason` (an order
+    that was accepted and then ended) and `reject_reason` (an order refused at placement).
+
+    `expired` is the reason of every DAY/GTD expiry. `account_closed` is what journals written
+    before `assessment_ended` existed carry; nothing emits it any more (kept so they still decode).
+    """
+
     USER = "user"
     IOC_REMAINDER = "ioc_remainder"
     FOK_UNFILLED = "fok_unfilled"
@@ -127,3 +134,25 @@ class CancelReason(StrEnum):
     MARKET_CLOSED = "market_closed"
     LIQUIDATION = "liquidation"
     ACCOUNT_CLOSED = "account_closed"
+    POST_ONLY = "post_only"
+    EXPIRED = "expired"
+    OCO = "oco"
+    ASSESSMENT_ENDED = "assessment_ended"
+    PRICE_PROTECTION = "price_protection"
+    WOULD_TRIGGER = "would_trigger"
+
+
+class StopTrigger(StrEnum):
+    """The price a stop watches: the last trade, the mark, or the touch (a buy stop the ask, a sell
+    stop the bid). Default: `last` on book venues, `bid_ask` on quote venues."""
+
+    LAST = "last"
+    MARK = "mark"
+    BID_ASK = "bid_ask"
+
+
+class FillOrigin(StrEnum):
+    """A fill the engine made itself to close a position (absent on ordinary fills)."""
+
+    LIQUIDATION = "liquidation"
+    ASSESSMENT_CLOSE = "assessment_close"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from tradehall.domain.enums import CancelReason
+
 
 class Code(StrEnum):
     INVALID_REQUEST = "invalid_request"
@@ -30,14 +32,15 @@ class Code(StrEnum):
 class TradehallError(Exception):
     """A refusal with a stable code; raised inside the engine and turned into a rejection event."""
 
-    def __init__(self, code: Code, detail: str) -> None:
+    def __init__(self, code: Code, detail: str, reason: CancelReason | None = None) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+        self.reason = reason  # an order refusal's `reject_reason`, when one of the list names it
 
 
-def invalid_order(detail: str) -> TradehallError:
-    return TradehallError(Code.INVALID_ORDER, detail)
+def invalid_order(detail: str, reason: CancelReason | None = None) -> TradehallError:
+    return TradehallError(Code.INVALID_ORDER, detail, reason)
 
 
 def invalid_request(detail: str) -> TradehallError:

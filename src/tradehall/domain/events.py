@@ -14,6 +14,7 @@ from tradehall.domain.enums import (
     AccountStatus,
     CancelReason,
     CostBasis,
+    FillOrigin,
     Liquidity,
     MarketStatus,
     OrderSide,
@@ -21,6 +22,7 @@ from tradehall.domain.enums import (
     OrderType,
     Outcome,
     Side,
+    StopTrigger,
     TimeInForce,
     TradingState,
 )
@@ -43,19 +45,19 @@ class AccountOpened(Event, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class AccountStatusChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
-    account_id: str
-    status: AccountStatus
     """`reason` is the rule that ended an assessment (`max_total_loss`, `max_daily_loss`,
     `profit_target`); `value` (equity) and `limit` (the floor or target) are minor units of the
     account's currency: the account's `status_reason`."""
 
+    account_id: str
+    status: AccountStatus
     trading_state: TradingState
     reason: str
     ts: int
-
-
     value: int | None = None
     limit: int | None = None
+
+
 class MarketCreated(Event, frozen=True, kw_only=True, gc=False, tag=True):
     spec: MarketSpec
     ts: int
@@ -84,6 +86,7 @@ class OrderAccepted(Event, frozen=True, kw_only=True, gc=False, tag=True):
     client_order_id: str | None
     status: OrderStatus
     ts: int
+    trigger: StopTrigger | None = None  # a stop's trigger source; None for other orders
 
 
 class OrderRejected(Event, frozen=True, kw_only=True, gc=False, tag=True):
@@ -95,6 +98,7 @@ class OrderRejected(Event, frozen=True, kw_only=True, gc=False, tag=True):
     code: Code
     reason: str
     ts: int
+    reject_reason: CancelReason | None = None  # when one of the end reasons names the refusal
 
 
 class CommandRejected(Event, frozen=True, kw_only=True, gc=False, tag=True):
@@ -129,6 +133,7 @@ class OrderFilled(Event, frozen=True, kw_only=True, gc=False, tag=True):
     filled_quantity: int
     status: OrderStatus
     ts: int
+    origin: FillOrigin | None = None  # set on the closed account's side of an engine close-out
 
 
 class TradeExecuted(Event, frozen=True, kw_only=True, gc=False, tag=True):
@@ -169,6 +174,7 @@ class OrderAmended(Event, frozen=True, kw_only=True, gc=False, tag=True):
     quantity: int
     priority_lost: bool
     ts: int
+    stop_price: int | None = None  # an untriggered stop's (possibly moved) stop price
 
 
 class BalanceChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
@@ -256,12 +262,6 @@ class PositionLiquidated(Event, frozen=True, kw_only=True, gc=False, tag=True):
     ts: int
 
 
-class FundingPaid(Event, frozen=True, kw_only=True, gc=False, tag=True):
-    """`payments` are (account id, minor units paid; negative = received)."""
-
-    market: str
-    rate_ppm: int
-    mark: int
 class PositionTakenOver(Event, frozen=True, kw_only=True, gc=False, tag=True):
     """The part of a close-out (liquidation, assessment end) the book could not absorb within its
     protection band, taken over by `system:insurance` at the mark.
@@ -281,6 +281,12 @@ class PositionTakenOver(Event, frozen=True, kw_only=True, gc=False, tag=True):
     ts: int
 
 
+class FundingPaid(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """`payments` are (account id, minor units paid; negative = received)."""
+
+    market: str
+    rate_ppm: int
+    mark: int
     payments: tuple[tuple[str, int], ...]
     ts: int
 
@@ -353,11 +359,11 @@ AnyEvent = (
     | MarketVoided
     | QuoteUpdated
     | PositionLiquidated
+    | PositionTakenOver
     | FundingPaid
     | LeverageChanged
     | AssessmentFailed
     | AssessmentPassed
     | AssessmentUpdated
     | EngineConfigured
-    | PositionTakenOver
 )

@@ -17,6 +17,7 @@ from tradehall.domain.enums import (
     OrderType,
     SelfTradePrevention,
     Side,
+    StopTrigger,
     TimeInForce,
     TradingState,
     Venue,
@@ -54,3 +55,6 @@ TRADING_REDUCING = TradingState.REDUCING
 STP_CANCEL_NEWEST = SelfTradePrevention.CANCEL_NEWEST
 STP_CANCEL_OLDEST = SelfTradePrevention.CANCEL_OLDEST
 STP_CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
+TRIGGER_LAST = StopTrigger.LAST
+TRIGGER_MARK = StopTrigger.MARK
+TRIGGER_BID_ASK = StopTrigger.BID_ASK

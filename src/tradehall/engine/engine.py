@@ -21,6 +21,7 @@ from tradehall.domain.enums import (
     AccountStatus,
     CancelReason,
     CostBasis,
+    FillOrigin,
     Liquidity,
     MarketKind,
     MarketStatus,
@@ -28,6 +29,7 @@ from tradehall.domain.enums import (
     OrderType,
     Outcome,
     Side,
+    StopTrigger,
     TimeInForce,
     TradingState,
 )
@@ -58,9 +60,9 @@ from tradehall.domain.events import (
     OrderTriggered,
     PositionChanged,
     PositionLiquidated,
+    PositionTakenOver,
     QuoteUpdated,
     TradeExecuted,
-    PositionTakenOver,
 )
 from tradehall.domain.fixedpoint import (
     PPM,
@@ -106,6 +108,9 @@ from tradehall.engine.constants import (
     TAKER,
     TRADING_HALTED,
     TRADING_REDUCING,
+    TRIGGER_BID_ASK,
+    TRIGGER_LAST,
+    TRIGGER_MARK,
 )
 from tradehall.engine.ledger import (
     SYSTEM_EXTERNAL,
@@ -131,22 +136,22 @@ from tradehall.engine.risk import (
     next_reset_ts,
     tier_day_index,
 )
+from tradehall.engine.valuation import valuation_price, value_account
 from tradehall.engine.venues import consume, crossing_size, plan_fills, slipped
 
 DAY_NS = 86_400 * 1_000_000_000
 _EnumT = TypeVar("_EnumT", bound=StrEnum)
 _EMIT_OWN_BOOK_CHANGES = frozenset({"PlaceOrder", "CancelOrder", "AmendOrder"})
-from tradehall.engine.valuation import valuation_price, value_account
 """Commands that touch one book and emit its change themselves; others sweep every book."""
 SNAPSHOT_VERSION = 1
+CLOSE_OUT_PROTECTION_PPM = 50_000
+"""A close-out on a book trades no further than 5 % beyond the best opposite price when its market
+has no `price_protection` of its own; the rest is taken over by the insurance fund at the mark."""
 
 
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Engine-wide settings; part of the snapshot, so a restored engine behaves the same.
 
-CLOSE_OUT_PROTECTION_PPM = 50_000
-"""A close-out on a book trades no further than 5 % beyond the best opposite price when its market
-has no `price_protection` of its own; the rest is taken over by the insurance fund at the mark."""
     `incremental_marks`: a mark touches only the accounts whose mark interval it leaves (False:
     every account with a position in the market, the plain oracle for tests).
     """
@@ -179,6 +184,39 @@ _SIDE_BY_KIND: dict[MarketKind, dict[OrderSide, Side]] = {
 }
 
 
+_TRIGGER_SOURCES = ((StopTrigger.LAST, 0), (StopTrigger.MARK, 1), (StopTrigger.BID_ASK, 2))
+"""Each trigger source with its group in the stop lists (`markets.TRIGGER_RANK`)."""
+
+
+def _fingerprint(command: cmds.PlaceOrder, trigger: StopTrigger | None) -> bytes:
+    """What makes a repeated `client_order_id` "the same order": every parameter, decimals by value
+    ("0.10" = "0.1") and the stop's effective trigger source. A short digest keeps the map small."""
+
+    def number(value: object) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(parse_decimal(value, "value").normalize())
+        except TradehallError:
+            return str(value)
+
+    fields = (
+        str(command.side),
+        str(command.type),
+        number(command.quantity),
+        number(command.price),
+        number(command.stop_price),
+        str(command.time_in_force),
+        command.expire_at,
+        bool(command.post_only),
+        bool(command.reduce_only),
+        None if trigger is None else str(trigger),
+        number(command.take_profit),
+        number(command.stop_loss),
+    )
+    return hashlib.blake2b(msgspec.msgpack.encode(fields), digest_size=8).digest()
+
+
 def _enum(kind: type[_EnumT], value: object, what: str) -> _EnumT:
     """A command's enum field as the enum; a value outside it is a refusal, never a crash."""
     if value.__class__ is kind:
@@ -200,6 +238,7 @@ class Engine:
         self.markets: dict[str, Market] = {}
         self.orders: dict[int, Order] = {}
         self.client_order_ids: dict[tuple[str, str], int] = {}
+        self.client_order_fingerprints: dict[tuple[str, str], bytes] = {}
         self.now = 0
         self.next_order_id = 1
         self.next_trade_id = 1
@@ -227,6 +266,8 @@ class Engine:
             cmds.Configure: self._configure,
         }
         self._next_reset: int | None = None
+        self._spot_index: dict[tuple[str, str], Market] = {}
+        self._spot_index_size = -1
 
     # --- the one entry point -------------------------------------------------------------
 
@@ -261,13 +302,12 @@ class Engine:
                         code=error.code,
                         reason=error.detail,
                         ts=self.now,
+                        reject_reason=error.reason,
                     )
                 )
             else:
                 events.append(
                     CommandRejected(
-        self._spot_index: dict[tuple[str, str], Market] = {}
-        self._spot_index_size = -1
                         command=type(command).__name__, code=error.code, reason=error.detail, ts=self.now
                     )
                 )
@@ -352,6 +392,11 @@ class Engine:
             self._emit_assessment(account, state.initial)
             self._schedule_resets()
 
+    def _money(self, minor: int, currency: str, bare: bool = False) -> str:
+        """An amount for a message, in the currency's units ("3,030.00 USD"; `bare`: "3,030.00")."""
+        text = format_money(minor, currency, self.config.decimals(currency))
+        return text.rsplit(" ", 1)[0] if bare else text
+
     def _trader(self, account_id: str) -> Account:
         account = self.accounts.get(account_id)
         if account is None or account.kind is SYSTEM_KIND:
@@ -396,11 +441,6 @@ class Engine:
         try:  # a spec built in code with plain strings is checked and normalised like a decoded one
             spec = msgspec.convert(msgspec.to_builtins(command.spec), MarketSpec)
         except (msgspec.ValidationError, TypeError) as error:
-    def _money(self, minor: int, currency: str, bare: bool = False) -> str:
-        """An amount for a message, in the currency's units ("3,030.00 USD"; `bare`: "3,030.00")."""
-        text = format_money(minor, currency, self.config.decimals(currency))
-        return text.rsplit(" ", 1)[0] if bare else text
-
             raise invalid_request(f"invalid market spec: {error}") from None
         if spec.symbol in self.markets:
             raise TradehallError(Code.CONFLICT, f"market {spec.symbol} exists")
@@ -437,56 +477,16 @@ class Engine:
                 self._cancel(order, market, reason)
         market.status = status
         self._events.append(MarketStatusChanged(market=market.symbol, status=status, ts=self.now))
+        if status is MARKET_OPEN:
+            self._trigger_stops(market)  # prices may have passed stops while it was halted
 
     def _mark_price(self, command: cmds.MarkPrice) -> None:
         market = self._market(command.market)
         price = self._price(market, command.price, "price")
+        self._check_mark_band(market, price)
         market.mark_price = price
         self._events.append(MarkPriceUpdated(market=market.symbol, price=price, ts=self.now))
         self._mark_to_market(market)
-
-    def _price(self, market: Market, value: object, what: str) -> int:
-        price = market.ticks_of(value, what)
-        if price <= 0:
-            raise invalid_order(f"{what} must be positive")
-        if market.kind is BINARY and price >= market.payout_ticks:
-            raise invalid_order(f"{what} of a binary market must be between 0 and 1 exclusive")
-        return price
-
-    # --- orders: validation --------------------------------------------------------------
-
-    def _place_order(self, command: cmds.PlaceOrder) -> None:
-        market = self._market(command.market)
-        account = self._trader(command.account_id)
-        if account.status is not ACCOUNT_ACTIVE or account.trading_state is TRADING_HALTED:
-            raise TradehallError(Code.ACCOUNT_NOT_ACTIVE, f"account {account.account_id} is {account.status}")
-        if market.status is not MARKET_OPEN:
-            raise TradehallError(Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}")
-        if command.client_order_id is not None:
-            if not command.client_order_id or len(command.client_order_id) > 64:
-                raise invalid_order("client_order_id must be 1 to 64 characters")
-            if (account.account_id, command.client_order_id) in self.client_order_ids:
-                return  # idempotent repeat: the original order stands, nothing changes
-        requested_side = _enum(OrderSide, command.side, "side")
-        side = _SIDE_BY_KIND[market.kind].get(requested_side)
-        if side is None:
-            raise invalid_order(f"side {command.side} does not fit a {market.kind} market")
-        quantity = market.lots_of(command.quantity)
-        if quantity <= 0:
-            raise invalid_order("quantity must be positive")
-        if quantity < market.min_lots:
-            raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
-        if market.max_lots is not None and quantity > market.max_lots:
-            raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
-        order_type = _enum(OrderType, command.type, "type")
-        price = stop_price = None
-        if order_type in (LIMIT_ORDER, STOP_LIMIT_ORDER):
-            if command.price is None:
-                raise invalid_order(f"a {order_type} order needs a price")
-        self._check_mark_band(market, price)
-            price = self._order_price(market, requested_side, command.price, "price")
-        elif command.price is not None:
-            raise invalid_order(f"a {order_type} order takes no price")
         self._trigger_stops(market)
 
     @staticmethod
@@ -509,12 +509,82 @@ class Engine:
             f"[{decimal_str(low.normalize())}, {decimal_str(high.normalize())}]: "
             f"{decimal_str((spec.mark_band * 100).normalize())} % beyond the book's bid and ask"
         )
+
+    def _price(self, market: Market, value: object, what: str) -> int:
+        price = market.ticks_of(value, what)
+        if price <= 0:
+            raise invalid_order(f"{what} must be positive")
+        if market.kind is BINARY and price >= market.payout_ticks:
+            raise invalid_order(f"{what} of a binary market must be between 0 and 1 exclusive")
+        return price
+
+    # --- orders: validation --------------------------------------------------------------
+
+    def _place_order(self, command: cmds.PlaceOrder) -> None:
+        market = self._market(command.market)
+        account = self._trader(command.account_id)
+        key: tuple[str, str] | None = None
+        fingerprint = b""
+        if command.client_order_id is not None:
+            if not command.client_order_id or len(command.client_order_id) > 64:
+                raise invalid_order("client_order_id must be 1 to 64 characters")
+            key = (account.account_id, command.client_order_id)
+            fingerprint = _fingerprint(command, self._stated_trigger(market, command))
+            original = self.client_order_ids.get(key)
+            if original is not None:
+                if self.client_order_fingerprints.get(key, fingerprint) != fingerprint:
+                    raise TradehallError(
+                        Code.CONFLICT,
+                        f"client_order_id {command.client_order_id!r} belongs to order {original},"
+                        " placed with different parameters",
+                    )
+                return  # idempotent repeat: the original order stands, nothing changes
+        if account.status is not ACCOUNT_ACTIVE or account.trading_state is TRADING_HALTED:
+            ended = account.assessment is not None and account.status is not ACCOUNT_ACTIVE
+            raise TradehallError(
+                Code.ACCOUNT_NOT_ACTIVE,
+                f"account {account.account_id} is {account.status}",
+                CancelReason.ASSESSMENT_ENDED if ended else None,
+            )
+        if market.status is not MARKET_OPEN:
+            raise TradehallError(
+                Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}", CancelReason.MARKET_CLOSED
+            )
+        requested_side = _enum(OrderSide, command.side, "side")
+        side = _SIDE_BY_KIND[market.kind].get(requested_side)
+        if side is None:
+            raise invalid_order(f"side {command.side} does not fit a {market.kind} market")
+        quantity = market.lots_of(command.quantity)
+        if quantity <= 0:
+            raise invalid_order("quantity must be positive")
+        if quantity < market.min_lots:
+            raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
+        if market.max_lots is not None and quantity > market.max_lots:
+            raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
+        order_type = _enum(OrderType, command.type, "type")
+        price = stop_price = None
+        if order_type in (LIMIT_ORDER, STOP_LIMIT_ORDER):
+            if command.price is None:
+                raise invalid_order(f"a {order_type} order needs a price")
+            price = self._order_price(market, requested_side, command.price, "price")
+        elif command.price is not None:
+            raise invalid_order(f"a {order_type} order takes no price")
         if order_type in (STOP_ORDER, STOP_LIMIT_ORDER):
             if command.stop_price is None:
                 raise invalid_order(f"a {order_type} order needs a stop_price")
             stop_price = self._order_price(market, requested_side, command.stop_price, "stop_price")
         elif command.stop_price is not None:
             raise invalid_order(f"a {order_type} order takes no stop_price")
+        trigger = None
+        if stop_price is not None:
+            trigger = (
+                self._default_trigger(market)
+                if command.trigger is None
+                else _enum(StopTrigger, command.trigger, "trigger")
+            )
+            self._refuse_triggering(market, requested_side, side, trigger, stop_price)
+        elif command.trigger is not None:
+            raise invalid_order("trigger is only for stop and stop_limit orders")
         tif = _enum(TimeInForce, command.time_in_force, "time_in_force")
         is_market = order_type in (MARKET_ORDER, STOP_ORDER)
         if is_market:
@@ -536,7 +606,7 @@ class Engine:
         if command.reduce_only and market.kind is SPOT:
             raise invalid_order("reduce_only is for perp and binary markets")
         if command.post_only and price is not None and self._would_cross(market, side, price):
-            raise invalid_order("post_only order would take liquidity")
+            raise invalid_order("post_only order would take liquidity", CancelReason.POST_ONLY)
         if account.trading_state is TRADING_REDUCING and not command.reduce_only:
             raise TradehallError(Code.ACCOUNT_NOT_ACTIVE, "the account may only reduce positions")
         order = Order(
@@ -556,6 +626,8 @@ class Engine:
             reduce_only=command.reduce_only,
             client_order_id=command.client_order_id,
             created_ts=self.now,
+            trigger=trigger,
+            updated_ts=self.now,
         )
         if command.stop_loss is not None:
             order.stop_loss = self._order_price(market, requested_side, command.stop_loss, "stop_loss")
@@ -567,6 +639,52 @@ class Engine:
         self._compute_hold(order, account, market, limit, lots)
         self._check_risk(order, account, market, limit)
         self._accept(order, account, market, limit)
+        if key is not None:
+            self.client_order_fingerprints[key] = fingerprint
+
+    @staticmethod
+    def _default_trigger(market: Market) -> StopTrigger:
+        return TRIGGER_BID_ASK if market.venue is QUOTE_VENUE else TRIGGER_LAST
+
+    def _stated_trigger(self, market: Market, command: cmds.PlaceOrder) -> StopTrigger | None:
+        """The trigger source a placement asks for, the venue's default for a stop (not yet checked)."""
+        if command.trigger is not None:
+            return command.trigger
+        if command.type in (STOP_ORDER, STOP_LIMIT_ORDER):
+            return self._default_trigger(market)
+        return None
+
+    @staticmethod
+    def _trigger_price(market: Market, trigger: StopTrigger | None, side: Side) -> int | None:
+        """The price a stop watches now (None: its source has no price yet, so it waits)."""
+        if trigger is TRIGGER_LAST:
+            return market.last_price
+        if trigger is TRIGGER_MARK:
+            return mark_of(market)
+        return market.best_ask() if side is BUY else market.best_bid()
+
+    def _refuse_triggering(
+        self, market: Market, requested: OrderSide, side: Side, trigger: StopTrigger, stop: int
+    ) -> None:
+        """Binance's rule: a stop whose trigger source is already at or through it is refused, not
+        fired at once at whatever the book holds (raises, changes nothing)."""
+        reference = self._trigger_price(market, trigger, side)
+        if reference is None or (stop > reference if side is BUY else stop < reference):
+            return
+        no = requested is OrderSide.NO  # shown in NO prices, as entered: a NO stop fires as NO rises
+        if no:
+            stop, reference = market.payout_ticks - stop, market.payout_ticks - reference
+        rises = side is BUY or no
+        source = {TRIGGER_LAST: "last trade price", TRIGGER_MARK: "mark price"}.get(
+            trigger, "best ask" if rises else "best bid"
+        )
+        tick = market.spec.tick_size
+        raise invalid_order(
+            f"a {requested} stop at {decimal_str(decimal_of(stop, tick))} would trigger immediately: the"
+            f" {source} is {decimal_str(decimal_of(reference, tick))}, already at or"
+            f" {'above' if rises else 'below'} it",
+            CancelReason.WOULD_TRIGGER,
+        )
 
     @staticmethod
     def _would_cross(market: Market, side: Side, price: int) -> bool:
@@ -610,7 +728,7 @@ class Engine:
                     free = max(0, -position.quantity - position.reserved_buy)
             order.covered = min(quantity, free)
             if order.reduce_only and order.covered < quantity:
-                raise invalid_order("reduce_only order would increase the position")
+                raise invalid_order("reduce_only order would increase the position", CancelReason.REDUCE_ONLY)
         order.hold = self._hold_amount(
             market, side, limit, quantity, order.covered, self._im_ppm(account, market)
         )
@@ -671,6 +789,7 @@ class Engine:
         self._emit_book_changes(market)
 
     def _accepted(self, order: Order) -> OrderAccepted:
+        order.updated_ts = self.now
         return OrderAccepted(
             order_id=order.order_id,
             account_id=order.account_id,
@@ -688,6 +807,7 @@ class Engine:
             client_order_id=order.client_order_id,
             status=order.status,
             ts=self.now,
+            trigger=order.trigger,
         )
 
     def _take_hold(self, order: Order, account: Account, market: Market) -> None:
@@ -771,7 +891,9 @@ class Engine:
         """After taking: a market or IOC/FOK rest is cancelled; a limit rests (book or paper list)."""
         tif = order.time_in_force
         if order.type is MARKET_ORDER or order.type is STOP_ORDER:
-            self._close(order, account, market, CancelReason.MARKET_REMAINDER)
+            cut = market.protection_ppm is not None and self._liquidity_left(market, order.side)
+            reason = CancelReason.PRICE_PROTECTION if cut else CancelReason.MARKET_REMAINDER
+            self._close(order, account, market, reason)
         elif tif is IOC or tif is FOK:
             self._close(order, account, market, CancelReason.IOC_REMAINDER)
         else:
@@ -797,6 +919,8 @@ class Engine:
         """End an order that is not (or no longer) in the book: release its hold, emit the cancel."""
         self._release_hold(order, account, market)
         order.status = CANCELLED
+        order.cancel_reason = reason
+        order.updated_ts = self.now
         if order.order_id in self.orders:
             self._unregister(order, account)
         self._events.append(
@@ -933,6 +1057,7 @@ class Engine:
         order.filled += quantity
         order.fills_notional += price * quantity
         order.fees_paid += fee
+        order.updated_ts = self.now
         if order.remaining == 0:
             order.status = FILLED
             if order.hold:  # the bound's slack: what the fills did not consume
@@ -961,6 +1086,7 @@ class Engine:
                 filled_quantity=order.filled,
                 status=order.status,
                 ts=self.now,
+                origin=order.origin,
             )
         )
 
@@ -981,35 +1107,38 @@ class Engine:
             )
 
     def _trigger_stops(self, market: Market) -> None:
-        """Stops trigger on the last trade price, in the same command as the trade that moved it."""
-        if not market.stops_buy and not market.stops_sell:
-            return
-        while market.last_price is not None:
-            last = market.last_price
+        """Fire the stops whose trigger source has reached them (inclusive: >= for buys, <= for
+        sells), in order-id order, in the same command as the change that moved the price; again
+        while the fired stops move a price further. Only an open market fires stops."""
+        stops_buy, stops_sell = market.stops_buy, market.stops_sell
+        while (stops_buy or stops_sell) and market.status is MARKET_OPEN:
             triggered: list[Order] = []
-            for order in market.stops_buy:
-                assert order.stop_price is not None
-                if order.stop_price > last:
-                    break
-                triggered.append(order)
-            for order in reversed(market.stops_sell):
-                assert order.stop_price is not None
-                if order.stop_price < last:
-                    break
-                triggered.append(order)
+            for trigger, rank in _TRIGGER_SOURCES:
+                if stops_buy:
+                    price = self._trigger_price(market, trigger, BUY)
+                    if price is not None:
+                        triggered.extend(
+                            stops_buy.irange_key((rank,), (rank, price + 1), inclusive=(True, False))
+                        )
+                if stops_sell:
+                    price = self._trigger_price(market, trigger, SELL)
+                    if price is not None:
+                        triggered.extend(
+                            stops_sell.irange_key((rank, price), (rank + 1,), inclusive=(True, False))
+                        )
             if not triggered:
                 return
-            for order in sorted(triggered, key=lambda o: o.order_id):
-                (market.stops_buy if order.side is BUY else market.stops_sell).remove(order)
-            for order in sorted(triggered, key=lambda o: o.order_id):
+            triggered.sort(key=lambda o: o.order_id)
+            for order in triggered:
+                (stops_buy if order.side is BUY else stops_sell).remove(order)
+            for order in triggered:
                 self._fire_stop(order, market)
-            if market.last_price == last:
-                return
 
     def _fire_stop(self, order: Order, market: Market) -> None:
         account = self.accounts[order.account_id]
         self._release_hold(order, account, market)
         order.status = OPEN
+        order.updated_ts = self.now
         self._events.append(
             OrderTriggered(
                 order_id=order.order_id, account_id=order.account_id, market=order.market, ts=self.now
@@ -1018,10 +1147,10 @@ class Engine:
         limit, lots = self._taking_terms(market, order)
         try:
             self._compute_hold(order, account, market, limit, lots)
-        except TradehallError:
+        except TradehallError as error:
             order.covered = 0
             order.hold = 0
-            self._close(order, account, market, CancelReason.UNFUNDED)
+            self._close(order, account, market, error.reason or CancelReason.UNFUNDED)
             return
         self._take_hold(order, account, market)
         self._execute(order, account, market, limit)
@@ -1040,17 +1169,23 @@ class Engine:
 
     def _cancel_order(self, command: cmds.CancelOrder) -> None:
         order = self._owned_order(command.order_id, command.account_id)
-        self._cancel(order, self.markets[order.market], CancelReason.USER)
-        self._emit_book_changes(self.markets[order.market])
+        market = self.markets[order.market]
+        self._cancel(order, market, CancelReason.USER)
+        self._trigger_stops(market)  # a cancel can move the touch that bid_ask stops watch
+        self._emit_book_changes(market)
 
     def _cancel_all(self, command: cmds.CancelAll) -> None:
         account = self._trader(command.account_id)
         if command.market is not None:
             self._market(command.market)
+        touched: set[str] = set()
         for order in sorted(account.open_orders.values(), key=lambda o: o.order_id):  # type: ignore[attr-defined]
             assert isinstance(order, Order)
             if command.market is None or order.market == command.market:
                 self._cancel(order, self.markets[order.market], CancelReason.USER)
+                touched.add(order.market)
+        for symbol in sorted(touched):
+            self._trigger_stops(self.markets[symbol])
 
     def _amend_order(self, command: cmds.AmendOrder) -> None:
         order = self._owned_order(command.order_id, command.account_id)
@@ -1058,10 +1193,17 @@ class Engine:
         account = self.accounts[order.account_id]
         if not market.open_for_orders:
             raise TradehallError(Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}")
-        if command.price is None and command.quantity is None:
-            raise invalid_order("an amend needs a price or a quantity")
+        if command.price is None and command.quantity is None and command.stop_price is None:
+            raise invalid_order("an amend needs a price, a quantity or a stop_price")
         if order.status is PENDING_TRIGGER:
-            raise TradehallError(Code.CONFLICT, "cancel and replace a stop order that has not triggered")
+            self._amend_stop(order, account, market, command)
+            return
+        if command.stop_price is not None:
+            if order.type is STOP_ORDER or order.type is STOP_LIMIT_ORDER:
+                raise TradehallError(
+                    Code.CONFLICT, f"order {order.order_id} has triggered: its stop_price no longer moves"
+                )
+            raise invalid_order(f"a {order.type} order has no stop_price")
         new_quantity = order.quantity
         if command.quantity is not None:
             new_quantity = units_of(
@@ -1078,6 +1220,7 @@ class Engine:
         if new_quantity <= order.filled:
             self._unrest(order, market)
             self._close(order, account, market, CancelReason.AMENDED_TO_FILLED)
+            self._trigger_stops(market)
             self._emit_book_changes(market)
             return
         new_remaining = new_quantity - order.filled
@@ -1103,6 +1246,7 @@ class Engine:
             )
             self.ledger.adjust_held(account, order.hold_currency, new_hold - order.hold)
             order.hold = new_hold
+            order.updated_ts = self.now
             self._events.append(
                 OrderAmended(
                     order_id=order.order_id,
@@ -1143,6 +1287,8 @@ class Engine:
         self._unrest(order, market)
         self._release_hold(order, account, market)
         trial.stop_price = order.stop_price
+        trial.trigger = order.trigger
+        trial.updated_ts = self.now
         trial.filled, trial.fills_notional, trial.fees_paid = (
             order.filled,
             order.fills_notional,
@@ -1166,6 +1312,55 @@ class Engine:
         self._execute(trial, account, market, new_price)
         self._trigger_stops(market)
         self._emit_book_changes(market)
+
+    def _amend_stop(self, order: Order, account: Account, market: Market, command: cmds.AmendOrder) -> None:
+        """An untriggered stop takes a new stop price, limit price (stop-limit) or quantity and keeps
+        waiting; a stop price its trigger source has already reached is refused like at placement."""
+        if command.price is not None and order.type is STOP_ORDER:
+            raise invalid_order("a stop order takes no price; amend its stop_price")
+        assert order.stop_price is not None
+        stop_price = order.stop_price
+        if command.stop_price is not None:
+            stop_price = self._order_price(market, order.requested_side, command.stop_price, "stop_price")
+        price = order.price
+        if command.price is not None:
+            price = self._order_price(market, order.requested_side, command.price, "price")
+        quantity = order.quantity
+        if command.quantity is not None:
+            quantity = units_of(parse_decimal(command.quantity, "quantity"), market.spec.lot_size, "quantity")
+            if quantity <= 0:
+                raise invalid_order("quantity must be positive")
+            if quantity < market.min_lots:
+                raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
+            if market.max_lots is not None and quantity > market.max_lots:
+                raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
+        assert order.trigger is not None
+        self._refuse_triggering(market, order.requested_side, order.side, order.trigger, stop_price)
+        trial = msgspec.structs.replace(
+            order, price=price, stop_price=stop_price, quantity=quantity, remaining=quantity
+        )
+        trial.hold = trial.covered = 0
+        self._check_replacement(trial, order, account, market)
+        stops = market.stops_buy if order.side is BUY else market.stops_sell
+        stops.remove(order)  # its sort key changes
+        self._release_hold(order, account, market)
+        order.price, order.stop_price, order.quantity, order.remaining = price, stop_price, quantity, quantity
+        order.hold, order.covered = trial.hold, trial.covered
+        self._take_hold(order, account, market)
+        stops.add(order)
+        order.updated_ts = self.now
+        self._events.append(
+            OrderAmended(
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=market.symbol,
+                price=price,
+                quantity=quantity,
+                priority_lost=False,
+                ts=self.now,
+                stop_price=stop_price,
+            )
+        )
 
     def _rebalance_reservations(self, market: Market, account_ids: set[str]) -> None:
         """A position shrunk by an uncovered fill can no longer back every covered lot: the newest
@@ -1245,6 +1440,7 @@ class Engine:
 
     def _advance_time(self, command: cmds.AdvanceTime) -> None:
         expiries = self._expiries
+        expired_in: set[str] = set()
         while expiries and expiries[0][0] <= self.now:
             _, order_id = heappop(expiries)
             order = self.orders.get(order_id)
@@ -1255,6 +1451,9 @@ class Engine:
             account = self.accounts[order.account_id]
             self._release_hold(order, account, market)
             order.status = EXPIRED
+            order.cancel_reason = CancelReason.EXPIRED
+            order.updated_ts = self.now
+            expired_in.add(market.symbol)
             self._unregister(order, account)
             self._events.append(
                 OrderExpired(
@@ -1265,6 +1464,8 @@ class Engine:
                     ts=self.now,
                 )
             )
+        for symbol in sorted(expired_in):  # an expiry can move the touch that bid_ask stops watch
+            self._trigger_stops(self.markets[symbol])
         for market in self.markets.values():
             close_time = market.spec.close_time
             if (
@@ -1371,22 +1572,33 @@ class Engine:
 
     def _taking_terms(self, market: Market, order: Order) -> tuple[int | None, int | None]:
         """(price bound, lots) to hold for: a limit's price; for a market order its worst fill and the
-        lots that can fill now (the rest is cancelled at once, so it holds nothing)."""
+        lots that can fill now within its price protection (the rest is cancelled at once, so it
+        holds nothing)."""
         if order.type is LIMIT_ORDER or order.type is STOP_LIMIT_ORDER:
             return order.price, None
         if order.status is PENDING_TRIGGER:
             return None, None
+        band = market.protection_limit(order.side)
         if market.venue is QUOTE_VENUE:
-            plan = plan_fills(market, order.side, order.remaining, None)
+            plan = plan_fills(market, order.side, order.remaining, band)
             if not plan:
                 return None, 0
             prices = [price for _, price, _ in plan]
             best_case = max(prices) if order.side is BUY else min(prices)
             return best_case, sum(taken for _, _, taken in plan)
         fillable, worst = market.book.fillable(
-            order.side, None, order.remaining, order.account_id, market.stp
+            order.side, band, order.remaining, order.account_id, market.stp
         )
         return worst, fillable
+
+    @staticmethod
+    def _liquidity_left(market: Market, side: Side) -> bool:
+        """Whether the opposite side still offers something after a market order took what it could
+        (then its price protection, not the book, stopped it)."""
+        if market.venue is QUOTE_VENUE:
+            levels = market.quote_asks if side is BUY else market.quote_bids
+            return any(size is None or size > 0 for _, size in levels)
+        return (market.book.best_ask() if side is BUY else market.book.best_bid()) is not None
 
     def _execute_on_quote(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
         """Fill against the external quote now (or after the market's latency), then rest or close."""
@@ -1400,7 +1612,10 @@ class Engine:
                 self._register(order, account)
             return
         plan = plan_fills(
-            market, order.side, order.remaining, limit if order.type is not MARKET_ORDER else None
+            market,
+            order.side,
+            order.remaining,
+            limit if order.type is not MARKET_ORDER else market.protection_limit(order.side),
         )
         if order.time_in_force is FOK and sum(lots for _, _, lots in plan) < order.remaining:
             self._close(order, account, market, CancelReason.FOK_UNFILLED)
@@ -1450,6 +1665,7 @@ class Engine:
             mark = (bids or asks)[0][0]
         else:
             raise invalid_request("a quote needs a bid, an ask or a last price")
+        self._check_mark_band(market, mark)
         market.quote_bids, market.quote_asks = bids, asks
         market.quote_ts = self.now
         if last is not None and market.venue is QUOTE_VENUE:
@@ -1469,6 +1685,7 @@ class Engine:
         if market.venue is QUOTE_VENUE and market.status is MARKET_OPEN:
             self._quote_venue_tick(market)
         self._mark_to_market(market)
+        self._trigger_stops(market)  # mark stops; last stops after any close-out fills
 
     def _quote_levels(
         self, market: Market, levels: tuple[tuple[Any, Any], ...], top: Any, top_size: Any, what: str
@@ -1519,20 +1736,7 @@ class Engine:
                     self._rebalance_reservations(market, {account.account_id})
                 if order.remaining:
                     break
-        bid, ask = market.best_bid(), market.best_ask()
-        triggered = [
-            o
-            for o in market.stops_buy
-            if ask is not None and o.stop_price is not None and o.stop_price <= ask
-        ]
-        triggered += [
-            o
-            for o in market.stops_sell
-            if bid is not None and o.stop_price is not None and o.stop_price >= bid
-        ]
-        for order in sorted(triggered, key=lambda o: o.order_id):
-            (market.stops_buy if order.side is BUY else market.stops_sell).remove(order)
-            self._fire_stop(order, market)
+        self._trigger_stops(market)
 
     def _venue_fill_resting(self, market: Market, order: Order, account: Account, lots: int) -> None:
         """A resting paper limit fills at its limit price, as the maker."""
@@ -1664,6 +1868,8 @@ class Engine:
                 upper = state.target
             if state.trails_on_marks:
                 upper = state.peak_equity if upper is None else min(upper, state.peak_equity)
+        # what moves with each market's mark: a position's lots, or (spot) the holding of its base
+        exposure: dict[str, tuple[Market, int, int, int]] = {}
         for symbol, position in account.positions.items():
             market = self.markets[symbol]
             lots = position.quantity if market.spec.quote == account.currency else 0
@@ -1687,7 +1893,6 @@ class Engine:
                 market.set_interval(account.account_id, None if unbounded else interval)
 
     def _liquidate(self, account: Account, equity: int, maintenance: int) -> None:
-        self._check_mark_band(market, mark)
         """Equity below maintenance: cancel its perp orders, close every perp position at the mark."""
         for order in sorted(account.open_orders.values(), key=lambda o: o.order_id):  # type: ignore[attr-defined]
             assert isinstance(order, Order)
@@ -1759,6 +1964,7 @@ class Engine:
             reduce_only=True,
             fee_exempt=fee_exempt,
             created_ts=self.now,
+            origin=FillOrigin.LIQUIDATION if label == "liquidation" else FillOrigin.ASSESSMENT_CLOSE,
             hold_currency=market.spec.quote if market.kind is not SPOT or side is BUY else market.spec.base,
         )
         self.next_order_id += 1
@@ -1896,7 +2102,7 @@ class Engine:
         """A breach fails the account, the target passes it: orders cancelled, positions closed, halted."""
         for order in sorted(account.open_orders.values(), key=lambda o: o.order_id):  # type: ignore[attr-defined]
             assert isinstance(order, Order)
-            self._cancel(order, self.markets[order.market], CancelReason.ACCOUNT_CLOSED)
+            self._cancel(order, self.markets[order.market], CancelReason.ASSESSMENT_ENDED)
         for symbol in sorted(account.positions):
             position = account.positions[symbol]
             market = self.markets[symbol]
@@ -1914,6 +2120,7 @@ class Engine:
             )
         account.status = status
         account.trading_state = TRADING_HALTED
+        account.status_reason = (rule, equity, level, self.now)
         final_equity, _ = self._equity(account)
         state = account.assessment
         assert state is not None
@@ -1940,6 +2147,8 @@ class Engine:
                 trading_state=TRADING_HALTED,
                 reason=rule,
                 ts=self.now,
+                value=equity,
+                limit=level,
             )
         )
 
@@ -2021,8 +2230,6 @@ class Engine:
                     Code.INSUFFICIENT_BALANCE,
                     f"the position needs {self._money(margin - position.margin, quote)} more margin at "
                     f"that leverage, {self._money(account.available(quote), quote, bare=True)} available",
-        # what moves with each market's mark: a position's lots, or (spot) the holding of its base
-        exposure: dict[str, tuple[Market, int, int, int]] = {}
                 )
             self.ledger.adjust_held(account, market.spec.quote, margin - position.margin)
             position.margin = margin
@@ -2123,7 +2330,6 @@ class Engine:
             and order.price is not None
             and reference is not None
             and abs(order.price - reference) * PPM > market.band_ppm * reference
-        account.status_reason = (rule, equity, level, self.now)
         ):
             raise TradehallError(Code.RISK_LIMIT_EXCEEDED, "price is outside the band around the mark")
         price = limit if limit is not None else reference
@@ -2155,8 +2361,6 @@ class Engine:
             return
         opening = abs(after) > abs(held)
         if tier.max_risk_per_trade is not None and opening:
-                value=equity,
-                limit=level,
             risk = self._order_risk(order, account, market, price)
             allowed = state.initial * tier.max_risk_per_trade
             if risk > allowed:
@@ -2265,6 +2469,7 @@ class Engine:
                     sorted([c, b.total, b.held] for c, b in a.balances.items()),
                     sorted(a.leverage.items()),
                     None if a.assessment is None else [a.assessment.tier, a.assessment.snapshot()],
+                    None if a.status_reason is None else list(a.status_reason),
                 ]
             )
         markets = []
@@ -2308,6 +2513,9 @@ class Engine:
             "markets": markets,
             "orders": [order for _, order in sorted(self.orders.items())],
             "client_order_ids": sorted([a, c, i] for (a, c), i in self.client_order_ids.items()),
+            "client_order_fingerprints": sorted(
+                [a, c, f] for (a, c), f in self.client_order_fingerprints.items()
+            ),
         }
 
     @classmethod
@@ -2336,6 +2544,9 @@ class Engine:
                 assessment,
             ) = raw_account[:11]
             account = Account(account_id, owner, AccountKind(kind), currency, CostBasis(cost_basis), tier)
+            reason = raw_account[11] if len(raw_account) > 11 else None  # absent in older snapshots
+            if reason is not None:
+                account.status_reason = (reason[0], reason[1], reason[2], reason[3])
             account.status = AccountStatus(status)
             account.trading_state = TradingState(trading_state)
             for currency_code, total, held in balances:
@@ -2379,6 +2590,8 @@ class Engine:
             account = engine.accounts[order.account_id]
             market = engine.markets[order.market]
             engine._register(order, account)
+            if order.status is PENDING_TRIGGER and order.trigger is None:  # a snapshot from before triggers
+                order.trigger = engine._default_trigger(market)
             if order.status is PENDING_TRIGGER:
                 (market.stops_buy if order.side is BUY else market.stops_sell).add(order)
             elif order.in_book and market.venue is QUOTE_VENUE:
@@ -2392,9 +2605,7 @@ class Engine:
             market.book.take_changes()
         for account_id, client_order_id, order_id in state["client_order_ids"]:
             engine.client_order_ids[(account_id, client_order_id)] = order_id
+        for account_id, client_order_id, fingerprint in state.get("client_order_fingerprints", ()):
+            engine.client_order_fingerprints[(account_id, client_order_id)] = fingerprint
         engine._schedule_resets()
         return engine
-                    None if a.status_reason is None else list(a.status_reason),
-            reason = raw_account[11] if len(raw_account) > 11 else None  # absent in older snapshots
-            if reason is not None:
-                account.status_reason = (reason[0], reason[1], reason[2], reason[3])

@@ -12,6 +12,7 @@ from tradehall.domain.enums import (
     FeeModel,
     SelfTradePrevention,
     Side,
+    StopTrigger,
 )
 from tradehall.domain.errors import invalid_request
 from tradehall.domain.fixedpoint import PPM, Ratio, ceil_div, minor_of, parse_decimal, ppm_of, units_of
@@ -19,6 +20,7 @@ from tradehall.domain.market import MarketSpec
 from tradehall.engine.book import Fill
 from tradehall.engine.constants import (
     BINARY,
+    BUY,
     MARKET_OPEN,
     PERP,
     QUOTE_VENUE,
@@ -69,9 +71,18 @@ def _paper_ask_key(order: Order) -> tuple[int, int]:
     return order.price, order.priority
 
 
-def _stop_key(order: Order) -> tuple[int, int]:
+TRIGGER_RANK: dict[StopTrigger | None, int] = {
+    StopTrigger.LAST: 0,
+    StopTrigger.MARK: 1,
+    StopTrigger.BID_ASK: 2,
+}
+"""Stops wait in one sorted list per side, grouped by trigger source, then by stop price: the stops a
+source's price has reached are one contiguous run of its group (found by bisection)."""
+
+
+def _stop_key(order: Order) -> tuple[int, int, int]:
     assert order.stop_price is not None
-    return order.stop_price, order.order_id
+    return TRIGGER_RANK[order.trigger], order.stop_price, order.order_id
 
 
 class Market:
@@ -97,6 +108,7 @@ class Market:
         "latency_ns",
         "maintenance_margin_ppm",
         "maker_ppm",
+        "mark_band_ppm",
         "mark_price",
         "max_lots",
         "max_order_notional",
@@ -108,7 +120,7 @@ class Market:
         "paper_bids",
         "payout_ticks",
         "positions",
-        "mark_band_ppm",
+        "protection_ppm",
         "quadratic",
         "quadratic_ratio",
         "quote_asks",
@@ -182,6 +194,13 @@ class Market:
             raise invalid_request("slippage must be a fraction in [0, 1)")
         self.slippage_ppm = ppm_of(slippage, "slippage")
         self.band_ppm = ppm_of(spec.price_band, "price_band") if spec.price_band is not None else None
+        if not 0 <= spec.mark_band < 1:
+            raise invalid_request("mark_band must be a fraction in [0, 1)")
+        self.mark_band_ppm = ppm_of(spec.mark_band, "mark_band")
+        protection = spec.price_protection
+        if protection is not None and not 0 < protection < 1:
+            raise invalid_request("price_protection must be a fraction in (0, 1)")
+        self.protection_ppm = ppm_of(protection, "price_protection") if protection is not None else None
         self.max_order_notional = (
             minor_of(spec.max_order_notional, quote_decimals, "max_order_notional")
             if spec.max_order_notional is not None
@@ -194,13 +213,6 @@ class Market:
         )
         self.funding_interval_ns = (spec.funding_interval_seconds or 0) * 1_000_000_000
         self.funding_rate_ppm = (
-        if not 0 <= spec.mark_band < 1:
-            raise invalid_request("mark_band must be a fraction in [0, 1)")
-        self.mark_band_ppm = ppm_of(spec.mark_band, "mark_band")
-        protection = spec.price_protection
-        if protection is not None and not 0 < protection < 1:
-            raise invalid_request("price_protection must be a fraction in (0, 1)")
-        self.protection_ppm = ppm_of(protection, "price_protection") if protection is not None else None
             ppm_of(spec.funding_rate, "funding_rate") if spec.funding_rate is not None else 0
         )
         self.next_funding_ts: int | None = None
@@ -294,6 +306,23 @@ class Market:
         if self.venue is QUOTE_VENUE:
             return self.quote_asks[0][0] if self.quote_asks else None
         return self.book.best_ask()
+
+    def protection_limit(self, side: Side) -> int | None:
+        """The furthest price a market order arriving now may trade at: `price_protection` beyond
+        the best opposite price (None: no band, or no opposite price to measure it from)."""
+        ppm = self.protection_ppm
+        if ppm is None:
+            return None
+        if side is BUY:
+            best = self.best_ask()
+            if best is None:
+                return None
+            limit = best * (PPM + ppm) // PPM
+            return min(limit, self.payout_ticks - 1) if self.kind is BINARY else limit
+        best = self.best_bid()
+        if best is None:
+            return None
+        return max(ceil_div(best * (PPM - ppm), PPM), 1)
 
     def position(self, account_id: str, method: CostBasis) -> Position:
         position = self.positions.get(account_id)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import msgspec
 
-from tradehall.domain.enums import OrderSide, OrderStatus, OrderType, Side, TimeInForce
+from tradehall.domain.enums import (
+    CancelReason,
+    FillOrigin,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Side,
+    StopTrigger,
+    TimeInForce,
+)
 
 
 class Order(msgspec.Struct, kw_only=True, gc=False):
@@ -19,6 +28,10 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     fill actually consumes and released on close. `covered` lots are backed by the account's position
     (closing trades need no cash). `fee_accrued` is the exact fee numerator so far: each fill pays
     the increase of its ceiling, so an order's fees are rounded up once, not once per fill.
+
+    `trigger` is a stop's trigger source (None for other orders); `updated_ts` moves on every
+    acceptance, amend, trigger, fill and close; `cancel_reason` is set when it ends unfilled;
+    `origin` marks the fills of an order the engine placed to close a position.
     """
 
     order_id: int
@@ -49,3 +62,7 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     hold_currency: str = ""
     stop_loss: int | None = None
     fee_exempt: bool = False
+    trigger: StopTrigger | None = None
+    updated_ts: int = 0
+    cancel_reason: CancelReason | None = None
+    origin: FillOrigin | None = None

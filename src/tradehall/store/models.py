@@ -149,6 +149,8 @@ class Order(Base):
     notional: Mapped[Decimal] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cancel_reason: Mapped[str | None] = mapped_column(String(32))
+    trigger: Mapped[str | None] = mapped_column(String(16))
 
 
 class Fill(Base):
@@ -177,6 +179,7 @@ class Fill(Base):
     fee: Mapped[Decimal] = mapped_column(Money)
     liquidity: Mapped[str] = mapped_column(String(8))
     realized_pnl: Mapped[Decimal] = mapped_column(Money)
+    origin: Mapped[str | None] = mapped_column(String(20))  # liquidation | assessment_close | NULL
 
 
 class Position(Base):

@@ -32,7 +32,15 @@ import structlog
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from tradehall.domain.enums import AccountKind, Liquidity, MarketKind, MarketStatus, OrderStatus, Venue
+from tradehall.domain.enums import (
+    AccountKind,
+    CancelReason,
+    Liquidity,
+    MarketKind,
+    MarketStatus,
+    OrderStatus,
+    Venue,
+)
 from tradehall.domain.events import (
     AccountOpened,
     AccountStatusChanged,
@@ -88,8 +96,11 @@ _ORDER_COLUMNS_MUTABLE = (
     "price",
     "quantity",
     "updated_at",
+    "stop_price",
+    "cancel_reason",
 )
 _OPEN_AFTER_TRIGGER = OrderStatus.OPEN.value
+_EXPIRED = CancelReason.EXPIRED.value
 _POSITION_COLUMNS_MUTABLE = (
     "side",
     "quantity",
@@ -859,6 +870,8 @@ class _Batch:
             "notional": _ZERO,
             "created_at": at,
             "updated_at": at,
+            "cancel_reason": None,
+            "trigger": None if ev.trigger is None else ev.trigger.value,
         }
         self.mirror.open_orders[ev.order_id] = self.orders[ev.order_id]
         self.new_orders.add(ev.order_id)
@@ -893,6 +906,7 @@ class _Batch:
                 "fee": fee,
                 "liquidity": ev.liquidity.value,
                 "realized_pnl": amount_of(ev.realized_pnl, market.quote_decimals),
+                "origin": None if ev.origin is None else ev.origin.value,
             }
         )
         self.fill_count += 1
@@ -917,12 +931,18 @@ class _Batch:
         return self._last_utc
 
     def on_order_cancelled(self, ev: OrderCancelled) -> None:
-        self._close_order(ev.order_id, ev.market, ev.filled_quantity, OrderStatus.CANCELLED.value, ev.ts)
+        self._close_order(
+            ev.order_id, ev.market, ev.filled_quantity, OrderStatus.CANCELLED.value, ev.ts, ev.reason.value
+        )
 
     def on_order_expired(self, ev: OrderExpired) -> None:
-        self._close_order(ev.order_id, ev.market, ev.filled_quantity, OrderStatus.EXPIRED.value, ev.ts)
+        self._close_order(
+            ev.order_id, ev.market, ev.filled_quantity, OrderStatus.EXPIRED.value, ev.ts, _EXPIRED
+        )
 
-    def _close_order(self, order_id: int, symbol: str, filled: int, status: str, ts: int) -> None:
+    def _close_order(
+        self, order_id: int, symbol: str, filled: int, status: str, ts: int, reason: str
+    ) -> None:
         spec = self._market(symbol).spec
         order = self._order(order_id)
         if order is None:
@@ -930,6 +950,7 @@ class _Batch:
         order["filled_quantity"] = decimal_of(filled, spec.lot_size)
         order["status"] = status
         order["updated_at"] = utc_of_ns(ts)
+        order["cancel_reason"] = reason
 
     def on_order_amended(self, ev: OrderAmended) -> None:
         spec = self._market(ev.market).spec
@@ -938,6 +959,8 @@ class _Batch:
             return
         if ev.price is not None:
             order["price"] = decimal_of(ev.price, spec.tick_size)
+        if ev.stop_price is not None:
+            order["stop_price"] = decimal_of(ev.stop_price, spec.tick_size)
         order["quantity"] = decimal_of(ev.quantity, spec.lot_size)
         order["updated_at"] = utc_of_ns(ev.ts)
 

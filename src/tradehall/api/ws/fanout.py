@@ -161,8 +161,10 @@ class RecordFanout:
                     status = getattr(event, "status", None)
                     if isinstance(event, OrderCancelled):
                         status = "cancelled"
+                        data["cancel_reason"] = event.reason.value
                     elif isinstance(event, OrderExpired):
                         status = "expired"
+                        data["cancel_reason"] = "expired"
                     data["status"] = str(status) if status is not None else None
                 data["event"] = type(event).__name__
                 text = _data("orders", "update", seq, data)
