@@ -175,3 +175,27 @@ def test_money_in_refusals_is_in_the_currency_units_with_what_is_available() -> 
     assert withdrawal.reason == "the withdrawal needs 3,000.50 USD, 2,500.00 available"
     assert format_money(303_000_001, "USD", 2) == "3,030,000.01 USD"
     assert format_money(5, "BTC", 8) == "0.00000005 BTC"
+
+
+def test_a_floor_refusal_names_the_equity_and_the_floor_in_the_currency_units() -> None:
+    tier = TierSpec(name="t", starting_balance=D("10000"), max_total_loss=D("0.001"), max_daily_loss=D("0"))
+    engine = Engine(EngineConfig(tiers={"t": tier}))
+    spec = perp_spec(
+        venue=Venue.QUOTE,
+        tick_size=D("1"),
+        lot_size=D("0.01"),
+        taker_fee=D("0"),
+        slippage=D("0"),
+        max_leverage=D("100"),
+        quote_max_age_ms=10**12,
+    )
+    expect_no_rejection(engine.apply(c.CreateMarket(spec=spec)))
+    expect_no_rejection(engine.apply(c.Quote(market="BTC-PERP", bid=D("9990"), ask=D("10010"))))
+    expect_no_rejection(
+        engine.apply(c.OpenAccount(account_id="p", owner="p", kind=AccountKind.ASSESSMENT, tier="t"))
+    )
+    refused = one(place(engine, "p", "BTC-PERP", "buy", "2", type="market"), ev.OrderRejected)
+    assert (refused.code, refused.reason) == (
+        "drawdown_violation",
+        "the fill would take equity to 9,980.00 USD, below the drawdown floor 9,990.00 USD",
+    )

@@ -2381,10 +2381,19 @@ class Engine:
         impact = self._immediate_impact(order, account, market, limit, reference)
         if impact is not None:
             after_equity = equity + impact
+            currency = account.currency
             if after_equity < state.total_floor:
-                raise TradehallError(Code.DRAWDOWN_VIOLATION, "the fill would cross the drawdown floor")
+                raise TradehallError(
+                    Code.DRAWDOWN_VIOLATION,
+                    f"the fill would take equity to {self._money(after_equity, currency)}, below the "
+                    f"drawdown floor {self._money(state.total_floor, currency)}",
+                )
             if state.max_daily_loss and after_equity < state.daily_floor:
-                raise TradehallError(Code.DAILY_LOSS_LIMIT, "the fill would cross the daily loss floor")
+                raise TradehallError(
+                    Code.DAILY_LOSS_LIMIT,
+                    f"the fill would take equity to {self._money(after_equity, currency)}, below the "
+                    f"daily loss floor {self._money(state.daily_floor, currency)}",
+                )
 
     def _order_risk(self, order: Order, account: Account, market: Market, price: int) -> int:
         """Lots x |price - stop_loss| with a stop-loss; else the full cost (spot, binary) or margin (perp)."""
