@@ -79,7 +79,7 @@ def test_daily_loss_on_equity_fails_the_account_and_closes_everything() -> None:
     failed = one(events, ev.AssessmentFailed)
     assert (failed.rule, failed.equity, failed.floor) == ("max_daily_loss", 949_000, 950_000)
     assert one(events, ev.OrderCancelled).order_id == resting
-    assert one(events, ev.OrderCancelled).reason is CancelReason.ACCOUNT_CLOSED
+    assert one(events, ev.OrderCancelled).reason is CancelReason.ASSESSMENT_ENDED
     assert engine.markets["BTC-PERP"].positions["p"].quantity == 0
     account = engine.accounts["p"]
     assert (account.status, account.trading_state) == (AccountStatus.FAILED, TradingState.HALTED)
