@@ -3,6 +3,7 @@ head or body that does not arrive in time gets its connection closed; normal req
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -10,7 +11,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +19,13 @@ from websockets.sync.client import connect as ws_connect
 
 from tests.e2e.test_api_harness import free_port, make_settings
 from tradehall.api import create_app
-from tradehall.api.server import TimedH11Protocol, uvicorn_config
+from tradehall.api.server import (
+    ReadDeadlines,
+    TimedH11Protocol,
+    TimedHttpToolsProtocol,
+    timed_http_protocol,
+    uvicorn_config,
+)
 
 HEADER_TIMEOUT = 0.5
 BODY_TIMEOUT = 0.5
@@ -27,15 +33,14 @@ CLOSE_DEADLINE = 10.0  # far above the timeouts: only a connection never closed 
 
 
 @contextmanager
-def serving(data_dir: Path, **overrides: Any) -> Iterator[tuple[str, int]]:
-    settings = make_settings(
-        data_dir,
-        http_header_timeout_seconds=HEADER_TIMEOUT,
-        http_body_timeout_seconds=BODY_TIMEOUT,
-        **overrides,
-    )
+def serving(
+    data_dir: Path, protocol: type[ReadDeadlines], timeout: float = HEADER_TIMEOUT
+) -> Iterator[tuple[str, int]]:
+    settings = make_settings(data_dir, http_header_timeout_seconds=timeout, http_body_timeout_seconds=timeout)
     port = free_port()
-    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, host="127.0.0.1", port=port))
+    http = timed_http_protocol(timeout, timeout, protocol)
+    config = uvicorn_config(create_app(settings), settings, host="127.0.0.1", port=port, http=http)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -50,9 +55,21 @@ def serving(data_dir: Path, **overrides: Any) -> Iterator[tuple[str, int]]:
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    with serving(tmp_path_factory.mktemp("slowloris")) as running:
+PROTOCOLS = [
+    pytest.param(TimedH11Protocol, id="h11"),
+    pytest.param(
+        TimedHttpToolsProtocol,
+        id="httptools",
+        marks=pytest.mark.skipif(TimedHttpToolsProtocol is None, reason="httptools is not installed"),
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=PROTOCOLS)
+def address(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int]]:
+    with serving(tmp_path_factory.mktemp("slowloris"), request.param) as running:
         yield running
 
 
@@ -77,7 +94,7 @@ def wait_closed(sock: socket.socket) -> tuple[bool, bytes]:
 def test_the_serve_configuration_uses_the_timed_protocol(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, http_header_timeout_seconds=3.5, http_keep_alive_seconds=4)
     config = uvicorn_config(object(), settings, host="127.0.0.1", port=1)
-    assert issubclass(config.http, TimedH11Protocol)  # type: ignore[arg-type]
+    assert issubclass(config.http, TimedHttpToolsProtocol or TimedH11Protocol)  # type: ignore[arg-type]
     assert config.http.header_timeout == 3.5  # type: ignore[union-attr]
     assert config.timeout_keep_alive == 4
     assert config.limit_concurrency == settings.http_max_connections
@@ -91,6 +108,20 @@ def test_a_partial_request_head_is_closed(address: tuple[str, int]) -> None:
         closed, received = wait_closed(sock)
         assert closed and received == b""
         assert time.monotonic() - started >= HEADER_TIMEOUT * 0.9
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_head_above_16_kib_is_closed_without_waiting_for_a_deadline(
+    protocol: type[ReadDeadlines], tmp_path: Path
+) -> None:
+    with serving(tmp_path, protocol, timeout=3600) as address, socket.create_connection(address) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for n in range(40):  # 40 KiB of headers; the deadline is an hour away
+                sock.sendall(b"X-Filler-%04d: " % n + b"a" * 1000 + b"\r\n")
+        closed, received = wait_closed(sock)
+        assert closed
+        assert received == b"" or received.startswith(b"HTTP/1.1 400")
 
 
 def test_a_connection_that_sends_nothing_is_closed(address: tuple[str, int]) -> None:

@@ -9,7 +9,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from tradehall.api.server import TimedH11Protocol
+from tradehall.api.server import ReadDeadlines
 from tradehall.cli.main import app
 from tradehall.cli.serve_cmd import EXIT_UNSAFE_DEFAULTS
 
@@ -73,7 +73,7 @@ def test_both_set_starts_with_the_timed_protocol(started: list[uvicorn.Config], 
     assert result.exit_code == 0, result.output
     [config] = started
     assert config.port == 8123
-    assert issubclass(config.http, TimedH11Protocol)  # type: ignore[arg-type]
+    assert issubclass(config.http, ReadDeadlines)  # type: ignore[arg-type]
     assert config.http.header_timeout == 7.0  # type: ignore[union-attr]
 
 

@@ -2,48 +2,45 @@
 
 uvicorn has no timeout for reading a request: a connection that sends half a request head, or
 nothing, or a byte every few seconds, is kept forever (its keep-alive timer only runs between
-requests, and any byte cancels it). `TimedH11Protocol` closes a connection whose request head is not
-complete within `http_header_timeout_seconds` of its first byte (or of the connection's opening),
-and one whose body is not complete within `http_body_timeout_seconds` after its head. Timers are
-loop `call_later` handles, one per connection, cancelled as soon as the head (and body) are in, so a
-normal request costs two timer operations. The h11 implementation is used explicitly (it is what
-plain `uvicorn` installs), so the timeouts hold whatever else is installed.
+requests, and any byte cancels it). `ReadDeadlines`, over uvicorn's httptools protocol when it is
+installed (`uvicorn[standard]`, as uvicorn's `auto` would choose) or its h11 one, closes a connection
+whose request head is not complete within `http_header_timeout_seconds` of its first byte (or of the
+connection's opening), or is larger than 16 KiB, and one whose body is not complete within
+`http_body_timeout_seconds` after its head. Timers are loop `call_later` handles, one per
+connection, cancelled as soon as the head (and body) are in, so a normal request costs two timer
+operations.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import uvicorn
-from uvicorn.config import Config
-from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
-from uvicorn.server import ServerState
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tradehall.service.settings import Settings
 
 MAX_HEAD_BYTES = 16 * 1024
-"""A request head (request line and headers) larger than this is refused by h11 with 400."""
+"""A larger request head (request line and headers) closes the connection (h11 answers 400 first)."""
 
 
-class TimedH11Protocol(H11Protocol):
-    """h11 with a read deadline for the request head and one for the body."""
+class ReadDeadlines(asyncio.Protocol):
+    """A read deadline for the request head and one for the body, over either uvicorn HTTP protocol.
+
+    Both protocols create `self.cycle` when a request head is complete and clear its `more_body` when
+    the body is; that is all this needs to know of them."""
 
     header_timeout: ClassVar[float] = 10.0
     body_timeout: ClassVar[float] = 30.0
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    cycle: Any
+    _read_timer: asyncio.TimerHandle | None = None
+    _awaiting_head = True
+    _head_bytes = 0
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self._read_timer: asyncio.TimerHandle | None = None
-        self._awaiting_head = True
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._arm(self.header_timeout)
 
@@ -55,27 +52,35 @@ class TimedH11Protocol(H11Protocol):
         previous = self.cycle
         super().data_received(data)
         self._after_events(previous)
-        if self._awaiting_head and self._read_timer is None:
-            # the first byte of a request after a keep-alive pause: its head now has a deadline
-            self._arm(self.header_timeout)
+        if self._awaiting_head:
+            # httptools has no limit of its own on a head's size (h11 answers 400 first)
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._disarm()
+                self.transport.close()
+                return
+            if self._read_timer is None:
+                # the first byte of a request after a keep-alive pause: its head now has a deadline
+                self._arm(self.header_timeout)
 
     def on_response_complete(self) -> None:
         previous = self.cycle
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
         if previous is not None and self.cycle is previous:
             self._awaiting_head = True  # idle until the next byte: uvicorn's keep-alive timer governs
         self._after_events(previous)
 
-    def _after_events(self, previous: object) -> None:
+    def _after_events(self, previous: Any) -> None:
         if self.transport.get_protocol() is not self:
             self._disarm()  # upgraded to WebSocket: that protocol has its own timeouts
             self._awaiting_head = False
             return
-        cycle: RequestResponseCycle | None = self.cycle  # None until the first head is in
+        cycle: Any = self.cycle  # None until the first head is in
         if cycle is None:
             return
         if cycle is not previous:
             self._awaiting_head = False
+            self._head_bytes = 0
             self._disarm()
             if cycle.more_body:
                 self._arm(self.body_timeout)
@@ -98,15 +103,32 @@ class TimedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def timed_h11_protocol(header_timeout: float, body_timeout: float) -> type[TimedH11Protocol]:
-    """The protocol class with these deadlines (uvicorn takes a class, not an instance)."""
+class TimedH11Protocol(ReadDeadlines, H11Protocol):
+    """uvicorn's h11 protocol (pure Python) with the read deadlines."""
 
-    class ConfiguredTimedH11Protocol(TimedH11Protocol):
-        pass
 
-    ConfiguredTimedH11Protocol.header_timeout = header_timeout
-    ConfiguredTimedH11Protocol.body_timeout = body_timeout
-    return ConfiguredTimedH11Protocol
+TimedHttpToolsProtocol: type[ReadDeadlines] | None
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # plain `uvicorn`, without httptools
+    TimedHttpToolsProtocol = None
+else:
+
+    class _TimedHttpToolsProtocol(ReadDeadlines, HttpToolsProtocol):
+        """uvicorn's httptools protocol (llhttp, C) with the read deadlines."""
+
+    TimedHttpToolsProtocol = _TimedHttpToolsProtocol
+
+
+def timed_http_protocol(
+    header_timeout: float, body_timeout: float, base: type[ReadDeadlines] | None = None
+) -> type[ReadDeadlines]:
+    """The protocol class with these deadlines (uvicorn takes a class, not an instance): by default
+    httptools when installed (`uvicorn[standard]`), as uvicorn's `auto` would choose, else h11."""
+    if base is None:
+        base = TimedHttpToolsProtocol if TimedHttpToolsProtocol is not None else TimedH11Protocol
+    namespace = {"header_timeout": header_timeout, "body_timeout": body_timeout}
+    return cast(type[ReadDeadlines], type(f"Configured{base.__name__.lstrip('_')}", (base,), namespace))
 
 
 def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **overrides: Any) -> uvicorn.Config:
@@ -118,7 +140,7 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **over
         "lifespan": "on",
         # permessage-deflate costs more CPU per small JSON message than it saves on a loopback or LAN
         "ws_per_message_deflate": False,
-        "http": timed_h11_protocol(settings.http_header_timeout_seconds, settings.http_body_timeout_seconds),
+        "http": timed_http_protocol(settings.http_header_timeout_seconds, settings.http_body_timeout_seconds),
         "timeout_keep_alive": settings.http_keep_alive_seconds,
         "limit_concurrency": settings.http_max_connections if settings.http_max_connections > 0 else None,
         "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
