@@ -1,6 +1,9 @@
 """Schemathesis against /openapi.json of a live server: no 500s; statuses, types, bodies as documented.
 
-A bounded number of examples per operation keeps the run short; the admin's token is sent, so the
+Three modes, each bounded so the module stays within about two minutes on CI: positive data (every
+check: statuses, content types, response schemas), negative data (inputs that break the schema:
+only 4xx problem+json with the correlation id, never a 5xx) and stateful sequences along the links
+schemathesis infers (responses feeding later requests: never a 5xx). The admin's token is sent, so the
 admin routes are exercised too (generated markets and users land in a throwaway data dir).
 """
 
@@ -14,7 +17,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -61,3 +66,81 @@ def test_every_operation_conforms_to_the_schema(live: Server, admin_headers: dic
             failures.append(f"{operation.method.upper()} {operation.path}: {str(error)[:600]}")
     assert operations >= 30
     assert failures == []
+
+
+def assert_refusal_is_a_problem(response: Any, case: Any) -> None:
+    """A 4xx is problem+json carrying the request's correlation id; nothing is ever a 5xx."""
+    where = f"{case.method} {case.formatted_path} query={case.query} body={case.body!r:.200}"
+    assert response.status_code < 500, f"{where} -> {response.status_code} {response.text[:300]}"
+    if response.status_code >= 400:
+        assert response.headers["content-type"][0] == "application/problem+json", where
+        problem = response.json()
+        assert problem["code"] and problem["status"] == response.status_code, where
+        assert problem["correlation_id"] == response.headers["x-request-id"][0], where
+
+
+def has_schema_to_break(operation: Any) -> bool:
+    """A body, or a parameter with a type or constraint: something negative data can violate.
+
+    An operation whose only inputs are free strings (`/markets/{symbol}`) has no negative data;
+    Hypothesis would spend seconds proving that, and the positive run sends it any string already.
+    """
+    raw: dict[str, Any] = operation.definition.raw
+    if "requestBody" in raw:
+        return True
+    for parameter in raw.get("parameters", []):
+        schema = parameter.get("schema", {})
+        if schema.get("type") != "string" or set(schema) - {"type", "title", "description"}:
+            return True
+    return False
+
+
+def test_no_operation_answers_negative_data_with_a_5xx(live: Server, admin_headers: dict[str, str]) -> None:
+    api_schema = schemathesis.openapi.from_url(live.url + "/openapi.json")
+    failures: list[str] = []
+    exercised = 0
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+        if not has_schema_to_break(operation):
+            continue
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(case: Any) -> None:
+            response = case.call(base_url=live.url, headers=admin_headers)
+            assert_refusal_is_a_problem(response, case)
+
+        try:
+            run()
+            exercised += 1
+        except Unsatisfiable:
+            continue  # nothing of this operation can break its schema after all
+        except Exception as error:
+            failures.append(f"{operation.method.upper()} {operation.path}: {str(error)[:600]}")
+    assert exercised >= 20
+    assert failures == []
+
+
+def test_stateful_sequences_never_answer_a_5xx(live: Server, admin_headers: dict[str, str]) -> None:
+    api_schema = schemathesis.openapi.from_url(live.url + "/openapi.json")
+    calls: list[int] = []
+
+    class Workflow(api_schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": live.url, "headers": admin_headers}
+
+        def validate_response(self, response: Any, case: Any, *args: Any, **kwargs: Any) -> None:
+            calls.append(response.status_code)
+            assert_refusal_is_a_problem(response, case)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=8,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+    )
+    assert len(calls) >= 30
+    assert any(200 <= status < 300 for status in calls)

@@ -12,8 +12,8 @@ Then it hands the app the same body. Malformed JSON passes on: the route answers
 Duplicate keys, cheaply: orjson parses (C) and keeps one value per key, so every duplicate drops at
 least the key string from the parsed value. Re-serialising it with orjson (C) and counting the
 delimiting quotes of both texts (escape pairs removed by one C regex) compares the number of strings:
-equal exactly when no key repeats. Measured on a 220-byte order: orjson alone 1.6 µs, this check
-2.3 µs, stdlib `json` with an `object_pairs_hook` 7.4 µs (and about 4 times orjson on large bodies).
+equal exactly when no key repeats. Measured on a 220-byte order (best of 15, loaded 2-core box):
+orjson's parse alone 4.7 µs, this check 8.9 µs, stdlib `json` with an `object_pairs_hook` 22.9 µs.
 Where orjson refuses valid JSON (a number beyond a double, nesting deeper than its encoder takes)
 the stdlib hook decides.
 """
