@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -79,6 +81,43 @@ def test_a_malformed_cursor_is_invalid_request(cursor: str) -> None:
     with pytest.raises(TradehallError) as caught:
         decode_cursor(cursor)
     assert caught.value.code is Code.INVALID_REQUEST
+
+
+def _raw_cursor(at: str, key: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at, key]).encode()).decode().rstrip("=")
+
+
+UTC_2000 = "2000-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("at", "key"),
+    [
+        (UTC_2000, 2**63),  # one past BIGINT: OverflowError in SQLite's driver
+        (UTC_2000, -(2**63) - 1),
+        (UTC_2000, 10**40),
+        (UTC_2000, "a\x00b"),  # PostgreSQL text holds no NUL
+        (UTC_2000, "\ud800"),  # a lone surrogate: no UTF-8 for either driver
+        ("9999-12-31T23:00:00-05:00", 1),  # in UTC: year 10000
+        ("0001-01-01T00:30:00+01:00", 1),  # in UTC: year 0
+        (UTC_2000, True),
+        (UTC_2000, 1.5),
+        ("2000-01-01T00:00:00", 1),  # no time zone
+    ],
+)
+def test_a_cursor_the_database_could_not_bind_is_invalid_request(at: str, key: object) -> None:
+    with pytest.raises(TradehallError) as caught:
+        decode_cursor(_raw_cursor(at, key))
+    assert caught.value.code is Code.INVALID_REQUEST
+
+
+def test_the_extremes_that_fit_are_cursors_like_any_other() -> None:
+    assert decode_cursor(_raw_cursor(UTC_2000, 2**63 - 1))[1] == 2**63 - 1
+    assert decode_cursor(_raw_cursor(UTC_2000, -(2**63)))[1] == -(2**63)
+    at, _ = decode_cursor(_raw_cursor("9999-12-31T18:00:00-05:00", 1))
+    assert at == datetime(9999, 12, 31, 23, tzinfo=UTC) and at.tzinfo is UTC
+    at, _ = decode_cursor(_raw_cursor("2000-01-01T05:30:00+05:30", "17"))
+    assert at == datetime(2000, 1, 1, tzinfo=UTC) and at.tzinfo is UTC
 
 
 def test_limit_defaults_to_100_and_is_capped_at_1000() -> None:

@@ -13,7 +13,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Select, select, tuple_
@@ -72,17 +72,24 @@ def encode_cursor(at: datetime, key: str | int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str | int]:
+    """The (time, key) of a cursor, or `invalid_request`: the one place every paginated list parses
+    its cursor, so everything here must be bindable as it is (a bad value would otherwise surface as
+    a driver error, a 500, when the query runs)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at_text, key = json.loads(base64.urlsafe_b64decode(padded.encode()))
         at = datetime.fromisoformat(at_text)
         if at.tzinfo is None or not isinstance(key, str | int) or isinstance(key, bool):
             raise ValueError("malformed cursor")
+        # In UTC, as the store binds it: 9999-12-31T23:00-05:00 or 0001-01-01T00:00+01:00 overflow.
+        at = at.astimezone(UTC)
         if isinstance(key, int) and not -(2**63) <= key < 2**63:  # the databases' BIGINT
             raise ValueError("malformed cursor")
         if isinstance(key, str) and "\x00" in key:  # PostgreSQL text cannot hold NUL
             raise ValueError("malformed cursor")
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        if isinstance(key, str):
+            key.encode()  # a lone surrogate ("\\ud800" in the JSON) is no UTF-8: UnicodeEncodeError
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise invalid_request("cursor is not valid; use the next_cursor of a previous page") from None
     return at, key
 
