@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,19 @@ def cli_json(*args: str) -> Any:
     result = cli(*args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
+
+
+def read_model(*args: str, until: Callable[[Any], bool] = lambda d: bool(d["items"])) -> Any:
+    """A `--json` answer served from the read models, once `until` holds (at most 30 s).
+
+    The server's read barrier waits at most 5 s for the projector; on a loaded machine it can take
+    longer, so this polls (bounded) rather than trusting the timing."""
+    deadline = time.monotonic() + 30.0
+    while True:
+        data = cli_json(*args)
+        if until(data) or time.monotonic() > deadline:
+            return data
+        time.sleep(0.1)
 
 
 def new_market(server: Server, kind: str = "perp", *extra: str) -> str:
@@ -190,7 +204,7 @@ def test_trade_then_close_position_with_fees_trades_ticker_candles_and_book(serv
         "0.50",
     )
 
-    fills = cli_json("trades", "--account-id", taker, *as_user(server, taker_key))["items"]
+    fills = read_model("trades", "--account-id", taker, *as_user(server, taker_key))["items"]
     assert [(f["account_id"], f["side"], f["price"], f["quantity"], f["fee"]) for f in fills] == [
         (taker, "buy", "50000", "0.01", "0.50")
     ]
@@ -209,7 +223,7 @@ def test_trade_then_close_position_with_fees_trades_ticker_candles_and_book(serv
     shown = cli("ticker", perp, "--url", server.url)
     assert shown.exit_code == 0 and "50000" in shown.output
 
-    candles = cli_json("candles", perp, "--interval", "1m", "--url", server.url)["items"]
+    candles = read_model("candles", perp, "--interval", "1m", "--url", server.url)["items"]
     assert [(c["open"], c["high"], c["low"], c["close"], c["volume"]) for c in candles] == [
         ("50000", "50000", "50000", "50000", "0.01")
     ]
@@ -364,7 +378,8 @@ def test_ledger_lists_balance_changes_newest_first(server: Server) -> None:
         pytest.skip("GET /accounts/{id}/ledger is not in this server yet")
     key, account = trader(server)
     cli_json("account", "deposit", account, "250", *admin_args(server))
-    items = cli_json("account", "ledger", account, *as_user(server, key))["items"]
+    ledger = ("account", "ledger", account, *as_user(server, key))
+    items = read_model(*ledger, until=lambda d: len(d["items"]) >= 2)["items"]
     assert [(e["type"], e["amount"], e["currency"], e["balance_after"]) for e in items[:2]] == [
         ("deposit", "250.00", "USD", "100250.00"),
         ("deposit", "100000.00", "USD", "100000.00"),
@@ -454,3 +469,14 @@ def test_connection_options_before_the_command_from_the_environment_and_after_it
     with_token = cli("--token", token, "--url", server.url, "market", "halt", "NOPE-Y")
     assert with_token.exit_code == 2
     assert "404 not_found" in with_token.output  # authenticated (not 401), then the market is unknown
+
+
+def test_live_book_starts_from_the_ticker_last_and_stops_after_seconds(server: Server) -> None:
+    perp = new_market(server)
+    maker_key, maker = trader(server)
+    taker_key, taker = trader(server)
+    cli_json("order", "place", maker, perp, "sell", "0.02", "--price", "51000", *as_user(server, maker_key))
+    cli_json("order", "place", taker, perp, "buy", "0.01", *as_user(server, taker_key))
+    live = cli("book", perp, "--seconds", "0.5", "--url", server.url)
+    assert live.exit_code == 0, live.output
+    assert "last 51000" in live.output and "0.01" in live.output  # the rest of the ask: 0.02 - 0.01

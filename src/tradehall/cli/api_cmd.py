@@ -189,9 +189,9 @@ async def _watch(url: str, symbol: str, depth: int, seconds: float | None, last:
     ladder = Ladder(symbol)
     ladder.last_trade = last
     loop = asyncio.get_running_loop()
-    deadline = None if seconds is None else loop.time() + seconds
     async with client.stream() as stream:
         await stream.subscribe([f"book:{symbol}", f"trades:{symbol}"])
+        deadline = None if seconds is None else loop.time() + seconds  # counted once subscribed
         with Live(ladder.render(depth), console=console, refresh_per_second=8) as live:
             while deadline is None or loop.time() < deadline:
                 try:
