@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from tests.e2e.test_api_harness import JWT_SECRET, Server, create_demo_markets, running_server
+from tradehall.api.ratelimit import TokenBucketLimiter
 from tradehall.client import ApiError, Client
 from tradehall.journal.segments import read_records
 
@@ -172,7 +173,7 @@ def test_repeated_client_order_id_returns_the_original_with_200(server: Server) 
             "account_id": account_id,
             "market": "BTC-USD",
             "side": "buy",
-            "quantity": "0.02",
+            "quantity": "0.010",  # the same parameters (decimals by value)
             "price": "1000",
             "client_order_id": "abc-1",
         },
@@ -181,6 +182,19 @@ def test_repeated_client_order_id_returns_the_original_with_200(server: Server) 
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["quantity"] == "0.01"
+    other = client._http.post(  # other parameters: a conflict (issue 11), still nothing created
+        "/orders",
+        json={
+            "account_id": account_id,
+            "market": "BTC-USD",
+            "side": "buy",
+            "quantity": "0.02",
+            "price": "1000",
+            "client_order_id": "abc-1",
+        },
+        headers=client._auth.headers(),
+    )
+    assert (other.status_code, other.json()["code"]) == (409, "conflict")
     assert len(client.orders(account_id)["items"]) == 1
 
 
@@ -352,6 +366,8 @@ def test_health_ready_and_metrics(server: Server) -> None:
 def test_flood_is_rate_limited_with_retry_after(tmp_path: Path) -> None:
     with running_server(tmp_path, rate_limit_per_second=1, rate_limit_burst=3) as limited:
         client = limited.admin()
+        # a stopped clock: no token comes back between requests however slow the machine is
+        limited.app.state.gateway.limiter = TokenBucketLimiter(1, 3, clock=lambda: 1_000.0)
         statuses = []
         for _ in range(6):
             response = httpx.get(limited.url + "/accounts", headers=client._auth.headers())

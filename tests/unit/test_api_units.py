@@ -47,6 +47,9 @@ def test_every_code_has_the_status_of_the_contract() -> None:
         "market_closed": 409,
         "account_not_active": 409,
         "rate_limited": 429,
+        "payload_too_large": 413,
+        "unsupported_media_type": 415,
+        "overloaded": 503,
         "market_data_unavailable": 503,
         "internal": 500,
     }
