@@ -14,6 +14,7 @@ import functools
 import importlib
 import inspect
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -156,7 +157,15 @@ root_callback = _with_connection(_root, root=True)
 def connection(ctx: typer.Context) -> Connection:
     """The connection of this command (its own options, the root's, the environment, the defaults)."""
     found = ctx.find_object(Connection)
-    return found if found is not None else Connection()
+    if found is not None:
+        return found
+    # a command invoked without the root group (a sub-app on its own): the environment, then defaults
+    given = {
+        name: os.environ[envvar]
+        for name, _flag, envvar, _text in _CONNECTION_FIELDS
+        if os.environ.get(envvar)
+    }
+    return Connection(**given)
 
 
 def exit_codes_epilog() -> str:
