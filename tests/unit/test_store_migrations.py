@@ -15,6 +15,7 @@ TABLES = {
     "candles",
     "equity_history",
     "fills",
+    "ledger",
     "markets",
     "orders",
     "positions",

@@ -106,6 +106,7 @@ class Market(Base):
     status: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str | None] = mapped_column(String(8))
     close_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # settled or voided
     last_price: Mapped[Decimal | None] = mapped_column(Money)
     mark_price: Mapped[Decimal | None] = mapped_column(Money)
     spec_json: Mapped[str] = mapped_column(Text)
@@ -180,6 +181,30 @@ class Fill(Base):
     liquidity: Mapped[str] = mapped_column(String(8))
     realized_pnl: Mapped[Decimal] = mapped_column(Money)
     origin: Mapped[str | None] = mapped_column(String(20))  # liquidation | assessment_close | NULL
+
+
+class LedgerEntry(Base):
+    """One change of one balance of a user's account (`tradehall.store.ledger` says how the projector
+    splits the engine's per-command balance changes by cause).
+
+    `id` = journal seq x 2**20 + the entry's index in the record, so replaying a record gives the same
+    ids and (at, id) orders entries like the journal. `amount` is signed; `balance_after` is the
+    running total of the currency after it. Amounts are in the currency's minor-unit precision.
+    """
+
+    __tablename__ = "ledger"
+    __table_args__ = (Index("ix_ledger_account_at", "account_id", "at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    balance_after: Mapped[Decimal] = mapped_column(Money)
+    market: Mapped[str | None] = mapped_column(String(64))
+    order_id: Mapped[str | None] = mapped_column(String(32))
+    trade_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Position(Base):

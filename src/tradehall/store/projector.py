@@ -47,6 +47,7 @@ from tradehall.domain.events import (
     AnyEvent,
     AssessmentUpdated,
     BalanceChanged,
+    FundingPaid,
     MarketCreated,
     MarketSettled,
     MarketStatusChanged,
@@ -59,17 +60,20 @@ from tradehall.domain.events import (
     OrderFilled,
     OrderTriggered,
     PositionChanged,
+    PositionTakenOver,
     TradeExecuted,
 )
 from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str, minor_of, units_of
 from tradehall.domain.market import BINARY_PAYOUT, DEFAULT_CURRENCY_DECIMALS, MarketSpec
 from tradehall.journal.records import JournalRecord
 from tradehall.store.candles import CandleBuilder, CandleUpdate, candle_starts, merge_candles_sync
+from tradehall.store.ledger import ID_SHIFT, SYSTEM_PREFIX, MarketMoney, RecordLedger
 from tradehall.store.models import (
     Account,
     Balance,
     EquityPoint,
     Fill,
+    LedgerEntry,
     Market,
     Order,
     Position,
@@ -174,6 +178,10 @@ class _MarketState:
     mark_price: int | None = None
     created_ns: int = 0
     updated_ns: int = 0
+    settled_ns: int | None = None
+    """When the market was settled or voided."""
+    money: MarketMoney | None = None
+    """What its fills move in minor units (the ledger's arithmetic), made on first use."""
 
     prices: dict[int, Decimal] = field(default_factory=dict)
     quantities: dict[int, Decimal] = field(default_factory=dict)
@@ -584,6 +592,8 @@ class Projector:
                 spec = msgspec.json.decode(row["spec_json"], type=MarketSpec)
                 state = _market_state(spec, decimals.get(spec.quote, default), row["status"], 0)
                 state.outcome = row["outcome"]
+                if row["settled_at"] is not None:
+                    state.settled_ns = _ns_of(row["settled_at"])
                 if row["last_price"] is not None:
                     state.last_price = units_of(row["last_price"], spec.tick_size, "last_price")
                 if row["mark_price"] is not None:
@@ -708,6 +718,9 @@ class _Batch:
         self.orders: dict[int, dict[str, Any]] = {}
         self.new_orders: set[int] = set()
         self.fills: list[dict[str, Any]] = []
+        self.ledger: list[dict[str, Any]] = []
+        self._record_ledger = RecordLedger()
+        self._ledger_index = 0
         self.candles = CandleBuilder(config.candle_intervals)
         self._seq = 0
         self._ts = 0
@@ -719,6 +732,8 @@ class _Batch:
     def apply(self, record: JournalRecord) -> None:
         self._seq = record.seq
         self._ts = record.ts
+        self._record_ledger = RecordLedger()
+        self._ledger_index = 0
         for ev in record.events:
             handler = _HANDLERS.get(type(ev))
             if handler is not None:
@@ -759,6 +774,8 @@ class _Batch:
         market.status = MarketStatus.SETTLED.value
         market.outcome = ev.outcome.value
         market.updated_ns = ev.ts
+        market.settled_ns = ev.ts
+        self._record_ledger.settled(market.spec.quote, ev)
         self.dirty_markets.add(ev.market)
         self._close_positions(ev.market, ev.ts)
 
@@ -766,6 +783,8 @@ class _Batch:
         market = self._market(ev.market)
         market.status = MarketStatus.CANCELLED.value
         market.updated_ns = ev.ts
+        market.settled_ns = ev.ts
+        self._record_ledger.voided(market.spec.quote, ev)
         self.dirty_markets.add(ev.market)
         self._close_positions(ev.market, ev.ts)
 
@@ -822,11 +841,55 @@ class _Batch:
 
     def on_balance(self, ev: BalanceChanged) -> None:
         key = (ev.account_id, ev.currency)
-        if key not in self.mirror.balances:
+        previous = self.mirror.balances.get(key)
+        if previous is None:
             self.new_balances.add(key)
+        if ev.delta and not ev.account_id.startswith(SYSTEM_PREFIX):
+            self._ledger_lines(ev, 0 if previous is None else previous[0])
         self.mirror.balances[key] = (ev.total, ev.held, self._ts)
         self.dirty_balances.add(key)
         self._touch(ev.account_id)
+
+    def _ledger_lines(self, ev: BalanceChanged, total: int) -> None:
+        """The ledger entries of one balance change, with the running balance after each."""
+        places = self.config.currency_decimals.get(ev.currency, self.config.default_currency_decimals)
+        at = self._utc(self._ts)
+        for cause in self._record_ledger.entries(ev, self._seq, total):
+            total += cause.amount
+            self.ledger.append(
+                {
+                    "id": (self._seq << ID_SHIFT) | self._ledger_index,
+                    "account_id": cause.account_id,
+                    "currency": cause.currency,
+                    "type": cause.type,
+                    "amount": amount_of(cause.amount, places),
+                    "balance_after": amount_of(total, places),
+                    "market": cause.market,
+                    "order_id": cause.order_id,
+                    "trade_id": cause.trade_id,
+                    "at": at,
+                }
+            )
+            self._ledger_index += 1
+
+    def _money(self, market: _MarketState) -> MarketMoney:
+        money = market.money
+        if money is None:
+            spec = market.spec
+            base = self.config.currency_decimals.get(spec.base, self.config.default_currency_decimals)
+            money = market.money = MarketMoney.of(spec, market.quote_decimals, base)
+        return money
+
+    def _held(self, account_id: str, symbol: str) -> int:
+        position = self.mirror.positions.get((account_id, symbol))
+        return 0 if position is None else position.quantity
+
+    def on_funding(self, ev: FundingPaid) -> None:
+        self._record_ledger.funding(self._market(ev.market).spec.quote, ev)
+
+    def on_taken_over(self, ev: PositionTakenOver) -> None:
+        money = self._money(self._market(ev.market))
+        self._record_ledger.takeover(money, ev, self._held(ev.account_id, ev.market))
 
     def on_position(self, ev: PositionChanged) -> None:
         self._market(ev.market)
@@ -911,6 +974,7 @@ class _Batch:
         )
         self.fill_count += 1
         self._touch(ev.account_id)
+        self._record_ledger.fill(self._money(market), ev, self._held(ev.account_id, ev.market))
         order = self._order(ev.order_id)
         if order is None:
             return
@@ -997,7 +1061,7 @@ class _Batch:
             table_of(Market),
             [self._market_row(symbol) for symbol in sorted(self.dirty_markets - self.new_markets)],
             ("symbol",),
-            ("status", "outcome", "last_price", "mark_price", "updated_at"),
+            ("status", "outcome", "settled_at", "last_price", "mark_price", "updated_at"),
         )
         for symbol, (seq, ts) in self.revalued_markets.items():
             for account_id in mirror.accounts_by_market.get(symbol, ()):
@@ -1031,6 +1095,7 @@ class _Batch:
             if row["status"] not in _LIVE_ORDER_STATUSES:
                 mirror.open_orders.pop(order_id, None)
         add(table_of(Fill), self.fills)
+        add(table_of(LedgerEntry), self.ledger)
         new_accounts, old_accounts, points = self._account_rows()
         add(table_of(Account), new_accounts)
         add(table_of(Account), old_accounts, ("id",), _ACCOUNT_COLUMNS_MUTABLE)
@@ -1128,6 +1193,7 @@ class _Batch:
             "maintenance_margin": spec.maintenance_margin,
             "status": market.status,
             "outcome": market.outcome,
+            "settled_at": None if market.settled_ns is None else utc_of_ns(market.settled_ns),
             "close_time": None if spec.close_time is None else utc_of_ns(spec.close_time),
             "last_price": None
             if market.last_price is None
@@ -1164,8 +1230,11 @@ class _Batch:
             if market.payout_ticks is not None and quantity < 0:
                 average = BINARY_PAYOUT - average
         unrealized = _ZERO
+        mark = None if price is None else decimal_of(price, spec.tick_size)
         if quantity and price is not None:
             unrealized = decimal_of(quantity * price - position.cost, market.tick_lot)
+            if market.payout_ticks is not None and quantity < 0:
+                mark = BINARY_PAYOUT - decimal_of(price, spec.tick_size)  # NO terms, like its entry
         updated = position.updated_ns
         if key[1] in self.revalued_markets:
             updated = max(updated, self.revalued_markets[key[1]][1])
@@ -1176,7 +1245,7 @@ class _Batch:
             "quantity": decimal_of(quantity, spec.lot_size),
             "cost": decimal_of(position.cost, market.tick_lot),
             "average_entry_price": average,
-            "mark_price": None if price is None else decimal_of(price, spec.tick_size),
+            "mark_price": mark,
             "unrealized_pnl": unrealized,
             "realized_pnl": amount_of(position.realized_pnl, market.quote_decimals),
             "margin": amount_of(position.margin, market.quote_decimals),
@@ -1335,8 +1404,11 @@ _HANDLERS: dict[type[AnyEvent], Callable[[_Batch, Any], None]] = {
     OrderExpired: _Batch.on_order_expired,
     OrderAmended: _Batch.on_order_amended,
     OrderTriggered: _Batch.on_order_triggered,
+    FundingPaid: _Batch.on_funding,
+    PositionTakenOver: _Batch.on_taken_over,
 }
 """Events without a read model of their own have no handler: BookChanged (the engine serves books),
 OrderRejected and CommandRejected (refusals are not orders), QuoteUpdated, LeverageChanged,
-FundingPaid, PositionLiquidated, AssessmentFailed/Passed (their effects arrive as OrderAccepted,
-OrderFilled, PositionChanged, BalanceChanged and AccountStatusChanged events)."""
+PositionLiquidated, AssessmentFailed/Passed (their effects arrive as OrderAccepted,
+OrderFilled, PositionChanged, BalanceChanged and AccountStatusChanged events). FundingPaid and
+PositionTakenOver only say why balances changed (the ledger's causes)."""

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Select, select, tuple_
@@ -27,6 +28,7 @@ from tradehall.store.models import (
     Candle,
     EquityPoint,
     Fill,
+    LedgerEntry,
     Market,
     Order,
     Position,
@@ -155,6 +157,29 @@ def list_order_fills(session: Session, order_id: str) -> list[Fill]:
     """An order's fills, oldest first (the `fills` of the order object)."""
     query = select(Fill).where(Fill.order_id == order_id).order_by(Fill.executed_at, Fill.id)
     return list(session.scalars(query))
+
+
+def list_ledger(
+    session: Session, account_id: str, *, limit: int | None = None, cursor: str | None = None
+) -> Page[LedgerEntry]:
+    """An account's balance changes, newest first: `GET /accounts/{id}/ledger`."""
+    query = select(LedgerEntry).where(LedgerEntry.account_id == account_id)
+    return _page(session, query, LedgerEntry.at, LedgerEntry.id, int, limit, cursor)
+
+
+def trades_since(session: Session, market: str, since: datetime) -> list[tuple[int, datetime, Decimal]]:
+    """(trade id, time, quantity) of each of a market's trades at or after `since`, oldest first:
+    one per trade (a trade has a row per side with an order, one when the other is the venue's)."""
+    query = (
+        select(Fill.trade_id, Fill.executed_at, Fill.quantity)
+        .where(Fill.market == market, Fill.executed_at >= since)
+        .order_by(Fill.trade_id)
+    )
+    trades: list[tuple[int, datetime, Decimal]] = []
+    for trade_id, executed_at, quantity in session.execute(query):
+        if not trades or trades[-1][0] != trade_id:
+            trades.append((trade_id, executed_at, quantity))
+    return trades
 
 
 # ---- orders -------------------------------------------------------------------------------------

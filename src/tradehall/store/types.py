@@ -83,3 +83,12 @@ def utc_of_ns(ns: int) -> datetime:
     """A UTC datetime (microsecond precision, truncated) from nanoseconds since the epoch."""
     seconds, rest = divmod(ns, 1_000_000_000)
     return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+
+
+def ns_of_utc(instant: datetime) -> int:
+    """Nanoseconds since the epoch of a stored (microsecond) time: the inverse of `utc_of_ns`."""
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
