@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_api_harness import Server, running_server
-from tradehall.client import ApiError, Client
+from tradehall.client import ApiError, AsyncClient, Client
 
 
 def error_of(call: Any, *args: Any, **kwargs: Any) -> ApiError:
@@ -241,3 +241,27 @@ def test_a_repeated_client_order_id_answers_the_original_or_a_conflict(tmp_path:
             == f"client_order_id 'mine-1' belongs to order {first['id']}, placed with different parameters"
         )
         assert len(taker.orders(taker_id)["items"]) == 1
+
+
+async def test_the_orders_channel_says_why_an_order_ended(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        _, _, taker, taker_id = book_market(server)
+        async with AsyncClient(server.url, token=taker.auth_token).stream() as stream:
+            await stream.subscribe(["orders"])
+            ioc = taker.place_order(taker_id, "BTC-USD", "buy", "0.02", "64010", time_in_force="ioc")
+            resting = taker.place_order(taker_id, "BTC-USD", "buy", "0.01", "60000")
+            taker.cancel_order(resting["id"])
+            ended: dict[str, dict[str, Any]] = {}
+            while len(ended) < 2:  # each wait is bounded by the stream's timeout
+                message = await stream.next(5.0)
+                if message.get("channel") == "orders" and message.get("event") == "OrderCancelled":
+                    ended[message["data"]["id"]] = message["data"]
+        assert (ended[ioc["id"]]["status"], ended[ioc["id"]]["cancel_reason"]) == (
+            "cancelled",
+            "ioc_remainder",
+        )
+        assert ended[ioc["id"]]["filled_quantity"] == "0.01"
+        assert (ended[resting["id"]]["status"], ended[resting["id"]]["cancel_reason"]) == (
+            "cancelled",
+            "user",
+        )
