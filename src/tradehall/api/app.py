@@ -94,12 +94,12 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         journal = runtime.runner.journal
         journal.sync = timed_fsync(journal.sync)  # type: ignore[method-assign]
         gateway = Gateway(settings, runtime, Authenticator(settings, runtime.store))
-        # the engine's state after recovery already holds past trades; start counters from now
         runtime.add_listener(gateway.volumes.on_records)
         runtime.add_listener(gateway.candles.on_records)
         hub = WebSocketHub(gateway)
         runtime.add_listener(hub.on_records)
         gateway.candles.listeners.append(hub.on_candle)
+        await gateway.load_volumes()  # the 24 h window's earlier trades, from the read models
         app.state.gateway = gateway
         app.state.hub = hub
         app.state.service = runtime

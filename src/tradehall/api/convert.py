@@ -81,7 +81,10 @@ def _no_view(value: Decimal | None, spec: MarketSpec, requested: str) -> Decimal
 # ---- markets ---------------------------------------------------------------------------------------
 
 
-def market_dict(market: Market) -> dict[str, Any]:
+def market_dict(
+    market: Market, outcome: str | None = None, settled_at: datetime | None = None
+) -> dict[str, Any]:
+    """`outcome` and `settled_at` come from the read models (the engine keeps neither)."""
     spec = market.spec
     return {
         "symbol": spec.symbol,
@@ -113,6 +116,8 @@ def market_dict(market: Market) -> dict[str, Any]:
         "funding_interval_seconds": spec.funding_interval_seconds,
         "funding_rate": opt_dec(spec.funding_rate),
         "close_time": None if spec.close_time is None else rfc3339_ns(spec.close_time),
+        "outcome": outcome,
+        "settled_at": None if settled_at is None else rfc3339(settled_at),
     }
 
 
@@ -179,8 +184,11 @@ def position_dict(engine: Engine, market: Market, position: Position) -> dict[st
             average = BINARY_PAYOUT - average
         average = average.quantize(spec.tick_size * Decimal("0.0001")).normalize()
     unrealized = ZERO
+    mark = price
     if quantity and price is not None:
         unrealized = decimal_of(quantity * price - position.cost, tick_lot)
+        if spec.kind is MarketKind.BINARY and quantity < 0:
+            mark = market.payout_ticks - price  # NO terms, like its average entry
     if spec.kind is MarketKind.BINARY:
         side = "yes" if quantity > 0 else "no"
     else:
@@ -191,7 +199,7 @@ def position_dict(engine: Engine, market: Market, position: Position) -> dict[st
         "side": side,
         "quantity": _qty(abs(quantity), spec),
         "average_entry_price": opt_dec(average),
-        "mark_price": _price(price, spec),
+        "mark_price": _price(mark, spec),
         "unrealized_pnl": dec(unrealized),
         "realized_pnl": dec(amount_of(position.realized, quote_places)),
         "margin": dec(amount_of(position.margin, quote_places)),
@@ -349,6 +357,20 @@ def fill_from_row(row: models.Fill) -> dict[str, Any]:
         "realized_pnl": dec(row.realized_pnl),
         "executed_at": rfc3339(row.executed_at),
         "origin": row.origin,
+    }
+
+
+def ledger_from_row(row: models.LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "type": row.type,
+        "amount": dec(row.amount),
+        "currency": row.currency,
+        "balance_after": dec(row.balance_after),
+        "market": row.market,
+        "order_id": row.order_id,
+        "trade_id": None if row.trade_id is None else str(row.trade_id),
+        "at": rfc3339(row.at),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Protocol
 
 import structlog
@@ -23,6 +23,7 @@ from tradehall.api.ratelimit import TokenBucketLimiter
 from tradehall.domain.commands import AnyCommand
 from tradehall.domain.errors import Code
 from tradehall.domain.events import AnyEvent, CommandRejected, OrderRejected, TradeExecuted
+from tradehall.domain.fixedpoint import units_of
 from tradehall.engine import Engine
 from tradehall.engine.ledger import Account
 from tradehall.engine.markets import Market
@@ -30,6 +31,8 @@ from tradehall.journal.records import JournalRecord
 from tradehall.service.runner import CommandResult, RunnerError
 from tradehall.service.settings import Settings
 from tradehall.service.wiring import Service
+from tradehall.store import queries
+from tradehall.store.types import ns_of_utc, utc_of_ns
 
 DAY_NS = 86_400 * 1_000_000_000
 
@@ -39,25 +42,45 @@ class ReadyCheck(Protocol):
 
 
 class VolumeTracker:
-    """Rolling 24-hour traded quantity (lots) per market, from the durable trades."""
+    """Rolling 24-hour traded quantity (lots) per market.
 
-    def __init__(self) -> None:
+    The window survives a restart: `load` takes the last 24 hours of trades from the read models when
+    the service starts, `on_records` every durable trade from then on. Trade ids grow with the
+    journal, so the trades the listener has seen are exactly those from the first one it saw: `load`
+    takes only older ones, and nothing is counted twice whichever comes first.
+    """
+
+    def __init__(self, now_ns: Callable[[], int] = time.time_ns) -> None:
+        self.now_ns = now_ns
+        """The sequencer's clock: trade times and the window's end read the same time."""
         self._trades: dict[str, deque[tuple[int, int]]] = {}
         self._totals: dict[str, int] = {}
+        self._first_live: int | None = None
 
     def on_records(self, records: Sequence[JournalRecord]) -> None:
         for record in records:
             for event in record.events:
                 if isinstance(event, TradeExecuted):
+                    if self._first_live is None:
+                        self._first_live = event.trade_id
                     self._trades.setdefault(event.market, deque()).append((event.ts, event.quantity))
                     self._totals[event.market] = self._totals.get(event.market, 0) + event.quantity
                     TRADES_TOTAL.labels(market=event.market).inc()
+
+    def load(self, market: str, trades: Iterable[tuple[int, int, int]]) -> None:
+        """Past trades `(trade id, time ns, lots)`, oldest first, from the read models."""
+        first_live = self._first_live
+        older = [(ts, lots) for trade_id, ts, lots in trades if first_live is None or trade_id < first_live]
+        if not older:
+            return
+        self._trades[market] = deque([*older, *self._trades.get(market, ())])
+        self._totals[market] = self._totals.get(market, 0) + sum(lots for _, lots in older)
 
     def volume(self, market: str, now_ns: int | None = None) -> int:
         trades = self._trades.get(market)
         if not trades:
             return 0
-        cutoff = (now_ns if now_ns is not None else time.time_ns()) - DAY_NS
+        cutoff = (now_ns if now_ns is not None else self.now_ns()) - DAY_NS
         while trades and trades[0][0] < cutoff:
             _, lots = trades.popleft()
             self._totals[market] -= lots
@@ -70,10 +93,26 @@ class Gateway:
         self.service = service
         self.auth = authenticator
         self.limiter = TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-        self.volumes = VolumeTracker()
+        self.volumes = VolumeTracker(service.runner.clock.now_ns)
         self.feeds: ReadyCheck | None = None
         """The feed registry (`marketdata.registry.FeedRegistry`) when feeds run in this process."""
         self.candles = CandleBook()
+
+    async def load_volumes(self) -> None:
+        """The last 24 hours of trades from the read models into `volumes` (at start, after
+        `volumes.on_records` listens): the ticker's `volume_24h` does not restart from zero."""
+        await self.service.read_barrier()
+        since = utc_of_ns(self.volumes.now_ns() - DAY_NS)
+        for symbol in sorted(self.engine.markets):
+            lot_size = self.engine.markets[symbol].spec.lot_size
+            trades = await self.service.store.call(queries.trades_since, symbol, since)
+            self.volumes.load(
+                symbol,
+                [
+                    (trade_id, ns_of_utc(at), units_of(quantity, lot_size, "quantity"))
+                    for trade_id, at, quantity in trades
+                ],
+            )
 
     @property
     def engine(self) -> Engine:

@@ -116,6 +116,34 @@ class AccountOut(Response):
     balances: list[BalanceOut]
 
 
+class LedgerEntryOut(Response):
+    id: str
+    type: Literal[
+        "deposit",
+        "withdrawal",
+        "trade",
+        "fee",
+        "funding",
+        "settlement",
+        "void_refund",
+        "liquidation",
+        "insurance",
+        "opening_balance",
+    ]
+    amount: str = Field(description="Signed: a credit is positive, a debit negative.", examples=["-3.20"])
+    currency: str
+    balance_after: str = Field(description="The account's total in `currency` after this change.")
+    market: str | None = None
+    order_id: str | None = None
+    trade_id: str | None = None
+    at: Timestamp
+
+
+class LedgerPage(Response):
+    items: list[LedgerEntryOut]
+    next_cursor: str | None = None
+
+
 class AccountsPage(Response):
     items: list[AccountOut]
     next_cursor: str | None = None
@@ -188,6 +216,12 @@ class MarketOut(Response):
     funding_interval_seconds: int | None = None
     funding_rate: str | None = None
     close_time: Timestamp | None = None
+    outcome: Literal["yes", "no"] | None = Field(
+        default=None, description="A settled binary market's outcome; null otherwise (also when voided)."
+    )
+    settled_at: Timestamp | None = Field(
+        default=None, description="When a binary market was settled (or voided: status `cancelled`)."
+    )
 
 
 class MarketsPage(Response):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from tradehall.api import convert
@@ -17,6 +18,7 @@ from tradehall.api.schemas import (
     AccountOut,
     AccountsPage,
     DepositRequest,
+    LedgerPage,
     LeverageOut,
     LeverageRequest,
     TiersPage,
@@ -109,6 +111,23 @@ async def list_accounts(principal: PrincipalDep, gateway: GatewayDep) -> Respons
 @router.get("/accounts/{account_id}", response_model=AccountOut)
 async def get_account(account_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     return json_response(await _account_out(gateway, principal, account_id))
+
+
+@router.get("/accounts/{account_id}/ledger", response_model=LedgerPage)
+async def get_ledger(
+    account_id: str,
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    """Every change of the account's balances, newest first: deposits, withdrawals, fill cash, fees,
+    funding, settlement payouts, void refunds, liquidations and insurance takeovers, each with the
+    running balance of its currency. The amounts of a currency sum to its balance."""
+    gateway.account(principal, account_id)
+    await gateway.service.read_barrier()
+    result = await gateway.service.store.call(queries.list_ledger, account_id, limit=limit, cursor=cursor)
+    return json_response(page([convert.ledger_from_row(row) for row in result.items], result.next_cursor))
 
 
 @router.post("/accounts/{account_id}/leverage", response_model=LeverageOut)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
@@ -45,15 +45,39 @@ router = APIRouter(tags=["markets"], responses=ERRORS)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
+_RESOLVED = (MarketStatus.SETTLED, MarketStatus.CANCELLED)
+
+
+async def _resolutions(gateway: Gateway, symbols: list[str]) -> dict[str, tuple[str | None, datetime | None]]:
+    """(outcome, settled_at) of settled or voided markets, from the read models (the engine keeps
+    neither); read after a barrier, so a settlement that has answered shows."""
+    if not symbols:
+        return {}
+    await gateway.service.read_barrier()
+    rows = await gateway.service.store.call(queries.list_markets)
+    wanted = set(symbols)
+    return {row.symbol: (row.outcome, row.settled_at) for row in rows if row.symbol in wanted}
+
+
 @router.get("/markets", response_model=MarketsPage)
 async def list_markets(gateway: GatewayDep) -> Response:
     markets = sorted(gateway.engine.markets.values(), key=lambda m: m.symbol)
-    return json_response(page([convert.market_dict(m) for m in markets]))
+    resolved = await _resolutions(gateway, [m.symbol for m in markets if m.status in _RESOLVED])
+    return json_response(
+        page([convert.market_dict(m, *resolved.get(m.symbol, (None, None))) for m in markets])
+    )
+
+
+async def _market_out(gateway: Gateway, symbol: str) -> dict[str, Any]:
+    market = gateway.market(symbol)
+    resolved = await _resolutions(gateway, [symbol] if market.status in _RESOLVED else [])
+    return convert.market_dict(market, *resolved.get(symbol, (None, None)))
 
 
 @router.get("/markets/{symbol}", response_model=MarketOut)
 async def get_market(symbol: str, gateway: GatewayDep) -> Response:
-    return json_response(convert.market_dict(gateway.market(symbol)))
+    """A settled binary market shows its `outcome` and `settled_at` (a voided one `settled_at`)."""
+    return json_response(await _market_out(gateway, symbol))
 
 
 @router.get("/markets/{symbol}/book", response_model=BookOut)
@@ -234,7 +258,7 @@ async def settle_market(
     await gateway.execute(
         SettleMarket(market=symbol, outcome=Outcome(body.outcome), correlation_id=correlation_id)
     )
-    return json_response(convert.market_dict(gateway.market(symbol)))
+    return json_response(await _market_out(gateway, symbol))
 
 
 @router.post("/admin/markets/{symbol}/cancel", response_model=MarketOut)
@@ -243,7 +267,7 @@ async def void_market(
 ) -> Response:
     gateway.market(symbol)
     await gateway.execute(VoidMarket(market=symbol, correlation_id=correlation_id))
-    return json_response(convert.market_dict(gateway.market(symbol)))
+    return json_response(await _market_out(gateway, symbol))
 
 
 @router.post("/admin/markets/{symbol}/price", response_model=MarketOut)
