@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tradehall.api import fastpath
 from tradehall.api.auth import Authenticator, hash_password
 from tradehall.api.body import RequestBody
+from tradehall.api.docs_pages import DESCRIPTION, install_docs
 from tradehall.api.errors import install_error_handlers
 from tradehall.api.gateway import Gateway
 from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync
@@ -118,13 +119,17 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app = fastpath.TradehallApp(
         title="tradehall",
         version="0.1.0",
-        description="A self-hostable trading engine: REST and WebSocket API.",
+        description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: install_docs serves them locally
+        redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (auth, accounts, markets, orders, positions, ops, settlements):
-        app.include_router(module.router)
+    routers = [module.router for module in (auth, accounts, markets, orders, positions, ops, settlements)]
+    for router in routers:
+        app.include_router(router)
     app.include_router(ws_router)
+    install_docs(app, routers)
     app.router.routes[0:0] = fastpath.ROUTES
     app.add_middleware(RequestBody, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)

@@ -39,6 +39,10 @@ class Response(BaseModel):
 
 
 class Credentials(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"username": "alice", "password": "correct horse battery staple"}]}
+    )
+
     username: Username
     password: Password
 
@@ -65,6 +69,12 @@ class ApiKeyOut(Response):
 
 
 class AdminUserCreate(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"username": "bob", "password": "a long passphrase", "role": "trader"}]
+        }
+    )
+
     username: Username
     password: Password
     role: Literal["trader", "admin"] = "trader"
@@ -74,6 +84,15 @@ class AdminUserCreate(Request):
 
 
 class AccountCreate(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"kind": "cash", "currency": "USD", "initial_balance": "100000"},
+                {"kind": "assessment", "currency": "USD", "tier": "ftmo-2step-10k"},
+            ]
+        }
+    )
+
     kind: Literal["cash", "assessment"] = "cash"
     currency: Currency = "USD"
     initial_balance: DecimalStr | None = None
@@ -150,6 +169,8 @@ class AccountsPage(Response):
 
 
 class DepositRequest(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": "5000", "currency": "USD"}]})
+
     amount: DecimalStr
     currency: Currency | None = None
 
@@ -230,6 +251,55 @@ class MarketsPage(Response):
 
 
 class MarketCreate(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "BTC-USD",
+                    "kind": "spot",
+                    "base": "BTC",
+                    "quote": "USD",
+                    "tick_size": "0.5",
+                    "lot_size": "0.001",
+                    "maker_fee": "0.0005",
+                    "taker_fee": "0.001",
+                },
+                {
+                    "symbol": "BTC-PERP",
+                    "kind": "perp",
+                    "base": "BTC",
+                    "quote": "USD",
+                    "tick_size": "0.5",
+                    "lot_size": "0.001",
+                    "max_leverage": "10",
+                    "maintenance_margin": "0.05",
+                    "funding_interval_seconds": 28800,
+                },
+                {
+                    "symbol": "FED-CUT-DEC",
+                    "kind": "binary",
+                    "base": "FED-CUT-DEC",
+                    "quote": "USD",
+                    "tick_size": "0.01",
+                    "lot_size": "1",
+                    "fee_model": "quadratic",
+                    "close_time": "2035-12-31T19:00:00Z",
+                },
+                {
+                    "symbol": "ETH-USD",
+                    "kind": "spot",
+                    "venue": "quote",
+                    "base": "ETH",
+                    "quote": "USD",
+                    "tick_size": "0.01",
+                    "lot_size": "0.001",
+                    "slippage": "0.0005",
+                    "quote_max_age_ms": 5000,
+                },
+            ]
+        }
+    )
+
     symbol: Symbol
     kind: Literal["spot", "perp", "binary"]
     venue: Literal["book", "quote"] = "book"
@@ -316,6 +386,8 @@ class PublicTradesPage(Response):
 
 
 class SettleRequest(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"outcome": "yes"}]})
+
     outcome: Literal["yes", "no"]
 
 
@@ -323,16 +395,26 @@ class PriceRequest(Request):
     """A mark (book markets); on a quote-venue market it is also the quote: bid, ask and last, unless
     `bid`/`ask` are given."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"price": "64000.5"}, {"price": "0.62", "bid": "0.61", "ask": "0.63"}]
+        }
+    )
+
     price: DecimalStr
     bid: DecimalStr | None = None
     ask: DecimalStr | None = None
 
 
 class FundingRequest(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"rate": "0.0001"}]})
+
     rate: DecimalStr
 
 
 class LeverageRequest(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"market": "BTC-PERP", "leverage": "5"}]})
+
     market: Symbol
     leverage: DecimalStr
 
@@ -350,6 +432,57 @@ OrderSideIn = Literal["buy", "sell", "long", "short", "yes", "no"]
 
 
 class OrderCreate(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "acc_3f9c2a7e51d04b8e9a61",
+                    "market": "BTC-USD",
+                    "side": "buy",
+                    "type": "limit",
+                    "quantity": "0.01",
+                    "price": "64000.5",
+                    "client_order_id": "my-order-1",
+                },
+                {
+                    "account_id": "acc_3f9c2a7e51d04b8e9a61",
+                    "market": "BTC-PERP",
+                    "side": "short",
+                    "type": "market",
+                    "quantity": "0.1",
+                },
+                {
+                    "account_id": "acc_3f9c2a7e51d04b8e9a61",
+                    "market": "BTC-PERP",
+                    "side": "sell",
+                    "type": "stop",
+                    "quantity": "0.1",
+                    "stop_price": "61000",
+                    "trigger": "mark",
+                },
+                {
+                    "account_id": "acc_3f9c2a7e51d04b8e9a61",
+                    "market": "BTC-PERP",
+                    "side": "long",
+                    "type": "limit",
+                    "quantity": "0.1",
+                    "price": "63500",
+                    "post_only": True,
+                    "take_profit": "66000",
+                    "stop_loss": "62500",
+                },
+                {
+                    "account_id": "acc_3f9c2a7e51d04b8e9a61",
+                    "market": "FED-CUT-DEC",
+                    "side": "yes",
+                    "type": "limit",
+                    "quantity": "10",
+                    "price": "0.62",
+                },
+            ]
+        }
+    )
+
     account_id: Ident
     market: Symbol
     side: OrderSideIn
@@ -372,6 +505,10 @@ class OrderCreate(Request):
 
 
 class OrderAmend(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"price": "64100"}, {"quantity": "0.02"}, {"stop_price": "60500"}]}
+    )
+
     price: DecimalStr | None = None
     quantity: DecimalStr | None = None
     stop_price: DecimalStr | None = Field(
@@ -455,6 +592,8 @@ class PositionsPage(Response):
 
 
 class ClosePosition(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"account_id": "acc_3f9c2a7e51d04b8e9a61"}]})
+
     account_id: Ident
 
 

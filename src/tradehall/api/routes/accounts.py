@@ -64,7 +64,16 @@ async def _account_out(gateway: Gateway, principal: Principal, account_id: str) 
     return convert.account_dict(gateway.engine, account, peak)
 
 
-@router.post("/accounts", status_code=201, response_model=AccountOut)
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_model=AccountOut,
+    summary="Open an account",
+    description="A paper `cash` account in `currency`, self-funded with `initial_balance` where the "
+    "venue allows it (`TRADEHALL_ALLOW_SELF_FUNDING`; else an admin deposits), or an `assessment` "
+    "account of a `tier` (see `GET /tiers`), funded by the tier's starting balance and bound by its "
+    "rules. Needs the `trade` scope; a key bound to one account cannot open another.",
+)
 async def create_account(
     body: AccountCreate, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
@@ -102,18 +111,31 @@ async def create_account(
     return json_response(await _account_out(gateway, principal, account_id), 201)
 
 
-@router.get("/accounts", response_model=AccountsPage)
+@router.get(
+    "/accounts",
+    response_model=AccountsPage,
+    summary="List your accounts",
+    description="The caller's accounts with their balances, equity, P&L and status "
+    "(a key bound to an account sees that one only).",
+)
 async def list_accounts(principal: PrincipalDep, gateway: GatewayDep) -> Response:
     items = [convert.account_dict(gateway.engine, account) for account in gateway.accounts_of(principal)]
     return json_response(page(items))
 
 
-@router.get("/accounts/{account_id}", response_model=AccountOut)
+@router.get(
+    "/accounts/{account_id}",
+    response_model=AccountOut,
+    summary="Get an account",
+    description="Balances per currency (`total`, `available`, `held`), equity, P&L, peak equity and "
+    "drawdown; an assessment account also shows its tier `rules` with floors and progress, and once "
+    "ended its `status_reason`. 404 if unknown, 403 if another user's.",
+)
 async def get_account(account_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     return json_response(await _account_out(gateway, principal, account_id))
 
 
-@router.get("/accounts/{account_id}/ledger", response_model=LedgerPage)
+@router.get("/accounts/{account_id}/ledger", response_model=LedgerPage, summary="An account's ledger")
 async def get_ledger(
     account_id: str,
     principal: PrincipalDep,
@@ -130,7 +152,9 @@ async def get_ledger(
     return json_response(page([convert.ledger_from_row(row) for row in result.items], result.next_cursor))
 
 
-@router.post("/accounts/{account_id}/leverage", response_model=LeverageOut)
+@router.post(
+    "/accounts/{account_id}/leverage", response_model=LeverageOut, summary="Set leverage on a perp market"
+)
 async def set_leverage(
     account_id: str,
     body: LeverageRequest,
@@ -163,7 +187,13 @@ async def set_leverage(
     )
 
 
-@router.post("/admin/accounts/{account_id}/deposit", response_model=AccountOut)
+@router.post(
+    "/admin/accounts/{account_id}/deposit",
+    response_model=AccountOut,
+    summary="Deposit into an account (admin)",
+    description="Credits `amount` in `currency` (default: the account's currency) and answers the "
+    "account. The deposit appears in the account's ledger.",
+)
 async def deposit(
     account_id: str,
     body: DepositRequest,
@@ -180,7 +210,7 @@ async def deposit(
     return json_response(await _account_out(gateway, admin, account_id))
 
 
-@router.get("/tiers", response_model=TiersPage)
+@router.get("/tiers", response_model=TiersPage, summary="List assessment tiers")
 async def tiers(gateway: GatewayDep) -> Response:
     """The assessment tiers the engine is configured with (public)."""
     items = [convert.tier_dict(tier) for tier in gateway.engine.config.tiers.values()]

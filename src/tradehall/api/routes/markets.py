@@ -59,7 +59,13 @@ async def _resolutions(gateway: Gateway, symbols: list[str]) -> dict[str, tuple[
     return {row.symbol: (row.outcome, row.settled_at) for row in rows if row.symbol in wanted}
 
 
-@router.get("/markets", response_model=MarketsPage)
+@router.get(
+    "/markets",
+    response_model=MarketsPage,
+    summary="List markets",
+    description="Every market with its kind (spot, perp, binary), venue (book or quote), tick and lot "
+    "sizes, fees and status. Public: no credentials needed.",
+)
 async def list_markets(gateway: GatewayDep) -> Response:
     markets = sorted(gateway.engine.markets.values(), key=lambda m: m.symbol)
     resolved = await _resolutions(gateway, [m.symbol for m in markets if m.status in _RESOLVED])
@@ -74,26 +80,44 @@ async def _market_out(gateway: Gateway, symbol: str) -> dict[str, Any]:
     return convert.market_dict(market, *resolved.get(symbol, (None, None)))
 
 
-@router.get("/markets/{symbol}", response_model=MarketOut)
+@router.get("/markets/{symbol}", response_model=MarketOut, summary="Get a market")
 async def get_market(symbol: str, gateway: GatewayDep) -> Response:
     """A settled binary market shows its `outcome` and `settled_at` (a voided one `settled_at`)."""
     return json_response(await _market_out(gateway, symbol))
 
 
-@router.get("/markets/{symbol}/book", response_model=BookOut)
+@router.get(
+    "/markets/{symbol}/book",
+    response_model=BookOut,
+    summary="Order book",
+    description="Up to `depth` price levels per side as `[price, quantity]`: bids best first "
+    "(descending), asks ascending; binary markets in YES prices. `sequence` is the counter of the "
+    "WebSocket `book` channel. Public.",
+)
 async def get_book(
     symbol: str, gateway: GatewayDep, depth: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> Response:
     return json_response(convert.book_dict(gateway.market(symbol), depth))
 
 
-@router.get("/markets/{symbol}/ticker", response_model=TickerOut)
+@router.get(
+    "/markets/{symbol}/ticker",
+    response_model=TickerOut,
+    summary="Ticker",
+    description="Best bid and ask, last trade price, mark and the traded volume of the last 24 hours. "
+    "Public.",
+)
 async def get_ticker(symbol: str, gateway: GatewayDep) -> Response:
     market = gateway.market(symbol)
     return json_response(convert.ticker_dict(market, gateway.volumes.volume(symbol)))
 
 
-@router.get("/markets/{symbol}/trades", response_model=PublicTradesPage)
+@router.get(
+    "/markets/{symbol}/trades",
+    response_model=PublicTradesPage,
+    summary="Public trades",
+    description="The market's trades, newest first, with cursor pagination (`limit`, `next_cursor`). Public.",
+)
 async def get_trades(
     symbol: str,
     gateway: GatewayDep,
@@ -117,7 +141,14 @@ async def get_trades(
     return json_response(page(items, result.next_cursor))
 
 
-@router.get("/markets/{symbol}/candles", response_model=CandlesPage)
+@router.get(
+    "/markets/{symbol}/candles",
+    response_model=CandlesPage,
+    summary="Candles",
+    description="OHLCV candles of `interval`, oldest first, between `start` and `end` (RFC 3339 with a "
+    "time zone); with `start` the pages go forward by `next_cursor`. Book markets' candles come from "
+    "their trades, quote markets' from their feed. Public.",
+)
 async def get_candles(
     symbol: str,
     gateway: GatewayDep,
@@ -222,7 +253,15 @@ def _spec_of(body: MarketCreate) -> MarketSpec:
     )
 
 
-@router.post("/admin/markets", status_code=201, response_model=MarketOut)
+@router.post(
+    "/admin/markets",
+    status_code=201,
+    response_model=MarketOut,
+    summary="Create a market (admin)",
+    description="A spot, perp or binary market on a `book` venue (orders match each other) or a `quote` "
+    'venue (orders fill against an external quote). Fees are decimal fractions (`"0.001"` = 0.1 %); '
+    "a new market is `open` unless `status` says otherwise. 409 `conflict` if the symbol exists.",
+)
 async def create_market(
     body: MarketCreate, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
@@ -236,21 +275,38 @@ async def _set_status(gateway: Gateway, symbol: str, status: MarketStatus, corre
     return json_response(convert.market_dict(gateway.market(symbol)))
 
 
-@router.post("/admin/markets/{symbol}/halt", response_model=MarketOut)
+@router.post(
+    "/admin/markets/{symbol}/halt",
+    response_model=MarketOut,
+    summary="Halt a market (admin)",
+    description="New orders are refused with 409 `market_closed`; resting orders stay and may be "
+    "cancelled. No body.",
+)
 async def halt_market(
     symbol: str, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
     return await _set_status(gateway, symbol, MarketStatus.HALTED, correlation_id)
 
 
-@router.post("/admin/markets/{symbol}/resume", response_model=MarketOut)
+@router.post(
+    "/admin/markets/{symbol}/resume",
+    response_model=MarketOut,
+    summary="Resume a market (admin)",
+    description="Opens a halted market for trading again. No body.",
+)
 async def resume_market(
     symbol: str, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
     return await _set_status(gateway, symbol, MarketStatus.OPEN, correlation_id)
 
 
-@router.post("/admin/markets/{symbol}/settle", response_model=MarketOut)
+@router.post(
+    "/admin/markets/{symbol}/settle",
+    response_model=MarketOut,
+    summary="Settle a binary market (admin)",
+    description="Resolves the event: each contract of the winning `outcome` pays 1, the other 0; open "
+    "orders are cancelled. The market then shows `outcome` and `settled_at`.",
+)
 async def settle_market(
     symbol: str, body: SettleRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
@@ -261,7 +317,13 @@ async def settle_market(
     return json_response(await _market_out(gateway, symbol))
 
 
-@router.post("/admin/markets/{symbol}/cancel", response_model=MarketOut)
+@router.post(
+    "/admin/markets/{symbol}/cancel",
+    response_model=MarketOut,
+    summary="Void a binary market (admin)",
+    description="Voids the event: every YES and every NO contract pays 0.50, so the payouts sum to the "
+    "collateral held (fees are not refunded); each payout is a `void_refund` in the ledger. No body.",
+)
 async def void_market(
     symbol: str, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
@@ -270,7 +332,14 @@ async def void_market(
     return json_response(await _market_out(gateway, symbol))
 
 
-@router.post("/admin/markets/{symbol}/price", response_model=MarketOut)
+@router.post(
+    "/admin/markets/{symbol}/price",
+    response_model=MarketOut,
+    summary="Inject a mark or quote (admin)",
+    description="On a book market, sets the mark (refused with 400 while outside the market's "
+    "`mark_band` around its book); on a quote market, sets the quote (`bid`/`ask`, both `price` "
+    "unless given) and last price. For markets without a feed.",
+)
 async def inject_price(
     symbol: str, body: PriceRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
@@ -289,7 +358,7 @@ async def inject_price(
     return json_response(convert.market_dict(gateway.market(symbol)))
 
 
-@router.post("/admin/markets/{symbol}/funding", response_model=MarketOut)
+@router.post("/admin/markets/{symbol}/funding", response_model=MarketOut, summary="Apply funding (admin)")
 async def apply_funding(
     symbol: str, body: FundingRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:

@@ -18,12 +18,24 @@ MAX_READY_LAG = 100_000
 """Read models further behind the journal than this many records make the process not ready."""
 
 
-@router.get("/health", response_model=HealthOut)
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    summary="Liveness",
+    description="200 while the process runs. Public.",
+)
 async def health() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/ready", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
+@router.get(
+    "/ready",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "A check fails"}},
+    summary="Readiness",
+    description="200 `ready` when the engine, journal, read-model store, bus and feeds are all well, "
+    "else 503 `not_ready`; `checks` shows each one. Public.",
+)
 async def ready(gateway: GatewayDep) -> Response:
     service = gateway.service
     engine_ok = service.runner_alive()
@@ -63,7 +75,13 @@ async def ready(gateway: GatewayDep) -> Response:
     return json_response({"status": "ready" if good else "not_ready", "checks": checks}, 200 if good else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics",
+    description="Prometheus text format: orders, order latency, trades, journal fsync, feeds, bus and "
+    "WebSocket connections. Public.",
+)
 async def metrics() -> Response:
     body, content_type = render()
     return Response(body, media_type=content_type)

@@ -143,7 +143,19 @@ def _order_id(value: str) -> int:
     return number
 
 
-@router.post("/orders", status_code=201, response_model=OrderOut, responses={200: {"model": OrderOut}})
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderOut,
+    responses={200: {"model": OrderOut, "description": "A repeated `client_order_id`: the original order"}},
+    summary="Place an order",
+    description="A market, limit, stop or stop-limit order; 201 with the order as it stands after "
+    "matching (its fills included). `side` is `buy`/`sell`, also `long`/`short` on perps and "
+    "`yes`/`no` on binary markets. A repeated `client_order_id` answers the original order (200), or "
+    "409 `conflict` if its parameters differ. A stop already through its trigger, a post-only order "
+    "that would take liquidity or a side that does not fit the market is 422 `invalid_order`; risk "
+    "refusals are 422 with their own code (`insufficient_balance`, ...). Needs the `trade` scope.",
+)
 async def create_order(
     body: OrderCreate, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
@@ -151,7 +163,13 @@ async def create_order(
     return json_response(order, status)
 
 
-@router.get("/orders/{order_id}", response_model=OrderOut)
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    summary="Get an order",
+    description="One of the caller's orders, open or closed, with its fills oldest first and, if it "
+    "ended unfilled, its `cancel_reason` or `reject_reason`. 404 if unknown, 403 if another user's.",
+)
 async def get_order(order_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     return json_response(await order_out(gateway, principal, _order_id(order_id)))
 
@@ -170,7 +188,13 @@ async def _owned_engine_order(gateway: Gateway, principal: Principal, order_id: 
     raise ApiError(Code.CONFLICT, f"order {order_id} is already {row.status}")
 
 
-@router.delete("/orders/{order_id}", response_model=OrderOut)
+@router.delete(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    summary="Cancel an order",
+    description="Cancels an open or untriggered order and answers it (`cancelled`, `cancel_reason` "
+    "`user`); 409 `conflict` if it has already ended, 404 if unknown. Needs the `trade` scope.",
+)
 async def cancel_order(
     order_id: str, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
@@ -182,7 +206,15 @@ async def cancel_order(
     return json_response(await engine_order_out(gateway, order))
 
 
-@router.patch("/orders/{order_id}", response_model=OrderOut)
+@router.patch(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    summary="Amend an order",
+    description="`quantity` is the new total (filled included): down keeps priority, up loses it, at or "
+    "below the filled quantity the order closes. A new `price` loses priority and trades at once if it "
+    "crosses. `stop_price` (and a stop-limit's `price`) moves an untriggered stop. Needs the `trade` "
+    "scope.",
+)
 async def amend_order(
     order_id: str,
     body: OrderAmend,
@@ -209,7 +241,13 @@ async def amend_order(
     return json_response(await order_out(gateway, principal, number))
 
 
-@router.delete("/orders", response_model=CancelAllOut)
+@router.delete(
+    "/orders",
+    response_model=CancelAllOut,
+    summary="Cancel all orders",
+    description="Cancels every open order of `account_id`, of one `market` if given, and answers the "
+    "cancelled orders. Needs the `trade` scope.",
+)
 async def cancel_all(
     principal: PrincipalDep,
     gateway: GatewayDep,
@@ -248,7 +286,13 @@ def _orders_page(
     return [(row, fills[row.id]) for row in result.items], result.next_cursor
 
 
-@router.get("/orders", response_model=OrdersPage)
+@router.get(
+    "/orders",
+    response_model=OrdersPage,
+    summary="List orders",
+    description="The caller's orders (of one `account_id` and `market` if given), newest first: `open` "
+    "(default, untriggered stops included), `closed` or `all`, with cursor pagination.",
+)
 async def list_orders(
     principal: PrincipalDep,
     gateway: GatewayDep,

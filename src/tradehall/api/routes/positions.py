@@ -21,7 +21,13 @@ from tradehall.store import queries
 router = APIRouter(tags=["positions"], responses=ERRORS)
 
 
-@router.get("/positions", response_model=PositionsPage)
+@router.get(
+    "/positions",
+    response_model=PositionsPage,
+    summary="List positions",
+    description="Open positions of the caller's accounts (or of `account_id`): side, quantity, average "
+    "entry, mark, unrealised and realised P&L, and a perp's liquidation price.",
+)
 async def list_positions(
     principal: PrincipalDep,
     gateway: GatewayDep,
@@ -40,7 +46,15 @@ async def list_positions(
     return json_response(page(items))
 
 
-@router.post("/positions/{market}/close", status_code=201, response_model=OrderOut)
+@router.post(
+    "/positions/{market}/close",
+    status_code=201,
+    response_model=OrderOut,
+    summary="Close a position",
+    description="Places an immediate-or-cancel market order for the whole position of `account_id` in "
+    "`market` (reduce-only on perps and binaries) and answers that order. 409 `conflict` if there is "
+    "no open position. Needs the `trade` scope.",
+)
 async def close_position(
     market: str,
     body: ClosePosition,
@@ -69,7 +83,14 @@ async def close_position(
     return json_response(data, status)
 
 
-@router.get("/trades", response_model=FillsPage)
+@router.get(
+    "/trades",
+    response_model=FillsPage,
+    summary="List your fills",
+    description="The fills of the caller's accounts (of one `account_id` and `market` if given), newest "
+    "first, with cursor pagination: price, quantity, fee, maker or taker, gross realised P&L; fills of a "
+    "liquidation or an assessment close-out say so in `origin`.",
+)
 async def list_fills(
     principal: PrincipalDep,
     gateway: GatewayDep,

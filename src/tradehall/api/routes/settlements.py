@@ -27,14 +27,14 @@ def _held(command: SettleMarket | VoidMarket) -> dict[str, object]:
     return {"market": command.market, "outcome": outcome}
 
 
-@router.get("/admin/settlements")
+@router.get("/admin/settlements", summary="Settlements held for confirmation (admin)")
 async def held_settlements(_admin: AdminDep, gateway: GatewayDep) -> Response:
     """What the feeds saw resolve, waiting for an admin: {market, outcome: yes|no|void}."""
     held = _router(gateway).held
     return json_response(page([_held(held[market]) for market in sorted(held)]))
 
 
-@router.post("/admin/settlements/{symbol}/confirm")
+@router.post("/admin/settlements/{symbol}/confirm", summary="Confirm a held settlement (admin)")
 async def confirm_settlement(symbol: str, _admin: AdminDep, gateway: GatewayDep) -> Response:
     """Submit the held settlement or void of `symbol` to the engine."""
     command = _router(gateway).confirm(symbol)
@@ -43,7 +43,9 @@ async def confirm_settlement(symbol: str, _admin: AdminDep, gateway: GatewayDep)
     return json_response({**_held(command), "submitted": True})
 
 
-@router.post("/admin/settlements/{symbol}/reject", status_code=204)
+@router.post(
+    "/admin/settlements/{symbol}/reject", status_code=204, summary="Reject a held settlement (admin)"
+)
 async def reject_settlement(symbol: str, _admin: AdminDep, gateway: GatewayDep) -> Response:
     """Drop the held settlement of `symbol`; a later status update from the feed may hold a new one."""
     if not _router(gateway).reject(symbol):
