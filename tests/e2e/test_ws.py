@@ -94,7 +94,7 @@ async def test_private_channels_need_auth_and_then_stream_own_orders_and_fills(s
         assert fill["data"]["order_id"] == order["id"]
         assert fill["data"]["liquidity"] == "taker"
         updates = [m for m in seen if m.get("channel") == "orders" and m["type"] == "update"]
-        assert [u["data"]["event"] for u in updates] == ["OrderAccepted", "OrderFilled"]
+        assert [u["event"] for u in updates] == ["OrderAccepted", "OrderFilled"]
         assert {u["data"]["id"] for u in updates} == {order["id"]}
         assert updates[-1]["data"]["status"] == "filled"
 

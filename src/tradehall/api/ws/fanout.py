@@ -1,8 +1,10 @@
 """Fan-out of the engine's durable records to the subscribers of public and private channels.
 
 A mixin of the hub (`WebSocketHub`): it reads the hub's registry of channels and pushes one
-serialized message per event to every subscriber, so the cost of an event is one serialization plus
-one queue append per subscriber.
+serialized message per event to every subscriber of a public channel, so the cost of an event is one
+serialization plus one queue append per subscriber. Private channels' messages go through
+`private` (the REST objects, in journal order per user); an account gets one `account` update per
+record that changed it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ from typing import Any
 from tradehall.api import convert
 from tradehall.api.gateway import Gateway
 from tradehall.api.ws.connection import Connection
+from tradehall.api.ws.private import PrivateFeed
 from tradehall.api.ws.snapshots import data_message as _data
 from tradehall.domain.events import (
+    AccountOpened,
+    AccountStatusChanged,
+    AssessmentFailed,
+    AssessmentPassed,
+    AssessmentUpdated,
     BalanceChanged,
     BookChanged,
     MarkPriceUpdated,
@@ -27,10 +35,19 @@ from tradehall.domain.events import (
     PositionChanged,
     TradeExecuted,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
+from tradehall.domain.fixedpoint import decimal_of, decimal_str
 from tradehall.journal.records import JournalRecord
 
 _ORDER_EVENTS = (OrderAccepted, OrderFilled, OrderCancelled, OrderExpired, OrderAmended, OrderTriggered)
+_ACCOUNT_EVENTS = (
+    AccountOpened,
+    AccountStatusChanged,
+    AssessmentFailed,
+    AssessmentPassed,
+    AssessmentUpdated,
+    BalanceChanged,
+)
+"""Events that change what `GET /accounts/{id}` shows (with `PositionChanged`): an `account` update."""
 
 
 def candle_dict(bar: Any, spec: Any) -> dict[str, Any]:
@@ -44,7 +61,7 @@ def candle_dict(bar: Any, spec: Any) -> dict[str, Any]:
     }
 
 
-class RecordFanout:
+class RecordFanout(PrivateFeed):
     gateway: Gateway
     connections: set[Connection]
     public: dict[str, set[Connection]]
@@ -58,6 +75,7 @@ class RecordFanout:
             return
         for record in records:
             tickers: set[str] = set()
+            accounts: dict[str, None] = {}  # in order of first change
             for event in record.events:
                 if isinstance(event, BookChanged):
                     if not self.from_bus:
@@ -70,7 +88,11 @@ class RecordFanout:
                 elif isinstance(event, MarkPriceUpdated):
                     tickers.add(event.market)
                 elif self.private:
-                    self._private(event, record.seq)
+                    changed = self._private(event, record.seq)
+                    if changed is not None:
+                        accounts[changed] = None
+            for account_id in accounts:  # one `account` update per account and record
+                self.account_updates(self._owner(account_id) or "", record.seq, (account_id,))
             for symbol in tickers:
                 self._ticker(symbol, record.seq)
 
@@ -143,67 +165,28 @@ class RecordFanout:
         account = self.gateway.engine.accounts.get(account_id)
         return None if account is None else account.owner
 
-    def _private(self, event: Any, seq: int) -> None:
+    def _private(self, event: Any, seq: int) -> str | None:
+        """Queue the messages of one event; returns the account whose `account` object it changed."""
         engine = self.gateway.engine
         if isinstance(event, _ORDER_EVENTS):
-            owner = self._owner(event.account_id)
-            targets = self.private.get((owner or "", "orders"))
-            if targets:
-                order = engine.orders.get(event.order_id)
-                data: dict[str, Any]
-                if order is not None:
-                    market = engine.markets[order.market]
-                    data = convert.order_from_engine(
-                        order, market.spec, engine.config.decimals(market.spec.quote)
-                    )
-                else:
-                    data = {"id": str(event.order_id), "account_id": event.account_id, "market": event.market}
-                    status = getattr(event, "status", None)
-                    if isinstance(event, OrderCancelled):
-                        status = "cancelled"
-                        data["cancel_reason"] = event.reason.value
-                    elif isinstance(event, OrderExpired):
-                        status = "expired"
-                        data["cancel_reason"] = "expired"
-                    data["status"] = str(status) if status is not None else None
-                data["event"] = type(event).__name__
-                text = _data("orders", "update", seq, data)
-                for connection in list(targets):
-                    connection.push(text)
-            if isinstance(event, OrderFilled):
-                fill_targets = self.private.get((owner or "", "fills"))
-                if fill_targets:
-                    spec = engine.markets[event.market].spec
-                    fill = convert.fill_from_event(event, spec, engine.config.decimals(spec.quote))
-                    fill["account_id"] = event.account_id
-                    text = _data("fills", "update", seq, fill)
-                    for connection in list(fill_targets):
-                        connection.push(text)
-        elif isinstance(event, PositionChanged):
-            targets = self.private.get((self._owner(event.account_id) or "", "positions"))
-            if targets:
+            owner = self._owner(event.account_id) or ""
+            self.order_update(owner, seq, event.account_id, event.order_id, type(event).__name__)
+            if isinstance(event, OrderFilled) and self.private.get((owner, "fills")):
+                spec = engine.markets[event.market].spec
+                fill = convert.fill_from_event(event, spec, engine.config.decimals(spec.quote))
+                self.private_update(owner, "fills", seq, event.account_id, fill)
+            return None
+        if isinstance(event, PositionChanged):
+            owner = self._owner(event.account_id) or ""
+            if self.private.get((owner, "positions")):
                 market = engine.markets[event.market]
                 position = market.positions.get(event.account_id)
-                if position is None:
-                    return
-                data = convert.position_dict(engine, market, position)
-                if position.quantity == 0:
-                    data["side"] = "flat"
-                text = _data("positions", "update", seq, data)
-                for connection in list(targets):
-                    connection.push(text)
-        elif isinstance(event, BalanceChanged):
-            targets = self.private.get((self._owner(event.account_id) or "", "account"))
-            if targets:
-                places = engine.config.decimals(event.currency)
-                data = {
-                    "account_id": event.account_id,
-                    "currency": event.currency,
-                    "total": decimal_str(amount_of(event.total, places)),
-                    "held": decimal_str(amount_of(event.held, places)),
-                    "available": decimal_str(amount_of(event.total - event.held, places)),
-                    "reason": event.reason,
-                }
-                text = _data("account", "update", seq, data)
-                for connection in list(targets):
-                    connection.push(text)
+                if position is not None:
+                    data = convert.position_dict(engine, market, position)
+                    if position.quantity == 0:
+                        data["side"] = "flat"  # gone from GET /positions: the update says so
+                    self.private_update(owner, "positions", seq, event.account_id, data)
+            return event.account_id
+        if isinstance(event, _ACCOUNT_EVENTS):
+            return event.account_id
+        return None

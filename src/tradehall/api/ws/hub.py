@@ -3,8 +3,9 @@
 Over 400 lines: the hub is the one registry of connections, channels, users and addresses, and the
 code that changes it (subscriptions, credentials, a socket's life) stays beside it, so every index is
 updated in one place. The mixins beside it share that registry: `fanout`
-(durable records to subscribers), `bus_source` (the bus instead of this process's engine), `protocol`
-(the client's requests); `connection`, `snapshots` and `expiry` stand alone.
+(durable records to subscribers) with `private` (the private channels' REST objects), `bus_source`
+(the bus instead of this process's engine), `protocol` (the client's requests); `connection`,
+`snapshots` and `expiry` stand alone.
 
 Protocol (docs/api.md): client ops `auth`, `subscribe`, `unsubscribe`, `ping`, `order` (the POST /orders
 body), `cancel` ({"order_id"}), each with an optional `id` that its reply echoes; server ops
@@ -133,6 +134,7 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
         self.aborted = 0
         """Connections whose transport was aborted: not even a close frame could be written."""
         self._init_bus_source()
+        self._init_private()
         auth = getattr(gateway, "auth", None)
         if auth is not None:
             auth.revocation_listeners.append(self.on_revoked)
@@ -243,38 +245,13 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
             symbol, _, interval = rest.rpartition(":")
             spec = engine.markets[symbol].spec
 
-            def candles() -> list[dict[str, Any]]:
-                return [candle_dict(bar, spec) for bar in self.gateway.candles.bars(symbol, interval)[:100]]
+            def candles() -> list[dict[str, Any]]:  # the latest 100, oldest first like REST
+                latest = self.gateway.candles.bars(symbol, interval)[:100]
+                return [candle_dict(bar, spec) for bar in reversed(latest)]
 
             connection.push(self.snapshots.get(channel, 100, durable, candles))
-        elif channel in ("orders", "positions", "account") and connection.principal is not None:
-            connection.push(
-                data_message(
-                    channel, "snapshot", durable, self._private_snapshot(connection.principal, channel)
-                )
-            )
-
-    def _private_snapshot(self, principal: Principal, channel: str) -> list[dict[str, Any]]:
-        engine = self.gateway.engine
-        accounts = self.gateway.accounts_of(principal)
-        if channel == "positions":
-            return [
-                convert.position_dict(engine, engine.markets[position.market], position)
-                for account in accounts
-                for position in engine.positions_of(account.account_id)
-            ]
-        if channel == "account":
-            return [convert.account_dict(engine, account) for account in accounts]
-        if channel == "orders":  # the user's open orders (each account's own index), newest first
-            items = []
-            for order_id in sorted((o for a in accounts for o in a.open_orders), reverse=True):
-                order = engine.orders.get(order_id)
-                if order is not None:
-                    market = engine.markets[order.market]
-                    spec = market.spec
-                    items.append(convert.order_from_engine(order, spec, engine.config.decimals(spec.quote)))
-            return items
-        return []  # fills: updates only
+        elif channel in PRIVATE_CHANNELS and connection.principal is not None:
+            self.private_snapshot(connection, channel, durable)
 
     def unsubscribe(self, connection: Connection, channels: list[str], ref: RequestId | None = None) -> None:
         if self._too_many_channels(connection, channels, ref):
@@ -364,6 +341,7 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
 
     async def close(self) -> None:
         await self._close_bus_source()
+        await self._close_private()
         await self.expiry.close()
         for connection in list(self.connections):
             connection.finish(CLOSE_GOING_AWAY)

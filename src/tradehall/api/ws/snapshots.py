@@ -24,8 +24,13 @@ _BUILT = SNAPSHOTS.labels(result="built")
 _SHARED = SNAPSHOTS.labels(result="shared")
 
 
-def data_message(channel: str, kind: str, sequence: int, data: Any) -> str:
-    return orjson.dumps({"channel": channel, "type": kind, "sequence": sequence, "data": data}).decode()
+def data_message(channel: str, kind: str, sequence: int, data: Any, *, event: str | None = None) -> str:
+    """`event` names the engine event behind an `orders` update: `data` stays the REST object."""
+    message: dict[str, Any] = {"channel": channel, "type": kind, "sequence": sequence}
+    if event is not None:
+        message["event"] = event
+    message["data"] = data
+    return orjson.dumps(message).decode()
 
 
 class SnapshotCache:
