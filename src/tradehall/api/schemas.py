@@ -60,6 +60,8 @@ class TokenOut(Response):
 
 
 class ApiKeyCreate(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"label": "trading bot"}]})
+
     label: Annotated[str, Field(max_length=128)] | None = None
 
 

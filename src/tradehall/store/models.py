@@ -39,6 +39,10 @@ class User(Base):
 
 
 class ApiKey(Base):
+    """An API key, by the SHA-256 of its secret. `scopes` is a comma-separated list (`read,trade`);
+    `account_id` (NULL: any of the user's accounts) binds the key to one account; `last_used_at` is
+    written at most once a minute per key (`tradehall.api.auth`), so it is exact to that minute."""
+
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -46,6 +50,10 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(128), unique=True)
     label: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[str] = mapped_column(String(64), default="read,trade", server_default="read,trade")
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Account(Base):

@@ -6,12 +6,12 @@ Functions take a sync `Session` first and do not commit: `Store.call` wraps each
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -77,6 +77,9 @@ def create_api_key(
     *,
     key_id: str | None = None,
     created_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    scopes: Sequence[str] = ("read", "trade"),
+    account_id: str | None = None,
 ) -> ApiKey:
     """Stores only the hash of the key (the caller shows the key once and hashes it)."""
     key = ApiKey(
@@ -85,6 +88,9 @@ def create_api_key(
         key_hash=key_hash,
         label=label,
         created_at=created_at or _now(),
+        expires_at=expires_at,
+        scopes=",".join(scopes),
+        account_id=account_id,
     )
     try:
         with session.begin_nested():
@@ -96,6 +102,10 @@ def create_api_key(
 
 def find_api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
     return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).first()
+
+
+def get_api_key(session: Session, key_id: str) -> ApiKey | None:
+    return session.get(ApiKey, key_id)
 
 
 def list_api_keys(session: Session, user_id: str) -> list[ApiKey]:
@@ -110,6 +120,18 @@ def delete_api_key(session: Session, key_id: str, *, user_id: str | None = None)
         statement = statement.where(ApiKey.user_id == user_id)
     result = session.execute(statement)
     return bool(getattr(result, "rowcount", 0))
+
+
+def touch_api_keys(session: Session, used: Mapping[str, datetime]) -> None:
+    """Records keys' last use (`key id -> time`); a key deleted meanwhile is skipped, and an older time
+    never replaces a newer one."""
+    for key_id, at in used.items():
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at))
+            .values(last_used_at=at)
+        )
 
 
 # ---- candles --------------------------------------------------------------------------------------

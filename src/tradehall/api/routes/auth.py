@@ -61,6 +61,7 @@ async def token(body: Credentials, request: Request, gateway: GatewayDep) -> Res
 async def create_api_key(
     principal: PrincipalDep, gateway: GatewayDep, body: ApiKeyCreate | None = None
 ) -> Response:
+    """A new API key; its secret `api_key` is in this answer only (the server keeps a hash)."""
     key_id, key = await gateway.auth.create_api_key(principal, body.label if body else None)
     return json_response({"key_id": key_id, "api_key": key}, 201)
 
