@@ -166,6 +166,23 @@ async def test_an_ioc_order_that_lives_inside_one_record_is_still_the_whole_rest
     )
 
 
+async def test_a_key_bound_to_one_account_streams_only_that_accounts_objects(server: Server) -> None:
+    trader, bound = server.trader()
+    other = trader.create_account("USD", initial_balance="5000")["id"]
+    key = trader.create_api_key("bound", account_id=bound)["api_key"]
+    async with AsyncClient(server.url, api_key=key).stream() as stream:
+        await stream.subscribe(["account", "orders"])
+        assert [a["id"] for a in (await until(stream, on("account", "snapshot")))["data"]] == [bound]
+        await until(stream, on("orders", "snapshot"))
+        hidden = trader.place_order(other, "BTC-PERP", "buy", "0.001", "20000")
+        shown = trader.place_order(bound, "BTC-PERP", "buy", "0.001", "20000")
+        first = await until(stream, on("orders"))
+        assert first["data"] == trader.order(shown["id"])  # the other account's order never came
+        assert hidden["id"] != shown["id"]
+    trader.cancel_all(bound)
+    trader.cancel_all(other)
+
+
 # ---- account, positions, fills ---------------------------------------------------------------------
 
 

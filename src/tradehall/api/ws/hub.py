@@ -10,7 +10,8 @@ updated in one place. The mixins beside it share that registry: `fanout`
 Protocol (docs/api.md): client ops `auth`, `subscribe`, `unsubscribe`, `ping`, `order` (the POST /orders
 body), `cancel` ({"order_id"}), each with an optional `id` that its reply echoes; server ops
 `authenticated`, `subscribed`, `unsubscribed`, `error`, `pong`, `order`, `cancel`, `heartbeat`, and
-data messages `{"channel", "type": "snapshot"|"update", "sequence", "data"}`.
+data messages `{"channel", "type": "snapshot"|"update", "sequence", "data"}` (`event` too on an
+`orders` update), whose `data` is the REST object of the channel.
 
 `book:SYM` sends a snapshot of the engine's book and then one update per `BookChanged` event, whose
 `sequence` is the engine's per-market book counter (the REST book's `sequence`). The snapshot may
