@@ -22,7 +22,7 @@ Json = dict[str, Any]
 
 
 class ApiError(Exception):
-    """A problem+json answer: `status` (HTTP), `code` (API.md), `detail`, `correlation_id`."""
+    """A problem+json answer: `status` (HTTP), `code` (docs/reference.md), `detail`, `correlation_id`."""
 
     def __init__(
         self, status: int, code: str, detail: str, correlation_id: str = "", body: Any = None
@@ -49,7 +49,7 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Endpoints:
-    """Every endpoint of API.md, once; `_send` is sync in `Client` and a coroutine in `AsyncClient`."""
+    """Each endpoint of docs/reference.md once; `_send` is sync in `Client`, async in `AsyncClient`."""
 
     def _send(self, call: Call) -> Any:
         raise NotImplementedError
