@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             yield
         finally:
             await hub.close()
+            await gateway.auth.flush_last_used()  # API keys' last uses not yet stored
             await runtime.stop()
             gateway.auth.close()  # the password-hashing threads
 

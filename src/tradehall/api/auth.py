@@ -3,20 +3,30 @@
 API keys are 32 random bytes, so a fast hash (SHA-256) is enough to store them: a brute force of the
 hash is as hard as guessing the key. Passwords are low-entropy, hence argon2. Known keys are cached
 in process; deleting a key drops it from the cache in the same request, so it stops working at once.
+A key's expiry is checked on every use (cached or not), against the authenticator's clock.
+
+A key's `last_used_at` is written at most once a minute per key (`LAST_USED_WRITE_SECONDS`), by a
+background task off the request path: the cache never waits on the database. Listings show the exact
+last use this process saw; the stored value trails it by at most that minute (and a shutdown flushes
+what is pending).
 Hashing runs in its own bounded pool (`api.passwords`) and logins are throttled before any hashing
 (`api.login_throttle`): failed logins cannot starve the engine nor be guessed at full speed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+import structlog
 
 from tradehall.api.errors import ApiError, forbidden, unauthorized
 from tradehall.api.login_throttle import LoginThrottle
@@ -27,10 +37,27 @@ from tradehall.domain.errors import Code
 from tradehall.service.settings import Settings
 from tradehall.store import Store
 from tradehall.store import repositories as repo
+from tradehall.store.models import ApiKey
+
+log = structlog.get_logger(__name__)
 
 API_KEY_PREFIX = "th_"
 JWT_ALGORITHM = "HS256"
 ROLES = ("trader", "admin")
+LAST_USED_WRITE_SECONDS = 60.0
+"""A key's `last_used_at` is stored at most this often: the database is not written per request."""
+
+
+class Scope(enum.StrEnum):
+    """What a credential may do. Every key can `read`; `trade` changes orders, positions and accounts."""
+
+    READ = "read"
+    TRADE = "trade"
+
+
+ALL_SCOPES = frozenset(Scope)
+DEFAULT_SCOPES = (Scope.READ, Scope.TRADE)
+TRADE = Scope.TRADE  # module constant: the hot path checks it per order
 
 
 def new_api_key() -> str:
@@ -49,10 +76,31 @@ class Principal:
     username: str
     role: str
     key_id: str | None = None
+    scopes: frozenset[str] = ALL_SCOPES
+    """A token has every scope; a key those it was given."""
+    account_id: str | None = None
+    """The one account a bound key acts on; None: any of the user's."""
+    expires_at: float | None = None
+    """A key's expiry (epoch seconds); None: it does not expire (or a token: see its `exp`)."""
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def require(self, scope: str) -> None:
+        """403 `forbidden` naming the missing scope."""
+        if scope not in self.scopes:
+            has = ", ".join(sorted(self.scopes))
+            raise ApiError(
+                Code.FORBIDDEN,
+                f"this API key lacks the '{scope}' scope (it has: {has})",
+                fields={"required_scope": str(scope)},
+            )
+
+    def check_account(self, account_id: str) -> None:
+        """403 when a bound key reaches for another account than its own."""
+        if self.account_id is not None and account_id != self.account_id:
+            raise forbidden(f"this API key is bound to account {self.account_id}")
 
     @property
     def limiter_key(self) -> str:
@@ -68,11 +116,16 @@ a credential checked once at a socket's start must stop working there too, at on
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.secret = settings.jwt_secret
         self.expiry_seconds = settings.jwt_expiry_seconds
         self.store = store
-        self._keys: dict[str, Principal] = {}
+        self.clock = clock
+        """Epoch seconds for key expiry and last use (tests replace it)."""
+        self._keys: dict[str, _CachedKey] = {}
+        self._used: dict[str, float] = {}  # key id -> its last use seen by this process
+        self._unwritten: dict[str, float] = {}  # key id -> a last use the flush task is to store
+        self._flush_task: asyncio.Task[None] | None = None
         self._tokens: dict[str, tuple[Principal, float]] = {}
         self.revocation_listeners: list[RevocationListener] = []
         self.hashing = HashingPool(settings.password_hash_workers, settings.password_hash_queue)
@@ -142,10 +195,57 @@ class Authenticator:
 
     # ---- API keys ------------------------------------------------------------------------------
 
-    async def create_api_key(self, principal: Principal, label: str | None) -> tuple[str, str]:
+    async def create_api_key(
+        self,
+        principal: Principal,
+        label: str | None,
+        *,
+        expires_at: datetime | None = None,
+        scopes: Sequence[str] | None = None,
+        account_id: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key (the row and the secret, shown once). The caller has checked that `account_id` is
+        one of the user's accounts; here: known scopes incl. `read`, a future expiry, and no more power
+        than the credentials asking (a read key cannot mint a trade key, a bound key an unbound one)."""
+        wanted = list(dict.fromkeys(DEFAULT_SCOPES if scopes is None else scopes))
+        unknown = [scope for scope in wanted if scope not in ALL_SCOPES]
+        if unknown or not wanted:
+            raise ApiError(Code.INVALID_REQUEST, f"scopes must be among read, trade; got {wanted}")
+        if Scope.READ not in wanted:
+            raise ApiError(Code.INVALID_REQUEST, "every key has the 'read' scope: add it to scopes")
+        if expires_at is not None and expires_at.timestamp() <= self.clock():
+            raise ApiError(Code.INVALID_REQUEST, "expires_at must be in the future")
+        for scope in wanted:
+            if scope not in principal.scopes:
+                raise forbidden(f"this API key lacks the '{scope}' scope, so it cannot give it to a new key")
+        if principal.account_id is not None and account_id != principal.account_id:
+            raise forbidden(
+                f"this API key is bound to account {principal.account_id}: a key it creates must be too"
+            )
         key = new_api_key()
-        row = await self.store.call(repo.create_api_key, principal.user_id, hash_api_key(key), label)
-        return row.id, key
+        row = await self.store.call(
+            repo.create_api_key,
+            principal.user_id,
+            hash_api_key(key),
+            label,
+            expires_at=expires_at,
+            scopes=[Scope(scope).value for scope in wanted],
+            account_id=account_id,
+        )
+        return row, key
+
+    async def list_api_keys(self, principal: Principal) -> list[tuple[ApiKey, datetime | None]]:
+        """The user's keys, oldest first, each with its last use: the latest this process saw, or
+        the stored one (which trails by at most `LAST_USED_WRITE_SECONDS`)."""
+        rows = await self.store.call(repo.list_api_keys, principal.user_id)
+        keys = []
+        for row in rows:
+            last = row.last_used_at
+            seen = self._used.get(row.id)
+            if seen is not None and (last is None or seen > last.timestamp()):
+                last = datetime.fromtimestamp(seen, UTC)
+            keys.append((row, last))
+        return keys
 
     async def delete_api_key(self, principal: Principal, key_id: str) -> None:
         keys = await self.store.call(repo.list_api_keys, principal.user_id)
@@ -156,8 +256,10 @@ class Authenticator:
             raise ApiError(Code.NOT_FOUND, f"API key {key_id} not found")
         await self.store.call(repo.delete_api_key, key_id, user_id=principal.user_id)
         for digest, cached in list(self._keys.items()):
-            if cached.key_id == key_id:
+            if cached.principal.key_id == key_id:
                 del self._keys[digest]
+        self._used.pop(key_id, None)
+        self._unwritten.pop(key_id, None)
         self.notify_revoked(principal.user_id, key_id)
 
     def notify_revoked(self, user_id: str, key_id: str | None = None) -> None:
@@ -168,13 +270,47 @@ class Authenticator:
     async def from_api_key(self, key: str) -> Principal:
         digest = hash_api_key(key)
         cached = self._keys.get(digest)
-        if cached is not None:
-            return cached
-        row = await self.store.call(_api_key_principal, digest)
-        if row is None:
-            raise unauthorized("invalid API key")
-        self._keys[digest] = row
-        return row
+        if cached is None:
+            loaded = await self.store.call(_api_key_principal, digest)
+            if loaded is None:
+                raise unauthorized("invalid API key")
+            cached = self._keys[digest] = _CachedKey(*loaded)
+        principal = cached.principal
+        now = self.clock()
+        if principal.expires_at is not None and now >= principal.expires_at:
+            raise unauthorized("API key expired")
+        key_id = principal.key_id
+        assert key_id is not None
+        self._used[key_id] = now
+        stored = cached.stored_use
+        if stored is None or now - stored >= LAST_USED_WRITE_SECONDS:
+            cached.stored_use = now
+            self._unwritten[key_id] = now
+            if self._flush_task is None:
+                self._flush_task = asyncio.get_running_loop().create_task(self._flush_last_used())
+        return principal
+
+    async def _flush_last_used(self) -> None:
+        """Store the pending last uses, one transaction for all of them; off the request path."""
+        try:
+            while self._unwritten:
+                batch, self._unwritten = self._unwritten, {}
+                used = {key_id: datetime.fromtimestamp(at, UTC) for key_id, at in batch.items()}
+                try:
+                    await self.store.call(repo.touch_api_keys, used)
+                except Exception as error:  # a lost last-use time must not break authentication
+                    log.warning("api_key_last_used_not_stored", keys=len(used), error=repr(error))
+        finally:
+            self._flush_task = None
+
+    async def flush_last_used(self) -> None:
+        """Wait until every last use seen so far is stored (at shutdown; tests)."""
+        task = self._flush_task
+        if task is not None:
+            await asyncio.shield(task)
+        if self._unwritten:
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_last_used())
+            await self._flush_task
 
     async def authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
         if api_key:
@@ -187,17 +323,35 @@ class Authenticator:
         raise unauthorized()
 
 
+class _CachedKey:
+    """A known key: who it authenticates, and the last use stored or being stored (epoch seconds)."""
+
+    __slots__ = ("principal", "stored_use")
+
+    def __init__(self, principal: Principal, stored_use: float | None) -> None:
+        self.principal = principal
+        self.stored_use = stored_use
+
+
 def _api_key_exists(session: Any, key_id: str) -> bool:
-    from tradehall.store.models import ApiKey
-
-    return session.get(ApiKey, key_id) is not None
+    return repo.get_api_key(session, key_id) is not None
 
 
-def _api_key_principal(session: Any, digest: str) -> Principal | None:
+def _api_key_principal(session: Any, digest: str) -> tuple[Principal, float | None] | None:
+    """The key's principal and its stored last use; None for an unknown key (or a deleted user)."""
     key = repo.find_api_key_by_hash(session, digest)
     if key is None:
         return None
     user = repo.get_user(session, key.user_id)
     if user is None:
         return None
-    return Principal(user.id, user.username, user.role, key.id)
+    principal = Principal(
+        user.id,
+        user.username,
+        user.role,
+        key.id,
+        scopes=frozenset(scope for scope in key.scopes.split(",") if scope),
+        account_id=key.account_id,
+        expires_at=key.expires_at.timestamp() if key.expires_at is not None else None,
+    )
+    return principal, key.last_used_at.timestamp() if key.last_used_at is not None else None

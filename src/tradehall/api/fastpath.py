@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tradehall.api.auth import Principal
+from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import ApiError
 from tradehall.api.gateway import Gateway
 from tradehall.api.routes.common import json_response
@@ -30,10 +30,13 @@ from tradehall.domain.errors import Code
 
 
 async def _principal(request: Request, gateway: Gateway) -> Principal:
+    """The caller, if it may trade (both routes here trade): 401, 429, or 403 for a `read` key,
+    before the body is read, as the FastAPI routes' `TraderDep` does."""
     headers = request.headers
     principal = await gateway.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
     gateway.limiter.check(principal.limiter_key)
     structlog.contextvars.bind_contextvars(user=principal.username)
+    principal.require(TRADE)
     return principal
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Protocol
 import structlog
 from fastapi import Depends, Request
 
-from tradehall.api.auth import Authenticator, Principal
+from tradehall.api.auth import TRADE, Authenticator, Principal
 from tradehall.api.candles import CandleBook
 from tradehall.api.errors import ApiError, forbidden, not_found
 from tradehall.api.metrics import TRADES_TOTAL
@@ -143,11 +143,18 @@ class Gateway:
             raise not_found(f"account {account_id} not found")
         if account.owner != principal.user_id and not principal.is_admin:
             raise forbidden(f"account {account_id} belongs to another user")
+        principal.check_account(account_id)  # a key bound to one account reaches no other (403)
         return account
 
     def accounts_of(self, principal: Principal) -> list[Account]:
+        """The caller's accounts (a bound key's: its one account)."""
+        bound = principal.account_id
         return sorted(
-            (a for a in self.engine.accounts.values() if a.owner == principal.user_id),
+            (
+                a
+                for a in self.engine.accounts.values()
+                if a.owner == principal.user_id and (bound is None or a.account_id == bound)
+            ),
             key=lambda a: a.account_id,
         )
 
@@ -189,7 +196,14 @@ async def admin_principal(principal: Annotated[Principal, Depends(current_princi
     return principal
 
 
+async def trading_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """The caller, if it may trade: a key without the `trade` scope gets 403."""
+    principal.require(TRADE)
+    return principal
+
+
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+TraderDep = Annotated[Principal, Depends(trading_principal)]
 AdminDep = Annotated[Principal, Depends(admin_principal)]
 CorrelationDep = Annotated[str, Depends(correlation_id)]

@@ -59,15 +59,62 @@ class TokenOut(Response):
     expires_in: int
 
 
+Scope = Literal["read", "trade"]
+
+
 class ApiKeyCreate(Request):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"label": "trading bot"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"label": "trading bot"},
+                {"label": "dashboard", "scopes": ["read"], "expires_at": "2035-01-01T00:00:00Z"},
+                {
+                    "label": "bot of one account",
+                    "scopes": ["read", "trade"],
+                    "account_id": "acc_3f9c2a7e51d04b8e9a61",
+                },
+            ]
+        }
+    )
 
     label: Annotated[str, Field(max_length=128)] | None = None
+    expires_at: Timestamp | None = Field(default=None, description="In the future; null: never expires.")
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=8)] | None = Field(
+        default=None,
+        description='Default `["read", "trade"]`. `read` is always needed; `trade` places, amends and '
+        "cancels orders, closes positions, sets leverage, opens accounts. A key cannot get more than "
+        "the credentials that create it.",
+    )
+    account_id: Ident | None = Field(
+        default=None, description="Bind the key to one of the caller's accounts: it acts on that one only."
+    )
+
+
+class ApiKeyInfo(Response):
+    key_id: str
+    label: str | None = None
+    created_at: Timestamp
+    last_used_at: Timestamp | None = Field(
+        default=None, description="The key's last use, recorded at most once a minute."
+    )
+    expires_at: Timestamp | None = None
+    scopes: list[Scope]
+    account_id: str | None = None
 
 
 class ApiKeyOut(Response):
     key_id: str
-    api_key: str
+    api_key: str = Field(description="The secret: shown once, stored hashed.")
+    label: str | None = None
+    created_at: Timestamp
+    expires_at: Timestamp | None = None
+    scopes: list[Scope]
+    account_id: str | None = None
+
+
+class ApiKeysPage(Response):
+    items: list[ApiKeyInfo]
+    next_cursor: str | None = None
 
 
 class AdminUserCreate(Request):

@@ -72,12 +72,16 @@ class _Endpoints:
         scopes: list[str] | None = None,
         account_id: str | None = None,
     ) -> Any:
+        """A new key `{key_id, api_key, label, created_at, expires_at, scopes, account_id}`; `api_key` is
+        the secret, shown this once. `expires_at` RFC 3339; `scopes` ["read"] or ["read", "trade"]
+        (the default); `account_id` binds the key to that one account."""
         body = _clean({"label": label, "expires_at": expires_at, "scopes": scopes, "account_id": account_id})
         return self._send(Call("POST", "/auth/api-keys", body=body))
 
-    def api_keys(self) -> Any:
-        """The caller's keys `{key_id, label, created_at, last_used_at, expires_at, scopes}`, no secret."""
-        return self._send(Call("GET", "/auth/api-keys"))
+    def api_keys(self, limit: int = 100, cursor: str | None = None) -> Any:
+        """The caller's keys, newest first: `{items: [{key_id, label, created_at, last_used_at,
+        expires_at, scopes, account_id}], next_cursor}`; never a secret."""
+        return self._send(Call("GET", "/auth/api-keys", params=_clean({"limit": limit, "cursor": cursor})))
 
     def delete_api_key(self, key_id: str) -> Any:
         return self._send(Call("DELETE", f"/auth/api-keys/{key_id}"))

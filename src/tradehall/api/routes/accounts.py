@@ -11,7 +11,7 @@ from starlette.responses import Response
 from tradehall.api import convert
 from tradehall.api.auth import Principal
 from tradehall.api.errors import ApiError
-from tradehall.api.gateway import AdminDep, CorrelationDep, Gateway, GatewayDep, PrincipalDep
+from tradehall.api.gateway import AdminDep, CorrelationDep, Gateway, GatewayDep, PrincipalDep, TraderDep
 from tradehall.api.routes.common import ERRORS, json_response, page
 from tradehall.api.schemas import (
     AccountCreate,
@@ -75,8 +75,10 @@ async def _account_out(gateway: Gateway, principal: Principal, account_id: str) 
     "rules. Needs the `trade` scope; a key bound to one account cannot open another.",
 )
 async def create_account(
-    body: AccountCreate, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
+    body: AccountCreate, principal: TraderDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
+    if principal.account_id is not None:
+        raise ApiError(Code.FORBIDDEN, f"this API key is bound to account {principal.account_id}")
     amount = None
     if body.kind == "assessment":
         if body.tier is None or body.tier not in gateway.engine.config.tiers:
@@ -158,7 +160,7 @@ async def get_ledger(
 async def set_leverage(
     account_id: str,
     body: LeverageRequest,
-    principal: PrincipalDep,
+    principal: TraderDep,
     gateway: GatewayDep,
     correlation_id: CorrelationDep,
 ) -> Response:

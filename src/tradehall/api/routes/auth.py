@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from tradehall.api.errors import ApiError
-from tradehall.api.gateway import AdminDep, GatewayDep, PrincipalDep
-from tradehall.api.routes.common import ERRORS, json_response
-from tradehall.api.schemas import AdminUserCreate, ApiKeyCreate, ApiKeyOut, Credentials, TokenOut, UserOut
+from tradehall.api.convert import rfc3339
+from tradehall.api.errors import ApiError, forbidden, not_found
+from tradehall.api.gateway import AdminDep, Gateway, GatewayDep, PrincipalDep
+from tradehall.api.routes.common import ERRORS, json_response, page, time_ns
+from tradehall.api.schemas import (
+    AdminUserCreate,
+    ApiKeyCreate,
+    ApiKeyOut,
+    ApiKeysPage,
+    Credentials,
+    TokenOut,
+    UserOut,
+)
 from tradehall.domain.errors import Code
+from tradehall.store.models import ApiKey
 
 router = APIRouter(tags=["auth"], responses=ERRORS)
 
@@ -57,13 +70,73 @@ async def token(body: Credentials, request: Request, gateway: GatewayDep) -> Res
     return json_response({"access_token": access, "token_type": "bearer", "expires_in": expires})
 
 
+def _key_dict(row: ApiKey, last_used_at: datetime | None) -> dict[str, Any]:
+    """A key as the API shows it: never its secret nor the secret's hash."""
+    return {
+        "key_id": row.id,
+        "label": row.label,
+        "created_at": rfc3339(row.created_at),
+        "last_used_at": rfc3339(last_used_at) if last_used_at is not None else None,
+        "expires_at": rfc3339(row.expires_at) if row.expires_at is not None else None,
+        "scopes": [scope for scope in row.scopes.split(",") if scope],
+        "account_id": row.account_id,
+    }
+
+
+def _own_account(gateway: Gateway, user_id: str, account_id: str) -> None:
+    """A key binds only to the caller's own account (even an admin's: a key acts as its user)."""
+    account = gateway.engine.accounts.get(account_id)
+    if account is None or account.owner == "system":
+        raise not_found(f"account {account_id} not found")
+    if account.owner != user_id:
+        raise forbidden(f"account {account_id} belongs to another user")
+
+
 @router.post("/auth/api-keys", status_code=201, response_model=ApiKeyOut, summary="Create an API key")
 async def create_api_key(
     principal: PrincipalDep, gateway: GatewayDep, body: ApiKeyCreate | None = None
 ) -> Response:
-    """A new API key; its secret `api_key` is in this answer only (the server keeps a hash)."""
-    key_id, key = await gateway.auth.create_api_key(principal, body.label if body else None)
-    return json_response({"key_id": key_id, "api_key": key}, 201)
+    """A new API key; its secret `api_key` is in this answer only (the server keeps a hash).
+
+    `scopes` default to `["read", "trade"]`; `expires_at` must lie ahead; `account_id` binds the key
+    to one of the caller's accounts. A key cannot create a key with more scopes than its own, nor an
+    unbound one (or one bound elsewhere) when it is bound."""
+    body = body or ApiKeyCreate()
+    expires_at = None
+    if time_ns(body.expires_at, "expires_at") is not None:  # RFC 3339 with a zone, else 400
+        assert body.expires_at is not None
+        expires_at = datetime.fromisoformat(body.expires_at).astimezone(UTC)
+    if body.account_id is not None:
+        _own_account(gateway, principal.user_id, body.account_id)
+    row, key = await gateway.auth.create_api_key(
+        principal, body.label, expires_at=expires_at, scopes=body.scopes, account_id=body.account_id
+    )
+    created = _key_dict(row, None)
+    del created["last_used_at"]
+    return json_response({**created, "api_key": key}, 201)
+
+
+@router.get("/auth/api-keys", response_model=ApiKeysPage, summary="List your API keys")
+async def list_api_keys(
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The caller's keys, newest first, without their secrets. `last_used_at` is recorded at most
+    once a minute per key."""
+    keys = list(reversed(await gateway.auth.list_api_keys(principal)))
+    start = 0
+    if cursor is not None:
+        ids = [row.id for row, _ in keys]
+        if cursor not in ids:
+            raise ApiError(
+                Code.INVALID_REQUEST, "cursor is not valid; use the next_cursor of a previous page"
+            )
+        start = ids.index(cursor) + 1
+    chunk = keys[start : start + limit]
+    next_cursor = chunk[-1][0].id if start + limit < len(keys) else None
+    return json_response(page([_key_dict(row, last) for row, last in chunk], next_cursor))
 
 
 @router.delete(

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tradehall.api import convert
-from tradehall.api.auth import Principal
+from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import ApiError, forbidden, not_found
-from tradehall.api.gateway import CorrelationDep, Gateway, GatewayDep, PrincipalDep
+from tradehall.api.gateway import CorrelationDep, Gateway, GatewayDep, PrincipalDep, TraderDep
 from tradehall.api.metrics import ORDER_LATENCY, ORDERS_TOTAL
 from tradehall.api.routes.common import ERRORS, json_response, order_number, page, time_ns
 from tradehall.api.schemas import CancelAllOut, OrderAmend, OrderCreate, OrderOut, OrdersPage
@@ -62,8 +62,12 @@ def place_order_command(body: OrderCreate, correlation_id: str) -> PlaceOrder:
 async def place_order(
     gateway: Gateway, principal: Principal, body: OrderCreate, correlation_id: str, transport: str = "http"
 ) -> tuple[dict[str, Any], int]:
-    """Places an order; returns the order and 201 (new) or 200 (a repeated client_order_id)."""
+    """Places an order; returns the order and 201 (new) or 200 (a repeated client_order_id).
+
+    Every transport comes here (FastAPI route, fast path, WebSocket, position close): the `trade`
+    scope is checked here too."""
     started = time.perf_counter()
+    principal.require(TRADE)
     structlog.contextvars.bind_contextvars(account=body.account_id)
     gateway.account(principal, body.account_id)
     market = gateway.market(body.market)
@@ -114,6 +118,7 @@ async def engine_order_out(gateway: Gateway, order: EngineOrder) -> dict[str, An
 
 
 def _check_owner(gateway: Gateway, principal: Principal, account_id: str, order_id: object) -> None:
+    principal.check_account(account_id)
     account = gateway.engine.accounts.get(account_id)
     if principal.is_admin:
         return
@@ -157,7 +162,7 @@ def _order_id(value: str) -> int:
     "refusals are 422 with their own code (`insufficient_balance`, ...). Needs the `trade` scope.",
 )
 async def create_order(
-    body: OrderCreate, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
+    body: OrderCreate, principal: TraderDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
     order, status = await place_order(gateway, principal, body, correlation_id)
     return json_response(order, status)
@@ -196,8 +201,9 @@ async def _owned_engine_order(gateway: Gateway, principal: Principal, order_id: 
     "`user`); 409 `conflict` if it has already ended, 404 if unknown. Needs the `trade` scope.",
 )
 async def cancel_order(
-    order_id: str, principal: PrincipalDep, gateway: GatewayDep, correlation_id: CorrelationDep
+    order_id: str, principal: TraderDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
+    principal.require(TRADE)  # also called directly by the fast path and the WebSocket
     number = _order_id(order_id)
     order = await _owned_engine_order(gateway, principal, number)
     await gateway.execute(
@@ -218,7 +224,7 @@ async def cancel_order(
 async def amend_order(
     order_id: str,
     body: OrderAmend,
-    principal: PrincipalDep,
+    principal: TraderDep,
     gateway: GatewayDep,
     correlation_id: CorrelationDep,
 ) -> Response:
@@ -249,7 +255,7 @@ async def amend_order(
     "cancelled orders. Needs the `trade` scope.",
 )
 async def cancel_all(
-    principal: PrincipalDep,
+    principal: TraderDep,
     gateway: GatewayDep,
     correlation_id: CorrelationDep,
     account_id: Annotated[str, Query(max_length=64)],

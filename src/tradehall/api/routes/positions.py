@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from tradehall.api import convert
 from tradehall.api.errors import ApiError
-from tradehall.api.gateway import CorrelationDep, GatewayDep, PrincipalDep
+from tradehall.api.gateway import CorrelationDep, GatewayDep, PrincipalDep, TraderDep
 from tradehall.api.routes.common import ERRORS, json_response, page
 from tradehall.api.routes.orders import place_order
 from tradehall.api.schemas import ClosePosition, FillsPage, OrderCreate, OrderOut, PositionsPage
@@ -58,7 +58,7 @@ async def list_positions(
 async def close_position(
     market: str,
     body: ClosePosition,
-    principal: PrincipalDep,
+    principal: TraderDep,
     gateway: GatewayDep,
     correlation_id: CorrelationDep,
 ) -> Response:

@@ -15,7 +15,7 @@ import orjson
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from tradehall.api.auth import Principal
+from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import ApiError
 from tradehall.api.fastpath import validation_error
 from tradehall.api.gateway import Gateway
@@ -90,9 +90,14 @@ class RequestHandler:
         except ApiError as error:
             connection.reply(error_message(error.code, error.detail), ref)
             return
-        expires_at = _token_expiry(authorization) if authorization and not api_key else None
+        # a token's `exp`, or a key's expiry: either ends the socket's private side when due
+        if api_key:
+            expires_at = principal.expires_at
+        else:
+            expires_at = _token_expiry(authorization) if authorization else None
         if expires_at is not None and self.expiry.clock() >= expires_at:
-            connection.reply(error_message(Code.UNAUTHORIZED, "token expired"), ref)
+            what = "API key" if api_key else "token"
+            connection.reply(error_message(Code.UNAUTHORIZED, f"{what} expired"), ref)
             return
         if connection.closing:
             return
@@ -173,6 +178,7 @@ class RequestHandler:
             if principal is None:
                 raise ApiError(Code.UNAUTHORIZED, "authenticate first (auth), with credentials still valid")
             self.gateway.limiter.check(principal.limiter_key)
+            principal.require(TRADE)  # a `read` key: 403 forbidden, as on REST
             # the connection's id and the client's message id: traceable from either side
             connection.messages += 1
             correlation = f"ws-{connection.id}-{_tag(ref) or connection.messages}"
