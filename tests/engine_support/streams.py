@@ -122,7 +122,7 @@ def finishing_commands() -> st.SearchStrategy[list[c.Command]]:
 
 
 def check_invariants(engine: Engine) -> None:
-    """The rules of the core (DESIGN.md) after any command."""
+    """The core's invariants (docs/engine.md) after any command."""
     for currency, total in engine.ledger.totals().items():
         assert total == 0, f"{currency} not conserved: {total}"
     expected_held: dict[tuple[str, str], int] = {}

@@ -1,4 +1,4 @@
-"""Provider fakes speaking the FEEDS.md formats, built on the generic HTTP and WebSocket fakes."""
+"""Provider fakes speaking each provider's wire format, built on the generic HTTP and WebSocket fakes."""
 
 from __future__ import annotations
 

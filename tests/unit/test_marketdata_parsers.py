@@ -1,4 +1,4 @@
-"""Every provider parser against the payloads of FEEDS.md, with exact values."""
+"""Every provider parser against payloads in that provider's format, with exact values."""
 
 from __future__ import annotations
 

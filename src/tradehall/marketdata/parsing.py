@@ -1,4 +1,4 @@
-"""Shared parsing rules of FEEDS.md: decimals from strings (floats through `str`), cents vs dollars,
+"""Parsing rules every provider shares: decimals from strings (floats through `str`), cents vs dollars,
 seconds vs milliseconds, and the classification of a provider's HTTP answer (JSON, HTML page,
 rate limit) into data or a typed `FeedError`.
 """
