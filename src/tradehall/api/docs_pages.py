@@ -107,13 +107,11 @@ def install_docs(app: FastAPI, routers: Sequence[APIRouter]) -> None:
 
 def _completed(build: Callable[[], dict[str, Any]], routes: list[APIRoute]) -> Callable[[], dict[str, Any]]:
     """FastAPI's `openapi()` (cached by FastAPI until the routes change), completed once per build."""
-    done: list[int] = []
 
     def openapi() -> dict[str, Any]:
         document = build()
-        if not done or done[0] != id(document):
+        if "securitySchemes" not in document.get("components", {}):  # a new build
             complete(document, routes)
-            done[:] = [id(document)]
         return document
 
     return openapi
