@@ -12,6 +12,16 @@ FEED_CIRCUIT_STATE = Gauge(
 )
 FEED_MESSAGES = Counter("tradehall_feed_messages", "Messages received from the feed.", ["feed"])
 FEED_ERRORS = Counter("tradehall_feed_errors", "Feed errors by kind.", ["feed", "kind"])
+FEED_RESYNCS = Counter(
+    "tradehall_feed_resyncs",
+    "Local books rebuilt from a fresh snapshot, by reason (no_snapshot, best_mismatch, sequence_gap).",
+    ["feed", "reason"],
+)
+FEED_MESSAGE_SHAPES = Counter(
+    "tradehall_feed_message_shapes",
+    "Provider messages of an older or informational shape, accepted or refused, by shape.",
+    ["feed", "shape"],
+)
 FEED_LATENCY = Histogram(
     "tradehall_feed_latency_seconds",
     "Exchange timestamp to engine command, in seconds.",
