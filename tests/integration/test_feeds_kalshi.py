@@ -78,7 +78,7 @@ async def test_snapshot_and_deltas_give_yes_bid_and_ask(kalshi, http) -> None:  
     assert kalshi.ws.received[0] == {
         "id": 1,
         "cmd": "subscribe",
-        "params": {"channels": ["orderbook_delta", "ticker"], "market_ticker": TICKER},
+        "params": {"channels": ["orderbook_delta", "ticker", "trade"], "market_ticker": TICKER},
     }
     assert quotes(seen) == [(D("0.22"), D("0.44"))]  # YES ask = 1 - best NO bid 0.56
     await kalshi.delta("no", "0.5600", "-146.00")

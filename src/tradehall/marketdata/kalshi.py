@@ -5,6 +5,11 @@ bid (buying YES at p is selling NO at 1 - p). Prices come as cents (legacy integ
 (`*_dollars` strings); both are accepted. `seq` is contiguous per subscription id; a gap means the
 local book is wrong, so the feed resubscribes for a fresh snapshot. REST polling runs only while the
 WebSocket is down, in the same task, so ticks are never duplicated.
+
+Channels: `orderbook_delta` (the book), `ticker` and `ticker_v2` (best YES bid/ask and last price;
+they make the quote of a market whose book has no snapshot, else only its `last`; `ticker_v2` sends
+only the fields that changed, merged here), and `trade` (a `TradeTick`; its `ts` is in seconds). A
+gap resubscribes the order book alone: the ticker and trade subscriptions are left as they are.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from tradehall.marketdata.feed import (
     poll_until,
     sleep_or_stop,
 )
-from tradehall.marketdata.models import Level, MarketState, MarketStatusUpdate, Quote
+from tradehall.marketdata.models import Level, MarketState, MarketStatusUpdate, Quote, TradeTick
 from tradehall.marketdata.parsing import (
     ErrorKind,
     FeedError,
@@ -45,14 +50,55 @@ from tradehall.marketdata.parsing import (
     mapping,
     ns_from_iso,
     ns_from_ms,
+    ns_from_seconds,
 )
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "kalshi"
-REST_ROOT = "https://api.elections.kalshi.com/trade-api/v2"
-WS_URL = "wss://api.elections.kalshi.com/trade-api/ws/v2"
+REST_ROOT = "https://external-api.kalshi.com/trade-api/v2"
+WS_URL = "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
+"""Kalshi's recommended hosts for API traders (the shared `api.elections.kalshi.com` still works);
+defaults of `[endpoints]` in the market-data configuration, which is where they are changed."""
+BOOK_CHANNELS = ("orderbook_delta",)
+MARKET_CHANNELS = ("orderbook_delta", "ticker", "trade")
 ONE = Decimal(1)
+SECONDS_LIMIT = 100_000_000_000
+"""An integer `ts` above this is milliseconds (as seconds it would be after the year 5000)."""
+
+
+def exchange_ts_of(msg: Mapping[str, Any]) -> int | None:
+    """`ts_ms` (milliseconds), else `ts`: ISO text, or an integer in seconds (milliseconds when huge)."""
+    if msg.get("ts_ms") not in (None, ""):
+        return ns_from_ms(msg["ts_ms"])
+    stamp = msg.get("ts")
+    if isinstance(stamp, str) and stamp:
+        return ns_from_iso(stamp)
+    if isinstance(stamp, int) and not isinstance(stamp, bool):
+        return ns_from_ms(stamp) if stamp > SECONDS_LIMIT else ns_from_seconds(stamp)
+    return None
+
+
+def parse_trade(msg: Mapping[str, Any], receive_ts: int) -> TradeTick:
+    """A `trade` message: YES price (dollars or cents), size (`count_fp` or `count`), taker side
+    ("yes" → a buy of YES, "no" → a sell of YES), `ts` in seconds."""
+    price = price_of(msg, "yes_price")
+    if price is None:
+        price = price_of(msg, "price")
+    if price is None:
+        raise FeedError(ErrorKind.PARSE, "trade without a price")
+    size = msg.get("count_fp") if msg.get("count_fp") not in (None, "") else msg["count"]
+    taker = str(msg.get("taker_side", "")).lower()
+    return TradeTick(
+        source=SOURCE,
+        instrument=str(msg.get("market_ticker") or msg["ticker"]),
+        price=price,
+        size=dec(size, "count"),
+        side={"yes": "buy", "no": "sell"}.get(taker),
+        trade_id=str(msg["trade_id"]) if msg.get("trade_id") else None,
+        exchange_ts=exchange_ts_of(msg),
+        receive_ts=receive_ts,
+    )
 
 
 def price_of(body: Mapping[str, Any], name: str) -> Decimal | None:
@@ -155,7 +201,7 @@ class DeltaResult(StrEnum):
 class KalshiBook:
     """YES bids and NO bids of one market; quotes in YES terms."""
 
-    __slots__ = ("last", "no", "seq", "sid", "ticker", "yes")
+    __slots__ = ("last", "no", "seq", "sid", "ticker", "ticker_ask", "ticker_bid", "yes")
 
     def __init__(self, ticker: str) -> None:
         self.ticker = ticker
@@ -164,6 +210,9 @@ class KalshiBook:
         self.sid: int | None = None
         self.seq: int | None = None
         self.last: Decimal | None = None
+        self.ticker_bid: Decimal | None = None
+        self.ticker_ask: Decimal | None = None
+        """Best YES bid/ask as the ticker channels last said (kept across partial `ticker_v2`)."""
 
     def load(
         self, yes: Sequence[Level], no: Sequence[Level], sid: int | None = None, seq: int | None = None
@@ -299,11 +348,13 @@ class KalshiFeed(Feed):
         self._stop.set()
         await super().stop()
 
-    async def _subscribe(self, ws: ClientConnection, ticker: str) -> None:
+    async def _subscribe(
+        self, ws: ClientConnection, ticker: str, channels: Sequence[str] = MARKET_CHANNELS
+    ) -> None:
         message = {
             "id": next(self._ids),
             "cmd": "subscribe",
-            "params": {"channels": ["orderbook_delta", "ticker"], "market_ticker": ticker},
+            "params": {"channels": list(channels), "market_ticker": ticker},
         }
         await ws.send(orjson.dumps(message).decode())
 
@@ -315,7 +366,8 @@ class KalshiFeed(Feed):
             await ws.send(orjson.dumps(unsubscribe).decode())
         self.books[ticker].sid = None
         self.books[ticker].seq = None
-        await self._subscribe(ws, ticker)
+        # Exactly what was unsubscribed: the order book's subscription (ticker and trade stay).
+        await self._subscribe(ws, ticker, BOOK_CHANNELS)
 
     async def _consume(self, ws: ClientConnection) -> None:
         async def handle(raw: bytes) -> None:
@@ -338,13 +390,15 @@ class KalshiFeed(Feed):
                 return self._on_delta(body, receive_ts)
             if kind == "orderbook_snapshot":
                 self._on_snapshot(body, receive_ts)
-            elif kind == "ticker":
-                msg = mapping(body.get("msg"), "ticker msg")
-                book = self.books.get(str(msg.get("market_ticker")))
-                last = price_of(msg, "price")
-                if book is not None and last is not None:
-                    book.last = last
-            elif kind == "subscribed":
+            elif kind in ("ticker", "ticker_v2"):
+                self._on_ticker(mapping(body.get("msg"), "ticker msg"), receive_ts)
+            elif kind == "trade":
+                trade = parse_trade(mapping(body.get("msg"), "trade msg"), receive_ts)
+                book = self.books.get(trade.instrument)
+                if book is not None:
+                    book.last = trade.price
+                    self.emit(trade)
+            elif kind in ("subscribed", "unsubscribed", "ok"):
                 msg = mapping(body.get("msg"), "subscribed msg")
                 log.debug("kalshi_subscribed", channel=msg.get("channel"), sid=msg.get("sid"))
             elif kind == "error":
@@ -355,6 +409,34 @@ class KalshiFeed(Feed):
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             self.note_error(FeedError(ErrorKind.PARSE, f"{type(exc).__name__}: {exc}"))
         return None
+
+    def _on_ticker(self, msg: Mapping[str, Any], receive_ts: int) -> None:
+        """Merge the fields present; a market without a book snapshot gets its quote from here."""
+        book = self.books.get(str(msg.get("market_ticker")))
+        if book is None:
+            return
+        last = price_of(msg, "price")
+        bid = price_of(msg, "yes_bid")
+        ask = price_of(msg, "yes_ask")
+        if last is not None:
+            book.last = last
+        if bid is not None:
+            book.ticker_bid = bid if bid > 0 else None
+        if ask is not None:
+            book.ticker_ask = ask if ask < ONE else None
+        if book.sid is not None or (last is None and bid is None and ask is None):
+            return  # the live book makes the quotes; its next one carries this `last`
+        self.emit(
+            Quote(
+                source=SOURCE,
+                instrument=book.ticker,
+                bid=book.ticker_bid,
+                ask=book.ticker_ask,
+                last=book.last,
+                exchange_ts=exchange_ts_of(msg),
+                receive_ts=receive_ts,
+            )
+        )
 
     def _on_snapshot(self, body: Mapping[str, Any], receive_ts: int) -> None:
         msg = mapping(body.get("msg"), "snapshot msg")
