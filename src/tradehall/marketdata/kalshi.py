@@ -76,7 +76,8 @@ def exchange_ts_of(msg: Mapping[str, Any]) -> int | None:
         return ns_from_iso(stamp)
     if isinstance(stamp, int) and not isinstance(stamp, bool):
         return ns_from_ms(stamp) if stamp > SECONDS_LIMIT else ns_from_seconds(stamp)
-    return None
+    created = msg.get("created_time")
+    return ns_from_iso(created) if isinstance(created, str) and created else None
 
 
 def parse_trade(msg: Mapping[str, Any], receive_ts: int) -> TradeTick:
@@ -399,8 +400,10 @@ class KalshiFeed(Feed):
                     book.last = trade.price
                     self.emit(trade)
             elif kind in ("subscribed", "unsubscribed", "ok"):
-                msg = mapping(body.get("msg"), "subscribed msg")
-                log.debug("kalshi_subscribed", channel=msg.get("channel"), sid=msg.get("sid"))
+                ack = body.get("msg")
+                msg: dict[str, Any] = ack if isinstance(ack, dict) else {}
+                sid = msg.get("sid", body.get("sid"))
+                log.debug("kalshi_ack", type=kind, channel=msg.get("channel"), sid=sid)
             elif kind == "error":
                 msg = body.get("msg") or {}
                 self.note_error(FeedError(ErrorKind.API_ERROR, f"{msg.get('code')}: {msg.get('msg')}"))
