@@ -74,6 +74,8 @@ def serve_coinmarketcap(server: FakeHttpServer, prices: dict[str, float], api_ke
                         }
                     },
                 }
+        if request.path.startswith("/v2/"):  # v2 answers a symbol with an array of its coins
+            data = {symbol: [entry] for symbol, entry in data.items()}
         return Response.json(
             {
                 "data": data,
@@ -89,6 +91,7 @@ def serve_coinmarketcap(server: FakeHttpServer, prices: dict[str, float], api_ke
         )
 
     server.route("/v1/cryptocurrency/quotes/latest", quotes_latest)
+    server.route("/v2/cryptocurrency/quotes/latest", quotes_latest)
 
 
 # --- Binance --------------------------------------------------------------------------------------
@@ -314,7 +317,8 @@ class FakePolymarket:
         }
 
     async def _on_message(self, server: FakeWsServer, ws: ServerConnection, message: Any) -> None:
-        if message.get("type") == "market":
+        # The first subscription, or a dynamic one on the open connection (`"operation": "subscribe"`).
+        if message.get("type") == "market" or message.get("operation") == "subscribe":
             await ws.send(_dumps([self.book(asset) for asset in message["assets_ids"]]))
 
 

@@ -23,7 +23,7 @@ from tradehall.marketdata.models import CircuitState, FeedEvent, Quote
 D = Decimal
 BTC = CryptoAsset("bitcoin", "BTC", "usd")
 SIMPLE = "/api/v3/simple/price"
-CMC = "/v1/cryptocurrency/quotes/latest"
+CMC = "/v2/cryptocurrency/quotes/latest"
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""Binance spot public data: `trade`, `bookTicker` and `depth@100ms` streams, with REST fallback.
+"""Binance spot public data: `trade`, `aggTrade`, `bookTicker`, `depth@100ms`, `kline_<interval>`
+and `ticker` streams, with REST fallback.
+
+Over 400 lines because the connection, its REST fallback and the depth book share one state (the
+books are reset on every reconnect); the other stream parsers live in `binance_streams.py`.
 
 Depth follows Binance's local-book recipe: buffer diffs, fetch a snapshot, refetch it while its
 `lastUpdateId` is older than the first buffered `U`, drop diffs with `u` <= `lastUpdateId`, and treat
@@ -22,6 +26,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from tradehall.marketdata import binance_streams
 from tradehall.marketdata.book import LevelBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, poll_until
@@ -324,7 +329,7 @@ class BinanceFeed(Feed):
         self.http = http
         self.ws_root = ws_root.rstrip("/")
         self.rest_root = rest_root.rstrip("/")
-        self.streams = tuple(streams)
+        self.streams = binance_streams.check_streams(streams)
         self.depth_limit = depth_limit
         self.poll_interval = poll_interval
         self.stale_after = stale_after
@@ -337,7 +342,12 @@ class BinanceFeed(Feed):
         self.refetch_delay = refetch_delay
         self.polls = 0
         self._quotes_from_depth = "bookTicker" not in self.streams
+        book_streams = {"bookTicker", "depth", "depth@100ms", "depth@1000ms"}
+        self._quotes_from_ticker = not book_streams & set(self.streams)
+        """A 24 h ticker's top of book is up to a second old: it is the quote only without a book stream."""
+        self.server_shutdowns = 0
         self._stop = asyncio.Event()
+        self._leave = asyncio.Event()
         self._snapshot_tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -349,6 +359,7 @@ class BinanceFeed(Feed):
         self._stop.clear()
         while not self._stop.is_set():
             if self.breaker.allow():
+                self._leave.clear()
                 try:
                     async with connect(self.stream_url, open_timeout=5, ping_interval=20) as ws:
                         self.set_connected(True, "stream")
@@ -361,6 +372,8 @@ class BinanceFeed(Feed):
                     for book in self.books.values():
                         book.reset()
                         book.snapshot_requested = False
+                if self._leave.is_set() and not self._stop.is_set():
+                    continue  # the server announced its shutdown: reconnect now, before it closes
             self.set_connected(False, "polling")
             await poll_until(
                 self.clock,
@@ -377,11 +390,17 @@ class BinanceFeed(Feed):
 
     async def _consume(self, ws: ClientConnection) -> None:
         await self.consume_stream(
-            ws, self.handle_message, stop=self._stop, stale_after=self.stale_after, backoff=self.backoff
+            ws,
+            self.handle_message,
+            stop=self._stop,
+            stale_after=self.stale_after,
+            backoff=self.backoff,
+            leave=self._leave,
         )
 
     def handle_message(self, raw: bytes) -> None:
-        """One stream message; a bad one is counted and skipped."""
+        """One stream message; a bad one is counted and skipped. Only messages that carry data count
+        as messages (health); acks and unused types are counted by type as ignored."""
         receive_ts = self.clock_ns()
         if b'"depthUpdate"' in raw:
             update = decode_depth(raw)
@@ -391,16 +410,41 @@ class BinanceFeed(Feed):
                 return
         try:
             body = unwrap(loads(raw))
-            if "result" in body and "id" in body:
-                return
-            self.note_message()
             event_type = body.get("e")
             if event_type == "depthUpdate":
+                self.note_message()
                 self._on_depth(parse_depth_update(body), receive_ts)
             elif event_type == "trade":
+                self.note_message()
                 self.emit(parse_trade(body, receive_ts))
-            elif event_type is None and "b" in body and "a" in body:
+            elif event_type == "aggTrade":
+                self.note_message()
+                self.emit(binance_streams.parse_agg_trade(body, receive_ts))
+            elif event_type == "kline":
+                self.note_message()
+                self.emit(binance_streams.parse_kline(body, receive_ts))
+            elif event_type == "24hrTicker":
+                quote = binance_streams.parse_ticker_24h(body, receive_ts)
+                if self._quotes_from_ticker:
+                    self.note_message()
+                    self.emit(quote)
+                else:
+                    self.note_ignored("24hrTicker")
+            elif event_type in (None, "bookTicker") and "b" in body and "a" in body and "s" in body:
+                # spot sends no `e`; the futures streams send `"e": "bookTicker"`
+                self.note_message()
                 self.emit(parse_book_ticker(body, receive_ts))
+            elif binance_streams.is_server_shutdown(body):
+                self.server_shutdowns += 1
+                self.note_ignored("serverShutdown")
+                log.info("binance_server_shutdown", feed=self.name)
+                self._leave.set()
+            elif binance_streams.is_ack(body):
+                self.note_ignored("ack")
+            elif (error := binance_streams.error_frame(body)) is not None:
+                self.note_error(error)
+            else:
+                self.note_ignored(str(event_type) if event_type is not None else "unknown")
         except FeedError as error:
             self.note_error(error)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -483,6 +527,14 @@ class BinanceFeed(Feed):
         )
         check_rest_error(payload)
         return parse_klines(payload)
+
+    async def fetch_ticker_24h(self, symbol: str) -> Quote:
+        """REST `ticker/24hr`: last price, top of book and the 24 h base volume."""
+        payload = await get_json(
+            self.http, f"{self.rest_root}/api/v3/ticker/24hr", params={"symbol": symbol.upper()}
+        )
+        check_rest_error(payload)
+        return binance_streams.parse_ticker_24h(mapping(payload, "ticker/24hr"), self.clock_ns())
 
     async def fetch_depth(self, symbol: str) -> DepthSnapshot:
         payload = await get_json(

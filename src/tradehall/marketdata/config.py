@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tradehall.marketdata import binance, kalshi, polymarket
+from tradehall.marketdata import binance, binance_streams, kalshi, polymarket
 from tradehall.marketdata.binance import BinanceFeed
 from tradehall.marketdata.cache import InProcessQuoteCache, RedisQuoteCache
 from tradehall.marketdata.candles import CandleAggregator, CandleSink
@@ -64,6 +65,8 @@ class CryptoAssetConfig(_Model):
     coingecko_id: str
     symbol: str
     vs: str = "usd"
+    coinmarketcap_id: int | None = None
+    """CoinMarketCap's id for the coin (1 = Bitcoin): picks it among coins sharing `symbol`."""
 
 
 class RouteConfig(_Model):
@@ -74,6 +77,8 @@ class RouteConfig(_Model):
     min_interval: float = 0.0
     fallback_after: float = 5.0
     settlement: SettlementMode = SettlementMode.CONFIRM
+    stale_after: float | None = Field(None, gt=0)
+    """Seconds without a quote before the market is stale (default: `max_quote_age_seconds`)."""
 
     @field_validator("sources")
     @classmethod
@@ -87,7 +92,13 @@ class RouteConfig(_Model):
     def route(self) -> MarketRoute:
         refs = tuple(InstrumentRef(*source.split(":", 1)) for source in self.sources)
         return MarketRoute(
-            self.market, refs, self.commands, self.min_interval, self.fallback_after, self.settlement
+            self.market,
+            refs,
+            self.commands,
+            self.min_interval,
+            self.fallback_after,
+            self.settlement,
+            self.stale_after,
         )
 
 
@@ -113,6 +124,8 @@ class MarketDataConfig(_Model):
     crypto_interval: float = Field(10.0, gt=0, description="Seconds between CoinGecko polls (demo: ~30/min).")
     binance_symbols: list[str] = []
     binance_streams: list[str] = ["trade", "bookTicker", "depth@100ms"]
+    """Per-symbol streams: trade, aggTrade, bookTicker, depth[@100ms|@1000ms], ticker, kline_<interval>."""
+    coinmarketcap_api_version: Literal["v1", "v2"] = "v2"
     kalshi_tickers: list[str] = []
     kalshi_status_interval: float = 10.0
     kalshi_key_id: str | None = None
@@ -129,6 +142,11 @@ class MarketDataConfig(_Model):
     record_dir: Path | None = None
     candle_intervals: list[str] = ["1m", "5m", "15m", "1h", "1d"]
     endpoints: Endpoints = Endpoints()
+
+    @field_validator("binance_streams")
+    @classmethod
+    def _binance_streams(cls, streams: list[str]) -> list[str]:
+        return list(binance_streams.check_streams(streams))
 
     @model_validator(mode="after")
     def _kalshi_key(self) -> MarketDataConfig:
@@ -210,6 +228,7 @@ class MarketDataRuntime:
     async def start(self) -> None:
         self.registry.start()
         self._tasks.append(asyncio.create_task(self.router.run(), name="marketdata:router"))
+        self._tasks.append(asyncio.create_task(self.registry.run(), name="marketdata:health"))
         if self.redis_cache is not None:
             self._tasks.append(asyncio.create_task(self.redis_cache.run(), name="marketdata:redis_cache"))
 
@@ -251,9 +270,12 @@ def build_runtime(
         candles=candles,
         clock=clock,
         clock_ns=clock_ns,
+        stale_after=config.max_quote_age_seconds,
     )
     recorder = Recorder(config.record_dir) if config.record_dir is not None else None
-    registry = FeedRegistry(max_message_age_seconds=config.max_feed_silence_seconds)
+    registry = FeedRegistry(
+        max_message_age_seconds=config.max_feed_silence_seconds, market_health=router.market_health
+    )
     runtime = MarketDataRuntime(registry, router, cache, candles, client, recorder, redis_cache, owns_http)
     sink = runtime.sink
     ends = config.endpoints
@@ -270,7 +292,9 @@ def build_runtime(
         )
     if config.crypto_assets:
         settings = keys or _NoKeys()
-        assets = [CryptoAsset(a.coingecko_id, a.symbol, a.vs) for a in config.crypto_assets]
+        assets = [
+            CryptoAsset(a.coingecko_id, a.symbol, a.vs, a.coinmarketcap_id) for a in config.crypto_assets
+        ]
         registry.add(
             crypto_price_feed(
                 settings,
@@ -280,6 +304,7 @@ def build_runtime(
                 coingecko_roots=ends.coingecko_roots,
                 coinmarketcap_roots=ends.coinmarketcap_roots,
                 interval=config.crypto_interval,
+                coinmarketcap_api_version=config.coinmarketcap_api_version,
                 clock=clock,
                 clock_ns=clock_ns,
             )

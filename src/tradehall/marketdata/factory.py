@@ -10,7 +10,7 @@ import httpx
 
 from tradehall.marketdata.breaker import Clock
 from tradehall.marketdata.coingecko import CoinGeckoProvider
-from tradehall.marketdata.coinmarketcap import CoinMarketCapProvider
+from tradehall.marketdata.coinmarketcap import ApiVersion, CoinMarketCapProvider
 from tradehall.marketdata.failover import CryptoAsset, FailoverPriceFeed, PriceProvider
 from tradehall.marketdata.feed import NsClock, Sink
 
@@ -36,6 +36,7 @@ def crypto_price_feed(
     coingecko_roots: Sequence[str] | None = None,
     coinmarketcap_roots: Sequence[str] | None = None,
     interval: float = 10.0,
+    coinmarketcap_api_version: ApiVersion = "v2",
     clock: Clock = time.monotonic,
     clock_ns: NsClock = time.time_ns,
 ) -> FailoverPriceFeed:
@@ -56,6 +57,8 @@ def crypto_price_feed(
                 http,
                 settings.coinmarketcap_api_key,
                 roots=coinmarketcap_roots,
+                api_version=coinmarketcap_api_version,
+                ids={a.symbol: a.coinmarketcap_id for a in assets if a.coinmarketcap_id is not None},
                 clock=clock,
                 clock_ns=clock_ns,
             )

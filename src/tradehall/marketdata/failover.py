@@ -32,6 +32,8 @@ class CryptoAsset:
     coingecko_id: str
     symbol: str
     vs: str = "usd"
+    coinmarketcap_id: int | None = None
+    """Picks the coin among CoinMarketCap's same-symbol coins (v2); None: the best-ranked one."""
 
 
 class PriceProvider(Protocol):
@@ -56,6 +58,7 @@ class FailoverPriceFeed(Feed):
         if not providers:
             raise ValueError("at least one price provider is needed")
         super().__init__(name, sink, breaker=providers[0].breaker, clock=clock, clock_ns=clock_ns)
+        self.sources = frozenset(provider.name for provider in providers)
         self.providers = list(providers)
         self.assets = list(assets)
         self.interval = interval

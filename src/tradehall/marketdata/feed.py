@@ -45,6 +45,11 @@ class Feed:
         self.messages = 0
         self.errors = 0
         self.errors_by_kind: dict[str, int] = {}
+        self.ignored_by_type: dict[str, int] = {}
+        self.sources: frozenset[str] = frozenset({name})
+        """The `source` names of the events this feed emits (what routes name before the colon)."""
+        self.stale_markets: tuple[str, ...] = ()
+        """Routed markets of this feed with no quote within their bound (set by the registry)."""
         self._last_message_at: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._messages_metric = metrics.FEED_MESSAGES.labels(feed=name)
@@ -52,9 +57,16 @@ class Feed:
         metrics.FEED_UP.labels(feed=name).set(0)
 
     def note_message(self) -> None:
+        """A message that carried data: only these make a feed look alive."""
         self.messages += 1
         self._last_message_at = self.clock()
         self._messages_metric.inc()
+
+    def note_ignored(self, kind: str) -> None:
+        """A message that carried no data (an ack, a type this feed does not use): counted by type,
+        never as a sign of health."""
+        self.ignored_by_type[kind] = self.ignored_by_type.get(kind, 0) + 1
+        metrics.FEED_IGNORED.labels(feed=self.name, type=kind).inc()
 
     def note_error(self, error: FeedError) -> None:
         self.errors += 1
@@ -65,7 +77,16 @@ class Feed:
     def set_connected(self, connected: bool, mode: str) -> None:
         self.connected = connected
         self.mode = mode
-        metrics.FEED_UP.labels(feed=self.name).set(1 if connected else 0)
+        self._publish_up()
+
+    def set_stale_markets(self, markets: tuple[str, ...]) -> None:
+        self.stale_markets = markets
+        self._publish_up()
+
+    def _publish_up(self) -> None:
+        """`tradehall_feed_up` is 1 only while connected with every routed market fresh."""
+        up = self.connected and not self.stale_markets
+        metrics.FEED_UP.labels(feed=self.name).set(1 if up else 0)
 
     def emit(self, event: FeedEvent) -> None:
         self.sink(event)
@@ -97,12 +118,14 @@ class Feed:
         stop: asyncio.Event,
         stale_after: float,
         backoff: Backoff,
+        leave: asyncio.Event | None = None,
     ) -> None:
         """Read a stream until it ends, goes silent for `stale_after` or `stop` is set.
 
         The first message (not the handshake: a server may accept and hang up at once) counts as the
         breaker's success; a stream that ends before one is a failed attempt, which also ends a half-open
         probe. One timeout pushed forward per message is cheaper than `wait_for` (a task per message).
+        `leave` ends the stream early without an error (the server announced its shutdown).
         """
         loop = asyncio.get_running_loop()
         confirmed = False
@@ -116,7 +139,7 @@ class Feed:
                     pending = handle(raw if isinstance(raw, bytes) else raw.encode())
                     if pending is not None:
                         await pending
-                    if stop.is_set():
+                    if stop.is_set() or (leave is not None and leave.is_set()):
                         return
                     deadline.reschedule(loop.time() + stale_after)
         except TimeoutError:
@@ -136,6 +159,7 @@ class Feed:
             messages=self.messages,
             errors=self.errors,
             detail={kind: str(count) for kind, count in sorted(self.errors_by_kind.items())},
+            ignored=dict(sorted(self.ignored_by_type.items())),
         )
 
     async def run(self) -> None:

@@ -12,6 +12,16 @@ FEED_CIRCUIT_STATE = Gauge(
 )
 FEED_MESSAGES = Counter("tradehall_feed_messages", "Messages received from the feed.", ["feed"])
 FEED_ERRORS = Counter("tradehall_feed_errors", "Feed errors by kind.", ["feed", "kind"])
+FEED_IGNORED = Counter(
+    "tradehall_feed_ignored",
+    "Feed messages that carried no data (acks, unhandled types), by type; they never count as health.",
+    ["feed", "type"],
+)
+MARKET_STALE = Gauge(
+    "tradehall_market_stale",
+    "1 while a routed market has had no quote for longer than its bound.",
+    ["market"],
+)
 FEED_RESYNCS = Counter(
     "tradehall_feed_resyncs",
     "Local books rebuilt from a fresh snapshot, by reason (no_snapshot, best_mismatch, sequence_gap).",

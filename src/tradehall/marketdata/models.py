@@ -50,6 +50,8 @@ class Quote(msgspec.Struct, frozen=True, gc=False):
     last: Decimal | None = None
     exchange_ts: int | None = None
     receive_ts: int = 0
+    volume_24h: Decimal | None = None
+    """Base-asset volume of the last 24 hours, from 24 h tickers (None when the source sends none)."""
 
     @property
     def mid(self) -> Decimal | None:
@@ -96,6 +98,25 @@ class BookDelta(msgspec.Struct, frozen=True, gc=False):
     receive_ts: int = 0
 
 
+class Candle(msgspec.Struct, frozen=True, gc=False):
+    """One OHLCV bar as the provider built it (Binance `kline`); `closed` once the bar is final."""
+
+    source: str
+    instrument: str
+    interval: str
+    open_ts: int
+    close_ts: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    closed: bool
+    trades: int | None = None
+    exchange_ts: int | None = None
+    receive_ts: int = 0
+
+
 class MarketStatusUpdate(msgspec.Struct, frozen=True, gc=False):
     source: str
     instrument: str
@@ -105,7 +126,7 @@ class MarketStatusUpdate(msgspec.Struct, frozen=True, gc=False):
     receive_ts: int = 0
 
 
-FeedEvent = Quote | TradeTick | BookSnapshot | BookDelta | MarketStatusUpdate
+FeedEvent = Quote | TradeTick | BookSnapshot | BookDelta | Candle | MarketStatusUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +142,8 @@ class FeedStatus:
     messages: int
     errors: int
     detail: dict[str, str] = field(default_factory=dict)
+    ignored: dict[str, int] = field(default_factory=dict)
+    """Messages that carried no data (acks, unhandled types), by type: never counted as healthy."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -132,4 +155,5 @@ class FeedStatus:
             "messages": self.messages,
             "errors": self.errors,
             "detail": dict(self.detail),
+            "ignored": dict(self.ignored),
         }

@@ -20,6 +20,7 @@ from tradehall.marketdata.models import (
     BookDelta,
     BookSide,
     BookSnapshot,
+    Candle,
     FeedEvent,
     Level,
     MarketState,
@@ -41,7 +42,7 @@ def _levels(levels: tuple[Level, ...]) -> list[list[str]]:
 def event_to_dict(event: FeedEvent) -> dict[str, Any]:
     """A JSON-ready dict with a `type` tag; decimals as strings."""
     if isinstance(event, Quote):
-        return {
+        row = {
             "type": "quote",
             "source": event.source,
             "instrument": event.instrument,
@@ -50,6 +51,23 @@ def event_to_dict(event: FeedEvent) -> dict[str, Any]:
             "bid_size": _d(event.bid_size),
             "ask_size": _d(event.ask_size),
             "last": _d(event.last),
+            "exchange_ts": event.exchange_ts,
+            "receive_ts": event.receive_ts,
+        }
+        if event.volume_24h is not None:
+            row["volume_24h"] = decimal_str(event.volume_24h)
+        return row
+    if isinstance(event, Candle):
+        return {
+            "type": "candle",
+            "source": event.source,
+            "instrument": event.instrument,
+            "interval": event.interval,
+            "open_ts": event.open_ts,
+            "close_ts": event.close_ts,
+            "ohlcv": [decimal_str(v) for v in (event.open, event.high, event.low, event.close, event.volume)],
+            "closed": event.closed,
+            "trades": event.trades,
             "exchange_ts": event.exchange_ts,
             "receive_ts": event.receive_ts,
         }
@@ -122,6 +140,22 @@ def event_from_dict(row: dict[str, Any]) -> FeedEvent:
             bid_size=_od(row.get("bid_size")),
             ask_size=_od(row.get("ask_size")),
             last=_od(row.get("last")),
+            volume_24h=_od(row.get("volume_24h")),
+            **common,
+        )
+    if kind == "candle":
+        o, h, low, c, v = (dec(x) for x in row["ohlcv"])
+        return Candle(
+            interval=row["interval"],
+            open_ts=row["open_ts"],
+            close_ts=row["close_ts"],
+            open=o,
+            high=h,
+            low=low,
+            close=c,
+            volume=v,
+            closed=row["closed"],
+            trades=row.get("trades"),
             **common,
         )
     if kind == "trade":

@@ -62,12 +62,29 @@ class MarketRoute:
     min_interval: float = 0.0
     fallback_after: float = 5.0
     settlement: SettlementMode = SettlementMode.CONFIRM
+    stale_after: float | None = None
+    """Seconds without a quote after which the market is stale (None: the router's default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketHealth:
+    market: str
+    sources: frozenset[str]
+    """The feeds' source names that price this market."""
+    age_seconds: float | None
+    """Since the last quote from any of its sources; None before the first."""
+    stale_after: float
+    stale: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"age_seconds": self.age_seconds, "stale_after": self.stale_after, "stale": self.stale}
 
 
 @dataclass(slots=True)
 class _MarketState:
     route: MarketRoute
     active_rank: int | None = None
+    last_quote_at: float | None = None
     last_seen: dict[int, float] = field(default_factory=dict)
     last_sent_at: float | None = None
     pending: Quote | None = None
@@ -88,8 +105,11 @@ class Router:
         candles: CandleAggregator | None = None,
         clock: Clock = time.monotonic,
         clock_ns: NsClock = time.time_ns,
+        stale_after: float = 60.0,
     ) -> None:
         self.submit = submit
+        self.stale_after = stale_after
+        self.started_at = clock()
         self.cache = cache if cache is not None else InProcessQuoteCache(clock=clock)
         self.redis_cache = redis_cache
         self.candles = candles
@@ -129,6 +149,7 @@ class Router:
     def _on_quote(self, state: _MarketState, rank: int, quote: Quote) -> None:
         now = self.clock()
         state.last_seen[rank] = now
+        state.last_quote_at = now
         if state.finished:
             return
         if state.active_rank is not None and rank > state.active_rank:
@@ -241,6 +262,23 @@ class Router:
     def reject(self, market: str) -> bool:
         """An admin rejects a held settlement; a later status update may hold a new one."""
         return self.held.pop(market, None) is not None
+
+    def market_health(self) -> list[MarketHealth]:
+        """Each open market's quote age against its bound. A market never quoted counts from the
+        router's start, so feeds get one bound to deliver before /ready calls it stale."""
+        now = self.clock()
+        report = []
+        for market, state in sorted(self._markets.items()):
+            if state.finished:
+                continue
+            bound = state.route.stale_after if state.route.stale_after is not None else self.stale_after
+            age = None if state.last_quote_at is None else max(0.0, now - state.last_quote_at)
+            silent_for = now - self.started_at if age is None else age
+            stale = silent_for > bound
+            metrics.MARKET_STALE.labels(market=market).set(1 if stale else 0)
+            sources = frozenset(ref.source for ref in state.route.sources)
+            report.append(MarketHealth(market, sources, age, bound, stale))
+        return report
 
     def stats(self) -> dict[str, dict[str, object]]:
         return {
