@@ -211,8 +211,9 @@ class RecordLedger:
         for account_id, refund in ev.refunds:
             self._add(Cause(account_id, quote, "void_refund", refund, ev.market))
 
-    def entries(self, ev: BalanceChanged, seq: int, total: int) -> list[Cause]:
-        """The lines of one balance change (`total` before it): its causes in the engine's order,
+    def entries(self, ev: BalanceChanged, seq: int, total: int, command: str) -> list[Cause]:
+        """The lines of one balance change (`total` before it) made by `command` (the record's
+        command's type name, which the engine also uses as the reason): its causes in the engine's order,
         a perp loss capped at what the balance held then, and what they leave unexplained (see the
         module docstring); zero amounts are no lines."""
         causes = []
@@ -224,7 +225,7 @@ class RecordLedger:
                 causes.append(cause)
         residual = ev.delta - sum(cause.amount for cause in causes)
         if residual:
-            kind = _RESIDUAL_TYPE.get(ev.reason)
+            kind = _RESIDUAL_TYPE.get(command)
             if kind is None:
                 kind = "trade"
                 self.unattributed += 1
@@ -233,7 +234,7 @@ class RecordLedger:
                     account_id=ev.account_id,
                     currency=ev.currency,
                     amount=residual,
-                    reason=ev.reason,
+                    command=command,
                     seq=seq,
                 )
             market = causes[-1].market if causes else None

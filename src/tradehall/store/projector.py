@@ -721,6 +721,7 @@ class _Batch:
         self.ledger: list[dict[str, Any]] = []
         self._record_ledger = RecordLedger()
         self._ledger_index = 0
+        self._command = ""
         self.candles = CandleBuilder(config.candle_intervals)
         self._seq = 0
         self._ts = 0
@@ -734,6 +735,7 @@ class _Batch:
         self._ts = record.ts
         self._record_ledger = RecordLedger()
         self._ledger_index = 0
+        self._command = type(record.command).__name__
         for ev in record.events:
             handler = _HANDLERS.get(type(ev))
             if handler is not None:
@@ -854,7 +856,7 @@ class _Batch:
         """The ledger entries of one balance change, with the running balance after each."""
         places = self.config.currency_decimals.get(ev.currency, self.config.default_currency_decimals)
         at = self._utc(self._ts)
-        for cause in self._record_ledger.entries(ev, self._seq, total):
+        for cause in self._record_ledger.entries(ev, self._seq, total, self._command):
             total += cause.amount
             self.ledger.append(
                 {
