@@ -235,3 +235,27 @@ async def test_rest_fallback_honours_429_retry_after(kalshi, http) -> None:  # t
     hits = kalshi.http.hits(book_path)
     assert hits[1].at - hits[0].at >= 0.6
     assert feed.errors_by_kind["rate_limited"] == 1
+
+
+async def test_three_gaps_resubscribe_the_book_alone(kalshi, http) -> None:  # type: ignore[no-untyped-def]
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(kalshi, http, seen)
+    feed.start()
+    await eventually(lambda: len(quotes(seen)) == 1)
+    for gap in range(1, 4):
+        await kalshi.delta("yes", "0.3000", "1.00", skip_seq=True)
+        await eventually(lambda gap=gap: kalshi.subscribes == 1 + gap and len(quotes(seen)) == 1 + gap)
+    await feed.stop()
+    commands = [(m["cmd"], m["params"]) for m in kalshi.ws.received]
+    book_only = {"channels": ["orderbook_delta"], "market_ticker": TICKER}
+    assert commands == [
+        ("subscribe", {"channels": ["orderbook_delta", "ticker", "trade"], "market_ticker": TICKER}),
+        ("unsubscribe", {"sids": [1]}),
+        ("subscribe", book_only),
+        ("unsubscribe", {"sids": [2]}),
+        ("subscribe", book_only),
+        ("unsubscribe", {"sids": [3]}),
+        ("subscribe", book_only),
+    ]
+    assert feed.resubscribes == 3 and feed.errors_by_kind == {"sequence_gap": 3}
+    assert kalshi.ws.connects == 1

@@ -257,3 +257,35 @@ async def test_rest_books_only_while_the_channel_is_down(poly, http) -> None:  #
     assert len(poly.http.hits("/book")) == polls
     rest_quotes = [e for e in seen if isinstance(e, Quote) and e.instrument == YES]
     assert all((q.bid, q.ask) == (D("0.46"), D("0.48")) for q in rest_quotes)
+
+
+async def test_a_token_learnt_while_connected_is_subscribed_live_and_quoted(poly, http) -> None:  # type: ignore[no-untyped-def]
+    """One market is known at connect; the other's slug is unknown to Gamma until later. When Gamma
+    answers, its tokens join the open connection and get quotes without a reconnect."""
+    seen: list[FeedEvent] = []
+    poly.slug = "not-yet"
+    feed = PolymarketFeed(
+        [PolymarketMarketRef("known", "111", "222"), PolymarketMarketRef("will-it")],
+        seen.append,
+        http,
+        ws_url=poly.ws.url,
+        gamma_root=poly.http.url,
+        clob_root=poly.http.url,
+        status_interval=3600.0,
+        backoff=Backoff(base=0.1, cap=0.2, rng=random.Random(1)),
+    )
+    feed.start()
+    await eventually(lambda: any(isinstance(e, Quote) and e.instrument == "111" for e in seen))
+    assert poly.ws.received[0]["assets_ids"] == ["111", "222"]
+    poly.slug = "will-it"
+    await feed.poll_status_once()
+    await eventually(lambda: any(isinstance(e, Quote) and e.instrument == YES for e in seen))
+    await feed.stop()
+    assert poly.ws.received[1] == {
+        "assets_ids": [YES, NO],
+        "operation": "subscribe",
+        "custom_feature_enabled": True,
+    }
+    assert poly.ws.connects == 1
+    yes_quote = next(e for e in seen if isinstance(e, Quote) and e.instrument == YES)
+    assert (yes_quote.bid, yes_quote.ask) == (D("0.46"), D("0.48"))
