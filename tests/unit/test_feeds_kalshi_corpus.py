@@ -191,6 +191,7 @@ def test_subscription_acknowledgements_are_quiet(name: str) -> None:
     feed, events = feed_for("FED-23DEC-T3.00")
     assert feed.handle_message(sample(name)) is None
     assert events == [] and feed.errors == 0
+    assert feed.messages == 0 and feed.ignored_by_type == {"subscribed": 1}
 
 
 def test_hosts_are_configuration_with_kalshis_recommended_defaults() -> None:

@@ -301,13 +301,14 @@ async def test_new_market_teaches_a_configured_slug_its_tokens(name: str) -> Non
     assert h.feed.markets["nvda-above-240-on-january-30-2026"] == PolymarketMarketRef(
         "nvda-above-240-on-january-30-2026", T_7604, T_3169
     )
-    assert h.feed.shapes == {"new_market_registered": 1}
+    assert h.feed.messages == 1 and h.feed.ignored_by_type == {}
 
 
 async def test_new_market_of_another_slug_is_counted_not_applied() -> None:
     h = Harness(PolymarketMarketRef("other"))
     await h.feed_raw(sample("new_market_nautilus.json"))
-    assert h.feed.token_ids == [] and h.feed.shapes == {"new_market_ignored": 1}
+    assert h.feed.token_ids == [] and h.feed.ignored_by_type == {"new_market": 1}
+    assert h.feed.messages == 0  # someone else's market is no sign of health
 
 
 @pytest.mark.parametrize("name", ["market_resolved_docs.json", "market_resolved_nautilus.json"])
@@ -328,7 +329,7 @@ async def test_unknown_event_types_are_counted_and_pong_is_quiet() -> None:
     await h.feed_raw(b"PONG")
     await h.feed_raw(b'{"event_type":"something_new","asset_id":"1"}')
     assert h.events == [] and h.feed.errors == 0
-    assert h.feed.shapes == {"unknown:something_new": 1}
+    assert h.feed.ignored_by_type == {"PONG": 1, "something_new": 1} and h.feed.messages == 0
 
 
 def test_rest_prices_take_json_numbers() -> None:

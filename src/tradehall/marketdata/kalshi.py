@@ -62,6 +62,8 @@ WS_URL = "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
 defaults of `[endpoints]` in the market-data configuration, which is where they are changed."""
 BOOK_CHANNELS = ("orderbook_delta",)
 MARKET_CHANNELS = ("orderbook_delta", "ticker", "trade")
+DATA_TYPES = frozenset({"orderbook_snapshot", "orderbook_delta", "ticker", "ticker_v2", "trade"})
+"""Message types that carry market data (health); acks and other types are counted as ignored."""
 ONE = Decimal(1)
 SECONDS_LIMIT = 100_000_000_000
 """An integer `ts` above this is milliseconds (as seconds it would be after the year 5000)."""
@@ -386,7 +388,8 @@ class KalshiFeed(Feed):
         try:
             body = mapping(loads(raw), "message")
             kind = body.get("type")
-            self.note_message()
+            if kind in DATA_TYPES:
+                self.note_message()
             if kind == "orderbook_delta":
                 return self._on_delta(body, receive_ts)
             if kind == "orderbook_snapshot":
@@ -404,9 +407,12 @@ class KalshiFeed(Feed):
                 msg: dict[str, Any] = ack if isinstance(ack, dict) else {}
                 sid = msg.get("sid", body.get("sid"))
                 log.debug("kalshi_ack", type=kind, channel=msg.get("channel"), sid=sid)
+                self.note_ignored(str(kind))
             elif kind == "error":
                 msg = body.get("msg") or {}
                 self.note_error(FeedError(ErrorKind.API_ERROR, f"{msg.get('code')}: {msg.get('msg')}"))
+            elif kind not in DATA_TYPES:
+                self.note_ignored(str(kind))
         except FeedError as error:
             self.note_error(error)
         except (KeyError, IndexError, TypeError, ValueError) as exc:

@@ -63,6 +63,11 @@ ONE = Decimal(1)
 HALF = Decimal("0.5")
 ZERO = Decimal(0)
 
+DATA_EVENTS = frozenset(
+    {"book", "price_change", "last_trade_price", "tick_size_change", "best_bid_ask", "market_resolved"}
+)
+"""Event types that carry data of the subscribed tokens (health); `new_market` only when it is ours."""
+
 Resync = tuple[str, str]
 """(token, reason): a token whose book must be (re)loaded from a REST snapshot."""
 
@@ -437,11 +442,14 @@ class PolymarketFeed(Feed):
         resyncs: list[Resync] = []
         try:
             if raw.strip() in (b"PONG", b"pong"):
+                self.note_ignored("PONG")
                 return resyncs
             decoded = loads(raw)
             for body in decoded if isinstance(decoded, list) else [decoded]:
-                self.note_message()
-                self._on_event(mapping(body, "event"), receive_ts, resyncs)
+                event = mapping(body, "event")
+                if event.get("event_type") in DATA_EVENTS:
+                    self.note_message()
+                self._on_event(event, receive_ts, resyncs)
         except FeedError as error:
             self.note_error(error)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -518,11 +526,12 @@ class PolymarketFeed(Feed):
         tokens = [str(t) for t in json_list(body.get("clob_token_ids") or body.get("assets_ids"), "ids")]
         outcomes = [str(o).strip().lower() for o in json_list(body.get("outcomes"), "outcomes")]
         if ref is None or ref.yes_token or len(tokens) != 2:
-            self._count_shape("new_market_ignored")
+            self.note_ignored("new_market")
             return
+        self.note_message()
         yes_index = outcomes.index("yes") if "yes" in outcomes else 0
         self._register(PolymarketMarketRef(slug, tokens[yes_index], tokens[1 - yes_index]))
-        self._count_shape("new_market_registered")
+        log.info("polymarket_tokens_learnt", slug=slug, source="new_market")
         self._subscribe_later(tokens)
 
     def _on_event(
@@ -575,7 +584,7 @@ class PolymarketFeed(Feed):
         elif kind == "market_resolved":
             self._on_resolved(body, receive_ts, exchange_ts)
         else:
-            self._count_shape(f"unknown:{kind}")
+            self.note_ignored(str(kind))
 
     def _on_resolved(self, body: Mapping[str, Any], receive_ts: int, exchange_ts: int | None) -> None:
         winner = str(body.get("winning_asset_id", ""))
