@@ -114,13 +114,13 @@ def test_every_order_ending_unfilled_carries_its_reason(
 ) -> None:
     engine = book()
     kept: dict[int, object] = {}
-    original = engine._close  # the Order objects leave the engine when they end: keep them to look
+    original = engine.lifecycle.close  # the Order objects leave the engine when they end: keep them to look
 
     def spy(order, account, market, why):  # type: ignore[no-untyped-def]
         kept[order.order_id] = order
         original(order, account, market, why)
 
-    engine._close = spy  # type: ignore[method-assign]
+    engine.lifecycle.close = spy  # type: ignore[method-assign]
     events = expect_no_rejection(scenario(engine))
     cancelled = one(events, ev.OrderCancelled)
     assert (cancelled.reason, cancelled.filled_quantity) == (reason, filled)

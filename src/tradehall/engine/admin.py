@@ -1,0 +1,210 @@
+"""Administration: accounts and money in and out, markets and their status, leverage, engine settings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from tradehall.domain import commands as cmds
+from tradehall.domain.enums import AccountKind, CostBasis, MarketStatus
+from tradehall.domain.errors import Code, TradehallError, invalid_request
+from tradehall.domain.events import AccountOpened, EngineConfigured, LeverageChanged, MarketCreated
+from tradehall.domain.fixedpoint import PPM, ceil_div, minor_of, parse_decimal
+from tradehall.domain.market import MarketSpec
+from tradehall.engine.assessments import Assessments
+from tradehall.engine.constants import MARKET_OPEN, PERP, SYSTEM_KIND
+from tradehall.engine.ledger import SYSTEM_EXTERNAL, Account
+from tradehall.engine.markets import Market
+from tradehall.engine.risk import AssessmentState, tier_day_index
+from tradehall.engine.settlement import Settlement
+from tradehall.engine.state import EngineState, enum_of
+
+NEW_MARKET_STATUSES = (MARKET_OPEN, MarketStatus.HALTED, MarketStatus.CLOSED)
+
+
+class Admin:
+    def __init__(self, state: EngineState, assessments: Assessments, settlement: Settlement) -> None:
+        self._state = state
+        self._assessments = assessments
+        self._settlement = settlement
+        self._ledger = state.ledger
+        self._accounts = state.accounts
+        self._markets = state.markets
+        self._events = state.events
+        self._dirty_positions = state.dirty_positions
+
+    # --- accounts and money ------------------------------------------------------------------
+
+    def open_account(self, command: cmds.OpenAccount) -> None:
+        state = self._state
+        config = state.config
+        if not command.account_id or command.account_id.startswith("system:"):
+            raise invalid_request("account_id must be non-empty and not start with 'system:'")
+        if command.account_id in self._accounts:
+            raise TradehallError(Code.CONFLICT, f"account {command.account_id} exists")
+        kind = enum_of(AccountKind, command.kind, "kind")
+        cost_basis = enum_of(CostBasis, command.cost_basis, "cost_basis")
+        if kind is SYSTEM_KIND:
+            raise invalid_request("system accounts are opened by the engine")
+        tier = None
+        if kind is AccountKind.ASSESSMENT:
+            tier = config.tiers.get(command.tier or "")
+            if tier is None:
+                raise invalid_request(f"unknown tier {command.tier!r}")
+        elif command.tier is not None:
+            raise invalid_request("only assessment accounts have a tier")
+        account = Account(
+            command.account_id,
+            command.owner,
+            kind,
+            tier.currency if tier is not None else command.currency,
+            cost_basis,
+            command.tier,
+        )
+        self._accounts[command.account_id] = account
+        self._events.append(
+            AccountOpened(
+                account_id=account.account_id,
+                owner=account.owner,
+                kind=account.kind,
+                currency=account.currency,
+                cost_basis=account.cost_basis,
+                tier=account.tier,
+                ts=state.now,
+            )
+        )
+        if tier is not None:
+            assessment = AssessmentState(
+                tier, config.decimals(tier.currency), tier_day_index(tier, state.now)
+            )
+            account.assessment = assessment
+            external = self._ledger.system_account(SYSTEM_EXTERNAL, tier.currency)
+            self._ledger.transfer(external, account, tier.currency, assessment.initial)
+            self._assessments.emit(account, assessment.initial)
+            self._assessments.schedule_resets()
+
+    def _amount(self, account: Account, amount: object, currency: str | None) -> tuple[str, int]:
+        currency = currency or account.currency
+        value = parse_decimal(amount, "amount")
+        minor = minor_of(value, self._state.config.decimals(currency))
+        if minor <= 0:
+            raise invalid_request("amount must be positive")
+        return currency, minor
+
+    def deposit(self, command: cmds.Deposit) -> None:
+        account = self._state.trader(command.account_id)
+        currency, minor = self._amount(account, command.amount, command.currency)
+        external = self._ledger.system_account(SYSTEM_EXTERNAL, currency)
+        self._ledger.transfer(external, account, currency, minor)
+
+    def withdraw(self, command: cmds.Withdraw) -> None:
+        state = self._state
+        account = state.trader(command.account_id)
+        currency, minor = self._amount(account, command.amount, command.currency)
+        if account.available(currency) < minor:
+            raise TradehallError(
+                Code.INSUFFICIENT_BALANCE,
+                f"the withdrawal needs {state.money(minor, currency)}, "
+                f"{state.money(account.available(currency), currency, bare=True)} available",
+            )
+        external = self._ledger.system_account(SYSTEM_EXTERNAL, currency)
+        self._ledger.transfer(account, external, currency, minor)
+
+    # --- markets -------------------------------------------------------------------------------
+
+    def create_market(self, command: cmds.CreateMarket) -> None:
+        state = self._state
+        try:  # a spec built in code with plain strings is checked and normalised like a decoded one
+            spec = msgspec.convert(msgspec.to_builtins(command.spec), MarketSpec)
+        except (msgspec.ValidationError, TypeError) as error:
+            raise invalid_request(f"invalid market spec: {error}") from None
+        if spec.symbol in self._markets:
+            raise TradehallError(Code.CONFLICT, f"market {spec.symbol} exists")
+        if spec.status not in NEW_MARKET_STATUSES:
+            raise invalid_request("a new market is open, halted or closed")
+        try:
+            market = Market(spec, state.config.currency_decimals, state.book_factory())
+        except TradehallError as error:
+            raise invalid_request(error.detail) from None
+        self._markets[spec.symbol] = market
+        self._events.append(MarketCreated(spec=spec, ts=state.now))
+
+    def set_market_status(self, command: cmds.SetMarketStatus) -> None:
+        market = self._state.market(command.market)
+        if market.status in (MarketStatus.SETTLED, MarketStatus.CANCELLED):
+            raise TradehallError(Code.CONFLICT, f"market {market.symbol} is {market.status}")
+        status = enum_of(MarketStatus, command.status, "status")
+        if status not in NEW_MARKET_STATUSES:
+            raise invalid_request("settle or void a market with SettleMarket / VoidMarket")
+        self._settlement.change_status(market, status)
+
+    # --- leverage and settings -----------------------------------------------------------------
+
+    def set_leverage(self, command: cmds.SetLeverage) -> None:
+        state = self._state
+        market = state.market(command.market)
+        account = state.trader(command.account_id)
+        if market.kind is not PERP:
+            raise invalid_request("leverage is for perp markets")
+        leverage = parse_decimal(command.leverage, "leverage")
+        if leverage < 1:
+            raise invalid_request("leverage must be at least 1")
+        limit = PPM * PPM // market.initial_margin_ppm  # in ppm of 1x
+        if account.assessment is not None and account.assessment.tier.max_leverage is not None:
+            limit = min(limit, int(account.assessment.tier.max_leverage * PPM))
+        if leverage * PPM > limit:
+            raise TradehallError(
+                Code.RISK_LIMIT_EXCEEDED, f"leverage above the maximum {Decimal(limit) / PPM}"
+            )
+        initial = max(market.initial_margin_ppm, ceil_div(PPM * PPM, int(leverage * PPM)))
+        position = market.positions.get(account.account_id)
+        if position is not None and position.quantity:
+            margin = market.margin_of(position.cost, initial)
+            quote = market.spec.quote
+            if margin - position.margin > account.available(quote):
+                raise TradehallError(
+                    Code.INSUFFICIENT_BALANCE,
+                    f"the position needs {state.money(margin - position.margin, quote)} more margin at "
+                    f"that leverage, {state.money(account.available(quote), quote, bare=True)} available",
+                )
+            self._ledger.adjust_held(account, market.spec.quote, margin - position.margin)
+            position.margin = margin
+            self._dirty_positions[(account.account_id, market.symbol)] = position
+        account.leverage[market.symbol] = initial
+        self._events.append(
+            LeverageChanged(
+                account_id=account.account_id, market=market.symbol, initial_margin_ppm=initial, ts=state.now
+            )
+        )
+
+    def configure(self, command: cmds.Configure) -> None:
+        state = self._state
+        changes: dict[str, Any] = {}
+        if command.tiers is not None:
+            for name, tier in command.tiers.items():
+                if name != tier.name or tier.starting_balance <= 0:
+                    raise invalid_request(f"tier {name!r}: its name must match and its balance be positive")
+                try:
+                    tier_day_index(tier, state.now)
+                except (ValueError, KeyError) as error:
+                    raise invalid_request(f"tier {name!r}: {error}") from None
+            changes["tiers"] = dict(command.tiers)
+        if command.quote_max_age_ms is not None:
+            if command.quote_max_age_ms <= 0:
+                raise invalid_request("quote_max_age_ms must be positive")
+            changes["quote_max_age_ms"] = command.quote_max_age_ms
+        if command.max_open_orders is not None:
+            if command.max_open_orders <= 0:
+                raise invalid_request("max_open_orders must be positive")
+            changes["max_open_orders"] = command.max_open_orders
+        state.config = config = msgspec.structs.replace(state.config, **changes)
+        self._events.append(
+            EngineConfigured(
+                tiers=tuple(sorted(config.tiers)),
+                quote_max_age_ms=config.quote_max_age_ms,
+                max_open_orders=config.max_open_orders,
+                ts=state.now,
+            )
+        )

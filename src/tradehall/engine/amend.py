@@ -1,0 +1,228 @@
+"""Amend: a resting order keeps its priority when it only shrinks at the same price; otherwise it is
+replaced (checked first as if the old order were gone) and executes again. An untriggered stop takes
+new terms and keeps waiting."""
+
+from __future__ import annotations
+
+import msgspec
+
+from tradehall.domain import commands as cmds
+from tradehall.domain.enums import CancelReason
+from tradehall.domain.errors import Code, TradehallError, invalid_order
+from tradehall.domain.events import OrderAmended
+from tradehall.domain.fixedpoint import parse_decimal, units_of
+from tradehall.engine.checks import check_trigger, hold_amount, im_ppm, order_price, would_cross
+from tradehall.engine.constants import BUY, PENDING_TRIGGER, QUOTE_VENUE, STOP_LIMIT_ORDER, STOP_ORDER
+from tradehall.engine.execution import Execution
+from tradehall.engine.holds import Holds
+from tradehall.engine.intake import Intake
+from tradehall.engine.ledger import Account
+from tradehall.engine.lifecycle import Lifecycle, new_order
+from tradehall.engine.markets import Market
+from tradehall.engine.orders import Order
+from tradehall.engine.state import EngineState
+from tradehall.engine.stops import Stops
+
+AMENDED_TO_FILLED = CancelReason.AMENDED_TO_FILLED
+
+
+class Amend:
+    def __init__(
+        self,
+        state: EngineState,
+        holds: Holds,
+        lifecycle: Lifecycle,
+        execution: Execution,
+        stops: Stops,
+        intake: Intake,
+    ) -> None:
+        self._state = state
+        self._holds = holds
+        self._lifecycle = lifecycle
+        self._execution = execution
+        self._stops = stops
+        self._intake = intake
+        self._markets = state.markets
+        self._accounts = state.accounts
+        self._orders = state.orders
+        self._events = state.events
+
+    def amend_order(self, command: cmds.AmendOrder) -> None:
+        state = self._state
+        order = self._intake.owned_order(command.order_id, command.account_id)
+        market = self._markets[order.market]
+        account = self._accounts[order.account_id]
+        if not market.open_for_orders:
+            raise TradehallError(Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}")
+        if command.price is None and command.quantity is None and command.stop_price is None:
+            raise invalid_order("an amend needs a price, a quantity or a stop_price")
+        if order.status is PENDING_TRIGGER:
+            self.amend_stop(order, account, market, command)
+            return
+        if command.stop_price is not None:
+            if order.type is STOP_ORDER or order.type is STOP_LIMIT_ORDER:
+                raise TradehallError(
+                    Code.CONFLICT, f"order {order.order_id} has triggered: its stop_price no longer moves"
+                )
+            raise invalid_order(f"a {order.type} order has no stop_price")
+        new_quantity = order.quantity
+        if command.quantity is not None:
+            new_quantity = units_of(
+                parse_decimal(command.quantity, "quantity"), market.spec.lot_size, "quantity"
+            )
+            if new_quantity <= 0:
+                raise invalid_order("quantity must be positive")
+            if market.max_lots is not None and new_quantity > market.max_lots:
+                raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
+        new_price = order.price
+        if command.price is not None:
+            new_price = order_price(market, order.requested_side, command.price, "price")
+        assert new_price is not None
+        if new_quantity <= order.filled:
+            self._lifecycle.unrest(order, market)
+            self._lifecycle.close(order, account, market, AMENDED_TO_FILLED)
+            self._stops.trigger(market)
+            state.emit_book_changes(market)
+            return
+        new_remaining = new_quantity - order.filled
+        if new_price == order.price and new_remaining <= order.remaining:
+            self.shrink(order, account, market, new_quantity, new_remaining)
+            return
+        if order.post_only and would_cross(market, order.side, new_price):
+            raise invalid_order("post_only order would take liquidity")
+        # Losing priority: check the new terms against the account as if the order were gone.
+        trial = new_order(
+            order.order_id,
+            order.account_id,
+            order.market,
+            order.side,
+            order.type,
+            order.time_in_force,
+            new_quantity,
+            new_remaining,
+            new_price,
+            requested_side=order.requested_side,
+            expire_at=order.expire_at,
+            post_only=order.post_only,
+            reduce_only=order.reduce_only,
+            client_order_id=order.client_order_id,
+            created_ts=order.created_ts,
+        )
+        self._holds.check_replacement(trial, order, account, market)
+        # The replacement is a new object: the old one may still sit in its level's queue (lazy deletion).
+        self._lifecycle.unrest(order, market)
+        self._holds.release(order, account, market)
+        now = state.now
+        trial.stop_price = order.stop_price
+        trial.trigger = order.trigger
+        trial.updated_ts = now
+        trial.filled, trial.fills_notional, trial.fees_paid = (
+            order.filled,
+            order.fills_notional,
+            order.fees_paid,
+        )
+        trial.status = order.status
+        self._orders[order.order_id] = trial
+        account.open_orders[order.order_id] = trial
+        self._holds.take(trial, account, market)
+        self._events.append(
+            OrderAmended(
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=market.symbol,
+                price=new_price,
+                quantity=new_quantity,
+                priority_lost=True,
+                ts=now,
+            )
+        )
+        self._execution.execute(trial, account, market, new_price)
+        self._stops.trigger(market)
+        state.emit_book_changes(market)
+
+    def shrink(
+        self, order: Order, account: Account, market: Market, new_quantity: int, new_remaining: int
+    ) -> None:
+        """Same price, fewer lots: the order keeps its place and holds only what its rest can cost."""
+        released_cover = max(0, order.covered - new_remaining)
+        if market.venue is QUOTE_VENUE or not order.in_book:
+            order.remaining = new_remaining
+        else:
+            market.book.reduce(order, new_remaining)
+        order.covered -= released_cover
+        self._holds.adjust_reservation(order, market, -released_cover)
+        order.quantity = new_quantity
+        new_hold = min(
+            order.hold,
+            hold_amount(
+                market, order.side, order.price, new_remaining, order.covered, im_ppm(account, market)
+            ),
+        )
+        self._state.ledger.adjust_held(account, order.hold_currency, new_hold - order.hold)
+        order.hold = new_hold
+        now = self._state.now
+        order.updated_ts = now
+        self._events.append(
+            OrderAmended(
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=market.symbol,
+                price=order.price,
+                quantity=new_quantity,
+                priority_lost=False,
+                ts=now,
+            )
+        )
+        self._state.emit_book_changes(market)
+
+    def amend_stop(self, order: Order, account: Account, market: Market, command: cmds.AmendOrder) -> None:
+        """An untriggered stop takes a new stop price, limit price (stop-limit) or quantity and keeps
+        waiting; a stop price its trigger source has already reached is refused like at placement."""
+        if command.price is not None and order.type is STOP_ORDER:
+            raise invalid_order("a stop order takes no price; amend its stop_price")
+        assert order.stop_price is not None
+        stop_price = order.stop_price
+        if command.stop_price is not None:
+            stop_price = order_price(market, order.requested_side, command.stop_price, "stop_price")
+        price = order.price
+        if command.price is not None:
+            price = order_price(market, order.requested_side, command.price, "price")
+        quantity = order.quantity
+        if command.quantity is not None:
+            quantity = units_of(parse_decimal(command.quantity, "quantity"), market.spec.lot_size, "quantity")
+            if quantity <= 0:
+                raise invalid_order("quantity must be positive")
+            if quantity < market.min_lots:
+                raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
+            if market.max_lots is not None and quantity > market.max_lots:
+                raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
+        assert order.trigger is not None
+        refusal = check_trigger(market, order.requested_side, order.side, order.trigger, stop_price)
+        if refusal is not None:
+            raise refusal
+        trial = msgspec.structs.replace(
+            order, price=price, stop_price=stop_price, quantity=quantity, remaining=quantity
+        )
+        trial.hold = trial.covered = 0
+        self._holds.check_replacement(trial, order, account, market)
+        stops = market.stops_buy if order.side is BUY else market.stops_sell
+        stops.remove(order)  # its sort key changes
+        self._holds.release(order, account, market)
+        order.price, order.stop_price, order.quantity, order.remaining = price, stop_price, quantity, quantity
+        order.hold, order.covered = trial.hold, trial.covered
+        self._holds.take(order, account, market)
+        stops.add(order)
+        now = self._state.now
+        order.updated_ts = now
+        self._events.append(
+            OrderAmended(
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=market.symbol,
+                price=price,
+                quantity=quantity,
+                priority_lost=False,
+                ts=now,
+                stop_price=stop_price,
+            )
+        )

@@ -1,0 +1,100 @@
+"""Assessments: an assessment account's status events, its end (pass or fail) and the reset schedule."""
+
+from __future__ import annotations
+
+from tradehall.domain.enums import AccountStatus, CancelReason
+from tradehall.domain.events import (
+    AccountStatusChanged,
+    AssessmentFailed,
+    AssessmentPassed,
+    AssessmentUpdated,
+)
+from tradehall.engine.closeouts import CloseOuts
+from tradehall.engine.constants import TRADING_HALTED
+from tradehall.engine.ledger import SYSTEM_VENUE, Account
+from tradehall.engine.lifecycle import Lifecycle
+from tradehall.engine.limits import equity_of
+from tradehall.engine.risk import next_reset_ts
+from tradehall.engine.state import EngineState
+
+ASSESSMENT_ENDED = CancelReason.ASSESSMENT_ENDED
+FAILED = AccountStatus.FAILED
+
+
+class Assessments:
+    def __init__(self, state: EngineState, lifecycle: Lifecycle, closeouts: CloseOuts) -> None:
+        self._state = state
+        self._lifecycle = lifecycle
+        self._closeouts = closeouts
+        self._events = state.events
+        self._markets = state.markets
+        self._accounts = state.accounts
+
+    def end(self, account: Account, status: AccountStatus, rule: str, equity: int, level: int) -> None:
+        """A breach fails the account, the target passes it: orders cancelled, positions closed, halted."""
+        state = self._state
+        markets = self._markets
+        for order in state.open_orders_of(account):
+            self._lifecycle.cancel(order, markets[order.market], ASSESSMENT_ENDED)
+        for symbol in sorted(account.positions):
+            position = account.positions[symbol]
+            market = markets[symbol]
+            if position.quantity == 0:
+                continue
+            price = self._closeouts.closing_price(market, position.quantity)
+            self._closeouts.close_out(
+                market, account, position.quantity, price, SYSTEM_VENUE, status.value, ASSESSMENT_ENDED
+            )
+        now = state.now
+        account.status = status
+        account.trading_state = TRADING_HALTED
+        account.status_reason = (rule, equity, level, now)
+        final_equity, _ = equity_of(state, account)
+        assessment = account.assessment
+        assert assessment is not None
+        if status is FAILED:
+            self._events.append(
+                AssessmentFailed(account_id=account.account_id, rule=rule, equity=equity, floor=level, ts=now)
+            )
+        else:
+            self._events.append(
+                AssessmentPassed(
+                    account_id=account.account_id,
+                    equity=final_equity,
+                    target=level,
+                    trading_days=assessment.trading_days,
+                    ts=now,
+                )
+            )
+        self._events.append(
+            AccountStatusChanged(
+                account_id=account.account_id,
+                status=status,
+                trading_state=TRADING_HALTED,
+                reason=rule,
+                ts=now,
+                value=equity,
+                limit=level,
+            )
+        )
+
+    def emit(self, account: Account, equity: int) -> None:
+        assessment = account.assessment
+        assert assessment is not None
+        self._events.append(
+            AssessmentUpdated(
+                account_id=account.account_id,
+                equity=equity,
+                peak_equity=assessment.peak_equity,
+                day_start_balance=assessment.day_start_balance,
+                daily_floor=assessment.daily_floor,
+                total_floor=assessment.total_floor,
+                trading_days=assessment.trading_days,
+                ts=self._state.now,
+            )
+        )
+
+    def schedule_resets(self) -> None:
+        state = self._state
+        tiers = {a.assessment.tier.name: a.assessment.tier for a in self._accounts.values() if a.assessment}
+        state.next_reset = min((next_reset_ts(tier, state.now) for tier in tiers.values()), default=None)

@@ -1,0 +1,255 @@
+"""Order intake: `PlaceOrder` (every check, then hold, accept, execute), `CancelOrder`, `CancelAll`."""
+
+from __future__ import annotations
+
+from tradehall.domain import commands as cmds
+from tradehall.domain.enums import (
+    CancelReason,
+    MarketKind,
+    OrderSide,
+    OrderType,
+    Side,
+    StopTrigger,
+    TimeInForce,
+)
+from tradehall.domain.errors import Code, TradehallError, invalid_order, not_found
+from tradehall.engine.checks import (
+    check_hold,
+    check_quote_fresh,
+    check_trigger,
+    default_trigger,
+    fingerprint,
+    order_price,
+    stated_trigger,
+    would_cross,
+)
+from tradehall.engine.constants import (
+    ACCOUNT_ACTIVE,
+    BINARY,
+    BUY,
+    DAY,
+    FOK,
+    GTC,
+    GTD,
+    IOC,
+    LIMIT_ORDER,
+    MARKET_OPEN,
+    MARKET_ORDER,
+    OPEN,
+    PENDING_TRIGGER,
+    PERP,
+    QUOTE_VENUE,
+    SELL,
+    SPOT,
+    STOP_LIMIT_ORDER,
+    STOP_ORDER,
+    TRADING_HALTED,
+    TRADING_REDUCING,
+)
+from tradehall.engine.execution import Execution
+from tradehall.engine.holds import Holds
+from tradehall.engine.ledger import Account
+from tradehall.engine.lifecycle import Lifecycle, new_order
+from tradehall.engine.limits import check_limits
+from tradehall.engine.markets import Market
+from tradehall.engine.orders import Order
+from tradehall.engine.state import DAY_NS, EngineState, enum_of
+from tradehall.engine.stops import Stops
+
+SIDE_BY_KIND: dict[MarketKind, dict[OrderSide, Side]] = {
+    SPOT: {OrderSide.BUY: BUY, OrderSide.SELL: SELL},
+    PERP: {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.LONG: BUY, OrderSide.SHORT: SELL},
+    BINARY: {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.YES: BUY, OrderSide.NO: SELL},
+}
+USER = CancelReason.USER
+
+
+class Intake:
+    def __init__(
+        self, state: EngineState, holds: Holds, lifecycle: Lifecycle, execution: Execution, stops: Stops
+    ) -> None:
+        self._state = state
+        self._holds = holds
+        self._lifecycle = lifecycle
+        self._execution = execution
+        self._stops = stops
+        self._markets = state.markets
+        self._orders = state.orders
+        self._events = state.events
+        self._client_order_ids = state.client_order_ids
+        self._client_order_fingerprints = state.client_order_fingerprints
+
+    def place_order(self, command: cmds.PlaceOrder) -> None:
+        state = self._state
+        market = state.market(command.market)
+        account = state.trader(command.account_id)
+        key: tuple[str, str] | None = None
+        print_ = b""
+        if command.client_order_id is not None:
+            if not command.client_order_id or len(command.client_order_id) > 64:
+                raise invalid_order("client_order_id must be 1 to 64 characters")
+            key = (account.account_id, command.client_order_id)
+            print_ = fingerprint(command, stated_trigger(market, command))
+            original = self._client_order_ids.get(key)
+            if original is not None:
+                if self._client_order_fingerprints.get(key, print_) != print_:
+                    raise TradehallError(
+                        Code.CONFLICT,
+                        f"client_order_id {command.client_order_id!r} belongs to order {original},"
+                        " placed with different parameters",
+                    )
+                return  # idempotent repeat: the original order stands, nothing changes
+        if account.status is not ACCOUNT_ACTIVE or account.trading_state is TRADING_HALTED:
+            ended = account.assessment is not None and account.status is not ACCOUNT_ACTIVE
+            raise TradehallError(
+                Code.ACCOUNT_NOT_ACTIVE,
+                f"account {account.account_id} is {account.status}",
+                CancelReason.ASSESSMENT_ENDED if ended else None,
+            )
+        if market.status is not MARKET_OPEN:
+            raise TradehallError(
+                Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}", CancelReason.MARKET_CLOSED
+            )
+        requested_side = enum_of(OrderSide, command.side, "side")
+        side = SIDE_BY_KIND[market.kind].get(requested_side)
+        if side is None:
+            raise invalid_order(f"side {command.side} does not fit a {market.kind} market")
+        quantity = market.lots_of(command.quantity)
+        if quantity <= 0:
+            raise invalid_order("quantity must be positive")
+        if quantity < market.min_lots:
+            raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
+        if market.max_lots is not None and quantity > market.max_lots:
+            raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
+        order_type = enum_of(OrderType, command.type, "type")
+        price = stop_price = None
+        if order_type in (LIMIT_ORDER, STOP_LIMIT_ORDER):
+            if command.price is None:
+                raise invalid_order(f"a {order_type} order needs a price")
+            price = order_price(market, requested_side, command.price, "price")
+        elif command.price is not None:
+            raise invalid_order(f"a {order_type} order takes no price")
+        if order_type in (STOP_ORDER, STOP_LIMIT_ORDER):
+            if command.stop_price is None:
+                raise invalid_order(f"a {order_type} order needs a stop_price")
+            stop_price = order_price(market, requested_side, command.stop_price, "stop_price")
+        elif command.stop_price is not None:
+            raise invalid_order(f"a {order_type} order takes no stop_price")
+        trigger = None
+        if stop_price is not None:
+            trigger = (
+                default_trigger(market)
+                if command.trigger is None
+                else enum_of(StopTrigger, command.trigger, "trigger")
+            )
+            refusal = check_trigger(market, requested_side, side, trigger, stop_price)
+            if refusal is not None:
+                raise refusal
+        elif command.trigger is not None:
+            raise invalid_order("trigger is only for stop and stop_limit orders")
+        tif = enum_of(TimeInForce, command.time_in_force, "time_in_force")
+        if order_type in (MARKET_ORDER, STOP_ORDER):
+            if tif in (DAY, GTD):
+                raise invalid_order("a market order cannot rest; use ioc, fok or gtc")
+            if tif is GTC:
+                tif = IOC
+        now = state.now
+        expire_at = None
+        if tif is GTD:
+            if command.expire_at is None or command.expire_at <= now:
+                raise invalid_order("a gtd order needs expire_at in the future")
+            expire_at = command.expire_at
+        elif command.expire_at is not None:
+            raise invalid_order("expire_at is only for gtd orders")
+        elif tif is DAY:
+            expire_at = (now // DAY_NS + 1) * DAY_NS
+        if command.post_only and (order_type is not LIMIT_ORDER or tif in (IOC, FOK)):
+            raise invalid_order("post_only is for limit orders that may rest")
+        if command.reduce_only and market.kind is SPOT:
+            raise invalid_order("reduce_only is for perp and binary markets")
+        if command.post_only and price is not None and would_cross(market, side, price):
+            raise invalid_order("post_only order would take liquidity", CancelReason.POST_ONLY)
+        if account.trading_state is TRADING_REDUCING and not command.reduce_only:
+            raise TradehallError(Code.ACCOUNT_NOT_ACTIVE, "the account may only reduce positions")
+        order = new_order(
+            state.next_order_id,
+            account.account_id,
+            market.symbol,
+            side,
+            order_type,
+            tif,
+            quantity,
+            quantity,
+            price,
+            requested_side=requested_side,
+            stop_price=stop_price,
+            expire_at=expire_at,
+            post_only=command.post_only,
+            reduce_only=command.reduce_only,
+            client_order_id=command.client_order_id,
+            created_ts=now,
+            status=PENDING_TRIGGER if order_type in (STOP_ORDER, STOP_LIMIT_ORDER) else OPEN,
+            trigger=trigger,
+            updated_ts=now,
+        )
+        if command.stop_loss is not None:
+            order.stop_loss = order_price(market, requested_side, command.stop_loss, "stop_loss")
+        if market.venue is QUOTE_VENUE:
+            refusal = check_quote_fresh(state, market)
+            if refusal is not None:
+                raise refusal
+        limit, lots = self._execution.taking_terms(market, order)
+        refusal = check_hold(state, order, account, market, limit, lots)
+        if refusal is None:
+            refusal = check_limits(state, order, account, market, limit)
+        if refusal is not None:
+            raise refusal
+        self.accept(order, account, market, limit)
+        if key is not None:
+            self._client_order_fingerprints[key] = print_
+
+    def accept(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
+        state = self._state
+        state.next_order_id += 1
+        if order.client_order_id is not None:
+            self._client_order_ids[(account.account_id, order.client_order_id)] = order.order_id
+        self._events.append(self._lifecycle.accepted(order))
+        self._holds.take(order, account, market)
+        if order.status is PENDING_TRIGGER:
+            state.register(order, account)
+            (market.stops_buy if order.side is BUY else market.stops_sell).add(order)
+        else:
+            self._execution.execute(order, account, market, limit)
+            self._stops.trigger(market)
+        state.emit_book_changes(market)
+
+    def owned_order(self, order_id: int, account_id: str | None) -> Order:
+        order = self._orders.get(order_id)
+        if order is None:
+            if 0 < order_id < self._state.next_order_id:
+                raise TradehallError(Code.CONFLICT, f"order {order_id} is already closed")
+            raise not_found(f"order {order_id} not found")
+        if account_id is not None and order.account_id != account_id:
+            raise TradehallError(Code.FORBIDDEN, f"order {order_id} belongs to another account")
+        return order
+
+    def cancel_order(self, command: cmds.CancelOrder) -> None:
+        order = self.owned_order(command.order_id, command.account_id)
+        market = self._markets[order.market]
+        self._lifecycle.cancel(order, market, USER)
+        self._stops.trigger(market)  # a cancel can move the touch that bid_ask stops watch
+        self._state.emit_book_changes(market)
+
+    def cancel_all(self, command: cmds.CancelAll) -> None:
+        state = self._state
+        account = state.trader(command.account_id)
+        if command.market is not None:
+            state.market(command.market)
+        markets = self._markets
+        touched: set[str] = set()
+        for order in state.open_orders_of(account):
+            if command.market is None or order.market == command.market:
+                self._lifecycle.cancel(order, markets[order.market], USER)
+                touched.add(order.market)
+        for symbol in sorted(touched):
+            self._stops.trigger(markets[symbol])

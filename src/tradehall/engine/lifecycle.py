@@ -1,0 +1,149 @@
+"""Order lifecycle: the one order constructor, acceptance, and ending an order (cancel, close).
+
+Every `Order` the engine builds comes from `new_order`: a trader's placement, an amend's replacement,
+an order the engine places to close a position, and the system side of a paper fill or a take-over.
+"""
+
+from __future__ import annotations
+
+from tradehall.domain.enums import (
+    CancelReason,
+    FillOrigin,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Side,
+    StopTrigger,
+    TimeInForce,
+)
+from tradehall.domain.events import OrderAccepted, OrderCancelled
+from tradehall.engine.constants import BUY, CANCELLED, OPEN, PENDING_TRIGGER, QUOTE_VENUE
+from tradehall.engine.holds import Holds
+from tradehall.engine.ledger import Account
+from tradehall.engine.markets import Market
+from tradehall.engine.orders import Order
+from tradehall.engine.state import EngineState
+
+
+def new_order(
+    order_id: int,
+    account_id: str,
+    market: str,
+    side: Side,
+    order_type: OrderType,
+    time_in_force: TimeInForce,
+    quantity: int,
+    remaining: int,
+    price: int | None = None,
+    *,
+    requested_side: OrderSide | None = None,
+    stop_price: int | None = None,
+    expire_at: int | None = None,
+    post_only: bool = False,
+    reduce_only: bool = False,
+    client_order_id: str | None = None,
+    created_ts: int = 0,
+    status: OrderStatus = OPEN,
+    trigger: StopTrigger | None = None,
+    updated_ts: int = 0,
+    fee_exempt: bool = False,
+    origin: FillOrigin | None = None,
+    hold_currency: str = "",
+) -> Order:
+    """An order as the engine keeps it (`requested_side` defaults to the side itself)."""
+    return Order(
+        order_id=order_id,
+        account_id=account_id,
+        market=market,
+        side=side,
+        requested_side=OrderSide(side.value) if requested_side is None else requested_side,
+        type=order_type,
+        time_in_force=time_in_force,
+        price=price,
+        stop_price=stop_price,
+        quantity=quantity,
+        remaining=remaining,
+        expire_at=expire_at,
+        post_only=post_only,
+        reduce_only=reduce_only,
+        client_order_id=client_order_id,
+        created_ts=created_ts,
+        status=status,
+        trigger=trigger,
+        updated_ts=updated_ts,
+        fee_exempt=fee_exempt,
+        origin=origin,
+        hold_currency=hold_currency,
+    )
+
+
+class Lifecycle:
+    def __init__(self, state: EngineState, holds: Holds) -> None:
+        self._state = state
+        self._holds = holds
+        self._orders = state.orders
+        self._accounts = state.accounts
+        self._events = state.events
+        self._unregister = state.unregister
+
+    def accepted(self, order: Order) -> OrderAccepted:
+        now = self._state.now
+        order.updated_ts = now
+        return OrderAccepted(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            market=order.market,
+            side=order.side,
+            requested_side=order.requested_side,
+            type=order.type,
+            time_in_force=order.time_in_force,
+            quantity=order.quantity,
+            price=order.price,
+            stop_price=order.stop_price,
+            expire_at=order.expire_at,
+            post_only=order.post_only,
+            reduce_only=order.reduce_only,
+            client_order_id=order.client_order_id,
+            status=order.status,
+            ts=now,
+            trigger=order.trigger,
+        )
+
+    def close(self, order: Order, account: Account, market: Market, reason: CancelReason) -> None:
+        """End an order that is not (or no longer) in the book: release its hold, emit the cancel."""
+        self._holds.release(order, account, market)
+        now = self._state.now
+        order.status = CANCELLED
+        order.cancel_reason = reason
+        order.updated_ts = now
+        if order.order_id in self._orders:
+            self._unregister(order, account)
+        self._events.append(
+            OrderCancelled(
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=order.market,
+                filled_quantity=order.filled,
+                reason=reason,
+                ts=now,
+            )
+        )
+
+    def cancel(self, order: Order, market: Market, reason: CancelReason, in_book: bool = True) -> None:
+        if in_book:
+            self.unrest(order, market)
+        self.close(order, self._accounts[order.account_id], market, reason)
+
+    @staticmethod
+    def unrest(order: Order, market: Market) -> None:
+        """Take an open order out of wherever it waits: book, paper list, latency queue or stops."""
+        if order.status is PENDING_TRIGGER:
+            (market.stops_buy if order.side is BUY else market.stops_sell).remove(order)
+        elif order.in_book:
+            if market.venue is QUOTE_VENUE:
+                (market.paper_bids if order.side is BUY else market.paper_asks).remove(order)
+                order.in_book = False
+            else:
+                market.book.remove(order)
+        elif order in market.delayed:
+            market.delayed.remove(order)

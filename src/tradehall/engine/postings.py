@@ -1,0 +1,196 @@
+"""Postings: what one fill moves in the ledger and the positions (the book never touches balances).
+
+`settle_fill` records the trade and posts both sides; `fill_side` posts one side (position, margin or
+binary collateral, fee, consumed hold, order progress, the fill event); `settle_pnl` settles perp P&L
+against clearing with the insurance fund covering a loss beyond the balance.
+"""
+
+from __future__ import annotations
+
+from tradehall.domain.enums import Liquidity
+from tradehall.domain.events import OrderFilled, TradeExecuted
+from tradehall.domain.fixedpoint import ceil_div
+from tradehall.engine.checks import im_ppm
+from tradehall.engine.constants import (
+    BUY,
+    FILLED,
+    MAKER,
+    PARTIALLY_FILLED,
+    PERP,
+    SELL,
+    SPOT,
+    SYSTEM_KIND,
+    TAKER,
+)
+from tradehall.engine.ledger import SYSTEM_FEES, SYSTEM_INSURANCE, SYSTEM_PERP_SETTLEMENT, Account
+from tradehall.engine.markets import Market
+from tradehall.engine.orders import Order
+from tradehall.engine.state import EngineState
+
+
+class Postings:
+    def __init__(self, state: EngineState) -> None:
+        self._state = state
+        self._ledger = state.ledger
+        self._accounts = state.accounts
+        self._orders = state.orders
+        self._events = state.events
+        self._dirty_positions = state.dirty_positions
+        self._position = state.position
+        self._unregister = state.unregister
+
+    def settle_fill(
+        self, market: Market, maker: Order, taker: Order, taker_account: Account, quantity: int, price: int
+    ) -> None:
+        state = self._state
+        trade_id = state.next_trade_id
+        state.next_trade_id = trade_id + 1
+        market.last_price = price
+        notional = market.notional.floor(price * quantity)
+        maker_account = self._accounts[maker.account_id]
+        self._events.append(
+            TradeExecuted(
+                trade_id=trade_id,
+                market=market.symbol,
+                price=price,
+                quantity=quantity,
+                taker_side=taker.side,
+                maker_order_id=maker.order_id,
+                taker_order_id=taker.order_id,
+                maker_account_id=maker.account_id,
+                taker_account_id=taker.account_id,
+                ts=state.now,
+            )
+        )
+        if market.kind is SPOT:
+            buyer, seller = (
+                (taker_account, maker_account) if taker.side is BUY else (maker_account, taker_account)
+            )
+            self._ledger.transfer(buyer, seller, market.spec.quote, notional)
+            self._ledger.transfer(seller, buyer, market.spec.base, quantity * market.base_per_lot)
+        self.fill_side(market, maker, maker_account, quantity, price, notional, trade_id, MAKER)
+        self.fill_side(market, taker, taker_account, quantity, price, notional, trade_id, TAKER)
+
+    def fill_side(
+        self,
+        market: Market,
+        order: Order,
+        account: Account,
+        quantity: int,
+        price: int,
+        notional: int,
+        trade_id: int,
+        liquidity: Liquidity,
+    ) -> None:
+        ledger = self._ledger
+        quote = market.spec.quote
+        kind = market.kind
+        if liquidity is TAKER:
+            order.remaining -= quantity  # a maker's remaining was already lowered by its book
+        position = self._position(market, account)
+        used = order.covered if order.covered < quantity else quantity
+        if used:
+            order.covered -= used
+            if order.side is SELL:
+                position.reserved_sell -= used
+            else:
+                position.reserved_buy -= used
+        accrued = order.fee_accrued
+        ppm = market.maker_ppm if liquidity is MAKER else market.taker_ppm
+        if account.kind is SYSTEM_KIND or order.fee_exempt:
+            ppm = 0  # the venue or the insurance fund taking the other side, or a liquidation
+        order.fee_accrued = accrued + market.fee_numerator(notional, quantity, price, ppm)
+        denominator = market.fee_denominator
+        fee = ceil_div(order.fee_accrued, denominator) - ceil_div(accrued, denominator)
+        delta = quantity if order.side is BUY else -quantity
+        if kind is SPOT and delta < 0:
+            # holdings that were deposited rather than bought have no cost basis
+            delta = -min(quantity, max(position.quantity, 0))
+        before = position.quantity
+        closed, realized_ticks = position.change(delta, price, account.cost_basis) if delta else (0, 0)
+        if kind is PERP and (before == 0) != (position.quantity == 0):
+            account.open_perps += 1 if before == 0 else -1
+        realized = market.notional.round(realized_ticks) if realized_ticks else 0
+        position.realized += realized
+        self._dirty_positions[(account.account_id, market.symbol)] = position
+        consumed = fee
+        if kind is SPOT:
+            consumed = notional + fee if order.side is BUY else quantity * market.base_per_lot
+        elif kind is PERP:
+            margin_before = position.margin
+            position.margin = market.margin_of(position.cost, im_ppm(account, market))
+            margin_change = position.margin - margin_before
+            if margin_change > 0:
+                consumed += margin_change
+            ledger.adjust_held(account, quote, margin_change)
+        else:
+            pool = ledger.system_account(market.collateral_id, quote)
+            closing_price = market.payout_ticks - price if order.side is BUY else price
+            opening_price = price if order.side is BUY else market.payout_ticks - price
+            if closed:
+                ledger.transfer(pool, account, quote, market.notional.floor(closing_price * closed))
+            if quantity - closed:
+                opening_cost = market.notional.floor(opening_price * (quantity - closed))
+                ledger.transfer(account, pool, quote, opening_cost)
+                consumed += opening_cost
+        if consumed > order.hold:  # pragma: no cover - holds are upper bounds of what fills consume
+            consumed = order.hold
+        order.hold -= consumed
+        ledger.adjust_held(account, order.hold_currency, -consumed)
+        if fee:
+            ledger.transfer(account, ledger.system_account(SYSTEM_FEES, quote), quote, fee)
+        if realized and kind is PERP:  # after the fee, so a loss floors the balance at zero
+            self.settle_pnl(account, quote, realized)
+        now = self._state.now
+        order.filled += quantity
+        order.fills_notional += price * quantity
+        order.fees_paid += fee
+        order.updated_ts = now
+        if order.remaining == 0:
+            order.status = FILLED
+            if order.hold:  # the bound's slack: what the fills did not consume
+                ledger.adjust_held(account, order.hold_currency, -order.hold)
+                order.hold = 0
+            if order.order_id in self._orders:
+                self._unregister(order, account)
+        else:
+            order.status = PARTIALLY_FILLED
+        assessment = account.assessment
+        if assessment is not None and abs(position.quantity) > abs(before):
+            assessment.count_trading_day(assessment.day_index)
+        if order.order_id == 0:
+            return  # the venue's side of a paper fill is not an order of anyone's
+        self._events.append(
+            OrderFilled(
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=market.symbol,
+                trade_id=trade_id,
+                side=order.side,
+                price=price,
+                quantity=quantity,
+                fee=fee,
+                liquidity=liquidity,
+                realized_pnl=realized,
+                filled_quantity=order.filled,
+                status=order.status,
+                ts=now,
+                origin=order.origin,
+            )
+        )
+
+    def settle_pnl(self, account: Account, currency: str, pnl: int) -> None:
+        """Perp P&L settles against clearing; a loss beyond the balance is paid by the insurance fund."""
+        ledger = self._ledger
+        clearing = ledger.system_account(SYSTEM_PERP_SETTLEMENT, currency)
+        if pnl > 0:
+            ledger.transfer(clearing, account, currency, pnl)
+            return
+        loss = -pnl
+        balance = account.balance(currency).total
+        covered = min(loss, max(balance, 0))
+        ledger.transfer(account, clearing, currency, covered)
+        if loss > covered:
+            ledger.transfer(
+                ledger.system_account(SYSTEM_INSURANCE, currency), clearing, currency, loss - covered
+            )

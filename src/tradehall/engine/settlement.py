@@ -1,0 +1,116 @@
+"""Market status changes and the end of a binary market: settle to an outcome, or void it 50-50."""
+
+from __future__ import annotations
+
+from tradehall.domain import commands as cmds
+from tradehall.domain.enums import CancelReason, MarketStatus, Outcome
+from tradehall.domain.errors import Code, TradehallError, invalid_request
+from tradehall.domain.events import MarketSettled, MarketStatusChanged, MarketVoided
+from tradehall.engine.constants import BINARY, MARKET_OPEN
+from tradehall.engine.ledger import SYSTEM_FEES
+from tradehall.engine.lifecycle import Lifecycle
+from tradehall.engine.markets import Market
+from tradehall.engine.state import EngineState, by_order_id, enum_of
+from tradehall.engine.stops import Stops
+
+ENDING_REASON = {
+    MarketStatus.CLOSED: CancelReason.MARKET_CLOSED,
+    MarketStatus.SETTLED: CancelReason.MARKET_SETTLED,
+    MarketStatus.CANCELLED: CancelReason.MARKET_VOIDED,
+}
+"""The statuses that end a market's orders, with the reason they carry."""
+
+
+class Settlement:
+    def __init__(self, state: EngineState, lifecycle: Lifecycle, stops: Stops) -> None:
+        self._state = state
+        self._lifecycle = lifecycle
+        self._stops = stops
+        self._ledger = state.ledger
+        self._accounts = state.accounts
+        self._orders = state.orders
+        self._events = state.events
+        self._dirty_positions = state.dirty_positions
+
+    def change_status(self, market: Market, status: MarketStatus) -> None:
+        if status is market.status:
+            return
+        reason = ENDING_REASON.get(status)
+        if reason is not None:
+            ending = [o for o in self._orders.values() if o.market == market.symbol]
+            ending.sort(key=by_order_id)
+            for order in ending:
+                self._lifecycle.cancel(order, market, reason)
+        market.status = status
+        self._events.append(MarketStatusChanged(market=market.symbol, status=status, ts=self._state.now))
+        if status is MARKET_OPEN:
+            self._stops.trigger(market)  # prices may have passed stops while it was halted
+
+    def binary_market(self, symbol: str) -> Market:
+        market = self._state.market(symbol)
+        if market.kind is not BINARY:
+            raise invalid_request(f"market {symbol} is not a binary market")
+        if market.status in (MarketStatus.SETTLED, MarketStatus.CANCELLED):
+            raise TradehallError(Code.CONFLICT, f"market {symbol} is already {market.status}")
+        return market
+
+    def settle_market(self, command: cmds.SettleMarket) -> None:
+        market = self.binary_market(command.market)
+        outcome = enum_of(Outcome, command.outcome, "outcome")
+        self.change_status(market, MarketStatus.SETTLED)
+        quote = market.spec.quote
+        ledger = self._ledger
+        pool = ledger.system_account(market.collateral_id, quote)
+        settle_price = market.payout_ticks if outcome is Outcome.YES else 0
+        payouts: list[tuple[str, int]] = []
+        for account_id in sorted(market.positions):
+            position = market.positions[account_id]
+            if position.quantity == 0:
+                continue
+            account = self._accounts[account_id]
+            wins = (position.quantity > 0) == (outcome is Outcome.YES)
+            payout = market.notional.round(abs(position.quantity) * market.payout_ticks) if wins else 0
+            ledger.transfer(pool, account, quote, payout)
+            _, realized_ticks = position.change(-position.quantity, settle_price, account.cost_basis)
+            position.realized += market.notional.round(realized_ticks)
+            self._dirty_positions[(account_id, market.symbol)] = position
+            payouts.append((account_id, payout))
+        self._events.append(
+            MarketSettled(market=market.symbol, outcome=outcome, payouts=tuple(payouts), ts=self._state.now)
+        )
+
+    def void_market(self, command: cmds.VoidMarket) -> None:
+        """Polymarket's 50-50 resolution: every YES and every NO contract pays half the payout.
+
+        Every open pair put exactly 1.00 into the collateral account, so half a payout per contract on
+        each side sums to what it holds; each payout is rounded down to the minor unit (a half unit when
+        a contract's payout is odd) and that residue goes to `system:fees`, leaving the collateral at
+        zero. Fees are not refunded. Cash a trader took out by selling stays theirs: nothing is clawed
+        back, so no balance can go negative."""
+        market = self.binary_market(command.market)
+        quote = market.spec.quote
+        ledger = self._ledger
+        pool = ledger.system_account(market.collateral_id, quote)
+        payout_ticks = market.payout_ticks
+        notional = market.notional
+        refunds = [
+            (account_id, notional.floor(abs(position.quantity) * payout_ticks) // 2)
+            for account_id, position in sorted(market.positions.items())
+            if position.quantity
+        ]
+        if sum(amount for _, amount in refunds) > pool.balance(quote).total:  # pragma: no cover
+            raise TradehallError(Code.CONFLICT, f"the collateral of {market.symbol} does not cover its void")
+        self.change_status(market, MarketStatus.CANCELLED)  # cancels its orders, releases holds
+        for account_id, amount in refunds:
+            position = market.positions[account_id]
+            ledger.transfer(pool, self._accounts[account_id], quote, amount)
+            # closed at half the payout: the P&L of the position's life, floored like its payout
+            position.realized += notional.floor(position.quantity * payout_ticks - 2 * position.cost) // 2
+            position.quantity = 0
+            position.cost = 0
+            if position.lots is not None:
+                position.lots.clear()
+            self._dirty_positions[(account_id, market.symbol)] = position
+        residue = pool.balance(quote).total
+        ledger.transfer(pool, ledger.system_account(SYSTEM_FEES, quote), quote, residue)
+        self._events.append(MarketVoided(market=market.symbol, refunds=tuple(refunds), ts=self._state.now))

@@ -1,0 +1,161 @@
+"""The engine's shared state: configuration, registries, ids, time and the event buffer.
+
+Every component takes this one object in `__init__` and keeps direct references to the registries
+it uses (`self._orders = state.orders`); the scalars that change (`now`, the id counters, `config`)
+are read through the state object so every component sees the same value. Nothing here decides a
+rule: lookups that refuse (`trader`, `market`) and the order registry's bookkeeping only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from heapq import heappush
+from typing import TypeVar
+
+import msgspec
+
+from tradehall.domain.errors import invalid_order, not_found
+from tradehall.domain.events import AnyEvent, BookChanged
+from tradehall.domain.fixedpoint import format_money
+from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS
+from tradehall.domain.tiers import DEFAULT_TIERS, TierSpec
+from tradehall.engine.book import OrderBook
+from tradehall.engine.constants import SPOT, SYSTEM_KIND
+from tradehall.engine.ledger import Account, Ledger
+from tradehall.engine.markets import Book, Market
+from tradehall.engine.orders import Order
+from tradehall.engine.positions import Position
+
+DAY_NS = 86_400 * 1_000_000_000
+_EnumT = TypeVar("_EnumT", bound=StrEnum)
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Engine-wide settings; part of the snapshot, so a restored engine behaves the same.
+
+    `incremental_marks`: a mark touches only the accounts whose mark interval it leaves (False:
+    every account with a position in the market, the plain oracle for tests).
+    """
+
+    currency_decimals: dict[str, int] = msgspec.field(default_factory=lambda: dict(DEFAULT_CURRENCY_DECIMALS))
+    default_currency_decimals: int = 8
+    tiers: dict[str, TierSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIERS))
+    quote_max_age_ms: int = 10_000
+    max_open_orders: int = 1_000
+    incremental_marks: bool = True
+
+    def decimals(self, currency: str) -> int:
+        return self.currency_decimals.get(currency, self.default_currency_decimals)
+
+
+def enum_of(kind: type[_EnumT], value: object, what: str) -> _EnumT:
+    """A command's enum field as the enum; a value outside it is a refusal, never a crash."""
+    if value.__class__ is kind:
+        return value
+    try:
+        return kind(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise invalid_order(f"{what} {value!r} is not one of {[m.value for m in kind]}") from None
+
+
+def by_order_id(order: Order) -> int:
+    return order.order_id
+
+
+class EngineState:
+    """Registries (accounts, markets, orders, client order ids), ids, time and the event buffer.
+
+    `events` is one list for the engine's life: components append to it and `Engine.apply` hands out
+    a copy and clears it after each command. `dirty_positions` collects the positions a command
+    changed for its summary events.
+    """
+
+    def __init__(self, config: EngineConfig, book_factory: Callable[[], Book] = OrderBook) -> None:
+        self.config = config
+        self.book_factory = book_factory
+        self.ledger = Ledger()
+        self.accounts: dict[str, Account] = self.ledger.accounts
+        self.markets: dict[str, Market] = {}
+        self.orders: dict[int, Order] = {}
+        self.client_order_ids: dict[tuple[str, str], int] = {}
+        self.client_order_fingerprints: dict[tuple[str, str], bytes] = {}
+        self.now = 0
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        self.priority = 0
+        self.expiries: list[tuple[int, int]] = []
+        self.events: list[AnyEvent] = []
+        self.dirty_positions: dict[tuple[str, str], Position] = {}
+        self.next_reset: int | None = None
+        self._spot_index: dict[tuple[str, str], Market] = {}
+        self._spot_index_size = -1
+
+    # --- lookups that refuse -------------------------------------------------------------
+
+    def trader(self, account_id: str) -> Account:
+        account = self.accounts.get(account_id)
+        if account is None or account.kind is SYSTEM_KIND:
+            raise not_found(f"account {account_id} not found")
+        return account
+
+    def market(self, symbol: str) -> Market:
+        market = self.markets.get(symbol)
+        if market is None:
+            raise not_found(f"market {symbol} not found")
+        return market
+
+    def money(self, minor: int, currency: str, bare: bool = False) -> str:
+        """An amount for a message, in the currency's units ("3,030.00 USD"; `bare`: "3,030.00")."""
+        text = format_money(minor, currency, self.config.decimals(currency))
+        return text.rsplit(" ", 1)[0] if bare else text
+
+    def spot_market_for(self, asset: str, currency: str) -> Market | None:
+        """The spot market that prices `asset` in `currency` (the first by symbol when several do).
+
+        The index is rebuilt when a market was added (markets are never removed), so a restored
+        engine needs nothing special."""
+        if len(self.markets) != self._spot_index_size:
+            index: dict[tuple[str, str], Market] = {}
+            for symbol in sorted(self.markets, reverse=True):
+                market = self.markets[symbol]
+                if market.kind is SPOT:
+                    index[(market.spec.base, market.spec.quote)] = market
+            self._spot_index = index
+            self._spot_index_size = len(self.markets)
+        return self._spot_index.get((asset, currency))
+
+    # --- the order registry ----------------------------------------------------------------
+
+    def register(self, order: Order, account: Account) -> None:
+        self.orders[order.order_id] = order
+        account.open_orders[order.order_id] = order
+        if order.expire_at is not None:
+            heappush(self.expiries, (order.expire_at, order.order_id))
+
+    def unregister(self, order: Order, account: Account) -> None:
+        del self.orders[order.order_id]
+        del account.open_orders[order.order_id]
+
+    def open_orders_of(self, account: Account) -> list[Order]:
+        """The account's open orders in order-id order."""
+        orders: list[Order] = list(account.open_orders.values())  # type: ignore[arg-type]
+        orders.sort(key=by_order_id)
+        return orders
+
+    @staticmethod
+    def position(market: Market, account: Account) -> Position:
+        """The account's position in `market`, created (flat) on first use."""
+        position = market.positions.get(account.account_id)
+        if position is None:
+            position = market.position(account.account_id, account.cost_basis)
+            account.positions[market.symbol] = position
+        return position
+
+    def emit_book_changes(self, market: Market) -> None:
+        bids, asks = market.book.take_changes()
+        if bids or asks:
+            market.book_sequence += 1
+            self.events.append(
+                BookChanged(market=market.symbol, sequence=market.book_sequence, bids=bids, asks=asks)
+            )
