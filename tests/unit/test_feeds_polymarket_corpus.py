@@ -155,6 +155,17 @@ async def test_price_change_before_any_book_loads_the_rest_snapshot_first() -> N
     assert h.feed.errors == 0
 
 
+async def test_a_failed_snapshot_is_asked_for_again_by_the_next_change() -> None:
+    h = Harness(ref(T_7132))  # no REST book yet: 404
+    await h.feed_raw(sample("price_change_docs.json"))
+    assert h.quotes() == [] and h.feed.errors_by_kind == {"http_status": 1}
+    h.books[T_7132] = orjson.loads(sample("book_nautilus_ws_market_book_msg.json"))
+    await h.feed_raw(sample("price_change_nautilus_ws_market_price_change_msg.json"))
+    assert h.book_requests == [T_7132, T_7132]
+    # both held changes applied on the snapshot: BUY 0.5 x 200, then BUY 0.51 x 150.0
+    assert h.quotes() == [(T_7132, D("0.51"), D("150.0"), D("0.51"), D("150.0"))]
+
+
 async def test_price_changes_held_while_no_snapshot_are_all_applied_after_it() -> None:
     h = Harness(ref(T_5211), books={T_5211: empty_book(T_5211)})
     await h.feed_raw(sample("price_change_nautilus_v2.json"))

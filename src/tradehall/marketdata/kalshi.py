@@ -29,6 +29,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from tradehall.marketdata import metrics
 from tradehall.marketdata.book import LevelBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import (
@@ -363,6 +364,7 @@ class KalshiFeed(Feed):
 
     async def _resubscribe(self, ws: ClientConnection, ticker: str, sid: int | None) -> None:
         self.resubscribes += 1
+        metrics.FEED_RESYNCS.labels(feed=self.name, reason="sequence_gap").inc()
         if sid is not None:
             self._by_sid.pop(sid, None)
             unsubscribe = {"id": next(self._ids), "cmd": "unsubscribe", "params": {"sids": [sid]}}

@@ -68,6 +68,9 @@ DATA_EVENTS = frozenset(
 )
 """Event types that carry data of the subscribed tokens (health); `new_market` only when it is ours."""
 
+MAX_PENDING = 1000
+"""Changes held per token while its snapshot is being fetched."""
+
 Resync = tuple[str, str]
 """(token, reason): a token whose book must be (re)loaded from a REST snapshot."""
 
@@ -419,8 +422,8 @@ class PolymarketFeed(Feed):
     async def resync(self, token: str, reason: str) -> None:
         """Reload a token's book from REST `/book`, then apply the changes held meanwhile."""
         book = self.books.get(token)
-        if book is None:
-            return
+        if book is None or not self.rest_breaker.allow():
+            return  # an open REST breaker: the book stays unsynced and is asked for again later
         self.resyncs[reason] = self.resyncs.get(reason, 0) + 1
         metrics.FEED_RESYNCS.labels(feed=self.name, reason=reason).inc()
         book.synced = False
@@ -472,8 +475,11 @@ class PolymarketFeed(Feed):
             if book is None:
                 continue
             if not book.synced:
+                # Until a snapshot loads, every message asks for one again (a failed fetch is retried).
+                # Held changes older than the snapshot are redundant: keep only the latest ones.
                 book.pending.append(change)
-                if (change.token, "no_snapshot") not in resyncs and len(book.pending) == 1:
+                del book.pending[:-MAX_PENDING]
+                if (change.token, "no_snapshot") not in resyncs:
                     resyncs.append((change.token, "no_snapshot"))
                 continue
             if not book.apply(change):
