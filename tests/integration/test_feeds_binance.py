@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from tests.fakes.providers import BinanceState, depth_update, serve_binance_rest
 from tests.fakes.ws import FakeWsServer, eventually
 from tradehall.marketdata.binance import BinanceFeed
 from tradehall.marketdata.breaker import Backoff
-from tradehall.marketdata.models import BookSnapshot, FeedEvent, Quote, TradeTick
+from tradehall.marketdata.models import BookSnapshot, Candle, FeedEvent, Quote, TradeTick
 from tradehall.marketdata.parsing import FeedError
 
 D = Decimal
@@ -314,3 +315,110 @@ async def test_a_server_that_accepts_and_hangs_up_is_a_failure_not_a_success(fak
     await feed.stop()
     assert feed.errors_by_kind["connection"] >= 4
     assert len(rest.hits(TICKER)) >= 1  # REST kept the quotes coming meanwhile
+
+
+async def test_server_shutdown_reconnects_at_once_without_falling_back_to_rest(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(ws, rest, http, seen, streams=("aggTrade", "kline_1m", "bookTicker"))
+    feed.start()
+    await ws.wait_connected()
+    assert ws.paths[0] == "/stream?streams=btcusdt@aggTrade/btcusdt@kline_1m/btcusdt@bookTicker"
+    await ws.push({"result": None, "id": 1})
+    # the server announces it will go away; it has not closed the connection (yet)
+    await ws.push({"e": "serverShutdown", "E": 1700000000000})
+    await eventually(lambda: ws.connects == 2)
+    assert feed.server_shutdowns == 1
+    assert feed.ignored_by_type == {"ack": 1, "serverShutdown": 1}
+    assert feed.errors == 0 and rest.hits(TICKER) == []  # straight back to the stream, no REST polling
+    await ws.push(
+        {
+            "stream": "btcusdt@aggTrade",
+            "data": {
+                "e": "aggTrade",
+                "E": 1,
+                "s": "BTCUSDT",
+                "a": 7,
+                "p": "67000.5",
+                "q": "0.2",
+                "T": 2,
+                "m": False,
+            },
+        }
+    )
+    await ws.push(
+        {
+            "stream": "btcusdt@kline_1m",
+            "data": {
+                "e": "kline",
+                "E": 3,
+                "s": "BTCUSDT",
+                "k": {
+                    "t": 0,
+                    "T": 59999,
+                    "s": "BTCUSDT",
+                    "i": "1m",
+                    "o": "1",
+                    "c": "2",
+                    "h": "3",
+                    "l": "0.5",
+                    "v": "10",
+                    "n": 4,
+                    "x": True,
+                },
+            },
+        }
+    )
+    await eventually(lambda: len(seen) == 2)
+    await feed.stop()
+    trade, candle = seen[0][1], seen[1][1]
+    assert isinstance(trade, TradeTick) and (trade.trade_id, trade.price, trade.side) == (
+        "agg-7",
+        D("67000.5"),
+        "buy",
+    )
+    assert isinstance(candle, Candle) and (candle.close, candle.volume, candle.closed) == (
+        D("2"),
+        D("10"),
+        True,
+    )
+
+
+async def test_error_frames_are_counted_and_the_stream_goes_on(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+    seen: list[tuple[str, FeedEvent]] = []
+    feed = make_feed(ws, rest, http, seen, streams=("bookTicker",))
+    before = (
+        REGISTRY.get_sample_value("tradehall_feed_errors_total", {"feed": "binance", "kind": "api_error"})
+        or 0
+    )
+    feed.start()
+    await ws.wait_connected()
+    await ws.push({"error": {"code": 2, "msg": "Invalid request: unknown variant"}, "id": 4})
+    await ws.push({"code": 1, "msg": "Invalid value type: expected Boolean"})
+    await ws.push({"u": 1, "s": "BTCUSDT", "b": "1.0", "B": "1", "a": "1.1", "A": "1"})
+    await eventually(lambda: len(seen) == 1)
+    await feed.stop()
+    assert feed.errors_by_kind == {"api_error": 2} and feed.messages == 1
+    after = REGISTRY.get_sample_value("tradehall_feed_errors_total", {"feed": "binance", "kind": "api_error"})
+    assert after == before + 2
+
+
+async def test_rest_ticker_24hr(fakes, http) -> None:  # type: ignore[no-untyped-def]
+    ws, rest, _ = fakes
+    body = (
+        Path(__file__).resolve().parents[1] / "data/feeds/binance/rest_ticker24hr_binancenet_btcusdt.json"
+    ).read_bytes()
+    rest.route(
+        "/api/v3/ticker/24hr", lambda request: Response(200, body, {"content-type": "application/json"})
+    )
+    feed = make_feed(ws, rest, http, [])
+    quote = await feed.fetch_ticker_24h("btcusdt")
+    assert (quote.instrument, quote.bid, quote.ask, quote.last, quote.volume_24h) == (
+        "btcusdt",
+        D("47174.96000000"),
+        D("47174.97000000"),
+        D("47174.97000000"),
+        D("33136.69765000"),
+    )
+    assert rest.hits("/api/v3/ticker/24hr")[0].query == {"symbol": "BTCUSDT"}

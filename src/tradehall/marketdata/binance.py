@@ -325,6 +325,7 @@ class BinanceFeed(Feed):
         name: str = SOURCE,
     ) -> None:
         super().__init__(name, sink, breaker=breaker, clock=clock, clock_ns=clock_ns)
+        self.sources = frozenset({SOURCE})
         self.symbols = [symbol.lower() for symbol in symbols]
         self.http = http
         self.ws_root = ws_root.rstrip("/")
