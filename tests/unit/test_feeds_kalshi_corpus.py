@@ -200,3 +200,9 @@ def test_hosts_are_configuration_with_kalshis_recommended_defaults() -> None:
     assert ends.kalshi_ws_url == kalshi.WS_URL == "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
     custom = Endpoints(kalshi_rest_root="https://demo-api.kalshi.co/trade-api/v2")
     assert custom.kalshi_rest_root == "https://demo-api.kalshi.co/trade-api/v2"
+
+
+def test_rest_orderbook_sample() -> None:
+    yes, no = kalshi.parse_orderbook(orjson.loads(sample("rest_orderbook_nautilus.json")))
+    assert yes == [(D("0.3500"), D("200.00")), (D("0.4200"), D("13.00"))]
+    assert no == [(D("0.5400"), D("400.00")), (D("0.5600"), D("17.00"))]

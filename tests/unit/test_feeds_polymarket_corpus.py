@@ -349,3 +349,25 @@ def test_rest_prices_take_json_numbers() -> None:
         ("0xabc123def456...", D("0.45"), None),
         ("0xdef456abc123...", None, D("0.52")),
     ]
+
+
+REST_BOOKS = [
+    (
+        "rest_book_nautilus_clob_book_response.json",
+        ((D("0.50"), D("150.00")), (D("0.49"), D("200.00")), (D("0.48"), D("100.00"))),
+        ((D("0.51"), D("120.00")), (D("0.52"), D("180.00")), (D("0.53"), D("90.00"))),
+        1703875200000 * MS,
+    ),
+    (
+        "rest_book_nautilus_capture_empty_ask.json",
+        ((D("0.002"), D("6.99")), (D("0.001"), D("667.12"))),
+        (),
+        1785734468581 * MS,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "bids", "asks", "stamp"), REST_BOOKS)
+def test_rest_book_samples(name: str, bids: tuple[Any, ...], asks: tuple[Any, ...], stamp: int) -> None:
+    snapshot = polymarket.parse_book(orjson.loads(sample(name)), RECV)
+    assert (snapshot.bids, snapshot.asks, snapshot.exchange_ts) == (bids, asks, stamp)

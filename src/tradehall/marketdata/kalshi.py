@@ -10,6 +10,7 @@ Channels: `orderbook_delta` (the book), `ticker` and `ticker_v2` (best YES bid/a
 they make the quote of a market whose book has no snapshot, else only its `last`; `ticker_v2` sends
 only the fields that changed, merged here), and `trade` (a `TradeTick`; its `ts` is in seconds). A
 gap resubscribes the order book alone: the ticker and trade subscriptions are left as they are.
+Module over 400 lines: one provider's parsers, book and feed belong together.
 """
 
 from __future__ import annotations
