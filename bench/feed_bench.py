@@ -3,7 +3,9 @@
     .venv/bin/python bench/feed_bench.py [--quick] [--json] [--messages N]
 
 Workloads, each for a Binance-format depth stream (`depthUpdate`, 5 bid + 5 ask levels, combined
-stream envelope) and a Kalshi-format delta stream (`orderbook_delta`, dollars):
+stream envelope) and a Kalshi-format delta stream (`orderbook_delta`, dollars); parse and feed also
+for a Binance mix of every type the feed handles (depthUpdate, trade, aggTrade, bookTicker, kline,
+24hrTicker in turn):
 - parse: raw bytes → normalised update (no book), messages/s; for Binance the feed's typed msgspec
   fast path, and (`parse_generic`) the general orjson + dict path it falls back to;
 - feed: the feed's `handle_message` (parse, local book, top-of-book `Quote`), messages/s;
@@ -40,7 +42,7 @@ from tradehall.domain import commands
 from tradehall.domain.enums import MarketKind
 from tradehall.domain.market import MarketSpec
 from tradehall.engine import Engine
-from tradehall.marketdata import binance, kalshi
+from tradehall.marketdata import binance, binance_streams, kalshi
 from tradehall.marketdata.binance import BinanceFeed, DepthSnapshot
 from tradehall.marketdata.kalshi import KalshiFeed
 from tradehall.marketdata.parsing import loads
@@ -90,6 +92,141 @@ def binance_messages(count: int, seed: int = 1) -> list[bytes]:
             )
         )
     return out
+
+
+def binance_mix_messages(count: int, seed: int = 3) -> list[bytes]:
+    """Every Binance message type the feed handles, in turn: depthUpdate (contiguous ids from 1001),
+    trade, aggTrade, bookTicker, kline and 24hrTicker, as the combined stream wraps them."""
+    rng = random.Random(seed)
+    depth = binance_messages(count // 6 + 1, seed)
+    out: list[bytes] = []
+    for index in range(count):
+        kind = index % 6
+        price = f"{67000 + rng.randint(-200, 200) / 100:.2f}"
+        size = f"{rng.randint(1, 50000) / 10000:.8f}"
+        if kind == 0:
+            out.append(depth[index // 6])
+            continue
+        if kind == 1:
+            stream, data = (
+                "trade",
+                {
+                    "e": "trade",
+                    "E": 1672515782136,
+                    "s": "BTCUSDT",
+                    "t": index,
+                    "p": price,
+                    "q": size,
+                    "T": 1672515782136,
+                    "m": index % 2 == 0,
+                    "M": True,
+                },
+            )
+        elif kind == 2:
+            stream, data = (
+                "aggTrade",
+                {
+                    "e": "aggTrade",
+                    "E": 1672515782136,
+                    "s": "BTCUSDT",
+                    "a": index,
+                    "p": price,
+                    "q": size,
+                    "f": index,
+                    "l": index + 2,
+                    "T": 1672515782136,
+                    "m": index % 2 == 1,
+                    "M": True,
+                },
+            )
+        elif kind == 3:
+            stream, data = (
+                "bookTicker",
+                {
+                    "u": index,
+                    "s": "BTCUSDT",
+                    "b": price,
+                    "B": size,
+                    "a": f"{float(price) + 0.01:.2f}",
+                    "A": size,
+                },
+            )
+        elif kind == 4:
+            stream, data = (
+                "kline_1m",
+                {
+                    "e": "kline",
+                    "E": 1672515782136,
+                    "s": "BTCUSDT",
+                    "k": {
+                        "t": 1672515780000,
+                        "T": 1672515839999,
+                        "s": "BTCUSDT",
+                        "i": "1m",
+                        "f": 1,
+                        "L": index,
+                        "o": "67000.00",
+                        "c": price,
+                        "h": "67002.00",
+                        "l": "66998.00",
+                        "v": size,
+                        "n": index,
+                        "x": False,
+                        "q": "1.0",
+                        "V": "0.5",
+                        "Q": "0.5",
+                        "B": "0",
+                    },
+                },
+            )
+        else:
+            stream, data = (
+                "ticker",
+                {
+                    "e": "24hrTicker",
+                    "E": 1672515782136,
+                    "s": "BTCUSDT",
+                    "p": "12.5",
+                    "P": "0.02",
+                    "w": "66990.1",
+                    "x": "66987.5",
+                    "c": price,
+                    "Q": size,
+                    "b": price,
+                    "B": size,
+                    "a": f"{float(price) + 0.01:.2f}",
+                    "A": size,
+                    "o": "66987.5",
+                    "h": "67100.0",
+                    "l": "66800.0",
+                    "v": "12345.678",
+                    "q": "827000000.1",
+                    "O": 0,
+                    "C": 86400000,
+                    "F": 0,
+                    "L": index,
+                    "n": index,
+                },
+            )
+        out.append(orjson.dumps({"stream": f"btcusdt@{stream}", "data": data}))
+    return out
+
+
+def parse_binance(raw: bytes) -> object:
+    """What the feed does to a message before any state: the typed depth path or the type's parser."""
+    if b'"depthUpdate"' in raw:
+        return binance.decode_depth(raw)
+    body = binance.unwrap(loads(raw))
+    kind = body.get("e")
+    if kind == "trade":
+        return binance.parse_trade(body, 0)
+    if kind == "aggTrade":
+        return binance_streams.parse_agg_trade(body, 0)
+    if kind == "kline":
+        return binance_streams.parse_kline(body, 0)
+    if kind == "24hrTicker":
+        return binance_streams.parse_ticker_24h(body, 0)
+    return binance.parse_book_ticker(body, 0)
 
 
 def binance_snapshot() -> DepthSnapshot:
@@ -178,7 +315,10 @@ def engine_with_markets() -> Engine:
 
 
 def make_binance(
-    sink: Callable[[Any], None], http: httpx.AsyncClient | None = None, ws_root: str = "ws://127.0.0.1:1"
+    sink: Callable[[Any], None],
+    http: httpx.AsyncClient | None = None,
+    ws_root: str = "ws://127.0.0.1:1",
+    streams: tuple[str, ...] = ("depth@100ms",),
 ) -> BinanceFeed:
     feed = BinanceFeed(
         ["btcusdt"],
@@ -186,7 +326,7 @@ def make_binance(
         http or httpx.AsyncClient(),
         ws_root=ws_root,
         rest_root="http://127.0.0.1:1",
-        streams=("depth@100ms",),
+        streams=streams,
     )
     book = feed.books["btcusdt"]
     book.snapshot_requested = True
@@ -243,6 +383,15 @@ def bench_parse(messages: dict[str, list[bytes]]) -> None:
         "msg/s",
     )
     started = time.perf_counter()
+    for raw in messages["binance_mix"]:
+        parse_binance(raw)
+    emit(
+        "binance_mix:parse",
+        "ops_per_s",
+        rate(len(messages["binance_mix"]), time.perf_counter() - started),
+        "msg/s",
+    )
+    started = time.perf_counter()
     for raw in messages["kalshi_delta"]:
         kalshi.parse_delta(loads(raw)["msg"])
     emit(
@@ -266,6 +415,19 @@ def bench_feed(messages: dict[str, list[bytes]]) -> None:
     elapsed = time.perf_counter() - started
     assert feed.errors == 0 and quotes[0] == len(messages["binance_depth"]), (feed.errors_by_kind, quotes)
     emit("binance_depth:parse+book+quote", "ops_per_s", rate(quotes[0], elapsed), "msg/s")
+    mixed = make_binance(
+        count, streams=("depth@100ms", "trade", "aggTrade", "bookTicker", "kline_1m", "ticker")
+    )
+    quotes[0] = 0
+    started = time.perf_counter()
+    for raw in messages["binance_mix"]:
+        mixed.handle_message(raw)
+    elapsed = time.perf_counter() - started
+    # every message is data except the 24 h tickers, which bookTicker makes redundant (counted as ignored)
+    assert mixed.errors == 0 and mixed.messages + mixed.ignored_by_type["24hrTicker"] == len(
+        messages["binance_mix"]
+    ), (mixed.errors_by_kind, mixed.messages)
+    emit("binance_mix:handle_message", "ops_per_s", rate(len(messages["binance_mix"]), elapsed), "msg/s")
     quotes[0] = 0
     kfeed = make_kalshi(count)
     quotes[0] = 0
@@ -422,7 +584,11 @@ def main() -> None:
     logging.disable(logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
 
-    messages = {"binance_depth": binance_messages(count), "kalshi_delta": kalshi_messages(count)}
+    messages = {
+        "binance_depth": binance_messages(count),
+        "binance_mix": binance_mix_messages(count),
+        "kalshi_delta": kalshi_messages(count),
+    }
     # latency first, on a fresh heap: the throughput runs leave garbage that would tax it
     asyncio.run(bench_latency("binance_depth", messages["binance_depth"][:paced], args.rate))
     asyncio.run(bench_latency("kalshi_delta", messages["kalshi_delta"][:paced], args.rate))

@@ -425,8 +425,8 @@ class BinanceFeed(Feed):
                 self.note_message()
                 self.emit(binance_streams.parse_kline(body, receive_ts))
             elif event_type == "24hrTicker":
-                quote = binance_streams.parse_ticker_24h(body, receive_ts)
                 if self._quotes_from_ticker:
+                    quote = binance_streams.parse_ticker_24h(body, receive_ts)
                     self.note_message()
                     self.emit(quote)
                 else:
