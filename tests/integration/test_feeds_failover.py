@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -53,13 +54,16 @@ def build(
     *,
     threshold: int = 2,
     reset: float = 0.3,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FailoverPriceFeed:
     providers: list[CoinGeckoProvider | CoinMarketCapProvider] = [
         CoinGeckoProvider(
             http,
             roots=gecko_roots,
             api_key="demo",
-            breaker=CircuitBreaker("coingecko", failure_threshold=threshold, reset_timeout=reset),
+            breaker=CircuitBreaker(
+                "coingecko", failure_threshold=threshold, reset_timeout=reset, clock=clock
+            ),
         )
     ]
     if cmc_root is not None:
@@ -68,7 +72,9 @@ def build(
                 http,
                 "k-123",
                 roots=[cmc_root],
-                breaker=CircuitBreaker("coinmarketcap", failure_threshold=threshold, reset_timeout=reset),
+                breaker=CircuitBreaker(
+                    "coinmarketcap", failure_threshold=threshold, reset_timeout=reset, clock=clock
+                ),
             )
         )
     return FailoverPriceFeed(providers, [BTC], seen.append, interval=0.05)
@@ -119,20 +125,22 @@ async def test_failover_on_5xx_then_return_to_primary_after_it_recovers(servers,
 async def test_429_retry_after_is_honoured(servers, http) -> None:  # type: ignore[no-untyped-def]
     gecko, _, cmc = servers
     seen: list[FeedEvent] = []
-    feed = build(http, [gecko.url], cmc.url, seen, threshold=5, reset=0.05)
+    now = [1_000.0]  # the breakers' clock, moved by hand: the test never races the machine's speed
+    feed = build(http, [gecko.url], cmc.url, seen, threshold=5, reset=0.05, clock=lambda: now[0])
     gecko.inject(SIMPLE, coingecko_rate_limited(retry_after="1"))
     await feed.poll_once()
     assert feed.providers[0].breaker.state is CircuitState.OPEN  # at once, despite threshold 5
-    first = gecko.hits(SIMPLE)[0].at
     for _ in range(8):
-        await asyncio.sleep(0.1)
+        now[0] += 0.1
         await feed.poll_once()
     assert len(gecko.hits(SIMPLE)) == 1  # 0.8 s later: still waiting (reset_timeout alone was 0.05 s)
     assert {source for source, _, _ in quotes(seen)} == {"coinmarketcap"}
-    await asyncio.sleep(0.25)
+    now[0] += 0.19
     await feed.poll_once()
-    assert len(gecko.hits(SIMPLE)) == 2
-    assert gecko.hits(SIMPLE)[1].at - first >= 1.0
+    assert len(gecko.hits(SIMPLE)) == 1  # 0.99 s: not yet
+    now[0] += 0.02
+    await feed.poll_once()
+    assert len(gecko.hits(SIMPLE)) == 2  # 1.01 s: Retry-After has passed
     assert feed.active == "coingecko"
     assert feed.errors_by_kind == {"rate_limited": 1}
 
