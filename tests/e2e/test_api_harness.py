@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from tradehall.api import create_app
+from tradehall.api.server import uvicorn_config
 from tradehall.client import Client
 from tradehall.service.settings import Settings
 
@@ -67,8 +68,8 @@ def running_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
     settings = make_settings(data_dir, **overrides)
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    # the product's own uvicorn configuration (read deadlines, frame and head limits), as `tradehall serve`
+    server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -137,12 +137,11 @@ async def test_a_message_over_the_size_limit_is_refused_and_the_socket_closed_wi
             message = json.dumps({"op": "subscribe", "channels": ["book:BTC-USD"] * REPEATS})
             assert len(message) > 60_000
             await socket.send(message)
-            reply = await recv_json(socket)
-            assert (reply["op"], reply["code"]) == ("error", "payload_too_large")
+            # the server's WebSocket protocol refuses the frame before buffering it whole: 1009 at once
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(socket.recv(), 10)
             assert closed.value.rcvd is not None
-            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1009, "message too big")
+            assert closed.value.rcvd.code == 1009
         assert hub.snapshots.builds == builds
         wait_for(lambda: not hub.connections)
 

@@ -140,6 +140,8 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **over
         "lifespan": "on",
         # permessage-deflate costs more CPU per small JSON message than it saves on a loopback or LAN
         "ws_per_message_deflate": False,
+        # the protocol refuses a larger frame before it is buffered whole (the hub answers 1009 too)
+        "ws_max_size": settings.ws_max_message_bytes,
         "http": timed_http_protocol(settings.http_header_timeout_seconds, settings.http_body_timeout_seconds),
         "timeout_keep_alive": settings.http_keep_alive_seconds,
         "limit_concurrency": settings.http_max_connections if settings.http_max_connections > 0 else None,
