@@ -210,8 +210,15 @@ def _spec_of(body: MarketCreate) -> MarketSpec:
     if tick <= 0 or lot <= 0:
         raise ApiError(Code.INVALID_REQUEST, "tick_size and lot_size must be positive")
     for name in (
-        "maker_fee", "taker_fee", "max_leverage", "initial_margin", "maintenance_margin", "slippage",
-        "max_order_notional", "max_position", "price_band",
+        "maker_fee",
+        "taker_fee",
+        "max_leverage",
+        "initial_margin",
+        "maintenance_margin",
+        "slippage",
+        "max_order_notional",
+        "max_position",
+        "price_band",
     ):
         value = _dec(getattr(body, name), name)
         if value is not None and value < 0:
