@@ -364,3 +364,21 @@ async def test_an_open_socket_loses_its_private_side_when_its_key_expires(server
         finally:
             hub.expiry.clock = time.time
     assert client.orders(account_id)["items"] == []
+
+
+def test_a_read_key_can_neither_delete_keys_nor_make_admin_changes(server: Server) -> None:
+    client, _ = server.trader()
+    other = client.create_api_key("other")
+    reader = Client(server.url, api_key=client.create_api_key("reader", scopes=["read"])["api_key"])
+    error = error_of(reader.delete_api_key, other["key_id"])
+    assert (error.status, error.code, error.body["required_scope"]) == (403, "forbidden", "trade")
+    assert other["key_id"] in [k["key_id"] for k in client.api_keys()["items"]]
+
+    admin = server.admin()
+    admin_key = admin.create_api_key("admin-reader", scopes=["read"])["api_key"]
+    admin_reader = Client(server.url, api_key=admin_key)
+    error = error_of(admin_reader.halt_market, "BTC-USD")
+    assert (error.status, error.code, error.body["required_scope"]) == (403, "forbidden", "trade")
+    assert Client(server.url).market("BTC-USD")["status"] == "open"
+    # an admin's read key may still look: past the scope check to the route's own answer (no feeds here)
+    assert error_of(admin_reader.held_settlements).code == "not_found"

@@ -190,9 +190,14 @@ async def current_principal(request: Request, gateway: Annotated[Gateway, Depend
     return principal
 
 
-async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def admin_principal(
+    request: Request, principal: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
+    """An admin; an admin's `read` key may look (GET) but change nothing."""
     if not principal.is_admin:
         raise forbidden("admin role required")
+    if request.method not in ("GET", "HEAD"):
+        principal.require(TRADE)
     return principal
 
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from tradehall.api.convert import rfc3339
 from tradehall.api.errors import ApiError, forbidden, not_found
-from tradehall.api.gateway import AdminDep, Gateway, GatewayDep, PrincipalDep
+from tradehall.api.gateway import AdminDep, Gateway, GatewayDep, PrincipalDep, TraderDep
 from tradehall.api.routes.common import ERRORS, json_response, page, time_ns
 from tradehall.api.schemas import (
     AdminUserCreate,
@@ -147,7 +147,8 @@ async def list_api_keys(
     description="The key stops working at once, also on open WebSocket connections (their private "
     "subscriptions end). 404 if the caller has no key with this id.",
 )
-async def delete_api_key(key_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
+async def delete_api_key(key_id: str, principal: TraderDep, gateway: GatewayDep) -> Response:
+    # a read-only key must not be able to lock its owner out by deleting the other keys
     await gateway.auth.delete_api_key(principal, key_id)
     return Response(status_code=204)
 
