@@ -11,15 +11,17 @@ from tradehall.domain.enums import CancelReason
 from tradehall.domain.errors import Code, TradehallError, invalid_order
 from tradehall.domain.events import OrderAmended
 from tradehall.domain.fixedpoint import parse_decimal, units_of
+from tradehall.engine.book_venue import BookVenue
 from tradehall.engine.checks import check_trigger, hold_amount, im_ppm, order_price, would_cross
 from tradehall.engine.constants import BUY, PENDING_TRIGGER, QUOTE_VENUE, STOP_LIMIT_ORDER, STOP_ORDER
 from tradehall.engine.execution import Execution
 from tradehall.engine.holds import Holds
 from tradehall.engine.intake import Intake
 from tradehall.engine.ledger import Account
-from tradehall.engine.lifecycle import Lifecycle, new_order
+from tradehall.engine.lifecycle import Lifecycle, replacement
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
+from tradehall.engine.quote_venue import QuoteVenue
 from tradehall.engine.state import EngineState
 from tradehall.engine.stops import Stops
 
@@ -35,8 +37,12 @@ class Amend:
         execution: Execution,
         stops: Stops,
         intake: Intake,
+        book: BookVenue,
+        quote: QuoteVenue,
     ) -> None:
         self._state = state
+        self._book = book
+        self._quote = quote
         self._holds = holds
         self._lifecycle = lifecycle
         self._execution = execution
@@ -91,23 +97,7 @@ class Amend:
         if order.post_only and would_cross(market, order.side, new_price):
             raise invalid_order("post_only order would take liquidity")
         # Losing priority: check the new terms against the account as if the order were gone.
-        trial = new_order(
-            order.order_id,
-            order.account_id,
-            order.market,
-            order.side,
-            order.type,
-            order.time_in_force,
-            new_quantity,
-            new_remaining,
-            new_price,
-            requested_side=order.requested_side,
-            expire_at=order.expire_at,
-            post_only=order.post_only,
-            reduce_only=order.reduce_only,
-            client_order_id=order.client_order_id,
-            created_ts=order.created_ts,
-        )
+        trial = replacement(order, new_price, new_quantity, new_remaining)
         self._holds.check_replacement(trial, order, account, market)
         # The replacement is a new object: the old one may still sit in its level's queue (lazy deletion).
         self._lifecycle.unrest(order, market)
@@ -136,7 +126,10 @@ class Amend:
                 ts=now,
             )
         )
-        self._execution.execute(trial, account, market, new_price)
+        if market.venue is QUOTE_VENUE:
+            self._quote.execute(trial, account, market, new_price)
+        else:
+            self._book.execute(trial, account, market, new_price)
         self._stops.trigger(market)
         state.emit_book_changes(market)
 

@@ -62,6 +62,3 @@ class BookVenue(Venue):
 
     def liquidity_left(self, market: Market, side: Side) -> bool:
         return (market.book.best_ask() if side is BUY else market.book.best_bid()) is not None
-
-    def rest(self, order: Order, market: Market) -> None:
-        market.book.add(order)

@@ -79,8 +79,8 @@ class Engine:
         settlement = Settlement(state, lifecycle, stops)
         funding = Funding(state, postings)
         clock = Clock(state, holds, stops, settlement, supervisor, market_data, funding)
-        intake = Intake(state, holds, lifecycle, execution, stops)
-        amend = Amend(state, holds, lifecycle, execution, stops, intake)
+        intake = Intake(state, holds, lifecycle, execution, stops, book, quote)
+        amend = Amend(state, holds, lifecycle, execution, stops, intake, book, quote)
         admin = Admin(state, assessments, settlement)
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmds.OpenAccount: admin.open_account,

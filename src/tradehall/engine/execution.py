@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tradehall.domain.enums import CancelReason
 from tradehall.engine.book_venue import BookVenue
-from tradehall.engine.constants import BOOK_VENUE, LIMIT_ORDER, PENDING_TRIGGER, QUOTE_VENUE, STOP_LIMIT_ORDER
+from tradehall.engine.constants import LIMIT_ORDER, PENDING_TRIGGER, QUOTE_VENUE, STOP_LIMIT_ORDER
 from tradehall.engine.holds import Holds
 from tradehall.engine.ledger import Account
 from tradehall.engine.lifecycle import Lifecycle
@@ -25,11 +25,15 @@ class Execution:
         self._holds = holds
         self._lifecycle = lifecycle
         self._accounts = state.accounts
-        self.venues: dict[object, Venue] = {BOOK_VENUE: book, QUOTE_VENUE: quote}
+        self._book = book
+        self._quote = quote
 
     def execute(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
         """Match an accepted order, settle its fills, then rest it or close it by its time in force."""
-        self.venues[market.venue].execute(order, account, market, limit)
+        if market.venue is QUOTE_VENUE:
+            self._quote.execute(order, account, market, limit)
+        else:
+            self._book.execute(order, account, market, limit)
 
     def taking_terms(self, market: Market, order: Order) -> tuple[int | None, int | None]:
         """(price bound, lots) to hold for: a limit's price; for a market order its worst fill and the
@@ -39,7 +43,8 @@ class Execution:
             return order.price, None
         if order.status is PENDING_TRIGGER:
             return None, None
-        return self.venues[market.venue].taking_terms(market, order)
+        venue: Venue = self._quote if market.venue is QUOTE_VENUE else self._book
+        return venue.taking_terms(market, order)
 
     def rearm(self, order: Order, market: Market, stated_reason: bool) -> None:
         """Hold again at the prices of now and execute; unfunded, the order is cancelled (with the

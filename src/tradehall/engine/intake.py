@@ -13,6 +13,7 @@ from tradehall.domain.enums import (
     TimeInForce,
 )
 from tradehall.domain.errors import Code, TradehallError, invalid_order, not_found
+from tradehall.engine.book_venue import BookVenue
 from tradehall.engine.checks import (
     check_hold,
     check_quote_fresh,
@@ -35,7 +36,6 @@ from tradehall.engine.constants import (
     LIMIT_ORDER,
     MARKET_OPEN,
     MARKET_ORDER,
-    OPEN,
     PENDING_TRIGGER,
     PERP,
     QUOTE_VENUE,
@@ -49,10 +49,11 @@ from tradehall.engine.constants import (
 from tradehall.engine.execution import Execution
 from tradehall.engine.holds import Holds
 from tradehall.engine.ledger import Account
-from tradehall.engine.lifecycle import Lifecycle, new_order
+from tradehall.engine.lifecycle import Lifecycle
 from tradehall.engine.limits import check_limits
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
+from tradehall.engine.quote_venue import QuoteVenue
 from tradehall.engine.state import DAY_NS, EngineState, enum_of
 from tradehall.engine.stops import Stops
 
@@ -66,9 +67,18 @@ USER = CancelReason.USER
 
 class Intake:
     def __init__(
-        self, state: EngineState, holds: Holds, lifecycle: Lifecycle, execution: Execution, stops: Stops
+        self,
+        state: EngineState,
+        holds: Holds,
+        lifecycle: Lifecycle,
+        execution: Execution,
+        stops: Stops,
+        book: BookVenue,
+        quote: QuoteVenue,
     ) -> None:
         self._state = state
+        self._book = book
+        self._quote = quote
         self._holds = holds
         self._lifecycle = lifecycle
         self._execution = execution
@@ -171,27 +181,29 @@ class Intake:
             raise invalid_order("post_only order would take liquidity", CancelReason.POST_ONLY)
         if account.trading_state is TRADING_REDUCING and not command.reduce_only:
             raise TradehallError(Code.ACCOUNT_NOT_ACTIVE, "the account may only reduce positions")
-        order = new_order(
-            state.next_order_id,
-            account.account_id,
-            market.symbol,
-            side,
-            order_type,
-            tif,
-            quantity,
-            quantity,
-            price,
+        # built here, directly: the hot path (`lifecycle` builds the engine's own orders)
+        order = Order(
+            order_id=state.next_order_id,
+            account_id=account.account_id,
+            market=market.symbol,
+            side=side,
             requested_side=requested_side,
+            type=order_type,
+            time_in_force=tif,
+            price=price,
             stop_price=stop_price,
+            quantity=quantity,
+            remaining=quantity,
             expire_at=expire_at,
             post_only=command.post_only,
             reduce_only=command.reduce_only,
             client_order_id=command.client_order_id,
             created_ts=now,
-            status=PENDING_TRIGGER if order_type in (STOP_ORDER, STOP_LIMIT_ORDER) else OPEN,
             trigger=trigger,
             updated_ts=now,
         )
+        if order_type is STOP_ORDER or order_type is STOP_LIMIT_ORDER:
+            order.status = PENDING_TRIGGER
         if command.stop_loss is not None:
             order.stop_loss = order_price(market, requested_side, command.stop_loss, "stop_loss")
         if market.venue is QUOTE_VENUE:
@@ -219,7 +231,11 @@ class Intake:
             state.register(order, account)
             (market.stops_buy if order.side is BUY else market.stops_sell).add(order)
         else:
-            self._execution.execute(order, account, market, limit)
+            # the venue chosen here, not through `Execution.execute`: one call less per placement
+            if market.venue is QUOTE_VENUE:
+                self._quote.execute(order, account, market, limit)
+            else:
+                self._book.execute(order, account, market, limit)
             self._stops.trigger(market)
         state.emit_book_changes(market)
 

@@ -1,7 +1,8 @@
-"""Order lifecycle: the one order constructor, acceptance, and ending an order (cancel, close).
+"""Order lifecycle: the order constructors, acceptance, and ending an order (cancel, close).
 
-Every `Order` the engine builds comes from `new_order`: a trader's placement, an amend's replacement,
-an order the engine places to close a position, and the system side of a paper fill or a take-over.
+`new_order` builds every order the engine makes itself (its closing orders, the system side of a
+paper fill or a take-over); `replacement` builds an amend's replacement. A trader's placement is
+built in `intake`, directly: it is the hot path, and a keyword-passing wrapper there costs ~5 %.
 """
 
 from __future__ import annotations
@@ -74,6 +75,29 @@ def new_order(
         fee_exempt=fee_exempt,
         origin=origin,
         hold_currency=hold_currency,
+    )
+
+
+def replacement(order: Order, price: int, quantity: int, remaining: int) -> Order:
+    """The order an amend that loses priority puts in place of `order` (new terms, nothing held yet,
+    fills and status carried over by the caller once the replacement is checked)."""
+    return Order(
+        order_id=order.order_id,
+        account_id=order.account_id,
+        market=order.market,
+        side=order.side,
+        requested_side=order.requested_side,
+        type=order.type,
+        time_in_force=order.time_in_force,
+        price=price,
+        stop_price=None,
+        quantity=quantity,
+        remaining=remaining,
+        expire_at=order.expire_at,
+        post_only=order.post_only,
+        reduce_only=order.reduce_only,
+        client_order_id=order.client_order_id,
+        created_ts=order.created_ts,
     )
 
 

@@ -60,10 +60,6 @@ class QuoteVenue(Venue):
         levels = market.quote_asks if side is BUY else market.quote_bids
         return any(size is None or size > 0 for _, size in levels)
 
-    def rest(self, order: Order, market: Market) -> None:
-        (market.paper_bids if order.side is BUY else market.paper_asks).add(order)
-        order.in_book = True
-
     def fill_crossed_paper(self, market: Market) -> None:
         """Resting paper limits the new quote crosses fill at their limit, best first."""
         accounts = self._accounts

@@ -52,10 +52,10 @@ class Supervisor:
     def evaluate_touched(self) -> None:
         """After a command: every account whose balance or position changed is checked once, also
         those a close-out touched on the way (its fills against the book move other accounts)."""
+        if not self._dirty_positions and not self._ledger.totals_changed:
+            return  # only holds moved: equity is unchanged
         dirty = self._dirty_positions
         ledger = self._ledger
-        if not dirty and not ledger.totals_changed:
-            return  # only holds moved: equity is unchanged
         accounts = self._accounts
         evaluated: set[str] = set()
         while True:

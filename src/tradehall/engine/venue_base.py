@@ -1,8 +1,9 @@
 """The one interface of the two venues (book, quote) and the steps they share after taking.
 
 A venue executes an accepted, held order (`execute`), says what a market order may take now
-(`taking_terms`) and where a limit rests (`rest`). The shared part: rest or close by time in
-force, the reservation rebalance after fills, and a fill against a system account.
+(`taking_terms`) and whether liquidity is left after a market order (`liquidity_left`). The shared
+part: rest or close by time in force, the reservation rebalance after fills, and a fill against a
+system account.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tradehall.engine.constants import (
     LIMIT_ORDER,
     MARKET_ORDER,
     PENDING_TRIGGER,
+    QUOTE_VENUE,
     SELL,
     STOP_ORDER,
 )
@@ -65,9 +67,6 @@ class Venue:
         (then its price protection, not the venue, stopped it)."""
         raise NotImplementedError
 
-    def rest(self, order: Order, market: Market) -> None:
-        raise NotImplementedError
-
     def rest_or_close(
         self, order: Order, account: Account, market: Market, limit: int | None, filled: bool
     ) -> None:
@@ -90,7 +89,11 @@ class Venue:
             state = self._state
             state.priority += 1
             order.priority = state.priority
-            self.rest(order, market)
+            if market.venue is QUOTE_VENUE:
+                (market.paper_bids if order.side is BUY else market.paper_asks).add(order)
+                order.in_book = True
+            else:
+                market.book.add(order)
             if order.order_id not in self._orders:
                 self._register(order, account)
 
