@@ -80,8 +80,14 @@ def order_place(
     trigger: str | None = typer.Option(
         None, help="The price a stop watches: last, mark or bid_ask (default: the venue's)."
     ),
-    stop_loss: str | None = typer.Option(None, callback=positive, help="A protective stop leg's price."),
-    take_profit: str | None = typer.Option(None, callback=positive, help="A take-profit leg's price."),
+    stop_loss: str | None = typer.Option(
+        None,
+        callback=positive,
+        help="The order's stop_loss price (risk per trade; no exit leg is placed yet).",
+    ),
+    take_profit: str | None = typer.Option(
+        None, callback=positive, help="The order's take_profit price (no exit leg is placed yet)."
+    ),
     post_only: bool = typer.Option(False),
     reduce_only: bool = typer.Option(False),
     client_order_id: str | None = typer.Option(None),
