@@ -501,7 +501,7 @@ class Stream:
         await self.send({"op": op, "id": ref, **body})
         reply = await future
         if reply.get("op") == "error":
-            raise ApiError(0, str(reply.get("code")), str(reply.get("message")))
+            raise ApiError(0, str(reply.get("code")), str(reply.get("message")), body=reply)
         return reply
 
     async def place_order(self, **body: Any) -> Json:

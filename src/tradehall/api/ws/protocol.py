@@ -200,4 +200,6 @@ class RequestHandler:
             reply["data"] = data
         except (ApiError, TradehallError) as error:
             reply = error_message(error.code, error.detail, request=op)
+            if isinstance(error, ApiError) and error.fields:
+                reply.update(error.fields)  # e.g. `reject_reason`, as in the REST problem body
         connection.reply(reply, ref)
