@@ -32,7 +32,6 @@ class Admin:
         self._ledger = state.ledger
         self._accounts = state.accounts
         self._markets = state.markets
-        self._events = state.events
         self._dirty_positions = state.dirty_positions
 
     # --- accounts and money ------------------------------------------------------------------
@@ -64,7 +63,7 @@ class Admin:
             command.tier,
         )
         self._accounts[command.account_id] = account
-        self._events.append(
+        self._state.events.append(
             AccountOpened(
                 account_id=account.account_id,
                 owner=account.owner,
@@ -129,7 +128,7 @@ class Admin:
         except TradehallError as error:
             raise invalid_request(error.detail) from None
         self._markets[spec.symbol] = market
-        self._events.append(MarketCreated(spec=spec, ts=state.now))
+        self._state.events.append(MarketCreated(spec=spec, ts=state.now))
 
     def set_market_status(self, command: cmds.SetMarketStatus) -> None:
         market = self._state.market(command.market)
@@ -173,7 +172,7 @@ class Admin:
             position.margin = margin
             self._dirty_positions[(account.account_id, market.symbol)] = position
         account.leverage[market.symbol] = initial
-        self._events.append(
+        self._state.events.append(
             LeverageChanged(
                 account_id=account.account_id, market=market.symbol, initial_margin_ppm=initial, ts=state.now
             )
@@ -200,7 +199,7 @@ class Admin:
                 raise invalid_request("max_open_orders must be positive")
             changes["max_open_orders"] = command.max_open_orders
         state.config = config = msgspec.structs.replace(state.config, **changes)
-        self._events.append(
+        self._state.events.append(
             EngineConfigured(
                 tiers=tuple(sorted(config.tiers)),
                 quote_max_age_ms=config.quote_max_age_ms,

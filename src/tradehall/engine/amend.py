@@ -51,7 +51,6 @@ class Amend:
         self._markets = state.markets
         self._accounts = state.accounts
         self._orders = state.orders
-        self._events = state.events
 
     def amend_order(self, command: cmds.AmendOrder) -> None:
         state = self._state
@@ -115,7 +114,7 @@ class Amend:
         self._orders[order.order_id] = trial
         account.open_orders[order.order_id] = trial
         self._holds.take(trial, account, market)
-        self._events.append(
+        self._state.events.append(
             OrderAmended(
                 order_id=order.order_id,
                 account_id=order.account_id,
@@ -155,7 +154,7 @@ class Amend:
         order.hold = new_hold
         now = self._state.now
         order.updated_ts = now
-        self._events.append(
+        self._state.events.append(
             OrderAmended(
                 order_id=order.order_id,
                 account_id=order.account_id,
@@ -207,7 +206,7 @@ class Amend:
         stops.add(order)
         now = self._state.now
         order.updated_ts = now
-        self._events.append(
+        self._state.events.append(
             OrderAmended(
                 order_id=order.order_id,
                 account_id=order.account_id,

@@ -26,7 +26,6 @@ class Assessments:
         self._state = state
         self._lifecycle = lifecycle
         self._closeouts = closeouts
-        self._events = state.events
         self._markets = state.markets
         self._accounts = state.accounts
 
@@ -53,11 +52,11 @@ class Assessments:
         assessment = account.assessment
         assert assessment is not None
         if status is FAILED:
-            self._events.append(
+            self._state.events.append(
                 AssessmentFailed(account_id=account.account_id, rule=rule, equity=equity, floor=level, ts=now)
             )
         else:
-            self._events.append(
+            self._state.events.append(
                 AssessmentPassed(
                     account_id=account.account_id,
                     equity=final_equity,
@@ -66,7 +65,7 @@ class Assessments:
                     ts=now,
                 )
             )
-        self._events.append(
+        self._state.events.append(
             AccountStatusChanged(
                 account_id=account.account_id,
                 status=status,
@@ -81,7 +80,7 @@ class Assessments:
     def emit(self, account: Account, equity: int) -> None:
         assessment = account.assessment
         assert assessment is not None
-        self._events.append(
+        self._state.events.append(
             AssessmentUpdated(
                 account_id=account.account_id,
                 equity=equity,

@@ -45,7 +45,6 @@ class Clock:
         self._orders = state.orders
         self._markets = state.markets
         self._accounts = state.accounts
-        self._events = state.events
 
     def advance_time(self, command: cmds.AdvanceTime) -> None:
         state = self._state
@@ -67,7 +66,7 @@ class Clock:
             order.updated_ts = now
             expired_in.add(market.symbol)
             state.unregister(order, account)
-            self._events.append(
+            self._state.events.append(
                 OrderExpired(
                     order_id=order.order_id,
                     account_id=order.account_id,

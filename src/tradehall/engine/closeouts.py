@@ -63,7 +63,6 @@ class CloseOuts:
         self._ledger = state.ledger
         self._accounts = state.accounts
         self._markets = state.markets
-        self._events = state.events
 
     def liquidate(self, account: Account, equity: int, maintenance: int) -> None:
         """Equity below maintenance: cancel its perp orders, close every perp position at the mark."""
@@ -92,7 +91,7 @@ class CloseOuts:
                 fee_exempt=True,
             )
             insurance_after = self._accounts[SYSTEM_INSURANCE].balance(quote).total
-            self._events.append(
+            self._state.events.append(
                 PositionLiquidated(
                     account_id=account.account_id,
                     market=symbol,
@@ -128,7 +127,7 @@ class CloseOuts:
             hold_currency=market.spec.quote if market.kind is not SPOT or side is BUY else market.spec.base,
         )
         state.next_order_id += 1
-        self._events.append(self._lifecycle.accepted(order))
+        self._state.events.append(self._lifecycle.accepted(order))
         return order
 
     def close_out(
@@ -221,7 +220,7 @@ class CloseOuts:
         realized_before = position.realized
         self._postings.fill_side(market, taking, fund, lots, price, notional, 0, MAKER)
         self._postings.fill_side(market, closing, account, lots, price, notional, 0, TAKER)
-        self._events.append(
+        self._state.events.append(
             PositionTakenOver(
                 account_id=account.account_id,
                 market=market.symbol,

@@ -101,7 +101,6 @@ class Engine:
             cmds.ApplyFunding: funding.apply_funding,
             cmds.Configure: admin.configure,
         }
-        self._events = state.events
         self._dirty_positions = state.dirty_positions
         self._evaluate_touched = supervisor.evaluate_touched
         self._emit_book_changes = state.emit_book_changes
@@ -111,27 +110,28 @@ class Engine:
     def apply(self, command: cmds.Command) -> list[AnyEvent]:
         """Apply one command; return the events it produced (a refusal is one rejection event)."""
         state = self.state
+        events: list[AnyEvent] = []
+        state.events = events
         if command.ts > state.now:
             state.now = command.ts
         handler = self._handlers.get(type(command))
         if handler is None:
-            return [
+            events.append(
                 CommandRejected(
                     command=type(command).__name__,
                     code=Code.INVALID_REQUEST,
                     reason="unknown command",
                     ts=state.now,
                 )
-            ]
-        events = self._events
+            )
+            return events
         try:
             handler(command)
         except TradehallError as error:
             if events:  # pragma: no cover - every check runs before the first change
-                events.clear()
                 raise
             if isinstance(command, cmds.PlaceOrder):
-                return [
+                events.append(
                     OrderRejected(
                         account_id=command.account_id,
                         market=command.market,
@@ -141,23 +141,19 @@ class Engine:
                         ts=state.now,
                         reject_reason=error.reason,
                     )
-                ]
-            return [
-                CommandRejected(
-                    command=type(command).__name__, code=error.code, reason=error.detail, ts=state.now
                 )
-            ]
-        except BaseException:  # pragma: no cover - a bug: drop what the failed command emitted
-            events.clear()
-            raise
-        self._finish(type(command).__name__)
-        produced = events.copy()
-        events.clear()
-        return produced
+            else:
+                events.append(
+                    CommandRejected(
+                        command=type(command).__name__, code=error.code, reason=error.detail, ts=state.now
+                    )
+                )
+            return events
+        self._finish(type(command).__name__, events)
+        return events
 
-    def _finish(self, reason: str) -> None:
+    def _finish(self, reason: str, events: list[AnyEvent]) -> None:
         """Check the accounts the command touched, then emit its summaries: balances, positions, books."""
-        events = self._events
         self._evaluate_touched()
         self.ledger.flush(reason, events)
         dirty = self._dirty_positions

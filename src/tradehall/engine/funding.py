@@ -20,7 +20,6 @@ class Funding:
         self._postings = postings
         self._ledger = state.ledger
         self._accounts = state.accounts
-        self._events = state.events
 
     def apply_funding(self, command: cmds.ApplyFunding) -> None:
         market = self._state.market(command.market)
@@ -54,7 +53,7 @@ class Funding:
             else:
                 self._ledger.transfer(clearing, account, quote, -payment)
             payments.append((account_id, payment))
-        self._events.append(
+        self._state.events.append(
             FundingPaid(
                 market=market.symbol,
                 rate_ppm=rate_ppm,

@@ -43,6 +43,7 @@ from tradehall.engine.constants import (
     SPOT,
     STOP_LIMIT_ORDER,
     STOP_ORDER,
+    SYSTEM_KIND,
     TRADING_HALTED,
     TRADING_REDUCING,
 )
@@ -84,15 +85,20 @@ class Intake:
         self._execution = execution
         self._stops = stops
         self._markets = state.markets
+        self._accounts = state.accounts
         self._orders = state.orders
-        self._events = state.events
         self._client_order_ids = state.client_order_ids
         self._client_order_fingerprints = state.client_order_fingerprints
 
     def place_order(self, command: cmds.PlaceOrder) -> None:
         state = self._state
-        market = state.market(command.market)
-        account = state.trader(command.account_id)
+        # the lookups and enum conversions inline: one call each less on the hot path
+        market = self._markets.get(command.market)
+        if market is None:
+            market = state.market(command.market)  # raises not_found
+        account = self._accounts.get(command.account_id)
+        if account is None or account.kind is SYSTEM_KIND:
+            account = state.trader(command.account_id)  # raises not_found
         key: tuple[str, str] | None = None
         print_ = b""
         if command.client_order_id is not None:
@@ -120,7 +126,9 @@ class Intake:
             raise TradehallError(
                 Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}", CancelReason.MARKET_CLOSED
             )
-        requested_side = enum_of(OrderSide, command.side, "side")
+        requested_side = command.side
+        if requested_side.__class__ is not OrderSide:
+            requested_side = enum_of(OrderSide, requested_side, "side")
         side = SIDE_BY_KIND[market.kind].get(requested_side)
         if side is None:
             raise invalid_order(f"side {command.side} does not fit a {market.kind} market")
@@ -131,7 +139,9 @@ class Intake:
             raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
         if market.max_lots is not None and quantity > market.max_lots:
             raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
-        order_type = enum_of(OrderType, command.type, "type")
+        order_type = command.type
+        if order_type.__class__ is not OrderType:
+            order_type = enum_of(OrderType, order_type, "type")
         price = stop_price = None
         if order_type in (LIMIT_ORDER, STOP_LIMIT_ORDER):
             if command.price is None:
@@ -157,7 +167,9 @@ class Intake:
                 raise refusal
         elif command.trigger is not None:
             raise invalid_order("trigger is only for stop and stop_limit orders")
-        tif = enum_of(TimeInForce, command.time_in_force, "time_in_force")
+        tif = command.time_in_force
+        if tif.__class__ is not TimeInForce:
+            tif = enum_of(TimeInForce, tif, "time_in_force")
         if order_type in (MARKET_ORDER, STOP_ORDER):
             if tif in (DAY, GTD):
                 raise invalid_order("a market order cannot rest; use ioc, fok or gtc")
@@ -225,7 +237,7 @@ class Intake:
         state.next_order_id += 1
         if order.client_order_id is not None:
             self._client_order_ids[(account.account_id, order.client_order_id)] = order.order_id
-        self._events.append(self._lifecycle.accepted(order))
+        self._state.events.append(self._lifecycle.accepted(order))
         self._holds.take(order, account, market)
         if order.status is PENDING_TRIGGER:
             state.register(order, account)

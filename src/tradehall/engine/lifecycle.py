@@ -107,7 +107,6 @@ class Lifecycle:
         self._holds = holds
         self._orders = state.orders
         self._accounts = state.accounts
-        self._events = state.events
         self._unregister = state.unregister
 
     def accepted(self, order: Order) -> OrderAccepted:
@@ -142,7 +141,7 @@ class Lifecycle:
         order.updated_ts = now
         if order.order_id in self._orders:
             self._unregister(order, account)
-        self._events.append(
+        self._state.events.append(
             OrderCancelled(
                 order_id=order.order_id,
                 account_id=order.account_id,

@@ -40,7 +40,6 @@ class MarketData:
         self._quote_venue = quote
         self._stops = stops
         self._supervisor = supervisor
-        self._events = state.events
 
     def mark_price(self, command: cmds.MarkPrice) -> None:
         state = self._state
@@ -50,7 +49,7 @@ class MarketData:
         if refusal is not None:
             raise refusal
         market.mark_price = price
-        self._events.append(MarkPriceUpdated(market=market.symbol, price=price, ts=state.now))
+        self._state.events.append(MarkPriceUpdated(market=market.symbol, price=price, ts=state.now))
         self._supervisor.mark_to_market(market)
         self._stops.trigger(market)
 
@@ -81,7 +80,7 @@ class MarketData:
         if last is not None and market.venue is QUOTE_VENUE:
             market.last_price = last
         market.mark_price = mark
-        self._events.append(
+        self._state.events.append(
             QuoteUpdated(
                 market=market.symbol,
                 bid=bids[0][0] if bids else None,
@@ -91,7 +90,7 @@ class MarketData:
                 ts=now,
             )
         )
-        self._events.append(MarkPriceUpdated(market=market.symbol, price=mark, ts=now))
+        self._state.events.append(MarkPriceUpdated(market=market.symbol, price=mark, ts=now))
         if market.venue is QUOTE_VENUE and market.status is MARKET_OPEN:
             self.quote_venue_tick(market)
         self._supervisor.mark_to_market(market)

@@ -34,7 +34,6 @@ class Postings:
         self._ledger = state.ledger
         self._accounts = state.accounts
         self._orders = state.orders
-        self._events = state.events
         self._dirty_positions = state.dirty_positions
         self._position = state.position
         self._unregister = state.unregister
@@ -48,7 +47,7 @@ class Postings:
         market.last_price = price
         notional = market.notional.floor(price * quantity)
         maker_account = self._accounts[maker.account_id]
-        self._events.append(
+        self._state.events.append(
             TradeExecuted(
                 trade_id=trade_id,
                 market=market.symbol,
@@ -160,7 +159,7 @@ class Postings:
             assessment.count_trading_day(assessment.day_index)
         if order.order_id == 0:
             return  # the venue's side of a paper fill is not an order of anyone's
-        self._events.append(
+        self._state.events.append(
             OrderFilled(
                 order_id=order.order_id,
                 account_id=order.account_id,

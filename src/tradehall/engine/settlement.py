@@ -29,7 +29,6 @@ class Settlement:
         self._ledger = state.ledger
         self._accounts = state.accounts
         self._orders = state.orders
-        self._events = state.events
         self._dirty_positions = state.dirty_positions
 
     def change_status(self, market: Market, status: MarketStatus) -> None:
@@ -42,7 +41,9 @@ class Settlement:
             for order in ending:
                 self._lifecycle.cancel(order, market, reason)
         market.status = status
-        self._events.append(MarketStatusChanged(market=market.symbol, status=status, ts=self._state.now))
+        self._state.events.append(
+            MarketStatusChanged(market=market.symbol, status=status, ts=self._state.now)
+        )
         if status is MARKET_OPEN:
             self._stops.trigger(market)  # prices may have passed stops while it was halted
 
@@ -75,7 +76,7 @@ class Settlement:
             position.realized += market.notional.round(realized_ticks)
             self._dirty_positions[(account_id, market.symbol)] = position
             payouts.append((account_id, payout))
-        self._events.append(
+        self._state.events.append(
             MarketSettled(market=market.symbol, outcome=outcome, payouts=tuple(payouts), ts=self._state.now)
         )
 
@@ -113,4 +114,6 @@ class Settlement:
             self._dirty_positions[(account_id, market.symbol)] = position
         residue = pool.balance(quote).total
         ledger.transfer(pool, ledger.system_account(SYSTEM_FEES, quote), quote, residue)
-        self._events.append(MarketVoided(market=market.symbol, refunds=tuple(refunds), ts=self._state.now))
+        self._state.events.append(
+            MarketVoided(market=market.symbol, refunds=tuple(refunds), ts=self._state.now)
+        )

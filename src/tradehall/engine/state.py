@@ -66,9 +66,9 @@ def by_order_id(order: Order) -> int:
 class EngineState:
     """Registries (accounts, markets, orders, client order ids), ids, time and the event buffer.
 
-    `events` is one list for the engine's life: components append to it and `Engine.apply` hands out
-    a copy and clears it after each command. `dirty_positions` collects the positions a command
-    changed for its summary events.
+    `events` is the current command's list: `Engine.apply` puts a new one here for each command and
+    returns it; components append through the state (`self._state.events`), never keeping the list.
+    `dirty_positions` collects the positions a command changed for its summary events.
     """
 
     def __init__(self, config: EngineConfig, book_factory: Callable[[], Book] = OrderBook) -> None:

@@ -19,7 +19,6 @@ class Stops:
     def __init__(self, state: EngineState, execution: Execution) -> None:
         self._state = state
         self._execution = execution
-        self._events = state.events
 
     def trigger(self, market: Market) -> None:
         """Fire the stops whose trigger source has reached them (inclusive: >= for buys, <= for
@@ -53,7 +52,7 @@ class Stops:
         now = self._state.now
         order.status = OPEN
         order.updated_ts = now
-        self._events.append(
+        self._state.events.append(
             OrderTriggered(order_id=order.order_id, account_id=order.account_id, market=order.market, ts=now)
         )
         self._execution.rearm(order, market, stated_reason=True)
