@@ -13,31 +13,10 @@ open and across a restart in the middle of a window (the parts before and after 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 
+from tradehall.domain.candles import INTERVALS, Candle
 from tradehall.marketdata.parsing import NS_PER_S
-
-INTERVALS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
-"""Interval name → width in seconds (windows aligned to the UTC epoch)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Candle:
-    market: str
-    interval: str
-    start_ts: int
-    """Window start, ns since the epoch; the window is [start_ts, start_ts + width)."""
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    trades: int
-    closed: bool
-    open_ts: int = field(default=0, compare=False)
-    """Time (ns) of the price that set `open`; `close_ts` likewise for `close` (for merging parts)."""
-    close_ts: int = field(default=0, compare=False)
 
 
 class _Stats:
@@ -193,3 +172,6 @@ class CandleAggregator:
         if self.sink is not None:
             self.sink(candle)
         return candle
+
+
+__all__ = ["INTERVALS", "Candle", "CandleAggregator", "CandleSink"]

@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import Connection, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tradehall.marketdata.candles import INTERVALS, Candle, CandleAggregator
+from tradehall.domain.candles import INTERVALS, Candle
 from tradehall.store.db import Store
 from tradehall.store.models import Candle as CandleRowModel
 from tradehall.store.models import table_of
@@ -274,6 +274,14 @@ def update_of_part(part: Candle) -> CandleUpdate:
     )
 
 
+class PartSource(Protocol):
+    """What `CandleWriter` needs of `tradehall.marketdata.CandleAggregator` (the store does not import it)."""
+
+    part_sink: Callable[[Candle], None] | None
+
+    def flush_parts(self) -> int: ...
+
+
 class CandleWriter:
     """Stores the candles of quote-venue markets: the aggregator's parts, batched, merged through the store.
 
@@ -286,7 +294,7 @@ class CandleWriter:
     def __init__(
         self,
         store: Store,
-        aggregator: CandleAggregator | None = None,
+        aggregator: PartSource | None = None,
         *,
         interval: float = 1.0,
         accept: Callable[[str], bool] | None = None,
@@ -369,6 +377,7 @@ __all__ = [
     "CandleBuilder",
     "CandleUpdate",
     "CandleWriter",
+    "PartSource",
     "candle_starts",
     "combine",
     "merge_candles",
