@@ -19,8 +19,8 @@ from tradehall.api.body import RequestBody
 from tradehall.api.docs_pages import DESCRIPTION, install_docs
 from tradehall.api.errors import install_error_handlers
 from tradehall.api.gateway import Gateway
-from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync
-from tradehall.api.routes import accounts, auth, markets, ops, orders, positions, settlements
+from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync, watch_conservation
+from tradehall.api.routes import accounts, admin, auth, markets, ops, orders, positions, settlements
 from tradehall.api.ws import WebSocketHub
 from tradehall.api.ws import router as ws_router
 from tradehall.service.settings import Settings
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.state.gateway = gateway
         app.state.hub = hub
         app.state.service = runtime
+        watch_conservation(lambda: runtime.engine)
         # long-lived objects (engine state, routes, schemas) need no more scanning by the collector, and
         # a request allocates hundreds of short-lived objects: collect the young generation less often
         gc.collect()
@@ -126,7 +127,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         redoc_url=None,
     )
     install_error_handlers(app)
-    routers = [module.router for module in (auth, accounts, markets, orders, positions, ops, settlements)]
+    modules = (auth, accounts, markets, orders, positions, ops, settlements, admin)
+    routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router)
     app.include_router(ws_router)

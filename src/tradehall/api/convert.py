@@ -313,6 +313,7 @@ def account_dict(
         "drawdown": dec(peak - equity),
         "status": account.status.value,
         "trading_state": account.trading_state.value,
+        "cost_basis": account.cost_basis.value,
         "tier": account.tier,
         "rules": rules_dict(engine, account, equity),
         "status_reason": status_reason_dict(engine, account),

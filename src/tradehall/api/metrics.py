@@ -14,6 +14,9 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
+from tradehall.domain.fixedpoint import amount_of
+from tradehall.engine import Engine, views
+
 _LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 ORDERS_TOTAL = Counter(
@@ -40,6 +43,13 @@ REQUEST_LATENCY = Histogram(
 )
 PROJECTION_LAG = Gauge("tradehall_projection_lag", "Journal records not yet in the read models.")
 RATE_LIMITED = Counter("tradehall_rate_limited_total", "Requests refused by the rate limiter.")
+CONSERVATION_DIFFERENCE = Gauge(
+    "tradehall_conservation_difference",
+    "Per currency, users' plus system balances less (deposits - withdrawals), in currency units: "
+    "always 0. Computed from the engine's balances when scraped.",
+    ["currency"],
+)
+_engines: list[Callable[[], Engine]] = []
 
 _PEER_METRICS = ("tradehall.bus.metrics", "tradehall.marketdata.metrics")
 
@@ -50,8 +60,26 @@ def _import_peer_metrics() -> None:
             importlib.import_module(module)
 
 
+def watch_conservation(engine: Callable[[], Engine]) -> None:
+    """`/metrics` computes the conservation gauge from this engine when scraped (the last one watched:
+    one per process), so no command pays for it."""
+    _engines[:] = [engine]
+
+
+def _update_conservation() -> None:
+    if not _engines:
+        return
+    engine = _engines[0]()
+    for currency, (users, system, external) in views.money_by_currency(engine).items():
+        places = views.currency_places(engine, currency)
+        CONSERVATION_DIFFERENCE.labels(currency=currency).set(
+            float(amount_of(users + system + external, places))
+        )
+
+
 def render() -> tuple[bytes, str]:
     _import_peer_metrics()
+    _update_conservation()
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 

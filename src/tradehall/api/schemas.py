@@ -146,6 +146,11 @@ class AccountCreate(Request):
     currency: Currency = "USD"
     initial_balance: DecimalStr | None = None
     tier: Annotated[str, Field(max_length=64)] | None = None
+    cost_basis: Literal["fifo", "lifo", "average"] = Field(
+        default="average",
+        description="How a sale's realised P&L picks the lots it closes: first in, last in, or the "
+        "average entry. Fees never enter the cost basis.",
+    )
 
 
 class BalanceOut(Response):
@@ -178,6 +183,7 @@ class AccountOut(Response):
     drawdown: str
     status: Literal["active", "passed", "failed", "closed"]
     trading_state: str
+    cost_basis: Literal["fifo", "lifo", "average"]
     tier: str | None = None
     rules: dict[str, object] | None = None
     status_reason: StatusReasonOut | None = None
@@ -670,3 +676,44 @@ class Problem(Response):
     detail: str
     code: str
     correlation_id: str
+
+
+# ---- the venue's books and clock (admin) -------------------------------------------------------------
+
+
+class SystemAccountOut(Response):
+    name: str
+    currency: str
+    balance: str
+
+
+class SystemAccountsPage(Response):
+    items: list[SystemAccountOut]
+    next_cursor: str | None = None
+
+
+class ConservationOut(Response):
+    currency: str
+    deposits: str
+    withdrawals: str
+    user_balances: str
+    system_balances: str
+    difference: str
+
+
+class ConservationPage(Response):
+    items: list[ConservationOut]
+    next_cursor: str | None = None
+
+
+class ClockRequest(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"advance_seconds": "60"}, {"set_to": "2030-01-01T00:00:00Z"}]}
+    )
+
+    advance_seconds: Annotated[int | float | DecimalStr, Field(union_mode="left_to_right")] | None = None
+    set_to: Timestamp | None = None
+
+
+class ClockOut(Response):
+    now: str

@@ -26,6 +26,7 @@ ACCOUNT_KEYS = (
     "currency",
     "status",
     "tier",
+    "cost_basis",
     "balance",
     "available",
     "equity",
@@ -90,12 +91,17 @@ def account_create(
     tier: str | None = typer.Option(
         None, help="An assessment tier (see `tradehall tiers`): opens an assessment."
     ),
+    cost_basis: str | None = typer.Option(
+        None, "--cost-basis", help="fifo, lifo or average (the venue's default): the lots a sale closes."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Open a cash account, or an assessment account with --tier."""
     kind = "assessment" if tier else "cash"
     with api_errors():
-        data = client_of(ctx).create_account(currency, kind=kind, initial_balance=initial_balance, tier=tier)
+        data = client_of(ctx).create_account(
+            currency, kind=kind, initial_balance=initial_balance, tier=tier, cost_basis=cost_basis
+        )
     emit(data, as_json, _show_account)
 
 

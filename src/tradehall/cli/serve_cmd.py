@@ -71,6 +71,12 @@ def serve(
             "or demo run."
         )
         raise typer.Exit(EXIT_UNSAFE_DEFAULTS)
+    if settings.clock == "manual" and not (local or settings.local):
+        err_console.print(
+            "[red]error:[/red] TRADEHALL_CLOCK=manual lets an admin move the venue's time: tests and "
+            "demos only. Pass --local (TRADEHALL_LOCAL=1) for such a run."
+        )
+        raise typer.Exit(EXIT_UNSAFE_DEFAULTS)
     if unsafe:
         console.print(f"[yellow]warning:[/yellow] local run with the default {' and '.join(unsafe)}")
     console.print(f"tradehall serving on [bold]http://{host}:{port}[/bold] (data in {settings.data_dir})")

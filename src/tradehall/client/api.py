@@ -101,8 +101,18 @@ class _Endpoints:
         kind: str = "cash",
         initial_balance: str | None = None,
         tier: str | None = None,
+        cost_basis: str | None = None,
     ) -> Any:
-        body = _clean({"kind": kind, "currency": currency, "initial_balance": initial_balance, "tier": tier})
+        """`cost_basis`: "fifo", "lifo" or "average" (the server's default when omitted)."""
+        body = _clean(
+            {
+                "kind": kind,
+                "currency": currency,
+                "initial_balance": initial_balance,
+                "tier": tier,
+                "cost_basis": cost_basis,
+            }
+        )
         return self._send(Call("POST", "/accounts", body=body))
 
     def accounts(self) -> Any:
@@ -191,6 +201,20 @@ class _Endpoints:
 
     def reject_settlement(self, symbol: str) -> Any:
         return self._send(Call("POST", f"/admin/settlements/{symbol}/reject"))
+
+    def system_accounts(self) -> Any:
+        """The venue's system accounts (admin): items `{name, currency, balance}`."""
+        return self._send(Call("GET", "/admin/system-accounts"))
+
+    def conservation(self) -> Any:
+        """Per currency (admin): `{currency, deposits, withdrawals, user_balances, system_balances,
+        difference}`; `difference` is always "0"."""
+        return self._send(Call("GET", "/admin/conservation"))
+
+    def move_clock(self, advance_seconds: str | float | None = None, set_to: str | None = None) -> Any:
+        """Moves a TRADEHALL_CLOCK=manual server's clock forward (admin); answers `{now}`."""
+        body = _clean({"advance_seconds": advance_seconds, "set_to": set_to})
+        return self._send(Call("POST", "/admin/clock", body=body))
 
     def apply_funding(self, symbol: str, rate: str) -> Any:
         return self._send(Call("POST", f"/admin/markets/{symbol}/funding", body={"rate": rate}))

@@ -110,6 +110,18 @@ def ppm_of(rate: Decimal, what: str) -> int:
     return int(scaled)
 
 
+FUNDING_RATE_PLACES = 8
+"""Exchanges publish funding rates to 8 decimals (0.00019999); a finer rate is refused, never cut."""
+
+
+def check_funding_rate(rate: Decimal, what: str = "funding_rate") -> Decimal:
+    """`rate` unchanged if it has at most 8 decimals; else a refusal (`invalid_order`, HTTP 422)."""
+    exponent = rate.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -FUNDING_RATE_PLACES:
+        raise invalid_order(f"{what} {rate} has more than {FUNDING_RATE_PLACES} decimals")
+    return rate
+
+
 def _plain(value: Decimal) -> Decimal:
     normal = value.normalize()
     exponent = normal.as_tuple().exponent

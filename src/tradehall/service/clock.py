@@ -47,3 +47,7 @@ class ManualClock:
         if ns < self._now:
             raise ValueError("a clock does not go backwards")
         self._now = ns
+
+    def peek_ns(self) -> int:
+        """The time without reading it (a read may step the clock)."""
+        return self._now

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         default=1.0,
         description="How often the runner sends AdvanceTime (expiries, daily resets, funding); 0 disables.",
     )
+    clock: Literal["system", "manual"] = Field(
+        default="system",
+        description="The sequencer's time source: the wall clock, or (tests and demos, never production) "
+        "a manual clock only `POST /admin/clock` moves; `tradehall serve` refuses `manual` without --local.",
+    )
     coingecko_api_key: str | None = None
     coingecko_pro: bool = False
     coinmarketcap_api_key: str | None = None

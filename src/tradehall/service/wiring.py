@@ -24,7 +24,7 @@ from tradehall.engine import Engine, EngineConfig
 from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory
 from tradehall.journal.segments import read_records
-from tradehall.service.clock import Clock
+from tradehall.service.clock import Clock, ManualClock
 from tradehall.service.engine_config import configure_command
 from tradehall.service.integrations import Integrations
 from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig
@@ -48,6 +48,12 @@ class Service:
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.manual_clock: ManualClock | None = None
+        """The clock `POST /admin/clock` moves, when the process runs with TRADEHALL_CLOCK=manual."""
+        if clock is None and settings.clock == "manual":
+            clock = self.manual_clock = ManualClock(time.time_ns())
+        elif isinstance(clock, ManualClock):
+            self.manual_clock = clock
         self._clock = clock
         self.runner: EngineRunner[Engine] = EngineRunner(
             engine_factory(), RunnerConfig.from_settings(settings), clock=clock, retain_from=self._retain_from
@@ -97,6 +103,10 @@ class Service:
         self._store = Store.from_url(url)
         self._projector = Projector(self._store.engine, ProjectorConfig())
         await self.runner.start()
+        if self.manual_clock is not None:
+            # a recovered journal may already be ahead of the wall clock: time never goes back
+            self.manual_clock.set(max(self.manual_clock.peek_ns(), self.runner.engine.state.now))
+            log.warning("manual_clock", detail="the sequencer's time moves only by POST /admin/clock")
         self._remove_listener = self.runner.add_listener(self._on_records)
         configure = configure_command(settings, self.runner.engine.config)
         if configure is not None:

@@ -24,7 +24,7 @@ from tradehall.api.schemas import (
     TiersPage,
 )
 from tradehall.domain.commands import Deposit, OpenAccount, SetLeverage
-from tradehall.domain.enums import AccountKind, MarketKind
+from tradehall.domain.enums import AccountKind, CostBasis, MarketKind
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.fixedpoint import minor_of, parse_decimal
 from tradehall.store import queries
@@ -72,7 +72,8 @@ async def _account_out(gateway: Gateway, principal: Principal, account_id: str) 
     description="A paper `cash` account in `currency`, self-funded with `initial_balance` where the "
     "venue allows it (`TRADEHALL_ALLOW_SELF_FUNDING`; else an admin deposits), or an `assessment` "
     "account of a `tier` (see `GET /tiers`), funded by the tier's starting balance and bound by its "
-    "rules. Needs the `trade` scope; a key bound to one account cannot open another.",
+    "rules. `cost_basis` (`fifo`, `lifo` or `average`, the default) is how a sale's realised P&L "
+    "picks the lots it closes. Needs the `trade` scope; a key bound to one account cannot open another.",
 )
 async def create_account(
     body: AccountCreate, principal: TraderDep, gateway: GatewayDep, correlation_id: CorrelationDep
@@ -105,6 +106,7 @@ async def create_account(
             kind=AccountKind(body.kind),
             currency=body.currency,
             tier=body.tier,
+            cost_basis=CostBasis(body.cost_basis),
             correlation_id=correlation_id,
         )
     )

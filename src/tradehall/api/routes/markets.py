@@ -36,7 +36,7 @@ from tradehall.domain.commands import (
 )
 from tradehall.domain.enums import FeeModel, MarketKind, MarketStatus, Outcome, Venue
 from tradehall.domain.errors import Code, TradehallError
-from tradehall.domain.fixedpoint import parse_decimal
+from tradehall.domain.fixedpoint import check_funding_rate, parse_decimal
 from tradehall.domain.market import MarketSpec
 from tradehall.store import queries
 
@@ -203,6 +203,12 @@ def _dec(value: str | None, what: str) -> Decimal | None:
         raise ApiError(Code.INVALID_REQUEST, error.detail) from None
 
 
+def _funding_rate(value: str | None, what: str) -> Decimal | None:
+    """A funding rate to at most 8 decimals; a finer one is refused with 422, never truncated."""
+    rate = _dec(value, what)
+    return None if rate is None else check_funding_rate(rate, what)
+
+
 def _spec_of(body: MarketCreate) -> MarketSpec:
     tick = _dec(body.tick_size, "tick_size")
     lot = _dec(body.lot_size, "lot_size")
@@ -255,7 +261,7 @@ def _spec_of(body: MarketCreate) -> MarketSpec:
         price_protection=_dec(body.price_protection, "price_protection"),
         mark_band=_dec(body.mark_band, "mark_band") or Decimal(0),
         funding_interval_seconds=body.funding_interval_seconds,
-        funding_rate=_dec(body.funding_rate, "funding_rate"),
+        funding_rate=_funding_rate(body.funding_rate, "funding_rate"),
         close_time=time_ns(body.close_time, "close_time"),
     )
 
@@ -369,9 +375,10 @@ async def inject_price(
 async def apply_funding(
     symbol: str, body: FundingRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
-    """One funding payment at `rate` x notional at the mark: longs pay shorts when positive."""
+    """One funding payment at `rate` x notional at the mark: longs pay shorts when positive. A rate
+    has at most 8 decimals; a finer one is refused (422 `invalid_order`), never truncated."""
     gateway.market(symbol)
-    rate = _dec(body.rate, "rate")
+    rate = _funding_rate(body.rate, "rate")
     assert rate is not None
     await gateway.execute(ApplyFunding(market=symbol, rate=rate, correlation_id=correlation_id))
     return json_response(convert.market_dict(gateway.market(symbol)))
