@@ -27,7 +27,7 @@ from tradehall.domain.commands import CreateMarket, Deposit, OpenAccount, PlaceO
 from tradehall.domain.enums import MarketKind, OrderSide
 from tradehall.domain.errors import Code
 from tradehall.domain.market import MarketSpec
-from tradehall.engine import Engine
+from tradehall.engine import Engine, views
 from tradehall.service.settings import Settings
 
 
@@ -180,8 +180,9 @@ def test_order_view_from_events_shows_a_no_order_at_its_no_price_with_fills() ->
     assert order["filled_quantity"] == "4"
     assert [f["quantity"] for f in order["fills"]] == ["4"]
     assert order["created_at"] == "1970-01-01T00:00:03Z"
-    position = engine.markets["RAIN"].positions["b"]
-    view = convert.position_dict(engine, engine.markets["RAIN"], position)
+    position = views.position(engine, "b", "RAIN")
+    assert position is not None
+    view = convert.position_dict(position)
     assert (view["side"], view["quantity"], view["average_entry_price"]) == ("no", "4", "0.4")
 
 

@@ -120,6 +120,12 @@ def spot_holder() -> Engine:
     return engine
 
 
+def account_view(engine: Engine, account_id: str) -> views.AccountView:
+    view = views.account(engine, account_id)
+    assert view is not None
+    return view
+
+
 def test_equity_values_spot_holdings_at_their_market_price() -> None:
     engine = spot_holder()
     assert views.account_valuation(engine, "s").equity == 16_400_500  # no mark, no trade: the mid 64,005.00
@@ -127,10 +133,10 @@ def test_equity_values_spot_holdings_at_their_market_price() -> None:
     expect_no_rejection(place(engine, "s", "BTC-USD", "sell", "0.5", type="market"))
     valuation = views.account_valuation(engine, "s")
     assert (valuation.cash, valuation.holdings, valuation.equity) == (13_193_600, 3_200_000, 16_393_600)
-    assert convert.account_dict(engine, engine.accounts["s"])["equity"] == "163936.00"
+    assert convert.account_dict(engine, account_view(engine, "s"))["equity"] == "163936.00"
     expect_no_rejection(engine.apply(c.MarkPrice(market="BTC-USD", price=D("64100"))))
     assert (
-        convert.account_dict(engine, engine.accounts["s"])["equity"] == "163986.00"
+        convert.account_dict(engine, account_view(engine, "s"))["equity"] == "163986.00"
     )  # 131,936 + 0.5 x 64,100
 
 

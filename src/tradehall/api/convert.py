@@ -1,4 +1,4 @@
-"""Engine state, engine events and read-model rows -> the wire dicts of `tradehall.api.schemas`.
+"""Engine views, engine events and read-model rows -> the wire dicts of `tradehall.api.schemas`.
 
 One place per resource. Integers become decimal strings through `tradehall.domain.fixedpoint` with
 the market's spec; a binary NO order shows its price as the NO price (1 - YES), as it was entered.
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tradehall.domain.enums import CancelReason, MarketKind, OrderSide, OrderStatus, Venue
+from tradehall.domain.enums import CancelReason, MarketKind, OrderSide, OrderStatus
 from tradehall.domain.events import (
     AnyEvent,
     OrderAccepted,
@@ -25,10 +25,7 @@ from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
 from tradehall.domain.market import BINARY_PAYOUT, MarketSpec
 from tradehall.domain.tiers import TierSpec
 from tradehall.engine import Engine, views
-from tradehall.engine.ledger import Account as EngineAccount
-from tradehall.engine.markets import Market
-from tradehall.engine.orders import Order as EngineOrder
-from tradehall.engine.positions import Position
+from tradehall.engine.views import AccountView, BookView, MarketView, OrderView, PositionView
 from tradehall.store import models
 
 ZERO = Decimal(0)
@@ -82,7 +79,7 @@ def _no_view(value: Decimal | None, spec: MarketSpec, requested: str) -> Decimal
 
 
 def market_dict(
-    market: Market, outcome: str | None = None, settled_at: datetime | None = None
+    market: MarketView, outcome: str | None = None, settled_at: datetime | None = None
 ) -> dict[str, Any]:
     """`outcome` and `settled_at` come from the read models (the engine keeps neither)."""
     spec = market.spec
@@ -104,7 +101,7 @@ def market_dict(
         "initial_margin": opt_dec(spec.initial_margin),
         "maintenance_margin": opt_dec(spec.maintenance_margin),
         "last_price": _price(market.last_price, spec),
-        "mark_price": _price(valuation_price(market), spec),
+        "mark_price": _price(market.mark_price, spec),
         "slippage": dec(Decimal(market.slippage_ppm) / 1_000_000),
         "latency_ms": spec.latency_ms,
         "quote_max_age_ms": spec.quote_max_age_ms,
@@ -126,42 +123,31 @@ def levels(raw: Iterable[tuple[int, int]], spec: MarketSpec) -> list[list[str]]:
     return [[decimal_str(decimal_of(p, tick)), decimal_str(decimal_of(q, lot))] for p, q in raw]
 
 
-def book_dict(market: Market, depth: int) -> dict[str, Any]:
-    if market.venue is Venue.QUOTE:  # the external book the paper orders fill against (size "" = unknown)
-        tick, lot = market.spec.tick_size, market.spec.lot_size
-        return {
-            "symbol": market.symbol,
-            "sequence": market.book_sequence,
-            "bids": [_quoted(level, tick, lot) for level in market.quote_bids[:depth]],
-            "asks": [_quoted(level, tick, lot) for level in market.quote_asks[:depth]],
-        }
-    bids, asks = market.book.depth(depth)
+def book_dict(book: BookView) -> dict[str, Any]:
+    """On a quote venue the levels are the external book the paper orders fill against (size "" =
+    unknown); a book venue's sizes are always known."""
+    tick, lot = book.spec.tick_size, book.spec.lot_size
     return {
-        "symbol": market.symbol,
-        "sequence": market.book_sequence,
-        "bids": levels(bids, market.spec),
-        "asks": levels(asks, market.spec),
+        "symbol": book.symbol,
+        "sequence": book.sequence,
+        "bids": [_quoted(level, tick, lot) for level in book.bids],
+        "asks": [_quoted(level, tick, lot) for level in book.asks],
     }
 
 
-def _quoted(level: list[Any], tick: Decimal, lot: Decimal) -> list[str]:
+def _quoted(level: tuple[int, int | None], tick: Decimal, lot: Decimal) -> list[str]:
     price, size = level
     return [decimal_str(decimal_of(price, tick)), "" if size is None else decimal_str(decimal_of(size, lot))]
 
 
-def valuation_price(market: Market) -> int | None:
-    """Mark, else last trade, else the mid: what positions are valued at (the engine's valuation)."""
-    return views.valuation_price(market)
-
-
-def ticker_dict(market: Market, volume_24h_lots: int) -> dict[str, Any]:
+def ticker_dict(market: MarketView, volume_24h_lots: int) -> dict[str, Any]:
     spec = market.spec
     return {
         "symbol": market.symbol,
-        "bid": _price(market.best_bid(), spec),
-        "ask": _price(market.best_ask(), spec),
+        "bid": _price(market.bid, spec),
+        "ask": _price(market.ask, spec),
         "last": _price(market.last_price, spec),
-        "mark": _price(valuation_price(market), spec),
+        "mark": _price(market.mark_price, spec),
         "volume_24h": _qty(volume_24h_lots, spec),
         "sequence": market.book_sequence,
         "status": market.status.value,
@@ -171,12 +157,12 @@ def ticker_dict(market: Market, volume_24h_lots: int) -> dict[str, Any]:
 # ---- accounts and positions -------------------------------------------------------------------------
 
 
-def position_dict(engine: Engine, market: Market, position: Position) -> dict[str, Any]:
-    spec = market.spec
+def position_dict(position: PositionView) -> dict[str, Any]:
+    spec = position.spec
     quantity = position.quantity
     tick_lot = spec.tick_size * spec.lot_size
-    price = valuation_price(market)
-    quote_places = engine.config.decimals(spec.quote)
+    price = position.price
+    quote_places = position.quote_places
     average: Decimal | None = None
     if quantity:
         average = decimal_of(position.cost, tick_lot) / decimal_of(quantity, spec.lot_size)
@@ -188,14 +174,14 @@ def position_dict(engine: Engine, market: Market, position: Position) -> dict[st
     if quantity and price is not None:
         unrealized = decimal_of(quantity * price - position.cost, tick_lot)
         if spec.kind is MarketKind.BINARY and quantity < 0:
-            mark = market.payout_ticks - price  # NO terms, like its average entry
+            mark = position.payout_ticks - price  # NO terms, like its average entry
     if spec.kind is MarketKind.BINARY:
         side = "yes" if quantity > 0 else "no"
     else:
         side = "long" if quantity > 0 else "short"
     return {
         "account_id": position.account_id,
-        "market": market.symbol,
+        "market": position.market,
         "side": side,
         "quantity": _qty(abs(quantity), spec),
         "average_entry_price": opt_dec(average),
@@ -203,7 +189,7 @@ def position_dict(engine: Engine, market: Market, position: Position) -> dict[st
         "unrealized_pnl": dec(unrealized),
         "realized_pnl": dec(amount_of(position.realized, quote_places)),
         "margin": dec(amount_of(position.margin, quote_places)),
-        "liquidation_price": _price(engine.liquidation_price(position.account_id, market.symbol), spec),
+        "liquidation_price": _price(position.liquidation_price, spec),
     }
 
 
@@ -225,12 +211,12 @@ def tier_dict(tier: TierSpec) -> dict[str, Any]:
     }
 
 
-def rules_dict(engine: Engine, account: EngineAccount, equity: Decimal) -> dict[str, Any] | None:
+def rules_dict(engine: Engine, account: AccountView, equity: Decimal) -> dict[str, Any] | None:
     """An assessment account's tier with its current floors and progress toward the target."""
-    state = getattr(account, "assessment", None)
+    state = account.assessment
     if state is None:
         return None
-    places = engine.config.decimals(state.tier.currency)
+    places = views.currency_places(engine, state.tier.currency)
     target = amount_of(state.target, places)
     initial = amount_of(state.initial, places)
     return {
@@ -254,32 +240,29 @@ def rules_dict(engine: Engine, account: EngineAccount, equity: Decimal) -> dict[
     }
 
 
-def status_reason_dict(engine: Engine, account: EngineAccount) -> dict[str, Any] | None:
+def status_reason_dict(engine: Engine, account: AccountView) -> dict[str, Any] | None:
     """Why an assessment ended: the rule, the equity that decided it and the rule's level."""
     reason = account.status_reason
     if reason is None:
         return None
-    rule, value, limit, at = reason
-    places = engine.config.decimals(account.currency)
+    places = views.currency_places(engine, account.currency)
     return {
-        "rule": rule,
-        "value": dec(amount_of(value, places)),
-        "limit": dec(amount_of(limit, places)),
-        "at": rfc3339_ns(at),
+        "rule": reason.rule,
+        "value": dec(amount_of(reason.value, places)),
+        "limit": dec(amount_of(reason.limit, places)),
+        "at": rfc3339_ns(reason.at),
     }
 
 
-def account_dict(
-    engine: Engine, account: EngineAccount, peak_equity: Decimal | None = None
-) -> dict[str, Any]:
-    """Equity and P&L are the engine's own valuation (`engine.views.account_valuation`): cash, other
+def account_dict(engine: Engine, account: AccountView, peak_equity: Decimal | None = None) -> dict[str, Any]:
+    """Equity and P&L are the engine's own valuation (the view's `valuation`): cash, other
     assets held at their market's price, perp P&L and binary contracts at the price."""
-    places = engine.config.decimals(account.currency)
-    main = account.balances.get(account.currency)
+    places = views.currency_places(engine, account.currency)
+    main = account.balance(account.currency)
     total = main.total if main is not None else 0
     held = main.held if main is not None else 0
     balance = amount_of(total, places)
-    valuation = views.account_valuation(engine, account.account_id)
+    valuation = account.valuation
     equity = amount_of(valuation.equity, places)
     unrealized = amount_of(valuation.unrealized_pnl, places)
     realized = amount_of(valuation.realized_pnl, places)
@@ -288,12 +271,11 @@ def account_dict(
         peak_equity = amount_of(state.peak_equity, places)
     peak = equity if peak_equity is None else max(peak_equity, equity)
     balances = []
-    for currency in sorted(account.balances):
-        entry = account.balances[currency]
-        decimals = engine.config.decimals(currency)
+    for entry in account.balances:
+        decimals = views.currency_places(engine, entry.currency)
         balances.append(
             {
-                "currency": currency,
+                "currency": entry.currency,
                 "total": dec(amount_of(entry.total, decimals)),
                 "available": dec(amount_of(entry.total - entry.held, decimals)),
                 "held": dec(amount_of(entry.held, decimals)),
@@ -384,7 +366,7 @@ def _average(notional_tick_lots: int, filled_lots: int, spec: MarketSpec) -> Dec
     return average.quantize(spec.tick_size * Decimal("0.0001")).normalize()
 
 
-def order_from_engine(order: EngineOrder, spec: MarketSpec, quote_places: int) -> dict[str, Any]:
+def order_from_engine(order: OrderView, spec: MarketSpec, quote_places: int) -> dict[str, Any]:
     requested = order.requested_side.value
     price = None if order.price is None else decimal_of(order.price, spec.tick_size)
     stop = None if order.stop_price is None else decimal_of(order.stop_price, spec.tick_size)

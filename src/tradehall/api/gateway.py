@@ -24,9 +24,9 @@ from tradehall.domain.commands import AnyCommand
 from tradehall.domain.errors import Code
 from tradehall.domain.events import AnyEvent, CommandRejected, OrderRejected, TradeExecuted
 from tradehall.domain.fixedpoint import units_of
-from tradehall.engine import Engine
-from tradehall.engine.ledger import Account
-from tradehall.engine.markets import Market
+from tradehall.domain.market import MarketSpec
+from tradehall.engine import Engine, views
+from tradehall.engine.views import AccountView, BookView, MarketView
 from tradehall.journal.records import JournalRecord
 from tradehall.service.runner import CommandResult, RunnerError
 from tradehall.service.settings import Settings
@@ -103,8 +103,8 @@ class Gateway:
         `volumes.on_records` listens): the ticker's `volume_24h` does not restart from zero."""
         await self.service.read_barrier()
         since = utc_of_ns(self.volumes.now_ns() - DAY_NS)
-        for symbol in sorted(self.engine.markets):
-            lot_size = self.engine.markets[symbol].spec.lot_size
+        for symbol in views.market_symbols(self.engine):
+            lot_size = self.spec(symbol).lot_size
             trades = await self.service.store.call(queries.trades_since, symbol, since)
             self.volumes.load(
                 symbol,
@@ -130,36 +130,60 @@ class Gateway:
         raise_rejection(result.events)
         return result
 
-    def market(self, symbol: str) -> Market:
-        market = self.engine.markets.get(symbol)
+    def market(self, symbol: str) -> MarketView:
+        """The market's view (404 when there is none)."""
+        market = views.market(self.engine, symbol)
         if market is None:
             raise not_found(f"market {symbol} not found")
         return market
 
-    def account(self, principal: Principal, account_id: str) -> Account:
-        """The caller's account: 404 when there is none, 403 when it is another user's."""
-        account = self.engine.accounts.get(account_id)
-        if account is None or account.owner == "system":
+    def book(self, symbol: str, depth: int) -> BookView:
+        """The best `depth` levels of the market's book (404 when there is no such market)."""
+        book = views.book(self.engine, symbol, depth)
+        if book is None:
+            raise not_found(f"market {symbol} not found")
+        return book
+
+    def spec(self, symbol: str) -> MarketSpec:
+        """The market's terms alone, for the hot paths (404 when there is none)."""
+        spec = views.spec(self.engine, symbol)
+        if spec is None:
+            raise not_found(f"market {symbol} not found")
+        return spec
+
+    def check_account(self, principal: Principal, account_id: str) -> None:
+        """The caller's account exists and is theirs: 404 when there is none, 403 when it is another
+        user's. Builds no view: order entry checks ownership on every request."""
+        owner = views.account_owner(self.engine, account_id)
+        if owner is None or owner == "system":
             raise not_found(f"account {account_id} not found")
-        if account.owner != principal.user_id and not principal.is_admin:
+        if owner != principal.user_id and not principal.is_admin:
             raise forbidden(f"account {account_id} belongs to another user")
         principal.check_account(account_id)  # a key bound to one account reaches no other (403)
+
+    def account(self, principal: Principal, account_id: str) -> AccountView:
+        """The caller's account (404/403 like `check_account`)."""
+        self.check_account(principal, account_id)
+        account = views.account(self.engine, account_id)
+        assert account is not None  # checked above, and nothing ran in between
         return account
 
-    def accounts_of(self, principal: Principal) -> list[Account]:
-        """The caller's accounts (a bound key's: its one account)."""
+    def account_ids_of(self, principal: Principal) -> list[str]:
+        """The caller's accounts, sorted (a bound key's: its one account)."""
         bound = principal.account_id
-        return sorted(
-            (
-                a
-                for a in self.engine.accounts.values()
-                if a.owner == principal.user_id and (bound is None or a.account_id == bound)
-            ),
-            key=lambda a: a.account_id,
-        )
+        return [
+            account_id
+            for account_id in views.account_ids_of(self.engine, principal.user_id)
+            if bound is None or account_id == bound
+        ]
 
-    def quote_places(self, market: Market) -> int:
-        return self.engine.config.decimals(market.spec.quote)
+    def accounts_of(self, principal: Principal) -> list[AccountView]:
+        """The views of the caller's accounts, sorted by id."""
+        found = (views.account(self.engine, account_id) for account_id in self.account_ids_of(principal))
+        return [account for account in found if account is not None]
+
+    def quote_places(self, spec: MarketSpec) -> int:
+        return views.currency_places(self.engine, spec.quote)
 
     @staticmethod
     def new_account_id() -> str:

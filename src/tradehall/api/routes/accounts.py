@@ -24,9 +24,10 @@ from tradehall.api.schemas import (
     TiersPage,
 )
 from tradehall.domain.commands import Deposit, OpenAccount, SetLeverage
-from tradehall.domain.enums import AccountKind, CostBasis, MarketKind
+from tradehall.domain.enums import AccountKind, CostBasis
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.fixedpoint import minor_of, parse_decimal
+from tradehall.engine import views
 from tradehall.store import queries
 
 router = APIRouter(tags=["accounts"], responses=ERRORS)
@@ -35,7 +36,7 @@ router = APIRouter(tags=["accounts"], responses=ERRORS)
 def _amount(gateway: Gateway, value: str, currency: str) -> Decimal:
     try:
         amount = parse_decimal(value, "amount")
-        minor = minor_of(amount, gateway.engine.config.decimals(currency))
+        minor = minor_of(amount, views.currency_places(gateway.engine, currency))
     except TradehallError as error:
         raise ApiError(Code.INVALID_REQUEST, error.detail) from None
     if minor <= 0:
@@ -49,17 +50,13 @@ def known_currencies(gateway: Gateway) -> set[str]:
 
     Money conjured in a currency nothing trades or values would sit outside every market's books.
     """
-    known = set(gateway.engine.config.currency_decimals)
-    for market in gateway.engine.markets.values():
-        known.add(market.spec.quote)
-        if market.spec.kind is MarketKind.SPOT:  # a perp's or binary's base is no holdable asset
-            known.add(market.spec.base)
-    return known
+    return views.holdable_currencies(gateway.engine)
 
 
 async def _account_out(gateway: Gateway, principal: Principal, account_id: str) -> dict[str, object]:
-    account = gateway.account(principal, account_id)
+    gateway.check_account(principal, account_id)
     row = await gateway.service.store.call(queries.get_account, account_id)
+    account = gateway.account(principal, account_id)  # as it stands after the read
     peak = row.peak_equity if row is not None else None
     return convert.account_dict(gateway.engine, account, peak)
 
@@ -82,7 +79,7 @@ async def create_account(
         raise ApiError(Code.FORBIDDEN, f"this API key is bound to account {principal.account_id}")
     amount = None
     if body.kind == "assessment":
-        if body.tier is None or body.tier not in gateway.engine.config.tiers:
+        if body.tier is None or body.tier not in views.tiers(gateway.engine):
             raise ApiError(Code.INVALID_REQUEST, f"unknown tier {body.tier!r}; see GET /tiers")
         if body.initial_balance is not None:
             raise ApiError(Code.INVALID_REQUEST, "an assessment account is funded by its tier")
@@ -150,7 +147,7 @@ async def get_ledger(
     """Every change of the account's balances, newest first: deposits, withdrawals, fill cash, fees,
     funding, settlement payouts, void refunds, liquidations and insurance takeovers, each with the
     running balance of its currency. The amounts of a currency sum to its balance."""
-    gateway.account(principal, account_id)
+    gateway.check_account(principal, account_id)
     await gateway.service.read_barrier()
     result = await gateway.service.store.call(queries.list_ledger, account_id, limit=limit, cursor=cursor)
     return json_response(page([convert.ledger_from_row(row) for row in result.items], result.next_cursor))
@@ -167,8 +164,8 @@ async def set_leverage(
     correlation_id: CorrelationDep,
 ) -> Response:
     """The account's leverage on a perp market, up to the market's and its tier's maximum."""
-    gateway.account(principal, account_id)
-    gateway.market(body.market)
+    gateway.check_account(principal, account_id)
+    gateway.spec(body.market)
     try:
         leverage = parse_decimal(body.leverage, "leverage")
     except TradehallError as error:
@@ -178,9 +175,7 @@ async def set_leverage(
             account_id=account_id, market=body.market, leverage=leverage, correlation_id=correlation_id
         )
     )
-    account = gateway.engine.accounts[account_id]
-    market = gateway.engine.markets[body.market]
-    initial = max(market.initial_margin_ppm, account.leverage.get(body.market, 0))
+    initial = views.initial_margin_ppm(gateway.engine, account_id, body.market)
     return json_response(
         {
             "account_id": account_id,
@@ -217,5 +212,5 @@ async def deposit(
 @router.get("/tiers", response_model=TiersPage, summary="List assessment tiers")
 async def tiers(gateway: GatewayDep) -> Response:
     """The assessment tiers the engine is configured with (public)."""
-    items = [convert.tier_dict(tier) for tier in gateway.engine.config.tiers.values()]
+    items = [convert.tier_dict(tier) for tier in views.tiers(gateway.engine).values()]
     return json_response(page(sorted(items, key=lambda t: t["name"])))

@@ -22,6 +22,7 @@ from tradehall.api.schemas import (
     UserOut,
 )
 from tradehall.domain.errors import Code
+from tradehall.engine import views
 from tradehall.store.models import ApiKey
 
 router = APIRouter(tags=["auth"], responses=ERRORS)
@@ -85,10 +86,10 @@ def _key_dict(row: ApiKey, last_used_at: datetime | None) -> dict[str, Any]:
 
 def _own_account(gateway: Gateway, user_id: str, account_id: str) -> None:
     """A key binds only to the caller's own account (even an admin's: a key acts as its user)."""
-    account = gateway.engine.accounts.get(account_id)
-    if account is None or account.owner == "system":
+    owner = views.account_owner(gateway.engine, account_id)
+    if owner is None or owner == "system":
         raise not_found(f"account {account_id} not found")
-    if account.owner != user_id:
+    if owner != user_id:
         raise forbidden(f"account {account_id} belongs to another user")
 
 

@@ -38,6 +38,7 @@ from tradehall.domain.enums import FeeModel, MarketKind, MarketStatus, Outcome, 
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.fixedpoint import check_funding_rate, parse_decimal
 from tradehall.domain.market import MarketSpec
+from tradehall.engine import views
 from tradehall.store import queries
 
 router = APIRouter(tags=["markets"], responses=ERRORS)
@@ -67,7 +68,7 @@ async def _resolutions(gateway: Gateway, symbols: list[str]) -> dict[str, tuple[
     "sizes, fees and status. Public: no credentials needed.",
 )
 async def list_markets(gateway: GatewayDep) -> Response:
-    markets = sorted(gateway.engine.markets.values(), key=lambda m: m.symbol)
+    markets = views.markets(gateway.engine)
     resolved = await _resolutions(gateway, [m.symbol for m in markets if m.status in _RESOLVED])
     return json_response(
         page([convert.market_dict(m, *resolved.get(m.symbol, (None, None))) for m in markets])
@@ -97,7 +98,7 @@ async def get_market(symbol: str, gateway: GatewayDep) -> Response:
 async def get_book(
     symbol: str, gateway: GatewayDep, depth: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> Response:
-    return json_response(convert.book_dict(gateway.market(symbol), depth))
+    return json_response(convert.book_dict(gateway.book(symbol, depth)))
 
 
 @router.get(
@@ -124,7 +125,7 @@ async def get_trades(
     limit: Limit = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
-    gateway.market(symbol)
+    gateway.spec(symbol)
     await gateway.service.read_barrier()
     result = await gateway.service.store.call(queries.list_market_trades, symbol, limit=limit, cursor=cursor)
     items = [
@@ -160,7 +161,7 @@ async def get_candles(
 ) -> Response:
     """Oldest first from the read models: the projector's candles of the engine's trades (book venues)
     and the feeds' candles (quote venues, `CandleWriter`); with `start`, pages forward by `next_cursor`."""
-    gateway.market(symbol)
+    gateway.spec(symbol)
     time_ns(start, "start")  # validates: RFC 3339 with a time zone
     time_ns(end, "end")
     start_at = None if start is None else datetime.fromisoformat(start)
@@ -283,7 +284,7 @@ async def create_market(
 
 
 async def _set_status(gateway: Gateway, symbol: str, status: MarketStatus, correlation_id: str) -> Response:
-    gateway.market(symbol)
+    gateway.spec(symbol)
     await gateway.execute(SetMarketStatus(market=symbol, status=status, correlation_id=correlation_id))
     return json_response(convert.market_dict(gateway.market(symbol)))
 
@@ -323,7 +324,7 @@ async def resume_market(
 async def settle_market(
     symbol: str, body: SettleRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
-    gateway.market(symbol)
+    gateway.spec(symbol)
     await gateway.execute(
         SettleMarket(market=symbol, outcome=Outcome(body.outcome), correlation_id=correlation_id)
     )
@@ -340,7 +341,7 @@ async def settle_market(
 async def void_market(
     symbol: str, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
-    gateway.market(symbol)
+    gateway.spec(symbol)
     await gateway.execute(VoidMarket(market=symbol, correlation_id=correlation_id))
     return json_response(await _market_out(gateway, symbol))
 
@@ -377,7 +378,7 @@ async def apply_funding(
 ) -> Response:
     """One funding payment at `rate` x notional at the mark: longs pay shorts when positive. A rate
     has at most 8 decimals; a finer one is refused (422 `invalid_order`), never truncated."""
-    gateway.market(symbol)
+    gateway.spec(symbol)
     rate = _funding_rate(body.rate, "rate")
     assert rate is not None
     await gateway.execute(ApplyFunding(market=symbol, rate=rate, correlation_id=correlation_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -22,8 +23,10 @@ from tradehall.api.schemas import CancelAllOut, OrderAmend, OrderCreate, OrderOu
 from tradehall.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from tradehall.domain.enums import OrderSide, OrderType, StopTrigger, TimeInForce
 from tradehall.domain.errors import Code
-from tradehall.domain.events import OrderAccepted, OrderRejected
-from tradehall.engine.orders import Order as EngineOrder
+from tradehall.domain.events import AnyEvent, OrderAccepted, OrderCancelled, OrderRejected
+from tradehall.domain.market import MarketSpec
+from tradehall.engine import views
+from tradehall.engine.views import OrderView
 from tradehall.store import models, queries
 
 router = APIRouter(tags=["orders"], responses=ERRORS)
@@ -69,15 +72,15 @@ async def place_order(
     started = time.perf_counter()
     principal.require(TRADE)
     structlog.contextvars.bind_contextvars(account=body.account_id)
-    gateway.account(principal, body.account_id)
-    market = gateway.market(body.market)
+    gateway.check_account(principal, body.account_id)
+    spec = gateway.spec(body.market)
     command = place_order_command(body, correlation_id)
     result = await gateway.submit(command)
     events = result.events
     if not events:
         ORDERS_TOTAL.labels(market=body.market, result="repeated").inc()
         assert body.client_order_id is not None
-        order_id = gateway.engine.order_id_for(body.account_id, body.client_order_id)
+        order_id = views.order_id_for(gateway.engine, body.account_id, body.client_order_id)
         if order_id is None:  # pragma: no cover - the engine only answers nothing for a repeat
             raise ApiError(Code.INTERNAL, "order not found after an idempotent repeat")
         return await order_out(gateway, principal, order_id), 200
@@ -89,11 +92,19 @@ async def place_order(
         reject_reason = first.reject_reason.value if first.reject_reason is not None else first.code.value
         raise ApiError(first.code, first.reason, fields={"reject_reason": reject_reason})
     assert isinstance(first, OrderAccepted)
-    order = convert.order_from_events(events, first.order_id, market.spec, gateway.quote_places(market))
+    order = convert.order_from_events(events, first.order_id, spec, gateway.quote_places(spec))
     assert order is not None
     ORDERS_TOTAL.labels(market=body.market, result="accepted").inc()
     ORDER_LATENCY.labels(transport=transport).observe(time.perf_counter() - started)
     return order, 201
+
+
+def _after_cancel(order: OrderView, events: Sequence[AnyEvent]) -> OrderView:
+    """The order as the cancel command's own events left it (a closed order leaves the engine)."""
+    for event in events:
+        if isinstance(event, OrderCancelled) and event.order_id == order.order_id:
+            return order.cancelled(event)
+    return order
 
 
 def _order_with_fills(session: Session, order_id: str) -> tuple[models.Order | None, list[models.Fill]]:
@@ -109,9 +120,13 @@ async def _fills_of(gateway: Gateway, order_id: int) -> list[dict[str, Any]]:
     return [convert.fill_from_row(row) for row in rows]
 
 
-async def engine_order_out(gateway: Gateway, order: EngineOrder) -> dict[str, Any]:
-    market = gateway.engine.markets[order.market]
-    data = convert.order_from_engine(order, market.spec, gateway.quote_places(market))
+def _spec_or_none(gateway: Gateway, symbol: str) -> MarketSpec | None:
+    return views.spec(gateway.engine, symbol)
+
+
+async def engine_order_out(gateway: Gateway, order: OrderView) -> dict[str, Any]:
+    spec = gateway.spec(order.market)
+    data = convert.order_from_engine(order, spec, gateway.quote_places(spec))
     if order.filled:
         data["fills"] = await _fills_of(gateway, order.order_id)
     return data
@@ -119,15 +134,15 @@ async def engine_order_out(gateway: Gateway, order: EngineOrder) -> dict[str, An
 
 def _check_owner(gateway: Gateway, principal: Principal, account_id: str, order_id: object) -> None:
     principal.check_account(account_id)
-    account = gateway.engine.accounts.get(account_id)
+    owner = views.account_owner(gateway.engine, account_id)
     if principal.is_admin:
         return
-    if account is None or account.owner != principal.user_id:
+    if owner is None or owner != principal.user_id:
         raise forbidden(f"order {order_id} belongs to another user")
 
 
 async def order_out(gateway: Gateway, principal: Principal, order_id: int) -> dict[str, Any]:
-    open_order = gateway.engine.orders.get(order_id)
+    open_order = views.order(gateway.engine, order_id)
     if open_order is not None:
         _check_owner(gateway, principal, open_order.account_id, order_id)
         return await engine_order_out(gateway, open_order)
@@ -136,8 +151,7 @@ async def order_out(gateway: Gateway, principal: Principal, order_id: int) -> di
     if row is None:
         raise not_found(f"order {order_id} not found")
     _check_owner(gateway, principal, row.account_id, order_id)
-    market = gateway.engine.markets.get(row.market)
-    return convert.order_from_row(row, market.spec if market else None, fills)
+    return convert.order_from_row(row, _spec_or_none(gateway, row.market), fills)
 
 
 def _order_id(value: str) -> int:
@@ -179,9 +193,9 @@ async def get_order(order_id: str, principal: PrincipalDep, gateway: GatewayDep)
     return json_response(await order_out(gateway, principal, _order_id(order_id)))
 
 
-async def _owned_engine_order(gateway: Gateway, principal: Principal, order_id: int) -> EngineOrder:
+async def _owned_engine_order(gateway: Gateway, principal: Principal, order_id: int) -> OrderView:
     """The open order, if the caller owns it; 403/404/409 like the contract says otherwise."""
-    order = gateway.engine.orders.get(order_id)
+    order = views.order(gateway.engine, order_id)
     if order is not None:
         _check_owner(gateway, principal, order.account_id, order_id)
         return order
@@ -206,10 +220,10 @@ async def cancel_order(
     principal.require(TRADE)  # also called directly by the fast path and the WebSocket
     number = _order_id(order_id)
     order = await _owned_engine_order(gateway, principal, number)
-    await gateway.execute(
+    result = await gateway.execute(
         CancelOrder(order_id=number, account_id=order.account_id, correlation_id=correlation_id)
     )
-    return json_response(await engine_order_out(gateway, order))
+    return json_response(await engine_order_out(gateway, _after_cancel(order, result.events)))
 
 
 @router.patch(
@@ -241,7 +255,7 @@ async def amend_order(
         )
     )
     # an amend that loses priority re-creates the engine's order object; read the current one
-    current = gateway.engine.orders.get(number)
+    current = views.order(gateway.engine, number)
     if current is not None:
         return json_response(await engine_order_out(gateway, current))
     return json_response(await order_out(gateway, principal, number))
@@ -261,16 +275,14 @@ async def cancel_all(
     account_id: Annotated[str, Query(max_length=64)],
     market: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    account = gateway.account(principal, account_id)
+    gateway.check_account(principal, account_id)
     if market is not None:
-        gateway.market(market)
-    targets = [
-        order
-        for order in gateway.engine.orders.values()
-        if order.account_id == account.account_id and (market is None or order.market == market)
-    ]
-    await gateway.execute(CancelAll(account_id=account_id, market=market, correlation_id=correlation_id))
-    items = [await engine_order_out(gateway, order) for order in sorted(targets, key=lambda o: -o.order_id)]
+        gateway.spec(market)
+    targets = views.open_orders(gateway.engine, {account_id}, market)
+    result = await gateway.execute(
+        CancelAll(account_id=account_id, market=market, correlation_id=correlation_id)
+    )
+    items = [await engine_order_out(gateway, _after_cancel(order, result.events)) for order in targets]
     return json_response(page(items))
 
 
@@ -309,9 +321,10 @@ async def list_orders(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     if account_id is not None:
-        accounts = [gateway.account(principal, account_id).account_id]
+        gateway.check_account(principal, account_id)
+        accounts = [account_id]
     else:
-        accounts = [account.account_id for account in gateway.accounts_of(principal)]
+        accounts = gateway.account_ids_of(principal)
     if status == "open":
         # the engine's live state is the truth for open orders; the cursor is the last order id
         before = None
@@ -321,17 +334,7 @@ async def list_orders(
                 raise ApiError(
                     Code.INVALID_REQUEST, "cursor is not valid; use the next_cursor of a previous page"
                 )
-        wanted = set(accounts)
-        orders = sorted(
-            (
-                order
-                for order in gateway.engine.orders.values()
-                if order.account_id in wanted
-                and (market is None or order.market == market)
-                and (before is None or order.order_id < before)
-            ),
-            key=lambda o: -o.order_id,
-        )
+        orders = views.open_orders(gateway.engine, set(accounts), market, before)
         chunk = orders[:limit]
         next_cursor = str(chunk[-1].order_id) if len(orders) > limit else None
         items = [await engine_order_out(gateway, order) for order in chunk]
@@ -342,6 +345,5 @@ async def list_orders(
     )
     items = []
     for row, fills in rows:
-        spec = gateway.engine.markets[row.market].spec if row.market in gateway.engine.markets else None
-        items.append(convert.order_from_row(row, spec, fills))
+        items.append(convert.order_from_row(row, _spec_or_none(gateway, row.market), fills))
     return json_response(page(items, next_cursor))

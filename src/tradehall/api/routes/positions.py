@@ -16,6 +16,7 @@ from tradehall.api.schemas import ClosePosition, FillsPage, OrderCreate, OrderOu
 from tradehall.domain.enums import MarketKind
 from tradehall.domain.errors import Code
 from tradehall.domain.fixedpoint import decimal_of, decimal_str
+from tradehall.engine import views
 from tradehall.store import queries
 
 router = APIRouter(tags=["positions"], responses=ERRORS)
@@ -34,15 +35,15 @@ async def list_positions(
     account_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     if account_id is not None:
-        accounts = [gateway.account(principal, account_id)]
+        gateway.check_account(principal, account_id)
+        accounts = [account_id]
     else:
-        accounts = gateway.accounts_of(principal)
-    engine = gateway.engine
-    items = []
-    for account in accounts:
-        for position in engine.positions_of(account.account_id):
-            market = engine.markets[position.market]
-            items.append(convert.position_dict(engine, market, position))
+        accounts = gateway.account_ids_of(principal)
+    items = [
+        convert.position_dict(position)
+        for account in accounts
+        for position in views.positions(gateway.engine, account)
+    ]
     return json_response(page(items))
 
 
@@ -62,16 +63,16 @@ async def close_position(
     gateway: GatewayDep,
     correlation_id: CorrelationDep,
 ) -> Response:
-    account = gateway.account(principal, body.account_id)
-    engine_market = gateway.market(market)
-    position = engine_market.positions.get(account.account_id)
+    gateway.check_account(principal, body.account_id)
+    gateway.spec(market)
+    position = views.position(gateway.engine, body.account_id, market)
     if position is None or position.quantity == 0:
         raise ApiError(Code.CONFLICT, f"no open position in {market}")
-    spec = engine_market.spec
+    spec = position.spec
     quantity = decimal_str(decimal_of(abs(position.quantity), spec.lot_size))
     side = "sell" if position.quantity > 0 else "buy"
     order = OrderCreate(
-        account_id=account.account_id,
+        account_id=body.account_id,
         market=market,
         side=side,
         type="market",
@@ -100,9 +101,10 @@ async def list_fills(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     if account_id is not None:
-        accounts = [gateway.account(principal, account_id).account_id]
+        gateway.check_account(principal, account_id)
+        accounts = [account_id]
     else:
-        accounts = [account.account_id for account in gateway.accounts_of(principal)]
+        accounts = gateway.account_ids_of(principal)
     await gateway.service.read_barrier()
     result = await gateway.service.store.call(
         queries.list_fills, accounts, market=market, limit=limit, cursor=cursor

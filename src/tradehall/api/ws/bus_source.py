@@ -27,6 +27,7 @@ from tradehall.api.ws.snapshots import data_message as _data
 from tradehall.bus import Deduper, EventBus, StartPosition, create_bus
 from tradehall.bus.envelope import Envelope
 from tradehall.domain.errors import Code
+from tradehall.engine import views
 
 log = structlog.get_logger(__name__)
 
@@ -197,7 +198,7 @@ class BusSource:
 
     async def _fetch_book(self, symbol: str) -> dict[str, Any]:
         if self.engine_url is None:
-            return convert.book_dict(self.gateway.engine.markets[symbol], BOOK_DEPTH)
+            return convert.book_dict(self.gateway.book(symbol, BOOK_DEPTH))
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=5.0)
         response = await self._http.get(
@@ -215,7 +216,7 @@ class BusSource:
             kind, _, symbol = channel.partition(":")
             if kind not in ("book", "trades") or not symbol:
                 continue
-            if symbol in self.gateway.engine.markets or symbol in self._remote_markets:
+            if views.has_market(self.gateway.engine, symbol) or symbol in self._remote_markets:
                 continue
             if self.engine_url is None:
                 continue

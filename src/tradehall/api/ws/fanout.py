@@ -36,6 +36,7 @@ from tradehall.domain.events import (
     TradeExecuted,
 )
 from tradehall.domain.fixedpoint import decimal_of, decimal_str
+from tradehall.engine import views
 from tradehall.journal.records import JournalRecord
 
 _ORDER_EVENTS = (OrderAccepted, OrderFilled, OrderCancelled, OrderExpired, OrderAmended, OrderTriggered)
@@ -101,8 +102,8 @@ class RecordFanout(PrivateFeed):
         subscribers = self.public.get(channel)
         if not subscribers:
             return
-        market = self.gateway.engine.markets.get(event.market)
-        if market is None:
+        spec = views.spec(self.gateway.engine, event.market)
+        if spec is None:
             return
         text = _data(
             channel,
@@ -110,8 +111,8 @@ class RecordFanout(PrivateFeed):
             event.sequence,
             {
                 "symbol": event.market,
-                "bids": convert.levels(event.bids, market.spec),
-                "asks": convert.levels(event.asks, market.spec),
+                "bids": convert.levels(event.bids, spec),
+                "asks": convert.levels(event.asks, spec),
             },
         )
         for connection in list(subscribers):
@@ -124,7 +125,7 @@ class RecordFanout(PrivateFeed):
         subscribers = self.public.get(channel)
         if not subscribers:
             return
-        spec = self.gateway.engine.markets[event.market].spec
+        spec = self.gateway.spec(event.market)
         text = _data(
             channel,
             "update",
@@ -146,7 +147,7 @@ class RecordFanout(PrivateFeed):
         subscribers = self.public.get(channel)
         if not subscribers:
             return
-        market = self.gateway.engine.markets[symbol]
+        market = self.gateway.market(symbol)
         text = _data(channel, "update", seq, convert.ticker_dict(market, self.gateway.volumes.volume(symbol)))
         for connection in list(subscribers):
             connection.push(text)
@@ -156,33 +157,30 @@ class RecordFanout(PrivateFeed):
         subscribers = self.public.get(channel)
         if not subscribers:
             return
-        spec = self.gateway.engine.markets[market].spec
+        spec = self.gateway.spec(market)
         text = _data(channel, "update", bar.start, candle_dict(bar, spec))
         for connection in list(subscribers):
             connection.push(text)
 
     def _owner(self, account_id: str) -> str | None:
-        account = self.gateway.engine.accounts.get(account_id)
-        return None if account is None else account.owner
+        return views.account_owner(self.gateway.engine, account_id)
 
     def _private(self, event: Any, seq: int) -> str | None:
         """Queue the messages of one event; returns the account whose `account` object it changed."""
-        engine = self.gateway.engine
         if isinstance(event, _ORDER_EVENTS):
             owner = self._owner(event.account_id) or ""
             self.order_update(owner, seq, event.account_id, event.order_id, type(event).__name__)
             if isinstance(event, OrderFilled) and self.private.get((owner, "fills")):
-                spec = engine.markets[event.market].spec
-                fill = convert.fill_from_event(event, spec, engine.config.decimals(spec.quote))
+                spec = self.gateway.spec(event.market)
+                fill = convert.fill_from_event(event, spec, self.gateway.quote_places(spec))
                 self.private_update(owner, "fills", seq, event.account_id, fill)
             return None
         if isinstance(event, PositionChanged):
             owner = self._owner(event.account_id) or ""
             if self.private.get((owner, "positions")):
-                market = engine.markets[event.market]
-                position = market.positions.get(event.account_id)
+                position = views.position(self.gateway.engine, event.account_id, event.market)
                 if position is not None:
-                    data = convert.position_dict(engine, market, position)
+                    data = convert.position_dict(position)
                     if position.quantity == 0:
                         data["side"] = "flat"  # gone from GET /positions: the update says so
                     self.private_update(owner, "positions", seq, event.account_id, data)

@@ -71,6 +71,7 @@ from tradehall.api.ws.fanout import RecordFanout, candle_dict
 from tradehall.api.ws.protocol import WS_CLOSED, RequestHandler, error_message
 from tradehall.api.ws.snapshots import SnapshotCache, data_message
 from tradehall.domain.errors import Code
+from tradehall.engine import views
 
 log = structlog.get_logger(__name__)
 
@@ -165,7 +166,7 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
             if interval not in ("1m", "5m", "15m", "1h", "1d") or not symbol:
                 return Code.INVALID_REQUEST, f"unknown channel {channel[:100]!r}"
         remote = self.from_bus and kind in ("book", "trades") and symbol in self._remote_markets
-        if symbol not in self.gateway.engine.markets and not remote:
+        if not views.has_market(self.gateway.engine, symbol) and not remote:
             return Code.NOT_FOUND, f"market {symbol[:100]} not found"
         return None
 
@@ -224,27 +225,27 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
             self.public.setdefault(channel, set()).add(connection)
 
     def _snapshot(self, connection: Connection, channel: str) -> None:
-        engine = self.gateway.engine
         durable = self.gateway.service.runner.durable_seq
         kind, _, rest = channel.partition(":")
         if kind == "book" and self.from_bus:
             self._send_book_snapshot(connection, rest)
         elif kind == "book":
-            market = engine.markets[rest]
-            sequence = market.book_sequence
+            sequence = self.gateway.market(rest).book_sequence
             connection.book_sequence[rest] = sequence
             connection.push(
                 self.snapshots.get(
-                    channel, BOOK_DEPTH, sequence, lambda: convert.book_dict(market, BOOK_DEPTH)
+                    channel,
+                    BOOK_DEPTH,
+                    sequence,
+                    lambda: convert.book_dict(self.gateway.book(rest, BOOK_DEPTH)),
                 )
             )
         elif kind == "ticker":
-            market = engine.markets[rest]
-            data = convert.ticker_dict(market, self.gateway.volumes.volume(rest))
+            data = convert.ticker_dict(self.gateway.market(rest), self.gateway.volumes.volume(rest))
             connection.push(data_message(channel, "snapshot", durable, data))
         elif kind == "candles":
             symbol, _, interval = rest.rpartition(":")
-            spec = engine.markets[symbol].spec
+            spec = self.gateway.spec(symbol)
 
             def candles() -> list[dict[str, Any]]:  # the latest 100, oldest first like REST
                 latest = self.gateway.candles.bars(symbol, interval)[:100]

@@ -29,6 +29,7 @@ from tradehall.api.gateway import Gateway
 from tradehall.api.routes.orders import engine_order_out
 from tradehall.api.ws.connection import Connection
 from tradehall.api.ws.snapshots import data_message
+from tradehall.engine import views
 from tradehall.store import queries
 
 log = structlog.get_logger(__name__)
@@ -69,7 +70,7 @@ class _Job:
 async def order_view(gateway: Gateway, order_id: int) -> dict[str, Any] | None:
     """`GET /orders/{id}` without the owner check: the open order from the engine (fills from the read
     models), a closed one from the read models."""
-    order = gateway.engine.orders.get(order_id)
+    order = views.order(gateway.engine, order_id)
     if order is not None:
         return await engine_order_out(gateway, order)
     await gateway.service.read_barrier()
@@ -77,16 +78,17 @@ async def order_view(gateway: Gateway, order_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     fills = await gateway.service.store.call(queries.list_order_fills, str(order_id))
-    market = gateway.engine.markets.get(row.market)
-    return convert.order_from_row(row, market.spec if market else None, fills)
+    return convert.order_from_row(row, views.spec(gateway.engine, row.market), fills)
 
 
 async def account_view(gateway: Gateway, account_id: str) -> dict[str, Any] | None:
     """`GET /accounts/{id}` without the owner check: the engine's account, the read models' peak."""
-    account = gateway.engine.accounts.get(account_id)
-    if account is None:
+    if views.account_owner(gateway.engine, account_id) is None:
         return None
     row = await gateway.service.store.call(queries.get_account, account_id)
+    account = views.account(gateway.engine, account_id)  # as it stands now, after the read
+    if account is None:  # pragma: no cover - the engine never drops an account
+        return None
     return convert.account_dict(gateway.engine, account, row.peak_equity if row is not None else None)
 
 
@@ -153,9 +155,9 @@ class PrivateFeed:
         elif channel == "positions":
             engine = self.gateway.engine
             items = [
-                convert.position_dict(engine, engine.markets[position.market], position)
-                for account in self.gateway.accounts_of(principal)
-                for position in engine.positions_of(account.account_id)
+                convert.position_dict(position)
+                for account_id in self.gateway.account_ids_of(principal)
+                for position in views.positions(engine, account_id)
             ]
             text = data_message(channel, "snapshot", sequence, items)
             job = _Job(_READY, channel, sequence, (connection,), text=text)
@@ -227,14 +229,10 @@ class PrivateFeed:
         if job.kind == _ACCOUNT:
             return await account_view(gateway, str(job.key))
         assert job.principal is not None
-        accounts = gateway.accounts_of(job.principal)
+        accounts = gateway.account_ids_of(job.principal)
         if job.kind == _ACCOUNTS_SNAPSHOT:
-            views = [await account_view(gateway, account.account_id) for account in accounts]
-            return [view for view in views if view is not None]
+            found = [await account_view(gateway, account_id) for account_id in accounts]
+            return [view for view in found if view is not None]
         # the user's open orders (each account's own index), newest first, as GET /orders/{id}
-        items = []
-        for order_id in sorted((o for a in accounts for o in a.open_orders), reverse=True):
-            order = gateway.engine.orders.get(order_id)
-            if order is not None:
-                items.append(await engine_order_out(gateway, order))
-        return items
+        orders = views.open_orders(gateway.engine, set(accounts))
+        return [await engine_order_out(gateway, order) for order in orders]
