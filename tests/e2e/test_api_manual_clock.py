@@ -106,3 +106,19 @@ def test_trades_across_a_minute_boundary_of_the_manual_clock_make_two_candles(tm
             (_rfc3339(minute), "100", "101.5", "100", "101.5"),
             (_rfc3339(minute + timedelta(minutes=1)), "99", "99", "99", "99"),
         ]
+
+
+def test_the_ticker_24h_window_follows_the_manual_clock(tmp_path: Path) -> None:
+    with running_server(tmp_path / "data", clock="manual", clock_tick_seconds=0) as server:
+        admin = server.admin()
+        _market(admin)
+        admin.move_clock(set_to=_rfc3339(datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)))
+        (buyer, buyer_id), (seller, seller_id) = server.trader(), server.trader()
+        admin.deposit(seller_id, "10", currency="CLK")
+        seller.place_order(seller_id, "CLK-USD", "sell", "3", "100")
+        assert buyer.place_order(buyer_id, "CLK-USD", "buy", "3", "100")["status"] == "filled"
+        eventually(lambda: admin.ticker("CLK-USD")["volume_24h"], "3")
+        admin.move_clock(advance_seconds=86_400)  # the trade is at the window's start, which is in it
+        assert admin.ticker("CLK-USD")["volume_24h"] == "3"
+        admin.move_clock(advance_seconds="0.000000001")
+        assert admin.ticker("CLK-USD")["volume_24h"] == "0"
