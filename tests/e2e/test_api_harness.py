@@ -58,6 +58,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "admin_password": ADMIN_PASSWORD,
         "jwt_secret": JWT_SECRET,
         "rate_limit_per_second": 0,
+        "login_tarpit_seconds": 0,  # tests of the throttle read exact Retry-After values at once
     }
     values.update(overrides)
     return Settings(**values)

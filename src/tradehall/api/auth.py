@@ -29,7 +29,7 @@ import jwt
 import structlog
 
 from tradehall.api.errors import ApiError, forbidden, unauthorized
-from tradehall.api.login_throttle import LoginThrottle
+from tradehall.api.login_throttle import LoginThrottle, Tarpit
 from tradehall.api.passwords import HashingPool
 from tradehall.api.passwords import hash_password as hash_password
 from tradehall.api.passwords import verify_password as verify_password
@@ -130,6 +130,7 @@ class Authenticator:
         self.revocation_listeners: list[RevocationListener] = []
         self.hashing = HashingPool(settings.password_hash_workers, settings.password_hash_queue)
         self.throttle = LoginThrottle()
+        self.tarpit = Tarpit(settings.login_tarpit_seconds)
 
     def close(self) -> None:
         self.hashing.close()
@@ -176,14 +177,26 @@ class Authenticator:
 
     async def login(self, username: str, password: str, client_ip: str = "unknown") -> Principal:
         """Throttled before any work (429), hashed in the bounded pool (503 when full); only a wrong
-        password counts as a failure, and a success clears the username's count."""
-        self.throttle.check(username, client_ip)
-        user = await self.store.call(repo.find_user_by_username, username)
-        ok = await self.hashing.verify(user.password_hash if user is not None else None, password)
-        if user is None or not ok:
-            self.throttle.failed(username, client_ip)
-            raise unauthorized("wrong username or password")
-        self.throttle.succeeded(username)
+        password counts as a failure, and a success clears the username's count. Both refusals are
+        answered after the tarpit's pause."""
+        wait = self.throttle.admit(username, client_ip)
+        if wait > 0:
+            held = await self.tarpit.hold(wait)
+            raise self.throttle.refusal(wait - held)
+        try:
+            user = await self.store.call(repo.find_user_by_username, username)
+            try:
+                ok = await self.hashing.verify(user.password_hash if user is not None else None, password)
+            except ApiError as refused:
+                if refused.code is Code.OVERLOADED:
+                    await self.tarpit.hold(float(refused.headers.get("Retry-After", "1")))
+                raise
+            if user is None or not ok:
+                self.throttle.failed(username, client_ip)
+                raise unauthorized("wrong username or password")
+            self.throttle.succeeded(username)
+        finally:
+            self.throttle.release(username, client_ip)
         return Principal(user.id, user.username, user.role)
 
     async def register(self, username: str, password: str, role: str = "trader") -> Principal:

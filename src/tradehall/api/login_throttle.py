@@ -12,10 +12,11 @@ keeping them all; keys are swept once their window is over and their number is b
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tradehall.api.errors import ApiError
 from tradehall.domain.errors import Code
@@ -44,6 +45,7 @@ class LoginThrottle:
         steps_to_cap = max(0, math.ceil(math.log2(max(1.0, max_delay / base_delay))))
         self._keep_extra = steps_to_cap + 1
         self._failures: dict[str, deque[float]] = {}
+        self._checking: dict[str, int] = {}  # key -> attempts admitted and not yet decided
         self._last_sweep = clock()
 
     @staticmethod
@@ -66,11 +68,42 @@ class LoginThrottle:
     def check(self, username: str, ip: str) -> None:
         wait = self.wait_seconds(username, ip)
         if wait > 0:
-            raise ApiError(
-                Code.RATE_LIMITED,
-                "too many failed logins; wait before trying again",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+            raise self.refusal(wait)
+
+    @staticmethod
+    def refusal(wait: float) -> ApiError:
+        """429 `rate_limited`, telling the client to wait `wait` seconds (at least 1)."""
+        return ApiError(
+            Code.RATE_LIMITED,
+            "too many failed logins; wait before trying again",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+    def admit(self, username: str, ip: str) -> float:
+        """Like `wait_seconds`, and also bounds the attempts being checked at once: a key may have
+        only as many in flight as it has failures left before its threshold (at least one), so a burst
+        of concurrent attempts cannot run a password hash each the moment a wait expires. An admitted
+        attempt must be `release`d once decided."""
+        wait = self.wait_seconds(username, ip)
+        if wait > 0:
+            return wait
+        now = self.clock()
+        keys = ((self.username_key(username), self.username_threshold), (self.ip_key(ip), self.ip_threshold))
+        for key, threshold in keys:
+            checking = self._checking.get(key, 0)
+            if checking and checking + self._count(key, now) >= threshold:
+                return self.base_delay
+        for key, _ in keys:
+            self._checking[key] = self._checking.get(key, 0) + 1
+        return 0.0
+
+    def release(self, username: str, ip: str) -> None:
+        for key in (self.username_key(username), self.ip_key(ip)):
+            left = self._checking.get(key, 0) - 1
+            if left > 0:
+                self._checking[key] = left
+            else:
+                self._checking.pop(key, None)
 
     def failed(self, username: str, ip: str) -> None:
         now = self.clock()
@@ -100,6 +133,13 @@ class LoginThrottle:
         delay = min(self.max_delay, self.base_delay * 2.0 ** (count - threshold))
         return max(0.0, failures[-1] + delay - now)
 
+    def _count(self, key: str, now: float) -> int:
+        failures = self._failures.get(key)
+        if not failures:
+            return 0
+        self._expire(failures, now)
+        return len(failures)
+
     def _record(self, key: str, threshold: int, now: float) -> None:
         failures = self._failures.pop(key, None)
         if failures is None:
@@ -127,3 +167,29 @@ class LoginThrottle:
         for key, failures in list(self._failures.items()):
             if not failures or failures[-1] <= cutoff:
                 del self._failures[key]
+
+
+class Tarpit:
+    """Holds a refused login before answering: a client that ignores `Retry-After` and retries at once
+    then gets one answer per pause instead of thousands per second, and the event loop that also runs
+    the engine stays free. Holding costs a sleeping coroutine, no CPU; at most `max_held` are held at
+    once (beyond that, answered at once), so memory stays bounded too."""
+
+    def __init__(self, max_seconds: float, max_held: int = 1024) -> None:
+        self.max_seconds = max(0.0, max_seconds)
+        self.max_held = max_held
+        self.held = 0
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        """Replaceable: tests hold the pause on an event instead of the wall clock."""
+
+    async def hold(self, seconds: float) -> float:
+        """Sleeps up to `seconds` (capped); returns how long it held."""
+        pause = min(seconds, self.max_seconds)
+        if pause <= 0 or self.held >= self.max_held:
+            return 0.0
+        self.held += 1
+        try:
+            await self.sleep(pause)
+        finally:
+            self.held -= 1
+        return pause

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     password_hash_queue: int = Field(
         default=8, description="Password checks that may wait for a thread; beyond: 503 overloaded."
     )
+    login_tarpit_seconds: float = Field(
+        default=2.0,
+        description="A throttled (429) or overloaded (503) login is answered after a pause of up to this "
+        "long, so a client that ignores Retry-After cannot flood the server (0 = answer at once).",
+    )
 
     rate_limit_per_second: float = Field(
         default=200.0, description="Sustained requests per second per user, all keys together (0 = no limit)."
