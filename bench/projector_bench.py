@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/projector_bench.py [--quick] [--json] [--pg ADMIN_DSN] [--no-pg]
 
-Workload: synthetic journal records from `tradehall.store.synthetic` (one perp market, 100 accounts):
-each record is one order that either rests or crosses the oldest resting order in full (about half
-and half in steady state); a trade is two fill rows (maker and taker) plus the order, balance and
-position updates the engine would emit. "fills/s"
+Workload: real-engine journal records from `tests/fixtures/journals.py` (one perp market, 100 accounts):
+each record is one order through a real `Engine` that either rests or takes the best resting order
+in full (about half and half in steady state); a trade is two fill rows (maker and taker) plus the
+order, balance and position events the engine emits. "fills/s"
 counts fill ROWS (both sides) committed per second, records pre-built (generation is not timed).
 The lag workload feeds records at a fixed orders/s through `Projector.run` and measures, per record,
 the time from its emission to the commit of its batch. PostgreSQL runs use a fresh database
@@ -21,6 +21,7 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -31,9 +32,13 @@ from typing import Any
 
 import structlog
 
+# The record generator is the tests' (one source of engine-made journals for tests and benchmarks).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.fixtures.journals import EngineMarket, differences
+
 from tradehall.journal.records import JournalRecord
 from tradehall.store import Projector, ProjectorConfig, create_store_engine, upgrade
-from tradehall.store.synthetic import SyntheticMarket, differences
 
 BENCH = "projector"
 results: list[dict[str, Any]] = []
@@ -67,8 +72,8 @@ def postgresql_url(admin_dsn: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def build(steps: int, seed: int = 1) -> tuple[SyntheticMarket, list[JournalRecord], list[JournalRecord]]:
-    market = SyntheticMarket(accounts=100, seed=seed)
+def build(steps: int, seed: int = 1) -> tuple[EngineMarket, list[JournalRecord], list[JournalRecord]]:
+    market = EngineMarket(accounts=100, seed=seed)
     setup = market.setup()
     return market, setup, market.steps(steps)
 

@@ -16,6 +16,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import require_service
+from tests.fixtures.journals import SPEC as SYNTHETIC_SPEC
+from tests.fixtures.journals import EngineMarket
 from tests.unit.test_candles_store import (
     INTERVALS,
     TRADES,
@@ -45,8 +47,6 @@ from tradehall.store.candles import CandleUpdate, CandleWriter, combine, merge_c
 from tradehall.store.db import create_store_engine
 from tradehall.store.partitions import partition_name
 from tradehall.store.repositories import CandleRow, upsert_candles
-from tradehall.store.synthetic import SPEC as SYNTHETIC_SPEC
-from tradehall.store.synthetic import SyntheticMarket
 
 pytestmark = pytest.mark.services
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -199,7 +199,7 @@ async def test_a_crash_and_a_full_replay_count_each_trade_once_on_postgresql(eng
 
 
 async def test_synthetic_market_candles_match_the_definition_on_postgresql(engine: Engine) -> None:
-    market = SyntheticMarket(accounts=4, seed=8, start_ns=ns(2031, 5, 31, 23, 40), step_ns=5_000_000_000)
+    market = EngineMarket(accounts=4, seed=8, start_ns=ns(2031, 5, 31, 23, 40), step_ns=5_000_000_000)
     records = market.setup() + market.steps(400)
     p = projector(engine, 41)
     await p.run(feed(records))

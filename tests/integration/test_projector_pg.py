@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import require_service
+from tests.fixtures.journals import EngineMarket, differences
 from tradehall.journal.records import JournalRecord
 from tradehall.store import Projector, ProjectorConfig, RetryPolicy, create_store_engine, downgrade, upgrade
-from tradehall.store.synthetic import SyntheticMarket, differences
 
 pytestmark = pytest.mark.services
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -96,10 +96,10 @@ CHILD = """
 import asyncio, sys, logging, time, structlog
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 from tradehall.store import Projector, ProjectorConfig, create_store_engine
-from tradehall.store.synthetic import SyntheticMarket
+from tests.fixtures.journals import EngineMarket
 
 async def main() -> None:
-    market = SyntheticMarket(accounts=8, seed=int(sys.argv[2]))
+    market = EngineMarket(accounts=8, seed=int(sys.argv[2]))
     records = market.setup() + market.steps(int(sys.argv[3]))
     async def slow():
         for index, record in enumerate(records):
@@ -144,7 +144,7 @@ async def test_exactly_once_across_a_sigkill_of_the_projector_process(pg_url: st
     killed_at = _last_seq(pg_url)
     # The batch in flight was rolled back: at most the one whose COMMIT was already on its way.
     assert 0 <= killed_at - before_kill <= 25
-    market = SyntheticMarket(accounts=8, seed=seed)
+    market = EngineMarket(accounts=8, seed=seed)
     records = market.setup() + market.steps(steps)
     assert 1500 <= killed_at < len(records), "the kill did not land mid-run"
     engine = create_store_engine(pg_url)
@@ -158,7 +158,7 @@ async def test_exactly_once_across_a_sigkill_of_the_projector_process(pg_url: st
 
 
 async def test_a_failure_mid_batch_rolls_back_everything_of_that_batch(pg_url: str) -> None:
-    market = SyntheticMarket(accounts=5, seed=8)
+    market = EngineMarket(accounts=5, seed=8)
     records = market.setup() + market.steps(1000)
     calls = 0
 
@@ -189,7 +189,7 @@ async def test_a_failure_mid_batch_rolls_back_everything_of_that_batch(pg_url: s
 
 
 async def test_reconnects_after_pg_terminate_backend_inside_a_batch(pg_url: str) -> None:
-    market = SyntheticMarket(accounts=5, seed=13)
+    market = EngineMarket(accounts=5, seed=13)
     records = market.setup() + market.steps(1200)
     calls = 0
     terminated = 0
@@ -216,7 +216,7 @@ async def test_reconnects_after_pg_terminate_backend_inside_a_batch(pg_url: str)
 
 
 async def test_catches_up_after_the_database_refuses_connections_for_a_while(pg_url: str) -> None:
-    market = SyntheticMarket(accounts=5, seed=17)
+    market = EngineMarket(accounts=5, seed=17)
     records = market.setup() + market.steps(3000)
     engine = create_store_engine(pg_url)
     projector = Projector(engine, ProjectorConfig(max_batch_records=50, retry=FAST))
@@ -299,7 +299,7 @@ def test_the_mirror_is_reloaded_from_one_snapshot_while_another_writer_commits_o
 ) -> None:
     """As the SQLite test in tests/unit/test_store_projector_race.py: READ COMMITTED gave each table
     of the mirror's reload its own snapshot; the reload now reads in one REPEATABLE READ snapshot."""
-    market = SyntheticMarket(accounts=3, seed=5)
+    market = EngineMarket(accounts=3, seed=5)
     first = market.setup() + market.steps(100)
     second = market.steps(40)
     engine = create_store_engine(pg_url)

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests.conftest import require_service
+from tests.fixtures.journals import EngineMarket, differences
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.journal.records import JournalRecord
 from tradehall.store import (
@@ -39,7 +40,6 @@ from tradehall.store.partitions import (
     next_month,
     partition_name,
 )
-from tradehall.store.synthetic import SyntheticMarket, differences
 
 pytestmark = pytest.mark.services
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -150,7 +150,7 @@ async def test_fills_of_a_month_without_a_partition_create_it_and_the_next_one(
     pg_url: str, boundary_minus_2s: datetime
 ) -> None:
     # One record per 10 ms from two seconds before a month's end: the run crosses into the next month.
-    market = SyntheticMarket(accounts=4, start_ns=_ns(boundary_minus_2s), step_ns=10_000_000)
+    market = EngineMarket(accounts=4, start_ns=_ns(boundary_minus_2s), step_ns=10_000_000)
     records = market.setup() + market.steps(400)
     engine = create_store_engine(pg_url)
     projector = Projector(engine, ProjectorConfig(max_batch_records=50))
@@ -191,7 +191,7 @@ def test_partitions_are_created_a_month_ahead_once_and_cached(pg_url: str) -> No
 
 
 async def test_pages_have_no_gaps_or_duplicates_while_fills_are_inserted(pg_url: str) -> None:
-    market = SyntheticMarket(accounts=3, seed=21)
+    market = EngineMarket(accounts=3, seed=21)
     first = market.setup() + market.steps(1500)
     later = market.steps(3000)
     store = Store.from_url(pg_url)
@@ -367,7 +367,7 @@ def test_a_row_without_its_partition_lands_in_default_and_moves_out_when_its_mon
 async def test_a_projector_whose_partition_cache_is_stale_writes_into_default_instead_of_failing(
     pg_url: str,
 ) -> None:
-    market = SyntheticMarket(accounts=3, start_ns=_ns(datetime(2090, 5, 10, tzinfo=UTC)), step_ns=10_000_000)
+    market = EngineMarket(accounts=3, start_ns=_ns(datetime(2090, 5, 10, tzinfo=UTC)), step_ns=10_000_000)
     first = market.setup() + market.steps(60)
     fills_before = market.fills
     later = market.steps(120)

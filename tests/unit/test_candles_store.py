@@ -17,6 +17,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from tests.fixtures.journals import SPEC as SYNTHETIC_SPEC
+from tests.fixtures.journals import EngineMarket
 from tradehall.domain.commands import AdvanceTime
 from tradehall.domain.enums import MarketKind, Side, Venue
 from tradehall.domain.errors import Code, TradehallError
@@ -29,8 +31,6 @@ from tradehall.store import Projector, ProjectorConfig, RetryPolicy, Store, quer
 from tradehall.store.candles import CandleBuilder, CandleUpdate, CandleWriter, merge_candles
 from tradehall.store.db import create_store_engine
 from tradehall.store.repositories import CandleRow, upsert_candles
-from tradehall.store.synthetic import SPEC as SYNTHETIC_SPEC
-from tradehall.store.synthetic import SyntheticMarket
 
 D = Decimal
 INTERVALS = ("1m", "5m", "15m", "1h", "1d")
@@ -342,7 +342,7 @@ async def test_a_crash_then_a_restart_replaying_the_whole_journal_counts_each_tr
 
 async def test_projected_candles_of_a_synthetic_market_match_the_definition(engine: Engine) -> None:
     # one record per 7 s: about 58 minutes, so every interval has several windows
-    market = SyntheticMarket(accounts=4, seed=5, start_ns=ns(2026, 11, 30, 23, 30), step_ns=7_000_000_000)
+    market = EngineMarket(accounts=4, seed=5, start_ns=ns(2026, 11, 30, 23, 30), step_ns=7_000_000_000)
     records = market.setup() + market.steps(500)
     p = projector(engine, 37)
     await p.run(feed(records))

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from tests.fixtures.journals import SPEC, EngineMarket
 from tradehall.domain.commands import AdvanceTime
 from tradehall.domain.enums import (
     AccountKind,
@@ -73,7 +74,6 @@ from tradehall.store.models import (
     Position,
     ProjectionState,
 )
-from tradehall.store.synthetic import SPEC, SyntheticMarket
 
 T0 = 1_790_000_000_000_000_000  # 2026-09-21T14:13:20Z
 BTC = MarketSpec(
@@ -439,7 +439,7 @@ async def test_binary_no_position_shows_the_no_price_and_settlement_closes_it(en
 
 
 async def test_records_already_projected_are_skipped(engine: Engine) -> None:
-    market = SyntheticMarket(accounts=4)
+    market = EngineMarket(accounts=4)
     records = market.setup() + market.steps(300)
     p = projector(engine, batch=50)
     await p.run(feed(records))
@@ -452,7 +452,7 @@ async def test_records_already_projected_are_skipped(engine: Engine) -> None:
 
 
 async def test_a_gap_in_the_sequence_is_refused(engine: Engine) -> None:
-    market = SyntheticMarket(accounts=3)
+    market = EngineMarket(accounts=3)
     records = market.setup() + market.steps(20)
     p = projector(engine)
     await p.apply(records[:5])
@@ -464,7 +464,7 @@ async def test_a_gap_in_the_sequence_is_refused(engine: Engine) -> None:
 
 
 async def test_a_crash_before_commit_rolls_the_whole_batch_back_and_a_restart_resumes(engine: Engine) -> None:
-    market = SyntheticMarket(accounts=6, seed=3)
+    market = EngineMarket(accounts=6, seed=3)
     records = market.setup() + market.steps(2_000)
     batches = 0
 
@@ -493,7 +493,7 @@ async def test_a_crash_before_commit_rolls_the_whole_batch_back_and_a_restart_re
 
 
 async def test_a_transient_database_error_is_retried_and_counted(engine: Engine) -> None:
-    market = SyntheticMarket(accounts=4)
+    market = EngineMarket(accounts=4)
     records = market.setup() + market.steps(500)
     failures = iter([True, True, False])
 
@@ -510,7 +510,7 @@ async def test_a_transient_database_error_is_retried_and_counted(engine: Engine)
 
 
 async def test_resuming_in_a_new_projector_gives_the_same_tables_as_one_run(tmp_path: Path) -> None:
-    market = SyntheticMarket(accounts=5, seed=11)
+    market = EngineMarket(accounts=5, seed=11)
     records = market.setup() + market.steps(800) + [market.mark(128_005)] + market.steps(200)
     dumps = []
     for name, cut in (("one", None), ("two", 437)):
@@ -532,7 +532,7 @@ async def test_resuming_in_a_new_projector_gives_the_same_tables_as_one_run(tmp_
 
 
 async def test_lag_counts_what_the_engine_sequenced_but_the_store_does_not_show(engine: Engine) -> None:
-    market = SyntheticMarket(accounts=3)
+    market = EngineMarket(accounts=3)
     records = market.setup() + market.steps(40)
     p = projector(engine)
     await p.apply(records[:10])
@@ -552,7 +552,7 @@ def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def assert_matches_synthetic(engine: Engine, market: SyntheticMarket) -> None:
+def assert_matches_synthetic(engine: Engine, market: EngineMarket) -> None:
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(Fill)) == market.fills
         statuses = {row[0]: row[1] for row in session.execute(select(Order.id, Order.status))}
@@ -573,7 +573,7 @@ def assert_matches_synthetic(engine: Engine, market: SyntheticMarket) -> None:
 async def test_a_batch_the_database_already_holds_is_not_written_twice(engine: Engine) -> None:
     """The write re-checks last_seq under a row lock: a commit whose acknowledgement was lost, or
     another projector that got there first, never leads to a second copy of a batch."""
-    market = SyntheticMarket(accounts=4, seed=6)
+    market = EngineMarket(accounts=4, seed=6)
     records = market.setup() + market.steps(200)
     late = projector(engine)
     await late.apply(records[:10])
@@ -595,7 +595,7 @@ async def test_a_batch_the_database_already_holds_is_not_written_twice(engine: E
 
 
 async def test_a_commit_whose_acknowledgement_is_lost_is_not_applied_again(engine: Engine) -> None:
-    market = SyntheticMarket(accounts=4, seed=12)
+    market = EngineMarket(accounts=4, seed=12)
     records = market.setup() + market.steps(600)
     lost = iter([False, True, False, True])
 

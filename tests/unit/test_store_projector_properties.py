@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
+from tests.fixtures.journals import EngineMarket, differences
 from tradehall.journal.records import JournalRecord
 from tradehall.store import Projector, ProjectorConfig, create_store_engine, upgrade
-from tradehall.store.synthetic import SyntheticMarket, differences
 
-MARKET = SyntheticMarket(accounts=4, seed=31)
+MARKET = EngineMarket(accounts=4, seed=31)
 RECORDS = MARKET.setup() + MARKET.steps(240) + [MARKET.mark(128_010)] + MARKET.steps(60)
 # Peak equity and drawdown are sampled at batch ends, and equity_history has one point per batch:
 # they depend on the batch boundaries by design, everything else must not.

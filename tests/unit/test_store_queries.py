@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.journals import EngineMarket
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.journal.records import JournalRecord
 from tradehall.store import (
@@ -21,7 +22,6 @@ from tradehall.store import (
     upgrade,
     upsert_candles,
 )
-from tradehall.store.synthetic import SyntheticMarket
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ async def _project(store: Store, records: list[JournalRecord]) -> None:
 
 
 async def test_fill_pages_walk_every_fill_once_newest_first(store: Store) -> None:
-    market = SyntheticMarket(accounts=3, seed=5)
+    market = EngineMarket(accounts=3, seed=5)
     await _project(store, market.setup() + market.steps(600))
     everything = await store.call(queries.list_fills, "acct-1", limit=1000)
     assert everything.next_cursor is None
@@ -68,7 +68,7 @@ async def test_fill_pages_walk_every_fill_once_newest_first(store: Store) -> Non
 
 
 async def test_default_page_is_100_and_market_filter_and_public_trades(store: Store) -> None:
-    market = SyntheticMarket(accounts=2, seed=9)
+    market = EngineMarket(accounts=2, seed=9)
     await _project(store, market.setup() + market.steps(400))
     page = await store.call(queries.list_fills, ["acct-0", "acct-1"], market="BTC-PERP")
     assert len(page.items) == 100
@@ -80,7 +80,7 @@ async def test_default_page_is_100_and_market_filter_and_public_trades(store: St
 
 
 async def test_order_status_filters(store: Store) -> None:
-    market = SyntheticMarket(accounts=3, seed=2)
+    market = EngineMarket(accounts=3, seed=2)
     await _project(store, market.setup() + market.steps(200))
     mine = {oid for oid, _ in market.statuses.items()}
     open_ids = {str(o) for o, s in market.statuses.items() if s.value == "open"}
@@ -103,7 +103,7 @@ async def test_order_status_filters(store: Store) -> None:
 
 
 async def test_a_cursor_of_another_list_is_refused(store: Store) -> None:
-    market = SyntheticMarket(accounts=2, seed=2)
+    market = EngineMarket(accounts=2, seed=2)
     await _project(store, market.setup() + market.steps(100))
     fills = await store.call(queries.list_fills, "acct-0", limit=2)
     assert fills.next_cursor is not None
