@@ -59,6 +59,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "jwt_secret": JWT_SECRET,
         "rate_limit_per_second": 0,
         "login_tarpit_seconds": 0,  # tests of the throttle read exact Retry-After values at once
+        "ws_connects_per_second_per_ip": 0,  # every test connects from 127.0.0.1
     }
     values.update(overrides)
     return Settings(**values)

@@ -18,6 +18,7 @@ import pytest
 import websockets
 
 from tests.e2e.test_api_harness import Server, create_demo_markets, running_server
+from tradehall.api.ratelimit import TokenBucketLimiter
 from tradehall.client import AsyncClient, Client
 
 REPEATS = 4000
@@ -290,3 +291,19 @@ async def test_connections_per_user_are_capped(tmp_path: Path) -> None:
         wait_for(lambda: not hub.by_user)
         async with AsyncClient(srv.url, token=token).stream() as stream:  # the count went back down
             assert (await stream.ping())["op"] == "pong"
+
+
+async def test_a_reconnect_loop_is_refused_at_the_handshake(tmp_path: Path) -> None:
+    with running_server(tmp_path, ws_connects_per_second_per_ip=1) as limited:
+        hub = limited.app.state.hub
+        # a stopped clock: the bucket (1/s, burst 2) never refills during the test
+        hub.connects = TokenBucketLimiter(1, 2, clock=lambda: 0.0)
+        for _ in range(2):
+            async with websockets.connect(ws_url(limited)) as socket:
+                await socket.send(json.dumps({"op": "ping"}))
+                assert json.loads(await socket.recv()) == {"op": "pong"}
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(ws_url(limited))
+        assert refused.value.response.status_code == 403
+        assert not hub.connections
+        assert Client(limited.url).markets()["items"] is not None  # HTTP is untouched

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     ws_max_channels_per_message: int = 100
     ws_max_connections_per_ip: int = 100
     ws_max_connections_per_user: int = 20
+    ws_connects_per_second_per_ip: float = Field(
+        default=10.0,
+        description="New WebSocket connections one address may open per second (burst: twice that); "
+        "beyond, the handshake is refused (HTTP 403) before any work (0 = no limit).",
+    )
 
     fsync: FsyncPolicy = "batch"
     journal_segment_bytes: int = 64 * 1024 * 1024

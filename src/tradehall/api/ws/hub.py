@@ -54,6 +54,7 @@ from tradehall.api import convert
 from tradehall.api.auth import Principal
 from tradehall.api.gateway import Gateway
 from tradehall.api.metrics import WS_CONNECTIONS
+from tradehall.api.ratelimit import TokenBucketLimiter
 from tradehall.api.ws.bus_source import BusSource
 from tradehall.api.ws.connection import (
     BOOK_DEPTH,
@@ -124,6 +125,9 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
         self.max_channels_per_message = settings.ws_max_channels_per_message
         self.max_per_ip = settings.ws_max_connections_per_ip
         self.max_per_user = settings.ws_max_connections_per_user
+        # a reconnect loop (connect, misbehave, get closed, connect again) is refused at the handshake
+        rate = settings.ws_connects_per_second_per_ip
+        self.connects = TokenBucketLimiter(rate, max(1, int(2 * rate)))
         self.connections: set[Connection] = set()
         self.public: dict[str, set[Connection]] = {}
         self.private: dict[tuple[str, str], set[Connection]] = {}
@@ -350,6 +354,10 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
 
     async def serve(self, websocket: WebSocket) -> None:
         ip = websocket.client.host if websocket.client is not None else "unknown"
+        if self.connects.take(ip) > 0:
+            WS_CLOSED.labels(reason="connects_per_ip").inc()
+            await websocket.close(code=1008)  # before accept: the handshake is answered 403
+            return
         await websocket.accept()
         self.start_bus()
         self.expiry.start()
