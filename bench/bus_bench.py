@@ -33,7 +33,9 @@ from typing import Any
 
 import structlog
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.integration.kafka_broker`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `tests.integration`, `tests.fixtures`
+
+from tests.fixtures.bus_records import crossing_order, market_created, perp_spec
 
 from tradehall.bus.inproc import InProcessBus
 from tradehall.bus.kafka import KafkaBus
@@ -42,7 +44,6 @@ from tradehall.bus.position import MemoryPositionStore
 from tradehall.bus.protocol import Delivery, EventBus, StartPosition
 from tradehall.bus.publisher import BusPublisher
 from tradehall.bus.redis_streams import RedisStreamsBus
-from tradehall.bus.sample import crossing_order, market_created, perp_spec
 from tradehall.bus.source import MemoryJournalSource
 from tradehall.journal.records import JournalRecord
 

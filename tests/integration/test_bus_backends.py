@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_service
+from tests.fixtures.bus_records import crossing_order, trading_records
 from tests.integration.bus_proxy import TcpProxy
 from tests.integration.kafka_broker import KafkaTestBroker, kafka_test_broker
 from tradehall.bus.consumer import Deduper
@@ -23,7 +24,6 @@ from tradehall.bus.position import FilePositionStore, MemoryPositionStore
 from tradehall.bus.protocol import Delivery, EventBus, StartPosition
 from tradehall.bus.publisher import BusPublisher
 from tradehall.bus.redis_streams import RedisStreamsBus
-from tradehall.bus.sample import crossing_order, trading_records
 from tradehall.bus.source import MemoryJournalSource
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(90)]

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import require_service
+from tests.fixtures.bus_records import trading_records
 from tests.integration.kafka_broker import KafkaTestBroker, kafka_test_broker
 from tradehall.bus.kafka import KafkaBus
 from tradehall.bus.nats import NatsJetStreamBus
 from tradehall.bus.protocol import EventBus
 from tradehall.bus.redis_streams import RedisStreamsBus
-from tradehall.bus.sample import trading_records
 from tradehall.bus.serialize import EventSerializer
 from tradehall.cli.main import app
 

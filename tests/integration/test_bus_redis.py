@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.fixtures.bus_records import trading_records
 from tradehall.bus.protocol import Delivery, StartPosition
 from tradehall.bus.redis_streams import RedisStreamsBus
-from tradehall.bus.sample import trading_records
 from tradehall.bus.serialize import EventSerializer
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(60)]

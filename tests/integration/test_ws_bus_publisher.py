@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.bus_records import perp_spec
 from tests.integration.bus_proxy import TcpProxy
 from tradehall.api.auth import Authenticator
 from tradehall.api.gateway import Gateway
 from tradehall.api.routes.ops import ready
 from tradehall.bus import Delivery, StartPosition
 from tradehall.bus.redis_streams import RedisStreamsBus
-from tradehall.bus.sample import perp_spec
 from tradehall.domain.commands import CreateMarket, Deposit, OpenAccount, PlaceOrder
 from tradehall.domain.enums import OrderSide
 from tradehall.service.settings import Settings

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.fixtures.bus_records import BASE_TS, crossing_order, market_created, perp_spec, trading_records
 from tradehall.bus.consumer import Deduper, DedupingConsumer
 from tradehall.bus.envelope import Envelope
 from tradehall.bus.inproc import InProcessBus
 from tradehall.bus.position import FilePositionStore, MemoryPositionStore, PublisherPosition
 from tradehall.bus.protocol import Delivery, StartPosition
 from tradehall.bus.publisher import BusPublisher
-from tradehall.bus.sample import BASE_TS, crossing_order, market_created, perp_spec, trading_records
 from tradehall.bus.source import MemoryJournalSource
 from tradehall.domain.commands import AdvanceTime
 from tradehall.journal.records import JournalRecord

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import msgspec
 
+from tests.fixtures.bus_records import BASE_TS, account_opened, crossing_order, market_created, perp_spec
 from tradehall.bus.envelope import SCHEMA_VERSION, decode_envelope, encode_envelope, iso_time
-from tradehall.bus.sample import BASE_TS, account_opened, crossing_order, market_created, perp_spec
 from tradehall.bus.serialize import EventSerializer
 from tradehall.bus.topics import Route, route_of
 from tradehall.domain.commands import MarkPrice, SettleMarket

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tradehall.bus.sample import BASE_TS
+from tests.fixtures.bus_records import BASE_TS
 from tradehall.bus.topics import InvalidTopicError, Route, families_of_pattern, route_of, topic_matches
 from tradehall.domain.commands import CancelOrder, MarkPrice, Quote, SetMarketStatus
 from tradehall.domain.enums import AccountStatus, MarketStatus, Outcome, Side, TradingState
