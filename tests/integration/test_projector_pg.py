@@ -121,8 +121,10 @@ asyncio.run(main())
 
 async def test_exactly_once_across_a_sigkill_of_the_projector_process(pg_url: str) -> None:
     seed, steps = 4, 6000
+    # The child imports `tests.fixtures`: run it from the repository root, whatever pytest's cwd is.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, pg_url, str(seed), str(steps)], env=dict(os.environ)
+        [sys.executable, "-c", CHILD, pg_url, str(seed), str(steps)], env=dict(os.environ), cwd=root
     )
     deadline = time.monotonic() + 60
     try:
