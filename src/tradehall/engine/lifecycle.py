@@ -25,6 +25,9 @@ from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.state import EngineState
 
+ORDER_BUY = OrderSide.BUY
+ORDER_SELL = OrderSide.SELL
+
 
 def new_order(
     order_id: int,
@@ -57,7 +60,9 @@ def new_order(
         account_id=account_id,
         market=market,
         side=side,
-        requested_side=OrderSide(side.value) if requested_side is None else requested_side,
+        requested_side=(ORDER_BUY if side is BUY else ORDER_SELL)
+        if requested_side is None
+        else requested_side,
         type=order_type,
         time_in_force=time_in_force,
         price=price,
