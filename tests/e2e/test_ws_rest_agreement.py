@@ -80,13 +80,16 @@ async def test_cancelling_an_unknown_order_is_not_found_on_both(server: Server) 
 async def test_a_refused_order_carries_the_same_reject_reason_on_both(server: Server) -> None:
     trader, account_id = server.trader()
     maker, maker_account = server.trader()
-    maker.place_order(maker_account, "BTC-PERP", "sell", "0.01", "50000")
+    resting = maker.place_order(maker_account, "BTC-PERP", "sell", "0.01", "50000")
     crossing = {"market": "BTC-PERP", "side": "buy", "type": "limit", "quantity": "0.01", "price": "50000"}
-    with pytest.raises(ApiError) as rest:
-        trader.place_order(account_id, post_only=True, **{k: v for k, v in crossing.items() if k != "type"})
-    async with AsyncClient(server.url, token=trader.auth_token).stream() as stream:
-        with pytest.raises(ApiError) as ws:
-            await stream.place_order(account_id=account_id, post_only=True, **crossing)
+    try:
+        with pytest.raises(ApiError) as rest:
+            trader.place_order(account_id, "BTC-PERP", "buy", "0.01", "50000", post_only=True)
+        async with AsyncClient(server.url, token=trader.auth_token).stream() as stream:
+            with pytest.raises(ApiError) as ws:
+                await stream.place_order(account_id=account_id, post_only=True, **crossing)
+    finally:
+        maker.cancel_order(resting["id"])  # the other tests of this module share the book
     assert (rest.value.code, rest.value.body["reject_reason"]) == ("invalid_order", "post_only")
     assert (ws.value.code, ws.value.body["reject_reason"]) == ("invalid_order", "post_only")
 
