@@ -357,6 +357,10 @@ def test_rest_book_ticker() -> None:
     assert parse_book_ticker(loads(raw("rest_bookticker_nautilus_docs_ltcbtc.json")), RECV) == quote(
         "ltcbtc", "4.00000000", "431.00000000", "4.00000200", "9.00000000"
     )
+    # USDⓈ-M adds the matching engine's `time`; the parser reads only `E`, so no exchange time here.
+    assert parse_book_ticker(loads(raw("rest_bookticker_usdm_docs_btcusdt.json")), RECV) == quote(
+        "btcusdt", "4.00000000", "431.00000000", "4.00000200", "9.00000000"
+    )
 
 
 def test_rest_depth_snapshots() -> None:
@@ -420,6 +424,7 @@ def test_every_corpus_file_is_covered_and_listed_in_the_readme() -> None:
     covered |= {
         "rest_bookticker_nautilus_btcusdt.json",
         "rest_bookticker_nautilus_docs_ltcbtc.json",
+        "rest_bookticker_usdm_docs_btcusdt.json",
         "rest_depth_nautilus_docs_1027024.json",
         "rest_depth_cc_spot_btcusdt.json",
         "rest_depth_nautilus_btcusdt.json",

@@ -45,6 +45,12 @@ SNAPSHOTS = [
     # `yes_dollars`/`no_dollars` are read before the cent arrays.
     ("orderbook_snapshot_ssmd_schema.json", "KXBTCD-26FEB14-T100000", (D("0.46"), D(250), D("0.46"), D(300))),
     ("orderbook_snapshot_rust_sdk_test.json", "INXD-25JAN10-T17900", (D("0.51"), D(200), D("0.51"), D(150))),
+    # YES bid 0.10 x 29 (top of ten YES levels); YES ask 1 - 0.89 (best of 57 NO levels) x 207.
+    (
+        "orderbook_snapshot_cpp_client_capture.json",
+        "KXHIGHNY-26JUN24-T82",
+        (D("0.10"), D(29), D("0.11"), D(207)),
+    ),
 ]
 
 
@@ -71,6 +77,13 @@ DELTAS = [
         "INXD-25JAN10-T17900",
         (D("0.55"), D(50), D("0.51"), D(150)),  # a new YES bid of 50 at 0.55
         ns_from_iso("2025-01-10T12:00:00Z"),
+    ),
+    (
+        "orderbook_snapshot_cpp_client_capture.json",
+        "orderbook_delta_cpp_client_capture.json",
+        "KXHIGHNY-26JUN24-T82",
+        (D("0.10"), D(36), D("0.11"), D(207)),  # YES 0.10: 29 + 7
+        1782316195033 * MS,  # `ts_ms` is preferred to the ISO `ts` (same instant, to the millisecond)
     ),
 ]
 

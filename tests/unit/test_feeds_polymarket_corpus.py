@@ -364,10 +364,33 @@ REST_BOOKS = [
         (),
         1785734468581 * MS,
     ),
+    (
+        # levels as the CLOB lists them (bids lowest first, asks highest first); no `timestamp`
+        "rest_book_nautilus_http_book.json",
+        (
+            (D("0.1"), D(125)),
+            (D("0.09"), D(294)),
+            (D("0.08"), D(120)),
+            (D("0.06"), D(200)),
+            (D("0.01"), D(1000)),
+        ),
+        (
+            (D("0.14"), D(705)),
+            (D("0.2"), D(70)),
+            (D("0.38"), D("192.3")),
+            (D("0.46"), D(10)),
+            (D("0.47"), D(50)),
+            (D("0.5"), D(30)),
+            (D("0.98"), D(5000)),
+        ),
+        None,
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "bids", "asks", "stamp"), REST_BOOKS)
-def test_rest_book_samples(name: str, bids: tuple[Any, ...], asks: tuple[Any, ...], stamp: int) -> None:
+def test_rest_book_samples(
+    name: str, bids: tuple[Any, ...], asks: tuple[Any, ...], stamp: int | None
+) -> None:
     snapshot = polymarket.parse_book(orjson.loads(sample(name)), RECV)
     assert (snapshot.bids, snapshot.asks, snapshot.exchange_ts) == (bids, asks, stamp)
