@@ -49,6 +49,21 @@ def test_quotes_latest_v1_and_v2(name: str) -> None:
     assert coinmarketcap.parse_quotes_latest(body, BTC_USD, RECV, ids={"BTC": 31469}) == []
 
 
+def test_quotes_latest_v1_for_another_coin() -> None:
+    body = load(CMC / "v1_symbol_eth_curl_2020-07-08.json")
+    expected = Quote(
+        "coinmarketcap",
+        "ETH/USD",
+        last=D("241.054142637"),
+        exchange_ts=ns_from_iso("2020-07-08T07:26:22.000Z"),
+        receive_ts=RECV,
+    )
+    assert coinmarketcap.parse_quotes_latest(body, [("ETH", "USD")], RECV) == [expected]
+    assert coinmarketcap.parse_quotes_latest(body, [("ETH", "USD")], RECV, ids={"ETH": 1027}) == [expected]
+    assert coinmarketcap.parse_quotes_latest(body, [("ETH", "USD")], RECV, ids={"ETH": 1}) == []
+    assert coinmarketcap.parse_quotes_latest(body, BTC_USD, RECV) == []  # no BTC in this answer
+
+
 def test_an_answer_keyed_by_id_needs_the_configured_id() -> None:
     body = load(CMC / "id_keyed_btc_docs_example.json")
     assert coinmarketcap.parse_quotes_latest(body, BTC_USD, RECV) == []
@@ -93,6 +108,22 @@ def test_gecko_simple_price_and_token_price() -> None:
     assert coingecko.parse_simple_price(
         load(GECKO / "simple_token_price_pycoingecko_bnb.json"), [(token, "bnb")], RECV
     ) == [Quote("coingecko", f"{token}/bnb", last=D("1.0"), exchange_ts=1558704332 * 10**9, receive_ts=RECV)]
+
+
+def test_gecko_recorded_answers_with_two_currencies_and_extras() -> None:
+    """Both vs currencies of one answer; `_market_cap`, `_24h_vol`, `_24h_change` keys are not prices."""
+    solana = load(GECKO / "simple_price_storeprice_solana_2021-07-15.json")
+    stamp = 1626316083 * 10**9
+    assert coingecko.parse_simple_price(
+        solana, [("solana", "usd"), ("solana", "cny"), ("bitcoin", "usd")], RECV
+    ) == [
+        Quote("coingecko", "solana/usd", last=D("30.98"), exchange_ts=stamp, receive_ts=RECV),
+        Quote("coingecko", "solana/cny", last=D("200.35"), exchange_ts=stamp, receive_ts=RECV),
+    ]  # `bitcoin` was asked for but is not in the answer: no quote
+    cake = "0x0e09fabb73bd3ade0a17ecc321fd13a19e81ce82"
+    assert coingecko.parse_simple_price(
+        load(GECKO / "simple_token_price_storeprice_cake_2021-07-15.json"), [(cake, "usd")], RECV
+    ) == [Quote("coingecko", f"{cake}/usd", last=D("13.98"), exchange_ts=1626316977 * 10**9, receive_ts=RECV)]
 
 
 def test_gecko_market_chart() -> None:
