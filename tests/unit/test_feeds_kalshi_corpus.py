@@ -79,6 +79,13 @@ DELTAS = [
         ns_from_iso("2025-01-10T12:00:00Z"),
     ),
     (
+        "orderbook_snapshot_nautilus.json",
+        "orderbook_delta_nautilus.json",
+        "KXBTC-25MAR15-B100000",
+        (D("0.42"), D(63), D("0.44"), D(17)),  # YES 0.42: 13 + 50; ask 1 - 0.56 (NO 17) unchanged
+        1740853613 * S + 361842 * 1000,  # ISO `ts` 2025-03-01T18:26:53.361842Z, microseconds kept
+    ),
+    (
         "orderbook_snapshot_cpp_client_capture.json",
         "orderbook_delta_cpp_client_capture.json",
         "KXHIGHNY-26JUN24-T82",
