@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -41,6 +43,17 @@ def verify_password(password_hash: str, password: str, hasher: PasswordHasher = 
         return False
 
 
+HASH_THREAD_NICENESS = 10
+
+
+def _yield_to_the_loop() -> None:
+    """Lowers the hashing thread's scheduling priority (Linux threads have their own nice value): a
+    hash takes hundreds of milliseconds of CPU, and on a small machine the event loop that runs the
+    engine must win the core whenever both want it."""
+    with contextlib.suppress(AttributeError, OSError):  # no per-thread priority on this platform
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICENESS)
+
+
 class HashingPool:
     """At most `workers + queue` hashes admitted at once; the rest are refused, never queued."""
 
@@ -63,7 +76,9 @@ class HashingPool:
                 headers={"Retry-After": str(OVERLOADED_RETRY_AFTER_SECONDS)},
             )
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=HASH_THREAD)
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix=HASH_THREAD, initializer=_yield_to_the_loop
+            )
         loop = asyncio.get_running_loop()
         future = self._executor.submit(functools.partial(self._call, fn, *args, **kwargs))
         self.in_flight += 1

@@ -53,6 +53,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from tradehall.api import convert
 from tradehall.api.auth import Principal
 from tradehall.api.gateway import Gateway
+from tradehall.api.login_throttle import Tarpit
 from tradehall.api.metrics import WS_CONNECTIONS
 from tradehall.api.ratelimit import TokenBucketLimiter
 from tradehall.api.ws.bus_source import BusSource
@@ -128,6 +129,8 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
         # a reconnect loop (connect, misbehave, get closed, connect again) is refused at the handshake
         rate = settings.ws_connects_per_second_per_ip
         self.connects = TokenBucketLimiter(rate, max(1, int(2 * rate)))
+        # ... after a pause (a sleeping coroutine, no CPU), so a loop that reconnects at once slows down
+        self.refusal_pause = Tarpit(1.0)
         self.connections: set[Connection] = set()
         self.public: dict[str, set[Connection]] = {}
         self.private: dict[tuple[str, str], set[Connection]] = {}
@@ -354,8 +357,10 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
 
     async def serve(self, websocket: WebSocket) -> None:
         ip = websocket.client.host if websocket.client is not None else "unknown"
-        if self.connects.take(ip) > 0:
+        wait = self.connects.take(ip)
+        if wait > 0:
             WS_CLOSED.labels(reason="connects_per_ip").inc()
+            await self.refusal_pause.hold(wait)
             await websocket.close(code=1008)  # before accept: the handshake is answered 403
             return
         await websocket.accept()
