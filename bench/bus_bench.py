@@ -1,6 +1,8 @@
 """Event bus throughput and consumer lag, end to end, per backend.
 
-Journal records (one crossing order = 4 events) → `BusPublisher` → broker → a consumer in another
+Journal records from the real engine (`tests/fixtures/bus_records.py`: markets, accounts and deep maker
+books, then crossing taker orders of `events_per_order()` events each) → `BusPublisher` → broker → a
+consumer in another
 process (a real consumer is another process; it also gets the second core).
 
 - throughput: all records are in the journal source at t0; events/s = events / (t0 → the consumer has
@@ -35,7 +37,7 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `tests.integration`, `tests.fixtures`
 
-from tests.fixtures.bus_records import crossing_order, market_created, perp_spec
+from tests.fixtures.bus_records import BusMarkets, messages
 
 from tradehall.bus.inproc import InProcessBus
 from tradehall.bus.kafka import KafkaBus
@@ -49,7 +51,6 @@ from tradehall.journal.records import JournalRecord
 
 BENCH = "bus"
 MARKETS = ("BTC-PERP", "ETH-PERP", "SOL-PERP", "XRP-PERP")
-EVENTS_PER_ORDER = 4
 
 
 def make_bus(backend: str, prefix: str, kafka_bootstrap: str) -> EventBus:
@@ -62,11 +63,17 @@ def make_bus(backend: str, prefix: str, kafka_bootstrap: str) -> EventBus:
     raise ValueError(backend)
 
 
-def records(orders: int, stamp: bool = False) -> Iterator[JournalRecord]:
-    for seq, market in enumerate(MARKETS, start=1):
-        yield market_created(seq, perp_spec(market))
-    for number in range(orders):
-        yield crossing_order(len(MARKETS) + 1 + number, MARKETS[number % len(MARKETS)], 200_000 + number % 50)
+def records(orders: int) -> tuple[list[JournalRecord], list[JournalRecord]]:
+    """The setup records (markets, accounts, maker books) and `orders` crossing orders, from the engine."""
+    journal = BusMarkets(MARKETS)
+    return journal.setup(), journal.orders(orders)
+
+
+def events_per_order() -> int:
+    """How many events the engine emits for one crossing order (all the same shape)."""
+    journal = BusMarkets(MARKETS[:1])
+    journal.setup()
+    return len(journal.crossing_order(MARKETS[0]).events)
 
 
 def stamped(record: JournalRecord) -> JournalRecord:
@@ -128,7 +135,7 @@ def percentile(values: list[int], fraction: float) -> float:
 
 async def feed_at_rate(source: MemoryJournalSource, pending: list[JournalRecord], rate_events: int) -> None:
     """Append records so that `rate_events` events/s become durable, in 5 ms steps."""
-    records_per_second = rate_events / EVENTS_PER_ORDER
+    records_per_second = rate_events / events_per_order()
     start = time.perf_counter()
     index = 0
     while index < len(pending):
@@ -141,8 +148,9 @@ async def feed_at_rate(source: MemoryJournalSource, pending: list[JournalRecord]
 
 async def run_case(backend: str, kafka: str, orders: int, rate: int | None) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    all_records = list(records(orders))
-    expected = sum(len(r.events) for r in all_records)
+    setup, orders_records = records(orders)
+    all_records = setup + orders_records
+    expected = messages(all_records)
     publisher_bus = InProcessBus() if backend == "inproc" else make_bus(backend, prefix, kafka)
     await publisher_bus.start()
     context = multiprocessing.get_context("spawn")
@@ -165,12 +173,12 @@ async def run_case(backend: str, kafka: str, orders: int, rate: int | None) -> d
             source = MemoryJournalSource(all_records)
             t0 = time.time_ns()
         else:
-            source = MemoryJournalSource(all_records[: len(MARKETS)])
+            source = MemoryJournalSource(setup)
             t0 = time.time_ns()
         publisher = BusPublisher(publisher_bus, source, MemoryPositionStore(), batch_max=1000)
         await publisher.start()
         if rate is not None:
-            await feed_at_rate(source, all_records[len(MARKETS) :], rate)
+            await feed_at_rate(source, orders_records, rate)
         await publisher.wait_published(all_records[-1].seq, timeout=120)
         published_ns = time.time_ns()
         if local_consumer is not None:
@@ -190,7 +198,7 @@ async def run_case(backend: str, kafka: str, orders: int, rate: int | None) -> d
                 await purge()
         await publisher_bus.close()
     elapsed = (result["end_ns"] - t0) / 1e9
-    lags = result["lags"][len(MARKETS) :] if rate is not None else result["lags"]
+    lags = result["lags"][messages(setup) :] if rate is not None else result["lags"]
     return {
         "events": float(expected),
         "publish_ops_per_s": expected / ((published_ns - t0) / 1e9),
@@ -237,9 +245,10 @@ def main() -> None:
     args = parser.parse_args()
     logs_to_stderr()
     backends = args.backend or ["inproc", "redis", "nats", "kafka"]
-    throughput_orders = 5_000 if args.quick else 25_000
+    throughput_events = 20_000 if args.quick else 100_000
+    throughput_orders = throughput_events // events_per_order()
     lag_seconds = 2 if args.quick else 6
-    lag_orders = args.rate * lag_seconds // EVENTS_PER_ORDER
+    lag_orders = args.rate * lag_seconds // events_per_order()
 
     rows: list[tuple[str, str, dict[str, float]]] = []
     with kafka_broker(args.kafka_bootstrap) as kafka:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import require_service
-from tests.fixtures.bus_records import trading_records
+from tests.fixtures.bus_records import positions_on, trading_records
 from tests.integration.kafka_broker import KafkaTestBroker, kafka_test_broker
 from tradehall.bus.kafka import KafkaBus
 from tradehall.bus.nats import NatsJetStreamBus
@@ -49,7 +49,8 @@ def test_events_tail_prints_one_json_envelope_per_message(
         require_service(backend)
     prefix = f"t{uuid.uuid4().hex[:12]}"
     serializer = EventSerializer()
-    messages = [e for r in trading_records(("BTC-PERP", "ETH-PERP"), 6) for e in serializer.envelopes(r)]
+    records = trading_records(("BTC-PERP", "ETH-PERP"), 6)
+    messages = [e for r in records for e in serializer.envelopes(r)]
 
     async def publish() -> None:
         bus = make_bus(backend, prefix, kafka)
@@ -70,6 +71,8 @@ def test_events_tail_prints_one_json_envelope_per_message(
         asyncio.run(purge())
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [line["id"] for line in lines] == ["3:1", "5:1", "7:1"]
+    trades = positions_on(records, "trades.BTC-PERP")
+    assert len(trades) == 3
+    assert [line["id"] for line in lines] == [f"{seq}:{index}" for seq, index in trades]
     assert {line["type"] for line in lines} == {"TradeExecuted"}
-    assert lines[0]["payload"]["price"] == "100000"
+    assert lines[0]["payload"]["price"] == "100000.5"

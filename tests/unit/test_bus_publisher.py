@@ -6,7 +6,16 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.fixtures.bus_records import BASE_TS, crossing_order, market_created, perp_spec, trading_records
+from tests.fixtures.bus_records import (
+    BASE_TS,
+    BusMarkets,
+    messages,
+    perp_spec,
+    positions_on,
+    seqs_on,
+    trading_records,
+    whole_records_within,
+)
 from tradehall.bus.consumer import Deduper, DedupingConsumer
 from tradehall.bus.envelope import Envelope
 from tradehall.bus.inproc import InProcessBus
@@ -14,7 +23,7 @@ from tradehall.bus.position import FilePositionStore, MemoryPositionStore, Publi
 from tradehall.bus.protocol import Delivery, StartPosition
 from tradehall.bus.publisher import BusPublisher
 from tradehall.bus.source import MemoryJournalSource
-from tradehall.domain.commands import AdvanceTime
+from tradehall.domain.commands import AdvanceTime, CreateMarket
 from tradehall.journal.records import JournalRecord
 
 MARKETS = ("BTC-PERP", "ETH-PERP")
@@ -41,28 +50,33 @@ async def take(iterator: object, count: int, timeout: float = 5.0) -> list[Deliv
 
 
 async def test_publishes_every_event_in_journal_order_and_saves_the_position() -> None:
-    source = MemoryJournalSource(trading_records(MARKETS, 40))
+    records = trading_records(MARKETS, 40)
+    last = records[-1].seq
+    source = MemoryJournalSource(records)
     bus = InProcessBus()
     store = MemoryPositionStore()
     before = metric("tradehall_bus_publish_total")
     publisher = BusPublisher(bus, source, store, batch_max=7)
     await publisher.start()
-    await publisher.wait_published(42)
+    await publisher.wait_published(last)
     await publisher.stop()
 
-    assert publisher.published_seq == 42
-    assert store.position is not None and store.position.seq == 42
+    assert publisher.published_seq == last
+    assert store.position is not None and store.position.seq == last
     assert sorted(spec.symbol for spec in store.position.markets) == ["BTC-PERP", "ETH-PERP"]
-    assert positions(bus, "trades.BTC-PERP") == [(seq, 1) for seq in range(3, 43, 2)]
-    orders = positions(bus, "orders.ETH-PERP")
-    assert orders == sorted(orders) and len(orders) == 60
-    assert metric("tradehall_bus_publish_total") - before == 2 + 40 * 4
+    trades = positions_on(records, "trades.BTC-PERP")
+    assert len(trades) == 20  # one trade per crossing order, every other order on BTC-PERP
+    assert positions(bus, "trades.BTC-PERP") == trades
+    assert positions(bus, "orders.ETH-PERP") == positions_on(records, "orders.ETH-PERP")
+    assert positions(bus, "accounts") == positions_on(records, "accounts")
+    assert metric("tradehall_bus_publish_total") - before == messages(records)
     assert publisher.healthy is True
 
 
 async def test_a_record_without_events_still_advances_the_position() -> None:
+    created = BusMarkets().record(CreateMarket(spec=perp_spec()))
     source = MemoryJournalSource(
-        [market_created(1, perp_spec()), JournalRecord(seq=2, ts=BASE_TS, command=AdvanceTime(), events=())]
+        [created, JournalRecord(seq=2, ts=BASE_TS, command=AdvanceTime(), events=())]
     )
     store = MemoryPositionStore()
     publisher = BusPublisher(InProcessBus(), source, store)
@@ -73,38 +87,34 @@ async def test_a_record_without_events_still_advances_the_position() -> None:
 
 
 async def test_a_killed_publisher_resumes_from_the_saved_position_without_loss(tmp_path: Path) -> None:
-    source = MemoryJournalSource(trading_records(MARKETS, 100))
+    journal = BusMarkets(MARKETS)
+    records = journal.setup() + journal.orders(100)
+    source = MemoryJournalSource(records)
     bus = InProcessBus()
     store = FilePositionStore(tmp_path / "bus" / "position.json")
     first = BusPublisher(bus, source, store, batch_max=10, save_interval=3600)
     await first.start()
-    await first.wait_published(60)
+    await first.wait_published(records[60].seq)
     await first.kill()  # no drain, no final save: like kill -9
     assert store.load() is None  # published but never saved: the restart must publish it all again
 
-    source.extend(crossing_order(seq, MARKETS[seq % 2]) for seq in range(103, 121))
+    records += journal.orders(18)
+    source.extend(records[-18:])
     second = BusPublisher(bus, source, store, batch_max=10)
     await second.start()
-    await second.wait_published(120)
+    await second.wait_published(journal.seq)
     await second.stop()
 
-    assert store.load() == PublisherPosition(seq=120, markets=[perp_spec("BTC-PERP"), perp_spec("ETH-PERP")])
+    assert store.load() == PublisherPosition(
+        seq=journal.seq, markets=[perp_spec("BTC-PERP"), perp_spec("ETH-PERP")]
+    )
     for market in MARKETS:
         seen = positions(bus, f"trades.{market}")
-        expected = sorted({(record.seq, 1) for record in source_records(source) if _trades(record, market)})
+        expected = positions_on(records, f"trades.{market}")
+        assert len(expected) == 59  # one trade per crossing order, every other one of 118 on this market
         assert sorted(set(seen)) == expected  # nothing lost
         assert len(seen) > len(expected)  # the unsaved tail was published again: at least once
         assert seen == sorted(seen) or _ordered_with_replay(seen)
-
-
-def source_records(source: MemoryJournalSource) -> list[JournalRecord]:
-    return list(source._records)
-
-
-def _trades(record: JournalRecord, market: str) -> bool:
-    return any(
-        type(e).__name__ == "TradeExecuted" and getattr(e, "market", "") == market for e in record.events
-    )
 
 
 def _ordered_with_replay(seen: list[tuple[int, int]]) -> bool:
@@ -114,31 +124,35 @@ def _ordered_with_replay(seen: list[tuple[int, int]]) -> bool:
 
 
 async def test_a_restarted_publisher_converts_with_the_specs_saved_in_its_position() -> None:
-    source = MemoryJournalSource(trading_records(MARKETS, 4))
+    records = trading_records(MARKETS, 4)
+    source = MemoryJournalSource(records)
     store = MemoryPositionStore()
-    store.save(PublisherPosition(seq=5, markets=[perp_spec("ETH-PERP")]))  # past the MarketCreated records
+    (_first_eth, last_eth) = seqs_on(records, "trades.ETH-PERP")
+    # past the MarketCreated records and the first ETH trade
+    store.save(PublisherPosition(seq=last_eth - 1, markets=[perp_spec("ETH-PERP")]))
     bus = InProcessBus()
     publisher = BusPublisher(bus, source, store)
     await publisher.start()
-    await publisher.wait_published(6)
+    await publisher.wait_published(records[-1].seq)
     await publisher.stop()
     (trade,) = bus.messages("trades.ETH-PERP")
-    assert trade.seq == 6
-    assert trade.payload["price"] == "100001.5"
+    assert trade.seq == last_eth
+    assert trade.payload["price"] == "100000.5"  # ASK_TICKS at the saved spec's 0.5 tick
     assert bus.messages("trades.BTC-PERP") == []
 
 
 async def test_a_deduping_consumer_sees_each_event_once_after_a_publisher_replay() -> None:
-    source = MemoryJournalSource(trading_records(MARKETS, 20))
+    records = trading_records(MARKETS, 20)
+    source = MemoryJournalSource(records)
     bus = InProcessBus()
     store = MemoryPositionStore()
     first = BusPublisher(bus, source, store, batch_max=4, save_interval=3600)
     await first.start()
-    await first.wait_published(22)
+    await first.wait_published(records[-1].seq)
     await first.kill()
     second = BusPublisher(bus, source, store)
     await second.start()
-    await second.wait_published(22)
+    await second.wait_published(records[-1].seq)
     await second.stop()
 
     raw = len(bus.messages("trades.BTC-PERP"))
@@ -149,44 +163,53 @@ async def test_a_deduping_consumer_sees_each_event_once_after_a_publisher_replay
     with pytest.raises(TimeoutError):
         await take(deliveries, 1, timeout=0.2)  # only duplicates are left: none comes out
     await deliveries.aclose()  # type: ignore[attr-defined]
-    assert [d.envelope.seq for d in got] == list(range(3, 23, 2))
+    assert [d.envelope.seq for d in got] == seqs_on(records, "trades.BTC-PERP")
     assert consumer.deduper.duplicates == raw - 10
 
 
 async def test_broker_outage_fills_a_bounded_backlog_flips_health_and_drains_in_order() -> None:
-    source = MemoryJournalSource(trading_records(MARKETS, 0))
+    journal = BusMarkets(MARKETS)
+    records = journal.setup()
+    source = MemoryJournalSource(records)
     bus = InProcessBus()
     bus.available = False
     errors_before = metric("tradehall_bus_publish_errors_total")
     publisher = BusPublisher(
-        bus, source, MemoryPositionStore(), backlog_limit=40, retry_initial=0.01, retry_max=0.02
+        bus, source, MemoryPositionStore(), backlog_limit=100, retry_initial=0.01, retry_max=0.02
     )
     await publisher.start()
-    source.extend(crossing_order(seq, MARKETS[seq % 2]) for seq in range(3, 103))  # 400 messages
+    records += journal.orders(100)
+    source.extend(records[-100:])
+    assert messages(records) > 10 * 100  # far more than the backlog holds
     for _ in range(50):
         await asyncio.sleep(0.01)
-        assert publisher.backlog <= 40
+        assert publisher.backlog <= 100
     assert publisher.healthy is False
     assert publisher.published_seq == 0
-    assert publisher.backlog == 2 + 9 * 4  # whole records only: a tenth order (4 messages) would not fit
+    expected_backlog = whole_records_within(records, 100)
+    assert expected_backlog < 100  # whole records only: the next order would not fit
+    assert publisher.backlog == expected_backlog
     assert publisher.overflows == 1
     assert metric("tradehall_bus_publish_errors_total") - errors_before >= 3
 
     bus.available = True
-    await publisher.wait_published(102)
+    await publisher.wait_published(journal.seq)
     await publisher.stop()
     assert publisher.healthy is True
     assert source.reads >= 2  # the publisher stopped reading and re-read from the journal by seq
-    assert positions(bus, "trades.ETH-PERP") == [(seq, 1) for seq in range(3, 103, 2)]
-    assert positions(bus, "trades.BTC-PERP") == [(seq, 1) for seq in range(4, 103, 2)]
+    for market in MARKETS:
+        expected = positions_on(records, f"trades.{market}")
+        assert len(expected) == 50
+        assert positions(bus, f"trades.{market}") == expected
 
 
 async def test_inproc_consumer_group_resumes_after_its_last_ack() -> None:
     bus = InProcessBus()
-    source = MemoryJournalSource(trading_records(MARKETS, 10))
+    records = trading_records(MARKETS, 10)
+    source = MemoryJournalSource(records)
     publisher = BusPublisher(bus, source, MemoryPositionStore())
     await publisher.start()
-    await publisher.wait_published(12)
+    await publisher.wait_published(records[-1].seq)
     await publisher.stop()
 
     first = bus.subscribe("trades.*", "group", StartPosition.EARLIEST)
@@ -199,22 +222,28 @@ async def test_inproc_consumer_group_resumes_after_its_last_ack() -> None:
     await second.aclose()  # type: ignore[attr-defined]
     first_ids = [d.envelope.id for d in got]
     rest_ids = [d.envelope.id for d in rest]
-    assert set(rest_ids) == ({f"{seq}:1" for seq in range(3, 13)} - set(first_ids[:4]))
+    trade_ids = {f"{seq}:{index}" for seq, index in positions_on(records, "trades.BTC-PERP")} | {
+        f"{seq}:{index}" for seq, index in positions_on(records, "trades.ETH-PERP")
+    }
+    assert len(trade_ids) == 10
+    assert set(rest_ids) == trade_ids - set(first_ids[:4])
 
 
 async def test_latest_consumer_only_sees_messages_published_after_it_joined() -> None:
     bus = InProcessBus()
-    source = MemoryJournalSource(trading_records(MARKETS, 4))
+    journal = BusMarkets(MARKETS)
+    source = MemoryJournalSource(journal.setup() + journal.orders(4))
     publisher = BusPublisher(bus, source, MemoryPositionStore())
     await publisher.start()
-    await publisher.wait_published(6)
+    await publisher.wait_published(journal.seq)
     subscription = bus.subscribe("trades.BTC-PERP", "late", StartPosition.LATEST)
     pending = asyncio.ensure_future(take(subscription, 1))
     await asyncio.sleep(0.01)
-    source.append(crossing_order(7, "BTC-PERP"))
+    late = journal.crossing_order("BTC-PERP")
+    source.append(late)
     (delivery,) = await pending
     await publisher.stop()
-    assert delivery.envelope.id == "7:1"
+    assert [delivery.envelope.position] == positions_on([late], "trades.BTC-PERP")
 
 
 def test_deduper_drops_positions_at_or_below_the_last_one_per_topic_and_key() -> None:
@@ -271,12 +300,15 @@ class BrokenStore(MemoryPositionStore):
 async def test_a_failing_journal_read_is_retried_and_a_failing_position_save_does_not_stop_publishing() -> (
     None
 ):
-    source = FailingOnceSource(list(trading_records(MARKETS, 3)))
+    records = trading_records(MARKETS, 3)
+    source = FailingOnceSource(records)
     bus = InProcessBus()
     publisher = BusPublisher(bus, source, BrokenStore(), retry_max=0.01, save_interval=0.0)
     await publisher.start()
-    await publisher.wait_published(5)
+    await publisher.wait_published(records[-1].seq)
     await publisher.stop()
     assert source.failures == 1
-    assert positions(bus, "trades.BTC-PERP") == [(3, 1), (5, 1)]
+    expected = positions_on(records, "trades.BTC-PERP")
+    assert len(expected) == 2
+    assert positions(bus, "trades.BTC-PERP") == expected
     assert publisher.healthy is True

@@ -4,11 +4,11 @@ from decimal import Decimal
 
 import msgspec
 
-from tests.fixtures.bus_records import BASE_TS, account_opened, crossing_order, market_created, perp_spec
+from tests.fixtures.bus_records import BASE_TS, BusMarkets, perp_spec
 from tradehall.bus.envelope import SCHEMA_VERSION, decode_envelope, encode_envelope, iso_time
 from tradehall.bus.serialize import EventSerializer
 from tradehall.bus.topics import Route, route_of
-from tradehall.domain.commands import MarkPrice, SettleMarket
+from tradehall.domain.commands import CreateMarket, MarkPrice, OpenAccount, SettleMarket
 from tradehall.domain.enums import MarketKind, Outcome
 from tradehall.domain.events import (
     BalanceChanged,
@@ -33,35 +33,46 @@ BINARY = MarketSpec(
 
 def test_envelopes_carry_seq_index_type_correlation_and_time() -> None:
     serializer = EventSerializer()
-    serializer.envelopes(market_created(1, perp_spec("BTC-PERP")))
-    envelopes = serializer.envelopes(crossing_order(2, "BTC-PERP", price_ticks=200_001, lots=25))
+    journal = BusMarkets()
+    for record in journal.setup():
+        serializer.envelopes(record)
+    record = journal.crossing_order("BTC-PERP", lots=25)
+    seq = record.seq
+    envelopes = serializer.envelopes(record)
 
-    assert [e.id for e in envelopes] == ["2:0", "2:1", "2:2", "2:3"]
-    assert [e.type for e in envelopes] == ["OrderAccepted", "TradeExecuted", "OrderFilled", "OrderFilled"]
-    assert [e.topic for e in envelopes] == [
-        "orders.BTC-PERP",
-        "trades.BTC-PERP",
-        "orders.BTC-PERP",
-        "orders.BTC-PERP",
+    assert [e.id for e in envelopes] == [f"{seq}:{index}" for index in range(len(record.events))]
+    assert [e.type for e in envelopes] == [type(event).__name__ for event in record.events]
+    assert [(e.type, e.topic, e.key) for e in envelopes] == [
+        ("OrderAccepted", "orders.BTC-PERP", "BTC-PERP"),
+        ("TradeExecuted", "trades.BTC-PERP", "BTC-PERP"),
+        ("OrderFilled", "orders.BTC-PERP", "BTC-PERP"),
+        ("OrderFilled", "orders.BTC-PERP", "BTC-PERP"),
+        ("BookChanged", "market-data.book-ticks", "BTC-PERP"),
+        ("BalanceChanged", "accounts", "maker"),
+        ("BalanceChanged", "accounts", "system:fees"),
+        ("BalanceChanged", "accounts", "taker"),
+        ("PositionChanged", "accounts", "maker"),
+        ("PositionChanged", "accounts", "taker"),
     ]
     first = envelopes[0]
-    assert (first.seq, first.index, first.schema_version) == (2, 0, SCHEMA_VERSION)
-    assert first.correlation_id == "c-2"
-    assert first.ts == BASE_TS + 2_000
-    assert first.time == "2026-01-01T00:00:00.000002000Z"
-    assert first.key == "BTC-PERP"
+    assert (first.seq, first.index, first.schema_version) == (seq, 0, SCHEMA_VERSION)
+    assert first.correlation_id == f"c-{seq}"
+    assert first.ts == BASE_TS + seq * 1_000
+    assert first.time == f"2026-01-01T00:00:00.{seq * 1_000:09d}Z"
 
 
 def test_ticks_lots_and_minor_units_become_decimal_strings_with_the_market_spec() -> None:
     serializer = EventSerializer([perp_spec("BTC-PERP")])
-    accepted, trade, _maker, taker = serializer.envelopes(crossing_order(2, "BTC-PERP", 200_001, 25))
+    journal = BusMarkets()
+    journal.setup()
+    accepted, trade, _maker, taker, *_rest = serializer.envelopes(journal.crossing_order("BTC-PERP", lots=25))
 
     assert accepted.payload["price"] == "100000.5"
     assert accepted.payload["quantity"] == "0.025"
     assert accepted.payload["stop_price"] is None
     assert trade.payload["price"] == "100000.5"
     assert trade.payload["quantity"] == "0.025"
-    assert taker.payload["fee"] == "0.50"
+    assert taker.payload["fee"] == "1.26"  # 0.0005 x 2500.0125 USD = 1.25000625, rounded up to the cent
     assert taker.payload["realized_pnl"] == "0.00"
     assert taker.payload["filled_quantity"] == "0.025"
     assert "event" not in taker.payload
@@ -133,7 +144,7 @@ def test_settlement_and_void_pay_in_the_quote_currency() -> None:
 
 def test_market_created_teaches_the_serializer_its_spec() -> None:
     serializer = EventSerializer()
-    serializer.envelopes(market_created(1, BINARY))
+    serializer.envelopes(BusMarkets().record(CreateMarket(spec=BINARY)))
     assert [spec.symbol for spec in serializer.specs] == ["RAIN-YES"]
     record = JournalRecord(
         seq=2,
@@ -148,16 +159,20 @@ def test_market_created_teaches_the_serializer_its_spec() -> None:
 
 def test_an_unknown_market_is_published_with_raw_integers_marked_as_such() -> None:
     serializer = EventSerializer()
-    _accepted, trade, _maker, _taker = serializer.envelopes(crossing_order(5, "NEW-PERP", 200_000, 10))
-    assert trade.payload["price"] == 200_000
+    journal = BusMarkets(("NEW-PERP",))
+    journal.setup()  # the serializer never sees these records, so it never learns NEW-PERP's spec
+    _accepted, trade, *_rest = serializer.envelopes(journal.crossing_order("NEW-PERP"))
+    assert trade.payload["price"] == 200_001
     assert trade.payload["units"] == "raw"
 
 
 def test_envelope_json_round_trip_keeps_decimal_strings() -> None:
     serializer = EventSerializer([perp_spec("BTC-PERP")])
-    envelope = serializer.envelopes(crossing_order(3, "BTC-PERP"))[1]
+    journal = BusMarkets()
+    journal.setup()
+    envelope = serializer.envelopes(journal.crossing_order("BTC-PERP"))[1]
     data = encode_envelope(envelope)
-    assert b'"price":"100000"' in data
+    assert b'"price":"100000.5"' in data
     assert decode_envelope(data) == envelope
 
 
@@ -216,7 +231,7 @@ def test_events_added_later_are_routed_and_converted_by_name() -> None:
     paid = serializer.payload(funding)  # type: ignore[arg-type]
     assert (paid["rate"], paid["mark"], paid["payments"]) == ("0.000125", "100000", [["a", "-10.50"]])
 
-    serializer.envelopes(account_opened(1, "eu"))
+    serializer.envelopes(BusMarkets().record(OpenAccount(account_id="eu", owner="eu")))
     updated = AssessmentUpdated(
         account_id="eu", equity=1_000_050, peak_equity=1_000_100, trading_days=3, ts=1
     )
