@@ -5,7 +5,8 @@
 Workloads, each for a Binance-format depth stream (`depthUpdate`, 5 bid + 5 ask levels, combined
 stream envelope) and a Kalshi-format delta stream (`orderbook_delta`, dollars); parse and feed also
 for a Binance mix of every type the feed handles (depthUpdate, trade, aggTrade, bookTicker, kline,
-24hrTicker in turn):
+24hrTicker in turn), a Polymarket mix (price_change in its current shape and both pre-2025-09 shapes,
+best_bid_ask, tick_size_change) and a Kalshi mix (orderbook_delta, trade, ticker_v2):
 - parse: raw bytes → normalised update (no book), messages/s; for Binance the feed's typed msgspec
   fast path, and (`parse_generic`) the general orjson + dict path it falls back to;
 - feed: the feed's `handle_message` (parse, local book, top-of-book `Quote`), messages/s;
@@ -42,10 +43,12 @@ from tradehall.domain import commands
 from tradehall.domain.enums import MarketKind
 from tradehall.domain.market import MarketSpec
 from tradehall.engine import Engine
-from tradehall.marketdata import binance, binance_streams, kalshi
+from tradehall.marketdata import binance, binance_streams, kalshi, polymarket
 from tradehall.marketdata.binance import BinanceFeed, DepthSnapshot
 from tradehall.marketdata.kalshi import KalshiFeed
+from tradehall.marketdata.models import BookSnapshot
 from tradehall.marketdata.parsing import loads
+from tradehall.marketdata.polymarket import PolymarketFeed, PolymarketMarketRef
 from tradehall.marketdata.router import InstrumentRef, MarketRoute, Router
 
 BENCH = "feed"
@@ -282,6 +285,156 @@ def kalshi_snapshot() -> bytes:
     )
 
 
+POLY_TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+POLY_MARKET = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
+
+
+def polymarket_mix_messages(count: int, seed: int = 4) -> list[bytes]:
+    """price_change (current, legacy `changes[]`, legacy flat), best_bid_ask, tick_size_change in turn.
+
+    Changes touch levels behind the top (bids 0.02-0.39, asks 0.61-0.98, never size 0), so the best
+    bid/ask every message states (0.40 / 0.60, the snapshot's) always agrees with the local book."""
+    rng = random.Random(seed)
+    out = []
+    for index in range(count):
+        side = "BUY" if rng.random() < 0.5 else "SELL"
+        price = f"0.{rng.randint(2, 39) if side == 'BUY' else rng.randint(61, 98):02d}"
+        size = f"{rng.randint(1, 5000)}.{rng.randint(0, 99):02d}"
+        stamp = str(1757908892351 + index)
+        kind = index % 5
+        body: dict[str, Any]
+        if kind == 0:
+            body = {
+                "market": POLY_MARKET,
+                "price_changes": [
+                    {
+                        "asset_id": POLY_TOKEN,
+                        "price": price,
+                        "size": size,
+                        "side": side,
+                        "hash": "56621a121a47ed9333273e21c83b660cff37ae50",
+                        "best_bid": "0.4",
+                        "best_ask": "0.6",
+                    }
+                ],
+                "timestamp": stamp,
+                "event_type": "price_change",
+            }
+        elif kind == 1:
+            body = {
+                "asset_id": POLY_TOKEN,
+                "changes": [{"price": price, "side": side, "size": size}],
+                "event_type": "price_change",
+                "hash": "a0b7cadf869fc288dbbf65704996fe818cc97d6a",
+                "market": POLY_MARKET,
+                "timestamp": stamp,
+            }
+        elif kind == 2:
+            body = {
+                "asset_id": POLY_TOKEN,
+                "event_type": "price_change",
+                "hash": "bf32b3746fff40c76c98021b7f3f07261169dd26",
+                "market": POLY_MARKET,
+                "price": price,
+                "side": side,
+                "size": size,
+                "timestamp": stamp,
+            }
+        elif kind == 3:
+            body = {
+                "event_type": "best_bid_ask",
+                "market": POLY_MARKET,
+                "asset_id": POLY_TOKEN,
+                "best_bid": "0.40",
+                "best_ask": "0.60",
+                "spread": "0.20",
+                "timestamp": stamp,
+            }
+        else:
+            body = {
+                "event_type": "tick_size_change",
+                "asset_id": POLY_TOKEN,
+                "market": POLY_MARKET,
+                "old_tick_size": "0.01",
+                "new_tick_size": "0.01",
+                "timestamp": stamp,
+            }
+        out.append(orjson.dumps(body))
+    return out
+
+
+def parse_polymarket(raw: bytes) -> object:
+    """The mix's parse step without a book: what the feed decodes before touching state."""
+    body = loads(raw)
+    kind = body["event_type"]
+    if kind == "price_change":
+        return polymarket.parse_price_change(body)
+    if kind == "best_bid_ask":
+        return (Decimal(body["best_bid"]), Decimal(body["best_ask"]))
+    return Decimal(body["new_tick_size"])
+
+
+def kalshi_mix_messages(count: int, seed: int = 5) -> list[bytes]:
+    """orderbook_delta, trade, ticker_v2 in turn (deltas numbered on sid 1 as in `kalshi_messages`)."""
+    deltas = kalshi_messages((count + 2) // 3, seed)
+    rng = random.Random(seed)
+    out = []
+    for index in range(count):
+        kind = index % 3
+        if kind == 0:
+            out.append(deltas[index // 3])
+        elif kind == 1:
+            yes = rng.randint(1, 99)
+            out.append(
+                orjson.dumps(
+                    {
+                        "type": "trade",
+                        "sid": 2,
+                        "seq": 1 + index // 3,
+                        "msg": {
+                            "trade_id": "d91bc706-ee49-470d-82d8-11418bda6fed",
+                            "market_ticker": "FED-23DEC-T3.00",
+                            "yes_price_dollars": f"0.{yes:02d}00",
+                            "no_price_dollars": f"0.{100 - yes:02d}00",
+                            "count_fp": f"{rng.randint(1, 500)}.00",
+                            "taker_side": rng.choice(("yes", "no")),
+                            "ts": 1741052641 + index,
+                        },
+                    }
+                )
+            )
+        else:
+            price = rng.randint(1, 99)
+            out.append(
+                orjson.dumps(
+                    {
+                        "type": "ticker_v2",
+                        "sid": 11,
+                        "msg": {
+                            "market_ticker": "FED-23DEC-T3.00",
+                            "market_id": "9b0f6b43-5b68-4f9f-9f02-9a2d1b8ac1a1",
+                            "price": price,
+                            "price_dollars": f"0.{price:02d}0",
+                            "volume_delta": 100,
+                            "volume_delta_fp": "100.00",
+                            "ts": 1669149841 + index,
+                        },
+                    }
+                )
+            )
+    return out
+
+
+def parse_kalshi(raw: bytes) -> object:
+    body = loads(raw)
+    kind = body["type"]
+    if kind == "orderbook_delta":
+        return kalshi.parse_delta(body["msg"])
+    if kind == "trade":
+        return kalshi.parse_trade(body["msg"], 0)
+    return kalshi.price_of(body["msg"], "price")
+
+
 # --- set-ups ------------------------------------------------------------------------------------------
 
 
@@ -342,6 +495,27 @@ def make_kalshi(sink: Callable[[Any], None], ws_url: str = "ws://127.0.0.1:1") -
     return feed
 
 
+def make_polymarket(sink: Callable[[Any], None]) -> PolymarketFeed:
+    """A feed whose one token holds a snapshot: bids 0.01-0.40, asks 0.60-0.99, 100 each."""
+    feed = PolymarketFeed(
+        [PolymarketMarketRef("bench-market", POLY_TOKEN)],
+        sink,
+        httpx.AsyncClient(),
+        clob_root="http://127.0.0.1:1",
+    )
+    feed.books[POLY_TOKEN].load(
+        BookSnapshot(
+            source="polymarket",
+            instrument=POLY_TOKEN,
+            bids=tuple((Decimal(f"0.{i:02d}"), Decimal(100)) for i in range(40, 0, -1)),
+            asks=tuple((Decimal(f"0.{i:02d}"), Decimal(100)) for i in range(60, 100)),
+            exchange_ts=None,
+            receive_ts=0,
+        )
+    )
+    return feed
+
+
 def router_into(engine: Engine, counter: list[int]) -> Router:
     def submit(command: commands.AnyCommand) -> None:
         engine.apply(command)
@@ -391,6 +565,11 @@ def bench_parse(messages: dict[str, list[bytes]]) -> None:
         rate(len(messages["binance_mix"]), time.perf_counter() - started),
         "msg/s",
     )
+    for name, parse in (("polymarket_mix", parse_polymarket), ("kalshi_mix", parse_kalshi)):
+        started = time.perf_counter()
+        for raw in messages[name]:
+            parse(raw)
+        emit(f"{name}:parse", "ops_per_s", rate(len(messages[name]), time.perf_counter() - started), "msg/s")
     started = time.perf_counter()
     for raw in messages["kalshi_delta"]:
         kalshi.parse_delta(loads(raw)["msg"])
@@ -437,6 +616,22 @@ def bench_feed(messages: dict[str, list[bytes]]) -> None:
     elapsed = time.perf_counter() - started
     assert kfeed.errors == 0 and quotes[0] == len(messages["kalshi_delta"]), (kfeed.errors_by_kind, quotes)
     emit("kalshi_delta:parse+book+quote", "ops_per_s", rate(quotes[0], elapsed), "msg/s")
+    pfeed = make_polymarket(count)
+    started = time.perf_counter()
+    for raw in messages["polymarket_mix"]:
+        assert not pfeed.handle_message(raw)  # the stated best bid/ask always agrees: no resync
+    elapsed = time.perf_counter() - started
+    assert pfeed.errors == 0, pfeed.errors_by_kind
+    emit(
+        "polymarket_mix:handle_message", "ops_per_s", rate(len(messages["polymarket_mix"]), elapsed), "msg/s"
+    )
+    kmix = make_kalshi(count)
+    started = time.perf_counter()
+    for raw in messages["kalshi_mix"]:
+        kmix.handle_message(raw)
+    elapsed = time.perf_counter() - started
+    assert kmix.errors == 0, kmix.errors_by_kind
+    emit("kalshi_mix:handle_message", "ops_per_s", rate(len(messages["kalshi_mix"]), elapsed), "msg/s")
 
 
 def bench_pipeline(messages: dict[str, list[bytes]]) -> None:
@@ -588,6 +783,8 @@ def main() -> None:
         "binance_depth": binance_messages(count),
         "binance_mix": binance_mix_messages(count),
         "kalshi_delta": kalshi_messages(count),
+        "polymarket_mix": polymarket_mix_messages(count),
+        "kalshi_mix": kalshi_mix_messages(count),
     }
     # latency first, on a fresh heap: the throughput runs leave garbage that would tax it
     asyncio.run(bench_latency("binance_depth", messages["binance_depth"][:paced], args.rate))
