@@ -221,6 +221,13 @@ LEGACY = [
         "legacy_changes",
         (T_3932, None, None, D("0.044"), D(611)),
     ),
+    (
+        # three SELL levels in one message: the best ask is the lowest, 0.3 (size 3400)
+        "price_change_legacy_changes_docs_2024.json",
+        T_7132,
+        "legacy_changes",
+        (T_7132, None, None, D("0.3"), D(3400)),
+    ),
 ]
 
 
