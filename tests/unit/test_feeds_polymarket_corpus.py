@@ -42,6 +42,7 @@ T_3169 = "3169093426338572766420209927854568800779919944796947560890633182965009
 T_1141 = "114122071509644379678018727908709560226618148003371446110114509806601493071694"
 T_2174 = "21742633143463906290569050155826241533067272736897614950488156847949938836455"
 T_1154 = "115474063863764126958837769719736461272619491980773624567012766320777398670353"
+T_5477 = "54774190602932495681624596813895280541057113822779394733336244613748178149294"
 
 
 def sample(name: str) -> bytes:
@@ -239,6 +240,20 @@ async def test_pre_2025_09_price_change_shapes_are_applied_and_counted(
     await h.feed_raw(sample(name))
     assert h.quotes() == [quote]
     assert h.feed.shapes == {shape: 1} and h.feed.errors == 0
+
+
+async def test_captured_legacy_change_of_size_zero_removes_the_level() -> None:
+    """A 2025-01 capture: BUY 0.644 size "0" (the book around it is this test's, the message is real)."""
+    book = {
+        **empty_book(T_5477),
+        "bids": [{"price": "0.644", "size": "120"}, {"price": "0.64", "size": "55"}],
+        "asks": [{"price": "0.65", "size": "10"}],
+    }
+    h = Harness(ref(T_5477), books={T_5477: book})
+    await h.feed_raw(sample("price_change_legacy_changes_capture_2025-01.json"))
+    assert h.quotes() == [(T_5477, D("0.64"), D(55), D("0.65"), D(10))]
+    assert h.feed.shapes == {"legacy_changes": 1} and h.feed.errors == 0
+    assert h.book_requests == [T_5477]  # no book yet when it arrived: loaded first, then applied
 
 
 # --- last_trade_price, tick_size_change, best_bid_ask, new_market, market_resolved ----------------
