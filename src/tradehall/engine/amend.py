@@ -84,6 +84,7 @@ class Amend:
             new_price = order_price(market, order.requested_side, command.price, "price")
         assert new_price is not None
         if new_quantity <= order.filled:
+            state.books_touched.add(market.symbol)
             self._lifecycle.unrest(order, market)
             self._lifecycle.close(order, account, market, AMENDED_TO_FILLED)
             self._stops.trigger(market)
@@ -99,6 +100,7 @@ class Amend:
         trial = replacement(order, new_price, new_quantity, new_remaining)
         self._holds.check_replacement(trial, order, account, market)
         # The replacement is a new object: the old one may still sit in its level's queue (lazy deletion).
+        state.books_touched.add(market.symbol)
         self._lifecycle.unrest(order, market)
         self._holds.release(order, account, market)
         now = state.now
@@ -140,6 +142,7 @@ class Amend:
         if market.venue is QUOTE_VENUE or not order.in_book:
             order.remaining = new_remaining
         else:
+            self._state.books_touched.add(market.symbol)
             market.book.reduce(order, new_remaining)
         order.covered -= released_cover
         self._holds.adjust_reservation(order, market, -released_cover)

@@ -39,6 +39,7 @@ class BookVenue(Venue):
         fills and rebalance reservations: (the taker was stopped by STP, something filled)."""
         fills: list[Fill] = []
         stp_cancelled: list[Order] = []
+        self._state.books_touched.add(market.symbol)
         _, taker_stopped = market.book.match(
             order.side, limit, order.remaining, account.account_id, market.stp, fills, stp_cancelled
         )

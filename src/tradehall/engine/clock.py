@@ -58,6 +58,7 @@ class Clock:
             if order is None or order.expire_at is None or order.expire_at > now:
                 continue
             market = markets[order.market]
+            state.books_touched.add(market.symbol)
             Lifecycle.unrest(order, market)
             account = self._accounts[order.account_id]
             self._holds.release(order, account, market)

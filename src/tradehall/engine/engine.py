@@ -49,7 +49,8 @@ from tradehall.engine.supervisor import Supervisor
 __all__ = ["Engine", "EngineConfig"]
 
 _EMIT_OWN_BOOK_CHANGES = frozenset({"PlaceOrder", "CancelOrder", "AmendOrder"})
-"""Commands that touch one book and emit its change themselves; others sweep every book."""
+"""Commands that touch one book and emit its change themselves; others sweep the books touched since
+the last sweep (`EngineState.books_touched`), in symbol order, never every market."""
 
 
 class Engine:
@@ -104,6 +105,7 @@ class Engine:
         self._dirty_positions = state.dirty_positions
         self._evaluate_touched = supervisor.evaluate_touched
         self._emit_book_changes = state.emit_book_changes
+        self._books_touched = state.books_touched
 
     # --- the one entry point -------------------------------------------------------------
 
@@ -171,10 +173,12 @@ class Engine:
                     )
                 )
             dirty.clear()
-        if reason not in _EMIT_OWN_BOOK_CHANGES:
+        touched = self._books_touched
+        if touched and reason not in _EMIT_OWN_BOOK_CHANGES:
             markets = self.markets
-            for symbol in sorted(markets):
+            for symbol in sorted(touched):
                 self._emit_book_changes(markets[symbol])
+            touched.clear()
 
     # --- the state's scalars, read by adapters -----------------------------------------------
 

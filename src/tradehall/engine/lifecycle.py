@@ -159,6 +159,7 @@ class Lifecycle:
 
     def cancel(self, order: Order, market: Market, reason: CancelReason, in_book: bool = True) -> None:
         if in_book:
+            self._state.books_touched.add(market.symbol)
             self.unrest(order, market)
         self.close(order, self._accounts[order.account_id], market, reason)
 

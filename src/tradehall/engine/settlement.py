@@ -10,7 +10,7 @@ from tradehall.engine.constants import BINARY, MARKET_OPEN
 from tradehall.engine.ledger import SYSTEM_FEES
 from tradehall.engine.lifecycle import Lifecycle
 from tradehall.engine.markets import Market
-from tradehall.engine.state import EngineState, by_order_id, enum_of
+from tradehall.engine.state import EngineState, enum_of
 from tradehall.engine.stops import Stops
 
 ENDING_REASON = {
@@ -28,7 +28,6 @@ class Settlement:
         self._stops = stops
         self._ledger = state.ledger
         self._accounts = state.accounts
-        self._orders = state.orders
         self._dirty_positions = state.dirty_positions
 
     def change_status(self, market: Market, status: MarketStatus) -> None:
@@ -36,9 +35,7 @@ class Settlement:
             return
         reason = ENDING_REASON.get(status)
         if reason is not None:
-            ending = [o for o in self._orders.values() if o.market == market.symbol]
-            ending.sort(key=by_order_id)
-            for order in ending:
+            for order in self._state.market_orders(market.symbol):
                 self._lifecycle.cancel(order, market, reason)
         market.status = status
         self._state.events.append(

@@ -69,6 +69,9 @@ class EngineState:
     `events` is the current command's list: `Engine.apply` puts a new one here for each command and
     returns it; components append through the state (`self._state.events`), never keeping the list.
     `dirty_positions` collects the positions a command changed for its summary events.
+    `books_touched` names the markets whose book changed since the last sweep (`Engine._finish`
+    emits only those), and `orders_by_market` indexes open order ids per market, so neither the
+    sweep nor a status change visits every market or order.
     """
 
     def __init__(self, config: EngineConfig, book_factory: Callable[[], Book] = OrderBook) -> None:
@@ -87,6 +90,8 @@ class EngineState:
         self.expiries: list[tuple[int, int]] = []
         self.events: list[AnyEvent] = []
         self.dirty_positions: dict[tuple[str, str], Position] = {}
+        self.books_touched: set[str] = set()
+        self.orders_by_market: dict[str, set[int]] = {}
         self.next_reset: int | None = None
         self._spot_index: dict[tuple[str, str], Market] = {}
         self._spot_index_size = -1
@@ -130,12 +135,17 @@ class EngineState:
     def register(self, order: Order, account: Account) -> None:
         self.orders[order.order_id] = order
         account.open_orders[order.order_id] = order
+        ids = self.orders_by_market.get(order.market)
+        if ids is None:
+            ids = self.orders_by_market[order.market] = set()
+        ids.add(order.order_id)
         if order.expire_at is not None:
             heappush(self.expiries, (order.expire_at, order.order_id))
 
     def unregister(self, order: Order, account: Account) -> None:
         del self.orders[order.order_id]
         del account.open_orders[order.order_id]
+        self.orders_by_market[order.market].discard(order.order_id)
 
     def open_orders_of(self, account: Account) -> list[Order]:
         """The account's open orders in order-id order."""
@@ -151,6 +161,11 @@ class EngineState:
             position = market.position(account.account_id, account.cost_basis)
             account.positions[market.symbol] = position
         return position
+
+    def market_orders(self, symbol: str) -> list[Order]:
+        """The market's open orders in order-id order (from the per-market index, not a scan)."""
+        orders = self.orders
+        return [orders[order_id] for order_id in sorted(self.orders_by_market.get(symbol, ()))]
 
     def emit_book_changes(self, market: Market) -> None:
         bids, asks = market.book.take_changes()

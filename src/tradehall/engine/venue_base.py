@@ -93,6 +93,7 @@ class Venue:
                 (market.paper_bids if order.side is BUY else market.paper_asks).add(order)
                 order.in_book = True
             else:
+                state.books_touched.add(market.symbol)
                 market.book.add(order)
             if order.order_id not in self._orders:
                 self._register(order, account)
