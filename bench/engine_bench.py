@@ -5,6 +5,10 @@
 Two seeded workloads, each run at two levels (book, engine):
 - `book_mixed_70_25_5`: 70 % limit adds near the mid, 25 % cancels, 5 % crossing orders;
 - `exchange_core_mix`: exchange-core's 9 % GTC, 3 % IOC, 6 % cancel, 82 % amend/move.
+Two more at the engine level only: `quote_marks` (quotes against many assessment accounts) and
+`mixed_markets` (marks, placements and cancels on 10 markets while the state holds 10 or 1,000
+markets with 20 resting orders each: the per-command cost must not grow with the number of markets;
+`_spread1000` sends the same commands round-robin over all 1,000, which adds the cost of cold caches).
 Each level is run twice: once untimed for throughput, once timing every operation for latency.
 The garbage collector stays on by default (`--gc default`); `freeze` moves the set-up state to the
 permanent generation and raises the gen-0 threshold, as the service does at start.
@@ -371,6 +375,97 @@ def measure_quote_marks(count: int, accounts: int, gc_mode: str) -> None:
     emit(workload, "engine", "accounts_ended", failed, "accounts")
 
 
+def measure_mixed_markets(count: int, market_count: int, touched: int, gc_mode: str) -> None:
+    """Half marks, a quarter placements, a quarter cancels, round-robin over the first `touched` of
+    `market_count` spot book markets each holding 20 resting orders: a command touches one market, so
+    its cost should be the same with 10 markets as with 1,000 (no per-command sweep of every market
+    or order)."""
+    engine = Engine()
+    markets = [f"SPOT-{index:04d}" for index in range(market_count)]
+    traders = [f"acct-{index}" for index in range(100)]
+    for account in traders:
+        engine.apply(c.OpenAccount(account_id=account, owner=account))
+        engine.apply(c.Deposit(account_id=account, amount=Decimal("1000000000")))
+        engine.apply(c.Deposit(account_id=account, amount=Decimal("1000000"), currency="BTC"))
+    rng = random.Random(11)
+
+    def placement(symbol: str) -> c.PlaceOrder:
+        side = rng.randrange(2)
+        offset = rng.randint(1, 50)
+        return c.PlaceOrder(
+            account_id=traders[rng.randrange(len(traders))],
+            market=symbol,
+            side=(OrderSide.BUY, OrderSide.SELL)[side],
+            quantity=LOT * rng.randint(1, 20),
+            price=TICK * (MID - offset if side == 0 else MID + offset),
+        )
+
+    live: dict[str, list[int]] = {symbol: [] for symbol in markets}
+    for symbol in markets:
+        engine.apply(
+            c.CreateMarket(
+                spec=MarketSpec(
+                    symbol=symbol,
+                    kind=MarketKind.SPOT,
+                    base="BTC",
+                    quote="USD",
+                    tick_size=TICK,
+                    lot_size=LOT,
+                    maker_fee=Decimal("0.0001"),
+                    taker_fee=Decimal("0.0002"),
+                )
+            )
+        )
+        for _ in range(20):
+            live[symbol].append(engine.next_order_id)
+            engine.apply(placement(symbol))
+    plan: list[tuple[int, str, c.Command | None]] = []
+    for index in range(count):
+        symbol = markets[index % touched]
+        roll = rng.random()
+        if roll < 0.5:
+            mark = c.MarkPrice(market=symbol, price=TICK * (MID + rng.randint(-20, 20)))
+            plan.append((0, symbol, mark))
+        elif roll < 0.75:
+            plan.append((1, symbol, placement(symbol)))
+        else:
+            plan.append((2, symbol, None))
+    apply = engine.apply
+    orders = engine.orders
+    gc.collect()
+    if gc_mode == "freeze":
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+    elif gc_mode == "off":
+        gc.disable()
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    for kind, symbol, command in plan:
+        if kind == 2:
+            ids = live[symbol]
+            while ids and ids[-1] not in orders:
+                ids.pop()
+            if not ids:
+                continue
+            command = c.CancelOrder(order_id=ids.pop())
+        elif kind == 1:
+            live[symbol].append(engine.next_order_id)
+        assert command is not None
+        begin = clock()
+        apply(command)
+        samples.append(clock() - begin)
+    gc.enable()
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    workload = f"mixed_markets_{market_count}" + (
+        "" if touched == min(10, market_count) else f"_spread{touched}"
+    )
+    emit(workload, "engine", "commands_per_s", len(samples) * 1e9 / sum(samples), "commands/s")
+    samples.sort()
+    emit(workload, "engine", "p50_us", percentile(samples, 0.5), "us")
+    emit(workload, "engine", "p99_us", percentile(samples, 0.99), "us")
+
+
 def emit(workload: str, level: str, metric: str, value: float, unit: str) -> None:
     results.append(
         {
@@ -392,13 +487,22 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=None)
     parser.add_argument("--gc", choices=("default", "freeze", "off"), default="default")
     parser.add_argument("--levels", default="book,engine")
-    parser.add_argument("--workloads", default="book_mixed_70_25_5,exchange_core_mix,quote_marks")
+    parser.add_argument(
+        "--workloads", default="book_mixed_70_25_5,exchange_core_mix,quote_marks,mixed_markets"
+    )
+    parser.add_argument("--markets", default="10,1000", help="market counts for mixed_markets")
     parser.add_argument("--accounts", type=int, default=10_000, help="assessment accounts for quote_marks")
     args = parser.parse_args()
     count = args.ops or (100_000 if args.quick else 1_000_000)
     for workload in args.workloads.split(","):
         if workload == "quote_marks":
             measure_quote_marks(count // 2, args.accounts, args.gc)
+            continue
+        if workload == "mixed_markets":
+            for market_count in map(int, args.markets.split(",")):
+                measure_mixed_markets(count // 2, market_count, min(10, market_count), args.gc)
+                if market_count > 10:
+                    measure_mixed_markets(count // 2, market_count, market_count, args.gc)
             continue
         ops = generate(workload, count, seed=42)
         for level in args.levels.split(","):
@@ -411,6 +515,7 @@ def main() -> None:
             f"--ops {count}",
             f"--workloads {args.workloads}",
             f"--accounts {args.accounts}",
+            f"--markets {args.markets}" if "mixed_markets" in args.workloads else "",
         )
         if a
     )
