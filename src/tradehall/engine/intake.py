@@ -126,12 +126,14 @@ class Intake:
             raise TradehallError(
                 Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}", CancelReason.MARKET_CLOSED
             )
-        requested_side = command.side
+        # Enum fields are read with getattr: a caller may pass the plain string (enum_of converts or
+        # refuses it), and the compiled build would reject a typed `.side` read of a str.
+        requested_side = getattr(command, "side")  # noqa: B009
         if requested_side.__class__ is not OrderSide:
             requested_side = enum_of(OrderSide, requested_side, "side")
         side = SIDE_BY_KIND[market.kind].get(requested_side)
         if side is None:
-            raise invalid_order(f"side {command.side} does not fit a {market.kind} market")
+            raise invalid_order(f"side {requested_side} does not fit a {market.kind} market")
         quantity = market.lots_of(command.quantity)
         if quantity <= 0:
             raise invalid_order("quantity must be positive")
@@ -139,7 +141,7 @@ class Intake:
             raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
         if market.max_lots is not None and quantity > market.max_lots:
             raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
-        order_type = command.type
+        order_type = getattr(command, "type")  # noqa: B009
         if order_type.__class__ is not OrderType:
             order_type = enum_of(OrderType, order_type, "type")
         price = stop_price = None
@@ -159,15 +161,15 @@ class Intake:
         if stop_price is not None:
             trigger = (
                 default_trigger(market)
-                if command.trigger is None
-                else enum_of(StopTrigger, command.trigger, "trigger")
+                if getattr(command, "trigger") is None  # noqa: B009
+                else enum_of(StopTrigger, getattr(command, "trigger"), "trigger")  # noqa: B009
             )
             refusal = check_trigger(market, requested_side, side, trigger, stop_price)
             if refusal is not None:
                 raise refusal
-        elif command.trigger is not None:
+        elif getattr(command, "trigger") is not None:  # noqa: B009
             raise invalid_order("trigger is only for stop and stop_limit orders")
-        tif = command.time_in_force
+        tif = getattr(command, "time_in_force")  # noqa: B009
         if tif.__class__ is not TimeInForce:
             tif = enum_of(TimeInForce, tif, "time_in_force")
         if order_type in (MARKET_ORDER, STOP_ORDER):

