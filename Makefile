@@ -46,7 +46,7 @@ compile: $(STAMP)
 	cd src && ../$(BIN)/mypyc $$(ls tradehall/engine/*.py tradehall/domain/*.py | grep -v -E '$(COMPILED_SKIP)')
 
 clean-compiled:
-	rm -rf src/build
+	rm -rf src/build src/.mypy_cache
 	find src -name '*.so' -delete
 
 # Compile, run the engine tests and the compiled-vs-interpreted differential test on the native build,
