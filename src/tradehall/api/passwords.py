@@ -43,7 +43,7 @@ def verify_password(password_hash: str, password: str, hasher: PasswordHasher = 
         return False
 
 
-HASH_THREAD_NICENESS = 10
+HASH_THREAD_NICENESS = 19
 
 
 def _yield_to_the_loop() -> None:
