@@ -53,7 +53,7 @@ clean-compiled:
 # then remove it again (whatever the outcome) so the tree stays interpreted.
 test-compiled: $(STAMP)
 	$(MAKE) compile
-	$(BIN)/pytest -q -p no:cacheprovider $(COMPILED_TESTS) --deselect $(COMPILED_DESELECT); status=$$?; $(MAKE) clean-compiled; exit $$status
+	$(BIN)/pytest -p no:cacheprovider $(COMPILED_TESTS) --deselect $(COMPILED_DESELECT); status=$$?; $(MAKE) clean-compiled; exit $$status
 
 clean: clean-compiled
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
