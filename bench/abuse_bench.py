@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from api_load import MARKET, RawHttp, free_port, order_body, percentiles, setup, start_server
+from api_load import MARKET, free_port, http_worker, percentiles, setup, start_server
 
 BENCH = "abuse"
 WORKLOADS = ("none", "login_flood", "ws_subscribe_4000", "ws_non_reading", "slowloris")
@@ -43,33 +43,11 @@ WORKLOADS = ("none", "login_flood", "ws_subscribe_4000", "ws_non_reading", "slow
 
 
 def probe_process(url: str, identity: dict[str, str], seconds: float, rate: float, queue: Any) -> None:
+    """api_load's paced place-then-cancel worker, alone in its process, recording POST /orders latency."""
+
     async def main() -> list[float]:
-        host, port = url.removeprefix("http://").split(":")
-        client = RawHttp(host, int(port), {"x-api-key": identity["api_key"]})
-        await client.connect()
         latencies: list[float] = []
-        deadline = time.perf_counter() + seconds
-        next_at = time.perf_counter()
-        index = 0
-        try:
-            while time.perf_counter() < deadline:
-                now = time.perf_counter()
-                if next_at > now:
-                    await asyncio.sleep(next_at - now)
-                next_at += 1.0 / rate
-                body = json.dumps(order_body(identity, index)).encode()
-                index += 1
-                sent = time.perf_counter()
-                status, payload = await client.request("POST", "/orders", body)
-                latencies.append(time.perf_counter() - sent)
-                if status != 201:
-                    raise RuntimeError(f"order refused: {status} {payload[:200]!r}")
-                order_id = json.loads(payload)["id"]
-                status, payload = await client.request("DELETE", f"/orders/{order_id}")
-                if status != 200:
-                    raise RuntimeError(f"cancel refused: {status} {payload[:200]!r}")
-        finally:
-            client.close()
+        await http_worker(url, identity, time.perf_counter() + seconds, rate, latencies)
         return latencies
 
     queue.put(asyncio.run(main()))
