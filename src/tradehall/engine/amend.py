@@ -12,7 +12,14 @@ from tradehall.domain.errors import Code, TradehallError, invalid_order
 from tradehall.domain.events import OrderAmended
 from tradehall.domain.fixedpoint import parse_decimal, units_of
 from tradehall.engine.book_venue import BookVenue
-from tradehall.engine.checks import check_trigger, hold_amount, im_ppm, order_price, would_cross
+from tradehall.engine.checks import (
+    check_quantity,
+    check_trigger,
+    hold_amount,
+    im_ppm,
+    order_price,
+    would_cross,
+)
 from tradehall.engine.constants import BUY, PENDING_TRIGGER, QUOTE_VENUE, STOP_LIMIT_ORDER, STOP_ORDER
 from tradehall.engine.execution import Execution
 from tradehall.engine.holds import Holds
@@ -185,12 +192,9 @@ class Amend:
         quantity = order.quantity
         if command.quantity is not None:
             quantity = units_of(parse_decimal(command.quantity, "quantity"), market.spec.lot_size, "quantity")
-            if quantity <= 0:
-                raise invalid_order("quantity must be positive")
-            if quantity < market.min_lots:
-                raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
-            if market.max_lots is not None and quantity > market.max_lots:
-                raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
+            refused = check_quantity(market, quantity)
+            if refused is not None:
+                raise refused
         assert order.trigger is not None
         refusal = check_trigger(market, order.requested_side, order.side, order.trigger, stop_price)
         if refusal is not None:

@@ -136,6 +136,17 @@ def check_trigger(
     )
 
 
+def check_quantity(market: Market, quantity: int) -> TradehallError | None:
+    """The bounds of a new order's (or a re-sized stop's) quantity in lots: positive, within min and max."""
+    if quantity <= 0:
+        return invalid_order("quantity must be positive")
+    if quantity < market.min_lots:
+        return invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
+    if market.max_lots is not None and quantity > market.max_lots:
+        return invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
+    return None
+
+
 def would_cross(market: Market, side: Side, price: int) -> bool:
     if market.venue is BOOK_VENUE:
         return market.book.would_cross(side, price)

@@ -16,6 +16,7 @@ from tradehall.domain.errors import Code, TradehallError, invalid_order, not_fou
 from tradehall.engine.book_venue import BookVenue
 from tradehall.engine.checks import (
     check_hold,
+    check_quantity,
     check_quote_fresh,
     check_trigger,
     default_trigger,
@@ -135,12 +136,9 @@ class Intake:
         if side is None:
             raise invalid_order(f"side {requested_side} does not fit a {market.kind} market")
         quantity = market.lots_of(command.quantity)
-        if quantity <= 0:
-            raise invalid_order("quantity must be positive")
-        if quantity < market.min_lots:
-            raise invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
-        if market.max_lots is not None and quantity > market.max_lots:
-            raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
+        refusal = check_quantity(market, quantity)
+        if refusal is not None:
+            raise refusal
         order_type = getattr(command, "type")  # noqa: B009
         if order_type.__class__ is not OrderType:
             order_type = enum_of(OrderType, order_type, "type")
