@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.engine_support import perp_spec
 from tradehall.domain import commands as c
-from tradehall.domain.enums import AccountKind, Venue
+from tradehall.domain.enums import AccountKind, AccountStatus, Venue
 from tradehall.domain.tiers import DrawdownMode, TierSpec
 from tradehall.engine import Engine, EngineConfig
 
@@ -126,3 +126,21 @@ def sorted_in_time(stream: list[c.Command]) -> list[c.Command]:
             command = c.AdvanceTime(ts=latest)
         result.append(command)
     return result
+
+
+def test_a_move_inside_one_markets_interval_leaves_the_others_room_for_theirs() -> None:
+    """Found by the property above: a quote on Q-PERP moved inside s1's Q interval (no evaluation), and
+    s1's B-PERP interval, computed when Q stood higher, then let a B-PERP mark through that fails s1."""
+    stream = [
+        c.Quote(market="Q-PERP", bid=D("8477"), ask=D("8487")),
+        c.PlaceOrder(account_id="s1", market="Q-PERP", side="buy", quantity=D("0.98"), type="market"),  # type: ignore[arg-type]
+        c.PlaceOrder(account_id="s1", market="B-PERP", side="buy", quantity=D("0.01"), price=D("9000")),  # type: ignore[arg-type]
+        c.PlaceOrder(account_id="mm", market="B-PERP", side="sell", quantity=D("0.01"), price=D("9000")),  # type: ignore[arg-type]
+        c.Quote(market="Q-PERP", bid=D("7995"), ask=D("8005")),
+        c.MarkPrice(market="B-PERP", price=D("8000")),
+    ]
+    incremental = Engine(EngineConfig(tiers=TIERS))
+    everyone = Engine(EngineConfig(tiers=TIERS, incremental_marks=False))
+    for command in [*setup(), *stream]:
+        assert incremental.apply(command) == everyone.apply(command), command
+    assert incremental.accounts["s1"].status is AccountStatus.FAILED

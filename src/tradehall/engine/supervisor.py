@@ -129,11 +129,23 @@ class Supervisor:
             spot = self._state.spot_market_for(asset, account.currency)
             if spot is not None:
                 exposure[spot.symbol] = (spot, balance.total, spot.base_per_lot, maintenance)
+        # Each interval assumes the other markets' marks stay put. With exposure in k markets, each
+        # interval gets 1/k of the room to every rule, so that marks moving in several markets at once,
+        # each inside its interval, can never together cross a floor, a target or maintenance unseen.
+        k = sum(1 for _, quantity, _, _ in exposure.values() if quantity)
+        if k > 1:
+            if lower is not None and equity > lower:
+                lower = equity - (equity - lower) // k
+            if upper is not None and upper > equity:
+                upper = equity + (upper - equity) // k
         for market, quantity, per_lot, other in exposure.values():
             if quantity == 0:
                 if account.account_id in market.interval_of:
                     market.set_interval(account.account_id, None)
                 continue
+            if k > 1 and equity > maintenance:
+                room = equity - maintenance
+                other += room - room // k  # the other markets may use the rest of the room
             interval = mark_interval(market, quantity, equity, lower, upper, other, per_lot)
             unbounded = interval == (UNBOUNDED_LOW, UNBOUNDED_HIGH)
             if not unbounded or account.account_id in market.interval_of:
