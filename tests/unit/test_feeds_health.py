@@ -19,6 +19,7 @@ from tradehall.domain import commands as c
 from tradehall.domain import events as ev
 from tradehall.domain.enums import Venue
 from tradehall.marketdata.binance import BinanceFeed
+from tradehall.marketdata.models import MarketState, MarketStatusUpdate
 from tradehall.marketdata.registry import FeedRegistry
 from tradehall.marketdata.router import CommandKind, InstrumentRef, MarketRoute, Router
 
@@ -70,7 +71,7 @@ def test_a_market_without_a_quote_past_its_bound_is_stale_and_comes_back() -> No
     good, report = registry.ready_check()
     assert good is True
     assert report[0]["markets"] == {
-        "health_stale-M": {"age_seconds": 0.0, "stale_after": 10.0, "stale": False}
+        "health_stale-M": {"age_seconds": 0.0, "stale_after": 10.0, "stale": False, "closed": False}
     }
     assert up("health_stale") == 1
     clock.now += 10.5  # the stream is connected, but this market has had no quote for 10.5 s
@@ -78,7 +79,7 @@ def test_a_market_without_a_quote_past_its_bound_is_stale_and_comes_back() -> No
     assert good is False
     assert report[0]["healthy"] is False and report[0]["connected"] is True
     assert report[0]["markets"] == {
-        "health_stale-M": {"age_seconds": 10.5, "stale_after": 10.0, "stale": True}
+        "health_stale-M": {"age_seconds": 10.5, "stale_after": 10.0, "stale": True, "closed": False}
     }
     assert up("health_stale") == 0
     assert REGISTRY.get_sample_value("tradehall_market_stale", {"market": "health_stale-M"}) == 1
@@ -95,6 +96,37 @@ def test_a_market_never_quoted_is_stale_once_its_bound_has_passed_since_start() 
     clock.now += 0.5
     health = registry.refresh()["health_never"][0]
     assert (health.age_seconds, health.stale) == (None, True)
+
+
+def test_a_market_its_provider_closed_is_not_stale_until_it_reopens() -> None:
+    """A prediction market closed for trading but not yet resolved sends no quotes: /ready must not
+    turn red for it; once reopened its silence counts from the reopening."""
+    clock, feed, router, registry, _ = setup("health_closed", stale_after=5.0)
+    feed.handle_message(BOOK_TICKER)
+    router(MarketStatusUpdate("binance", "btcusdt", MarketState.CLOSED))
+    clock.now += 100.0
+    good, report = registry.ready_check()
+    assert good is True
+    assert report[0]["markets"] == {
+        "health_closed-M": {"age_seconds": 100.0, "stale_after": 5.0, "stale": False, "closed": True}
+    }
+    assert REGISTRY.get_sample_value("tradehall_market_stale", {"market": "health_closed-M"}) == 0
+    router(MarketStatusUpdate("binance", "btcusdt", MarketState.OPEN))
+    clock.now += 5.0
+    health = registry.refresh()["health_closed"][0]
+    assert (health.age_seconds, health.stale, health.closed) == (None, False, False)
+    clock.now += 0.5
+    assert registry.refresh()["health_closed"][0].stale is True
+
+
+def test_a_resolution_held_for_an_admin_closes_the_market_for_health() -> None:
+    clock, feed, router, registry, _ = setup("health_held", stale_after=5.0)
+    feed.handle_message(BOOK_TICKER)
+    router(MarketStatusUpdate("binance", "btcusdt", MarketState.SETTLED_YES))
+    assert set(router.held) == {"health_held-M"}
+    clock.now += 60.0
+    health = registry.refresh()["health_held"][0]
+    assert (health.stale, health.closed) == (False, True)
 
 
 def test_messages_without_data_do_not_keep_a_feed_healthy() -> None:
@@ -172,6 +204,8 @@ def test_ready_is_503_when_a_market_goes_stale(server: Server) -> None:
         body = orjson.loads(response.content)
         assert body["status"] == "not_ready" and body["checks"]["feeds"]["ok"] is False
         (row,) = body["checks"]["feeds"]["feeds"]
-        assert row["markets"] == {"health_ready-M": {"age_seconds": 11.0, "stale_after": 10.0, "stale": True}}
+        assert row["markets"] == {
+            "health_ready-M": {"age_seconds": 11.0, "stale_after": 10.0, "stale": True, "closed": False}
+        }
     finally:
         gateway.feeds = None

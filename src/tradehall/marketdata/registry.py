@@ -68,13 +68,16 @@ class FeedRegistry:
 
         A feed is healthy when it delivers data (see `healthy`) and none of the markets it prices
         is stale: a feed that only sends messages it ignores, or only data no route uses, is not.
+        A running feed whose markets are all closed by their provider owes no data.
         """
         by_feed = self.refresh()
         report = []
         good = True
         for status in self.statuses():
             markets = by_feed.get(status.feed, [])
-            healthy = self.healthy(status) and not any(market.stale for market in markets)
+            all_closed = bool(markets) and all(market.closed for market in markets)
+            delivering = self.healthy(status) or (all_closed and status.mode != "stopped")
+            healthy = delivering and not any(market.stale for market in markets)
             good = good and healthy
             report.append(
                 {

@@ -75,9 +75,16 @@ class MarketHealth:
     """Since the last quote from any of its sources; None before the first."""
     stale_after: float
     stale: bool
+    closed: bool = False
+    """Its provider says trading is closed (or its resolution awaits an admin): no quotes are due."""
 
     def as_dict(self) -> dict[str, object]:
-        return {"age_seconds": self.age_seconds, "stale_after": self.stale_after, "stale": self.stale}
+        return {
+            "age_seconds": self.age_seconds,
+            "stale_after": self.stale_after,
+            "stale": self.stale,
+            "closed": self.closed,
+        }
 
 
 @dataclass(slots=True)
@@ -92,6 +99,10 @@ class _MarketState:
     sent: int = 0
     dropped: int = 0
     finished: bool = False
+    closed: bool = False
+    """Closed by its provider (or its resolution held for an admin): silence is expected."""
+    silent_since: float | None = None
+    """Where silence counts from when no quote came since the market (re)opened."""
 
 
 class Router:
@@ -217,7 +228,12 @@ class Router:
             histogram.observe(max(0, ts - quote.exchange_ts) / NS_PER_S)
 
     def _on_status(self, state: _MarketState, update: MarketStatusUpdate) -> None:
-        if state.finished or state.route.settlement is SettlementMode.IGNORE:
+        if state.finished:
+            return
+        if update.state is MarketState.OPEN or update.state is MarketState.CLOSED:
+            self._set_closed(state, update.state is MarketState.CLOSED)
+            return
+        if state.route.settlement is SettlementMode.IGNORE:
             return
         market = state.route.market
         command: commands.SettleMarket | commands.VoidMarket
@@ -225,10 +241,8 @@ class Router:
             command = commands.SettleMarket(ts=self.clock_ns(), market=market, outcome=Outcome.YES)
         elif update.state is MarketState.SETTLED_NO:
             command = commands.SettleMarket(ts=self.clock_ns(), market=market, outcome=Outcome.NO)
-        elif update.state is MarketState.VOID:
-            command = commands.VoidMarket(ts=self.clock_ns(), market=market)
         else:
-            return
+            command = commands.VoidMarket(ts=self.clock_ns(), market=market)
         log.info(
             "market_resolution",
             market=market,
@@ -241,6 +255,14 @@ class Router:
             self.submit(command)
         elif market not in self.held:
             self.held[market] = command
+            self._set_closed(state, True)  # resolved by its provider: no more quotes are due
+
+    def _set_closed(self, state: _MarketState, closed: bool) -> None:
+        """A closed market is not stale; when it reopens, its silence counts from the reopening."""
+        if state.closed and not closed:
+            state.silent_since = self.clock()
+            state.last_quote_at = None
+        state.closed = closed
 
     def confirm(self, market: str) -> commands.SettleMarket | commands.VoidMarket | None:
         """An admin confirms a held settlement: it is submitted (stamped now) and quotes stop."""
@@ -264,8 +286,9 @@ class Router:
         return self.held.pop(market, None) is not None
 
     def market_health(self) -> list[MarketHealth]:
-        """Each open market's quote age against its bound. A market never quoted counts from the
-        router's start, so feeds get one bound to deliver before /ready calls it stale."""
+        """Each unfinished market's quote age against its bound. A market never quoted counts from
+        the router's start (or its reopening), so feeds get one bound to deliver before /ready calls
+        it stale; a market its provider closed is never stale."""
         now = self.clock()
         report = []
         for market, state in sorted(self._markets.items()):
@@ -273,11 +296,12 @@ class Router:
                 continue
             bound = state.route.stale_after if state.route.stale_after is not None else self.stale_after
             age = None if state.last_quote_at is None else max(0.0, now - state.last_quote_at)
-            silent_for = now - self.started_at if age is None else age
-            stale = silent_for > bound
+            since = self.started_at if state.silent_since is None else state.silent_since
+            silent_for = now - since if age is None else age
+            stale = not state.closed and silent_for > bound
             metrics.MARKET_STALE.labels(market=market).set(1 if stale else 0)
             sources = frozenset(ref.source for ref in state.route.sources)
-            report.append(MarketHealth(market, sources, age, bound, stale))
+            report.append(MarketHealth(market, sources, age, bound, stale, state.closed))
         return report
 
     def stats(self) -> dict[str, dict[str, object]]:
