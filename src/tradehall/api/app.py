@@ -20,7 +20,17 @@ from tradehall.api.docs_pages import DESCRIPTION, install_docs
 from tradehall.api.errors import install_error_handlers
 from tradehall.api.gateway import Gateway
 from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync, watch_conservation
-from tradehall.api.routes import accounts, admin, auth, markets, ops, orders, positions, settlements
+from tradehall.api.routes import (
+    accounts,
+    admin,
+    auth,
+    markets,
+    ops,
+    orders,
+    positions,
+    settlements,
+    strategies,
+)
 from tradehall.api.ws import WebSocketHub
 from tradehall.api.ws import router as ws_router
 from tradehall.service.settings import Settings
@@ -127,7 +137,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         redoc_url=None,
     )
     install_error_handlers(app)
-    modules = (auth, accounts, markets, orders, positions, ops, settlements, admin)
+    modules = (auth, accounts, markets, orders, positions, ops, settlements, admin, strategies)
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router)

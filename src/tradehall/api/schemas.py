@@ -717,3 +717,26 @@ class ClockRequest(Request):
 
 class ClockOut(Response):
     now: str
+
+
+# ---- strategies ---------------------------------------------------------------------------------------
+
+
+class StrategyParameterOut(Response):
+    type: Literal["int", "float", "str", "bool"]
+    default: int | float | str | bool
+    min: float | None = None
+    max: float | None = None
+    choices: list[int | float | str | bool] | None = None
+    description: str | None = None
+
+
+class StrategyOut(Response):
+    name: str
+    description: str
+    parameters: dict[str, StrategyParameterOut]
+
+
+class StrategiesPage(Response):
+    items: list[StrategyOut]
+    next_cursor: str | None = None

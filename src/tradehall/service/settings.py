@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         "long, so a client that ignores Retry-After cannot flood the server (0 = answer at once).",
     )
 
+    strategies_dir: Path | None = Field(
+        default=None,
+        description="A directory of Python files whose Strategy subclasses are registered beside the "
+        "built-ins and the `tradehall.strategies` entry points (GET /strategies lists them).",
+    )
+
     rate_limit_per_second: float = Field(
         default=200.0, description="Sustained requests per second per user, all keys together (0 = no limit)."
     )
