@@ -169,12 +169,9 @@ def position_dict(position: PositionView) -> dict[str, Any]:
         if spec.kind is MarketKind.BINARY and quantity < 0:
             average = BINARY_PAYOUT - average
         average = average.quantize(spec.tick_size * Decimal("0.0001")).normalize()
-    unrealized = ZERO
     mark = price
-    if quantity and price is not None:
-        unrealized = decimal_of(quantity * price - position.cost, tick_lot)
-        if spec.kind is MarketKind.BINARY and quantity < 0:
-            mark = position.payout_ticks - price  # NO terms, like its average entry
+    if quantity and price is not None and spec.kind is MarketKind.BINARY and quantity < 0:
+        mark = position.payout_ticks - price  # NO terms, like its average entry
     if spec.kind is MarketKind.BINARY:
         side = "yes" if quantity > 0 else "no"
     else:
@@ -186,7 +183,7 @@ def position_dict(position: PositionView) -> dict[str, Any]:
         "quantity": _qty(abs(quantity), spec),
         "average_entry_price": opt_dec(average),
         "mark_price": _price(mark, spec),
-        "unrealized_pnl": dec(unrealized),
+        "unrealized_pnl": dec(amount_of(position.unrealized_pnl, quote_places)),
         "realized_pnl": dec(amount_of(position.realized, quote_places)),
         "margin": dec(amount_of(position.margin, quote_places)),
         "liquidation_price": _price(position.liquidation_price, spec),

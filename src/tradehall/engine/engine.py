@@ -32,19 +32,18 @@ from tradehall.engine.holds import Holds
 from tradehall.engine.intake import Intake
 from tradehall.engine.ledger import Ledger
 from tradehall.engine.lifecycle import Lifecycle
-from tradehall.engine.limits import equity_of
 from tradehall.engine.markets import Book, Market
 from tradehall.engine.marks import MarketData
 from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
 from tradehall.engine.postings import Postings
 from tradehall.engine.quote_venue import QuoteVenue
-from tradehall.engine.risk import liquidation_price, maintenance_of
 from tradehall.engine.settlement import Settlement
 from tradehall.engine.snapshot import decode, load_state, snapshot_state
 from tradehall.engine.state import EngineConfig, EngineState
 from tradehall.engine.stops import Stops
 from tradehall.engine.supervisor import Supervisor
+from tradehall.engine.valuation import liquidation_price, value_account
 
 __all__ = ["Engine", "EngineConfig"]
 
@@ -204,14 +203,15 @@ class Engine:
         return self.client_order_ids.get((account_id, client_order_id))
 
     def liquidation_price(self, account_id: str, market: str) -> int | None:
-        """Ticks at which the account's perp position in `market` would be liquidated, other marks fixed."""
+        """The first tick price at which the account's perp position in `market` is liquidated, the
+        other marks fixed (`valuation.liquidation_price`), from the state now: so it follows every
+        fill, funding payment and balance change."""
         account = self.accounts.get(account_id)
         position = None if account is None else account.positions.get(market)
         if account is None or position is None or position.quantity == 0:
             return None
-        equity, maintenance = equity_of(self.state, account)
-        other = maintenance - maintenance_of(self.markets[market], position)
-        return liquidation_price(self.markets[market], position, equity, other)
+        valuation = value_account(account, self.markets, self.state.spot_market_for)
+        return liquidation_price(valuation, self.markets[market], position)
 
     def positions_of(self, account_id: str) -> list[Position]:
         return [

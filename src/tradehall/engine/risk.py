@@ -1,9 +1,9 @@
-"""Risk: equity and margin of an account, assessment rules, and the mark intervals that keep
-mark-to-market incremental.
+"""Risk: the mark of a market, assessment rules, and the mark intervals that keep mark-to-market
+incremental (equity, maintenance and the liquidation price are `valuation`'s).
 
 Equity is linear in each market's mark (slope: the signed position in lots x the notional ratio),
 so for every (account, market) with a position the engine keeps the interval of marks inside which
-no rule can fire: liquidation (equity below maintenance), an assessment floor, a new intraday peak,
+no rule can fire: liquidation (equity at or below maintenance), an assessment floor, a new intraday peak,
 or the profit target. A mark outside an account's interval makes the engine evaluate that account
 exactly; a mark inside touches nothing. The bounds are rounded so that evaluation is early, never late.
 """
@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from tradehall.domain.fixedpoint import PPM, ceil_div, minor_of
+from tradehall.domain.fixedpoint import PPM, minor_of
 from tradehall.domain.tiers import DrawdownMode, TierSpec
 from tradehall.engine.constants import PERP
 from tradehall.engine.markets import Market
-from tradehall.engine.positions import Position
 
 NS = 1_000_000_000
 UNBOUNDED_LOW = -(2**62)
@@ -27,13 +26,6 @@ UNBOUNDED_HIGH = 2**62
 
 def mark_of(market: Market) -> int | None:
     return market.mark_price if market.mark_price is not None else market.last_price
-
-
-def maintenance_of(market: Market, position: Position) -> int:
-    mark = mark_of(market)
-    if market.kind is not PERP or position.quantity == 0 or mark is None:
-        return 0
-    return ceil_div(market.notional.ceil(abs(position.quantity) * mark) * market.maintenance_margin_ppm, PPM)
 
 
 class AssessmentState:
@@ -213,31 +205,11 @@ def mark_interval(
         add(mark * slope + gap, slope, fires_below=quantity < 0)
     mm = market.maintenance_margin_ppm
     if market.kind is PERP and mm:
-        # fires when equity(p) < other + |q| p num mm / (den PPM):
-        # p * (slope PPM - |q| num mm) < (other - equity + 2) den PPM + slope mark PPM
+        # fires when equity(p) <= other + |q| p num mm / (den PPM) (`Valuation.liquidatable`):
+        # p * (slope PPM - |q| num mm) <= (other - equity + 2) den PPM + slope mark PPM, with equity
+        # rounded down and `other` up to within a unit: the 2 units keep the bound early
         denominator = slope * PPM - abs(quantity) * num * mm
         numerator = (maintenance_other - equity + 2) * den * PPM + slope * mark * PPM
         if denominator:
             add(numerator, denominator, fires_below=denominator > 0)
     return low, high
-
-
-def liquidation_price(market: Market, position: Position, equity: int, maintenance_other: int) -> int | None:
-    """The mark at which this perp position's account falls below maintenance, other marks fixed.
-
-    Rounded towards the current mark (up for a long, down for a short); None when it cannot happen.
-    """
-    quantity = position.quantity
-    mark = mark_of(market)
-    if market.kind is not PERP or quantity == 0 or mark is None:
-        return None
-    num, den = market.notional.num, market.notional.den
-    slope = quantity * num
-    denominator = slope * PPM - abs(quantity) * num * market.maintenance_margin_ppm
-    numerator = (maintenance_other - equity) * den * PPM + slope * mark * PPM
-    if denominator == 0:
-        return None
-    if denominator < 0:
-        numerator, denominator = -numerator, -denominator
-    price = -((-numerator) // denominator) if quantity > 0 else numerator // denominator
-    return price if price > 0 else None

@@ -16,12 +16,12 @@ from tradehall.engine.markets import Market
 from tradehall.engine.risk import (
     UNBOUNDED_HIGH,
     UNBOUNDED_LOW,
-    maintenance_of,
     mark_interval,
     mark_of,
     tier_day_index,
 )
 from tradehall.engine.state import EngineState
+from tradehall.engine.valuation import maintenance_of, value_account
 
 FAILED = AccountStatus.FAILED
 PASSED = AccountStatus.PASSED
@@ -85,8 +85,9 @@ class Supervisor:
                     markets[symbol].set_interval(account.account_id, None)
             return
         state = self._state
-        equity, maintenance = equity_of(state, account)
-        if maintenance and equity < maintenance:
+        valuation = value_account(account, markets, state.spot_market_for)
+        equity, maintenance = valuation.equity, valuation.maintenance
+        if valuation.liquidatable:  # exact equity at or below exact maintenance
             self._closeouts.liquidate(account, equity, maintenance)
             equity, maintenance = equity_of(state, account)
         assessment = account.assessment

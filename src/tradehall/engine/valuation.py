@@ -1,27 +1,38 @@
-"""Valuation: the one place that says what an account is worth.
+"""Valuation: the one place that says what an account is worth, and when its perp positions go.
 
 equity = cash in the account's currency
        + holdings of other assets (a spot market's base) x that market's price, in the account's currency
        + perp positions' unrealised P&L (their margin never left the cash balance)
        + binary positions' contracts at the price (their cost left the cash balance when bought).
 
-The price of a market is its mark, else its last trade, else the mid of its book (or quotes). Every
-figure is an integer of the account currency's minor units, each term rounded on its own (holdings
-down, positions half to even), so the engine's rules, the API and the read models agree to the unit.
-The engine's rules (`Engine._equity`), the API (`engine.views.account_valuation`) and anything else
-that shows equity call these functions; nothing else computes it.
+The price of a market is its mark, else its last trade, else the mid of its book (or quotes).
+
+Every term is kept exact, as a fraction over one common denominator (`Valuation.scale`): tick-lots
+times a market's notional ratio, a holding's base units over its units per lot, maintenance
+margin's ppm. Two things are decided on the exact figures: liquidation (exact equity at or below
+exact maintenance, `Valuation.liquidatable`) and the liquidation price (`liquidation_price`, the
+first tick at which that becomes true). What is shown, and what the assessment rules compare, is
+rounded in the venue's favour in the currency's minor unit: equity, holdings, positions and
+unrealised P&L down, maintenance up. An assessment floor or target is a whole number of minor
+units, so comparing the floored equity with it decides exactly as the exact equity would.
+
+The engine's rules (`Supervisor`, `limits.equity_of`), the API (`engine.views.account_valuation`,
+the positions' views) and anything else that shows equity or a liquidation price call these
+functions; nothing else computes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from math import lcm
 
+from tradehall.domain.fixedpoint import PPM, ceil_div
 from tradehall.engine.constants import PERP, SPOT
 from tradehall.engine.ledger import Account
 from tradehall.engine.markets import Market
 from tradehall.engine.positions import Position
-from tradehall.engine.risk import maintenance_of
+from tradehall.engine.risk import mark_of
 
 
 def valuation_price(market: Market) -> int | None:
@@ -36,43 +47,100 @@ def valuation_price(market: Market) -> int | None:
     return None
 
 
-def position_value(market: Market, position: Position) -> int:
-    """What a perp or binary position adds to equity, in quote minor units (spot: see `holding_value`).
+class ExactSum:
+    """A sum of fractions kept exact over a common denominator (the lcm of the terms' denominators)."""
+
+    __slots__ = ("den", "num")
+
+    def __init__(self, num: int = 0, den: int = 1) -> None:
+        self.num = num
+        self.den = den
+
+    def add(self, num: int, den: int) -> None:
+        if den == self.den:
+            self.num += num
+            return
+        common = lcm(self.den, den)
+        self.num = self.num * (common // self.den) + num * (common // den)
+        self.den = common
+
+    def over(self, den: int) -> int:
+        """The numerator of this sum over `den`, a multiple of its own denominator."""
+        return self.num * (den // self.den)
+
+    def floor(self) -> int:
+        return self.num // self.den
+
+
+def position_value_exact(market: Market, position: Position) -> tuple[int, int]:
+    """What a perp or binary position adds to equity, as (numerator, denominator) of quote minor
+    units (spot: see `holding_value`).
 
     Perp: its unrealised P&L. Binary: YES contracts at the price, NO contracts at payout - price;
     without any price yet a binary position counts at its cost."""
     quantity = position.quantity
-    if quantity == 0:
-        return 0
-    price = valuation_price(market)
     notional = market.notional
+    if quantity == 0:
+        return 0, 1
+    price = valuation_price(market)
     if market.kind is PERP:
-        return 0 if price is None else notional.round(quantity * price - position.cost)
+        return (0, 1) if price is None else ((quantity * price - position.cost) * notional.num, notional.den)
     if price is None:
-        if quantity > 0:
-            return notional.round(position.cost)
-        return notional.round(-quantity * market.payout_ticks + position.cost)
-    if quantity > 0:
-        return notional.round(quantity * price)
-    return notional.round(-quantity * (market.payout_ticks - price))
+        ticks = position.cost if quantity > 0 else -quantity * market.payout_ticks + position.cost
+    elif quantity > 0:
+        ticks = quantity * price
+    else:
+        ticks = -quantity * (market.payout_ticks - price)
+    return ticks * notional.num, notional.den
+
+
+def position_value(market: Market, position: Position) -> int:
+    """`position_value_exact` in quote minor units, rounded down."""
+    num, den = position_value_exact(market, position)
+    return num // den
 
 
 def unrealized_of(market: Market, position: Position) -> int:
-    """A position's unrealised P&L at the price, in quote minor units (0 without a price)."""
+    """A position's unrealised P&L at the price in quote minor units, rounded down (0 without a price)."""
     price = valuation_price(market)
     if position.quantity == 0 or price is None:
         return 0
-    return market.notional.round(position.quantity * price - position.cost)
+    return market.notional.floor(position.quantity * price - position.cost)
+
+
+def maintenance_exact(market: Market, position: Position) -> tuple[int, int]:
+    """A perp position's maintenance margin, `maintenance_margin` x |notional at the mark|, as
+    (numerator, denominator) of quote minor units; (0, 1) for anything else or without a mark."""
+    mark = mark_of(market)
+    if market.kind is not PERP or position.quantity == 0 or mark is None:
+        return 0, 1
+    notional = market.notional
+    return (
+        abs(position.quantity) * mark * notional.num * market.maintenance_margin_ppm,
+        notional.den * PPM,
+    )
+
+
+def maintenance_of(market: Market, position: Position) -> int:
+    """`maintenance_exact` in quote minor units, rounded up."""
+    num, den = maintenance_exact(market, position)
+    return ceil_div(num, den)
+
+
+def holding_value_exact(market: Market, base_minor: int) -> tuple[int, int]:
+    """`base_minor` minor units of a spot market's base at its price, as (numerator, denominator) of
+    its quote's minor units ((0, 1) without a price: nothing to convert at)."""
+    price = valuation_price(market)
+    if price is None or base_minor == 0:
+        return 0, 1
+    notional = market.notional
+    return base_minor * price * notional.num, notional.den * market.base_per_lot
 
 
 def holding_value(market: Market, base_minor: int) -> int:
-    """`base_minor` minor units of a spot market's base at its price, in its quote's minor units,
-    rounded down (0 without a price: nothing to convert at)."""
-    price = valuation_price(market)
-    if price is None or base_minor == 0:
-        return 0
-    notional = market.notional
-    return (base_minor * price * notional.num) // (notional.den * market.base_per_lot)
+    """`holding_value_exact` in quote minor units, rounded down."""
+    num, den = holding_value_exact(market, base_minor)
+    return num // den
 
 
 SpotLookup = Callable[[str, str], Market | None]
@@ -81,7 +149,11 @@ SpotLookup = Callable[[str, str], Market | None]
 
 @dataclass(frozen=True, slots=True)
 class Valuation:
-    """An account's worth in minor units of its currency (see the module's formula)."""
+    """An account's worth in minor units of its currency (see the module's formula and rounding).
+
+    `exact_equity / scale` and `exact_maintenance / scale` are the exact figures; the other fields
+    are rounded for people and for the assessment rules: `equity`, `holdings`, `positions` and
+    `unrealized_pnl` down, `maintenance` up."""
 
     currency: str
     cash: int
@@ -90,10 +162,16 @@ class Valuation:
     unrealized_pnl: int
     realized_pnl: int
     maintenance: int
+    equity: int
+    scale: int
+    exact_equity: int
+    exact_maintenance: int
 
     @property
-    def equity(self) -> int:
-        return self.cash + self.holdings + self.positions
+    def liquidatable(self) -> bool:
+        """The liquidation rule: perp positions that need maintenance margin, and exact equity at or
+        below exact maintenance."""
+        return self.exact_maintenance > 0 and self.exact_equity <= self.exact_maintenance
 
 
 def value_account(account: Account, markets: Mapping[str, Market], spot_market: SpotLookup) -> Valuation:
@@ -102,15 +180,18 @@ def value_account(account: Account, markets: Mapping[str, Market], spot_market: 
     currency = account.currency
     cash_balance = account.balances.get(currency)
     cash = 0 if cash_balance is None else cash_balance.total
-    holdings = 0
+    holdings = ExactSum()
     for asset, balance in account.balances.items():
         total = balance.total
         if asset == currency or total == 0:
             continue
         market = spot_market(asset, currency)
         if market is not None:
-            holdings += holding_value(market, total)
-    value = unrealized = realized = maintenance = 0
+            holdings.add(*holding_value_exact(market, total))
+    values = ExactSum()
+    unrealized = ExactSum()
+    maintenance = ExactSum()
+    realized = 0
     for symbol, position in account.positions.items():
         market = markets[symbol]
         if market.spec.quote != currency:
@@ -118,17 +199,52 @@ def value_account(account: Account, markets: Mapping[str, Market], spot_market: 
         realized += position.realized
         if position.quantity == 0:
             continue
-        unrealized += unrealized_of(market, position)
+        price = valuation_price(market)
+        if price is not None:
+            notional = market.notional
+            unrealized.add((position.quantity * price - position.cost) * notional.num, notional.den)
         if market.kind is SPOT:
             continue  # the holding itself is in `holdings`, from the balance
-        value += position_value(market, position)
-        maintenance += maintenance_of(market, position)
+        values.add(*position_value_exact(market, position))
+        maintenance.add(*maintenance_exact(market, position))
+    equity = ExactSum(cash)
+    equity.add(holdings.num, holdings.den)
+    equity.add(values.num, values.den)
+    scale = lcm(equity.den, maintenance.den)
     return Valuation(
         currency=currency,
         cash=cash,
-        holdings=holdings,
-        positions=value,
-        unrealized_pnl=unrealized,
+        holdings=holdings.floor(),
+        positions=values.floor(),
+        unrealized_pnl=unrealized.floor(),
         realized_pnl=realized,
-        maintenance=maintenance,
+        maintenance=ceil_div(maintenance.num, maintenance.den),
+        equity=equity.floor(),
+        scale=scale,
+        exact_equity=equity.over(scale),
+        exact_maintenance=maintenance.over(scale),
     )
+
+
+def liquidation_price(valuation: Valuation, market: Market, position: Position) -> int | None:
+    """The first tick price at which this perp position's account is liquidated, the other marks
+    fixed: long, the exact price where equity meets maintenance floored to the tick; short, ceiled.
+    None for anything but a perp position with a mark, or when no price liquidates it.
+
+    Equity and maintenance are both linear in this market's mark p (m: the mark now, S: the scale):
+        liquidated  <=>  (p - m) K <= (M - E) den PPM,   K = S num (q PPM - |q| mm)
+    with E and M the exact equity and maintenance numerators of `valuation`. K has the sign of q."""
+    quantity = position.quantity
+    mark = mark_of(market)
+    if market.kind is not PERP or quantity == 0 or mark is None:
+        return None
+    notional = market.notional
+    k = valuation.scale * notional.num * (quantity * PPM - abs(quantity) * market.maintenance_margin_ppm)
+    room = (valuation.exact_maintenance - valuation.exact_equity) * notional.den * PPM
+    if k > 0:
+        price = mark + room // k
+    elif k < 0:
+        price = mark + ceil_div(-room, -k)
+    else:
+        return None  # a long with 100 % maintenance: the price does not move the rule
+    return price if price > 0 else None

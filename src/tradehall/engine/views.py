@@ -41,7 +41,7 @@ from tradehall.engine.ledger import Account
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
-from tradehall.engine.valuation import Valuation, value_account
+from tradehall.engine.valuation import Valuation, unrealized_of, value_account
 from tradehall.engine.valuation import valuation_price as _valuation_price
 
 __all__ = [
@@ -411,8 +411,9 @@ def initial_margin_ppm(engine: Engine, account_id: str, symbol: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class PositionView:
-    """A position with what showing it needs: signed lots, entry cost (tick-lots), realised P&L and
-    margin (quote minor units), the market's valuation price and the liquidation price (ticks)."""
+    """A position with what showing it needs: signed lots, entry cost (tick-lots), realised and
+    unrealised P&L and margin (quote minor units; unrealised rounded down, as `valuation` shows it),
+    the market's valuation price and the liquidation price (ticks, `valuation.liquidation_price`)."""
 
     account_id: str
     market: str
@@ -420,6 +421,7 @@ class PositionView:
     quantity: int
     cost: int
     realized: int
+    unrealized_pnl: int
     margin: int
     price: int | None
     payout_ticks: int
@@ -435,6 +437,7 @@ def _position_view(engine: Engine, m: Market, p: Position) -> PositionView:
         quantity=p.quantity,
         cost=p.cost,
         realized=p.realized,
+        unrealized_pnl=unrealized_of(m, p),
         margin=p.margin,
         price=_valuation_price(m),
         payout_ticks=m.payout_ticks,
