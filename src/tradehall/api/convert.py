@@ -21,7 +21,7 @@ from tradehall.domain.events import (
     OrderFilled,
     OrderTriggered,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
+from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str, trail_percent_of
 from tradehall.domain.market import BINARY_PAYOUT, MarketSpec
 from tradehall.domain.tiers import TierSpec
 from tradehall.engine import Engine, views
@@ -390,6 +390,30 @@ def order_from_engine(order: OrderView, spec: MarketSpec, quote_places: int) -> 
         "fills": [],
         "trigger": None if order.trigger is None else order.trigger.value,
         "cancel_reason": None if reason is None else reason.value,
+        **_trailing(order.trail_ppm, order.trail_price, order.activation_price, order.hwm, spec, requested),
+    }
+
+
+def _trailing(
+    trail_ppm: int | None,
+    trail_price: int | None,
+    activation: int | None,
+    hwm: int | None,
+    spec: MarketSpec,
+    requested: str,
+) -> dict[str, str | None]:
+    """A trailing stop's fields (prices as entered: a NO order's in NO prices; a trail is a distance)."""
+
+    def price(ticks: int | None) -> str | None:
+        if ticks is None:
+            return None
+        return opt_dec(_no_view(decimal_of(ticks, spec.tick_size), spec, requested))
+
+    return {
+        "trail_percent": None if trail_ppm is None else dec(trail_percent_of(trail_ppm)),
+        "trail_price": None if trail_price is None else dec(decimal_of(trail_price, spec.tick_size)),
+        "activation_price": price(activation),
+        "hwm": price(hwm),
     }
 
 
@@ -408,6 +432,8 @@ def order_from_events(
     price: int | None = None
     stop_price: int | None = None
     reason: str | None = None
+    trail: tuple[int | None, int | None] = (None, None)
+    hwm: int | None = None
     for event in events:
         if getattr(event, "order_id", None) != order_id:
             continue
@@ -417,6 +443,7 @@ def order_from_events(
             quantity = event.quantity
             price = event.price
             stop_price = event.stop_price
+            trail, hwm = (event.trail_ppm, event.trail_price), event.hwm
             updated = event.ts
         elif isinstance(event, OrderFilled):
             fills.append(fill_from_event(event, spec, quote_places))
@@ -430,6 +457,8 @@ def order_from_events(
             filled = event.filled_quantity
             reason = event.reason.value
             updated = event.ts
+            if event.hwm is not None:
+                stop_price, hwm = event.stop_price, event.hwm
         elif isinstance(event, OrderExpired):
             status = OrderStatus.EXPIRED
             reason = CancelReason.EXPIRED.value
@@ -437,10 +466,14 @@ def order_from_events(
         elif isinstance(event, OrderTriggered):
             status = OrderStatus.OPEN
             updated = event.ts
+            if event.hwm is not None:
+                stop_price, hwm = event.stop_price, event.hwm
         elif isinstance(event, OrderAmended):
             quantity = event.quantity
             price = event.price if event.price is not None else price
             stop_price = event.stop_price if event.stop_price is not None else stop_price
+            if event.trail_ppm is not None or event.trail_price is not None:
+                trail = (event.trail_ppm, event.trail_price)
             updated = event.ts
     if accepted is None or status is None:
         return None
@@ -467,6 +500,7 @@ def order_from_events(
         "fills": fills,
         "trigger": None if accepted.trigger is None else accepted.trigger.value,
         "cancel_reason": reason,
+        **_trailing(trail[0], trail[1], accepted.activation_price, hwm, spec, requested),
     }
 
 
@@ -497,4 +531,8 @@ def order_from_row(
         "fills": [fill_from_row(fill) for fill in fills],
         "trigger": row.trigger,
         "cancel_reason": row.cancel_reason,
+        "trail_percent": opt_dec(row.trail_percent),
+        "trail_price": opt_dec(row.trail_price),
+        "activation_price": opt_dec(view(row.activation_price)),
+        "hwm": opt_dec(view(row.hwm)),
     }

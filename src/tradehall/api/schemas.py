@@ -517,6 +517,14 @@ class OrderCreate(Request):
                 },
                 {
                     "account_id": "acc_3f9c2a7e51d04b8e9a61",
+                    "market": "BTC-USD",
+                    "side": "sell",
+                    "type": "trailing_stop",
+                    "quantity": "0.01",
+                    "trail_percent": "1.5",
+                },
+                {
+                    "account_id": "acc_3f9c2a7e51d04b8e9a61",
                     "market": "BTC-PERP",
                     "side": "long",
                     "type": "limit",
@@ -541,7 +549,7 @@ class OrderCreate(Request):
     account_id: Ident
     market: Symbol
     side: OrderSideIn
-    type: Literal["market", "limit", "stop", "stop_limit"] = "limit"
+    type: Literal["market", "limit", "stop", "stop_limit", "trailing_stop"] = "limit"
     quantity: DecimalStr
     price: DecimalStr | None = None
     stop_price: DecimalStr | None = None
@@ -557,11 +565,31 @@ class OrderCreate(Request):
         description="The price a stop watches: the last trade, the mark, or the touch (a buy stop the"
         " ask, a sell stop the bid). Default: `last` on book venues, `bid_ask` on quote venues.",
     )
+    trail_percent: DecimalStr | None = Field(
+        default=None,
+        description='A trailing stop\'s trail as a percentage of its watermark ("1.5" = 1.5 %; above 0,'
+        " below 100, at most 4 decimals). Exactly one of trail_percent and trail_price.",
+    )
+    trail_price: DecimalStr | None = Field(
+        default=None, description="A trailing stop's trail as a price distance (on the tick grid)."
+    )
+    activation_price: DecimalStr | None = Field(
+        default=None,
+        description="A trailing stop trails only once its trigger price reaches this (a sell's from below,"
+        " a buy's from above); it must lie beyond the current trigger price.",
+    )
 
 
 class OrderAmend(Request):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"price": "64100"}, {"quantity": "0.02"}, {"stop_price": "60500"}]}
+        json_schema_extra={
+            "examples": [
+                {"price": "64100"},
+                {"quantity": "0.02"},
+                {"stop_price": "60500"},
+                {"trail_percent": "2"},
+            ]
+        }
     )
 
     price: DecimalStr | None = None
@@ -569,6 +597,12 @@ class OrderAmend(Request):
     stop_price: DecimalStr | None = Field(
         default=None, description="Moves an untriggered stop (refused if its trigger has already passed it)."
     )
+    trail_percent: DecimalStr | None = Field(
+        default=None,
+        description="Re-trails an untriggered trailing stop: its stop moves to the new trail from the same"
+        " watermark (refused if that stop has already been reached).",
+    )
+    trail_price: DecimalStr | None = Field(default=None, description="As trail_percent, as a price distance.")
 
 
 class FillOut(Response):
@@ -612,6 +646,15 @@ class OrderOut(Response):
     trigger: Literal["last", "mark", "bid_ask"] | None = None
     cancel_reason: str | None = Field(
         default=None, description="Why the order ended without filling completely (see the docs' list)."
+    )
+    trail_percent: str | None = None
+    trail_price: str | None = None
+    activation_price: str | None = None
+    hwm: str | None = Field(
+        default=None,
+        description="A trailing stop's watermark: the highest trigger price since activation for a sell,"
+        " the lowest for a buy (null while it waits for activation or a first price); `stop_price` is the"
+        " stop it gives now.",
     )
 
 

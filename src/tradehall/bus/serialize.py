@@ -32,10 +32,11 @@ from tradehall.domain.events import (
     OrderCancelled,
     OrderExpired,
     OrderFilled,
+    OrderTriggered,
     PositionChanged,
     TradeExecuted,
 )
-from tradehall.domain.fixedpoint import PPM, amount_of, decimal_of, decimal_str
+from tradehall.domain.fixedpoint import PPM, amount_of, decimal_of, decimal_str, trail_percent_of
 from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS, MarketSpec
 from tradehall.journal.records import JournalRecord
 
@@ -160,10 +161,20 @@ def _ppm(ppm: int) -> str:
     return decimal_str(decimal_of(ppm, _ONE_PPM))
 
 
+def _stop_terms(spec: MarketSpec, p: dict[str, Any]) -> None:
+    """A stop's prices as decimals; a trailing stop's trail as `trail_percent` (a percentage)."""
+    for field in ("stop_price", "trail_price", "activation_price", "hwm"):
+        if field in p:
+            p[field] = _price(p[field], spec)
+    if "trail_ppm" in p:
+        ppm = p.pop("trail_ppm")
+        p["trail_percent"] = None if ppm is None else decimal_str(trail_percent_of(ppm))
+
+
 def _order_accepted(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
     p["quantity"] = _qty(e.quantity, spec)
     p["price"] = _price(e.price, spec)
-    p["stop_price"] = _price(e.stop_price, spec)
+    _stop_terms(spec, p)
 
 
 def _order_filled(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
@@ -184,9 +195,19 @@ def _filled_only(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]
     p["filled_quantity"] = _qty(e.filled_quantity, spec)
 
 
+def _cancelled(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    p["filled_quantity"] = _qty(e.filled_quantity, spec)
+    _stop_terms(spec, p)
+
+
+def _triggered(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
+    _stop_terms(spec, p)
+
+
 def _amended(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
     p["price"] = _price(e.price, spec)
     p["quantity"] = _qty(e.quantity, spec)
+    _stop_terms(spec, p)
 
 
 def _position(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
@@ -220,7 +241,8 @@ _converters: dict[type, Callable[[EventSerializer, MarketSpec, Any, dict[str, An
     OrderAccepted: _order_accepted,
     OrderFilled: _order_filled,
     TradeExecuted: _trade,
-    OrderCancelled: _filled_only,
+    OrderCancelled: _cancelled,
+    OrderTriggered: _triggered,
     OrderExpired: _filled_only,
     OrderAmended: _amended,
     PositionChanged: _position,

@@ -43,13 +43,18 @@ def _order_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 def _order_table(title: str, items: list[dict[str, Any]]) -> None:
-    """The orders; a `stop` column when one has a stop price, a `reason` column when one has a reason."""
+    """The orders; `stop` and `hwm` columns when one has a stop price or a trailing stop's watermark, a
+    `reason` column when one has a reason."""
     columns: list[str] = list(ORDER_COLUMNS)
     rows = _order_rows(items)
     if any(o.get("stop_price") for o in items):
         columns.insert(6, "stop")
         for row, order in zip(rows, items, strict=True):
             row.insert(6, order.get("stop_price"))
+    if any(o.get("hwm") for o in items):
+        columns.insert(6, "hwm")
+        for row, order in zip(rows, items, strict=True):
+            row.insert(6, order.get("hwm"))
     if any(o.get("cancel_reason") or o.get("reject_reason") for o in items):
         columns.append("reason")
         for row, order in zip(rows, items, strict=True):
@@ -70,7 +75,9 @@ def order_place(
     quantity: str = typer.Argument(..., callback=positive, help="A positive quantity in base units."),
     price: str | None = typer.Option(None, callback=positive, help="Limit price (none: a market order)."),
     order_type: str | None = typer.Option(
-        None, "--type", help="market, limit, stop or stop_limit (default: limit with --price, else market)."
+        None,
+        "--type",
+        help="market, limit, stop, stop_limit or trailing_stop (default: limit with --price, else market).",
     ),
     tif: str | None = typer.Option(
         None, "--tif", help="gtc, ioc, fok, day or gtd (default gtc; gtd with --expire-at)."
@@ -79,6 +86,15 @@ def order_place(
     stop_price: str | None = typer.Option(None, callback=positive, help="A stop's trigger price."),
     trigger: str | None = typer.Option(
         None, help="The price a stop watches: last, mark or bid_ask (default: the venue's)."
+    ),
+    trail_percent: str | None = typer.Option(
+        None, callback=positive, help="A trailing stop's trail in percent of its watermark (1.5 = 1.5 %)."
+    ),
+    trail_price: str | None = typer.Option(
+        None, callback=positive, help="A trailing stop's trail as a price distance."
+    ),
+    activation_price: str | None = typer.Option(
+        None, callback=positive, help="A trailing stop starts trailing once its trigger price reaches this."
     ),
     stop_loss: str | None = typer.Option(
         None,
@@ -101,6 +117,9 @@ def order_place(
         "expire_at": expire_at,
         "stop_price": stop_price,
         "trigger": trigger,
+        "trail_percent": trail_percent,
+        "trail_price": trail_price,
+        "activation_price": activation_price,
         "stop_loss": stop_loss,
         "take_profit": take_profit,
         "client_order_id": client_order_id,
@@ -129,13 +148,26 @@ def order_amend(
         None, callback=positive, help="The new total, filled included (down keeps priority)."
     ),
     stop_price: str | None = typer.Option(None, callback=positive, help="Moves an untriggered stop."),
+    trail_percent: str | None = typer.Option(
+        None, callback=positive, help="Re-trails an untriggered trailing stop (percent of its watermark)."
+    ),
+    trail_price: str | None = typer.Option(
+        None, callback=positive, help="Re-trails an untriggered trailing stop (a price distance)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Amend an open order's price or quantity (or an untriggered stop's stop price)."""
-    if price is None and quantity is None and stop_price is None:
-        raise typer.BadParameter("give --price, --quantity or --stop-price")
+    """Amend an open order's price or quantity (or an untriggered stop's stop price or trail)."""
+    if all(value is None for value in (price, quantity, stop_price, trail_percent, trail_price)):
+        raise typer.BadParameter("give --price, --quantity, --stop-price, --trail-percent or --trail-price")
     with api_errors():
-        data = client_of(ctx).amend_order(order_id, price=price, quantity=quantity, stop_price=stop_price)
+        data = client_of(ctx).amend_order(
+            order_id,
+            price=price,
+            quantity=quantity,
+            stop_price=stop_price,
+            trail_percent=trail_percent,
+            trail_price=trail_price,
+        )
     emit(data, as_json, _show_order)
 
 

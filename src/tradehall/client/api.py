@@ -272,16 +272,48 @@ class _Endpoints:
             Call("DELETE", "/orders", params=_clean({"account_id": account_id, "market": market}))
         )
 
+    def place_trailing_stop(
+        self,
+        account_id: str,
+        market: str,
+        side: str,
+        quantity: str,
+        trail_percent: str | None = None,
+        trail_price: str | None = None,
+        activation_price: str | None = None,
+        trigger: str | None = None,
+        **extra: Any,
+    ) -> Any:
+        """A trailing stop: exactly one of `trail_percent` ("1.5" = 1.5 %) and `trail_price`; the order
+        answered shows its watermark `hwm` and its current `stop_price`."""
+        terms = {
+            "trail_percent": trail_percent,
+            "trail_price": trail_price,
+            "activation_price": activation_price,
+            "trigger": trigger,
+        }
+        return self.place_order(account_id, market, side, quantity, None, "trailing_stop", **(terms | extra))
+
     def amend_order(
         self,
         order_id: str,
         price: str | None = None,
         quantity: str | None = None,
         stop_price: str | None = None,
+        trail_percent: str | None = None,
+        trail_price: str | None = None,
         **extra: Any,
     ) -> Any:
-        """`quantity` is the new total (filled included); `stop_price` moves an untriggered stop."""
-        body = _clean({"price": price, "quantity": quantity, "stop_price": stop_price} | extra)
+        """`quantity` is the new total (filled included); `stop_price` moves an untriggered stop;
+        `trail_percent`/`trail_price` re-trail an untriggered trailing stop."""
+        fields = {
+            "price": price,
+            "quantity": quantity,
+            "stop_price": stop_price,
+            "trail_percent": trail_percent,
+            "trail_price": trail_price,
+        }
+        body = _clean(fields | extra)
         return self._send(Call("PATCH", f"/orders/{order_id}", body=body))
 
     # positions and fills

@@ -80,6 +80,10 @@ class PlaceOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
     trigger: StopTrigger | None = None  # stops only; None: the venue's default (book last, quote bid_ask)
+    # trailing stops only: exactly one trail ("1.5" = 1.5 %, or a price distance), an optional activation
+    trail_percent: Decimal | None = None
+    trail_price: Decimal | None = None
+    activation_price: Decimal | None = None
 
 
 class CancelOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
@@ -95,13 +99,16 @@ class CancelAll(Command, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class AmendOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
-    """`quantity` is the new total, filled part included; `stop_price` moves an untriggered stop."""
+    """`quantity` is the new total, filled part included; `stop_price` moves an untriggered stop,
+    `trail_percent`/`trail_price` re-trail an untriggered trailing stop (one of them)."""
 
     order_id: int
     account_id: str | None = None
     price: Decimal | None = None
     quantity: Decimal | None = None
     stop_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    trail_price: Decimal | None = None
 
 
 class MarkPrice(Command, frozen=True, kw_only=True, gc=False, tag=True):

@@ -87,6 +87,11 @@ class OrderAccepted(Event, frozen=True, kw_only=True, gc=False, tag=True):
     status: OrderStatus
     ts: int
     trigger: StopTrigger | None = None  # a stop's trigger source; None for other orders
+    # a trailing stop's terms; `hwm` (and `stop_price`) None while it waits for activation or a price
+    trail_ppm: int | None = None  # trail_percent in parts per million of the price
+    trail_price: int | None = None
+    activation_price: int | None = None
+    hwm: int | None = None
 
 
 class OrderRejected(Event, frozen=True, kw_only=True, gc=False, tag=True):
@@ -111,10 +116,14 @@ class CommandRejected(Event, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class OrderTriggered(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """`stop_price` and `hwm` are a trailing stop's at the moment it fired (None for other stops)."""
+
     order_id: int
     account_id: str
     market: str
     ts: int
+    stop_price: int | None = None
+    hwm: int | None = None
 
 
 class OrderFilled(Event, frozen=True, kw_only=True, gc=False, tag=True):
@@ -150,12 +159,16 @@ class TradeExecuted(Event, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class OrderCancelled(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """`stop_price` and `hwm`: an untriggered trailing stop's last (the engine moves them without events)."""
+
     order_id: int
     account_id: str
     market: str
     filled_quantity: int
     reason: CancelReason
     ts: int
+    stop_price: int | None = None
+    hwm: int | None = None
 
 
 class OrderExpired(Event, frozen=True, kw_only=True, gc=False, tag=True):
@@ -175,6 +188,8 @@ class OrderAmended(Event, frozen=True, kw_only=True, gc=False, tag=True):
     priority_lost: bool
     ts: int
     stop_price: int | None = None  # an untriggered stop's (possibly moved) stop price
+    trail_ppm: int | None = None  # a re-trailed trailing stop's new trail (one of the two)
+    trail_price: int | None = None
 
 
 class BalanceChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):

@@ -110,6 +110,15 @@ def ppm_of(rate: Decimal, what: str) -> int:
     return int(scaled)
 
 
+PERCENT_PER_PPM = Decimal("0.0001")
+
+
+def trail_percent_of(ppm: int) -> Decimal:
+    """A trailing stop's trail, kept in parts per million of the price, as the percentage the API
+    shows ("1.5" = 1.5 %): `_percent` fields are percentages, every other ratio a fraction."""
+    return decimal_of(ppm, PERCENT_PER_PPM)
+
+
 FUNDING_RATE_PLACES = 8
 """Exchanges publish funding rates to 8 decimals (0.00019999); a finer rate is refused, never cut."""
 

@@ -18,9 +18,17 @@ from tradehall.engine.checks import (
     hold_amount,
     im_ppm,
     order_price,
+    trail_of,
+    trailing_stop_price,
     would_cross,
 )
-from tradehall.engine.constants import BUY, PENDING_TRIGGER, QUOTE_VENUE, STOP_LIMIT_ORDER, STOP_ORDER
+from tradehall.engine.constants import (
+    PENDING_TRIGGER,
+    QUOTE_VENUE,
+    STOP_LIMIT_ORDER,
+    STOP_ORDER,
+    TRAILING_STOP_ORDER,
+)
 from tradehall.engine.execution import Execution
 from tradehall.engine.holds import Holds
 from tradehall.engine.intake import Intake
@@ -66,17 +74,19 @@ class Amend:
         account = self._accounts[order.account_id]
         if not market.open_for_orders:
             raise TradehallError(Code.MARKET_CLOSED, f"market {market.symbol} is {market.status}")
-        if command.price is None and command.quantity is None and command.stop_price is None:
-            raise invalid_order("an amend needs a price, a quantity or a stop_price")
+        retrail = command.trail_percent is not None or command.trail_price is not None
+        if command.price is None and command.quantity is None and command.stop_price is None and not retrail:
+            raise invalid_order("an amend needs a price, a quantity, a stop_price or a trail")
         if order.status is PENDING_TRIGGER:
             self.amend_stop(order, account, market, command)
             return
-        if command.stop_price is not None:
-            if order.type is STOP_ORDER or order.type is STOP_LIMIT_ORDER:
+        if command.stop_price is not None or retrail:
+            what = "stop_price" if command.stop_price is not None else "trail"
+            if order.type in (STOP_ORDER, STOP_LIMIT_ORDER, TRAILING_STOP_ORDER):
                 raise TradehallError(
-                    Code.CONFLICT, f"order {order.order_id} has triggered: its stop_price no longer moves"
+                    Code.CONFLICT, f"order {order.order_id} has triggered: its {what} no longer moves"
                 )
-            raise invalid_order(f"a {order.type} order has no stop_price")
+            raise invalid_order(f"a {order.type} order has no {what}")
         new_quantity = order.quantity
         if command.quantity is not None:
             new_quantity = units_of(
@@ -178,13 +188,25 @@ class Amend:
         self._state.emit_book_changes(market)
 
     def amend_stop(self, order: Order, account: Account, market: Market, command: cmds.AmendOrder) -> None:
-        """An untriggered stop takes a new stop price, limit price (stop-limit) or quantity and keeps
-        waiting; a stop price its trigger source has already reached is refused like at placement."""
-        if command.price is not None and order.type is STOP_ORDER:
-            raise invalid_order("a stop order takes no price; amend its stop_price")
-        assert order.stop_price is not None
+        """An untriggered stop takes a new stop price, limit price (stop-limit), trail (trailing stop:
+        its stop moves to the new trail from the same watermark) or quantity and keeps waiting; a stop
+        price its trigger source has already reached is refused like at placement."""
+        trailing = order.type is TRAILING_STOP_ORDER
+        if command.price is not None and (order.type is STOP_ORDER or trailing):
+            raise invalid_order(f"a {order.type} order takes no price")
+        trail_ppm, trail_price = order.trail_ppm, order.trail_price
         stop_price = order.stop_price
-        if command.stop_price is not None:
+        if trailing:
+            if command.stop_price is not None:
+                raise invalid_order("a trailing stop's stop_price follows its watermark: amend its trail")
+            if command.trail_percent is not None or command.trail_price is not None:
+                trail_ppm, trail_price = trail_of(market, command.trail_percent, command.trail_price)
+                if order.hwm is not None:
+                    trial_trail = msgspec.structs.replace(order, trail_ppm=trail_ppm, trail_price=trail_price)
+                    stop_price = trailing_stop_price(market, trial_trail, order.hwm)
+        elif command.trail_percent is not None or command.trail_price is not None:
+            raise invalid_order(f"a {order.type} order has no trail")
+        elif command.stop_price is not None:
             stop_price = order_price(market, order.requested_side, command.stop_price, "stop_price")
         price = order.price
         if command.price is not None:
@@ -196,21 +218,22 @@ class Amend:
             if refused is not None:
                 raise refused
         assert order.trigger is not None
-        refusal = check_trigger(market, order.requested_side, order.side, order.trigger, stop_price)
-        if refusal is not None:
-            raise refusal
+        if stop_price is not None:  # None: a trailing stop still waiting for its activation
+            refusal = check_trigger(market, order.requested_side, order.side, order.trigger, stop_price)
+            if refusal is not None:
+                raise refusal
         trial = msgspec.structs.replace(
             order, price=price, stop_price=stop_price, quantity=quantity, remaining=quantity
         )
         trial.hold = trial.covered = 0
         self._holds.check_replacement(trial, order, account, market)
-        stops = market.stops_buy if order.side is BUY else market.stops_sell
-        stops.remove(order)  # its sort key changes
+        market.stops.remove(order)  # its sort keys change
         self._holds.release(order, account, market)
         order.price, order.stop_price, order.quantity, order.remaining = price, stop_price, quantity, quantity
+        order.trail_ppm, order.trail_price = trail_ppm, trail_price
         order.hold, order.covered = trial.hold, trial.covered
         self._holds.take(order, account, market)
-        stops.add(order)
+        market.stops.add(order)
         now = self._state.now
         order.updated_ts = now
         self._state.events.append(
@@ -223,5 +246,7 @@ class Amend:
                 priority_lost=False,
                 ts=now,
                 stop_price=stop_price,
+                trail_ppm=trail_ppm,
+                trail_price=trail_price,
             )
         )

@@ -15,7 +15,7 @@ import msgspec
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason, OrderSide, Side, StopTrigger
 from tradehall.domain.errors import Code, TradehallError, invalid_order, invalid_request
-from tradehall.domain.fixedpoint import PPM, decimal_of, decimal_str, parse_decimal
+from tradehall.domain.fixedpoint import PPM, ceil_div, decimal_of, decimal_str, parse_decimal, ppm_of
 from tradehall.engine.constants import (
     BINARY,
     BOOK_VENUE,
@@ -27,6 +27,7 @@ from tradehall.engine.constants import (
     SPOT,
     STOP_LIMIT_ORDER,
     STOP_ORDER,
+    TRAILING_STOP_ORDER,
     TRIGGER_BID_ASK,
     TRIGGER_LAST,
     TRIGGER_MARK,
@@ -52,7 +53,7 @@ def fingerprint(command: cmds.PlaceOrder, trigger: StopTrigger | None) -> bytes:
         except TradehallError:
             return str(value)
 
-    fields = (
+    fields: tuple[object, ...] = (
         str(getattr(command, "side")),  # noqa: B009
         str(getattr(command, "type")),  # noqa: B009
         number(command.quantity),
@@ -66,6 +67,9 @@ def fingerprint(command: cmds.PlaceOrder, trigger: StopTrigger | None) -> bytes:
         number(command.take_profit),
         number(command.stop_loss),
     )
+    trailing = (number(command.trail_percent), number(command.trail_price), number(command.activation_price))
+    if trailing != (None, None, None):  # appended only when set: older fingerprints stay valid
+        fields += trailing
     return hashlib.blake2b(msgspec.msgpack.encode(fields), digest_size=8).digest()
 
 
@@ -98,7 +102,7 @@ def stated_trigger(market: Market, command: cmds.PlaceOrder) -> StopTrigger | No
     """The trigger source a placement asks for, the venue's default for a stop (not yet checked)."""
     if getattr(command, "trigger") is not None:  # noqa: B009
         return getattr(command, "trigger")  # type: ignore[no-any-return]  # noqa: B009
-    if getattr(command, "type") in (STOP_ORDER, STOP_LIMIT_ORDER):  # noqa: B009
+    if getattr(command, "type") in (STOP_ORDER, STOP_LIMIT_ORDER, TRAILING_STOP_ORDER):  # noqa: B009
         return default_trigger(market)
     return None
 
@@ -132,6 +136,64 @@ def check_trigger(
         f"a {requested} stop at {decimal_str(decimal_of(stop, tick))} would trigger immediately: the"
         f" {source} is {decimal_str(decimal_of(reference, tick))}, already at or"
         f" {'above' if rises else 'below'} it",
+        CancelReason.WOULD_TRIGGER,
+    )
+
+
+def trail_of(market: Market, trail_percent: object, trail_price: object) -> tuple[int | None, int | None]:
+    """A trailing stop's trail as (parts per million of the price, ticks): exactly one of the two,
+    positive, a percentage below 100 with at most 4 decimals, a price distance on the tick grid."""
+    if (trail_percent is None) == (trail_price is None):
+        raise invalid_order("a trailing_stop needs exactly one of trail_percent and trail_price")
+    if trail_percent is not None:
+        percent = parse_decimal(trail_percent, "trail_percent")
+        if not 0 < percent < 100:
+            raise invalid_order(f"trail_percent must be above 0 and below 100, got {percent}")
+        return ppm_of(percent / 100, "trail_percent / 100"), None
+    ticks = market.ticks_of(trail_price, "trail_price")
+    if ticks <= 0:
+        raise invalid_order("trail_price must be positive")
+    return None, ticks
+
+
+def trailing_stop_price(market: Market, order: Order, watermark: int) -> int:
+    """The stop a trailing stop's watermark gives: a sell's high less the trail, a buy's low plus it.
+
+    A percentage trail is rounded to the tick toward the market (a sell's stop up, a buy's down), so
+    the stop is never further away than the trail asks, and kept at least one tick from the watermark.
+    A binary NO order trails in NO prices (as entered), so its percentage is of the NO price."""
+    trail = order.trail_price
+    if order.side is BUY:
+        if trail is not None:
+            return watermark + trail
+        assert order.trail_ppm is not None
+        return max(watermark * (PPM + order.trail_ppm) // PPM, watermark + 1)
+    if trail is not None:
+        return watermark - trail
+    assert order.trail_ppm is not None
+    if order.requested_side is NO:  # a NO buy: it trails the NO low, its stop above it
+        low = market.payout_ticks - watermark
+        return market.payout_ticks - max(low * (PPM + order.trail_ppm) // PPM, low + 1)
+    return min(ceil_div(watermark * (PPM - order.trail_ppm), PPM), watermark - 1)
+
+
+def check_activation(
+    market: Market, requested: OrderSide, side: Side, trigger: StopTrigger, activation: int
+) -> TradehallError | None:
+    """Binance's rule: a sell trailing stop activates above the current trigger price, a buy below;
+    an activation price the trigger source has already reached is refused (with no price yet, it waits)."""
+    reference = trigger_price(market, trigger, side)
+    if reference is None or (activation > reference if side is SELL else activation < reference):
+        return None
+    no = requested is NO
+    if no:
+        activation, reference = market.payout_ticks - activation, market.payout_ticks - reference
+    above = side is SELL and not no
+    tick = market.spec.tick_size
+    return invalid_order(
+        f"a {requested} trailing stop's activation_price must be {'above' if above else 'below'} the"
+        f" current trigger price {decimal_str(decimal_of(reference, tick))}, got"
+        f" {decimal_str(decimal_of(activation, tick))}",
         CancelReason.WOULD_TRIGGER,
     )
 
@@ -235,7 +297,7 @@ def check_hold(
     side = order.side
     spec = market.spec
     quantity = order.remaining if lots is None else min(lots, order.remaining)
-    if order.status is PENDING_TRIGGER and order.type is STOP_ORDER:
+    if order.status is PENDING_TRIGGER and (order.type is STOP_ORDER or order.type is TRAILING_STOP_ORDER):
         order.hold_currency = spec.quote
         return None  # a stop market order is checked when it triggers, at the prices of that moment
     if market.kind is SPOT:

@@ -15,6 +15,7 @@ from tradehall.domain.enums import (
 from tradehall.domain.errors import Code, TradehallError, invalid_order, not_found
 from tradehall.engine.book_venue import BookVenue
 from tradehall.engine.checks import (
+    check_activation,
     check_hold,
     check_quantity,
     check_quote_fresh,
@@ -23,6 +24,9 @@ from tradehall.engine.checks import (
     fingerprint,
     order_price,
     stated_trigger,
+    trail_of,
+    trailing_stop_price,
+    trigger_price,
     would_cross,
 )
 from tradehall.engine.constants import (
@@ -47,6 +51,7 @@ from tradehall.engine.constants import (
     SYSTEM_KIND,
     TRADING_HALTED,
     TRADING_REDUCING,
+    TRAILING_STOP_ORDER,
 )
 from tradehall.engine.execution import Execution
 from tradehall.engine.holds import Holds
@@ -155,22 +160,43 @@ class Intake:
             stop_price = order_price(market, requested_side, command.stop_price, "stop_price")
         elif command.stop_price is not None:
             raise invalid_order(f"a {order_type} order takes no stop_price")
+        trailing = order_type is TRAILING_STOP_ORDER
         trigger = None
-        if stop_price is not None:
+        if stop_price is not None or trailing:
             trigger = (
                 default_trigger(market)
                 if getattr(command, "trigger") is None  # noqa: B009
                 else enum_of(StopTrigger, getattr(command, "trigger"), "trigger")  # noqa: B009
             )
-            refusal = check_trigger(market, requested_side, side, trigger, stop_price)
-            if refusal is not None:
-                raise refusal
+            if stop_price is not None:
+                refusal = check_trigger(market, requested_side, side, trigger, stop_price)
+                if refusal is not None:
+                    raise refusal
         elif getattr(command, "trigger") is not None:  # noqa: B009
-            raise invalid_order("trigger is only for stop and stop_limit orders")
+            raise invalid_order("trigger is only for stop, stop_limit and trailing_stop orders")
+        trail_ppm = trail_price = activation_price = None
+        if trailing:
+            assert trigger is not None
+            trail_ppm, trail_price = trail_of(market, command.trail_percent, command.trail_price)
+            if command.activation_price is not None:
+                activation_price = order_price(
+                    market, requested_side, command.activation_price, "activation_price"
+                )
+                refusal = check_activation(market, requested_side, side, trigger, activation_price)
+                if refusal is not None:
+                    raise refusal
+        elif (
+            command.trail_percent is not None
+            or command.trail_price is not None
+            or command.activation_price is not None
+        ):
+            raise invalid_order(
+                "trail_percent, trail_price and activation_price are only for trailing_stop orders"
+            )
         tif = getattr(command, "time_in_force")  # noqa: B009
         if tif.__class__ is not TimeInForce:
             tif = enum_of(TimeInForce, tif, "time_in_force")
-        if order_type in (MARKET_ORDER, STOP_ORDER):
+        if order_type in (MARKET_ORDER, STOP_ORDER, TRAILING_STOP_ORDER):
             if tif in (DAY, GTD):
                 raise invalid_order("a market order cannot rest; use ioc, fok or gtc")
             if tif is GTC:
@@ -216,6 +242,15 @@ class Intake:
         )
         if order_type is STOP_ORDER or order_type is STOP_LIMIT_ORDER:
             order.status = PENDING_TRIGGER
+        elif trailing:
+            order.status = PENDING_TRIGGER
+            order.trail_ppm, order.trail_price = trail_ppm, trail_price
+            order.activation_price = activation_price
+            if activation_price is None:  # it trails from the price of now (or waits for a first one)
+                reference = trigger_price(market, trigger, side)
+                if reference is not None:
+                    order.hwm = reference
+                    order.stop_price = trailing_stop_price(market, order, reference)
         if command.stop_loss is not None:
             order.stop_loss = order_price(market, requested_side, command.stop_loss, "stop_loss")
         if market.venue is QUOTE_VENUE:
@@ -241,7 +276,7 @@ class Intake:
         self._holds.take(order, account, market)
         if order.status is PENDING_TRIGGER:
             state.register(order, account)
-            (market.stops_buy if order.side is BUY else market.stops_sell).add(order)
+            market.stops.add(order)
         else:
             # the venue chosen here, not through `Execution.execute`: one call less per placement
             if market.venue is QUOTE_VENUE:

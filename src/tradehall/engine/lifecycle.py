@@ -18,7 +18,7 @@ from tradehall.domain.enums import (
     TimeInForce,
 )
 from tradehall.domain.events import OrderAccepted, OrderCancelled
-from tradehall.engine.constants import BUY, CANCELLED, OPEN, PENDING_TRIGGER, QUOTE_VENUE
+from tradehall.engine.constants import BUY, CANCELLED, OPEN, PENDING_TRIGGER, QUOTE_VENUE, TRAILING_STOP_ORDER
 from tradehall.engine.holds import Holds
 from tradehall.engine.ledger import Account
 from tradehall.engine.markets import Market
@@ -135,6 +135,10 @@ class Lifecycle:
             status=order.status,
             ts=now,
             trigger=order.trigger,
+            trail_ppm=order.trail_ppm,
+            trail_price=order.trail_price,
+            activation_price=order.activation_price,
+            hwm=order.hwm,
         )
 
     def close(self, order: Order, account: Account, market: Market, reason: CancelReason) -> None:
@@ -154,6 +158,8 @@ class Lifecycle:
                 filled_quantity=order.filled,
                 reason=reason,
                 ts=now,
+                stop_price=order.stop_price if order.type is TRAILING_STOP_ORDER else None,
+                hwm=order.hwm,
             )
         )
 
@@ -167,7 +173,7 @@ class Lifecycle:
     def unrest(order: Order, market: Market) -> None:
         """Take an open order out of wherever it waits: book, paper list, latency queue or stops."""
         if order.status is PENDING_TRIGGER:
-            (market.stops_buy if order.side is BUY else market.stops_sell).remove(order)
+            market.stops.remove(order)
         elif order.in_book:
             if market.venue is QUOTE_VENUE:
                 (market.paper_bids if order.side is BUY else market.paper_asks).remove(order)

@@ -12,7 +12,6 @@ from tradehall.domain.enums import (
     FeeModel,
     SelfTradePrevention,
     Side,
-    StopTrigger,
 )
 from tradehall.domain.errors import invalid_request
 from tradehall.domain.fixedpoint import PPM, Ratio, ceil_div, minor_of, parse_decimal, ppm_of, units_of
@@ -28,6 +27,7 @@ from tradehall.engine.constants import (
 )
 from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
+from tradehall.engine.stop_book import StopBook
 
 QUADRATIC_TAKER_DEFAULT = Decimal("0.07")
 QUADRATIC_MAKER_DEFAULT = Decimal("0.0175")
@@ -69,20 +69,6 @@ def _paper_bid_key(order: Order) -> tuple[int, int]:
 def _paper_ask_key(order: Order) -> tuple[int, int]:
     assert order.price is not None
     return order.price, order.priority
-
-
-TRIGGER_RANK: dict[StopTrigger | None, int] = {
-    StopTrigger.LAST: 0,
-    StopTrigger.MARK: 1,
-    StopTrigger.BID_ASK: 2,
-}
-"""Stops wait in one sorted list per side, grouped by trigger source, then by stop price: the stops a
-source's price has reached are one contiguous run of its group (found by bisection)."""
-
-
-def _stop_key(order: Order) -> tuple[int, int, int]:
-    assert order.stop_price is not None
-    return TRIGGER_RANK[order.trigger], order.stop_price, order.order_id
 
 
 class Market:
@@ -130,8 +116,7 @@ class Market:
         "slippage_ppm",
         "spec",
         "status",
-        "stops_buy",
-        "stops_sell",
+        "stops",
         "stp",
         "symbol",
         "taker_ppm",
@@ -155,8 +140,7 @@ class Market:
         self.last_price: int | None = None
         self.mark_price: int | None = None
         self.positions: dict[str, Position] = {}
-        self.stops_buy: SortedList = SortedList(key=_stop_key)
-        self.stops_sell: SortedList = SortedList(key=_stop_key)
+        self.stops = StopBook()
         self.collateral_id = f"system:collateral:{spec.symbol}"
         self.venue = spec.venue
         self.quote_bids: list[list[Any]] = []  # [price ticks, lots or None], best first

@@ -32,6 +32,11 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     `trigger` is a stop's trigger source (None for other orders); `updated_ts` moves on every
     acceptance, amend, trigger, fill and close; `cancel_reason` is set when it ends unfilled;
     `origin` marks the fills of an order the engine placed to close a position.
+
+    A trailing stop keeps its trail (`trail_ppm`: trail_percent in parts per million of the price, or
+    `trail_price` in ticks), its optional `activation_price` and its watermark `hwm` (the highest
+    trigger price since activation for a sell, the lowest for a buy; None while it waits for its
+    activation or a first price); `stop_price` is the stop the watermark gives (None while waiting).
     """
 
     order_id: int
@@ -66,3 +71,7 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     updated_ts: int = 0
     cancel_reason: CancelReason | None = None
     origin: FillOrigin | None = None
+    trail_ppm: int | None = None
+    trail_price: int | None = None
+    activation_price: int | None = None
+    hwm: int | None = None

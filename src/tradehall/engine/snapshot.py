@@ -166,7 +166,7 @@ def load_state(state: EngineState, raw: dict[str, Any]) -> None:
         if order.status is PENDING_TRIGGER and order.trigger is None:  # a snapshot from before triggers
             order.trigger = default_trigger(market)
         if order.status is PENDING_TRIGGER:
-            (market.stops_buy if order.side is BUY else market.stops_sell).add(order)
+            market.stops.add(order)
         elif order.in_book and market.venue is QUOTE_VENUE:
             (market.paper_bids if order.side is BUY else market.paper_asks).add(order)
         elif order.in_book:

@@ -1,18 +1,21 @@
-"""Stops: fire the stop orders whose trigger source has reached them."""
+"""Stops: move trailing stops with their trigger price, and fire the stops it has reached."""
 
 from __future__ import annotations
 
+from sortedcontainers import SortedKeyList
+
 from tradehall.domain.enums import StopTrigger
 from tradehall.domain.events import OrderTriggered
-from tradehall.engine.checks import trigger_price
-from tradehall.engine.constants import BUY, MARKET_OPEN, OPEN, SELL
+from tradehall.engine.checks import trailing_stop_price, trigger_price
+from tradehall.engine.constants import BUY, MARKET_OPEN, OPEN, SELL, TRAILING_STOP_ORDER
 from tradehall.engine.execution import Execution
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.state import EngineState, by_order_id
+from tradehall.engine.stop_book import StopBook
 
 TRIGGER_SOURCES = ((StopTrigger.LAST, 0), (StopTrigger.MARK, 1), (StopTrigger.BID_ASK, 2))
-"""Each trigger source with its group in the stop lists (`markets.TRIGGER_RANK`)."""
+"""Each trigger source with its group in the stop lists (`stop_book.TRIGGER_RANK`)."""
 
 
 class Stops:
@@ -21,11 +24,15 @@ class Stops:
         self._execution = execution
 
     def trigger(self, market: Market) -> None:
-        """Fire the stops whose trigger source has reached them (inclusive: >= for buys, <= for
-        sells), in order-id order, in the same command as the change that moved the price; again
-        while the fired stops move a price further. Only an open market fires stops."""
-        stops_buy, stops_sell = market.stops_buy, market.stops_sell
-        while (stops_buy or stops_sell) and market.status is MARKET_OPEN:
+        """Move the trailing stops with the prices of now, then fire the stops their trigger source
+        has reached (inclusive: >= for buys, <= for sells), in order-id order, in the same command as
+        the change that moved the price; again while the fired stops move a price further. Only an
+        open market fires stops."""
+        book = market.stops
+        while book.size and market.status is MARKET_OPEN:
+            if book.trailing:
+                self.follow(market, book)
+            stops_buy, stops_sell = book.buy, book.sell
             triggered: list[Order] = []
             for trigger, rank in TRIGGER_SOURCES:
                 if stops_buy:
@@ -44,15 +51,71 @@ class Stops:
                 return
             triggered.sort(key=by_order_id)
             for order in triggered:
-                (stops_buy if order.side is BUY else stops_sell).remove(order)
+                book.remove(order)
             for order in triggered:
                 self.fire(order, market)
+
+    def follow(self, market: Market, book: StopBook) -> None:
+        """Trailing stops: activate the waiting ones the price has reached, then raise each sell's high
+        (lower each buy's low) that the price has passed, re-keying a stop only when its stop moves.
+        Each step takes one contiguous run of a sorted list, so the cost grows with the stops that
+        change, not with the stops that wait."""
+        for trigger, rank in TRIGGER_SOURCES:
+            for side in (BUY, SELL):
+                price = trigger_price(market, trigger, side)
+                if price is None:
+                    continue
+                activate: tuple[tuple[int, ...], tuple[int, ...]]
+                move: tuple[tuple[int, ...], tuple[int, ...]]
+                if side is BUY:  # a buy activates at or below its activation price; lows above move
+                    waiting, trailing, stops = book.waiting_buy, book.trailing_buy, book.buy
+                    activate, move = ((rank, price), (rank + 1,)), ((rank, price + 1), (rank + 1,))
+                else:  # a sell activates at or above its activation price; highs below move
+                    waiting, trailing, stops = book.waiting_sell, book.trailing_sell, book.sell
+                    activate, move = ((rank,), (rank, price + 1)), ((rank,), (rank, price))
+                if waiting:
+                    activated = _take(waiting, activate)
+                    if activated:
+                        for order in activated:
+                            order.hwm = price
+                            order.stop_price = trailing_stop_price(market, order, price)
+                            stops.add(order)
+                        trailing.update(activated)
+                if trailing:
+                    moved = _take(trailing, move)
+                    if moved:
+                        for order in moved:
+                            order.hwm = price
+                            new_stop = trailing_stop_price(market, order, price)
+                            if new_stop != order.stop_price:
+                                stops.remove(order)
+                                order.stop_price = new_stop
+                                stops.add(order)
+                        trailing.update(moved)
 
     def fire(self, order: Order, market: Market) -> None:
         now = self._state.now
         order.status = OPEN
         order.updated_ts = now
+        trailing = order.type is TRAILING_STOP_ORDER
         self._state.events.append(
-            OrderTriggered(order_id=order.order_id, account_id=order.account_id, market=order.market, ts=now)
+            OrderTriggered(
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=order.market,
+                ts=now,
+                stop_price=order.stop_price if trailing else None,
+                hwm=order.hwm,
+            )
         )
         self._execution.rearm(order, market, stated_reason=True)
+
+
+def _take(orders: SortedKeyList, bounds: tuple[tuple[int, ...], tuple[int, ...]]) -> list[Order]:
+    """Remove and return the run of `orders` whose keys lie in [low, high)."""
+    start, stop = orders.bisect_key_left(bounds[0]), orders.bisect_key_left(bounds[1])
+    if start >= stop:
+        return []
+    run: list[Order] = orders[start:stop]
+    del orders[start:stop]
+    return run

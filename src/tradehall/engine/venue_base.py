@@ -21,6 +21,7 @@ from tradehall.engine.constants import (
     QUOTE_VENUE,
     SELL,
     STOP_ORDER,
+    TRAILING_STOP_ORDER,
 )
 from tradehall.engine.holds import Holds
 from tradehall.engine.ledger import Account
@@ -72,7 +73,7 @@ class Venue:
     ) -> None:
         """After taking: a market or IOC/FOK rest is cancelled; a limit rests (book or paper list)."""
         tif = order.time_in_force
-        if order.type is MARKET_ORDER or order.type is STOP_ORDER:
+        if order.type is MARKET_ORDER or order.type is STOP_ORDER or order.type is TRAILING_STOP_ORDER:
             cut = market.protection_ppm is not None and self.liquidity_left(market, order.side)
             self._lifecycle.close(order, account, market, PRICE_PROTECTION if cut else MARKET_REMAINDER)
         elif tif is IOC or tif is FOK:

@@ -221,6 +221,12 @@ class OrderView:
     cancel_reason: CancelReason | None
     created_ts: int
     updated_ts: int
+    trail_ppm: int | None = None
+    """A trailing stop's trail_percent in parts per million of the price (or `trail_price` in ticks)."""
+    trail_price: int | None = None
+    activation_price: int | None = None
+    hwm: int | None = None
+    """A trailing stop's watermark now (its `stop_price` is the stop it gives)."""
 
     def cancelled(self, event: OrderCancelled) -> OrderView:
         """The order as its cancel left it (the engine drops a closed order from its registry)."""
@@ -253,6 +259,10 @@ def _order_view(o: Order) -> OrderView:
         cancel_reason=o.cancel_reason,
         created_ts=o.created_ts,
         updated_ts=o.updated_ts,
+        trail_ppm=o.trail_ppm,
+        trail_price=o.trail_price,
+        activation_price=o.activation_price,
+        hwm=o.hwm,
     )
 
 

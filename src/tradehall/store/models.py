@@ -160,6 +160,12 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str | None] = mapped_column(String(32))
     trigger: Mapped[str | None] = mapped_column(String(16))
+    trail_percent: Mapped[Decimal | None] = mapped_column(Money)
+    trail_price: Mapped[Decimal | None] = mapped_column(Money)
+    activation_price: Mapped[Decimal | None] = mapped_column(Money)
+    hwm: Mapped[Decimal | None] = mapped_column(Money)
+    order_class: Mapped[str | None] = mapped_column(String(8))
+    parent_order_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class Fill(Base):

@@ -58,6 +58,9 @@ def place_order_command(body: OrderCreate, correlation_id: str) -> PlaceOrder:
         take_profit=_decimal(body.take_profit),
         stop_loss=_decimal(body.stop_loss),
         trigger=None if body.trigger is None else StopTrigger(body.trigger),
+        trail_percent=_decimal(body.trail_percent),
+        trail_price=_decimal(body.trail_price),
+        activation_price=_decimal(body.activation_price),
         correlation_id=correlation_id,
     )
 
@@ -232,8 +235,8 @@ async def cancel_order(
     summary="Amend an order",
     description="`quantity` is the new total (filled included): down keeps priority, up loses it, at or "
     "below the filled quantity the order closes. A new `price` loses priority and trades at once if it "
-    "crosses. `stop_price` (and a stop-limit's `price`) moves an untriggered stop. Needs the `trade` "
-    "scope.",
+    "crosses. `stop_price` (and a stop-limit's `price`) moves an untriggered stop; `trail_percent` or "
+    "`trail_price` re-trails an untriggered trailing stop. Needs the `trade` scope.",
 )
 async def amend_order(
     order_id: str,
@@ -251,6 +254,8 @@ async def amend_order(
             price=_decimal(body.price),
             quantity=_decimal(body.quantity),
             stop_price=_decimal(body.stop_price),
+            trail_percent=_decimal(body.trail_percent),
+            trail_price=_decimal(body.trail_price),
             correlation_id=correlation_id,
         )
     )

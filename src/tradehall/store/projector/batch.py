@@ -36,7 +36,7 @@ from tradehall.domain.events import (
     PositionTakenOver,
     TradeExecuted,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of
+from tradehall.domain.fixedpoint import amount_of, decimal_of, trail_percent_of
 from tradehall.journal.records import JournalRecord
 from tradehall.store.ledger import ID_SHIFT, SYSTEM_PREFIX, MarketMoney, RecordLedger
 from tradehall.store.projector.config import ProjectionError
@@ -267,6 +267,10 @@ class _Batch(_BatchRows):
             "updated_at": at,
             "cancel_reason": None,
             "trigger": None if ev.trigger is None else ev.trigger.value,
+            "trail_percent": None if ev.trail_ppm is None else trail_percent_of(ev.trail_ppm),
+            "trail_price": None if ev.trail_price is None else market.price(ev.trail_price),
+            "activation_price": None if ev.activation_price is None else market.price(ev.activation_price),
+            "hwm": None if ev.hwm is None else market.price(ev.hwm),
         }
         self.mirror.open_orders[ev.order_id] = self.orders[ev.order_id]
         self.new_orders.add(ev.order_id)
@@ -330,6 +334,17 @@ class _Batch(_BatchRows):
         self._close_order(
             ev.order_id, ev.market, ev.filled_quantity, OrderStatus.CANCELLED.value, ev.ts, ev.reason.value
         )
+        if ev.hwm is not None:
+            self._trailed(ev.order_id, ev.market, ev.hwm, ev.stop_price)
+
+    def _trailed(self, order_id: int, symbol: str, hwm: int, stop_price: int | None) -> None:
+        """A trailing stop's watermark and stop as an event reports them (the engine moves them silently)."""
+        order = self._order(order_id)
+        if order is None:
+            return
+        tick = self._market(symbol).spec.tick_size
+        order["hwm"] = decimal_of(hwm, tick)
+        order["stop_price"] = None if stop_price is None else decimal_of(stop_price, tick)
 
     def on_order_expired(self, ev: OrderExpired) -> None:
         self._close_order(
@@ -357,6 +372,10 @@ class _Batch(_BatchRows):
             order["price"] = decimal_of(ev.price, spec.tick_size)
         if ev.stop_price is not None:
             order["stop_price"] = decimal_of(ev.stop_price, spec.tick_size)
+        if ev.trail_ppm is not None or ev.trail_price is not None:
+            order["trail_percent"] = None if ev.trail_ppm is None else trail_percent_of(ev.trail_ppm)
+            trail_price = ev.trail_price
+            order["trail_price"] = None if trail_price is None else decimal_of(trail_price, spec.tick_size)
         order["quantity"] = decimal_of(ev.quantity, spec.lot_size)
         order["updated_at"] = utc_of_ns(ev.ts)
 
@@ -367,6 +386,8 @@ class _Batch(_BatchRows):
         if order["status"] == OrderStatus.PENDING_TRIGGER.value:
             order["status"] = _OPEN_AFTER_TRIGGER
         order["updated_at"] = utc_of_ns(ev.ts)
+        if ev.hwm is not None:
+            self._trailed(ev.order_id, ev.market, ev.hwm, ev.stop_price)
 
 
 _HANDLERS: dict[type[AnyEvent], Callable[[_Batch, Any], None]] = {

@@ -46,6 +46,9 @@ _ORDER_COLUMNS_MUTABLE = (
     "updated_at",
     "stop_price",
     "cancel_reason",
+    "trail_percent",
+    "trail_price",
+    "hwm",
 )
 _OPEN_AFTER_TRIGGER = OrderStatus.OPEN.value
 _EXPIRED = CancelReason.EXPIRED.value
