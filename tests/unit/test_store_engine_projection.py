@@ -15,10 +15,10 @@ from tradehall.domain.enums import MarketKind, OrderSide, OrderType, Outcome, Ti
 from tradehall.domain.events import OrderFilled
 from tradehall.domain.fixedpoint import amount_of, decimal_of
 from tradehall.domain.market import MarketSpec
-from tradehall.engine import Engine, EngineConfig
+from tradehall.engine import Engine, EngineConfig, views
 from tradehall.journal.records import JournalRecord
 from tradehall.store import Projector, ProjectorConfig, create_store_engine, upgrade
-from tradehall.store.models import Balance, Fill, Order, Position
+from tradehall.store.models import Account, Balance, Fill, Order, Position
 
 T0 = 1_790_000_000_000_000_000
 SPECS = (
@@ -167,6 +167,14 @@ async def test_read_models_converge_to_the_engine_state(tmp_path: Path) -> None:
                 assert row.quantity == decimal_of(position.quantity, spec.lot_size), (account_id, symbol)
                 assert row.cost == decimal_of(position.cost, spec.tick_size * spec.lot_size)
                 assert row.realized_pnl == amount_of(position.realized, 2)
+                if position.quantity:  # shown in cents, rounded down, as the engine's views show it
+                    view = views.position(engine, account_id, symbol)
+                    assert view is not None
+                    assert row.unrealized_pnl == amount_of(view.unrealized_pnl, 2), (account_id, symbol)
+        assert any(p.unrealized_pnl != 0 for p in positions.values())
+        for account_row in session.scalars(select(Account)):
+            for money in (account_row.equity, account_row.unrealized_pnl, account_row.peak_equity):
+                assert money == money.quantize(Decimal("0.01")), (account_row.id, money)
         open_rows = {
             o.id: o
             for o in session.scalars(

@@ -21,7 +21,7 @@ from tradehall.domain.events import (
     OrderFilled,
     OrderTriggered,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str, trail_percent_of
+from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str, floor_amount, trail_percent_of
 from tradehall.domain.market import BINARY_PAYOUT, MarketSpec
 from tradehall.domain.tiers import TierSpec
 from tradehall.engine import Engine, views
@@ -253,7 +253,8 @@ def status_reason_dict(engine: Engine, account: AccountView) -> dict[str, Any] |
 
 def account_dict(engine: Engine, account: AccountView, peak_equity: Decimal | None = None) -> dict[str, Any]:
     """Equity and P&L are the engine's own valuation (the view's `valuation`): cash, other
-    assets held at their market's price, perp P&L and binary contracts at the price."""
+    assets held at their market's price, perp P&L and binary contracts at the price, each figure
+    in the currency's minor unit rounded as the engine's rules see it (equity and P&L down)."""
     places = views.currency_places(engine, account.currency)
     main = account.balance(account.currency)
     total = main.total if main is not None else 0
@@ -266,6 +267,8 @@ def account_dict(engine: Engine, account: AccountView, peak_equity: Decimal | No
     state = account.assessment
     if state is not None:  # the engine tracks an assessment's peak itself
         peak_equity = amount_of(state.peak_equity, places)
+    elif peak_equity is not None:  # the read models' peak, shown like equity (rows older than the rule)
+        peak_equity = floor_amount(peak_equity, places)
     peak = equity if peak_equity is None else max(peak_equity, equity)
     balances = []
     for entry in account.balances:

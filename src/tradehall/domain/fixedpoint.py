@@ -18,7 +18,7 @@ Rounding rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
 from tradehall.domain.errors import TradehallError, invalid_order
 
@@ -93,6 +93,12 @@ def minor_of(amount: Decimal, decimals: int, what: str = "amount") -> int:
 def amount_of(minor: int, decimals: int) -> Decimal:
     """The decimal amount of `minor` units of a currency with `decimals` places."""
     return Decimal(minor).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
+
+
+def floor_amount(value: Decimal, decimals: int) -> Decimal:
+    """An exact decimal amount rounded down to the currency's minor unit: how money the venue owes
+    no one yet (equity, unrealised P&L) is shown, in the venue's favour (`engine.valuation`)."""
+    return value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_FLOOR)
 
 
 def format_money(minor: int, currency: str, decimals: int) -> str:

@@ -13,7 +13,7 @@ from tradehall.domain.enums import (
     AccountKind,
     MarketKind,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of
+from tradehall.domain.fixedpoint import amount_of, decimal_of, floor_amount
 from tradehall.domain.market import BINARY_PAYOUT
 from tradehall.store.candles import CandleBuilder
 from tradehall.store.ledger import RecordLedger
@@ -182,7 +182,9 @@ class _BatchRows:
             if price is not None:
                 unrealized += decimal_of(position.quantity * price - position.cost, market.tick_lot)
             value += decimal_of(_position_value(market, position, price), market.tick_lot)
-        equity = balance + value
+        # exact sums, shown as the engine's valuation shows them: down to the minor unit
+        equity = floor_amount(balance + value, places)
+        unrealized = floor_amount(unrealized, places)
         if account.kind == AccountKind.ASSESSMENT.value:
             # The engine's AssessmentUpdated carries the peak its rules use: never second-guess it.
             peak = equity if account.peak_equity is None else account.peak_equity
@@ -270,7 +272,9 @@ class _BatchRows:
         unrealized = _ZERO
         mark = None if price is None else decimal_of(price, spec.tick_size)
         if quantity and price is not None:
-            unrealized = decimal_of(quantity * price - position.cost, market.tick_lot)
+            unrealized = floor_amount(
+                decimal_of(quantity * price - position.cost, market.tick_lot), market.quote_decimals
+            )
             if market.payout_ticks is not None and quantity < 0:
                 mark = BINARY_PAYOUT - decimal_of(price, spec.tick_size)  # NO terms, like its entry
         updated = position.updated_ns
