@@ -131,7 +131,7 @@ def check_invariants(engine: Engine) -> None:
         assert 0 <= order.filled < order.quantity
         assert order.remaining == order.quantity - order.filled
         assert order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_TRIGGER)
-        delayed = order in engine.markets[order.market].delayed
+        delayed = order in engine.markets[order.market].quote.delayed
         assert (order.in_book or delayed) == (order.status is not OrderStatus.PENDING_TRIGGER)
         assert order.hold >= 0 and 0 <= order.covered <= order.remaining
         key = (order.account_id, order.hold_currency)
@@ -142,7 +142,8 @@ def check_invariants(engine: Engine) -> None:
         bid, ask = market.book.best_bid(), market.book.best_ask()
         assert bid is None or ask is None or bid < ask, f"{market.symbol} crossed: {bid} >= {ask}"
         in_book = {
-            o.order_id for o in market.book.orders() + list(market.paper_bids) + list(market.paper_asks)
+            o.order_id
+            for o in market.book.orders() + list(market.quote.paper_bids) + list(market.quote.paper_asks)
         }
         assert in_book == {
             o.order_id for o in engine.orders.values() if o.market == market.symbol and o.in_book
@@ -159,9 +160,9 @@ def check_invariants(engine: Engine) -> None:
                 expected_held[key] = expected_held.get(key, 0) + position.margin
             long_interest += max(position.quantity, 0)
         if market.kind is MarketKind.BINARY:
-            pool = engine.accounts.get(market.collateral_id)
+            pool = engine.accounts.get(market.terms.collateral_id)
             locked = 0 if pool is None else pool.balance(market.spec.quote).total
-            assert locked == long_interest * market.notional.round(market.payout_ticks)
+            assert locked == long_interest * market.terms.notional.round(market.terms.payout_ticks)
     for account in engine.accounts.values():
         for currency, balance in account.balances.items():
             assert balance.held == expected_held.get((account.account_id, currency), 0), (

@@ -126,7 +126,7 @@ async def test_binance_quotes_mark_the_engine_market(binance, http) -> None:  # 
         ("BTC-USDT", 6700015),
         ("BTC-USDT", 6700125),
     ]
-    assert engine.markets["BTC-USDT"].mark_price == 6700125
+    assert engine.markets["BTC-USDT"].marks.price == 6700125
     assert [(e.bid, e.ask, e.source) for e in events if isinstance(e, QuoteUpdated)] == [
         (6700010, 6700020, "binance"),
         (6700100, 6700150, "binance"),
@@ -258,7 +258,7 @@ async def test_fake_feed_to_engine_paper_fill_at_the_quoted_price(binance, http)
     try:
         await ws.wait_connected()
         await ws.push(ticker("67000.10000000", "67000.20000000"))
-        await eventually(lambda: engine.markets["BTC-USDT"].mark_price == 6700015)
+        await eventually(lambda: engine.markets["BTC-USDT"].marks.price == 6700015)
     finally:
         await feed.stop()
     now = time.time_ns()

@@ -159,5 +159,5 @@ async def test_simulated_feed_through_the_pump_into_the_engine_runner(tmp_path: 
         # the engine's mark is the mid of the last quote the pump delivered, in ticks of 0.01
         tick = D("0.01")
         expected = (units_of(last.quote.bid, tick, "bid") + units_of(last.quote.ask, tick, "ask")) // 2
-        assert runner.engine.markets["FED-YES"].mark_price == expected
+        assert runner.engine.markets["FED-YES"].marks.price == expected
         assert pump.failed_batches == 0

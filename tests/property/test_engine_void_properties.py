@@ -96,10 +96,10 @@ def test_a_void_pays_half_per_contract_and_conserves_money_exactly(
     for command in stream:
         fees += sum(f.fee for f in of_type(engine.apply(command), ev.OrderFilled))
     market = engine.markets["FED-CUT"]
-    lot_payout = market.notional.round(market.payout_ticks)  # cents one lot pays at settlement
+    lot_payout = market.terms.notional.round(market.terms.payout_ticks)  # cents one lot pays at settlement
     held = {a: p.quantity for a, p in sorted(market.positions.items()) if p.quantity}
     before = {account: cash(engine, account) for account in ACCOUNTS}
-    collateral = cash(engine, market.collateral_id)
+    collateral = cash(engine, market.terms.collateral_id)
     assert collateral == lot_payout * sum(q for q in held.values() if q > 0)
 
     events = engine.apply(c.VoidMarket(market="FED-CUT"))
@@ -114,7 +114,7 @@ def test_a_void_pays_half_per_contract_and_conserves_money_exactly(
     assert {a: cash(engine, a) for a in ACCOUNTS} == {a: before[a] + paid.get(a, 0) for a in ACCOUNTS}
     assert sum(cash(engine, a) for a in ACCOUNTS) == DEPOSITS - fees - residue
     assert cash(engine, SYSTEM_FEES) == fees + residue
-    assert cash(engine, market.collateral_id) == 0
+    assert cash(engine, market.terms.collateral_id) == 0
     assert all(total == 0 for total in engine.ledger.totals().values())
     for account_id, account in engine.accounts.items():
         if account_id != SYSTEM_EXTERNAL:

@@ -130,7 +130,7 @@ def test_an_assessment_close_out_trades_within_the_band_and_insurance_takes_over
     assert engine.markets["BTC-PERP"].positions["p"].quantity == 0
     assert account.balances["USD"].total == balance
     assert account.balances["USD"].held == 0
-    assert engine.markets["BTC-PERP"].mark_price == 126_600
+    assert engine.markets["BTC-PERP"].marks.price == 126_600
     assert engine.markets["BTC-PERP"].last_price == (fills[-1][1] if fills else 128_000)
     assert all(total == 0 for total in engine.ledger.totals().values())  # conservation
 

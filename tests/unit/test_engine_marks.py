@@ -45,14 +45,14 @@ def test_a_mark_outside_the_band_around_a_two_sided_book_is_refused(price: str, 
     events = engine.apply(c.MarkPrice(market="BTC-PERP", price=D(price)))
     if accepted:
         assert one(events, ev.MarkPriceUpdated).price == int(D(price) * 2)
-        assert engine.markets["BTC-PERP"].mark_price == int(D(price) * 2)
+        assert engine.markets["BTC-PERP"].marks.price == int(D(price) * 2)
         return
     refused = one(events, ev.CommandRejected)
     assert (refused.code, refused.reason) == (
         "invalid_request",
         f"mark {price} is outside the band [9500, 10510.5]: 5 % beyond the book's bid and ask",
     )
-    assert engine.markets["BTC-PERP"].mark_price is None
+    assert engine.markets["BTC-PERP"].marks.price is None
     assert engine.state_hash() == before
 
 
@@ -60,9 +60,9 @@ def test_a_feed_quote_on_a_book_market_is_held_to_the_same_band() -> None:
     engine = perp_book()
     refused = one(engine.apply(c.Quote(market="BTC-PERP", bid=D("8999"), ask=D("9001"))), ev.CommandRejected)
     assert refused.code == "invalid_request"
-    assert engine.markets["BTC-PERP"].mark_price is None
+    assert engine.markets["BTC-PERP"].marks.price is None
     expect_no_rejection(engine.apply(c.Quote(market="BTC-PERP", bid=D("9999"), ask=D("10001"))))
-    assert engine.markets["BTC-PERP"].mark_price == 20_000
+    assert engine.markets["BTC-PERP"].marks.price == 20_000
 
 
 @pytest.mark.parametrize("cancel", ["ask", "bid", "both"])
@@ -72,7 +72,7 @@ def test_an_empty_or_one_sided_book_has_no_band(cancel: str) -> None:
     for order_id in {"ask": [ask], "bid": [bid], "both": [bid, ask]}[cancel]:
         expect_no_rejection(engine.apply(c.CancelOrder(order_id=order_id)))
     expect_no_rejection(engine.apply(c.MarkPrice(market="BTC-PERP", price=D("5000"))))
-    assert engine.markets["BTC-PERP"].mark_price == 10_000
+    assert engine.markets["BTC-PERP"].marks.price == 10_000
 
 
 def test_mark_band_is_a_market_field() -> None:
@@ -106,8 +106,8 @@ async def test_a_feed_mark_outside_the_band_is_dropped_and_counted() -> None:
     await pump.stop()
     assert (rejected("BTC-PERP") - before[0], rejected("ETH-PERP") - before[1]) == (1.0, 0.0)
     assert (pump.submitted, pump.refused) == (3, 1)
-    assert engine.markets["BTC-PERP"].mark_price == 20_003
-    assert engine.markets["ETH-PERP"].mark_price == 6_000
+    assert engine.markets["BTC-PERP"].marks.price == 20_003
+    assert engine.markets["ETH-PERP"].marks.price == 6_000
 
 
 def spot_holder() -> Engine:

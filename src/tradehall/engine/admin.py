@@ -150,17 +150,17 @@ class Admin:
         leverage = parse_decimal(command.leverage, "leverage")
         if leverage < 1:
             raise invalid_request("leverage must be at least 1")
-        limit = PPM * PPM // market.initial_margin_ppm  # in ppm of 1x
+        limit = PPM * PPM // market.terms.initial_margin_ppm  # in ppm of 1x
         if account.assessment is not None and account.assessment.tier.max_leverage is not None:
             limit = min(limit, int(account.assessment.tier.max_leverage * PPM))
         if leverage * PPM > limit:
             raise TradehallError(
                 Code.RISK_LIMIT_EXCEEDED, f"leverage above the maximum {Decimal(limit) / PPM}"
             )
-        initial = max(market.initial_margin_ppm, ceil_div(PPM * PPM, int(leverage * PPM)))
+        initial = max(market.terms.initial_margin_ppm, ceil_div(PPM * PPM, int(leverage * PPM)))
         position = market.positions.get(account.account_id)
         if position is not None and position.quantity:
-            margin = market.margin_of(position.cost, initial)
+            margin = market.terms.margin_of(position.cost, initial)
             quote = market.spec.quote
             if margin - position.margin > account.available(quote):
                 raise TradehallError(

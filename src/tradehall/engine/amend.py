@@ -94,7 +94,7 @@ class Amend:
             )
             if new_quantity <= 0:
                 raise invalid_order("quantity must be positive")
-            if market.max_lots is not None and new_quantity > market.max_lots:
+            if market.terms.max_lots is not None and new_quantity > market.terms.max_lots:
                 raise invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
         new_price = order.price
         if command.price is not None:

@@ -18,7 +18,9 @@ class BookVenue(Venue):
     def execute(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
         if order.time_in_force is FOK and (
             limit is None
-            or market.book.fillable(order.side, limit, order.remaining, account.account_id, market.stp)[0]
+            or market.book.fillable(order.side, limit, order.remaining, account.account_id, market.terms.stp)[
+                0
+            ]
             < order.remaining
         ):
             self._lifecycle.close(order, account, market, FOK_UNFILLED)
@@ -41,7 +43,7 @@ class BookVenue(Venue):
         stp_cancelled: list[Order] = []
         self._state.books_touched.add(market.symbol)
         _, taker_stopped = market.book.match(
-            order.side, limit, order.remaining, account.account_id, market.stp, fills, stp_cancelled
+            order.side, limit, order.remaining, account.account_id, market.terms.stp, fills, stp_cancelled
         )
         cancel = self._lifecycle.cancel
         for maker in stp_cancelled:
@@ -57,7 +59,11 @@ class BookVenue(Venue):
 
     def taking_terms(self, market: Market, order: Order) -> tuple[int | None, int | None]:
         fillable, worst = market.book.fillable(
-            order.side, market.protection_limit(order.side), order.remaining, order.account_id, market.stp
+            order.side,
+            market.protection_limit(order.side),
+            order.remaining,
+            order.account_id,
+            market.terms.stp,
         )
         return worst, fillable
 

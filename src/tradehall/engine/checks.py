@@ -78,10 +78,11 @@ def fingerprint(command: cmds.PlaceOrder, trigger: StopTrigger | None) -> bytes:
 
 def price_of(market: Market, value: object, what: str) -> int:
     """A command's price in ticks (raises: not on the grid, not positive, outside a binary's range)."""
-    price = market.ticks_of(value, what)
+    terms = market.terms
+    price = terms.ticks_of(value, what)
     if price <= 0:
         raise invalid_order(f"{what} must be positive")
-    if market.kind is BINARY and price >= market.payout_ticks:
+    if market.kind is BINARY and price >= terms.payout_ticks:
         raise invalid_order(f"{what} of a binary market must be between 0 and 1 exclusive")
     return price
 
@@ -90,7 +91,7 @@ def order_price(market: Market, requested: OrderSide, value: object, what: str) 
     """An order's price as the book sees it: a NO at q is a YES sell at 1 - q."""
     price = price_of(market, value, what)
     if requested is NO:
-        return market.payout_ticks - price
+        return market.terms.payout_ticks - price
     return price
 
 
@@ -121,12 +122,13 @@ def check_trigger(
 ) -> TradehallError | None:
     """Binance's rule: a stop whose trigger source is already at or through it is refused, not
     fired at once at whatever the book holds."""
+    terms = market.terms
     reference = trigger_price(market, trigger, side)
     if reference is None or (stop > reference if side is BUY else stop < reference):
         return None
     no = requested is NO  # shown in NO prices, as entered: a NO stop fires as NO rises
     if no:
-        stop, reference = market.payout_ticks - stop, market.payout_ticks - reference
+        stop, reference = terms.payout_ticks - stop, terms.payout_ticks - reference
     rises = side is BUY or no
     source = {TRIGGER_LAST: "last trade price", TRIGGER_MARK: "mark price"}.get(
         trigger, "best ask" if rises else "best bid"
@@ -150,7 +152,7 @@ def trail_of(market: Market, trail_percent: object, trail_price: object) -> tupl
         if not 0 < percent < 100:
             raise invalid_order(f"trail_percent must be above 0 and below 100, got {percent}")
         return ppm_of(percent / 100, "trail_percent / 100"), None
-    ticks = market.ticks_of(trail_price, "trail_price")
+    ticks = market.terms.ticks_of(trail_price, "trail_price")
     if ticks <= 0:
         raise invalid_order("trail_price must be positive")
     return None, ticks
@@ -162,6 +164,7 @@ def trailing_stop_price(market: Market, order: Order, watermark: int) -> int:
     A percentage trail is rounded to the tick toward the market (a sell's stop up, a buy's down), so
     the stop is never further away than the trail asks, and kept at least one tick from the watermark.
     A binary NO order trails in NO prices (as entered), so its percentage is of the NO price."""
+    terms = market.terms
     trail = order.trail_price
     if order.side is BUY:
         if trail is not None:
@@ -172,8 +175,8 @@ def trailing_stop_price(market: Market, order: Order, watermark: int) -> int:
         return watermark - trail
     assert order.trail_ppm is not None
     if order.requested_side is NO:  # a NO buy: it trails the NO low, its stop above it
-        low = market.payout_ticks - watermark
-        return market.payout_ticks - max(low * (PPM + order.trail_ppm) // PPM, low + 1)
+        low = terms.payout_ticks - watermark
+        return terms.payout_ticks - max(low * (PPM + order.trail_ppm) // PPM, low + 1)
     return min(ceil_div(watermark * (PPM - order.trail_ppm), PPM), watermark - 1)
 
 
@@ -182,12 +185,13 @@ def check_activation(
 ) -> TradehallError | None:
     """Binance's rule: a sell trailing stop activates above the current trigger price, a buy below;
     an activation price the trigger source has already reached is refused (with no price yet, it waits)."""
+    terms = market.terms
     reference = trigger_price(market, trigger, side)
     if reference is None or (activation > reference if side is SELL else activation < reference):
         return None
     no = requested is NO
     if no:
-        activation, reference = market.payout_ticks - activation, market.payout_ticks - reference
+        activation, reference = terms.payout_ticks - activation, terms.payout_ticks - reference
     above = side is SELL and not no
     tick = market.spec.tick_size
     return invalid_order(
@@ -200,11 +204,12 @@ def check_activation(
 
 def check_quantity(market: Market, quantity: int) -> TradehallError | None:
     """The bounds of a new order's (or a re-sized stop's) quantity in lots: positive, within min and max."""
+    terms = market.terms
     if quantity <= 0:
         return invalid_order("quantity must be positive")
-    if quantity < market.min_lots:
+    if quantity < terms.min_lots:
         return invalid_order(f"quantity is below the minimum {market.spec.min_quantity}")
-    if market.max_lots is not None and quantity > market.max_lots:
+    if terms.max_lots is not None and quantity > terms.max_lots:
         return invalid_order(f"quantity is above the maximum {market.spec.max_quantity}")
     return None
 
@@ -227,7 +232,7 @@ def check_mark_band(market: Market, mark: int) -> TradehallError | None:
     bid, ask = market.book.best_bid(), market.book.best_ask()
     if bid is None or ask is None:
         return None
-    band = market.mark_band_ppm
+    band = market.terms.mark_band_ppm
     if bid * (PPM - band) <= mark * PPM <= ask * (PPM + band):
         return None
     spec = market.spec
@@ -241,12 +246,12 @@ def check_mark_band(market: Market, mark: int) -> TradehallError | None:
 
 
 def check_quote_fresh(state: EngineState, market: Market) -> TradehallError | None:
-    if market.quote_ts is None:
+    if market.quote.ts is None:
         return TradehallError(Code.MARKET_DATA_UNAVAILABLE, f"no quote for {market.symbol} yet")
-    max_age = market.quote_max_age_ns
+    max_age = market.terms.quote_max_age_ns
     if max_age is None:
         max_age = state.config.quote_max_age_ms * 1_000_000
-    if state.now - market.quote_ts > max_age:
+    if state.now - market.quote.ts > max_age:
         return TradehallError(Code.MARKET_DATA_UNAVAILABLE, f"the quote for {market.symbol} is stale")
     return None
 
@@ -256,13 +261,14 @@ def check_quote_fresh(state: EngineState, market: Market) -> TradehallError | No
 
 def im_ppm(account: Account, market: Market) -> int:
     """The account's initial margin rate on a perp market: the market's, or higher by its leverage."""
-    return max(market.initial_margin_ppm, account.leverage.get(market.symbol, 0))
+    return max(market.terms.initial_margin_ppm, account.leverage.get(market.symbol, 0))
 
 
 def hold_amount(market: Market, side: Side, limit: int | None, quantity: int, covered: int, im: int) -> int:
     """The most `quantity` lots at `limit` can cost: cash or margin for the uncovered lots, plus fees."""
+    terms = market.terms
     if market.kind is SPOT and side is SELL:
-        return quantity * market.base_per_lot
+        return quantity * terms.base_per_lot
     if limit is None:
         return 0
     worst = limit
@@ -272,15 +278,15 @@ def hold_amount(market: Market, side: Side, limit: int | None, quantity: int, co
             worst = best_bid
     opening = quantity - covered
     if market.kind is SPOT:
-        cash = market.notional.ceil(limit * quantity)
+        cash = terms.notional.ceil(limit * quantity)
     elif market.kind is PERP:
         # +1: the position's margin is rounded up once more when the fills join it
-        cash = market.margin_of(worst * opening, im) + 1 if opening else 0
+        cash = terms.margin_of(worst * opening, im) + 1 if opening else 0
     elif side is BUY:
-        cash = market.notional.ceil(limit * opening)
+        cash = terms.notional.ceil(limit * opening)
     else:
-        cash = market.notional.ceil((market.payout_ticks - limit) * opening)
-    return cash + market.fee_bound(quantity, worst)
+        cash = terms.notional.ceil((terms.payout_ticks - limit) * opening)
+    return cash + terms.fee_bound(quantity, worst)
 
 
 def check_hold(

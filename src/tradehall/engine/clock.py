@@ -86,14 +86,16 @@ class Clock:
             self._supervisor.daily_resets()
         for symbol in sorted(markets):
             market = markets[symbol]
-            if market.delayed and market.status is MARKET_OPEN:
+            if market.quote.delayed and market.status is MARKET_OPEN:
                 self._market_data.quote_venue_tick(market)
-            interval = market.funding_interval_ns
-            if not interval or not market.funding_rate_ppm or mark_of(market) is None:
+            interval = market.terms.funding_interval_ns
+            if not interval or not market.terms.funding_rate_ppm or mark_of(market) is None:
                 continue
-            if market.next_funding_ts is None:
-                market.next_funding_ts = (now // interval + 1) * interval
+            if market.marks.next_funding_ts is None:
+                market.marks.next_funding_ts = (now // interval + 1) * interval
                 continue
-            if now >= market.next_funding_ts:
-                self._funding.pay(market, market.funding_rate_ppm)  # once, however many intervals passed
-                market.next_funding_ts = (now // interval + 1) * interval
+            if now >= market.marks.next_funding_ts:
+                self._funding.pay(
+                    market, market.terms.funding_rate_ppm
+                )  # once, however many intervals passed
+                market.marks.next_funding_ts = (now // interval + 1) * interval

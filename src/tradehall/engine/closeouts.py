@@ -164,13 +164,17 @@ class CloseOuts:
     def close_out_limit(market: Market, side: Side) -> int | None:
         """The furthest price a close-out may trade at: the market's `price_protection` (else
         CLOSE_OUT_PROTECTION) beyond the best opposite price; None when that side of the book is empty."""
-        ppm = market.protection_ppm if market.protection_ppm is not None else CLOSE_OUT_PROTECTION_PPM
+        ppm = (
+            market.terms.protection_ppm
+            if market.terms.protection_ppm is not None
+            else CLOSE_OUT_PROTECTION_PPM
+        )
         if side is BUY:
             best = market.book.best_ask()
             if best is None:
                 return None
             limit = best * (PPM + ppm) // PPM
-            return min(limit, market.payout_ticks - 1) if market.kind is BINARY else limit
+            return min(limit, market.terms.payout_ticks - 1) if market.kind is BINARY else limit
         best = market.book.best_bid()
         if best is None:
             return None
@@ -211,11 +215,11 @@ class CloseOuts:
             0,
             price,
         )
-        notional = market.notional.floor(price * lots)
+        notional = market.terms.notional.floor(price * lots)
         if market.kind is SPOT:
             buyer, seller = (fund, account) if side is SELL else (account, fund)
             ledger.transfer(buyer, seller, quote, notional)
-            ledger.transfer(seller, buyer, market.spec.base, lots * market.base_per_lot)
+            ledger.transfer(seller, buyer, market.spec.base, lots * market.terms.base_per_lot)
         position = self._state.position(market, account)
         realized_before = position.realized
         self._postings.fill_side(market, taking, fund, lots, price, notional, 0, MAKER)
@@ -237,7 +241,7 @@ class CloseOuts:
         """Where a position closes "at the market": the quote's side with slippage, else the mark."""
         if market.venue is QUOTE_VENUE:
             side = SELL if quantity > 0 else BUY
-            levels = market.quote_bids if side is SELL else market.quote_asks
+            levels = market.quote.bids if side is SELL else market.quote.asks
             if levels:
                 return slipped(market, side, levels[0][0])
         return mark_of(market)

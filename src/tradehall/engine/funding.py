@@ -43,7 +43,8 @@ class Funding:
             if position.quantity == 0:
                 continue
             payment = div_round_half_even(
-                market.notional.num * position.quantity * mark * rate_ppm, market.notional.den * PPM
+                market.terms.notional.num * position.quantity * mark * rate_ppm,
+                market.terms.notional.den * PPM,
             )
             if payment == 0:
                 continue

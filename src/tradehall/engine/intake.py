@@ -140,7 +140,7 @@ class Intake:
         side = SIDE_BY_KIND[market.kind].get(requested_side)
         if side is None:
             raise invalid_order(f"side {requested_side} does not fit a {market.kind} market")
-        quantity = market.lots_of(command.quantity)
+        quantity = market.terms.lots_of(command.quantity)
         refusal = check_quantity(market, quantity)
         if refusal is not None:
             raise refusal

@@ -176,9 +176,9 @@ class Lifecycle:
             market.stops.remove(order)
         elif order.in_book:
             if market.venue is QUOTE_VENUE:
-                (market.paper_bids if order.side is BUY else market.paper_asks).remove(order)
+                (market.quote.paper_bids if order.side is BUY else market.quote.paper_asks).remove(order)
                 order.in_book = False
             else:
                 market.book.remove(order)
-        elif order in market.delayed:
-            market.delayed.remove(order)
+        elif order in market.quote.delayed:
+            market.quote.delayed.remove(order)

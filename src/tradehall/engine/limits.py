@@ -29,42 +29,43 @@ def check_limits(
     state: EngineState, order: Order, account: Account, market: Market, limit: int | None
 ) -> TradehallError | None:
     """Limits checked before anything changes: open orders, price band, notional, position, tier rules."""
+    terms = market.terms
     config = state.config
     if len(account.open_orders) >= config.max_open_orders:
         return TradehallError(Code.RISK_LIMIT_EXCEEDED, f"at most {config.max_open_orders} open orders")
     tier_state = account.assessment
     if (
         tier_state is None
-        and market.band_ppm is None
-        and market.max_order_notional is None
-        and market.max_position_lots is None
+        and terms.band_ppm is None
+        and terms.max_order_notional is None
+        and terms.max_position_lots is None
     ):
         return None  # no limit configured beyond the funds already checked
     reference = mark_of(market)
     if (
-        market.band_ppm is not None
+        terms.band_ppm is not None
         and order.price is not None
         and reference is not None
-        and abs(order.price - reference) * PPM > market.band_ppm * reference
+        and abs(order.price - reference) * PPM > terms.band_ppm * reference
     ):
         return TradehallError(Code.RISK_LIMIT_EXCEEDED, "price is outside the band around the mark")
     price = limit if limit is not None else reference
-    notional = market.notional.ceil(price * order.quantity) if price is not None else 0
+    notional = terms.notional.ceil(price * order.quantity) if price is not None else 0
     money = state.money
-    if market.max_order_notional is not None and notional > market.max_order_notional:
+    if terms.max_order_notional is not None and notional > terms.max_order_notional:
         quote = market.spec.quote
         return TradehallError(
             Code.RISK_LIMIT_EXCEEDED,
             f"the order's notional {money(notional, quote)} is above the market's maximum "
-            f"{money(market.max_order_notional, quote)}",
+            f"{money(terms.max_order_notional, quote)}",
         )
     position = market.positions.get(account.account_id)
     held = position.quantity if position is not None else 0
     after = held + (order.quantity if order.side is BUY else -order.quantity)
     if (
-        market.max_position_lots is not None
+        terms.max_position_lots is not None
         and abs(after) > abs(held)
-        and abs(after) > market.max_position_lots
+        and abs(after) > terms.max_position_lots
     ):
         return TradehallError(Code.POSITION_LIMIT_EXCEEDED, "position would exceed the market's maximum")
     if tier_state is None:
@@ -86,7 +87,7 @@ def check_limits(
     markets = state.markets
     if tier.max_leverage is not None and market.kind is PERP and opening:
         exposure = notional + sum(
-            markets[s].notional.ceil(abs(p.quantity) * (mark_of(markets[s]) or 0))
+            markets[s].terms.notional.ceil(abs(p.quantity) * (mark_of(markets[s]) or 0))
             for s, p in account.positions.items()
             if p.quantity and markets[s].kind is PERP
         )
@@ -115,25 +116,27 @@ def check_limits(
 
 def order_risk(order: Order, account: Account, market: Market, price: int) -> int:
     """Lots x |price - stop_loss| with a stop-loss; else the full cost (spot, binary) or margin (perp)."""
+    terms = market.terms
     if order.stop_loss is not None:
-        return market.notional.ceil(order.quantity * abs(price - order.stop_loss))
+        return terms.notional.ceil(order.quantity * abs(price - order.stop_loss))
     if market.kind is PERP:
-        return market.margin_of(price * order.quantity, im_ppm(account, market))
+        return terms.margin_of(price * order.quantity, im_ppm(account, market))
     if market.kind is BINARY and order.side is SELL:
-        return market.notional.ceil((market.payout_ticks - price) * order.quantity)
-    return market.notional.ceil(price * order.quantity)
+        return terms.notional.ceil((terms.payout_ticks - price) * order.quantity)
+    return terms.notional.ceil(price * order.quantity)
 
 
 def immediate_impact(
     order: Order, account: Account, market: Market, limit: int | None, reference: int | None
 ) -> int | None:
     """Equity change of the part that would fill now: (mark - price) x lots per fill, minus fees."""
+    terms = market.terms
     if order.status is PENDING_TRIGGER:
         return None
     if market.venue is QUOTE_VENUE:
         fills = [(price, lots) for _, price, lots in plan_fills(market, order.side, order.remaining, limit)]
     else:
-        lots, worst = market.book.fillable(order.side, limit, order.remaining, account.account_id, market.stp)
+        lots, worst = market.book.fillable(order.side, limit, order.remaining, account.account_id, terms.stp)
         fills = [(worst, lots)] if lots and worst is not None else []
     if not fills:
         return None
@@ -141,6 +144,6 @@ def immediate_impact(
     sign = 1 if order.side is BUY else -1
     impact = 0
     for price, lots in fills:
-        impact += market.notional.floor(sign * (mark - price) * lots)
-        impact -= market.fee_bound(lots, price)
+        impact += terms.notional.floor(sign * (mark - price) * lots)
+        impact -= terms.fee_bound(lots, price)
     return impact

@@ -1,4 +1,5 @@
-"""A market inside the engine: its spec turned into exact integers once, its book and positions."""
+"""A market inside the engine: its fixed terms (the spec turned into exact integers once) composed with one
+state object per concern: the book, positions, stops, quote-venue state, marks and funding."""
 
 from __future__ import annotations
 
@@ -71,59 +72,41 @@ def _paper_ask_key(order: Order) -> tuple[int, int]:
     return order.price, order.priority
 
 
-class Market:
-    """Integers derived from the spec: fees in ppm, the notional ratio from tick-lots to quote minor units."""
+class MarketTerms:
+    """A market's fixed terms: the spec turned into exact integers once (fees in ppm, the notional ratio
+    from tick-lots to quote minor units, bounds in lots or minor units); nothing here changes after
+    creation, so every rule reads the same numbers the snapshot's spec gives back on restore."""
 
     __slots__ = (
         "_lots_cache",
         "_ticks_cache",
         "band_ppm",
         "base_per_lot",
-        "book",
-        "book_sequence",
         "collateral_id",
-        "delayed",
         "funding_interval_ns",
         "funding_rate_ppm",
         "initial_margin_ppm",
-        "interval_high",
-        "interval_low",
-        "interval_of",
-        "kind",
-        "last_price",
         "latency_ns",
         "maintenance_margin_ppm",
         "maker_ppm",
         "mark_band_ppm",
-        "mark_price",
         "max_lots",
         "max_order_notional",
         "max_position_lots",
         "min_lots",
-        "next_funding_ts",
         "notional",
-        "paper_asks",
-        "paper_bids",
         "payout_ticks",
-        "positions",
         "protection_ppm",
         "quadratic",
         "quadratic_ratio",
-        "quote_asks",
-        "quote_bids",
         "quote_max_age_ns",
-        "quote_ts",
         "slippage_ppm",
         "spec",
-        "status",
-        "stops",
         "stp",
-        "symbol",
         "taker_ppm",
-        "venue",
     )
 
-    def __init__(self, spec: MarketSpec, decimals: dict[str, int], book: Book) -> None:
+    def __init__(self, spec: MarketSpec, decimals: dict[str, int]) -> None:
         if spec.tick_size <= 0 or spec.lot_size <= 0:
             raise invalid_request("tick_size and lot_size must be positive")
         if not spec.symbol or len(spec.symbol) > 64:
@@ -131,29 +114,10 @@ class Market:
         self.spec = spec
         self._ticks_cache: dict[object, int] = {}
         self._lots_cache: dict[object, int] = {}
-        self.symbol = spec.symbol
-        self.kind = spec.kind
-        self.status = spec.status
         self.stp = spec.self_trade_prevention
-        self.book = book
-        self.book_sequence = 0
-        self.last_price: int | None = None
-        self.mark_price: int | None = None
-        self.positions: dict[str, Position] = {}
-        self.stops = StopBook()
         self.collateral_id = f"system:collateral:{spec.symbol}"
-        self.venue = spec.venue
-        self.quote_bids: list[list[Any]] = []  # [price ticks, lots or None], best first
-        self.quote_asks: list[list[Any]] = []
-        self.quote_ts: int | None = None
         self.quote_max_age_ns = None if spec.quote_max_age_ms is None else spec.quote_max_age_ms * 1_000_000
         self.latency_ns = spec.latency_ms * 1_000_000
-        self.paper_bids: SortedList = SortedList(key=_paper_bid_key)
-        self.paper_asks: SortedList = SortedList(key=_paper_ask_key)
-        self.delayed: list[Order] = []
-        self.interval_low: SortedList = SortedList()  # (low, account id)
-        self.interval_high: SortedList = SortedList()  # (high, account id)
-        self.interval_of: dict[str, tuple[int, int]] = {}
         quote_decimals = decimals.get(spec.quote, 8)
         self.notional = Ratio.of(spec.tick_size * spec.lot_size * Decimal(10) ** quote_decimals)
         self.min_lots = units_of(spec.min_quantity, spec.lot_size, "min_quantity") if spec.min_quantity else 1
@@ -199,7 +163,6 @@ class Market:
         self.funding_rate_ppm = (
             ppm_of(spec.funding_rate, "funding_rate") if spec.funding_rate is not None else 0
         )
-        self.next_funding_ts: int | None = None
         self.base_per_lot = 0
         self.payout_ticks = 0
         self.quadratic_ratio = Ratio(0, 1)
@@ -228,8 +191,6 @@ class Market:
             self.quadratic_ratio = Ratio.of(
                 spec.lot_size * spec.tick_size * spec.tick_size * Decimal(10) ** quote_decimals
             )
-
-    # --- money of a fill -----------------------------------------------------------------
 
     def ticks_of(self, value: object, what: str) -> int:
         """A price in ticks; the Decimal conversion is memoised (prices repeat near the market)."""
@@ -280,43 +241,34 @@ class Market:
         """Initial margin of a position whose entry value is `cost` tick-lots."""
         return ceil_div(self.notional.ceil(abs(cost)) * initial_margin_ppm, PPM)
 
-    def best_bid(self) -> int | None:
-        """The best price a seller can reach: the book's bid, or the external quote's."""
-        if self.venue is QUOTE_VENUE:
-            return self.quote_bids[0][0] if self.quote_bids else None
-        return self.book.best_bid()
 
-    def best_ask(self) -> int | None:
-        if self.venue is QUOTE_VENUE:
-            return self.quote_asks[0][0] if self.quote_asks else None
-        return self.book.best_ask()
+class QuoteState:
+    """A quote venue's view of the external market: the last quote's levels and time, the paper limit
+    orders resting against it and the orders waiting out the market's latency."""
 
-    def protection_limit(self, side: Side) -> int | None:
-        """The furthest price a market order arriving now may trade at: `price_protection` beyond
-        the best opposite price (None: no band, or no opposite price to measure it from)."""
-        ppm = self.protection_ppm
-        if ppm is None:
-            return None
-        if side is BUY:
-            best = self.best_ask()
-            if best is None:
-                return None
-            limit = best * (PPM + ppm) // PPM
-            return min(limit, self.payout_ticks - 1) if self.kind is BINARY else limit
-        best = self.best_bid()
-        if best is None:
-            return None
-        return max(ceil_div(best * (PPM - ppm), PPM), 1)
+    __slots__ = ("asks", "bids", "delayed", "paper_asks", "paper_bids", "ts")
 
-    def position(self, account_id: str, method: CostBasis) -> Position:
-        position = self.positions.get(account_id)
-        if position is None:
-            position = self.positions[account_id] = Position(account_id, self.symbol, method)
-        return position
+    def __init__(self) -> None:
+        self.bids: list[list[Any]] = []  # [price ticks, lots or None], best first
+        self.asks: list[list[Any]] = []
+        self.ts: int | None = None
+        self.paper_bids: SortedList = SortedList(key=_paper_bid_key)
+        self.paper_asks: SortedList = SortedList(key=_paper_ask_key)
+        self.delayed: list[Order] = []
 
-    def resting_orders(self) -> list[Order]:
-        """Orders waiting for a counterparty: in the book, or (quote venue) in the paper lists."""
-        return self.book.orders() + list(self.paper_bids) + list(self.paper_asks) + list(self.delayed)
+
+class MarkState:
+    """The market's mark, each account's mark interval (where its next mark-to-market evaluation lies)
+    and the time of the next scheduled funding payment."""
+
+    __slots__ = ("interval_high", "interval_low", "interval_of", "next_funding_ts", "price")
+
+    def __init__(self) -> None:
+        self.price: int | None = None
+        self.interval_low: SortedList = SortedList()  # (low, account id)
+        self.interval_high: SortedList = SortedList()  # (high, account id)
+        self.interval_of: dict[str, tuple[int, int]] = {}
+        self.next_funding_ts: int | None = None
 
     def set_interval(self, account_id: str, interval: tuple[int, int] | None) -> None:
         """Where this account's next mark-to-market evaluation lies; None: it has no position here."""
@@ -340,6 +292,85 @@ class Market:
         for position in range(highs.bisect_right((mark, "\uffff"))):
             found.add(highs[position][1])
         return sorted(found)
+
+
+class Market:
+    """A market inside the engine: its identity and status, its fixed terms, and one state object per
+    concern (the book and its last trade, positions, stops, quote-venue state, marks and funding)."""
+
+    __slots__ = (
+        "book",
+        "book_sequence",
+        "kind",
+        "last_price",
+        "marks",
+        "positions",
+        "quote",
+        "spec",
+        "status",
+        "stops",
+        "symbol",
+        "terms",
+        "venue",
+    )
+
+    def __init__(self, spec: MarketSpec, decimals: dict[str, int], book: Book) -> None:
+        self.terms = MarketTerms(spec, decimals)
+        self.spec = spec
+        self.symbol = spec.symbol
+        self.kind = spec.kind
+        self.venue = spec.venue
+        self.status = spec.status
+        self.book = book
+        self.book_sequence = 0
+        self.last_price: int | None = None
+        self.positions: dict[str, Position] = {}
+        self.stops = StopBook()
+        self.quote = QuoteState()
+        self.marks = MarkState()
+
+    def best_bid(self) -> int | None:
+        """The best price a seller can reach: the book's bid, or the external quote's."""
+        if self.venue is QUOTE_VENUE:
+            return self.quote.bids[0][0] if self.quote.bids else None
+        return self.book.best_bid()
+
+    def best_ask(self) -> int | None:
+        if self.venue is QUOTE_VENUE:
+            return self.quote.asks[0][0] if self.quote.asks else None
+        return self.book.best_ask()
+
+    def protection_limit(self, side: Side) -> int | None:
+        """The furthest price a market order arriving now may trade at: `price_protection` beyond
+        the best opposite price (None: no band, or no opposite price to measure it from)."""
+        ppm = self.terms.protection_ppm
+        if ppm is None:
+            return None
+        if side is BUY:
+            best = self.best_ask()
+            if best is None:
+                return None
+            limit = best * (PPM + ppm) // PPM
+            return min(limit, self.terms.payout_ticks - 1) if self.kind is BINARY else limit
+        best = self.best_bid()
+        if best is None:
+            return None
+        return max(ceil_div(best * (PPM - ppm), PPM), 1)
+
+    def position(self, account_id: str, method: CostBasis) -> Position:
+        position = self.positions.get(account_id)
+        if position is None:
+            position = self.positions[account_id] = Position(account_id, self.symbol, method)
+        return position
+
+    def resting_orders(self) -> list[Order]:
+        """Orders waiting for a counterparty: in the book, or (quote venue) in the paper lists."""
+        return (
+            self.book.orders()
+            + list(self.quote.paper_bids)
+            + list(self.quote.paper_asks)
+            + list(self.quote.delayed)
+        )
 
     @property
     def open_for_orders(self) -> bool:

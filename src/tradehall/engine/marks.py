@@ -48,7 +48,7 @@ class MarketData:
         refusal = check_mark_band(market, price)
         if refusal is not None:
             raise refusal
-        market.mark_price = price
+        market.marks.price = price
         self._state.events.append(MarkPriceUpdated(market=market.symbol, price=price, ts=state.now))
         self._supervisor.mark_to_market(market)
         self._stops.trigger(market)
@@ -75,11 +75,11 @@ class MarketData:
         if refusal is not None:
             raise refusal
         now = state.now
-        market.quote_bids, market.quote_asks = bids, asks
-        market.quote_ts = now
+        market.quote.bids, market.quote.asks = bids, asks
+        market.quote.ts = now
         if last is not None and market.venue is QUOTE_VENUE:
             market.last_price = last
-        market.mark_price = mark
+        market.marks.price = mark
         self._state.events.append(
             QuoteUpdated(
                 market=market.symbol,
@@ -115,11 +115,11 @@ class MarketData:
 
     def quote_venue_tick(self, market: Market) -> None:
         """A new quote: orders waiting for latency fill, resting paper limits it crosses, stops it reaches."""
-        if market.delayed:
+        if market.quote.delayed:
             now = self._state.now
-            due = [o for o in market.delayed if o.created_ts + market.latency_ns <= now]
+            due = [o for o in market.quote.delayed if o.created_ts + market.terms.latency_ns <= now]
             for order in due:
-                market.delayed.remove(order)
+                market.quote.delayed.remove(order)
                 self._execution.rearm(order, market, stated_reason=False)
         self._quote_venue.fill_crossed_paper(market)
         self._stops.trigger(market)

@@ -41,11 +41,12 @@ class Postings:
     def settle_fill(
         self, market: Market, maker: Order, taker: Order, taker_account: Account, quantity: int, price: int
     ) -> None:
+        terms = market.terms
         state = self._state
         trade_id = state.next_trade_id
         state.next_trade_id = trade_id + 1
         market.last_price = price
-        notional = market.notional.floor(price * quantity)
+        notional = terms.notional.floor(price * quantity)
         maker_account = self._accounts[maker.account_id]
         self._state.events.append(
             TradeExecuted(
@@ -66,7 +67,7 @@ class Postings:
                 (taker_account, maker_account) if taker.side is BUY else (maker_account, taker_account)
             )
             self._ledger.transfer(buyer, seller, market.spec.quote, notional)
-            self._ledger.transfer(seller, buyer, market.spec.base, quantity * market.base_per_lot)
+            self._ledger.transfer(seller, buyer, market.spec.base, quantity * terms.base_per_lot)
         self.fill_side(market, maker, maker_account, quantity, price, notional, trade_id, MAKER)
         self.fill_side(market, taker, taker_account, quantity, price, notional, trade_id, TAKER)
 
@@ -81,6 +82,7 @@ class Postings:
         trade_id: int,
         liquidity: Liquidity,
     ) -> None:
+        terms = market.terms
         ledger = self._ledger
         quote = market.spec.quote
         kind = market.kind
@@ -95,11 +97,11 @@ class Postings:
             else:
                 position.reserved_buy -= used
         accrued = order.fee_accrued
-        ppm = market.maker_ppm if liquidity is MAKER else market.taker_ppm
+        ppm = terms.maker_ppm if liquidity is MAKER else terms.taker_ppm
         if account.kind is SYSTEM_KIND or order.fee_exempt:
             ppm = 0  # the venue or the insurance fund taking the other side, or a liquidation
-        order.fee_accrued = accrued + market.fee_numerator(notional, quantity, price, ppm)
-        denominator = market.fee_denominator
+        order.fee_accrued = accrued + terms.fee_numerator(notional, quantity, price, ppm)
+        denominator = terms.fee_denominator
         fee = ceil_div(order.fee_accrued, denominator) - ceil_div(accrued, denominator)
         delta = quantity if order.side is BUY else -quantity
         if kind is SPOT and delta < 0:
@@ -109,27 +111,27 @@ class Postings:
         closed, realized_ticks = position.change(delta, price, account.cost_basis) if delta else (0, 0)
         if kind is PERP and (before == 0) != (position.quantity == 0):
             account.open_perps += 1 if before == 0 else -1
-        realized = market.notional.round(realized_ticks) if realized_ticks else 0
+        realized = terms.notional.round(realized_ticks) if realized_ticks else 0
         position.realized += realized
         self._dirty_positions[(account.account_id, market.symbol)] = position
         consumed = fee
         if kind is SPOT:
-            consumed = notional + fee if order.side is BUY else quantity * market.base_per_lot
+            consumed = notional + fee if order.side is BUY else quantity * terms.base_per_lot
         elif kind is PERP:
             margin_before = position.margin
-            position.margin = market.margin_of(position.cost, im_ppm(account, market))
+            position.margin = terms.margin_of(position.cost, im_ppm(account, market))
             margin_change = position.margin - margin_before
             if margin_change > 0:
                 consumed += margin_change
             ledger.adjust_held(account, quote, margin_change)
         else:
-            pool = ledger.system_account(market.collateral_id, quote)
-            closing_price = market.payout_ticks - price if order.side is BUY else price
-            opening_price = price if order.side is BUY else market.payout_ticks - price
+            pool = ledger.system_account(terms.collateral_id, quote)
+            closing_price = terms.payout_ticks - price if order.side is BUY else price
+            opening_price = price if order.side is BUY else terms.payout_ticks - price
             if closed:
-                ledger.transfer(pool, account, quote, market.notional.floor(closing_price * closed))
+                ledger.transfer(pool, account, quote, terms.notional.floor(closing_price * closed))
             if quantity - closed:
-                opening_cost = market.notional.floor(opening_price * (quantity - closed))
+                opening_cost = terms.notional.floor(opening_price * (quantity - closed))
                 ledger.transfer(account, pool, quote, opening_cost)
                 consumed += opening_cost
         if consumed > order.hold:  # pragma: no cover - holds are upper bounds of what fills consume

@@ -23,11 +23,11 @@ class QuoteVenue(Venue):
     def execute(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
         """Fill against the external quote now (or after the market's latency), then rest or close."""
         if (
-            market.latency_ns
-            and order not in market.delayed
-            and order.created_ts + market.latency_ns > self._state.now
+            market.terms.latency_ns
+            and order not in market.quote.delayed
+            and order.created_ts + market.terms.latency_ns > self._state.now
         ):
-            market.delayed.append(order)
+            market.quote.delayed.append(order)
             if order.order_id not in self._orders:
                 self._register(order, account)
             return
@@ -57,13 +57,13 @@ class QuoteVenue(Venue):
         return best_case, sum(taken for _, _, taken in plan)
 
     def liquidity_left(self, market: Market, side: Side) -> bool:
-        levels = market.quote_asks if side is BUY else market.quote_bids
+        levels = market.quote.asks if side is BUY else market.quote.bids
         return any(size is None or size > 0 for _, size in levels)
 
     def fill_crossed_paper(self, market: Market) -> None:
         """Resting paper limits the new quote crosses fill at their limit, best first."""
         accounts = self._accounts
-        for paper, side in ((market.paper_bids, BUY), (market.paper_asks, SELL)):
+        for paper, side in ((market.quote.paper_bids, BUY), (market.quote.paper_asks, SELL)):
             while paper:
                 order = paper[0]
                 assert order.price is not None
@@ -72,7 +72,7 @@ class QuoteVenue(Venue):
                     break
                 account = accounts[order.account_id]
                 take = order.remaining if available is None else min(available, order.remaining)
-                levels = market.quote_asks if side is BUY else market.quote_bids
+                levels = market.quote.asks if side is BUY else market.quote.bids
                 left = take
                 for index, (quoted, size) in enumerate(levels):
                     if left == 0 or (quoted > order.price if side is BUY else quoted < order.price):

@@ -25,7 +25,7 @@ UNBOUNDED_HIGH = 2**62
 
 
 def mark_of(market: Market) -> int | None:
-    return market.mark_price if market.mark_price is not None else market.last_price
+    return market.marks.price if market.marks.price is not None else market.last_price
 
 
 class AssessmentState:
@@ -183,7 +183,7 @@ def mark_interval(
     mark = mark_of(market)
     if quantity == 0 or mark is None:
         return UNBOUNDED_LOW, UNBOUNDED_HIGH
-    num, den = market.notional.num, market.notional.den * per_lot
+    num, den = market.terms.notional.num, market.terms.notional.den * per_lot
     low, high = UNBOUNDED_LOW, UNBOUNDED_HIGH
 
     def add(crossing_num: int, crossing_den: int, fires_below: bool) -> None:
@@ -203,7 +203,7 @@ def mark_interval(
     if upper_equity is not None:  # fires when equity(p) > upper_equity
         gap = (upper_equity - 2 - equity) * den
         add(mark * slope + gap, slope, fires_below=quantity < 0)
-    mm = market.maintenance_margin_ppm
+    mm = market.terms.maintenance_margin_ppm
     if market.kind is PERP and mm:
         # fires when equity(p) <= other + |q| p num mm / (den PPM) (`Valuation.liquidatable`):
         # p * (slope PPM - |q| num mm) <= (other - equity + 2) den PPM + slope mark PPM, with equity

@@ -58,8 +58,8 @@ class Settlement:
         self.change_status(market, MarketStatus.SETTLED)
         quote = market.spec.quote
         ledger = self._ledger
-        pool = ledger.system_account(market.collateral_id, quote)
-        settle_price = market.payout_ticks if outcome is Outcome.YES else 0
+        pool = ledger.system_account(market.terms.collateral_id, quote)
+        settle_price = market.terms.payout_ticks if outcome is Outcome.YES else 0
         payouts: list[tuple[str, int]] = []
         for account_id in sorted(market.positions):
             position = market.positions[account_id]
@@ -67,10 +67,12 @@ class Settlement:
                 continue
             account = self._accounts[account_id]
             wins = (position.quantity > 0) == (outcome is Outcome.YES)
-            payout = market.notional.round(abs(position.quantity) * market.payout_ticks) if wins else 0
+            payout = (
+                market.terms.notional.round(abs(position.quantity) * market.terms.payout_ticks) if wins else 0
+            )
             ledger.transfer(pool, account, quote, payout)
             _, realized_ticks = position.change(-position.quantity, settle_price, account.cost_basis)
-            position.realized += market.notional.round(realized_ticks)
+            position.realized += market.terms.notional.round(realized_ticks)
             self._dirty_positions[(account_id, market.symbol)] = position
             payouts.append((account_id, payout))
         self._state.events.append(
@@ -88,9 +90,9 @@ class Settlement:
         market = self.binary_market(command.market)
         quote = market.spec.quote
         ledger = self._ledger
-        pool = ledger.system_account(market.collateral_id, quote)
-        payout_ticks = market.payout_ticks
-        notional = market.notional
+        pool = ledger.system_account(market.terms.collateral_id, quote)
+        payout_ticks = market.terms.payout_ticks
+        notional = market.terms.notional
         refunds = [
             (account_id, notional.floor(abs(position.quantity) * payout_ticks) // 2)
             for account_id, position in sorted(market.positions.items())

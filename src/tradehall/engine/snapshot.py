@@ -62,12 +62,12 @@ def snapshot_state(state: EngineState) -> dict[str, Any]:
                 "status": m.status,
                 "book_sequence": m.book_sequence,
                 "last_price": m.last_price,
-                "mark_price": m.mark_price,
+                "mark_price": m.marks.price,
                 "positions": positions,
-                "quote": [m.quote_bids, m.quote_asks, m.quote_ts],
-                "delayed": [o.order_id for o in m.delayed],
-                "intervals": sorted([a, low, high] for a, (low, high) in m.interval_of.items()),
-                "next_funding_ts": m.next_funding_ts,
+                "quote": [m.quote.bids, m.quote.asks, m.quote.ts],
+                "delayed": [o.order_id for o in m.quote.delayed],
+                "intervals": sorted([a, low, high] for a, (low, high) in m.marks.interval_of.items()),
+                "next_funding_ts": m.marks.next_funding_ts,
             }
         )
     return {
@@ -137,9 +137,9 @@ def load_state(state: EngineState, raw: dict[str, Any]) -> None:
         market.status = MarketStatus(raw_market["status"])
         market.book_sequence = raw_market["book_sequence"]
         market.last_price = raw_market["last_price"]
-        market.mark_price = raw_market["mark_price"]
-        market.quote_bids, market.quote_asks, market.quote_ts = raw_market["quote"]
-        market.next_funding_ts = raw_market["next_funding_ts"]
+        market.marks.price = raw_market["mark_price"]
+        market.quote.bids, market.quote.asks, market.quote.ts = raw_market["quote"]
+        market.marks.next_funding_ts = raw_market["next_funding_ts"]
         for account_id, quantity, cost, realized, margin, reserved_buy, reserved_sell, lots in raw_market[
             "positions"
         ]:
@@ -155,7 +155,7 @@ def load_state(state: EngineState, raw: dict[str, Any]) -> None:
             if lots is not None and position.lots is not None:
                 position.lots.extend([list(lot) for lot in lots])
         for account_id, low, high in raw_market["intervals"]:
-            market.set_interval(account_id, (low, high))
+            market.marks.set_interval(account_id, (low, high))
         delayed[spec.symbol] = raw_market["delayed"]
         state.markets[spec.symbol] = market
     restored = [msgspec.convert(raw_order, Order) for raw_order in raw["orders"]]
@@ -168,12 +168,12 @@ def load_state(state: EngineState, raw: dict[str, Any]) -> None:
         if order.status is PENDING_TRIGGER:
             market.stops.add(order)
         elif order.in_book and market.venue is QUOTE_VENUE:
-            (market.paper_bids if order.side is BUY else market.paper_asks).add(order)
+            (market.quote.paper_bids if order.side is BUY else market.quote.paper_asks).add(order)
         elif order.in_book:
             order.in_book = False
             market.book.add(order)
     for symbol, order_ids in delayed.items():
-        state.markets[symbol].delayed = [state.orders[order_id] for order_id in order_ids]
+        state.markets[symbol].quote.delayed = [state.orders[order_id] for order_id in order_ids]
     for market in state.markets.values():
         market.book.take_changes()
     for account_id, client_order_id, order_id in raw["client_order_ids"]:

@@ -42,7 +42,7 @@ class Supervisor:
         if mark is None:
             return
         if self._state.config.incremental_marks:
-            account_ids = market.accounts_to_evaluate(mark)
+            account_ids = market.marks.accounts_to_evaluate(mark)
         else:
             account_ids = sorted(a for a, p in market.positions.items() if p.quantity != 0)
         accounts = self._accounts
@@ -81,8 +81,8 @@ class Supervisor:
             p.quantity and markets[s].kind is PERP for s, p in account.positions.items()
         ):
             for symbol in account.positions:  # no rule can fire: forget any interval left from before
-                if account.account_id in markets[symbol].interval_of:
-                    markets[symbol].set_interval(account.account_id, None)
+                if account.account_id in markets[symbol].marks.interval_of:
+                    markets[symbol].marks.set_interval(account.account_id, None)
             return
         state = self._state
         valuation = value_account(account, markets, state.spot_market_for)
@@ -129,7 +129,7 @@ class Supervisor:
                 continue
             spot = self._state.spot_market_for(asset, account.currency)
             if spot is not None:
-                exposure[spot.symbol] = (spot, balance.total, spot.base_per_lot, maintenance)
+                exposure[spot.symbol] = (spot, balance.total, spot.terms.base_per_lot, maintenance)
         # Each interval assumes the other markets' marks stay put. With exposure in k markets, each
         # interval gets 1/k of the room to every rule, so that marks moving in several markets at once,
         # each inside its interval, can never together cross a floor, a target or maintenance unseen.
@@ -141,16 +141,16 @@ class Supervisor:
                 upper = equity + (upper - equity) // k
         for market, quantity, per_lot, other in exposure.values():
             if quantity == 0:
-                if account.account_id in market.interval_of:
-                    market.set_interval(account.account_id, None)
+                if account.account_id in market.marks.interval_of:
+                    market.marks.set_interval(account.account_id, None)
                 continue
             if k > 1 and equity > maintenance:
                 room = equity - maintenance
                 other += room - room // k  # the other markets may use the rest of the room
             interval = mark_interval(market, quantity, equity, lower, upper, other, per_lot)
             unbounded = interval == (UNBOUNDED_LOW, UNBOUNDED_HIGH)
-            if not unbounded or account.account_id in market.interval_of:
-                market.set_interval(account.account_id, None if unbounded else interval)
+            if not unbounded or account.account_id in market.marks.interval_of:
+                market.marks.set_interval(account.account_id, None if unbounded else interval)
 
     def daily_resets(self) -> None:
         """At each tier's reset time: the day's starting balance and the end-of-day trailing floor."""

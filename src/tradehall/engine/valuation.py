@@ -37,8 +37,8 @@ from tradehall.engine.risk import mark_of
 
 def valuation_price(market: Market) -> int | None:
     """Mark, else last trade, else the mid of the best bid and ask (None: no price at all yet)."""
-    if market.mark_price is not None:
-        return market.mark_price
+    if market.marks.price is not None:
+        return market.marks.price
     if market.last_price is not None:
         return market.last_price
     bid, ask = market.best_bid(), market.best_ask()
@@ -79,18 +79,18 @@ def position_value_exact(market: Market, position: Position) -> tuple[int, int]:
     Perp: its unrealised P&L. Binary: YES contracts at the price, NO contracts at payout - price;
     without any price yet a binary position counts at its cost."""
     quantity = position.quantity
-    notional = market.notional
+    notional = market.terms.notional
     if quantity == 0:
         return 0, 1
     price = valuation_price(market)
     if market.kind is PERP:
         return (0, 1) if price is None else ((quantity * price - position.cost) * notional.num, notional.den)
     if price is None:
-        ticks = position.cost if quantity > 0 else -quantity * market.payout_ticks + position.cost
+        ticks = position.cost if quantity > 0 else -quantity * market.terms.payout_ticks + position.cost
     elif quantity > 0:
         ticks = quantity * price
     else:
-        ticks = -quantity * (market.payout_ticks - price)
+        ticks = -quantity * (market.terms.payout_ticks - price)
     return ticks * notional.num, notional.den
 
 
@@ -105,7 +105,7 @@ def unrealized_of(market: Market, position: Position) -> int:
     price = valuation_price(market)
     if position.quantity == 0 or price is None:
         return 0
-    return market.notional.floor(position.quantity * price - position.cost)
+    return market.terms.notional.floor(position.quantity * price - position.cost)
 
 
 def maintenance_exact(market: Market, position: Position) -> tuple[int, int]:
@@ -114,9 +114,9 @@ def maintenance_exact(market: Market, position: Position) -> tuple[int, int]:
     mark = mark_of(market)
     if market.kind is not PERP or position.quantity == 0 or mark is None:
         return 0, 1
-    notional = market.notional
+    notional = market.terms.notional
     return (
-        abs(position.quantity) * mark * notional.num * market.maintenance_margin_ppm,
+        abs(position.quantity) * mark * notional.num * market.terms.maintenance_margin_ppm,
         notional.den * PPM,
     )
 
@@ -133,8 +133,8 @@ def holding_value_exact(market: Market, base_minor: int) -> tuple[int, int]:
     price = valuation_price(market)
     if price is None or base_minor == 0:
         return 0, 1
-    notional = market.notional
-    return base_minor * price * notional.num, notional.den * market.base_per_lot
+    notional = market.terms.notional
+    return base_minor * price * notional.num, notional.den * market.terms.base_per_lot
 
 
 def holding_value(market: Market, base_minor: int) -> int:
@@ -201,7 +201,7 @@ def value_account(account: Account, markets: Mapping[str, Market], spot_market: 
             continue
         price = valuation_price(market)
         if price is not None:
-            notional = market.notional
+            notional = market.terms.notional
             unrealized.add((position.quantity * price - position.cost) * notional.num, notional.den)
         if market.kind is SPOT:
             continue  # the holding itself is in `holdings`, from the balance
@@ -238,8 +238,12 @@ def liquidation_price(valuation: Valuation, market: Market, position: Position) 
     mark = mark_of(market)
     if market.kind is not PERP or quantity == 0 or mark is None:
         return None
-    notional = market.notional
-    k = valuation.scale * notional.num * (quantity * PPM - abs(quantity) * market.maintenance_margin_ppm)
+    notional = market.terms.notional
+    k = (
+        valuation.scale
+        * notional.num
+        * (quantity * PPM - abs(quantity) * market.terms.maintenance_margin_ppm)
+    )
     room = (valuation.exact_maintenance - valuation.exact_equity) * notional.den * PPM
     if k > 0:
         price = mark + room // k

@@ -74,7 +74,7 @@ class Venue:
         """After taking: a market or IOC/FOK rest is cancelled; a limit rests (book or paper list)."""
         tif = order.time_in_force
         if order.type is MARKET_ORDER or order.type is STOP_ORDER or order.type is TRAILING_STOP_ORDER:
-            cut = market.protection_ppm is not None and self.liquidity_left(market, order.side)
+            cut = market.terms.protection_ppm is not None and self.liquidity_left(market, order.side)
             self._lifecycle.close(order, account, market, PRICE_PROTECTION if cut else MARKET_REMAINDER)
         elif tif is IOC or tif is FOK:
             self._lifecycle.close(order, account, market, IOC_REMAINDER)
@@ -91,7 +91,7 @@ class Venue:
             state.priority += 1
             order.priority = state.priority
             if market.venue is QUOTE_VENUE:
-                (market.paper_bids if order.side is BUY else market.paper_asks).add(order)
+                (market.quote.paper_bids if order.side is BUY else market.quote.paper_asks).add(order)
                 order.in_book = True
             else:
                 state.books_touched.add(market.symbol)

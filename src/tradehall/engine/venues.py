@@ -24,10 +24,10 @@ CRYPTO_SLIPPAGE_PPM = 1_000
 
 def slipped(market: Market, side: Side, price: int) -> int:
     """The quoted price moved against the taker by the market's slippage, on the tick grid."""
-    slippage = market.slippage_ppm
+    slippage = market.terms.slippage_ppm
     result = ceil_div(price * (PPM + slippage), PPM) if side is BUY else price * (PPM - slippage) // PPM
     if market.kind is BINARY:
-        return min(max(result, 1), market.payout_ticks - 1)
+        return min(max(result, 1), market.terms.payout_ticks - 1)
     return max(result, 1)
 
 
@@ -37,7 +37,7 @@ def plan_fills(market: Market, side: Side, quantity: int, limit: int | None) -> 
     A limit order takes a level whose quoted price reaches its limit, at the slipped price capped
     at the limit.
     """
-    levels = market.quote_asks if side is BUY else market.quote_bids
+    levels = market.quote.asks if side is BUY else market.quote.bids
     plan: list[tuple[int, int, int]] = []
     need = quantity
     for index, (quoted, size) in enumerate(levels):
@@ -57,14 +57,14 @@ def plan_fills(market: Market, side: Side, quantity: int, limit: int | None) -> 
 
 def consume(market: Market, side: Side, index: int, lots: int) -> None:
     """Remember liquidity taken at a quoted level until the next quote replaces it."""
-    level = (market.quote_asks if side is BUY else market.quote_bids)[index]
+    level = (market.quote.asks if side is BUY else market.quote.bids)[index]
     if level[1] is not None:
         level[1] -= lots
 
 
 def crossing_size(market: Market, side: Side, limit: int) -> int | None:
     """Lots available to a resting limit at its price now (None: as much as it wants; 0: none)."""
-    levels = market.quote_asks if side is BUY else market.quote_bids
+    levels = market.quote.asks if side is BUY else market.quote.bids
     total = 0
     for quoted, size in levels:
         if quoted > limit if side is BUY else quoted < limit:

@@ -130,8 +130,8 @@ def _market_view(engine: Engine, m: Market) -> MarketView:
         bid=m.best_bid(),
         ask=m.best_ask(),
         book_sequence=m.book_sequence,
-        slippage_ppm=m.slippage_ppm,
-        payout_ticks=m.payout_ticks,
+        slippage_ppm=m.terms.slippage_ppm,
+        payout_ticks=m.terms.payout_ticks,
         quote_places=engine.config.decimals(m.spec.quote),
     )
 
@@ -165,8 +165,8 @@ def book(engine: Engine, symbol: str, depth: int) -> BookView | None:
     if m is None:
         return None
     if m.venue is Venue.QUOTE:
-        bids = tuple((level[0], level[1]) for level in m.quote_bids[:depth])
-        asks = tuple((level[0], level[1]) for level in m.quote_asks[:depth])
+        bids = tuple((level[0], level[1]) for level in m.quote.bids[:depth])
+        asks = tuple((level[0], level[1]) for level in m.quote.asks[:depth])
         return BookView(m.symbol, m.spec, m.book_sequence, bids, asks)
     raw_bids, raw_asks = m.book.depth(depth)
     return BookView(m.symbol, m.spec, m.book_sequence, tuple(raw_bids), tuple(raw_asks))
@@ -413,7 +413,9 @@ def account_ids_of(engine: Engine, owner: str) -> list[str]:
 def initial_margin_ppm(engine: Engine, account_id: str, symbol: str) -> int:
     """The initial margin the account's perp positions in `symbol` need, in ppm: the market's, or the
     higher one its chosen leverage sets (KeyError: no such account or market)."""
-    return max(engine.markets[symbol].initial_margin_ppm, engine.accounts[account_id].leverage.get(symbol, 0))
+    return max(
+        engine.markets[symbol].terms.initial_margin_ppm, engine.accounts[account_id].leverage.get(symbol, 0)
+    )
 
 
 # ---- positions ------------------------------------------------------------------------------------
@@ -450,7 +452,7 @@ def _position_view(engine: Engine, m: Market, p: Position) -> PositionView:
         unrealized_pnl=unrealized_of(m, p),
         margin=p.margin,
         price=_valuation_price(m),
-        payout_ticks=m.payout_ticks,
+        payout_ticks=m.terms.payout_ticks,
         quote_places=engine.config.decimals(m.spec.quote),
         liquidation_price=engine.liquidation_price(p.account_id, m.symbol),
     )
