@@ -20,6 +20,11 @@ TABLES = {
     "orders",
     "positions",
     "projection_state",
+    "session_bars",
+    "session_decisions",
+    "session_equity",
+    "session_signals",
+    "trading_sessions",
     "users",
 }
 

@@ -51,7 +51,11 @@ CONSERVATION_DIFFERENCE = Gauge(
 )
 _engines: list[Callable[[], Engine]] = []
 
-_PEER_METRICS = ("tradehall.bus.metrics", "tradehall.marketdata.metrics")
+_PEER_METRICS = (
+    "tradehall.bus.metrics",
+    "tradehall.marketdata.metrics",
+    "tradehall.strategies.sessions.metrics",
+)
 
 
 def _import_peer_metrics() -> None:

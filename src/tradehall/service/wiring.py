@@ -14,12 +14,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tradehall.domain.commands import AdvanceTime, AnyCommand
+from tradehall.domain.events import AnyEvent
 from tradehall.engine import Engine, EngineConfig
 from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory
@@ -31,6 +33,8 @@ from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig
 from tradehall.service.settings import Settings
 from tradehall.store import Projector, ProjectorConfig, Store, upgrade
 from tradehall.store import repositories as repo
+from tradehall.strategies.registry import StrategyRegistry, default_registry
+from tradehall.strategies.sessions import SessionManager, SessionPorts
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +75,11 @@ class Service:
         self._clock_task: asyncio.Task[None] | None = None
         self.integrations = Integrations(settings, self.runner)
         """The bus publisher and the market-data feeds, when configured."""
+        self.strategies: StrategyRegistry = default_registry(getattr(settings, "strategies_dir", None))
+        """Every strategy a session or backtest may name (built-ins, entry points, the directory)."""
+        self._sessions: SessionManager | None = None
+        self.session_publishers: list[Callable[[str, str, dict[str, Any]], None]] = []
+        """Who hears a session's private messages (user id, channel, data): the WebSocket hub."""
         self.started_at = 0.0
         self.running = False
 
@@ -91,6 +100,13 @@ class Service:
     @property
     def engine(self) -> Engine:
         return self.runner.engine
+
+    @property
+    def sessions(self) -> SessionManager:
+        """The live trading sessions (`tradehall.strategies.sessions`)."""
+        if self._sessions is None:
+            raise RuntimeError("the service has not started")
+        return self._sessions
 
     async def start(self, *, password_hasher: PasswordHasher | None = None) -> None:
         settings = self.settings
@@ -121,6 +137,7 @@ class Service:
             tick = self._tick_clock(settings.clock_tick_seconds)
             self._clock_task = asyncio.create_task(tick, name="clock")
         await self.integrations.start(self._store)
+        await self._start_sessions(self._store)
         if password_hasher is not None:
             await self.ensure_admin(password_hasher)
         self.started_at = time.monotonic()
@@ -131,6 +148,8 @@ class Service:
         if not self.running:
             return
         self.running = False
+        if self._sessions is not None:
+            await self._sessions.stop()  # first: a session's task must not meet a stopping runner
         if self._clock_task is not None:
             self._clock_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -152,6 +171,30 @@ class Service:
         if self._store is not None:
             self._store.close()
         log.info("service_stopped")
+
+    async def _start_sessions(self, store: Store) -> None:
+        """The session manager, listening to durable records before it resumes the stored sessions."""
+
+        async def submit(command: AnyCommand) -> Sequence[AnyEvent]:
+            return (await self.runner.submit(command)).events
+
+        def publish(user_id: str, channel: str, data: dict[str, Any]) -> None:
+            for publisher in list(self.session_publishers):
+                try:
+                    publisher(user_id, channel, data)
+                except Exception as exc:  # a broken subscriber must not stop a session
+                    log.error("session_publisher_failed", error=repr(exc))
+
+        manual = self.manual_clock
+        manager = SessionManager(
+            SessionPorts(engine=lambda: self.runner.engine, store=store, submit=submit, publish=publish),
+            self.strategies.get,
+            now_ns=manual.peek_ns if manual is not None else self.runner.clock.now_ns,
+            accepting=lambda: self.runner.accepting,
+        )
+        self._sessions = manager
+        self.add_listener(manager.on_records)
+        await manager.start()
 
     async def ensure_admin(self, password_hasher: PasswordHasher) -> None:
         """Creates TRADEHALL_ADMIN_USER with its password at start when no user of that name exists."""

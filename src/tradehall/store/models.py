@@ -276,6 +276,109 @@ class Candle(Base):
     close_ts: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class TradingSession(Base):
+    """A live trading session (`tradehall.strategies.sessions`): not a projection of engine events but
+    the session runtime's own durable state, so a restart resumes it. `markets`, `strategies` and
+    `settings` are JSON; `anchor_ns` is the engine time its first cycle started at (cycles run at
+    anchor + k x interval); `cycles` counts completed cycles and `decisions` the decision numbers
+    handed out (client order ids derive from them)."""
+
+    __tablename__ = "trading_sessions"
+    __table_args__ = (Index("ix_trading_sessions_account_created", "account_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    markets: Mapped[str] = mapped_column(Text)
+    strategies: Mapped[str] = mapped_column(Text)
+    settings: Mapped[str] = mapped_column(Text)
+    anchor_ns: Mapped[int] = mapped_column(BigInteger)
+    cycles: Mapped[int] = mapped_column(BigInteger, default=0)
+    decisions: Mapped[int] = mapped_column(BigInteger, default=0)
+    start_equity: Mapped[Decimal | None] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SessionBar(Base):
+    """One cycle's bar of one market as the session's strategies saw it (prices as decimal strings):
+    after a restart the strategies are warmed up again on these, so their indicators continue."""
+
+    __tablename__ = "session_bars"
+
+    session_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    market: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start_ns: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    end_ns: Mapped[int] = mapped_column(BigInteger)
+    cycle: Mapped[int] = mapped_column(BigInteger)
+    open: Mapped[Decimal] = mapped_column(Money)
+    high: Mapped[Decimal] = mapped_column(Money)
+    low: Mapped[Decimal] = mapped_column(Money)
+    close: Mapped[Decimal] = mapped_column(Money)
+    volume: Mapped[Decimal] = mapped_column(Money)
+
+
+class SessionSignal(Base):
+    """A signal one of a session's strategies emitted (`hold` too, with its reason)."""
+
+    __tablename__ = "session_signals"
+    __table_args__ = (Index("ix_session_signals_session_at", "session_id", "at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(32))
+    cycle: Mapped[int] = mapped_column(BigInteger)
+    strategy: Mapped[str] = mapped_column(String(64))
+    market: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    reason: Mapped[str] = mapped_column(Text)
+    meta: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SessionDecision(Base):
+    """The combined decision of one cycle for one market. `seq` is the session's decision number:
+    the order's client order id is derived from (session, seq), so a decision replayed after a crash
+    meets the engine's idempotency instead of placing a second order. `status`: `pending` (written,
+    order not yet confirmed), `placed`, `refused` (the engine said no, `error` its code), `vetoed`,
+    `hold` (no trade)."""
+
+    __tablename__ = "session_decisions"
+    __table_args__ = (Index("ix_session_decisions_session_at", "session_id", "at", "seq"),)
+
+    session_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    cycle: Mapped[int] = mapped_column(BigInteger)
+    market: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    quantity: Mapped[Decimal | None] = mapped_column(Money)
+    reason: Mapped[str] = mapped_column(Text)
+    vetoed_by: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    client_order_id: Mapped[str | None] = mapped_column(String(64))
+    order_id: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    order: Mapped[str | None] = mapped_column(Text)
+    """The order request as JSON (what a replay sends again, identically)."""
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SessionEquity(Base):
+    """The session account's equity at the end of each cycle (the performance report's series)."""
+
+    __tablename__ = "session_equity"
+
+    session_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cycle: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at_ns: Mapped[int] = mapped_column(BigInteger)
+    equity: Mapped[Decimal] = mapped_column(Money)
+
+
 class ProjectionState(Base):
     __tablename__ = "projection_state"
 
