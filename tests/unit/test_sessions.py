@@ -129,7 +129,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     await service.stop()
 
 
-async def create(harness: Harness, script: str, markets: list[str] | None = None, **settings: Any) -> SessionInfo:
+async def create(
+    harness: Harness, script: str, markets: list[str] | None = None, **settings: Any
+) -> SessionInfo:
     values: dict[str, Any] = {"interval_seconds": 60, "max_position_size": "1000"}
     values.update(settings)
     info: SessionInfo = await harness.manager.create(
@@ -181,7 +183,9 @@ async def test_a_vetoed_decision_records_its_validator_and_sends_nothing(harness
     await harness.cycle(info.id, {"ALT-USD": "50"}, 1)
     await harness.cycle(info.id, {"ALT-USD": "50", "SIM-USD": "100"}, 2)  # ALT's 2nd bar: its entry
     await harness.cycle(info.id, {"SIM-USD": "100"}, 3)  # SIM's 2nd bar: a second position
-    decisions = [(d.cycle, d.market, d.action, d.status, d.vetoed_by) for d in await harness.decisions(info.id)]
+    decisions = [
+        (d.cycle, d.market, d.action, d.status, d.vetoed_by) for d in await harness.decisions(info.id)
+    ]
     assert decisions == [
         (1, "ALT-USD", "hold", "hold", None),
         (2, "ALT-USD", "buy", "placed", None),
@@ -202,7 +206,9 @@ async def test_min_confidence_turns_a_weak_signal_into_a_hold(harness: Harness) 
     assert "below min_confidence" in decision.reason
 
 
-async def test_pause_keeps_indicators_current_but_acts_on_nothing_then_resume_and_stop(harness: Harness) -> None:
+async def test_pause_keeps_indicators_current_but_acts_on_nothing_then_resume_and_stop(
+    harness: Harness,
+) -> None:
     info = await create(harness, "buy@2,sell@3")
     await harness.cycle(info.id, {"SIM-USD": "100"}, 1)
     paused = await harness.manager.pause(info.id)
@@ -227,7 +233,11 @@ async def test_pause_keeps_indicators_current_but_acts_on_nothing_then_resume_an
 
 async def test_a_failing_strategy_fails_its_session_only(harness: Harness) -> None:
     failing: SessionInfo = await harness.manager.create(
-        "u1", "acc-1", ["SIM-USD"], [{"name": "scripted", "parameters": {"fail_at": 1}}], {"interval_seconds": 60}
+        "u1",
+        "acc-1",
+        ["SIM-USD"],
+        [{"name": "scripted", "parameters": {"fail_at": 1}}],
+        {"interval_seconds": 60},
     )
     failing_task = harness.manager._tasks[failing.id]
     healthy = await create(harness, "buy@1")
@@ -267,7 +277,8 @@ async def test_unknown_strategy_market_and_parameter_are_refused(harness: Harnes
             ["SIM-USD"],
             [{"name": "scripted", "parameters": {"speed": 1}}],
             "invalid_request",
-            "strategies[0] (scripted): unknown parameter(s) ['speed']; this strategy takes ['fail_at', 'script']",
+            "strategies[0] (scripted): unknown parameter(s) ['speed']; "
+            "this strategy takes ['fail_at', 'script']",
         ),
     ]
     for markets, strategies, code, detail in cases:
@@ -323,7 +334,10 @@ async def test_a_restart_rebuilds_indicators_and_never_sends_an_order_twice(tmp_
         for event in record.events
         if isinstance(event, OrderAccepted) and event.account_id == "acc-1"
     ]
-    assert [event.client_order_id for event in accepted] == [decisions[1].client_order_id, decisions[3].client_order_id]
+    assert [event.client_order_id for event in accepted] == [
+        decisions[1].client_order_id,
+        decisions[3].client_order_id,
+    ]
     assert decisions[1].order_id == str(accepted[0].order_id)
     assert service.engine.positions_of("acc-1") == [] or all(
         p.quantity == 0 for p in service.engine.positions_of("acc-1")

@@ -28,6 +28,7 @@ from tradehall.api.routes import (
     ops,
     orders,
     positions,
+    sessions,
     settlements,
     strategies,
 )
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         runtime.add_listener(gateway.candles.on_records)
         hub = WebSocketHub(gateway)
         runtime.add_listener(hub.on_records)
+        runtime.session_publishers.append(hub.session_update)
         gateway.candles.listeners.append(hub.on_candle)
         await gateway.load_volumes()  # the 24 h window's earlier trades, from the read models
         app.state.gateway = gateway
@@ -137,7 +139,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         redoc_url=None,
     )
     install_error_handlers(app)
-    modules = (auth, accounts, markets, orders, positions, ops, settlements, admin, strategies)
+    modules = (auth, accounts, markets, orders, positions, ops, settlements, admin, strategies, sessions)
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router)

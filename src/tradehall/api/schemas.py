@@ -783,3 +783,109 @@ class StrategyOut(Response):
 class StrategiesPage(Response):
     items: list[StrategyOut]
     next_cursor: str | None = None
+
+
+# ---- live sessions ----------------------------------------------------------------------------------
+
+
+class SessionStrategy(Request):
+    name: Annotated[str, Field(min_length=1, max_length=64, examples=["sma_crossover"])]
+    weight: Annotated[int | float | DecimalStr, Field(union_mode="left_to_right")] = "1"
+    parameters: dict[str, int | float | str | bool] = Field(default_factory=dict)
+
+
+class SessionCreate(Request):
+    """Settings are checked by the session runtime (one place, stable `invalid_request` messages):
+    `interval_seconds` (default 45) or `event_driven`, `order_type` (market|limit), `max_positions`,
+    `max_position_size`, `min_confidence`, `stop_loss_percent`, `take_profit_percent`,
+    `trailing_stop_percent`, `max_drawdown`, `weekly_target`, `order_quantity`, `risk_per_trade`,
+    `allow_short`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "acc_0123456789abcdef0123",
+                    "markets": ["BTC-USD"],
+                    "strategies": [
+                        {"name": "sma_crossover", "weight": "1", "parameters": {"fast": 10, "slow": 50}}
+                    ],
+                    "settings": {
+                        "interval_seconds": 45,
+                        "max_position_size": "1000",
+                        "min_confidence": "0.5",
+                        "stop_loss_percent": "2",
+                        "take_profit_percent": "4",
+                    },
+                }
+            ]
+        }
+    )
+
+    account_id: Ident
+    markets: Annotated[list[Symbol], Field(min_length=1, max_length=32)]
+    strategies: Annotated[list[SessionStrategy], Field(min_length=1, max_length=16)]
+    settings: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
+
+
+class SessionOut(Response):
+    id: str
+    account_id: str
+    status: Literal["running", "paused", "stopped", "failed"]
+    status_reason: str | None = None
+    markets: list[str]
+    strategies: list[dict[str, object]]
+    settings: dict[str, object]
+    cycles: int
+    created_at: str
+    updated_at: str
+
+
+class SessionsPage(Response):
+    items: list[SessionOut]
+    next_cursor: str | None = None
+
+
+class SessionSignalOut(Response):
+    strategy: str
+    market: str
+    action: Literal["buy", "sell", "hold"]
+    confidence: str
+    price: str | None = None
+    reason: str
+    cycle: int
+    at: str
+
+
+class SessionSignalsPage(Response):
+    items: list[SessionSignalOut]
+    next_cursor: str | None = None
+
+
+class SessionDecisionOut(Response):
+    seq: int
+    cycle: int
+    market: str
+    action: Literal["buy", "sell", "hold"]
+    confidence: str
+    price: str | None = None
+    quantity: str | None = None
+    reason: str
+    vetoed_by: str | None = None
+    status: Literal["pending", "placed", "refused", "vetoed", "hold"]
+    client_order_id: str | None = None
+    order_id: str | None = None
+    error: str | None = None
+    at: str
+
+
+class SessionDecisionsPage(Response):
+    items: list[SessionDecisionOut]
+    next_cursor: str | None = None
+
+
+class SessionPerformanceOut(Response):
+    metrics: dict[str, object]
+    trades: list[dict[str, object]]
+    equity: list[list[object]]
+    drawdown: list[list[object]]

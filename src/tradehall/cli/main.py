@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from tradehall.cli import account_cmd, api_cmd, bench_cmd, market_cmd, order_cmd, serve_cmd
+from tradehall.cli import account_cmd, api_cmd, bench_cmd, market_cmd, order_cmd, serve_cmd, session_cmd
 from tradehall.cli.common import api_command, exit_codes_epilog, root_callback
 from tradehall.cli.db_cmd import db_app
 from tradehall.cli.events_cmd import events_app
@@ -36,6 +36,7 @@ app.add_typer(market_cmd.market_app, name="market")
 app.add_typer(account_cmd.account_app, name="account")
 app.add_typer(order_cmd.order_app, name="order")
 app.add_typer(order_cmd.position_app, name="position")
+app.add_typer(session_cmd.session_app, name="session")
 api_command(app)(order_cmd.positions)
 api_command(app)(order_cmd.trades)
 api_command(app)(account_cmd.tiers)

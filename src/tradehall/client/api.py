@@ -333,6 +333,51 @@ class _Endpoints:
         params = _clean({"account_id": account_id, "market": market, "limit": limit, "cursor": cursor})
         return self._send(Call("GET", "/trades", params=params))
 
+    # live trading sessions
+    def start_session(
+        self,
+        account_id: str,
+        markets: list[str],
+        strategies: list[Json],
+        settings: Json | None = None,
+    ) -> Any:
+        """A new session `{id, account_id, status, markets, strategies, settings, ...}`; `strategies`
+        items are `{name, weight?, parameters?}`, `settings` as docs/reference.md (decimals as strings)."""
+        body = {
+            "account_id": account_id,
+            "markets": markets,
+            "strategies": strategies,
+            "settings": settings or {},
+        }
+        return self._send(Call("POST", "/sessions", body=body))
+
+    def sessions(self, account_id: str | None = None, limit: int = 100, cursor: str | None = None) -> Any:
+        params = _clean({"account_id": account_id, "limit": limit, "cursor": cursor})
+        return self._send(Call("GET", "/sessions", params=params))
+
+    def session(self, session_id: str) -> Any:
+        return self._send(Call("GET", f"/sessions/{session_id}"))
+
+    def pause_session(self, session_id: str) -> Any:
+        return self._send(Call("POST", f"/sessions/{session_id}/pause"))
+
+    def resume_session(self, session_id: str) -> Any:
+        return self._send(Call("POST", f"/sessions/{session_id}/resume"))
+
+    def stop_session(self, session_id: str) -> Any:
+        return self._send(Call("POST", f"/sessions/{session_id}/stop"))
+
+    def session_signals(self, session_id: str, limit: int = 100, cursor: str | None = None) -> Any:
+        params = _clean({"limit": limit, "cursor": cursor})
+        return self._send(Call("GET", f"/sessions/{session_id}/signals", params=params))
+
+    def session_decisions(self, session_id: str, limit: int = 100, cursor: str | None = None) -> Any:
+        params = _clean({"limit": limit, "cursor": cursor})
+        return self._send(Call("GET", f"/sessions/{session_id}/decisions", params=params))
+
+    def session_performance(self, session_id: str) -> Any:
+        return self._send(Call("GET", f"/sessions/{session_id}/performance"))
+
     # operations
     def health(self) -> Any:
         return self._send(Call("GET", "/health", auth=False))

@@ -26,7 +26,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_SLOW_CONSUMER = 1013
 UNLIMITED_BYTES = 1 << 62
 
-PRIVATE_CHANNELS = ("orders", "fills", "positions", "account")
+PRIVATE_CHANNELS = ("orders", "fills", "positions", "account", "sessions", "signals")
 PUBLIC_KINDS = ("book", "trades", "ticker", "candles")
 BOOK_DEPTH = 1000
 """Levels per side in a book snapshot."""

@@ -1,4 +1,7 @@
-"""The private channels (`orders`, `fills`, `positions`, `account`): every message is the REST object.
+"""The private channels (`orders`, `fills`, `positions`, `account`, `sessions`, `signals`): every message
+is the REST object (`sessions`: the session of `GET /sessions/{id}` with `event: "status"`, or a cycle's
+summary with `event: "cycle"`; `signals`: an item of `GET /sessions/{id}/signals` with its
+`session_id`). `sessions` and `signals` send updates only: REST gives the state to start from.
 
 A mixin of the hub (`WebSocketHub`). An `orders` update or snapshot item is the order as
 `GET /orders/{id}` answers it (its `fills` from the read models), an `account` one the account as
@@ -124,6 +127,13 @@ class PrivateFeed:
         if targets:
             text = data_message(channel, "update", sequence, data)
             self._queue(user_id, _Job(_READY, channel, sequence, targets, account_id=account_id, text=text))
+
+    def session_update(self, user_id: str, channel: str, data: dict[str, Any]) -> None:
+        """A live session's message (`sessions`, `signals`), in order with the user's other private
+        messages; `sequence` is the journal's durable seq when it is sent."""
+        account_id = data.get("account_id")
+        sequence = self.gateway.service.runner.durable_seq
+        self.private_update(user_id, channel, sequence, str(account_id or ""), data)
 
     def order_update(self, user_id: str, sequence: int, account_id: str, order_id: int, event: str) -> None:
         targets = self._targets(user_id, "orders")

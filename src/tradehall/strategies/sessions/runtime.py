@@ -352,6 +352,7 @@ class LiveSession:
             {
                 "event": "cycle",
                 "session_id": self.id,
+                "account_id": self.account_id,
                 "cycle": closed.cycle,
                 "status": self.status.value,
                 "bars": len(bar_rows),
@@ -406,7 +407,11 @@ class LiveSession:
                 placed += await self._send(decision_row.seq, decision_row.order)
         self._count(signal_rows, decision_rows)
         for signal_row in signal_rows:
-            self.ports.publish(self.info.owner, "signals", {"session_id": self.id, **signal_dict(signal_row)})
+            self.ports.publish(
+                self.info.owner,
+                "signals",
+                {"session_id": self.id, "account_id": self.account_id, **signal_dict(signal_row)},
+            )
         return len(signal_rows), len(decision_rows), placed
 
     def _command(self, coid: str, request: OrderRequest) -> PlaceOrder | None:
