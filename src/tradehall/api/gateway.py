@@ -33,7 +33,7 @@ from tradehall.service.settings import Settings
 from tradehall.service.wiring import Service
 from tradehall.store import queries
 from tradehall.store.types import ns_of_utc, utc_of_ns
-from tradehall.strategies.registry import default_registry
+from tradehall.strategies.registry import StrategyRegistry
 
 DAY_NS = 86_400 * 1_000_000_000
 
@@ -98,7 +98,7 @@ class Gateway:
         self.feeds: ReadyCheck | None = None
         """The feed registry (`marketdata.registry.FeedRegistry`) when feeds run in this process."""
         self.candles = CandleBook()
-        self.strategies = default_registry(settings.strategies_dir)
+        self.strategies: StrategyRegistry = service.strategies
         """Every strategy a session or backtest may name (built-ins, entry points, the directory)."""
 
     async def load_volumes(self) -> None:

@@ -75,7 +75,7 @@ class Service:
         self._clock_task: asyncio.Task[None] | None = None
         self.integrations = Integrations(settings, self.runner)
         """The bus publisher and the market-data feeds, when configured."""
-        self.strategies: StrategyRegistry = default_registry(getattr(settings, "strategies_dir", None))
+        self.strategies: StrategyRegistry = default_registry(settings.strategies_dir)
         """Every strategy a session or backtest may name (built-ins, entry points, the directory)."""
         self._sessions: SessionManager | None = None
         self.session_publishers: list[Callable[[str, str, dict[str, Any]], None]] = []

@@ -72,7 +72,8 @@ class PortfolioState(Protocol):
 class Validator(Protocol):
     """Returns a veto reason, or None to let the decision through."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def check(self, decision: Decision, state: MarketState, portfolio: PortfolioState) -> str | None: ...
 

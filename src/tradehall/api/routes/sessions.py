@@ -21,14 +21,12 @@ from tradehall.api.schemas import (
     SessionCreate,
     SessionDecisionsPage,
     SessionOut,
-    SessionPerformanceOut,
     SessionSignalsPage,
     SessionsPage,
 )
 from tradehall.store import sessions as repo
 from tradehall.strategies.sessions import SessionInfo
 from tradehall.strategies.sessions.model import decision_dict, signal_dict
-from tradehall.strategies.sessions.performance import session_performance
 
 router = APIRouter(tags=["sessions"], responses=ERRORS)
 
@@ -94,7 +92,14 @@ async def list_sessions(
     return json_response(page(items, found.next_cursor))
 
 
-@router.get("/sessions/{session_id}", response_model=SessionOut, summary="Get a session")
+@router.get(
+    "/sessions/{session_id}",
+    response_model=SessionOut,
+    summary="Get a session",
+    description="One of the caller's sessions: its status (with `status_reason` when paused by a rule, "
+    "stopped or failed), markets, strategies, settings and completed cycles. 404 if unknown, 403 if "
+    "another user's.",
+)
 async def get_session(session_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     return json_response((await _owned(gateway, principal, session_id)).as_dict())
 
@@ -177,19 +182,3 @@ async def session_decisions(
     await _owned(gateway, principal, session_id)
     found = await gateway.service.store.call(repo.list_decisions, session_id, limit=limit, cursor=cursor)
     return json_response(page([decision_dict(row) for row in found.items], found.next_cursor))
-
-
-@router.get(
-    "/sessions/{session_id}/performance",
-    response_model=SessionPerformanceOut,
-    summary="A session's performance",
-    description="The backtest report's metrics on the session: its account's equity at the end of each "
-    "cycle and the round trips of the orders it placed (exits included).",
-)
-async def session_performance_route(
-    session_id: str, principal: PrincipalDep, gateway: GatewayDep
-) -> Response:
-    info = await _owned(gateway, principal, session_id)
-    await gateway.service.read_barrier()
-    report = await session_performance(gateway.service.store, gateway.engine, info)
-    return json_response(report)
