@@ -9,8 +9,17 @@ from hypothesis import strategies as st
 
 from tests.engine_support import binary_spec, perp_spec, spot_spec
 from tradehall.domain import commands as c
-from tradehall.domain.enums import MarketKind, OrderStatus, SelfTradePrevention, Side
+from tradehall.domain.enums import (
+    MarketKind,
+    MarketStatus,
+    OrderStatus,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    StopTrigger,
+)
 from tradehall.engine import Engine
+from tradehall.engine.checks import trailing_stop_price, trigger_price
 
 ACCOUNTS = ("a", "b", "c", "poor")
 MID = {"BTC-USD": 10_000, "BTC-PERP": 20_000, "FED-CUT": 50}
@@ -46,7 +55,19 @@ def place_orders(draw: st.DrawFn) -> c.Command:
     ticks = MID[market] + offset if market != "FED-CUT" else min(99, max(1, 50 + offset * 5))
     kind = draw(
         st.sampled_from(
-            ("limit", "limit", "limit", "market", "ioc", "fok", "post", "stop", "stop_limit", "day")
+            (
+                "limit",
+                "limit",
+                "limit",
+                "market",
+                "ioc",
+                "fok",
+                "post",
+                "stop",
+                "stop_limit",
+                "day",
+                "trailing",
+            )
         )
     )
     fields: dict[str, Any] = {
@@ -71,6 +92,8 @@ def place_orders(draw: st.DrawFn) -> c.Command:
         fields.update(type=kind, stop_price=STEP[market] * stop_ticks)
         if kind == "stop":
             fields["price"] = None
+    elif kind == "trailing":
+        fields.update(trailing_terms(draw, market, ticks))
     if market == "BTC-PERP" and draw(st.integers(0, 9)) == 0:
         fields["reduce_only"] = True
     if draw(st.integers(0, 9)) == 0:
@@ -78,13 +101,44 @@ def place_orders(draw: st.DrawFn) -> c.Command:
     return c.PlaceOrder(**fields)
 
 
+TRAIL_PERCENTS = (Decimal("0.03"), Decimal("0.1"), Decimal("1.5"), Decimal("7"))
+TRIGGERS = (None, StopTrigger.LAST, StopTrigger.MARK, StopTrigger.BID_ASK)
+
+
+def trailing_terms(draw: st.DrawFn, market: str, ticks: int) -> dict[str, Any]:
+    """A trailing stop's fields: a percent or a price trail, sometimes an activation price near the
+    market (either side, so some are refused), any trigger source."""
+    fields: dict[str, Any] = {
+        "type": "trailing_stop",
+        "price": None,
+        "trigger": draw(st.sampled_from(TRIGGERS)),
+    }
+    if draw(st.booleans()):
+        fields["trail_percent"] = draw(st.sampled_from(TRAIL_PERCENTS))
+    else:
+        fields["trail_price"] = STEP[market] * draw(st.integers(1, 4))
+    if draw(st.integers(0, 2)) == 0:
+        activation = ticks + draw(st.integers(-4, 4))
+        if market == "FED-CUT":
+            activation = min(99, max(1, activation))
+        fields["activation_price"] = STEP[market] * activation
+    return fields
+
+
 @st.composite
 def other_commands(draw: st.DrawFn) -> c.Command:
-    choice = draw(st.sampled_from(("cancel", "cancel", "amend", "amend", "cancel_all", "time", "mark")))
+    choice = draw(
+        st.sampled_from(("cancel", "cancel", "amend", "amend", "cancel_all", "time", "mark", "retrail"))
+    )
     order_id = draw(st.integers(1, 60))
     account = draw(st.sampled_from((*ACCOUNTS, None)))
     if choice == "cancel":
         return c.CancelOrder(order_id=order_id, account_id=account)
+    if choice == "retrail":
+        if draw(st.booleans()):
+            return c.AmendOrder(order_id=order_id, trail_percent=draw(st.sampled_from(TRAIL_PERCENTS)))
+        market = draw(st.sampled_from(tuple(MID)))
+        return c.AmendOrder(order_id=order_id, trail_price=STEP[market] * draw(st.integers(1, 4)))
     if choice == "amend":
         price = draw(st.one_of(st.none(), st.integers(-6, 6)))
         quantity = draw(st.one_of(st.none(), st.integers(1, 40)))
@@ -163,6 +217,7 @@ def check_invariants(engine: Engine) -> None:
             pool = engine.accounts.get(market.terms.collateral_id)
             locked = 0 if pool is None else pool.balance(market.spec.quote).total
             assert locked == long_interest * market.terms.notional.round(market.terms.payout_ticks)
+    check_stop_books(engine)
     for account in engine.accounts.values():
         for currency, balance in account.balances.items():
             assert balance.held == expected_held.get((account.account_id, currency), 0), (
@@ -171,3 +226,38 @@ def check_invariants(engine: Engine) -> None:
             )
             if not account.account_id.startswith("system:"):
                 assert balance.total - balance.held >= 0, f"{account.account_id} {currency} available < 0"
+
+
+def check_stop_books(engine: Engine) -> None:
+    """Every pending stop waits in exactly the list its state says; on an open market a trailing stop's
+    watermark is at or beyond its trigger price now, its stop is the one the watermark gives and has
+    not been reached, and a waiting one has no price or has not reached its activation price."""
+    for market in engine.markets.values():
+        book = market.stops
+        pending = [
+            o
+            for o in engine.orders.values()
+            if o.market == market.symbol and o.status is OrderStatus.PENDING_TRIGGER
+        ]
+        trailing = [o for o in pending if o.type is OrderType.TRAILING_STOP]
+        assert book.size == len(pending) and book.trailing == len(trailing)
+        assert {o.order_id for o in book.orders()} == {o.order_id for o in pending}
+        assert {o.order_id for o in (*book.trailing_buy, *book.trailing_sell)} == {
+            o.order_id for o in trailing if o.hwm is not None
+        }
+        for order in trailing:
+            source = trigger_price(market, order.trigger, order.side)
+            if order.hwm is None:
+                assert order.stop_price is None
+                activation = order.activation_price
+                if market.status is MarketStatus.OPEN and source is not None:
+                    assert activation is not None
+                    assert source < activation if order.side is Side.SELL else source > activation
+                continue
+            assert order.stop_price == trailing_stop_price(market, order, order.hwm)
+            if market.status is not MarketStatus.OPEN or source is None:
+                continue
+            if order.side is Side.SELL:
+                assert order.hwm >= source > order.stop_price, (order, source)
+            else:
+                assert order.hwm <= source < order.stop_price, (order, source)
