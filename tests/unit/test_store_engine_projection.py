@@ -187,3 +187,50 @@ async def test_read_models_converge_to_the_engine_state(tmp_path: Path) -> None:
             spec = specs[order.market]
             assert open_rows[order_id].filled_quantity == decimal_of(order.filled, spec.lot_size)
     db.dispose()
+
+
+async def test_account_rows_value_spot_holdings_as_the_engine_bought_or_deposited(tmp_path: Path) -> None:
+    """Equity in the read models is the engine's: the whole balance of a spot base at the price (also
+    units deposited rather than bought, also with the position flat), rounded down to the cent."""
+    config = EngineConfig()
+    engine = Engine(config)
+    spot = SPECS[0]
+    buy, sell = OrderSide.BUY, OrderSide.SELL
+
+    def order(account: str, side: OrderSide, quantity: str, price: str) -> cmds.PlaceOrder:
+        return cmds.PlaceOrder(
+            account_id=account, market="BTC-USD", side=side, quantity=Decimal(quantity), price=Decimal(price)
+        )
+
+    commands: list[cmds.Command] = [cmds.CreateMarket(spec=spot)]
+    for account in ("holder", "maker"):
+        commands.append(cmds.OpenAccount(account_id=account, owner=account))
+        commands.append(cmds.Deposit(account_id=account, amount=Decimal("100000")))
+        commands.append(cmds.Deposit(account_id=account, amount=Decimal("1.2345"), currency="BTC"))
+    commands += [
+        order("maker", sell, "0.5", "60000.5"),
+        order("holder", buy, "0.5", "60000.5"),  # bought: a position of 0.5
+        order("maker", buy, "0.5", "60100"),
+        order("holder", sell, "0.5", "60100"),  # sold again: the position is flat, 1.2345 deposited BTC held
+        cmds.MarkPrice(market="BTC-USD", price=Decimal("61234.5")),  # 1.2345 x 61,234.5 = 75,594.0...
+    ]
+    records = _journal(engine, commands)
+    url = f"sqlite:///{tmp_path / 'spot.db'}"
+    upgrade(url)
+    db = create_store_engine(url)
+    projector = Projector(db, ProjectorConfig(currency_decimals=config.currency_decimals))
+
+    async def source() -> AsyncIterator[JournalRecord]:
+        for record in records:
+            yield record
+
+    await projector.run(source())
+    projector.close()
+    with Session(db) as session:
+        rows = {row.id: row for row in session.scalars(select(Account))}
+    db.dispose()
+    for account_id in ("holder", "maker"):
+        valuation = views.account_valuation(engine, account_id)
+        assert valuation.holdings > 0
+        assert rows[account_id].equity == amount_of(valuation.equity, 2), account_id
+    assert engine.markets["BTC-USD"].positions["holder"].quantity == 0

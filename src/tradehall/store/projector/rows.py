@@ -102,10 +102,13 @@ class _BatchRows:
             ("status", "outcome", "settled_at", "last_price", "mark_price", "updated_at"),
         )
         for symbol, (seq, ts) in self.revalued_markets.items():
+            market = mirror.markets[symbol]
+            held_base = market.spec.base if market.spec.kind == MarketKind.SPOT else None
             for account_id in mirror.accounts_by_market.get(symbol, ()):
-                if mirror.positions[(account_id, symbol)].quantity == 0:
-                    continue  # a flat position has no P&L to revalue
-                self.dirty_positions.add((account_id, symbol))
+                if mirror.positions[(account_id, symbol)].quantity != 0:
+                    self.dirty_positions.add((account_id, symbol))
+                elif held_base is None or not mirror.balances.get((account_id, held_base), (0, 0, 0))[0]:
+                    continue  # flat, and no spot base held: nothing to revalue
                 if self.touched_accounts.get(account_id, (0, 0)) < (seq, ts):
                     self.touched_accounts[account_id] = (seq, ts)
         add(table_of(Balance), [self._balance_row(key) for key in sorted(self.new_balances)])
@@ -170,18 +173,24 @@ class _BatchRows:
         value = _ZERO
         unrealized = _ZERO
         realized = _ZERO
-        for symbol in mirror.markets_by_account.get(account.id, ()):
+        valued_bases: set[str] = set()
+        for symbol in sorted(mirror.markets_by_account.get(account.id, ())):
             market = mirror.markets[symbol]
             if market.spec.quote != account.currency:
                 continue
             position = mirror.positions[(account.id, symbol)]
             realized += amount_of(position.realized_pnl, market.quote_decimals)
+            price = market.valuation_price
+            if market.spec.kind == MarketKind.SPOT and market.spec.base not in valued_bases:
+                # as the engine: the whole balance of the base at the price, bought or deposited
+                valued_bases.add(market.spec.base)
+                value += self._holding_value(account.id, market, price)
             if position.quantity == 0:
                 continue
-            price = market.valuation_price
             if price is not None:
                 unrealized += decimal_of(position.quantity * price - position.cost, market.tick_lot)
-            value += decimal_of(_position_value(market, position, price), market.tick_lot)
+            if market.spec.kind != MarketKind.SPOT:
+                value += decimal_of(_position_value(market, position, price), market.tick_lot)
         # exact sums, shown as the engine's valuation shows them: down to the minor unit
         equity = floor_amount(balance + value, places)
         unrealized = floor_amount(unrealized, places)
@@ -211,6 +220,15 @@ class _BatchRows:
             "created_at": utc_of_ns(account.created_ns),
             "updated_at": utc_of_ns(account.updated_ns),
         }
+
+    def _holding_value(self, account_id: str, market: _MarketState, price: int | None) -> Decimal:
+        """The account's balance of a spot market's base at `price`, exactly, in its quote."""
+        base = market.spec.base
+        total = self.mirror.balances.get((account_id, base), (0, 0, 0))[0]
+        if price is None or not total:
+            return _ZERO
+        places = self.config.currency_decimals.get(base, self.config.default_currency_decimals)
+        return amount_of(total, places) * market.price(price)
 
     def _market_row(self, symbol: str) -> dict[str, Any]:
         market = self.mirror.markets[symbol]
