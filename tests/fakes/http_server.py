@@ -25,6 +25,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     at: float
+    body: bytes = b""
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Response:
     """Seconds before answering (a timeout when longer than the client's)."""
     drop: bool = False
     """Close the connection without answering."""
+    hold: asyncio.Event | None = None
+    """Answer only once this is set: a response that never comes within any client timeout."""
 
     @staticmethod
     def json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -106,10 +109,11 @@ class FakeHttpServer:
                         name, value = line.split(":", 1)
                         headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length", "0"))
-                if length:
-                    await reader.readexactly(length)
+                body = await reader.readexactly(length) if length else b""
                 parts = urlsplit(target)
-                request = Request(method, parts.path, dict(parse_qsl(parts.query)), headers, time.monotonic())
+                request = Request(
+                    method, parts.path, dict(parse_qsl(parts.query)), headers, time.monotonic(), body
+                )
                 self.requests.append(request)
                 queued = self.faults.get(parts.path)
                 if queued:
@@ -120,6 +124,8 @@ class FakeHttpServer:
                     response = Response.json({"error": "not found"}, 404)
                 if response.delay:
                     await asyncio.sleep(response.delay)
+                if response.hold is not None:
+                    await response.hold.wait()
                 if response.drop:
                     writer.transport.abort()
                     return

@@ -25,6 +25,7 @@ from tradehall.domain.enums import MarketKind, Venue
 from tradehall.domain.errors import TradehallError
 from tradehall.domain.events import AnyEvent, OrderAccepted
 from tradehall.domain.market import MarketSpec
+from tradehall.engine import views
 from tradehall.journal import read_records
 from tradehall.service.clock import ManualClock
 from tradehall.service.settings import Settings
@@ -343,3 +344,24 @@ async def test_a_restart_rebuilds_indicators_and_never_sends_an_order_twice(tmp_
         p.quantity == 0 for p in service.engine.positions_of("acc-1")
     )
     await service.stop()
+
+
+async def test_an_entry_with_a_trailing_stop_percent_gets_its_trailing_stop(harness: Harness) -> None:
+    info = await create(harness, "buy@1", trailing_stop_percent="1.5")
+    await harness.cycle(info.id, {"SIM-USD": "100"}, 1)
+    # the entry's fill is a record of its own: the session sees it and sends the exit
+    seq = await harness.tick(START + 61 * S)
+    await harness.live(info.id).caught_up(seq)
+    decisions = await harness.decisions(info.id)
+    assert [(d.action, d.status, d.reason) for d in decisions] == [
+        ("buy", "placed", "scripted: bar 1"),
+        ("sell", "placed", "trailing stop exit"),
+    ]
+    entry, exit_ = decisions
+    assert exit_.client_order_id == f"{entry.client_order_id}-t"
+    assert exit_.quantity == entry.quantity == D("10")  # 1000 USD at the bar's close (100)
+    assert exit_.order_id is not None
+    order = views.order(harness.service.engine, int(exit_.order_id))
+    assert order is not None
+    assert (order.type.value, order.status.value) == ("trailing_stop", "pending_trigger")
+    assert order.trail_ppm == 15_000  # 1.5 %

@@ -3,6 +3,7 @@
 from tradehall.strategies.builtin.breakout import DonchianBreakout
 from tradehall.strategies.builtin.liquidity import LiquiditySweep
 from tradehall.strategies.builtin.microstructure import BookImbalance
+from tradehall.strategies.builtin.remote import RemoteModel
 from tradehall.strategies.builtin.reversion import BollingerReversion, RsiReversion
 from tradehall.strategies.builtin.trend import EmaCrossover, SmaCrossover
 from tradehall.strategies.builtin.volume import VolumeSpikeStrategy
@@ -16,6 +17,7 @@ BUILTIN_STRATEGIES = (
     VolumeSpikeStrategy,
     BookImbalance,
     LiquiditySweep,
+    RemoteModel,
 )
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "DonchianBreakout",
     "EmaCrossover",
     "LiquiditySweep",
+    "RemoteModel",
     "RsiReversion",
     "SmaCrossover",
     "VolumeSpikeStrategy",

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 import orjson
@@ -73,12 +73,19 @@ from tradehall.strategies.sessions.orders import (
     place_command,
 )
 from tradehall.strategies.trader import Member, Trader
-from tradehall.strategies.types import Action, FillReport, OrderRequest, OrderUpdate, QuoteTick, Signal
+from tradehall.strategies.types import Action, Bar, FillReport, OrderRequest, OrderUpdate, QuoteTick, Signal
 from tradehall.strategies.validators import MaxPositionsValidator
 
 log = structlog.get_logger(__name__)
 
 NS = 1_000_000_000
+
+
+@runtime_checkable
+class Preparing(Protocol):
+    """A strategy with async work to do before a bar reaches `on_bar` (the remote model's request)."""
+
+    async def prepare(self, market: str, bar: Bar) -> None: ...
 
 
 class SessionEndedError(Exception):
@@ -229,6 +236,7 @@ class LiveSession:
             event_driven=settings.event_driven,
         )
         self.cycle = info.cycles
+        self._preparing = [s for s in strategies if isinstance(s, Preparing)]
         self._inbox: deque[JournalRecord] = deque()
         self._wake = asyncio.Event()
         self._coids: dict[int, str] = {}
@@ -329,7 +337,10 @@ class LiveSession:
         started = time.perf_counter()
         self.cycle = closed.cycle
         for market, data in closed.bars.items():
-            self.trader.on_bar(market, data.bar())
+            bar = data.bar()
+            for strategy in self._preparing:  # a model service is asked before the bar is decided on
+                await strategy.prepare(market, bar)
+            self.trader.on_bar(market, bar)
         if self.discarded:
             self._forget_discarded()
         bar_rows = [self._bar_row(closed.cycle, data) for data in closed.bars.values()]
