@@ -17,6 +17,7 @@ from tradehall.domain.enums import (
     AccountKind,
     CostBasis,
     MarketStatus,
+    OrderClass,
     OrderSide,
     OrderType,
     Outcome,
@@ -77,13 +78,15 @@ class PlaceOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
     post_only: bool = False
     reduce_only: bool = False
     client_order_id: str | None = None
-    take_profit: Decimal | None = None
-    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None  # the take-profit exit's limit price (bracket, oto, oco)
+    stop_loss: Decimal | None = None  # the stop-loss exit's stop price
     trigger: StopTrigger | None = None  # stops only; None: the venue's default (book last, quote bid_ask)
     # trailing stops only: exactly one trail ("1.5" = 1.5 %, or a price distance), an optional activation
     trail_percent: Decimal | None = None
     trail_price: Decimal | None = None
     activation_price: Decimal | None = None
+    order_class: OrderClass | None = None  # None: simple, or bracket/oto when exits are given
+    stop_loss_limit: Decimal | None = None  # makes the stop-loss exit a stop-limit at this price
 
 
 class CancelOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):

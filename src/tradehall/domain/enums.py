@@ -50,6 +50,16 @@ class OrderType(StrEnum):
     TRAILING_STOP = "trailing_stop"
 
 
+class OrderClass(StrEnum):
+    """Alpaca's order classes: a plain order, an entry with both exits (`bracket`) or one (`oto`),
+    or an exit-only pair for an open position (`oco`)."""
+
+    SIMPLE = "simple"
+    BRACKET = "bracket"
+    OCO = "oco"
+    OTO = "oto"
+
+
 class TimeInForce(StrEnum):
     GTC = "gtc"
     IOC = "ioc"

@@ -17,6 +17,7 @@ from tradehall.domain.enums import (
     FillOrigin,
     Liquidity,
     MarketStatus,
+    OrderClass,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -92,6 +93,11 @@ class OrderAccepted(Event, frozen=True, kw_only=True, gc=False, tag=True):
     trail_price: int | None = None
     activation_price: int | None = None
     hwm: int | None = None
+    order_class: OrderClass = OrderClass.SIMPLE
+    parent_order_id: int | None = None  # an exit of a bracket/oto/oco: the order it belongs to
+    take_profit: int | None = None  # an entry's (or an oco's) exit prices, in ticks
+    stop_loss: int | None = None
+    stop_loss_limit: int | None = None
 
 
 class OrderRejected(Event, frozen=True, kw_only=True, gc=False, tag=True):

@@ -25,10 +25,12 @@ from tradehall.engine.checks import (
 from tradehall.engine.constants import (
     PENDING_TRIGGER,
     QUOTE_VENUE,
+    SIMPLE_CLASS,
     STOP_LIMIT_ORDER,
     STOP_ORDER,
     TRAILING_STOP_ORDER,
 )
+from tradehall.engine.contingent import Contingent
 from tradehall.engine.execution import Execution
 from tradehall.engine.holds import Holds
 from tradehall.engine.intake import Intake
@@ -54,8 +56,10 @@ class Amend:
         intake: Intake,
         book: BookVenue,
         quote: QuoteVenue,
+        contingent: Contingent,
     ) -> None:
         self._state = state
+        self._contingent = contingent
         self._book = book
         self._quote = quote
         self._holds = holds
@@ -80,6 +84,10 @@ class Amend:
         if order.status is PENDING_TRIGGER:
             self.amend_stop(order, account, market, command)
             return
+        if order.order_class is not SIMPLE_CLASS and command.quantity is not None:
+            refusal = self._contingent.check_amend(order, None, None, quantity_given=True)
+            if refusal is not None:
+                raise refusal
         if command.stop_price is not None or retrail:
             what = "stop_price" if command.stop_price is not None else "trail"
             if order.type in (STOP_ORDER, STOP_LIMIT_ORDER, TRAILING_STOP_ORDER):
@@ -100,6 +108,10 @@ class Amend:
         if command.price is not None:
             new_price = order_price(market, order.requested_side, command.price, "price")
         assert new_price is not None
+        if order.order_class is not SIMPLE_CLASS:
+            refusal = self._contingent.check_amend(order, new_price, None, quantity_given=False)
+            if refusal is not None:
+                raise refusal
         if new_quantity <= order.filled:
             state.books_touched.add(market.symbol)
             self._lifecycle.unrest(order, market)
@@ -222,11 +234,19 @@ class Amend:
             refusal = check_trigger(market, order.requested_side, order.side, order.trigger, stop_price)
             if refusal is not None:
                 raise refusal
+        if order.order_class is not SIMPLE_CLASS:
+            refusal = self._contingent.check_amend(
+                order, price, stop_price, quantity_given=command.quantity is not None
+            )
+            if refusal is not None:
+                raise refusal
+        riding = self._contingent.riding(order)  # its take-profit holds for both: it holds nothing
         trial = msgspec.structs.replace(
             order, price=price, stop_price=stop_price, quantity=quantity, remaining=quantity
         )
         trial.hold = trial.covered = 0
-        self._holds.check_replacement(trial, order, account, market)
+        if not riding:
+            self._holds.check_replacement(trial, order, account, market)
         market.stops.remove(order)  # its sort keys change
         self._holds.release(order, account, market)
         order.price, order.stop_price, order.quantity, order.remaining = price, stop_price, quantity, quantity

@@ -13,6 +13,7 @@ from tradehall.domain.enums import (
     Liquidity,
     MarketKind,
     MarketStatus,
+    OrderClass,
     OrderStatus,
     OrderType,
     SelfTradePrevention,
@@ -59,3 +60,7 @@ STP_CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
 TRIGGER_LAST = StopTrigger.LAST
 TRIGGER_MARK = StopTrigger.MARK
 TRIGGER_BID_ASK = StopTrigger.BID_ASK
+SIMPLE_CLASS = OrderClass.SIMPLE
+BRACKET_CLASS = OrderClass.BRACKET
+OCO_CLASS = OrderClass.OCO
+OTO_CLASS = OrderClass.OTO

@@ -26,6 +26,7 @@ from tradehall.engine.book import OrderBook
 from tradehall.engine.book_venue import BookVenue
 from tradehall.engine.clock import Clock
 from tradehall.engine.closeouts import CloseOuts
+from tradehall.engine.contingent import Contingent
 from tradehall.engine.execution import Execution
 from tradehall.engine.funding import Funding
 from tradehall.engine.holds import Holds
@@ -71,7 +72,8 @@ class Engine:
         book = BookVenue(state, holds, postings, lifecycle)
         quote = QuoteVenue(state, holds, postings, lifecycle)
         self.execution = execution = Execution(state, holds, lifecycle, book, quote)
-        self.stops = stops = Stops(state, execution)
+        self.contingent = contingent = Contingent(state, holds, lifecycle, execution)
+        self.stops = stops = Stops(state, execution, contingent)
         closeouts = CloseOuts(state, lifecycle, postings, book, quote, stops)
         self.assessments = assessments = Assessments(state, lifecycle, closeouts)
         self.supervisor = supervisor = Supervisor(state, closeouts, assessments)
@@ -79,8 +81,8 @@ class Engine:
         settlement = Settlement(state, lifecycle, stops)
         funding = Funding(state, postings)
         clock = Clock(state, holds, stops, settlement, supervisor, market_data, funding)
-        intake = Intake(state, holds, lifecycle, execution, stops, book, quote)
-        amend = Amend(state, holds, lifecycle, execution, stops, intake, book, quote)
+        intake = Intake(state, holds, lifecycle, execution, stops, book, quote, contingent)
+        amend = Amend(state, holds, lifecycle, execution, stops, intake, book, quote, contingent)
         admin = Admin(state, assessments, settlement)
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmds.OpenAccount: admin.open_account,
@@ -102,6 +104,8 @@ class Engine:
             cmds.Configure: admin.configure,
         }
         self._dirty_positions = state.dirty_positions
+        self._contingent_pending = state.contingent_pending
+        self._trigger_stops = stops.trigger
         self._evaluate_touched = supervisor.evaluate_touched
         self._emit_book_changes = state.emit_book_changes
         self._books_touched = state.books_touched
@@ -155,7 +159,15 @@ class Engine:
 
     def _finish(self, reason: str, events: list[AnyEvent]) -> None:
         """Check the accounts the command touched, then emit its summaries: balances, positions, books."""
+        pending = self._contingent_pending
+        if pending:  # contingent orders a command filled or ended without looking at stops after
+            markets = self.markets
+            for symbol in sorted({order.market for order in pending}):
+                self._trigger_stops(markets[symbol])
+                self._emit_book_changes(markets[symbol])
         self._evaluate_touched()
+        if pending:  # exits an account's end cancelled: their siblings went with them
+            self.contingent.settle()
         self.ledger.flush(reason, events)
         dirty = self._dirty_positions
         if dirty:

@@ -41,10 +41,12 @@ from tradehall.engine.constants import (
     LIMIT_ORDER,
     MARKET_OPEN,
     MARKET_ORDER,
+    OCO_CLASS,
     PENDING_TRIGGER,
     PERP,
     QUOTE_VENUE,
     SELL,
+    SIMPLE_CLASS,
     SPOT,
     STOP_LIMIT_ORDER,
     STOP_ORDER,
@@ -53,6 +55,7 @@ from tradehall.engine.constants import (
     TRADING_REDUCING,
     TRAILING_STOP_ORDER,
 )
+from tradehall.engine.contingent import Contingent, order_class_of
 from tradehall.engine.execution import Execution
 from tradehall.engine.holds import Holds
 from tradehall.engine.ledger import Account
@@ -82,8 +85,10 @@ class Intake:
         stops: Stops,
         book: BookVenue,
         quote: QuoteVenue,
+        contingent: Contingent,
     ) -> None:
         self._state = state
+        self._contingent = contingent
         self._book = book
         self._quote = quote
         self._holds = holds
@@ -147,11 +152,21 @@ class Intake:
         order_type = getattr(command, "type")  # noqa: B009
         if order_type.__class__ is not OrderType:
             order_type = enum_of(OrderType, order_type, "type")
+        order_class = SIMPLE_CLASS
+        if (
+            command.take_profit is not None
+            or command.stop_loss is not None
+            or command.order_class is not None
+        ):
+            order_class = order_class_of(command)
         price = stop_price = None
         if order_type in (LIMIT_ORDER, STOP_LIMIT_ORDER):
-            if command.price is None:
+            price_value = command.price
+            if price_value is None and order_class is OCO_CLASS:
+                price_value = command.take_profit  # an oco is its take-profit
+            if price_value is None:
                 raise invalid_order(f"a {order_type} order needs a price")
-            price = order_price(market, requested_side, command.price, "price")
+            price = order_price(market, requested_side, price_value, "price")
         elif command.price is not None:
             raise invalid_order(f"a {order_type} order takes no price")
         if order_type in (STOP_ORDER, STOP_LIMIT_ORDER):
@@ -251,8 +266,8 @@ class Intake:
                 if reference is not None:
                     order.hwm = reference
                     order.stop_price = trailing_stop_price(market, order, reference)
-        if command.stop_loss is not None:
-            order.stop_loss = order_price(market, requested_side, command.stop_loss, "stop_loss")
+        if order_class is not SIMPLE_CLASS or command.stop_loss_limit is not None:
+            self._contingent.check(command, order_class, order, market, account)
         if market.venue is QUOTE_VENUE:
             refusal = check_quote_fresh(state, market)
             if refusal is not None:
@@ -264,6 +279,8 @@ class Intake:
         if refusal is not None:
             raise refusal
         self.accept(order, account, market, limit)
+        if order_class is OCO_CLASS:
+            self._contingent.attach_stop(order, account, market)
         if key is not None:
             self._client_order_fingerprints[key] = print_
 

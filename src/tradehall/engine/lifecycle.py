@@ -18,7 +18,15 @@ from tradehall.domain.enums import (
     TimeInForce,
 )
 from tradehall.domain.events import OrderAccepted, OrderCancelled
-from tradehall.engine.constants import BUY, CANCELLED, OPEN, PENDING_TRIGGER, QUOTE_VENUE, TRAILING_STOP_ORDER
+from tradehall.engine.constants import (
+    BUY,
+    CANCELLED,
+    OPEN,
+    PENDING_TRIGGER,
+    QUOTE_VENUE,
+    SIMPLE_CLASS,
+    TRAILING_STOP_ORDER,
+)
 from tradehall.engine.holds import Holds
 from tradehall.engine.ledger import Account
 from tradehall.engine.markets import Market
@@ -103,6 +111,14 @@ def replacement(order: Order, price: int, quantity: int, remaining: int) -> Orde
         reduce_only=order.reduce_only,
         client_order_id=order.client_order_id,
         created_ts=order.created_ts,
+        order_class=order.order_class,
+        parent_order_id=order.parent_order_id,
+        take_profit=order.take_profit,
+        stop_loss=order.stop_loss,
+        stop_loss_limit=order.stop_loss_limit,
+        legs=order.legs,
+        legs_quantity=order.legs_quantity,
+        oco_with=order.oco_with,
     )
 
 
@@ -139,6 +155,11 @@ class Lifecycle:
             trail_price=order.trail_price,
             activation_price=order.activation_price,
             hwm=order.hwm,
+            order_class=order.order_class,
+            parent_order_id=order.parent_order_id,
+            take_profit=order.take_profit,
+            stop_loss=order.stop_loss,
+            stop_loss_limit=order.stop_loss_limit,
         )
 
     def close(self, order: Order, account: Account, market: Market, reason: CancelReason) -> None:
@@ -150,6 +171,8 @@ class Lifecycle:
         order.updated_ts = now
         if order.order_id in self._orders:
             self._unregister(order, account)
+        if order.order_class is not SIMPLE_CLASS:
+            self._state.contingent_pending.append(order)  # its sibling or entry may need to follow
         self._state.events.append(
             OrderCancelled(
                 order_id=order.order_id,

@@ -7,7 +7,7 @@ and before the order's first change (exchange-core's R1 before matching).
 from __future__ import annotations
 
 from tradehall.domain.errors import Code, TradehallError
-from tradehall.domain.fixedpoint import PPM
+from tradehall.domain.fixedpoint import PPM, ceil_div
 from tradehall.engine.checks import im_ppm
 from tradehall.engine.constants import BINARY, BUY, PENDING_TRIGGER, PERP, QUOTE_VENUE, SELL
 from tradehall.engine.ledger import Account
@@ -115,10 +115,16 @@ def check_limits(
 
 
 def order_risk(order: Order, account: Account, market: Market, price: int) -> int:
-    """Lots x |price - stop_loss| with a stop-loss; else the full cost (spot, binary) or margin (perp)."""
+    """Lots x |price - stop_loss| plus the stop-loss exit's worst taker fee (lots x stop x taker fee)
+    with a stop-loss; else the full cost (spot, binary) or margin (perp)."""
     terms = market.terms
-    if order.stop_loss is not None:
-        return terms.notional.ceil(order.quantity * abs(price - order.stop_loss))
+    stop = order.stop_loss
+    if stop is not None:
+        exit_fee = ceil_div(
+            terms.fee_numerator(terms.notional.ceil(stop * order.quantity), order.quantity, stop, terms.taker_ppm),
+            terms.fee_denominator,
+        )
+        return terms.notional.ceil(order.quantity * abs(price - stop)) + exit_fee
     if market.kind is PERP:
         return terms.margin_of(price * order.quantity, im_ppm(account, market))
     if market.kind is BINARY and order.side is SELL:

@@ -7,6 +7,7 @@ import msgspec
 from tradehall.domain.enums import (
     CancelReason,
     FillOrigin,
+    OrderClass,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -37,6 +38,10 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     `trail_price` in ticks), its optional `activation_price` and its watermark `hwm` (the highest
     trigger price since activation for a sell, the lowest for a buy; None while it waits for its
     activation or a first price); `stop_price` is the stop the watermark gives (None while waiting).
+    Contingent orders (`engine/contingent.py`): an entry (`bracket`, `oto`) keeps its exits' prices
+    in book ticks (`take_profit`, `stop_loss`, `stop_loss_limit`), the ids of the exits it placed
+    (`legs`) and how many of its filled lots it has handed to them (`legs_quantity`); an exit names
+    its entry (`parent_order_id`) and, while both wait, its one-cancels-other sibling (`oco_with`).
     """
 
     order_id: int
@@ -75,3 +80,10 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     trail_price: int | None = None
     activation_price: int | None = None
     hwm: int | None = None
+    order_class: OrderClass = OrderClass.SIMPLE
+    parent_order_id: int | None = None
+    take_profit: int | None = None
+    stop_loss_limit: int | None = None
+    legs: tuple[int, ...] = ()
+    legs_quantity: int = 0
+    oco_with: int | None = None

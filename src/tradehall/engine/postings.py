@@ -18,6 +18,7 @@ from tradehall.engine.constants import (
     PARTIALLY_FILLED,
     PERP,
     SELL,
+    SIMPLE_CLASS,
     SPOT,
     SYSTEM_KIND,
     TAKER,
@@ -161,6 +162,8 @@ class Postings:
             assessment.count_trading_day(assessment.day_index)
         if order.order_id == 0:
             return  # the venue's side of a paper fill is not an order of anyone's
+        if order.order_class is not SIMPLE_CLASS:
+            self._state.contingent_pending.append(order)  # its exits follow its fills (contingent)
         self._state.events.append(
             OrderFilled(
                 order_id=order.order_id,

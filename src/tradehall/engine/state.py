@@ -71,7 +71,8 @@ class EngineState:
     `dirty_positions` collects the positions a command changed for its summary events.
     `books_touched` names the markets whose book changed since the last sweep (`Engine._finish`
     emits only those), and `orders_by_market` indexes open order ids per market, so neither the
-    sweep nor a status change visits every market or order.
+    sweep nor a status change visits every market or order. `contingent_pending` collects the
+    contingent orders (brackets, oco, oto) that filled or ended since `Contingent.settle` last ran.
     """
 
     def __init__(self, config: EngineConfig, book_factory: Callable[[], Book] = OrderBook) -> None:
@@ -92,6 +93,7 @@ class EngineState:
         self.dirty_positions: dict[tuple[str, str], Position] = {}
         self.books_touched: set[str] = set()
         self.orders_by_market: dict[str, set[int]] = {}
+        self.contingent_pending: list[Order] = []
         self.next_reset: int | None = None
         self._spot_index: dict[tuple[str, str], Market] = {}
         self._spot_index_size = -1

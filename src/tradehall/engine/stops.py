@@ -7,7 +7,8 @@ from sortedcontainers import SortedKeyList
 from tradehall.domain.enums import StopTrigger
 from tradehall.domain.events import OrderTriggered
 from tradehall.engine.checks import trailing_stop_price, trigger_price
-from tradehall.engine.constants import BUY, MARKET_OPEN, OPEN, SELL, TRAILING_STOP_ORDER
+from tradehall.engine.constants import BUY, MARKET_OPEN, OPEN, PENDING_TRIGGER, SELL, TRAILING_STOP_ORDER
+from tradehall.engine.contingent import Contingent
 from tradehall.engine.execution import Execution
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
@@ -19,17 +20,26 @@ TRIGGER_SOURCES = ((StopTrigger.LAST, 0), (StopTrigger.MARK, 1), (StopTrigger.BI
 
 
 class Stops:
-    def __init__(self, state: EngineState, execution: Execution) -> None:
+    def __init__(self, state: EngineState, execution: Execution, contingent: Contingent) -> None:
         self._state = state
         self._execution = execution
+        self._contingent = contingent
+        self._contingent_pending = state.contingent_pending
+        self._orders = state.orders
 
     def trigger(self, market: Market) -> None:
         """Move the trailing stops with the prices of now, then fire the stops their trigger source
         has reached (inclusive: >= for buys, <= for sells), in order-id order, in the same command as
         the change that moved the price; again while the fired stops move a price further. Only an
-        open market fires stops."""
+        open market fires stops. Contingent orders that filled or ended are settled first (their exits
+        placed, grown or ended)."""
         book = market.stops
-        while book.size and market.status is MARKET_OPEN:
+        pending = self._contingent_pending
+        while True:
+            if pending:
+                self._contingent.settle()
+            if not book.size or market.status is not MARKET_OPEN:
+                return
             if book.trailing:
                 self.follow(market, book)
             stops_buy, stops_sell = book.buy, book.sell
@@ -50,9 +60,13 @@ class Stops:
             if not triggered:
                 return
             triggered.sort(key=by_order_id)
+            orders = self._orders
             for order in triggered:
+                if pending:  # an earlier stop's fills may have shrunk or ended this one's pair
+                    self._contingent.settle()
+                    if order.status is not PENDING_TRIGGER or orders.get(order.order_id) is not order:
+                        continue
                 book.remove(order)
-            for order in triggered:
                 self.fire(order, market)
 
     def follow(self, market: Market, book: StopBook) -> None:
@@ -95,6 +109,8 @@ class Stops:
 
     def fire(self, order: Order, market: Market) -> None:
         now = self._state.now
+        if order.oco_with is not None:
+            self._contingent.on_trigger(order, market)
         order.status = OPEN
         order.updated_ts = now
         trailing = order.type is TRAILING_STOP_ORDER
