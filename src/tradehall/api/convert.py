@@ -366,6 +366,35 @@ def _average(notional_tick_lots: int, filled_lots: int, spec: MarketSpec) -> Dec
     return average.quantize(spec.tick_size * Decimal("0.0001")).normalize()
 
 
+def _exit_prices(
+    order_class: str,
+    parent_order_id: object,
+    take_profit: Decimal | None,
+    stop_loss: Decimal | None,
+    stop_loss_limit: Decimal | None,
+    spec: MarketSpec | None,
+    requested: str,
+) -> dict[str, Any]:
+    """A contingent order's class, parent and exit prices (in the terms the order was entered in)."""
+
+    def shown(value: Decimal | None) -> str | None:
+        return opt_dec(value if spec is None else _no_view(value, spec, requested))
+
+    stop = shown(stop_loss)
+    take = shown(take_profit)
+    return {
+        "order_class": order_class,
+        "parent_order_id": None if parent_order_id is None else str(parent_order_id),
+        "take_profit": None if take is None else {"limit_price": take},
+        "stop_loss": None if stop is None else {"stop_price": stop, "limit_price": shown(stop_loss_limit)},
+        "legs": [],
+    }
+
+
+def _ticks(value: int | None, spec: MarketSpec) -> Decimal | None:
+    return None if value is None else decimal_of(value, spec.tick_size)
+
+
 def order_from_engine(order: OrderView, spec: MarketSpec, quote_places: int) -> dict[str, Any]:
     requested = order.requested_side.value
     price = None if order.price is None else decimal_of(order.price, spec.tick_size)
@@ -394,6 +423,15 @@ def order_from_engine(order: OrderView, spec: MarketSpec, quote_places: int) -> 
         "trigger": None if order.trigger is None else order.trigger.value,
         "cancel_reason": None if reason is None else reason.value,
         **_trailing(order.trail_ppm, order.trail_price, order.activation_price, order.hwm, spec, requested),
+        **_exit_prices(
+            order.order_class.value,
+            order.parent_order_id,
+            _ticks(order.take_profit, spec),
+            _ticks(order.stop_loss, spec),
+            _ticks(order.stop_loss_limit, spec),
+            spec,
+            requested,
+        ),
     }
 
 
@@ -483,7 +521,7 @@ def order_from_events(
     requested = accepted.requested_side.value
     price_value = None if price is None else decimal_of(price, spec.tick_size)
     stop = None if stop_price is None else decimal_of(stop_price, spec.tick_size)
-    return {
+    data = {
         "id": str(order_id),
         "client_order_id": accepted.client_order_id,
         "account_id": accepted.account_id,
@@ -504,7 +542,24 @@ def order_from_events(
         "trigger": None if accepted.trigger is None else accepted.trigger.value,
         "cancel_reason": reason,
         **_trailing(trail[0], trail[1], accepted.activation_price, hwm, spec, requested),
+        **_exit_prices(
+            accepted.order_class.value,
+            accepted.parent_order_id,
+            _ticks(accepted.take_profit, spec),
+            _ticks(accepted.stop_loss, spec),
+            _ticks(accepted.stop_loss_limit, spec),
+            spec,
+            requested,
+        ),
     }
+    data["legs"] = [
+        leg
+        for event in events
+        if isinstance(event, OrderAccepted) and event.parent_order_id == order_id
+        for leg in [order_from_events(events, event.order_id, spec, quote_places)]
+        if leg is not None
+    ]
+    return data
 
 
 def order_from_row(
@@ -538,4 +593,13 @@ def order_from_row(
         "trail_price": opt_dec(row.trail_price),
         "activation_price": opt_dec(view(row.activation_price)),
         "hwm": opt_dec(view(row.hwm)),
+        **_exit_prices(
+            row.order_class or "simple",
+            row.parent_order_id,
+            row.take_profit,
+            row.stop_loss,
+            row.stop_loss_limit,
+            spec,
+            row.side,
+        ),
     }

@@ -486,6 +486,18 @@ class LeverageOut(Response):
 OrderSideIn = Literal["buy", "sell", "long", "short", "yes", "no"]
 
 
+class TakeProfitIn(Request):
+    limit_price: DecimalStr = Field(description="The take-profit exit's limit price.")
+
+
+class StopLossIn(Request):
+    stop_price: DecimalStr = Field(description="The stop-loss exit's stop price.")
+    limit_price: DecimalStr | None = Field(
+        default=None,
+        description="Makes the stop-loss a stop-limit at this price (a sell's at or below its stop).",
+    )
+
+
 class OrderCreate(Request):
     model_config = ConfigDict(
         json_schema_extra={
@@ -536,6 +548,26 @@ class OrderCreate(Request):
                 },
                 {
                     "account_id": "acc_3f9c2a7e51d04b8e9a61",
+                    "market": "BTC-USD",
+                    "side": "buy",
+                    "type": "market",
+                    "quantity": "0.01",
+                    "order_class": "bracket",
+                    "take_profit": {"limit_price": "67000"},
+                    "stop_loss": {"stop_price": "62000", "limit_price": "61900"},
+                },
+                {
+                    "account_id": "acc_3f9c2a7e51d04b8e9a61",
+                    "market": "BTC-PERP",
+                    "side": "sell",
+                    "type": "limit",
+                    "quantity": "0.1",
+                    "order_class": "oco",
+                    "take_profit": {"limit_price": "66000"},
+                    "stop_loss": {"stop_price": "61000"},
+                },
+                {
+                    "account_id": "acc_3f9c2a7e51d04b8e9a61",
                     "market": "FED-CUT-DEC",
                     "side": "yes",
                     "type": "limit",
@@ -558,8 +590,20 @@ class OrderCreate(Request):
     post_only: bool = False
     reduce_only: bool = False
     client_order_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    take_profit: DecimalStr | None = None
-    stop_loss: DecimalStr | None = None
+    order_class: Literal["simple", "bracket", "oco", "oto"] | None = Field(
+        default=None,
+        description="`bracket`: an entry with both exits, placed when it fills and sized to its fills;"
+        " `oto`: an entry with one exit; `oco`: an exit pair for an open position (the order is its"
+        " take-profit). Default `simple`; plain `take_profit`/`stop_loss` strings on a simple order make"
+        " it a bracket (both) or an oto (one).",
+    )
+    take_profit: DecimalStr | TakeProfitIn | None = Field(
+        default=None, description="`{limit_price}` (or the price as a string): the take-profit exit."
+    )
+    stop_loss: DecimalStr | StopLossIn | None = Field(
+        default=None,
+        description="`{stop_price, limit_price?}` (or the stop price as a string): the stop-loss exit.",
+    )
     trigger: Literal["last", "mark", "bid_ask"] | None = Field(
         default=None,
         description="The price a stop watches: the last trade, the mark, or the touch (a buy stop the"
@@ -623,6 +667,15 @@ class FillOut(Response):
     )
 
 
+class TakeProfitOut(Response):
+    limit_price: str
+
+
+class StopLossOut(Response):
+    stop_price: str
+    limit_price: str | None = None
+
+
 class OrderOut(Response):
     id: str
     client_order_id: str | None = None
@@ -655,6 +708,15 @@ class OrderOut(Response):
         description="A trailing stop's watermark: the highest trigger price since activation for a sell,"
         " the lowest for a buy (null while it waits for activation or a first price); `stop_price` is the"
         " stop it gives now.",
+    )
+    order_class: Literal["simple", "bracket", "oco", "oto"] = "simple"
+    parent_order_id: str | None = Field(
+        default=None, description="An exit's entry (bracket, oto) or an oco stop-loss's take-profit."
+    )
+    take_profit: TakeProfitOut | None = None
+    stop_loss: StopLossOut | None = None
+    legs: list[OrderOut] = Field(
+        default_factory=list, description="The exits placed for this order so far (contingent orders)."
     )
 
 

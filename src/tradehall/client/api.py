@@ -248,6 +248,58 @@ class _Endpoints:
         )
         return self._send(Call("POST", "/orders", body=body))
 
+    def place_bracket(
+        self,
+        account_id: str,
+        market: str,
+        side: str,
+        quantity: str,
+        price: str | None = None,
+        *,
+        take_profit: str,
+        stop_loss: str,
+        stop_loss_limit: str | None = None,
+        **extra: Any,
+    ) -> Any:
+        """An entry (limit at `price`, else market) whose take-profit and stop-loss exits are placed
+        when it fills, sized to its fills; one cancels the other."""
+        return self.place_order(
+            account_id,
+            market,
+            side,
+            quantity,
+            price,
+            order_class="bracket",
+            take_profit={"limit_price": take_profit},
+            stop_loss=_clean({"stop_price": stop_loss, "limit_price": stop_loss_limit}),
+            **extra,
+        )
+
+    def place_oco(
+        self,
+        account_id: str,
+        market: str,
+        side: str,
+        quantity: str,
+        *,
+        take_profit: str,
+        stop_loss: str,
+        stop_loss_limit: str | None = None,
+        **extra: Any,
+    ) -> Any:
+        """An exit pair for an open position: a take-profit limit and a stop-loss, one cancels the other."""
+        return self.place_order(
+            account_id,
+            market,
+            side,
+            quantity,
+            type="limit",
+            order_class="oco",
+            take_profit={"limit_price": take_profit},
+            stop_loss=_clean({"stop_price": stop_loss, "limit_price": stop_loss_limit}),
+            **extra,
+        )
+
     def order(self, order_id: str) -> Any:
         return self._send(Call("GET", f"/orders/{order_id}"))
 

@@ -207,7 +207,7 @@ class Contingent:
             raise invalid_order("an oco's take_profit would fill at once; place a limit order instead")
         if market.kind is SPOT:
             held = account.balance(market.spec.base).total if order.side is SELL else 0
-            if order.side is BUY or held < order.quantity * market.base_per_lot:
+            if order.side is BUY or held < order.quantity * market.terms.base_per_lot:
                 raise invalid_order(
                     f"an oco exits a position: the account holds too little {market.spec.base} to sell"
                 )

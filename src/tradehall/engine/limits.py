@@ -121,7 +121,9 @@ def order_risk(order: Order, account: Account, market: Market, price: int) -> in
     stop = order.stop_loss
     if stop is not None:
         exit_fee = ceil_div(
-            terms.fee_numerator(terms.notional.ceil(stop * order.quantity), order.quantity, stop, terms.taker_ppm),
+            terms.fee_numerator(
+                terms.notional.ceil(stop * order.quantity), order.quantity, stop, terms.taker_ppm
+            ),
             terms.fee_denominator,
         )
         return terms.notional.ceil(order.quantity * abs(price - stop)) + exit_fee

@@ -25,6 +25,7 @@ from tradehall.domain.enums import (
     CostBasis,
     MarketKind,
     MarketStatus,
+    OrderClass,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -227,6 +228,14 @@ class OrderView:
     activation_price: int | None = None
     hwm: int | None = None
     """A trailing stop's watermark now (its `stop_price` is the stop it gives)."""
+    order_class: OrderClass = OrderClass.SIMPLE
+    parent_order_id: int | None = None
+    take_profit: int | None = None
+    stop_loss: int | None = None
+    stop_loss_limit: int | None = None
+    legs: tuple[int, ...] = ()
+    """Contingent orders: the class, the entry an exit belongs to, the exits' prices (an entry's, or an
+    oco's) and the ids of the exits placed so far."""
 
     def cancelled(self, event: OrderCancelled) -> OrderView:
         """The order as its cancel left it (the engine drops a closed order from its registry)."""
@@ -263,6 +272,12 @@ def _order_view(o: Order) -> OrderView:
         trail_price=o.trail_price,
         activation_price=o.activation_price,
         hwm=o.hwm,
+        order_class=o.order_class,
+        parent_order_id=o.parent_order_id,
+        take_profit=o.take_profit,
+        stop_loss=o.stop_loss,
+        stop_loss_limit=o.stop_loss_limit,
+        legs=o.legs,
     )
 
 

@@ -165,7 +165,10 @@ class Order(Base):
     activation_price: Mapped[Decimal | None] = mapped_column(Money)
     hwm: Mapped[Decimal | None] = mapped_column(Money)
     order_class: Mapped[str | None] = mapped_column(String(8))
-    parent_order_id: Mapped[str | None] = mapped_column(String(32))
+    parent_order_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    take_profit: Mapped[Decimal | None] = mapped_column(Money)
+    stop_loss: Mapped[Decimal | None] = mapped_column(Money)
+    stop_loss_limit: Mapped[Decimal | None] = mapped_column(Money)
 
 
 class Fill(Base):

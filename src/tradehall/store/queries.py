@@ -215,6 +215,12 @@ def get_order(session: Session, order_id: str) -> Order | None:
     return session.get(Order, order_id)
 
 
+def list_order_legs(session: Session, order_id: str) -> list[Order]:
+    """The exits placed for an order (a bracket's or oto's entry, an oco's take-profit), oldest first."""
+    query = select(Order).where(Order.parent_order_id == order_id)
+    return list(session.scalars(query.order_by(Order.created_at, Order.id)))
+
+
 def find_order_by_client_id(session: Session, account_id: str, client_order_id: str) -> Order | None:
     query = select(Order).where(Order.account_id == account_id, Order.client_order_id == client_order_id)
     return session.scalars(query.order_by(Order.created_at).limit(1)).first()

@@ -19,9 +19,17 @@ from tradehall.api.errors import ApiError, forbidden, not_found
 from tradehall.api.gateway import CorrelationDep, Gateway, GatewayDep, PrincipalDep, TraderDep
 from tradehall.api.metrics import ORDER_LATENCY, ORDERS_TOTAL
 from tradehall.api.routes.common import ERRORS, json_response, order_number, page, time_ns
-from tradehall.api.schemas import CancelAllOut, OrderAmend, OrderCreate, OrderOut, OrdersPage
+from tradehall.api.schemas import (
+    CancelAllOut,
+    OrderAmend,
+    OrderCreate,
+    OrderOut,
+    OrdersPage,
+    StopLossIn,
+    TakeProfitIn,
+)
 from tradehall.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
-from tradehall.domain.enums import OrderSide, OrderType, StopTrigger, TimeInForce
+from tradehall.domain.enums import OrderClass, OrderSide, OrderType, StopTrigger, TimeInForce
 from tradehall.domain.errors import Code
 from tradehall.domain.events import AnyEvent, OrderAccepted, OrderCancelled, OrderRejected
 from tradehall.domain.market import MarketSpec
@@ -41,7 +49,18 @@ def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+def _exits(body: OrderCreate) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """(take-profit limit, stop-loss stop, stop-loss limit) from Alpaca's objects or plain strings."""
+    take = body.take_profit
+    stop = body.stop_loss
+    take_price = take.limit_price if isinstance(take, TakeProfitIn) else take
+    stop_price = stop.stop_price if isinstance(stop, StopLossIn) else stop
+    stop_limit = stop.limit_price if isinstance(stop, StopLossIn) else None
+    return _decimal(take_price), _decimal(stop_price), _decimal(stop_limit)
+
+
 def place_order_command(body: OrderCreate, correlation_id: str) -> PlaceOrder:
+    take_profit, stop_loss, stop_loss_limit = _exits(body)
     return PlaceOrder(
         account_id=body.account_id,
         market=body.market,
@@ -55,8 +74,10 @@ def place_order_command(body: OrderCreate, correlation_id: str) -> PlaceOrder:
         post_only=body.post_only,
         reduce_only=body.reduce_only,
         client_order_id=body.client_order_id,
-        take_profit=_decimal(body.take_profit),
-        stop_loss=_decimal(body.stop_loss),
+        take_profit=take_profit,
+        stop_loss=stop_loss,
+        stop_loss_limit=stop_loss_limit,
+        order_class=None if body.order_class is None else OrderClass(body.order_class),
         trigger=None if body.trigger is None else StopTrigger(body.trigger),
         trail_percent=_decimal(body.trail_percent),
         trail_price=_decimal(body.trail_price),
@@ -132,7 +153,30 @@ async def engine_order_out(gateway: Gateway, order: OrderView) -> dict[str, Any]
     data = convert.order_from_engine(order, spec, gateway.quote_places(spec))
     if order.filled:
         data["fills"] = await _fills_of(gateway, order.order_id)
+    if order.legs:
+        data["legs"] = await _legs_out(gateway, order.order_id, order.legs)
     return data
+
+
+async def _legs_out(gateway: Gateway, parent_id: int, leg_ids: Sequence[int] | None) -> list[dict[str, Any]]:
+    """A contingent order's exits: open ones as the engine has them, ended ones from the read models
+    (`leg_ids` None: the parent has ended too, so the read models name its exits)."""
+    store = gateway.service.store
+    if leg_ids is None:
+        await gateway.service.read_barrier()
+        rows = await store.call(queries.list_order_legs, str(parent_id))
+        leg_ids = [order_id for row in rows if (order_id := order_number(row.id)) is not None]
+    legs: list[dict[str, Any]] = []
+    for leg_id in leg_ids:
+        view = views.order(gateway.engine, leg_id)
+        if view is not None:
+            legs.append(await engine_order_out(gateway, view))
+            continue
+        await gateway.service.read_barrier()
+        row, fills = await store.call(_order_with_fills, str(leg_id))
+        if row is not None:
+            legs.append(convert.order_from_row(row, _spec_or_none(gateway, row.market), fills))
+    return legs
 
 
 def _check_owner(gateway: Gateway, principal: Principal, account_id: str, order_id: object) -> None:
@@ -154,7 +198,10 @@ async def order_out(gateway: Gateway, principal: Principal, order_id: int) -> di
     if row is None:
         raise not_found(f"order {order_id} not found")
     _check_owner(gateway, principal, row.account_id, order_id)
-    return convert.order_from_row(row, _spec_or_none(gateway, row.market), fills)
+    data = convert.order_from_row(row, _spec_or_none(gateway, row.market), fills)
+    if row.order_class not in (None, "simple"):
+        data["legs"] = await _legs_out(gateway, order_id, None)
+    return data
 
 
 def _order_id(value: str) -> int:
@@ -350,5 +397,9 @@ async def list_orders(
     )
     items = []
     for row, fills in rows:
-        items.append(convert.order_from_row(row, _spec_or_none(gateway, row.market), fills))
+        data = convert.order_from_row(row, _spec_or_none(gateway, row.market), fills)
+        number = order_number(row.id)
+        if row.order_class not in (None, "simple") and number is not None:
+            data["legs"] = await _legs_out(gateway, number, None)
+        items.append(data)
     return json_response(page(items, next_cursor))

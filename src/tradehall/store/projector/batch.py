@@ -271,6 +271,11 @@ class _Batch(_BatchRows):
             "trail_price": None if ev.trail_price is None else market.price(ev.trail_price),
             "activation_price": None if ev.activation_price is None else market.price(ev.activation_price),
             "hwm": None if ev.hwm is None else market.price(ev.hwm),
+            "order_class": ev.order_class.value,
+            "parent_order_id": None if ev.parent_order_id is None else str(ev.parent_order_id),
+            "take_profit": None if ev.take_profit is None else market.price(ev.take_profit),
+            "stop_loss": None if ev.stop_loss is None else market.price(ev.stop_loss),
+            "stop_loss_limit": None if ev.stop_loss_limit is None else market.price(ev.stop_loss_limit),
         }
         self.mirror.open_orders[ev.order_id] = self.orders[ev.order_id]
         self.new_orders.add(ev.order_id)
