@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tradehall.api import fastpath
+from tradehall.api.alpaca import mount as alpaca
 from tradehall.api.auth import Authenticator, hash_password
 from tradehall.api.body import RequestBody
 from tradehall.api.docs_pages import DESCRIPTION, install_docs
@@ -114,6 +115,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         gateway.candles.listeners.append(hub.on_candle)
         await gateway.load_volumes()  # the 24 h window's earlier trades, from the read models
         app.state.gateway = gateway
+        app.state.alpaca = alpaca.AlpacaSurface(gateway)
+        app.state.alpaca_updates = alpaca.TradeUpdates(app.state.alpaca)
+        runtime.add_listener(app.state.alpaca_updates.on_records)
         app.state.hub = hub
         app.state.service = runtime
         watch_conservation(lambda: runtime.engine)
@@ -145,6 +149,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.include_router(router)
     app.include_router(ws_router)
     install_docs(app, routers)
+    alpaca.install(app)
     app.router.routes[0:0] = fastpath.ROUTES
     app.add_middleware(RequestBody, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)

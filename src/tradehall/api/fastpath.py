@@ -1,7 +1,8 @@
 """The order hot path as plain Starlette routes, in front of the FastAPI router.
 
 FastAPI's dependency solving and route matching cost more than the engine does for an order, so
-`POST /orders` and `DELETE /orders/{id}` are served here with the same steps done by hand: auth and
+`POST /orders`, `DELETE /orders/{id}` and the Alpaca surface's `POST /alpaca/v2/orders` are served
+here with the same steps done by hand: auth and
 rate limit, the same pydantic schema (validated straight from the raw bytes), the same route logic
 and error handlers. The FastAPI routes of the same paths stay registered: they document the API in
 OpenAPI and serve as reference; these routes match first.
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tradehall.api.alpaca import hot as alpaca
 from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import ApiError
 from tradehall.api.gateway import Gateway
@@ -78,10 +80,11 @@ async def delete_order(request: Request) -> Response:
 ROUTES = [
     Route("/orders", post_order, methods=["POST"]),
     Route("/orders/{order_id}", delete_order, methods=["DELETE"]),
+    Route("/alpaca/v2/orders", alpaca.post_order, methods=["POST"]),
 ]
 
 
-_POST_ORDER, _DELETE_ORDER = ROUTES
+_POST_ORDER, _DELETE_ORDER, _ALPACA_POST_ORDER = ROUTES
 
 
 class TradehallApp(FastAPI):
@@ -102,6 +105,8 @@ class TradehallApp(FastAPI):
             route: Route | None = None
             if method == "POST" and path == "/orders":
                 route = _POST_ORDER
+            elif method == "POST" and path == "/alpaca/v2/orders":
+                route = _ALPACA_POST_ORDER
             elif method == "DELETE" and path.startswith("/orders/") and "/" not in path[8:] and len(path) > 8:
                 route = _DELETE_ORDER
                 scope["path_params"] = {"order_id": path[8:]}
