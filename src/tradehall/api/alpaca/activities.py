@@ -19,7 +19,9 @@ from tradehall.api.alpaca.trading import CallerDep, SurfaceDep, _now, _time
 from tradehall.api.routes.common import json_response
 from tradehall.store import models
 
-router = APIRouter(prefix="/alpaca/v2/account", route_class=AlpacaRoute, tags=["alpaca"])
+router = APIRouter(
+    prefix="/alpaca/v2/account", route_class=AlpacaRoute, tags=["alpaca"], include_in_schema=False
+)
 
 
 def _fills_query(

@@ -30,7 +30,9 @@ from tradehall.domain.fixedpoint import decimal_of
 from tradehall.engine.views import BookView
 from tradehall.store import models, queries
 
-router = APIRouter(prefix="/alpaca/v1beta3/crypto/{loc}", route_class=AlpacaRoute, tags=["alpaca"])
+router = APIRouter(
+    prefix="/alpaca/v1beta3/crypto/{loc}", route_class=AlpacaRoute, tags=["alpaca"], include_in_schema=False
+)
 
 _TIMEFRAME = re.compile(r"^([0-9]{1,2})(min|t|hour|h|day|d|week|w)$", re.IGNORECASE)
 _WEEK_OFFSET = 3 * 86_400  # 1970-01-01 was a Thursday: Monday 1969-12-29 starts the weeks

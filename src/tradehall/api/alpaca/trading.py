@@ -42,7 +42,7 @@ from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
 from tradehall.engine import views
 from tradehall.store import models, queries
 
-router = APIRouter(prefix="/alpaca/v2", route_class=AlpacaRoute, tags=["alpaca"])
+router = APIRouter(prefix="/alpaca/v2", route_class=AlpacaRoute, tags=["alpaca"], include_in_schema=False)
 
 
 async def surface_of(request: Request) -> AlpacaSurface:
