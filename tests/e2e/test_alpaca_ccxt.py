@@ -1,4 +1,4 @@
-"""ccxt's `alpaca` exchange, its `urls.api` pointed at a real tradehall server, checked against the native API."""
+"""ccxt's `alpaca` exchange, `urls.api` pointed at a real tradehall server, checked against the native API."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import ccxt
 import pytest
-
-ccxt = pytest.importorskip("ccxt")
 
 from tests.e2e.alpaca_support import AlpacaTrader, alpaca_trader, seed_book
 from tests.e2e.test_api_harness import Server, running_server

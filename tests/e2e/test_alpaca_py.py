@@ -9,9 +9,6 @@ from uuid import UUID
 
 import httpx
 import pytest
-
-pytest.importorskip("alpaca")
-
 from alpaca.common.exceptions import APIError
 from alpaca.data.historical.crypto import CryptoHistoricalDataClient
 from alpaca.data.requests import (
@@ -30,9 +27,10 @@ from alpaca.trading.requests import (
     MarketOrderRequest,
     ReplaceOrderRequest,
     StopLimitOrderRequest,
+    StopLossRequest,
     StopOrderRequest,
     TakeProfitRequest,
-    StopLossRequest,
+    TrailingStopOrderRequest,
 )
 
 from tests.e2e.alpaca_support import AlpacaTrader, alpaca_trader, seed_book
@@ -275,6 +273,41 @@ def test_numbers_as_strings_or_numbers_and_notional(server: Server) -> None:
     # 1000 USD at the best ask (50000, or higher once the earlier tests took it) floors to the lot
     assert Decimal(notional.json()["filled_qty"]) <= Decimal("0.02")
     assert Decimal(notional.json()["filled_qty"]) >= Decimal("0.019")
+
+
+def test_trailing_stop_trails_the_last_price_and_re_trails(server: Server) -> None:
+    trader = alpaca_trader(server)
+    client = trading(trader)
+    client.submit_order(
+        MarketOrderRequest(symbol="BTC/USD", qty=0.01, side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
+    )
+    last = Decimal(trader.client.ticker("BTC-USD")["last"])
+    trailing = client.submit_order(
+        TrailingStopOrderRequest(
+            symbol="BTC/USD", qty=0.01, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, trail_percent=1
+        )
+    )
+    assert trailing.type.value == "trailing_stop" and trailing.status is OrderStatus.NEW
+    assert (Decimal(trailing.hwm), trailing.trail_percent) == (last, "1")
+    tick = Decimal("0.5")
+    assert abs(Decimal(trailing.stop_price) - last * Decimal("0.99")) < tick  # on the tick grid
+    native = trader.client.order(native_order_id(trailing.id))
+    assert (native["type"], native["hwm"], native["stop_price"]) == (
+        "trailing_stop",
+        trailing.hwm,
+        trailing.stop_price,
+    )
+    re_trailed = client.replace_order_by_id(trailing.id, ReplaceOrderRequest(trail=2))
+    assert abs(Decimal(re_trailed.stop_price) - last * Decimal("0.98")) < tick
+    assert re_trailed.trail_percent == "2"
+    assert trader.client.order(native_order_id(trailing.id))["stop_price"] == re_trailed.stop_price
+    client.cancel_order_by_id(trailing.id)
+    by_price = client.submit_order(
+        TrailingStopOrderRequest(
+            symbol="BTC/USD", qty=0.01, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, trail_price=250
+        )
+    )
+    assert (by_price.trail_price, Decimal(by_price.stop_price)) == ("250", last - 250)
 
 
 def test_bracket_orders_are_refused_until_contingent_orders_exist(server: Server) -> None:

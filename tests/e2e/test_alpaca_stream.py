@@ -8,11 +8,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import msgpack
 import pytest
-
-pytest.importorskip("alpaca")
-msgpack = pytest.importorskip("msgpack")
-
 import websockets
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce

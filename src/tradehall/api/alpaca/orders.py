@@ -123,8 +123,6 @@ def native_order(surface: AlpacaSurface, body: AlpacaOrderIn, account_id: str, a
         raise invalid(
             f"order_class {order_class} (take_profit/stop_loss) is not supported by this server yet"
         )
-    if body.type == "trailing_stop":
-        raise invalid("trailing_stop orders are not supported by this server yet")
     time_in_force = _TIME_IN_FORCE.get(body.time_in_force)
     if time_in_force is None:
         raise invalid("invalid crypto time_in_force")
@@ -143,8 +141,17 @@ def native_order(surface: AlpacaSurface, body: AlpacaOrderIn, account_id: str, a
         raise invalid("limit_price is required for limit orders")
     if body.type in ("stop", "stop_limit") and stop_price is None:
         raise invalid("stop_price is required for stop orders")
-    if body.type in ("market", "stop") and limit_price is not None:
+    if body.type in ("market", "stop", "trailing_stop") and limit_price is not None:
         raise invalid(f"limit_price must not be given for {body.type} orders")
+    trail_price = decimal_field(body.trail_price, "trail_price")
+    trail_percent = decimal_field(body.trail_percent, "trail_percent")
+    if body.type == "trailing_stop":
+        if (trail_price is None) == (trail_percent is None):
+            raise invalid("trailing_stop orders need exactly one of trail_price and trail_percent")
+        if stop_price is not None:
+            raise invalid("stop_price must not be given for trailing_stop orders (the trail sets it)")
+    elif trail_price is not None or trail_percent is not None:
+        raise invalid("trail_price and trail_percent are only for trailing_stop orders")
     client_order_id = body.client_order_id or None
     if client_order_id is not None and len(client_order_id) > 64:
         raise invalid("client_order_id must be at most 64 characters")
@@ -158,6 +165,8 @@ def native_order(surface: AlpacaSurface, body: AlpacaOrderIn, account_id: str, a
         stop_price=stop_price,
         time_in_force=time_in_force,
         client_order_id=client_order_id,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
     )
 
 

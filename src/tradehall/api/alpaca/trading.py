@@ -289,8 +289,10 @@ async def replace_order(
 ) -> Response:
     principal.require(TRADE)
     native = await _native_order(surface, principal, order_id)
-    if body.trail is not None:
+    trail = decimal_field(body.trail, "trail")
+    if trail is not None and native["type"] != "trailing_stop":
         raise invalid("trail is only for trailing_stop orders")
+    by_percent = native.get("trail_percent") is not None
     price = decimal_field(body.limit_price, "limit_price")
     if price is not None and native["type"] not in ("limit", "stop_limit"):
         raise invalid(f"limit_price cannot be set on a {native['type']} order")
@@ -298,6 +300,8 @@ async def replace_order(
         price=price,
         quantity=decimal_field(body.qty, "qty"),
         stop_price=decimal_field(body.stop_price, "stop_price"),
+        trail_percent=trail if by_percent else None,
+        trail_price=None if by_percent else trail,
     )
     answer = await native_orders.amend_order(native["id"], amend, principal, surface.gateway, correlation)
     shown = _alpaca_order(surface, _native(answer))
