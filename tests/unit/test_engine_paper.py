@@ -49,11 +49,12 @@ def test_market_buy_takes_the_ask_plus_slippage_and_pays_the_fee() -> None:
     engine = quote_engine()
     quote(engine, "64000", "64010")
     events = place(engine, "a", "BTC-USD", "buy", "0.5", None, type="market")
-    # 64,010.00 x 1.001 = 64,074.01; notional 32,037.005 -> 32,037.00; fee 0.1 % -> 32.04
+    # 64,010.00 x 1.001 = 64,074.01; notional 32,037.005: the buyer pays it rounded up, 32,037.01;
+    # fee 0.1 % of the exact notional, 32.037005 -> 32.04
     assert taker_fills(events) == [(6_407_401, 5_000, 3_204)]
     trade = one(events, ev.TradeExecuted)
     assert (trade.maker_account_id, trade.maker_order_id) == (SYSTEM_VENUE, 0)
-    assert balance(engine, "a") == (100_000_000 - 3_203_700 - 3_204, 0)
+    assert balance(engine, "a") == (100_000_000 - 3_203_701 - 3_204, 0)
     assert balance(engine, "a", "BTC") == (250_000_000, 0)
     assert all(total == 0 for total in engine.ledger.totals().values())
 

@@ -17,7 +17,7 @@ from tradehall.domain import commands as c
 from tradehall.domain import events as ev
 from tradehall.domain.enums import CancelReason, FeeModel, MarketStatus
 from tradehall.engine import Engine
-from tradehall.engine.ledger import SYSTEM_EXTERNAL, SYSTEM_FEES
+from tradehall.engine.ledger import SYSTEM_EXTERNAL, SYSTEM_FEES, SYSTEM_ROUNDING
 
 Step = tuple[str, str, str, str]  # account, side, quantity, price: each order rests or takes what rests
 
@@ -74,7 +74,7 @@ SCENARIOS = [
         spec={"fee_model": FeeModel.PROPORTIONAL, "maker_fee": D("0.005"), "taker_fee": D("0.01")},
     ),
     Scenario(
-        "odd_payouts_round_down_and_the_residue_goes_to_fees",
+        "odd_payouts_round_down_and_the_residue_goes_to_rounding",
         [
             ("a", "yes", "0.05", "0.4"),  # one lot of 0.05 contracts pays 5 cents at settlement
             ("c", "yes", "0.10", "0.6"),
@@ -84,7 +84,7 @@ SCENARIOS = [
         ],
         # half of 10, 15 and 5 cents, rounded down: 5, 7, 2; the 15 cents of collateral leave 1
         refunds=(("a", 5), ("b", 7), ("c", 2)),
-        balances={"a": 1_000 - 2 - 4 + 5, "b": 1_000 - 7 + 7, "c": 1_000 - 6 + 4 + 2, SYSTEM_FEES: 1},
+        balances={"a": 1_000 - 2 - 4 + 5, "b": 1_000 - 7 + 7, "c": 1_000 - 6 + 4 + 2, SYSTEM_ROUNDING: 1},
         spec={"fee_model": FeeModel.PROPORTIONAL, "tick_size": D("0.2"), "lot_size": D("0.05")},
         realized={"a": 5 - 6, "b": 7 - 7, "c": (4 - 3) + (2 - 3)},  # c: the sale's P&L, then the void's
         deposit="10",
@@ -123,7 +123,7 @@ def test_void_pays_half_per_contract_out_of_the_collateral(scenario: Scenario) -
     assert cash(engine, "system:venue") == 0
     deposits = 3 * int(D(scenario.deposit) * 100)
     users = sum(balance(engine, a)[0] for a in ("a", "b", "c"))
-    assert users == deposits - cash(engine, SYSTEM_FEES)
+    assert users == deposits - cash(engine, SYSTEM_FEES) - cash(engine, SYSTEM_ROUNDING)
     assert_books_balance(engine)
     positions = {p.account_id: p for p in of_type(events, ev.PositionChanged)}
     assert set(positions) == {account for account, _ in scenario.refunds}

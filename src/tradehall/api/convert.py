@@ -21,7 +21,14 @@ from tradehall.domain.events import (
     OrderFilled,
     OrderTriggered,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str, floor_amount, trail_percent_of
+from tradehall.domain.fixedpoint import (
+    amount_of,
+    average_of,
+    decimal_of,
+    decimal_str,
+    floor_amount,
+    trail_percent_of,
+)
 from tradehall.domain.market import BINARY_PAYOUT, MarketSpec
 from tradehall.domain.tiers import TierSpec
 from tradehall.engine import Engine, views
@@ -165,7 +172,14 @@ def position_dict(position: PositionView) -> dict[str, Any]:
     quote_places = position.quote_places
     average: Decimal | None = None
     if quantity:
-        average = decimal_of(position.cost, tick_lot) / decimal_of(quantity, spec.lot_size)
+        average = average_of(
+            position.cost,
+            position.cost_remainder,
+            position.cost_denominator,
+            quantity,
+            tick_lot,
+            spec.lot_size,
+        )
         if spec.kind is MarketKind.BINARY and quantity < 0:
             average = BINARY_PAYOUT - average
         average = average.quantize(spec.tick_size * Decimal("0.0001")).normalize()

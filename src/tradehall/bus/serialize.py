@@ -157,6 +157,9 @@ def _money(minor: int, decimals: int) -> str:
 _ONE_PPM = Decimal(1) / PPM
 
 
+_ONE_E8 = Decimal("0.00000001")
+
+
 def _ppm(ppm: int) -> str:
     return decimal_str(decimal_of(ppm, _ONE_PPM))
 
@@ -184,6 +187,11 @@ def _order_filled(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any
     p["filled_quantity"] = _qty(e.filled_quantity, spec)
     p["fee"] = _money(e.fee, decimals)
     p["realized_pnl"] = _money(e.realized_pnl, decimals)
+    cash = getattr(e, "cash", None)
+    if cash is None:
+        p.pop("cash", None)
+    else:
+        p["cash"] = _money(cash, decimals)
 
 
 def _trade(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
@@ -214,6 +222,8 @@ def _position(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -
     decimals = s._decimals(spec.quote)
     p["quantity"] = _qty(e.quantity, spec)
     p["cost"] = decimal_str(decimal_of(e.cost, spec.tick_size * spec.lot_size))
+    p.pop("cost_remainder", None)  # the exact fraction below a tick-lot stays in the engine's records
+    p.pop("cost_denominator", None)
     p["realized_pnl"] = _money(e.realized_pnl, decimals)
     p["margin"] = _money(e.margin, decimals)
 
@@ -277,7 +287,9 @@ def _taken_over(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any])
 
 def _funding(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
     decimals = s._decimals(spec.quote)
-    p["rate"] = _ppm(e.rate_ppm)
+    ppm = p.pop("rate_ppm", None)  # journals from before 8-decimal rates
+    units = p.pop("rate_e8", 0) if ppm is None else ppm * 100
+    p["rate"] = decimal_str(decimal_of(units, _ONE_E8))
     p["mark"] = _price(e.mark, spec)
     p["payments"] = [[account, _money(minor, decimals)] for account, minor in e.payments]
 

@@ -149,6 +149,9 @@ class OrderFilled(Event, frozen=True, kw_only=True, gc=False, tag=True):
     status: OrderStatus
     ts: int
     origin: FillOrigin | None = None  # set on the closed account's side of an engine close-out
+    cash: int | None = None
+    """Spot: the quote minor units this side paid (buy, rounded up) or received (sell, rounded down);
+    None for other kinds and in journals from before it was recorded (then: the floor of the notional)."""
 
 
 class TradeExecuted(Event, frozen=True, kw_only=True, gc=False, tag=True):
@@ -210,7 +213,9 @@ class BalanceChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class PositionChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
-    """`quantity` is signed lots (negative = short or NO); `cost` is signed tick-lots of entry value."""
+    """`quantity` is signed lots (negative = short or NO); the entry value is exactly `cost +
+    cost_remainder / cost_denominator` signed tick-lots (`cost` its floor; the fraction is non-zero
+    only for average cost after a partial reduce). `realized_pnl` is the position's current life's."""
 
     account_id: str
     market: str
@@ -218,6 +223,8 @@ class PositionChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
     cost: int
     realized_pnl: int
     margin: int
+    cost_remainder: int = 0
+    cost_denominator: int = 1
 
 
 class BookChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
@@ -303,13 +310,21 @@ class PositionTakenOver(Event, frozen=True, kw_only=True, gc=False, tag=True):
 
 
 class FundingPaid(Event, frozen=True, kw_only=True, gc=False, tag=True):
-    """`payments` are (account id, minor units paid; negative = received)."""
+    """`payments` are (account id, minor units paid; negative = received): a payer's exact amount
+    rounded up, a receiver's down. `rate_e8` is the rate in 1e-8; journals written before 8-decimal
+    rates carry `rate_ppm` instead (read `rate_units`)."""
 
     market: str
-    rate_ppm: int
     mark: int
     payments: tuple[tuple[str, int], ...]
     ts: int
+    rate_e8: int = 0
+    rate_ppm: int | None = None
+
+    @property
+    def rate_units(self) -> int:
+        """The rate in 1e-8, whichever field the record carries."""
+        return self.rate_e8 if self.rate_ppm is None else self.rate_ppm * 100
 
 
 class LeverageChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):

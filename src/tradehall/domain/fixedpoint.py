@@ -10,9 +10,15 @@ Rounding rules:
   both sides of the trade use the same rounded amount, so no money is created or lost.
 - Fees are rounded up (ceiling) to the minor unit once per order: each fill pays the increase of the
   ceiling of the order's exact accrued fee. A hold is always at least what its fills can cost.
-- Realised P&L is rounded half to even.
-- Realised P&L on a partial reduce takes the floor of the proportional cost; the remainder stays
-  in the position, so a position's P&L over its life is exact.
+- Every amount is rounded in the venue's favour in the currency's minor unit: credits to a user
+  down, debits up; the residue accrues to `system:rounding`, which never goes negative. A spot
+  buyer's cash is the notional rounded up, the seller's rounded down (once per order, on the order's
+  exact notional so far); a binary opening cost up, closing proceeds and payouts down; funding paid
+  up, received down.
+- A position's cost is exact (a reduced fraction for average cost), so its average entry does not
+  drift; its realised P&L is kept exact per life (flat to flat) and posted as the floor of the
+  cumulative amount less what was already posted, so a life pays exactly the floor of its total.
+- Funding rates have at most 8 decimals (1e-8 units); a finer rate is refused, never truncated.
 """
 
 from __future__ import annotations
@@ -90,6 +96,15 @@ def minor_of(amount: Decimal, decimals: int, what: str = "amount") -> int:
     return int(scaled)
 
 
+def average_of(
+    cost: int, remainder: int, denominator: int, lots: int, tick_lot: Decimal, lot: Decimal
+) -> Decimal:
+    """The average entry price of `lots` whose entry value is `cost + remainder / denominator`
+    tick-lots (28 significant digits; the callers quantize for display)."""
+    value = Decimal(cost * denominator + remainder) * tick_lot
+    return value / (Decimal(lots * denominator) * lot)
+
+
 def amount_of(minor: int, decimals: int) -> Decimal:
     """The decimal amount of `minor` units of a currency with `decimals` places."""
     return Decimal(minor).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
@@ -127,6 +142,8 @@ def trail_percent_of(ppm: int) -> Decimal:
 
 FUNDING_RATE_PLACES = 8
 """Exchanges publish funding rates to 8 decimals (0.00019999); a finer rate is refused, never cut."""
+RATE_SCALE = 10**FUNDING_RATE_PLACES
+"""A funding rate inside the engine: an integer count of 1e-8."""
 
 
 def check_funding_rate(rate: Decimal, what: str = "funding_rate") -> Decimal:
@@ -135,6 +152,11 @@ def check_funding_rate(rate: Decimal, what: str = "funding_rate") -> Decimal:
     if isinstance(exponent, int) and exponent < -FUNDING_RATE_PLACES:
         raise invalid_order(f"{what} {rate} has more than {FUNDING_RATE_PLACES} decimals")
     return rate
+
+
+def rate_units_of(rate: Decimal, what: str = "funding_rate") -> int:
+    """A funding rate in 1e-8 units, exactly; more than 8 decimals is refused (`invalid_order`)."""
+    return int(check_funding_rate(rate, what) * RATE_SCALE)
 
 
 def _plain(value: Decimal) -> Decimal:

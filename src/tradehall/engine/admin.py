@@ -160,7 +160,7 @@ class Admin:
         initial = max(market.terms.initial_margin_ppm, ceil_div(PPM * PPM, int(leverage * PPM)))
         position = market.positions.get(account.account_id)
         if position is not None and position.quantity:
-            margin = market.terms.margin_of(position.cost, initial)
+            margin = market.terms.margin_of(position.entry_value_up(), initial)
             quote = market.spec.quote
             if margin - position.margin > account.available(quote):
                 raise TradehallError(

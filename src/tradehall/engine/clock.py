@@ -89,13 +89,11 @@ class Clock:
             if market.quote.delayed and market.status is MARKET_OPEN:
                 self._market_data.quote_venue_tick(market)
             interval = market.terms.funding_interval_ns
-            if not interval or not market.terms.funding_rate_ppm or mark_of(market) is None:
+            if not interval or not market.terms.funding_rate_e8 or mark_of(market) is None:
                 continue
             if market.marks.next_funding_ts is None:
                 market.marks.next_funding_ts = (now // interval + 1) * interval
                 continue
             if now >= market.marks.next_funding_ts:
-                self._funding.pay(
-                    market, market.terms.funding_rate_ppm
-                )  # once, however many intervals passed
+                self._funding.pay(market, market.terms.funding_rate_e8)  # once, however many intervals passed
                 market.marks.next_funding_ts = (now // interval + 1) * interval

@@ -181,6 +181,8 @@ class Engine:
                         cost=position.cost,
                         realized_pnl=position.realized,
                         margin=position.margin,
+                        cost_remainder=position.cost_rem,
+                        cost_denominator=position.cost_den,
                     )
                 )
             dirty.clear()

@@ -3,7 +3,9 @@
 Every movement of money is a `transfer` from one account to another, so the sum of all balances
 of a currency over all accounts is always zero: deposits come from `system:external`, fees go to
 `system:fees`, perp P&L settles against `system:perp_settlement`, binary contracts' collateral sits
-in one `system:collateral:<market>` account per market. Holds only move money between an account's
+in one `system:collateral:<market>` account per market, and what rounding in the venue's favour
+leaves (a buyer's cash rounded up against a seller's rounded down, funding, perp P&L) accrues to
+`system:rounding`, which never goes negative. Holds only move money between an account's
 `available` and `held` parts. Changes are accumulated per command and emitted once per balance.
 """
 
@@ -23,7 +25,15 @@ SYSTEM_FEES = "system:fees"
 SYSTEM_PERP_SETTLEMENT = "system:perp_settlement"
 SYSTEM_INSURANCE = "system:insurance"
 SYSTEM_VENUE = "system:venue"
-SYSTEM_ACCOUNTS = (SYSTEM_EXTERNAL, SYSTEM_FEES, SYSTEM_PERP_SETTLEMENT, SYSTEM_INSURANCE, SYSTEM_VENUE)
+SYSTEM_ROUNDING = "system:rounding"
+SYSTEM_ACCOUNTS = (
+    SYSTEM_EXTERNAL,
+    SYSTEM_FEES,
+    SYSTEM_PERP_SETTLEMENT,
+    SYSTEM_INSURANCE,
+    SYSTEM_VENUE,
+    SYSTEM_ROUNDING,
+)
 
 
 def collateral_account(market: str) -> str:

@@ -15,7 +15,16 @@ from tradehall.domain.enums import (
     Side,
 )
 from tradehall.domain.errors import invalid_request
-from tradehall.domain.fixedpoint import PPM, Ratio, ceil_div, minor_of, parse_decimal, ppm_of, units_of
+from tradehall.domain.fixedpoint import (
+    PPM,
+    Ratio,
+    ceil_div,
+    minor_of,
+    parse_decimal,
+    ppm_of,
+    rate_units_of,
+    units_of,
+)
 from tradehall.domain.market import MarketSpec
 from tradehall.engine.book import Fill
 from tradehall.engine.constants import (
@@ -84,7 +93,7 @@ class MarketTerms:
         "base_per_lot",
         "collateral_id",
         "funding_interval_ns",
-        "funding_rate_ppm",
+        "funding_rate_e8",
         "initial_margin_ppm",
         "latency_ns",
         "maintenance_margin_ppm",
@@ -160,9 +169,7 @@ class MarketTerms:
             else None
         )
         self.funding_interval_ns = (spec.funding_interval_seconds or 0) * 1_000_000_000
-        self.funding_rate_ppm = (
-            ppm_of(spec.funding_rate, "funding_rate") if spec.funding_rate is not None else 0
-        )
+        self.funding_rate_e8 = rate_units_of(spec.funding_rate) if spec.funding_rate is not None else 0
         self.base_per_lot = 0
         self.payout_ticks = 0
         self.quadratic_ratio = Ratio(0, 1)
@@ -221,20 +228,21 @@ class MarketTerms:
 
     @property
     def fee_denominator(self) -> int:
-        return PPM * self.quadratic_ratio.den if self.quadratic else PPM
+        return PPM * self.quadratic_ratio.den if self.quadratic else PPM * self.notional.den
 
-    def fee_numerator(self, notional: int, lots: int, price: int, ppm: int) -> int:
-        """A fill's exact fee as a numerator over `fee_denominator` minor units."""
+    def fee_numerator(self, lots: int, price: int, ppm: int) -> int:
+        """A fill's exact fee as a numerator over `fee_denominator` minor units: the rate x the exact
+        notional (no rounding before the order's fees are rounded up)."""
         if self.quadratic:
             return ppm * lots * price * (self.payout_ticks - price) * self.quadratic_ratio.num
-        return notional * ppm
+        return lots * price * self.notional.num * ppm
 
     def fee_bound(self, lots: int, price: int) -> int:
         """The most `lots` can pay in fees at prices up to `price` (binary: anywhere in the range)."""
         ppm = max(self.maker_ppm, self.taker_ppm)
         if self.quadratic:
             half = self.payout_ticks // 2
-            return ceil_div(self.fee_numerator(0, lots, half, ppm), self.fee_denominator)
+            return ceil_div(self.fee_numerator(lots, half, ppm), self.fee_denominator)
         return ceil_div(self.notional.ceil(price * lots) * ppm, PPM)
 
     def margin_of(self, cost: int, initial_margin_ppm: int) -> int:
@@ -301,9 +309,11 @@ class Market:
     __slots__ = (
         "book",
         "book_sequence",
+        "clearing_pnl",
         "kind",
         "last_price",
         "marks",
+        "open_lots",
         "positions",
         "quote",
         "spec",
@@ -325,6 +335,8 @@ class Market:
         self.book_sequence = 0
         self.last_price: int | None = None
         self.positions: dict[str, Position] = {}
+        self.open_lots = 0  # perp: sum of |quantity| over positions; 0 = nothing open
+        self.clearing_pnl = 0  # perp: realised P&L posted since the market was last flat (minor units)
         self.stops = StopBook()
         self.quote = QuoteState()
         self.marks = MarkState()

@@ -1,5 +1,12 @@
 """Postings: what one fill moves in the ledger and the positions (the book never touches balances).
 
+Every amount is rounded in the venue's favour in the quote's minor unit (credits to a user down,
+debits up) and the residue accrues to `system:rounding`: a spot buyer's cash is rounded up and the
+seller's down (per order, see `spot_cash`), a fee is the rate x the exact notional rounded up (per
+order), a binary opening cost up and closing proceeds down, and perp P&L is posted per position life
+as the floor of its exact cumulative amount (`Position.change`); when a perp market has no open
+position, what clearing kept of its P&L is swept to `system:rounding` (`sweep_clearing`).
+
 `settle_fill` records the trade and posts both sides; `fill_side` posts one side (position, margin or
 binary collateral, fee, consumed hold, order progress, the fill event); `settle_pnl` settles perp P&L
 against clearing with the insurance fund covering a loss beyond the balance.
@@ -23,7 +30,13 @@ from tradehall.engine.constants import (
     SYSTEM_KIND,
     TAKER,
 )
-from tradehall.engine.ledger import SYSTEM_FEES, SYSTEM_INSURANCE, SYSTEM_PERP_SETTLEMENT, Account
+from tradehall.engine.ledger import (
+    SYSTEM_FEES,
+    SYSTEM_INSURANCE,
+    SYSTEM_PERP_SETTLEMENT,
+    SYSTEM_ROUNDING,
+    Account,
+)
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.state import EngineState
@@ -42,12 +55,10 @@ class Postings:
     def settle_fill(
         self, market: Market, maker: Order, taker: Order, taker_account: Account, quantity: int, price: int
     ) -> None:
-        terms = market.terms
         state = self._state
         trade_id = state.next_trade_id
         state.next_trade_id = trade_id + 1
         market.last_price = price
-        notional = terms.notional.floor(price * quantity)
         maker_account = self._accounts[maker.account_id]
         self._state.events.append(
             TradeExecuted(
@@ -63,14 +74,43 @@ class Postings:
                 ts=state.now,
             )
         )
+        maker_cash = taker_cash = 0
         if market.kind is SPOT:
+            buy, sell = (taker, maker) if taker.side is BUY else (maker, taker)
             buyer, seller = (
                 (taker_account, maker_account) if taker.side is BUY else (maker_account, taker_account)
             )
-            self._ledger.transfer(buyer, seller, market.spec.quote, notional)
-            self._ledger.transfer(seller, buyer, market.spec.base, quantity * terms.base_per_lot)
-        self.fill_side(market, maker, maker_account, quantity, price, notional, trade_id, MAKER)
-        self.fill_side(market, taker, taker_account, quantity, price, notional, trade_id, TAKER)
+            paid, received = self.spot_cash(market, buy, sell, quantity * price)
+            self.exchange_spot(market, buyer, seller, paid, received, quantity)
+            maker_cash, taker_cash = (received, paid) if taker.side is BUY else (paid, received)
+        self.fill_side(market, maker, maker_account, quantity, price, maker_cash, trade_id, MAKER)
+        self.fill_side(market, taker, taker_account, quantity, price, taker_cash, trade_id, TAKER)
+
+    @staticmethod
+    def spot_cash(market: Market, buy: Order, sell: Order, tick_lots: int) -> tuple[int, int]:
+        """What a spot fill of `tick_lots` costs the buyer and pays the seller, in quote minor units.
+
+        Rounded in the venue's favour once per order, not once per fill: each fill moves the increase
+        of the ceiling (buyer) or floor (seller) of the order's exact notional so far, so an order
+        pays at most the ceiling of its total (its hold) and receives at least its floor."""
+        notional = market.terms.notional
+        bought = buy.fills_notional
+        sold = sell.fills_notional
+        paid = notional.ceil(bought + tick_lots) - notional.ceil(bought)
+        received = notional.floor(sold + tick_lots) - notional.floor(sold)
+        return paid, received
+
+    def exchange_spot(
+        self, market: Market, buyer: Account, seller: Account, paid: int, received: int, lots: int
+    ) -> None:
+        """The buyer pays `paid` into `system:rounding`, which pays the seller `received`; the base
+        currency moves the other way."""
+        ledger = self._ledger
+        quote = market.spec.quote
+        rounding = ledger.system_account(SYSTEM_ROUNDING, quote)
+        ledger.transfer(buyer, rounding, quote, paid)
+        ledger.transfer(rounding, seller, quote, received)
+        ledger.transfer(seller, buyer, market.spec.base, lots * market.terms.base_per_lot)
 
     def fill_side(
         self,
@@ -79,10 +119,12 @@ class Postings:
         account: Account,
         quantity: int,
         price: int,
-        notional: int,
+        cash: int,
         trade_id: int,
         liquidity: Liquidity,
     ) -> None:
+        """One side of a fill; `cash` is what a spot side paid (buy) or received (sell) in quote minor
+        units (unused for other kinds)."""
         terms = market.terms
         ledger = self._ledger
         quote = market.spec.quote
@@ -101,7 +143,7 @@ class Postings:
         ppm = terms.maker_ppm if liquidity is MAKER else terms.taker_ppm
         if account.kind is SYSTEM_KIND or order.fee_exempt:
             ppm = 0  # the venue or the insurance fund taking the other side, or a liquidation
-        order.fee_accrued = accrued + terms.fee_numerator(notional, quantity, price, ppm)
+        order.fee_accrued = accrued + terms.fee_numerator(quantity, price, ppm)
         denominator = terms.fee_denominator
         fee = ceil_div(order.fee_accrued, denominator) - ceil_div(accrued, denominator)
         delta = quantity if order.side is BUY else -quantity
@@ -109,18 +151,21 @@ class Postings:
             # holdings that were deposited rather than bought have no cost basis
             delta = -min(quantity, max(position.quantity, 0))
         before = position.quantity
-        closed, realized_ticks = position.change(delta, price, account.cost_basis) if delta else (0, 0)
-        if kind is PERP and (before == 0) != (position.quantity == 0):
-            account.open_perps += 1 if before == 0 else -1
-        realized = terms.notional.round(realized_ticks) if realized_ticks else 0
-        position.realized += realized
+        closed, realized = (
+            position.change(delta, price, account.cost_basis, terms.notional) if delta else (0, 0)
+        )
+        if kind is PERP:
+            after = position.quantity
+            if (before == 0) != (after == 0):
+                account.open_perps += 1 if before == 0 else -1
+            market.open_lots += abs(after) - abs(before)
         self._dirty_positions[(account.account_id, market.symbol)] = position
         consumed = fee
         if kind is SPOT:
-            consumed = notional + fee if order.side is BUY else quantity * terms.base_per_lot
+            consumed = cash + fee if order.side is BUY else quantity * terms.base_per_lot
         elif kind is PERP:
             margin_before = position.margin
-            position.margin = terms.margin_of(position.cost, im_ppm(account, market))
+            position.margin = terms.margin_of(position.entry_value_up(), im_ppm(account, market))
             margin_change = position.margin - margin_before
             if margin_change > 0:
                 consumed += margin_change
@@ -129,10 +174,10 @@ class Postings:
             pool = ledger.system_account(terms.collateral_id, quote)
             closing_price = terms.payout_ticks - price if order.side is BUY else price
             opening_price = price if order.side is BUY else terms.payout_ticks - price
-            if closed:
+            if closed:  # a credit: rounded down (exact while tick x lot is whole minor units)
                 ledger.transfer(pool, account, quote, terms.notional.floor(closing_price * closed))
-            if quantity - closed:
-                opening_cost = terms.notional.floor(opening_price * (quantity - closed))
+            if quantity - closed:  # a debit: rounded up
+                opening_cost = terms.notional.ceil(opening_price * (quantity - closed))
                 ledger.transfer(account, pool, quote, opening_cost)
                 consumed += opening_cost
         if consumed > order.hold:  # pragma: no cover - holds are upper bounds of what fills consume
@@ -141,8 +186,12 @@ class Postings:
         ledger.adjust_held(account, order.hold_currency, -consumed)
         if fee:
             ledger.transfer(account, ledger.system_account(SYSTEM_FEES, quote), quote, fee)
-        if realized and kind is PERP:  # after the fee, so a loss floors the balance at zero
-            self.settle_pnl(account, quote, realized)
+        if kind is PERP:
+            if realized:  # after the fee, so a loss floors the balance at zero
+                self.settle_pnl(account, quote, realized)
+                market.clearing_pnl += realized
+            if market.open_lots == 0 and market.clearing_pnl:  # both sides of a trade applied
+                self.sweep_clearing(market)
         now = self._state.now
         order.filled += quantity
         order.fills_notional += price * quantity
@@ -175,6 +224,7 @@ class Postings:
                 quantity=quantity,
                 fee=fee,
                 liquidity=liquidity,
+                cash=cash if kind is SPOT else None,
                 realized_pnl=realized,
                 filled_quantity=order.filled,
                 status=order.status,
@@ -182,6 +232,21 @@ class Postings:
                 origin=order.origin,
             )
         )
+
+    def sweep_clearing(self, market: Market) -> None:
+        """With no position open in a perp market its exact P&L sums to zero, so what clearing kept
+        of it (each life's P&L posted as a floor) is whole rounding residue: `system:rounding`'s."""
+        residue = -market.clearing_pnl
+        market.clearing_pnl = 0
+        if residue > 0:  # never below zero; only an old snapshot's unknown history could make it so
+            ledger = self._ledger
+            quote = market.spec.quote
+            ledger.transfer(
+                ledger.system_account(SYSTEM_PERP_SETTLEMENT, quote),
+                ledger.system_account(SYSTEM_ROUNDING, quote),
+                quote,
+                residue,
+            )
 
     def settle_pnl(self, account: Account, currency: str, pnl: int) -> None:
         """Perp P&L settles against clearing; a loss beyond the balance is paid by the insurance fund."""

@@ -7,7 +7,7 @@ from tradehall.domain.enums import CancelReason, MarketStatus, Outcome
 from tradehall.domain.errors import Code, TradehallError, invalid_request
 from tradehall.domain.events import MarketSettled, MarketStatusChanged, MarketVoided
 from tradehall.engine.constants import BINARY, MARKET_OPEN
-from tradehall.engine.ledger import SYSTEM_FEES
+from tradehall.engine.ledger import SYSTEM_ROUNDING
 from tradehall.engine.lifecycle import Lifecycle
 from tradehall.engine.markets import Market
 from tradehall.engine.state import EngineState, enum_of
@@ -58,8 +58,9 @@ class Settlement:
         self.change_status(market, MarketStatus.SETTLED)
         quote = market.spec.quote
         ledger = self._ledger
-        pool = ledger.system_account(market.terms.collateral_id, quote)
-        settle_price = market.terms.payout_ticks if outcome is Outcome.YES else 0
+        terms = market.terms
+        pool = ledger.system_account(terms.collateral_id, quote)
+        settle_price = terms.payout_ticks if outcome is Outcome.YES else 0
         payouts: list[tuple[str, int]] = []
         for account_id in sorted(market.positions):
             position = market.positions[account_id]
@@ -67,12 +68,9 @@ class Settlement:
                 continue
             account = self._accounts[account_id]
             wins = (position.quantity > 0) == (outcome is Outcome.YES)
-            payout = (
-                market.terms.notional.round(abs(position.quantity) * market.terms.payout_ticks) if wins else 0
-            )
+            payout = terms.notional.floor(abs(position.quantity) * terms.payout_ticks) if wins else 0
             ledger.transfer(pool, account, quote, payout)
-            _, realized_ticks = position.change(-position.quantity, settle_price, account.cost_basis)
-            position.realized += market.terms.notional.round(realized_ticks)
+            position.close_all(position.quantity * settle_price, 1, terms.notional)
             self._dirty_positions[(account_id, market.symbol)] = position
             payouts.append((account_id, payout))
         self._state.events.append(
@@ -84,8 +82,8 @@ class Settlement:
 
         Every open pair put exactly 1.00 into the collateral account, so half a payout per contract on
         each side sums to what it holds; each payout is rounded down to the minor unit (a half unit when
-        a contract's payout is odd) and that residue goes to `system:fees`, leaving the collateral at
-        zero. Fees are not refunded. Cash a trader took out by selling stays theirs: nothing is clawed
+        a contract's payout is odd) and that residue goes to `system:rounding`, leaving the collateral
+        at zero. Fees are not refunded. Cash a trader took out by selling stays theirs: nothing is clawed
         back, so no balance can go negative."""
         market = self.binary_market(command.market)
         quote = market.spec.quote
@@ -104,15 +102,11 @@ class Settlement:
         for account_id, amount in refunds:
             position = market.positions[account_id]
             ledger.transfer(pool, self._accounts[account_id], quote, amount)
-            # closed at half the payout: the P&L of the position's life, floored like its payout
-            position.realized += notional.floor(position.quantity * payout_ticks - 2 * position.cost) // 2
-            position.quantity = 0
-            position.cost = 0
-            if position.lots is not None:
-                position.lots.clear()
+            # closed at half the payout: the rest of the life's P&L, floored like its payout
+            position.close_all(position.quantity * payout_ticks, 2, notional)
             self._dirty_positions[(account_id, market.symbol)] = position
         residue = pool.balance(quote).total
-        ledger.transfer(pool, ledger.system_account(SYSTEM_FEES, quote), quote, residue)
+        ledger.transfer(pool, ledger.system_account(SYSTEM_ROUNDING, quote), quote, residue)
         self._state.events.append(
             MarketVoided(market=market.symbol, refunds=tuple(refunds), ts=self._state.now)
         )

@@ -17,7 +17,11 @@ from tradehall.engine.orders import Order
 from tradehall.engine.risk import AssessmentState
 from tradehall.engine.state import EngineConfig, EngineState
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+"""2: positions keep their exact cost fraction and life cash flow, markets clearing's P&L since flat,
+and a linear fee's accrued numerator is over PPM x the notional's denominator (the exact notional).
+Version 1 snapshots still load (`load_state` converts them)."""
+READABLE_VERSIONS = (1, 2)
 
 
 def snapshot_state(state: EngineState) -> dict[str, Any]:
@@ -53,6 +57,9 @@ def snapshot_state(state: EngineState) -> dict[str, Any]:
                 p.reserved_buy,
                 p.reserved_sell,
                 None if p.lots is None else [list(lot) for lot in p.lots],
+                p.cost_rem,
+                p.cost_den,
+                p.flow,
             ]
             for _, p in sorted(m.positions.items())
         ]
@@ -68,6 +75,7 @@ def snapshot_state(state: EngineState) -> dict[str, Any]:
                 "delayed": [o.order_id for o in m.quote.delayed],
                 "intervals": sorted([a, low, high] for a, (low, high) in m.marks.interval_of.items()),
                 "next_funding_ts": m.marks.next_funding_ts,
+                "clearing_pnl": m.clearing_pnl,
             }
         )
     return {
@@ -90,7 +98,7 @@ def snapshot_state(state: EngineState) -> dict[str, Any]:
 def decode(data: bytes) -> tuple[EngineConfig, dict[str, Any]]:
     """The snapshot's config (to build the engine with) and its raw state."""
     raw: dict[str, Any] = msgspec.msgpack.decode(data)
-    if raw.get("version") != SNAPSHOT_VERSION:
+    if raw.get("version") not in READABLE_VERSIONS:
         raise ValueError(f"unsupported snapshot version {raw.get('version')}")
     return msgspec.convert(raw["config"], EngineConfig), raw
 
@@ -140,13 +148,18 @@ def load_state(state: EngineState, raw: dict[str, Any]) -> None:
         market.marks.price = raw_market["mark_price"]
         market.quote.bids, market.quote.asks, market.quote.ts = raw_market["quote"]
         market.marks.next_funding_ts = raw_market["next_funding_ts"]
-        for account_id, quantity, cost, realized, margin, reserved_buy, reserved_sell, lots in raw_market[
-            "positions"
-        ]:
+        market.clearing_pnl = raw_market.get("clearing_pnl", 0)
+        for row in raw_market["positions"]:
+            account_id, quantity, cost, realized, margin, reserved_buy, reserved_sell, lots = row[:8]
             position = state.position(market, state.accounts[account_id])
             position.quantity, position.cost, position.realized = quantity, cost, realized
+            if len(row) > 8:
+                position.cost_rem, position.cost_den, position.flow = row[8], row[9], row[10]
+            else:  # version 1: the life's history is unknown; a new one starts at the current cost
+                position.flow, position.realized = -cost, 0
             if quantity and market.kind is PERP:
                 state.accounts[account_id].open_perps += 1
+                market.open_lots += abs(quantity)
             position.margin, position.reserved_buy, position.reserved_sell = (
                 margin,
                 reserved_buy,
@@ -159,6 +172,11 @@ def load_state(state: EngineState, raw: dict[str, Any]) -> None:
         delayed[spec.symbol] = raw_market["delayed"]
         state.markets[spec.symbol] = market
     restored = [msgspec.convert(raw_order, Order) for raw_order in raw["orders"]]
+    if raw["version"] == 1:  # a linear fee's numerator was over PPM (of the floored notional)
+        for order in restored:
+            market = state.markets[order.market]
+            if not market.terms.quadratic:
+                order.fee_accrued *= market.terms.notional.den
     for order in sorted(restored, key=lambda o: o.priority):
         account = state.accounts[order.account_id]
         market = state.markets[order.market]

@@ -84,7 +84,10 @@ def position_value_exact(market: Market, position: Position) -> tuple[int, int]:
         return 0, 1
     price = valuation_price(market)
     if market.kind is PERP:
-        return (0, 1) if price is None else ((quantity * price - position.cost) * notional.num, notional.den)
+        if price is None:
+            return 0, 1
+        num, den = position.pnl_at(price)
+        return num * notional.num, den * notional.den
     if price is None:
         ticks = position.cost if quantity > 0 else -quantity * market.terms.payout_ticks + position.cost
     elif quantity > 0:
@@ -105,7 +108,8 @@ def unrealized_of(market: Market, position: Position) -> int:
     price = valuation_price(market)
     if position.quantity == 0 or price is None:
         return 0
-    return market.terms.notional.floor(position.quantity * price - position.cost)
+    num, den = position.pnl_at(price)
+    return (num * market.terms.notional.num) // (den * market.terms.notional.den)
 
 
 def maintenance_exact(market: Market, position: Position) -> tuple[int, int]:
@@ -202,7 +206,8 @@ def value_account(account: Account, markets: Mapping[str, Market], spot_market: 
         price = valuation_price(market)
         if price is not None:
             notional = market.terms.notional
-            unrealized.add((position.quantity * price - position.cost) * notional.num, notional.den)
+            num, den = position.pnl_at(price)
+            unrealized.add(num * notional.num, den * notional.den)
         if market.kind is SPOT:
             continue  # the holding itself is in `holdings`, from the balance
         values.add(*position_value_exact(market, position))

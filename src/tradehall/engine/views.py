@@ -452,6 +452,8 @@ class PositionView:
     margin: int
     price: int | None
     payout_ticks: int
+    cost_remainder: int
+    cost_denominator: int
     quote_places: int
     liquidation_price: int | None
 
@@ -468,6 +470,8 @@ def _position_view(engine: Engine, m: Market, p: Position) -> PositionView:
         margin=p.margin,
         price=_valuation_price(m),
         payout_ticks=m.terms.payout_ticks,
+        cost_remainder=p.cost_rem,
+        cost_denominator=p.cost_den,
         quote_places=engine.config.decimals(m.spec.quote),
         liquidation_price=engine.liquidation_price(p.account_id, m.symbol),
     )

@@ -9,7 +9,7 @@ tick-lots into minor units):
 
 | cause (event) | type | amount |
 | --- | --- | --- |
-| `OrderFilled`, spot | `trade` | quote: -/+ notional (floor of price x quantity); base: +/- quantity |
+| `OrderFilled`, spot | `trade` | quote: -/+ the fill's `cash` (older: floor of notional); base: +/- lots |
 | `OrderFilled`, perp | `trade` | the fill's realised P&L |
 | `OrderFilled`, binary | `trade` | + value of the contracts it closes - cost of those it opens |
 | `OrderFilled` with origin `liquidation` | `liquidation` | as above |
@@ -148,8 +148,8 @@ class RecordLedger:
 
         buy = ev.side is Side.BUY
         if money.kind is MarketKind.SPOT:
-            notional = money.notional.floor(ev.price * ev.quantity)
-            line(money.quote, kind, -notional if buy else notional)
+            cash = ev.cash if ev.cash is not None else money.notional.floor(ev.price * ev.quantity)
+            line(money.quote, kind, -cash if buy else cash)
             base = ev.quantity * money.base_per_lot
             line(money.base, kind, base if buy else -base)
         elif money.kind is MarketKind.PERP:
@@ -178,7 +178,7 @@ class RecordLedger:
         self.quantities[(account_id, market)] = held + delta
         cash = money.notional.floor(closing_price * closed) if closed else 0
         if lots - closed:
-            cash -= money.notional.floor(opening_price * (lots - closed))
+            cash -= money.notional.ceil(opening_price * (lots - closed))
         return cash
 
     def takeover(self, money: MarketMoney, ev: PositionTakenOver, held_before: int) -> None:

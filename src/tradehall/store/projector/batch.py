@@ -97,6 +97,7 @@ class _Batch(_BatchRows):
             position = self.mirror.positions[(account_id, symbol)]
             position.quantity = 0
             position.cost = 0
+            position.cost_rem, position.cost_den = 0, 1
             position.updated_ns = ts
             self.dirty_positions.add((account_id, symbol))
             self._touch(account_id)
@@ -234,6 +235,7 @@ class _Batch(_BatchRows):
             self.mirror.markets_by_account.setdefault(ev.account_id, set()).add(ev.market)
         position.quantity = ev.quantity
         position.cost = ev.cost
+        position.cost_rem, position.cost_den = ev.cost_remainder, ev.cost_denominator
         position.realized_pnl = ev.realized_pnl
         position.margin = ev.margin
         position.updated_ns = self._ts

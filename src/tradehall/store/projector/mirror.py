@@ -144,6 +144,8 @@ class _AccountState:
 class _PositionState:
     quantity: int = 0
     cost: int = 0
+    cost_rem: int = 0  # the exact entry value is cost + cost_rem / cost_den (engine events)
+    cost_den: int = 1
     realized_pnl: int = 0
     margin: int = 0
     updated_ns: int = 0

@@ -13,7 +13,7 @@ from tradehall.domain.enums import (
     AccountKind,
     MarketKind,
 )
-from tradehall.domain.fixedpoint import amount_of, decimal_of, floor_amount
+from tradehall.domain.fixedpoint import amount_of, average_of, decimal_of, floor_amount
 from tradehall.domain.market import BINARY_PAYOUT
 from tradehall.store.candles import CandleBuilder
 from tradehall.store.ledger import RecordLedger
@@ -284,7 +284,9 @@ class _BatchRows:
         price = market.valuation_price
         average: Decimal | None = None
         if quantity:
-            average = decimal_of(position.cost, market.tick_lot) / decimal_of(quantity, spec.lot_size)
+            average = average_of(
+                position.cost, position.cost_rem, position.cost_den, quantity, market.tick_lot, spec.lot_size
+            )
             if market.payout_ticks is not None and quantity < 0:
                 average = BINARY_PAYOUT - average
         unrealized = _ZERO
