@@ -120,12 +120,7 @@ def order_risk(order: Order, account: Account, market: Market, price: int) -> in
     terms = market.terms
     stop = order.stop_loss
     if stop is not None:
-        exit_fee = ceil_div(
-            terms.fee_numerator(
-                terms.notional.ceil(stop * order.quantity), order.quantity, stop, terms.taker_ppm
-            ),
-            terms.fee_denominator,
-        )
+        exit_fee = ceil_div(terms.fee_numerator(order.quantity, stop, terms.taker_ppm), terms.fee_denominator)
         return terms.notional.ceil(order.quantity * abs(price - stop)) + exit_fee
     if market.kind is PERP:
         return terms.margin_of(price * order.quantity, im_ppm(account, market))
