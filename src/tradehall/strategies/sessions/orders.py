@@ -33,8 +33,11 @@ def client_order_id(session_id: str, seq: int) -> str:
 
 
 def decimal_of_float(value: float) -> Decimal:
-    """A strategy's float as the decimal it prints as (0.1 -> 0.1, not 0.1000000000000000055...)."""
-    return Decimal(repr(float(value)))
+    """A strategy's float as the decimal it prints as (0.1 -> 0.1, not 0.1000000000000000055...;
+    100.0 -> 100), in plain notation."""
+    exact = Decimal(repr(float(value))).normalize()
+    exponent = exact.as_tuple().exponent
+    return exact.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else exact
 
 
 def to_step(value: Decimal, step: Decimal, rounding: str) -> Decimal:
