@@ -89,7 +89,8 @@ def test_donchian_breakout_against_the_previous_bars_channel() -> None:
 
 def test_volume_spike_follows_the_direction_of_the_spike_bar() -> None:
     bars = [bar(i, 10, volume=10) for i in range(3)]
-    bars += [bar(3, 11, open_=10, volume=30), bar(4, 9, open_=10, volume=100), bar(5, 10, open_=10, volume=900)]
+    bars += [bar(3, 11, open_=10, volume=30), bar(4, 9, open_=10, volume=100)]
+    bars += [bar(5, 10, open_=10, volume=900)]
     strategy = make("volume_spike", period=3, threshold=3)
     result = [(i, s.action, s.confidence) for i, b in enumerate(bars)
               if (s := strategy.on_bar("BTC-USD", b)) is not None]
