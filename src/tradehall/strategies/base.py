@@ -9,6 +9,7 @@ which is why a backtest and a paper session on the same data give the same order
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
@@ -58,12 +59,16 @@ class OrderSink(Protocol):
 class StrategyContext:
     """Clock, portfolio view and order factory handed to every strategy of a run or session."""
 
-    __slots__ = ("_clock", "_orders", "portfolio")
+    __slots__ = ("_clock", "_orders", "portfolio", "random")
 
-    def __init__(self, clock: Callable[[], int], portfolio: Portfolio, orders: OrderSink) -> None:
+    def __init__(
+        self, clock: Callable[[], int], portfolio: Portfolio, orders: OrderSink, seed: int = 0
+    ) -> None:
         self._clock = clock
         self.portfolio = portfolio
         self._orders = orders
+        self.random = random.Random(seed)
+        """The run's seeded random numbers: a strategy that draws any uses this, so a backtest repeats."""
 
     def now(self) -> int:
         """Nanoseconds since the epoch: the time of the data being handled, never the wall clock in a

@@ -88,6 +88,7 @@ class Trader:
         self._pending: dict[str, set[str]] = {}
         self._watch_equity = risk.settings.max_drawdown is not None or risk.settings.weekly_target is not None
         self._single = self.members[0].strategy if len(self.members) == 1 else None
+        self._track_volatility = any(v.name == "volatility" for v in combiner.validators)
 
     def _clock(self) -> int:
         return self.now
@@ -116,9 +117,10 @@ class Trader:
         """A closed bar: every strategy sees it at its close time; then one decision, if anyone spoke."""
         self.now = bar.end
         track = self._tracks.get(market) or self._track(market)
-        previous = track.last_close
-        if previous:
-            track.returns.update(bar.close / previous - 1.0)
+        if self._track_volatility:
+            previous = track.last_close
+            if previous:
+                track.returns.update(bar.close / previous - 1.0)
         track.last_close = track.price = bar.close
         track.data_ts = bar.end
         track.volume = bar.volume
