@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import typer
 
-from tradehall.cli import account_cmd, api_cmd, bench_cmd, market_cmd, order_cmd, serve_cmd, session_cmd
+from tradehall.cli import (
+    account_cmd,
+    api_cmd,
+    backtest_cmd,
+    bench_cmd,
+    market_cmd,
+    order_cmd,
+    serve_cmd,
+    session_cmd,
+)
 from tradehall.cli.common import api_command, exit_codes_epilog, root_callback
 from tradehall.cli.db_cmd import db_app
 from tradehall.cli.events_cmd import events_app
@@ -44,6 +53,7 @@ api_command(app)(market_cmd.ticker)
 api_command(app)(market_cmd.candles)
 api_command(app)(api_cmd.book)
 app.command(name="bench")(bench_cmd.bench)
+app.command(name="backtest")(backtest_cmd.backtest)
 
 
 def main() -> None:

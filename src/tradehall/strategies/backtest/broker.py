@@ -37,6 +37,8 @@ from tradehall.strategies.types import FillReport, OrderRequest, OrderUpdate
 ACCOUNT = "backtest"
 TRAILING_STOP = getattr(OrderType, "TRAILING_STOP", None)
 """The engine's trailing-stop order type, when this engine has one."""
+BRACKETS = "order_class" in cmds.PlaceOrder.__struct_fields__
+"""Whether this engine places an order's `take_profit`/`stop_loss` as a bracket's exits."""
 
 
 @dataclass(slots=True)
@@ -202,6 +204,8 @@ class EngineBroker:
             return client_id
         if self.before_order is not None:
             self.before_order()
+        if (request.take_profit is not None or request.stop_loss is not None) and not BRACKETS:
+            self._warn("stop_loss/take_profit not applied: this engine has no bracket orders")
         order_type = OrderType(request.type)
         self._pending[client_id] = _Pending(request.tag, request.trail_percent)
         self._apply(
@@ -315,12 +319,14 @@ class EngineBroker:
         else:
             self._update(event.order_id, "partially_filled")
 
+    def _warn(self, warning: str) -> None:
+        if warning not in self.log.warnings:
+            self.log.warnings.append(warning)
+
     def _trail(self, entry: OrderFilled, trail_percent: float) -> None:
         """The entry's trailing-stop exit, for its filled quantity (the engine's own order type)."""
         if TRAILING_STOP is None or "trail_percent" not in cmds.PlaceOrder.__struct_fields__:
-            warning = "trailing_stop_percent not applied: this engine has no trailing-stop orders"
-            if warning not in self.log.warnings:
-                self.log.warnings.append(warning)
+            self._warn("trailing_stop_percent not applied: this engine has no trailing-stop orders")
             return
         record = self._records[entry.order_id]
         command: Any = cmds.PlaceOrder(  # type: ignore[call-arg]
