@@ -240,6 +240,9 @@ class Trader:
         if quantity <= 0:
             decision.vetoed_by, decision.veto_reason = "risk_limits", "position size rounds to nothing"
             return
+        entry_id = f"{stamp}-e"
+        pending = self._pending.setdefault(market, set())
+        pending.add(entry_id)  # before sending: an order may fill (and end) while it is being sent
         client_id = self.orders.submit(
             OrderRequest(
                 market=market,
@@ -250,11 +253,10 @@ class Trader:
                 take_profit=exits.take_profit,
                 stop_loss=exits.stop_loss,
                 trail_percent=exits.trail_percent,
-                client_order_id=f"{stamp}-e",
+                client_order_id=entry_id,
                 tag="entry",
             )
         )
-        self._pending.setdefault(market, set()).add(client_id)
         decision.order_ids.append(client_id)
 
 

@@ -123,6 +123,7 @@ class EngineBroker:
         self._pending: dict[str, _Pending] = {}
         self._counter = 0
         self.fees_minor = 0
+        self._notices: list[Callable[[], None]] | None = None
         setup: list[cmds.Command] = [
             cmds.CreateMarket(spec=spec, ts=0),
             cmds.OpenAccount(account_id=ACCOUNT, owner=ACCOUNT, currency=spec.quote, ts=0),
@@ -138,6 +139,9 @@ class EngineBroker:
 
     def _apply(self, command: cmds.Command) -> list[Any]:
         events: list[Any] = self.engine.apply(command)  # dispatched on the exact class below
+        outer = self._notices is None
+        if outer:
+            self._notices = []
         for event in events:
             cls = event.__class__
             if cls is BalanceChanged:
@@ -170,6 +174,12 @@ class EngineBroker:
                     {"ts": event.ts, "command": event.command, "code": event.code.value,
                      "reason": event.reason}
                 )
+        if outer:
+            # the strategies hear of fills and order changes once the whole command's events are in,
+            # so the portfolio they read agrees with them
+            notices, self._notices = self._notices, None
+            for notice in notices or ():
+                notice()
         return events
 
     def quote(self, ts: int, bid: Decimal, ask: Decimal, last: Decimal,
@@ -281,11 +291,18 @@ class EngineBroker:
 
     def _notify(self, record: OrderRecord, status: str) -> None:
         if self.on_order is not None:
-            self.on_order(
+            self._later(
+                self.on_order,
                 OrderUpdate(
                     self.symbol, self.now, status, record.order_id, record.client_order_id, record.reason
-                )
+                ),
             )
+
+    def _later(self, callback: Callable[[Any], None], argument: Any) -> None:
+        if self._notices is None:
+            callback(argument)
+        else:
+            self._notices.append(lambda: callback(argument))
 
     def _filled(self, event: OrderFilled) -> None:
         tick, lot = self._tick, self._lot
@@ -305,10 +322,11 @@ class EngineBroker:
         self.fees_minor += event.fee
         self.log.fills.append(fill)
         if self.on_fill is not None:
-            self.on_fill(
+            self._later(
+                self.on_fill,
                 FillReport(self.symbol, event.ts, event.order_id, fill.side, float(fill.price),
                            float(fill.quantity), float(fill.fee), float(fill.realized_pnl),
-                           fill.client_order_id)
+                           fill.client_order_id),
             )
         if event.status.value == "filled":
             self.open_order_ids.discard(event.order_id)

@@ -3,8 +3,10 @@ recorded data through a real engine (`EngineBroker`).
 
 Bars (CSV/Parquet/candles) are replayed as four quotes, open then the two extremes then close, the
 extreme nearer the open first (a tie: a bar that closed up visits its low first, one that closed down
-its high), at the first four fifths of the bar; the strategies see the bar at its end. So a stop or a
-limit inside a bar fills where the path crosses it, a gap fills at the price after the gap, and an
+its high), at the first four fifths of the bar; the strategies see the bar at its end. Between two of
+those prices the path also quotes every open stop or limit price of the account that lies between
+them, in the order it meets them. So a stop or a limit inside a bar fills where the path crosses it
+(at its price, plus the venue's slippage), a gap fills at the price after the gap, and an
 order decided at a bar's end fills on later data only (with the fill model's latency, at the next
 bar's open). Quotes that can change nothing (no open order of the account, and no position that marks
 could close out) are not sent: the engine would ignore them, and skipping them makes long
@@ -28,9 +30,9 @@ import msgspec
 from tradehall.domain.enums import MarketKind, Venue
 from tradehall.domain.errors import invalid_request
 from tradehall.domain.market import MarketSpec
-from tradehall.engine import EngineConfig
+from tradehall.engine import EngineConfig, views
 from tradehall.marketdata.models import Quote, TradeTick
-from tradehall.strategies.backtest.broker import EngineBroker, Fill, OrderRecord
+from tradehall.strategies.backtest.broker import ACCOUNT, EngineBroker, Fill, OrderRecord
 from tradehall.strategies.backtest.data import Ohlcv
 from tradehall.strategies.bars import BarBuilder, interval_ns
 from tradehall.strategies.base import Strategy
@@ -420,7 +422,12 @@ class Backtest:
                 path = (o, h, lo, c) if high_first else (o, lo, h, c)
                 share = v / 4
                 for k in range(4):
-                    send(t + k * step + step, path[k], share)
+                    at = t + k * step + step
+                    if k and open_ids:
+                        levels = self._levels_between(path[k - 1], path[k])
+                        for j, level in enumerate(levels):
+                            send(at - len(levels) + j, level, share)
+                    send(at, path[k], share)
                     if not (eager or open_ids or (not spot and broker._lots)):
                         break  # the rest of the bar can change nothing; the close goes in if needed
                 else:
@@ -437,6 +444,19 @@ class Backtest:
                 progress(i / n)
         trader.stop()
         return self._result(equity, prices, exposure, n, ts_col[0], ts_col[-1] + width)
+
+    def _levels_between(self, a: float, b: float) -> list[float]:
+        """The account's open stop and limit prices strictly between two path prices, in the order the
+        path meets them: the price passes through them, so they fill there, not at the next extreme."""
+        tick = float(self.spec.tick_size)
+        found: set[float] = set()
+        for order in views.open_orders(self.broker.engine, {ACCOUNT}, self.symbol):
+            for ticks in (order.stop_price, order.price):
+                if ticks is not None:
+                    level = ticks * tick
+                    if min(a, b) < level < max(a, b):
+                        found.add(level)
+        return sorted(found, reverse=b < a)
 
     # --- recorded events ------------------------------------------------------------------------------
 
