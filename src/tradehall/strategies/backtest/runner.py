@@ -12,8 +12,9 @@ bar's open). Quotes that can change nothing (no open order of the account, and n
 could close out) are not sent: the engine would ignore them, and skipping them makes long
 backtests fast; `eager=True` sends every one (a test shows both give the same fills).
 
-Recorded feed events are sent to the engine as they were recorded (quotes with their sizes; trades
-as last prices), and bars of `interval` are built from them as a live session builds its bars.
+Recorded feed events go to the engine as the service's router sends a live feed's: quotes as they
+were recorded (with their sizes), trades not at all; bars of `interval` are built from the trades (or,
+in a recording without trades, from the quotes' mids) as a live session builds its bars.
 
 Nothing here reads a clock or draws an unseeded random number: the same inputs give the same report.
 """
@@ -467,7 +468,6 @@ class Backtest:
             raise invalid_request("a recording's bars need settings.interval (e.g. '1m')")
         builder = BarBuilder(interval_ns(self.settings.interval))
         broker, trader, symbol = self.broker, self.trader, self.symbol
-        price_of, quantity_of = broker.price_of, broker.quantity_of
         equity: list[tuple[int, float]] = []
         prices: list[tuple[int, float]] = []
         exposure = 0
@@ -486,43 +486,42 @@ class Backtest:
             if broker._lots:
                 exposure += 1
 
+        from_trades = any(isinstance(event, TradeTick) for event in events)
+        refused = 0
         for index, event in enumerate(events):
             ts = event.receive_ts
             finished = builder.close_until(ts)
             if finished is not None:
                 on_bar(finished)
+            broker.now = max(broker.now, ts)
             if isinstance(event, Quote):
+                # as the service's router sends a feed's quote: its decimals as they came
+                result = broker._apply(
+                    _quote_command(symbol, event.bid, event.ask, event.last, event.bid_size, event.ask_size,
+                                   broker.now)
+                )
+                if result and result[0].__class__.__name__ == "CommandRejected":
+                    refused += 1
+                    continue
                 mid = event.mid
                 if mid is None:
                     continue
-                price = float(mid)
-                bid = None if event.bid is None else price_of(float(event.bid))
-                ask = None if event.ask is None else price_of(float(event.ask))
-                if bid is not None and ask is not None and bid > ask:
-                    continue
-                broker.now = max(broker.now, ts)
-                broker._apply(
-                    _quote_command(symbol, bid, ask,
-                                   None if event.last is None else price_of(float(event.last)),
-                                   event.bid_size, event.ask_size, broker.now)
-                )
-                broker.price = price
-                builder.add(ts, price, 0.0)
+                broker.price = float(mid)
+                if not from_trades:
+                    builder.add(ts, float(mid), 0.0)
                 trader.on_quote(QuoteTick(symbol, ts, None if event.bid is None else float(event.bid),
                                           None if event.ask is None else float(event.ask),
                                           None if event.bid_size is None else float(event.bid_size),
                                           None if event.ask_size is None else float(event.ask_size)))
             else:
+                # trades reach the strategies and the bars, not the engine (the router sends quotes)
                 price = float(event.price)
-                broker.now = max(broker.now, ts)
-                tick = price_of(price)
-                broker._apply(_quote_command(symbol, None, None, tick, None, None, broker.now))
-                broker.price = price
                 builder.add(ts, price, float(event.size))
-                trader.on_trade(StrategyTradeTick(symbol, ts, price, float(quantity_of(float(event.size))),
-                                                  event.side or ""))
+                trader.on_trade(StrategyTradeTick(symbol, ts, price, float(event.size), event.side or ""))
             if self.progress is not None and index % report_every == 0:
                 self.progress(index / n)
+        if refused:
+            broker.log.warnings.append(f"{refused} recorded quote(s) refused by the market (off its tick?)")
         last = builder.close_until(2**62)
         if last is not None:
             on_bar(last)
