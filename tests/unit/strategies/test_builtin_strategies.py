@@ -137,8 +137,12 @@ def test_liquidity_sweep_can_require_volume() -> None:
     assert run(make("liquidity_sweep", lookback=2, min_volume_ratio=2), bars) == [(2, Action.BUY)]
 
 
+NEEDS_CONFIGURATION = {"remote": {"url": "http://127.0.0.1:9/model"}}
+"""Built-ins whose defaults cannot run alone (the remote model needs its service's address)."""
+
+
 @pytest.mark.parametrize("name", default_registry().names())
 def test_every_builtin_has_a_description_and_defaults_that_validate(name: str) -> None:
-    strategy = make(name)
+    strategy = make(name, **NEEDS_CONFIGURATION.get(name, {}))
     assert strategy.describe()["description"]
     assert strategy.warmup >= 0

@@ -347,7 +347,7 @@ class EngineBroker:
             self._warn("trailing_stop_percent not applied: this engine has no trailing-stop orders")
             return
         record = self._records[entry.order_id]
-        command: Any = cmds.PlaceOrder(  # type: ignore[call-arg]
+        command = cmds.PlaceOrder(
             account_id=ACCOUNT,
             market=self.symbol,
             side=OrderSide.SELL if entry.side.value == "buy" else OrderSide.BUY,
