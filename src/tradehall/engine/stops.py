@@ -87,6 +87,20 @@ class Stops:
                 else:  # a sell activates at or above its activation price; highs below move
                     waiting, trailing, stops = book.waiting_sell, book.trailing_sell, book.sell
                     activate, move = ((rank,), (rank, price + 1)), ((rank,), (rank, price))
+                if trailing:
+                    moved = trailing.take(*move)
+                    if moved is not None:
+                        restopped: list[Order] = []
+                        new_stops: list[int] = []
+                        for order in moved.values():
+                            order.hwm = price
+                            new_stop = trailing_stop_price(market, order, price)
+                            if new_stop != order.stop_price:
+                                restopped.append(order)
+                                new_stops.append(new_stop)
+                        if restopped:
+                            _restop(stops, restopped, new_stops)
+                        trailing.put(rank, price, moved)
                 if waiting:
                     activated = _take(waiting, activate)
                     if activated:
@@ -94,18 +108,7 @@ class Stops:
                             order.hwm = price
                             order.stop_price = trailing_stop_price(market, order, price)
                             stops.add(order)
-                        trailing.update(activated)
-                if trailing:
-                    moved = _take(trailing, move)
-                    if moved:
-                        for order in moved:
-                            order.hwm = price
-                            new_stop = trailing_stop_price(market, order, price)
-                            if new_stop != order.stop_price:
-                                stops.remove(order)
-                                order.stop_price = new_stop
-                                stops.add(order)
-                        trailing.update(moved)
+                            trailing.add(order)
 
     def fire(self, order: Order, market: Market) -> None:
         now = self._state.now
@@ -135,3 +138,21 @@ def _take(orders: SortedKeyList, bounds: tuple[tuple[int, ...], tuple[int, ...]]
     run: list[Order] = orders[start:stop]
     del orders[start:stop]
     return run
+
+
+def _restop(stops: SortedKeyList, orders: list[Order], new_stops: list[int]) -> None:
+    """Give `orders` (all in `stops`) their new stop prices. A few are re-keyed one by one (remove with
+    the old key, add with the new); when they are a quarter of the list or more, the list is rebuilt
+    with one sort instead, which costs less than as many re-keyings (docs/engine.md)."""
+    if len(orders) * 4 < len(stops):
+        for order, stop in zip(orders, new_stops, strict=True):
+            stops.remove(order)
+            order.stop_price = stop
+            stops.add(order)
+        return
+    moving = {order.order_id for order in orders}
+    kept: list[Order] = [order for order in stops if order.order_id not in moving]
+    for order, stop in zip(orders, new_stops, strict=True):
+        order.stop_price = stop
+    stops.clear()
+    stops.update(kept + orders)
