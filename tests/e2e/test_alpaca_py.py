@@ -18,7 +18,7 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import AssetClass, OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
+from alpaca.trading.enums import AssetClass, OrderClass, OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
     ClosePositionRequest,
     GetAssetsRequest,
@@ -310,21 +310,65 @@ def test_trailing_stop_trails_the_last_price_and_re_trails(server: Server) -> No
     assert (by_price.trail_price, Decimal(by_price.stop_price)) == ("250", last - 250)
 
 
-def test_bracket_orders_are_refused_until_contingent_orders_exist(server: Server) -> None:
+def test_bracket_oto_and_oco_orders_are_tradehall_contingent_orders(server: Server) -> None:
     trader = alpaca_trader(server)
-    with pytest.raises(APIError) as refused:
-        trading(trader).submit_order(
-            MarketOrderRequest(
-                symbol="BTC/USD",
-                qty=0.01,
-                side=OrderSide.BUY,
-                time_in_force=TimeInForce.GTC,
-                order_class="bracket",
-                take_profit=TakeProfitRequest(limit_price=60000),
-                stop_loss=StopLossRequest(stop_price=40000),
-            )
+    client = trading(trader)
+    entry = client.submit_order(
+        MarketOrderRequest(
+            symbol="BTC/USD",
+            qty=0.01,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=60000),
+            stop_loss=StopLossRequest(stop_price=40000),
         )
-    assert refused.value.status_code == 422 and refused.value.code == 42210000
+    )
+    assert (entry.order_class, entry.status) == (OrderClass.BRACKET, OrderStatus.FILLED)
+    legs = client.get_order_by_id(entry.id).legs
+    assert legs is not None
+    assert [(leg.type.value, leg.side, leg.limit_price, leg.stop_price) for leg in legs] == [
+        ("limit", OrderSide.SELL, "60000", None),
+        ("stop", OrderSide.SELL, None, "40000"),
+    ]
+    native = trader.client.order(native_order_id(entry.id))
+    assert [native_order_id(leg.id) for leg in legs] == [leg["id"] for leg in native["legs"]]
+    nested = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True))
+    assert nested == []  # the entry has filled; its open legs are listed inside it only when asked
+    flat = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    assert {order.id for order in flat} == {leg.id for leg in legs}
+    assert {response.id for response in client.cancel_orders()} == {leg.id for leg in legs}
+
+    oco = client.submit_order(
+        LimitOrderRequest(
+            symbol="BTC/USD",
+            qty=0.01,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OCO,
+            take_profit=TakeProfitRequest(limit_price=61000),
+            stop_loss=StopLossRequest(stop_price=41000, limit_price=40900),
+        )
+    )
+    assert (oco.order_class, oco.limit_price) == (OrderClass.OCO, "61000")
+    [stop] = client.get_order_by_id(oco.id).legs or []
+    assert (stop.type.value, stop.stop_price, stop.limit_price) == ("stop_limit", "41000", "40900")
+    client.cancel_orders()
+
+    half = httpx.post(
+        trader.base + "/v2/orders",
+        headers=trader.headers,
+        json={
+            "symbol": "BTC/USD",
+            "qty": "0.01",
+            "side": "buy",
+            "type": "market",
+            "time_in_force": "gtc",
+            "order_class": "bracket",
+            "take_profit": {"limit_price": "60000"},
+        },
+    )
+    assert (half.status_code, half.json()["code"]) == (422, 42210000)
 
 
 def test_crypto_data_client_reads_bars_quotes_and_book(server: Server) -> None:

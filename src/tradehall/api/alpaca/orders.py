@@ -6,8 +6,10 @@ command through `tradehall.api.routes.orders.place_order` and renames the answer
 
 Numbers may come as JSON numbers or strings. `notional` (a market order for an amount of the quote
 currency) becomes a quantity at the touch when the order arrives (the best ask for a buy, the best bid
-for a sell), floored to the market's lot. Alpaca's `order_class` other than `simple` and the
-`trailing_stop` type are refused (422) until tradehall has contingent orders.
+for a sell), floored to the market's lot. `trailing_stop` takes `trail_percent` (a percentage, as
+tradehall's) or `trail_price` and becomes tradehall's trailing stop. `order_class` bracket, oto and oco
+with `take_profit {limit_price}` and `stop_loss {stop_price, limit_price?}` are tradehall's contingent
+orders of the same names and shapes (an oco is a `limit` exit pair for an open position).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tradehall.api.alpaca.shapes import order_out
 from tradehall.api.auth import Principal
 from tradehall.api.errors import ApiError
 from tradehall.api.routes.orders import place_order
-from tradehall.api.schemas import OrderCreate
+from tradehall.api.schemas import OrderCreate, StopLossIn, TakeProfitIn
 from tradehall.domain.errors import Code
 from tradehall.domain.fixedpoint import decimal_of, decimal_str
 
@@ -38,12 +40,12 @@ _TIME_IN_FORCE: dict[str, Literal["gtc", "ioc", "fok", "day"]] = {
 _DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,18})?$")
 
 
-class TakeProfitIn(BaseModel):
+class AlpacaTakeProfit(BaseModel):
     model_config = ConfigDict(extra="ignore")
     limit_price: Number
 
 
-class StopLossIn(BaseModel):
+class AlpacaStopLoss(BaseModel):
     model_config = ConfigDict(extra="ignore")
     stop_price: Number
     limit_price: Number | None = None
@@ -67,8 +69,8 @@ class AlpacaOrderIn(BaseModel):
     extended_hours: bool | None = None
     client_order_id: str | None = Field(default=None, max_length=128)
     order_class: Literal["simple", "bracket", "oco", "oto", ""] | None = None
-    take_profit: TakeProfitIn | None = None
-    stop_loss: StopLossIn | None = None
+    take_profit: AlpacaTakeProfit | None = None
+    stop_loss: AlpacaStopLoss | None = None
 
 
 class AlpacaReplaceIn(BaseModel):
@@ -118,11 +120,21 @@ def _touch_quantity(surface: AlpacaSurface, asset: Asset, side: str, notional: s
 
 def native_order(surface: AlpacaSurface, body: AlpacaOrderIn, account_id: str, asset: Asset) -> OrderCreate:
     """The native `POST /orders` body of an Alpaca order (every value checked here)."""
-    order_class = body.order_class or "simple"
-    if order_class != "simple" or body.take_profit is not None or body.stop_loss is not None:
-        raise invalid(
-            f"order_class {order_class} (take_profit/stop_loss) is not supported by this server yet"
+    order_class = body.order_class or None
+    take_profit = None
+    if body.take_profit is not None:
+        take_price = decimal_field(body.take_profit.limit_price, "take_profit.limit_price")
+        take_profit = TakeProfitIn.model_construct(limit_price=take_price)
+    stop_loss = None
+    if body.stop_loss is not None:
+        stop_loss = StopLossIn.model_construct(
+            stop_price=decimal_field(body.stop_loss.stop_price, "stop_loss.stop_price"),
+            limit_price=decimal_field(body.stop_loss.limit_price, "stop_loss.limit_price"),
         )
+    if order_class in ("bracket", "oco") and (take_profit is None or stop_loss is None):
+        raise invalid(f"{order_class} orders need both take_profit and stop_loss")
+    if order_class == "oto" and (take_profit is None) == (stop_loss is None):
+        raise invalid("oto orders need exactly one of take_profit and stop_loss")
     time_in_force = _TIME_IN_FORCE.get(body.time_in_force)
     if time_in_force is None:
         raise invalid("invalid crypto time_in_force")
@@ -137,7 +149,7 @@ def native_order(surface: AlpacaSurface, body: AlpacaOrderIn, account_id: str, a
     assert qty is not None
     limit_price = decimal_field(body.limit_price, "limit_price")
     stop_price = decimal_field(body.stop_price, "stop_price")
-    if body.type in ("limit", "stop_limit") and limit_price is None:
+    if body.type in ("limit", "stop_limit") and limit_price is None and order_class != "oco":
         raise invalid("limit_price is required for limit orders")
     if body.type in ("stop", "stop_limit") and stop_price is None:
         raise invalid("stop_price is required for stop orders")
@@ -167,6 +179,9 @@ def native_order(surface: AlpacaSurface, body: AlpacaOrderIn, account_id: str, a
         client_order_id=client_order_id,
         trail_price=trail_price,
         trail_percent=trail_percent,
+        order_class=order_class,
+        take_profit=take_profit,
+        stop_loss=stop_loss,
     )
 
 

@@ -216,8 +216,12 @@ async def list_orders(
     )
     items = []
     for row, fills in rows:
+        if nested and row.parent_order_id is not None:
+            continue  # shown inside its parent's `legs`
         live = views.order(gateway.engine, int(row.id)) if row.status in OPEN_STATUSES else None
-        if live is not None:
+        if nested and row.order_class not in (None, "simple"):
+            native = await native_orders.order_out(gateway, principal, int(row.id))
+        elif live is not None:
             native = await engine_order_out(gateway, live)
         else:
             native = convert.order_from_row(row, views.spec(gateway.engine, row.market), fills)
