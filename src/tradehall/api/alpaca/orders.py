@@ -102,6 +102,13 @@ def decimal_field(value: Number | None, name: str) -> str | None:
     return text
 
 
+def required_decimal(value: Number, name: str) -> str:
+    """`decimal_field` of a value the request must carry."""
+    text = decimal_field(value, name)
+    assert text is not None  # the schema made the field required
+    return text
+
+
 def _touch_quantity(surface: AlpacaSurface, asset: Asset, side: str, notional: str) -> str:
     """The quantity `notional` buys (sells) at the best ask (bid), floored to the lot."""
     market = surface.gateway.market(asset.market)
@@ -123,12 +130,12 @@ def native_order(surface: AlpacaSurface, body: AlpacaOrderIn, account_id: str, a
     order_class = body.order_class or None
     take_profit = None
     if body.take_profit is not None:
-        take_price = decimal_field(body.take_profit.limit_price, "take_profit.limit_price")
+        take_price = required_decimal(body.take_profit.limit_price, "take_profit.limit_price")
         take_profit = TakeProfitIn.model_construct(limit_price=take_price)
     stop_loss = None
     if body.stop_loss is not None:
         stop_loss = StopLossIn.model_construct(
-            stop_price=decimal_field(body.stop_loss.stop_price, "stop_loss.stop_price"),
+            stop_price=required_decimal(body.stop_loss.stop_price, "stop_loss.stop_price"),
             limit_price=decimal_field(body.stop_loss.limit_price, "stop_loss.limit_price"),
         )
     if order_class in ("bracket", "oco") and (take_profit is None or stop_loss is None):
