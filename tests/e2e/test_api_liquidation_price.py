@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.test_api_harness import Server, running_server
-from tradehall.client import Client
+from tradehall.client import AsyncClient, Client, Stream
 
 
 def perp(admin: Client, symbol: str, tick: str, initial: str, maintenance: str) -> None:
@@ -95,3 +96,28 @@ def test_the_liquidation_price_follows_deposits_and_funding(tmp_path: Path) -> N
         assert shown() == Decimal("16103")  # (287.91 + 10 - 2,975.0875) / 0.16625, floored to 0.5
         admin.apply_funding("LONG-PERP", "0.001")  # the long pays 0.001 x 0.175 x 16,500 = 2.8875 -> 2.89
         assert shown() == Decimal("16120.5")
+
+
+async def next_position(stream: Stream) -> dict[str, Any]:
+    while True:
+        message = await stream.next(5.0)
+        if message.get("channel") == "positions" and message.get("type") == "update":
+            return dict(message["data"])
+
+
+async def test_the_positions_channel_sends_the_new_liquidation_price_after_a_deposit_and_funding(
+    tmp_path: Path,
+) -> None:
+    with running_server(tmp_path / "data") as server:
+        admin = server.admin()
+        perp(admin, "LONG-PERP", "0.5", "0.06", "0.05")
+        trader, account_id = open_position(server, "LONG-PERP", "buy", "0.175", "17000.5", "287.91")
+        admin.set_price("LONG-PERP", "16500")
+        async with AsyncClient(server.url, token=trader.auth_token).stream() as stream:
+            await stream.subscribe(["positions"])
+            admin.deposit(account_id, "10")
+            update = await next_position(stream)
+            assert (update["market"], Decimal(update["liquidation_price"])) == ("LONG-PERP", Decimal("16103"))
+            admin.apply_funding("LONG-PERP", "0.001")
+            update = await next_position(stream)
+            assert Decimal(update["liquidation_price"]) == Decimal("16120.5")

@@ -4,7 +4,8 @@ A mixin of the hub (`WebSocketHub`): it reads the hub's registry of channels and
 serialized message per event to every subscriber of a public channel, so the cost of an event is one
 serialization plus one queue append per subscriber. Private channels' messages go through
 `private` (the REST objects, in journal order per user); an account gets one `account` update per
-record that changed it.
+record that changed it, and a balance change (a fill's cash, funding, a deposit) sends the account's
+perp positions again, since it moves their `liquidation_price`.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class RecordFanout(PrivateFeed):
         for record in records:
             tickers: set[str] = set()
             accounts: dict[str, None] = {}  # in order of first change
+            cash_moved: dict[str, None] = {}
+            positions_sent: set[tuple[str, str]] = set()
             for event in record.events:
                 if isinstance(event, BookChanged):
                     if not self.from_bus:
@@ -92,8 +95,14 @@ class RecordFanout(PrivateFeed):
                     changed = self._private(event, record.seq)
                     if changed is not None:
                         accounts[changed] = None
+                    if isinstance(event, BalanceChanged):
+                        cash_moved[event.account_id] = None
+                    elif isinstance(event, PositionChanged):
+                        positions_sent.add((event.account_id, event.market))
             for account_id in accounts:  # one `account` update per account and record
                 self.account_updates(self._owner(account_id) or "", record.seq, (account_id,))
+            for account_id in cash_moved:
+                self._liquidation_prices_moved(account_id, record.seq, positions_sent)
             for symbol in tickers:
                 self._ticker(symbol, record.seq)
 
@@ -161,6 +170,16 @@ class RecordFanout(PrivateFeed):
         text = _data(channel, "update", bar.start, candle_dict(bar, spec))
         for connection in list(subscribers):
             connection.push(text)
+
+    def _liquidation_prices_moved(self, account_id: str, seq: int, sent: set[tuple[str, str]]) -> None:
+        """The account's balance changed: its perp positions not already sent in this record are
+        sent again with the `liquidation_price` the new balance gives them."""
+        owner = self._owner(account_id) or ""
+        if not self.private.get((owner, "positions")):
+            return
+        for position in views.positions(self.gateway.engine, account_id):
+            if position.liquidation_price is not None and (account_id, position.market) not in sent:
+                self.private_update(owner, "positions", seq, account_id, convert.position_dict(position))
 
     def _owner(self, account_id: str) -> str | None:
         return views.account_owner(self.gateway.engine, account_id)
