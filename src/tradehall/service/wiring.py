@@ -185,11 +185,28 @@ class Service:
                 except Exception as exc:  # a broken subscriber must not stop a session
                     log.error("session_publisher_failed", error=repr(exc))
 
+        journal_dir = self.settings.journal_dir
+
+        async def journal_after(seq: int) -> list[JournalRecord]:
+            """The durable records after `seq` (what a resumed session has not worked through)."""
+            last = self.runner.durable_seq
+            if seq >= last:
+                return []
+            return await asyncio.to_thread(lambda: list(read_records(journal_dir, seq + 1, last)))
+
         manual = self.manual_clock
+        ports = SessionPorts(
+            engine=lambda: self.runner.engine,
+            store=store,
+            submit=submit,
+            publish=publish,
+            journal_after=journal_after,
+        )
         manager = SessionManager(
-            SessionPorts(engine=lambda: self.runner.engine, store=store, submit=submit, publish=publish),
+            ports,
             self.strategies.get,
             now_ns=manual.peek_ns if manual is not None else self.runner.clock.now_ns,
+            durable_seq=lambda: self.runner.durable_seq,
             accepting=lambda: self.runner.accepting,
         )
         self._sessions = manager

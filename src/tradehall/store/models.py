@@ -300,6 +300,8 @@ class TradingSession(Base):
     anchor_ns: Mapped[int] = mapped_column(BigInteger)
     cycles: Mapped[int] = mapped_column(BigInteger, default=0)
     decisions: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The journal seq the session has worked through as stored: a restart reads the journal after it."""
     start_equity: Mapped[Decimal | None] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

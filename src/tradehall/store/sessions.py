@@ -80,6 +80,7 @@ def record_cycle(
     decisions: Iterable[SessionDecision] = (),
     equity: SessionEquity | None = None,
     next_decision: int | None = None,
+    last_seq: int | None = None,
     updated_at: datetime,
 ) -> None:
     """A cycle's bars, signals and decisions with the session's counters, in one transaction: after a
@@ -91,6 +92,8 @@ def record_cycle(
     values: dict[str, Any] = {"cycles": cycle, "updated_at": updated_at}
     if next_decision is not None:
         values["decisions"] = next_decision
+    if last_seq is not None:
+        values["last_seq"] = last_seq
     session.execute(update(TradingSession).where(TradingSession.id == session_id).values(**values))
 
 
@@ -143,6 +146,16 @@ def list_decisions(
 ) -> Page[SessionDecision]:
     query = select(SessionDecision).where(SessionDecision.session_id == session_id)
     return _page(session, query, SessionDecision.at, SessionDecision.seq, int, limit, cursor)
+
+
+def decisions_with_orders(session: Session, session_id: str) -> list[SessionDecision]:
+    """The decisions that made an order (placed or still pending), oldest first."""
+    query = (
+        select(SessionDecision)
+        .where(SessionDecision.session_id == session_id, SessionDecision.client_order_id.is_not(None))
+        .order_by(SessionDecision.seq)
+    )
+    return list(session.scalars(query))
 
 
 def decision_order_ids(session: Session, session_id: str) -> list[str]:

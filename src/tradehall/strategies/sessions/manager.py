@@ -48,12 +48,15 @@ class SessionManager:
         lookup: StrategyLookup,
         *,
         now_ns: Callable[[], int],
+        durable_seq: Callable[[], int],
         accepting: Callable[[], bool],
     ) -> None:
         self.ports = ports
         self.lookup = lookup
         self.now_ns = now_ns
         """The sequencer's clock: a new session's cycles are anchored at its time."""
+        self.durable_seq = durable_seq
+        """The journal's last durable seq: a new session reads nothing before it."""
         self._accepting = accepting
         self.sessions: dict[str, LiveSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -138,6 +141,7 @@ class SessionManager:
             entries,
             parsed_settings,
             anchor_ns=self.now_ns(),
+            last_seq=self.durable_seq(),
             start_equity=_equity(engine, account_id),
             at=at,
         )

@@ -71,6 +71,7 @@ class SessionInfo:
     anchor_ns: int
     cycles: int
     decisions: int
+    last_seq: int
     start_equity: Decimal | None
     created_at: datetime
     updated_at: datetime
@@ -89,6 +90,7 @@ class SessionInfo:
             anchor_ns=row.anchor_ns,
             cycles=row.cycles,
             decisions=row.decisions,
+            last_seq=row.last_seq or 0,
             start_equity=row.start_equity,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -118,6 +120,7 @@ def new_session_row(
     settings: SessionSettings,
     *,
     anchor_ns: int,
+    last_seq: int,
     start_equity: Decimal | None,
     at: datetime,
 ) -> TradingSession:
@@ -133,6 +136,7 @@ def new_session_row(
         anchor_ns=anchor_ns,
         cycles=0,
         decisions=0,
+        last_seq=last_seq,
         start_equity=start_equity,
         created_at=at,
         updated_at=at,

@@ -102,6 +102,8 @@ class SessionPorts:
     """Sequences a command; returns its events once durable (raises when the engine takes none)."""
     publish: Callable[[str, str, dict[str, Any]], None]
     """(user id, channel, data): a private WebSocket message (`sessions`, `signals`)."""
+    journal_after: Callable[[int], Awaitable[Sequence[JournalRecord]]]
+    """The durable records after a seq: a resumed session works through what it had not stored."""
 
 
 @dataclass(slots=True)
@@ -246,6 +248,8 @@ class LiveSession:
         self.last_cycle_seconds = 0.0
         self.processed_seq = 0
         """The journal seq of the last record this session has worked through (tests wait on it)."""
+        self._seq = info.last_seq
+        """The seq of the record being worked on."""
         self._progress = asyncio.Event()
 
     @property
@@ -261,18 +265,27 @@ class LiveSession:
         self._wake.set()
 
     async def run(self) -> None:
-        """Recover, then work the inbox until the task is cancelled or the session ends."""
+        """Recover, read the journal after what was stored, then work the inbox until the task is
+        cancelled or the session ends (records already worked through are skipped by seq)."""
         await self._recover()
+        self.processed_seq = self.info.last_seq
+        for record in await self.ports.journal_after(self.info.last_seq):
+            await self._work(record)
         inbox = self._inbox
         while True:
             if not inbox:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            record = inbox.popleft()
-            await self._on_record(record)
-            self.processed_seq = record.seq
-            self._progress.set()
+            await self._work(inbox.popleft())
+
+    async def _work(self, record: JournalRecord) -> None:
+        if record.seq <= self.processed_seq:
+            return
+        self._seq = record.seq
+        await self._on_record(record)
+        self.processed_seq = record.seq
+        self._progress.set()
 
     async def caught_up(self, seq: int, timeout: float = 10.0) -> None:
         """Returns once the session has worked through record `seq` (a deterministic hook, no sleep)."""
@@ -306,10 +319,28 @@ class LiveSession:
             self._warming = False
             self.outbox = _Outbox()
             self._forget_discarded()
+        await self._remember_orders()
         for decision in pending:
             await self._send(decision.seq, decision.order)
         if bars or pending:
             log.info("session_recovered", session=self.id, bars=len(bars), resent=len(pending))
+
+    async def _remember_orders(self) -> None:
+        """The session's orders as the store has them: which order id is which client order id (fills
+        name only the id), and which entries still wait for their trailing stop exit."""
+        rows = await self.ports.store.call(repo.decisions_with_orders, self.id)
+        exits = {row.client_order_id for row in rows}
+        for row in rows:
+            coid = row.client_order_id
+            if coid is None:
+                continue
+            if row.order_id is not None:
+                self._coids[int(row.order_id)] = coid
+            trails = self.info.settings.trailing_stop_percent is not None
+            # the Trader's entries end in "-e" (its closes in "-x"); an entry without its "-t" exit yet
+            if trails and row.order is not None and coid.endswith("-e") and f"{coid}-t" not in exits:
+                command = msgspec.json.decode(row.order, type=PlaceOrder)
+                self._trailing[coid] = command.side.value
 
     async def _on_record(self, record: JournalRecord) -> None:
         closed = self.bars.advance(record.ts)
@@ -350,8 +381,9 @@ class LiveSession:
             equity_row = SessionEquity(
                 session_id=self.id, cycle=closed.cycle, at_ns=closed.end_ns, equity=equity
             )
+        # the record that closed the cycle is not part of it: a restart works through it again
         signals, decisions, orders = await self._flush(
-            closed.cycle, closed.end_ns, bars=bar_rows, equity=equity_row
+            closed.cycle, closed.end_ns, bars=bar_rows, equity=equity_row, last_seq=self._seq - 1
         )
         if equity is not None:
             await self._watch_risk()
@@ -389,6 +421,7 @@ class LiveSession:
         *,
         bars: Sequence[SessionBar] = (),
         equity: SessionEquity | None = None,
+        last_seq: int | None = None,
     ) -> tuple[int, int, int]:
         """Stores what the cycle (or record) produced, in one transaction, then sends its orders.
         Returns (signals, decisions, orders placed)."""
@@ -408,6 +441,7 @@ class LiveSession:
             decisions=decision_rows,
             equity=equity,
             next_decision=self.next_decision,
+            last_seq=self._seq if last_seq is None else last_seq,
             updated_at=at,
         )
         for kind, target in outbox.cancels:
