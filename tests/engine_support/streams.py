@@ -12,6 +12,7 @@ from tradehall.domain import commands as c
 from tradehall.domain.enums import (
     MarketKind,
     MarketStatus,
+    OrderClass,
     OrderStatus,
     OrderType,
     SelfTradePrevention,
@@ -67,6 +68,9 @@ def place_orders(draw: st.DrawFn) -> c.Command:
                 "stop_limit",
                 "day",
                 "trailing",
+                "bracket",
+                "bracket",
+                "oco",
             )
         )
     )
@@ -94,11 +98,47 @@ def place_orders(draw: st.DrawFn) -> c.Command:
             fields["price"] = None
     elif kind == "trailing":
         fields.update(trailing_terms(draw, market, ticks))
+    elif kind in ("bracket", "oco"):
+        fields.update(contingent_terms(draw, market, ticks, kind, fields["side"]))
     if market == "BTC-PERP" and draw(st.integers(0, 9)) == 0:
         fields["reduce_only"] = True
     if draw(st.integers(0, 9)) == 0:
         fields["client_order_id"] = f"cid-{draw(st.integers(0, 5))}"
     return c.PlaceOrder(**fields)
+
+
+def contingent_terms(draw: st.DrawFn, market: str, ticks: int, kind: str, side: str) -> dict[str, Any]:
+    """A bracket (market or limit entry; sometimes an oto or the plain-string form) or an oco, with
+    exits a few ticks either side (some on the wrong side, so some are refused)."""
+    long = side in ("buy", "long", "yes")
+    if kind == "oco":
+        long = not long  # the oco's side is the exit's
+    up = 1 if long else -1
+    take = ticks + up * draw(st.integers(-1, 6))
+    stop = ticks - up * draw(st.integers(-1, 6))
+    if market == "FED-CUT":  # binary prices move in steps of 5 ticks here, and a NO's are mirrored
+        take, stop = min(99, max(1, take)), min(99, max(1, stop))
+    fields: dict[str, Any] = {
+        "take_profit": STEP[market] * take,
+        "stop_loss": STEP[market] * stop,
+        "order_class": kind,
+    }
+    if draw(st.integers(0, 3)) == 0:
+        limit = stop - up * draw(st.integers(0, 2))
+        fields["stop_loss_limit"] = STEP[market] * (min(99, max(1, limit)) if market == "FED-CUT" else limit)
+    if kind == "oco":
+        fields.update(time_in_force="gtc", price=None)  # an oco's price is its take-profit
+        return fields
+    form = draw(st.sampled_from(("limit", "market", "oto_take", "oto_stop", "plain")))
+    if form == "market":
+        fields.update(type="market", price=None)
+    elif form == "oto_take":
+        fields.update(order_class="oto", stop_loss=None, stop_loss_limit=None)
+    elif form == "oto_stop":
+        fields.update(order_class="oto", take_profit=None)
+    elif form == "plain":
+        fields["order_class"] = None
+    return fields
 
 
 TRAIL_PERCENTS = (Decimal("0.03"), Decimal("0.1"), Decimal("1.5"), Decimal("7"))
@@ -218,6 +258,7 @@ def check_invariants(engine: Engine) -> None:
             locked = 0 if pool is None else pool.balance(market.spec.quote).total
             assert locked == long_interest * market.terms.notional.round(market.terms.payout_ticks)
     check_stop_books(engine)
+    check_contingent(engine)
     for account in engine.accounts.values():
         for currency, balance in account.balances.items():
             assert balance.held == expected_held.get((account.account_id, currency), 0), (
@@ -261,3 +302,27 @@ def check_stop_books(engine: Engine) -> None:
                 assert order.hwm >= source > order.stop_price, (order, source)
             else:
                 assert order.hwm <= source < order.stop_price, (order, source)
+
+
+def check_contingent(engine: Engine) -> None:
+    """Contingent exits: reduce-only off spot; a waiting pair has equal rests, its take-profit (a
+    resting limit) holds for both and covers the whole rest (perp, binary) or holds its base (spot),
+    and its stop-loss waits holding nothing, so no pair holds twice or can close more than it holds."""
+    orders = engine.orders
+    for order in orders.values():
+        market = engine.markets[order.market]
+        exit_leg = order.parent_order_id is not None or order.order_class is OrderClass.OCO
+        if exit_leg and market.kind is not MarketKind.SPOT:
+            assert order.reduce_only, order
+        if order.oco_with is None:
+            continue
+        sibling = orders[order.oco_with]
+        assert sibling.oco_with == order.order_id
+        assert sibling.remaining == order.remaining, (order, sibling)
+        if order.type is OrderType.LIMIT:
+            assert sibling.status is OrderStatus.PENDING_TRIGGER
+            assert sibling.hold == 0 and sibling.covered == 0
+            if market.kind is MarketKind.SPOT:
+                assert order.hold == order.remaining * market.terms.base_per_lot
+            else:
+                assert order.covered == order.remaining

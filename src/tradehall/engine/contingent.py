@@ -26,6 +26,7 @@ from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason, OrderClass, OrderSide, Side
 from tradehall.domain.errors import TradehallError, invalid_order
 from tradehall.domain.events import OrderAmended
+from tradehall.domain.fixedpoint import decimal_of, decimal_str
 from tradehall.engine.checks import check_hold, check_trigger, default_trigger, order_price, would_cross
 from tradehall.engine.constants import (
     BRACKET_CLASS,
@@ -56,6 +57,7 @@ from tradehall.engine.risk import mark_of
 from tradehall.engine.state import EngineState, enum_of
 
 OCO = CancelReason.OCO
+NO = OrderSide.NO
 USER = CancelReason.USER
 UNFUNDED = CancelReason.UNFUNDED
 
@@ -76,35 +78,42 @@ def order_class_of(command: cmds.PlaceOrder) -> OrderClass:
 
 
 def check_exit_prices(
-    market: Market, up: bool, reference: int | None, take_profit: int | None, stop_loss: int | None
+    market: Market,
+    up: bool,
+    reference: int | None,
+    take_profit: int | None,
+    stop_loss: int | None,
+    requested: OrderSide | None = None,
 ) -> TradehallError | None:
-    """Exits on the right sides (`up`: a long position, take-profit above, stop-loss below): of
-    each other, and of the entry's price when there is one. A stop-loss at the entry price would
-    risk nothing and protect nothing: refused."""
+    """Exits on the right sides (`up`: a long position, take-profit above, stop-loss below, in book
+    ticks): of each other, and of the entry's price when there is one. A stop-loss at the entry price
+    would risk nothing and protect nothing: refused. Messages are in the terms the order was entered
+    in (a NO order's in NO prices, where "above" and "below" swap)."""
     tick = market.spec.tick_size
+    no = requested is NO
 
     def shown(ticks: int) -> str:
-        return str((tick * ticks).normalize())
+        return decimal_str(decimal_of(market.terms.payout_ticks - ticks if no else ticks, tick))
 
+    above, below = ("below", "above") if no else ("above", "below")
     if (
         take_profit is not None
         and stop_loss is not None
         and (take_profit <= stop_loss if up else take_profit >= stop_loss)
     ):
         return invalid_order(
-            f"take_profit {shown(take_profit)} must be {'above' if up else 'below'} "
-            f"stop_loss {shown(stop_loss)}"
+            f"take_profit {shown(take_profit)} must be {above if up else below} stop_loss {shown(stop_loss)}"
         )
     if reference is None:
         return None
     if take_profit is not None and (take_profit <= reference if up else take_profit >= reference):
         return invalid_order(
-            f"take_profit {shown(take_profit)} must be {'above' if up else 'below'} the entry price "
+            f"take_profit {shown(take_profit)} must be {above if up else below} the entry price "
             f"{shown(reference)}"
         )
     if stop_loss is not None and (stop_loss >= reference if up else stop_loss <= reference):
         return invalid_order(
-            f"stop_loss {shown(stop_loss)} must be {'below' if up else 'above'} the entry price "
+            f"stop_loss {shown(stop_loss)} must be {below if up else above} the entry price "
             f"{shown(reference)} (a stop at the entry price protects nothing)"
         )
     return None
@@ -172,13 +181,13 @@ class Contingent:
             self.check_oco(order, market, account, take, stop)
             exit_side = order.side
             up = exit_side is SELL
-            refusal = check_exit_prices(market, up, None, take, stop)
+            refusal = check_exit_prices(market, up, None, take, stop, requested)
         else:
             if market.kind is SPOT and order.side is SELL:
                 raise invalid_order("on a spot market a contingent entry buys; its exits sell what it bought")
             exit_side = SELL if order.side is BUY else BUY
             up = order.side is BUY
-            refusal = check_exit_prices(market, up, entry_reference(market, order), take, stop)
+            refusal = check_exit_prices(market, up, entry_reference(market, order), take, stop, requested)
         if refusal is not None:
             raise refusal
         if stop is not None:
@@ -485,4 +494,6 @@ class Contingent:
             return check_exit_prices(market, up, None, sibling.price, stop_price)
         if price is None:
             return None
-        return check_exit_prices(market, order.side is BUY, price, order.take_profit, order.stop_loss)
+        return check_exit_prices(
+            market, order.side is BUY, price, order.take_profit, order.stop_loss, order.requested_side
+        )
