@@ -471,7 +471,9 @@ def scenario_commands() -> dict[str, list[c.Command]]:
     exits: dict[str, Any] = {"order_class": "bracket", "take_profit": D("110"), "stop_loss": D("95")}
     return {
         "win": [
-            order("m", "sell", "1", "100"), order("t", "buy", "1", "100", **exits), order("m", "buy", "1", "110"),
+            order("m", "sell", "1", "100"),
+            order("t", "buy", "1", "100", **exits),
+            order("m", "buy", "1", "110"),
         ],
         "loss": [
             order("m", "sell", "1", "100"), order("t", "buy", "1", "100", **exits),
@@ -479,7 +481,8 @@ def scenario_commands() -> dict[str, list[c.Command]]:
         ],
         "partial": [
             order("t", "buy", "1", "100", **exits), order("m", "sell", "0.4", "100"),
-            order("m", "buy", "0.2", "110"), order("m", "sell", "0.6", "100"), order("m", "buy", "0.8", "110"),
+            order("m", "buy", "0.2", "110"), order("m", "sell", "0.6", "100"),
+            order("m", "buy", "0.8", "110"),
         ],
         "oco": [
             order("m", "sell", "1", "100"), order("t", "buy", "1", "100"),
@@ -489,7 +492,8 @@ def scenario_commands() -> dict[str, list[c.Command]]:
         ],
         "cancel leg": [
             order("m", "sell", "1", "100"), order("t", "buy", "1", "100", **exits),
-            c.CancelOrder(order_id=3), order("m", "buy", "1", "94"), order("m", "buy", "0.01", "95"), order("x", "sell", "0.01", "95"),
+            c.CancelOrder(order_id=3), order("m", "buy", "1", "94"),
+            order("m", "buy", "0.01", "95"), order("x", "sell", "0.01", "95"),
         ],
         "amend leg": [
             order("m", "sell", "1", "100"), order("t", "buy", "1", "100", **exits),
