@@ -190,6 +190,16 @@ async def test_a_session_through_the_api_signals_orders_pauses_restarts_and_stop
         assert trader.order(sell["order_id"])["filled_quantity"] == "9.9"
         assert trader.order(entry[2]["order_id"])["status"] == "cancelled"  # the exit went with the position
         assert trader.positions(account_id)["items"] == []
+        report = trader.session_performance(session_id)
+        assert [
+            (t["market"], t["side"], t["quantity"], t["entry_price"], t["exit_price"], t["pnl"])
+            for t in report["trades"]
+        ] == [("SIM-USD", "long", "9.9", "101.05", "102.95", "18.81")]
+        metrics = report["metrics"]
+        assert (metrics["trades"], metrics["win_rate"], metrics["annualization"]) == (1, "1.0", 365)
+        assert metrics["fees"] == "2.03" and metrics["exposure"] is None  # 0.1 % taker on each side
+        assert report["open_trades"] == []
+        assert [point[1] for point in report["equity"]][:2] == ["100000.00", "100000.00"]
         stopped = trader.stop_session(session_id)
         assert (stopped["status"], stopped["status_reason"]) == ("stopped", "stopped by the user")
         assert refused(lambda: trader.resume_session(session_id))[:2] == (409, "conflict")

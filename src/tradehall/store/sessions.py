@@ -14,7 +14,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tradehall.store.models import SessionBar, SessionDecision, SessionEquity, SessionSignal, TradingSession
+from tradehall.store.models import (
+    Fill,
+    SessionBar,
+    SessionDecision,
+    SessionEquity,
+    SessionSignal,
+    TradingSession,
+)
 from tradehall.store.queries import Page, _page
 
 ACTIVE_STATUSES = ("running", "paused")
@@ -170,4 +177,14 @@ def decision_order_ids(session: Session, session_id: str) -> list[str]:
 
 def equity_series(session: Session, session_id: str) -> list[SessionEquity]:
     query = select(SessionEquity).where(SessionEquity.session_id == session_id).order_by(SessionEquity.cycle)
+    return list(session.scalars(query))
+
+
+def account_fills(session: Session, account_id: str, markets: Sequence[str], since: datetime) -> list[Fill]:
+    """The account's fills in `markets` from `since` on, oldest first (a session's trades)."""
+    query = (
+        select(Fill)
+        .where(Fill.account_id == account_id, Fill.market.in_(list(markets)), Fill.executed_at >= since)
+        .order_by(Fill.executed_at, Fill.id)
+    )
     return list(session.scalars(query))

@@ -21,12 +21,14 @@ from tradehall.api.schemas import (
     SessionCreate,
     SessionDecisionsPage,
     SessionOut,
+    SessionPerformanceOut,
     SessionSignalsPage,
     SessionsPage,
 )
 from tradehall.store import sessions as repo
 from tradehall.strategies.sessions import SessionInfo
 from tradehall.strategies.sessions.model import decision_dict, signal_dict
+from tradehall.strategies.sessions.performance import session_performance
 
 router = APIRouter(tags=["sessions"], responses=ERRORS)
 
@@ -182,3 +184,18 @@ async def session_decisions(
     await _owned(gateway, principal, session_id)
     found = await gateway.service.store.call(repo.list_decisions, session_id, limit=limit, cursor=cursor)
     return json_response(page([decision_dict(row) for row in found.items], found.next_cursor))
+
+
+@router.get(
+    "/sessions/{session_id}/performance",
+    response_model=SessionPerformanceOut,
+    summary="A session's performance",
+    description="The backtest report's metrics (same names and definitions) on the session: its "
+    "account's equity at the end of each cycle (from the session's start) and the round trips of the "
+    "account's fills in the session's markets since it started; `exposure` is null (not tracked live), "
+    "`open_trades` the positions still open.",
+)
+async def session_performance_route(session_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
+    info = await _owned(gateway, principal, session_id)
+    await gateway.service.read_barrier()
+    return json_response(await session_performance(gateway.service.store, gateway.engine, info))

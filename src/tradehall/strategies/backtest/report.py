@@ -114,57 +114,23 @@ def _money(value: Decimal, places: Decimal) -> str:
 
 def build_report(result: BacktestResult) -> dict[str, Any]:
     places = Decimal(1).scaleb(-_places(result))
-    initial = float(result.initial_balance)
-    equity = result.equity
-    start = result.start
-    drawdown_series, max_drawdown, duration_ns = m.drawdowns(initial, equity, start)
-    daily = m.daily_returns(initial, equity)
-    returns = [r for _, r in daily]
-    final = equity[-1][1] if equity else initial
     trades, still_open = round_trips(result.fills)
-    nets = [t.net for t in trades]
-    wins = [n for n in nets if n > 0]
-    losses = [n for n in nets if n < 0]
-    trade_returns = [t.ret for t in trades]
-    outcomes = [n > 0 for n in nets if n != 0]
-    max_wins, max_losses = m.streaks(outcomes)
-    cagr = m.cagr(returns)
-    metrics: dict[str, Any] = {
-        "total_return": fraction(final / initial - 1.0),
-        "cagr": fraction(cagr),
-        "sharpe": fraction(m.sharpe(returns)),
-        "sortino": fraction(m.sortino(returns)),
-        "sharpe_trades": fraction(m.sharpe(trade_returns, 1)),
-        "sortino_trades": fraction(m.sortino(trade_returns, 1)),
-        "calmar": fraction(cagr / max_drawdown if max_drawdown > 0 else math.nan),
-        "max_drawdown": fraction(max_drawdown),
-        "max_drawdown_duration": duration_ns // 1_000_000_000,
-        "win_rate": fraction(len(wins) / len(trades) if trades else math.nan),
-        "profit_factor": str(sum(wins, Decimal(0)) / -sum(losses, Decimal(0))) if losses and wins else (
-            None if not losses else "0"),
-        "expectancy": _money(sum(nets, Decimal(0)) / len(nets), places) if nets else None,
-        "trades": len(trades),
-        "exposure": fraction(result.exposure_bars / result.bars if result.bars else math.nan),
-        "fees": _money(result.fees, places),
-        "best_trade": _money(max(nets, default=Decimal(0)), places) if nets else None,
-        "worst_trade": _money(min(nets, default=Decimal(0)), places) if nets else None,
-        "avg_win": _money(sum(wins, Decimal(0)) / len(wins), places) if wins else None,
-        "avg_loss": _money(sum(losses, Decimal(0)) / len(losses), places) if losses else None,
-        "max_consecutive_wins": max_wins,
-        "max_consecutive_losses": max_losses,
-        "var_95": fraction(-m.value_at_risk(returns)),
-        "cvar_95": fraction(-m.conditional_value_at_risk(returns)),
-        "annualization": m.ANNUALIZATION,
-    }
+    exposure = result.exposure_bars / result.bars if result.bars else math.nan
+    report = performance(
+        result.initial_balance, result.start, result.equity, [(result.market, t) for t in trades],
+        result.fees, exposure, places,
+    )
+    equity = result.equity
+    final = equity[-1][1] if equity else float(result.initial_balance)
+    metrics = report["metrics"]
     spec = result.spec
     return {
         "metrics": metrics,
-        "trades": [_trade_json(result.market, t, places) for t in trades],
+        "trades": report["trades"],
         "open_trade": None if still_open is None else _trade_json(result.market, still_open, places),
-        "equity": [[rfc3339(start), _money(result.initial_balance, places)]]
-        + [[rfc3339(ts), format(Decimal(repr(value)).quantize(places), "f")] for ts, value in equity],
-        "drawdown": [[rfc3339(start), "0"]] + [[rfc3339(ts), fraction(dd)] for ts, dd in drawdown_series],
-        "daily_returns": [[rfc3339(day), fraction(r)] for day, r in daily],
+        "equity": report["equity"],
+        "drawdown": report["drawdown"],
+        "daily_returns": report["daily_returns"],
         "run": {
             "market": result.market,
             "spec": {"kind": spec.kind.value, "base": spec.base, "quote": spec.quote,
@@ -189,6 +155,67 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
             "warnings": result.warnings,
         },
         "decisions": result.decisions[:1000],
+    }
+
+
+def performance(
+    initial_balance: Decimal,
+    start: int,
+    equity: list[tuple[int, float]],
+    trades: list[tuple[str, Trade]],
+    fees: Decimal,
+    exposure: float,
+    places: Decimal,
+) -> dict[str, Any]:
+    """The report's metrics, trade list, equity, drawdown and daily returns from plain inputs: a
+    backtest's run, or a live session's equity per cycle and round trips (`GET /sessions/{id}/performance`).
+    `trades` are (market, closed round trip) in time order; `exposure` a fraction (NaN: unknown)."""
+    initial = float(initial_balance)
+    drawdown_series, max_drawdown, duration_ns = m.drawdowns(initial, equity, start)
+    daily = m.daily_returns(initial, equity)
+    returns = [r for _, r in daily]
+    final = equity[-1][1] if equity else initial
+    nets = [t.net for _, t in trades]
+    wins = [n for n in nets if n > 0]
+    losses = [n for n in nets if n < 0]
+    trade_returns = [t.ret for _, t in trades]
+    outcomes = [n > 0 for n in nets if n != 0]
+    max_wins, max_losses = m.streaks(outcomes)
+    cagr = m.cagr(returns)
+    metrics: dict[str, Any] = {
+        "total_return": fraction(final / initial - 1.0),
+        "cagr": fraction(cagr),
+        "sharpe": fraction(m.sharpe(returns)),
+        "sortino": fraction(m.sortino(returns)),
+        "sharpe_trades": fraction(m.sharpe(trade_returns, 1)),
+        "sortino_trades": fraction(m.sortino(trade_returns, 1)),
+        "calmar": fraction(cagr / max_drawdown if max_drawdown > 0 else math.nan),
+        "max_drawdown": fraction(max_drawdown),
+        "max_drawdown_duration": duration_ns // 1_000_000_000,
+        "win_rate": fraction(len(wins) / len(trades) if trades else math.nan),
+        "profit_factor": str(sum(wins, Decimal(0)) / -sum(losses, Decimal(0))) if losses and wins else (
+            None if not losses else "0"),
+        "expectancy": _money(sum(nets, Decimal(0)) / len(nets), places) if nets else None,
+        "trades": len(trades),
+        "exposure": fraction(exposure),
+        "fees": _money(fees, places),
+        "best_trade": _money(max(nets, default=Decimal(0)), places) if nets else None,
+        "worst_trade": _money(min(nets, default=Decimal(0)), places) if nets else None,
+        "avg_win": _money(sum(wins, Decimal(0)) / len(wins), places) if wins else None,
+        "avg_loss": _money(sum(losses, Decimal(0)) / len(losses), places) if losses else None,
+        "max_consecutive_wins": max_wins,
+        "max_consecutive_losses": max_losses,
+        "var_95": fraction(-m.value_at_risk(returns)),
+        "cvar_95": fraction(-m.conditional_value_at_risk(returns)),
+        "annualization": m.ANNUALIZATION,
+    }
+    return {
+        "metrics": metrics,
+        "trades": [_trade_json(market, t, places) for market, t in trades],
+        "equity": [[rfc3339(start), _money(initial_balance, places)]]
+        + [[rfc3339(ts), format(Decimal(repr(value)).quantize(places), "f")] for ts, value in equity],
+        "drawdown": [[rfc3339(start), "0"]] + [[rfc3339(ts), fraction(dd)] for ts, dd in drawdown_series],
+        "daily_returns": [[rfc3339(day), fraction(r)] for day, r in daily],
     }
 
 
