@@ -195,7 +195,9 @@ async def session_decisions(
     "account's fills in the session's markets since it started; `exposure` is null (not tracked live), "
     "`open_trades` the positions still open.",
 )
-async def session_performance_route(session_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
+async def session_performance_route(
+    session_id: str, principal: PrincipalDep, gateway: GatewayDep
+) -> Response:
     info = await _owned(gateway, principal, session_id)
     await gateway.service.read_barrier()
     return json_response(await session_performance(gateway.service.store, gateway.engine, info))

@@ -28,7 +28,9 @@ async def session_performance(store: Store, engine: Engine, info: SessionInfo) -
     currency = account.currency if account is not None else "USD"
     places = Decimal(1).scaleb(-views.currency_places(engine, currency))
     equity = [(point.at_ns, float(point.equity)) for point in points]
-    initial = info.start_equity if info.start_equity is not None else Decimal(repr(equity[0][1]) if equity else 0)
+    initial = (
+        info.start_equity if info.start_equity is not None else Decimal(repr(equity[0][1]) if equity else 0)
+    )
     by_market: dict[str, list[Fill]] = {}
     fees = Decimal(0)
     for row in rows:
@@ -52,7 +54,9 @@ async def session_performance(store: Store, engine: Engine, info: SessionInfo) -
         closed, still_open = round_trips(by_market[market])
         trades.extend((market, trade) for trade in closed)
         if still_open is not None:
-            open_trades.append({"market": market, "side": still_open.side, "quantity": str(still_open.quantity)})
+            open_trades.append(
+                {"market": market, "side": still_open.side, "quantity": str(still_open.quantity)}
+            )
     trades.sort(key=lambda item: (item[1].exit_time, item[0]))
     if initial <= 0:
         initial = Decimal(1)  # an account without equity has no returns to speak of
