@@ -166,6 +166,24 @@ def test_place_passes_expiry_stops_and_bracket_prices(server: Server) -> None:
         "--stop-loss", "39000", "--take-profit", "42000", *me,
     )  # fmt: skip
     assert (bracket["status"], bracket["price"]) == ("open", "40000")
+    assert (bracket["order_class"], bracket["take_profit"], bracket["stop_loss"], bracket["legs"]) == (
+        "bracket",
+        {"limit_price": "42000"},
+        {"stop_price": "39000", "limit_price": None},
+        [],  # the exits are placed when the entry fills
+    )
+    oto = cli(
+        "order", "place", account, perp, "buy", "0.01", "--price", "40000", "--order-class", "oto",
+        "--stop-loss", "39000", "--stop-loss-limit", "38900", *me,
+    )  # fmt: skip
+    assert oto.exit_code == 0, oto.output
+    assert "oto: stop_loss 39000 limit 38900" in oto.output
+    refused = cli(
+        "order", "place", account, perp, "sell", "0.01", "--order-class", "oco",
+        "--take-profit", "42000", "--stop-loss", "39000", *me,
+    )  # fmt: skip
+    assert refused.exit_code == common.EXIT_REFUSED
+    assert "422 invalid_order" in refused.output  # an oco needs a position to exit
 
 
 def test_place_passes_the_trigger_and_amend_moves_the_stop_price(server: Server) -> None:

@@ -64,6 +64,17 @@ def _order_table(title: str, items: list[dict[str, Any]]) -> None:
 
 def _show_order(data: dict[str, Any]) -> None:
     _order_table("order", [data])
+    if data.get("order_class") not in (None, "simple"):
+        exits = []
+        if data.get("take_profit"):
+            exits.append(f"take_profit {data['take_profit']['limit_price']}")
+        if data.get("stop_loss"):
+            stop = data["stop_loss"]
+            limit = f" limit {stop['limit_price']}" if stop.get("limit_price") else ""
+            exits.append(f"stop_loss {stop['stop_price']}{limit}")
+        console.print(f"{data['order_class']}: " + ", ".join(exits))
+    if data.get("legs"):
+        _order_table("legs", data["legs"])
 
 
 @api_command(order_app, "place")
@@ -96,20 +107,37 @@ def order_place(
     activation_price: str | None = typer.Option(
         None, callback=positive, help="A trailing stop starts trailing once its trigger price reaches this."
     ),
+    order_class: str | None = typer.Option(
+        None,
+        help="simple, bracket (an entry with both exits), oto (an entry with one exit) or oco (an exit"
+        " pair for an open position: the order is its take-profit). Default: bracket with both"
+        " --take-profit and --stop-loss, oto with one, else simple.",
+    ),
     stop_loss: str | None = typer.Option(
         None,
         callback=positive,
-        help="The order's stop_loss price (risk per trade; no exit leg is placed yet).",
+        help="The stop-loss exit's stop price: placed when the entry fills, sized to its fills (it also"
+        " sets the risk per trade).",
+    ),
+    stop_loss_limit: str | None = typer.Option(
+        None, callback=positive, help="Makes the stop-loss exit a stop-limit at this price."
     ),
     take_profit: str | None = typer.Option(
-        None, callback=positive, help="The order's take_profit price (no exit leg is placed yet)."
+        None,
+        callback=positive,
+        help="The take-profit exit's limit price: placed when the entry fills, sized to its fills.",
     ),
     post_only: bool = typer.Option(False),
     reduce_only: bool = typer.Option(False),
     client_order_id: str | None = typer.Option(None),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Place an order."""
+    """Place an order; with --take-profit and/or --stop-loss, an entry whose exits are placed when it fills
+    (one cancels the other), or with --order-class oco an exit pair for an open position."""
+    if stop_loss_limit is not None and stop_loss is None:
+        raise typer.BadParameter("--stop-loss-limit needs --stop-loss")
+    if order_class == "oco" and order_type is None:
+        order_type = "limit"  # an oco is its take-profit: a limit at that price
     if expire_at is not None and tif is None:
         tif = "gtd"
     extra: dict[str, Any] = {
@@ -120,7 +148,10 @@ def order_place(
         "trail_percent": trail_percent,
         "trail_price": trail_price,
         "activation_price": activation_price,
-        "stop_loss": stop_loss,
+        "order_class": order_class,
+        "stop_loss": stop_loss
+        if stop_loss is None or stop_loss_limit is None
+        else {"stop_price": stop_loss, "limit_price": stop_loss_limit},
         "take_profit": take_profit,
         "client_order_id": client_order_id,
         "post_only": True if post_only else None,
