@@ -1,4 +1,5 @@
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -10,6 +11,7 @@ from tradehall.domain.fixedpoint import (
     decimal_of,
     decimal_str,
     div_round_half_even,
+    floor_amount,
     minor_of,
     parse_decimal,
     ppm_of,
@@ -71,3 +73,11 @@ def test_ppm_and_parse() -> None:
     for bad in ("nan", "abc", True, None, "Infinity"):
         with pytest.raises(TradehallError):
             parse_decimal(bad, "x")
+
+
+def test_floor_amount_rounds_exact_amounts_down_to_the_minor_unit() -> None:
+    assert str(floor_amount(Decimal("5179.165"), 2)) == "5179.16"
+    assert str(floor_amount(Decimal("-146.475"), 2)) == "-146.48"  # a loss shown in full
+    assert str(floor_amount(Fraction(1, 3), 2)) == "0.33"
+    assert str(floor_amount(Fraction(-1, 3), 8)) == "-0.33333334"
+    assert str(floor_amount(Decimal(7), 2)) == "7.00"

@@ -24,7 +24,8 @@ Rounding rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 from tradehall.domain.errors import TradehallError, invalid_order
 
@@ -110,10 +111,11 @@ def amount_of(minor: int, decimals: int) -> Decimal:
     return Decimal(minor).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
 
 
-def floor_amount(value: Decimal, decimals: int) -> Decimal:
-    """An exact decimal amount rounded down to the currency's minor unit: how money the venue owes
-    no one yet (equity, unrealised P&L) is shown, in the venue's favour (`engine.valuation`)."""
-    return value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_FLOOR)
+def floor_amount(value: Decimal | Fraction, decimals: int) -> Decimal:
+    """An exact amount rounded down to the currency's minor unit: how money the venue owes no one yet
+    (equity, unrealised P&L) is shown, in the venue's favour (`engine.valuation`)."""
+    exact = Fraction(value)
+    return amount_of((exact.numerator * 10**decimals) // exact.denominator, decimals)
 
 
 def format_money(minor: int, currency: str, decimals: int) -> str:

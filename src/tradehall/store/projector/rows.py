@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import msgspec
@@ -170,8 +171,8 @@ class _BatchRows:
         places = self.config.currency_decimals.get(account.currency, self.config.default_currency_decimals)
         total, held, _ = mirror.balances.get((account.id, account.currency), (0, 0, 0))
         balance = amount_of(total, places)
-        value = _ZERO
-        unrealized = _ZERO
+        value = Fraction(0)  # exact, in the account's currency, as the engine's valuation
+        unrealized = Fraction(0)
         realized = _ZERO
         valued_bases: set[str] = set()
         for symbol in sorted(mirror.markets_by_account.get(account.id, ())):
@@ -184,16 +185,17 @@ class _BatchRows:
             if market.spec.kind == MarketKind.SPOT and market.spec.base not in valued_bases:
                 # as the engine: the whole balance of the base at the price, bought or deposited
                 valued_bases.add(market.spec.base)
-                value += self._holding_value(account.id, market, price)
+                value += Fraction(self._holding_value(account.id, market, price))
             if position.quantity == 0:
                 continue
+            tick_lot = Fraction(market.tick_lot)
             if price is not None:
-                unrealized += decimal_of(position.quantity * price - position.cost, market.tick_lot)
+                unrealized += _pnl_ticks(position, price) * tick_lot
             if market.spec.kind != MarketKind.SPOT:
-                value += decimal_of(_position_value(market, position, price), market.tick_lot)
+                value += _position_value(market, position, price) * tick_lot
         # exact sums, shown as the engine's valuation shows them: down to the minor unit
-        equity = floor_amount(balance + value, places)
-        unrealized = floor_amount(unrealized, places)
+        equity = floor_amount(Fraction(balance) + value, places)
+        unrealized_shown = floor_amount(unrealized, places)
         if account.kind == AccountKind.ASSESSMENT.value:
             # The engine's AssessmentUpdated carries the peak its rules use: never second-guess it.
             peak = equity if account.peak_equity is None else account.peak_equity
@@ -213,7 +215,7 @@ class _BatchRows:
             "balance": balance,
             "available": amount_of(total - held, places),
             "equity": equity,
-            "unrealized_pnl": unrealized,
+            "unrealized_pnl": unrealized_shown,
             "realized_pnl": realized,
             "peak_equity": peak,
             "drawdown": max(_ZERO, peak - equity),
@@ -293,7 +295,7 @@ class _BatchRows:
         mark = None if price is None else decimal_of(price, spec.tick_size)
         if quantity and price is not None:
             unrealized = floor_amount(
-                decimal_of(quantity * price - position.cost, market.tick_lot), market.quote_decimals
+                _pnl_ticks(position, price) * Fraction(market.tick_lot), market.quote_decimals
             )
             if market.payout_ticks is not None and quantity < 0:
                 mark = BINARY_PAYOUT - decimal_of(price, spec.tick_size)  # NO terms, like its entry
@@ -323,8 +325,13 @@ def _position_side(kind: MarketKind, quantity: int) -> str:
     return "long" if quantity > 0 else "short"
 
 
-def _position_value(market: _MarketState, position: _PositionState, price: int | None) -> int:
-    """What the position adds to equity, in tick-lots of the quote currency.
+def _pnl_ticks(position: _PositionState, price: int) -> Fraction:
+    """Unrealised P&L at `price` in tick-lots, exactly: the entry cost is cost + cost_rem / cost_den."""
+    return position.quantity * price - position.cost - Fraction(position.cost_rem, position.cost_den)
+
+
+def _position_value(market: _MarketState, position: _PositionState, price: int | None) -> Fraction:
+    """What the position adds to equity, exactly, in tick-lots of the quote currency.
 
     Perp: only its unrealised P&L (the margin is still in the cash balance). Spot: the holding at the
     price. Binary: YES contracts at the price, NO contracts at payout - price. Without any price yet
@@ -332,8 +339,9 @@ def _position_value(market: _MarketState, position: _PositionState, price: int |
     """
     quantity = position.quantity
     if market.spec.kind == MarketKind.PERP:
-        return 0 if price is None else quantity * price - position.cost
-    value = position.cost if price is None else quantity * price
+        return Fraction(0) if price is None else _pnl_ticks(position, price)
+    cost = position.cost + Fraction(position.cost_rem, position.cost_den)
+    value = cost if price is None else Fraction(quantity * price)
     if market.payout_ticks is not None and quantity < 0:
         return -quantity * market.payout_ticks + value
     return value
