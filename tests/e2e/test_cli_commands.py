@@ -207,6 +207,29 @@ def test_place_passes_the_trigger_and_amend_moves_the_stop_price(server: Server)
     assert "422 invalid_order" in wrong.output
 
 
+def test_place_a_trailing_stop_and_re_trail_it(server: Server) -> None:
+    perp = new_market(server)
+    server.admin().set_price(perp, "50000")  # the mark
+    key, account = trader(server)
+    me = as_user(server, key)
+    args = ["order", "place", account, perp, "sell", "0.01", "--type", "trailing_stop", "--trigger", "mark"]
+    placed = cli_json(*args, "--trail-percent", "1.5", *me)
+    assert (placed["type"], placed["status"], placed["trail_percent"]) == (
+        "trailing_stop",
+        "pending_trigger",
+        "1.5",
+    )
+    assert (placed["hwm"], placed["stop_price"]) == ("50000", "49250")  # 50,000 x 0.985
+    table = cli("order", "amend", placed["id"], "--trail-price", "1000", *me)
+    assert table.exit_code == 0, table.output
+    assert "hwm" in table.output and "49000" in table.output  # the hwm and stop columns of a trailing stop
+    shown = cli_json("order", "list", "--account-id", account, *me)
+    assert [(o["trail_price"], o["stop_price"]) for o in shown["items"]] == [("1000", "49000")]
+    refused = cli(*args, "--trail-percent", "1", "--trail-price", "5", *me)
+    assert refused.exit_code == common.EXIT_REFUSED
+    assert "422 invalid_order" in refused.output
+
+
 # ---- positions, fills, market data ------------------------------------------------------------------
 
 

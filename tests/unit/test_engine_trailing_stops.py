@@ -20,7 +20,7 @@ from tests.engine_support import (
 )
 from tradehall.domain import commands as c
 from tradehall.domain import events as ev
-from tradehall.domain.enums import CancelReason, OrderStatus, StopTrigger, Venue
+from tradehall.domain.enums import CancelReason, MarketStatus, OrderStatus, StopTrigger, Venue
 from tradehall.domain.errors import Code
 from tradehall.domain.fixedpoint import decimal_of
 from tradehall.engine import Engine
@@ -403,3 +403,51 @@ def test_cancelling_a_trailing_stop_reports_its_last_watermark() -> None:
     cancelled = one(expect_no_rejection(engine.apply(c.CancelOrder(order_id=order))), ev.OrderCancelled)
     assert (cancelled.reason, cancelled.hwm, cancelled.stop_price) == (CancelReason.USER, 10_500, 10_300)
     assert engine.apply(c.MarkPrice(market="BTC-USD", price=D("100"))) and order not in engine.orders
+
+
+def test_on_a_quote_venue_a_plain_stop_gapped_through_fills_at_the_quote_after_the_gap() -> None:
+    engine = quote_engine()
+    order = order_id(
+        expect_no_rejection(
+            place(engine, "t", "BTC-USD", "sell", "0.1", None, type="stop", stop_price=D("63500"))
+        )
+    )
+    assert engine.orders[order].trigger is StopTrigger.BID_ASK
+    events = quote(engine, "62000", "62010")
+    assert one(events, ev.OrderTriggered).order_id == order
+    fill = one(events, ev.OrderFilled)
+    assert (fill.price, fill.quantity) == (6_193_800, 1000)  # 62,000 less 0.1 % slippage, not 63,500
+
+
+def test_a_halted_market_moves_no_watermark_and_resuming_trails_from_the_price_of_then() -> None:
+    engine = book_engine()
+    order = order_id(
+        expect_no_rejection(trailing(engine, "sell", trail_price=D("2"), trigger=StopTrigger.MARK))
+    )
+    expect_no_rejection(engine.apply(c.SetMarketStatus(market="BTC-USD", status=MarketStatus.HALTED)))
+    expect_no_rejection(engine.apply(c.MarkPrice(market="BTC-USD", price=D("110"))))
+    expect_no_rejection(engine.apply(c.MarkPrice(market="BTC-USD", price=D("105"))))
+    assert shown(engine, order) == ("100", "98")
+    expect_no_rejection(engine.apply(c.SetMarketStatus(market="BTC-USD", status=MarketStatus.OPEN)))
+    assert shown(engine, order) == ("105", "103")
+
+
+def test_a_trailing_stop_ends_with_the_markets_reason() -> None:
+    engine = engine_with(
+        binary_spec(maker_fee=D("0"), taker_fee=D("0")), accounts={"a": RICH, "b": RICH, "t": RICH}
+    )
+    expect_no_rejection(place(engine, "a", "FED-CUT", "sell", "10", "0.40"))
+    expect_no_rejection(place(engine, "b", "FED-CUT", "buy", "10", "0.40"))
+    order = order_id(
+        expect_no_rejection(
+            place(engine, "t", "FED-CUT", "buy", "5", None, type="trailing_stop", trail_price=D("0.05"))
+        )
+    )
+    events = expect_no_rejection(engine.apply(c.SettleMarket(market="FED-CUT", outcome="yes")))  # type: ignore[arg-type]
+    cancelled = one(events, ev.OrderCancelled)
+    assert (cancelled.order_id, cancelled.reason, cancelled.hwm, cancelled.stop_price) == (
+        order,
+        CancelReason.MARKET_SETTLED,
+        40,
+        45,
+    )
