@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tradehall.domain.commands import AdvanceTime, AnyCommand, CreateMarket, Deposit, OpenAccount, Quote
-from tradehall.domain.enums import MarketKind, Venue
+from tradehall.domain.enums import AccountKind, MarketKind, Venue
 from tradehall.domain.errors import TradehallError
 from tradehall.domain.events import AnyEvent, OrderAccepted
 from tradehall.domain.market import MarketSpec
@@ -365,3 +365,51 @@ async def test_an_entry_with_a_trailing_stop_percent_gets_its_trailing_stop(harn
     assert order is not None
     assert (order.type.value, order.status.value) == ("trailing_stop", "pending_trigger")
     assert order.trail_ppm == 15_000  # 1.5 %
+
+
+async def test_an_assessment_accounts_session_meets_its_tiers_rules_on_every_order(tmp_path: Path) -> None:
+    tiers = tmp_path / "tiers.toml"
+    tiers.write_text(
+        '[tiers.session-test]\nstarting_balance = "10000"\nmax_risk_per_trade = "0.01"\n'
+        'allowed_markets = ["SIM-USD"]\n'
+    )
+    clock = ManualClock(START)
+    settings = Settings(data_dir=tmp_path, fsync="none", clock_tick_seconds=0, assessment_tiers_file=tiers)
+    service = Service(settings, clock=clock)
+    service.strategies.register(SCRIPTED_CLASS, "test")
+    await service.start()
+    try:
+        for symbol in ("SIM-USD", "ALT-USD"):
+            await service.submit(CreateMarket(spec=spot(symbol)))
+        await service.submit(
+            OpenAccount(account_id="eval-1", owner="u1", kind=AccountKind.ASSESSMENT, tier="session-test")
+        )
+        harness = Harness(service, clock)
+        strategies = [{"name": "scripted", "parameters": {"script": "buy@1"}}]
+
+        async def first_decision(market: str, n: int, **settings: Any) -> Any:
+            """One session at a time (they would race for the same balance), its first decision."""
+            info = await harness.manager.create(
+                "u1", "eval-1", [market], strategies, {"interval_seconds": 60, **settings}
+            )
+            await harness.cycle(info.id, {market: "100"}, n)
+            [decision] = await harness.decisions(info.id)
+            await harness.manager.stop_session(info.id)
+            return decision
+
+        # no stop-loss: the risk is the whole cost, 5000 USD, over the tier's 1 % of 10000
+        refused = await first_decision("SIM-USD", 1, max_position_size="5000")
+        assert (refused.status, refused.order_id) == ("refused", None)
+        assert refused.error.startswith("risk_limit_exceeded: ")
+        # a market the tier does not allow
+        outside = await first_decision("ALT-USD", 2, max_position_size="50")
+        assert (outside.status, outside.error) == (
+            "refused",
+            "risk_limit_exceeded: market ALT-USD is not allowed in this tier",
+        )
+        # with a 1 % stop the risk is 50 USD plus the exit's fee: within the rule
+        placed = await first_decision("SIM-USD", 3, max_position_size="5000", stop_loss_percent="1")
+        assert (placed.status, placed.quantity) == ("placed", D("50"))
+        assert json.loads(placed.order or "{}")["stop_loss"] == "99"
+    finally:
+        await service.stop()
