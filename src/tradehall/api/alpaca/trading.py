@@ -38,7 +38,7 @@ from tradehall.api.routes.common import json_response
 from tradehall.api.routes.orders import engine_order_out, place_order
 from tradehall.api.schemas import OrderAmend, OrderCreate
 from tradehall.domain.errors import Code
-from tradehall.domain.fixedpoint import amount_of, decimal_of, decimal_str
+from tradehall.domain.fixedpoint import amount_of, average_of, decimal_of, decimal_str
 from tradehall.engine import views
 from tradehall.store import models, queries
 
@@ -374,8 +374,13 @@ def _holdings(surface: AlpacaSurface, account_id: str) -> list[tuple[Asset, dict
         position = views.position(engine, account_id, asset.market)
         average: Decimal | None = None
         if position is not None and position.quantity > 0:
-            average = decimal_of(position.cost, spec.tick_size * spec.lot_size) / decimal_of(
-                position.quantity, spec.lot_size
+            average = average_of(
+                position.cost,
+                position.cost_remainder,
+                position.cost_denominator,
+                position.quantity,
+                spec.tick_size * spec.lot_size,
+                spec.lot_size,
             )
             average = average.quantize(spec.tick_size * Decimal("0.0001")).normalize()
         market = gateway.market(asset.market)
