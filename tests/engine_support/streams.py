@@ -217,6 +217,7 @@ def finishing_commands() -> st.SearchStrategy[list[c.Command]]:
 
 def check_invariants(engine: Engine) -> None:
     """The core's invariants (docs/engine.md) after any command."""
+    assert engine.state.hold_shortfall == 0, "a fill consumed more than its order held"
     for currency, total in engine.ledger.totals().items():
         assert total == 0, f"{currency} not conserved: {total}"
     expected_held: dict[tuple[str, str], int] = {}

@@ -15,6 +15,7 @@ from tradehall.domain.fixedpoint import PPM, ceil_div, minor_of, parse_decimal
 from tradehall.domain.market import MarketSpec
 from tradehall.engine.assessments import Assessments
 from tradehall.engine.constants import MARKET_OPEN, PERP, SYSTEM_KIND
+from tradehall.engine.holds import Holds
 from tradehall.engine.ledger import SYSTEM_EXTERNAL, Account
 from tradehall.engine.markets import Market
 from tradehall.engine.risk import AssessmentState, tier_day_index
@@ -25,8 +26,11 @@ NEW_MARKET_STATUSES = (MARKET_OPEN, MarketStatus.HALTED, MarketStatus.CLOSED)
 
 
 class Admin:
-    def __init__(self, state: EngineState, assessments: Assessments, settlement: Settlement) -> None:
+    def __init__(
+        self, state: EngineState, holds: Holds, assessments: Assessments, settlement: Settlement
+    ) -> None:
         self._state = state
+        self._holds = holds
         self._assessments = assessments
         self._settlement = settlement
         self._ledger = state.ledger
@@ -158,19 +162,30 @@ class Admin:
                 Code.RISK_LIMIT_EXCEEDED, f"leverage above the maximum {Decimal(limit) / PPM}"
             )
         initial = max(market.terms.initial_margin_ppm, ceil_div(PPM * PPM, int(leverage * PPM)))
+        quote = market.spec.quote
         position = market.positions.get(account.account_id)
+        margin = 0 if position is None else position.margin
         if position is not None and position.quantity:
             margin = market.terms.margin_of(position.entry_value_up(), initial)
-            quote = market.spec.quote
-            if margin - position.margin > account.available(quote):
-                raise TradehallError(
-                    Code.INSUFFICIENT_BALANCE,
-                    f"the position needs {state.money(margin - position.margin, quote)} more margin at "
-                    f"that leverage, {state.money(account.available(quote), quote, bare=True)} available",
-                )
-            self._ledger.adjust_held(account, market.spec.quote, margin - position.margin)
+        more_margin = margin - (0 if position is None else position.margin)
+        # open orders hold their opening lots' margin at the account's rate: a higher rate holds more
+        rises = self._holds.margin_rate_rises(account, market, initial)
+        more_held = sum(rise for _, rise in rises)
+        if more_margin + more_held > account.available(quote):
+            what = "the position and its open orders need" if more_margin else "its open orders need"
+            if not more_held:
+                what = "the position needs"
+            raise TradehallError(
+                Code.INSUFFICIENT_BALANCE,
+                f"{what} {state.money(more_margin + more_held, quote)} more margin at that leverage, "
+                f"{state.money(account.available(quote), quote, bare=True)} available",
+            )
+        if position is not None and more_margin:
+            self._ledger.adjust_held(account, quote, more_margin)
             position.margin = margin
             self._dirty_positions[(account.account_id, market.symbol)] = position
+        for order, rise in rises:
+            self._holds.hold_more(order, account, rise)
         account.leverage[market.symbol] = initial
         self._state.events.append(
             LeverageChanged(

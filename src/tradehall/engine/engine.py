@@ -67,7 +67,7 @@ class Engine:
         self.spot_market_for = state.spot_market_for
         # the components, each after the ones it uses
         self.holds = holds = Holds(state)
-        self.postings = postings = Postings(state)
+        self.postings = postings = Postings(state, holds)
         self.lifecycle = lifecycle = Lifecycle(state, holds)
         book = BookVenue(state, holds, postings, lifecycle)
         quote = QuoteVenue(state, holds, postings, lifecycle)
@@ -83,7 +83,7 @@ class Engine:
         clock = Clock(state, holds, stops, settlement, supervisor, market_data, funding)
         intake = Intake(state, holds, lifecycle, execution, stops, book, quote, contingent)
         amend = Amend(state, holds, lifecycle, execution, stops, intake, book, quote, contingent)
-        admin = Admin(state, assessments, settlement)
+        admin = Admin(state, holds, assessments, settlement)
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmds.OpenAccount: admin.open_account,
             cmds.Deposit: admin.deposit,

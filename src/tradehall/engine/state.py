@@ -73,6 +73,8 @@ class EngineState:
     emits only those), and `orders_by_market` indexes open order ids per market, so neither the
     sweep nor a status change visits every market or order. `contingent_pending` collects the
     contingent orders (brackets, oco, oto) that filled or ended since `Contingent.settle` last ran.
+    `hold_shortfall` sums what fills would have consumed beyond their order's hold (minor units); the
+    holds invariant (`holds.py`) keeps it at zero, and the property tests check that it stays there.
     """
 
     def __init__(self, config: EngineConfig, book_factory: Callable[[], Book] = OrderBook) -> None:
@@ -95,6 +97,7 @@ class EngineState:
         self.orders_by_market: dict[str, set[int]] = {}
         self.contingent_pending: list[Order] = []
         self.next_reset: int | None = None
+        self.hold_shortfall = 0
         self._spot_index: dict[tuple[str, str], Market] = {}
         self._spot_index_size = -1
 
