@@ -13,10 +13,10 @@ from decimal import Decimal as D
 from fractions import Fraction
 from math import ceil, floor
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tests.engine_support import engine_with, expect_no_rejection, of_type, perp_spec, place
+from tests.engine_support import engine_with, expect_no_rejection, of_type, perp_spec, place, spot_spec
 from tradehall.domain import commands as c
 from tradehall.domain import events as ev
 from tradehall.engine import Engine, views
@@ -198,3 +198,105 @@ def test_liquidation_happens_iff_exact_equity_is_at_or_below_exact_maintenance_a
     assert engine.liquidation_price("a", "BTC-PERP") == expected
     assert liquidated(set_mark(engine, D(str(expected)) * D(spec[0])))
     assert engine.markets["BTC-PERP"].positions["a"].quantity == 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    side=st.sampled_from(["long", "short"]),
+    lots=st.integers(min_value=1, max_value=300),
+    entry_ticks=st.integers(min_value=2_000, max_value=200_000),
+    other_side=st.sampled_from(["long", "short"]),
+    other_lots=st.integers(min_value=1, max_value=300),
+    other_entry=st.integers(min_value=1_000, max_value=500_000),
+    other_move_ppm=st.integers(min_value=-80_000, max_value=80_000),
+    held_units=st.integers(min_value=1, max_value=5_000),
+    spare_cents=st.integers(min_value=0, max_value=2_000_000),
+)
+def test_the_liquidation_price_holds_the_other_positions_and_holdings_at_their_marks(
+    side: str,
+    lots: int,
+    entry_ticks: int,
+    other_side: str,
+    other_lots: int,
+    other_entry: int,
+    other_move_ppm: int,
+    held_units: int,
+    spare_cents: int,
+) -> None:
+    """An account with a second perp position (ETH-PERP, at a moved mark) and a spot holding (SOL at
+    its mark): BTC-PERP's liquidation price is the boundary tick with everything else fixed, and the
+    trigger agrees with it, exactly."""
+    btc_tick, btc_lot, btc_im, btc_mm = Fraction("0.5"), Fraction("0.001"), Fraction("0.1"), Fraction("0.05")
+    eth_tick, eth_lot, eth_im, eth_mm = (
+        Fraction("0.01"),
+        Fraction("0.01"),
+        Fraction("0.05"),
+        Fraction("0.025"),
+    )
+    s1 = lots * btc_lot * (1 if side == "long" else -1)
+    e1 = entry_ticks * btc_tick
+    s2 = other_lots * eth_lot * (1 if other_side == "long" else -1)
+    e2 = other_entry * eth_tick
+    m2 = max(1, other_entry + other_entry * other_move_ppm // 1_000_000) * eth_tick
+    held = Fraction(held_units, 100)  # SOL units
+    m3 = Fraction("23.45")
+    margin = ceil((btc_im * abs(s1) * e1 + eth_im * abs(s2) * e2) * 100) + 4
+    cash = Fraction(margin + spare_cents, 100)
+
+    def equity_less_maintenance(p: Fraction, eth_mark: Fraction) -> Fraction:
+        equity = cash + s1 * (p - e1) + s2 * (eth_mark - e2) + held * m3
+        return equity - btc_mm * abs(s1) * p - eth_mm * abs(s2) * eth_mark
+
+    # neither the open with ETH at its entry nor the final ETH mark may liquidate already
+    assume(equity_less_maintenance(e1, e2) > 0 and equity_less_maintenance(e1, m2) > 0)
+
+    def dec(value: Fraction) -> D:
+        return D(value.numerator) / D(value.denominator)
+
+    engine = engine_with(
+        perp_spec(
+            tick_size=D("0.5"),
+            lot_size=D("0.001"),
+            taker_fee=D(0),
+            maker_fee=D(0),
+            max_leverage=None,
+            initial_margin=D("0.1"),
+            maintenance_margin=D("0.05"),
+        ),
+        perp_spec(
+            "ETH-PERP",
+            base="ETH",
+            tick_size=D("0.01"),
+            lot_size=D("0.01"),
+            taker_fee=D(0),
+            maker_fee=D(0),
+            max_leverage=None,
+            initial_margin=D("0.05"),
+            maintenance_margin=D("0.025"),
+        ),
+        spot_spec("SOL-USD", base="SOL", tick_size=D("0.01"), lot_size=D("0.01")),
+        accounts={"a": {"USD": str(dec(cash)), "SOL": str(dec(held))}, "b": {"USD": "1000000000"}},
+    )
+    for market, signed, entry in (("BTC-PERP", s1, e1), ("ETH-PERP", s2, e2)):
+        mine, theirs = ("long", "short") if signed > 0 else ("short", "long")
+        expect_no_rejection(place(engine, "b", market, theirs, str(dec(abs(signed))), str(dec(entry))))
+        expect_no_rejection(place(engine, "a", market, mine, str(dec(abs(signed))), str(dec(entry))))
+    expect_no_rejection(engine.apply(c.MarkPrice(market="SOL-USD", price=dec(m3))))
+    expect_no_rejection(engine.apply(c.MarkPrice(market="ETH-PERP", price=dec(m2))))
+    assert engine.markets["BTC-PERP"].positions["a"].quantity == lots * (1 if side == "long" else -1)
+
+    # equity_less_maintenance(p) is linear in p: its root, floored (long) or ceiled (short) to the tick
+    at_zero = equity_less_maintenance(Fraction(0), m2)
+    slope = equity_less_maintenance(Fraction(1), m2) - at_zero
+    boundary = -at_zero / slope
+    expected = floor(boundary / btc_tick) if side == "long" else ceil(boundary / btc_tick)
+    if expected <= 0:
+        assert engine.liquidation_price("a", "BTC-PERP") is None
+        return
+    assert engine.liquidation_price("a", "BTC-PERP") == expected
+    assert equity_less_maintenance(expected * btc_tick, m2) <= 0
+    survivor = expected + (1 if side == "long" else -1)
+    assert equity_less_maintenance(survivor * btc_tick, m2) > 0
+    assert not liquidated(set_mark(engine, dec(survivor * btc_tick)))
+    assert engine.liquidation_price("a", "BTC-PERP") == expected
+    assert liquidated(set_mark(engine, dec(expected * btc_tick)))
