@@ -144,6 +144,53 @@ async def test_orders_updates_are_the_rest_order_through_place_partial_fill_amen
         assert len(rest["fills"]) == 1
 
 
+async def test_a_trailing_stops_updates_are_the_rest_order_with_its_watermark(server: Server) -> None:
+    admin = server.admin()
+    admin.create_market(
+        symbol="TRAIL-PERP",
+        kind="perp",
+        base="TRAIL",
+        quote="USD",
+        tick_size="0.5",
+        lot_size="0.001",
+        max_leverage="10",
+    )
+    admin.set_price("TRAIL-PERP", "50000")  # the mark
+    trader, account_id = server.trader()
+    async with AsyncClient(server.url, token=trader.auth_token).stream() as stream:
+        await stream.subscribe(["orders"])
+        await until(stream, on("orders", "snapshot"))
+        placed = trader.place_trailing_stop(
+            account_id, "TRAIL-PERP", "sell", "0.01", trail_price="500", trigger="mark"
+        )
+        accepted = await until(stream, order_update(placed["id"], "OrderAccepted"))
+        assert accepted["data"] == trader.order(placed["id"])
+        assert (accepted["data"]["hwm"], accepted["data"]["stop_price"]) == ("50000", "49500")
+
+        admin.set_price("TRAIL-PERP", "51000")  # the watermark moves without an event of its own
+        trader.amend_order(placed["id"], trail_percent="1")
+        amended = await until(stream, order_update(placed["id"], "OrderAmended"))
+        rest = trader.order(placed["id"])
+        assert amended["data"] == rest
+        assert (rest["hwm"], rest["stop_price"], rest["trail_percent"], rest["trail_price"]) == (
+            "51000",
+            "50490",
+            "1",
+            None,
+        )
+
+        admin.set_price("TRAIL-PERP", "50400")  # fires; nobody bids: the market sell ends unfilled
+        cancelled = await until(stream, order_update(placed["id"], "OrderCancelled"))
+        rest = trader.order(placed["id"])
+        assert cancelled["data"] == rest
+        assert (rest["status"], rest["cancel_reason"], rest["hwm"], rest["stop_price"]) == (
+            "cancelled",
+            "market_remainder",
+            "51000",
+            "50490",
+        )
+
+
 async def test_an_orders_snapshot_lists_open_orders_as_rest_shows_them_fills_included(server: Server) -> None:
     trader, account_id = server.trader()
     maker, maker_account = server.trader()
