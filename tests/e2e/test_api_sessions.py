@@ -162,6 +162,20 @@ async def test_a_session_through_the_api_signals_orders_pauses_restarts_and_stop
             "101.05",
         )
         assert buy["client_order_id"] == entry[1]["client_order_id"]
+        # the session's stop-loss and take-profit (2 % and 4 % of the decision's 101) as the bracket's exits
+        assert buy["order_class"] == "bracket"
+        assert (buy["stop_loss"], buy["take_profit"]) == (
+            {"stop_price": "98.98", "limit_price": None},
+            {"limit_price": "105.04"},
+        )
+        legs = [
+            (leg["type"], leg["side"], leg["quantity"], leg["price"], leg["stop_price"], leg["status"])
+            for leg in buy["legs"]
+        ]
+        assert legs == [
+            ("limit", "sell", "9.9", "105.04", None, "open"),
+            ("stop", "sell", "9.9", None, "98.98", "pending_trigger"),
+        ]
         assert buy["client_order_id"].startswith(session_id)
         trailing = trader.order(entry[2]["order_id"])
         assert (trailing["type"], trailing["status"], trailing["trail_percent"], trailing["quantity"]) == (
@@ -188,7 +202,11 @@ async def test_a_session_through_the_api_signals_orders_pauses_restarts_and_stop
         sell = after[3]
         assert (sell["action"], sell["status"], sell["reason"]) == ("sell", "placed", "scripted: bar 4")
         assert trader.order(sell["order_id"])["filled_quantity"] == "9.9"
-        assert trader.order(entry[2]["order_id"])["status"] == "cancelled"  # the exit went with the position
+        assert trader.order(entry[2]["order_id"])["status"] == "cancelled"  # the exits went with the position
+        assert [leg["status"] for leg in trader.order(entry[1]["order_id"])["legs"]] == [
+            "cancelled",
+            "cancelled",
+        ]
         assert trader.positions(account_id)["items"] == []
         report = trader.session_performance(session_id)
         assert [
