@@ -8,6 +8,12 @@ funded accounts, then runs load-generator processes (the generator shares the ma
 - http_paced: open loop at a fixed rate (default 1000 orders/s), same place/cancel pairs.
 - ws_peak:    WebSocket order entry, each connection keeps a window of orders in flight; every other
               message cancels the order the previous one placed.
+- alpaca:     the Alpaca surface beside the native API, on a spot market: the same closed loop with the
+              placement sent as native `POST /orders` (workload `place_native_post_orders`) and as
+              `POST /alpaca/v2/orders` (`place_alpaca_v2_orders`), in alternating rounds in one run
+              (the cancel is the native `DELETE /orders/{id}` in both); `alpaca_overhead` is the Alpaca
+              route's p50 placement latency over the native one, and its throughput ratio (few clients,
+              `--alpaca-workers`, so the latency is the service time rather than queueing).
 
 Run: `python bench/api_load.py [--quick] [--json]`. Prints a table, and with --json one JSON object
 per figure: {"bench": "api_load", "workload": ..., "metric": ..., "value": ..., "unit": ...}.
@@ -34,6 +40,8 @@ import httpx
 
 BENCH = "api_load"
 MARKET = "BENCH-PERP"
+SPOT = "BENCH-USD"
+"""The spot market of the Alpaca workload: the Alpaca asset `BENCH/USD`."""
 
 
 def free_port() -> int:
@@ -87,6 +95,9 @@ def setup(url: str, workers: int) -> list[dict[str, str]]:
         lot_size="0.001",
         max_leverage="10",
     )
+    admin.create_market(
+        symbol=SPOT, kind="spot", base="BENCH", quote="USD", tick_size="0.5", lot_size="0.001"
+    )
     identities = []
     for index in range(workers):
         name = f"bench{index}"
@@ -94,8 +105,8 @@ def setup(url: str, workers: int) -> list[dict[str, str]]:
         client = Client(url).login(name, "pw-" + name)
         account = client.create_account("USD")
         admin.deposit(account["id"], "1000000000")
-        key = client.create_api_key("bench")["api_key"]
-        identities.append({"account_id": account["id"], "api_key": key})
+        key = client.create_api_key("bench")
+        identities.append({"account_id": account["id"], "api_key": key["api_key"], "key_id": key["key_id"]})
         client.close()
     admin.close()
     return identities
@@ -112,17 +123,39 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_us": at(0.50), "p99_us": at(0.99), "p999_us": at(0.999)}
 
 
-def order_body(identity: dict[str, str], index: int) -> dict[str, Any]:
+def order_body(identity: dict[str, str], index: int, route: str = "perp") -> dict[str, Any]:
     # bids far below any ask: they rest, never match, and are cancelled right after
-    price = 10000 + (index % 2000) * 0.5
+    price = f"{10000 + (index % 2000) * 0.5:.1f}"
+    if route == "alpaca":
+        return {
+            "symbol": "BENCH/USD",
+            "side": "buy",
+            "type": "limit",
+            "qty": "0.001",
+            "limit_price": price,
+            "time_in_force": "gtc",
+        }
     return {
         "account_id": identity["account_id"],
-        "market": MARKET,
+        "market": SPOT if route == "native" else MARKET,
         "side": "buy",
         "type": "limit",
         "quantity": "0.001",
-        "price": f"{price:.1f}",
+        "price": price,
     }
+
+
+ORDER_PATH = {"perp": "/orders", "native": "/orders", "alpaca": "/alpaca/v2/orders"}
+PLACED_STATUS = {"perp": 201, "native": 201, "alpaca": 200}
+ALPACA_ORDER_MASK = (1 << 62) - 1
+"""The tradehall order number inside an Alpaca order UUID (`tradehall.api.alpaca.ids`)."""
+
+
+def placed_order_id(route: str, payload: bytes) -> str:
+    order_id = json.loads(payload)["id"]
+    if route == "alpaca":
+        return str(int(order_id.replace("-", ""), 16) & ALPACA_ORDER_MASK)
+    return str(order_id)
 
 
 # ---- HTTP ---------------------------------------------------------------------------------------------
@@ -168,10 +201,18 @@ class RawHttp:
 
 
 async def http_worker(
-    url: str, identity: dict[str, str], deadline: float, rate: float | None, latencies: list[float]
+    url: str,
+    identity: dict[str, str],
+    deadline: float,
+    rate: float | None,
+    latencies: list[float],
+    route: str = "perp",
 ) -> int:
     host, port = url.removeprefix("http://").split(":")
-    client = RawHttp(host, int(port), {"x-api-key": identity["api_key"]})
+    headers = {"x-api-key": identity["api_key"]}
+    if route == "alpaca":
+        headers.update({"apca-api-key-id": identity["key_id"], "apca-api-secret-key": identity["api_key"]})
+    client = RawHttp(host, int(port), headers)
     await client.connect()
     placed = 0
     next_at = time.perf_counter()
@@ -183,15 +224,15 @@ async def http_worker(
                 if next_at > now:
                     await asyncio.sleep(next_at - now)
                 next_at += 1.0 / rate
-            body = json.dumps(order_body(identity, index)).encode()
+            body = json.dumps(order_body(identity, index, route)).encode()
             index += 1
             sent = time.perf_counter()
-            status, payload = await client.request("POST", "/orders", body)
+            status, payload = await client.request("POST", ORDER_PATH[route], body)
             latencies.append(time.perf_counter() - sent)
-            if status != 201:
+            if status != PLACED_STATUS[route]:
                 raise RuntimeError(f"order refused: {status} {payload[:200]!r}")
             placed += 1
-            order_id = json.loads(payload)["id"]
+            order_id = placed_order_id(route, payload)
             status, payload = await client.request("DELETE", f"/orders/{order_id}")
             if status != 200:
                 raise RuntimeError(f"cancel refused: {status} {payload[:200]!r}")
@@ -201,14 +242,19 @@ async def http_worker(
 
 
 def http_process(
-    url: str, identities: list[dict[str, str]], seconds: float, rate: float | None, queue: Any
+    url: str,
+    identities: list[dict[str, str]],
+    seconds: float,
+    rate: float | None,
+    queue: Any,
+    route: str = "perp",
 ) -> None:
     async def main() -> tuple[int, list[float]]:
         latencies: list[float] = []
         deadline = time.perf_counter() + seconds
         per_worker = None if rate is None else rate / len(identities)
         counts = await asyncio.gather(
-            *(http_worker(url, identity, deadline, per_worker, latencies) for identity in identities)
+            *(http_worker(url, identity, deadline, per_worker, latencies, route) for identity in identities)
         )
         return sum(counts), latencies
 
@@ -217,14 +263,20 @@ def http_process(
 
 
 def run_http(
-    url: str, identities: list[dict[str, str]], processes: int, seconds: float, rate: float | None
+    url: str,
+    identities: list[dict[str, str]],
+    processes: int,
+    seconds: float,
+    rate: float | None,
+    route: str = "perp",
 ) -> dict[str, float]:
     queue: Any = multiprocessing.Queue()
     chunks = [identities[i::processes] for i in range(processes)]
     started = time.perf_counter()
     workers = [
         multiprocessing.Process(
-            target=http_process, args=(url, chunk, seconds, None if rate is None else rate / processes, queue)
+            target=http_process,
+            args=(url, chunk, seconds, None if rate is None else rate / processes, queue, route),
         )
         for chunk in chunks
     ]
@@ -238,6 +290,37 @@ def run_http(
     latencies = [x for r in results for x in r[1]]
     # each placement is followed by a cancel: requests/s is twice the orders/s
     return {"ops_per_s": placed / elapsed, "orders": placed, **percentiles(latencies)}
+
+
+def run_alpaca(
+    url: str, identities: list[dict[str, str]], processes: int, seconds: float, rounds: int
+) -> dict[str, dict[str, float]]:
+    """Native and Alpaca placement in alternating rounds (native, alpaca, alpaca, native, ...), so drift
+    of the shared machine falls on both; figures over all rounds of each."""
+    totals: dict[str, list[dict[str, float]]] = {"native": [], "alpaca": []}
+    order = ["native", "alpaca"]
+    for round_index in range(rounds):
+        for route in order if round_index % 2 == 0 else order[::-1]:
+            totals[route].append(run_http(url, identities, processes, seconds / rounds, None, route))
+    figures: dict[str, dict[str, float]] = {}
+    for route, runs in totals.items():
+        figures[route] = {
+            "ops_per_s": sum(run["ops_per_s"] for run in runs) / len(runs),
+            "orders": sum(run["orders"] for run in runs),
+            **{
+                key: sorted(run[key] for run in runs)[len(runs) // 2]
+                for key in ("p50_us", "p99_us", "p999_us")
+            },
+        }
+    native, alpaca = figures["native"], figures["alpaca"]
+    return {
+        "place_native_post_orders": native,
+        "place_alpaca_v2_orders": alpaca,
+        "alpaca_overhead": {
+            "p50_ratio": alpaca["p50_us"] / native["p50_us"],
+            "ops_ratio": native["ops_per_s"] / alpaca["ops_per_s"],
+        },
+    }
 
 
 # ---- WebSocket ----------------------------------------------------------------------------------------
@@ -432,11 +515,17 @@ def main() -> None:
     parser.add_argument("--ws-connections", type=int, default=4, help="WebSocket connections in all.")
     parser.add_argument("--ws-window", type=int, default=64, help="Orders in flight per connection.")
     parser.add_argument("--fills", type=int, default=None, help="Fills stored for the read workload (1e6).")
-    parser.add_argument("--only", choices=["http_peak", "http_paced", "ws_peak", "reads"], action="append")
+    parser.add_argument(
+        "--only", choices=["http_peak", "http_paced", "ws_peak", "reads", "alpaca"], action="append"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="Alternating rounds of the alpaca workload.")
+    parser.add_argument(
+        "--alpaca-workers", type=int, default=4, help="Concurrent clients of the alpaca workload (1 process)."
+    )
     args = parser.parse_args()
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     paced_seconds = args.paced_seconds or (5.0 if args.quick else 60.0)
-    workloads = args.only or ["http_paced", "http_peak", "ws_peak", "reads"]
+    workloads = args.only or ["http_paced", "http_peak", "ws_peak", "reads", "alpaca"]
     fills = args.fills or (50_000 if args.quick else 1_000_000)
 
     port = free_port()
@@ -447,6 +536,13 @@ def main() -> None:
             identities = setup(url, max(args.http_workers, args.ws_connections))
             figures: list[tuple[str, dict[str, float]]] = []
             for workload in workloads:
+                if workload == "alpaca":
+                    figures.extend(
+                        run_alpaca(
+                            url, identities[: args.alpaca_workers], 1, 2 * seconds, args.rounds
+                        ).items()
+                    )
+                    continue
                 if workload == "reads":
                     for name, figures_of in run_reads(
                         url, Path(data_dir), identities[-1], fills, 200 if args.quick else 1000
@@ -477,6 +573,8 @@ def main() -> None:
         "p50_us": "us",
         "p99_us": "us",
         "p999_us": "us",
+        "p50_ratio": "x",
+        "ops_ratio": "x",
     }
     if args.json:
         for workload, result in figures:
@@ -487,17 +585,23 @@ def main() -> None:
                             "bench": BENCH,
                             "workload": workload,
                             "metric": metric,
-                            "value": round(value, 1),
+                            "value": round(value, 3 if units[metric] == "x" else 1),
                             "unit": units[metric],
                         }
                     )
                 )
         return
-    print(f"{'workload':<13} {'ops/s':>10} {'orders':>9} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9}")
+    print(f"{'workload':<26} {'ops/s':>10} {'orders':>9} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9}")
     for workload, result in figures:
+        if "p50_ratio" in result:
+            print(
+                f"{workload:<26} Alpaca p50 placement / native: {result['p50_ratio']:.3f}x,"
+                f" native ops/s / Alpaca: {result['ops_ratio']:.3f}x"
+            )
+            continue
         p50, p99, p999 = (result[key] / 1000 for key in ("p50_us", "p99_us", "p999_us"))
         print(
-            f"{workload:<13} {result['ops_per_s']:>10.0f} {result.get('orders', 0):>9.0f}"
+            f"{workload:<26} {result['ops_per_s']:>10.0f} {result.get('orders', 0):>9.0f}"
             f" {p50:>9.2f} {p99:>9.2f} {p999:>9.2f}"
         )
 
