@@ -451,3 +451,22 @@ def test_a_trailing_stop_ends_with_the_markets_reason() -> None:
         40,
         45,
     )
+
+
+def test_a_percent_trail_finer_than_a_tick_keeps_the_stop_one_tick_away() -> None:
+    engine = book_engine()
+    sell = order_id(expect_no_rejection(trailing(engine, "sell", trail_percent=D("0.001"))))
+    buy = order_id(expect_no_rejection(trailing(engine, "buy", trail_percent=D("0.001"))))
+    # 100 x 0.99999 = 99.999 rounds up to 100, the watermark itself: kept at 99.99 (and 100.01 for the buy)
+    assert (shown(engine, sell), shown(engine, buy)) == (("100", "99.99"), ("100", "100.01"))
+
+
+def test_a_repeated_client_order_id_compares_the_trail() -> None:
+    engine = book_engine()
+    first = expect_no_rejection(trailing(engine, "sell", trail_percent=D("1.50"), client_order_id="t-1"))
+    before = engine.state_hash()
+    assert trailing(engine, "sell", trail_percent=D("1.5"), client_order_id="t-1") == []  # the same order
+    conflict = one(trailing(engine, "sell", trail_percent=D("2"), client_order_id="t-1"), ev.OrderRejected)
+    assert conflict.code is Code.CONFLICT
+    assert engine.state_hash() == before
+    assert order_id(first) in engine.orders
