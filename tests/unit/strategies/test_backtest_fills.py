@@ -13,11 +13,11 @@ FLAT = (100.0, 100.0, 100.0, 100.0)
 
 
 def run(rows: list[tuple[float, float, float, float]], plan: str, *, fill: str = "latency_ms=1,slippage=0",
-        eager: bool = False, **params: object) -> BacktestResult:
+        eager: bool = False, settings: dict[str, str] | None = None, **params: object) -> BacktestResult:
     backtest = Backtest(
         [StrategyChoice("script", parameters={"plan": plan, **params})],
         spec(),
-        BacktestSettings.parse({"order_quantity": "1", "initial_balance": "100000"}),
+        BacktestSettings.parse({"order_quantity": "1", "initial_balance": "100000", **(settings or {})}),
         FillModel.parse(fill),
         registry=registry(),
         eager=eager,
@@ -84,6 +84,44 @@ def test_a_resting_limit_fills_at_its_price_when_the_path_reaches_it() -> None:
     # placed at bar 0's close, it rests; bar 1 goes 100 -> 100.5 -> 96 and fills it at 97 on the way
     assert fills(result) == [("buy", Decimal("97.0"), 8)]
     assert [o.client_order_id for o in result.orders] == ["limit-buy"]
+
+
+def test_the_entry_carries_the_settings_bracket_and_its_stop_fills_on_the_path() -> None:
+    rows = [FLAT, FLAT, (100.0, 104.0, 99.0, 103.0), (103.0, 103.5, 96.0, 97.0), FLAT]
+    result = run(rows, "0:buy", settings={"stop_loss_percent": "3", "take_profit_percent": "5"})
+    assert fills(result) == [("buy", Decimal("100.0"), 6), ("sell", Decimal("97.0"), 18)]
+    assert [(o.type, o.status, o.reason, o.parent_order_id) for o in result.orders] == [
+        ("market", "filled", "", None),
+        ("limit", "cancelled", "oco", 1),  # the take-profit at 105, cancelled by its sibling
+        ("stop", "filled", "", 1),
+    ]
+    assert result.warnings == []
+
+
+def test_the_take_profit_of_the_bracket_fills_at_its_limit() -> None:
+    rows = [FLAT, FLAT, (100.0, 106.0, 99.5, 104.0), FLAT]
+    result = run(rows, "0:buy", settings={"stop_loss_percent": "3", "take_profit_percent": "5"})
+    # low nearer (0.5): 100 -> 99.5 -> 106 passes 105 before the third point
+    assert fills(result) == [("buy", Decimal("100.0"), 6), ("sell", Decimal("105.0"), 13)]
+
+
+def test_a_trailing_stop_exit_follows_the_high_and_fills_where_the_path_meets_it() -> None:
+    rows = [FLAT, FLAT, (100.0, 104.0, 99.0, 103.0), (103.0, 103.5, 96.0, 97.0), FLAT]
+    result = run(rows, "0:buy", settings={"trailing_stop_percent": "2"})
+    # the high 104 moves the stop to 104 x 0.98 = 101.92, on the 0.5 tick 102
+    assert fills(result) == [("buy", Decimal("100.0"), 6), ("sell", Decimal("102.0"), 18)]
+    assert [(o.type, o.status) for o in result.orders] == [("market", "filled"), ("trailing_stop", "filled")]
+
+
+def test_a_spot_trailing_stop_beside_a_bracket_is_unfunded_and_said_so() -> None:
+    rows = [FLAT, FLAT, (100.0, 104.0, 99.0, 103.0), (103.0, 103.5, 96.0, 97.0), FLAT]
+    settings = {"trailing_stop_percent": "2", "stop_loss_percent": "3", "take_profit_percent": "5"}
+    result = run(rows, "0:buy", settings=settings)
+    assert fills(result) == [("buy", Decimal("100.0"), 6), ("sell", Decimal("97.0"), 18)]
+    assert result.warnings == [
+        "a trailing stop was unfunded: on a spot market a bracket's take-profit holds the base, so use the "
+        "trailing stop or the bracket, not both"
+    ]
 
 
 def test_the_strategy_sees_a_bar_only_at_its_close() -> None:

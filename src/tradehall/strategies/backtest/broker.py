@@ -277,6 +277,10 @@ class EngineBroker:
 
     def _ended(self, order_id: int, status: str, reason: str) -> None:
         self.open_order_ids.discard(order_id)
+        record = self._records.get(order_id)
+        if record is not None and record.type == "trailing_stop" and reason == "unfunded":
+            self._warn("a trailing stop was unfunded: on a spot market a bracket's take-profit holds the "
+                       "base, so use the trailing stop or the bracket, not both")
         self._update(order_id, status, reason)
 
     def _rejected(self, client_order_id: str | None, code: str, reason: str) -> None:
@@ -353,7 +357,7 @@ class EngineBroker:
             side=OrderSide.SELL if entry.side.value == "buy" else OrderSide.BUY,
             quantity=record.quantity,
             type=TRAILING_STOP,
-            reduce_only=True,
+            reduce_only=not self._spot,
             client_order_id=f"{record.client_order_id}-t"[:64] if record.client_order_id else None,
             trail_percent=Decimal(repr(trail_percent)),
             ts=self.now,
