@@ -25,6 +25,7 @@ from tradehall.api.routes import (
     accounts,
     admin,
     auth,
+    backtests,
     markets,
     ops,
     orders,
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             yield
         finally:
             await hub.close()
+            await gateway.backtests.close()
             await gateway.auth.flush_last_used()  # API keys' last uses not yet stored
             await runtime.stop()
             gateway.auth.close()  # the password-hashing threads
@@ -143,7 +145,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         redoc_url=None,
     )
     install_error_handlers(app)
-    modules = (auth, accounts, markets, orders, positions, ops, settlements, admin, strategies, sessions)
+    modules = (
+        auth, accounts, markets, orders, positions, ops, settlements, admin, strategies, sessions, backtests
+    )
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router)

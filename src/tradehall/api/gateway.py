@@ -33,6 +33,7 @@ from tradehall.service.settings import Settings
 from tradehall.service.wiring import Service
 from tradehall.store import queries
 from tradehall.store.types import ns_of_utc, utc_of_ns
+from tradehall.strategies.backtest.jobs import BacktestJobs
 from tradehall.strategies.registry import StrategyRegistry
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -100,6 +101,12 @@ class Gateway:
         self.candles = CandleBook()
         self.strategies: StrategyRegistry = service.strategies
         """Every strategy a session or backtest may name (built-ins, entry points, the directory)."""
+        self.backtests = BacktestJobs(
+            settings.data_dir / "backtests",
+            workers=settings.backtest_workers,
+            database_url=settings.sqlalchemy_url,
+        )
+        """Background backtests (`POST /backtests`), each in its own process."""
 
     async def load_volumes(self) -> None:
         """The last 24 hours of trades from the read models into `volumes` (at start, after

@@ -951,3 +951,64 @@ class SessionPerformanceOut(Response):
     trades: list[dict[str, object]]
     equity: list[list[object]]
     drawdown: list[list[object]]
+
+
+# ---- backtests ----------------------------------------------------------------------------------------
+
+
+class BacktestStrategyIn(Request):
+    name: str
+    weight: float | str = 1.0
+    parameters: dict[str, int | float | str | bool] = Field(default_factory=dict)
+
+
+class BacktestCreate(Request):
+    """The strategies (weights, parameters), the one market, its data (a file the server reads, or the
+    market's candles between `start` and `end`), the session settings plus `initial_balance` and
+    `interval`, the fill model's overrides and a seed."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "strategies": [{"name": "sma_crossover", "parameters": {"fast": 10, "slow": 30}}],
+                    "markets": ["BTC-USD"],
+                    "data": {"path": "btc-usd-1m.csv"},
+                    "settings": {"initial_balance": "10000", "interval": "1m", "max_position_size": "1000"},
+                    "fill_model": {"slippage": "0.0005", "fee": "0.001", "latency_ms": 1},
+                    "seed": 1,
+                }
+            ]
+        },
+    )
+
+    strategies: list[BacktestStrategyIn] = Field(min_length=1, max_length=20)
+    markets: list[str] = Field(min_length=1, max_length=1)
+    start: str | None = None
+    end: str | None = None
+    data: dict[str, str] | None = None
+    settings: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
+    fill_model: dict[str, int | float | str | None] | None = None
+    seed: int = Field(default=0, ge=0)
+
+
+class BacktestOut(Response):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    status_reason: str | None = None
+    progress: str
+    created_at: str
+    updated_at: str
+
+
+class BacktestsPage(Response):
+    items: list[BacktestOut]
+    next_cursor: str | None = None
+
+
+class BacktestReportOut(Response):
+    metrics: dict[str, str | int | None]
+    trades: list[dict[str, str | None]]
+    equity: list[list[str]]
+    drawdown: list[list[str | None]]

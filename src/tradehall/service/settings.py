@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         "built-ins and the `tradehall.strategies` entry points (GET /strategies lists them).",
     )
 
+    backtest_workers: int = Field(
+        default=1, ge=1, description="Backtests run at once, each in its own process; the rest wait."
+    )
+    backtest_data_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Directories whose files `POST /backtests` may read as `data.path` (relative paths "
+        "are taken from the first); default: the data dir's `backtest-data`.",
+    )
+
     rate_limit_per_second: float = Field(
         default=200.0, description="Sustained requests per second per user, all keys together (0 = no limit)."
     )
