@@ -23,6 +23,7 @@ BENCHMARKS = {
     "bus": "bus_bench.py",
     "api": "api_load.py",
     "abuse": "abuse_bench.py",
+    "backtest": "backtest_bench.py",
 }
 
 

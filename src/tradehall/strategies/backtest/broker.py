@@ -381,6 +381,13 @@ class EngineBroker:
     def cash(self) -> float:
         return self._cash_minor / self._quote_scale
 
+    @property
+    def flat_equity(self) -> float:
+        """Equity without a position (spot: the base held is worth its price all the same)."""
+        if self._base_minor:
+            return self._cash_minor / self._quote_scale + self._base_minor / self._base_scale * self.price
+        return self._cash_minor / self._quote_scale
+
     def equity(self) -> float:
         """Cash plus the position at the last price (spot: the base held; perp: unrealised P&L)."""
         if self._spot:

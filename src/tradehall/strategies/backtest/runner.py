@@ -389,12 +389,12 @@ class Backtest:
         step = width // 5
         ts_col, o_col, h_col, l_col = data.ts, data.open, data.high, data.low
         c_col, v_col = data.close, data.volume
-        equity: list[tuple[int, float]] = []
-        prices: list[tuple[int, float]] = []
+        values: list[float] = []
         exposure = 0
         open_ids = broker.open_order_ids
-        state = {"sent": -1}
-        current: list[Any] = [0, 0.0, 0.0]  # bar index, close, volume
+        perp = not spot
+        sent = [-1]  # the bar whose close the engine last got
+        current = [0]  # the bar being decided on
 
         def send(ts: int, price: float, volume: float) -> None:
             if spread:
@@ -406,19 +406,22 @@ class Backtest:
 
         def ensure_close() -> None:
             i = current[0]
-            if state["sent"] != i:
-                state["sent"] = i
-                send(ts_col[i] + 4 * step, current[1], current[2])
+            if sent[0] != i:
+                sent[0] = i
+                send(ts_col[i] + 4 * step, c_col[i], v_col[i] / 4)
 
         broker.before_order = ensure_close
         trader.start()
         progress = self.progress
         report_every = max(1, n // 100)
+        on_bar = trader.on_bar
+        append = values.append
+        equity_of = broker.equity
         for i in range(n):
             t = ts_col[i]
             o, h, lo, c, v = o_col[i], h_col[i], l_col[i], c_col[i], v_col[i]
             end = t + width
-            if eager or open_ids or (not spot and broker._lots):
+            if eager or open_ids or (perp and broker._lots):
                 high_first = h - o < o - lo or (h - o == o - lo and c < o)
                 path = (o, h, lo, c) if high_first else (o, lo, h, c)
                 share = v / 4
@@ -429,21 +432,27 @@ class Backtest:
                         for j, level in enumerate(levels):
                             send(at - len(levels) + j, level, share)
                     send(at, path[k], share)
-                    if not (eager or open_ids or (not spot and broker._lots)):
+                    if not (eager or open_ids or (perp and broker._lots)):
                         break  # the rest of the bar can change nothing; the close goes in if needed
                 else:
-                    state["sent"] = i
-            current[0], current[1], current[2] = i, c, v / 4
+                    sent[0] = i
+            current[0] = i
             broker.price = c
             broker.now = end
-            trader.on_bar(symbol, Bar(t, o, h, lo, c, v, end))
-            equity.append((end, broker.equity()))
-            prices.append((end, c))
+            on_bar(symbol, Bar(t, o, h, lo, c, v, end))
             if broker._lots:
                 exposure += 1
+                append(equity_of())
+            elif spot:
+                append(broker.flat_equity)
+            else:
+                append(equity_of())
             if progress is not None and i % report_every == 0:
                 progress(i / n)
         trader.stop()
+        ends = [t + width for t in ts_col]
+        equity = list(zip(ends, values, strict=True))
+        prices = list(zip(ends, c_col, strict=True))
         return self._result(equity, prices, exposure, n, ts_col[0], ts_col[-1] + width)
 
     def _levels_between(self, a: float, b: float) -> list[float]:
