@@ -12,7 +12,9 @@ import typer
 def bench(
     quick: bool = typer.Option(False, "--quick", help="Each benchmark's under-30-seconds run."),
     json_output: bool = typer.Option(False, "--json", help="One JSON object per figure."),
-    only: str = typer.Option("", help="Comma-separated: engine, durability, projector, feed, bus, api, abuse, backtest."),
+    only: str = typer.Option(
+        "", help="Comma-separated: engine, durability, projector, feed, bus, api, abuse, backtest."
+    ),
     checkout: Path = typer.Option(Path("."), help="The tradehall source checkout that holds bench/."),
 ) -> None:
     """Run the benchmarks (bench/run_all.py) and print their figures and commands."""
