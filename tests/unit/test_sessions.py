@@ -36,7 +36,7 @@ from tradehall.strategies.sessions import LiveSession, SessionInfo, SessionStatu
 
 D = Decimal
 S = 1_000_000_000
-START = 1_900_000_000 * S  # 2030-03-17: far from today, on a whole minute
+START = 1_900_000_020 * S  # 2030-03-17: far from today, on a whole minute (cycles align to the epoch)
 SCRIPTED = Path(__file__).parents[1] / "data" / "strategies" / "scripted.py"
 
 
@@ -191,7 +191,6 @@ async def test_a_vetoed_decision_records_its_validator_and_sends_nothing(harness
         (1, "ALT-USD", "hold", "hold", None),
         (2, "ALT-USD", "buy", "placed", None),
         (2, "SIM-USD", "hold", "hold", None),
-        (3, "ALT-USD", "hold", "hold", None),  # the entry's own fill is a trade: ALT's 3rd bar
         (3, "SIM-USD", "buy", "vetoed", "max_positions"),
     ]
     vetoed = (await harness.decisions(info.id))[-1]
@@ -410,6 +409,6 @@ async def test_an_assessment_accounts_session_meets_its_tiers_rules_on_every_ord
         # with a 1 % stop the risk is 50 USD plus the exit's fee: within the rule
         placed = await first_decision("SIM-USD", 3, max_position_size="5000", stop_loss_percent="1")
         assert (placed.status, placed.quantity) == ("placed", D("50"))
-        assert json.loads(placed.order or "{}")["stop_loss"] == "99"
+        assert json.loads(placed.order or "{}")["stop_loss"] == "99.00"
     finally:
         await service.stop()

@@ -3,10 +3,12 @@
 Time is the engine's: a record's `ts` (stamped by the sequencer's clock, the manual one in tests) says
 which cycle it belongs to, so a cycle closes when the first record at or after its end arrives (the
 service sends `AdvanceTime` every `clock_tick_seconds`, so an idle market still closes its cycles).
-Cycle n covers [anchor + (n - 1) x interval, anchor + n x interval). A bar is made of the cycle's
-trades in the market; without trades, of its quotes (the mid, else the quote's last); without either,
-of its marks. A cycle with no price makes no bar (the contract's settled point). Event-driven
-sessions close a cycle after every record that priced one of their markets.
+Cycle n covers [anchor + (n - 1) x interval, anchor + n x interval); the anchor is aligned to the
+epoch like a backtest's bars (`strategies.bars`). A bar is made of the cycle's trades in the market
+(book venues: a quote venue's trades are the paper fills of its orders, not market prices); without
+trades, of its quotes (the mid, else the quote's last); without either, of its marks. A cycle with no
+price makes no bar (the contract's settled point). Event-driven sessions close a cycle after every
+record that priced one of their markets.
 
 Prices are Decimals here (exact, as the store keeps them); strategies get floats (`Bar`).
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tradehall.domain.commands import Quote
+from tradehall.domain.enums import Venue
 from tradehall.domain.events import MarkPriceUpdated, QuoteUpdated, TradeExecuted
 from tradehall.domain.fixedpoint import decimal_of
 from tradehall.domain.market import MarketSpec
@@ -164,8 +167,8 @@ class CycleBars:
                 if event.market not in markets:
                     continue
                 spec = self._spec_of(event.market)
-                if spec is None:
-                    continue
+                if spec is None or spec.venue is not Venue.BOOK:
+                    continue  # a quote venue's trades are its paper fills, not the market's prices
                 price = decimal_of(event.price, spec.tick_size)
                 quantity = decimal_of(event.quantity, spec.lot_size)
                 self._price(event.market).add(_TRADES, price, quantity)

@@ -140,7 +140,7 @@ class SessionManager:
             parsed_markets,
             entries,
             parsed_settings,
-            anchor_ns=self.now_ns(),
+            anchor_ns=_aligned(self.now_ns(), parsed_settings.interval_seconds * 1_000_000_000),
             last_seq=self.durable_seq(),
             start_equity=_equity(engine, account_id),
             at=at,
@@ -231,6 +231,12 @@ class SessionManager:
     def _publish_status(self, info: SessionInfo) -> None:
         data: dict[str, Any] = {"event": "status", **info.as_dict()}
         self.ports.publish(info.owner, "sessions", data)
+
+
+def _aligned(ns: int, width: int) -> int:
+    """The start of the interval window holding `ns`, windows aligned to the epoch as a backtest's bars
+    are (`strategies.bars.BarBuilder`): a session and a backtest on the same data see the same bars."""
+    return ns - ns % width
 
 
 def _equity(engine: Engine, account_id: str) -> Decimal | None:

@@ -4,16 +4,16 @@
   and its decision number. A decision sent again after a crash carries the same id and the same
   parameters, so the engine answers the original order instead of placing a second one.
 - `place_command`: an `OrderRequest` (floats) as a `PlaceOrder` on the market's tick and lot
-  (quantities rounded down to the lot, limit prices to the nearest tick, exits away from the entry
-  so a stop is never tighter than asked).
-- `exit_prices`: the session's stop-loss / take-profit percentages around an entry price.
+  (quantities rounded down to the lot, prices to the nearest tick), with the backtest broker's
+  arithmetic, so a session and a backtest turn the same request into the same order.
 - `EnginePortfolio`: the `Portfolio` strategies read, over `engine.views`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import msgspec
@@ -24,8 +24,6 @@ from tradehall.domain.fixedpoint import amount_of, decimal_of
 from tradehall.domain.market import MarketSpec
 from tradehall.engine import Engine, views
 from tradehall.strategies.types import OrderRequest
-
-HUNDRED = Decimal(100)
 
 
 def client_order_id(session_id: str, seq: int) -> str:
@@ -40,42 +38,17 @@ def decimal_of_float(value: float) -> Decimal:
     return exact.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else exact
 
 
-def to_step(value: Decimal, step: Decimal, rounding: str) -> Decimal:
-    return (value / step).to_integral_value(rounding=rounding) * step
+def quantity_on_lot(spec: MarketSpec, quantity: float) -> Decimal:
+    """A strategy's quantity in whole lots, rounded down: the backtest broker's arithmetic exactly
+    (`EngineBroker.quantity_of`), so a session and a backtest size an order alike."""
+    lots = math.floor(quantity / float(spec.lot_size) + 1e-9)
+    return Decimal(lots) * spec.lot_size
 
 
-def exit_prices(
-    spec: MarketSpec,
-    side: str,
-    entry: Decimal,
-    stop_loss_percent: Decimal | None,
-    take_profit_percent: Decimal | None,
-) -> tuple[Decimal | None, Decimal | None]:
-    """(stop_loss, take_profit) for an entry of `side` at `entry`, on the tick, each at least as far from
-    the entry as the percentage says (a buy's stop rounds down, its target up; a sell's the reverse)."""
+def price_on_tick(spec: MarketSpec, price: float) -> Decimal:
+    """A strategy's price on the nearest tick: the backtest broker's arithmetic (`EngineBroker.price_of`)."""
     tick = spec.tick_size
-    buy = side == "buy"
-    stop = target = None
-    if stop_loss_percent is not None:
-        move = entry * stop_loss_percent / HUNDRED
-        stop = to_step(entry - move if buy else entry + move, tick, ROUND_FLOOR if buy else ROUND_CEILING)
-        if stop <= 0:
-            stop = None
-    if take_profit_percent is not None:
-        move = entry * take_profit_percent / HUNDRED
-        target = to_step(entry + move if buy else entry - move, tick, ROUND_CEILING if buy else ROUND_FLOOR)
-        if target <= 0:
-            target = None
-    if spec.kind is MarketKind.BINARY:  # a binary price lies strictly between 0 and 1
-        ceiling = Decimal(1) - tick
-        stop = None if stop is None else min(max(stop, tick), ceiling)
-        target = None if target is None else min(max(target, tick), ceiling)
-    return stop, target
-
-
-def quantity_on_lot(spec: MarketSpec, quantity: float | Decimal) -> Decimal:
-    value = quantity if isinstance(quantity, Decimal) else decimal_of_float(quantity)
-    return to_step(value, spec.lot_size, ROUND_DOWN)
+    return (Decimal(round(price / float(tick))) * tick).quantize(tick, ROUND_HALF_EVEN)
 
 
 def place_command(
@@ -87,10 +60,8 @@ def place_command(
     correlation_id: str = "",
 ) -> PlaceOrder:
     """The engine command for `request` (its quantity already on the lot: see `quantity_on_lot`)."""
-    tick = spec.tick_size
-
-    def price(value: float | None, rounding: str = ROUND_HALF_EVEN) -> Decimal | None:
-        return None if value is None else to_step(decimal_of_float(value), tick, rounding)
+    def price(value: float | None) -> Decimal | None:
+        return None if value is None else price_on_tick(spec, value)
 
     fields: dict[str, Any] = {
         "account_id": account_id,
