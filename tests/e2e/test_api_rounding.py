@@ -46,6 +46,7 @@ def test_perp_pnl_and_funding_round_in_the_venues_favour_and_conserve_money(tmp_
         admin = server.admin()
         admin.create_market(symbol="PNL-PERP", tick_size="0.5", **PERP)
         admin.create_market(symbol="FUND-PERP", tick_size="0.5", **PERP)
+        assert venue(admin)["system:rounding"] == 0  # listed from the first market in USD on
         traders = {name: server.trader(funded="1000") for name in "abcd"}
         (a, a_id), (b, b_id), (c, c_id), (d, d_id) = traders.values()
 

@@ -16,7 +16,7 @@ from tradehall.domain.market import MarketSpec
 from tradehall.engine.assessments import Assessments
 from tradehall.engine.constants import MARKET_OPEN, PERP, SYSTEM_KIND
 from tradehall.engine.holds import Holds
-from tradehall.engine.ledger import SYSTEM_EXTERNAL, Account
+from tradehall.engine.ledger import SYSTEM_EXTERNAL, SYSTEM_ROUNDING, Account
 from tradehall.engine.markets import Market
 from tradehall.engine.risk import AssessmentState, tier_day_index
 from tradehall.engine.settlement import Settlement
@@ -132,6 +132,8 @@ class Admin:
         except TradehallError as error:
             raise invalid_request(error.detail) from None
         self._markets[spec.symbol] = market
+        # the venue's rounding residue in this quote currency is listed from the start, at zero
+        self._ledger.system_account(SYSTEM_ROUNDING, spec.quote).balance(spec.quote)
         self._state.events.append(MarketCreated(spec=spec, ts=state.now))
 
     def set_market_status(self, command: cmds.SetMarketStatus) -> None:
