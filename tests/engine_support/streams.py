@@ -21,6 +21,7 @@ from tradehall.domain.enums import (
 )
 from tradehall.engine import Engine
 from tradehall.engine.checks import trailing_stop_price, trigger_price
+from tradehall.engine.stop_book import TRIGGER_RANK
 
 ACCOUNTS = ("a", "b", "c", "poor")
 MID = {"BTC-USD": 10_000, "BTC-PERP": 20_000, "FED-CUT": 50}
@@ -283,6 +284,9 @@ def check_stop_books(engine: Engine) -> None:
         ]
         trailing = [o for o in pending if o.type is OrderType.TRAILING_STOP]
         assert book.size == len(pending) and book.trailing == len(trailing)
+        assert book.trailing_by_rank == [
+            sum(1 for o in trailing if TRIGGER_RANK[o.trigger] == rank) for rank in range(len(TRIGGER_RANK))
+        ]
         assert {o.order_id for o in book.orders()} == {o.order_id for o in pending}
         assert {o.order_id for o in (*book.trailing_buy, *book.trailing_sell)} == {
             o.order_id for o in trailing if o.hwm is not None

@@ -114,7 +114,8 @@ class StopBook:
     (source, watermark); `waiting_*`: trailing stops not yet active, by (source, activation
     price, id): a sell activates when the price reaches its activation price from below, a buy from
     above (without one, at the first price). `size` counts every order here; `trailing` the
-    trailing stops among them (a market without any skips the watermark step)."""
+    trailing stops among them (a market without any skips the watermark step), `trailing_by_rank`
+    per trigger source (a source without any is not looked at)."""
 
     __slots__ = (
         "buy",
@@ -122,6 +123,7 @@ class StopBook:
         "size",
         "trailing",
         "trailing_buy",
+        "trailing_by_rank",
         "trailing_sell",
         "waiting_buy",
         "waiting_sell",
@@ -136,6 +138,7 @@ class StopBook:
         self.waiting_sell: SortedKeyList = SortedKeyList(key=_sell_activation_key)
         self.size = 0
         self.trailing = 0
+        self.trailing_by_rank = [0] * len(TRIGGER_RANK)
 
     def add(self, order: Order) -> None:
         """Put a pending stop where it waits (by its kind and, for a trailing stop, its watermark)."""
@@ -143,6 +146,7 @@ class StopBook:
         buy = order.side is BUY
         if order.type is TRAILING_STOP_ORDER:
             self.trailing += 1
+            self.trailing_by_rank[TRIGGER_RANK[order.trigger]] += 1
             if order.hwm is None:
                 (self.waiting_buy if buy else self.waiting_sell).add(order)
                 return
@@ -155,6 +159,7 @@ class StopBook:
         buy = order.side is BUY
         if order.type is TRAILING_STOP_ORDER:
             self.trailing -= 1
+            self.trailing_by_rank[TRIGGER_RANK[order.trigger]] -= 1
             if order.hwm is None:
                 (self.waiting_buy if buy else self.waiting_sell).remove(order)
                 return

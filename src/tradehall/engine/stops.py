@@ -74,7 +74,10 @@ class Stops:
         (lower each buy's low) that the price has passed, re-keying a stop only when its stop moves.
         Each step takes one contiguous run of a sorted list, so the cost grows with the stops that
         change, not with the stops that wait."""
+        by_rank = book.trailing_by_rank
         for trigger, rank in TRIGGER_SOURCES:
+            if not by_rank[rank]:
+                continue
             for side in (BUY, SELL):
                 price = trigger_price(market, trigger, side)
                 if price is None:
