@@ -224,10 +224,23 @@ class AccountsPage(Response):
 
 
 class DepositRequest(Request):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": "5000", "currency": "USD"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"amount": "5000", "currency": "USD"},
+                {"amount": "2", "currency": "BTC", "cost_price": "60000"},
+            ]
+        }
+    )
 
     amount: DecimalStr
     currency: Currency | None = None
+    cost_price: DecimalStr | None = Field(
+        default=None,
+        description="What deposited units of a spot base cost, in the account's currency: they join the "
+        "account's position in the spot market that prices them with that basis, so selling them "
+        "realises P&L against it. Without it deposited units have no basis (their sale realises 0).",
+    )
 
 
 class TierOut(Response):

@@ -138,11 +138,14 @@ def account_deposit(
     account_id: str,
     amount: str = typer.Argument(..., callback=positive),
     currency: str | None = typer.Option(None),
+    cost_price: str | None = typer.Option(
+        None, help="what deposited units of a spot base cost (their basis); without it, none"
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Deposit into an account (admin)."""
     with api_errors():
-        data = client_of(ctx).deposit(account_id, amount, currency)
+        data = client_of(ctx).deposit(account_id, amount, currency, cost_price)
     emit(data, as_json, _show_account)
 
 

@@ -121,12 +121,15 @@ class _Endpoints:
     def account(self, account_id: str) -> Any:
         return self._send(Call("GET", f"/accounts/{account_id}"))
 
-    def deposit(self, account_id: str, amount: str, currency: str | None = None) -> Any:
+    def deposit(
+        self, account_id: str, amount: str, currency: str | None = None, cost_price: str | None = None
+    ) -> Any:
+        """`cost_price`: what deposited units of a spot base cost (their basis); without it, none."""
         return self._send(
             Call(
                 "POST",
                 f"/admin/accounts/{account_id}/deposit",
-                body=_clean({"amount": amount, "currency": currency}),
+                body=_clean({"amount": amount, "currency": currency, "cost_price": cost_price}),
             )
         )
 

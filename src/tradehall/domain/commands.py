@@ -48,6 +48,9 @@ class Deposit(Command, frozen=True, kw_only=True, gc=False, tag=True):
     account_id: str
     amount: Decimal
     currency: str | None = None
+    cost_price: Decimal | None = None
+    """What the deposited units of a spot base cost, in the account's currency: they join the
+    account's position in the spot market that prices them with that basis (else they have none)."""
 
 
 class Withdraw(Command, frozen=True, kw_only=True, gc=False, tag=True):

@@ -14,6 +14,7 @@ from tradehall.domain.events import AccountOpened, EngineConfigured, LeverageCha
 from tradehall.domain.fixedpoint import PPM, ceil_div, minor_of, parse_decimal
 from tradehall.domain.market import MarketSpec
 from tradehall.engine.assessments import Assessments
+from tradehall.engine.checks import price_of
 from tradehall.engine.constants import MARKET_OPEN, PERP, SYSTEM_KIND
 from tradehall.engine.holds import Holds
 from tradehall.engine.ledger import SYSTEM_EXTERNAL, SYSTEM_ROUNDING, Account
@@ -97,10 +98,32 @@ class Admin:
         return currency, minor
 
     def deposit(self, command: cmds.Deposit) -> None:
-        account = self._state.trader(command.account_id)
+        state = self._state
+        account = state.trader(command.account_id)
         currency, minor = self._amount(account, command.amount, command.currency)
+        basis = None if command.cost_price is None else self._deposit_basis(account, currency, minor, command)
         external = self._ledger.system_account(SYSTEM_EXTERNAL, currency)
         self._ledger.transfer(external, account, currency, minor)
+        if basis is not None:  # the units join the spot position as if bought at the cost price
+            market, lots, price = basis
+            position = state.position(market, account)
+            position.change(lots, price, account.cost_basis, market.terms.notional)
+            state.dirty_positions[(account.account_id, market.symbol)] = position
+
+    def _deposit_basis(
+        self, account: Account, currency: str, minor: int, command: cmds.Deposit
+    ) -> tuple[Market, int, int]:
+        """(spot market, lots, price ticks) a deposit with a `cost_price` adds to the account's position:
+        whole lots of the spot market that prices `currency` in the account's currency, on its tick."""
+        market = self._state.spot_market_for(currency, account.currency)
+        if market is None:
+            raise invalid_request(
+                f"a cost_price needs a spot market that prices {currency} in {account.currency}"
+            )
+        lots, rest = divmod(minor, market.terms.base_per_lot)
+        if rest:
+            raise invalid_request(f"a deposit with a cost_price is whole lots of {market.symbol}")
+        return market, lots, price_of(market, command.cost_price, "cost_price")
 
     def withdraw(self, command: cmds.Withdraw) -> None:
         state = self._state

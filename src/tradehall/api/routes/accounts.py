@@ -191,7 +191,9 @@ async def set_leverage(
     response_model=AccountOut,
     summary="Deposit into an account (admin)",
     description="Credits `amount` in `currency` (default: the account's currency) and answers the "
-    "account. The deposit appears in the account's ledger.",
+    "account. The deposit appears in the account's ledger. With `cost_price` the deposited units of a "
+    "spot base get that cost basis (whole lots of the spot market that prices them in the account's "
+    "currency, on its tick; else 400 or 422).",
 )
 async def deposit(
     account_id: str,
@@ -203,8 +205,18 @@ async def deposit(
     account = gateway.account(admin, account_id)
     currency = body.currency or account.currency
     amount = _amount(gateway, body.amount, currency)
+    try:
+        cost_price = None if body.cost_price is None else parse_decimal(body.cost_price, "cost_price")
+    except TradehallError as error:
+        raise ApiError(Code.INVALID_REQUEST, error.detail) from None
     await gateway.execute(
-        Deposit(account_id=account_id, amount=amount, currency=body.currency, correlation_id=correlation_id)
+        Deposit(
+            account_id=account_id,
+            amount=amount,
+            currency=body.currency,
+            cost_price=cost_price,
+            correlation_id=correlation_id,
+        )
     )
     return json_response(await _account_out(gateway, admin, account_id))
 
