@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from fractions import Fraction
 
+import msgspec
 import pytest
 
 from tests.engine_support import (
@@ -252,3 +253,35 @@ def test_a_fee_is_the_rate_times_the_exact_notional_rounded_up() -> None:
     assert taker == [1, 0, 0]
     assert balance(engine, "buyer") == (10_000 - 4 - 1, 0)
     assert_conserved(engine)
+
+
+def test_a_version_1_snapshot_still_loads_and_its_positions_start_a_new_life() -> None:
+    """Before exact costs, a snapshot's positions had no fraction or life flow and a linear fee's
+    accrued numerator was over PPM alone: both are converted on load."""
+    engine = engine_with(
+        perp_spec(maker_fee=D("0.0003"), taker_fee=D("0.0005")),
+        accounts={"a": {"USD": "10000"}, "mm": {"USD": "10000"}},
+    )
+    expect_no_rejection(place(engine, "mm", "BTC-PERP", "sell", "0.003", "100.5"))
+    expect_no_rejection(place(engine, "a", "BTC-PERP", "buy", "0.003", "100.5"))
+    resting = expect_no_rejection(place(engine, "mm", "BTC-PERP", "buy", "0.005", "101"))
+    expect_no_rejection(place(engine, "a", "BTC-PERP", "sell", "0.001", "101"))  # mm's order: 1 of 5 filled
+    order = engine.orders[one(resting, ev.OrderAccepted).order_id]
+    den = engine.markets["BTC-PERP"].terms.notional.den
+    raw = msgspec.msgpack.decode(engine.snapshot())
+    raw["version"] = 1
+    for market in raw["markets"]:
+        market.pop("clearing_pnl")
+        market["positions"] = [row[:8] for row in market["positions"]]
+    for raw_order in raw["orders"]:
+        if raw_order["order_id"] == order.order_id:
+            assert raw_order["fee_accrued"] % den == 0
+            raw_order["fee_accrued"] //= den
+    restored = Engine.restore(msgspec.msgpack.encode(raw))
+    assert restored.orders[order.order_id].fee_accrued == order.fee_accrued
+    position = restored.markets["BTC-PERP"].positions["a"]
+    assert (position.quantity, position.flow, position.realized) == (2, -position.cost, 0)
+    assert restored.markets["BTC-PERP"].open_lots == 4
+    expect_no_rejection(place(restored, "a", "BTC-PERP", "sell", "0.002", "101"))  # closes a at +0.001
+    assert restored.markets["BTC-PERP"].positions["a"].quantity == 0
+    assert_conserved(restored)
