@@ -285,3 +285,22 @@ def test_a_version_1_snapshot_still_loads_and_its_positions_start_a_new_life() -
     expect_no_rejection(place(restored, "a", "BTC-PERP", "sell", "0.002", "101"))  # closes a at +0.001
     assert restored.markets["BTC-PERP"].positions["a"].quantity == 0
     assert_conserved(restored)
+
+
+def test_a_funding_event_journaled_before_8_decimal_rates_still_decodes() -> None:
+    """Journals written with `rate_ppm` decode into the current event; `rate_units` reads either."""
+    old = msgspec.msgpack.encode(
+        {
+            "event": "FundingPaid",
+            "market": "BTC-PERP",
+            "rate_ppm": 125,
+            "mark": 200_000,
+            "payments": [],
+            "ts": 1,
+        }
+    )
+    decoded = msgspec.msgpack.decode(old, type=ev.AnyEvent)
+    assert isinstance(decoded, ev.FundingPaid)
+    assert (decoded.rate_ppm, decoded.rate_units) == (125, 12_500)
+    new = ev.FundingPaid(market="BTC-PERP", rate_e8=1_999, mark=1, payments=(), ts=1)
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(new), type=ev.AnyEvent).rate_units == 1_999
