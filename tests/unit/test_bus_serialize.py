@@ -16,6 +16,7 @@ from tradehall.domain.events import (
     MarketSettled,
     MarketVoided,
     OrderAmended,
+    OrderFilled,
     PositionChanged,
 )
 from tradehall.domain.market import MarketSpec
@@ -246,3 +247,33 @@ def test_events_added_later_are_routed_and_converted_by_name() -> None:
     unknown = SomethingNew(account_id="x", amount=5)
     assert route_of(unknown, command) == Route("accounts", "x")  # type: ignore[arg-type]
     assert serializer.payload(unknown) == {"account_id": "x", "amount": 5}  # type: ignore[arg-type]
+
+
+def test_a_spot_fill_carries_its_cash_and_a_perp_fill_none() -> None:
+    spot = MarketSpec(
+        symbol="BTC-USD",
+        kind=MarketKind.SPOT,
+        base="BTC",
+        quote="USD",
+        tick_size=Decimal("0.01"),
+        lot_size=Decimal("0.0001"),
+    )
+    serializer = EventSerializer([spot, perp_spec("BTC-PERP")])
+    fill = {
+        "order_id": 1,
+        "account_id": "bob",
+        "trade_id": 1,
+        "side": "buy",
+        "price": 10_005,
+        "quantity": 3,
+        "fee": 0,
+        "liquidity": "taker",
+        "realized_pnl": 0,
+        "filled_quantity": 3,
+        "status": "filled",
+        "ts": 1,
+    }
+    paid = serializer.payload(msgspec.convert({**fill, "market": "BTC-USD", "cash": 4}, OrderFilled))
+    assert paid["cash"] == "0.04"  # 3.0015 cents rounded up
+    perp = serializer.payload(msgspec.convert({**fill, "market": "BTC-PERP"}, OrderFilled))
+    assert "cash" not in perp
