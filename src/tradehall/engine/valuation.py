@@ -47,29 +47,16 @@ def valuation_price(market: Market) -> int | None:
     return None
 
 
-class ExactSum:
-    """A sum of fractions kept exact over a common denominator (the lcm of the terms' denominators)."""
-
-    __slots__ = ("den", "num")
-
-    def __init__(self, num: int = 0, den: int = 1) -> None:
-        self.num = num
-        self.den = den
-
-    def add(self, num: int, den: int) -> None:
-        if den == self.den:
-            self.num += num
-            return
-        common = lcm(self.den, den)
-        self.num = self.num * (common // self.den) + num * (common // den)
-        self.den = common
-
-    def over(self, den: int) -> int:
-        """The numerator of this sum over `den`, a multiple of its own denominator."""
-        return self.num * (den // self.den)
-
-    def floor(self) -> int:
-        return self.num // self.den
+def add_exact(num: int, den: int, term_num: int, term_den: int) -> tuple[int, int]:
+    """num/den + term_num/term_den over the lcm of the denominators (the common cases need none)."""
+    if term_den == den:
+        return num + term_num, den
+    if den == 1:
+        return num * term_den + term_num, term_den
+    if den % term_den == 0:
+        return num + term_num * (den // term_den), den
+    common = lcm(den, term_den)
+    return num * (common // den) + term_num * (common // term_den), common
 
 
 def position_value_exact(market: Market, position: Position) -> tuple[int, int]:
@@ -151,13 +138,15 @@ SpotLookup = Callable[[str, str], Market | None]
 """(asset, currency) -> the spot market that prices `asset` in `currency`, or None."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Valuation:
     """An account's worth in minor units of its currency (see the module's formula and rounding).
 
     `exact_equity / scale` and `exact_maintenance / scale` are the exact figures; the other fields
     are rounded for people and for the assessment rules: `equity`, `holdings`, `positions` and
-    `unrealized_pnl` down, `maintenance` up."""
+    `unrealized_pnl` down, `maintenance` up. Built afresh on every call and never changed (not
+    declared frozen only because a frozen dataclass costs several times as much to build, and the
+    engine values accounts after every command)."""
 
     currency: str
     cash: int
@@ -184,17 +173,18 @@ def value_account(account: Account, markets: Mapping[str, Market], spot_market: 
     currency = account.currency
     cash_balance = account.balances.get(currency)
     cash = 0 if cash_balance is None else cash_balance.total
-    holdings = ExactSum()
+    holdings, holdings_den = 0, 1
     for asset, balance in account.balances.items():
         total = balance.total
         if asset == currency or total == 0:
             continue
         market = spot_market(asset, currency)
         if market is not None:
-            holdings.add(*holding_value_exact(market, total))
-    values = ExactSum()
-    unrealized = ExactSum()
-    maintenance = ExactSum()
+            num, den = holding_value_exact(market, total)
+            holdings, holdings_den = add_exact(holdings, holdings_den, num, den)
+    values, values_den = 0, 1
+    unrealized, unrealized_den = 0, 1
+    maintenance, maintenance_den = 0, 1
     realized = 0
     for symbol, position in account.positions.items():
         market = markets[symbol]
@@ -203,31 +193,36 @@ def value_account(account: Account, markets: Mapping[str, Market], spot_market: 
         realized += position.realized
         if position.quantity == 0:
             continue
+        kind = market.kind
         price = valuation_price(market)
         if price is not None:
             notional = market.terms.notional
             num, den = position.pnl_at(price)
-            unrealized.add(num * notional.num, den * notional.den)
-        if market.kind is SPOT:
-            continue  # the holding itself is in `holdings`, from the balance
-        values.add(*position_value_exact(market, position))
-        maintenance.add(*maintenance_exact(market, position))
-    equity = ExactSum(cash)
-    equity.add(holdings.num, holdings.den)
-    equity.add(values.num, values.den)
-    scale = lcm(equity.den, maintenance.den)
+            num, den = num * notional.num, den * notional.den
+            unrealized, unrealized_den = add_exact(unrealized, unrealized_den, num, den)
+            if kind is PERP:  # a perp's value is its unrealised P&L
+                values, values_den = add_exact(values, values_den, num, den)
+        if kind is PERP:
+            num, den = maintenance_exact(market, position)
+            maintenance, maintenance_den = add_exact(maintenance, maintenance_den, num, den)
+        elif kind is not SPOT:  # binary; a spot holding is in `holdings`, from the balance
+            num, den = position_value_exact(market, position)
+            values, values_den = add_exact(values, values_den, num, den)
+    equity, equity_den = add_exact(cash, 1, holdings, holdings_den)
+    equity, equity_den = add_exact(equity, equity_den, values, values_den)
+    scale = equity_den if equity_den % maintenance_den == 0 else lcm(equity_den, maintenance_den)
     return Valuation(
-        currency=currency,
-        cash=cash,
-        holdings=holdings.floor(),
-        positions=values.floor(),
-        unrealized_pnl=unrealized.floor(),
-        realized_pnl=realized,
-        maintenance=ceil_div(maintenance.num, maintenance.den),
-        equity=equity.floor(),
-        scale=scale,
-        exact_equity=equity.over(scale),
-        exact_maintenance=maintenance.over(scale),
+        currency,
+        cash,
+        holdings // holdings_den,
+        values // values_den,
+        unrealized // unrealized_den,
+        realized,
+        -((-maintenance) // maintenance_den),
+        equity // equity_den,
+        scale,
+        equity * (scale // equity_den),
+        maintenance * (scale // maintenance_den),
     )
 
 
