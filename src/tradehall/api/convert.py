@@ -29,7 +29,7 @@ from tradehall.domain.fixedpoint import (
     floor_amount,
     trail_percent_of,
 )
-from tradehall.domain.market import BINARY_PAYOUT, MarketSpec
+from tradehall.domain.market import BINARY_PAYOUT, MarketSpec, instrument_of, venue_of
 from tradehall.domain.tiers import TierSpec
 from tradehall.engine import Engine, views
 from tradehall.engine.views import AccountView, BookView, MarketView, OrderView, PositionView
@@ -92,6 +92,8 @@ def market_dict(
     spec = market.spec
     return {
         "symbol": spec.symbol,
+        "instrument": instrument_of(spec),
+        "exchange": venue_of(spec),
         "kind": spec.kind.value,
         "venue": spec.venue.value,
         "base": spec.base,

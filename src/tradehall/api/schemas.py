@@ -269,6 +269,16 @@ class TiersPage(Response):
 
 class MarketOut(Response):
     symbol: str
+    instrument: str = Field(
+        default="",
+        description="What the market lists (its own symbol unless listed on several venues, where the"
+        " market is named `<instrument>.<VENUE>`); a smart order names the instrument.",
+    )
+    exchange: str = Field(
+        default="TRADEHALL",
+        description="The venue the market lists its instrument on: the `<VENUE>` of `<instrument>.<VENUE>`,"
+        " `TRADEHALL` for a market named after its instrument.",
+    )
     kind: Literal["spot", "perp", "binary"]
     venue: Literal["book", "quote"]
     base: str
@@ -369,6 +379,11 @@ class MarketCreate(Request):
     )
 
     symbol: Symbol
+    instrument: Symbol | None = Field(
+        default=None,
+        description="The instrument the market lists (default: the symbol); a market listing it on"
+        " another venue is named `<instrument>.<VENUE>` (e.g. `BTC-USD.OKX`).",
+    )
     kind: Literal["spot", "perp", "binary"]
     venue: Literal["book", "quote"] = "book"
     base: Currency

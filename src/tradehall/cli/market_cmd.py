@@ -10,7 +10,19 @@ from tradehall.cli.common import JSON_OPTION, api_command, api_errors, client_of
 
 market_app = typer.Typer(name="market", help="Markets.", no_args_is_help=True)
 
-MARKET_COLUMNS = ("symbol", "kind", "venue", "status", "base", "quote", "tick", "lot", "mark", "last")
+MARKET_COLUMNS = (
+    "symbol",
+    "instrument",
+    "kind",
+    "venue",
+    "status",
+    "base",
+    "quote",
+    "tick",
+    "lot",
+    "mark",
+    "last",
+)
 
 # the quote-venue and risk fields of a market spec, shown (and settable) beside the basics
 LIMIT_FIELDS = (
@@ -30,6 +42,7 @@ def _market_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
     return [
         [
             m["symbol"],
+            m.get("instrument", m["symbol"]),
             m["kind"],
             m.get("venue"),
             m["status"],
@@ -87,6 +100,9 @@ def market_create(
     funding_interval_seconds: int | None = typer.Option(None, help="Perp: seconds between fundings."),
     funding_rate: str | None = typer.Option(None, help="Perp: the rate of each funding."),
     close_time: str | None = typer.Option(None, help="RFC 3339: when the market closes."),
+    instrument: str | None = typer.Option(
+        None, help="The instrument listed (default: the symbol); name the market <instrument>.<VENUE>."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a market (admin); `--venue quote` fills against the injected or fed quote."""
@@ -116,6 +132,7 @@ def market_create(
             funding_interval_seconds=funding_interval_seconds,
             funding_rate=funding_rate,
             close_time=close_time,
+            instrument=instrument,
         )
     emit(data, as_json, _show_market)
 

@@ -18,6 +18,9 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     Quote-venue markets fill against the latest external quote plus `slippage` (default 0.1 %, binary
     0.2 %), `latency_ms` later when set, and refuse orders when the quote is older than `quote_max_age_ms`.
     `price_band` refuses limit prices further than that fraction from the last trade or mark.
+    `instrument` names what the market lists (default: its own symbol); markets listing one instrument
+    on several venues are named `<instrument>.<VENUE>` (NautilusTrader's convention, `BTC-USD.OKX`),
+    and a smart order on the instrument routes across them.
     A msgspec Struct rather than a dataclass: it travels inside journaled commands.
     """
 
@@ -56,6 +59,25 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     # book venue: a mark outside [best bid x (1 - mark_band), best ask x (1 + mark_band)] is refused
     # while the book has both sides (one bad tick must not decide an account)
     mark_band: Decimal = Decimal("0.05")
+    instrument: str | None = None  # None: the market's own symbol
+
+
+SMART_VENUE = "smart"
+"""An order's `venue` that routes it across the markets of the instrument its `market` names."""
+
+
+def instrument_of(spec: MarketSpec) -> str:
+    """The instrument a market lists: its `instrument`, or its own symbol."""
+    return spec.instrument or spec.symbol
+
+
+def venue_of(spec: MarketSpec) -> str:
+    """The venue a market lists its instrument on: `OKX` for `BTC-USD.OKX`; a market named after its
+    instrument is tradehall's own venue, `TRADEHALL`."""
+    instrument = instrument_of(spec)
+    if spec.symbol != instrument and spec.symbol.startswith(instrument + "."):
+        return spec.symbol[len(instrument) + 1 :]
+    return "TRADEHALL"
 
 
 DEFAULT_CURRENCY_DECIMALS: dict[str, int] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ from tradehall.domain.enums import AccountKind, CostBasis, MarketStatus
 from tradehall.domain.errors import Code, TradehallError, invalid_request
 from tradehall.domain.events import AccountOpened, EngineConfigured, LeverageChanged, MarketCreated
 from tradehall.domain.fixedpoint import PPM, ceil_div, minor_of, parse_decimal
-from tradehall.domain.market import MarketSpec
+from tradehall.domain.market import SMART_VENUE, MarketSpec, instrument_of
 from tradehall.engine.assessments import Assessments
 from tradehall.engine.checks import price_of
 from tradehall.engine.constants import MARKET_OPEN, PERP, SYSTEM_KIND
@@ -24,6 +25,7 @@ from tradehall.engine.settlement import Settlement
 from tradehall.engine.state import EngineState, enum_of
 
 NEW_MARKET_STATUSES = (MARKET_OPEN, MarketStatus.HALTED, MarketStatus.CLOSED)
+_VENUE_NAME = re.compile(r"[A-Z0-9_]{1,16}")
 
 
 class Admin:
@@ -150,6 +152,7 @@ class Admin:
             raise TradehallError(Code.CONFLICT, f"market {spec.symbol} exists")
         if spec.status not in NEW_MARKET_STATUSES:
             raise invalid_request("a new market is open, halted or closed")
+        self._check_instrument(spec)
         try:
             market = Market(spec, state.config.currency_decimals, state.book_factory())
         except TradehallError as error:
@@ -158,6 +161,25 @@ class Admin:
         # the venue's rounding residue in this quote currency is listed from the start, at zero
         self._ledger.system_account(SYSTEM_ROUNDING, spec.quote).balance(spec.quote)
         self._state.events.append(MarketCreated(spec=spec, ts=state.now))
+
+    def _check_instrument(self, spec: MarketSpec) -> None:
+        """A market on another venue is named `<instrument>.<VENUE>` and trades what its siblings do."""
+        instrument = instrument_of(spec)
+        if instrument != spec.symbol:
+            venue = spec.symbol[len(instrument) + 1 :]
+            if not spec.symbol.startswith(instrument + ".") or not _VENUE_NAME.fullmatch(venue):
+                raise invalid_request(
+                    f"a market listing {instrument} on a venue is named {instrument}.<VENUE>"
+                    " (VENUE: 1 to 16 capital letters, digits or _)"
+                )
+        if instrument == SMART_VENUE or spec.symbol == SMART_VENUE:
+            raise invalid_request(f"{SMART_VENUE!r} is not a market or instrument name")
+        for sibling in self._state.venues_of(instrument):
+            other = sibling.spec
+            if (other.kind, other.base, other.quote) != (spec.kind, spec.base, spec.quote):
+                raise invalid_request(
+                    f"{instrument} is listed by {other.symbol} as {other.kind} {other.base}/{other.quote}"
+                )
 
     def set_market_status(self, command: cmds.SetMarketStatus) -> None:
         market = self._state.market(command.market)

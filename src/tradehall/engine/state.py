@@ -18,7 +18,7 @@ import msgspec
 from tradehall.domain.errors import invalid_order, not_found
 from tradehall.domain.events import AnyEvent, BookChanged
 from tradehall.domain.fixedpoint import format_money
-from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS
+from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS, instrument_of
 from tradehall.domain.tiers import DEFAULT_TIERS, TierSpec
 from tradehall.engine.book import OrderBook
 from tradehall.engine.constants import SPOT, SYSTEM_KIND
@@ -100,6 +100,8 @@ class EngineState:
         self.hold_shortfall = 0
         self._spot_index: dict[tuple[str, str], Market] = {}
         self._spot_index_size = -1
+        self._venue_index: dict[str, list[Market]] = {}
+        self._venue_index_size = -1
 
     # --- lookups that refuse -------------------------------------------------------------
 
@@ -134,6 +136,18 @@ class EngineState:
             self._spot_index = index
             self._spot_index_size = len(self.markets)
         return self._spot_index.get((asset, currency))
+
+    def venues_of(self, instrument: str) -> list[Market]:
+        """The markets listing `instrument`, by symbol (rebuilt like the spot index when a market was
+        added, so a restored engine needs nothing special)."""
+        if len(self.markets) != self._venue_index_size:
+            index: dict[str, list[Market]] = {}
+            for symbol in sorted(self.markets):
+                market = self.markets[symbol]
+                index.setdefault(instrument_of(market.spec), []).append(market)
+            self._venue_index = index
+            self._venue_index_size = len(self.markets)
+        return self._venue_index.get(instrument, [])
 
     # --- the order registry ----------------------------------------------------------------
 

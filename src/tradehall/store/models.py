@@ -97,6 +97,7 @@ class Market(Base):
     __tablename__ = "markets"
 
     symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     venue: Mapped[str] = mapped_column(String(16))
     base: Mapped[str] = mapped_column(String(16))

@@ -238,6 +238,7 @@ def _spec_of(body: MarketCreate) -> MarketSpec:
         taker_fee = default_fee if taker_fee is None else taker_fee
     return MarketSpec(
         symbol=body.symbol,
+        instrument=body.instrument,
         kind=MarketKind(body.kind),
         venue=Venue(body.venue),
         base=body.base,

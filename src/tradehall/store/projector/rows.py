@@ -15,7 +15,7 @@ from tradehall.domain.enums import (
     MarketKind,
 )
 from tradehall.domain.fixedpoint import amount_of, average_of, decimal_of, floor_amount
-from tradehall.domain.market import BINARY_PAYOUT
+from tradehall.domain.market import BINARY_PAYOUT, instrument_of
 from tradehall.store.candles import CandleBuilder
 from tradehall.store.ledger import RecordLedger
 from tradehall.store.models import (
@@ -237,6 +237,7 @@ class _BatchRows:
         spec = market.spec
         return {
             "symbol": spec.symbol,
+            "instrument": instrument_of(spec),
             "kind": spec.kind.value,
             "venue": spec.venue.value,
             "base": spec.base,
