@@ -49,8 +49,9 @@ def test_the_session_commands(tmp_path: Path, quiet_logs: None) -> None:
         assert (started["status"], started["markets"]) == ("running", ["SIM-USD"])
         [strategy] = started["strategies"]
         assert strategy == {"name": "scripted", "weight": "1", "parameters": {"script": "buy@1"}}
-        assert (started["settings"]["interval_seconds"], started["settings"]["stop_loss_percent"]) == (60, "2")
-        assert started["settings"]["allow_short"] is False
+        settings = started["settings"]
+        assert (settings["interval_seconds"], settings["stop_loss_percent"]) == (60, "2")
+        assert settings["allow_short"] is False
         session_id = started["id"]
 
         # a cycle: the clock runs from the session's start (START + 1 day) in 60 s steps
@@ -78,9 +79,8 @@ def test_the_session_commands(tmp_path: Path, quiet_logs: None) -> None:
         refused = cli("session", "resume", session_id, *user)
         assert refused.exit_code == EXIT_REFUSED
         assert f"409 conflict: session {session_id} is stopped" in refused.output
-        bad = cli(
-            "session", "start", account_id, "--market", "SIM-USD", "--strategy", "scripted", "--param", "x", *user
-        )
+        start = ("session", "start", account_id, "--market", "SIM-USD", "--strategy", "scripted")
+        bad = cli(*start, "--param", "x", *user)
         assert bad.exit_code == EXIT_REFUSED and "--param takes key=value, not 'x'" in bad.output
         unknown = cli(
             "session", "start", account_id, "--market", "SIM-USD", "--strategy", "scripted",
