@@ -5,7 +5,10 @@
 Two seeded workloads, each run at two levels (book, engine):
 - `book_mixed_70_25_5`: 70 % limit adds near the mid, 25 % cancels, 5 % crossing orders;
 - `exchange_core_mix`: exchange-core's 9 % GTC, 3 % IOC, 6 % cancel, 82 % amend/move.
-Two more at the engine level only: `quote_marks` (quotes against many assessment accounts) and
+At the engine level only: `protected_30pct` (the `book_mixed_70_25_5` operations where 30 % of the
+placements carry protection: buys are brackets with a take-profit and a stop-loss 60 ticks away, sells are
+trailing stops with a 60-tick trail; measured beside the plain workload, with their cost ratio),
+`quote_marks` (quotes against many assessment accounts) and
 `mixed_markets` (marks, placements and cancels on 10 markets while the state holds 10 or 1,000
 markets with 20 resting orders each: the per-command cost must not grow with the number of markets;
 `_spread1000` sends the same commands round-robin over all 1,000, which adds the cost of cold caches).
@@ -175,7 +178,27 @@ def make_book_runner(ops: list[Op]) -> tuple[Callable[[Op], None], OrderBook]:
 # --- engine level -------------------------------------------------------------------------
 
 
-def make_engine_runner(ops: list[Op]) -> tuple[Callable[[Op], None], Engine, list[c.Command]]:
+PROTECTED_SHARE = 3  # of every 10 placements
+PROTECTION_TICKS = 60
+
+
+def protection(number: int, side: int, price: int, only: str = "both") -> dict[str, Any]:
+    """The protected placements' extra fields: a buy becomes a bracket, a sell a trailing stop (`only`:
+    "bracket" or "trailing" keeps just that kind)."""
+    if number % 10 >= PROTECTED_SHARE or only == ("trailing" if side == 0 else "bracket"):
+        return {}
+    if side == 0:
+        return {
+            "order_class": "bracket",
+            "take_profit": TICK * (price + PROTECTION_TICKS),
+            "stop_loss": TICK * (price - PROTECTION_TICKS),
+        }
+    return {"type": OrderType.TRAILING_STOP, "price": None, "trail_price": TICK * PROTECTION_TICKS}
+
+
+def make_engine_runner(
+    ops: list[Op], protected: bool = False, only: str = "both"
+) -> tuple[Callable[[Op], None], Engine, list[c.Command]]:
     engine = Engine()
     engine.apply(
         c.CreateMarket(
@@ -200,16 +223,17 @@ def make_engine_runner(ops: list[Op]) -> tuple[Callable[[Op], None], Engine, lis
     placements: list[c.Command] = []
     for number, (kind, _, side, price, quantity) in enumerate(ops):
         if kind in (ADD, CROSS, IOC):
-            placements.append(
-                c.PlaceOrder(
-                    account_id=f"acct-{number % ACCOUNTS}",
-                    market="BTC-USD",
-                    side=sides[side],
-                    quantity=LOT * quantity,
-                    price=TICK * price,
-                    time_in_force=TimeInForce.IOC if kind == IOC else TimeInForce.GTC,
-                )
-            )
+            fields: dict[str, Any] = {
+                "account_id": f"acct-{number % ACCOUNTS}",
+                "market": "BTC-USD",
+                "side": sides[side],
+                "quantity": LOT * quantity,
+                "price": TICK * price,
+                "time_in_force": TimeInForce.IOC if kind == IOC else TimeInForce.GTC,
+            }
+            if protected and kind != IOC:
+                fields.update(protection(number, side, price, only))
+            placements.append(c.PlaceOrder(**fields))
     placement = iter(placements)
     apply = engine.apply
     orders = engine.orders
@@ -276,6 +300,45 @@ def measure(level: str, workload: str, ops: list[Op], gc_mode: str) -> None:
         gc.enable()
         gc.unfreeze()
         gc.set_threshold(700, 10, 10)
+
+
+def measure_protected(count: int, gc_mode: str) -> None:
+    """The plain `book_mixed_70_25_5` engine workload beside the same operations with 30 % of the
+    placements protected: brackets only, trailing stops only, and both (buys bracketed, sells trailing).
+    Each variant runs three times, alternating; a figure is the median run, and `cost_ratio` is a
+    variant's median time per operation over the plain one's (CPU time of this process, so that other
+    load on a shared machine disturbs the ratio less)."""
+    ops = generate("book_mixed_70_25_5", count, seed=42)
+    variants = {
+        "plain_mixed_70_25_5": "",
+        "brackets_30pct_mixed_70_25_5": "bracket",
+        "trailing_30pct_mixed_70_25_5": "trailing",
+        "protected_30pct_mixed_70_25_5": "both",
+    }
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    for _ in range(3):
+        for name, kind in variants.items():
+            run, _, _ = make_engine_runner(ops, protected=bool(kind), only=kind)
+            gc.collect()
+            cpu, wall = time.process_time(), time.perf_counter()
+            for op in ops:
+                run(op)
+            runs[name].append((time.process_time() - cpu, time.perf_counter() - wall))
+    plain_cpu = sorted(cpu for cpu, _ in runs["plain_mixed_70_25_5"])[1]
+    for name, timings in runs.items():
+        cpu = sorted(c for c, _ in timings)[1]
+        wall = sorted(w for _, w in timings)[1]
+        emit(name, "engine", "ops_per_s", len(ops) / wall, "ops/s")
+        emit(name, "engine", "cpu_us_per_op", cpu / len(ops) * 1e6, "us")
+        if name != "plain_mixed_70_25_5":
+            emit(name, "engine", "cost_ratio", cpu / plain_cpu, "x plain")
+    run, engine, _ = make_engine_runner(ops, protected=True, only="both")
+    for op in ops:
+        run(op)
+    exits = sum(1 for o in engine.orders.values() if o.parent_order_id is not None)
+    trailing = sum(1 for o in engine.orders.values() if o.type is OrderType.TRAILING_STOP)
+    emit("protected_30pct_mixed_70_25_5", "engine", "exits_working_at_end", exits, "orders")
+    emit("protected_30pct_mixed_70_25_5", "engine", "trailing_working_at_end", trailing, "orders")
 
 
 def measure_quote_marks(count: int, accounts: int, gc_mode: str) -> None:
@@ -497,6 +560,9 @@ def main() -> None:
     for workload in args.workloads.split(","):
         if workload == "quote_marks":
             measure_quote_marks(count // 2, args.accounts, args.gc)
+            continue
+        if workload == "protected_30pct":
+            measure_protected(count, args.gc)
             continue
         if workload == "mixed_markets":
             for market_count in map(int, args.markets.split(",")):

@@ -287,6 +287,17 @@ def check_stop_books(engine: Engine) -> None:
         assert book.trailing_by_rank == [
             sum(1 for o in trailing if TRIGGER_RANK[o.trigger] == rank) for rank in range(len(TRIGGER_RANK))
         ]
+        assert book.on_last == sum(1 for o in pending if o.trigger is StopTrigger.LAST)
+        if book.quiet and book.on_last == book.size and market.status is MarketStatus.OPEN:
+            assert book.quiet_last == market.last_price or not any(  # a skipped scan would find nothing
+                (o.stop_price is not None and market.last_price is not None)
+                and (
+                    market.last_price >= o.stop_price
+                    if o.side is Side.BUY
+                    else market.last_price <= o.stop_price
+                )
+                for o in pending
+            )
         assert {o.order_id for o in book.orders()} == {o.order_id for o in pending}
         assert {o.order_id for o in (*book.trailing_buy, *book.trailing_sell)} == {
             o.order_id for o in trailing if o.hwm is not None

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from sortedcontainers import SortedDict, SortedKeyList
 
 from tradehall.domain.enums import StopTrigger
-from tradehall.engine.constants import BUY, TRAILING_STOP_ORDER
+from tradehall.engine.constants import BUY, TRAILING_STOP_ORDER, TRIGGER_LAST
 from tradehall.engine.orders import Order
 
 TRIGGER_RANK: dict[StopTrigger | None, int] = {
@@ -115,10 +115,18 @@ class StopBook:
     price, id): a sell activates when the price reaches its activation price from below, a buy from
     above (without one, at the first price). `size` counts every order here; `trailing` the
     trailing stops among them (a market without any skips the watermark step), `trailing_by_rank`
-    per trigger source (a source without any is not looked at)."""
+    per trigger source (a source without any is not looked at).
+
+    `on_last` counts the stops that watch the last trade price. When every stop does, nothing but a new
+    last price or a new stop can fire or move one: `quiet` (with `quiet_last`, the last price it was
+    seen at) says a scan at that price found nothing, so `Stops.trigger` skips the next scans until the
+    price moves or a stop is added (not part of the snapshot: a restored book scans once more)."""
 
     __slots__ = (
         "buy",
+        "on_last",
+        "quiet",
+        "quiet_last",
         "sell",
         "size",
         "trailing",
@@ -139,10 +147,16 @@ class StopBook:
         self.size = 0
         self.trailing = 0
         self.trailing_by_rank = [0] * len(TRIGGER_RANK)
+        self.on_last = 0
+        self.quiet = False
+        self.quiet_last: int | None = None
 
     def add(self, order: Order) -> None:
         """Put a pending stop where it waits (by its kind and, for a trailing stop, its watermark)."""
         self.size += 1
+        self.quiet = False
+        if order.trigger is TRIGGER_LAST:
+            self.on_last += 1
         buy = order.side is BUY
         if order.type is TRAILING_STOP_ORDER:
             self.trailing += 1
@@ -156,6 +170,8 @@ class StopBook:
     def remove(self, order: Order) -> None:
         """Take a pending stop out (before its keys change, or when it fires or ends)."""
         self.size -= 1
+        if order.trigger is TRIGGER_LAST:
+            self.on_last -= 1
         buy = order.side is BUY
         if order.type is TRAILING_STOP_ORDER:
             self.trailing -= 1

@@ -13,6 +13,7 @@ from tradehall.engine.execution import Execution
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.state import EngineState, by_order_id
+from tradehall.engine.stop_book import TRIGGER_RANK as RANK
 from tradehall.engine.stop_book import StopBook
 
 TRIGGER_SOURCES = ((StopTrigger.LAST, 0), (StopTrigger.MARK, 1), (StopTrigger.BID_ASK, 2))
@@ -40,24 +41,37 @@ class Stops:
                 self._contingent.settle()
             if not book.size or market.status is not MARKET_OPEN:
                 return
+            last_only = book.on_last == book.size
+            if last_only and book.quiet and book.quiet_last == market.last_price:
+                return  # every stop watches the last price, which has not moved since a scan found nothing
             if book.trailing:
                 self.follow(market, book)
-            stops_buy, stops_sell = book.buy, book.sell
             triggered: list[Order] = []
-            for trigger, rank in TRIGGER_SOURCES:
-                if stops_buy:
+            stops = book.buy
+            if stops:  # only the sources between the first stop's and the last one's (most: one)
+                first, last = stops[0], stops[-1]
+                low_rank, high_rank = RANK[first.trigger], RANK[last.trigger]
+                for trigger, rank in TRIGGER_SOURCES[low_rank : high_rank + 1]:
                     price = trigger_price(market, trigger, BUY)
-                    if price is not None:
-                        triggered.extend(
-                            stops_buy.irange_key((rank,), (rank, price + 1), inclusive=(True, False))
-                        )
-                if stops_sell:
+                    if price is None or (low_rank == high_rank and first.stop_price > price):
+                        continue  # one group, and even its lowest stop is above the price
+                    low, high = stops.bisect_key_left((rank,)), stops.bisect_key_left((rank, price + 1))
+                    if low < high:
+                        triggered.extend(stops[low:high])
+            stops = book.sell
+            if stops:
+                first, last = stops[0], stops[-1]
+                low_rank, high_rank = RANK[first.trigger], RANK[last.trigger]
+                for trigger, rank in TRIGGER_SOURCES[low_rank : high_rank + 1]:
                     price = trigger_price(market, trigger, SELL)
-                    if price is not None:
-                        triggered.extend(
-                            stops_sell.irange_key((rank, price), (rank + 1,), inclusive=(True, False))
-                        )
+                    if price is None or (low_rank == high_rank and last.stop_price < price):
+                        continue  # one group, and even its highest stop is below the price
+                    low, high = stops.bisect_key_left((rank, price)), stops.bisect_key_left((rank + 1,))
+                    if low < high:
+                        triggered.extend(stops[low:high])
             if not triggered:
+                if last_only:
+                    book.quiet, book.quiet_last = True, market.last_price
                 return
             triggered.sort(key=by_order_id)
             orders = self._orders
