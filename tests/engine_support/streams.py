@@ -288,14 +288,12 @@ def check_stop_books(engine: Engine) -> None:
             sum(1 for o in trailing if TRIGGER_RANK[o.trigger] == rank) for rank in range(len(TRIGGER_RANK))
         ]
         assert book.on_last == sum(1 for o in pending if o.trigger is StopTrigger.LAST)
-        if book.quiet and book.on_last == book.size and market.status is MarketStatus.OPEN:
-            assert book.quiet_last == market.last_price or not any(  # a skipped scan would find nothing
-                (o.stop_price is not None and market.last_price is not None)
-                and (
-                    market.last_price >= o.stop_price
-                    if o.side is Side.BUY
-                    else market.last_price <= o.stop_price
-                )
+        last = market.last_price
+        if book.quiet and book.quiet_last == last and last is not None and market.status is MarketStatus.OPEN:
+            # a scan skipped as quiet would have found nothing to fire
+            assert not any(
+                o.stop_price is not None
+                and (last >= o.stop_price if o.side is Side.BUY else last <= o.stop_price)
                 for o in pending
             )
         assert {o.order_id for o in book.orders()} == {o.order_id for o in pending}
