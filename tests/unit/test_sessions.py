@@ -23,10 +23,11 @@ import pytest
 from tradehall.domain.commands import AdvanceTime, AnyCommand, CreateMarket, Deposit, OpenAccount, Quote
 from tradehall.domain.enums import AccountKind, MarketKind, Venue
 from tradehall.domain.errors import TradehallError
-from tradehall.domain.events import AnyEvent, OrderAccepted
+from tradehall.domain.events import AnyEvent, OrderAccepted, QuoteUpdated
 from tradehall.domain.market import MarketSpec
 from tradehall.engine import views
 from tradehall.journal import read_records
+from tradehall.journal.records import JournalRecord
 from tradehall.service.clock import ManualClock
 from tradehall.service.settings import Settings
 from tradehall.service.wiring import Service
@@ -412,3 +413,33 @@ async def test_an_assessment_accounts_session_meets_its_tiers_rules_on_every_ord
         assert json.loads(placed.order or "{}")["stop_loss"] == "99.00"
     finally:
         await service.stop()
+
+
+async def test_records_of_other_markets_only_move_time_and_do_not_pile_up(harness: Harness) -> None:
+    info = await create(harness, "buy@9")
+    live = harness.live(info.id)
+    base = harness.service.runner.durable_seq + 100
+
+    def record(n: int, market: str) -> JournalRecord:
+        event = QuoteUpdated(market=market, bid=10_000, ask=10_010, last=None, source="t", ts=START + n)
+        return JournalRecord(seq=base + n, ts=START + n, command=AdvanceTime(ts=START + n), events=(event,))
+
+    # fed and checked with no await in between: the session's task has not run
+    live.feed([record(0, "SIM-USD"), *(record(n, "ALT-USD") for n in range(1, 6)), record(6, "SIM-USD")])
+    live.feed([record(n, "ALT-USD") for n in range(7, 10)])
+    assert [r.seq - base for r in live._inbox] == [0, 5, 6, 9]
+    await harness.manager.stop_session(info.id)  # these records are made up: never worked on
+
+
+async def test_a_user_has_at_most_max_sessions_per_user_running(harness: Harness) -> None:
+    harness.manager.max_per_owner = 2
+    first = await create(harness, "")
+    await create(harness, "")
+    with pytest.raises(TradehallError) as refused:
+        await create(harness, "")
+    assert (refused.value.code.value, refused.value.detail) == (
+        "conflict",
+        "at most 2 running or paused sessions per user; stop one first",
+    )
+    await harness.manager.stop_session(first.id)
+    assert (await create(harness, "")).status is SessionStatus.RUNNING

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="A directory of Python files whose Strategy subclasses are registered beside the "
         "built-ins and the `tradehall.strategies` entry points (GET /strategies lists them).",
     )
+    max_sessions_per_user: int = Field(
+        default=20,
+        ge=1,
+        description="Running or paused trading sessions a user may have at once (each is a task of the "
+        "server); one more is 409 `conflict`.",
+    )
 
     backtest_workers: int = Field(
         default=1, ge=1, description="Backtests run at once, each in its own process; the rest wait."

@@ -208,6 +208,7 @@ class Service:
             now_ns=manual.peek_ns if manual is not None else self.runner.clock.now_ns,
             durable_seq=lambda: self.runner.durable_seq,
             accepting=lambda: self.runner.accepting,
+            max_per_owner=self.settings.max_sessions_per_user,
         )
         self._sessions = manager
         self.add_listener(manager.on_records)

@@ -50,6 +50,7 @@ class SessionManager:
         now_ns: Callable[[], int],
         durable_seq: Callable[[], int],
         accepting: Callable[[], bool],
+        max_per_owner: int = 20,
     ) -> None:
         self.ports = ports
         self.lookup = lookup
@@ -58,6 +59,8 @@ class SessionManager:
         self.durable_seq = durable_seq
         """The journal's last durable seq: a new session reads nothing before it."""
         self._accepting = accepting
+        self.max_per_owner = max_per_owner
+        """Running or paused sessions one user may have at once (each is a task of the server)."""
         self.sessions: dict[str, LiveSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
@@ -131,6 +134,12 @@ class SessionManager:
         account = views.account(engine, account_id)
         if account is None:
             raise not_found(f"account {account_id} not found")
+        active = sum(1 for live in self.sessions.values() if live.info.owner == owner)
+        if active >= self.max_per_owner:
+            raise TradehallError(
+                Code.CONFLICT,
+                f"at most {self.max_per_owner} running or paused sessions per user; stop one first",
+            )
         session_id = "ses_" + uuid.uuid4().hex[:12]
         at = _now()
         row = new_session_row(

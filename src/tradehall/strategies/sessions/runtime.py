@@ -240,6 +240,8 @@ class LiveSession:
         self.cycle = info.cycles
         self._preparing = [s for s in strategies if isinstance(s, Preparing)]
         self._inbox: deque[JournalRecord] = deque()
+        self._time_only: set[int] = set()
+        """Seqs of inbox records that only move time (`feed` keeps one of a run of them)."""
         self._wake = asyncio.Event()
         self._coids: dict[int, str] = {}
         """Order id -> client order id of the account's orders seen accepted (fills name only the id)."""
@@ -260,9 +262,28 @@ class LiveSession:
     # ---- the task --------------------------------------------------------------------------------
 
     def feed(self, records: Sequence[JournalRecord]) -> None:
-        """Durable records, in seq order (the service's listener: never blocks, never raises)."""
-        self._inbox.extend(records)
+        """Durable records, in seq order (the service's listener: never blocks, never raises).
+
+        A record that touches neither the session's markets nor its account only moves time: a run of
+        them is kept as its last one, so a busy engine does not fill the inbox of a session that does
+        not trade what is busy."""
+        inbox = self._inbox
+        time_only = self._time_only
+        for record in records:
+            if not self._relevant(record):
+                if inbox and inbox[-1].seq in time_only:
+                    time_only.discard(inbox.pop().seq)
+                time_only.add(record.seq)
+            inbox.append(record)
         self._wake.set()
+
+    def _relevant(self, record: JournalRecord) -> bool:
+        markets = self.bars.markets
+        account = self.account_id
+        for event in record.events:
+            if getattr(event, "market", None) in markets or getattr(event, "account_id", None) == account:
+                return True
+        return False
 
     async def run(self) -> None:
         """Recover, read the journal after what was stored, then work the inbox until the task is
@@ -280,6 +301,7 @@ class LiveSession:
             await self._work(inbox.popleft())
 
     async def _work(self, record: JournalRecord) -> None:
+        self._time_only.discard(record.seq)
         if record.seq <= self.processed_seq:
             return
         self._seq = record.seq
