@@ -92,6 +92,22 @@ class PlaceOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
     stop_loss_limit: Decimal | None = None  # makes the stop-loss exit a stop-limit at this price
 
 
+class RouteOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """A smart order (`venue: "smart"`): split across the markets listing `instrument` by
+    fee-adjusted executable price (`engine/routing.py`); a limit's rest stays on the best venue,
+    an IOC's or a market order's is cancelled. Journaled, so a replay routes the same way."""
+
+    account_id: str
+    instrument: str
+    side: OrderSide
+    quantity: Decimal
+    type: OrderType = OrderType.LIMIT
+    price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    client_order_id: str | None = None
+    decision_price: Decimal | None = None
+
+
 class CancelOrder(Command, frozen=True, kw_only=True, gc=False, tag=True):
     """`account_id`, when given, must own the order (the gateway passes the caller's account)."""
 
@@ -188,6 +204,7 @@ AnyCommand = (
     | CreateMarket
     | SetMarketStatus
     | PlaceOrder
+    | RouteOrder
     | CancelOrder
     | CancelAll
     | AmendOrder

@@ -100,6 +100,41 @@ class OrderAccepted(Event, frozen=True, kw_only=True, gc=False, tag=True):
     stop_loss_limit: int | None = None
 
 
+class RoutedChild(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One child of a smart order: its order (None when the venue refused it, with `code`), the market,
+    the lots and limit (ticks, None for a market child) it was sent with, and the lots the route
+    planned to take there now (the rest of a resting child's quantity waits on the book)."""
+
+    order_id: int | None
+    market: str
+    quantity: int
+    price: int | None
+    planned: int
+    code: Code | None = None
+
+
+class OrderRouted(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """A smart order (the parent, `order_id`, in the order id space) and the children the router sent.
+
+    `quantity`/`price` are decimal strings (venues differ in tick and lot); `unrouted` is what no venue
+    took nor keeps (cancelled with `reason`)."""
+
+    order_id: int
+    account_id: str
+    instrument: str
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce
+    quantity: str
+    price: str | None
+    client_order_id: str | None
+    decision_price: str | None
+    children: tuple[RoutedChild, ...]
+    unrouted: str
+    reason: CancelReason | None
+    ts: int
+
+
 class OrderRejected(Event, frozen=True, kw_only=True, gc=False, tag=True):
     """A refused order: it never becomes an order, but the refusal is journaled like everything else."""
 
@@ -380,6 +415,7 @@ AnyEvent = (
     | MarketStatusChanged
     | OrderAccepted
     | OrderRejected
+    | OrderRouted
     | CommandRejected
     | OrderTriggered
     | OrderFilled

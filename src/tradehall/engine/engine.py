@@ -39,6 +39,7 @@ from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
 from tradehall.engine.postings import Postings
 from tradehall.engine.quote_venue import QuoteVenue
+from tradehall.engine.routing import Router
 from tradehall.engine.settlement import Settlement
 from tradehall.engine.snapshot import decode, load_state, snapshot_state
 from tradehall.engine.state import EngineConfig, EngineState
@@ -84,6 +85,7 @@ class Engine:
         intake = Intake(state, holds, lifecycle, execution, stops, book, quote, contingent)
         amend = Amend(state, holds, lifecycle, execution, stops, intake, book, quote, contingent)
         admin = Admin(state, holds, assessments, settlement)
+        router = Router(state, intake)
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmds.OpenAccount: admin.open_account,
             cmds.Deposit: admin.deposit,
@@ -91,6 +93,7 @@ class Engine:
             cmds.CreateMarket: admin.create_market,
             cmds.SetMarketStatus: admin.set_market_status,
             cmds.PlaceOrder: intake.place_order,
+            cmds.RouteOrder: router.route_order,
             cmds.CancelOrder: intake.cancel_order,
             cmds.CancelAll: intake.cancel_all,
             cmds.AmendOrder: amend.amend_order,
@@ -135,11 +138,11 @@ class Engine:
         except TradehallError as error:
             if events:  # pragma: no cover - every check runs before the first change
                 raise
-            if isinstance(command, cmds.PlaceOrder):
+            if isinstance(command, cmds.PlaceOrder | cmds.RouteOrder):
                 events.append(
                     OrderRejected(
                         account_id=command.account_id,
-                        market=command.market,
+                        market=command.market if isinstance(command, cmds.PlaceOrder) else command.instrument,
                         client_order_id=command.client_order_id,
                         code=error.code,
                         reason=error.detail,

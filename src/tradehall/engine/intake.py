@@ -314,11 +314,35 @@ class Intake:
         return order
 
     def cancel_order(self, command: cmds.CancelOrder) -> None:
-        order = self.owned_order(command.order_id, command.account_id)
+        try:
+            order = self.owned_order(command.order_id, command.account_id)
+        except TradehallError:
+            if command.order_id not in self._state.routes:
+                raise
+            self._cancel_route(command)
+            return
         market = self._markets[order.market]
         self._lifecycle.cancel(order, market, USER)
         self._stops.trigger(market)  # a cancel can move the touch that bid_ask stops watch
         self._state.emit_book_changes(market)
+
+    def _cancel_route(self, command: cmds.CancelOrder) -> None:
+        """Cancelling a smart order cancels its children that are still open."""
+        route = self._state.routes[command.order_id]
+        if command.account_id is not None and route.account_id != command.account_id:
+            raise TradehallError(Code.FORBIDDEN, f"order {command.order_id} belongs to another account")
+        orders = self._orders
+        live = [orders[child] for child in route.children if child in orders]
+        if not live:
+            del self._state.routes[command.order_id]
+            raise TradehallError(Code.CONFLICT, f"order {command.order_id} is already closed")
+        del self._state.routes[command.order_id]
+        markets = self._markets
+        for order in live:
+            self._lifecycle.cancel(order, markets[order.market], USER)
+        for symbol in sorted({order.market for order in live}):
+            self._stops.trigger(markets[symbol])
+            self._state.emit_book_changes(markets[symbol])
 
     def cancel_all(self, command: cmds.CancelAll) -> None:
         state = self._state

@@ -15,7 +15,7 @@ from tradehall.engine.ledger import Account, Balance
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.risk import AssessmentState
-from tradehall.engine.state import EngineConfig, EngineState
+from tradehall.engine.state import EngineConfig, EngineState, Route
 
 SNAPSHOT_VERSION = 2
 """2: positions keep their exact cost fraction and life cash flow, markets clearing's P&L since flat,
@@ -92,6 +92,7 @@ def snapshot_state(state: EngineState) -> dict[str, Any]:
         "client_order_fingerprints": sorted(
             [a, c, f] for (a, c), f in state.client_order_fingerprints.items()
         ),
+        "routes": [[r.parent_id, r.account_id, r.children] for _, r in sorted(state.routes.items())],
     }
 
 
@@ -198,3 +199,5 @@ def load_state(state: EngineState, raw: dict[str, Any]) -> None:
         state.client_order_ids[(account_id, client_order_id)] = order_id
     for account_id, client_order_id, fingerprint in raw.get("client_order_fingerprints", ()):
         state.client_order_fingerprints[(account_id, client_order_id)] = fingerprint
+    for parent_id, account_id, children in raw.get("routes", ()):
+        state.routes[parent_id] = Route(parent_id, account_id, list(children))

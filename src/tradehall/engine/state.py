@@ -63,6 +63,17 @@ def by_order_id(order: Order) -> int:
     return order.order_id
 
 
+class Route:
+    """A smart order whose children may still be open: the parent's owner and its children's ids."""
+
+    __slots__ = ("account_id", "children", "parent_id")
+
+    def __init__(self, parent_id: int, account_id: str, children: list[int]) -> None:
+        self.parent_id = parent_id
+        self.account_id = account_id
+        self.children = children
+
+
 class EngineState:
     """Registries (accounts, markets, orders, client order ids), ids, time and the event buffer.
 
@@ -100,6 +111,7 @@ class EngineState:
         self.hold_shortfall = 0
         self._spot_index: dict[tuple[str, str], Market] = {}
         self._spot_index_size = -1
+        self.routes: dict[int, Route] = {}  # smart orders with open children, by parent id
         self._venue_index: dict[str, list[Market]] = {}
         self._venue_index_size = -1
 

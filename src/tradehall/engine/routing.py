@@ -1,0 +1,351 @@
+"""Smart order routing: a `RouteOrder` (an order with `venue: "smart"`) split across the markets that
+list its instrument, by fee-adjusted executable price.
+
+The router walks the merged depth of every eligible venue (a book venue's resting levels, a quote
+venue's quoted levels with its slippage) and takes the cheapest *all-in* level each step: a buy's
+price x (1 + taker fee), a sell's price x (1 - taker fee), so a venue quoting the better price loses
+to one whose fee makes it cheaper. Each venue takes only whole lots of its own and at least its
+minimum; a quote venue whose quote is stale, and a market that is not open, is skipped. The children
+are ordinary orders sent through intake (each with its own checks and holds, so the parent holds
+nothing and nothing is counted twice): limit IOC children at the parent's limit (on each venue's tick,
+never beyond it), market children for a market parent. What is left of a GTC limit rests on the best
+venue (the first the walk took from; else the lowest maker fee); an IOC's or a market order's rest is
+cancelled with its reason. The route is decided from the state alone, so replaying the journaled
+command routes the same way.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from heapq import heappop, heappush
+
+from tradehall.domain import commands as cmds
+from tradehall.domain.enums import CancelReason, OrderSide, OrderType, Side, TimeInForce
+from tradehall.domain.errors import Code, TradehallError, invalid_order, not_found
+from tradehall.domain.events import OrderRouted, RoutedChild
+from tradehall.domain.fixedpoint import PPM, decimal_of, decimal_str, parse_decimal
+from tradehall.engine.checks import check_quote_fresh
+from tradehall.engine.constants import (
+    BUY,
+    GTC,
+    IOC,
+    LIMIT_ORDER,
+    MARKET_OPEN,
+    MARKET_ORDER,
+    PERP,
+    QUOTE_VENUE,
+    SELL,
+    SPOT,
+)
+from tradehall.engine.intake import Intake
+from tradehall.engine.markets import Market
+from tradehall.engine.state import EngineState, Route, enum_of
+from tradehall.engine.venues import slipped
+
+SIDES = {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.LONG: BUY, OrderSide.SHORT: SELL}
+VenueLevels = tuple[list[int], list[int | None], int]
+"""One venue's side for the walk: all-in cost keys (ascending), lots per level (None: unlimited),
+and the venue's lot in the route's common quantity unit."""
+
+
+def plan_split(venues: list[VenueLevels], need: int) -> tuple[list[int], list[int]]:
+    """Lots per venue taking `need` common units cheapest all-in first, and the venues in the order
+    the walk first took from them. Ties go to the venue listed first (symbol order); a venue whose lot
+    is larger than what is still needed drops out."""
+    taken = [0] * len(venues)
+    order: list[int] = []
+    heap: list[tuple[int, int, int]] = []
+    for index, (keys, _, _) in enumerate(venues):
+        if keys:
+            heap.append((keys[0], index, 0))
+    heap.sort()
+    while heap and need > 0:
+        _, index, level = heappop(heap)
+        keys, sizes, lot = venues[index]
+        whole = need // lot
+        if whole == 0:
+            continue
+        size = sizes[level]
+        lots = whole if size is None or size > whole else size
+        if not taken[index]:
+            order.append(index)
+        taken[index] += lots
+        need -= lots * lot
+        level += 1
+        if level < len(keys):
+            heappush(heap, (keys[level], index, level))
+    return taken, order
+
+
+def _exponent(step: Decimal) -> tuple[int, int]:
+    """A positive decimal step as (integer mantissa, exponent of ten)."""
+    _sign, digits, exponent = step.as_tuple()
+    assert isinstance(exponent, int)
+    return int("".join(map(str, digits))), exponent
+
+
+class Router:
+    def __init__(self, state: EngineState, intake: Intake) -> None:
+        self._state = state
+        self._intake = intake
+        self._routes = state.routes
+        self._orders = state.orders
+
+    def route_order(self, command: cmds.RouteOrder) -> None:
+        state = self._state
+        account = state.trader(command.account_id)
+        venues = state.venues_of(command.instrument)
+        if not venues:
+            raise not_found(f"instrument {command.instrument} not found")
+        side = SIDES.get(enum_of(OrderSide, command.side, "side"))
+        if side is None:
+            raise invalid_order("a smart order buys or sells")
+        order_type = enum_of(OrderType, command.type, "type")
+        tif = enum_of(TimeInForce, command.time_in_force, "time_in_force")
+        if order_type is LIMIT_ORDER:
+            if command.price is None:
+                raise invalid_order("a limit order needs a price")
+            if tif is not GTC and tif is not IOC:
+                raise invalid_order("a smart limit order is gtc or ioc")
+        elif order_type is MARKET_ORDER:
+            if command.price is not None:
+                raise invalid_order("a market order has no price")
+        else:
+            raise invalid_order("a smart order is a limit or market order")
+        if venues[0].kind is not SPOT and venues[0].kind is not PERP:
+            raise invalid_order("smart routing is for spot and perp instruments")
+        key = None
+        if command.client_order_id is not None:
+            if not command.client_order_id or len(command.client_order_id) > 64:
+                raise invalid_order("client_order_id must be 1 to 64 characters")
+            key = (account.account_id, command.client_order_id)
+            if key in state.client_order_ids:
+                raise TradehallError(Code.CONFLICT, f"client_order_id {command.client_order_id} is in use")
+        quantity = parse_decimal(command.quantity, "quantity")
+        price = None if command.price is None else parse_decimal(command.price, "price")
+        decision = (
+            None
+            if command.decision_price is None
+            else parse_decimal(command.decision_price, "decision_price")
+        )
+        if quantity <= 0:
+            raise invalid_order("quantity must be positive")
+        if (price is not None and price <= 0) or (decision is not None and decision <= 0):
+            raise invalid_order("prices must be positive")
+        eligible = [
+            m
+            for m in venues
+            if m.status is MARKET_OPEN and (m.venue is not QUOTE_VENUE or check_quote_fresh(state, m) is None)
+        ]
+        if not eligible:
+            raise TradehallError(
+                Code.MARKET_DATA_UNAVAILABLE, f"no venue of {command.instrument} is open with a fresh quote"
+            )
+        lots = [_exponent(m.spec.lot_size) for m in eligible]
+        lot_exp = min(exp for _, exp in lots)
+        need_units = quantity.scaleb(-lot_exp)
+        if need_units != need_units.to_integral_value():
+            raise invalid_order(f"quantity {quantity} is finer than every venue's lot")
+        need = int(need_units)
+        lot_units = [mantissa * 10 ** (exp - lot_exp) for mantissa, exp in lots]
+        limits = [self._venue_limit(m, side, price) for m in eligible]
+        ticks = [_exponent(m.spec.tick_size) for m in eligible]
+        tick_exp = min(exp for _, exp in ticks)
+        book = [
+            self._levels(m, side, limit, mantissa * 10 ** (exp - tick_exp))
+            for m, limit, (mantissa, exp) in zip(eligible, limits, ticks, strict=True)
+        ]
+        while True:
+            taken, first = plan_split(
+                [(keys, sizes, lot) for (keys, sizes, _), lot in zip(book, lot_units, strict=True)], need
+            )
+            short = [i for i, lots_taken in enumerate(taken) if 0 < lots_taken < eligible[i].terms.min_lots]
+            if not short:
+                break
+            for i in short:  # a venue that would get less than its minimum takes nothing
+                book[i] = ([], [], [])
+        left = need - sum(t * lot for t, lot in zip(taken, lot_units, strict=True))
+        rest_at: int | None = None
+        if left and order_type is LIMIT_ORDER and tif is GTC:
+            rest_at = first[0] if first else self._resting_venue(eligible, limits)
+        sends = list(first)
+        if rest_at is not None and rest_at not in sends:
+            sends.append(rest_at)
+        if not sends and order_type is LIMIT_ORDER and tif is GTC:
+            raise invalid_order("no venue can take this quantity in whole lots at this price")
+        self._send(
+            command,
+            account.account_id,
+            side,
+            order_type,
+            eligible,
+            limits,
+            book,
+            taken,
+            lot_units,
+            sends,
+            rest_at,
+            left,
+            price,
+            decision,
+            key,
+            lot_exp,
+        )
+
+    def _send(
+        self,
+        command: cmds.RouteOrder,
+        account_id: str,
+        side: Side,
+        order_type: OrderType,
+        eligible: list[Market],
+        limits: list[int | None],
+        book: list[tuple[list[int], list[int | None], list[int]]],
+        taken: list[int],
+        lot_units: list[int],
+        sends: list[int],
+        rest_at: int | None,
+        left: int,
+        price: Decimal | None,
+        decision: Decimal | None,
+        key: tuple[str, str] | None,
+        lot_exp: int,
+    ) -> None:
+        state = self._state
+        children: list[RoutedChild] = []
+        first_error: TradehallError | None = None
+        for index in sends:
+            market = eligible[index]
+            lots = taken[index]
+            tif = IOC
+            if index == rest_at:
+                lots += left // lot_units[index]
+                left -= (left // lot_units[index]) * lot_units[index]
+                tif = GTC
+            limit = limits[index] if order_type is LIMIT_ORDER else None
+            child = cmds.PlaceOrder(
+                account_id=account_id,
+                market=market.symbol,
+                side=OrderSide.BUY if side is BUY else OrderSide.SELL,
+                quantity=lots * market.spec.lot_size,
+                type=order_type,
+                price=None if limit is None else limit * market.spec.tick_size,
+                time_in_force=tif,
+                ts=command.ts,
+            )
+            before = state.next_order_id
+            try:
+                self._intake.place_order(child)
+            except TradehallError as error:
+                first_error = first_error or error
+                if index != rest_at:
+                    left += taken[index] * lot_units[index]
+                else:
+                    left += lots * lot_units[index]
+                children.append(
+                    RoutedChild(
+                        order_id=None,
+                        market=market.symbol,
+                        quantity=lots,
+                        price=limit,
+                        planned=taken[index],
+                        code=error.code,
+                    )
+                )
+                continue
+            children.append(
+                RoutedChild(
+                    order_id=before, market=market.symbol, quantity=lots, price=limit, planned=taken[index]
+                )
+            )
+        if first_error is not None and all(c.order_id is None for c in children):
+            raise first_error  # nothing was sent: the parent is refused as its first child was
+        parent_id = state.next_order_id
+        state.next_order_id += 1
+        if key is not None:
+            state.client_order_ids[key] = parent_id
+        live = [c.order_id for c in children if c.order_id is not None and c.order_id in self._orders]
+        if live:
+            self._routes[parent_id] = Route(parent_id, account_id, live)
+        reason = None
+        if left:
+            reason = (
+                CancelReason.MARKET_REMAINDER if order_type is MARKET_ORDER else CancelReason.IOC_REMAINDER
+            )
+        state.events.append(
+            OrderRouted(
+                order_id=parent_id,
+                account_id=account_id,
+                instrument=command.instrument,
+                side=side,
+                type=order_type,
+                time_in_force=command.time_in_force,
+                quantity=decimal_str(parse_decimal(command.quantity, "quantity")),
+                price=None if price is None else decimal_str(price),
+                client_order_id=command.client_order_id,
+                decision_price=None if decision is None else decimal_str(decision),
+                children=tuple(children),
+                unrouted=decimal_str(decimal_of(left, Decimal(1).scaleb(lot_exp))),
+                reason=reason,
+                ts=state.now,
+            )
+        )
+
+    @staticmethod
+    def _venue_limit(market: Market, side: Side, price: Decimal | None) -> int | None:
+        """The parent's limit on the venue's tick, never beyond it (a market parent: the venue's
+        price protection)."""
+        if price is None:
+            return market.protection_limit(side)
+        mantissa, exp = _exponent(market.spec.tick_size)
+        scaled = price.scaleb(-exp)
+        ticks = scaled / mantissa
+        return int(ticks.to_integral_value(rounding="ROUND_FLOOR" if side is BUY else "ROUND_CEILING"))
+
+    @staticmethod
+    def _levels(
+        market: Market, side: Side, limit: int | None, tick: int
+    ) -> tuple[list[int], list[int | None], list[int]]:
+        """The venue's executable levels for the walk: all-in cost keys (comparable across venues:
+        the price in the finest tick of the route's venues, `tick` of them to one of this venue's,
+        x (PPM ± taker fee)), lots, and fill prices in ticks."""
+        fee = market.terms.taker_ppm
+        keys: list[int] = []
+        sizes: list[int | None] = []
+        prices: list[int] = []
+        if market.venue is QUOTE_VENUE:
+            raw: list[tuple[int, int | None]] = [
+                (q, s) for q, s in (market.quote.asks if side is BUY else market.quote.bids)
+            ]
+        else:
+            bids, asks = market.book.depth()
+            raw = list(asks if side is BUY else bids)
+        quote_venue = market.venue is QUOTE_VENUE
+        for quoted, size in raw:
+            if limit is not None and (quoted > limit if side is BUY else quoted < limit):
+                break
+            if size is not None and size <= 0:
+                continue
+            fill = quoted
+            if quote_venue:
+                fill = slipped(market, side, quoted)
+                if limit is not None:
+                    fill = min(fill, limit) if side is BUY else max(fill, limit)
+            keys.append(fill * tick * (PPM + fee) if side is BUY else -fill * tick * (PPM - fee))
+            sizes.append(size)
+            prices.append(fill)
+        return keys, sizes, prices
+
+    @staticmethod
+    def _resting_venue(eligible: list[Market], limits: list[int | None]) -> int | None:
+        """Where a limit rests when the walk took nothing: the lowest maker fee, then symbol order."""
+        best: int | None = None
+        for index, market in enumerate(eligible):
+            if limits[index] is None or limits[index] <= 0:  # type: ignore[operator]
+                continue
+            if best is None or market.terms.maker_ppm < eligible[best].terms.maker_ppm:
+                best = index
+        return best
+
+
+__all__ = ["Route", "Router", "plan_split"]

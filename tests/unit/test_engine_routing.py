@@ -1,0 +1,240 @@
+"""Smart order routing: exact splits by fee-adjusted price across the venues of one instrument."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.engine_support import balance, engine_with, expect_no_rejection, of_type, one, place, spot_spec
+from tests.engine_support.streams import check_invariants
+from tradehall.domain import commands as c
+from tradehall.domain import events as ev
+from tradehall.domain.enums import CancelReason, Venue
+from tradehall.domain.errors import Code
+from tradehall.engine import Engine
+from tradehall.engine.routing import plan_split
+
+SECOND = 1_000_000_000
+
+
+def venues(**extra: Any) -> Engine:
+    """BTC-USD on tradehall's book (taker 0.2 %) and on OKX's book (taker 0.05 %); a maker on both."""
+    return engine_with(
+        spot_spec("BTC-USD"),
+        spot_spec("BTC-USD.OKX", instrument="BTC-USD", taker_fee=D("0.0005"), maker_fee=D("0")),
+        *extra.get("specs", ()),
+        accounts={"m": {"USD": "1000000", "BTC": "100"}, "t": {"USD": "100000", "BTC": "10"}},
+    )
+
+
+def route(
+    engine: Engine, side: str, quantity: str, price: str | None = None, **fields: Any
+) -> list[ev.AnyEvent]:
+    return engine.apply(
+        c.RouteOrder(
+            account_id=fields.pop("account_id", "t"),
+            instrument=fields.pop("instrument", "BTC-USD"),
+            side=side,  # type: ignore[arg-type]
+            quantity=D(quantity),
+            price=None if price is None else D(price),
+            **fields,
+        )
+    )
+
+
+def fills(events: list[ev.AnyEvent]) -> list[tuple[str, int, int]]:
+    return [(f.market, f.price, f.quantity) for f in of_type(events, ev.OrderFilled) if f.account_id == "t"]
+
+
+def test_the_cheaper_quoted_price_loses_after_fees() -> None:
+    engine = venues()
+    expect_no_rejection(place(engine, "m", "BTC-USD", "sell", "1", "100.00"))
+    expect_no_rejection(place(engine, "m", "BTC-USD.OKX", "sell", "1", "100.10"))
+    events = expect_no_rejection(route(engine, "buy", "1", "101"))
+    # all-in: 100.00 x 1.002 = 100.20 on BTC-USD, 100.10 x 1.0005 = 100.15005 on OKX
+    assert fills(events) == [("BTC-USD.OKX", 10_010, 10_000)]
+    routed = one(events, ev.OrderRouted)
+    [child] = routed.children
+    assert (child.market, child.quantity, child.price, child.planned) == (
+        "BTC-USD.OKX",
+        10_000,
+        10_100,
+        10_000,
+    )
+    assert (routed.unrouted, routed.reason, routed.quantity, routed.price) == ("0", None, "1", "101")
+    assert routed.order_id == child.order_id + 1  # type: ignore[operator]
+    assert engine.state.routes == {}  # nothing open: nothing remembered
+    check_invariants(engine)
+
+
+def test_depth_forces_a_split_taken_cheapest_all_in_first() -> None:
+    engine = venues()
+    expect_no_rejection(place(engine, "m", "BTC-USD", "sell", "1", "100.00"))
+    expect_no_rejection(place(engine, "m", "BTC-USD.OKX", "sell", "0.4", "100.10"))
+    expect_no_rejection(place(engine, "m", "BTC-USD.OKX", "sell", "1", "100.30"))  # 100.35 all-in
+    events = expect_no_rejection(route(engine, "buy", "1", "101"))
+    assert fills(events) == [("BTC-USD.OKX", 10_010, 4_000), ("BTC-USD", 10_000, 6_000)]
+    routed = one(events, ev.OrderRouted)
+    assert [(ch.market, ch.quantity, ch.planned) for ch in routed.children] == [
+        ("BTC-USD.OKX", 4_000, 4_000),
+        ("BTC-USD", 6_000, 6_000),
+    ]
+    # fees: 0.4 x 100.10 x 0.05 % = 0.02002 -> 0.03; 0.6 x 100 x 0.2 % = 0.12
+    assert [f.fee for f in of_type(events, ev.OrderFilled) if f.account_id == "t"] == [3, 12]
+    assert balance(engine, "t") == (10_000_000 - 4_004 - 3 - 6_000 - 12, 0)
+    check_invariants(engine)
+
+
+def test_a_sell_walks_the_bids_net_of_fees() -> None:
+    engine = venues()
+    expect_no_rejection(place(engine, "m", "BTC-USD", "buy", "1", "100.20"))  # 100.20 x 0.998 = 99.9996
+    expect_no_rejection(place(engine, "m", "BTC-USD.OKX", "buy", "1", "100.00"))  # x 0.9995 = 99.95
+    events = expect_no_rejection(route(engine, "sell", "1.5", "99"))
+    assert fills(events) == [("BTC-USD", 10_020, 10_000), ("BTC-USD.OKX", 10_000, 5_000)]
+
+
+def test_a_venue_with_a_stale_quote_is_skipped() -> None:
+    cheap = spot_spec(
+        "BTC-USD.BYBIT", instrument="BTC-USD", venue=Venue.QUOTE, taker_fee=D("0"), slippage=D("0")
+    )
+    engine = venues(specs=[cheap])
+    expect_no_rejection(engine.apply(c.Quote(market="BTC-USD.BYBIT", bid=D("98"), ask=D("99"), ts=0)))
+    expect_no_rejection(place(engine, "m", "BTC-USD.OKX", "sell", "1", "100.10"))
+    fresh = Engine.restore(engine.snapshot())
+    events = expect_no_rejection(route(fresh, "buy", "1", "101", ts=SECOND))
+    assert fills(events) == [("BTC-USD.BYBIT", 9_900, 10_000)]
+    # 11 s later the 10 s old quote is stale: the order goes to OKX instead
+    events = expect_no_rejection(route(engine, "buy", "1", "101", ts=11 * SECOND))
+    assert fills(events) == [("BTC-USD.OKX", 10_010, 10_000)]
+    assert [ch.market for ch in one(events, ev.OrderRouted).children] == ["BTC-USD.OKX"]
+
+
+def test_an_ioc_remainder_is_cancelled_with_its_reason() -> None:
+    engine = venues()
+    expect_no_rejection(place(engine, "m", "BTC-USD", "sell", "0.5", "100.00"))
+    expect_no_rejection(place(engine, "m", "BTC-USD.OKX", "sell", "0.3", "100.10"))
+    events = expect_no_rejection(route(engine, "buy", "1.25", "101", time_in_force="ioc"))
+    assert fills(events) == [("BTC-USD.OKX", 10_010, 3_000), ("BTC-USD", 10_000, 5_000)]
+    routed = one(events, ev.OrderRouted)
+    assert (routed.unrouted, routed.reason) == ("0.45", CancelReason.IOC_REMAINDER)
+    assert balance(engine, "t")[1] == 0
+    check_invariants(engine)
+
+
+def test_a_gtc_rest_waits_on_the_best_venue_and_cancelling_the_parent_cancels_it() -> None:
+    engine = venues()
+    expect_no_rejection(place(engine, "m", "BTC-USD", "sell", "0.5", "100.00"))
+    expect_no_rejection(place(engine, "m", "BTC-USD.OKX", "sell", "0.3", "100.10"))
+    events = expect_no_rejection(route(engine, "buy", "1.25", "101"))
+    routed = one(events, ev.OrderRouted)
+    assert [(ch.market, ch.quantity, ch.planned) for ch in routed.children] == [
+        ("BTC-USD.OKX", 7_500, 3_000),  # the first venue taken keeps the rest: 0.3 + 0.45
+        ("BTC-USD", 5_000, 5_000),
+    ]
+    assert (routed.unrouted, routed.reason) == ("0", None)
+    resting = routed.children[0].order_id
+    assert resting is not None and engine.orders[resting].remaining == 4_500
+    assert balance(engine, "t")[1] > 0
+    # a restart in the middle: the restored engine knows the parent and its children
+    restored = Engine.restore(engine.snapshot())
+    assert restored.state_hash() == engine.state_hash()
+    for each in (engine, restored):
+        cancelled = expect_no_rejection(each.apply(c.CancelOrder(order_id=routed.order_id, account_id="t")))
+        assert [(o.order_id, o.reason) for o in of_type(cancelled, ev.OrderCancelled)] == [
+            (resting, CancelReason.USER)
+        ]
+        assert balance(each, "t")[1] == 0
+        check_invariants(each)
+    assert restored.state_hash() == engine.state_hash()
+    again = one(engine.apply(c.CancelOrder(order_id=routed.order_id, account_id="t")), ev.CommandRejected)
+    assert again.code is Code.CONFLICT
+
+
+def test_a_limit_with_nothing_to_take_rests_on_the_lowest_maker_fee() -> None:
+    engine = venues()
+    events = expect_no_rejection(route(engine, "buy", "1", "90"))
+    [child] = one(events, ev.OrderRouted).children
+    assert (child.market, child.quantity, child.planned, child.price) == ("BTC-USD.OKX", 10_000, 0, 9_000)
+
+
+def test_a_market_order_routes_market_children_and_cancels_its_rest() -> None:
+    engine = venues()
+    expect_no_rejection(place(engine, "m", "BTC-USD", "sell", "0.5", "100.00"))
+    expect_no_rejection(place(engine, "m", "BTC-USD.OKX", "sell", "0.2", "100.00"))
+    events = expect_no_rejection(route(engine, "buy", "1", None, type="market"))
+    assert fills(events) == [("BTC-USD.OKX", 10_000, 2_000), ("BTC-USD", 10_000, 5_000)]
+    routed = one(events, ev.OrderRouted)
+    assert (routed.unrouted, routed.reason) == ("0.3", CancelReason.MARKET_REMAINDER)
+    assert all(ch.price is None for ch in routed.children)
+
+
+def test_each_venue_takes_whole_lots_of_its_own() -> None:
+    coarse = spot_spec("BTC-USD.KRAKEN", instrument="BTC-USD", lot_size=D("0.1"), taker_fee=D("0"))
+    engine = venues(specs=[coarse])
+    expect_no_rejection(place(engine, "m", "BTC-USD.KRAKEN", "sell", "5", "100.00"))
+    expect_no_rejection(place(engine, "m", "BTC-USD", "sell", "5", "100.00"))
+    events = expect_no_rejection(route(engine, "buy", "0.25", "101"))
+    assert fills(events) == [("BTC-USD.KRAKEN", 10_000, 2), ("BTC-USD", 10_000, 500)]
+
+
+def test_refusals_change_nothing() -> None:
+    engine = venues()
+    before = engine.state_hash()
+    cases = [
+        (dict(instrument="ETH-USD"), Code.NOT_FOUND),
+        (dict(quantity="0.00001"), Code.INVALID_ORDER),  # finer than every lot
+        (dict(quantity="-1"), Code.INVALID_ORDER),
+        (dict(price=None), Code.INVALID_ORDER),
+        (dict(time_in_force="fok"), Code.INVALID_ORDER),
+        (dict(type="stop", price="101"), Code.INVALID_ORDER),
+        (dict(account_id="nobody"), Code.NOT_FOUND),
+        (dict(quantity="1000"), Code.INSUFFICIENT_BALANCE),  # the first child is refused: so is the parent
+    ]
+    for fields, code in cases:
+        args: dict[str, Any] = {"side": "buy", "quantity": "1", "price": "101", **fields}
+        events = route(engine, args.pop("side"), args.pop("quantity"), args.pop("price"), **args)
+        rejected = one(events, ev.OrderRejected)
+        assert (rejected.code, rejected.market) == (code, fields.get("instrument", "BTC-USD")), fields
+    assert engine.state_hash() == before
+
+
+def test_plan_split_drops_a_venue_whose_lot_is_too_large() -> None:
+    taken, first = plan_split([([5], [None], 10), ([6, 7], [3, 4], 1)], 12)
+    assert (taken, first) == ([1, 2], [0, 1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["BTC-USD", "BTC-USD.OKX"]),
+            st.sampled_from(["buy", "sell"]),
+            st.integers(1, 30),
+            st.integers(95, 105),
+        ),
+        max_size=8,
+    ),
+    st.lists(
+        st.tuples(st.sampled_from(["buy", "sell"]), st.integers(1, 40), st.integers(94, 106), st.booleans()),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_routed_children_never_hold_twice(makers: list[Any], routes: list[Any]) -> None:
+    engine = venues()
+    for market, side, tenths, price in makers:
+        place(engine, "m", market, side, str(D(tenths) / 10), str(price))
+    parents = []
+    for side, tenths, price, ioc in routes:
+        events = route(engine, side, str(D(tenths) / 10), str(price), time_in_force="ioc" if ioc else "gtc")
+        parents += [e.order_id for e in of_type(events, ev.OrderRouted)]
+        check_invariants(engine)
+    engine = Engine.restore(engine.snapshot())
+    for parent in parents:
+        engine.apply(c.CancelOrder(order_id=parent, account_id="t"))
+        check_invariants(engine)
+    assert balance(engine, "t")[1] == 0
+    assert balance(engine, "t", "BTC")[1] == 0
