@@ -191,7 +191,8 @@ async def test_read_models_converge_to_the_engine_state(tmp_path: Path) -> None:
 
 async def test_account_rows_value_spot_holdings_as_the_engine_bought_or_deposited(tmp_path: Path) -> None:
     """Equity in the read models is the engine's: the whole balance of a spot base at the price (also
-    units deposited rather than bought, also with the position flat), rounded down to the cent."""
+    units deposited rather than bought, with the position flat or no position at all), rounded down
+    to the cent, revalued by the spot market's mark."""
     config = EngineConfig()
     engine = Engine(config)
     spot = SPECS[0]
@@ -203,7 +204,7 @@ async def test_account_rows_value_spot_holdings_as_the_engine_bought_or_deposite
         )
 
     commands: list[cmds.Command] = [cmds.CreateMarket(spec=spot)]
-    for account in ("holder", "maker"):
+    for account in ("holder", "maker", "keeper"):  # the keeper never trades: deposited BTC only
         commands.append(cmds.OpenAccount(account_id=account, owner=account))
         commands.append(cmds.Deposit(account_id=account, amount=Decimal("100000")))
         commands.append(cmds.Deposit(account_id=account, amount=Decimal("1.2345"), currency="BTC"))
@@ -229,7 +230,7 @@ async def test_account_rows_value_spot_holdings_as_the_engine_bought_or_deposite
     with Session(db) as session:
         rows = {row.id: row for row in session.scalars(select(Account))}
     db.dispose()
-    for account_id in ("holder", "maker"):
+    for account_id in ("holder", "maker", "keeper"):
         valuation = views.account_valuation(engine, account_id)
         assert valuation.holdings > 0
         assert rows[account_id].equity == amount_of(valuation.equity, 2), account_id

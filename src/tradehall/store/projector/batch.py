@@ -179,7 +179,7 @@ class _Batch(_BatchRows):
             self.new_balances.add(key)
         if ev.delta and not ev.account_id.startswith(SYSTEM_PREFIX):
             self._ledger_lines(ev, 0 if previous is None else previous[0])
-        self.mirror.balances[key] = (ev.total, ev.held, self._ts)
+        self.mirror.set_balance(ev.account_id, ev.currency, ev.total, ev.held, self._ts)
         self.dirty_balances.add(key)
         self._touch(ev.account_id)
 

@@ -161,6 +161,34 @@ class _Mirror:
     markets_by_account: dict[str, set[str]] = field(default_factory=dict)
     open_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Rows of the orders that can still change (open, partially filled, pending trigger)."""
+    assets_of: dict[str, set[str]] = field(default_factory=dict)
+    """Account -> the currencies it has a non-zero balance in."""
+    holders_of: dict[str, set[str]] = field(default_factory=dict)
+    """Currency -> the accounts with a non-zero balance in it (whom a spot price revalues)."""
+    _spot_index: dict[tuple[str, str], str] = field(default_factory=dict)
+    _spot_index_size: int = -1
+
+    def set_balance(self, account_id: str, currency: str, total: int, held: int, ts: int) -> None:
+        self.balances[(account_id, currency)] = (total, held, ts)
+        if total:
+            self.assets_of.setdefault(account_id, set()).add(currency)
+            self.holders_of.setdefault(currency, set()).add(account_id)
+        else:
+            self.assets_of.get(account_id, set()).discard(currency)
+            self.holders_of.get(currency, set()).discard(account_id)
+
+    def spot_market_for(self, asset: str, currency: str) -> _MarketState | None:
+        """The spot market that prices `asset` in `currency`, the first by symbol (as the engine's)."""
+        if len(self.markets) != self._spot_index_size:
+            index: dict[tuple[str, str], str] = {}
+            for symbol in sorted(self.markets, reverse=True):
+                spec = self.markets[symbol].spec
+                if spec.kind == MarketKind.SPOT:
+                    index[(spec.base, spec.quote)] = symbol
+            self._spot_index = index
+            self._spot_index_size = len(self.markets)
+        found = self._spot_index.get((asset, currency))
+        return None if found is None else self.markets[found]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +301,9 @@ def load_mirror(
                 account.last_point_ns = max(account.last_point_ns or ns, ns)
         for row in connection.execute(select(table_of(Balance))).mappings():
             places = decimals.get(row["currency"], default)
-            mirror.balances[(row["account_id"], row["currency"])] = (
+            mirror.set_balance(
+                row["account_id"],
+                row["currency"],
                 minor_of(row["total"], places),
                 minor_of(row["held"], places),
                 _ns_of(row["updated_at"]),

@@ -103,13 +103,15 @@ class _BatchRows:
             ("status", "outcome", "settled_at", "last_price", "mark_price", "updated_at"),
         )
         for symbol, (seq, ts) in self.revalued_markets.items():
-            market = mirror.markets[symbol]
-            held_base = market.spec.base if market.spec.kind == MarketKind.SPOT else None
+            revalued: set[str] = set()
             for account_id in mirror.accounts_by_market.get(symbol, ()):
                 if mirror.positions[(account_id, symbol)].quantity != 0:
                     self.dirty_positions.add((account_id, symbol))
-                elif held_base is None or not mirror.balances.get((account_id, held_base), (0, 0, 0))[0]:
-                    continue  # flat, and no spot base held: nothing to revalue
+                    revalued.add(account_id)
+            spec = mirror.markets[symbol].spec
+            if spec.kind == MarketKind.SPOT:  # whoever holds its base, bought or deposited
+                revalued.update(mirror.holders_of.get(spec.base, ()))
+            for account_id in revalued:
                 if self.touched_accounts.get(account_id, (0, 0)) < (seq, ts):
                     self.touched_accounts[account_id] = (seq, ts)
         add(table_of(Balance), [self._balance_row(key) for key in sorted(self.new_balances)])
@@ -174,7 +176,11 @@ class _BatchRows:
         value = Fraction(0)  # exact, in the account's currency, as the engine's valuation
         unrealized = Fraction(0)
         realized = _ZERO
-        valued_bases: set[str] = set()
+        for asset in mirror.assets_of.get(account.id, ()):  # as the engine: every other asset held
+            if asset != account.currency:
+                spot = mirror.spot_market_for(asset, account.currency)
+                if spot is not None:
+                    value += Fraction(self._holding_value(account.id, spot, spot.valuation_price))
         for symbol in sorted(mirror.markets_by_account.get(account.id, ())):
             market = mirror.markets[symbol]
             if market.spec.quote != account.currency:
@@ -182,10 +188,6 @@ class _BatchRows:
             position = mirror.positions[(account.id, symbol)]
             realized += amount_of(position.realized_pnl, market.quote_decimals)
             price = market.valuation_price
-            if market.spec.kind == MarketKind.SPOT and market.spec.base not in valued_bases:
-                # as the engine: the whole balance of the base at the price, bought or deposited
-                valued_bases.add(market.spec.base)
-                value += Fraction(self._holding_value(account.id, market, price))
             if position.quantity == 0:
                 continue
             tick_lot = Fraction(market.tick_lot)
