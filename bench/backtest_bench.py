@@ -9,8 +9,9 @@ cross down). The bars are a random walk on a 0.25 grid (sums of such prices are 
 point, so both sides' averages agree to the bit). The benchmark asserts that the two trade lists
 (entry and exit bar, entry and exit price) are identical and prints bars/s for both: tradehall's is the
 whole backtest (building the engine and the strategy, replaying every bar, the equity series; not the
-report files), backtrader's the whole `cerebro.run()` on a pandas feed. The engine figure says whether
-the compiled (mypyc) engine was loaded (`make compile`).
+report files), backtrader's the whole `cerebro.run()` on a pandas feed. `bars_per_s` is wall-clock;
+`cpu_bars_per_s` counts this process's CPU time only (on a shared, loaded machine the two differ). The
+JSON figures say whether the compiled (mypyc) engine was loaded (`make compile`).
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def engine_build() -> str:
     return "compiled" if not (module.__file__ or "").endswith(".py") else "interpreted"
 
 
-def run_tradehall(data: Ohlcv) -> tuple[list[Trade], float]:
-    started = time.perf_counter()
+def run_tradehall(data: Ohlcv) -> tuple[list[Trade], float, float]:
+    started, cpu = time.perf_counter(), time.process_time()
     backtest = Backtest(
         [StrategyChoice("sma_crossover", parameters={"fast": 10, "slow": 50})],
         spec_for_data("BTC-USD", None, Decimal("0.25"), Decimal("1")),
@@ -79,7 +80,7 @@ def run_tradehall(data: Ohlcv) -> tuple[list[Trade], float]:
         FillModel.parse("slippage=0,fee=0,latency_ms=1"),
     )
     result = backtest.run_ohlcv(data)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     trades: list[Trade] = []
     entry: tuple[int, float] | None = None
     for fill in result.fills:
@@ -92,10 +93,10 @@ def run_tradehall(data: Ohlcv) -> tuple[list[Trade], float]:
             entry = None
     if result.rejections:
         raise SystemExit(f"tradehall refused orders: {result.rejections[:3]}")
-    return trades, elapsed
+    return trades, elapsed, cpu
 
 
-def run_backtrader(data: Ohlcv) -> tuple[list[Trade], float]:
+def run_backtrader(data: Ohlcv) -> tuple[list[Trade], float, float]:
     import backtrader as bt
     import pandas as pd
 
@@ -124,14 +125,14 @@ def run_backtrader(data: Ohlcv) -> tuple[list[Trade], float]:
                 bar = int((pd.Timestamp(at).value - START_NS) // MINUTE_NS)
                 fills.append((bar, "buy" if order.isbuy() else "sell", order.executed.price))
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(bt.feeds.PandasData(dataname=frame))
     cerebro.addstrategy(SmaCross)
     cerebro.broker.setcash(1_000_000_000.0)
     cerebro.broker.setcommission(commission=0.0)
     cerebro.run()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     trades: list[Trade] = []
     entry: tuple[int, float] | None = None
     for bar, side, price in fills:
@@ -141,7 +142,7 @@ def run_backtrader(data: Ohlcv) -> tuple[list[Trade], float]:
             assert entry is not None
             trades.append((entry[0], entry[1], bar, price))
             entry = None
-    return trades, elapsed
+    return trades, elapsed, cpu
 
 
 def main() -> None:
@@ -156,12 +157,14 @@ def main() -> None:
     count = args.bars or (20_000 if args.quick else 200_000)
     data = random_walk(count)
     build = engine_build()
-    ours, ours_seconds = run_tradehall(data)
+    ours, ours_seconds, ours_cpu = run_tradehall(data)
     emit("sma_10_50_tradehall", "bars_per_s", count / ours_seconds, "bars/s")
+    emit("sma_10_50_tradehall", "cpu_bars_per_s", count / ours_cpu, "bars/cpu-s")
     same: bool | None = None
     if not args.skip_backtrader:
-        theirs, theirs_seconds = run_backtrader(data)
+        theirs, theirs_seconds, theirs_cpu = run_backtrader(data)
         emit("sma_10_50_backtrader", "bars_per_s", count / theirs_seconds, "bars/s")
+        emit("sma_10_50_backtrader", "cpu_bars_per_s", count / theirs_cpu, "bars/cpu-s")
         same = ours == theirs
         emit("sma_10_50", "same_trades", same, "bool")
         emit("sma_10_50", "speedup", theirs_seconds / ours_seconds, "x")
@@ -177,9 +180,9 @@ def main() -> None:
         print(f"backtest benchmark: {count:,} one-minute bars, {len(ours)} round trips; engine {build}; "
               f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
         print(f"command: {command}")
-        print(f"{'workload':24} {'metric':12} {'value':>14}")
+        print(f"{'workload':24} {'metric':16} {'value':>14}")
         for row in results:
-            print(f"{row['workload']:24} {row['metric']:12} {row['value']!s:>14} {row['unit']}")
+            print(f"{row['workload']:24} {row['metric']:16} {row['value']!s:>14} {row['unit']}")
     if same is False:
         first = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b) \
             if any(a != b for a, b in zip(ours, theirs, strict=False)) else min(len(ours), len(theirs))
