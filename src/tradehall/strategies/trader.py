@@ -113,9 +113,15 @@ class Trader:
             track = self._tracks[market] = _MarketTrack()
         return track
 
-    def on_bar(self, market: str, bar: Bar) -> Decision | None:
-        """A closed bar: every strategy sees it at its close time; then one decision, if anyone spoke."""
+    def warmup(self, market: str, bar: Bar) -> None:
+        """A bar from history (a restarted session rebuilding its indicators): the strategies and the
+        market's track see it; nothing is decided, sent or counted against the risk limits."""
         self.now = bar.end
+        self._observe(market, bar)
+        for member in self.members:
+            member.strategy.on_bar(market, bar)
+
+    def _observe(self, market: str, bar: Bar) -> None:
         track = self._tracks.get(market) or self._track(market)
         if self._track_volatility:
             previous = track.last_close
@@ -124,6 +130,11 @@ class Trader:
         track.last_close = track.price = bar.close
         track.data_ts = bar.end
         track.volume = bar.volume
+
+    def on_bar(self, market: str, bar: Bar) -> Decision | None:
+        """A closed bar: every strategy sees it at its close time; then one decision, if anyone spoke."""
+        self.now = bar.end
+        self._observe(market, bar)
         if self._watch_equity:
             self.risk.on_equity(bar.end, self.portfolio.equity())
         single = self._single
@@ -215,7 +226,8 @@ class Trader:
         if decision.opening and not buying and not self.risk.settings.allow_short:
             decision.reason = _join(decision.reason, "no short entries (allow_short is off)")
             return
-        self.combiner.validate(decision, self.market_state(market), self.portfolio)
+        counted = _WithPending(self.portfolio, self._pending)
+        self.combiner.validate(decision, self.market_state(market), counted)
         if decision.vetoed_by is not None:
             return
         stamp = f"{self.prefix}-{market}-{decision.ts // 1_000_000}"
@@ -258,6 +270,24 @@ class Trader:
             )
         )
         decision.order_ids.append(client_id)
+
+
+class _WithPending:
+    """The portfolio as validators count it: a market whose entry is still on its way counts as an
+    open position (two entries in one cycle must not both pass `max_positions`)."""
+
+    __slots__ = ("_pending", "_portfolio")
+
+    def __init__(self, portfolio: Portfolio, pending: dict[str, set[str]]) -> None:
+        self._portfolio = portfolio
+        self._pending = pending
+
+    def position(self, market: str) -> float:
+        return self._portfolio.position(market)
+
+    def open_positions(self) -> int:
+        waiting = sum(1 for m, ids in self._pending.items() if ids and self._portfolio.position(m) == 0)
+        return self._portfolio.open_positions() + waiting
 
 
 def _depth(levels: tuple[tuple[float, float | None], ...], top: float | None) -> float | None:

@@ -109,8 +109,8 @@ def test_a_recording_runs_with_bars_built_per_interval(tmp_path: Path) -> None:
     )
     result = backtest.run_events(events)
     assert result.bars == len(prices)
-    # crosses down on bar 7 (closing 101), up on bar 12 (closing 100): spot longs only, so the first
-    # fill is the buy at bar 12's close, at the ask quoted then
+    # bars are the quotes' mids (the prices); crosses down on bar 7 (closing 101), up on bar 12 (closing
+    # 100): spot longs only, so the first fill is the buy at bar 12's close, at the ask quoted then
     assert [(f.side, f.price) for f in result.fills][:1] == [("buy", Decimal("100.5"))]
     assert result.rejections == []
 

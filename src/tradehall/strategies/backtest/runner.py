@@ -13,8 +13,9 @@ could close out) are not sent: the engine would ignore them, and skipping them m
 backtests fast; `eager=True` sends every one (a test shows both give the same fills).
 
 Recorded feed events go to the engine as the service's router sends a live feed's: quotes as they
-were recorded (with their sizes), trades not at all; bars of `interval` are built from the trades (or,
-in a recording without trades, from the quotes' mids) as a live session builds its bars.
+were recorded (with their sizes), trades not at all; bars of `interval` (windows aligned to the epoch)
+are built from the quotes' mids (a one-sided quote's last), as a live session on a quote venue builds
+its bars; recorded trades reach the strategies' `on_trade` only.
 
 Nothing here reads a clock or draws an unseeded random number: the same inputs give the same report.
 """
@@ -495,7 +496,6 @@ class Backtest:
             if broker._lots:
                 exposure += 1
 
-        from_trades = any(isinstance(event, TradeTick) for event in events)
         refused = 0
         for index, event in enumerate(events):
             ts = event.receive_ts
@@ -516,16 +516,14 @@ class Backtest:
                 if mid is None:
                     continue
                 broker.price = float(mid)
-                if not from_trades:
-                    builder.add(ts, float(mid), 0.0)
+                builder.add(ts, float(mid), 0.0)
                 trader.on_quote(QuoteTick(symbol, ts, None if event.bid is None else float(event.bid),
                                           None if event.ask is None else float(event.ask),
                                           None if event.bid_size is None else float(event.bid_size),
                                           None if event.ask_size is None else float(event.ask_size)))
             else:
-                # trades reach the strategies and the bars, not the engine (the router sends quotes)
+                # trades reach the strategies, not the engine (the router sends quotes) nor the bars
                 price = float(event.price)
-                builder.add(ts, price, float(event.size))
                 trader.on_trade(StrategyTradeTick(symbol, ts, price, float(event.size), event.side or ""))
             if self.progress is not None and index % report_every == 0:
                 self.progress(index / n)
