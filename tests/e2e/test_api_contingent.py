@@ -204,3 +204,52 @@ def test_every_refusal_of_a_contingent_order_is_an_invalid_order_that_changes_no
         assert huge.status in (400, 422)
         assert usd_and_btc(taker, taker_id) == before
         assert taker.orders(taker_id, status="all")["items"] == []
+
+
+def test_a_bracket_survives_a_restart_mid_entry_and_its_exits_keep_growing_and_cancelling(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    with running_server(data_dir) as server:
+        server.admin().create_market(
+            symbol="BTC-USD", kind="spot", base="BTC", quote="USD", tick_size="0.5", lot_size="0.001"
+        )
+        Client(server.url).register("bracket-maker", "bracket-maker-pw")
+        Client(server.url).register("bracket-taker", "bracket-taker-pw")
+        maker = Client(server.url).login("bracket-maker", "bracket-maker-pw")
+        taker = Client(server.url).login("bracket-taker", "bracket-taker-pw")
+        maker_id = maker.create_account("USD", initial_balance="10000000")["id"]
+        server.admin().deposit(maker_id, "100", currency="BTC")
+        taker_id = taker.create_account("USD", initial_balance="100000")["id"]
+        entry = taker.place_bracket(
+            taker_id, "BTC-USD", "buy", "0.01", "64000", take_profit="66000", stop_loss="62000"
+        )
+        maker.place_order(maker_id, "BTC-USD", "sell", "0.004", "64000")
+        half = taker.order(entry["id"])
+        assert (half["status"], half["filled_quantity"]) == ("partially_filled", "0.004")
+        assert [(leg["type"], leg["quantity"]) for leg in half["legs"]] == [
+            ("limit", "0.004"),
+            ("stop", "0.004"),
+        ]
+    with running_server(data_dir) as restarted:  # snapshot + journal replay
+        maker = Client(restarted.url).login("bracket-maker", "bracket-maker-pw")
+        taker = Client(restarted.url).login("bracket-taker", "bracket-taker-pw")
+        again = taker.order(entry["id"])
+        assert [(leg["id"], leg["quantity"], leg["status"]) for leg in again["legs"]] == [
+            (leg["id"], "0.004", leg["status"]) for leg in half["legs"]
+        ]
+        maker.place_order(maker_id, "BTC-USD", "sell", "0.006", "64000")
+        grown = taker.order(entry["id"])
+        assert grown["status"] == "filled"
+        assert [(leg["quantity"], leg["status"]) for leg in grown["legs"]] == [
+            ("0.01", "open"),
+            ("0.01", "pending_trigger"),
+        ]
+        assert usd_and_btc(taker, taker_id)[1] == (Decimal("0.01"), Decimal("0.01"))
+        maker.place_order(maker_id, "BTC-USD", "buy", "0.01", "66000")
+        done = taker.order(entry["id"])
+        assert [(leg["status"], leg["cancel_reason"]) for leg in done["legs"]] == [
+            ("filled", None),
+            ("cancelled", "oco"),
+        ]
+        assert usd_and_btc(taker, taker_id) == amounts(("100020.00", "0.00"), ("0", "0"))

@@ -292,6 +292,7 @@ def test_the_exits_prices_move_and_their_size_follows_the_entry() -> None:
         ({"take_profit": D("0")}, "take_profit must be positive"),
         ({"stop_loss_limit": D("96")}, "stop_loss limit_price must be at or below its stop_price"),
         ({"order_class": "oto"}, "an oto order has one exit"),
+        ({"order_class": "weird"}, "order_class 'weird' is not one of"),
         ({"take_profit": None}, "needs take_profit and stop_loss"),
         (
             {"price": None, "type": "stop", "stop_price": D("101")},
@@ -517,3 +518,23 @@ def test_a_restart_at_any_point_of_a_scenario_continues_exactly_like_the_origina
         check_invariants(restored)
         assert [restored.apply(command) for command in commands[cut:]] == expected[cut:], (name, cut)
         assert restored.state_hash() == reference.state_hash()
+
+
+def test_a_liquidation_ends_the_exits_with_liquidation() -> None:
+    engine = engine_with(perp_spec(), accounts={"a": {"USD": "1100"}, "b": {"USD": "1000000"}})
+    expect_no_rejection(place(engine, "b", "BTC-PERP", "short", "1", "10000"))
+    events = expect_no_rejection(
+        place(engine, "a", "BTC-PERP", "long", "1", "10000", order_class="bracket",
+              take_profit=D("11000"), stop_loss=D("9000"))
+    )  # fmt: skip
+    legs = [leg.order_id for leg in legs_of(events, events[0].order_id)]  # type: ignore[attr-defined]
+    assert (
+        engine.markets["BTC-PERP"].positions["a"].reserved_sell == 1_000
+    )  # covered once, by the take-profit
+    events = expect_no_rejection(engine.apply(c.MarkPrice(market="BTC-PERP", price=D("9370"))))
+    one(events, ev.PositionLiquidated)
+    assert [(e.order_id, e.reason) for e in of_type(events, ev.OrderCancelled) if e.order_id in legs] == [
+        (leg, CancelReason.LIQUIDATION) for leg in legs
+    ]
+    assert not any(o.account_id == "a" for o in engine.orders.values())
+    check_invariants(engine)

@@ -54,9 +54,10 @@ from tradehall.engine.lifecycle import Lifecycle, new_order
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.risk import mark_of
-from tradehall.engine.state import EngineState, enum_of
+from tradehall.engine.state import EngineState
 
 OCO = CancelReason.OCO
+ORDER_CLASSES: dict[object, OrderClass] = {member.value: member for member in OrderClass}
 NO = OrderSide.NO
 USER = CancelReason.USER
 UNFUNDED = CancelReason.UNFUNDED
@@ -67,9 +68,11 @@ def order_class_of(command: cmds.PlaceOrder) -> OrderClass:
     prices on a simple order (both: a bracket, one: an oto)."""
     stated = getattr(command, "order_class")  # noqa: B009
     if stated is not None:
-        stated = enum_of(OrderClass, stated, "order_class")
-        if stated is not SIMPLE_CLASS:
-            return stated
+        found = ORDER_CLASSES.get(stated)  # an enum member or its plain string, without Enum.__call__
+        if found is None:
+            raise invalid_order(f"order_class {stated!r} is not one of {list(ORDER_CLASSES)}")
+        if found is not SIMPLE_CLASS:
+            return found
     if command.take_profit is not None and command.stop_loss is not None:
         return BRACKET_CLASS
     if command.take_profit is not None or command.stop_loss is not None:
