@@ -443,3 +443,19 @@ async def test_a_user_has_at_most_max_sessions_per_user_running(harness: Harness
     )
     await harness.manager.stop_session(first.id)
     assert (await create(harness, "")).status is SessionStatus.RUNNING
+
+
+async def test_max_drawdown_stops_the_session_with_its_reason(harness: Harness) -> None:
+    info = await create(harness, "buy@1", max_position_size="9000", max_drawdown="0.02")
+    task = harness.manager._tasks[info.id]
+    await harness.cycle(info.id, {"SIM-USD": "100"}, 1)  # 90 units bought at 100.05
+    await harness.cycle(info.id, {"SIM-USD": "99"}, 2)  # equity 9,905.50: under 1 % down
+    assert (await harness.manager.get(info.id)).status is SessionStatus.RUNNING
+    seq = await harness.quote("SIM-USD", "97", START + 175 * S)
+    await harness.tick(START + 180 * S)  # about 3 % below the peak: the session stops
+    await asyncio.wait([task], timeout=10)
+    stopped = await harness.manager.get(info.id)
+    assert stopped.status is SessionStatus.STOPPED
+    # the 10,000 peak; 995.50 cash (90 bought at 100.05, no fee on this market) + 90 x 97 = 9,725.50
+    assert stopped.status_reason == "max_drawdown: drawdown 0.027450 reached 0.02"
+    assert seq > 0 and info.id not in harness.manager.sessions
