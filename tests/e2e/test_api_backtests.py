@@ -18,6 +18,7 @@ import pytest
 from tests.e2e.test_api_harness import Server, create_demo_markets, running_server
 from tradehall.domain.enums import MarketKind
 from tradehall.domain.market import MarketSpec
+from tradehall.strategies.backtest.data import Ohlcv
 from tradehall.strategies.backtest.job import BacktestRequest, execute
 from tradehall.strategies.backtest.report import report_bytes
 
@@ -147,3 +148,55 @@ def test_bad_data_fails_the_job_with_its_reason_and_no_report(server: Server) ->
 
 def test_unauthenticated_is_401(server: Server) -> None:
     assert httpx.post(f"{server.url}/backtests", json=BODY).status_code == 401
+
+
+def test_without_data_a_backtest_reads_the_markets_candles_from_the_read_models(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    def rfc3339(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    with running_server(tmp_path / "data", clock="manual", clock_tick_seconds=0) as server:
+        admin = server.admin()
+        admin.create_market(symbol="CAN-USD", kind="spot", base="CAN", quote="USD", tick_size="0.5",
+                            lot_size="0.001")
+        minute = (datetime.now(UTC) + timedelta(days=30)).replace(second=0, microsecond=0)
+        admin.move_clock(set_to=rfc3339(minute + timedelta(seconds=10)))
+        (buyer, buyer_id), (seller, seller_id) = server.trader(), server.trader()
+        admin.deposit(seller_id, "100", currency="CAN")
+        prices = [100 + (i % 8 if (i // 8) % 2 == 0 else 8 - i % 8) for i in range(40)]  # a zigzag
+        for price in prices:
+            seller.place_order(seller_id, "CAN-USD", "sell", "1", str(price))
+            assert buyer.place_order(buyer_id, "CAN-USD", "buy", "1", str(price))["status"] == "filled"
+            admin.move_clock(advance_seconds=60)
+        deadline = time.monotonic() + 30
+        while len(admin.candles("CAN-USD", "1m", limit=100)["items"]) < len(prices):
+            assert time.monotonic() < deadline, "the candles did not reach the read models"
+            time.sleep(0.1)
+        auth = headers(server)
+        body = {
+            "strategies": [{"name": "sma_crossover", "parameters": {"fast": 2, "slow": 5}}],
+            "markets": ["CAN-USD"],
+            "start": rfc3339(minute),
+            "end": rfc3339(minute + timedelta(minutes=len(prices))),
+            "settings": {"initial_balance": "10000", "interval": "1m", "order_quantity": "1"},
+        }
+        created = httpx.post(f"{server.url}/backtests", json=body, headers=auth)
+        assert created.status_code == 202, created.text
+        job = wait(server, auth, created.json()["id"])
+        assert job["status"] == "done", job
+        report = httpx.get(f"{server.url}/backtests/{job['id']}/report", headers=auth).json()
+        assert report["run"]["bars"] == len(prices)
+        assert report["run"]["start"] == rfc3339(minute)
+        assert report["equity"][0] == [rfc3339(minute), "10000.00"]
+        assert report["metrics"]["trades"] >= 1
+        # the same bars in-process (one trade a minute: open = high = low = close) give the same report
+        starts = [int((minute + timedelta(minutes=i)).timestamp()) * 10**9 for i in range(len(prices))]
+        floats = [float(p) for p in prices]
+        bars = Ohlcv(starts, floats, floats, floats, floats, [1.0] * len(prices))
+        spec = MarketSpec(symbol="CAN-USD", kind=MarketKind.SPOT, base="CAN", quote="USD",
+                          tick_size=Decimal("0.5"), lot_size=Decimal("0.001"))
+        request = replace(BacktestRequest.parse(body), spec=spec)
+        _, expected = execute(request, ohlcv=bars.between(request.start, request.end))
+        assert report["metrics"] == orjson.loads(report_bytes(expected))["metrics"]
+        assert report["trades"] == orjson.loads(report_bytes(expected))["trades"]
