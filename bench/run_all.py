@@ -17,6 +17,7 @@ from pathlib import Path
 BENCHMARKS = {
     "engine": "engine_bench.py",
     "stops": "stops_bench.py",
+    "routing": "routing_bench.py",
     "durability": "durability_bench.py",
     "projector": "projector_bench.py",
     "feed": "feed_bench.py",

@@ -202,8 +202,9 @@ def test_refusals_change_nothing() -> None:
 
 
 def test_plan_split_drops_a_venue_whose_lot_is_too_large() -> None:
-    taken, first = plan_split([([5], [None], 10), ([6, 7], [3, 4], 1)], 12)
-    assert (taken, first) == ([1, 2], [0, 1])
+    levels = sorted([(5, 0, 0, None), (6, 1, 0, 3), (7, 1, 1, 4)])
+    assert plan_split(levels, [10, 1], 12) == ([1, 2], [0, 1])  # 10 from venue 0, then 2 of venue 1
+    assert plan_split(levels, [10, 1], 8) == ([0, 7], [1])  # venue 1 has 7 in all
 
 
 @settings(max_examples=40, deadline=None)

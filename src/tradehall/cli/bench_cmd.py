@@ -13,7 +13,9 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Each benchmark's under-30-seconds run."),
     json_output: bool = typer.Option(False, "--json", help="One JSON object per figure."),
     only: str = typer.Option(
-        "", help="Comma-separated: engine, durability, projector, feed, bus, api, abuse, backtest."
+        "",
+        help="Comma-separated: engine, stops, routing, durability, projector, feed, bus, api, abuse,"
+        " backtest.",
     ),
     checkout: Path = typer.Option(Path("."), help="The tradehall source checkout that holds bench/."),
 ) -> None:

@@ -85,7 +85,7 @@ class Engine:
         intake = Intake(state, holds, lifecycle, execution, stops, book, quote, contingent)
         amend = Amend(state, holds, lifecycle, execution, stops, intake, book, quote, contingent)
         admin = Admin(state, holds, assessments, settlement)
-        router = Router(state, intake)
+        self.router = router = Router(state, intake)
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmds.OpenAccount: admin.open_account,
             cmds.Deposit: admin.deposit,

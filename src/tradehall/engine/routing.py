@@ -17,7 +17,7 @@ command routes the same way.
 from __future__ import annotations
 
 from decimal import Decimal
-from heapq import heappop, heappush
+from typing import Any
 
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason, OrderSide, OrderType, Side, TimeInForce
@@ -40,48 +40,152 @@ from tradehall.engine.constants import (
 from tradehall.engine.intake import Intake
 from tradehall.engine.markets import Market
 from tradehall.engine.state import EngineState, Route, enum_of
-from tradehall.engine.venues import slipped
 
 SIDES = {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.LONG: BUY, OrderSide.SHORT: SELL}
-VenueLevels = tuple[list[int], list[int | None], int]
-"""One venue's side for the walk: all-in cost keys (ascending), lots per level (None: unlimited),
-and the venue's lot in the route's common quantity unit."""
+Level = tuple[int, int, int, int | None]
+"""A level of the merged depth: (all-in cost key, lower is better; venue index; level number; lots,
+None for as much as wanted)."""
 
 
-def plan_split(venues: list[VenueLevels], need: int) -> tuple[list[int], list[int]]:
-    """Lots per venue taking `need` common units cheapest all-in first, and the venues in the order
-    the walk first took from them. Ties go to the venue listed first (symbol order); a venue whose lot
-    is larger than what is still needed drops out."""
-    taken = [0] * len(venues)
+def plan_split(levels: list[Level], lots: list[int], need: int) -> tuple[list[int], list[int]]:
+    """Lots per venue taking `need` common units from `levels` (sorted: cheapest all-in first, ties to
+    the venue listed first), and the venues in the order the walk first took from them. `lots` is each
+    venue's lot in common units; a venue whose lot is larger than what is still needed takes nothing
+    more."""
+    taken = [0] * len(lots)
     order: list[int] = []
-    heap: list[tuple[int, int, int]] = []
-    for index, (keys, _, _) in enumerate(venues):
-        if keys:
-            heap.append((keys[0], index, 0))
-    heap.sort()
-    while heap and need > 0:
-        _, index, level = heappop(heap)
-        keys, sizes, lot = venues[index]
+    for _key, index, _level, size in levels:
+        lot = lots[index]
         whole = need // lot
         if whole == 0:
+            if need == 0:
+                break
             continue
-        size = sizes[level]
-        lots = whole if size is None or size > whole else size
+        take = whole if size is None or size > whole else size
         if not taken[index]:
             order.append(index)
-        taken[index] += lots
-        need -= lots * lot
-        level += 1
-        if level < len(keys):
-            heappush(heap, (keys[level], index, level))
+        taken[index] += take
+        need -= take * lot
     return taken, order
 
 
+_EXPONENTS: dict[Decimal, tuple[int, int]] = {}
+
+
 def _exponent(step: Decimal) -> tuple[int, int]:
-    """A positive decimal step as (integer mantissa, exponent of ten)."""
-    _sign, digits, exponent = step.as_tuple()
-    assert isinstance(exponent, int)
-    return int("".join(map(str, digits))), exponent
+    """A positive decimal step as (integer mantissa, exponent of ten); memoised (steps are few)."""
+    found = _EXPONENTS.get(step)
+    if found is None:
+        _sign, digits, exponent = step.as_tuple()
+        assert isinstance(exponent, int)
+        found = _EXPONENTS[step] = (int("".join(map(str, digits))), exponent)
+    return found
+
+
+def venue_levels(
+    out: list[Level],
+    index: int,
+    market: Market,
+    side: Side,
+    limit: int | None,
+    tick: int,
+    lot: int,
+    need: int,
+) -> None:
+    """Add venue `index`'s executable levels to `out`, best first, up to `need` common units or `limit`:
+    all-in cost keys comparable across venues (the fill price in the route's finest tick, `tick` of
+    them to one of this venue's, x (PPM +/- taker fee), negated for a sell so lower is better) and lots
+    (None: as much as wanted). A quote venue's fill price is its quoted price with the market's slippage,
+    capped at the limit, as `venues.plan_fills` fills it."""
+    terms = market.terms
+    buy = side is BUY
+    number = 0
+    if market.venue is QUOTE_VENUE:
+        raw: list[Any] = market.quote.asks if buy else market.quote.bids
+        slip = terms.slippage_ppm
+    else:
+        bids, asks = market.book.depth()
+        raw = asks if buy else bids
+        slip = -1
+    factor = tick * (PPM + terms.taker_ppm) if buy else -tick * (PPM - terms.taker_ppm)
+    covered = 0
+    for quoted, size in raw:
+        if limit is not None and (quoted > limit if buy else quoted < limit):
+            break
+        if size is not None and size <= 0:
+            continue
+        fill = quoted
+        if slip >= 0:
+            if buy:
+                fill = -(-quoted * (PPM + slip) // PPM)
+                if limit is not None and fill > limit:
+                    fill = limit
+            else:
+                fill = max(quoted * (PPM - slip) // PPM, 1)
+                if limit is not None and fill < limit:
+                    fill = limit
+        out.append((fill * factor, index, number, size))
+        number += 1
+        if size is None:
+            break
+        covered += size * lot
+        if covered >= need:
+            break
+
+
+class RoutePlan:
+    """A routing decision: the eligible venues (symbol order), each one's limit and the lots the walk
+    takes there, the venues to send children to (in the order the walk took them), where a GTC rest
+    goes, and what is left (in the route's common lot unit, 10**lot_exp)."""
+
+    __slots__ = (
+        "account_id",
+        "decision",
+        "eligible",
+        "key",
+        "left",
+        "limits",
+        "lot_exp",
+        "lot_units",
+        "order_type",
+        "price",
+        "rest_at",
+        "sends",
+        "side",
+        "taken",
+    )
+
+    def __init__(
+        self,
+        account_id: str,
+        side: Side,
+        order_type: OrderType,
+        eligible: list[Market],
+        limits: list[int | None],
+        taken: list[int],
+        lot_units: list[int],
+        sends: list[int],
+        rest_at: int | None,
+        left: int,
+        price: Decimal | None,
+        decision: Decimal | None,
+        key: tuple[str, str] | None,
+        lot_exp: int,
+    ) -> None:
+        self.account_id = account_id
+        self.side = side
+        self.order_type = order_type
+        self.eligible = eligible
+        self.limits = limits
+        self.taken = taken
+        self.lot_units = lot_units
+        self.sends = sends
+        self.rest_at = rest_at
+        self.left = left
+        self.price = price
+        self.decision = decision
+        self.key = key
+        self.lot_exp = lot_exp
 
 
 class Router:
@@ -92,6 +196,10 @@ class Router:
         self._orders = state.orders
 
     def route_order(self, command: cmds.RouteOrder) -> None:
+        self._send(command, self.decide(command))
+
+    def decide(self, command: cmds.RouteOrder) -> RoutePlan:
+        """Every check and the split; changes nothing (`bench/routing_bench.py` times this)."""
         state = self._state
         account = state.trader(command.account_id)
         venues = state.venues_of(command.instrument)
@@ -151,19 +259,19 @@ class Router:
         limits = [self._venue_limit(m, side, price) for m in eligible]
         ticks = [_exponent(m.spec.tick_size) for m in eligible]
         tick_exp = min(exp for _, exp in ticks)
-        book = [
-            self._levels(m, side, limit, mantissa * 10 ** (exp - tick_exp))
-            for m, limit, (mantissa, exp) in zip(eligible, limits, ticks, strict=True)
-        ]
+        levels: list[Level] = []
+        for index, market in enumerate(eligible):
+            mantissa, exp = ticks[index]
+            tick = mantissa * 10 ** (exp - tick_exp)
+            venue_levels(levels, index, market, side, limits[index], tick, lot_units[index], need)
+        levels.sort()
         while True:
-            taken, first = plan_split(
-                [(keys, sizes, lot) for (keys, sizes, _), lot in zip(book, lot_units, strict=True)], need
-            )
-            short = [i for i, lots_taken in enumerate(taken) if 0 < lots_taken < eligible[i].terms.min_lots]
+            taken, first = plan_split(levels, lot_units, need)
+            short = {i for i, lots_taken in enumerate(taken) if 0 < lots_taken < eligible[i].terms.min_lots}
             if not short:
                 break
-            for i in short:  # a venue that would get less than its minimum takes nothing
-                book[i] = ([], [], [])
+            # a venue that would get less than its minimum takes nothing
+            levels = [level for level in levels if level[1] not in short]
         left = need - sum(t * lot for t, lot in zip(taken, lot_units, strict=True))
         rest_at: int | None = None
         if left and order_type is LIMIT_ORDER and tif is GTC:
@@ -173,14 +281,12 @@ class Router:
             sends.append(rest_at)
         if not sends and order_type is LIMIT_ORDER and tif is GTC:
             raise invalid_order("no venue can take this quantity in whole lots at this price")
-        self._send(
-            command,
+        return RoutePlan(
             account.account_id,
             side,
             order_type,
             eligible,
             limits,
-            book,
             taken,
             lot_units,
             sends,
@@ -192,29 +298,15 @@ class Router:
             lot_exp,
         )
 
-    def _send(
-        self,
-        command: cmds.RouteOrder,
-        account_id: str,
-        side: Side,
-        order_type: OrderType,
-        eligible: list[Market],
-        limits: list[int | None],
-        book: list[tuple[list[int], list[int | None], list[int]]],
-        taken: list[int],
-        lot_units: list[int],
-        sends: list[int],
-        rest_at: int | None,
-        left: int,
-        price: Decimal | None,
-        decision: Decimal | None,
-        key: tuple[str, str] | None,
-        lot_exp: int,
-    ) -> None:
+    def _send(self, command: cmds.RouteOrder, plan: RoutePlan) -> None:
+        """Send the children (each through intake's checks) and record the parent."""
+        account_id, side, order_type = plan.account_id, plan.side, plan.order_type
+        eligible, limits, taken, lot_units = plan.eligible, plan.limits, plan.taken, plan.lot_units
+        rest_at, left, price, decision, key = plan.rest_at, plan.left, plan.price, plan.decision, plan.key
         state = self._state
         children: list[RoutedChild] = []
         first_error: TradehallError | None = None
-        for index in sends:
+        for index in plan.sends:
             market = eligible[index]
             lots = taken[index]
             tif = IOC
@@ -285,7 +377,7 @@ class Router:
                 client_order_id=command.client_order_id,
                 decision_price=None if decision is None else decimal_str(decision),
                 children=tuple(children),
-                unrouted=decimal_str(decimal_of(left, Decimal(1).scaleb(lot_exp))),
+                unrouted=decimal_str(decimal_of(left, Decimal(1).scaleb(plan.lot_exp))),
                 reason=reason,
                 ts=state.now,
             )
@@ -303,40 +395,6 @@ class Router:
         return int(ticks.to_integral_value(rounding="ROUND_FLOOR" if side is BUY else "ROUND_CEILING"))
 
     @staticmethod
-    def _levels(
-        market: Market, side: Side, limit: int | None, tick: int
-    ) -> tuple[list[int], list[int | None], list[int]]:
-        """The venue's executable levels for the walk: all-in cost keys (comparable across venues:
-        the price in the finest tick of the route's venues, `tick` of them to one of this venue's,
-        x (PPM ± taker fee)), lots, and fill prices in ticks."""
-        fee = market.terms.taker_ppm
-        keys: list[int] = []
-        sizes: list[int | None] = []
-        prices: list[int] = []
-        if market.venue is QUOTE_VENUE:
-            raw: list[tuple[int, int | None]] = [
-                (q, s) for q, s in (market.quote.asks if side is BUY else market.quote.bids)
-            ]
-        else:
-            bids, asks = market.book.depth()
-            raw = list(asks if side is BUY else bids)
-        quote_venue = market.venue is QUOTE_VENUE
-        for quoted, size in raw:
-            if limit is not None and (quoted > limit if side is BUY else quoted < limit):
-                break
-            if size is not None and size <= 0:
-                continue
-            fill = quoted
-            if quote_venue:
-                fill = slipped(market, side, quoted)
-                if limit is not None:
-                    fill = min(fill, limit) if side is BUY else max(fill, limit)
-            keys.append(fill * tick * (PPM + fee) if side is BUY else -fill * tick * (PPM - fee))
-            sizes.append(size)
-            prices.append(fill)
-        return keys, sizes, prices
-
-    @staticmethod
     def _resting_venue(eligible: list[Market], limits: list[int | None]) -> int | None:
         """Where a limit rests when the walk took nothing: the lowest maker fee, then symbol order."""
         best: int | None = None
@@ -348,4 +406,4 @@ class Router:
         return best
 
 
-__all__ = ["Route", "Router", "plan_split"]
+__all__ = ["RoutePlan", "Router", "plan_split"]
