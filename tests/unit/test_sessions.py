@@ -459,3 +459,18 @@ async def test_max_drawdown_stops_the_session_with_its_reason(harness: Harness) 
     # the 10,000 peak; 995.50 cash (90 bought at 100.05, no fee on this market) + 90 x 97 = 9,725.50
     assert stopped.status_reason == "max_drawdown: drawdown 0.027450 reached 0.02"
     assert seq > 0 and info.id not in harness.manager.sessions
+
+
+async def test_the_weekly_target_pauses_the_session_until_the_next_utc_week(harness: Harness) -> None:
+    # START is a Sunday 17:47 UTC; the next week begins 373 minutes later (Monday 00:00 UTC)
+    info = await create(harness, "buy@1", max_position_size="9000", weekly_target="0.01")
+    await harness.cycle(info.id, {"SIM-USD": "100"}, 1)  # the week's first equity: 10,000; 90 bought
+    await harness.cycle(info.id, {"SIM-USD": "102"}, 2)  # 995.50 + 90 x 102 = 10,175.50: +1.76 %
+    paused = await harness.manager.get(info.id)
+    assert paused.status is SessionStatus.PAUSED
+    assert paused.status_reason == "weekly_target: 0.01 reached; entries resume next week"
+    await harness.cycle(info.id, {"SIM-USD": "102"}, 372)  # its bar ends Sunday 23:59: paused
+    assert (await harness.manager.get(info.id)).status is SessionStatus.PAUSED
+    await harness.cycle(info.id, {"SIM-USD": "102"}, 373)  # its bar ends Monday 00:00: a new week
+    resumed = await harness.manager.get(info.id)
+    assert (resumed.status, resumed.status_reason) == (SessionStatus.RUNNING, None)
