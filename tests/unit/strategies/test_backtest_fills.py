@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+import pytest
+
 from tests.unit.strategies.backtest_support import MINUTE, T0, bars, registry, spec
 from tradehall.strategies.backtest import Backtest, BacktestSettings, FillModel, StrategyChoice
 from tradehall.strategies.backtest.runner import BacktestResult
@@ -171,3 +173,31 @@ def test_quotes_skipped_when_nothing_can_react_change_no_fill() -> None:
     assert len(lazy.fills) > 50
     assert lazy.fills == eager.fills
     assert lazy.equity == eager.equity
+
+
+def test_a_perp_short_is_valued_as_the_engine_values_it() -> None:
+    from tradehall.domain.enums import MarketKind, Venue
+    from tradehall.domain.market import MarketSpec
+    from tradehall.engine import views
+
+    perp = MarketSpec(symbol="BTC-PERP", kind=MarketKind.PERP, base="BTC", quote="USD",
+                      tick_size=Decimal("0.5"), lot_size=Decimal("0.001"), venue=Venue.QUOTE,
+                      max_leverage=Decimal(10),
+                      initial_margin=Decimal("0.1"), maintenance_margin=Decimal("0.05"),
+                      taker_fee=Decimal("0.001"))
+    rows = [FLAT, (100.0, 101.0, 99.0, 100.5), (100.5, 102.0, 100.0, 101.5), (101.5, 101.5, 97.0, 98.0),
+            (98.0, 99.0, 96.0, 97.0), (97.0, 97.0, 95.0, 95.5), (95.5, 96.0, 94.0, 94.5)]
+    backtest = Backtest(
+        [StrategyChoice("script", parameters={"plan": "0:sell"})],
+        perp,
+        BacktestSettings.parse({"order_quantity": "2", "allow_short": True, "initial_balance": "1000"}),
+        FillModel.parse("latency_ms=1,slippage=0"),
+        registry=registry(),
+    )
+    result = backtest.run_ohlcv(bars(rows))
+    assert [(f.side, f.price, f.fee) for f in result.fills] == [("sell", Decimal("100.0"), Decimal("0.20"))]
+    valuation = views.account_valuation(backtest.broker.engine, "backtest")
+    # short 2 from 100, marked at the last close 94.5: 1000 - 0.20 fee + 11.00
+    assert result.equity[-1][1] == pytest.approx(1010.8)
+    assert valuation.equity == 101080
+    assert result.exposure_bars == 6
