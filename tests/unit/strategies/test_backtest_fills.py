@@ -201,3 +201,18 @@ def test_a_perp_short_is_valued_as_the_engine_values_it() -> None:
     assert result.equity[-1][1] == pytest.approx(1010.8)
     assert valuation.equity == 101080
     assert result.exposure_bars == 6
+
+
+def test_a_spread_is_quoted_around_every_bar_price() -> None:
+    result = run([FLAT, FLAT, FLAT], "0:buy,1:sell", fill="latency_ms=1,slippage=0,spread=0.02")
+    assert [(f.side, f.price) for f in result.fills] == [("buy", Decimal("101.0")), ("sell", Decimal("99.0"))]
+
+
+def test_depth_limits_what_a_price_of_the_bar_offers() -> None:
+    # volume 10 a bar, 2.5 a price; depth 0.2 quotes 0.5 at each: a market buy of 1 takes 0.5 at the open
+    # and its remainder is cancelled, as on the paper venue
+    result = run([FLAT, FLAT, FLAT], "0:buy", fill="latency_ms=1,slippage=0,depth=0.2")
+    assert [(f.side, f.price, f.quantity) for f in result.fills] == [
+        ("buy", Decimal("100.0"), Decimal("0.500"))
+    ]
+    assert [(o.status, o.reason) for o in result.orders] == [("cancelled", "market_remainder")]
