@@ -211,6 +211,10 @@ class Service:
             max_per_owner=self.settings.max_sessions_per_user,
         )
         self._sessions = manager
+        if self.settings.ws_source == "bus" and self.settings.engine_url is not None:
+            # a gateway of an engine elsewhere: its own engine is idle, sessions run beside the engine
+            manager.disabled = "this process is a gateway: sessions run in the engine's process"
+            return
         self.add_listener(manager.on_records)
         await manager.start()
 

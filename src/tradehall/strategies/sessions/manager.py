@@ -60,6 +60,8 @@ class SessionManager:
         """The journal's last durable seq: a new session reads nothing before it."""
         self._accepting = accepting
         self.max_per_owner = max_per_owner
+        self.disabled: str | None = None
+        """Why this process runs no session (a gateway process), or None."""
         """Running or paused sessions one user may have at once (each is a task of the server)."""
         self.sessions: dict[str, LiveSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -121,6 +123,8 @@ class SessionManager:
     ) -> SessionInfo:
         """Validates everything first (400 `invalid_request`, 404 for an unknown market), then stores
         the session and starts it."""
+        if self.disabled is not None:
+            raise TradehallError(Code.CONFLICT, self.disabled)
         if settings is not None and not isinstance(settings, dict):
             raise invalid_request("settings must be an object")
         parsed_settings = parse_settings(settings)
@@ -185,6 +189,8 @@ class SessionManager:
         return info
 
     async def _transition(self, session_id: str, target: SessionStatus, reason: str | None) -> SessionInfo:
+        if self.disabled is not None:
+            raise TradehallError(Code.CONFLICT, self.disabled)
         info = await self.get(session_id)
         if info.status in FINAL_STATUSES:
             raise TradehallError(Code.CONFLICT, f"session {session_id} is {info.status.value}")
