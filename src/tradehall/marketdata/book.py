@@ -73,3 +73,55 @@ class LevelBook:
 
     def sorted_levels(self) -> tuple[Level, ...]:
         return tuple(sorted(self.levels.items(), reverse=self._highest_first))
+
+
+class SequencedBook:
+    """A venue's local book kept from a snapshot and the deltas after it (OKX `books`, Bybit
+    `orderbook.N`). The caller decides from the venue's own sequence rule whether a delta joins
+    up; this keeps the levels, the last sequence applied and whether a snapshot was loaded."""
+
+    __slots__ = ("asks", "bids", "exchange_ts", "seq", "symbol", "synced")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.bids = LevelBook(highest_first=True)
+        self.asks = LevelBook(highest_first=False)
+        self.seq: int | None = None
+        self.exchange_ts: int | None = None
+        self.synced = False
+
+    def load(
+        self, bids: Iterable[Level], asks: Iterable[Level], seq: int | None, exchange_ts: int | None
+    ) -> None:
+        """Replace the whole book (a snapshot)."""
+        self.bids.clear()
+        self.asks.clear()
+        self.bids.set_levels(bids)
+        self.asks.set_levels(asks)
+        self.seq = seq
+        self.exchange_ts = exchange_ts
+        self.synced = True
+
+    def apply(
+        self, bids: Iterable[Level], asks: Iterable[Level], seq: int | None, exchange_ts: int | None
+    ) -> None:
+        """Absolute sizes per level (0 removes), after the caller checked the sequence."""
+        self.bids.set_levels(bids)
+        self.asks.set_levels(asks)
+        self.seq = seq
+        self.exchange_ts = exchange_ts
+
+    def reset(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self.seq = None
+        self.synced = False
+
+    def top_levels(self) -> tuple[Level | None, Level | None]:
+        return self.bids.best(), self.asks.best()
+
+    def depth(self, count: int) -> tuple[list[Level], list[Level]]:
+        """The best `count` levels of each side, best first."""
+        bids = sorted(self.bids.levels.items(), reverse=True)[:count]
+        asks = sorted(self.asks.levels.items())[:count]
+        return bids, asks

@@ -19,8 +19,9 @@ from typing import Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tradehall.marketdata import binance, binance_streams, kalshi, polymarket
+from tradehall.marketdata import binance, binance_streams, bybit, kalshi, okx, polymarket
 from tradehall.marketdata.binance import BinanceFeed
+from tradehall.marketdata.bybit import BybitFeed
 from tradehall.marketdata.cache import InProcessQuoteCache, RedisQuoteCache
 from tradehall.marketdata.candles import CandleAggregator, CandleSink
 from tradehall.marketdata.factory import PriceFeedSettings, crypto_price_feed
@@ -28,6 +29,7 @@ from tradehall.marketdata.failover import CryptoAsset
 from tradehall.marketdata.kalshi import AuthHeaders, KalshiFeed
 from tradehall.marketdata.kalshi_auth import KalshiSigner, MsClock
 from tradehall.marketdata.models import FeedEvent
+from tradehall.marketdata.okx import OkxFeed
 from tradehall.marketdata.polymarket import PolymarketFeed, PolymarketMarketRef
 from tradehall.marketdata.recorder import Recorder
 from tradehall.marketdata.registry import FeedRegistry
@@ -114,6 +116,11 @@ class Endpoints(_Model):
     polymarket_ws_url: str = polymarket.WS_URL
     polymarket_gamma_root: str = polymarket.GAMMA_ROOT
     polymarket_clob_root: str = polymarket.CLOB_ROOT
+    okx_ws_url: str = okx.WS_URL
+    okx_rest_root: str = okx.REST_ROOT
+    bybit_ws_root: str = bybit.WS_ROOT
+    """The category is appended: `<root>/v5/public/<bybit_category>`."""
+    bybit_rest_root: str = bybit.REST_ROOT
 
 
 class MarketDataConfig(_Model):
@@ -136,6 +143,19 @@ class MarketDataConfig(_Model):
     polymarket_markets: list[str] = []
     """Gamma slugs; token ids are learnt from Gamma."""
     polymarket_status_interval: float = 10.0
+    okx_instruments: list[str] = []
+    """OKX instrument ids as OKX writes them: "BTC-USDT", "BTC-USDT-SWAP"."""
+    okx_channels: list[str] = ["books5", "tickers", "trades"]
+    """One book channel (books5, books or bbo-tbt), tickers, trades."""
+    okx_verify_checksum: bool = False
+    """Check the CRC32 `checksum` of `books` pushes (a 0 counts as absent); a mismatch resyncs."""
+    bybit_symbols: list[str] = []
+    """Bybit symbols of `bybit_category`: "BTCUSDT"."""
+    bybit_category: Literal["spot", "linear", "inverse"] = "spot"
+    bybit_depth: int = 50
+    """`orderbook.<depth>` topic: 1, 50, 200 or 1000."""
+    bybit_trades: bool = True
+    bybit_tickers: bool = True
     routes: list[RouteConfig] = []
     max_quote_age_seconds: float = 10.0
     max_feed_silence_seconds: float = 60.0
@@ -147,6 +167,16 @@ class MarketDataConfig(_Model):
     @classmethod
     def _binance_streams(cls, streams: list[str]) -> list[str]:
         return list(binance_streams.check_streams(streams))
+
+    @field_validator("okx_channels")
+    @classmethod
+    def _okx_channels(cls, channels: list[str]) -> list[str]:
+        return list(okx.check_channels(channels))
+
+    @model_validator(mode="after")
+    def _bybit_depth(self) -> MarketDataConfig:
+        bybit.check_depth(self.bybit_category, self.bybit_depth)
+        return self
 
     @model_validator(mode="after")
     def _kalshi_key(self) -> MarketDataConfig:
@@ -318,6 +348,36 @@ def build_runtime(
                 ws_root=ends.binance_ws_root,
                 rest_root=ends.binance_rest_root,
                 streams=config.binance_streams,
+                clock=clock,
+                clock_ns=clock_ns,
+            )
+        )
+    if config.okx_instruments:
+        registry.add(
+            OkxFeed(
+                config.okx_instruments,
+                sink,
+                client,
+                ws_url=ends.okx_ws_url,
+                rest_root=ends.okx_rest_root,
+                channels=config.okx_channels,
+                verify_checksum=config.okx_verify_checksum,
+                clock=clock,
+                clock_ns=clock_ns,
+            )
+        )
+    if config.bybit_symbols:
+        registry.add(
+            BybitFeed(
+                config.bybit_symbols,
+                sink,
+                client,
+                category=config.bybit_category,
+                ws_root=ends.bybit_ws_root,
+                rest_root=ends.bybit_rest_root,
+                depth=config.bybit_depth,
+                trades=config.bybit_trades,
+                tickers=config.bybit_tickers,
                 clock=clock,
                 clock_ns=clock_ns,
             )
