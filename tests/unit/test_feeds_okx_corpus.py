@@ -204,6 +204,7 @@ def test_checksum_verification_resyncs_on_a_mismatch() -> None:
     verification on, that is a mismatch and the book is resynced."""
     feed, events = feed_for("BTC-USDT", verify=True)
     assert feed.handle_message(sample("ws_books_snapshot_nautilus.json")) == ["BTC-USDT"]
+    assert events == []  # a book that fails its checksum is never published
     assert feed.resyncs_by_reason == {"checksum": 1}
     unchecked, _ = feed_for("BTC-USDT")
     assert unchecked.handle_message(sample("ws_books_snapshot_nautilus.json")) == []

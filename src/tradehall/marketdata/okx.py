@@ -275,11 +275,11 @@ class OkxFeed(VenueStreamFeed):
                 book.apply(bids, asks, seq, exchange_ts)
             else:  # "snapshot", or books5 / bbo-tbt (whole top of book each push)
                 book.load(bids, asks, seq, exchange_ts)
-                if action == "snapshot":
-                    self.emit(self.book_snapshot(book, receive_ts))
             mismatch = self._checksum_mismatch(book, action, item.get("checksum"))
             if mismatch is not None:
                 return self.need_resync(symbol, "checksum", mismatch)
+            if action == "snapshot":
+                self.emit(self.book_snapshot(book, receive_ts))
         self.emit(self.book_quote(book, receive_ts))
         return []
 
