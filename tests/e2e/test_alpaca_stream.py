@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgpack
+import orjson
 import pytest
 import websockets
 from alpaca.trading.client import TradingClient
@@ -129,8 +130,6 @@ async def _refused(url: str) -> tuple[dict[str, Any], int | None]:
         reply = await socket.recv()
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await socket.recv()
-        import orjson
-
         return orjson.loads(reply), closed.value.rcvd.code if closed.value.rcvd else None
 
 
@@ -138,3 +137,24 @@ def test_wrong_credentials_are_unauthorized_and_closed(server: Server) -> None:
     reply, code = asyncio.run(_refused(server.url.replace("http", "ws") + "/alpaca/stream"))
     assert reply == {"stream": "authorization", "data": {"action": "authenticate", "status": "unauthorized"}}
     assert code == 1008
+
+
+async def _revoked(url: str, trader: AlpacaTrader, server: Server) -> int | None:
+    async with websockets.connect(url) as socket:
+        await socket.send(
+            orjson.dumps(
+                {"action": "authenticate", "data": {"key_id": trader.key_id, "secret_key": trader.secret}}
+            )
+        )
+        await socket.recv()
+        await socket.send(orjson.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        await socket.recv()
+        await asyncio.to_thread(trader.client.delete_api_key, trader.key_id)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 20)
+        return closed.value.rcvd.code if closed.value.rcvd else None
+
+
+def test_deleting_the_key_closes_its_stream(server: Server) -> None:
+    trader = alpaca_trader(server)
+    assert asyncio.run(_revoked(server.url.replace("http", "ws") + "/alpaca/stream", trader, server)) == 1008

@@ -284,6 +284,9 @@ class TradeUpdates:
         while True:
             update = await listener.queue.get()
             if update is None:
+                if listener.closed:  # revoked, or too far behind: the reader learns of it by the close
+                    with contextlib.suppress(Exception):
+                        await listener.websocket.close(code=1008)
                 return
             try:
                 message = await self.build(update)
