@@ -46,21 +46,21 @@ pytestmark = [
 
 
 def freqtrade_venv() -> Path:
-    """The cached virtualenv with Freqtrade `FREQTRADE_VERSION`, created on first use."""
+    """The cached virtualenv with Freqtrade `FREQTRADE_VERSION`, created on first use (a venv's scripts
+    name their interpreter by path, so it is built where it stays; `installed` marks a finished install)."""
     root = Path(os.environ.get("TRADEHALL_FREQTRADE_CACHE", Path.home() / ".cache" / "tradehall-freqtrade"))
     venv = root / FREQTRADE_VERSION
-    executable = venv / "bin" / "freqtrade"
-    if executable.exists():
+    marker = venv / "installed"
+    if marker.exists():
         return venv
     root.mkdir(parents=True, exist_ok=True)
-    partial = root / (FREQTRADE_VERSION + ".partial")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(partial)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run(
-        [str(partial / "bin" / "pip"), "install", "-q", f"freqtrade=={FREQTRADE_VERSION}"],
+        [str(venv / "bin" / "pip"), "install", "-q", f"freqtrade=={FREQTRADE_VERSION}"],
         check=True,
         timeout=1800,
     )
-    partial.rename(venv)  # a venv's scripts name their interpreter by path: use it where it was built
+    marker.write_text(FREQTRADE_VERSION + "\n")
     return venv
 
 
@@ -80,8 +80,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "tradehall.cli",
+            "-c",
+            "from tradehall.cli.main import app; app()",
             "demo",
             "--port",
             str(port),
@@ -91,12 +91,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "0.5",
         ],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(data_dir / "demo.log").open("wb"),
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded CI machine takes its time to import and seed
         while True:
             try:
                 markets = httpx.get(url + "/markets", timeout=2).json()["items"]
@@ -104,7 +104,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     break
             except (httpx.HTTPError, KeyError, ValueError):
                 pass
-            assert time.monotonic() < deadline, "tradehall demo did not start"
+            assert process.poll() is None and time.monotonic() < deadline, (
+                "tradehall demo did not start:\n" + ((data_dir / "demo.log").read_text()[-3000:])
+            )
             time.sleep(0.2)
         yield url
     finally:
@@ -166,7 +168,6 @@ def config(url: str, key_id: str, secret: str, workdir: Path) -> dict[str, Any]:
         "initial_state": "running",
         "bot_name": "tradehall",
         "telegram": {"enabled": False, "token": "", "chat_id": ""},
-        "api_server": {"enabled": False},
     }
 
 
