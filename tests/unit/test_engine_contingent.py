@@ -538,3 +538,21 @@ def test_a_liquidation_ends_the_exits_with_liquidation() -> None:
     ]
     assert not any(o.account_id == "a" for o in engine.orders.values())
     check_invariants(engine)
+
+
+def test_a_repeated_client_order_id_compares_the_class_and_the_stop_limit_too() -> None:
+    engine = spot_engine()
+    terms: dict[str, Any] = {"client_order_id": "k-1", "take_profit": D("110"), "stop_loss": D("95")}
+    first = expect_no_rejection(bracket(engine, **terms))
+    assert engine.apply(c.PlaceOrder(**{**placement(), **terms, "order_class": "bracket"})) == []  # the same
+    for other in ({"stop_loss_limit": D("94")}, {"order_class": "oto", "take_profit": None}):
+        refused = one(
+            engine.apply(c.PlaceOrder(**{**placement(), **terms, "order_class": "bracket", **other})),
+            ev.OrderRejected,
+        )
+        assert refused.code is Code.CONFLICT, other
+    assert engine.order_id_for("t", "k-1") == first[0].order_id  # type: ignore[attr-defined]
+
+
+def placement() -> dict[str, Any]:
+    return {"account_id": "t", "market": "BTC-USD", "side": "buy", "quantity": D("1"), "price": D("100")}

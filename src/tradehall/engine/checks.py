@@ -70,6 +70,10 @@ def fingerprint(command: cmds.PlaceOrder, trigger: StopTrigger | None) -> bytes:
     trailing = (number(command.trail_percent), number(command.trail_price), number(command.activation_price))
     if trailing != (None, None, None):  # appended only when set: older fingerprints stay valid
         fields += trailing
+    order_class = getattr(command, "order_class")  # noqa: B009
+    contingent = (None if order_class is None else str(order_class), number(command.stop_loss_limit))
+    if contingent != (None, None):  # likewise
+        fields += contingent
     return hashlib.blake2b(msgspec.msgpack.encode(fields), digest_size=8).digest()
 
 
