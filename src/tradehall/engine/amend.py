@@ -31,6 +31,7 @@ from tradehall.engine.constants import (
     TRAILING_STOP_ORDER,
 )
 from tradehall.engine.contingent import Contingent
+from tradehall.engine.contingent_checks import check_amend
 from tradehall.engine.execution import Execution
 from tradehall.engine.holds import Holds
 from tradehall.engine.intake import Intake
@@ -85,7 +86,7 @@ class Amend:
             self.amend_stop(order, account, market, command)
             return
         if order.order_class is not SIMPLE_CLASS and command.quantity is not None:
-            refusal = self._contingent.check_amend(order, None, None, quantity_given=True)
+            refusal = check_amend(self._orders, market, order, None, None, quantity_given=True)
             if refusal is not None:
                 raise refusal
         if command.stop_price is not None or retrail:
@@ -109,7 +110,7 @@ class Amend:
             new_price = order_price(market, order.requested_side, command.price, "price")
         assert new_price is not None
         if order.order_class is not SIMPLE_CLASS:
-            refusal = self._contingent.check_amend(order, new_price, None, quantity_given=False)
+            refusal = check_amend(self._orders, market, order, new_price, None, quantity_given=False)
             if refusal is not None:
                 raise refusal
         if new_quantity <= order.filled:
@@ -235,8 +236,8 @@ class Amend:
             if refusal is not None:
                 raise refusal
         if order.order_class is not SIMPLE_CLASS:
-            refusal = self._contingent.check_amend(
-                order, price, stop_price, quantity_given=command.quantity is not None
+            refusal = check_amend(
+                self._orders, market, order, price, stop_price, quantity_given=command.quantity is not None
             )
             if refusal is not None:
                 raise refusal

@@ -55,7 +55,8 @@ from tradehall.engine.constants import (
     TRADING_REDUCING,
     TRAILING_STOP_ORDER,
 )
-from tradehall.engine.contingent import Contingent, order_class_of
+from tradehall.engine.contingent import Contingent
+from tradehall.engine.contingent_checks import check_contingent, order_class_of
 from tradehall.engine.execution import Execution
 from tradehall.engine.holds import Holds
 from tradehall.engine.ledger import Account
@@ -267,7 +268,7 @@ class Intake:
                     order.hwm = reference
                     order.stop_price = trailing_stop_price(market, order, reference)
         if order_class is not SIMPLE_CLASS or command.stop_loss_limit is not None:
-            self._contingent.check(command, order_class, order, market, account)
+            check_contingent(command, order_class, order, market, account)
         if market.venue is QUOTE_VENUE:
             refusal = check_quote_fresh(state, market)
             if refusal is not None:
