@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from math import lcm
 
 from tradehall.domain.errors import TradehallError, invalid_order
 
@@ -109,6 +110,19 @@ def average_of(
 def amount_of(minor: int, decimals: int) -> Decimal:
     """The decimal amount of `minor` units of a currency with `decimals` places."""
     return Decimal(minor).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
+
+
+def add_fractions(num: int, den: int, term_num: int, term_den: int) -> tuple[int, int]:
+    """num/den + term_num/term_den, exactly, over the lcm of the denominators (the common cases, equal
+    or dividing denominators, need none): how exact money is summed (`engine.valuation`, read models)."""
+    if term_den == den:
+        return num + term_num, den
+    if den == 1:
+        return num * term_den + term_num, term_den
+    if den % term_den == 0:
+        return num + term_num * (den // term_den), den
+    common = lcm(den, term_den)
+    return num * (common // den) + term_num * (common // term_den), common
 
 
 def floor_amount(value: Decimal | Fraction, decimals: int) -> Decimal:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from math import lcm
 
-from tradehall.domain.fixedpoint import PPM, ceil_div
+from tradehall.domain.fixedpoint import PPM, add_fractions, ceil_div
 from tradehall.engine.constants import PERP, SPOT
 from tradehall.engine.ledger import Account
 from tradehall.engine.markets import Market
@@ -45,18 +45,6 @@ def valuation_price(market: Market) -> int | None:
     if bid is not None and ask is not None:
         return (bid + ask) // 2
     return None
-
-
-def add_exact(num: int, den: int, term_num: int, term_den: int) -> tuple[int, int]:
-    """num/den + term_num/term_den over the lcm of the denominators (the common cases need none)."""
-    if term_den == den:
-        return num + term_num, den
-    if den == 1:
-        return num * term_den + term_num, term_den
-    if den % term_den == 0:
-        return num + term_num * (den // term_den), den
-    common = lcm(den, term_den)
-    return num * (common // den) + term_num * (common // term_den), common
 
 
 def position_value_exact(market: Market, position: Position) -> tuple[int, int]:
@@ -181,7 +169,7 @@ def value_account(account: Account, markets: Mapping[str, Market], spot_market: 
         market = spot_market(asset, currency)
         if market is not None:
             num, den = holding_value_exact(market, total)
-            holdings, holdings_den = add_exact(holdings, holdings_den, num, den)
+            holdings, holdings_den = add_fractions(holdings, holdings_den, num, den)
     values, values_den = 0, 1
     unrealized, unrealized_den = 0, 1
     maintenance, maintenance_den = 0, 1
@@ -199,17 +187,17 @@ def value_account(account: Account, markets: Mapping[str, Market], spot_market: 
             notional = market.terms.notional
             num, den = position.pnl_at(price)
             num, den = num * notional.num, den * notional.den
-            unrealized, unrealized_den = add_exact(unrealized, unrealized_den, num, den)
+            unrealized, unrealized_den = add_fractions(unrealized, unrealized_den, num, den)
             if kind is PERP:  # a perp's value is its unrealised P&L
-                values, values_den = add_exact(values, values_den, num, den)
+                values, values_den = add_fractions(values, values_den, num, den)
         if kind is PERP:
             num, den = maintenance_exact(market, position)
-            maintenance, maintenance_den = add_exact(maintenance, maintenance_den, num, den)
+            maintenance, maintenance_den = add_fractions(maintenance, maintenance_den, num, den)
         elif kind is not SPOT:  # binary; a spot holding is in `holdings`, from the balance
             num, den = position_value_exact(market, position)
-            values, values_den = add_exact(values, values_den, num, den)
-    equity, equity_den = add_exact(cash, 1, holdings, holdings_den)
-    equity, equity_den = add_exact(equity, equity_den, values, values_den)
+            values, values_den = add_fractions(values, values_den, num, den)
+    equity, equity_den = add_fractions(cash, 1, holdings, holdings_den)
+    equity, equity_den = add_fractions(equity, equity_den, values, values_den)
     scale = equity_den if equity_den % maintenance_den == 0 else lcm(equity_den, maintenance_den)
     return Valuation(
         currency,

@@ -87,6 +87,8 @@ class _MarketState:
     spec: MarketSpec
     tick_lot: Decimal
     quote_decimals: int
+    minor_ratio: tuple[int, int]
+    """Quote minor units per tick-lot, as (numerator, denominator): exact money from tick-lots."""
     payout_ticks: int | None
     status: str
     outcome: str | None = None
@@ -248,6 +250,7 @@ def _market_state(spec: MarketSpec, quote_decimals: int, status: str, ts: int) -
         spec=spec,
         tick_lot=spec.tick_size * spec.lot_size,
         quote_decimals=quote_decimals,
+        minor_ratio=(spec.tick_size * spec.lot_size).scaleb(quote_decimals).as_integer_ratio(),
         payout_ticks=payout,
         status=status,
         created_ns=ts,

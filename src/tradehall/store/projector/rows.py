@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 import msgspec
@@ -14,7 +13,7 @@ from tradehall.domain.enums import (
     AccountKind,
     MarketKind,
 )
-from tradehall.domain.fixedpoint import amount_of, average_of, decimal_of, floor_amount
+from tradehall.domain.fixedpoint import add_fractions, amount_of, average_of, decimal_of
 from tradehall.domain.market import BINARY_PAYOUT, instrument_of
 from tradehall.store.candles import CandleBuilder
 from tradehall.store.ledger import RecordLedger
@@ -173,14 +172,17 @@ class _BatchRows:
         places = self.config.currency_decimals.get(account.currency, self.config.default_currency_decimals)
         total, held, _ = mirror.balances.get((account.id, account.currency), (0, 0, 0))
         balance = amount_of(total, places)
-        value = Fraction(0)  # exact, in the account's currency, as the engine's valuation
-        unrealized = Fraction(0)
+        # exact sums in minor units of the account's currency, (numerator, denominator), as the engine's
+        value, value_den = total, 1
+        unrealized, unrealized_den = 0, 1
         realized = _ZERO
         for asset in mirror.assets_of.get(account.id, ()):  # as the engine: every other asset held
             if asset != account.currency:
                 spot = mirror.spot_market_for(asset, account.currency)
                 if spot is not None:
-                    value += Fraction(self._holding_value(account.id, spot, spot.valuation_price))
+                    held_value = self._holding_value(account.id, spot, spot.valuation_price)
+                    num, den = held_value.scaleb(places).as_integer_ratio()
+                    value, value_den = add_fractions(value, value_den, num, den)
         for symbol in sorted(mirror.markets_by_account.get(account.id, ())):
             market = mirror.markets[symbol]
             if market.spec.quote != account.currency:
@@ -190,14 +192,18 @@ class _BatchRows:
             price = market.valuation_price
             if position.quantity == 0:
                 continue
-            tick_lot = Fraction(market.tick_lot)
+            ratio_num, ratio_den = market.minor_ratio
             if price is not None:
-                unrealized += _pnl_ticks(position, price) * tick_lot
+                num, den = _pnl_ticks(position, price)
+                unrealized, unrealized_den = add_fractions(
+                    unrealized, unrealized_den, num * ratio_num, den * ratio_den
+                )
             if market.spec.kind != MarketKind.SPOT:
-                value += _position_value(market, position, price) * tick_lot
-        # exact sums, shown as the engine's valuation shows them: down to the minor unit
-        equity = floor_amount(Fraction(balance) + value, places)
-        unrealized_shown = floor_amount(unrealized, places)
+                num, den = _position_value(market, position, price)
+                value, value_den = add_fractions(value, value_den, num * ratio_num, den * ratio_den)
+        # shown as the engine's valuation shows them: down to the minor unit
+        equity = amount_of(value // value_den, places)
+        unrealized_shown = amount_of(unrealized // unrealized_den, places)
         if account.kind == AccountKind.ASSESSMENT.value:
             # The engine's AssessmentUpdated carries the peak its rules use: never second-guess it.
             peak = equity if account.peak_equity is None else account.peak_equity
@@ -297,9 +303,9 @@ class _BatchRows:
         unrealized = _ZERO
         mark = None if price is None else decimal_of(price, spec.tick_size)
         if quantity and price is not None:
-            unrealized = floor_amount(
-                _pnl_ticks(position, price) * Fraction(market.tick_lot), market.quote_decimals
-            )
+            num, den = _pnl_ticks(position, price)
+            ratio_num, ratio_den = market.minor_ratio
+            unrealized = amount_of((num * ratio_num) // (den * ratio_den), market.quote_decimals)
             if market.payout_ticks is not None and quantity < 0:
                 mark = BINARY_PAYOUT - decimal_of(price, spec.tick_size)  # NO terms, like its entry
         updated = position.updated_ns
@@ -328,13 +334,16 @@ def _position_side(kind: MarketKind, quantity: int) -> str:
     return "long" if quantity > 0 else "short"
 
 
-def _pnl_ticks(position: _PositionState, price: int) -> Fraction:
-    """Unrealised P&L at `price` in tick-lots, exactly: the entry cost is cost + cost_rem / cost_den."""
-    return position.quantity * price - position.cost - Fraction(position.cost_rem, position.cost_den)
+def _pnl_ticks(position: _PositionState, price: int) -> tuple[int, int]:
+    """Unrealised P&L at `price` in tick-lots, exactly, as (numerator, denominator): the entry cost is
+    cost + cost_rem / cost_den."""
+    den = position.cost_den
+    return (position.quantity * price - position.cost) * den - position.cost_rem, den
 
 
-def _position_value(market: _MarketState, position: _PositionState, price: int | None) -> Fraction:
-    """What the position adds to equity, exactly, in tick-lots of the quote currency.
+def _position_value(market: _MarketState, position: _PositionState, price: int | None) -> tuple[int, int]:
+    """What the position adds to equity, exactly, in tick-lots of the quote currency, as (numerator,
+    denominator).
 
     Perp: only its unrealised P&L (the margin is still in the cash balance). Spot: the holding at the
     price. Binary: YES contracts at the price, NO contracts at payout - price. Without any price yet
@@ -342,9 +351,9 @@ def _position_value(market: _MarketState, position: _PositionState, price: int |
     """
     quantity = position.quantity
     if market.spec.kind == MarketKind.PERP:
-        return Fraction(0) if price is None else _pnl_ticks(position, price)
-    cost = position.cost + Fraction(position.cost_rem, position.cost_den)
-    value = cost if price is None else Fraction(quantity * price)
+        return (0, 1) if price is None else _pnl_ticks(position, price)
+    den = 1 if price is not None else position.cost_den
+    value = quantity * price if price is not None else position.cost * den + position.cost_rem
     if market.payout_ticks is not None and quantity < 0:
-        return -quantity * market.payout_ticks + value
-    return value
+        return -quantity * market.payout_ticks * den + value, den
+    return value, den
