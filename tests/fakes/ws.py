@@ -56,9 +56,9 @@ class FakeWsServer:
             if self.on_connect is not None:
                 await self.on_connect(self, ws, None)
             async for raw in ws:
-                if raw == "PING":
+                if raw in ("PING", "ping"):  # Polymarket's PING, OKX's ping: text keepalives
                     self.pings += 1
-                    await ws.send("PONG")
+                    await ws.send("PONG" if raw == "PING" else "pong")
                     continue
                 message = orjson.loads(raw)
                 self.received.append(message)
