@@ -208,6 +208,13 @@ async def test_a_session_through_the_api_signals_orders_pauses_restarts_and_stop
             "cancelled",
         ]
         assert trader.positions(account_id)["items"] == []
+        placed = trader.session_orders(session_id)["items"]
+        assert [(o["id"], o["type"], o["side"], o["status"]) for o in placed] == [
+            (sell["order_id"], "market", "sell", "filled"),
+            (entry[2]["order_id"], "trailing_stop", "sell", "cancelled"),
+            (entry[1]["order_id"], "market", "buy", "filled"),
+        ]
+        assert len(placed[2]["legs"]) == 2
         report = trader.session_performance(session_id)
         assert [
             (t["market"], t["side"], t["quantity"], t["entry_price"], t["exit_price"], t["pnl"])

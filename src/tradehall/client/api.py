@@ -430,6 +430,10 @@ class _Endpoints:
         params = _clean({"limit": limit, "cursor": cursor})
         return self._send(Call("GET", f"/sessions/{session_id}/decisions", params=params))
 
+    def session_orders(self, session_id: str, limit: int = 100, cursor: str | None = None) -> Any:
+        params = _clean({"limit": limit, "cursor": cursor})
+        return self._send(Call("GET", f"/sessions/{session_id}/orders", params=params))
+
     def session_performance(self, session_id: str) -> Any:
         return self._send(Call("GET", f"/sessions/{session_id}/performance"))
 

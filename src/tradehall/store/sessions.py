@@ -155,6 +155,16 @@ def list_decisions(
     return _page(session, query, SessionDecision.at, SessionDecision.seq, int, limit, cursor)
 
 
+def list_order_decisions(
+    session: Session, session_id: str, *, limit: int | None = None, cursor: str | None = None
+) -> Page[SessionDecision]:
+    """The decisions that placed an order, newest first (`GET /sessions/{id}/orders`)."""
+    query = select(SessionDecision).where(
+        SessionDecision.session_id == session_id, SessionDecision.order_id.is_not(None)
+    )
+    return _page(session, query, SessionDecision.at, SessionDecision.seq, int, limit, cursor)
+
+
 def decisions_with_orders(session: Session, session_id: str) -> list[SessionDecision]:
     """The decisions that made an order (placed or still pending), oldest first."""
     query = (

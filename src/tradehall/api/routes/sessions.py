@@ -17,7 +17,9 @@ from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import forbidden
 from tradehall.api.gateway import Gateway, GatewayDep, PrincipalDep, TraderDep
 from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.routes.orders import order_out
 from tradehall.api.schemas import (
+    OrdersPage,
     SessionCreate,
     SessionDecisionsPage,
     SessionOut,
@@ -184,6 +186,28 @@ async def session_decisions(
     await _owned(gateway, principal, session_id)
     found = await gateway.service.store.call(repo.list_decisions, session_id, limit=limit, cursor=cursor)
     return json_response(page([decision_dict(row) for row in found.items], found.next_cursor))
+
+
+@router.get(
+    "/sessions/{session_id}/orders",
+    response_model=OrdersPage,
+    summary="A session's orders",
+    description="The orders the session placed (entries, closes, trailing stop exits; a bracket's exits "
+    "are the `legs` of its entry), newest first, each as `GET /orders/{order_id}` answers it.",
+)
+async def session_orders(
+    session_id: str,
+    principal: PrincipalDep,
+    gateway: GatewayDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    await _owned(gateway, principal, session_id)
+    found = await gateway.service.store.call(
+        repo.list_order_decisions, session_id, limit=limit, cursor=cursor
+    )
+    items = [await order_out(gateway, principal, int(row.order_id)) for row in found.items if row.order_id]
+    return json_response(page(items, found.next_cursor))
 
 
 @router.get(
