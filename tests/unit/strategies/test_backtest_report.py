@@ -161,3 +161,20 @@ def test_the_report_has_every_contract_metric_and_consistent_trades(tmp_path: Pa
     assert Decimal(metrics["total_return"]) == pytest.approx(final / 100000 - 1, abs=Decimal("1e-7"))
     assert report["run"]["seed"] == 7 and report["run"]["fill_model"]["latency_ms"] == 1
     assert not math.isnan(float(metrics["sharpe"]))
+
+
+def test_trade_prices_and_quantities_are_plain_decimals() -> None:
+    from tradehall.strategies.backtest.report import performance
+
+    fills = [fill(1, "buy", "100", "10"), fill(2, "sell", "106", "3", pnl="18"),
+             fill(3, "sell", "106.5", "7", pnl="45.5")]
+    closed, _ = round_trips(fills)
+    cents = Decimal("0.01")
+    (trade,) = performance(Decimal(1000), T0, [(T0 + 1, 1063.5)], [("X", t) for t in closed], Decimal(0),
+                           math.nan, cents)["trades"]
+    assert (trade["quantity"], trade["entry_price"], trade["exit_price"]) == ("10", "100", "106.35")
+    thirds = [fill(1, "buy", "100", "3"), fill(2, "sell", "101", "1", pnl="1"),
+              fill(3, "sell", "102", "2", pnl="4")]
+    (trade,) = performance(Decimal(1000), T0, [(T0 + 1, 1005.0)], [("X", t) for t in round_trips(thirds)[0]],
+                           Decimal(0), math.nan, cents)["trades"]
+    assert trade["exit_price"] == "101.6666666667"

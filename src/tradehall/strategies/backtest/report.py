@@ -224,15 +224,24 @@ def _places(result: BacktestResult) -> int:
     return DEFAULT_CURRENCY_DECIMALS.get(result.spec.quote, 8)
 
 
+AVERAGE_PLACES = Decimal("1e-10")
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal without exponent or trailing zeros; an average price (fills of several sizes) to ten
+    places, where an exact quotient may not end."""
+    return format(value.quantize(AVERAGE_PLACES).normalize(), "f")
+
+
 def _trade_json(market: str, trade: Trade, places: Decimal) -> dict[str, Any]:
     return {
         "market": market,
         "side": trade.side,
-        "quantity": str(trade.quantity.normalize()),
+        "quantity": _plain(trade.quantity),
         "entry_time": rfc3339(trade.entry_time),
         "exit_time": rfc3339(trade.exit_time) if trade.exit_time else None,
-        "entry_price": str(trade.entry_price.normalize()),
-        "exit_price": str(trade.exit_price.normalize()) if trade.exit_quantity else None,
+        "entry_price": _plain(trade.entry_price),
+        "exit_price": _plain(trade.exit_price) if trade.exit_quantity else None,
         "pnl": _money(trade.pnl, places),
         "fees": _money(trade.fees, places),
         "return": fraction(trade.ret),
