@@ -6,7 +6,9 @@ Workloads, each for a Binance-format depth stream (`depthUpdate`, 5 bid + 5 ask 
 stream envelope) and a Kalshi-format delta stream (`orderbook_delta`, dollars); parse and feed also
 for a Binance mix of every type the feed handles (depthUpdate, trade, aggTrade, bookTicker, kline,
 24hrTicker in turn), a Polymarket mix (price_change in its current shape and both pre-2025-09 shapes,
-best_bid_ask, tick_size_change) and a Kalshi mix (orderbook_delta, trade, ticker_v2):
+best_bid_ask, tick_size_change), a Kalshi mix (orderbook_delta, trade, ticker_v2), an OKX mix (`books`
+update chained by prevSeqId, `trades`, `tickers`) and a Bybit mix (`orderbook.50` delta chained by
+`u`, `publicTrade`, `tickers`):
 - parse: raw bytes → normalised update (no book), messages/s; for Binance the feed's typed msgspec
   fast path, and (`parse_generic`) the general orjson + dict path it falls back to;
 - feed: the feed's `handle_message` (parse, local book, top-of-book `Quote`), messages/s;
@@ -43,10 +45,12 @@ from tradehall.domain import commands
 from tradehall.domain.enums import MarketKind
 from tradehall.domain.market import MarketSpec
 from tradehall.engine import Engine
-from tradehall.marketdata import binance, binance_streams, kalshi, polymarket
+from tradehall.marketdata import binance, binance_streams, bybit, kalshi, okx, polymarket
 from tradehall.marketdata.binance import BinanceFeed, DepthSnapshot
+from tradehall.marketdata.bybit import BybitFeed
 from tradehall.marketdata.kalshi import KalshiFeed
 from tradehall.marketdata.models import BookSnapshot
+from tradehall.marketdata.okx import OkxFeed
 from tradehall.marketdata.parsing import loads
 from tradehall.marketdata.polymarket import PolymarketFeed, PolymarketMarketRef
 from tradehall.marketdata.router import InstrumentRef, MarketRoute, Router
@@ -435,6 +439,205 @@ def parse_kalshi(raw: bytes) -> object:
     return kalshi.price_of(body["msg"], "price")
 
 
+# --- OKX and Bybit ------------------------------------------------------------------------------------
+
+OKX_SNAPSHOT_SEQ = 1000
+BYBIT_SNAPSHOT_U = 1000
+
+
+def _okx_levels(rng: random.Random, base: float, sign: int, count: int) -> list[list[str]]:
+    return [
+        [
+            f"{base + sign * rng.randint(0, 200) / 10:.1f}",
+            f"{rng.randint(0, 50) / 10:.8f}",
+            "0",
+            str(rng.randint(1, 9)),
+        ]
+        for _ in range(count)
+    ]
+
+
+def okx_mix_messages(count: int, seed: int = 6) -> list[bytes]:
+    """`books` update (2 + 2 levels, prevSeqId chained from the snapshot's seqId), `trades`,
+    `tickers` in turn, as OKX sends them (docs/marketdata.md)."""
+    rng = random.Random(seed)
+    seq = OKX_SNAPSHOT_SEQ
+    out = []
+    for index in range(count):
+        kind = index % 3
+        ts = str(1_700_000_000_000 + index)
+        if kind == 0:
+            prev, seq = seq, seq + rng.randint(1, 20)
+            data = {
+                "asks": _okx_levels(rng, 67000.1, 1, 2),
+                "bids": _okx_levels(rng, 67000.0, -1, 2),
+                "ts": ts,
+                "checksum": 0,
+                "prevSeqId": prev,
+                "seqId": seq,
+            }
+            out.append(
+                orjson.dumps(
+                    {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [data]}
+                )
+            )
+        elif kind == 1:
+            item = {
+                "instId": "BTC-USDT",
+                "tradeId": str(130639474 + index),
+                "px": f"{67000 + rng.randint(-50, 50) / 10:.1f}",
+                "sz": f"{rng.randint(1, 5000) / 10000:.8f}",
+                "side": rng.choice(("buy", "sell")),
+                "ts": ts,
+                "count": "1",
+            }
+            out.append(orjson.dumps({"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": [item]}))
+        else:
+            last = f"{67000 + rng.randint(-50, 50) / 10:.1f}"
+            item = {
+                "instType": "SPOT",
+                "instId": "BTC-USDT",
+                "last": last,
+                "lastSz": "0.1",
+                "askPx": "67000.1",
+                "askSz": "11",
+                "bidPx": "67000",
+                "bidSz": "5",
+                "open24h": "66000",
+                "high24h": "67500",
+                "low24h": "65800",
+                "volCcy24h": "2222",
+                "vol24h": "2222",
+                "sodUtc0": "66100",
+                "sodUtc8": "66200",
+                "ts": ts,
+            }
+            out.append(orjson.dumps({"arg": {"channel": "tickers", "instId": "BTC-USDT"}, "data": [item]}))
+    return out
+
+
+def parse_okx(raw: bytes) -> object:
+    body = loads(raw)
+    channel = body["arg"]["channel"]
+    item = body["data"][0]
+    if channel == "books":
+        return (
+            okx.parse_levels(item["bids"], "bids"),
+            okx.parse_levels(item["asks"], "asks"),
+            int(item["prevSeqId"]),
+        )
+    if channel == "trades":
+        return okx.parse_trade(item, 0)
+    return okx.parse_ticker(item, 0)
+
+
+def bybit_mix_messages(count: int, seed: int = 7) -> list[bytes]:
+    """`orderbook.50` delta (2 + 2 levels, `u` chained from the snapshot's), `publicTrade`,
+    `tickers` (a linear delta naming only what changed) in turn."""
+    rng = random.Random(seed)
+    update_id = BYBIT_SNAPSHOT_U
+    out = []
+    for index in range(count):
+        kind = index % 3
+        ts = 1_700_000_000_000 + index
+        if kind == 0:
+            update_id += 1
+            data = {
+                "s": "BTCUSDT",
+                "b": [
+                    [f"{67000 - rng.randint(0, 200) / 10:.2f}", f"{rng.randint(0, 50) / 10:.3f}"]
+                    for _ in range(2)
+                ],
+                "a": [
+                    [f"{67000.1 + rng.randint(0, 200) / 10:.2f}", f"{rng.randint(0, 50) / 10:.3f}"]
+                    for _ in range(2)
+                ],
+                "u": update_id,
+                "seq": update_id * 7,
+            }
+            out.append(
+                orjson.dumps(
+                    {"topic": "orderbook.50.BTCUSDT", "type": "delta", "ts": ts, "data": data, "cts": ts - 2}
+                )
+            )
+        elif kind == 1:
+            item = {
+                "T": ts - 1,
+                "s": "BTCUSDT",
+                "S": rng.choice(("Buy", "Sell")),
+                "v": f"{rng.randint(1, 5000) / 1000:.3f}",
+                "p": f"{67000 + rng.randint(-50, 50) / 10:.2f}",
+                "L": "PlusTick",
+                "i": f"20f43950-d8dd-5b31-9112-{index:012d}",
+                "BT": False,
+                "seq": 1783284617 + index,
+            }
+            out.append(
+                orjson.dumps({"topic": "publicTrade.BTCUSDT", "type": "snapshot", "ts": ts, "data": [item]})
+            )
+        else:
+            data = {
+                "symbol": "BTCUSDT",
+                "lastPrice": f"{67000 + rng.randint(-50, 50) / 10:.2f}",
+                "volume24h": "91705.276",
+            }
+            out.append(
+                orjson.dumps(
+                    {
+                        "topic": "tickers.BTCUSDT",
+                        "type": "delta",
+                        "data": data,
+                        "cs": 24987956059 + index,
+                        "ts": ts,
+                    }
+                )
+            )
+    return out
+
+
+def parse_bybit(raw: bytes) -> object:
+    body = loads(raw)
+    kind = body["topic"].partition(".")[0]
+    data = body["data"]
+    if kind == "orderbook":
+        return bybit.parse_levels(data["b"], "b"), bybit.parse_levels(data["a"], "a"), int(data["u"])
+    if kind == "publicTrade":
+        return bybit.parse_trade(data[0], 0)
+    return bybit.merge_ticker(None, data, None, 0)
+
+
+def make_okx(sink: Callable[[Any], None]) -> OkxFeed:
+    """A feed whose BTC-USDT book holds a snapshot at seqId 1000."""
+    feed = OkxFeed(
+        ["BTC-USDT"],
+        sink,
+        httpx.AsyncClient(),
+        channels=("books", "trades", "tickers"),
+        ws_url="ws://127.0.0.1:1",
+        rest_root="http://127.0.0.1:1",
+    )
+    bids = [(Decimal(f"{67000 - i / 10:.1f}"), Decimal(1)) for i in range(400)]
+    asks = [(Decimal(f"{67000.1 + i / 10:.1f}"), Decimal(1)) for i in range(400)]
+    feed.books["BTC-USDT"].load(bids, asks, OKX_SNAPSHOT_SEQ, None)
+    return feed
+
+
+def make_bybit(sink: Callable[[Any], None]) -> BybitFeed:
+    """A feed (linear) whose BTCUSDT book holds a snapshot at u 1000."""
+    feed = BybitFeed(
+        ["BTCUSDT"],
+        sink,
+        httpx.AsyncClient(),
+        category="linear",
+        ws_root="ws://127.0.0.1:1",
+        rest_root="http://127.0.0.1:1",
+    )
+    bids = [(Decimal(f"{67000 - i / 10:.2f}"), Decimal(1)) for i in range(50)]
+    asks = [(Decimal(f"{67000.1 + i / 10:.2f}"), Decimal(1)) for i in range(50)]
+    feed.books["BTCUSDT"].load(bids, asks, BYBIT_SNAPSHOT_U, None)
+    return feed
+
+
 # --- set-ups ------------------------------------------------------------------------------------------
 
 
@@ -565,7 +768,12 @@ def bench_parse(messages: dict[str, list[bytes]]) -> None:
         rate(len(messages["binance_mix"]), time.perf_counter() - started),
         "msg/s",
     )
-    for name, parse in (("polymarket_mix", parse_polymarket), ("kalshi_mix", parse_kalshi)):
+    for name, parse in (
+        ("polymarket_mix", parse_polymarket),
+        ("kalshi_mix", parse_kalshi),
+        ("okx_mix", parse_okx),
+        ("bybit_mix", parse_bybit),
+    ):
         started = time.perf_counter()
         for raw in messages[name]:
             parse(raw)
@@ -632,6 +840,14 @@ def bench_feed(messages: dict[str, list[bytes]]) -> None:
     elapsed = time.perf_counter() - started
     assert kmix.errors == 0, kmix.errors_by_kind
     emit("kalshi_mix:handle_message", "ops_per_s", rate(len(messages["kalshi_mix"]), elapsed), "msg/s")
+    for name, make_venue in (("okx_mix", make_okx), ("bybit_mix", make_bybit)):
+        venue = make_venue(count)
+        started = time.perf_counter()
+        for raw in messages[name]:
+            assert not venue.handle_message(raw)  # every delta joins up: no resync
+        elapsed = time.perf_counter() - started
+        assert venue.errors == 0 and venue.messages == len(messages[name]), venue.errors_by_kind
+        emit(f"{name}:handle_message", "ops_per_s", rate(len(messages[name]), elapsed), "msg/s")
 
 
 def bench_pipeline(messages: dict[str, list[bytes]]) -> None:
@@ -785,6 +1001,8 @@ def main() -> None:
         "kalshi_delta": kalshi_messages(count),
         "polymarket_mix": polymarket_mix_messages(count),
         "kalshi_mix": kalshi_mix_messages(count),
+        "okx_mix": okx_mix_messages(count),
+        "bybit_mix": bybit_mix_messages(count),
     }
     # latency first, on a fresh heap: the throughput runs leave garbage that would tax it
     asyncio.run(bench_latency("binance_depth", messages["binance_depth"][:paced], args.rate))
