@@ -19,6 +19,7 @@ BENCHMARKS = {
     "stops": "stops_bench.py",
     "routing": "routing_bench.py",
     "durability": "durability_bench.py",
+    "recovery": "recovery_bench.py",
     "projector": "projector_bench.py",
     "feed": "feed_bench.py",
     "bus": "bus_bench.py",

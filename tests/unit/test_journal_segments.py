@@ -16,6 +16,7 @@ from tradehall.journal.segments import (
     decode_payload,
     encode_record,
     list_segments,
+    read_commands,
     read_records,
     segment_name,
 )
@@ -61,6 +62,14 @@ def test_records_are_read_back_in_order_with_their_commands_and_events(tmp_path:
     write_journal(tmp_path, records).close()
     assert list(read_records(tmp_path)) == records
     assert [r.seq for r in read_records(tmp_path, 20, 25)] == [20, 21, 22, 23, 24, 25]
+
+
+def test_replay_reads_the_same_commands_without_decoding_the_events(tmp_path: Path) -> None:
+    records = sample_records(50)
+    write_journal(tmp_path, records).close()
+    replay = list(read_commands(tmp_path, 20, 25))
+    assert [(r.seq, r.ts, r.command) for r in replay] == [(r.seq, r.ts, r.command) for r in records[19:25]]
+    assert not hasattr(replay[0], "events")
 
 
 def test_reopened_journal_continues_after_its_last_record(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from tradehall.journal.errors import (
 )
 from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory, EngineLike, Recovery, recover
-from tradehall.journal.segments import FsyncPolicy, Journal, read_records
+from tradehall.journal.segments import FsyncPolicy, Journal, read_commands, read_records
 from tradehall.journal.snapshots import SnapshotStore, archive_segments
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "SnapshotCorruptError",
     "SnapshotStore",
     "archive_segments",
+    "read_commands",
     "read_records",
     "recover",
 ]

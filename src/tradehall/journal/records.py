@@ -17,3 +17,12 @@ class JournalRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ts: int
     command: AnyCommand
     events: tuple[AnyEvent, ...]
+
+
+class ReplayRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A journal record as recovery reads it: the command alone. Decoding skips the events, which
+    are most of a record's bytes and would only be built to be thrown away."""
+
+    seq: int
+    ts: int
+    command: AnyCommand

@@ -13,7 +13,14 @@ import structlog
 from tradehall.domain.commands import AnyCommand
 from tradehall.domain.events import AnyEvent
 from tradehall.journal.errors import DeterminismError, RecoveryError, SnapshotCorruptError
-from tradehall.journal.segments import FsyncPolicy, Journal, list_segments, read_records, scan_segment
+from tradehall.journal.segments import (
+    FsyncPolicy,
+    Journal,
+    list_segments,
+    read_commands,
+    read_records,
+    scan_segment,
+)
 from tradehall.journal.snapshots import Snapshot, SnapshotStore
 
 log = structlog.get_logger(__name__)
@@ -123,12 +130,19 @@ def recover(
     applied_seq = snapshot_seq
     if last_seq is not None and last_seq > snapshot_seq:
         try:
-            for record in read_records(journal_dir, snapshot_seq + 1, limit):
-                events = engine.apply(record.command)
-                if verify_events and tuple(events) != record.events:
-                    raise DeterminismError(record.seq, record.events, tuple(events))
-                applied_seq = record.seq
-                replayed += 1
+            if verify_events:
+                for record in read_records(journal_dir, snapshot_seq + 1, limit):
+                    events = engine.apply(record.command)
+                    if tuple(events) != record.events:
+                        raise DeterminismError(record.seq, record.events, tuple(events))
+                    applied_seq = record.seq
+                    replayed += 1
+            else:  # the commands alone: decoding the journaled events would cost a third of the replay
+                apply = engine.apply
+                for replay in read_commands(journal_dir, snapshot_seq + 1, limit):
+                    apply(replay.command)
+                    applied_seq = replay.seq
+                    replayed += 1
         except BaseException:
             if journal is not None:
                 journal.close()

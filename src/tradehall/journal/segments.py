@@ -26,7 +26,7 @@ import msgspec
 import structlog
 
 from tradehall.journal.errors import JournalCorruptError, JournalError, RecoveryError
-from tradehall.journal.records import JournalRecord
+from tradehall.journal.records import JournalRecord, ReplayRecord
 
 FsyncPolicy = Literal["always", "batch", "none"]
 
@@ -44,6 +44,7 @@ log = structlog.get_logger(__name__)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(JournalRecord)
+_replay_decoder = msgspec.msgpack.Decoder(ReplayRecord)
 
 
 def segment_name(first_seq: int) -> str:
@@ -247,6 +248,22 @@ def read_records(
     segment when `tolerate_torn_tail` (a journal that has not been opened for writing since a crash).
     """
     decode = _decoder.decode
+    for payload in _iter_payloads(
+        directory, from_seq, to_seq, include_archive=include_archive, tolerate_torn_tail=tolerate_torn_tail
+    ):
+        yield decode(payload)
+
+
+def read_commands(
+    directory: Path,
+    from_seq: int = 1,
+    to_seq: int | None = None,
+    *,
+    include_archive: bool = True,
+    tolerate_torn_tail: bool = True,
+) -> Iterator[ReplayRecord]:
+    """Like `read_records`, the commands only (what a replay needs; the events are not decoded)."""
+    decode = _replay_decoder.decode
     for payload in _iter_payloads(
         directory, from_seq, to_seq, include_archive=include_archive, tolerate_torn_tail=tolerate_torn_tail
     ):
