@@ -26,6 +26,7 @@ from tradehall.engine.book import OrderBook
 from tradehall.engine.book_venue import BookVenue
 from tradehall.engine.clock import Clock
 from tradehall.engine.closeouts import CloseOuts
+from tradehall.engine.config import EngineConfig
 from tradehall.engine.contingent import Contingent
 from tradehall.engine.execution import Execution
 from tradehall.engine.funding import Funding
@@ -42,7 +43,7 @@ from tradehall.engine.quote_venue import QuoteVenue
 from tradehall.engine.routing import Router
 from tradehall.engine.settlement import Settlement
 from tradehall.engine.snapshot import decode, load_state, snapshot_state
-from tradehall.engine.state import EngineConfig, EngineState
+from tradehall.engine.state import EngineState
 from tradehall.engine.stops import Stops
 from tradehall.engine.supervisor import Supervisor
 from tradehall.engine.valuation import liquidation_price, value_account

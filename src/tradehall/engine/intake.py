@@ -157,7 +157,7 @@ class Intake:
         if (
             command.take_profit is not None
             or command.stop_loss is not None
-            or command.order_class is not None
+            or getattr(command, "order_class") is not None  # noqa: B009 (a plain string in the native build)
         ):
             order_class = order_class_of(command)
         price = stop_price = None

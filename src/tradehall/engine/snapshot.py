@@ -10,12 +10,13 @@ from tradehall.domain.enums import AccountKind, AccountStatus, CostBasis, Market
 from tradehall.domain.market import MarketSpec
 from tradehall.domain.tiers import TierSpec
 from tradehall.engine.checks import default_trigger
+from tradehall.engine.config import EngineConfig
 from tradehall.engine.constants import BUY, PENDING_TRIGGER, PERP, QUOTE_VENUE
 from tradehall.engine.ledger import Account, Balance
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.risk import AssessmentState
-from tradehall.engine.state import EngineConfig, EngineState, Route
+from tradehall.engine.state import EngineState, Route
 
 SNAPSHOT_VERSION = 2
 """2: positions keep their exact cost fraction and life cash flow, markets clearing's P&L since flat,

@@ -13,14 +13,12 @@ from enum import StrEnum
 from heapq import heappush
 from typing import TypeVar
 
-import msgspec
-
 from tradehall.domain.errors import invalid_order, not_found
 from tradehall.domain.events import AnyEvent, BookChanged
 from tradehall.domain.fixedpoint import format_money
-from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS, instrument_of
-from tradehall.domain.tiers import DEFAULT_TIERS, TierSpec
+from tradehall.domain.market import instrument_of
 from tradehall.engine.book import OrderBook
+from tradehall.engine.config import EngineConfig
 from tradehall.engine.constants import SPOT, SYSTEM_KIND
 from tradehall.engine.ledger import Account, Ledger
 from tradehall.engine.markets import Book, Market
@@ -29,24 +27,6 @@ from tradehall.engine.positions import Position
 
 DAY_NS = 86_400 * 1_000_000_000
 _EnumT = TypeVar("_EnumT", bound=StrEnum)
-
-
-class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Engine-wide settings; part of the snapshot, so a restored engine behaves the same.
-
-    `incremental_marks`: a mark touches only the accounts whose mark interval it leaves (False:
-    every account with a position in the market, the plain oracle for tests).
-    """
-
-    currency_decimals: dict[str, int] = msgspec.field(default_factory=lambda: dict(DEFAULT_CURRENCY_DECIMALS))
-    default_currency_decimals: int = 8
-    tiers: dict[str, TierSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIERS))
-    quote_max_age_ms: int = 10_000
-    max_open_orders: int = 1_000
-    incremental_marks: bool = True
-
-    def decimals(self, currency: str) -> int:
-        return self.currency_decimals.get(currency, self.default_currency_decimals)
 
 
 def enum_of(kind: type[_EnumT], value: object, what: str) -> _EnumT:
