@@ -193,8 +193,7 @@ def performance(
         "max_drawdown": fraction(max_drawdown),
         "max_drawdown_duration": duration_ns // 1_000_000_000,
         "win_rate": fraction(len(wins) / len(trades) if trades else math.nan),
-        "profit_factor": str(sum(wins, Decimal(0)) / -sum(losses, Decimal(0))) if losses and wins else (
-            None if not losses else "0"),
+        "profit_factor": _profit_factor(wins, losses),
         "expectancy": _money(sum(nets, Decimal(0)) / len(nets), places) if nets else None,
         "trades": len(trades),
         "exposure": fraction(exposure),
@@ -222,6 +221,15 @@ def performance(
 def _places(result: BacktestResult) -> int:
     """Minor-unit places of the account's currency, as the engine's defaults have them."""
     return DEFAULT_CURRENCY_DECIMALS.get(result.spec.quote, 8)
+
+
+def _profit_factor(wins: list[Decimal], losses: list[Decimal]) -> str | None:
+    """Gross wins over gross losses; None (unbounded) without a loss, 0 without a win."""
+    if not losses:
+        return None
+    if not wins:
+        return "0"
+    return format(sum(wins, Decimal(0)) / -sum(losses, Decimal(0)), "f")
 
 
 AVERAGE_PLACES = Decimal("1e-10")
