@@ -650,6 +650,15 @@ class OrderCreate(Request):
         description="A trailing stop trails only once its trigger price reaches this (a sell's from below,"
         " a buy's from above); it must lie beyond the current trigger price.",
     )
+    venue: Literal["smart"] | None = Field(
+        default=None,
+        description="`smart`: `market` names an instrument, and the order is split across the markets"
+        " listing it by fee-adjusted executable price (limit gtc/ioc or market orders); the answer is the"
+        " parent with its `children`.",
+    )
+    decision_price: DecimalStr | None = Field(
+        default=None, description="A smart order's decision price, kept for execution analytics."
+    )
 
 
 class OrderAmend(Request):
@@ -745,6 +754,17 @@ class OrderOut(Response):
     stop_loss: StopLossOut | None = None
     legs: list[OrderOut] = Field(
         default_factory=list, description="The exits placed for this order so far (contingent orders)."
+    )
+    venue: Literal["smart"] | None = Field(
+        default=None,
+        description="`smart`: a parent order routed across the venues of its instrument (`market`); its"
+        " `filled_quantity`, `average_price` and `fees` aggregate its `children`.",
+    )
+    children: list[OrderOut] | None = Field(
+        default=None, description="A smart order's child orders, one per venue it was sent to."
+    )
+    decision_price: str | None = Field(
+        default=None, description="The price the client decided at (implementation shortfall's benchmark)."
     )
 
 

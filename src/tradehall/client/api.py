@@ -251,6 +251,20 @@ class _Endpoints:
         )
         return self._send(Call("POST", "/orders", body=body))
 
+    def place_smart_order(
+        self,
+        account_id: str,
+        instrument: str,
+        side: str,
+        quantity: str,
+        price: str | None = None,
+        type: str | None = None,
+        **extra: Any,
+    ) -> Any:
+        """A smart order (`venue: "smart"`): split across the markets listing `instrument`; answers the
+        parent with its `children`."""
+        return self.place_order(account_id, instrument, side, quantity, price, type, venue="smart", **extra)
+
     def place_bracket(
         self,
         account_id: str,

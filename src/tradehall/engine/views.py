@@ -42,6 +42,8 @@ from tradehall.engine.ledger import Account
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
+from tradehall.engine.route_views import RouteView as RouteView  # smart orders, read here too
+from tradehall.engine.route_views import route as route
 from tradehall.engine.valuation import Valuation, unrealized_of, value_account
 from tradehall.engine.valuation import valuation_price as _valuation_price
 

@@ -170,6 +170,9 @@ class Order(Base):
     take_profit: Mapped[Decimal | None] = mapped_column(Money)
     stop_loss: Mapped[Decimal | None] = mapped_column(Money)
     stop_loss_limit: Mapped[Decimal | None] = mapped_column(Money)
+    venue: Mapped[str | None] = mapped_column(String(16))  # "smart": a routed parent, `market` its instrument
+    children: Mapped[str | None] = mapped_column(Text)  # a smart order's child order ids (JSON)
+    decision_price: Mapped[Decimal | None] = mapped_column(Money)
 
 
 class Fill(Base):

@@ -28,11 +28,11 @@ from tradehall.api.schemas import (
     StopLossIn,
     TakeProfitIn,
 )
-from tradehall.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
+from tradehall.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder, RouteOrder
 from tradehall.domain.enums import OrderClass, OrderSide, OrderType, StopTrigger, TimeInForce
 from tradehall.domain.errors import Code
-from tradehall.domain.events import AnyEvent, OrderAccepted, OrderCancelled, OrderRejected
-from tradehall.domain.market import MarketSpec
+from tradehall.domain.events import AnyEvent, OrderAccepted, OrderCancelled, OrderRejected, OrderRouted
+from tradehall.domain.market import SMART_VENUE, MarketSpec
 from tradehall.engine import views
 from tradehall.engine.views import OrderView
 from tradehall.store import models, queries
@@ -97,6 +97,8 @@ async def place_order(
     principal.require(TRADE)
     structlog.contextvars.bind_contextvars(account=body.account_id)
     gateway.check_account(principal, body.account_id)
+    if body.venue == SMART_VENUE:
+        return await _place_smart_order(gateway, principal, body, correlation_id), 201
     spec = gateway.spec(body.market)
     command = place_order_command(body, correlation_id)
     result = await gateway.submit(command)
@@ -121,6 +123,45 @@ async def place_order(
     ORDERS_TOTAL.labels(market=body.market, result="accepted").inc()
     ORDER_LATENCY.labels(transport=transport).observe(time.perf_counter() - started)
     return order, 201
+
+
+_NOT_SMART = (
+    "stop_price",
+    "expire_at",
+    "take_profit",
+    "stop_loss",
+    "trigger",
+    "trail_percent",
+    "trail_price",
+)
+
+
+async def _place_smart_order(
+    gateway: Gateway, principal: Principal, body: OrderCreate, correlation_id: str
+) -> dict[str, Any]:
+    """A smart order: the engine routes it (`RouteOrder`); the answer is the parent with its children,
+    read once the read models have the command."""
+    if body.post_only or body.reduce_only or body.order_class not in (None, "simple"):
+        raise ApiError(Code.INVALID_ORDER, "a smart order is a plain limit or market order")
+    for name in _NOT_SMART:
+        if getattr(body, name) is not None:
+            raise ApiError(Code.INVALID_ORDER, f"a smart order has no {name}")
+    command = RouteOrder(
+        account_id=body.account_id,
+        instrument=body.market,
+        side=OrderSide(body.side),
+        quantity=Decimal(body.quantity),
+        type=OrderType(body.type),
+        price=_decimal(body.price),
+        time_in_force=TimeInForce(body.time_in_force),
+        client_order_id=body.client_order_id,
+        decision_price=_decimal(body.decision_price),
+        correlation_id=correlation_id,
+    )
+    result = await gateway.execute(command)
+    routed = next(event for event in result.events if isinstance(event, OrderRouted))
+    ORDERS_TOTAL.labels(market=body.market, result="accepted").inc()
+    return await order_out(gateway, principal, routed.order_id)
 
 
 def _after_cancel(order: OrderView, events: Sequence[AnyEvent]) -> OrderView:
@@ -201,6 +242,10 @@ async def order_out(gateway: Gateway, principal: Principal, order_id: int) -> di
     data = convert.order_from_row(row, _spec_or_none(gateway, row.market), fills)
     if row.order_class not in (None, "simple"):
         data["legs"] = await _legs_out(gateway, order_id, None)
+    if row.venue == SMART_VENUE:
+        data["venue"] = SMART_VENUE
+        data["decision_price"] = None if row.decision_price is None else convert.dec(row.decision_price)
+        data["children"] = await _legs_out(gateway, order_id, None)
     return data
 
 
@@ -269,6 +314,13 @@ async def cancel_order(
 ) -> Response:
     principal.require(TRADE)  # also called directly by the fast path and the WebSocket
     number = _order_id(order_id)
+    route = views.route(gateway.engine, number)
+    if route is not None and views.order(gateway.engine, number) is None:  # a smart order: its children
+        _check_owner(gateway, principal, route.account_id, number)
+        await gateway.execute(
+            CancelOrder(order_id=number, account_id=route.account_id, correlation_id=correlation_id)
+        )
+        return json_response(await order_out(gateway, principal, number))
     order = await _owned_engine_order(gateway, principal, number)
     result = await gateway.execute(
         CancelOrder(order_id=number, account_id=order.account_id, correlation_id=correlation_id)

@@ -1,9 +1,15 @@
-"""The batch handlers: each engine event applied to the mirror and to the batch's changes."""
+"""The batch handlers: each engine event applied to the mirror and to the batch's changes.
+
+Over 400 lines on purpose: one handler per event that has a read model (orders, smart orders and their
+children, fills, balances, positions, markets), each beside the ones it shares state with.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -11,6 +17,7 @@ import structlog
 from tradehall.domain.enums import (
     Liquidity,
     MarketStatus,
+    OrderClass,
     OrderStatus,
     Venue,
 )
@@ -31,17 +38,20 @@ from tradehall.domain.events import (
     OrderCancelled,
     OrderExpired,
     OrderFilled,
+    OrderRouted,
     OrderTriggered,
     PositionChanged,
     PositionTakenOver,
     TradeExecuted,
 )
 from tradehall.domain.fixedpoint import amount_of, decimal_of, trail_percent_of
+from tradehall.domain.market import SMART_VENUE
 from tradehall.journal.records import JournalRecord
 from tradehall.store.ledger import ID_SHIFT, SYSTEM_PREFIX, MarketMoney, RecordLedger
 from tradehall.store.projector.config import ProjectionError
 from tradehall.store.projector.mirror import (
     _EXPIRED,
+    _LIVE_ORDER_STATUSES,
     _OPEN_AFTER_TRIGGER,
     _ZERO,
     _AccountState,
@@ -53,6 +63,7 @@ from tradehall.store.projector.rows import _BatchRows
 from tradehall.store.types import utc_of_ns
 
 log = structlog.get_logger(__name__)
+_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED.value
 
 
 class _Batch(_BatchRows):
@@ -278,6 +289,9 @@ class _Batch(_BatchRows):
             "take_profit": None if ev.take_profit is None else market.price(ev.take_profit),
             "stop_loss": None if ev.stop_loss is None else market.price(ev.stop_loss),
             "stop_loss_limit": None if ev.stop_loss_limit is None else market.price(ev.stop_loss_limit),
+            "venue": None,
+            "children": None,
+            "decision_price": None,
         }
         self.mirror.open_orders[ev.order_id] = self.orders[ev.order_id]
         self.new_orders.add(ev.order_id)
@@ -329,6 +343,103 @@ class _Batch(_BatchRows):
         order["average_price"] = (notional / filled) if filled else None
         order["status"] = ev.status.value
         order["updated_at"] = at
+        parent = self._smart_parent(order)
+        if parent is not None:
+            quantity = market.quantity(ev.quantity)
+            parent["notional"] += price * quantity
+            parent["fees"] += fee
+            parent["filled_quantity"] += quantity
+            parent["average_price"] = parent["notional"] / parent["filled_quantity"]
+            parent["updated_at"] = at
+            self._settle_parent(parent, None)
+
+    def _smart_parent(self, order: dict[str, Any]) -> dict[str, Any] | None:
+        """The smart order `order` is a child of (a contingent exit's parent is not one)."""
+        parent_id = order.get("parent_order_id")
+        if parent_id is None:
+            return None
+        number = int(parent_id)
+        parent = self.orders.get(number) or self.mirror.open_orders.get(number)
+        if parent is None or parent.get("venue") != SMART_VENUE:
+            return None
+        self.orders[number] = parent
+        return parent
+
+    def _settle_parent(self, parent: dict[str, Any], reason: str | None) -> None:
+        """A smart order's status from its children: open while one is, then filled or cancelled."""
+        live = False
+        for child_id in json.loads(parent["children"] or "[]"):
+            child = self.orders.get(child_id) or self.mirror.open_orders.get(child_id)
+            if child is not None and child["status"] in _LIVE_ORDER_STATUSES:
+                live = True
+                break
+        filled = parent["filled_quantity"]
+        if live:
+            parent["status"] = _PARTIALLY_FILLED if filled else _OPEN_AFTER_TRIGGER
+        elif filled >= parent["quantity"]:
+            parent["status"] = OrderStatus.FILLED.value
+        else:
+            parent["status"] = OrderStatus.CANCELLED.value
+            parent["cancel_reason"] = parent["cancel_reason"] or reason
+
+    def on_order_routed(self, ev: OrderRouted) -> None:
+        at = self._utc(ev.ts)
+        children = [child.order_id for child in ev.children if child.order_id is not None]
+        filled = notional = fees = Decimal(0)
+        places = 2
+        for child in ev.children:
+            places = self._market(child.market).quote_decimals
+            break
+        for child_id in children:
+            row = self._order(child_id)
+            if row is None:
+                continue
+            row["parent_order_id"] = str(ev.order_id)
+            filled += row["filled_quantity"]
+            notional += row["notional"]
+            fees += row["fees"]
+        parent: dict[str, Any] = {
+            "id": str(ev.order_id),
+            "client_order_id": ev.client_order_id,
+            "account_id": ev.account_id,
+            "market": ev.instrument,
+            "side": ev.side.value,
+            "engine_side": ev.side.value,
+            "type": ev.type.value,
+            "time_in_force": ev.time_in_force.value,
+            "quantity": Decimal(ev.quantity),
+            "price": None if ev.price is None else Decimal(ev.price),
+            "stop_price": None,
+            "expire_at": None,
+            "post_only": False,
+            "reduce_only": False,
+            "status": _OPEN_AFTER_TRIGGER,
+            "filled_quantity": filled,
+            "average_price": notional / filled if filled else None,
+            "fees": fees if children else amount_of(0, places),
+            "notional": notional,
+            "created_at": at,
+            "updated_at": at,
+            "cancel_reason": None,
+            "trigger": None,
+            "trail_percent": None,
+            "trail_price": None,
+            "activation_price": None,
+            "hwm": None,
+            "order_class": OrderClass.SIMPLE.value,
+            "parent_order_id": None,
+            "take_profit": None,
+            "stop_loss": None,
+            "stop_loss_limit": None,
+            "venue": SMART_VENUE,
+            "children": json.dumps(children),
+            "decision_price": None if ev.decision_price is None else Decimal(ev.decision_price),
+        }
+        self.orders[ev.order_id] = parent
+        self.new_orders.add(ev.order_id)
+        self._settle_parent(parent, None if ev.reason is None else ev.reason.value)
+        if parent["status"] in _LIVE_ORDER_STATUSES:
+            self.mirror.open_orders[ev.order_id] = parent
 
     def _utc(self, ns: int) -> datetime:
         """`utc_of_ns`, remembering the last one: the events of a record share their time."""
@@ -369,6 +480,10 @@ class _Batch(_BatchRows):
         order["status"] = status
         order["updated_at"] = utc_of_ns(ts)
         order["cancel_reason"] = reason
+        parent = self._smart_parent(order)
+        if parent is not None:
+            parent["updated_at"] = order["updated_at"]
+            self._settle_parent(parent, reason)
 
     def on_order_amended(self, ev: OrderAmended) -> None:
         spec = self._market(ev.market).spec
@@ -415,6 +530,7 @@ _HANDLERS: dict[type[AnyEvent], Callable[[_Batch, Any], None]] = {
     OrderExpired: _Batch.on_order_expired,
     OrderAmended: _Batch.on_order_amended,
     OrderTriggered: _Batch.on_order_triggered,
+    OrderRouted: _Batch.on_order_routed,
     FundingPaid: _Batch.on_funding,
     PositionTakenOver: _Batch.on_taken_over,
 }

@@ -326,7 +326,15 @@ def load_mirror(
             mirror.accounts_by_market.setdefault(row["market"], set()).add(row["account_id"])
             mirror.markets_by_account.setdefault(row["account_id"], set()).add(row["market"])
         orders = table_of(Order)
-        columns = [orders.c.id, orders.c.market, *(orders.c[name] for name in _ORDER_COLUMNS_MUTABLE)]
+        columns = [
+            orders.c.id,
+            orders.c.market,
+            orders.c.parent_order_id,
+            orders.c.venue,
+            orders.c.children,
+            orders.c.quantity,
+            *(orders.c[name] for name in _ORDER_COLUMNS_MUTABLE if name != "quantity"),
+        ]
         open_orders = select(*columns).where(orders.c.status.in_(_LIVE_ORDER_STATUSES))
         for row in connection.execute(open_orders).mappings():
             mirror.open_orders[int(row["id"])] = dict(row)
