@@ -1,17 +1,21 @@
-"""`tradehall feeds status`: the market-data feeds as the running server reports them in /ready."""
+"""`tradehall feeds status`: the market-data feeds as the running server reports them in /ready;
+`tradehall feeds config FILE`: what a market-data configuration would run, checked without connecting."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from tradehall.cli.common import (
     EXIT_CHECK_FAILED,
+    EXIT_REFUSED,
     EXIT_SERVER,
     EXIT_UNREACHABLE,
     JSON_OPTION,
@@ -19,6 +23,7 @@ from tradehall.cli.common import (
     connection,
     fail,
 )
+from tradehall.marketdata.config import MarketDataConfig
 
 feeds_app = typer.Typer(name="feeds", help="Market-data feeds.", no_args_is_help=True)
 console = Console()
@@ -80,3 +85,50 @@ def status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     console.print(table)
     if any(row.get("healthy") is False for row in rows):
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _strings(value: object) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+@feeds_app.command("config")
+def config(
+    path: Path = typer.Argument(..., help="a market-data configuration (.toml or .json)"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate a market-data configuration and list its feeds (instruments, hosts, channels) and
+    routes, without connecting to any provider. Exit 2 when the file is missing or invalid."""
+    try:
+        loaded = MarketDataConfig.load(path)
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror or error}", EXIT_REFUSED)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'config'}: {item['msg']}"
+            for item in error.errors()
+        )
+        fail(f"invalid market-data configuration: {problems}", EXIT_REFUSED)
+    except ValueError as error:  # TOML syntax
+        fail(f"invalid market-data configuration: {error}", EXIT_REFUSED)
+    summary = loaded.describe()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    feeds = Table(title="feeds")
+    for column in ("feed", "instruments", "hosts", "options"):
+        feeds.add_column(column)
+    for feed in summary["feeds"]:
+        options = {k: v for k, v in feed.items() if k not in ("feed", "instruments", "hosts")}
+        feeds.add_row(
+            str(feed["feed"]),
+            ", ".join(_strings(feed["instruments"])),
+            "\n".join(_strings(feed["hosts"])),
+            json.dumps(options) if options else "",
+        )
+    console.print(feeds)
+    routes = Table(title="routes")
+    for column in ("market", "sources", "commands"):
+        routes.add_column(column)
+    for route in summary["routes"]:
+        routes.add_row(str(route["market"]), " > ".join(_strings(route["sources"])), str(route["commands"]))
+    console.print(routes)

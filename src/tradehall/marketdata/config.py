@@ -199,6 +199,78 @@ class MarketDataConfig(_Model):
             clock_ms=clock_ms,
         )
 
+    def describe(self) -> dict[str, list[dict[str, object]]]:
+        """What this configuration runs, without connecting: each feed with its instruments and
+        hosts, and each route with its sources (`tradehall feeds config`)."""
+        ends = self.endpoints
+        feeds: list[dict[str, object]] = []
+        if self.simulated:
+            feeds.append(
+                {"feed": "simulated", "instruments": [item.name for item in self.simulated], "hosts": []}
+            )
+        if self.crypto_assets:
+            roots = (ends.coingecko_roots or ["https://api.coingecko.com"]) + (ends.coinmarketcap_roots or [])
+            instruments = [f"{a.coingecko_id}/{a.vs}" for a in self.crypto_assets]
+            feeds.append({"feed": "crypto", "instruments": instruments, "hosts": roots})
+        if self.binance_symbols:
+            hosts = [ends.binance_ws_root, ends.binance_rest_root]
+            feeds.append(
+                {
+                    "feed": "binance",
+                    "instruments": [s.lower() for s in self.binance_symbols],
+                    "hosts": hosts,
+                    "streams": list(self.binance_streams),
+                }
+            )
+        if self.okx_instruments:
+            hosts = [ends.okx_ws_url, ends.okx_rest_root]
+            feeds.append(
+                {
+                    "feed": "okx",
+                    "instruments": list(self.okx_instruments),
+                    "hosts": hosts,
+                    "channels": list(self.okx_channels),
+                    "verify_checksum": self.okx_verify_checksum,
+                }
+            )
+        if self.bybit_symbols:
+            ws_url = f"{ends.bybit_ws_root.rstrip('/')}/v5/public/{self.bybit_category}"
+            topics = (
+                [f"orderbook.{self.bybit_depth}"]
+                + ["publicTrade"] * self.bybit_trades
+                + ["tickers"] * self.bybit_tickers
+            )
+            feeds.append(
+                {
+                    "feed": "bybit",
+                    "instruments": [s.upper() for s in self.bybit_symbols],
+                    "hosts": [ws_url, ends.bybit_rest_root],
+                    "topics": topics,
+                }
+            )
+        if self.kalshi_tickers:
+            feeds.append(
+                {
+                    "feed": "kalshi",
+                    "instruments": list(self.kalshi_tickers),
+                    "hosts": [ends.kalshi_ws_url, ends.kalshi_rest_root],
+                    "signed": self.kalshi_key_id is not None,
+                }
+            )
+        if self.polymarket_markets:
+            hosts = [ends.polymarket_ws_url, ends.polymarket_gamma_root, ends.polymarket_clob_root]
+            feeds.append({"feed": "polymarket", "instruments": list(self.polymarket_markets), "hosts": hosts})
+        routes: list[dict[str, object]] = [
+            {
+                "market": route.market,
+                "sources": list(route.sources),
+                "commands": route.commands.value,
+                "fallback_after": route.fallback_after,
+            }
+            for route in self.routes
+        ]
+        return {"feeds": feeds, "routes": routes}
+
     @classmethod
     def load(cls, path: Path) -> MarketDataConfig:
         """A `.toml` or `.json` file."""
