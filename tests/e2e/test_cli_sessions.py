@@ -63,11 +63,17 @@ def test_the_session_commands(tmp_path: Path, quiet_logs: None) -> None:
         listed = cli_json("session", "list", *user)
         assert [s["id"] for s in listed["items"]] == [session_id]
         show = eventually(
-            lambda: cli_json("session", "show", session_id, "--signals", "5", "--performance", *user),
+            lambda: cli_json(
+                "session", "show", session_id, "--signals", "5", "--orders", "5", "--performance", *user
+            ),
             lambda shown: len(shown["decisions"]) == 1 and shown["decisions"][0]["status"] == "placed",
         )
         assert show["session"]["id"] == session_id and show["session"]["cycles"] == 1
         assert [(s["action"], s["reason"]) for s in show["signals"]] == [("buy", "bar 1")]
+        [order] = show["orders"]
+        # a stop-loss alone: an entry with one exit (oto)
+        assert (order["side"], order["status"], order["order_class"]) == ("buy", "filled", "oto")
+        assert [(leg["type"], leg["stop_price"]) for leg in order["legs"]] == [("stop", "98")]
         assert "metrics" in show["performance"] and show["performance"]["metrics"]["annualization"] == 365
         table = cli("session", "show", session_id, *user)
         assert table.exit_code == 0, table.output

@@ -153,10 +153,11 @@ def session_show(
     session_id: str,
     decisions: int = typer.Option(10, help="How many of the latest decisions to show."),
     signals: int = typer.Option(0, help="How many of the latest signals to show."),
+    orders: int = typer.Option(0, help="How many of the latest orders the session placed to show."),
     performance: bool = typer.Option(False, "--performance", help="Also the report's metrics."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """A session, its latest decisions (with vetoes and orders), signals and performance."""
+    """A session, its latest decisions (with vetoes and orders), signals, orders and performance."""
     with api_errors():
         client = client_of(ctx)
         data: dict[str, Any] = {"session": client.session(session_id)}
@@ -164,6 +165,8 @@ def session_show(
             data["decisions"] = client.session_decisions(session_id, limit=decisions)["items"]
         if signals > 0:
             data["signals"] = client.session_signals(session_id, limit=signals)["items"]
+        if orders > 0:
+            data["orders"] = client.session_orders(session_id, limit=orders)["items"]
         if performance:
             data["performance"] = client.session_performance(session_id)
 
@@ -215,6 +218,16 @@ def session_show(
                     for s in shown["signals"]
                 ],
             )
+        if "orders" in shown:
+            table(
+                "orders",
+                ("id", "market", "side", "type", "quantity", "status", "filled", "avg", "legs"),
+                [
+                    [o["id"], o["market"], o["side"], o["type"], o["quantity"], o["status"],
+                     o["filled_quantity"], o.get("average_price"), len(o.get("legs") or [])]
+                    for o in shown["orders"]
+                ],
+            )  # fmt: skip
         if "performance" in shown:
             record("performance", shown["performance"].get("metrics") or {})
 
