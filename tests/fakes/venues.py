@@ -20,6 +20,19 @@ def _best_first(side: dict[str, str], highest: bool) -> list[tuple[str, str]]:
     return sorted(side.items(), key=lambda item: float(item[0]), reverse=highest)
 
 
+def okx_checksum(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> int:
+    """OKX's recipe, written from its documentation apart from the feed's: CRC32 of
+    `bid:size:ask:size:…` over the best 25 levels of each side (best first), as a signed int32."""
+    parts: list[str] = []
+    for index in range(25):
+        if index < len(bids):
+            parts += bids[index]
+        if index < len(asks):
+            parts += asks[index]
+    value = zlib.crc32(":".join(parts).encode())
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
 class FakeVenueBook:
     """String prices and sizes, as the venues send them."""
 
@@ -57,15 +70,7 @@ class FakeOkx:
         http.route("/api/v5/market/books", self._rest_books)
 
     def checksum(self) -> int:
-        bids, asks = self.book.sorted_bids()[:25], self.book.sorted_asks()[:25]
-        parts: list[str] = []
-        for index in range(25):
-            if index < len(bids):
-                parts += bids[index]
-            if index < len(asks):
-                parts += asks[index]
-        value = zlib.crc32(":".join(parts).encode())
-        return value - (1 << 32) if value >= 1 << 31 else value
+        return okx_checksum(self.book.sorted_bids(), self.book.sorted_asks())
 
     def _levels(self, rows: list[tuple[str, str]]) -> list[list[str]]:
         return [[price, size, "0", "1"] for price, size in rows]
