@@ -12,10 +12,11 @@ import msgpack
 import orjson
 import pytest
 import websockets
+from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.models import TradeUpdate
-from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
 from alpaca.trading.stream import TradingStream
 
 from tests.e2e.alpaca_support import AlpacaTrader, alpaca_trader, seed_book
@@ -158,3 +159,51 @@ async def _revoked(url: str, trader: AlpacaTrader, server: Server) -> int | None
 def test_deleting_the_key_closes_its_stream(server: Server) -> None:
     trader = alpaca_trader(server)
     assert asyncio.run(_revoked(server.url.replace("http", "ws") + "/alpaca/stream", trader, server)) == 1008
+
+
+async def _replaced_and_rejected(url: str, trader: AlpacaTrader) -> list[dict[str, Any]]:
+    async with websockets.connect(url) as socket:
+        auth = {"action": "authenticate", "data": {"key_id": trader.key_id, "secret_key": trader.secret}}
+        await socket.send(orjson.dumps(auth).decode())  # a text frame: the answers are JSON
+        await socket.recv()
+        await socket.send(orjson.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}).decode())
+        await socket.recv()
+        client = TradingClient(trader.key_id, trader.secret, url_override=trader.base)
+        resting = await asyncio.to_thread(
+            client.submit_order,
+            LimitOrderRequest(
+                symbol="BTC/USD",
+                qty=0.01,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.GTC,
+                limit_price=40000,
+            ),
+        )
+        await asyncio.to_thread(
+            client.replace_order_by_id, resting.id, ReplaceOrderRequest(limit_price=41000)
+        )
+        with pytest.raises(APIError):  # far more than the account holds
+            await asyncio.to_thread(
+                client.submit_order,
+                MarketOrderRequest(
+                    symbol="BTC/USD", qty=50, side=OrderSide.BUY, time_in_force=TimeInForce.GTC
+                ),
+            )
+        return [orjson.loads(await asyncio.wait_for(socket.recv(), 20)) for _ in range(3)]
+
+
+def test_replaced_and_rejected_updates(server: Server) -> None:
+    trader = alpaca_trader(server)
+    new, replaced, rejected = asyncio.run(
+        _replaced_and_rejected(server.url.replace("http", "ws") + "/alpaca/stream", trader)
+    )
+    assert [update["data"]["event"] for update in (new, replaced, rejected)] == [
+        "new",
+        "replaced",
+        "rejected",
+    ]
+    assert replaced["data"]["order"]["id"] == new["data"]["order"]["id"]
+    assert replaced["data"]["order"]["limit_price"] == "41000"
+    assert rejected["data"]["order"]["status"] == "rejected"
+    assert rejected["data"]["order"]["symbol"] == "BTC/USD"
+    assert TradeUpdate(**rejected["data"]).order.id is not None  # alpaca-py reads it: a UUID

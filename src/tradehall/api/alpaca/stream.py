@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tradehall.api.alpaca.context import AlpacaSurface
-from tradehall.api.alpaca.ids import execution_uuid
+from tradehall.api.alpaca.ids import NAMESPACE, execution_uuid
 from tradehall.api.alpaca.shapes import order_out
 from tradehall.api.auth import Principal
 from tradehall.api.convert import rfc3339_ns
@@ -314,7 +315,10 @@ def _rejected_order(event: OrderRejected, symbol: str, asset_id: str) -> dict[st
         "updated_at": stamp,
     }
     order = order_out(native, symbol, asset_id)
-    order["id"] = order["client_order_id"] = event.client_order_id or order["id"]
+    # never stored, so no tradehall id: a UUID of its own, stable for the same refusal
+    name = f"rejected:{event.account_id}:{event.ts}:{event.client_order_id}"
+    order["id"] = str(uuid.uuid5(NAMESPACE, name))
+    order["client_order_id"] = event.client_order_id or order["id"]
     order["side"] = order["type"] = order["order_type"] = None
     order["reject_reason"] = event.reason
     return order
