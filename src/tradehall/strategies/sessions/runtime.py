@@ -325,19 +325,16 @@ class LiveSession:
         pending = await store.call(repo.pending_decisions, self.id)
         trader = self.trader
         self._warming = True
-        watch = trader._watch_equity
-        trader._watch_equity = False  # the warm-up's equity would be today's, not the bars' time's
         try:
             trader.start()
             for row in bars:
                 data = BarData(
                     row.market, row.start_ns, row.end_ns, row.open, row.high, row.low, row.close, row.volume
                 )
-                trader.on_bar(row.market, data.bar())
+                trader.warmup(row.market, data.bar())
             for point in equity:
                 trader.risk.on_equity(point.at_ns, float(point.equity))
         finally:
-            trader._watch_equity = watch
             self._warming = False
             self.outbox = _Outbox()
             self._forget_discarded()
@@ -389,8 +386,12 @@ class LiveSession:
     async def _cycle(self, closed: ClosedCycle) -> None:
         started = time.perf_counter()
         self.cycle = closed.cycle
+        acting = self.acting
         for market, data in closed.bars.items():
             bar = data.bar()
+            if not acting:  # paused: the strategies keep their indicators current, nothing is decided
+                self.trader.warmup(market, bar)
+                continue
             for strategy in self._preparing:  # a model service is asked before the bar is decided on
                 await strategy.prepare(market, bar)
             self.trader.on_bar(market, bar)
@@ -408,6 +409,8 @@ class LiveSession:
             closed.cycle, closed.end_ns, bars=bar_rows, equity=equity_row, last_seq=self._seq - 1
         )
         if equity is not None:
+            if not acting and closed.bars:  # a paused session still follows its equity (the next week)
+                self.trader.risk.on_equity(closed.end_ns, float(equity))
             await self._watch_risk()
         self.last_cycle_seconds = time.perf_counter() - started
         metrics.SESSION_CYCLE_SECONDS.labels(session=self.id).observe(self.last_cycle_seconds)
