@@ -95,13 +95,17 @@ def test_position_book_and_amend_conversions() -> None:
         "margin": "0.15",
     }
     book = serializer.payload(
-        BookChanged(market="BTC-PERP", sequence=7, bids=((200_000, 5),), asks=((200_003, 0),))
+        BookChanged(
+            market="BTC-PERP", sequence=7, bids=((200_000, 5),), asks=((200_003, 0),), best_bid=200_000
+        )
     )
     assert book == {
         "market": "BTC-PERP",
         "sequence": 7,
         "bids": [["100000", "0.005"]],
         "asks": [["100001.5", "0"]],
+        "best_bid": "100000",
+        "best_ask": None,
     }
     amended = serializer.payload(
         OrderAmended(

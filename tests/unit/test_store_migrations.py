@@ -17,6 +17,7 @@ TABLES = {
     "fills",
     "ledger",
     "markets",
+    "order_executions",
     "orders",
     "positions",
     "projection_state",

@@ -24,6 +24,7 @@ from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync, watch_conservati
 from tradehall.api.routes import (
     accounts,
     admin,
+    analytics,
     auth,
     backtests,
     markets,
@@ -146,7 +147,18 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     )
     install_error_handlers(app)
     modules = (
-        auth, accounts, markets, orders, positions, ops, settlements, admin, strategies, sessions, backtests
+        auth,
+        accounts,
+        markets,
+        analytics,
+        orders,
+        positions,
+        ops,
+        settlements,
+        admin,
+        strategies,
+        sessions,
+        backtests,
     )
     routers = [module.router for module in modules]
     for router in routers:

@@ -231,6 +231,8 @@ def _position(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -
 def _book(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:
     p["bids"] = [[_price(price, spec), _qty(size, spec)] for price, size in e.bids]
     p["asks"] = [[_price(price, spec), _qty(size, spec)] for price, size in e.asks]
+    p["best_bid"] = _price(e.best_bid, spec)
+    p["best_ask"] = _price(e.best_ask, spec)
 
 
 def _mark(s: EventSerializer, spec: MarketSpec, e: Any, p: dict[str, Any]) -> None:

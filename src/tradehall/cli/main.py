@@ -10,6 +10,7 @@ import typer
 
 from tradehall.cli import (
     account_cmd,
+    analytics_cmd,
     api_cmd,
     backtest_cmd,
     bench_cmd,
@@ -43,6 +44,7 @@ app.add_typer(api_cmd.user_app, name="user")
 app.add_typer(api_cmd.apikey_app, name="apikey")
 app.add_typer(market_cmd.market_app, name="market")
 app.add_typer(account_cmd.account_app, name="account")
+app.add_typer(analytics_cmd.analytics_app, name="analytics")
 app.add_typer(order_cmd.order_app, name="order")
 app.add_typer(order_cmd.position_app, name="position")
 app.add_typer(session_cmd.session_app, name="session")

@@ -265,6 +265,24 @@ class _Endpoints:
         parent with its `children`."""
         return self.place_order(account_id, instrument, side, quantity, price, type, venue="smart", **extra)
 
+    def order_execution(self, order_id: str) -> Any:
+        """An order's execution analytics: arrival and VWAP slippage, shortfall, fill ratio, markouts."""
+        return self._send(Call("GET", f"/orders/{order_id}/execution"))
+
+    def execution_analytics(
+        self,
+        group_by: str = "venue",
+        account_id: str | None = None,
+        market: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+    ) -> Any:
+        """Execution analytics grouped by venue, market, account, session or day."""
+        params = _clean(
+            {"group_by": group_by, "account_id": account_id, "market": market, "start": start, "end": end}
+        )
+        return self._send(Call("GET", "/analytics/execution", params=params))
+
     def place_bracket(
         self,
         account_id: str,

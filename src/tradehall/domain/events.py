@@ -266,12 +266,16 @@ class BookChanged(Event, frozen=True, kw_only=True, gc=False, tag=True):
     """The L2 levels one command changed, with their new total (0 = the level is gone).
 
     `sequence` increases by exactly one per BookChanged of a market: the WebSocket book's counter.
+    `best_bid`/`best_ask` are the top of the book after the change (None: that side is empty, and in
+    journals written before they existed), so a reader knows the mid without keeping the book.
     """
 
     market: str
     sequence: int
     bids: tuple[tuple[int, int], ...]
     asks: tuple[tuple[int, int], ...]
+    best_bid: int | None = None
+    best_ask: int | None = None
 
 
 class MarkPriceUpdated(Event, frozen=True, kw_only=True, gc=False, tag=True):

@@ -182,6 +182,14 @@ class EngineState:
         bids, asks = market.book.take_changes()
         if bids or asks:
             market.book_sequence += 1
+            book = market.book
             self.events.append(
-                BookChanged(market=market.symbol, sequence=market.book_sequence, bids=bids, asks=asks)
+                BookChanged(
+                    market=market.symbol,
+                    sequence=market.book_sequence,
+                    bids=bids,
+                    asks=asks,
+                    best_bid=book.best_bid(),
+                    best_ask=book.best_ask(),
+                )
             )

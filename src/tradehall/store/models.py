@@ -175,6 +175,42 @@ class Order(Base):
     decision_price: Mapped[Decimal | None] = mapped_column(Money)
 
 
+class OrderExecution(Base):
+    """An order's execution figures (`store/projector/execution.py`), kept from the events as they come:
+    `GET /orders/{id}/execution` reads one row, `GET /analytics/execution` groups them."""
+
+    __tablename__ = "order_executions"
+    __table_args__ = (
+        Index("ix_order_executions_account_accepted", "account_id", "accepted_at"),
+        Index("ix_order_executions_market_accepted", "market", "accepted_at"),
+    )
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    market: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(32))
+    session: Mapped[str | None] = mapped_column(String(64))
+    day: Mapped[str] = mapped_column(String(10))
+    side: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[Decimal] = mapped_column(Money)
+    filled_quantity: Mapped[Decimal] = mapped_column(Money)
+    notional: Mapped[Decimal] = mapped_column(Money)
+    fees: Mapped[Decimal] = mapped_column(Money)
+    average_price: Mapped[Decimal | None] = mapped_column(Money)
+    arrival_mid: Mapped[Decimal | None] = mapped_column(Money)
+    decision_price: Mapped[Decimal | None] = mapped_column(Money)
+    vwap: Mapped[Decimal | None] = mapped_column(Money)
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_fill_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    arrival_slippage_bps: Mapped[Decimal | None] = mapped_column(Money)
+    vwap_slippage_bps: Mapped[Decimal | None] = mapped_column(Money)
+    implementation_shortfall_bps: Mapped[Decimal | None] = mapped_column(Money)
+    markout_1s_bps: Mapped[Decimal | None] = mapped_column(Money)
+    markout_10s_bps: Mapped[Decimal | None] = mapped_column(Money)
+    markout_60s_bps: Mapped[Decimal | None] = mapped_column(Money)
+
+
 class Fill(Base):
     """One side of one trade. `id` = trade_id * 2 + (1 for the taker, 0 for the maker).
 

@@ -31,6 +31,7 @@ from tradehall.store.models import (
     LedgerEntry,
     Market,
     Order,
+    OrderExecution,
     Position,
 )
 
@@ -213,6 +214,29 @@ def list_orders(
 
 def get_order(session: Session, order_id: str) -> Order | None:
     return session.get(Order, order_id)
+
+
+def get_order_execution(session: Session, order_id: str) -> OrderExecution | None:
+    return session.get(OrderExecution, order_id)
+
+
+def list_order_executions(
+    session: Session,
+    accounts: list[str],
+    market: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[OrderExecution]:
+    """The execution rows of `accounts` (of one market, accepted in [start, end)), by the account and
+    acceptance-time indexes."""
+    query = select(OrderExecution).where(OrderExecution.account_id.in_(accounts))
+    if market is not None:
+        query = query.where(OrderExecution.market == market)
+    if start is not None:
+        query = query.where(OrderExecution.accepted_at >= start)
+    if end is not None:
+        query = query.where(OrderExecution.accepted_at < end)
+    return list(session.scalars(query.order_by(OrderExecution.accepted_at, OrderExecution.order_id)))
 
 
 def list_order_legs(session: Session, order_id: str) -> list[Order]:

@@ -19,6 +19,7 @@ from tradehall.domain.enums import (
     MarketStatus,
     OrderClass,
     OrderStatus,
+    Side,
     Venue,
 )
 from tradehall.domain.events import (
@@ -27,6 +28,7 @@ from tradehall.domain.events import (
     AnyEvent,
     AssessmentUpdated,
     BalanceChanged,
+    BookChanged,
     FundingPaid,
     MarketCreated,
     MarketSettled,
@@ -42,10 +44,11 @@ from tradehall.domain.events import (
     OrderTriggered,
     PositionChanged,
     PositionTakenOver,
+    QuoteUpdated,
     TradeExecuted,
 )
 from tradehall.domain.fixedpoint import amount_of, decimal_of, trail_percent_of
-from tradehall.domain.market import SMART_VENUE
+from tradehall.domain.market import SMART_VENUE, venue_of
 from tradehall.journal.records import JournalRecord
 from tradehall.store.ledger import ID_SHIFT, SYSTEM_PREFIX, MarketMoney, RecordLedger
 from tradehall.store.projector.config import ProjectionError
@@ -77,6 +80,7 @@ class _Batch(_BatchRows):
         self._record_ledger = RecordLedger()
         self._ledger_index = 0
         self._command = type(record.command).__name__
+        self.mirror.execution.advance(record.ts)
         for ev in record.events:
             handler = _HANDLERS.get(type(ev))
             if handler is not None:
@@ -146,6 +150,7 @@ class _Batch(_BatchRows):
         self.dirty_markets.add(ev.market)
         if market.mark_price is None:
             self.revalued_markets[ev.market] = (self._seq, self._ts)
+        self.mirror.execution.on_trade(ev.market, market.price(ev.price), market.quantity(ev.quantity))
         if market.spec.venue is Venue.BOOK:  # a quote venue's candles come from its feed
             self.candles.add_trade(ev.market, market.price(ev.price), market.quantity(ev.quantity), ev.ts)
 
@@ -295,6 +300,16 @@ class _Batch(_BatchRows):
         }
         self.mirror.open_orders[ev.order_id] = self.orders[ev.order_id]
         self.new_orders.add(ev.order_id)
+        self.mirror.execution.on_accepted(
+            ev.order_id,
+            ev.account_id,
+            ev.market,
+            venue_of(market.spec),
+            ev.client_order_id,
+            ev.side is Side.BUY,
+            market.quantity(ev.quantity),
+            at,
+        )
 
     def _order(self, order_id: int) -> dict[str, Any] | None:
         order = self.orders.get(order_id)
@@ -332,6 +347,9 @@ class _Batch(_BatchRows):
         self.fill_count += 1
         self._touch(ev.account_id)
         self._record_ledger.fill(self._money(market), ev, self._held(ev.account_id, ev.market))
+        self.mirror.execution.on_fill(ev.order_id, price, market.quantity(ev.quantity), fee, ev.ts, at)
+        if ev.status is OrderStatus.FILLED:
+            self.mirror.execution.on_end(ev.order_id, at)
         order = self._order(ev.order_id)
         if order is None:
             return
@@ -382,6 +400,18 @@ class _Batch(_BatchRows):
             parent["status"] = OrderStatus.CANCELLED.value
             parent["cancel_reason"] = parent["cancel_reason"] or reason
 
+    def on_book(self, ev: BookChanged) -> None:
+        market = self._market(ev.market)
+        bid = None if ev.best_bid is None else market.price(ev.best_bid)
+        ask = None if ev.best_ask is None else market.price(ev.best_ask)
+        self.mirror.execution.on_top(ev.market, bid, ask)
+
+    def on_quote(self, ev: QuoteUpdated) -> None:
+        market = self._market(ev.market)
+        bid = None if ev.bid is None else market.price(ev.bid)
+        ask = None if ev.ask is None else market.price(ev.ask)
+        self.mirror.execution.on_top(ev.market, bid, ask)
+
     def on_order_routed(self, ev: OrderRouted) -> None:
         at = self._utc(ev.ts)
         children = [child.order_id for child in ev.children if child.order_id is not None]
@@ -391,6 +421,8 @@ class _Batch(_BatchRows):
             places = self._market(child.market).quote_decimals
             break
         for child_id in children:
+            if ev.decision_price is not None:
+                self.mirror.execution.set_decision(child_id, Decimal(ev.decision_price))
             row = self._order(child_id)
             if row is None:
                 continue
@@ -473,6 +505,7 @@ class _Batch(_BatchRows):
         self, order_id: int, symbol: str, filled: int, status: str, ts: int, reason: str
     ) -> None:
         spec = self._market(symbol).spec
+        self.mirror.execution.on_end(order_id, utc_of_ns(ts))
         order = self._order(order_id)
         if order is None:
             return
@@ -531,11 +564,14 @@ _HANDLERS: dict[type[AnyEvent], Callable[[_Batch, Any], None]] = {
     OrderAmended: _Batch.on_order_amended,
     OrderTriggered: _Batch.on_order_triggered,
     OrderRouted: _Batch.on_order_routed,
+    BookChanged: _Batch.on_book,
+    QuoteUpdated: _Batch.on_quote,
     FundingPaid: _Batch.on_funding,
     PositionTakenOver: _Batch.on_taken_over,
 }
-"""Events without a read model of their own have no handler: BookChanged (the engine serves books),
-OrderRejected and CommandRejected (refusals are not orders), QuoteUpdated, LeverageChanged,
+"""Events without a read model of their own have no handler: OrderRejected and CommandRejected
+(refusals are not orders), LeverageChanged (BookChanged and QuoteUpdated only give the execution
+analytics their top of book: the engine serves books),
 PositionLiquidated, AssessmentFailed/Passed (their effects arrive as OrderAccepted,
 OrderFilled, PositionChanged, BalanceChanged and AccountStatusChanged events). FundingPaid and
 PositionTakenOver only say why balances changed (the ledger's causes)."""

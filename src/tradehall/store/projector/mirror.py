@@ -32,6 +32,7 @@ from tradehall.store.models import (
     table_of,
 )
 from tradehall.store.projector.config import ProjectionError, ProjectorConfig
+from tradehall.store.projector.execution import ExecutionTracker
 
 _ZERO = Decimal(0)
 _MEMO_LIMIT = 65_536
@@ -169,6 +170,8 @@ class _Mirror:
     """Currency -> the accounts with a non-zero balance in it (whom a spot price revalues)."""
     _spot_index: dict[tuple[str, str], str] = field(default_factory=dict)
     _spot_index_size: int = -1
+    execution: ExecutionTracker = field(default_factory=ExecutionTracker)
+    """Execution analytics kept as the events come (`execution.py`)."""
 
     def set_balance(self, account_id: str, currency: str, total: int, held: int, ts: int) -> None:
         self.balances[(account_id, currency)] = (total, held, ts)

@@ -25,6 +25,7 @@ from tradehall.store.models import (
     LedgerEntry,
     Market,
     Order,
+    OrderExecution,
     Position,
     table_of,
 )
@@ -42,6 +43,23 @@ from tradehall.store.projector.mirror import (
     _Write,
 )
 from tradehall.store.types import utc_of_ns
+
+_EXECUTION_COLUMNS_MUTABLE = (
+    "filled_quantity",
+    "notional",
+    "fees",
+    "average_price",
+    "decision_price",
+    "vwap",
+    "ended_at",
+    "last_fill_at",
+    "arrival_slippage_bps",
+    "vwap_slippage_bps",
+    "implementation_shortfall_bps",
+    "markout_1s_bps",
+    "markout_10s_bps",
+    "markout_60s_bps",
+)
 
 
 class _BatchRows:
@@ -134,6 +152,9 @@ class _BatchRows:
             ("id",),
             _ORDER_COLUMNS_MUTABLE,
         )
+        inserts, updates = mirror.execution.take_writes()
+        add(table_of(OrderExecution), inserts)
+        add(table_of(OrderExecution), updates, ("order_id",), _EXECUTION_COLUMNS_MUTABLE)
         for order_id, row in self.orders.items():
             if row["status"] not in _LIVE_ORDER_STATUSES:
                 mirror.open_orders.pop(order_id, None)
