@@ -113,6 +113,7 @@ def market_dict(
         "mark_price": _price(market.mark_price, spec),
         "slippage": dec(Decimal(market.slippage_ppm) / 1_000_000),
         "latency_ms": spec.latency_ms,
+        "latency_jitter_ms": spec.latency_jitter_ms,
         "quote_max_age_ms": spec.quote_max_age_ms,
         "max_order_notional": opt_dec(spec.max_order_notional),
         "max_position": opt_dec(spec.max_position),

@@ -298,6 +298,7 @@ class MarketOut(Response):
     mark_price: str | None = None
     slippage: str | None = None
     latency_ms: int = 0
+    latency_jitter_ms: int = 0
     quote_max_age_ms: int | None = None
     max_order_notional: str | None = None
     max_position: str | None = None
@@ -401,6 +402,7 @@ class MarketCreate(Request):
     status: Literal["open", "halted", "closed"] = "open"
     slippage: DecimalStr | None = None
     latency_ms: int = Field(default=0, ge=0, le=60_000)
+    latency_jitter_ms: int = Field(default=0, ge=0, le=60_000)
     quote_max_age_ms: int | None = Field(default=None, gt=0, le=86_400_000)
     max_order_notional: DecimalStr | None = None
     max_position: DecimalStr | None = None

@@ -28,6 +28,7 @@ MARKET_COLUMNS = (
 LIMIT_FIELDS = (
     "slippage",
     "latency_ms",
+    "latency_jitter_ms",
     "quote_max_age_ms",
     "max_order_notional",
     "max_position",
@@ -59,7 +60,7 @@ def _market_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
 
 def _show_market(data: dict[str, Any]) -> None:
     table("market", MARKET_COLUMNS, _market_rows([data]))
-    fields = LIMIT_FIELDS if data.get("venue") == "quote" else LIMIT_FIELDS[3:]  # quote-only ones first
+    fields = LIMIT_FIELDS if data.get("venue") == "quote" else LIMIT_FIELDS[4:]  # quote-only ones first
     limits = {key: data[key] for key in fields if data.get(key) not in (None, 0)}
     if limits:
         record("limits", limits)
@@ -93,6 +94,9 @@ def market_create(
     fee_model: str = typer.Option("proportional", help="proportional, or quadratic (binary)."),
     slippage: str | None = typer.Option(None, help="Quote venue: a fraction added against the taker."),
     latency_ms: int | None = typer.Option(None, help="Quote venue: simulated fill latency."),
+    latency_jitter_ms: int | None = typer.Option(
+        None, help="Quote venue: up to this much more latency per order (seeded, replayable)."
+    ),
     quote_max_age_ms: int | None = typer.Option(None, help="Quote venue: refuse fills on older quotes."),
     max_order_notional: str | None = typer.Option(None, help="Largest notional of one order."),
     max_position: str | None = typer.Option(None, help="Largest position (base units)."),
@@ -125,6 +129,7 @@ def market_create(
             fee_model=fee_model,
             slippage=slippage,
             latency_ms=latency_ms,
+            latency_jitter_ms=latency_jitter_ms,
             quote_max_age_ms=quote_max_age_ms,
             max_order_notional=max_order_notional,
             max_position=max_position,

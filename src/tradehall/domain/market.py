@@ -16,7 +16,8 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     fee = ceil_to_cent(rate x C x P x (1 - P)) with rate `taker_fee` / `maker_fee` (defaults 0.07 / 0.0175).
     Perp margins are fractions of notional; `max_leverage` caps 1 / initial margin.
     Quote-venue markets fill against the latest external quote plus `slippage` (default 0.1 %, binary
-    0.2 %), `latency_ms` later when set, and refuse orders when the quote is older than `quote_max_age_ms`.
+    0.2 %), `latency_ms` later when set (plus, per order, a seeded draw in [0, `latency_jitter_ms`]: a
+    venue's latency varies, replayably), and refuse orders when the quote is older than `quote_max_age_ms`.
     `price_band` refuses limit prices further than that fraction from the last trade or mark.
     `instrument` names what the market lists (default: its own symbol); markets listing one instrument
     on several venues are named `<instrument>.<VENUE>` (NautilusTrader's convention, `BTC-USD.OKX`),
@@ -45,6 +46,7 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     # quote venue (paper fills against external prices)
     slippage: Decimal | None = None
     latency_ms: int = 0
+    latency_jitter_ms: int = 0
     quote_max_age_ms: int | None = None
     # pre-trade risk limits (None: no limit)
     max_order_notional: Decimal | None = None

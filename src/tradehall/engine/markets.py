@@ -3,6 +3,7 @@ state object per concern: the book, positions, stops, quote-venue state, marks a
 
 from __future__ import annotations
 
+import zlib
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -81,6 +82,9 @@ def _paper_ask_key(order: Order) -> tuple[int, int]:
     return order.price, order.priority
 
 
+MASK64 = (1 << 64) - 1
+
+
 class MarketTerms:
     """A market's fixed terms: the spec turned into exact integers once (fees in ppm, the notional ratio
     from tick-lots to quote minor units, bounds in lots or minor units); nothing here changes after
@@ -95,7 +99,9 @@ class MarketTerms:
         "funding_interval_ns",
         "funding_rate_e8",
         "initial_margin_ppm",
+        "latency_jitter_ns",
         "latency_ns",
+        "latency_seed",
         "maintenance_margin_ppm",
         "maker_ppm",
         "mark_band_ppm",
@@ -126,7 +132,11 @@ class MarketTerms:
         self.stp = spec.self_trade_prevention
         self.collateral_id = f"system:collateral:{spec.symbol}"
         self.quote_max_age_ns = None if spec.quote_max_age_ms is None else spec.quote_max_age_ms * 1_000_000
+        if spec.latency_ms < 0 or spec.latency_jitter_ms < 0:
+            raise invalid_request("latency_ms and latency_jitter_ms must be at least 0")
         self.latency_ns = spec.latency_ms * 1_000_000
+        self.latency_jitter_ns = spec.latency_jitter_ms * 1_000_000
+        self.latency_seed = zlib.crc32(spec.symbol.encode())
         quote_decimals = decimals.get(spec.quote, 8)
         self.notional = Ratio.of(spec.tick_size * spec.lot_size * Decimal(10) ** quote_decimals)
         self.min_lots = units_of(spec.min_quantity, spec.lot_size, "min_quantity") if spec.min_quantity else 1
@@ -198,6 +208,18 @@ class MarketTerms:
             self.quadratic_ratio = Ratio.of(
                 spec.lot_size * spec.tick_size * spec.tick_size * Decimal(10) ** quote_decimals
             )
+
+    def latency_of(self, order_id: int) -> int:
+        """An order's simulated latency in ns: `latency_ms`, plus a draw in [0, `latency_jitter_ms`]
+        seeded by the market's symbol and the order id (splitmix64), so a replay delays it the same."""
+        jitter = self.latency_jitter_ns
+        if not jitter:
+            return self.latency_ns
+        mixed = (self.latency_seed * 0x9E3779B97F4A7C15 + order_id) & MASK64
+        mixed = ((mixed ^ (mixed >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        mixed = ((mixed ^ (mixed >> 27)) * 0x94D049BB133111EB) & MASK64
+        mixed ^= mixed >> 31
+        return self.latency_ns + mixed % (jitter // 1_000_000 + 1) * 1_000_000
 
     def ticks_of(self, value: object, what: str) -> int:
         """A price in ticks; the Decimal conversion is memoised (prices repeat near the market)."""

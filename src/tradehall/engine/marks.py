@@ -117,7 +117,8 @@ class MarketData:
         """A new quote: orders waiting for latency fill, resting paper limits it crosses, stops it reaches."""
         if market.quote.delayed:
             now = self._state.now
-            due = [o for o in market.quote.delayed if o.created_ts + market.terms.latency_ns <= now]
+            terms = market.terms
+            due = [o for o in market.quote.delayed if o.created_ts + terms.latency_of(o.order_id) <= now]
             for order in due:
                 market.quote.delayed.remove(order)
                 self._execution.rearm(order, market, stated_reason=False)

@@ -22,11 +22,8 @@ FOK_UNFILLED = CancelReason.FOK_UNFILLED
 class QuoteVenue(Venue):
     def execute(self, order: Order, account: Account, market: Market, limit: int | None) -> None:
         """Fill against the external quote now (or after the market's latency), then rest or close."""
-        if (
-            market.terms.latency_ns
-            and order not in market.quote.delayed
-            and order.created_ts + market.terms.latency_ns > self._state.now
-        ):
+        delay = market.terms.latency_of(order.order_id)
+        if delay and order not in market.quote.delayed and order.created_ts + delay > self._state.now:
             market.quote.delayed.append(order)
             if order.order_id not in self._orders:
                 self._register(order, account)

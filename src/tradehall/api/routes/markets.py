@@ -256,6 +256,7 @@ def _spec_of(body: MarketCreate) -> MarketSpec:
         status=MarketStatus(body.status),
         slippage=_dec(body.slippage, "slippage"),
         latency_ms=body.latency_ms,
+        latency_jitter_ms=body.latency_jitter_ms,
         quote_max_age_ms=body.quote_max_age_ms,
         max_order_notional=_dec(body.max_order_notional, "max_order_notional"),
         max_position=_dec(body.max_position, "max_position"),
