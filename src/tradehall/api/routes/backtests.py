@@ -73,12 +73,23 @@ async def create_backtest(body: BacktestCreate, principal: PrincipalDep, gateway
     return json_response(job.public(), status_code=202)
 
 
-@router.get("/backtests", response_model=BacktestsPage, summary="The caller's backtests, newest first")
+@router.get(
+    "/backtests",
+    response_model=BacktestsPage,
+    summary="The caller's backtests, newest first",
+    description="Every backtest job the caller submitted (kept across restarts), newest first.",
+)
 async def list_backtests(principal: PrincipalDep, gateway: GatewayDep) -> Response:
     return json_response(page([job.public() for job in gateway.backtests.owned_by(principal.user_id)]))
 
 
-@router.get("/backtests/{backtest_id}", response_model=BacktestOut, summary="A backtest: status, progress")
+@router.get(
+    "/backtests/{backtest_id}",
+    response_model=BacktestOut,
+    summary="A backtest: status, progress",
+    description="`status` queued, running, done or failed (with `status_reason`); `progress` a decimal "
+    "fraction. Another user's backtest is 403.",
+)
 async def get_backtest(backtest_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     return json_response(_job_of(gateway, backtest_id, principal.user_id).public())
 
@@ -107,6 +118,8 @@ async def get_report(backtest_id: str, principal: PrincipalDep, gateway: Gateway
     "/backtests/{backtest_id}/report.html",
     response_class=Response,
     summary="A finished backtest's report as one self-contained page",
+    description="The metrics, the equity, drawdown and trades-on-price plots (inlined PNGs) and the trade "
+    "list as one HTML page with no script and no external asset; 409 `conflict` until the job is done.",
 )
 async def get_report_html(backtest_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     job = _finished(gateway, backtest_id, principal.user_id)
