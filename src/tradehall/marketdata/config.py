@@ -211,7 +211,7 @@ class MarketDataConfig(_Model):
         if self.crypto_assets:
             roots = (ends.coingecko_roots or ["https://api.coingecko.com"]) + (ends.coinmarketcap_roots or [])
             instruments = [f"{a.coingecko_id}/{a.vs}" for a in self.crypto_assets]
-            feeds.append({"feed": "crypto", "instruments": instruments, "hosts": roots})
+            feeds.append({"feed": "crypto_prices", "instruments": instruments, "hosts": roots})
         if self.binance_symbols:
             hosts = [ends.binance_ws_root, ends.binance_rest_root]
             feeds.append(
