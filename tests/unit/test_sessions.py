@@ -31,7 +31,9 @@ from tradehall.journal.records import JournalRecord
 from tradehall.service.clock import ManualClock
 from tradehall.service.settings import Settings
 from tradehall.service.wiring import Service
+from tradehall.store import CandleRow, upsert_candles
 from tradehall.store import sessions as repo
+from tradehall.store.types import utc_of_ns
 from tradehall.strategies.base import Strategy
 from tradehall.strategies.sessions import LiveSession, SessionInfo, SessionStatus
 
@@ -279,7 +281,7 @@ async def test_unknown_strategy_market_and_parameter_are_refused(harness: Harnes
             [{"name": "scripted", "parameters": {"speed": 1}}],
             "invalid_request",
             "strategies[0] (scripted): unknown parameter(s) ['speed']; "
-            "this strategy takes ['fail_at', 'script']",
+            "this strategy takes ['fail_at', 'script', 'warmup_bars']",
         ),
     ]
     for markets, strategies, code, detail in cases:
@@ -474,3 +476,50 @@ async def test_the_weekly_target_pauses_the_session_until_the_next_utc_week(harn
     await harness.cycle(info.id, {"SIM-USD": "102"}, 373)  # its bar ends Monday 00:00: a new week
     resumed = await harness.manager.get(info.id)
     assert (resumed.status, resumed.status_reason) == (SessionStatus.RUNNING, None)
+
+
+async def test_a_new_session_starts_warm_on_the_markets_candles_and_sees_them_again_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(START)
+    service = await start_service(tmp_path, clock)
+    await service.submit(CreateMarket(spec=spot("SIM-USD")))
+    await service.submit(OpenAccount(account_id="acc-1", owner="u1"))
+    await service.submit(Deposit(account_id="acc-1", amount=D("10000")))
+    candles = [
+        CandleRow(
+            "SIM-USD",
+            "1m",
+            utc_of_ns(START - (4 - i) * 60 * S),
+            D(90 + i),
+            D(91 + i),
+            D(89 + i),
+            D(90 + i),
+            D(1),
+        )
+        for i in range(4)
+    ]
+    await service.store.call(upsert_candles, candles)
+    harness = Harness(service, clock)
+    # three bars of warm-up: the 4 stored candles' last 3 are bars 1-3, the first live bar is bar 4
+    info: SessionInfo = await harness.manager.create(
+        "u1",
+        "acc-1",
+        ["SIM-USD"],
+        [{"name": "scripted", "parameters": {"script": "buy@4,sell@5", "warmup_bars": 3}}],
+        {"interval_seconds": 60, "max_position_size": "1000"},
+    )
+    await harness.cycle(info.id, {"SIM-USD": "100"}, 1)
+    assert [(d.action, d.status, d.reason) for d in await harness.decisions(info.id)] == [
+        ("buy", "placed", "scripted: bar 4")
+    ]
+    await service.stop()
+    service = await start_service(tmp_path, clock)  # candles, then the stored bar: the next is bar 5
+    harness = Harness(service, clock)
+    await harness.cycle(info.id, {"SIM-USD": "101"}, 2)
+    decisions = await harness.decisions(info.id)
+    assert [(d.action, d.reason) for d in decisions] == [
+        ("buy", "scripted: bar 4"),
+        ("sell", "scripted: bar 5"),
+    ]
+    await service.stop()

@@ -14,7 +14,11 @@ from tradehall.strategies.types import Action, Bar, Signal
 class Scripted(Strategy):
     name = "scripted"
     description = "Signals written in advance (tests)."
-    parameters = {"script": Param(str, ""), "fail_at": Param(int, 0, min=0)}
+    parameters = {
+        "script": Param(str, ""),
+        "fail_at": Param(int, 0, min=0),
+        "warmup_bars": Param(int, 0, min=0),
+    }
 
     def setup(self) -> None:
         self.bars: dict[str, int] = {}
@@ -25,6 +29,10 @@ class Scripted(Strategy):
             action, _, rest = item.strip().partition("@")
             number, _, confidence = rest.partition(":")
             self.plan[int(number)] = (Action(action), float(confidence or 1.0))
+
+    @property
+    def warmup(self) -> int:
+        return int(self.params["warmup_bars"])
 
     def on_bar(self, market: str, bar: Bar) -> Signal | None:
         count = self.bars[market] = self.bars.get(market, 0) + 1

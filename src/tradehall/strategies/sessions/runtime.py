@@ -51,9 +51,10 @@ from tradehall.domain.events import (
 from tradehall.domain.fixedpoint import amount_of, decimal_of
 from tradehall.engine import Engine, views
 from tradehall.journal.records import JournalRecord
-from tradehall.store import Store
+from tradehall.store import Store, queries
 from tradehall.store import sessions as repo
 from tradehall.store.models import SessionBar, SessionDecision, SessionEquity, SessionSignal
+from tradehall.store.types import ns_of_utc
 from tradehall.strategies.base import Strategy
 from tradehall.strategies.combiner import Combiner, Decision
 from tradehall.strategies.risk import RiskLimitValidator, RiskManager, RiskSettings, TradingStatus
@@ -79,6 +80,8 @@ from tradehall.strategies.validators import MaxPositionsValidator
 log = structlog.get_logger(__name__)
 
 NS = 1_000_000_000
+CANDLE_INTERVALS = {60: "1m", 300: "5m", 900: "15m", 3600: "1h", 86_400: "1d"}
+"""Cycles of these lengths are warmed up on the read models' candles of the same interval."""
 
 
 @runtime_checkable
@@ -324,9 +327,12 @@ class LiveSession:
         equity = await store.call(repo.equity_series, self.id)
         pending = await store.call(repo.pending_decisions, self.id)
         trader = self.trader
+        history = await self._candle_history()
         self._warming = True
         try:
             trader.start()
+            for market, bar in history:
+                trader.warmup(market, bar)
             for row in bars:
                 data = BarData(
                     row.market, row.start_ns, row.end_ns, row.open, row.high, row.low, row.close, row.volume
@@ -343,6 +349,37 @@ class LiveSession:
             await self._send(decision.seq, decision.order)
         if bars or pending:
             log.info("session_recovered", session=self.id, bars=len(bars), resent=len(pending))
+
+    async def _candle_history(self) -> list[tuple[str, Bar]]:
+        """The markets' candles before the session's start, as many as its strategies need (`warmup`),
+        when its cycle is a candle interval: a new session's indicators start warm, and a restarted
+        one sees the same history again before its own stored bars."""
+        settings = self.info.settings
+        interval = CANDLE_INTERVALS.get(settings.interval_seconds)
+        need = max((member.strategy.warmup for member in self.trader.members), default=0)
+        if interval is None or settings.event_driven or need <= 0:
+            return []
+        width = settings.interval_seconds * NS
+        end = _utc(self.info.anchor_ns)
+        history: list[tuple[str, Bar]] = []
+        for market in self.info.markets:
+            page = await self.ports.store.call(
+                queries.list_candles, market, interval, end=end, limit=need, oldest_first=True
+            )
+            for candle in page.items:
+                start = ns_of_utc(candle.start)
+                bar = Bar(
+                    start,
+                    float(candle.open),
+                    float(candle.high),
+                    float(candle.low),
+                    float(candle.close),
+                    float(candle.volume),
+                    start + width,
+                )
+                history.append((market, bar))
+        history.sort(key=lambda item: (item[1].ts, item[0]))
+        return history
 
     async def _remember_orders(self) -> None:
         """The session's orders as the store has them: which order id is which client order id (fills
