@@ -206,5 +206,11 @@ def test_checksum_verification_resyncs_on_a_mismatch() -> None:
     assert feed.handle_message(sample("ws_books_snapshot_nautilus.json")) == ["BTC-USDT"]
     assert events == []  # a book that fails its checksum is never published
     assert feed.resyncs_by_reason == {"checksum": 1}
+    # a check that fails on every fresh snapshot is given up after three, rather than resubscribing forever
+    assert feed.handle_message(sample("ws_books_snapshot_nautilus.json")) == ["BTC-USDT"]
+    assert feed.handle_message(sample("ws_books_snapshot_nautilus.json")) == ["BTC-USDT"]
+    assert feed.handle_message(sample("ws_books_snapshot_nautilus.json")) == []
+    assert feed.resyncs_by_reason == {"checksum": 3}
+    assert isinstance(events[-1], Quote) and events[-1].bid == D("8476.97")
     unchecked, _ = feed_for("BTC-USDT")
     assert unchecked.handle_message(sample("ws_books_snapshot_nautilus.json")) == []

@@ -9,7 +9,9 @@ message's `seqId` (an update with no change repeats its `seqId`); a break is a g
 dropped, unsubscribed and subscribed again, and OKX answers with a fresh snapshot. The CRC32
 `checksum` of the top 25 levels is verified only when asked (`verify_checksum`): OKX's own
 documentation example does not match its book and recorders report it as 0 live, so a 0 is
-treated as absent. Control traffic: `{"event": "subscribe" | "unsubscribe", …}` acks (ignored),
+treated as absent; after three mismatches in a row on one instrument its checks stop (logged), since
+resubscribing forever would leave it without quotes. Control traffic: `{"event": "subscribe" |
+"unsubscribe", …}` acks (ignored),
 `{"event": "error", "code", "msg"}` (api_error), `{"event": "notice", "code": "64008"}` (the
 connection closes soon for an upgrade: reconnect now) and the text frame `pong`, the answer to
 the text `ping` the feed sends when it has been quiet (OKX closes a connection silent for 30 s).
@@ -24,6 +26,7 @@ from typing import Any
 
 import httpx
 import orjson
+import structlog
 
 from tradehall.marketdata.book import SequencedBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
@@ -41,6 +44,8 @@ from tradehall.marketdata.parsing import (
 )
 from tradehall.marketdata.venue_stream import VenueStreamFeed
 
+log = structlog.get_logger(__name__)
+
 SOURCE = "okx"
 WS_URL = "wss://ws.okx.com:8443/ws/v5/public"
 REST_ROOT = "https://www.okx.com"
@@ -48,6 +53,9 @@ BOOK_CHANNELS = frozenset({"books5", "books", "bbo-tbt"})
 CHANNELS = frozenset({*BOOK_CHANNELS, "tickers", "trades"})
 RECONNECT_NOTICE = "64008"
 CHECKSUM_LEVELS = 25
+MAX_CHECKSUM_FAILURES = 3
+"""Consecutive mismatches (each followed by a fresh snapshot) after which an instrument's checksums
+are no longer checked: resubscribing forever would leave it without quotes."""
 
 
 def check_channels(channels: Sequence[str]) -> tuple[str, ...]:
@@ -184,6 +192,8 @@ class OkxFeed(VenueStreamFeed):
         self.channels = check_channels(channels)
         self.book_channel = next((c for c in self.channels if c in BOOK_CHANNELS), None)
         self.verify_checksum = verify_checksum
+        self.checksum_failures: dict[str, int] = {}
+        """Consecutive checksum mismatches per instrument; at `MAX_CHECKSUM_FAILURES` its checks stop."""
 
     def subscribe_messages(self) -> list[str]:
         args = [
@@ -287,9 +297,16 @@ class OkxFeed(VenueStreamFeed):
         """What is wrong when checksums are verified and a `books` push's does not match the book."""
         if not self.verify_checksum or action is None or expected in (None, 0):
             return None
+        failures = self.checksum_failures.get(book.symbol, 0)
+        if failures >= MAX_CHECKSUM_FAILURES:
+            return None  # a fresh snapshot failed as often: the check, not the book, is wrong
         actual = checksum(book)
         if actual == int(str(expected)):
+            self.checksum_failures[book.symbol] = 0
             return None
+        self.checksum_failures[book.symbol] = failures + 1
+        if failures + 1 == MAX_CHECKSUM_FAILURES:
+            log.error("okx_checksum_disabled", feed=self.name, instrument=book.symbol, failures=failures + 1)
         return f"checksum {expected} != {actual}"
 
     async def poll_once(self) -> list[Quote]:
