@@ -63,6 +63,18 @@ def test_execution_figures_and_markouts_after_their_horizons(tmp_path: Path) -> 
         # the parent's decision price: -(100.10 / 99.80 - 1) x 10^4 = -30.06
         assert (child["decision_price"], child["implementation_shortfall_bps"]) == ("99.8", "-30.06")
 
+        # the smart order itself, against the consolidated book before it was routed: 99.00 / 100.00
+        parent = trader.order_execution(okx["id"])
+        assert (parent["venue"], parent["market"], parent["arrival_mid"], parent["average_price"]) == (
+            "SMART",
+            "BTC-USD",
+            "99.5",
+            "100.1",
+        )
+        # -(100.10 / 99.50 - 1) x 10^4 = -60.30; against its decision price 99.80: -30.06
+        assert (parent["arrival_slippage_bps"], parent["implementation_shortfall_bps"]) == ("-60.3", "-30.06")
+        assert (parent["vwap"], parent["fill_ratio"], parent["fees"]) == ("100.1", "1", "0.02")
+
         admin.move_clock(advance_seconds="0.5")
         maker.place_order(maker_id, "BTC-USD", "buy", "1", "99.80")  # mid 99.90 from T + 0.5 s
         admin.move_clock(advance_seconds="1")  # T + 1.5 s: the 1 s horizon has passed

@@ -26,6 +26,8 @@ router = APIRouter(tags=["analytics"], responses=ERRORS)
 GroupBy = Literal["venue", "market", "account", "session", "day"]
 _CENT = Decimal("0.01")
 _HORIZONS = ("1s", "10s", "60s")
+SMART_EXECUTION = "SMART"
+"""The `venue` of a smart order's own execution record (its children have their venues')."""
 
 
 def _plain(value: Decimal) -> str:
@@ -149,6 +151,8 @@ class _Group:
 def group_executions(rows: Sequence[models.OrderExecution], group_by: GroupBy) -> list[dict[str, Any]]:
     groups: dict[str | None, _Group] = {}
     for row in rows:
+        if row.venue == SMART_EXECUTION:  # counted through its children, where it executed
+            continue
         key = _key(row, group_by)
         group = groups.get(key)
         if group is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from tradehall.domain.commands import RouteOrder
 from tradehall.domain.enums import (
     Liquidity,
     MarketStatus,
@@ -48,7 +49,7 @@ from tradehall.domain.events import (
     TradeExecuted,
 )
 from tradehall.domain.fixedpoint import amount_of, decimal_of, trail_percent_of
-from tradehall.domain.market import SMART_VENUE, venue_of
+from tradehall.domain.market import SMART_VENUE, instrument_of, venue_of
 from tradehall.journal.records import JournalRecord
 from tradehall.store.ledger import ID_SHIFT, SYSTEM_PREFIX, MarketMoney, RecordLedger
 from tradehall.store.projector.config import ProjectionError
@@ -80,7 +81,12 @@ class _Batch(_BatchRows):
         self._record_ledger = RecordLedger()
         self._ledger_index = 0
         self._command = type(record.command).__name__
-        self.mirror.execution.advance(record.ts)
+        tracker = self.mirror.execution
+        tracker.advance(record.ts)
+        if isinstance(record.command, RouteOrder):  # the smart order's arrival: before its children trade
+            instrument = record.command.instrument
+            venues = [s for s, m in self.mirror.markets.items() if instrument_of(m.spec) == instrument]
+            self._route_start = tracker.route_start(instrument, venues)
         for ev in record.events:
             handler = _HANDLERS.get(type(ev))
             if handler is not None:
@@ -150,7 +156,9 @@ class _Batch(_BatchRows):
         self.dirty_markets.add(ev.market)
         if market.mark_price is None:
             self.revalued_markets[ev.market] = (self._seq, self._ts)
-        self.mirror.execution.on_trade(ev.market, market.price(ev.price), market.quantity(ev.quantity))
+        self.mirror.execution.on_trade(
+            ev.market, market.price(ev.price), market.quantity(ev.quantity), instrument_of(market.spec)
+        )
         if market.spec.venue is Venue.BOOK:  # a quote venue's candles come from its feed
             self.candles.add_trade(ev.market, market.price(ev.price), market.quantity(ev.quantity), ev.ts)
 
@@ -399,6 +407,8 @@ class _Batch(_BatchRows):
         else:
             parent["status"] = OrderStatus.CANCELLED.value
             parent["cancel_reason"] = parent["cancel_reason"] or reason
+        if not live:
+            self.mirror.execution.on_end(int(parent["id"]), parent["updated_at"])
 
     def on_book(self, ev: BookChanged) -> None:
         market = self._market(ev.market)
@@ -469,6 +479,19 @@ class _Batch(_BatchRows):
         }
         self.orders[ev.order_id] = parent
         self.new_orders.add(ev.order_id)
+        start = self._route_start
+        self.mirror.execution.on_routed(
+            ev.order_id,
+            ev.account_id,
+            ev.instrument,
+            ev.client_order_id,
+            ev.side is Side.BUY,
+            parent["quantity"],
+            at,
+            parent["decision_price"],
+            start,
+            children,
+        )
         self._settle_parent(parent, None if ev.reason is None else ev.reason.value)
         if parent["status"] in _LIVE_ORDER_STATUSES:
             self.mirror.open_orders[ev.order_id] = parent

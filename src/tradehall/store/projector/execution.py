@@ -61,9 +61,12 @@ class _Open:
 
     row: dict[str, Any]
     sign: int
+    sums: _Market
+    """Whose running trade sums the VWAP is taken from: the market's, or a smart order's instrument's."""
     start_notional: Decimal
     start_quantity: Decimal
     ended: bool = False
+    fills: list[tuple[Decimal, Decimal, Decimal, int, datetime, str]] = field(default_factory=list)
     markout_sum: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * len(HORIZONS))
     markout_weight: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * len(HORIZONS))
     pending: list[int] = field(default_factory=lambda: [0] * len(HORIZONS))
@@ -73,8 +76,13 @@ class _Open:
 class ExecutionTracker:
     markets: dict[str, _Market] = field(default_factory=dict)
     following: dict[int, _Open] = field(default_factory=dict)
-    due: list[tuple[int, int, int, int, Decimal, Decimal]] = field(default_factory=list)
-    """(due ns, order id, fill number, horizon index, fill price, fill quantity), soonest first."""
+    instruments: dict[str, _Market] = field(default_factory=dict)
+    """Running trade sums over every venue of an instrument listed on several (smart orders' VWAP)."""
+    parent_of: dict[int, int] = field(default_factory=dict)
+    """A followed smart order's children -> the smart order."""
+    due: list[tuple[int, int, int, int, Decimal, Decimal, str]] = field(default_factory=list)
+    """(due ns, order id, fill number, horizon index, fill price, fill quantity, the fill's market),
+    soonest first."""
     new: set[int] = field(default_factory=set)
     dirty: set[int] = field(default_factory=set)
     finished: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -93,10 +101,56 @@ class ExecutionTracker:
         market = self.market(symbol)
         market.bid, market.ask = bid, ask
 
-    def on_trade(self, symbol: str, price: Decimal, quantity: Decimal) -> None:
-        market = self.market(symbol)
-        market.traded_notional += price * quantity
-        market.traded_quantity += quantity
+    def on_trade(self, symbol: str, price: Decimal, quantity: Decimal, instrument: str | None = None) -> None:
+        for market in (self.market(symbol), None if instrument is None else self.instrument(instrument)):
+            if market is not None:
+                market.traded_notional += price * quantity
+                market.traded_quantity += quantity
+
+    def instrument(self, instrument: str) -> _Market:
+        found = self.instruments.get(instrument)
+        if found is None:
+            found = self.instruments[instrument] = _Market()
+        return found
+
+    def route_start(self, instrument: str, venues: list[str]) -> tuple[Decimal | None, Decimal, Decimal]:
+        """Before a smart order is routed: the instrument's consolidated mid (the best bid and the best
+        ask over its venues) and its running trade sums."""
+        bids = [m.bid for v in venues if (m := self.markets.get(v)) is not None and m.bid is not None]
+        asks = [m.ask for v in venues if (m := self.markets.get(v)) is not None and m.ask is not None]
+        mid = (max(bids) + min(asks)) / _TWO if bids and asks else None
+        sums = self.instrument(instrument)
+        return mid, sums.traded_notional, sums.traded_quantity
+
+    def on_routed(
+        self,
+        parent_id: int,
+        account_id: str,
+        instrument: str,
+        client_order_id: str | None,
+        buy: bool,
+        quantity: Decimal,
+        at: datetime,
+        decision_price: Decimal | None,
+        start: tuple[Decimal | None, Decimal, Decimal],
+        children: list[int],
+    ) -> None:
+        """A smart order: followed like an order on its instrument, from the state before its routing;
+        its children's fills (those of this command already seen, and later ones) are its fills."""
+        self.on_accepted(
+            parent_id, account_id, instrument, "SMART", client_order_id, buy, quantity, at, decision_price
+        )
+        parent = self.following[parent_id]
+        parent.row["arrival_mid"] = start[0]
+        parent.sums = self.instrument(instrument)
+        parent.start_notional, parent.start_quantity = start[1], start[2]
+        for child_id in children:
+            child = self.following.get(child_id)
+            if child is None:
+                continue
+            self.parent_of[child_id] = parent_id
+            for price, fill_quantity, fee, ts, fill_at, symbol in child.fills:
+                self.on_fill(parent_id, price, fill_quantity, fee, ts, fill_at, symbol)
 
     def on_accepted(
         self,
@@ -140,17 +194,26 @@ class ExecutionTracker:
             "markout_60s_bps": None,
         }
         self.following[order_id] = _Open(
-            row, 1 if buy else -1, market.traded_notional, market.traded_quantity
+            row, 1 if buy else -1, market, market.traded_notional, market.traded_quantity
         )
         self.new.add(order_id)
 
     def on_fill(
-        self, order_id: int, price: Decimal, quantity: Decimal, fee: Decimal, ts: int, at: datetime
+        self,
+        order_id: int,
+        price: Decimal,
+        quantity: Decimal,
+        fee: Decimal,
+        ts: int,
+        at: datetime,
+        symbol: str | None = None,
     ) -> None:
         order = self.following.get(order_id)
         if order is None:
             return
         row = order.row
+        symbol = symbol or row["market"]
+        order.fills.append((price, quantity, fee, ts, at, symbol))
         row["filled_quantity"] += quantity
         row["notional"] += price * quantity
         row["fees"] += fee
@@ -160,10 +223,14 @@ class ExecutionTracker:
         row["implementation_shortfall_bps"] = bps(order.sign, row["average_price"], row["decision_price"])
         self.fill_count += 1
         for index, horizon in enumerate(HORIZONS):
-            heapq.heappush(self.due, (ts + horizon * _NS, order_id, self.fill_count, index, price, quantity))
+            entry = (ts + horizon * _NS, order_id, self.fill_count, index, price, quantity, symbol)
+            heapq.heappush(self.due, entry)
             order.pending[index] += 1
             row[f"markout_{horizon}s_bps"] = None  # until this fill's horizon has passed too
         self.dirty.add(order_id)
+        parent = self.parent_of.get(order_id)
+        if parent is not None:
+            self.on_fill(parent, price, quantity, fee, ts, at, symbol)
 
     def set_decision(self, order_id: int, decision_price: Decimal) -> None:
         """A smart order's child takes its parent's decision price."""
@@ -184,7 +251,7 @@ class ExecutionTracker:
         order.ended = True
         row = order.row
         row["ended_at"] = at
-        market = self.market(row["market"])
+        market = order.sums
         quantity = market.traded_quantity - order.start_quantity
         if quantity > 0:
             row["vwap"] = (market.traded_notional - order.start_notional) / quantity
@@ -197,11 +264,11 @@ class ExecutionTracker:
         """A record stamped `ts` arrives: every markout due by then takes the mid in force before it."""
         due = self.due
         while due and due[0][0] <= ts:
-            _, order_id, _, index, price, quantity = heapq.heappop(due)
+            _, order_id, _, index, price, quantity, symbol = heapq.heappop(due)
             order = self.following.get(order_id)
             if order is None:
                 continue
-            mid = self.market(order.row["market"]).mid
+            mid = self.market(symbol).mid
             if mid is not None:
                 order.markout_sum[index] += quantity * order.sign * (mid / price - 1) * _BPS
                 order.markout_weight[index] += quantity
@@ -217,6 +284,7 @@ class ExecutionTracker:
         if order.ended and not any(order.pending):
             self.finished[order_id] = order.row
             del self.following[order_id]
+            self.parent_of.pop(order_id, None)
 
     def take_writes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The batch's new rows and changed rows (copies: the tracker keeps changing them)."""

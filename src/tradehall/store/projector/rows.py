@@ -91,6 +91,8 @@ class _BatchRows:
         self._ts = 0
         self._last_ns = 0
         self._last_utc = utc_of_ns(0)
+        self._route_start: tuple[Decimal | None, Decimal, Decimal] = (None, Decimal(0), Decimal(0))
+        """A smart order's consolidated mid and instrument trade sums before its routing."""
 
     # ---- writing ----------------------------------------------------------------------------
 
