@@ -39,47 +39,28 @@ def events_digest(events: tuple[AnyEvent, ...]) -> str:
 
 
 def setup_commands() -> list[AnyCommand]:
-    spec = MarketSpec(
-        symbol="BTC-USD",
-        kind=MarketKind.SPOT,
-        base="BTC",
-        quote="USD",
-        tick_size=Decimal("0.01"),
-        lot_size=Decimal("0.0001"),
-    )
+    spec = MarketSpec(symbol="BTC-USD", kind=MarketKind.SPOT, base="BTC", quote="USD",
+                      tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"))
     stream: list[AnyCommand] = [CreateMarket(spec=spec, correlation_id="setup-market")]
     for account in ACCOUNTS:
         stream.append(OpenAccount(account_id=account, owner=account, correlation_id=f"setup-open-{account}"))
-        stream.append(
-            Deposit(account_id=account, amount=Decimal("1000000"), correlation_id=f"setup-usd-{account}")
-        )
-        stream.append(
-            Deposit(
-                account_id=account,
-                amount=Decimal("100"),
-                currency="BTC",
-                correlation_id=f"setup-btc-{account}",
-            )
-        )
+        stream.append(Deposit(account_id=account, amount=Decimal("1000000"),
+                              correlation_id=f"setup-usd-{account}"))
+        stream.append(Deposit(account_id=account, amount=Decimal("100"), currency="BTC",
+                              correlation_id=f"setup-btc-{account}"))
     return stream
 
 
 def emit(command: AnyCommand, seq: int, events: tuple[AnyEvent, ...]) -> None:
-    line = {
-        "cid": command.correlation_id,
-        "seq": seq,
-        "digest": events_digest(events),
-        "command": msgspec.json.encode(command).decode(),
-    }
+    line = {"cid": command.correlation_id, "seq": seq, "digest": events_digest(events),
+            "command": msgspec.json.encode(command).decode()}
     sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.flush()
 
 
 def announce(command: AnyCommand) -> None:
-    sys.stdout.write(
-        json.dumps({"submit": command.correlation_id, "command": msgspec.json.encode(command).decode()})
-        + "\n"
-    )
+    sys.stdout.write(json.dumps({"submit": command.correlation_id,
+                                 "command": msgspec.json.encode(command).decode()}) + "\n")
 
 
 async def client(runner: EngineRunner[Engine], name: str, rng: random.Random, order_ids: list[int]) -> None:
@@ -92,13 +73,9 @@ async def client(runner: EngineRunner[Engine], name: str, rng: random.Random, or
         else:
             side = rng.choice([OrderSide.BUY, OrderSide.SELL])
             command = PlaceOrder(
-                account_id=rng.choice(ACCOUNTS),
-                market="BTC-USD",
-                side=side,
-                quantity=Decimal(rng.randint(1, 50)) / 1000,
-                price=Decimal(rng.randint(9_900, 10_100)) / 100,
-                client_order_id=f"{name}-{n}",
-                correlation_id=f"{name}-{n}",
+                account_id=rng.choice(ACCOUNTS), market="BTC-USD", side=side,
+                quantity=Decimal(rng.randint(1, 50)) / 1000, price=Decimal(rng.randint(9_900, 10_100)) / 100,
+                client_order_id=f"{name}-{n}", correlation_id=f"{name}-{n}",
             )
         announce(command)
         result = await runner.submit(command)
@@ -111,19 +88,11 @@ async def client(runner: EngineRunner[Engine], name: str, rng: random.Random, or
 
 async def main() -> None:
     data_dir, seed = Path(sys.argv[1]), int(sys.argv[2])
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
-    config = RunnerConfig(
-        journal_dir=data_dir / "journal",
-        snapshot_dir=data_dir / "snapshots",
-        fsync="batch",
-        segment_bytes=64 * 1024,
-        snapshot_every_commands=300,
-        max_wait_ms=0.5,
-        verify_on_recovery=True,
-    )
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    config = RunnerConfig(journal_dir=data_dir / "journal", snapshot_dir=data_dir / "snapshots",
+                          fsync="batch", segment_bytes=64 * 1024, snapshot_every_commands=300,
+                          max_wait_ms=0.5, verify_on_recovery=True)
     runner = EngineRunner(EngineFactory(Engine, Engine.restore), config)
     await runner.start()
     if runner.last_seq == 0:
@@ -138,9 +107,8 @@ async def main() -> None:
     sys.stdout.flush()
     rng = random.Random(seed)
     order_ids: list[int] = []
-    await asyncio.gather(
-        *(client(runner, f"s{seed}c{k}", random.Random(rng.random()), order_ids) for k in range(CLIENTS))
-    )
+    await asyncio.gather(*(client(runner, f"s{seed}c{k}", random.Random(rng.random()), order_ids)
+                           for k in range(CLIENTS)))
 
 
 if __name__ == "__main__":

@@ -58,10 +58,7 @@ BODY: dict[str, Any] = {
     "markets": ["BTC-USD"],
     "data": {"path": "btc.csv"},
     "settings": {
-        "initial_balance": "10000",
-        "interval": "1m",
-        "order_quantity": "1",
-        "stop_loss_percent": "2",
+        "initial_balance": "10000", "interval": "1m", "order_quantity": "1", "stop_loss_percent": "2"
     },
     "fill_model": {"slippage": "0.0005", "latency_ms": 1},
     "seed": 3,
@@ -94,16 +91,9 @@ def test_a_backtest_runs_in_the_background_and_reports_what_it_would_in_process(
     assert body["metrics"]["trades"] == len(body["trades"]) > 0
     # the same request run here, on the market's spec as the server has it, gives the same bytes
     market = httpx.get(f"{server.url}/markets/BTC-USD").json()
-    spec = MarketSpec(
-        symbol="BTC-USD",
-        kind=MarketKind.SPOT,
-        base="BTC",
-        quote="USD",
-        tick_size=Decimal(market["tick_size"]),
-        lot_size=Decimal(market["lot_size"]),
-        taker_fee=Decimal(market["taker_fee"]),
-        maker_fee=Decimal(market["maker_fee"]),
-    )
+    spec = MarketSpec(symbol="BTC-USD", kind=MarketKind.SPOT, base="BTC", quote="USD",
+                      tick_size=Decimal(market["tick_size"]), lot_size=Decimal(market["lot_size"]),
+                      taker_fee=Decimal(market["taker_fee"]), maker_fee=Decimal(market["maker_fee"]))
     request = BacktestRequest.parse({**BODY, "data": None})
     local = replace(request, spec=spec, data_path=Path(server.settings.backtest_data_dirs[0]) / "btc.csv")
     _, expected = execute(local)
@@ -122,20 +112,12 @@ def test_a_backtest_runs_in_the_background_and_reports_what_it_would_in_process(
     ("change", "status", "code", "fragment"),
     [
         ({"strategies": [{"name": "nope"}]}, 404, "not_found", "no strategy named 'nope'"),
-        (
-            {"strategies": [{"name": "sma_crossover", "parameters": {"fast": 50, "slow": 20}}]},
-            400,
-            "invalid_request",
-            "'fast' must be below 'slow'",
-        ),
+        ({"strategies": [{"name": "sma_crossover", "parameters": {"fast": 50, "slow": 20}}]}, 400,
+         "invalid_request", "'fast' must be below 'slow'"),
         ({"markets": ["NOPE-USD"]}, 404, "not_found", "no market 'NOPE-USD'"),
         ({"data": {"path": "/etc/passwd"}}, 400, "invalid_request", "backtest data directories"),
-        (
-            {"data": {"path": "../server/tradehall.sqlite3"}},
-            400,
-            "invalid_request",
-            "backtest data directories",
-        ),
+        ({"data": {"path": "../server/tradehall.sqlite3"}}, 400, "invalid_request",
+         "backtest data directories"),
         ({"settings": {"max_drawdown": "2"}}, 400, "invalid_request", "max_drawdown"),
         ({"fill_model": {"slippage": "-1"}}, 400, "invalid_request", "slippage"),
         ({"start": "yesterday"}, 400, "invalid_request", "start"),
@@ -176,9 +158,8 @@ def test_without_data_a_backtest_reads_the_markets_candles_from_the_read_models(
 
     with running_server(tmp_path / "data", clock="manual", clock_tick_seconds=0) as server:
         admin = server.admin()
-        admin.create_market(
-            symbol="CAN-USD", kind="spot", base="CAN", quote="USD", tick_size="0.5", lot_size="0.001"
-        )
+        admin.create_market(symbol="CAN-USD", kind="spot", base="CAN", quote="USD", tick_size="0.5",
+                            lot_size="0.001")
         minute = (datetime.now(UTC) + timedelta(days=30)).replace(second=0, microsecond=0)
         admin.move_clock(set_to=rfc3339(minute + timedelta(seconds=10)))
         (buyer, buyer_id), (seller, seller_id) = server.trader(), server.trader()
@@ -213,14 +194,8 @@ def test_without_data_a_backtest_reads_the_markets_candles_from_the_read_models(
         starts = [int((minute + timedelta(minutes=i)).timestamp()) * 10**9 for i in range(len(prices))]
         floats = [float(p) for p in prices]
         bars = Ohlcv(starts, floats, floats, floats, floats, [1.0] * len(prices))
-        spec = MarketSpec(
-            symbol="CAN-USD",
-            kind=MarketKind.SPOT,
-            base="CAN",
-            quote="USD",
-            tick_size=Decimal("0.5"),
-            lot_size=Decimal("0.001"),
-        )
+        spec = MarketSpec(symbol="CAN-USD", kind=MarketKind.SPOT, base="CAN", quote="USD",
+                          tick_size=Decimal("0.5"), lot_size=Decimal("0.001"))
         request = replace(BacktestRequest.parse(body), spec=spec)
         _, expected = execute(request, ohlcv=bars.between(request.start, request.end))
         assert report["metrics"] == orjson.loads(report_bytes(expected))["metrics"]

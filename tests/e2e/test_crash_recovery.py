@@ -97,12 +97,10 @@ def check_journal(data_dir: Path, acks: dict[str, dict[str, Any]]) -> int:
     )
     assert not [key for key, count in accepted.items() if count > 1], "an order was accepted twice"
     with capture_logs():
-        recovered = recover(
-            data_dir / "journal", data_dir / "snapshots", FACTORY, open_for_append=False, verify_events=True
-        )
-        scratch = recover(
-            data_dir / "journal", data_dir / "snapshots", FACTORY, open_for_append=False, use_snapshots=False
-        )
+        recovered = recover(data_dir / "journal", data_dir / "snapshots", FACTORY, open_for_append=False,
+                            verify_events=True)
+        scratch = recover(data_dir / "journal", data_dir / "snapshots", FACTORY, open_for_append=False,
+                          use_snapshots=False)
     assert recovered.last_seq == records[-1].seq
     assert recovered.engine.state_hash() == scratch.engine.state_hash()
     assert set(recovered.engine.ledger.totals().values()) == {0}, "cash is not conserved"
@@ -129,12 +127,10 @@ def test_every_acked_command_survives_sigkill_and_none_is_applied_twice(tmp_path
 
     unacked = [command for cid, command in first.submitted.items() if cid not in first.acks]
     retry_file = tmp_path / "retries.jsonl"
-    retry_file.write_text(
-        "".join(
-            command.replace(f'"correlation_id":"{cid}"', f'"correlation_id":"{cid}-retry"') + "\n"
-            for cid, command in ((json.loads(c)["correlation_id"], c) for c in unacked)
-        )
-    )
+    retry_file.write_text("".join(
+        command.replace(f'"correlation_id":"{cid}"', f'"correlation_id":"{cid}-retry"') + "\n"
+        for cid, command in ((json.loads(c)["correlation_id"], c) for c in unacked)
+    ))
     second = Child(tmp_path, seed + 1, retry_file)
     second.kill_after(rng.uniform(0.3, 1.5))
     assert (second.lines and second.lines[0].get("cid", "").endswith("-retry")) or not unacked

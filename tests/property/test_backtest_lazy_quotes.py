@@ -11,22 +11,15 @@ from tradehall.strategies.backtest import Backtest, BacktestSettings, FillModel,
 
 steps = st.lists(st.integers(min_value=-6, max_value=6), min_size=30, max_size=120)
 wicks = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=120, max_size=120)
-exits = st.sampled_from(
-    [
-        {},
-        {"stop_loss_percent": "1"},
-        {"take_profit_percent": "1.5"},
-        {"stop_loss_percent": "1", "take_profit_percent": "2"},
-        {"trailing_stop_percent": "1"},
-    ]
-)
-fills = st.sampled_from(
-    [
-        "latency_ms=1,slippage=0",
-        "latency_ms=0,slippage=0.001,fee=0.001",
-        "latency_ms=1,spread=0.002,fee=0.0005",
-    ]
-)
+exits = st.sampled_from([
+    {},
+    {"stop_loss_percent": "1"},
+    {"take_profit_percent": "1.5"},
+    {"stop_loss_percent": "1", "take_profit_percent": "2"},
+    {"trailing_stop_percent": "1"},
+])
+fills = st.sampled_from(["latency_ms=1,slippage=0", "latency_ms=0,slippage=0.001,fee=0.001",
+                         "latency_ms=1,spread=0.002,fee=0.0005"])
 
 
 @settings(max_examples=25, deadline=None)

@@ -32,12 +32,8 @@ BASE_TS = 1_750_000_000_000_000_000
 SETUP: list[AnyCommand] = [
     CreateMarket(
         spec=MarketSpec(
-            symbol="BTC-USD",
-            kind=MarketKind.SPOT,
-            base="BTC",
-            quote="USD",
-            tick_size=Decimal("0.01"),
-            lot_size=Decimal("0.0001"),
+            symbol="BTC-USD", kind=MarketKind.SPOT, base="BTC", quote="USD",
+            tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"),
         )
     ),
     OpenAccount(account_id="alice", owner="alice"),

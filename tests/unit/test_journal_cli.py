@@ -22,14 +22,8 @@ cli = CliRunner()
 
 
 def commands() -> list[AnyCommand]:
-    spec = MarketSpec(
-        symbol="BTC-USD",
-        kind=MarketKind.SPOT,
-        base="BTC",
-        quote="USD",
-        tick_size=Decimal("0.01"),
-        lot_size=Decimal("0.0001"),
-    )
+    spec = MarketSpec(symbol="BTC-USD", kind=MarketKind.SPOT, base="BTC", quote="USD",
+                      tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"))
     stream: list[AnyCommand] = [
         CreateMarket(spec=spec),
         OpenAccount(account_id="a", owner="a"),
@@ -40,16 +34,8 @@ def commands() -> list[AnyCommand]:
     for n in range(15):
         side = OrderSide.BUY if n % 2 else OrderSide.SELL
         account = "a" if side is OrderSide.BUY else "b"
-        stream.append(
-            PlaceOrder(
-                account_id=account,
-                market="BTC-USD",
-                side=side,
-                quantity=Decimal("0.01"),
-                price=Decimal("100") + n % 3,
-                correlation_id=f"req-{n}",
-            )
-        )
+        stream.append(PlaceOrder(account_id=account, market="BTC-USD", side=side, quantity=Decimal("0.01"),
+                                 price=Decimal("100") + n % 3, correlation_id=f"req-{n}"))
     return stream
 
 
@@ -78,8 +64,7 @@ def test_inspect_lists_segments_snapshots_and_the_newest_records(data_dir: Path)
     assert all(row["status"] == "ok" for row in report["segments"])
     assert [(s["seq"], s["status"]) for s in report["snapshots"]] == [(10, "ok")]
     assert [(r["seq"], r["command"], r["correlation_id"]) for r in report["records"]] == [
-        (19, "PlaceOrder", "req-13"),
-        (20, "PlaceOrder", "req-14"),
+        (19, "PlaceOrder", "req-13"), (20, "PlaceOrder", "req-14")
     ]
 
 

@@ -36,13 +36,10 @@ def write_csv(path: Path, rows: list[str]) -> Path:
 
 
 def test_csv_with_rfc3339_and_epoch_milliseconds_read_the_same(tmp_path: Path) -> None:
-    a = write_csv(
-        tmp_path / "a.csv",
-        ["2024-01-01T00:00:00Z,100,101,99,100.5,3", "2024-01-01T00:01:00+00:00,100.5,102,100,101.25,4.5"],
-    )
-    b = write_csv(
-        tmp_path / "b.csv", ["1704067200000,100,101,99,100.5,3", "1704067260000,100.5,102,100,101.25,4.5"]
-    )
+    a = write_csv(tmp_path / "a.csv", ["2024-01-01T00:00:00Z,100,101,99,100.5,3",
+                                       "2024-01-01T00:01:00+00:00,100.5,102,100,101.25,4.5"])
+    b = write_csv(tmp_path / "b.csv", ["1704067200000,100,101,99,100.5,3",
+                                       "1704067260000,100.5,102,100,101.25,4.5"])
     first, second = load_ohlcv(a), load_ohlcv(b)
     assert first == second
     assert first.ts == [1704067200 * 10**9, 1704067260 * 10**9]
@@ -51,20 +48,11 @@ def test_csv_with_rfc3339_and_epoch_milliseconds_read_the_same(tmp_path: Path) -
 
 
 def test_parquet_reads_like_csv(tmp_path: Path) -> None:
-    table = pa.table(
-        {
-            "t": [1704067200000, 1704067260000],
-            "open": [100.0, 100.5],
-            "high": [101.0, 102.0],
-            "low": [99.0, 100.0],
-            "close": [100.5, 101.25],
-            "volume": [3.0, 4.5],
-        }
-    )
+    table = pa.table({"t": [1704067200000, 1704067260000], "open": [100.0, 100.5], "high": [101.0, 102.0],
+                      "low": [99.0, 100.0], "close": [100.5, 101.25], "volume": [3.0, 4.5]})
     pq.write_table(table, tmp_path / "bars.parquet")
-    csv = write_csv(
-        tmp_path / "b.csv", ["1704067200000,100,101,99,100.5,3", "1704067260000,100.5,102,100,101.25,4.5"]
-    )
+    csv = write_csv(tmp_path / "b.csv", ["1704067200000,100,101,99,100.5,3",
+                                         "1704067260000,100.5,102,100,101.25,4.5"])
     assert load_ohlcv(tmp_path / "bars.parquet") == load_ohlcv(csv)
 
 
@@ -105,26 +93,11 @@ def test_a_recording_runs_with_bars_built_per_interval(tmp_path: Path) -> None:
     prices = [100, 100, 100, 101, 102, 103, 102, 101, 100, 99, 98, 99, 100, 101, 102, 103, 104]
     for i, price in enumerate(prices):
         at = start + i * minute + 5 * 10**9
-        recorder(
-            Quote(
-                source="s",
-                instrument="BTC-USD",
-                bid=Decimal(price) - Decimal("0.5"),
-                ask=Decimal(price) + Decimal("0.5"),
-                bid_size=Decimal(5),
-                ask_size=Decimal(5),
-                receive_ts=at,
-            )
-        )
-        recorder(
-            TradeTick(
-                source="s",
-                instrument="BTC-USD",
-                price=Decimal(price),
-                size=Decimal("0.1"),
-                receive_ts=at + 10**9,
-            )
-        )
+        recorder(Quote(source="s", instrument="BTC-USD", bid=Decimal(price) - Decimal("0.5"),
+                       ask=Decimal(price) + Decimal("0.5"), bid_size=Decimal(5), ask_size=Decimal(5),
+                       receive_ts=at))
+        recorder(TradeTick(source="s", instrument="BTC-USD", price=Decimal(price), size=Decimal("0.1"),
+                           receive_ts=at + 10**9))
     recorder.close()
     events = load_recording(tmp_path / "rec")
     assert len(events) == 2 * len(prices)
@@ -150,25 +123,9 @@ def test_the_cli_runs_a_backtest_and_writes_the_report(tmp_path: Path) -> None:
         price = 100 + (i % 40 - 20) * 0.5 if i % 80 < 40 else 100 - (i % 40 - 20) * 0.5
         rows.append(f"{1704067200000 + i * 60000},{o},{max(o, price) + 0.5},{min(o, price) - 0.5},{price},10")
     data = write_csv(tmp_path / "btc-usd.csv", rows)
-    result = CliRunner().invoke(
-        app,
-        [
-            "backtest",
-            "--strategy",
-            "sma_crossover",
-            "-p",
-            "fast=3",
-            "-p",
-            "slow=8",
-            "--data",
-            str(data),
-            "--setting",
-            "order_quantity=1",
-            "--report",
-            str(tmp_path / "out"),
-            "--json",
-        ],
-    )
+    result = CliRunner().invoke(app, ["backtest", "--strategy", "sma_crossover", "-p", "fast=3",
+                                      "-p", "slow=8", "--data", str(data), "--setting", "order_quantity=1",
+                                      "--report", str(tmp_path / "out"), "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -194,21 +151,14 @@ def test_a_grid_ranks_every_combination(tmp_path: Path) -> None:
     )
     ranked = run_grid(request, {"fast": [2, 5], "slow": [10, 20]}, rank_by="total_return", workers=2)
     assert sorted((r["parameters"]["fast"], r["parameters"]["slow"]) for r in ranked) == [
-        (2, 10),
-        (2, 20),
-        (5, 10),
-        (5, 20),
+        (2, 10), (2, 20), (5, 10), (5, 20)
     ]
     returns = [Decimal(r["metrics"]["total_return"]) for r in ranked]
     assert returns == sorted(returns, reverse=True)
     single = {
         (p["fast"], p["slow"]): execute(
-            BacktestRequest(
-                strategies=(StrategyChoice("sma_crossover", parameters=p),),
-                market="BTC-USD",
-                settings=request.settings,
-                data_path=data,
-            )
+            BacktestRequest(strategies=(StrategyChoice("sma_crossover", parameters=p),), market="BTC-USD",
+                            settings=request.settings, data_path=data)
         )[1]["metrics"]
         for p in ({"fast": 2, "slow": 10}, {"fast": 5, "slow": 20})
     }

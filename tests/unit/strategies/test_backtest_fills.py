@@ -14,15 +14,8 @@ from tradehall.strategies.backtest.runner import BacktestResult
 FLAT = (100.0, 100.0, 100.0, 100.0)
 
 
-def run(
-    rows: list[tuple[float, float, float, float]],
-    plan: str,
-    *,
-    fill: str = "latency_ms=1,slippage=0",
-    eager: bool = False,
-    settings: dict[str, str] | None = None,
-    **params: object,
-) -> BacktestResult:
+def run(rows: list[tuple[float, float, float, float]], plan: str, *, fill: str = "latency_ms=1,slippage=0",
+        eager: bool = False, settings: dict[str, str] | None = None, **params: object) -> BacktestResult:
     backtest = Backtest(
         [StrategyChoice("script", parameters={"plan": plan, **params})],
         spec(),
@@ -187,28 +180,13 @@ def test_a_perp_short_is_valued_as_the_engine_values_it() -> None:
     from tradehall.domain.market import MarketSpec
     from tradehall.engine import views
 
-    perp = MarketSpec(
-        symbol="BTC-PERP",
-        kind=MarketKind.PERP,
-        base="BTC",
-        quote="USD",
-        tick_size=Decimal("0.5"),
-        lot_size=Decimal("0.001"),
-        venue=Venue.QUOTE,
-        max_leverage=Decimal(10),
-        initial_margin=Decimal("0.1"),
-        maintenance_margin=Decimal("0.05"),
-        taker_fee=Decimal("0.001"),
-    )
-    rows = [
-        FLAT,
-        (100.0, 101.0, 99.0, 100.5),
-        (100.5, 102.0, 100.0, 101.5),
-        (101.5, 101.5, 97.0, 98.0),
-        (98.0, 99.0, 96.0, 97.0),
-        (97.0, 97.0, 95.0, 95.5),
-        (95.5, 96.0, 94.0, 94.5),
-    ]
+    perp = MarketSpec(symbol="BTC-PERP", kind=MarketKind.PERP, base="BTC", quote="USD",
+                      tick_size=Decimal("0.5"), lot_size=Decimal("0.001"), venue=Venue.QUOTE,
+                      max_leverage=Decimal(10),
+                      initial_margin=Decimal("0.1"), maintenance_margin=Decimal("0.05"),
+                      taker_fee=Decimal("0.001"))
+    rows = [FLAT, (100.0, 101.0, 99.0, 100.5), (100.5, 102.0, 100.0, 101.5), (101.5, 101.5, 97.0, 98.0),
+            (98.0, 99.0, 96.0, 97.0), (97.0, 97.0, 95.0, 95.5), (95.5, 96.0, 94.0, 94.5)]
     backtest = Backtest(
         [StrategyChoice("script", parameters={"plan": "0:sell"})],
         perp,

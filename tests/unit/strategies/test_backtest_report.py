@@ -64,30 +64,17 @@ def test_trade_ratios_are_empyricals_without_annualisation() -> None:
 
 def test_daily_returns_use_end_of_day_equity_and_start_from_the_initial_balance() -> None:
     hour = 3600 * 10**9
-    equity = [
-        (T0 + hour, 101.0),
-        (T0 + 23 * hour, 102.0),
-        (T0 + DAY, 99.0),  # day 0 closes at 99
-        (T0 + DAY + hour, 110.0),
-        (T0 + 2 * DAY + 5 * hour, 121.0),
-    ]  # day 1 at 110, day 2 at 121
+    equity = [(T0 + hour, 101.0), (T0 + 23 * hour, 102.0), (T0 + DAY, 99.0),  # day 0 closes at 99
+              (T0 + DAY + hour, 110.0), (T0 + 2 * DAY + 5 * hour, 121.0)]  # day 1 at 110, day 2 at 121
     assert m.daily_returns(100.0, equity) == [
-        (T0, 99 / 100 - 1),
-        (T0 + DAY, 110 / 99 - 1),
-        (T0 + 2 * DAY, 121 / 110 - 1),
+        (T0, 99 / 100 - 1), (T0 + DAY, 110 / 99 - 1), (T0 + 2 * DAY, 121 / 110 - 1)
     ]
 
 
 def test_drawdown_series_its_maximum_and_duration() -> None:
     s = 10**9
-    equity = [
-        (T0 + 1 * s, 100.0),
-        (T0 + 2 * s, 120.0),
-        (T0 + 3 * s, 90.0),
-        (T0 + 4 * s, 108.0),
-        (T0 + 5 * s, 121.0),
-        (T0 + 6 * s, 110.0),
-    ]
+    equity = [(T0 + 1 * s, 100.0), (T0 + 2 * s, 120.0), (T0 + 3 * s, 90.0), (T0 + 4 * s, 108.0),
+              (T0 + 5 * s, 121.0), (T0 + 6 * s, 110.0)]
     series, worst, duration = m.drawdowns(100.0, equity, T0)
     assert [round(d, 6) for _, d in series] == [0.0, 0.0, 0.25, 0.1, 0.0, round(1 - 110 / 121, 6)]
     assert worst == 0.25
@@ -179,29 +166,15 @@ def test_the_report_has_every_contract_metric_and_consistent_trades(tmp_path: Pa
 def test_trade_prices_and_quantities_are_plain_decimals() -> None:
     from tradehall.strategies.backtest.report import performance
 
-    fills = [
-        fill(1, "buy", "100", "10"),
-        fill(2, "sell", "106", "3", pnl="18"),
-        fill(3, "sell", "106.5", "7", pnl="45.5"),
-    ]
+    fills = [fill(1, "buy", "100", "10"), fill(2, "sell", "106", "3", pnl="18"),
+             fill(3, "sell", "106.5", "7", pnl="45.5")]
     closed, _ = round_trips(fills)
     cents = Decimal("0.01")
-    (trade,) = performance(
-        Decimal(1000), T0, [(T0 + 1, 1063.5)], [("X", t) for t in closed], Decimal(0), math.nan, cents
-    )["trades"]
+    (trade,) = performance(Decimal(1000), T0, [(T0 + 1, 1063.5)], [("X", t) for t in closed], Decimal(0),
+                           math.nan, cents)["trades"]
     assert (trade["quantity"], trade["entry_price"], trade["exit_price"]) == ("10", "100", "106.35")
-    thirds = [
-        fill(1, "buy", "100", "3"),
-        fill(2, "sell", "101", "1", pnl="1"),
-        fill(3, "sell", "102", "2", pnl="4"),
-    ]
-    (trade,) = performance(
-        Decimal(1000),
-        T0,
-        [(T0 + 1, 1005.0)],
-        [("X", t) for t in round_trips(thirds)[0]],
-        Decimal(0),
-        math.nan,
-        cents,
-    )["trades"]
+    thirds = [fill(1, "buy", "100", "3"), fill(2, "sell", "101", "1", pnl="1"),
+              fill(3, "sell", "102", "2", pnl="4")]
+    (trade,) = performance(Decimal(1000), T0, [(T0 + 1, 1005.0)], [("X", t) for t in round_trips(thirds)[0]],
+                           Decimal(0), math.nan, cents)["trades"]
     assert trade["exit_price"] == "101.6666666667"

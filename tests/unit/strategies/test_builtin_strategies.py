@@ -10,25 +10,11 @@ from tradehall.strategies.base import Strategy
 MINUTE = 60 * 10**9
 
 
-def bar(
-    i: int,
-    close: float,
-    *,
-    open_: float | None = None,
-    high: float | None = None,
-    low: float | None = None,
-    volume: float = 1.0,
-) -> Bar:
+def bar(i: int, close: float, *, open_: float | None = None, high: float | None = None,
+        low: float | None = None, volume: float = 1.0) -> Bar:
     o = close if open_ is None else open_
-    return Bar(
-        i * MINUTE,
-        o,
-        max(o, close) if high is None else high,
-        min(o, close) if low is None else low,
-        close,
-        volume,
-        (i + 1) * MINUTE,
-    )
+    return Bar(i * MINUTE, o, max(o, close) if high is None else high, min(o, close) if low is None else low,
+               close, volume, (i + 1) * MINUTE)
 
 
 def run(strategy: Strategy, bars: list[Bar]) -> list[tuple[int, Action]]:
@@ -96,13 +82,8 @@ def test_bollinger_reversion_fires_when_the_close_leaves_the_bands() -> None:
 
 
 def test_donchian_breakout_against_the_previous_bars_channel() -> None:
-    bars = [
-        bar(0, 10, high=11, low=9),
-        bar(1, 10, high=12, low=9),
-        bar(2, 11.5, high=11.8, low=10),
-        bar(3, 12.5, high=12.6, low=11),
-        bar(4, 8.5, high=12, low=8.4),
-    ]
+    bars = [bar(0, 10, high=11, low=9), bar(1, 10, high=12, low=9), bar(2, 11.5, high=11.8, low=10),
+            bar(3, 12.5, high=12.6, low=11), bar(4, 8.5, high=12, low=8.4)]
     assert run(make("donchian_breakout", period=2), bars) == [(3, Action.BUY), (4, Action.SELL)]
 
 
@@ -111,11 +92,8 @@ def test_volume_spike_follows_the_direction_of_the_spike_bar() -> None:
     bars += [bar(3, 11, open_=10, volume=30), bar(4, 9, open_=10, volume=100)]
     bars += [bar(5, 10, open_=10, volume=900)]
     strategy = make("volume_spike", period=3, threshold=3)
-    result = [
-        (i, s.action, s.confidence)
-        for i, b in enumerate(bars)
-        if (s := strategy.on_bar("BTC-USD", b)) is not None
-    ]
+    result = [(i, s.action, s.confidence) for i, b in enumerate(bars)
+              if (s := strategy.on_bar("BTC-USD", b)) is not None]
     # bar 3: 30 / mean(10,10,10) = 3 -> buy, confidence 3 / 6; bar 4: 100 / mean(10,10,30) = 6 -> sell;
     # bar 5 trades 900 but closes where it opened: no direction, no signal
     assert result == [(3, Action.BUY, 0.5), (4, Action.SELL, 1.0)]
@@ -123,14 +101,8 @@ def test_volume_spike_follows_the_direction_of_the_spike_bar() -> None:
 
 def quote(bid_size: float, ask_size: float, depth: bool = False) -> QuoteTick:
     if depth:
-        return QuoteTick(
-            "BTC-USD",
-            0,
-            99.0,
-            101.0,
-            bids=((99.0, bid_size), (98.0, bid_size)),
-            asks=((101.0, ask_size), (102.0, ask_size)),
-        )
+        return QuoteTick("BTC-USD", 0, 99.0, 101.0, bids=((99.0, bid_size), (98.0, bid_size)),
+                         asks=((101.0, ask_size), (102.0, ask_size)))
     return QuoteTick("BTC-USD", 0, 99.0, 101.0, bid_size=bid_size, ask_size=ask_size)
 
 
@@ -150,22 +122,16 @@ def test_book_imbalance_fires_when_entering_a_zone() -> None:
 
 
 def test_liquidity_sweep_buys_a_failed_break_of_the_low_and_sells_a_failed_break_of_the_high() -> None:
-    bars = [
-        bar(0, 10, high=11, low=9),
-        bar(1, 10, high=11, low=9),
-        bar(2, 9.5, high=10, low=8.5),  # sweeps 9 and closes back inside: buy
-        bar(3, 8.0, high=9.5, low=7.9),  # breaks 8.5 and stays below: a breakdown, not a sweep
-        bar(4, 9.0, high=11.5, low=8.8),
-    ]  # sweeps 10, the high of bars 2-3, closes inside: sell
+    bars = [bar(0, 10, high=11, low=9), bar(1, 10, high=11, low=9),
+            bar(2, 9.5, high=10, low=8.5),  # sweeps 9 and closes back inside: buy
+            bar(3, 8.0, high=9.5, low=7.9),  # breaks 8.5 and stays below: a breakdown, not a sweep
+            bar(4, 9.0, high=11.5, low=8.8)]  # sweeps 10, the high of bars 2-3, closes inside: sell
     assert run(make("liquidity_sweep", lookback=2), bars) == [(2, Action.BUY), (4, Action.SELL)]
 
 
 def test_liquidity_sweep_can_require_volume() -> None:
-    bars = [
-        bar(0, 10, high=11, low=9, volume=10),
-        bar(1, 10, high=11, low=9, volume=10),
-        bar(2, 9.5, high=10, low=8.5, volume=15),
-    ]
+    bars = [bar(0, 10, high=11, low=9, volume=10), bar(1, 10, high=11, low=9, volume=10),
+            bar(2, 9.5, high=10, low=8.5, volume=15)]
     assert run(make("liquidity_sweep", lookback=2, min_volume_ratio=2), bars) == []
     bars[2] = bar(2, 9.5, high=10, low=8.5, volume=20)
     assert run(make("liquidity_sweep", lookback=2, min_volume_ratio=2), bars) == [(2, Action.BUY)]

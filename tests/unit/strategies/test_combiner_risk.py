@@ -26,14 +26,8 @@ MONDAY = 4 * DAY  # 1970-01-05
 
 
 def sig(strategy: str, action: Action, confidence: float = 1.0) -> Signal:
-    return Signal(
-        market="BTC-USD",
-        action=action,
-        confidence=confidence,
-        price=100.0,
-        strategy=strategy,
-        reason=f"{strategy} says {action.value}",
-    )
+    return Signal(market="BTC-USD", action=action, confidence=confidence, price=100.0, strategy=strategy,
+                  reason=f"{strategy} says {action.value}")
 
 
 class Book:
@@ -87,12 +81,8 @@ def state(**kw: object) -> MarketState:
         (LiquidityValidator(min_volume=5), state(volume=2.0), "liquidity", "volume 2.0 below 5"),
         (LiquidityValidator(min_depth=3), state(ask_depth=1.0), "liquidity", "quoted depth 1.0 below 3"),
         (VolatilityValidator(0.02), state(volatility=0.05), "volatility", "volatility 0.050000 above 0.02"),
-        (
-            FreshnessValidator(5),
-            state(data_ts=3 * 10**9),
-            "data_freshness",
-            "market data 7.000 s old, more than 5 s",
-        ),
+        (FreshnessValidator(5), state(data_ts=3 * 10**9), "data_freshness",
+         "market data 7.000 s old, more than 5 s"),
     ],
 )
 def test_each_validator_vetoes_an_entry_with_its_reason(
@@ -145,13 +135,8 @@ def test_short_exits_mirror_long_ones() -> None:
 def test_settings_are_parsed_from_decimal_strings_and_checked() -> None:
     settings = RiskSettings.from_settings({"max_positions": "3", "max_drawdown": "0.2", "min_confidence": 1})
     assert (settings.max_positions, settings.max_drawdown) == (3, 0.2)
-    for bad in (
-        {"max_drawdown": "1.5"},
-        {"max_positions": 0},
-        {"stop_loss_percent": "-1"},
-        {"risk_per_trade": "0.01"},
-        {"max_position_size": "lots"},
-    ):
+    for bad in ({"max_drawdown": "1.5"}, {"max_positions": 0}, {"stop_loss_percent": "-1"},
+                {"risk_per_trade": "0.01"}, {"max_position_size": "lots"}):
         with pytest.raises(TradehallError):
             RiskSettings.from_settings(bad)
 
