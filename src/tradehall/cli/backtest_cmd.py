@@ -21,6 +21,7 @@ from tradehall.cli.common import EXIT_REFUSED, console, fail
 from tradehall.domain.errors import TradehallError
 from tradehall.service.settings import Settings
 from tradehall.store.db import Store
+from tradehall.strategies.backtest.config import BacktestSettings, FillModel, StrategyChoice
 from tradehall.strategies.backtest.job import (
     BacktestRequest,
     candles,
@@ -29,7 +30,6 @@ from tradehall.strategies.backtest.job import (
     run_grid,
 )
 from tradehall.strategies.backtest.render import write_report
-from tradehall.strategies.backtest.runner import BacktestSettings, FillModel, StrategyChoice
 
 SHOWN = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate", "profit_factor", "trades",
          "exposure", "fees")

@@ -21,16 +21,10 @@ from tradehall.domain.errors import invalid_request
 from tradehall.domain.market import MarketSpec
 from tradehall.store.models import Candle, Market
 from tradehall.store.types import ns_of_utc, utc_of_ns
+from tradehall.strategies.backtest.config import BacktestSettings, FillModel, StrategyChoice, spec_for_data
 from tradehall.strategies.backtest.data import Ohlcv, is_recording, load_ohlcv, load_recording
 from tradehall.strategies.backtest.report import METRIC_NAMES, build_report
-from tradehall.strategies.backtest.runner import (
-    Backtest,
-    BacktestResult,
-    BacktestSettings,
-    FillModel,
-    StrategyChoice,
-    spec_for_data,
-)
+from tradehall.strategies.backtest.runner import Backtest, BacktestResult
 from tradehall.strategies.registry import default_registry
 
 LOWER_IS_BETTER = frozenset(
