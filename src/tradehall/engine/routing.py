@@ -99,37 +99,51 @@ def venue_levels(
     capped at the limit, as `venues.plan_fills` fills it."""
     terms = market.terms
     buy = side is BUY
-    number = 0
-    if market.venue is QUOTE_VENUE:
-        raw: list[Any] = market.quote.asks if buy else market.quote.bids
-        slip = terms.slippage_ppm
-    else:
-        bids, asks = market.book.depth()
-        raw = asks if buy else bids
-        slip = -1
+    append = out.append
     factor = tick * (PPM + terms.taker_ppm) if buy else -tick * (PPM - terms.taker_ppm)
+    need_lots = -(-need // lot)  # a venue never takes more than the whole order
     covered = 0
-    for quoted, size in raw:
+    if market.venue is not QUOTE_VENUE:  # a book's levels: whole sizes, best first
+        bids, asks = market.book.depth()
+        if buy:
+            cap = limit if limit is not None else asks[-1][0] if asks else 0
+            for number, (price, size) in enumerate(asks):
+                if price > cap:
+                    break
+                append((price * factor, index, number, size))
+                covered += size
+                if covered >= need_lots:
+                    break
+        else:
+            floor = limit if limit is not None else 0
+            for number, (price, size) in enumerate(bids):
+                if price < floor:
+                    break
+                append((price * factor, index, number, size))
+                covered += size
+                if covered >= need_lots:
+                    break
+        return
+    levels: list[Any] = market.quote.asks if buy else market.quote.bids
+    up, down = PPM + terms.slippage_ppm, PPM - terms.slippage_ppm
+    for number, (quoted, size) in enumerate(levels):
         if limit is not None and (quoted > limit if buy else quoted < limit):
             break
         if size is not None and size <= 0:
             continue
-        fill = quoted
-        if slip >= 0:
-            if buy:
-                fill = -(-quoted * (PPM + slip) // PPM)
-                if limit is not None and fill > limit:
-                    fill = limit
-            else:
-                fill = max(quoted * (PPM - slip) // PPM, 1)
-                if limit is not None and fill < limit:
-                    fill = limit
-        out.append((fill * factor, index, number, size))
-        number += 1
+        if buy:
+            fill = -(-quoted * up // PPM)
+            if limit is not None and fill > limit:
+                fill = limit
+        else:
+            fill = max(quoted * down // PPM, 1)
+            if limit is not None and fill < limit:
+                fill = limit
+        append((fill * factor, index, number, size))
         if size is None:
             break
-        covered += size * lot
-        if covered >= need:
+        covered += size
+        if covered >= need_lots:
             break
 
 
