@@ -239,3 +239,17 @@ def test_routed_children_never_hold_twice(makers: list[Any], routes: list[Any]) 
         check_invariants(engine)
     assert balance(engine, "t")[1] == 0
     assert balance(engine, "t", "BTC")[1] == 0
+
+
+def test_a_smart_order_whose_children_all_ended_is_not_carried_into_a_snapshot() -> None:
+    engine = venues()
+    routed = one(expect_no_rejection(route(engine, "buy", "1", "90")), ev.OrderRouted)
+    assert list(engine.state.routes) == [routed.order_id]
+    [child] = routed.children
+    expect_no_rejection(place(engine, "m", "BTC-USD.OKX", "sell", "1", "90"))  # fills the resting child
+    assert child.order_id not in engine.orders
+    restored = Engine.restore(engine.snapshot())
+    assert restored.state.routes == {}
+    assert restored.state_hash() == engine.state_hash()
+    rejected = one(engine.apply(c.CancelOrder(order_id=routed.order_id, account_id="t")), ev.CommandRejected)
+    assert rejected.code is Code.CONFLICT and engine.state.routes == {}

@@ -93,7 +93,12 @@ def snapshot_state(state: EngineState) -> dict[str, Any]:
         "client_order_fingerprints": sorted(
             [a, c, f] for (a, c), f in state.client_order_fingerprints.items()
         ),
-        "routes": [[r.parent_id, r.account_id, r.children] for _, r in sorted(state.routes.items())],
+        # a smart order is kept while one of its children is open (one that ended is forgotten here)
+        "routes": [
+            [r.parent_id, r.account_id, r.children]
+            for _, r in sorted(state.routes.items())
+            if any(child in state.orders for child in r.children)
+        ],
     }
 
 
