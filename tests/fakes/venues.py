@@ -277,3 +277,92 @@ class FakeBybit:
         await self.ws.push(
             {"topic": f"publicTrade.{self.symbol}", "type": "snapshot", "ts": TS_MS, "data": [item]}
         )
+
+
+class FakeCoinbase:
+    """Advanced Trade WebSocket (level2 → `l2_data`, ticker, market_trades, heartbeats;
+    `sequence_num` per connection across channels) and REST `product_book`."""
+
+    def __init__(self, http: FakeHttpServer, ws: FakeWsServer, product: str, book: FakeVenueBook) -> None:
+        self.http = http
+        self.ws = ws
+        self.product = product
+        self.book = book
+        self.sequence: dict[ServerConnection, int] = {}
+        self.subscribes: list[tuple[str, list[str]]] = []
+        self.unsubscribes: list[tuple[str, list[str]]] = []
+        ws.on_message = self._on_message
+        http.route("/api/v3/brokerage/market/product_book", self._rest_book)
+
+    def _rest_book(self, request: Request) -> Response:
+        bids = [{"price": p, "size": s} for p, s in self.book.sorted_bids()[:1]]
+        asks = [{"price": p, "size": s} for p, s in self.book.sorted_asks()[:1]]
+        book = {
+            "product_id": request.query.get("product_id"),
+            "bids": bids,
+            "asks": asks,
+            "time": "2026-04-07T00:28:59.662782Z",
+        }
+        return Response.json({"pricebook": book, "last": "1", "mid_market": "1"})
+
+    def _envelope(
+        self, ws: ServerConnection, channel: str, events: list[dict[str, Any]], skip: bool = False
+    ) -> str:
+        number = self.sequence.get(ws, -1) + (2 if skip else 1)
+        self.sequence[ws] = number
+        message = {
+            "channel": channel,
+            "client_id": "",
+            "timestamp": "2026-04-07T14:30:00.123456789Z",
+            "sequence_num": number,
+            "events": events,
+        }
+        return orjson.dumps(message).decode()
+
+    def _updates(self, rows: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+        return [
+            {"side": side, "event_time": "2026-04-07T14:30:00Z", "price_level": p, "new_quantity": q}
+            for side, p, q in rows
+        ]
+
+    async def _on_message(self, server: FakeWsServer, ws: ServerConnection, message: Any) -> None:
+        kind, channel, products = (
+            message.get("type"),
+            message.get("channel"),
+            message.get("product_ids") or [],
+        )
+        if kind == "unsubscribe":
+            self.unsubscribes.append((channel, products))
+        elif kind == "subscribe":
+            self.subscribes.append((channel, products))
+        else:
+            await ws.send(orjson.dumps({"type": "error", "message": "unknown type"}).decode())
+            return
+        await ws.send(self._envelope(ws, "subscriptions", [{"subscriptions": {channel: products}}]))
+        if kind == "subscribe" and channel == "level2":
+            rows = [("bid", p, s) for p, s in self.book.sorted_bids()] + [
+                ("offer", p, s) for p, s in self.book.sorted_asks()
+            ]
+            event = {"type": "snapshot", "product_id": self.product, "updates": self._updates(rows)}
+            await ws.send(self._envelope(ws, "l2_data", [event]))
+
+    async def update(self, side: str, price: str, quantity: str, *, skip: bool = False) -> None:
+        """One level2 update to every connection; `skip` loses one message of the connection."""
+        self.book.set("bid" if side == "bid" else "ask", price, quantity)
+        event = {
+            "type": "update",
+            "product_id": self.product,
+            "updates": self._updates([(side, price, quantity)]),
+        }
+        for ws in list(self.ws.connections):
+            await ws.send(self._envelope(ws, "l2_data", [event], skip=skip))
+
+    async def heartbeat(self) -> None:
+        for ws in list(self.ws.connections):
+            await ws.send(
+                self._envelope(
+                    ws,
+                    "heartbeats",
+                    [{"current_time": "2026-04-07 14:30:10.000000000+00:00", "heartbeat_counter": 1}],
+                )
+            )

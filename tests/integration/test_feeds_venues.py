@@ -1,4 +1,4 @@
-"""OKX and Bybit feeds end to end against fake venues that speak their wire formats
+"""OKX, Bybit and Coinbase feeds end to end against fake venues that speak their wire formats
 (tests/fakes/venues.py): connect → subscribe → snapshot → deltas → gap → resync (a resubscription,
 counted in tradehall_feed_resyncs_total) → reconnect, REST book polling only while the stream is
 down, the venues' keepalives, and failover between the two venues in the router."""
@@ -14,11 +14,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.fakes.http_server import FakeHttpServer
-from tests.fakes.venues import FakeBybit, FakeOkx, FakeVenueBook
+from tests.fakes.venues import FakeBybit, FakeCoinbase, FakeOkx, FakeVenueBook
 from tests.fakes.ws import FakeWsServer, eventually
 from tradehall.domain import commands
 from tradehall.marketdata.breaker import Backoff
 from tradehall.marketdata.bybit import BybitFeed
+from tradehall.marketdata.coinbase import CoinbaseFeed
 from tradehall.marketdata.models import FeedEvent, Quote, TradeTick
 from tradehall.marketdata.okx import OkxFeed
 from tradehall.marketdata.router import InstrumentRef, MarketRoute, Router
@@ -305,3 +306,70 @@ async def test_router_fails_over_from_okx_to_bybit_and_back(
     finally:
         await okx_feed.stop()
         await bybit_feed.stop()
+
+
+@pytest.fixture
+async def coinbase() -> AsyncIterator[FakeCoinbase]:
+    ws, rest = FakeWsServer(), FakeHttpServer()
+    await ws.start()
+    await rest.start()
+    yield FakeCoinbase(rest, ws, "BTC-USD", FakeVenueBook({"100.40": "1"}, {"100.60": "2"}))
+    await ws.stop()
+    await rest.stop()
+
+
+async def test_coinbase_snapshot_updates_connection_gap_resync_and_reconnect(
+    coinbase: FakeCoinbase, http: httpx.AsyncClient
+) -> None:
+    seen: Seen = []
+    ref: list[CoinbaseFeed] = []
+
+    def sink(event: FeedEvent) -> None:
+        seen.append((ref[0].mode, event))
+
+    feed = CoinbaseFeed(
+        ["BTC-USD"],
+        sink,
+        http,
+        ws_url=coinbase.ws.url,
+        rest_root=coinbase.http.url,
+        poll_interval=0.05,
+        backoff=backoff(),
+        name="coinbase_e2e",
+    )
+    ref.append(feed)
+    before = resyncs("coinbase_e2e")
+    feed.start()
+    try:
+        await eventually(lambda: len(quotes(seen)) >= 1)
+        assert [channel for channel, _ in coinbase.subscribes] == [
+            "level2",
+            "ticker",
+            "market_trades",
+            "heartbeats",
+        ]
+        assert quotes(seen)[0] == ("stream", D("100.40"), D("100.60"))
+        await coinbase.update("bid", "100.50", "3")
+        await eventually(lambda: quotes(seen)[-1] == ("stream", D("100.50"), D("100.60")))
+        await coinbase.heartbeat()
+        await eventually(lambda: feed.ignored_by_type.get("heartbeats") == 1)
+
+        await coinbase.update("offer", "100.55", "1", skip=True)  # one message of the connection lost
+        await eventually(lambda: len(coinbase.subscribes) == 5)
+        assert coinbase.unsubscribes == [("level2", ["BTC-USD"])]
+        assert coinbase.subscribes[4] == ("level2", ["BTC-USD"])
+        await eventually(lambda: quotes(seen)[-1] == ("stream", D("100.50"), D("100.55")))
+        assert feed.resyncs_by_reason == {"sequence_gap": 1}
+        assert resyncs("coinbase_e2e") == before + 1
+
+        coinbase.ws.refuse = True
+        await coinbase.ws.drop_all()
+        await eventually(lambda: quotes(seen)[-1][0] == "polling")
+        assert quotes(seen)[-1] == ("polling", D("100.50"), D("100.55"))
+        coinbase.ws.refuse = False
+        await eventually(lambda: len(coinbase.subscribes) == 9 and quotes(seen)[-1][0] == "stream")
+        await coinbase.update("bid", "100.52", "1")  # the new connection counts from 0 again: no gap
+        await eventually(lambda: quotes(seen)[-1] == ("stream", D("100.52"), D("100.55")))
+        assert feed.resyncs == 1
+    finally:
+        await feed.stop()

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from tradehall.cli.main import app
 from tradehall.marketdata.bybit import BybitFeed
+from tradehall.marketdata.coinbase import CoinbaseFeed
 from tradehall.marketdata.config import Endpoints, MarketDataConfig, build_runtime
 from tradehall.marketdata.okx import OkxFeed
 
@@ -115,3 +116,28 @@ def test_feeds_config_refuses_an_invalid_file_with_exit_2(tmp_path: Path) -> Non
     assert "okx_channels" in result.output and "name one OKX book channel" in " ".join(result.output.split())
     missing = CliRunner().invoke(app, ["feeds", "config", str(tmp_path / "none.toml")])
     assert missing.exit_code == 2 and "cannot read" in missing.output
+
+
+def test_coinbase_in_the_configuration_runtime_and_feeds_config(tmp_path: Path) -> None:
+    path = tmp_path / "cb.toml"
+    path.write_text('coinbase_products = ["btc-usd"]\n[endpoints]\ncoinbase_ws_url = "ws://127.0.0.1:9004"\n')
+    config = MarketDataConfig.load(path)
+    assert (Endpoints().coinbase_ws_url, Endpoints().coinbase_rest_root) == (
+        "wss://advanced-trade-ws.coinbase.com",
+        "https://api.coinbase.com",
+    )
+    feed = build_runtime(config, lambda _: None).registry.feeds["coinbase"]
+    assert isinstance(feed, CoinbaseFeed)
+    assert (feed.ws_url, feed.rest_root, feed.symbols) == (
+        "ws://127.0.0.1:9004",
+        "https://api.coinbase.com",
+        ["BTC-USD"],
+    )
+    assert config.describe()["feeds"] == [
+        {
+            "feed": "coinbase",
+            "instruments": ["BTC-USD"],
+            "hosts": ["ws://127.0.0.1:9004", "https://api.coinbase.com"],
+            "channels": ["level2", "ticker", "market_trades", "heartbeats"],
+        }
+    ]

@@ -19,11 +19,12 @@ from typing import Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tradehall.marketdata import binance, binance_streams, bybit, kalshi, okx, polymarket
+from tradehall.marketdata import binance, binance_streams, bybit, coinbase, kalshi, okx, polymarket
 from tradehall.marketdata.binance import BinanceFeed
 from tradehall.marketdata.bybit import BybitFeed
 from tradehall.marketdata.cache import InProcessQuoteCache, RedisQuoteCache
 from tradehall.marketdata.candles import CandleAggregator, CandleSink
+from tradehall.marketdata.coinbase import CoinbaseFeed
 from tradehall.marketdata.factory import PriceFeedSettings, crypto_price_feed
 from tradehall.marketdata.failover import CryptoAsset
 from tradehall.marketdata.kalshi import AuthHeaders, KalshiFeed
@@ -121,6 +122,8 @@ class Endpoints(_Model):
     bybit_ws_root: str = bybit.WS_ROOT
     """The category is appended: `<root>/v5/public/<bybit_category>`."""
     bybit_rest_root: str = bybit.REST_ROOT
+    coinbase_ws_url: str = coinbase.WS_URL
+    coinbase_rest_root: str = coinbase.REST_ROOT
 
 
 class MarketDataConfig(_Model):
@@ -156,6 +159,8 @@ class MarketDataConfig(_Model):
     """`orderbook.<depth>` topic: 1, 50, 200 or 1000."""
     bybit_trades: bool = True
     bybit_tickers: bool = True
+    coinbase_products: list[str] = []
+    """Coinbase Advanced Trade product ids: "BTC-USD" (level2, ticker, market_trades, heartbeats)."""
     routes: list[RouteConfig] = []
     max_quote_age_seconds: float = 10.0
     max_feed_silence_seconds: float = 60.0
@@ -248,6 +253,11 @@ class MarketDataConfig(_Model):
                     "topics": topics,
                 }
             )
+        if self.coinbase_products:
+            hosts = [ends.coinbase_ws_url, ends.coinbase_rest_root]
+            channels = list(coinbase.CHANNELS)
+            products = [s.upper() for s in self.coinbase_products]
+            feeds.append({"feed": "coinbase", "instruments": products, "hosts": hosts, "channels": channels})
         if self.kalshi_tickers:
             feeds.append(
                 {
@@ -450,6 +460,18 @@ def build_runtime(
                 depth=config.bybit_depth,
                 trades=config.bybit_trades,
                 tickers=config.bybit_tickers,
+                clock=clock,
+                clock_ns=clock_ns,
+            )
+        )
+    if config.coinbase_products:
+        registry.add(
+            CoinbaseFeed(
+                config.coinbase_products,
+                sink,
+                client,
+                ws_url=ends.coinbase_ws_url,
+                rest_root=ends.coinbase_rest_root,
                 clock=clock,
                 clock_ns=clock_ns,
             )

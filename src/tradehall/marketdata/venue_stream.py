@@ -82,8 +82,12 @@ class VenueStreamFeed(Feed):
     def resubscribe_messages(self, symbol: str) -> list[str]:
         raise NotImplementedError
 
-    def ping_message(self) -> str:
+    def ping_message(self) -> str | None:
+        """The venue's keepalive frame; None when the venue needs none (Coinbase: `heartbeats`)."""
         raise NotImplementedError
+
+    def on_connect(self) -> None:
+        """A new connection: per-connection state (Coinbase's `sequence_num`) starts again."""
 
     def handle_message(self, raw: bytes) -> list[str]:
         raise NotImplementedError
@@ -144,6 +148,7 @@ class VenueStreamFeed(Feed):
                 try:
                     async with connect(self.ws_url, open_timeout=5, ping_interval=None) as ws:
                         self.set_connected(True, "stream")
+                        self.on_connect()
                         for message in self.subscribe_messages():
                             await ws.send(message)
                         pinger = asyncio.create_task(self._keepalive(ws))
@@ -169,12 +174,13 @@ class VenueStreamFeed(Feed):
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         """The venues' application-level ping (a text frame), which they require within 30 s."""
-        while True:
+        ping = self.ping_message()
+        while ping is not None:
             await sleep_or_stop(self.ping_interval, self._stop)
             if self._stop.is_set():
                 return
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(self.ping_message())
+                await ws.send(ping)
                 self.pings_sent += 1
 
     async def _consume(self, ws: ClientConnection) -> None:
