@@ -21,6 +21,13 @@ def test_a_smart_order_is_routed_listed_and_cancelled(tmp_path: Path) -> None:
         )
         assert (home["instrument"], home["exchange"]) == ("BTC-USD", "TRADEHALL")
         assert (okx["instrument"], okx["exchange"]) == ("BTC-USD", "OKX")
+        admin.create_market(
+            symbol="ETH-USD", kind="spot", base="ETH", quote="USD", tick_size="0.01", lot_size="1"
+        )
+        assert [m["symbol"] for m in admin.markets(instrument="BTC-USD")["items"]] == [
+            "BTC-USD",
+            "BTC-USD.OKX",
+        ]
         maker, maker_id = server.trader("1000000")
         admin.deposit(maker_id, "100", currency="BTC")
         trader, account_id = server.trader("100000")
@@ -64,7 +71,7 @@ def test_a_smart_order_is_routed_listed_and_cancelled(tmp_path: Path) -> None:
         assert (again.value.status, again.value.code) == (409, "conflict")
 
         for body, expected in (
-            (dict(market="ETH-USD", quantity="1", price="100"), (404, "not_found")),
+            (dict(market="SOL-USD", quantity="1", price="100"), (404, "not_found")),
             (dict(market="BTC-USD", quantity="0.00001", price="100"), (422, "invalid_order")),
             (dict(market="BTC-USD", quantity="1", price="100", time_in_force="fok"), (422, "invalid_order")),
             (dict(market="BTC-USD", quantity="1", price="100", stop_price="90"), (422, "invalid_order")),

@@ -143,8 +143,10 @@ class _Endpoints:
         return self._send(Call("GET", "/tiers", auth=False))
 
     # markets
-    def markets(self) -> Any:
-        return self._send(Call("GET", "/markets", auth=False))
+    def markets(self, instrument: str | None = None) -> Any:
+        """Every market, or the venues of one instrument."""
+        params = None if instrument is None else {"instrument": instrument}
+        return self._send(Call("GET", "/markets", params=params, auth=False))
 
     def market(self, symbol: str) -> Any:
         return self._send(Call("GET", f"/markets/{symbol}", auth=False))

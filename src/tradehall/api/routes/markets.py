@@ -37,7 +37,7 @@ from tradehall.domain.commands import (
 from tradehall.domain.enums import FeeModel, MarketKind, MarketStatus, Outcome, Venue
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.fixedpoint import check_funding_rate, parse_decimal
-from tradehall.domain.market import MarketSpec
+from tradehall.domain.market import MarketSpec, instrument_of
 from tradehall.engine import views
 from tradehall.store import queries
 
@@ -65,10 +65,15 @@ async def _resolutions(gateway: Gateway, symbols: list[str]) -> dict[str, tuple[
     response_model=MarketsPage,
     summary="List markets",
     description="Every market with its kind (spot, perp, binary), venue (book or quote), tick and lot "
-    "sizes, fees and status. Public: no credentials needed.",
+    "sizes, fees and status; `instrument` lists only the markets of one instrument (its venues). Public: "
+    "no credentials needed.",
 )
-async def list_markets(gateway: GatewayDep) -> Response:
+async def list_markets(
+    gateway: GatewayDep, instrument: Annotated[str | None, Query(max_length=64)] = None
+) -> Response:
     markets = views.markets(gateway.engine)
+    if instrument is not None:
+        markets = [m for m in markets if instrument_of(m.spec) == instrument]
     resolved = await _resolutions(gateway, [m.symbol for m in markets if m.status in _RESOLVED])
     return json_response(
         page([convert.market_dict(m, *resolved.get(m.symbol, (None, None))) for m in markets])
