@@ -8,7 +8,8 @@ for a Binance mix of every type the feed handles (depthUpdate, trade, aggTrade, 
 24hrTicker in turn), a Polymarket mix (price_change in its current shape and both pre-2025-09 shapes,
 best_bid_ask, tick_size_change), a Kalshi mix (orderbook_delta, trade, ticker_v2), an OKX mix (`books`
 update chained by prevSeqId, `trades`, `tickers`) and a Bybit mix (`orderbook.50` delta chained by
-`u`, `publicTrade`, `tickers`):
+`u`, `publicTrade`, `tickers`) and a Coinbase mix (`l2_data` update, `market_trades`, `ticker`, one
+`sequence_num` chain):
 - parse: raw bytes → normalised update (no book), messages/s (for the Polymarket, Kalshi, OKX and
   Bybit mixes also per CPU second of the process, `cpu_ops_per_s`, which a busy shared machine
   distorts less); for Binance the feed's typed msgspec fast path, and (`parse_generic`) the general
@@ -47,9 +48,10 @@ from tradehall.domain import commands
 from tradehall.domain.enums import MarketKind
 from tradehall.domain.market import MarketSpec
 from tradehall.engine import Engine
-from tradehall.marketdata import binance, binance_streams, bybit, kalshi, okx, polymarket
+from tradehall.marketdata import binance, binance_streams, bybit, coinbase, kalshi, okx, polymarket
 from tradehall.marketdata.binance import BinanceFeed, DepthSnapshot
 from tradehall.marketdata.bybit import BybitFeed
+from tradehall.marketdata.coinbase import CoinbaseFeed
 from tradehall.marketdata.kalshi import KalshiFeed
 from tradehall.marketdata.models import BookSnapshot
 from tradehall.marketdata.okx import OkxFeed
@@ -608,6 +610,91 @@ def parse_bybit(raw: bytes) -> object:
     return bybit.merge_ticker(None, data, None, 0)
 
 
+def coinbase_mix_messages(count: int, seed: int = 8) -> list[bytes]:
+    """`l2_data` update (2 + 2 levels), `market_trades`, `ticker` in turn, `sequence_num` counting
+    every message from 1 (the snapshot was 0)."""
+    rng = random.Random(seed)
+    out = []
+    for index in range(count):
+        kind = index % 3
+        stamp = f"2026-04-07T14:30:{index % 60:02d}.{index % 1_000_000:06d}789Z"
+        if kind == 0:
+            updates = [
+                {
+                    "side": side,
+                    "event_time": stamp,
+                    "price_level": f"{base + sign * rng.randint(0, 200) / 100:.2f}",
+                    "new_quantity": f"{rng.randint(0, 50) / 10:.8f}",
+                }
+                for side, base, sign in (
+                    ("bid", 67000.0, -1),
+                    ("bid", 67000.0, -1),
+                    ("offer", 67000.01, 1),
+                    ("offer", 67000.01, 1),
+                )
+            ]
+            channel, events = "l2_data", [{"type": "update", "product_id": "BTC-USD", "updates": updates}]
+        elif kind == 1:
+            trade = {
+                "trade_id": str(995098700 + index),
+                "product_id": "BTC-USD",
+                "price": f"{67000 + rng.randint(-50, 50) / 100:.2f}",
+                "size": f"{rng.randint(1, 5000) / 10000:.8f}",
+                "side": rng.choice(("BUY", "SELL")),
+                "time": stamp,
+            }
+            channel, events = "market_trades", [{"type": "update", "trades": [trade]}]
+        else:
+            ticker = {
+                "type": "ticker",
+                "product_id": "BTC-USD",
+                "price": f"{67000 + rng.randint(-50, 50) / 100:.2f}",
+                "volume_24_h": "15328.12345678",
+                "low_24_h": "67500.00",
+                "high_24_h": "69200.00",
+                "low_52_w": "25000.00",
+                "high_52_w": "73800.00",
+                "price_percent_chg_24_h": "1.85",
+                "best_bid": "67000.00",
+                "best_bid_quantity": "1.5",
+                "best_ask": "67000.01",
+                "best_ask_quantity": "0.5",
+            }
+            channel, events = "ticker", [{"type": "update", "tickers": [ticker]}]
+        message = {
+            "channel": channel,
+            "client_id": "",
+            "timestamp": stamp,
+            "sequence_num": index + 1,
+            "events": events,
+        }
+        out.append(orjson.dumps(message))
+    return out
+
+
+def parse_coinbase(raw: bytes) -> object:
+    body = loads(raw)
+    event = body["events"][0]
+    channel = body["channel"]
+    if channel == "l2_data":
+        return coinbase.parse_updates(event["updates"]), coinbase.iso_ns(body["timestamp"])
+    if channel == "market_trades":
+        return coinbase.parse_trade(event["trades"][0], 0)
+    return coinbase.parse_ticker(event["tickers"][0], coinbase.iso_ns(body["timestamp"]), 0)
+
+
+def make_coinbase(sink: Callable[[Any], None]) -> CoinbaseFeed:
+    """A feed whose BTC-USD book holds a snapshot, its connection at sequence_num 0."""
+    feed = CoinbaseFeed(
+        ["BTC-USD"], sink, httpx.AsyncClient(), ws_url="ws://127.0.0.1:1", rest_root="http://127.0.0.1:1"
+    )
+    bids = [(Decimal(f"{67000 - i / 100:.2f}"), Decimal(1)) for i in range(400)]
+    asks = [(Decimal(f"{67000.01 + i / 100:.2f}"), Decimal(1)) for i in range(400)]
+    feed.books["BTC-USD"].load(bids, asks, 0, None)
+    feed.last_sequence = 0
+    return feed
+
+
 def make_okx(sink: Callable[[Any], None]) -> OkxFeed:
     """A feed whose BTC-USDT book holds a snapshot at seqId 1000."""
     feed = OkxFeed(
@@ -775,6 +862,7 @@ def bench_parse(messages: dict[str, list[bytes]]) -> None:
         ("kalshi_mix", parse_kalshi),
         ("okx_mix", parse_okx),
         ("bybit_mix", parse_bybit),
+        ("coinbase_mix", parse_coinbase),
     ):
         started, cpu_started = time.perf_counter(), time.process_time()
         for raw in messages[name]:
@@ -845,7 +933,12 @@ def bench_feed(messages: dict[str, list[bytes]]) -> None:
     elapsed = time.perf_counter() - started
     assert kmix.errors == 0, kmix.errors_by_kind
     emit("kalshi_mix:handle_message", "ops_per_s", rate(len(messages["kalshi_mix"]), elapsed), "msg/s")
-    for name, make_venue in (("okx_mix", make_okx), ("bybit_mix", make_bybit)):
+    venues: tuple[tuple[str, Callable[[Callable[[Any], None]], OkxFeed | BybitFeed | CoinbaseFeed]], ...] = (
+        ("okx_mix", make_okx),
+        ("bybit_mix", make_bybit),
+        ("coinbase_mix", make_coinbase),
+    )
+    for name, make_venue in venues:
         venue = make_venue(count)
         started = time.perf_counter()
         for raw in messages[name]:
@@ -1008,6 +1101,7 @@ def main() -> None:
         "kalshi_mix": kalshi_mix_messages(count),
         "okx_mix": okx_mix_messages(count),
         "bybit_mix": bybit_mix_messages(count),
+        "coinbase_mix": coinbase_mix_messages(count),
     }
     # latency first, on a fresh heap: the throughput runs leave garbage that would tax it
     asyncio.run(bench_latency("binance_depth", messages["binance_depth"][:paced], args.rate))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -50,14 +51,19 @@ AGGRESSOR = {"BUY": "sell", "SELL": "buy"}
 
 
 def iso_ns(text: str) -> int:
-    """An ISO time with up to nine fractional digits (`2023-02-09T20:32:50.714964855Z`) in ns."""
+    """An ISO time with up to nine fractional digits (`2023-02-09T20:32:50.714964855Z`) in ns.
+    The whole seconds are parsed once per distinct second (most messages share a few)."""
     head, dot, rest = text.partition(".")
     if not dot:
-        return ns_from_iso(text)
-    digits = "".join(ch for ch in rest if ch.isdigit())
-    zone = rest[len(digits) :]
-    whole = ns_from_iso(head + zone)
-    return whole + int((digits + "000000000")[:9]) % NS_PER_S
+        return _whole_seconds_ns(text)
+    zone = rest.lstrip("0123456789")
+    digits = rest[: len(rest) - len(zone)]
+    return _whole_seconds_ns(head + zone) + int((digits + "000000000")[:9]) % NS_PER_S
+
+
+@lru_cache(maxsize=1024)
+def _whole_seconds_ns(text: str) -> int:
+    return ns_from_iso(text)
 
 
 def parse_updates(updates: object) -> tuple[list[Level], list[Level]]:
