@@ -526,3 +526,58 @@ def test_live_book_starts_from_the_ticker_last_and_stops_after_seconds(server: S
     live = cli("book", perp, "--seconds", "0.5", "--url", server.url)
     assert live.exit_code == 0, live.output
     assert "last 51000" in live.output and "0.01" in live.output  # the rest of the ask: 0.02 - 0.01
+
+
+def test_a_smart_order_and_its_execution_analytics(server: Server) -> None:
+    base = f"S{uuid.uuid4().hex[:5].upper()}"
+    instrument = f"{base}-USD"
+    for symbol, fee in ((instrument, "0.002"), (f"{instrument}.OKX", "0.0005")):
+        extra = [] if symbol == instrument else ["--instrument", instrument]
+        cli_json(
+            "market",
+            "create",
+            symbol,
+            "--kind",
+            "spot",
+            "--base",
+            base,
+            "--tick-size",
+            "0.01",
+            "--lot-size",
+            "0.0001",
+            "--taker-fee",
+            fee,
+            *extra,
+            *admin_args(server),
+        )
+    maker_key, maker = trader(server)
+    taker_key, taker = trader(server)
+    server.admin().deposit(maker, "10", currency=base)
+    cli_json(
+        "order", "place", maker, instrument, "sell", "0.5", "--price", "100", *as_user(server, maker_key)
+    )
+    cli_json("order", "place", maker, instrument, "buy", "0.5", "--price", "99", *as_user(server, maker_key))
+    parent = cli_json(
+        "order",
+        "place",
+        taker,
+        instrument,
+        "buy",
+        "0.2",
+        "--price",
+        "101",
+        "--venue",
+        "smart",
+        "--decision-price",
+        "99.9",
+        *as_user(server, taker_key),
+    )
+    assert (parent["venue"], parent["status"], parent["filled_quantity"]) == ("smart", "filled", "0.2")
+    [child] = parent["children"]
+    figures = cli_json("analytics", "order", child["id"], *as_user(server, taker_key))
+    # -(100 / 99.5 - 1) x 10^4 and -(100 / 99.9 - 1) x 10^4
+    assert (figures["arrival_slippage_bps"], figures["implementation_shortfall_bps"]) == ("-50.25", "-10.01")
+    groups = cli_json("analytics", "execution", "--group-by", "market", *as_user(server, taker_key))["items"]
+    assert [(g["key"], g["orders"], g["notional"]) for g in groups] == [(instrument, 1, "20")]
+    table = cli("analytics", "execution", *as_user(server, taker_key))
+    assert table.exit_code == 0 and "TRADEHALL" in table.output and "-50.25" in table.output

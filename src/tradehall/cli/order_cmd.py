@@ -130,10 +130,17 @@ def order_place(
     post_only: bool = typer.Option(False),
     reduce_only: bool = typer.Option(False),
     client_order_id: str | None = typer.Option(None),
+    venue: str | None = typer.Option(
+        None, help="smart: MARKET names an instrument and the order is routed across its venues."
+    ),
+    decision_price: str | None = typer.Option(
+        None, callback=positive, help="The price the order was decided at (implementation shortfall)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Place an order; with --take-profit and/or --stop-loss, an entry whose exits are placed when it fills
-    (one cancels the other), or with --order-class oco an exit pair for an open position."""
+    (one cancels the other), or with --order-class oco an exit pair for an open position; with --venue
+    smart, a parent order split across the venues of an instrument."""
     if stop_loss_limit is not None and stop_loss is None:
         raise typer.BadParameter("--stop-loss-limit needs --stop-loss")
     if order_class == "oco" and order_type is None:
@@ -156,6 +163,8 @@ def order_place(
         "client_order_id": client_order_id,
         "post_only": True if post_only else None,
         "reduce_only": True if reduce_only else None,
+        "venue": venue,
+        "decision_price": decision_price,
     }
     with api_errors():
         data = client_of(ctx).place_order(
