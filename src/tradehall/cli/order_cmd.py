@@ -7,12 +7,14 @@ from typing import Any
 import typer
 
 from tradehall.cli.common import (
+    EXIT_REFUSED,
     JSON_OPTION,
     api_command,
     api_errors,
     client_of,
     console,
     emit,
+    fail,
     next_page,
     positive,
     table,
@@ -198,7 +200,10 @@ def order_amend(
 ) -> None:
     """Amend an open order's price or quantity (or an untriggered stop's stop price or trail)."""
     if all(value is None for value in (price, quantity, stop_price, trail_percent, trail_price)):
-        raise typer.BadParameter("give --price, --quantity, --stop-price, --trail-percent or --trail-price")
+        fail(
+            "nothing to amend: give --price, --quantity, --stop-price, --trail-percent or --trail-price",
+            EXIT_REFUSED,
+        )
     with api_errors():
         data = client_of(ctx).amend_order(
             order_id,
