@@ -10,6 +10,7 @@ from tradehall.store.models import Base
 
 TABLES = {
     "accounts",
+    "alerts",
     "api_keys",
     "balances",
     "candles",

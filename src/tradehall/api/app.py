@@ -21,9 +21,11 @@ from tradehall.api.docs_pages import DESCRIPTION, install_docs
 from tradehall.api.errors import install_error_handlers
 from tradehall.api.gateway import Gateway
 from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync, watch_conservation
+from tradehall.api.monitor import MonitorRuntime
 from tradehall.api.routes import (
     accounts,
     admin,
+    alerts,
     analytics,
     auth,
     backtests,
@@ -122,6 +124,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         runtime.add_listener(app.state.alpaca_updates.on_records)
         app.state.hub = hub
         app.state.service = runtime
+        monitor = MonitorRuntime(settings, runtime, hub)
+        app.state.monitor = monitor
+        monitor.start()
         watch_conservation(lambda: runtime.engine)
         # long-lived objects (engine state, routes, schemas) need no more scanning by the collector, and
         # a request allocates hundreds of short-lived objects: collect the young generation less often
@@ -131,6 +136,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         try:
             yield
         finally:
+            await monitor.close()
             await hub.close()
             await gateway.backtests.close()
             await gateway.auth.flush_last_used()  # API keys' last uses not yet stored
@@ -159,6 +165,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         strategies,
         sessions,
         backtests,
+        alerts,
     )
     routers = [module.router for module in modules]
     for router in routers:

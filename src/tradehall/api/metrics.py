@@ -87,14 +87,17 @@ def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def timed_fsync(sync: Callable[[], Any]) -> Callable[[], Any]:
-    """Wraps the journal's sync so every fsync is observed in `tradehall_journal_fsync_seconds`."""
+def timed_fsync(
+    sync: Callable[[], Any], timer: Callable[[], float] = time.perf_counter
+) -> Callable[[], Any]:
+    """Wraps the journal's sync so every fsync is observed in `tradehall_journal_fsync_seconds`
+    (`timer`: tests inject a slow disk's timings)."""
 
     def timed() -> Any:
-        started = time.perf_counter()
+        started = timer()
         try:
             return sync()
         finally:
-            JOURNAL_FSYNC.observe(time.perf_counter() - started)
+            JOURNAL_FSYNC.observe(timer() - started)
 
     return timed

@@ -24,6 +24,7 @@ from tradehall.cli.db_cmd import db_app
 from tradehall.cli.events_cmd import events_app
 from tradehall.cli.feeds_cmd import feeds_app
 from tradehall.cli.journal_cmd import journal_app
+from tradehall.cli.monitor_cmd import monitor_app
 
 app = typer.Typer(
     name="tradehall",
@@ -36,6 +37,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(journal_app, name="journal")
+app.add_typer(monitor_app, name="monitor")
 
 # the service commands: serve, demo, users, keys, markets, accounts, orders, positions, trades, book
 app.command()(serve_cmd.serve)

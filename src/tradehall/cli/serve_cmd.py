@@ -77,6 +77,13 @@ def serve(
             "demos only. Pass --local (TRADEHALL_LOCAL=1) for such a run."
         )
         raise typer.Exit(EXIT_UNSAFE_DEFAULTS)
+    from tradehall.api.monitor import RulesError, load_rules
+
+    try:
+        load_rules(settings.monitor_rules_file)  # checked before anything starts
+    except RulesError as error:
+        err_console.print(f"[red]error:[/red] {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_UNSAFE_DEFAULTS) from None
     if unsafe:
         console.print(f"[yellow]warning:[/yellow] local run with the default {' and '.join(unsafe)}")
     console.print(f"tradehall serving on [bold]http://{host}:{port}[/bold] (data in {settings.data_dir})")

@@ -478,6 +478,19 @@ class _Endpoints:
     def ready(self) -> Any:
         return self._send(Call("GET", "/ready", auth=False))
 
+    # alerts (admin)
+    def alerts(
+        self, status: str | None = None, rule: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Any:
+        """The monitor's alert history, newest first: `{id, rule, severity, status, value, started_at,
+        resolved_at}` with `next_cursor`; `status` "firing" or "resolved"."""
+        params = _clean({"status": status, "rule": rule, "limit": limit, "cursor": cursor})
+        return self._send(Call("GET", "/alerts", params=params))
+
+    def alert_rules(self) -> Any:
+        """`{health, items}`: the system's health and the alert rules with their state."""
+        return self._send(Call("GET", "/alerts/rules"))
+
 
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:

@@ -40,6 +40,7 @@ from tradehall.domain.tiers import TierSpec
 from tradehall.engine.engine import Engine
 from tradehall.engine.ledger import Account
 from tradehall.engine.markets import Market
+from tradehall.engine.monitor_views import least_assessment_headroom_ppm as least_assessment_headroom_ppm
 from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
 from tradehall.engine.route_views import RouteView as RouteView  # smart orders, read here too

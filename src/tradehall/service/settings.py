@@ -159,6 +159,32 @@ class Settings(BaseSettings):
         "none: the simulated demo feed.",
     )
 
+    monitor_rules_file: Path | None = Field(
+        default=None,
+        description="TOML file of alert rules (docs/operations.md \"Alert rules\"), checked at start; "
+        "none: the built-in rules.",
+    )
+    monitor_interval_seconds: float = Field(
+        default=5.0, ge=0, description="How often the monitor evaluates the alert rules (0: never)."
+    )
+    monitor_critical_not_ready: bool = Field(
+        default=False,
+        description="CRITICAL health (a critical alert firing) makes /ready answer 503; by default the "
+        "`monitor` check only reports it, so a load balancer does not drop a process over e.g. a feed.",
+    )
+    alert_webhooks: list[str] = Field(
+        default_factory=list,
+        description="URLs every alert change is POSTed to as JSON (env: a JSON list).",
+    )
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, description="One webhook POST's limit.")
+    alert_webhook_retries: int = Field(default=3, ge=0, description="Retries of a failed webhook POST.")
+    alert_webhook_backoff_seconds: float = Field(
+        default=1.0, ge=0, description="Wait before the first retry; doubled for each next one."
+    )
+    alert_webhook_queue: int = Field(
+        default=1000, ge=1, description="Alert changes waiting for the webhooks; beyond, dropped and counted."
+    )
+
     def default_secrets(self) -> list[str]:
         """The secrets still at their shipped defaults (by variable name): fine only for a local run."""
         unsafe = []

@@ -1,8 +1,9 @@
 """The read models: tables the projector fills from engine events and the API reads.
 
-Nothing here is a source of truth (the journal is); every table except users and api_keys can be
-rebuilt by replaying the journal into an empty database. Money, prices and quantities are `Money`
-(NUMERIC on PostgreSQL, exact text on SQLite) converted from the events' integers with the market spec.
+Nothing here is a source of truth (the journal is); every table except users, api_keys and alerts (the
+monitor's) can be rebuilt by replaying the journal into an empty database. Money, prices and
+quantities are `Money` (NUMERIC on PostgreSQL, exact text on SQLite) converted from the events'
+integers with the market spec.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tradehall.store.types import Money, UTCDateTime
@@ -422,6 +423,22 @@ class SessionEquity(Base):
     cycle: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at_ns: Mapped[int] = mapped_column(BigInteger)
     equity: Mapped[Decimal] = mapped_column(Money)
+
+
+class AlertRecord(Base):
+    """One firing of an alert rule (`tradehall.api.monitor`): written by the monitor, not projected,
+    so, like users and api_keys, not rebuilt by a replay. `resolved_at` is NULL while it fires."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_started_at_id", "started_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ProjectionState(Base):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tradehall.api.gateway import GatewayDep
 from tradehall.api.metrics import PROJECTION_LAG, render
+from tradehall.api.monitor import Health, MonitorRuntime
 from tradehall.api.routes.common import json_response
 from tradehall.api.schemas import HealthOut, ReadyOut
 
@@ -34,9 +35,10 @@ async def health() -> Response:
     responses={503: {"model": ReadyOut, "description": "A check fails"}},
     summary="Readiness",
     description="200 `ready` when the engine, journal, read-model store, bus and feeds are all well, "
-    "else 503 `not_ready`; `checks` shows each one. Public.",
+    "else 503 `not_ready`; `checks` shows each one, and `monitor` the alerts' health (HEALTHY, DEGRADED, "
+    "CRITICAL) and the alerts firing. Public.",
 )
-async def ready(gateway: GatewayDep) -> Response:
+async def ready(gateway: GatewayDep, request: Request) -> Response:
     service = gateway.service
     engine_ok = service.runner_alive()
     journal_ok = service.journal_writable()
@@ -72,6 +74,14 @@ async def ready(gateway: GatewayDep) -> Response:
         feeds_ok, feeds = registry.ready_check()
         checks["feeds"] = {"ok": feeds_ok, "feeds": feeds}
         good = good and feeds_ok
+    monitor: MonitorRuntime | None = getattr(request.app.state, "monitor", None)
+    if monitor is not None:
+        # the alerts' verdict; CRITICAL fails readiness only with TRADEHALL_MONITOR_CRITICAL_NOT_READY
+        status = monitor.monitor.status()
+        critical = status["health"] == Health.CRITICAL
+        checks["monitor"] = {"ok": not critical, **status}
+        if critical and gateway.settings.monitor_critical_not_ready:
+            good = False
     return json_response({"status": "ready" if good else "not_ready", "checks": checks}, 200 if good else 503)
 
 

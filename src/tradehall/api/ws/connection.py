@@ -27,6 +27,8 @@ CLOSE_SLOW_CONSUMER = 1013
 UNLIMITED_BYTES = 1 << 62
 
 PRIVATE_CHANNELS = ("orders", "fills", "positions", "account", "sessions", "signals")
+ADMIN_CHANNELS = ("alerts",)
+"""Channels only an admin may subscribe to: `alerts` carries the monitor's alerts firing and resolving."""
 PUBLIC_KINDS = ("book", "trades", "ticker", "candles")
 BOOK_DEPTH = 1000
 """Levels per side in a book snapshot."""

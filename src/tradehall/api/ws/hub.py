@@ -58,6 +58,7 @@ from tradehall.api.metrics import WS_CONNECTIONS
 from tradehall.api.ratelimit import TokenBucketLimiter
 from tradehall.api.ws.bus_source import BusSource
 from tradehall.api.ws.connection import (
+    ADMIN_CHANNELS,
     BOOK_DEPTH,
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
@@ -138,6 +139,9 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
         self.by_user: dict[str, set[Connection]] = {}
         self.snapshots = SnapshotCache()
         self.expiry = ExpiryWatch(self._expired, clock)
+        self.alerts_firing: Callable[[], list[dict[str, Any]]] | None = None
+        """The alerts firing now (the `alerts` channel's snapshot), set by the app when a monitor runs."""
+        self.alert_sequence = 0
         self.slow_consumers = 0
         """Connections closed for not reading (tests and logs)."""
         self.aborted = 0
@@ -160,9 +164,12 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
 
     def _validate_channel(self, connection: Connection, channel: str) -> tuple[Code, str] | None:
         """None when `channel` may be subscribed, else the error's code and message."""
-        if channel in PRIVATE_CHANNELS:
-            if self._principal(connection) is None:
+        if channel in PRIVATE_CHANNELS or channel in ADMIN_CHANNELS:
+            principal = self._principal(connection)
+            if principal is None:
                 return Code.UNAUTHORIZED, f"{channel} needs auth first"
+            if channel in ADMIN_CHANNELS and not principal.is_admin:
+                return Code.FORBIDDEN, f"{channel} is for admins"
             return None
         kind, _, rest = channel.partition(":")
         if kind not in PUBLIC_KINDS or not rest:
@@ -214,7 +221,7 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
         for channel in accepted:
             if connection.closing:
                 return
-            if channel in PRIVATE_CHANNELS and connection.principal is None:
+            if (channel in PRIVATE_CHANNELS or channel in ADMIN_CHANNELS) and connection.principal is None:
                 # revoked while an earlier snapshot yielded
                 connection.send_json({"op": "unsubscribed", "channels": [channel], "reason": "unauthorized"})
                 continue
@@ -261,6 +268,22 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
             connection.push(self.snapshots.get(channel, 100, durable, candles))
         elif channel in PRIVATE_CHANNELS and connection.principal is not None:
             self.private_snapshot(connection, channel, durable)
+        elif channel == "alerts":
+            firing = self.alerts_firing() if self.alerts_firing is not None else []
+            connection.push(data_message(channel, "snapshot", self.alert_sequence, firing))
+
+    def publish_alert(self, alert: dict[str, Any]) -> None:
+        """An alert fired or resolved: an `alerts` update to every admin subscribed (sequence counts
+        the alert messages of this process; the snapshot is the alerts firing)."""
+        self.alert_sequence += 1
+        subscribers = self.public.get("alerts")
+        if not subscribers:
+            return
+        text = data_message("alerts", "update", self.alert_sequence, alert)
+        for connection in list(subscribers):
+            principal = self._principal(connection)
+            if principal is not None and principal.is_admin:
+                connection.push(text)
 
     def unsubscribe(self, connection: Connection, channels: list[str], ref: RequestId | None = None) -> None:
         if self._too_many_channels(connection, channels, ref):
@@ -303,7 +326,7 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
 
     def revoke(self, connection: Connection, reason: str = "unauthorized") -> None:
         """End the private subscriptions (the client is told which) and forget the principal."""
-        ended = [channel for channel in PRIVATE_CHANNELS if channel in connection.channels]
+        ended = [c for c in (*PRIVATE_CHANNELS, *ADMIN_CHANNELS) if c in connection.channels]
         for channel in ended:
             self._unregister(connection, channel)
         self._set_principal(connection, None)
