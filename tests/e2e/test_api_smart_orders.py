@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_api_harness import running_server
-from tradehall.client import ApiError
+from tradehall.client import ApiError, Client
 
 
 def test_a_smart_order_is_routed_listed_and_cancelled(tmp_path: Path) -> None:
@@ -80,3 +80,24 @@ def test_a_smart_order_is_routed_listed_and_cancelled(tmp_path: Path) -> None:
             with pytest.raises(ApiError) as refused:
                 trader.place_order(account_id, side="buy", venue="smart", **body)  # type: ignore[arg-type]
             assert (refused.value.status, refused.value.code) == expected, body
+
+
+def test_a_resting_smart_order_survives_a_restart_and_is_cancelled_after_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    common = dict(kind="spot", base="BTC", quote="USD", tick_size="0.01", lot_size="0.0001")
+    with running_server(data) as server:
+        admin = server.admin()
+        admin.create_market(symbol="BTC-USD", taker_fee="0.002", maker_fee="0.001", **common)
+        admin.create_market(symbol="BTC-USD.OKX", instrument="BTC-USD", maker_fee="0", **common)
+        trader, account_id = server.trader("100000")
+        # nothing to take: it rests on the lowest maker fee
+        parent = trader.place_smart_order(account_id, "BTC-USD", "buy", "1", "90")
+        [child] = parent["children"]
+        assert (child["market"], child["status"], parent["status"]) == ("BTC-USD.OKX", "open", "open")
+        key = trader.create_api_key("after-restart")["api_key"]
+    with running_server(data) as server:
+        trader = Client(server.url, api_key=key)
+        assert trader.order(parent["id"])["children"][0]["status"] == "open"
+        cancelled = trader.cancel_order(parent["id"])
+        assert (cancelled["status"], cancelled["cancel_reason"]) == ("cancelled", "user")
+        assert trader.account(account_id)["available"] == "100000.00"
