@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.e2e.test_api_harness import Server, create_demo_markets, running_server
+from tests.fakes.http_server import FakeHttpServer, Request, Response
 from tradehall.api.monitor import MonitorRuntime
 from tradehall.cli.main import app as cli_app
 from tradehall.client import ApiError, AsyncClient
@@ -154,3 +155,48 @@ def test_a_critical_health_fails_readiness_when_configured(tmp_path: Path) -> No
         asyncio.run_coroutine_threadsafe(runtime.monitor.tick(), runtime.loop).result(10)
         ready = httpx.get(live.url + "/ready", timeout=10)
         assert (ready.status_code, ready.json()["checks"]["monitor"]["health"]) == (503, "CRITICAL")
+
+
+async def test_a_hanging_webhook_receiver_leaves_the_server_responsive(tmp_path: Path) -> None:
+    receiver = await FakeHttpServer().start()
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+
+    def hang(request: Request) -> Response:
+        arrived.set()
+        return Response(hold=release)
+
+    receiver.route("/hook", hang)
+    rules = tmp_path / "alerts.toml"
+    rules.write_text(RULES)
+    try:
+        with running_server(
+            tmp_path / "data",
+            monitor_interval_seconds=0,
+            monitor_rules_file=rules,
+            alert_webhooks=[receiver.url + "/hook"],
+            alert_webhook_timeout_seconds=60,
+        ) as live:
+            runtime: MonitorRuntime = live.app.state.monitor
+            clock = Clock()
+            runtime.monitor.clock = clock
+            assert await tick(live) == []
+            create_demo_markets(live.admin())
+            trader, account_id = live.trader(funded="10")
+            with pytest.raises(ApiError):
+                trader.place_order(account_id, "BTC-USD", "buy", "1", price="1000")
+            clock.now += 5
+            assert await tick(live) == [("order_failure_rate_high", "firing")]
+            await asyncio.wait_for(arrived.wait(), 10)  # the POST is in and its answer never comes
+            async with httpx.AsyncClient(base_url=live.url, timeout=5) as http:
+                assert (await http.get("/health")).status_code == 200
+            order = trader.place_order(account_id, "BTC-USD", "buy", "0.001", price="1000")
+            assert order["status"] == "open"
+            assert [a["status"] for a in live.admin().alerts()["items"]] == ["firing"]
+            clock.now += 61
+            assert await tick(live) == [("order_failure_rate_high", "resolved")]  # the monitor goes on
+            assert runtime.webhooks.queue.qsize() == 1  # the resolution waits behind the hanging POST
+            release.set()
+    finally:
+        release.set()
+        await receiver.stop()

@@ -84,3 +84,19 @@ def test_a_bad_rules_file_is_refused_by_the_cli(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["monitor", "rules", "--rules-file", str(rules_file)])
     assert result.exit_code == 2
     assert "unknown metric 'cpu'" in result.output
+
+
+def test_serve_refuses_a_bad_rules_file_before_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules_file = tmp_path / "alerts.toml"
+    rules_file.write_text(
+        '[[rules]]\nname = "late"\nmetric = "order_latency_p99_seconds"\nthreshold = 1\nfor = -1\n'
+    )
+    monkeypatch.setenv("TRADEHALL_MONITOR_RULES_FILE", str(rules_file))
+    result = CliRunner().invoke(
+        app, ["serve", "--local", "--data-dir", str(tmp_path / "data"), "--log-format", "console"]
+    )
+    assert result.exit_code == 2
+    assert "rules[0] (late): for: a duration of zero or more, got -1" in " ".join(result.output.split())
+    assert not (tmp_path / "data" / "journal").exists()
