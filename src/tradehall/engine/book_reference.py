@@ -7,7 +7,7 @@ an engine on each and demand identical events. Nothing here is clever, on purpos
 from __future__ import annotations
 
 from tradehall.domain.enums import SelfTradePrevention, Side
-from tradehall.engine.book import Fill
+from tradehall.engine.book import Fill, OrderBook
 from tradehall.engine.constants import (
     BUY,
     SELL,
@@ -18,14 +18,18 @@ from tradehall.engine.constants import (
 from tradehall.engine.orders import Order
 
 
-class ReferenceBook:
+class ReferenceBook(OrderBook):
+    """A subclass of the fast book only so that the engine holds one concrete book type (the compiled
+    build then calls a book's methods directly); it overrides every method and uses none of its state."""
+
     def __init__(self) -> None:
-        self._bids: list[Order] = []  # best first: price descending, then arrival
-        self._asks: list[Order] = []  # best first: price ascending, then arrival
-        self._reported: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        super().__init__()
+        self._ref_bids: list[Order] = []  # best first: price descending, then arrival
+        self._ref_asks: list[Order] = []  # best first: price ascending, then arrival
+        self._ref_reported: tuple[dict[int, int], dict[int, int]] = ({}, {})
 
     def _side(self, side: Side) -> list[Order]:
-        return self._bids if side is BUY else self._asks
+        return self._ref_bids if side is BUY else self._ref_asks
 
     def _totals(self, side: Side) -> dict[int, int]:
         totals: dict[int, int] = {}
@@ -35,10 +39,10 @@ class ReferenceBook:
         return totals
 
     def best_bid(self) -> int | None:
-        return self._bids[0].price if self._bids else None
+        return self._ref_bids[0].price if self._ref_bids else None
 
     def best_ask(self) -> int | None:
-        return self._asks[0].price if self._asks else None
+        return self._ref_asks[0].price if self._ref_asks else None
 
     def depth(self, limit: int | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         bids = sorted(self._totals(BUY).items(), reverse=True)[:limit]
@@ -50,12 +54,12 @@ class ReferenceBook:
             assert order.price is not None
             return order.price
 
-        return sorted(self._bids, key=key) + sorted(self._asks, key=key)
+        return sorted(self._ref_bids, key=key) + sorted(self._ref_asks, key=key)
 
     def would_cross(self, side: Side, price: int) -> bool:
         if side is BUY:
-            return bool(self._asks) and price >= self._asks[0].price  # type: ignore[operator]
-        return bool(self._bids) and price <= self._bids[0].price  # type: ignore[operator]
+            return bool(self._ref_asks) and price >= self._ref_asks[0].price  # type: ignore[operator]
+        return bool(self._ref_bids) and price <= self._ref_bids[0].price  # type: ignore[operator]
 
     def _crosses(self, side: Side, limit: int | None, price: int) -> bool:
         if limit is None:
@@ -137,7 +141,7 @@ class ReferenceBook:
 
     def take_changes(self) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
         result = []
-        for side, reported in zip((BUY, SELL), self._reported, strict=True):
+        for side, reported in zip((BUY, SELL), self._ref_reported, strict=True):
             totals = self._totals(side)
             prices = sorted(set(totals) | set(reported), reverse=side is BUY)
             changes = tuple((p, totals.get(p, 0)) for p in prices if totals.get(p, 0) != reported.get(p, 0))
