@@ -15,8 +15,8 @@ analytics"), with s = +1 for a buy and -1 for a sell and p the order's average f
 
 A horizon is passed when a journal record stamped at or after it arrives: the mid in force then is the
 last one reported before that record. The tracker's memory (the tops, the running sums, the orders still
-open or awaiting a markout) lives in the projector's mirror, so a projector restart starts them afresh
-(what was pending stays null; documented).
+open or awaiting a markout) lives in the projector's mirror: after a projector restart the orders whose
+record has not ended are followed again (`resume`), without their VWAP and earlier fills' markouts.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ class _Open:
     start_notional: Decimal
     start_quantity: Decimal
     ended: bool = False
+    vwap_known: bool = True
+    """False for an order followed again after a projector restart: the sums at its acceptance are lost."""
     fills: list[tuple[Decimal, Decimal, Decimal, int, datetime, str]] = field(default_factory=list)
     markout_sum: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * len(HORIZONS))
     markout_weight: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * len(HORIZONS))
@@ -232,6 +234,15 @@ class ExecutionTracker:
         if parent is not None:
             self.on_fill(parent, price, quantity, fee, ts, at, symbol)
 
+    def resume(self, row: dict[str, Any]) -> None:
+        """An order still open when the projector stopped: its later fills and end update its row again
+        (its VWAP and the markouts of its earlier fills are not known any more and stay null)."""
+        order_id = int(row["order_id"])
+        market = self.market(row["market"])
+        order = _Open(row, 1 if row["side"] == "buy" else -1, market, Decimal(0), Decimal(0))
+        order.vwap_known = False
+        self.following[order_id] = order
+
     def set_decision(self, order_id: int, decision_price: Decimal) -> None:
         """A smart order's child takes its parent's decision price."""
         order = self.following.get(order_id)
@@ -253,7 +264,7 @@ class ExecutionTracker:
         row["ended_at"] = at
         market = order.sums
         quantity = market.traded_quantity - order.start_quantity
-        if quantity > 0:
+        if quantity > 0 and order.vwap_known:
             row["vwap"] = (market.traded_notional - order.start_notional) / quantity
             if row["average_price"] is not None:
                 row["vwap_slippage_bps"] = bps(order.sign, row["average_price"], row["vwap"])

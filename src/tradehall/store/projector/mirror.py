@@ -27,6 +27,7 @@ from tradehall.store.models import (
     EquityPoint,
     Market,
     Order,
+    OrderExecution,
     Position,
     ProjectionState,
     table_of,
@@ -341,5 +342,13 @@ def load_mirror(
         open_orders = select(*columns).where(orders.c.status.in_(_LIVE_ORDER_STATUSES))
         for row in connection.execute(open_orders).mappings():
             mirror.open_orders[int(row["id"])] = dict(row)
+        executions = table_of(OrderExecution)
+        unended = select(executions).where(executions.c.ended_at.is_(None))
+        for row in connection.execute(unended).mappings():
+            mirror.execution.resume(dict(row))
+        for order_id, order in mirror.open_orders.items():  # a smart order's open children feed it again
+            parent = order.get("parent_order_id")
+            if parent is not None and int(parent) in mirror.execution.following:
+                mirror.execution.parent_of[order_id] = int(parent)
         stored = _stored_last_seq(connection, config.name, lock=False)
     return mirror, stored
