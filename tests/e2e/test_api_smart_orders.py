@@ -91,7 +91,9 @@ def test_a_resting_smart_order_survives_a_restart_and_is_cancelled_after_it(tmp_
         admin.create_market(symbol="BTC-USD.OKX", instrument="BTC-USD", maker_fee="0", **common)
         trader, account_id = server.trader("100000")
         # nothing to take: it rests on the lowest maker fee
-        parent = trader.place_smart_order(account_id, "BTC-USD", "buy", "1", "90")
+        parent = trader.place_smart_order(account_id, "BTC-USD", "buy", "1", "90", client_order_id="sm-1")
+        again = trader.place_smart_order(account_id, "BTC-USD", "buy", "1", "90.0", client_order_id="sm-1")
+        assert again["id"] == parent["id"]  # a repeat answers the original (200)
         [child] = parent["children"]
         assert (child["market"], child["status"], parent["status"]) == ("BTC-USD.OKX", "open", "open")
         key = trader.create_api_key("after-restart")["api_key"]

@@ -253,3 +253,19 @@ def test_a_smart_order_whose_children_all_ended_is_not_carried_into_a_snapshot()
     assert restored.state_hash() == engine.state_hash()
     rejected = one(engine.apply(c.CancelOrder(order_id=routed.order_id, account_id="t")), ev.CommandRejected)
     assert rejected.code is Code.CONFLICT and engine.state.routes == {}
+
+
+def test_a_repeated_client_order_id_is_the_original_smart_order() -> None:
+    engine = venues()
+    first = one(expect_no_rejection(route(engine, "buy", "1", "90", client_order_id="s-1")), ev.OrderRouted)
+    before = engine.state_hash()
+    assert route(engine, "buy", "1", "90.00", client_order_id="s-1") == []  # the same order: nothing
+    assert engine.state_hash() == before
+    assert engine.order_id_for("t", "s-1") == first.order_id
+    rejected = one(route(engine, "buy", "2", "90", client_order_id="s-1"), ev.OrderRejected)
+    assert rejected.code is Code.CONFLICT
+    expect_no_rejection(place(engine, "t", "BTC-USD", "buy", "0.1", "80", client_order_id="plain"))
+    assert (
+        one(route(engine, "buy", "0.1", "80", client_order_id="plain"), ev.OrderRejected).code
+        is Code.CONFLICT
+    )

@@ -16,6 +16,7 @@ command routes the same way.
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Any
 
@@ -67,6 +68,26 @@ def plan_split(levels: list[Level], lots: list[int], need: int) -> tuple[list[in
         taken[index] += take
         need -= take * lot
     return taken, order
+
+
+def route_fingerprint(command: cmds.RouteOrder) -> bytes:
+    """What makes a repeated smart order's `client_order_id` "the same order": its parameters, decimals
+    by value, hashed (a plain order's fingerprint covers what a smart order does not have)."""
+
+    def number(value: Decimal | None) -> str | None:
+        return None if value is None else str(Decimal(value).normalize())
+
+    fields = (
+        "smart",
+        command.instrument,
+        str(command.side),
+        number(command.quantity),
+        str(command.type),
+        number(command.price),
+        str(command.time_in_force),
+        number(command.decision_price),
+    )
+    return hashlib.sha256(repr(fields).encode()).digest()[:16]
 
 
 _EXPONENTS: dict[Decimal, tuple[int, int]] = {}
@@ -210,6 +231,17 @@ class Router:
         self._orders = state.orders
 
     def route_order(self, command: cmds.RouteOrder) -> None:
+        if command.client_order_id is not None:
+            key = (command.account_id, command.client_order_id)
+            original = self._state.client_order_ids.get(key)
+            if original is not None:
+                if self._state.client_order_fingerprints.get(key) != route_fingerprint(command):
+                    raise TradehallError(
+                        Code.CONFLICT,
+                        f"client_order_id {command.client_order_id!r} belongs to order {original},"
+                        " placed with different parameters",
+                    )
+                return  # idempotent repeat: the original smart order stands, nothing changes
         self._send(command, self.decide(command))
 
     def decide(self, command: cmds.RouteOrder) -> RoutePlan:
@@ -370,6 +402,7 @@ class Router:
         state.next_order_id += 1
         if key is not None:
             state.client_order_ids[key] = parent_id
+            state.client_order_fingerprints[key] = route_fingerprint(command)
         live = [c.order_id for c in children if c.order_id is not None and c.order_id in self._orders]
         if live:
             self._routes[parent_id] = Route(parent_id, account_id, live)

@@ -98,7 +98,7 @@ async def place_order(
     structlog.contextvars.bind_contextvars(account=body.account_id)
     gateway.check_account(principal, body.account_id)
     if body.venue == SMART_VENUE:
-        return await _place_smart_order(gateway, principal, body, correlation_id), 201
+        return await _place_smart_order(gateway, principal, body, correlation_id)
     spec = gateway.spec(body.market)
     command = place_order_command(body, correlation_id)
     result = await gateway.submit(command)
@@ -138,7 +138,7 @@ _NOT_SMART = (
 
 async def _place_smart_order(
     gateway: Gateway, principal: Principal, body: OrderCreate, correlation_id: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
     """A smart order: the engine routes it (`RouteOrder`); the answer is the parent with its children,
     read once the read models have the command."""
     if body.post_only or body.reduce_only or body.order_class not in (None, "simple"):
@@ -159,9 +159,16 @@ async def _place_smart_order(
         correlation_id=correlation_id,
     )
     result = await gateway.execute(command)
+    if not result.events:  # a repeated client_order_id with the same parameters: the original
+        assert body.client_order_id is not None
+        order_id = views.order_id_for(gateway.engine, body.account_id, body.client_order_id)
+        if order_id is None:  # pragma: no cover - the engine only answers nothing for a repeat
+            raise ApiError(Code.INTERNAL, "order not found after an idempotent repeat")
+        ORDERS_TOTAL.labels(market=body.market, result="repeated").inc()
+        return await order_out(gateway, principal, order_id), 200
     routed = next(event for event in result.events if isinstance(event, OrderRouted))
     ORDERS_TOTAL.labels(market=body.market, result="accepted").inc()
-    return await order_out(gateway, principal, routed.order_id)
+    return await order_out(gateway, principal, routed.order_id), 201
 
 
 def _after_cancel(order: OrderView, events: Sequence[AnyEvent]) -> OrderView:
