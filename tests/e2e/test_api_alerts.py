@@ -38,7 +38,7 @@ description = "More than 1 % of orders refused"
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 4_000_000_000.0
+        self.now = 1_000_000_000.0  # 2001-09-09T01:46:40Z: long before any real start
 
     def __call__(self) -> float:
         return self.now
@@ -109,7 +109,7 @@ async def test_refused_orders_fire_and_resolve_an_alert_everywhere(server: Serve
         assert (fired["rule"], fired["severity"], fired["status"], fired["value"], fired["resolved_at"]) == (
             "order_failure_rate_high", "critical", "firing", 1.0, None
         )
-        assert fired["started_at"] == "2096-10-02T07:06:50Z"
+        assert fired["started_at"] == "2001-09-09T01:46:50Z"
         assert admin.alerts()["items"] == [fired]
         ready = httpx.get(server.url + "/ready", timeout=10)
         assert ready.status_code == 200  # CRITICAL is reported, not a reason to leave the load balancer
@@ -128,14 +128,14 @@ async def test_refused_orders_fire_and_resolve_an_alert_everywhere(server: Serve
         update = await stream.next()
         resolved = update["data"]
         assert (resolved["id"], resolved["status"], resolved["resolved_at"]) == (
-            fired["id"], "resolved", "2096-10-02T07:07:51Z"
+            fired["id"], "resolved", "2001-09-09T01:47:51Z"
         )
         assert admin.alerts()["items"] == [resolved]
         assert admin.alerts(status="firing")["items"] == []
         assert admin.alert_rules()["health"] == "HEALTHY"
 
 
-def test_a_critical_health_fails_readiness_when_configured(tmp_path: Path) -> None:
+def test_a_critical_health_fails_readiness_when_configured_and_a_restart_resolves_it(tmp_path: Path) -> None:
     rules = tmp_path / "alerts.toml"
     rules.write_text(RULES)
     with running_server(
@@ -155,6 +155,13 @@ def test_a_critical_health_fails_readiness_when_configured(tmp_path: Path) -> No
         asyncio.run_coroutine_threadsafe(runtime.monitor.tick(), runtime.loop).result(10)
         ready = httpx.get(live.url + "/ready", timeout=10)
         assert (ready.status_code, ready.json()["checks"]["monitor"]["health"]) == (503, "CRITICAL")
+        [fired] = live.admin().alerts()["items"]
+        assert fired["status"] == "firing"
+    with running_server(tmp_path, monitor_interval_seconds=0, monitor_rules_file=rules) as again:
+        # a new process starts with nothing firing: what the last one left firing is resolved at start
+        [left] = again.admin().alerts()["items"]
+        assert (left["id"], left["status"]) == (fired["id"], "resolved")
+        assert left["resolved_at"] is not None and left["resolved_at"] > fired["started_at"]
 
 
 async def test_a_hanging_webhook_receiver_leaves_the_server_responsive(tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.state.service = runtime
         monitor = MonitorRuntime(settings, runtime, hub)
         app.state.monitor = monitor
-        monitor.start()
+        await monitor.start()
         watch_conservation(lambda: runtime.engine)
         # long-lived objects (engine state, routes, schemas) need no more scanning by the collector, and
         # a request allocates hundreds of short-lived objects: collect the young generation less often

@@ -60,3 +60,13 @@ def list_alerts(
     if rule is not None:
         query = query.where(AlertRecord.rule == rule)
     return _page(session, query, AlertRecord.started_at, AlertRecord.id, str, limit, cursor)
+
+
+def resolve_firing_alerts(session: Session, at: datetime) -> int:
+    """Resolve, at `at`, the alerts a previous process left firing (a new monitor starts with none
+    firing; a condition that still holds fires anew). The number resolved."""
+    rows = list(session.scalars(select(AlertRecord).where(AlertRecord.status == "firing")))
+    for row in rows:
+        row.status = "resolved"
+        row.resolved_at = at
+    return len(rows)

@@ -90,8 +90,11 @@ class MonitorRuntime:
     async def publish_alert(self, alert: Alert) -> None:
         self.hub.publish_alert(alert.to_json())
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Close what a previous process left firing, then evaluate every interval."""
         self.loop = asyncio.get_running_loop()
+        now = datetime.fromtimestamp(self.monitor.clock(), UTC)
+        await self.service.store.call(alert_store.resolve_firing_alerts, now)
         self.monitor.start()
 
     async def close(self) -> None:
