@@ -50,7 +50,7 @@ def test_order_uuids_are_stable_and_distinct_from_execution_uuids() -> None:
         "",
         "17",
         "not-a-uuid",
-        str(uuid.uuid4()),
+        "5b7d8f3e-2c1a-4e9b-8d6f-0a1b2c3d4e5f",  # a UUID of another kind
         "74686c6c-0001-8000-0000-000000000011",
         "74686c6c-0001-8000-8000-00000000011",
     ],
