@@ -70,6 +70,10 @@ async def test_refused_orders_fire_and_resolve_an_alert_everywhere(server: Serve
     trader, account_id = server.trader(funded="10")
     assert await tick(server) == []  # the baseline
     assert admin.alerts()["items"] == []
+    for bad in ({"rule": "Not A Rule"}, {"status": "open"}, {"cursor": "nope"}):
+        with pytest.raises(ApiError) as refused_query:
+            admin.alerts(**bad)
+        assert (refused_query.value.status, refused_query.value.code) == (400, "invalid_request"), bad
     rules = admin.alert_rules()
     assert rules["health"] == "HEALTHY"
     listed = [

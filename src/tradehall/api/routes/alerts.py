@@ -46,7 +46,7 @@ async def list_alerts(
     gateway: GatewayDep,
     admin: AdminDep,
     status: Annotated[Literal["firing", "resolved"] | None, Query()] = None,
-    rule: Annotated[str | None, Query(max_length=64)] = None,
+    rule: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
