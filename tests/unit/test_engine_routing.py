@@ -15,6 +15,8 @@ from tradehall.domain import events as ev
 from tradehall.domain.enums import CancelReason, Venue
 from tradehall.domain.errors import Code
 from tradehall.engine import Engine
+from tradehall.engine.book import OrderBook
+from tradehall.engine.book_reference import ReferenceBook
 from tradehall.engine.routing import plan_split
 
 SECOND = 1_000_000_000
@@ -269,3 +271,22 @@ def test_a_repeated_client_order_id_is_the_original_smart_order() -> None:
         one(route(engine, "buy", "0.1", "80", client_order_id="plain"), ev.OrderRejected).code
         is Code.CONFLICT
     )
+
+
+def test_a_books_side_levels_are_its_depth_in_both_books() -> None:
+    for factory in (OrderBook, ReferenceBook):
+        engine = engine_with(
+            spot_spec("BTC-USD"), accounts={"m": {"USD": "100000", "BTC": "10"}}, book_factory=factory
+        )
+        for side, price in (
+            ("buy", "99"),
+            ("buy", "98.5"),
+            ("sell", "101"),
+            ("sell", "100.5"),
+            ("buy", "99"),
+        ):
+            expect_no_rejection(place(engine, "m", "BTC-USD", side, "0.1", price))
+        book = engine.markets["BTC-USD"].book
+        bids, asks = book.depth()
+        assert (book.side_levels(True), book.side_levels(False)) == (bids, asks)
+        assert bids == [(9_900, 2_000), (9_850, 1_000)] and asks == [(10_050, 1_000), (10_100, 1_000)]

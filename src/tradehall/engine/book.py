@@ -84,6 +84,11 @@ class OrderBook:
         asks = sorted(self._asks)[:limit]
         return [(p, self._bids[p].total) for p in bids], [(p, self._asks[p].total) for p in asks]
 
+    def side_levels(self, bids: bool) -> list[tuple[int, int]]:
+        """One side's L2 levels, best first (the smart router walks one side only)."""
+        levels = self._bids if bids else self._asks
+        return [(p, levels[p].total) for p in sorted(levels, reverse=bids)]
+
     def orders(self) -> list[Order]:
         """Every resting order, each level in time priority (for snapshots and checks)."""
         result: list[Order] = []

@@ -49,6 +49,10 @@ class ReferenceBook(OrderBook):
         asks = sorted(self._totals(SELL).items())[:limit]
         return bids, asks
 
+    def side_levels(self, bids: bool) -> list[tuple[int, int]]:
+        depth_bids, depth_asks = self.depth()
+        return depth_bids if bids else depth_asks
+
     def orders(self) -> list[Order]:
         def key(order: Order) -> int:
             assert order.price is not None

@@ -125,8 +125,8 @@ def venue_levels(
     need_lots = -(-need // lot)  # a venue never takes more than the whole order
     covered = 0
     if market.venue is not QUOTE_VENUE:  # a book's levels: whole sizes, best first
-        bids, asks = market.book.depth()
         if buy:
+            asks = market.book.side_levels(False)
             cap = limit if limit is not None else asks[-1][0] if asks else 0
             for number, (price, size) in enumerate(asks):
                 if price > cap:
@@ -137,7 +137,7 @@ def venue_levels(
                     break
         else:
             floor = limit if limit is not None else 0
-            for number, (price, size) in enumerate(bids):
+            for number, (price, size) in enumerate(market.book.side_levels(True)):
                 if price < floor:
                     break
                 append((price * factor, index, number, size))
@@ -302,7 +302,12 @@ class Router:
             raise invalid_order(f"quantity {quantity} is finer than every venue's lot")
         need = int(need_units)
         lot_units = [mantissa * 10 ** (exp - lot_exp) for mantissa, exp in lots]
-        limits = [self._venue_limit(m, side, price) for m in eligible]
+        price_parts = None
+        if price is not None:
+            _sign, digits, price_exp = price.as_tuple()
+            assert isinstance(price_exp, int)
+            price_parts = (int("".join(map(str, digits))), price_exp)
+        limits = [self._venue_limit(m, side, price_parts) for m in eligible]
         ticks = [_exponent(m.spec.tick_size) for m in eligible]
         tick_exp = min(exp for _, exp in ticks)
         levels: list[Level] = []
@@ -431,15 +436,17 @@ class Router:
         )
 
     @staticmethod
-    def _venue_limit(market: Market, side: Side, price: Decimal | None) -> int | None:
-        """The parent's limit on the venue's tick, never beyond it (a market parent: the venue's
-        price protection)."""
+    def _venue_limit(market: Market, side: Side, price: tuple[int, int] | None) -> int | None:
+        """The parent's limit (mantissa, exponent) on the venue's tick, never beyond it: floored for a
+        buy, ceiled for a sell (a market parent: the venue's price protection)."""
         if price is None:
             return market.protection_limit(side)
         mantissa, exp = _exponent(market.spec.tick_size)
-        scaled = price.scaleb(-exp)
-        ticks = scaled / mantissa
-        return int(ticks.to_integral_value(rounding="ROUND_FLOOR" if side is BUY else "ROUND_CEILING"))
+        price_mantissa, price_exp = price
+        base = min(exp, price_exp)
+        numerator: int = price_mantissa * 10 ** (price_exp - base)
+        denominator: int = mantissa * 10 ** (exp - base)
+        return numerator // denominator if side is BUY else -(-numerator // denominator)
 
     @staticmethod
     def _resting_venue(eligible: list[Market], limits: list[int | None]) -> int | None:
