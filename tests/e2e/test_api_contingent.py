@@ -253,3 +253,42 @@ def test_a_bracket_survives_a_restart_mid_entry_and_its_exits_keep_growing_and_c
             ("cancelled", "oco"),
         ]
         assert usd_and_btc(taker, taker_id) == amounts(("100020.00", "0.00"), ("0", "0"))
+
+
+def test_a_halt_cancels_the_bracket_and_its_exits_and_releases_their_holds(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        maker, maker_id, taker, taker_id = book_market(server)
+        maker.place_order(maker_id, "BTC-USD", "sell", "0.004", "64000")
+        entry = taker.place_bracket(
+            taker_id, "BTC-USD", "buy", "0.01", "64000", take_profit="66000", stop_loss="62000"
+        )
+        assert (entry["status"], entry["filled_quantity"]) == ("partially_filled", "0.004")
+        plain = taker.place_order(taker_id, "BTC-USD", "buy", "0.01", "60000")
+        # 256 spent; the entry's rest holds 384, the plain buy 600; the take-profit holds the 0.004 BTC
+        assert usd_and_btc(taker, taker_id) == amounts(("99744", "984"), ("0.004", "0.004"))
+
+        halted = server.admin().halt_market("BTC-USD")
+        assert halted["status"] == "halted"
+        ended = taker.order(entry["id"])
+        assert (ended["status"], ended["cancel_reason"], ended["filled_quantity"]) == (
+            "cancelled",
+            "market_halted",
+            "0.004",
+        )
+        assert [(leg["type"], leg["status"], leg["cancel_reason"]) for leg in ended["legs"]] == [
+            ("limit", "cancelled", "market_halted"),
+            ("stop", "cancelled", "market_halted"),
+        ]
+        # the plain order waits through the halt and holds as before; the exits hold nothing any more
+        assert [o["id"] for o in taker.orders(taker_id)["items"]] == [plain["id"]]
+        assert usd_and_btc(taker, taker_id) == amounts(("99744", "600"), ("0.004", "0"))
+        error = error_of(taker.cancel_order, entry["id"])
+        assert (error.status, error.code) == (409, "conflict")
+
+        server.admin().resume_market("BTC-USD")
+        other, other_id = server.trader(funded="100000")
+        other.place_order(other_id, "BTC-USD", "buy", "0.001", "61000")
+        sold = maker.place_order(maker_id, "BTC-USD", "sell", "0.001", "61000")
+        assert sold["status"] == "filled"  # the last trade at 61,000 is under the old stop-loss
+        assert usd_and_btc(taker, taker_id) == amounts(("99744", "600"), ("0.004", "0"))
+        assert [o["id"] for o in taker.orders(taker_id)["items"]] == [plain["id"]]

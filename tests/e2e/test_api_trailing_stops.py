@@ -181,13 +181,6 @@ def test_every_refusal_of_a_trailing_stop(tmp_path: Path) -> None:
         limit = trader.place_order(trader_id, "BTC-USD", "sell", "0.01", "70000")
         error = error_of(trader.amend_order, limit["id"], trail_price="100")
         assert (error.status, error.code) == (422, "invalid_order")
-        admin = server.admin()
-        admin.halt_market("BTC-USD")
-        error = error_of(trader.amend_order, oid, trail_price="600")
-        assert (error.status, error.code) == (409, "market_closed")
-        error = error_of(trader.place_trailing_stop, trader_id, "BTC-USD", "sell", "0.1", trail_price="1")
-        assert (error.status, error.code) == (409, "market_closed")
-        admin.resume_market("BTC-USD")
         cancelled = trader.cancel_order(oid)
         assert (cancelled["status"], cancelled["cancel_reason"], cancelled["hwm"]) == (
             "cancelled",
@@ -196,6 +189,23 @@ def test_every_refusal_of_a_trailing_stop(tmp_path: Path) -> None:
         )
         error = error_of(trader.amend_order, oid, trail_price="600")
         assert (error.status, error.code) == (409, "conflict")
+        # a halt ends a trailing stop (market_halted, with its last watermark); the plain limit waits
+        halted_id = trader.place_trailing_stop(trader_id, "BTC-USD", "sell", "0.1", trail_price="500")["id"]
+        admin = server.admin()
+        admin.halt_market("BTC-USD")
+        halted = trader.order(halted_id)
+        assert (halted["status"], halted["cancel_reason"], halted["hwm"], halted["stop_price"]) == (
+            "cancelled",
+            "market_halted",
+            "63800",
+            "63300",
+        )
+        error = error_of(trader.amend_order, limit["id"], price="69000")
+        assert (error.status, error.code) == (409, "market_closed")
+        error = error_of(trader.place_trailing_stop, trader_id, "BTC-USD", "sell", "0.1", trail_price="1")
+        assert (error.status, error.code) == (409, "market_closed")
+        admin.resume_market("BTC-USD")
+        assert [o["id"] for o in trader.orders(account_id=trader_id)["items"]] == [limit["id"]]
 
         # a quote venue without a quote yet
         admin.create_market(

@@ -25,7 +25,7 @@ from tests.engine_support import (
 from tests.engine_support.streams import check_invariants
 from tradehall.domain import commands as c
 from tradehall.domain import events as ev
-from tradehall.domain.enums import CancelReason, OrderClass, OrderStatus, OrderType, Venue
+from tradehall.domain.enums import CancelReason, MarketStatus, OrderClass, OrderStatus, OrderType, Venue
 from tradehall.domain.errors import Code
 from tradehall.domain.tiers import TierSpec
 from tradehall.engine import Engine
@@ -500,6 +500,13 @@ def scenario_commands() -> dict[str, list[c.Command]]:
             order("m", "sell", "1", "100"), order("t", "buy", "1", "100", **exits),
             c.AmendOrder(order_id=4, stop_price=D("98")), c.AmendOrder(order_id=3, price=D("105")),
             order("m", "buy", "1", "105"),
+        ],
+        "halt": [
+            order("t", "buy", "1", "100", **exits), order("m", "sell", "0.4", "100"),
+            c.SetMarketStatus(market="BTC-USD", status=MarketStatus.HALTED),
+            c.SetMarketStatus(market="BTC-USD", status=MarketStatus.OPEN),
+            order("m", "sell", "0.6", "100"),
+            order("m", "buy", "0.01", "94"), order("x", "sell", "0.01", "94"),
         ],
     }  # fmt: skip
 

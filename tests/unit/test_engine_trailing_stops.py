@@ -419,17 +419,27 @@ def test_on_a_quote_venue_a_plain_stop_gapped_through_fills_at_the_quote_after_t
     assert (fill.price, fill.quantity) == (6_193_800, 1000)  # 62,000 less 0.1 % slippage, not 63,500
 
 
-def test_a_halted_market_moves_no_watermark_and_resuming_trails_from_the_price_of_then() -> None:
+def test_a_halt_ends_a_trailing_stop_with_market_halted_and_its_last_watermark() -> None:
     engine = book_engine()
     order = order_id(
         expect_no_rejection(trailing(engine, "sell", trail_price=D("2"), trigger=StopTrigger.MARK))
     )
-    expect_no_rejection(engine.apply(c.SetMarketStatus(market="BTC-USD", status=MarketStatus.HALTED)))
-    expect_no_rejection(engine.apply(c.MarkPrice(market="BTC-USD", price=D("110"))))
-    expect_no_rejection(engine.apply(c.MarkPrice(market="BTC-USD", price=D("105"))))
-    assert shown(engine, order) == ("100", "98")
-    expect_no_rejection(engine.apply(c.SetMarketStatus(market="BTC-USD", status=MarketStatus.OPEN)))
-    assert shown(engine, order) == ("105", "103")
+    expect_no_rejection(engine.apply(c.MarkPrice(market="BTC-USD", price=D("103"))))
+    assert shown(engine, order) == ("103", "101")
+    events = expect_no_rejection(
+        engine.apply(c.SetMarketStatus(market="BTC-USD", status=MarketStatus.HALTED))
+    )
+    cancelled = one(events, ev.OrderCancelled)
+    assert (cancelled.order_id, cancelled.reason, cancelled.hwm, cancelled.stop_price) == (
+        order,
+        CancelReason.MARKET_HALTED,
+        10_300,
+        10_100,
+    )
+    assert order not in engine.orders
+    expect_no_rejection(engine.apply(c.MarkPrice(market="BTC-USD", price=D("95"))))
+    events = expect_no_rejection(engine.apply(c.SetMarketStatus(market="BTC-USD", status=MarketStatus.OPEN)))
+    assert of_type(events, ev.OrderTriggered) == [] and of_type(events, ev.OrderFilled) == []
 
 
 def test_a_trailing_stop_ends_with_the_markets_reason() -> None:

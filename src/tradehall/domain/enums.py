@@ -143,6 +143,7 @@ class CancelReason(StrEnum):
     REDUCE_ONLY = "reduce_only"
     UNFUNDED = "unfunded"
     MARKET_CLOSED = "market_closed"
+    MARKET_HALTED = "market_halted"
     LIQUIDATION = "liquidation"
     ACCOUNT_CLOSED = "account_closed"
     POST_ONLY = "post_only"

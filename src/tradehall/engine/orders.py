@@ -87,3 +87,9 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     legs: tuple[int, ...] = ()
     legs_quantity: int = 0
     oco_with: int | None = None
+
+
+def is_contingent(order: Order) -> bool:
+    """A trailing stop, or part of a bracket, oto or oco (an entry or an exit): the orders a market
+    halt cancels, since they would fire or place exits on whatever price the market reopens at."""
+    return order.order_class is not OrderClass.SIMPLE or order.type is OrderType.TRAILING_STOP

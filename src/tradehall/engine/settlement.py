@@ -10,6 +10,7 @@ from tradehall.engine.constants import BINARY, MARKET_OPEN
 from tradehall.engine.ledger import SYSTEM_ROUNDING
 from tradehall.engine.lifecycle import Lifecycle
 from tradehall.engine.markets import Market
+from tradehall.engine.orders import is_contingent
 from tradehall.engine.state import EngineState, enum_of
 from tradehall.engine.stops import Stops
 
@@ -19,6 +20,9 @@ ENDING_REASON = {
     MarketStatus.CANCELLED: CancelReason.MARKET_VOIDED,
 }
 """The statuses that end a market's orders, with the reason they carry."""
+
+HALT_REASON = CancelReason.MARKET_HALTED
+"""A halt ends only the contingent orders (`is_contingent`); plain orders and plain stops wait."""
 
 
 class Settlement:
@@ -37,6 +41,11 @@ class Settlement:
         if reason is not None:
             for order in self._state.market_orders(market.symbol):
                 self._lifecycle.cancel(order, market, reason)
+        elif status is MarketStatus.HALTED:
+            orders = self._state.orders
+            for order in self._state.market_orders(market.symbol):
+                if is_contingent(order) and order.order_id in orders:
+                    self._lifecycle.cancel(order, market, HALT_REASON)
         market.status = status
         self._state.events.append(
             MarketStatusChanged(market=market.symbol, status=status, ts=self._state.now)
