@@ -147,10 +147,11 @@ def venue_levels(
         return
     levels: list[Any] = market.quote.asks if buy else market.quote.bids
     up, down = PPM + terms.slippage_ppm, PPM - terms.slippage_ppm
-    for number, (quoted, size) in enumerate(levels):
+    quoted_size: int | None  # not `size`: typed int above, and a quoted size may be None (mypyc)
+    for number, (quoted, quoted_size) in enumerate(levels):
         if limit is not None and (quoted > limit if buy else quoted < limit):
             break
-        if size is not None and size <= 0:
+        if quoted_size is not None and quoted_size <= 0:
             continue
         if buy:
             fill = -(-quoted * up // PPM)
@@ -160,10 +161,10 @@ def venue_levels(
             fill = max(quoted * down // PPM, 1)
             if limit is not None and fill < limit:
                 fill = limit
-        append((fill * factor, index, number, size))
-        if size is None:
+        append((fill * factor, index, number, quoted_size))
+        if quoted_size is None:
             break
-        covered += size
+        covered += quoted_size
         if covered >= need_lots:
             break
 
