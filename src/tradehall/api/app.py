@@ -41,6 +41,7 @@ from tradehall.api.ws import WebSocketHub
 from tradehall.api.ws import router as ws_router
 from tradehall.service.settings import Settings
 from tradehall.service.wiring import Service
+from tradehall.web import install_web
 
 log = structlog.get_logger(__name__)
 
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.include_router(router)
     app.include_router(ws_router)
     install_docs(app, routers)
+    install_web(app)  # the dashboard at `/`
     alpaca.install(app)
     app.router.routes[0:0] = fastpath.ROUTES
     app.add_middleware(RequestBody, max_bytes=settings.max_body_bytes)

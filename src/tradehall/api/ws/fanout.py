@@ -26,6 +26,7 @@ from tradehall.domain.events import (
     AssessmentUpdated,
     BalanceChanged,
     BookChanged,
+    MarketStatusChanged,
     MarkPriceUpdated,
     OrderAccepted,
     OrderAmended,
@@ -89,7 +90,7 @@ class RecordFanout(PrivateFeed):
                     if not self.from_bus:
                         self._trade(event, record.seq)
                     tickers.add(event.market)
-                elif isinstance(event, MarkPriceUpdated):
+                elif isinstance(event, MarkPriceUpdated | MarketStatusChanged):  # the ticker shows the status
                     tickers.add(event.market)
                 elif self.private:
                     changed = self._private(event, record.seq)

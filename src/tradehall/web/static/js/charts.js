@@ -1,0 +1,37 @@
+// lightweight-charts (vendored, global `LightweightCharts`): candles with markers, and line charts.
+const LWC = window.LightweightCharts;
+
+export const toSeconds = (t) => (typeof t === "number" ? (t > 1e12 ? Math.floor(t / 1000) : t) : Math.floor(Date.parse(t) / 1000));
+
+const BASE = {
+  autoSize: true,
+  layout: { attributionLogo: false, background: { color: "#ffffff" }, textColor: "#1b1f24" },
+  grid: { vertLines: { color: "#eef0f3" }, horzLines: { color: "#eef0f3" } },
+  timeScale: { timeVisible: true, secondsVisible: false },
+};
+
+export function candleChart(container) {
+  const chart = LWC.createChart(container, BASE);
+  const series = chart.addSeries(LWC.CandlestickSeries, { upColor: "#2e7d32", downColor: "#c62828", wickUpColor: "#2e7d32", wickDownColor: "#c62828", borderVisible: false });
+  const markers = LWC.createSeriesMarkers(series, []);
+  const bar = (c) => ({ time: toSeconds(c.t), open: Number(c.open), high: Number(c.high), low: Number(c.low), close: Number(c.close) });
+  return {
+    setCandles(candles) { series.setData(candles.map(bar)); chart.timeScale().fitContent(); },
+    updateCandle(candle) { try { series.update(bar(candle)); } catch { /* an older bar than the last one */ } },
+    markers(list) { markers.setMarkers(list.sort((a, b) => a.time - b.time)); },
+    remove() { chart.remove(); },
+  };
+}
+
+/** A line chart of [[t, value], ...] series: `{name: {points, color}}`. */
+export function lineChart(container, lines) {
+  const chart = LWC.createChart(container, BASE);
+  for (const { points, color, title } of lines) {
+    const series = chart.addSeries(LWC.LineSeries, { color, lineWidth: 2, title });
+    const seen = new Map();
+    for (const [t, v] of points) seen.set(toSeconds(t), Number(v)); // one value per second, the last
+    series.setData([...seen].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value })));
+  }
+  chart.timeScale().fitContent();
+  return chart;
+}
