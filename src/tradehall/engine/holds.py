@@ -15,7 +15,8 @@ property test, and on streams where covered and uncovered orders of one account 
 Two rules keep the last one true. A fill that closes more lots than its order covered consumed other
 orders' cover: `move_cover` takes that cover from them at once (newest first) and makes them hold for
 opening those lots, from the filling order's now unneeded hold first, so one of them filling later in
-the same match finds its hold. A higher margin rate (`SetLeverage`) makes open orders hold their
+the same match finds its hold (a reduce-only one among them is cancelled once the match is settled). A
+higher margin rate (`SetLeverage`) makes open orders hold their
 opening lots' margin at the new rate (`margin_rate_rises`), or the command is refused.
 Taking and releasing go through this component only; a fill consumes from the hold in `postings`.
 """
@@ -37,6 +38,10 @@ class Holds:
         self._state = state
         self._adjust_held = state.ledger.adjust_held
         self._position = state.position
+        self.cover_lost: list[Order] = []
+        """Reduce-only orders `move_cover` took cover from during a match: once its fills are settled
+        they can no longer only reduce, and `VenueBase.rebalance_reservations` ends them (`reduce_only`),
+        as it ends those that lose cover after the match. Drained within the command that fills."""
 
     def take(self, order: Order, account: Account, market: Market) -> None:
         """Hold the order's `hold` and reserve its `covered` lots of the position."""
@@ -110,6 +115,8 @@ class Holds:
                 ) - hold_amount(market, sibling.side, limit, lots_left, sibling.covered, im)
             sibling.covered -= lots
             self.adjust_reservation(sibling, market, -lots)
+            if sibling.reduce_only:
+                self.cover_lost.append(sibling)
             moved = min(rise, max(spare, 0))
             if moved:
                 spare -= moved

@@ -101,7 +101,15 @@ class Venue:
 
     def rebalance_reservations(self, market: Market, account_ids: set[str]) -> None:
         """A position shrunk by an uncovered fill can no longer back every covered lot: the newest
-        covering orders lose their cover and hold for opening instead, or are cancelled if unfunded."""
+        covering orders lose their cover and hold for opening instead, or are cancelled if unfunded.
+        A reduce-only order that lost cover (here, or during the match in `Holds.move_cover`) is
+        cancelled (`reduce_only`): it could open a position now."""
+        lost = self._holds.cover_lost
+        if lost:
+            for order in lost:
+                if self._orders.get(order.order_id) is order and order.covered < order.remaining:
+                    self._lifecycle.cancel(order, self._state.markets[order.market], REDUCE_ONLY)
+            lost.clear()
         for account_id in sorted(account_ids):
             position = market.positions.get(account_id)
             if position is None or account_id.startswith("system:"):
