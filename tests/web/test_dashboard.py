@@ -307,6 +307,8 @@ def test_admin_halts_a_market_and_a_trader_sees_it_halted(
     pages.append((admin, admin_watch))
     sign_in(admin, "admin", ADMIN_PASSWORD)
     admin.goto("/#/admin")
+    expect(admin.get_by_role("table", name="Alert rules").locator("tbody tr").first).to_be_visible()
+    expect(admin.locator("caption", has_text="Alerts (health: ")).to_be_visible()
     shot(admin, "admin")
     admin.get_by_role("button", name="Halt BTC-PERP").click()
     expect(admin.get_by_role("button", name="Resume BTC-PERP")).to_be_visible()

@@ -147,7 +147,7 @@ class Live {
   }
 }
 
-const PRIVATE = new Set(["orders", "fills", "positions", "account", "sessions", "signals"]);
+const PRIVATE = new Set(["orders", "fills", "positions", "account", "sessions", "signals", "alerts"]);
 export const live = new Live();
 
 /** A list endpoint's items, whether it answers a page `{items}` or a bare list. */

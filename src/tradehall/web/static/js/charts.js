@@ -25,9 +25,10 @@ export function candleChart(container) {
 
 /** A line chart of [[t, value], ...] series: `{name: {points, color}}`. */
 export function lineChart(container, lines) {
-  const chart = LWC.createChart(container, BASE);
-  for (const { points, color, title } of lines) {
-    const series = chart.addSeries(LWC.LineSeries, { color, lineWidth: 2, title });
+  const chart = LWC.createChart(container, { ...BASE, leftPriceScale: { visible: lines.length > 1 } });
+  for (const [index, { points, color, title }] of lines.entries()) {
+    // a second line (drawdown) has its own scale, on the left
+    const series = chart.addSeries(LWC.LineSeries, { color, lineWidth: 2, title, priceScaleId: index === 0 ? "right" : "left" });
     const seen = new Map();
     for (const [t, v] of points) seen.set(toSeconds(t), Number(v)); // one value per second, the last
     series.setData([...seen].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value })));

@@ -1,15 +1,15 @@
 // Admin: markets (create, halt, resume, settle or void, post a mark), users, API keys, feeds and breakers,
-// held settlements, execution analytics.
-import { api, get, post, items } from "../api.js";
+// held settlements, execution analytics, the monitor's alerts (live) and its rules.
+import { api, get, live, post, items } from "../api.js";
 import { attempt, button, checkbox, field, h, table, toast, values } from "../ui.js";
 
 export async function render(root) {
-  const [markets, keys, ready, analytics] = await Promise.all([items("/markets"), get("/auth/api-keys"),
-    fetch("/ready").then((r) => r.json()), get("/analytics/execution?group_by=market")]);
+  const [markets, keys, ready, analytics, alerts, rules] = await Promise.all([items("/markets"), get("/auth/api-keys"),
+    fetch("/ready").then((r) => r.json()), get("/analytics/execution?group_by=market"), get("/alerts?limit=50"), get("/alerts/rules")]);
   // held settlements exist only where feeds run (the endpoint is 404 otherwise)
   const held = ready.checks?.feeds ? await get("/admin/settlements") : { items: [] };
   root.append(h("h1", {}, "Admin"));
-  const rerender = () => { root.replaceChildren(); render(root); };
+  const rerender = () => window.dispatchEvent(new HashChangeEvent("hashchange")); // the router redraws (and cleans up)
   const act = (label, path, body) => button(label, async (event) => {
     const done = await attempt(event.target.closest("td"), () => post(path, body));
     if (done !== undefined) { toast(`${label}: done`); rerender(); }
@@ -72,5 +72,17 @@ export async function render(root) {
     ["", (s) => h("div", { class: "actions" }, act("Confirm", `/admin/settlements/${encodeURIComponent(s.market)}/confirm`), act("Reject", `/admin/settlements/${encodeURIComponent(s.market)}/reject`))]], held.items, "None held");
   const analyticsTable = table("Execution analytics (my orders, by market)", [["Market", (a) => a.key ?? "—"], ["Orders", (a) => a.orders], ["Filled", (a) => a.filled_orders],
     ["Fill ratio", (a) => a.fill_ratio], ["Notional", (a) => a.notional], ["Fees", (a) => a.fees], ["Arrival bps", (a) => a.arrival_slippage_bps ?? "—"], ["VWAP bps", (a) => a.vwap_slippage_bps ?? "—"]], analytics.items, "No orders yet");
+  let alertRows = alerts.items;
+  const alertTable = table(`Alerts (health: ${rules.health})`, [["Rule", (a) => a.rule], ["Severity", (a) => a.severity],
+    ["Status", (a) => h("span", { class: `status status-${a.status}` }, a.status)], ["Value", (a) => String(a.value)], ["Started", (a) => a.started_at], ["Resolved", (a) => a.resolved_at ?? "—"]],
+  alertRows, "No alerts");
+  const ruleTable = table("Alert rules", [["Rule", (r) => r.name], ["Severity", (r) => r.severity], ["Condition", (r) => `${r.metric || r.event} ${r.condition} ${r.threshold}`],
+    ["For (s)", (r) => r.for_seconds], ["Firing", (r) => (r.firing ? "yes" : "no")], ["Last value", (r) => (r.last_value === null ? "—" : String(r.last_value))]], rules.items, "No rules");
+  root.append(h("div", { class: "scroll" }, alertTable), h("div", { class: "scroll" }, ruleTable));
   root.append(create, user, keyForm, h("div", { class: "scroll" }, keyTable), feedTable, checks, heldTable, h("div", { class: "scroll" }, analyticsTable));
+  return live.subscribe("alerts", (m) => {
+    if (m.type === "snapshot") return; // the firing ones, already in the history
+    alertRows = [m.data, ...alertRows.filter((a) => a.id !== m.data.id)];
+    alertTable.update(alertRows);
+  });
 }

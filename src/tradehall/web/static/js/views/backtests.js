@@ -41,9 +41,10 @@ export async function render(root, [backtestId]) {
     progress.value = Number(job.progress);
     state.textContent = `${job.status}${job.status_reason ? `: ${job.status_reason}` : ""}`;
     if (job.status === "done") {
+      progress.value = 1;
       const report = await get(`/backtests/${backtestId}/report`);
       const curve = h("div", { class: "chart small", role: "img", "aria-label": "Equity and drawdown" });
-      box.append(h("dl", { class: "ticker metrics" }, ...Object.entries(report.metrics).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v === null ? "—" : typeof v === "number" ? v.toFixed(4) : String(v))])),
+      box.append(h("dl", { class: "ticker metrics" }, ...Object.entries(report.metrics).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, metric(v))])),
         curve,
         h("div", { class: "scroll" }, table("Trades", Object.keys(report.trades[0] || { entry_time: 1 }).slice(0, 9).map((k) => [k, (t) => (k.endsWith("time") || k.endsWith("_at") ? fmt.time(t[k]) : t[k])]), report.trades, "No trades")));
       chart = lineChart(curve, [{ points: report.equity, color: "#1565c0", title: "equity" }, { points: report.drawdown, color: "#c62828", title: "drawdown" }]);
@@ -51,4 +52,11 @@ export async function render(root, [backtestId]) {
   };
   await poll();
   return () => { clearTimeout(timer); chart?.remove(); };
+}
+
+/** A metric at most 6 decimals (they come as JSON numbers or decimal strings). */
+function metric(value) {
+  if (value === null || value === undefined) return "—";
+  const n = Number(value);
+  return Number.isFinite(n) ? String(Number(n.toFixed(6))) : String(value);
 }

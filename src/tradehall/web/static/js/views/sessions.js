@@ -44,7 +44,7 @@ export async function render(root, [sessionId]) {
     const decisionTable = table("Decisions", [["At", (d) => fmt.time(d.at)], ["Cycle", (d) => d.cycle], ["Market", (d) => d.market], ["Action", (d) => d.action], ["Qty", (d) => d.quantity ?? ""], ["Status", (d) => d.status], ["Order", (d) => d.order_id ?? ""], ["Reason", (d) => d.vetoed_by || d.error || d.reason || ""]], decisions.items, "No decisions yet");
     const curve = h("div", { class: "chart small", role: "img", "aria-label": "Session equity" });
     root.append(h("h2", {}, `Session ${sessionId}`), h("section", { class: "card" }, h("h3", {}, "Performance"),
-      h("dl", { class: "ticker" }, ...Object.entries(performance.metrics || {}).slice(0, 10).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v === null ? "—" : String(v))])), curve),
+      h("dl", { class: "ticker" }, ...Object.entries(performance.metrics || {}).slice(0, 10).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v === null ? "—" : String(Number.isFinite(Number(v)) ? Number(Number(v).toFixed(6)) : v))])), curve),
     h("div", { class: "scroll" }, signalTable), h("div", { class: "scroll" }, decisionTable));
     if ((performance.equity || []).length) { const chart = lineChart(curve, [{ points: performance.equity, color: "#1565c0", title: "equity" }]); stops.push(() => chart.remove()); }
     stops.push(live.subscribe("signals", (m) => { if (String(m.data.session_id) === String(sessionId)) { signalRows = [m.data, ...signalRows].slice(0, 100); signalTable.update(signalRows); } }));
