@@ -180,6 +180,11 @@ def test_limit_order_shows_in_ladder_and_open_orders_then_cancels(
     open_orders = page.get_by_role("table", name="Open orders")
     expect(open_orders).to_contain_text("101.5")
     order_id = open_orders.locator("tbody tr td").first.inner_text()
+    open_orders.get_by_role("button", name=f"Amend order {order_id}").click()
+    dialog = page.get_by_role("dialog", name=f"Amend order {order_id}")
+    dialog.get_by_label("Price", exact=True).fill("102")
+    dialog.get_by_role("button", name="Save").click()
+    expect(open_orders.locator("tbody tr td").nth(5)).to_have_text("102")  # live, over the orders channel
     open_orders.get_by_role("button", name=f"Cancel order {order_id}").click()
     expect(open_orders).to_contain_text("No open orders")
     expect(page.get_by_role("table", name="History")).to_contain_text("user")  # the end reason
@@ -189,6 +194,11 @@ def test_limit_order_shows_in_ladder_and_open_orders_then_cancels(
     expect(page.locator(".ladder .level.bid[data-price='101.5']")).to_have_count(0)
     client = login_client(server, username, password)
     assert client.orders(account_id=account, status="open")["items"] == []
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('tradehall.token')") is None
+    page.goto("/#/orders")  # a signed-out visitor is sent to sign in
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
 def test_bracket_shows_its_legs_and_a_fill_arrives_over_the_websocket(
@@ -213,6 +223,8 @@ def test_bracket_shows_its_legs_and_a_fill_arrives_over_the_websocket(
     expect(page.locator("#toast")).to_contain_text("Filled buy 0.01 @ 200")
     expect(mine).to_contain_text("pending_trigger")  # the stop-loss waits
     expect(mine).to_contain_text("220")  # the take-profit rests
+    expect(page.locator(".tape li").first).to_contain_text("200 \u00d7 0.01")
+    shot(page, "market-after-fill")
     page.goto("/#/orders")
     expect(page.get_by_role("table", name="Fills")).to_contain_text("200")
     client = login_client(server, username, password)

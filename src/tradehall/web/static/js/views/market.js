@@ -73,6 +73,7 @@ export async function render(root, [symbol]) {
 
   if (!session.user) {
     entry.append(h("h2", { id: "entry-title" }, "Trade"), h("p", {}, h("a", { href: "#/login" }, "Sign in"), " to trade."));
+    mine.remove();
     return () => stops.forEach((s) => s());
   }
 
