@@ -224,6 +224,7 @@ def test_bracket_shows_its_legs_and_a_fill_arrives_over_the_websocket(
     expect(mine).to_contain_text("pending_trigger")  # the stop-loss waits
     expect(mine).to_contain_text("220")  # the take-profit rests
     expect(page.locator(".tape li").first).to_contain_text("200 \u00d7 0.01")
+    expect(page.get_by_role("img", name="Depth").locator("canvas").first).to_be_visible()
     shot(page, "market-after-fill")
     page.goto("/#/orders")
     expect(page.get_by_role("table", name="Fills")).to_contain_text("200")

@@ -36,3 +36,19 @@ export function lineChart(container, lines) {
   chart.timeScale().fitContent();
   return chart;
 }
+
+/** The depth chart: cumulative size against price (an options chart: price on the horizontal axis). */
+export function depthChart(container) {
+  const chart = LWC.createOptionsChart(container, { ...BASE, timeScale: {}, handleScroll: false, handleScale: false });
+  const bids = chart.addSeries(LWC.AreaSeries, { lineColor: "#1b6e20", topColor: "rgba(27,110,32,0.35)", bottomColor: "rgba(27,110,32,0.05)", lineType: 1, priceLineVisible: false, lastValueVisible: false });
+  const asks = chart.addSeries(LWC.AreaSeries, { lineColor: "#b3261e", topColor: "rgba(179,38,30,0.35)", bottomColor: "rgba(179,38,30,0.05)", lineType: 1, priceLineVisible: false, lastValueVisible: false });
+  return {
+    /** `bidLevels` best first (descending), `askLevels` best first (ascending), each [price, cumulative]. */
+    update(bidLevels, askLevels) {
+      bids.setData(bidLevels.map(([p, c]) => ({ time: Number(p), value: c })).reverse());
+      asks.setData(askLevels.map(([p, c]) => ({ time: Number(p), value: c })));
+      chart.timeScale().fitContent();
+    },
+    remove() { chart.remove(); },
+  };
+}

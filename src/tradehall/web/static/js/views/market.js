@@ -2,7 +2,7 @@
 // the trades tape, order entry (every type and class) with its cost, fee and the available balance.
 import { all, get, live, post, session, items } from "../api.js";
 import { attempt, button, checkbox, field, fmt, h, table, toast, values } from "../ui.js";
-import { candleChart, toSeconds } from "../charts.js";
+import { candleChart, depthChart, toSeconds } from "../charts.js";
 import { orderColumns } from "./orders.js";
 
 const INTERVALS = ["1m", "5m", "15m", "1h", "1d"];
@@ -25,7 +25,8 @@ export async function render(root, [symbol]) {
     tickerBox,
     h("div", { class: "market-grid" },
       h("section", { class: "card chart-card", "aria-label": "Chart" }, intervalPick, chartBox),
-      h("section", { class: "card", "aria-labelledby": "book-title" }, h("h2", { id: "book-title" }, "Book"), ladder.node),
+      h("section", { class: "card", "aria-labelledby": "book-title" }, h("h2", { id: "book-title" }, "Book"), ladder.node,
+        h("h3", { id: "depth-title" }, "Depth"), ladder.depthBox),
       h("section", { class: "card", "aria-labelledby": "tape-title" }, h("h2", { id: "tape-title" }, "Trades"), tape),
       entry),
     mine);
@@ -63,7 +64,8 @@ export async function render(root, [symbol]) {
   stops.push(() => stopCandles && stopCandles(), () => chart.remove());
 
   // book and tape
-  stops.push(live.subscribe(`book:${symbol}`, (m) => ladder.receive(m)));
+  ladder.depth = depthChart(ladder.depthBox);
+  stops.push(live.subscribe(`book:${symbol}`, (m) => ladder.receive(m)), () => ladder.depth.remove());
   const addTrade = (t) => {
     tape.prepend(h("li", { class: t.side === "buy" ? "up" : "down" }, `${fmt.time(t.executed_at).slice(11)} ${t.price} × ${t.quantity}`));
     while (tape.children.length > 50) tape.lastChild.remove();
@@ -184,6 +186,8 @@ class Ladder {
     this.sequence = null;
     this.node = h("div", { class: "ladder", role: "table", "aria-label": "Order book" });
     this.pending = false;
+    this.depthBox = h("div", { class: "chart depth", role: "img", "aria-labelledby": "depth-title" });
+    this.depth = null;
   }
 
   receive(message) {
@@ -210,9 +214,12 @@ class Ladder {
   }
 
   draw() {
-    const bids = [...this.bids].sort((a, b) => Number(b[0]) - Number(a[0])).slice(0, 15);
-    const asks = [...this.asks].sort((a, b) => Number(a[0]) - Number(b[0])).slice(0, 15);
+    const allBids = [...this.bids].sort((a, b) => Number(b[0]) - Number(a[0]));
+    const allAsks = [...this.asks].sort((a, b) => Number(a[0]) - Number(b[0]));
     const cumulative = (levels) => { let sum = 0; return levels.map(([p, q]) => [p, q, (sum += Number(q))]); };
+    if (this.depth) this.depth.update(cumulative(allBids.slice(0, 100)).map(([p, , c]) => [p, c]), cumulative(allAsks.slice(0, 100)).map(([p, , c]) => [p, c]));
+    const bids = allBids.slice(0, 15);
+    const asks = allAsks.slice(0, 15);
     const cb = cumulative(bids);
     const ca = cumulative(asks);
     const most = Math.max(cb.at(-1)?.[2] || 0, ca.at(-1)?.[2] || 0) || 1;
