@@ -1,8 +1,8 @@
 """Hypothesis properties of contingent orders: random streams where prices walk (trades and marks)
 among brackets, otos and ocos (entries that fill in parts, exits that fill, trigger, are moved and
-cancelled) keep every engine invariant (holds equal what orders hold, a waiting pair holds once, no exit
-can close more than the position, conservation), the reference book gives the same events, and a
-snapshot restore mid-stream continues identically."""
+cancelled, market halts that end them) keep every engine invariant (holds equal what orders hold, a
+waiting pair holds once, no exit can close more than the position, conservation), the reference book
+gives the same events, and a snapshot restore mid-stream continues identically."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from tests.engine_support.streams import (
 from tests.property.test_trailing_stop_properties import price_moves, seed_prices, ticks_near
 from tradehall.domain import commands as c
 from tradehall.domain import events as ev
-from tradehall.domain.enums import CancelReason, OrderClass
+from tradehall.domain.enums import CancelReason, MarketStatus, OrderClass
 from tradehall.engine import Engine
 from tradehall.engine.book_reference import ReferenceBook
 
@@ -64,6 +64,16 @@ def leg_amends(draw: st.DrawFn) -> c.Command:
     return c.AmendOrder(order_id=order_id, **{what: STEP[market] * ticks})
 
 
+@st.composite
+def halts(draw: st.DrawFn) -> list[c.Command]:
+    """A halt (which ends the market's contingent orders) and the resume after it."""
+    market = draw(st.sampled_from(MARKETS))
+    return [
+        c.SetMarketStatus(market=market, status=MarketStatus.HALTED),
+        c.SetMarketStatus(market=market, status=MarketStatus.OPEN),
+    ]
+
+
 def contingent_streams() -> st.SearchStrategy[list[c.Command]]:
     one = st.one_of(
         contingent_orders(),
@@ -76,6 +86,7 @@ def contingent_streams() -> st.SearchStrategy[list[c.Command]]:
         place_orders(),
         other_commands(),
         leg_amends(),
+        halts(),
     )
 
     def flatten(items: list[c.Command | list[c.Command]]) -> list[c.Command]:
@@ -155,7 +166,17 @@ def test_the_streams_exercise_exits_that_fill_trigger_and_cancel_each_other() ->
                     seen["oco cancel"] += 1
                 elif isinstance(event, ev.OrderAmended) and event.order_id in legs:
                     seen["leg amended"] += 1
+                elif isinstance(event, ev.OrderCancelled) and event.reason is CancelReason.MARKET_HALTED:
+                    seen["halt cancel"] += 1
 
     sample()
-    for what in ("leg placed", "oco placed", "leg filled", "leg fired", "oco cancel", "leg amended"):
+    for what in (
+        "leg placed",
+        "oco placed",
+        "leg filled",
+        "leg fired",
+        "oco cancel",
+        "leg amended",
+        "halt cancel",
+    ):
         assert seen[what] > 0, (what, seen)
