@@ -95,6 +95,13 @@ def _market_closed(engine: Engine) -> list[ev.AnyEvent]:
     return engine.apply(c.SetMarketStatus(market="BTC-USD", status=MarketStatus.CLOSED))
 
 
+def _market_halted(engine: Engine) -> list[ev.AnyEvent]:
+    place(engine, "b", "BTC-USD", "buy", "0.1", "90")  # a plain order waits through the halt
+    bracket = {"order_class": "bracket", "take_profit": D("95"), "stop_loss": D("85")}
+    expect_no_rejection(place(engine, "b", "BTC-USD", "buy", "0.1", "89", **bracket))
+    return engine.apply(c.SetMarketStatus(market="BTC-USD", status=MarketStatus.HALTED))
+
+
 # scenario, reason, filled lots of the order that ended
 END_TABLE: list[tuple[Callable[[Engine], list[ev.AnyEvent]], CancelReason, int]] = [
     (_user, CancelReason.USER, 0),
@@ -105,6 +112,7 @@ END_TABLE: list[tuple[Callable[[Engine], list[ev.AnyEvent]], CancelReason, int]]
     (_self_trade, CancelReason.SELF_TRADE, 0),
     (_amended_to_filled, CancelReason.AMENDED_TO_FILLED, 1000),
     (_market_closed, CancelReason.MARKET_CLOSED, 0),
+    (_market_halted, CancelReason.MARKET_HALTED, 0),
 ]
 
 
