@@ -80,11 +80,11 @@ def route_fingerprint(command: cmds.RouteOrder) -> bytes:
     fields = (
         "smart",
         command.instrument,
-        str(command.side),
+        str(getattr(command, "side")),  # noqa: B009 (enum fields may be plain strings: the native build)
         number(command.quantity),
-        str(command.type),
+        str(getattr(command, "type")),  # noqa: B009
         number(command.price),
-        str(command.time_in_force),
+        str(getattr(command, "time_in_force")),  # noqa: B009
         number(command.decision_price),
     )
     return hashlib.sha256(repr(fields).encode()).digest()[:16]
