@@ -51,7 +51,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(
         {
@@ -65,7 +65,8 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     )
     # `tradehall serve`, run by this interpreter so the same virtualenv is used
     process = subprocess.Popen(
-        [sys.executable, "-c", "from tradehall.cli.main import app; app()", "serve", "--port", str(port)],
+        [sys.executable, "-c", "from tradehall.cli.main import app; app()", "serve", "--port", str(port),
+         "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -74,7 +75,7 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -521,6 +522,9 @@ def run_reads(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Short runs (under 30 s in all).")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="`tradehall serve --workers N` (N > 1: N gateway processes)."
+    )
     parser.add_argument("--json", action="store_true", help="One JSON object per figure.")
     parser.add_argument("--seconds", type=float, default=None, help="Seconds per workload.")
     parser.add_argument("--paced-seconds", type=float, default=None, help="Seconds of the paced run (60).")
@@ -546,7 +550,7 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="tradehall-bench-") as data_dir:
-        server = start_server(Path(data_dir), port)
+        server = start_server(Path(data_dir), port, args.workers)
         try:
             identities = setup(url, max(args.http_workers, args.ws_connections))
             figures: list[tuple[str, dict[str, float]]] = []

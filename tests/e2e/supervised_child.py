@@ -58,7 +58,7 @@ async def engine(data_dir: Path) -> None:
     await runner.start()
     if runner.last_seq == 0:
         await runner.submit_many(setup_commands())
-    endpoint = EngineEndpoint(engine_address(data_dir), runner.submit_many)
+    endpoint = EngineEndpoint(engine_address(data_dir), runner.submit_many, lambda: runner.durable_seq)
     await endpoint.start()
     await asyncio.Event().wait()
 

@@ -39,6 +39,7 @@ from tradehall.api.routes import (
 )
 from tradehall.api.ws import WebSocketHub
 from tradehall.api.ws import router as ws_router
+from tradehall.service.follower import FollowerRunner
 from tradehall.service.settings import Settings
 from tradehall.service.wiring import Service
 from tradehall.web import install_web
@@ -109,9 +110,14 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start(password_hasher=hash_password)
-        journal = runtime.runner.journal
-        journal.sync = timed_fsync(journal.sync)  # type: ignore[method-assign]
+        if not runtime.follower:  # a gateway process's engine is a replica: it writes no journal
+            journal = runtime.runner.journal
+            journal.sync = timed_fsync(journal.sync)  # type: ignore[method-assign]
         gateway = Gateway(settings, runtime, Authenticator(settings, runtime.store))
+        if isinstance(runtime.runner, FollowerRunner):  # a gateway process: revocations reach them all
+            runtime.runner.revocation_listeners.append(gateway.auth.forget_key)
+            runtime.runner.on_missed_revocations = gateway.auth.forget_all_keys
+            gateway.auth.broadcast_revocation = runtime.runner.revoke
         runtime.add_listener(gateway.volumes.on_records)
         runtime.add_listener(gateway.candles.on_records)
         hub = WebSocketHub(gateway)

@@ -20,7 +20,7 @@ import enum
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -128,6 +128,8 @@ class Authenticator:
         self._flush_task: asyncio.Task[None] | None = None
         self._tokens: dict[str, tuple[Principal, float]] = {}
         self.revocation_listeners: list[RevocationListener] = []
+        self.broadcast_revocation: Callable[[str, str | None], Awaitable[None]] | None = None
+        """With `serve --workers N`: tells the other gateways of a key deleted here."""
         self.hashing = HashingPool(settings.password_hash_workers, settings.password_hash_queue)
         self.throttle = LoginThrottle()
         self.tarpit = Tarpit(settings.login_tarpit_seconds)
@@ -268,12 +270,24 @@ class Authenticator:
                 raise forbidden("this API key belongs to another user")
             raise ApiError(Code.NOT_FOUND, f"API key {key_id} not found")
         await self.store.call(repo.delete_api_key, key_id, user_id=principal.user_id)
+        self.forget_key(principal.user_id, key_id)
+        if self.broadcast_revocation is not None:
+            await self.broadcast_revocation(principal.user_id, key_id)
+
+    def forget_key(self, user_id: str, key_id: str | None) -> None:
+        """A key deleted (here or, with `serve --workers N`, in another gateway): it stops working at
+        once and its WebSockets close."""
         for digest, cached in list(self._keys.items()):
-            if cached.principal.key_id == key_id:
+            if cached.principal.key_id == key_id or (key_id is None and cached.principal.user_id == user_id):
                 del self._keys[digest]
-        self._used.pop(key_id, None)
-        self._unwritten.pop(key_id, None)
-        self.notify_revoked(principal.user_id, key_id)
+        if key_id is not None:
+            self._used.pop(key_id, None)
+            self._unwritten.pop(key_id, None)
+        self.notify_revoked(user_id, key_id)
+
+    def forget_all_keys(self) -> None:
+        """Every cached key is read again from the store on its next use (a revocation was missed)."""
+        self._keys.clear()
 
     def notify_revoked(self, user_id: str, key_id: str | None = None) -> None:
         """Tell the listeners (the WebSocket hub) a credential is gone: `key_id` None = the whole user."""

@@ -11,6 +11,7 @@ OpenAPI and serve as reference; these routes match first.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -86,6 +87,9 @@ ROUTES = [
 
 _POST_ORDER, _DELETE_ORDER, _ALPACA_POST_ORDER = ROUTES
 
+UNBARRIERED_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Liveness and metrics answer even when the engine process is down."""
+
 
 class TradehallApp(FastAPI):
     """FastAPI, except that the order hot path skips the framework's middleware stack.
@@ -97,8 +101,16 @@ class TradehallApp(FastAPI):
     """
 
     hot_path: ASGIApp | None = None
+    read_barrier: Callable[[], Awaitable[None]] | None = None
+    """In a gateway process (`serve --workers N`): waits until its replica of the engine shows all
+    that the engine process has made durable, before a request is served (read-after-write across
+    gateways)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        barrier = self.read_barrier
+        kind = scope["type"]
+        if barrier is not None and kind in ("http", "websocket") and scope["path"] not in UNBARRIERED_PATHS:
+            await barrier()
         if scope["type"] == "http" and self.hot_path is not None:
             method = scope["method"]
             path: str = scope["path"]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from tradehall.cli.common import console, err_console
 from tradehall.cli.demo_cmd import demo as demo  # the demo lives in demo_cmd; `serve_cmd.demo` kept
+
+if TYPE_CHECKING:
+    from tradehall.service.settings import Settings
 
 EXIT_UNSAFE_DEFAULTS = 2
 """`tradehall serve` refused to start: a default secret, and no --local / TRADEHALL_LOCAL (the CLI's
@@ -36,6 +42,24 @@ def _configure_logs(json_logs: bool) -> None:
     warnings.filterwarnings("ignore", message=".*HMAC key.*")
 
 
+def _supervise(settings: Settings, host: str, port: int, workers: int, *, local: bool) -> int:
+    """`serve --workers N`: the engine process, then N gateways on one pre-bound socket."""
+    from tradehall.service.supervisor import STATUS_FILE, ChildSpec, Supervisor, bind_listener
+    from tradehall.service.transport import engine_address
+
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {"TRADEHALL_DATA_DIR": str(data_dir)}
+    if local:
+        env["TRADEHALL_LOCAL"] = "1"
+    entry = [sys.executable, "-m", "tradehall.cli.processes"]
+    engine_socket = Path(engine_address(data_dir).removeprefix("ipc://"))
+    children = [ChildSpec("engine", [*entry, "engine"], env, ready_path=engine_socket)]
+    children += [ChildSpec(f"gateway-{n}", [*entry, "gateway"], env) for n in range(1, workers + 1)]
+    supervisor = Supervisor(children, status_path=data_dir / STATUS_FILE, listener=bind_listener(host, port))
+    return supervisor.run()
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
@@ -48,6 +72,12 @@ def serve(
         "--local",
         help="A local or demo run: start even with the default JWT secret or admin password "
         "(TRADEHALL_LOCAL=1).",
+    ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        help="Gateway processes. 1 (the default): one process does everything. N > 1: an engine "
+        "process and N gateway processes sharing the port, supervised. 0: one gateway per core.",
     ),
 ) -> None:
     """Start the API with the engine runner (configuration from TRADEHALL_* variables).
@@ -86,5 +116,12 @@ def serve(
         raise typer.Exit(EXIT_UNSAFE_DEFAULTS) from None
     if unsafe:
         console.print(f"[yellow]warning:[/yellow] local run with the default {' and '.join(unsafe)}")
-    console.print(f"tradehall serving on [bold]http://{host}:{port}[/bold] (data in {settings.data_dir})")
+    if workers == 0:
+        workers = os.cpu_count() or 1
+    console.print(
+        f"tradehall serving on [bold]http://{host}:{port}[/bold] (data in {settings.data_dir})"
+        + (f", {workers} gateway processes and an engine process" if workers > 1 else "")
+    )
+    if workers > 1:
+        raise typer.Exit(_supervise(settings, host, port, workers, local=local))
     uvicorn.Server(uvicorn_config(create_app(settings), settings, host=host, port=port)).run()

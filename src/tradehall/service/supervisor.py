@@ -44,6 +44,9 @@ class ChildSpec:
     name: str
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
+    ready_path: Path | None = None
+    """A file the child creates once it serves (the engine's socket): at start, the children after
+    this one wait for it (a stale one is removed first)."""
 
 
 @dataclass(slots=True)
@@ -119,10 +122,17 @@ class Supervisor:
         """Runs until SIGTERM or SIGINT; returns the exit code."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        for child in self._children:
-            self._start(child)
-        self._write_status()
         try:
+            for child in self._children:
+                if self._stopping:
+                    return 0
+                if child.spec.ready_path is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        child.spec.ready_path.unlink()
+                self._start(child)
+                self._write_status()
+                if child.spec.ready_path is not None and not self._await_ready(child, child.spec.ready_path):
+                    return 1
             while not self._stopping:
                 changed = False
                 now = time.monotonic()
@@ -150,8 +160,20 @@ class Supervisor:
             self.stop_children()
         return 0
 
+    def _await_ready(self, child: _Child, path: Path, timeout: float = 300.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            process = child.process
+            if self._stopping:
+                return True
+            if process is None or process.poll() is not None or time.monotonic() > deadline:
+                sys.stderr.write(f"tradehall supervisor: {child.spec.name} did not start; stopping\n")
+                return False
+            time.sleep(self._poll / 2)
+        return True
+
     def stop_children(self, grace: float = 10.0) -> None:
-        for child in self._children:
+        for child in reversed(self._children):  # the gateways first, the engine (first started) last
             if child.process is not None and child.process.poll() is None:
                 child.process.terminate()
         deadline = time.monotonic() + grace
@@ -203,7 +225,10 @@ def inherited_listener() -> socket.socket | None:
 
 
 def read_status(data_dir: Path) -> dict[str, object] | None:
-    """The supervisor's last written status for this data directory (None when not supervised)."""
+    """The supervisor's last written status for this data directory, when this process is one of its
+    children (None otherwise: a file left by a supervisor killed earlier says nothing of this run)."""
+    if PARENT_PID_ENV not in os.environ:
+        return None
     try:
         loaded: dict[str, object] = json.loads((data_dir / STATUS_FILE).read_text())
     except (FileNotFoundError, ValueError):

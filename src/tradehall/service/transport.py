@@ -30,11 +30,16 @@ from tradehall.service.runner import CommandResult, RunnerError
 log = structlog.get_logger(__name__)
 
 SubmitMany = Callable[[Sequence[AnyCommand]], Awaitable[list[CommandResult]]]
+Revoked = Callable[[str, str | None], None]
 
 
 class CommandRequest(msgspec.Struct, frozen=True, array_like=True, gc=False):
     id: int
-    command: AnyCommand
+    command: AnyCommand | None
+    """None asks only for the engine's durable seq and revocation count (`EngineClient.barrier`)."""
+    revoked: tuple[str, str | None] | None = None
+    """With no command: an API credential revoked in one gateway (user id, key id or None for all of
+    the user's), for every gateway to forget (`EngineClient.revoke`)."""
 
 
 class CommandReply(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -44,6 +49,8 @@ class CommandReply(msgspec.Struct, frozen=True, array_like=True, gc=False):
     events: tuple[AnyEvent, ...] = ()
     error: str = ""
     """Non-empty when the engine took no durable decision (it is stopping or stopped)."""
+    revocations: int = 0
+    """How many revocations the engine process has relayed since it started."""
 
 
 _request_encoder = msgspec.msgpack.Encoder()
@@ -59,9 +66,21 @@ def engine_address(data_dir: object) -> str:
 class EngineEndpoint:
     """The engine process's side: requests in, durable results out, one batch per loop turn."""
 
-    def __init__(self, address: str, submit_many: SubmitMany, *, max_batch: int = 1024) -> None:
+    def __init__(
+        self,
+        address: str,
+        submit_many: SubmitMany,
+        durable_seq: Callable[[], int],
+        *,
+        on_revoked: Revoked | None = None,
+        max_batch: int = 1024,
+    ) -> None:
+        """`on_revoked` relays a revocation to every gateway (the record publisher's notice)."""
         self.address = address
+        self._on_revoked = on_revoked
+        self.revocations = 0
         self._submit_many = submit_many
+        self._durable_seq = durable_seq
         self._max_batch = max_batch
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.ROUTER)
@@ -108,16 +127,26 @@ class EngineEndpoint:
         decoded: list[CommandRequest] = []
         for sender, payload in raw:
             try:
-                decoded.append(_request_decoder.decode(payload))
-                senders.append(sender)
+                request = _request_decoder.decode(payload)
             except msgspec.DecodeError as exc:
                 log.warning("engine_endpoint_bad_request", error=str(exc))
+                continue
+            if request.command is None:  # a read barrier or a revocation: answered at once
+                if request.revoked is not None:
+                    self.revocations += 1
+                    if self._on_revoked is not None:
+                        self._on_revoked(*request.revoked)
+                reply = CommandReply(id=request.id, seq=self._durable_seq(), revocations=self.revocations)
+                await self._socket.send_multipart([sender, _request_encoder.encode(reply)])
+                continue
+            decoded.append(request)
+            senders.append(sender)
         if not decoded:
             return
         self.batches_taken += 1
         replies: list[CommandReply]
         try:
-            results = await self._submit_many([request.command for request in decoded])
+            results = await self._submit_many([request.command for request in decoded if request.command])
         except (RunnerError, ValueError) as exc:
             error = str(exc) or type(exc).__name__
             replies = [CommandReply(id=request.id, error=error) for request in decoded]
@@ -168,19 +197,39 @@ class EngineClient:
         self._context.term()
 
     async def submit(self, command: AnyCommand) -> CommandResult:
+        reply = await self._request(command)
+        return CommandResult(seq=reply.seq, ts=reply.ts, events=reply.events)
+
+    async def barrier(self, timeout: float | None = None) -> tuple[int, int]:
+        """The engine's last durable seq now (a replica that has applied it shows every answer given)
+        and how many revocations it has relayed."""
+        reply = await self._request(None, timeout)
+        return reply.seq, reply.revocations
+
+    async def revoke(self, user_id: str, key_id: str | None) -> None:
+        """Every gateway is to forget this credential; returns once the engine process relayed it."""
+        await self._request(None, revoked=(user_id, key_id))
+
+    async def _request(
+        self,
+        command: AnyCommand | None,
+        timeout: float | None = None,
+        revoked: tuple[str, str | None] | None = None,
+    ) -> CommandReply:
         request_id = next(self._ids)
         future: asyncio.Future[CommandReply] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         try:
-            await self._socket.send(_request_encoder.encode(CommandRequest(id=request_id, command=command)))
-            reply = await asyncio.wait_for(future, self.timeout)
+            request = CommandRequest(id=request_id, command=command, revoked=revoked)
+            await self._socket.send(_request_encoder.encode(request))
+            reply = await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
         except TimeoutError:
             raise EngineUnavailableError("the engine did not answer in time") from None
         finally:
             self._waiting.pop(request_id, None)
         if reply.error:
             raise RunnerError(reply.error)
-        return CommandResult(seq=reply.seq, ts=reply.ts, events=reply.events)
+        return reply
 
     async def _read(self) -> None:
         while True:

@@ -50,8 +50,14 @@ def engine_factory(config: EngineConfig | None = None) -> EngineFactory[Engine]:
 class Service:
     """Owns the runtime pieces; `await start()` before serving, `await stop()` after."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, runner: EngineRunner[Engine] | None = None
+    ) -> None:
+        """`runner`: a gateway process's `FollowerRunner` (`tradehall serve --workers N`). Such a
+        service is a follower: the engine process projects, ticks the clock, runs the sessions and
+        integrations and creates the admin user; this one serves requests over the replica."""
         self.settings = settings
+        self.follower = runner is not None
         self.manual_clock: ManualClock | None = None
         """The clock `POST /admin/clock` moves, when the process runs with TRADEHALL_CLOCK=manual."""
         if clock is None and settings.clock == "manual":
@@ -59,7 +65,7 @@ class Service:
         elif isinstance(clock, ManualClock):
             self.manual_clock = clock
         self._clock = clock
-        self.runner: EngineRunner[Engine] = EngineRunner(
+        self.runner: EngineRunner[Engine] = runner or EngineRunner(
             engine_factory(), RunnerConfig.from_settings(settings), clock=clock, retain_from=self._retain_from
         )
         self._store: Store | None = None
@@ -115,10 +121,16 @@ class Service:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(upgrade, url)
+        if not self.follower:
+            await asyncio.to_thread(upgrade, url)  # the engine process's; it runs before the gateways
         self._store = Store.from_url(url)
         self._projector = Projector(self._store.engine, ProjectorConfig())
         await self.runner.start()
+        if self.follower:
+            self.started_at = time.monotonic()
+            self.running = True
+            log.info("follower_service_started", seq=self.runner.durable_seq)
+            return
         if self.manual_clock is not None:
             # a recovered journal may already be ahead of the wall clock: time never goes back
             self.manual_clock.set(max(self.manual_clock.peek_ns(), self.runner.engine.state.now))
@@ -312,6 +324,11 @@ class Service:
     def projected_seq(self) -> int:
         return self._projected_seq
 
+    async def refresh_projected(self) -> None:
+        """A follower's view of how far the engine process's projector is (for `/ready`)."""
+        if self.follower:
+            self._projected_seq = await self.projector.last_seq()
+
     @property
     def projection_lag(self) -> int:
         return max(0, self.runner.durable_seq - self._projected_seq)
@@ -323,6 +340,14 @@ class Service:
     async def wait_projected(self, seq: int, timeout: float = 5.0) -> None:
         """Waits until the read models show record `seq`; TimeoutError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
+        if self.follower:  # the engine process projects: read how far from the store
+            while (projected := await self.projector.last_seq()) < seq:
+                self._projected_seq = projected
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"read models are behind seq {seq}")
+                await asyncio.sleep(0.002)
+            self._projected_seq = projected
+            return
         while self._projected_seq < seq:
             if self._projection_error is not None:
                 raise RuntimeError("the projector has stopped") from self._projection_error

@@ -12,6 +12,7 @@ from tradehall.api.metrics import PROJECTION_LAG, render
 from tradehall.api.monitor import Health, MonitorRuntime
 from tradehall.api.routes.common import json_response
 from tradehall.api.schemas import HealthOut, ReadyOut
+from tradehall.service.supervisor import read_status
 
 router = APIRouter(tags=["operations"])
 
@@ -43,6 +44,7 @@ async def ready(gateway: GatewayDep, request: Request) -> Response:
     engine_ok = service.runner_alive()
     journal_ok = service.journal_writable()
     store_ok = await service.store_reachable()
+    await service.refresh_projected()
     lag = service.projection_lag
     PROJECTION_LAG.set(lag)
     projection_ok = service.projection_failed is None and lag <= MAX_READY_LAG
@@ -74,6 +76,13 @@ async def ready(gateway: GatewayDep, request: Request) -> Response:
         feeds_ok, feeds = registry.ready_check()
         checks["feeds"] = {"ok": feeds_ok, "feeds": feeds}
         good = good and feeds_ok
+    supervised = read_status(gateway.settings.data_dir)
+    if supervised is not None:  # `serve --workers N`: which of the processes is down
+        children = supervised.get("children")
+        processes = dict(children) if isinstance(children, dict) else {}
+        processes_ok = all(isinstance(child, dict) and child.get("up") for child in processes.values())
+        checks["processes"] = {"ok": processes_ok, **processes}
+        good = good and processes_ok
     monitor: MonitorRuntime | None = getattr(request.app.state, "monitor", None)
     if monitor is not None:
         # the alerts' verdict; CRITICAL fails readiness only with TRADEHALL_MONITOR_CRITICAL_NOT_READY

@@ -1,0 +1,218 @@
+"""A gateway process's engine: a read replica of the engine process, and its commands sent there.
+
+The engine is deterministic, so a replica that applies the same journaled commands in the same order
+holds the same state: at start it recovers from the snapshot and journal files (read-only), then it
+follows the durable records the engine process publishes (`RecordPublisher`, a ZeroMQ PUB socket). A
+record missed (the replica fell behind the publisher's buffer, or joined late) is read from the
+journal, where it is durable before it is published. Views (accounts, orders, books) are then read
+locally, without a round trip.
+
+`submit` sends the command to the engine process (`EngineClient`) and returns its durable result only
+once the replica has applied that record: a GET answered by this gateway after the answer to a
+mutating call reflects it (read-after-write across processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+
+import msgspec
+import structlog
+import zmq
+import zmq.asyncio
+
+from tradehall.domain.commands import AnyCommand
+from tradehall.engine import Engine
+from tradehall.journal.records import JournalRecord
+from tradehall.journal.recovery import EngineFactory, recover
+from tradehall.journal.segments import read_records
+from tradehall.service.clock import Clock
+from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig, RunnerError
+from tradehall.service.transport import EngineClient
+
+log = structlog.get_logger(__name__)
+
+BARRIER_TIMEOUT_SECONDS = 1.0
+"""How long a read waits for the engine process's durable seq before it reads the replica as it is."""
+JOURNAL_FALLBACK_SECONDS = 0.5
+"""A record not published within this long after it was answered is read from the journal."""
+
+RECORDS_TOPIC = b"r"
+REVOKED_TOPIC = b"k"
+RevocationListener = Callable[[str, str | None], None]
+
+_revoked_decoder = msgspec.msgpack.Decoder(tuple[str, str | None])
+_records_encoder = msgspec.msgpack.Encoder()
+_records_decoder = msgspec.msgpack.Decoder(list[JournalRecord])
+
+
+def records_address(data_dir: object) -> str:
+    """Where the engine process publishes its durable records (a Unix socket in the data dir)."""
+    return f"ipc://{data_dir}/records.sock"
+
+
+class RecordPublisher:
+    """The engine process's side: every durable batch of records, published to the gateways."""
+
+    def __init__(self, address: str) -> None:
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.PUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SNDHWM, 100_000)
+        self._socket.bind(address)
+
+    def on_records(self, records: Sequence[JournalRecord]) -> None:
+        """A runner listener: never blocks; a gateway too far behind reads the journal instead."""
+        with contextlib.suppress(zmq.Again):
+            self._socket.send_multipart([RECORDS_TOPIC, _records_encoder.encode(list(records))], zmq.NOBLOCK)
+
+    def on_revoked(self, user_id: str, key_id: str | None) -> None:
+        """A credential revoked in one gateway, for the others (their caches, their WebSockets)."""
+        with contextlib.suppress(zmq.Again):
+            notice = _records_encoder.encode((user_id, key_id))
+            self._socket.send_multipart([REVOKED_TOPIC, notice], zmq.NOBLOCK)
+
+    def close(self) -> None:
+        self._socket.close(0)
+        self._context.term()
+
+
+class FollowerRunner(EngineRunner[Engine]):
+    """An `EngineRunner` whose engine is a replica and whose commands go to the engine process."""
+
+    def __init__(
+        self,
+        factory: EngineFactory[Engine],
+        config: RunnerConfig,
+        *,
+        engine_address: str,
+        records_from: str,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(factory, config, clock=clock)
+        self._client = EngineClient(engine_address, timeout=timeout)
+        self._records_from = records_from
+        self._context = zmq.asyncio.Context()
+        self._subscriber = self._context.socket(zmq.SUB)
+        self._subscriber.setsockopt(zmq.LINGER, 0)
+        self._subscriber.setsockopt(zmq.RCVHWM, 100_000)
+        self._follow_task: asyncio.Task[None] | None = None
+        self._applied = asyncio.Event()
+        self._timeout = timeout
+        self._revocations = 0
+        self.revocation_listeners: list[RevocationListener] = []
+        """Told of each credential revoked in any gateway (the authenticator forgets it)."""
+        self.on_missed_revocations: Callable[[], None] | None = None
+        """Called when the engine relayed revocations this replica did not hear of (the notices are
+        best effort): the authenticator then forgets every cached key."""
+
+    async def start(self) -> None:
+        if self._follow_task is not None:
+            raise RunnerError("the runner has already been started")
+        # subscribe before reading the files: whatever is published meanwhile is queued, not lost
+        self._subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+        self._subscriber.connect(self._records_from)
+        config = self.config
+        recovery = await asyncio.to_thread(
+            recover, config.journal_dir, config.snapshot_dir, self.factory, open_for_append=False
+        )
+        self._engine = recovery.engine
+        self._next_seq = recovery.last_seq + 1
+        self.durable_seq = recovery.last_seq
+        self.snapshot_seq = recovery.snapshot_seq
+        await self._client.start()
+        self._accepting = True
+        self._follow_task = asyncio.create_task(self._follow(), name="engine-follower")
+        log.info("follower_started", last_seq=recovery.last_seq)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._accepting = False
+        if self._follow_task is not None:
+            self._follow_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow_task
+        await self._client.stop()
+        self._subscriber.close(0)
+        self._context.term()
+        self._stopped = True
+
+    async def submit(self, command: AnyCommand) -> CommandResult:
+        if not self._accepting:
+            raise self._not_accepting()
+        result = await self._client.submit(command)
+        await self.wait_applied(result.seq)
+        return result
+
+    async def submit_many(self, commands: Sequence[AnyCommand]) -> list[CommandResult]:
+        return list(await asyncio.gather(*(self.submit(command) for command in commands)))
+
+    async def catch_up(self) -> None:
+        """A read barrier: the replica shows everything the engine process has made durable by now,
+        so a request that follows an answer from any gateway sees what that answer said."""
+        try:
+            seq, revocations = await self._client.barrier(timeout=BARRIER_TIMEOUT_SECONDS)
+        except RunnerError:
+            return  # the engine process is down: reads go on from the replica; commands will fail
+        if revocations != self._revocations:  # missed or not yet heard: forget all, reload from the store
+            self._revocations = revocations
+            if self.on_missed_revocations is not None:
+                self.on_missed_revocations()
+        await self.wait_applied(seq)
+
+    async def revoke(self, user_id: str, key_id: str | None) -> None:
+        """Tells every gateway (through the engine process) to forget a revoked credential."""
+        await self._client.revoke(user_id, key_id)
+
+    async def wait_applied(self, seq: int) -> None:
+        """Until the replica shows record `seq` (it is durable: the engine process answered for it)."""
+        while self.durable_seq < seq:
+            self._applied.clear()
+            try:
+                await asyncio.wait_for(self._applied.wait(), JOURNAL_FALLBACK_SECONDS)
+            except TimeoutError:
+                await self._read_journal(seq)  # the publication is late or lost: the file has it
+
+    async def _read_journal(self, last: int) -> None:
+        first = self.durable_seq + 1
+        if last < first:
+            return
+        records = await asyncio.to_thread(lambda: list(read_records(self.config.journal_dir, first, last)))
+        self._apply(records)
+
+    async def _follow(self) -> None:
+        while True:
+            topic, payload = await self._subscriber.recv_multipart()
+            if topic == REVOKED_TOPIC:
+                user_id, key_id = _revoked_decoder.decode(payload)
+                self._revocations += 1
+                for listener in list(self.revocation_listeners):
+                    listener(user_id, key_id)
+                continue
+            records = _records_decoder.decode(payload)
+            if records and records[0].seq > self.durable_seq + 1:
+                await self._read_journal(records[0].seq - 1)
+            self._apply(records)
+
+    def _apply(self, records: Sequence[JournalRecord]) -> None:
+        engine = self.engine
+        fresh: list[JournalRecord] = []
+        for record in records:
+            if record.seq != self.durable_seq + 1:
+                continue  # already applied (read from the journal first)
+            engine.apply(record.command)
+            self.durable_seq = record.seq
+            self._next_seq = record.seq + 1
+            fresh.append(record)
+        if not fresh:
+            return
+        self._applied.set()
+        for listener in list(self._listeners):
+            try:
+                listener(fresh)
+            except Exception as exc:  # a broken subscriber must not stop the others
+                log.error("record_listener_failed", error=repr(exc))
