@@ -10,8 +10,11 @@ import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
+from fastapi import Request
 
 from tests.fixtures.bus_records import perp_spec
 from tests.integration.bus_proxy import TcpProxy
@@ -77,7 +80,8 @@ async def setup_market(service: Service) -> None:
 
 async def readiness(service: Service) -> tuple[int, dict[str, object]]:
     gateway = Gateway(service.settings, service, Authenticator(service.settings, service.store))
-    response = await ready(gateway)
+    no_monitor = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace()))  # the route reads app.state
+    response = await ready(gateway, cast(Request, no_monitor))
     body = json.loads(bytes(response.body))
     return response.status_code, body["checks"]["bus"]
 
