@@ -2,6 +2,9 @@
 
 One place per resource. Integers become decimal strings through `tradehall.domain.fixedpoint` with
 the market's spec; a binary NO order shows its price as the NO price (1 - YES), as it was entered.
+
+Over 400 lines on purpose: one converter per resource, engine view, event and read-model row, kept
+together so the REST, WebSocket and bus shapes of a resource cannot drift apart.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Requests reject unknown fields. Responses are built as plain dicts by `tradehall.api.convert` and
 serialised with orjson on the hot paths; these models describe them for OpenAPI and the SDK.
+
+Over 400 lines on purpose: it is the whole wire contract in one place (every request and response
+model the OpenAPI document and the SDK describe); splitting it by resource would scatter shared fields.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Prices are integer ticks, quantities integer lots and money integer minor units of the currency;
 an adapter turns them into Decimals with the market's spec (`MarketCreated` carries it) through
 `tradehall.domain.fixedpoint`. Times are nanoseconds since the epoch.
+
+Over 400 lines on purpose: the event vocabulary is one tagged union that the journal, bus and
+projector decode as a whole; most of the length is the field lists.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ never beyond it), market children for a market parent. What is left of a GTC lim
 venue (the first the walk took from; else the lowest maker fee); an IOC's or a market order's rest is
 cancelled with its reason. The route is decided from the state alone, so replaying the journaled
 command routes the same way.
+
+Over 400 lines (under the engine's 500): the decision walk and the parent's life (children,
+aggregate fill, cancel) are one state machine; `route_views` holds what adapters read of it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ The CRC covers the first 16 header bytes and the payload, so a flipped length or
 The seq sits in the frame header so a reader can seek and check continuity without decoding.
 A frame that fails at the very end of the newest segment, with no valid frame after it, is a torn
 write of an unacknowledged batch and is truncated; anywhere else it is corruption and stops start-up.
+
+Over 400 lines on purpose: the frame format, its writer, its reader and torn-write recovery share
+the layout above and are checked together; apart, each would re-derive it.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The configuration is data (a TOML/JSON document validated once): which instrumen
 watches, and which feed instruments price each tradehall market, in priority order. The default
 is empty; `demo_config()` is a small simulated setup for tests (`tradehall demo` builds its own in
 `tradehall.service.demo`).
+
+Over 400 lines on purpose: the validated configuration of every feed and the one function that
+builds the runtime from it; each feed adds a few settings, none a concept of its own.
 """
 
 from __future__ import annotations

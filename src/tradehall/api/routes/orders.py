@@ -1,4 +1,8 @@
-"""Orders: placement, cancel, amend; open orders from the engine, history from the read models."""
+"""Orders: placement, cancel, amend; open orders from the engine, history from the read models.
+
+Over 400 lines on purpose: every order route (place, smart parents, amend, cancel, cancel-all, open
+orders and history) shares one set of ownership and idempotency checks kept here.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,9 @@ depth, latency) exactly as in paper trading; the broker only reads the events th
 order ends, balances and positions of its account. Stop-loss and take-profit go with the entry as the
 engine's bracket (`take_profit`/`stop_loss` on the order); a trailing stop is placed as the engine's
 trailing-stop order once the entry has filled, where the engine offers that order type.
+
+Just over 400 lines: the broker translates every engine event its strategies care about (fills,
+ends, balances, positions, contingent legs) in one place, so a backtest and a session agree.
 """
 
 from __future__ import annotations
