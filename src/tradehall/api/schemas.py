@@ -120,6 +120,18 @@ class ApiKeysPage(Response):
     next_cursor: str | None = None
 
 
+class UserInfo(Response):
+    user_id: str
+    username: str
+    role: Literal["trader", "admin"]
+    created_at: Timestamp
+
+
+class UsersPage(Response):
+    items: list[UserInfo]
+    next_cursor: str | None = None
+
+
 class AdminUserCreate(Request):
     model_config = ConfigDict(
         json_schema_extra={

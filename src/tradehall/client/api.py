@@ -97,6 +97,11 @@ class _Endpoints:
             Call("POST", "/admin/users", body={"username": username, "password": password, "role": role})
         )
 
+    def users(self, limit: int = 100, cursor: str | None = None) -> Any:
+        """Admin: every user, oldest first: `{items: [{user_id, username, role, created_at}],
+        next_cursor}`."""
+        return self._send(Call("GET", "/admin/users", params=_clean({"limit": limit, "cursor": cursor})))
+
     # accounts
     def create_account(
         self,

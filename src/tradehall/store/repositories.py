@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -64,6 +64,22 @@ def find_user_by_username(session: Session, username: str) -> User | None:
 
 def get_user(session: Session, user_id: str) -> User | None:
     return session.get(User, user_id)
+
+
+def list_users(session: Session, limit: int, after: str | None = None) -> list[User] | None:
+    """Users oldest first, keyset-paged after the user `after` (by `created_at`, then id, so the
+    order is stable while users are added). None when `after` names no user."""
+    query = select(User).order_by(User.created_at, User.id).limit(limit)
+    if after is not None:
+        last = session.get(User, after)
+        if last is None:
+            return None
+        query = query.where(
+            or_(
+                User.created_at > last.created_at, and_(User.created_at == last.created_at, User.id > last.id)
+            )
+        )
+    return list(session.scalars(query))
 
 
 # ---- API keys -------------------------------------------------------------------------------------

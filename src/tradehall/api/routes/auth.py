@@ -20,9 +20,11 @@ from tradehall.api.schemas import (
     Credentials,
     TokenOut,
     UserOut,
+    UsersPage,
 )
 from tradehall.domain.errors import Code
 from tradehall.engine import views
+from tradehall.store import repositories as repo
 from tradehall.store.models import ApiKey
 
 router = APIRouter(tags=["auth"], responses=ERRORS)
@@ -179,3 +181,28 @@ async def admin_create_user(body: AdminUserCreate, _admin: AdminDep, gateway: Ga
     return json_response(
         {"user_id": principal.user_id, "username": principal.username, "role": principal.role}, 201
     )
+
+
+@router.get(
+    "/admin/users",
+    response_model=UsersPage,
+    summary="List users (admin)",
+    description="Every user, oldest first: `{user_id, username, role, created_at}` (never a password "
+    "hash). Query `limit` (1-1000, default 100) and `cursor` (the `next_cursor` of the previous page; "
+    "400 `invalid_request` if it names no user). 403 `forbidden` for a trader.",
+)
+async def admin_list_users(
+    _admin: AdminDep,
+    gateway: GatewayDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    rows = await gateway.service.store.call(repo.list_users, limit + 1, cursor)
+    if rows is None:
+        raise ApiError(Code.INVALID_REQUEST, "cursor is not valid; use the next_cursor of a previous page")
+    chunk = rows[:limit]
+    items = [
+        {"user_id": row.id, "username": row.username, "role": row.role, "created_at": rfc3339(row.created_at)}
+        for row in chunk
+    ]
+    return json_response(page(items, chunk[-1].id if len(rows) > limit else None))

@@ -4,7 +4,7 @@ import { api, get, live, post, items } from "../api.js";
 import { attempt, button, checkbox, field, h, table, toast, values } from "../ui.js";
 
 export async function render(root) {
-  const [markets, keys, ready, analytics, alerts, rules] = await Promise.all([items("/markets"), get("/auth/api-keys"),
+  const [markets, users, keys, ready, analytics, alerts, rules] = await Promise.all([items("/markets"), get("/admin/users?limit=500"), get("/auth/api-keys"),
     fetch("/ready").then((r) => r.json()), get("/analytics/execution?group_by=market"), get("/alerts?limit=50"), get("/alerts/rules")]);
   // held settlements exist only where feeds run (the endpoint is 404 otherwise)
   const held = ready.checks?.feeds ? await get("/admin/settlements") : { items: [] };
@@ -50,8 +50,11 @@ export async function render(root) {
   user.addEventListener("submit", async (e) => {
     e.preventDefault();
     const made = await attempt(user, () => post("/admin/users", values(user)));
-    if (made) toast(`User ${made.username} created`);
+    if (made) { toast(`User ${made.username} created`); rerender(); }
   });
+  const userCaption = users.next_cursor ? "Users (the first 500, oldest first)" : `Users (${users.items.length})`;
+  const userTable = table(userCaption, [["Username", (u) => u.username], ["Role", (u) => u.role], ["Created", (u) => u.created_at], ["Id", (u) => u.user_id]],
+    users.items, "No users");
 
   const keyForm = h("form", { class: "card inline", "aria-label": "Create an API key" }, h("h2", {}, "My API keys"),
     field("Label", "label"), checkbox("Trade scope", "trade", true), h("button", { type: "submit" }, "Create key"));
@@ -61,8 +64,8 @@ export async function render(root) {
     const made = await attempt(keyForm, () => post("/auth/api-keys", { label: v.label || null, scopes: v.trade ? ["read", "trade"] : ["read"] }));
     if (made) keyForm.append(h("p", { class: "secret" }, "Shown once: ", h("code", {}, made.api_key)));
   });
-  const keyTable = table("API keys", [["Id", (k) => k.id], ["Label", (k) => k.label ?? ""], ["Scopes", (k) => (k.scopes || []).join(", ")], ["Last used", (k) => k.last_used_at ?? "—"],
-    ["", (k) => button("Revoke", async (event) => { const done = await attempt(event.target.closest("td"), () => api("DELETE", `/auth/api-keys/${k.id}`)); if (done !== undefined) rerender(); }, { "aria-label": `Revoke key ${k.id}` })]], keys.items, "No keys");
+  const keyTable = table("API keys", [["Id", (k) => k.key_id], ["Label", (k) => k.label ?? ""], ["Scopes", (k) => (k.scopes || []).join(", ")], ["Last used", (k) => k.last_used_at ?? "—"],
+    ["", (k) => button("Revoke", async (event) => { const done = await attempt(event.target.closest("td"), () => api("DELETE", `/auth/api-keys/${k.key_id}`)); if (done !== undefined) rerender(); }, { "aria-label": `Revoke key ${k.key_id}` })]], keys.items, "No keys");
 
   const feeds = ready.checks?.feeds?.feeds || [];
   const feedTable = table("Feeds and circuit breakers", [["Feed", (f) => f.feed], ["Connected", (f) => String(f.connected)], ["Mode", (f) => f.mode], ["Circuit", (f) => f.circuit],
@@ -79,7 +82,7 @@ export async function render(root) {
   const ruleTable = table("Alert rules", [["Rule", (r) => r.name], ["Severity", (r) => r.severity], ["Condition", (r) => `${r.metric || r.event} ${r.condition} ${r.threshold}`],
     ["For (s)", (r) => r.for_seconds], ["Firing", (r) => (r.firing ? "yes" : "no")], ["Last value", (r) => (r.last_value === null ? "—" : String(r.last_value))]], rules.items, "No rules");
   root.append(h("div", { class: "scroll" }, alertTable), h("div", { class: "scroll" }, ruleTable));
-  root.append(create, user, keyForm, h("div", { class: "scroll" }, keyTable), feedTable, checks, heldTable, h("div", { class: "scroll" }, analyticsTable));
+  root.append(create, user, h("div", { class: "scroll" }, userTable), keyForm, h("div", { class: "scroll" }, keyTable), feedTable, checks, heldTable, h("div", { class: "scroll" }, analyticsTable));
   return live.subscribe("alerts", (m) => {
     if (m.type === "snapshot") return; // the firing ones, already in the history
     alertRows = [m.data, ...alertRows.filter((a) => a.id !== m.data.id)];
