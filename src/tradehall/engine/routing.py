@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from tradehall.domain import commands as cmds
@@ -49,13 +50,16 @@ SIDES = {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.LONG: BUY, OrderSid
 Level = tuple[int, int, int, int | None]
 """A level of the merged depth: (all-in cost key, lower is better; venue index; level number; lots,
 None for as much as wanted)."""
+_COST = itemgetter(0)
+_NO_BOUND = 1 << 256
+"""Above any price: a buy without a limit is bounded by nothing."""
 
 
-def plan_split(levels: list[Level], lots: list[int], need: int) -> tuple[list[int], list[int]]:
+def walk_levels(levels: list[Level], lots: list[int], need: int) -> tuple[list[int], list[int], int]:
     """Lots per venue taking `need` common units from `levels` (sorted: cheapest all-in first, ties to
-    the venue listed first), and the venues in the order the walk first took from them. `lots` is each
-    venue's lot in common units; a venue whose lot is larger than what is still needed takes nothing
-    more."""
+    the venue listed first), the venues in the order the walk first took from them, and what is left
+    of `need`. `lots` is each venue's lot in common units; a venue whose lot is larger than what is
+    still needed takes nothing more."""
     taken = [0] * len(lots)
     order: list[int] = []
     for _key, index, _level, size in levels:
@@ -70,6 +74,12 @@ def plan_split(levels: list[Level], lots: list[int], need: int) -> tuple[list[in
             order.append(index)
         taken[index] += take
         need -= take * lot
+    return taken, order, need
+
+
+def plan_split(levels: list[Level], lots: list[int], need: int) -> tuple[list[int], list[int]]:
+    """`walk_levels` without what is left: lots per venue and the venues in the order taken."""
+    taken, order, _left = walk_levels(levels, lots, need)
     return taken, order
 
 
@@ -149,27 +159,47 @@ def venue_levels(
                     break
         return
     levels: list[Any] = market.quote.asks if buy else market.quote.bids
-    up, down = PPM + terms.slippage_ppm, PPM - terms.slippage_ppm
     quoted_size: int | None  # not `size`: typed int above, and a quoted size may be None (mypyc)
+    if buy:  # one loop per side, the limit as a bound (no limit: none a price reaches), no tests per level
+        cap = limit if limit is not None else _NO_BOUND
+        up = PPM + terms.slippage_ppm
+        for number, (quoted, quoted_size) in enumerate(levels):
+            if quoted > cap:
+                break
+            if quoted_size is not None and quoted_size <= 0:
+                continue
+            fill = -(-quoted * up // PPM)
+            append((cap * factor if fill > cap else fill * factor, index, number, quoted_size))
+            if quoted_size is None:
+                break
+            covered += quoted_size
+            if covered >= need_lots:
+                break
+        return
+    floor = limit if limit is not None else 0  # a fill is at least 1 tick: no limit bounds nothing
+    down = PPM - terms.slippage_ppm
     for number, (quoted, quoted_size) in enumerate(levels):
-        if limit is not None and (quoted > limit if buy else quoted < limit):
+        if quoted < floor:
             break
         if quoted_size is not None and quoted_size <= 0:
             continue
-        if buy:
-            fill = -(-quoted * up // PPM)
-            if limit is not None and fill > limit:
-                fill = limit
-        else:
-            fill = max(quoted * down // PPM, 1)
-            if limit is not None and fill < limit:
-                fill = limit
-        append((fill * factor, index, number, quoted_size))
+        fill = max(quoted * down // PPM, 1)
+        append((floor * factor if fill < floor else fill * factor, index, number, quoted_size))
         if quoted_size is None:
             break
         covered += quoted_size
         if covered >= need_lots:
             break
+
+
+def _on_tick(price_mantissa: int, price_exp: int, tick: tuple[int, int], side: Side) -> int:
+    """The parent's limit (mantissa, exponent) on a venue's tick (mantissa, exponent), never beyond it:
+    floored for a buy, ceiled for a sell."""
+    mantissa, exp = tick
+    base = min(exp, price_exp)
+    numerator: int = price_mantissa * 10 ** (price_exp - base)
+    denominator: int = mantissa * 10 ** (exp - base)
+    return numerator // denominator if side is BUY else -(-numerator // denominator)
 
 
 class RoutePlan:
@@ -299,35 +329,49 @@ class Router:
             raise TradehallError(
                 Code.MARKET_DATA_UNAVAILABLE, f"no venue of {command.instrument} is open with a fresh quote"
             )
-        lots = [_exponent(m.spec.lot_size) for m in eligible]
-        lot_exp = min(exp for _, exp in lots)
+        lots: list[tuple[int, int]] = []
+        ticks: list[tuple[int, int]] = []
+        for market in eligible:  # one pass: each venue's lot and tick as (mantissa, exponent)
+            spec = market.spec
+            lots.append(_exponent(spec.lot_size))
+            ticks.append(_exponent(spec.tick_size))
+        lot_exp = min([exp for _, exp in lots])
         need_units = quantity.scaleb(-lot_exp)
         if need_units != need_units.to_integral_value():
             raise invalid_order(f"quantity {quantity} is finer than every venue's lot")
         need = int(need_units)
         lot_units = [mantissa * 10 ** (exp - lot_exp) for mantissa, exp in lots]
-        price_parts = None
-        if price is not None:
+        if price is None:
+            limits = [m.protection_limit(side) for m in eligible]
+        else:
             _sign, digits, price_exp = price.as_tuple()
             assert isinstance(price_exp, int)
-            price_parts = (int("".join(map(str, digits))), price_exp)
-        limits = [self._venue_limit(m, side, price_parts) for m in eligible]
-        ticks = [_exponent(m.spec.tick_size) for m in eligible]
-        tick_exp = min(exp for _, exp in ticks)
+            price_mantissa = int("".join(map(str, digits)))
+            limits = [_on_tick(price_mantissa, price_exp, tick, side) for tick in ticks]
+        tick_exp = min([exp for _, exp in ticks])
         levels: list[Level] = []
         for index, market in enumerate(eligible):
             mantissa, exp = ticks[index]
-            tick = mantissa * 10 ** (exp - tick_exp)
-            venue_levels(levels, index, market, side, limits[index], tick, lot_units[index], need)
-        levels.sort()
+            venue_levels(
+                levels,
+                index,
+                market,
+                side,
+                limits[index],
+                mantissa * 10 ** (exp - tick_exp),
+                lot_units[index],
+                need,
+            )
+        # each venue's levels are in order and ties go to the venue listed first, then the level: a stable
+        # sort on the cost alone orders them as a sort of the whole tuples would, comparing only ints
+        levels.sort(key=_COST)
         while True:
-            taken, first = plan_split(levels, lot_units, need)
+            taken, first, left = walk_levels(levels, lot_units, need)
             short = {i for i, lots_taken in enumerate(taken) if 0 < lots_taken < eligible[i].terms.min_lots}
             if not short:
                 break
             # a venue that would get less than its minimum takes nothing
             levels = [level for level in levels if level[1] not in short]
-        left = need - sum(t * lot for t, lot in zip(taken, lot_units, strict=True))
         rest_at: int | None = None
         if left and order_type is LIMIT_ORDER and tif is GTC:
             rest_at = first[0] if first else self._resting_venue(eligible, limits)
@@ -440,19 +484,6 @@ class Router:
         )
 
     @staticmethod
-    def _venue_limit(market: Market, side: Side, price: tuple[int, int] | None) -> int | None:
-        """The parent's limit (mantissa, exponent) on the venue's tick, never beyond it: floored for a
-        buy, ceiled for a sell (a market parent: the venue's price protection)."""
-        if price is None:
-            return market.protection_limit(side)
-        mantissa, exp = _exponent(market.spec.tick_size)
-        price_mantissa, price_exp = price
-        base = min(exp, price_exp)
-        numerator: int = price_mantissa * 10 ** (price_exp - base)
-        denominator: int = mantissa * 10 ** (exp - base)
-        return numerator // denominator if side is BUY else -(-numerator // denominator)
-
-    @staticmethod
     def _resting_venue(eligible: list[Market], limits: list[int | None]) -> int | None:
         """Where a limit rests when the walk took nothing: the lowest maker fee, then symbol order."""
         best: int | None = None
@@ -464,4 +495,4 @@ class Router:
         return best
 
 
-__all__ = ["RoutePlan", "Router", "plan_split"]
+__all__ = ["RoutePlan", "Router", "plan_split", "walk_levels"]
