@@ -266,6 +266,7 @@ def banner_lines(info: DemoInfo) -> list[str]:
     key_note = "kept from the last run in" if info.api_key_reused else "saved for the next run in"
     inner = BANNER_WIDTH - 4  # the frame's borders and padding
     lines = [
+        f"dashboard  {info.url}/  (sign in as {info.demo_user})",
         f"API        {info.url}",
         f"docs       {info.url}/docs",
         f"WebSocket  {ws}/ws",
