@@ -143,3 +143,42 @@ def test_kill_9_of_serve_workers_frees_the_port(served: Served) -> None:
     wait_until(lambda: not any(alive(pid) for pid in children), "the children to die with the supervisor")
     port = int(url.rsplit(":", 1)[1])
     wait_until(lambda: not listening(port), "nothing to hold the port", timeout=10)
+
+
+def test_engine_process_only_features_and_a_stalled_engine_are_clear_errors(served: Served) -> None:
+    url, data_dir, _ = served
+    admin = Client(url).login("admin", ADMIN_PASSWORD)
+    create_demo_markets(admin)
+    key, _, account = trader(url)
+    admin_auth = {"Authorization": f"Bearer {admin.auth_token}"}
+    refused = [
+        httpx.post(f"{url}/admin/clock", headers=admin_auth, json={"advance_seconds": 60}, timeout=10.0),
+        httpx.get(f"{url}/admin/settlements", headers=admin_auth, timeout=10.0),
+        httpx.post(f"{url}/admin/settlements/BTC-USD/confirm", headers=admin_auth, timeout=10.0),
+        httpx.post(f"{url}/sessions", headers={"X-API-Key": key}, timeout=10.0,
+                   json={"account_id": account, "markets": ["BTC-USD"],
+                         "strategies": [{"name": "sma_cross"}]}),
+        httpx.get(f"{url}/sessions/s-1", headers={"X-API-Key": key}, timeout=10.0),
+        httpx.post(f"{url}/sessions/s-1/stop", headers={"X-API-Key": key}, timeout=10.0),
+    ]
+    for response in refused:  # whichever gateway answers: 409, never 500
+        assert response.status_code == 409, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        body = response.json()
+        assert body["code"] == "conflict" and "--workers 1" in body["detail"]
+
+    engine_pid = status(data_dir)["engine"]["pid"]
+    order = {"account_id": account, "market": "BTC-USD", "side": "buy", "type": "limit",
+             "quantity": "0.010", "price": "100.0", "client_order_id": "stalled"}
+    os.kill(engine_pid, signal.SIGSTOP)  # the engine process stops answering
+    try:
+        stalled = httpx.post(f"{url}/orders", headers={"X-API-Key": key}, json=order, timeout=30.0)
+    finally:
+        os.kill(engine_pid, signal.SIGCONT)
+    assert stalled.status_code == 503, stalled.text
+    assert stalled.headers["retry-after"] == "1"
+    assert stalled.json()["code"] == "overloaded" and "same client_order_id" in stalled.json()["detail"]
+    retried = httpx.post(f"{url}/orders", headers={"X-API-Key": key}, json=order, timeout=30.0)
+    assert retried.status_code in (200, 201)  # 200 when the stalled attempt was applied after all
+    items = fresh(url, key).orders(account_id=account)["items"]
+    assert [(item["id"], item["client_order_id"]) for item in items] == [(retried.json()["id"], "stalled")]

@@ -30,6 +30,7 @@ from tradehall.engine.views import AccountView, BookView, MarketView
 from tradehall.journal.records import JournalRecord
 from tradehall.service.runner import CommandResult, RunnerError
 from tradehall.service.settings import Settings
+from tradehall.service.transport import EngineUnavailableError
 from tradehall.service.wiring import Service
 from tradehall.store import queries
 from tradehall.store.types import ns_of_utc, utc_of_ns
@@ -37,6 +38,7 @@ from tradehall.strategies.backtest.jobs import BacktestJobs
 from tradehall.strategies.registry import StrategyRegistry
 
 DAY_NS = 86_400 * 1_000_000_000
+ENGINE_RETRY_AFTER_SECONDS = 1
 
 
 class ReadyCheck(Protocol):
@@ -131,8 +133,27 @@ class Gateway:
     async def submit(self, command: AnyCommand) -> CommandResult:
         try:
             return await self.service.submit(command)
+        except EngineUnavailableError as exc:
+            # `serve --workers N`: the engine process is down, restarting or too busy. The command may
+            # still be applied, so the client retries it as it is (a client_order_id deduplicates it).
+            raise ApiError(
+                Code.OVERLOADED,
+                "the engine process did not answer in time; the command may or may not have been "
+                "applied: retry it with the same client_order_id",
+                headers={"Retry-After": str(ENGINE_RETRY_AFTER_SECONDS)},
+            ) from exc
         except RunnerError as exc:
             raise ApiError(Code.INTERNAL, "the engine is not accepting commands") from exc
+
+    def require_engine_process(self, feature: str) -> None:
+        """409 `conflict` in a gateway process of `serve --workers N`: `feature` lives only in the
+        engine process (sessions, the manual clock, feeds' held settlements) and is not forwarded."""
+        if self.service.follower:
+            raise ApiError(
+                Code.CONFLICT,
+                f"{feature} is not available with `tradehall serve --workers N`: "
+                "run `tradehall serve --workers 1` to use it",
+            )
 
     async def execute(self, command: AnyCommand) -> CommandResult:
         """Submit and turn a rejection event into the matching ApiError."""

@@ -149,6 +149,7 @@ def _seconds_ns(value: int | float | str) -> int:
 async def move_clock(
     body: ClockRequest, _admin: AdminDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
+    gateway.require_engine_process("the manual clock")
     clock = gateway.service.manual_clock
     if clock is None:
         raise ApiError(

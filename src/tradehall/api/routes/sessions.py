@@ -37,6 +37,7 @@ router = APIRouter(tags=["sessions"], responses=ERRORS)
 
 async def _owned(gateway: Gateway, principal: Principal, session_id: str) -> SessionInfo:
     """The caller's session: 404 when there is none, 403 when it is another user's."""
+    gateway.require_engine_process("live trading sessions")
     info: SessionInfo = await gateway.service.sessions.get(session_id)
     if info.owner != principal.user_id and not principal.is_admin:
         raise forbidden(f"session {session_id} belongs to another user")
@@ -58,6 +59,7 @@ async def _owned(gateway: Gateway, principal: Principal, session_id: str) -> Ses
     "Needs the `trade` scope.",
 )
 async def create_session(body: SessionCreate, principal: TraderDep, gateway: GatewayDep) -> Response:
+    gateway.require_engine_process("live trading sessions")
     gateway.check_account(principal, body.account_id)
     info = await gateway.service.sessions.create(
         principal.user_id,

@@ -16,6 +16,7 @@ router = APIRouter(tags=["markets"], responses=ERRORS)
 
 
 def _router(gateway: GatewayDep) -> Router:
+    gateway.require_engine_process("settlements held by live market-data feeds")
     runtime = gateway.service.integrations.marketdata
     if runtime is None:
         raise ApiError(Code.NOT_FOUND, "no market-data feeds run in this process")
