@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.engine_support import balance, engine_with, expect_no_rejection, of_type, one, place, spot_spec
@@ -17,7 +17,7 @@ from tradehall.domain.errors import Code
 from tradehall.engine import Engine
 from tradehall.engine.book import OrderBook
 from tradehall.engine.book_reference import ReferenceBook
-from tradehall.engine.routing import plan_split
+from tradehall.engine.route_depth import plan_split, venue_levels, walk_levels
 
 SECOND = 1_000_000_000
 
@@ -290,3 +290,81 @@ def test_a_books_side_levels_are_its_depth_in_both_books() -> None:
         bids, asks = book.depth()
         assert (book.side_levels(True), book.side_levels(False)) == (bids, asks)
         assert bids == [(9_900, 2_000), (9_850, 1_000)] and asks == [(10_050, 1_000), (10_100, 1_000)]
+
+
+def full_split(engine: Engine, command: c.RouteOrder) -> tuple[list[int], list[int], int]:
+    """The split as the router made it before levels were cut at a share of the order: every venue's
+    levels built, sorted on their cost, walked, venues under their minimum dropped and walked again."""
+    router = engine.router
+    plan = router.decide(command)
+    tick_exp = min(market.spec.tick_size.as_tuple().exponent for market in plan.eligible)  # type: ignore[type-var]
+    levels: list[Any] = []
+    for index, market in enumerate(plan.eligible):
+        tick = int(market.spec.tick_size.scaleb(-tick_exp))  # type: ignore[arg-type]
+        lot = plan.lot_units[index]
+        need = sum(t * u for t, u in zip(plan.taken, plan.lot_units, strict=True)) + plan.left
+        venue_levels(levels, index, market, plan.side, plan.limits[index], tick, lot, need, -(-need // lot))
+    levels.sort(key=lambda level: level[0])
+    while True:
+        taken, first, left = walk_levels(levels, plan.lot_units, need)
+        short = {i for i, n in enumerate(taken) if 0 < n < plan.eligible[i].terms.min_lots}
+        if not short:
+            return taken, first, left
+        levels = [level for level in levels if level[1] not in short]
+
+
+@settings(max_examples=100, deadline=None)
+@example([(0, "sell", 10, i) for i in range(8)] + [(1, "sell", 10, i) for i in range(8)], "buy", 12, 105, [])
+@example([(0, "sell", 10, i) for i in range(8)], "buy", 50, None, [])  # one venue: the cut walk falls short
+@example([(v, "buy", 7, i) for v in range(3) for i in range(6)], "sell", 40, 95, [5, 0, 5, 5, 5, 5])
+@example([], "buy", 30, 110, [5, 0, 5, 5, 5, 5, 5, 5, 5, 5])
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from(["buy", "sell"]), st.integers(1, 30), st.integers(0, 9)),
+        min_size=10,
+        max_size=60,
+    ),
+    st.sampled_from(["buy", "sell"]),
+    st.integers(1, 60),
+    st.one_of(st.none(), st.integers(88, 112)),
+    st.lists(st.integers(0, 20), max_size=12),
+)
+def test_cutting_levels_at_a_share_of_the_order_never_changes_the_split(
+    makers: list[Any], side: str, tenths: int, price: int | None, quoted: list[int]
+) -> None:
+    engine = engine_with(
+        spot_spec("BTC-USD"),
+        spot_spec("BTC-USD.OKX", instrument="BTC-USD", taker_fee=D("0.0005"), lot_size=D("0.1")),
+        spot_spec("BTC-USD.BYBIT", instrument="BTC-USD", taker_fee=D("0.001"), min_quantity=D("0.3")),
+        spot_spec(
+            "BTC-USD.KRAKEN",
+            instrument="BTC-USD",
+            venue=Venue.QUOTE,
+            taker_fee=D("0.0008"),
+            lot_size=D("0.01"),
+            slippage=D("0.0001"),
+        ),
+        accounts={"m": {"USD": "1000000", "BTC": "100"}, "t": {"USD": "100000", "BTC": "10"}},
+    )
+    # a quote venue's levels a tick apart outside 99..101, some of size 0 (skipped by the router)
+    asks = tuple((D(101) + D(k) / 2, D(size) / 10) for k, size in enumerate(quoted))
+    bids = tuple((D(99) - D(k) / 2, D(size) / 10) for k, size in enumerate(quoted))
+    if quoted:
+        expect_no_rejection(engine.apply(c.Quote(market="BTC-USD.KRAKEN", bids=bids, asks=asks)))
+    for venue, maker_side, maker_tenths, away in makers:  # asks above 100, bids below: deep books
+        symbol = ("BTC-USD", "BTC-USD.OKX", "BTC-USD.BYBIT")[venue]
+        maker_price = 101 + away if maker_side == "sell" else 99 - away
+        place(engine, "m", symbol, maker_side, str(D(maker_tenths) / 10), str(maker_price))
+    command = c.RouteOrder(
+        account_id="t",
+        instrument="BTC-USD",
+        side=side,  # type: ignore[arg-type]
+        quantity=D(tenths) / 10,
+        price=None if price is None else D(price),
+        type="limit" if price is not None else "market",  # type: ignore[arg-type]
+        time_in_force="ioc",  # type: ignore[arg-type]
+    )
+    plan = engine.router.decide(command)
+    taken, first, left = full_split(engine, command)
+    assert (plan.taken, plan.left) == (taken, left)
+    assert plan.sends[: len(first)] == first

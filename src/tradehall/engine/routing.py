@@ -13,22 +13,19 @@ venue (the first the walk took from; else the lowest maker fee); an IOC's or a m
 cancelled with its reason. The route is decided from the state alone, so replaying the journaled
 command routes the same way.
 
-Over 400 lines (under the engine's 500): the decision walk and the parent's life (children,
-aggregate fill, cancel) are one state machine; `route_views` holds what adapters read of it.
+The depth (venues' levels, the walk) is `route_depth`; `route_views` holds what adapters read of it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from operator import itemgetter
-from typing import Any
 
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason, OrderSide, OrderType, Side, TimeInForce
 from tradehall.domain.errors import Code, TradehallError, invalid_order, not_found
 from tradehall.domain.events import OrderRouted, RoutedChild
-from tradehall.domain.fixedpoint import PPM, decimal_of, decimal_str, parse_decimal
+from tradehall.domain.fixedpoint import decimal_of, decimal_str, parse_decimal
 from tradehall.engine.checks import check_quote_fresh
 from tradehall.engine.constants import (
     BUY,
@@ -44,43 +41,10 @@ from tradehall.engine.constants import (
 )
 from tradehall.engine.intake import Intake
 from tradehall.engine.markets import Market
+from tradehall.engine.route_depth import exponent_of, on_tick, plan_split, split_depth, walk_levels
 from tradehall.engine.state import EngineState, Route, enum_of
 
 SIDES = {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.LONG: BUY, OrderSide.SHORT: SELL}
-Level = tuple[int, int, int, int | None]
-"""A level of the merged depth: (all-in cost key, lower is better; venue index; level number; lots,
-None for as much as wanted)."""
-_COST = itemgetter(0)
-_NO_BOUND = 1 << 256
-"""Above any price: a buy without a limit is bounded by nothing."""
-
-
-def walk_levels(levels: list[Level], lots: list[int], need: int) -> tuple[list[int], list[int], int]:
-    """Lots per venue taking `need` common units from `levels` (sorted: cheapest all-in first, ties to
-    the venue listed first), the venues in the order the walk first took from them, and what is left
-    of `need`. `lots` is each venue's lot in common units; a venue whose lot is larger than what is
-    still needed takes nothing more."""
-    taken = [0] * len(lots)
-    order: list[int] = []
-    for _key, index, _level, size in levels:
-        lot = lots[index]
-        whole = need // lot
-        if whole == 0:
-            if need == 0:
-                break
-            continue
-        take = whole if size is None or size > whole else size
-        if not taken[index]:
-            order.append(index)
-        taken[index] += take
-        need -= take * lot
-    return taken, order, need
-
-
-def plan_split(levels: list[Level], lots: list[int], need: int) -> tuple[list[int], list[int]]:
-    """`walk_levels` without what is left: lots per venue and the venues in the order taken."""
-    taken, order, _left = walk_levels(levels, lots, need)
-    return taken, order
 
 
 def route_fingerprint(command: cmds.RouteOrder) -> bytes:
@@ -101,105 +65,6 @@ def route_fingerprint(command: cmds.RouteOrder) -> bytes:
         number(command.decision_price),
     )
     return hashlib.sha256(repr(fields).encode()).digest()[:16]
-
-
-_EXPONENTS: dict[Decimal, tuple[int, int]] = {}
-
-
-def _exponent(step: Decimal) -> tuple[int, int]:
-    """A positive decimal step as (integer mantissa, exponent of ten); memoised (steps are few)."""
-    found = _EXPONENTS.get(step)
-    if found is None:
-        _sign, digits, exponent = step.as_tuple()
-        assert isinstance(exponent, int)
-        found = _EXPONENTS[step] = (int("".join(map(str, digits))), exponent)
-    return found
-
-
-def venue_levels(
-    out: list[Level],
-    index: int,
-    market: Market,
-    side: Side,
-    limit: int | None,
-    tick: int,
-    lot: int,
-    need: int,
-) -> None:
-    """Add venue `index`'s executable levels to `out`, best first, up to `need` common units or `limit`:
-    all-in cost keys comparable across venues (the fill price in the route's finest tick, `tick` of
-    them to one of this venue's, x (PPM +/- taker fee), negated for a sell so lower is better) and lots
-    (None: as much as wanted). A quote venue's fill price is its quoted price with the market's slippage,
-    capped at the limit, as `venues.plan_fills` fills it."""
-    terms = market.terms
-    buy = side is BUY
-    append = out.append
-    factor = tick * (PPM + terms.taker_ppm) if buy else -tick * (PPM - terms.taker_ppm)
-    need_lots = -(-need // lot)  # a venue never takes more than the whole order
-    covered = 0
-    if market.venue is not QUOTE_VENUE:  # a book's levels: whole sizes, best first
-        if buy:
-            asks = market.book.side_levels(False)
-            cap = limit if limit is not None else asks[-1][0] if asks else 0
-            for number, (price, size) in enumerate(asks):
-                if price > cap:
-                    break
-                append((price * factor, index, number, size))
-                covered += size
-                if covered >= need_lots:
-                    break
-        else:
-            floor = limit if limit is not None else 0
-            for number, (price, size) in enumerate(market.book.side_levels(True)):
-                if price < floor:
-                    break
-                append((price * factor, index, number, size))
-                covered += size
-                if covered >= need_lots:
-                    break
-        return
-    levels: list[Any] = market.quote.asks if buy else market.quote.bids
-    quoted_size: int | None  # not `size`: typed int above, and a quoted size may be None (mypyc)
-    if buy:  # one loop per side, the limit as a bound (no limit: none a price reaches), no tests per level
-        cap = limit if limit is not None else _NO_BOUND
-        up = PPM + terms.slippage_ppm
-        for number, (quoted, quoted_size) in enumerate(levels):
-            if quoted > cap:
-                break
-            if quoted_size is not None and quoted_size <= 0:
-                continue
-            fill = -(-quoted * up // PPM)
-            append((cap * factor if fill > cap else fill * factor, index, number, quoted_size))
-            if quoted_size is None:
-                break
-            covered += quoted_size
-            if covered >= need_lots:
-                break
-        return
-    floor = limit if limit is not None else 0  # a fill is at least 1 tick: no limit bounds nothing
-    down = PPM - terms.slippage_ppm
-    for number, (quoted, quoted_size) in enumerate(levels):
-        if quoted < floor:
-            break
-        if quoted_size is not None and quoted_size <= 0:
-            continue
-        fill = max(quoted * down // PPM, 1)
-        append((floor * factor if fill < floor else fill * factor, index, number, quoted_size))
-        if quoted_size is None:
-            break
-        covered += quoted_size
-        if covered >= need_lots:
-            break
-
-
-def _on_tick(price_mantissa: int, price_exp: int, tick: tuple[int, int], side: Side) -> int:
-    """The parent's limit (mantissa, exponent) on a venue's tick (mantissa, exponent), never beyond it:
-    floored for a buy, ceiled for a sell."""
-    mantissa, exp = tick
-    base = min(exp, price_exp)
-    numerator: int = price_mantissa * 10 ** (price_exp - base)
-    denominator: int = mantissa * 10 ** (exp - base)
-    return numerator // denominator if side is BUY else -(-numerator // denominator)
 
 
 class RoutePlan:
@@ -333,8 +198,8 @@ class Router:
         ticks: list[tuple[int, int]] = []
         for market in eligible:  # one pass: each venue's lot and tick as (mantissa, exponent)
             spec = market.spec
-            lots.append(_exponent(spec.lot_size))
-            ticks.append(_exponent(spec.tick_size))
+            lots.append(exponent_of(spec.lot_size))
+            ticks.append(exponent_of(spec.tick_size))
         lot_exp = min([exp for _, exp in lots])
         need_units = quantity.scaleb(-lot_exp)
         if need_units != need_units.to_integral_value():
@@ -347,31 +212,17 @@ class Router:
             _sign, digits, price_exp = price.as_tuple()
             assert isinstance(price_exp, int)
             price_mantissa = int("".join(map(str, digits)))
-            limits = [_on_tick(price_mantissa, price_exp, tick, side) for tick in ticks]
+            limits = [on_tick(price_mantissa, price_exp, tick, side) for tick in ticks]
         tick_exp = min([exp for _, exp in ticks])
-        levels: list[Level] = []
-        for index, market in enumerate(eligible):
-            mantissa, exp = ticks[index]
-            venue_levels(
-                levels,
-                index,
-                market,
-                side,
-                limits[index],
-                mantissa * 10 ** (exp - tick_exp),
-                lot_units[index],
-                need,
-            )
-        # each venue's levels are in order and ties go to the venue listed first, then the level: a stable
-        # sort on the cost alone orders them as a sort of the whole tuples would, comparing only ints
-        levels.sort(key=_COST)
-        while True:
-            taken, first, left = walk_levels(levels, lot_units, need)
-            short = {i for i, lots_taken in enumerate(taken) if 0 < lots_taken < eligible[i].terms.min_lots}
-            if not short:
-                break
-            # a venue that would get less than its minimum takes nothing
-            levels = [level for level in levels if level[1] not in short]
+        tick_units = [mantissa * 10 ** (exp - tick_exp) for mantissa, exp in ticks]
+        # first only each venue's share of the order and half again (an even split would need less);
+        # when the walk would go past what was left out, every level is built and walked instead
+        share = -(-need * 3 // (2 * len(eligible)))
+        walked = split_depth(eligible, side, limits, tick_units, lot_units, need, share)
+        if walked is None:
+            walked = split_depth(eligible, side, limits, tick_units, lot_units, need, None)
+            assert walked is not None
+        taken, first, left = walked
         rest_at: int | None = None
         if left and order_type is LIMIT_ORDER and tif is GTC:
             rest_at = first[0] if first else self._resting_venue(eligible, limits)
