@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     ws_max_channels_per_message: int = 100
     ws_max_connections_per_ip: int = 100
     ws_max_connections_per_user: int = 20
+    ws_auth_timeout_seconds: float = Field(
+        default=10.0,
+        description="A socket that must authenticate before anything else (/alpaca/stream) and has not "
+        "within this many seconds is closed with 1008.",
+    )
     ws_connects_per_second_per_ip: float = Field(
         default=10.0,
         description="New WebSocket connections one address may open per second (burst: twice that); "
@@ -161,7 +166,7 @@ class Settings(BaseSettings):
 
     monitor_rules_file: Path | None = Field(
         default=None,
-        description="TOML file of alert rules (docs/operations.md \"Alert rules\"), checked at start; "
+        description='TOML file of alert rules (docs/operations.md "Alert rules"), checked at start; '
         "none: the built-in rules.",
     )
     monitor_interval_seconds: float = Field(

@@ -11,6 +11,12 @@ every change of its account's orders arrives as `{"stream": "trade_updates", "da
 Frames: like Alpaca, the server sends binary frames. A client that speaks JSON (text or binary frames)
 gets JSON; a client whose frames are MessagePack gets MessagePack (the same objects).
 
+Abuse: the socket is admitted by the native `/ws` hub (`WebSocketHub.admit`), so the same settings bound
+it and one address's sockets count over both endpoints: `ws_connects_per_second_per_ip` (a reconnect
+loop is refused at the handshake, 403), `ws_max_connections_per_ip` (one more gets `rate_limited` and
+1008), `ws_max_message_bytes` (a bigger frame: 1009). A socket that has not authenticated within
+`ws_auth_timeout_seconds` gets `{"stream": "error", "data": {"error": "auth timeout"}}` and 1008.
+
 Updates are taken from the durable journal records (the runner's listener, like the native `/ws`), in
 journal order per socket. `order` is the order as `GET /v2/orders/{id}` answers when the update is
 sent (read after a read barrier), with the status the event names; `position_qty` is the base asset
@@ -38,6 +44,7 @@ from tradehall.api.alpaca.shapes import order_out
 from tradehall.api.auth import Principal
 from tradehall.api.convert import rfc3339_ns
 from tradehall.api.errors import ApiError
+from tradehall.api.ws.hub import WebSocketHub
 from tradehall.api.ws.private import order_view
 from tradehall.domain.enums import Liquidity, OrderStatus
 from tradehall.domain.events import (
@@ -193,18 +200,44 @@ class TradeUpdates:
 
     # ---- a socket ---------------------------------------------------------------------------------
 
-    async def serve(self, websocket: WebSocket) -> None:
-        await websocket.accept()
+    async def serve(self, websocket: WebSocket, hub: WebSocketHub) -> None:
+        """One socket, admitted by the native hub (its per-address limits, frame size) and closed when
+        it has not authenticated within `ws_auth_timeout_seconds`."""
+        ip = await hub.admit(websocket)
+        if ip is None:
+            return
+        try:
+            await self._converse(websocket, hub)
+        finally:
+            hub.leave(ip)
+
+    async def _converse(self, websocket: WebSocket, hub: WebSocketHub) -> None:
         listener: Listener | None = None
         principal: Principal | None = None
         account_id = ""
         msgpack = False
         writer: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        auth_deadline = loop.time() + self.surface.gateway.settings.ws_auth_timeout_seconds
         try:
             while listener is None or not listener.closed:
-                message = await websocket.receive()
+                if principal is None:
+                    try:
+                        message = await asyncio.wait_for(websocket.receive(), auth_deadline - loop.time())
+                    except TimeoutError:
+                        reply = {"stream": "error", "data": {"error": "auth timeout"}}
+                        await _send(websocket, reply, msgpack)
+                        await websocket.close(code=1008, reason="auth timeout")
+                        return
+                else:
+                    message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
+                too_big = hub.frame_too_big(message.get("text") or message.get("bytes") or b"")
+                if too_big is not None:
+                    await _send(websocket, {"stream": "error", "data": {"error": too_big}}, msgpack)
+                    await websocket.close(code=1009, reason="message too big")
+                    return
                 decoded = _decode(message)
                 if decoded is None:
                     await _send(websocket, {"stream": "error", "data": {"error": "invalid syntax"}}, msgpack)
@@ -349,7 +382,7 @@ async def _send(websocket: WebSocket, message: dict[str, Any], msgpack: bool) ->
 
 async def stream_endpoint(websocket: WebSocket) -> None:
     updates: TradeUpdates = websocket.app.state.alpaca_updates
-    await updates.serve(websocket)
+    await updates.serve(websocket, websocket.app.state.hub)
 
 
 STREAM_ROUTE = WebSocketRoute("/alpaca/stream", stream_endpoint)

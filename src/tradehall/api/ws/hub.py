@@ -378,22 +378,47 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
         for connection in list(self.connections):
             connection.finish(CLOSE_GOING_AWAY)
 
-    async def serve(self, websocket: WebSocket) -> None:
+    async def admit(self, websocket: WebSocket) -> str | None:
+        """Accept `websocket` within its address's limits and count it there: its address, or None when
+        refused (a reconnect loop at the handshake, HTTP 403; one socket too many with `rate_limited` and
+        1008). Every WebSocket endpoint (`/ws`, `/alpaca/stream`) is admitted here, so the limits of one
+        address hold over all of them; `leave` gives the place back."""
         ip = websocket.client.host if websocket.client is not None else "unknown"
         wait = self.connects.take(ip)
         if wait > 0:
             WS_CLOSED.labels(reason="connects_per_ip").inc()
             await self.refusal_pause.hold(wait)
             await websocket.close(code=1008)  # before accept: the handshake is answered 403
-            return
+            return None
         await websocket.accept()
-        self.start_bus()
-        self.expiry.start()
         if self.by_ip.get(ip, 0) >= self.max_per_ip:
             WS_CLOSED.labels(reason="connections_per_ip").inc()
             await self._refuse(websocket, f"at most {self.max_per_ip} WebSocket connections per address")
-            return
+            return None
         self.by_ip[ip] = self.by_ip.get(ip, 0) + 1
+        return ip
+
+    def leave(self, ip: str) -> None:
+        """An admitted socket of `ip` ended."""
+        left = self.by_ip.get(ip, 1) - 1
+        if left > 0:
+            self.by_ip[ip] = left
+        else:
+            self.by_ip.pop(ip, None)
+
+    def frame_too_big(self, raw: str | bytes) -> str | None:
+        """Why a client frame is refused for its size (the socket is then closed with 1009), or None."""
+        if len(raw) <= self.max_message_bytes:
+            return None
+        WS_CLOSED.labels(reason="message_too_big").inc()
+        return f"a message may carry at most {self.max_message_bytes} bytes"
+
+    async def serve(self, websocket: WebSocket) -> None:
+        ip = await self.admit(websocket)
+        if ip is None:
+            return
+        self.start_bus()
+        self.expiry.start()
         connection = Connection(
             websocket, self.max_queue, max_bytes=self.max_queue_bytes, ip=ip, on_fail=self.release
         )
@@ -415,9 +440,8 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
                 raw: str | bytes | None = message.get("text")
                 if raw is None:
                     raw = message.get("bytes") or b""
-                if len(raw) > self.max_message_bytes:
-                    WS_CLOSED.labels(reason="message_too_big").inc()
-                    message_text = f"a message may carry at most {self.max_message_bytes} bytes"
+                message_text = self.frame_too_big(raw)
+                if message_text is not None:
                     connection.send_json(error_message(Code.PAYLOAD_TOO_LARGE, message_text))
                     connection.finish(CLOSE_TOO_BIG, "message too big")
                     break
@@ -428,11 +452,7 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
         finally:
             self.release(connection)
             self.connections.discard(connection)
-            left = self.by_ip.get(ip, 1) - 1
-            if left > 0:
-                self.by_ip[ip] = left
-            else:
-                self.by_ip.pop(ip, None)
+            self.leave(ip)
             WS_CONNECTIONS.dec()
             heartbeat.cancel()
             for task in list(tasks):
