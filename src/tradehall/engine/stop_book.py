@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from sortedcontainers import SortedDict, SortedKeyList
 
-from tradehall.domain.enums import StopTrigger
+from tradehall.domain.enums import OrderSide, StopTrigger
 from tradehall.engine.constants import BUY, TRAILING_STOP_ORDER, TRIGGER_LAST
 from tradehall.engine.orders import Order
 
@@ -47,15 +47,44 @@ def _buy_activation_key(order: Order) -> tuple[int, int, int]:
     return TRIGGER_RANK[order.trigger], ANY_PRICE_BUY if activation is None else activation, order.order_id
 
 
+TrailKey = tuple[int | None, int | None, OrderSide]
+"""What a trailing stop's stop depends on besides its side and watermark: (trail_price, trail_ppm,
+requested side), so the stops of one side, source, watermark and key share one stop price."""
+
+
+def trail_key(order: Order) -> TrailKey:
+    return order.trail_price, order.trail_ppm, order.requested_side
+
+
+class TrailGroup:
+    """The active trailing stops of one side that share source, watermark and trail, so one stop
+    price: a new watermark re-keys the group once in the side's sorted group list, not each stop."""
+
+    __slots__ = ("members", "rank", "seq", "stop_price")
+
+    def __init__(self, rank: int, stop_price: int, seq: int) -> None:
+        self.rank = rank
+        self.stop_price = stop_price
+        self.seq = seq
+        self.members: dict[int, Order] = {}
+
+
+def _group_key(group: TrailGroup) -> tuple[int, int, int]:
+    return group.rank, group.stop_price, group.seq
+
+
 class Watermarks:
     """The active trailing stops of one side in buckets by (source rank, watermark), each bucket a dict
-    by order id. The order of a bucket's dict is never relied upon (moved stops are handled as a set,
-    fired ones are sorted by id), so a restored book need not rebuild it in the same order."""
+    of `TrailGroup`s by trail key; `groups` has every group by (source, stop price, seq), which is how
+    the trigger scan finds reached ones. The order of a bucket's dicts is never relied upon (fired
+    stops are sorted by id), so a restored book need not rebuild it in the same order."""
 
-    __slots__ = ("buckets", "size")
+    __slots__ = ("buckets", "groups", "seq", "size")
 
     def __init__(self) -> None:
         self.buckets: SortedDict = SortedDict()
+        self.groups: SortedKeyList = SortedKeyList(key=_group_key)
+        self.seq = 0
         self.size = 0
 
     def __len__(self) -> int:
@@ -63,50 +92,49 @@ class Watermarks:
 
     def __iter__(self) -> Iterator[Order]:
         for bucket in self.buckets.values():
-            yield from bucket.values()
+            for group in bucket.values():
+                yield from group.members.values()
+
+    def new_group(self, rank: int, stop_price: int) -> TrailGroup:
+        self.seq += 1
+        return TrailGroup(rank, stop_price, self.seq)
 
     def add(self, order: Order) -> None:
-        key = (TRIGGER_RANK[order.trigger], order.hwm)
-        bucket: dict[int, Order] | None = self.buckets.get(key)
+        assert order.stop_price is not None
+        rank = TRIGGER_RANK[order.trigger]
+        key = (rank, order.hwm)
+        bucket: dict[TrailKey, TrailGroup] | None = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = {}
-        bucket[order.order_id] = order
+        trail = trail_key(order)
+        group = bucket.get(trail)
+        if group is None:
+            group = bucket[trail] = self.new_group(rank, order.stop_price)
+            self.groups.add(group)
+        group.members[order.order_id] = order
         self.size += 1
 
     def remove(self, order: Order) -> None:
         key = (TRIGGER_RANK[order.trigger], order.hwm)
-        bucket: dict[int, Order] = self.buckets[key]
-        del bucket[order.order_id]
-        if not bucket:
-            del self.buckets[key]
+        bucket: dict[TrailKey, TrailGroup] = self.buckets[key]
+        trail = trail_key(order)
+        group = bucket[trail]
+        del group.members[order.order_id]
+        if not group.members:
+            self.groups.remove(group)
+            del bucket[trail]
+            if not bucket:
+                del self.buckets[key]
         self.size -= 1
 
-    def take(self, low: tuple[int, ...], high: tuple[int, ...]) -> dict[int, Order] | None:
-        """Remove the buckets whose keys lie in [low, high) and return their stops as one bucket."""
+    def take(self, low: tuple[int, ...], high: tuple[int, ...]) -> list[dict[TrailKey, TrailGroup]]:
+        """Remove the buckets whose keys lie in [low, high) and return them (their groups stay in
+        `groups` until re-keyed)."""
         buckets = self.buckets
         start, stop = buckets.bisect_left(low), buckets.bisect_left(high)
         if start >= stop:
-            return None
-        keys = buckets.keys()[start:stop]
-        taken: dict[int, Order] = buckets.pop(keys[0])
-        for key in keys[1:]:
-            other: dict[int, Order] = buckets.pop(key)
-            if len(other) > len(taken):
-                taken, other = other, taken
-            taken.update(other)
-        return taken
-
-    def put(self, rank: int, watermark: int, bucket: dict[int, Order]) -> None:
-        """Put back stops taken out (their watermark now `watermark`), merging with its bucket."""
-        key = (rank, watermark)
-        existing: dict[int, Order] | None = self.buckets.get(key)
-        if existing is None:
-            self.buckets[key] = bucket
-        elif len(existing) >= len(bucket):
-            existing.update(bucket)
-        else:
-            bucket.update(existing)
-            self.buckets[key] = bucket
+            return []
+        return [buckets.pop(key) for key in buckets.keys()[start:stop]]
 
 
 class StopBook:
@@ -165,6 +193,7 @@ class StopBook:
                 (self.waiting_buy if buy else self.waiting_sell).add(order)
                 return
             (self.trailing_buy if buy else self.trailing_sell).add(order)
+            return
         (self.buy if buy else self.sell).add(order)
 
     def remove(self, order: Order) -> None:
@@ -180,6 +209,7 @@ class StopBook:
                 (self.waiting_buy if buy else self.waiting_sell).remove(order)
                 return
             (self.trailing_buy if buy else self.trailing_sell).remove(order)
+            return
         (self.buy if buy else self.sell).remove(order)
 
     def orders(self) -> list[Order]:
@@ -187,6 +217,8 @@ class StopBook:
         return [
             *self.buy,
             *self.sell,
+            *self.trailing_buy,
+            *self.trailing_sell,
             *self.waiting_buy,
             *self.waiting_sell,
         ]

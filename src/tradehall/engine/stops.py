@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sortedcontainers import SortedKeyList
 
-from tradehall.domain.enums import StopTrigger
+from tradehall.domain.enums import Side, StopTrigger
 from tradehall.domain.events import OrderTriggered
 from tradehall.engine.checks import trailing_stop_price, trigger_price
 from tradehall.engine.constants import BUY, MARKET_OPEN, OPEN, PENDING_TRIGGER, SELL, TRAILING_STOP_ORDER
@@ -14,7 +16,7 @@ from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.state import EngineState, by_order_id
 from tradehall.engine.stop_book import TRIGGER_RANK as RANK
-from tradehall.engine.stop_book import StopBook
+from tradehall.engine.stop_book import StopBook, TrailGroup, TrailKey, Watermarks
 
 TRIGGER_SOURCES = ((StopTrigger.LAST, 0), (StopTrigger.MARK, 1), (StopTrigger.BID_ASK, 2))
 """Each trigger source with its group in the stop lists (`stop_book.TRIGGER_RANK`)."""
@@ -47,28 +49,21 @@ class Stops:
             if book.trailing:
                 self.follow(market, book)
             triggered: list[Order] = []
-            stops = book.buy
-            if stops:  # only the sources between the first stop's and the last one's (most: one)
-                first, last = stops[0], stops[-1]
-                low_rank, high_rank = RANK[first.trigger], RANK[last.trigger]
-                for trigger, rank in TRIGGER_SOURCES[low_rank : high_rank + 1]:
-                    price = trigger_price(market, trigger, BUY)
-                    if price is None or (low_rank == high_rank and first.stop_price > price):
-                        continue  # one group, and even its lowest stop is above the price
-                    low, high = stops.bisect_key_left((rank,)), stops.bisect_key_left((rank, price + 1))
-                    if low < high:
-                        triggered.extend(stops[low:high])
-            stops = book.sell
-            if stops:
-                first, last = stops[0], stops[-1]
-                low_rank, high_rank = RANK[first.trigger], RANK[last.trigger]
-                for trigger, rank in TRIGGER_SOURCES[low_rank : high_rank + 1]:
-                    price = trigger_price(market, trigger, SELL)
-                    if price is None or (low_rank == high_rank and last.stop_price < price):
-                        continue  # one group, and even its highest stop is below the price
-                    low, high = stops.bisect_key_left((rank, price)), stops.bisect_key_left((rank + 1,))
-                    if low < high:
-                        triggered.extend(stops[low:high])
+            if book.buy:
+                for stop in _reached(
+                    market, book.buy, BUY, RANK[book.buy[0].trigger], RANK[book.buy[-1].trigger]
+                ):
+                    triggered.append(stop)
+            if book.sell:
+                for stop in _reached(
+                    market, book.sell, SELL, RANK[book.sell[0].trigger], RANK[book.sell[-1].trigger]
+                ):
+                    triggered.append(stop)
+            for trailing, side in ((book.trailing_buy, BUY), (book.trailing_sell, SELL)):
+                groups = trailing.groups
+                if groups:
+                    for group in _reached(market, groups, side, groups[0].rank, groups[-1].rank):
+                        triggered.extend(group.members.values())
             if not triggered:
                 if last_only:
                     book.quiet, book.quiet_last = True, market.last_price
@@ -99,32 +94,21 @@ class Stops:
                 activate: tuple[tuple[int, ...], tuple[int, ...]]
                 move: tuple[tuple[int, ...], tuple[int, ...]]
                 if side is BUY:  # a buy activates at or below its activation price; lows above move
-                    waiting, trailing, stops = book.waiting_buy, book.trailing_buy, book.buy
+                    waiting, trailing = book.waiting_buy, book.trailing_buy
                     activate, move = ((rank, price), (rank + 1,)), ((rank, price + 1), (rank + 1,))
                 else:  # a sell activates at or above its activation price; highs below move
-                    waiting, trailing, stops = book.waiting_sell, book.trailing_sell, book.sell
+                    waiting, trailing = book.waiting_sell, book.trailing_sell
                     activate, move = ((rank,), (rank, price + 1)), ((rank,), (rank, price))
                 if trailing:
-                    moved = trailing.take(*move)
-                    if moved is not None:
-                        restopped: list[Order] = []
-                        new_stops: list[int] = []
-                        for order in moved.values():
-                            order.hwm = price
-                            new_stop = trailing_stop_price(market, order, price)
-                            if new_stop != order.stop_price:
-                                restopped.append(order)
-                                new_stops.append(new_stop)
-                        if restopped:
-                            _restop(stops, restopped, new_stops)
-                        trailing.put(rank, price, moved)
+                    taken = trailing.take(*move)
+                    if taken:
+                        _move(market, trailing, rank, price, taken)
                 if waiting:
                     activated = _take(waiting, activate)
                     if activated:
                         for order in activated:
                             order.hwm = price
                             order.stop_price = trailing_stop_price(market, order, price)
-                            stops.add(order)
                             trailing.add(order)
 
     def fire(self, order: Order, market: Market) -> None:
@@ -157,19 +141,56 @@ def _take(orders: SortedKeyList, bounds: tuple[tuple[int, ...], tuple[int, ...]]
     return run
 
 
-def _restop(stops: SortedKeyList, orders: list[Order], new_stops: list[int]) -> None:
-    """Give `orders` (all in `stops`) their new stop prices. A few are re-keyed one by one (remove with
-    the old key, add with the new); when they are a quarter of the list or more, the list is rebuilt
-    with one sort instead, which costs less than as many re-keyings (docs/engine.md)."""
-    if len(orders) * 4 < len(stops):
-        for order, stop in zip(orders, new_stops, strict=True):
-            stops.remove(order)
-            order.stop_price = stop
-            stops.add(order)
-        return
-    moving = {order.order_id for order in orders}
-    kept: list[Order] = [order for order in stops if order.order_id not in moving]
-    for order, stop in zip(orders, new_stops, strict=True):
-        order.stop_price = stop
-    stops.clear()
-    stops.update(kept + orders)
+def _reached(market: Market, stops: SortedKeyList, side: Side, low_rank: int, high_rank: int) -> list[Any]:
+    """The entries of `stops` (sorted by (source rank, stop price, ...), the first of rank `low_rank`,
+    the last of `high_rank`) that their source's price has reached: one contiguous run per source."""
+    reached: list[Any] = []
+    for trigger, rank in TRIGGER_SOURCES[low_rank : high_rank + 1]:
+        price = trigger_price(market, trigger, side)
+        if price is None:
+            continue
+        if side is BUY:
+            if low_rank == high_rank and stops[0].stop_price > price:
+                continue  # one group, and even its lowest stop is above the price
+            low, high = stops.bisect_key_left((rank,)), stops.bisect_key_left((rank, price + 1))
+        else:
+            if low_rank == high_rank and stops[-1].stop_price < price:
+                continue  # one group, and even its highest stop is below the price
+            low, high = stops.bisect_key_left((rank, price)), stops.bisect_key_left((rank + 1,))
+        if low < high:
+            reached.extend(stops[low:high])
+    return reached
+
+
+def _move(
+    market: Market, trailing: Watermarks, rank: int, price: int, taken: list[dict[TrailKey, TrailGroup]]
+) -> None:
+    """Give the stops of the taken buckets the new watermark `price`: each group takes the stop its
+    trail gives and is re-keyed once in the group list, or merges into the group of the same trail
+    already at that watermark (whose stop it shares)."""
+    groups = trailing.groups
+    key = (rank, price)
+    target: dict[TrailKey, TrailGroup] | None = trailing.buckets.get(key)
+    if target is None:
+        target = trailing.buckets[key] = {}
+    for bucket in taken:
+        for trail, group in bucket.items():
+            members = group.members
+            into = target.get(trail)
+            if into is None:
+                new_stop = trailing_stop_price(market, next(iter(members.values())), price)
+                if new_stop != group.stop_price:
+                    groups.remove(group)
+                    group.stop_price = new_stop
+                    groups.add(group)
+                for order in members.values():
+                    order.hwm = price
+                    order.stop_price = new_stop
+                target[trail] = group
+            else:
+                groups.remove(group)
+                stop = into.stop_price
+                for order in members.values():
+                    order.hwm = price
+                    order.stop_price = stop
+                into.members.update(members)
