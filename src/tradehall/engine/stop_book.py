@@ -2,12 +2,14 @@
 
 Stops wait in one sorted list per side, grouped by trigger source (`TRIGGER_RANK`), then by stop
 price: the stops a source's price has reached are one contiguous run of its group (found by
-bisection). A trailing stop is in that list too, under its current stop price, and also in the
-side's `Watermarks`: buckets of the trailing stops that share a watermark, sorted by (source,
-watermark). The stops a new price moves (a sell's high below the price, a buy's low above it) are
-the buckets of one contiguous key range; they merge into the one bucket of the new watermark, so a
-price update costs a bisection plus, per stop it moves, its new stop (re-keyed in the stop list only
-when it changes). A trailing stop that waits for its activation price (or for a first price of its
+bisection). An active trailing stop is in the side's `Watermarks` instead: buckets of the trailing
+stops that share a watermark, sorted by (source, watermark), each split into `TrailGroup`s by trail.
+A group's members share one stop price, so the group (not each stop) sits in a sorted list by
+(source, stop price), scanned like the stop list. The stops a new price moves (a sell's high below
+the price, a buy's low above it) are the buckets of one contiguous key range; their groups re-key
+once each (or merge into the group of the same trail at the new watermark), so a new high costs a
+bisection plus one re-key per distinct trail and two attribute writes per stop it moves.
+A trailing stop that waits for its activation price (or for a first price of its
 source) is in a third list per side keyed by the activation price, found the same way.
 """
 
