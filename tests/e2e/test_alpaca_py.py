@@ -394,3 +394,14 @@ def test_crypto_data_client_reads_bars_quotes_and_book(server: Server) -> None:
     assert [(level.price, level.size) for level in orderbook["BTC/USD"].asks] == [
         (float(price), float(size)) for price, size in trader.client.book("BTC-USD", depth=1000)["asks"]
     ]
+
+
+def test_historical_quotes_answer_404_naming_what_is_kept(server: Server) -> None:
+    """tradehall keeps no quote history: a clear 404 in Alpaca's shape, never an empty list."""
+    quotes = httpx.get(server.url + "/alpaca/v1beta3/crypto/us/quotes", params={"symbols": "BTC/USD"})
+    assert quotes.status_code == 404
+    assert quotes.json() == {
+        "code": 40410000,
+        "message": "tradehall keeps no history of quotes: the best bid and ask now are at latest/quotes "
+        "(the whole book at latest/orderbooks); trades and bars have history (trades, bars)",
+    }

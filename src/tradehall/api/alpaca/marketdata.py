@@ -25,7 +25,9 @@ from tradehall.api import convert
 from tradehall.api.alpaca.context import AlpacaSurface, Asset, bad_request
 from tradehall.api.alpaca.errors import AlpacaRoute
 from tradehall.api.alpaca.trading import SurfaceDep, _now, _time
+from tradehall.api.errors import ApiError
 from tradehall.api.routes.common import json_response
+from tradehall.domain.errors import Code
 from tradehall.domain.fixedpoint import decimal_of
 from tradehall.engine.views import BookView
 from tradehall.store import models, queries
@@ -290,6 +292,19 @@ async def get_trades(
         items = [_trade(row) for row in rows]
         result[asset.symbol] = items if sort == "asc" else items[::-1]
     return json_response({"trades": result, "next_page_token": None})
+
+
+NO_QUOTE_HISTORY = (
+    "tradehall keeps no history of quotes: the best bid and ask now are at latest/quotes "
+    "(the whole book at latest/orderbooks); trades and bars have history (trades, bars)"
+)
+
+
+@router.get("/quotes", summary="Alpaca: historical quotes (not kept: 404)")
+async def get_quotes(loc: str, surface: SurfaceDep, symbols: Symbols) -> Response:
+    """The book is not recorded tick by tick, so there is no past quote to answer with: a clear 404
+    rather than an empty list a client would take for a market without quotes."""
+    raise ApiError(Code.NOT_FOUND, NO_QUOTE_HISTORY)
 
 
 @router.get("/snapshots", summary="Alpaca: latest trade, quote and bars in one")
