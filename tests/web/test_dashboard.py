@@ -41,6 +41,7 @@ try:
         Page,
         Playwright,
         Request,
+        Response,
         expect,
         sync_playwright,
     )
@@ -89,7 +90,13 @@ class Watch:
             self.problems.append(f"request to another host: {request.url}")
 
     def failed(self, request: Request) -> None:
+        if request.failure == "net::ERR_ABORTED":
+            return  # the page cancelled its own request (it moved to another view): nothing failed
         self.problems.append(f"failed request: {request.method} {request.url} {request.failure}")
+
+    def response(self, response: Response) -> None:
+        if response.status >= 500:
+            self.problems.append(f"server error: {response.status} {response.request.method} {response.url}")
 
 
 def open_page(
@@ -102,6 +109,7 @@ def open_page(
     page.on("pageerror", lambda error: watch.problems.append(f"page error: {error}"))
     page.on("request", watch.request)
     page.on("requestfailed", watch.failed)
+    page.on("response", watch.response)
     page.on("websocket", lambda ws: watch.request(_WsUrl(ws.url)))  # type: ignore[arg-type]
     return page, watch
 
