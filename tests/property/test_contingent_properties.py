@@ -21,9 +21,14 @@ from tests.engine_support.streams import (
     contingent_terms,
     other_commands,
     place_orders,
-    setup_commands,
 )
-from tests.property.test_trailing_stop_properties import price_moves, seed_prices, ticks_near
+from tests.property.test_trailing_stop_properties import (
+    flattened,
+    prepared,
+    price_moves,
+    run,
+    ticks_near,
+)
 from tradehall.domain import commands as c
 from tradehall.domain import events as ev
 from tradehall.domain.enums import CancelReason, MarketStatus, OrderClass
@@ -89,28 +94,7 @@ def contingent_streams() -> st.SearchStrategy[list[c.Command]]:
         halts(),
     )
 
-    def flatten(items: list[c.Command | list[c.Command]]) -> list[c.Command]:
-        out: list[c.Command] = []
-        for item in items:
-            out.extend(item if isinstance(item, list) else [item])
-        return out
-
-    return st.lists(one, min_size=5, max_size=70).map(flatten)
-
-
-def run(engine: Engine, commands: list[c.Command], check: bool = False) -> list[list[ev.AnyEvent]]:
-    produced = []
-    for command in commands:
-        produced.append(engine.apply(command))
-        if check:
-            check_invariants(engine)
-    return produced
-
-
-def prepared(book_factory: Any = None) -> Engine:
-    engine = Engine() if book_factory is None else Engine(book_factory=book_factory)
-    run(engine, setup_commands() + seed_prices())
-    return engine
+    return flattened(one)
 
 
 @SETTINGS

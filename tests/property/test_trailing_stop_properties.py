@@ -99,6 +99,12 @@ def trailing_streams() -> st.SearchStrategy[list[c.Command]]:
         retrails(),
     )
 
+    return flattened(one)
+
+
+def flattened(one: st.SearchStrategy[Any]) -> st.SearchStrategy[list[c.Command]]:
+    """Streams of 5 to 70 draws of `one`, a draw being a command or a list of them, flattened."""
+
     def flatten(items: list[c.Command | list[c.Command]]) -> list[c.Command]:
         out: list[c.Command] = []
         for item in items:
