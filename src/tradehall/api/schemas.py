@@ -218,6 +218,7 @@ class LedgerEntryOut(Response):
         "liquidation",
         "insurance",
         "opening_balance",
+        "transfer",
     ]
     amount: str = Field(description="Signed: a credit is positive, a debit negative.", examples=["-3.20"])
     currency: str

@@ -59,6 +59,44 @@ class Withdraw(Command, frozen=True, kw_only=True, gc=False, tag=True):
     currency: str | None = None
 
 
+class TransferOut(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """Step 1 of moving collateral to another shard: the source shard debits the account's available
+    balance into its `system:transfers` account (money in transit). Idempotent by `transfer_id`: a
+    repeat changes nothing and answers the first result (docs/cluster.md, "Accounts across shards")."""
+
+    transfer_id: str
+    account_id: str
+    amount: Decimal
+    to_shard: str
+    currency: str | None = None
+
+
+class TransferIn(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """Step 2, in the destination shard: credits the account from its `system:transfers` account, or
+    records a refusal (unknown account...) that every repeat answers again: so a refund in the source
+    can never meet a later credit here. Idempotent by `transfer_id`."""
+
+    transfer_id: str
+    account_id: str
+    amount: Decimal
+    currency: str
+    from_shard: str
+
+
+class CompleteTransfer(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """Step 3 in the source shard once the destination credited: the record ends `completed`."""
+
+    transfer_id: str
+
+
+class RefundTransfer(Command, frozen=True, kw_only=True, gc=False, tag=True):
+    """Step 3 in the source shard once the destination durably refused: the money in transit goes
+    back to the account and the record ends `refunded` with `reason`."""
+
+    transfer_id: str
+    reason: str = ""
+
+
 class CreateMarket(Command, frozen=True, kw_only=True, gc=False, tag=True):
     spec: MarketSpec
 
@@ -216,5 +254,9 @@ AnyCommand = (
     | SetLeverage
     | ApplyFunding
     | Configure
+    | TransferOut
+    | TransferIn
+    | CompleteTransfer
+    | RefundTransfer
 )
 """The tagged union the journal encodes and decodes."""

@@ -168,3 +168,16 @@ class FillOrigin(StrEnum):
 
     LIQUIDATION = "liquidation"
     ASSESSMENT_CLOSE = "assessment_close"
+
+
+class TransferStatus(StrEnum):
+    """A cross-shard collateral transfer as one shard's engine holds it (docs/cluster.md).
+
+    The source shard's record goes `in_transit` -> `completed` (the destination credited it) or
+    `refunded` (the destination refused it); the destination's record is `credited` or `refused`."""
+
+    IN_TRANSIT = "in_transit"
+    COMPLETED = "completed"
+    REFUNDED = "refunded"
+    CREDITED = "credited"
+    REFUSED = "refused"

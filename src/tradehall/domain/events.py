@@ -29,6 +29,7 @@ from tradehall.domain.enums import (
     StopTrigger,
     TimeInForce,
     TradingState,
+    TransferStatus,
 )
 from tradehall.domain.errors import Code
 from tradehall.domain.market import MarketSpec
@@ -415,6 +416,24 @@ class EngineConfigured(Event, frozen=True, kw_only=True, gc=False, tag=True):
     ts: int
 
 
+class TransferUpdated(Event, frozen=True, kw_only=True, gc=False, tag=True):
+    """A cross-shard transfer's record in this shard after a transfer command. `side` is `out` (this
+    shard is the source, `peer_shard` the destination) or `in`; `amount` is in minor units; `reason`
+    says why a transfer was refused or refunded. `repeated`: the command repeated one already applied
+    and changed nothing (the record is the first result, answered again)."""
+
+    transfer_id: str
+    account_id: str
+    currency: str
+    amount: int
+    side: str
+    peer_shard: str
+    status: TransferStatus
+    reason: str
+    repeated: bool
+    ts: int
+
+
 AnyEvent = (
     AccountOpened
     | AccountStatusChanged
@@ -445,4 +464,5 @@ AnyEvent = (
     | AssessmentPassed
     | AssessmentUpdated
     | EngineConfigured
+    | TransferUpdated
 )

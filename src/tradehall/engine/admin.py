@@ -28,6 +28,17 @@ NEW_MARKET_STATUSES = (MARKET_OPEN, MarketStatus.HALTED, MarketStatus.CLOSED)
 _VENUE_NAME = re.compile(r"[A-Z0-9_]{1,16}")
 
 
+def amount_of(state: EngineState, account: Account, amount: object, currency: str | None) -> tuple[str, int]:
+    """(currency, positive minor units) of a money command's amount (deposits, withdrawals, transfers);
+    the currency defaults to the account's."""
+    currency = currency or account.currency
+    value = parse_decimal(amount, "amount")
+    minor = minor_of(value, state.config.decimals(currency))
+    if minor <= 0:
+        raise invalid_request("amount must be positive")
+    return currency, minor
+
+
 class Admin:
     def __init__(
         self, state: EngineState, holds: Holds, assessments: Assessments, settlement: Settlement
@@ -91,18 +102,10 @@ class Admin:
             self._assessments.emit(account, assessment.initial)
             self._assessments.schedule_resets()
 
-    def _amount(self, account: Account, amount: object, currency: str | None) -> tuple[str, int]:
-        currency = currency or account.currency
-        value = parse_decimal(amount, "amount")
-        minor = minor_of(value, self._state.config.decimals(currency))
-        if minor <= 0:
-            raise invalid_request("amount must be positive")
-        return currency, minor
-
     def deposit(self, command: cmds.Deposit) -> None:
         state = self._state
         account = state.trader(command.account_id)
-        currency, minor = self._amount(account, command.amount, command.currency)
+        currency, minor = amount_of(state, account, command.amount, command.currency)
         basis = None if command.cost_price is None else self._deposit_basis(account, currency, minor, command)
         external = self._ledger.system_account(SYSTEM_EXTERNAL, currency)
         self._ledger.transfer(external, account, currency, minor)
@@ -130,7 +133,7 @@ class Admin:
     def withdraw(self, command: cmds.Withdraw) -> None:
         state = self._state
         account = state.trader(command.account_id)
-        currency, minor = self._amount(account, command.amount, command.currency)
+        currency, minor = amount_of(state, account, command.amount, command.currency)
         if account.available(currency) < minor:
             raise TradehallError(
                 Code.INSUFFICIENT_BALANCE,

@@ -46,6 +46,7 @@ from tradehall.engine.snapshot import decode, load_state, snapshot_state
 from tradehall.engine.state import EngineState
 from tradehall.engine.stops import Stops
 from tradehall.engine.supervisor import Supervisor
+from tradehall.engine.transfers import Transfers
 from tradehall.engine.valuation import liquidation_price, value_account
 
 __all__ = ["Engine", "EngineConfig"]
@@ -86,6 +87,7 @@ class Engine:
         intake = Intake(state, holds, lifecycle, execution, stops, book, quote, contingent)
         amend = Amend(state, holds, lifecycle, execution, stops, intake, book, quote, contingent)
         admin = Admin(state, holds, assessments, settlement)
+        transfers = Transfers(state)
         self.router = router = Router(state, intake)
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmds.OpenAccount: admin.open_account,
@@ -106,6 +108,10 @@ class Engine:
             cmds.SetLeverage: admin.set_leverage,
             cmds.ApplyFunding: funding.apply_funding,
             cmds.Configure: admin.configure,
+            cmds.TransferOut: transfers.transfer_out,
+            cmds.TransferIn: transfers.transfer_in,
+            cmds.CompleteTransfer: transfers.complete_transfer,
+            cmds.RefundTransfer: transfers.refund_transfer,
         }
         self._dirty_positions = state.dirty_positions
         self._contingent_pending = state.contingent_pending

@@ -5,8 +5,11 @@ of a currency over all accounts is always zero: deposits come from `system:exter
 `system:fees`, perp P&L settles against `system:perp_settlement`, binary contracts' collateral sits
 in one `system:collateral:<market>` account per market, and what rounding in the venue's favour
 leaves (a buyer's cash rounded up against a seller's rounded down, funding, perp P&L) accrues to
-`system:rounding`, which never goes negative. Holds only move money between an account's
-`available` and `held` parts. Changes are accumulated per command and emitted once per balance.
+`system:rounding`, which never goes negative. Collateral moving to or from another shard of a cluster
+passes through `system:transfers` (`transfers.py`): in each shard it is the shard's net position
+against the other shards, and summed over the shards it is the money in transit. Holds only move
+money between an account's `available` and `held` parts. Changes are accumulated per command and
+emitted once per balance.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ SYSTEM_PERP_SETTLEMENT = "system:perp_settlement"
 SYSTEM_INSURANCE = "system:insurance"
 SYSTEM_VENUE = "system:venue"
 SYSTEM_ROUNDING = "system:rounding"
+SYSTEM_TRANSFERS = "system:transfers"
+"""Opened on a shard's first cross-shard transfer (not with the others: a lone engine never has it)."""
 SYSTEM_ACCOUNTS = (
     SYSTEM_EXTERNAL,
     SYSTEM_FEES,

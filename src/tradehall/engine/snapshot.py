@@ -6,7 +6,14 @@ from typing import Any
 
 import msgspec
 
-from tradehall.domain.enums import AccountKind, AccountStatus, CostBasis, MarketStatus, TradingState
+from tradehall.domain.enums import (
+    AccountKind,
+    AccountStatus,
+    CostBasis,
+    MarketStatus,
+    TradingState,
+    TransferStatus,
+)
 from tradehall.domain.market import MarketSpec
 from tradehall.domain.tiers import TierSpec
 from tradehall.engine.checks import default_trigger
@@ -16,7 +23,7 @@ from tradehall.engine.ledger import Account, Balance
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.risk import AssessmentState
-from tradehall.engine.state import EngineState, Route
+from tradehall.engine.state import EngineState, Route, Transfer
 
 SNAPSHOT_VERSION = 2
 """2: positions keep their exact cost fraction and life cash flow, markets clearing's P&L since flat,
@@ -98,6 +105,10 @@ def snapshot_state(state: EngineState) -> dict[str, Any]:
             [r.parent_id, r.account_id, r.children]
             for _, r in sorted(state.routes.items())
             if any(child in state.orders for child in r.children)
+        ],
+        "transfers": [
+            [t.transfer_id, t.side, t.account_id, t.currency, t.amount, t.peer, t.status, t.reason]
+            for _, t in sorted(state.transfers.items())
         ],
     }
 
@@ -207,3 +218,7 @@ def load_state(state: EngineState, raw: dict[str, Any]) -> None:
         state.client_order_fingerprints[(account_id, client_order_id)] = fingerprint
     for parent_id, account_id, children in raw.get("routes", ()):
         state.routes[parent_id] = Route(parent_id, account_id, list(children))
+    for transfer_id, side, account_id, currency, amount, peer, status, reason in raw.get("transfers", ()):
+        state.transfers[transfer_id] = Transfer(
+            transfer_id, side, account_id, currency, amount, peer, TransferStatus(status), reason
+        )

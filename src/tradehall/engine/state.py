@@ -13,6 +13,7 @@ from enum import StrEnum
 from heapq import heappush
 from typing import TypeVar
 
+from tradehall.domain.enums import TransferStatus
 from tradehall.domain.errors import invalid_order, not_found
 from tradehall.domain.events import AnyEvent, BookChanged
 from tradehall.domain.fixedpoint import format_money
@@ -54,6 +55,33 @@ class Route:
         self.children = children
 
 
+class Transfer:
+    """One cross-shard transfer as this shard's engine holds it (`transfers.py`); `amount` in minor units,
+    `side` "out" (this shard is the source) or "in"."""
+
+    __slots__ = ("account_id", "amount", "currency", "peer", "reason", "side", "status", "transfer_id")
+
+    def __init__(
+        self,
+        transfer_id: str,
+        side: str,
+        account_id: str,
+        currency: str,
+        amount: int,
+        peer: str,
+        status: TransferStatus,
+        reason: str = "",
+    ) -> None:
+        self.transfer_id = transfer_id
+        self.side = side
+        self.account_id = account_id
+        self.currency = currency
+        self.amount = amount
+        self.peer = peer
+        self.status = status
+        self.reason = reason
+
+
 class EngineState:
     """Registries (accounts, markets, orders, client order ids), ids, time and the event buffer.
 
@@ -92,6 +120,7 @@ class EngineState:
         self._spot_index: dict[tuple[str, str], Market] = {}
         self._spot_index_size = -1
         self.routes: dict[int, Route] = {}  # smart orders with open children, by parent id
+        self.transfers: dict[str, Transfer] = {}  # cross-shard transfers by id (`transfers.py`)
         self._venue_index: dict[str, list[Market]] = {}
         self._venue_index_size = -1
 

@@ -20,6 +20,7 @@ tick-lots into minor units):
 | `MarketVoided` | `void_refund` | the refund (0.50 per contract) |
 | command `Deposit` / `OpenAccount` | `deposit` | the delta |
 | command `Withdraw` | `withdrawal` | - amount |
+| `TransferOut` / `TransferIn` / `RefundTransfer` | `transfer` | the delta (between shards) |
 
 A perp loss (a fill's, a takeover's or funding's) is paid from the balance as far as it goes, the
 rest by the insurance fund: its line shows what the account paid (the balance never goes below
@@ -65,6 +66,7 @@ LEDGER_TYPES = (
     "liquidation",
     "insurance",
     "opening_balance",
+    "transfer",
 )
 ID_SHIFT = 20
 """An entry's id is seq << ID_SHIFT | its index in the record: at most 2**20 entries per record."""
@@ -76,6 +78,9 @@ _RESIDUAL_TYPE = {
     "SettleMarket": "settlement",
     "VoidMarket": "void_refund",
     "ApplyFunding": "funding",
+    "TransferOut": "transfer",
+    "TransferIn": "transfer",
+    "RefundTransfer": "transfer",
 }
 SYSTEM_PREFIX = "system:"
 
