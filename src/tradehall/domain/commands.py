@@ -213,6 +213,9 @@ class Configure(Command, frozen=True, kw_only=True, gc=False, tag=True):
     tiers: dict[str, TierSpec] | None = None
     quote_max_age_ms: int | None = None
     max_open_orders: int | None = None
+    id_base: int | None = None
+    """A cluster shard's id range (docs/cluster.md): order and trade ids continue above it, so the
+    ids of different shards never meet (the gateway routes a cancel by the shard its id names)."""
 
 
 class ApplyFunding(Command, frozen=True, kw_only=True, gc=False, tag=True):

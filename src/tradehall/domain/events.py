@@ -414,6 +414,7 @@ class EngineConfigured(Event, frozen=True, kw_only=True, gc=False, tag=True):
     quote_max_age_ms: int
     max_open_orders: int
     ts: int
+    id_base: int = 0
 
 
 class TransferUpdated(Event, frozen=True, kw_only=True, gc=False, tag=True):

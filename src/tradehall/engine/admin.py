@@ -25,6 +25,8 @@ from tradehall.engine.settlement import Settlement
 from tradehall.engine.state import EngineState, enum_of
 
 NEW_MARKET_STATUSES = (MARKET_OPEN, MarketStatus.HALTED, MarketStatus.CLOSED)
+MAX_ID_BASE = 2**53 - 2**40
+"""Ids stay below 2**53 (exact in JSON numbers) with 2**40 ids per shard."""
 _VENUE_NAME = re.compile(r"[A-Z0-9_]{1,16}")
 
 
@@ -263,12 +265,20 @@ class Admin:
             if command.max_open_orders <= 0:
                 raise invalid_request("max_open_orders must be positive")
             changes["max_open_orders"] = command.max_open_orders
+        if command.id_base is not None:
+            if command.id_base < 0 or command.id_base > MAX_ID_BASE:
+                raise invalid_request(f"id_base must be 0 to {MAX_ID_BASE}")
+            changes["id_base"] = command.id_base
         state.config = config = msgspec.structs.replace(state.config, **changes)
+        if command.id_base is not None:  # ids only move forward: ids already given stay unique
+            state.next_order_id = max(state.next_order_id, config.id_base + 1)
+            state.next_trade_id = max(state.next_trade_id, config.id_base + 1)
         self._state.events.append(
             EngineConfigured(
                 tiers=tuple(sorted(config.tiers)),
                 quote_max_age_ms=config.quote_max_age_ms,
                 max_open_orders=config.max_open_orders,
                 ts=state.now,
+                id_base=config.id_base,
             )
         )

@@ -26,6 +26,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     quote_max_age_ms: int = 10_000
     max_open_orders: int = 1_000
     incremental_marks: bool = True
+    id_base: int = 0
+    """Order and trade ids of this engine are above it (a cluster shard's range; `Configure`)."""
 
     def decimals(self, currency: str) -> int:
         return self.currency_decimals.get(currency, self.default_currency_decimals)

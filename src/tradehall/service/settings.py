@@ -128,6 +128,30 @@ class Settings(BaseSettings):
         description="Namespace of the bus's streams, subjects and topics ([A-Za-z0-9_-]).",
     )
 
+    cluster_shards: str | None = Field(
+        default=None,
+        description="A cluster's shard map, `A=BTC-USD,ETH-USD;B=SOL-USD` (docs/cluster.md): this gateway "
+        "sends each command to the leader of its market's shard over NATS (`nats_url`); none: one machine.",
+    )
+    cluster_shards_file: Path | None = Field(
+        default=None, description="The shard map as a TOML file ([shards] name = [markets], home_shard)."
+    )
+    cluster_home_shard: str | None = Field(
+        default=None, description="The shard of account-level commands (deposits...); default: the first."
+    )
+    cluster_prefix: str = Field(
+        default="tradehall", description="The cluster's NATS names' prefix (streams, subjects, buckets)."
+    )
+    cluster_request_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="How long one command waits for its shard's leader to answer."
+    )
+    cluster_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a command is retried (same command, same client_order_id) while its shard "
+        "has no leader (a takeover); then 503 `overloaded` with Retry-After.",
+    )
+
     ws_source: Literal["local", "bus"] = Field(
         default="local",
         description="Where /ws takes market events from: this process's engine (local) or the bus "

@@ -1,0 +1,56 @@
+"""In-process shards for the cluster tests: an engine behind a leader that can be down or lose replies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tradehall.domain.commands import AnyCommand
+from tradehall.engine import Engine
+from tradehall.service.cluster.routing import NoResponderError
+from tradehall.service.runner import CommandResult, RunnerError
+
+DOWN = "down"
+"""No leader listens: the command is not delivered."""
+LOSE_REPLY = "lose_reply"
+"""The leader applies (journals) the command and dies before answering: the caller sees a timeout."""
+
+
+class LostReplyError(RunnerError):
+    maybe_applied = True
+
+
+@dataclass
+class FakeShard:
+    """`faults` are taken one per request, in order; then every request is served."""
+
+    name: str
+    engine: Engine = field(default_factory=Engine)
+    faults: list[str] = field(default_factory=list)
+    seq: int = 0
+    commands: list[AnyCommand] = field(default_factory=list)
+
+    async def submit(self, command: AnyCommand, *, timeout: float | None = None) -> CommandResult:
+        fault = self.faults.pop(0) if self.faults else None
+        if fault == DOWN:
+            raise NoResponderError(f"shard {self.name}: no leader is serving")
+        self.seq += 1
+        self.commands.append(command)
+        events = tuple(self.engine.apply(command))
+        if fault == LOSE_REPLY:
+            raise LostReplyError(f"shard {self.name}: the leader did not answer in time")
+        return CommandResult(seq=self.seq, ts=0, events=events)
+
+
+class FakeTime:
+    """`monotonic` and `sleep` for the router: sleeping moves the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
