@@ -102,7 +102,7 @@ class Admin:
             external = self._ledger.system_account(SYSTEM_EXTERNAL, tier.currency)
             self._ledger.transfer(external, account, tier.currency, assessment.initial)
             self._assessments.emit(account, assessment.initial)
-            self._assessments.schedule_resets()
+            self._assessments.schedule_resets(tier)
 
     def deposit(self, command: cmds.Deposit) -> None:
         state = self._state

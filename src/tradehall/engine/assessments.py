@@ -9,6 +9,7 @@ from tradehall.domain.events import (
     AssessmentPassed,
     AssessmentUpdated,
 )
+from tradehall.domain.tiers import TierSpec
 from tradehall.engine.closeouts import CloseOuts
 from tradehall.engine.constants import TRADING_HALTED
 from tradehall.engine.ledger import SYSTEM_VENUE, Account
@@ -28,6 +29,10 @@ class Assessments:
         self._closeouts = closeouts
         self._markets = state.markets
         self._accounts = state.accounts
+        # the tiers of every assessment account ever opened, and each tier's next reset with the
+        # time it was computed from: an account opening costs its tier, not a scan of every account
+        self._tiers: dict[str, TierSpec] | None = None
+        self._next_reset: dict[str, tuple[TierSpec, int, int]] = {}
 
     def end(self, account: Account, status: AccountStatus, rule: str, equity: int, level: int) -> None:
         """A breach fails the account, the target passes it: orders cancelled, positions closed, halted."""
@@ -93,7 +98,27 @@ class Assessments:
             )
         )
 
-    def schedule_resets(self) -> None:
+    def schedule_resets(self, opened: TierSpec | None = None, rebuild: bool = False) -> None:
+        """The next daily reset of any tier in use; `opened` is the tier of an account just opened,
+        `rebuild` reads the tiers from every account again (after a restore)."""
         state = self._state
-        tiers = {a.assessment.tier.name: a.assessment.tier for a in self._accounts.values() if a.assessment}
-        state.next_reset = min((next_reset_ts(tier, state.now) for tier in tiers.values()), default=None)
+        tiers = self._tiers
+        if tiers is None or rebuild:
+            tiers = self._tiers = {
+                a.assessment.tier.name: a.assessment.tier for a in self._accounts.values() if a.assessment
+            }
+        if opened is not None:
+            tiers[opened.name] = opened
+        now = state.now
+        cache = self._next_reset
+        soonest: int | None = None
+        for name, tier in tiers.items():
+            known = cache.get(name)
+            if known is not None and known[0] is tier and known[1] <= now < known[2]:
+                at = known[2]  # the first reset after any time in [from, at) is `at`
+            else:
+                at = next_reset_ts(tier, now)
+                cache[name] = (tier, now, at)
+            if soonest is None or at < soonest:
+                soonest = at
+        state.next_reset = soonest

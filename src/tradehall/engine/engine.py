@@ -258,5 +258,5 @@ class Engine:
         config, raw = decode(data)
         engine = cls(config, book_factory)
         load_state(engine.state, raw)
-        engine.assessments.schedule_resets()
+        engine.assessments.schedule_resets(rebuild=True)
         return engine

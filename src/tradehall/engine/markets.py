@@ -290,12 +290,15 @@ class MarkState:
 
     def accounts_to_evaluate(self, mark: int) -> list[str]:
         """Accounts whose interval the mark has left (mark <= low or mark >= high)."""
-        found: set[str] = set()
         lows = self.interval_low
+        highs = self.interval_high
+        # most marks leave no interval: the highest low and the lowest high say so without a search
+        if (not lows or lows[-1] < (mark + 1, "")) and (not highs or highs[0] > (mark, "\uffff")):
+            return []
+        found: set[str] = set()
         index = lows.bisect_left((mark + 1, ""))
         for position in range(index, len(lows)):
             found.add(lows[position][1])
-        highs = self.interval_high
         for position in range(highs.bisect_right((mark, "\uffff"))):
             found.add(highs[position][1])
         return sorted(found)

@@ -58,8 +58,10 @@ class MarketData:
         market = state.market(command.market)
         bids = self.quote_levels(market, command.bids, command.bid, command.bid_size, "bid")
         asks = self.quote_levels(market, command.asks, command.ask, command.ask_size, "ask")
-        bids.sort(key=_descending)
-        asks.sort(key=_ascending)
+        if len(bids) > 1:
+            bids.sort(key=_descending)
+        if len(asks) > 1:
+            asks.sort(key=_ascending)
         last = price_of(market, command.last, "last") if command.last is not None else None
         if bids and asks and bids[0][0] > asks[0][0]:
             raise invalid_request("a quote's bid is above its ask")
@@ -75,14 +77,18 @@ class MarketData:
         if refusal is not None:
             raise refusal
         now = state.now
-        market.quote.bids, market.quote.asks = bids, asks
-        market.quote.ts = now
-        if last is not None and market.venue is QUOTE_VENUE:
+        quote = market.quote
+        quote.bids, quote.asks = bids, asks
+        quote.ts = now
+        on_quote_venue = market.venue is QUOTE_VENUE
+        if last is not None and on_quote_venue:
             market.last_price = last
         market.marks.price = mark
-        self._state.events.append(
+        events = state.events
+        symbol = market.symbol
+        events.append(
             QuoteUpdated(
-                market=market.symbol,
+                market=symbol,
                 bid=bids[0][0] if bids else None,
                 ask=asks[0][0] if asks else None,
                 last=last,
@@ -90,8 +96,8 @@ class MarketData:
                 ts=now,
             )
         )
-        self._state.events.append(MarkPriceUpdated(market=market.symbol, price=mark, ts=now))
-        if market.venue is QUOTE_VENUE and market.status is MARKET_OPEN:
+        events.append(MarkPriceUpdated(market=symbol, price=mark, ts=now))
+        if on_quote_venue and market.status is MARKET_OPEN:
             self.quote_venue_tick(market)
         self._supervisor.mark_to_market(market)
         self._stops.trigger(market)  # mark stops; last stops after any close-out fills
@@ -101,7 +107,12 @@ class MarketData:
         market: Market, levels: tuple[tuple[Any, Any], ...], top: Any, top_size: Any, what: str
     ) -> list[list[Any]]:
         """Quoted levels as [ticks, lots or None]; sizes are floored to whole lots (feeds quote any size)."""
-        raw = list(levels) if levels else ([(top, top_size)] if top is not None else [])
+        if not levels:  # a feed's top of book: one level, most often without a size
+            if top is None:
+                return []
+            if top_size is None:
+                return [[price_of(market, top, what), None]]
+        raw = list(levels) if levels else [(top, top_size)]
         result: list[list[Any]] = []
         for price, size in raw:
             lots = None
@@ -122,5 +133,7 @@ class MarketData:
             for order in due:
                 market.quote.delayed.remove(order)
                 self._execution.rearm(order, market, stated_reason=False)
-        self._quote_venue.fill_crossed_paper(market)
+        quote = market.quote
+        if quote.paper_bids or quote.paper_asks:
+            self._quote_venue.fill_crossed_paper(market)
         self._stops.trigger(market)
