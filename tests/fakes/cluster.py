@@ -54,3 +54,16 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+@dataclass
+class FakeReads:
+    """The gateway's read replicas of fake shards: the shards' own engines (always caught up)."""
+
+    shards: dict[str, FakeShard]
+
+    def engine_of(self, shard: str) -> Engine:
+        return self.shards[shard].engine
+
+    async def wait_applied(self, shard: str, seq: int) -> None:
+        assert self.shards[shard].seq >= seq

@@ -28,6 +28,7 @@ from tradehall.domain.market import MarketSpec
 from tradehall.engine import Engine, views
 from tradehall.engine.views import AccountView, BookView, MarketView
 from tradehall.journal.records import JournalRecord
+from tradehall.service.cluster.routing import ClusterGateway, ClusterUnavailableError
 from tradehall.service.runner import CommandResult, RunnerError
 from tradehall.service.settings import Settings
 from tradehall.service.transport import EngineUnavailableError
@@ -109,6 +110,9 @@ class Gateway:
             database_url=settings.sqlalchemy_url,
         )
         """Background backtests (`POST /backtests`), each in its own process."""
+        self.cluster: ClusterGateway | None = None
+        """Set when this gateway fronts a cluster (docs/cluster.md, "Shards and routing"): commands go to
+        their shard's leader, reads to that shard's replica; None: this process's engine."""
 
     async def load_volumes(self) -> None:
         """The last 24 hours of trades from the read models into `volumes` (at start, after
@@ -128,11 +132,32 @@ class Gateway:
 
     @property
     def engine(self) -> Engine:
-        return self.service.engine
+        cluster = self.cluster
+        return self.service.engine if cluster is None else cluster.engine
+
+    def read_market(self, market: str) -> None:
+        """In a cluster, this request reads the replica of `market`'s shard (404 for a market in none)."""
+        if self.cluster is not None:
+            self.cluster.read_shard_of_market(market)
+
+    def read_instrument(self, instrument: str) -> None:
+        if self.cluster is not None:
+            self.cluster.read_shard_of_instrument(instrument)
+
+    def read_order(self, order_id: int) -> None:
+        """In a cluster, this request reads the replica of the shard that gave `order_id`."""
+        if self.cluster is not None:
+            self.cluster.read_shard_of_order(order_id)
 
     async def submit(self, command: AnyCommand) -> CommandResult:
         try:
+            if self.cluster is not None:
+                return await self.cluster.submit(command)
             return await self.service.submit(command)
+        except ClusterUnavailableError as exc:  # no leader answered in time (a takeover too long)
+            raise ApiError(
+                Code.OVERLOADED, str(exc), headers={"Retry-After": str(ENGINE_RETRY_AFTER_SECONDS)}
+            ) from exc
         except EngineUnavailableError as exc:
             # `serve --workers N`: the engine process is down, restarting or too busy. The command may
             # still be applied, so the client retries it as it is (a client_order_id deduplicates it).

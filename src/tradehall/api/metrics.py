@@ -87,9 +87,7 @@ def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def timed_fsync(
-    sync: Callable[[], Any], timer: Callable[[], float] = time.perf_counter
-) -> Callable[[], Any]:
+def timed_fsync(sync: Callable[[], Any], timer: Callable[[], float] = time.perf_counter) -> Callable[[], Any]:
     """Wraps the journal's sync so every fsync is observed in `tradehall_journal_fsync_seconds`
     (`timer`: tests inject a slow disk's timings)."""
 

@@ -40,9 +40,7 @@ class Health(StrEnum):
 
 HEALTH_VALUE = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.CRITICAL: 2}
 
-SYSTEM_HEALTH = Gauge(
-    "tradehall_system_health", "The monitor's verdict: 0 HEALTHY, 1 DEGRADED, 2 CRITICAL."
-)
+SYSTEM_HEALTH = Gauge("tradehall_system_health", "The monitor's verdict: 0 HEALTHY, 1 DEGRADED, 2 CRITICAL.")
 ALERTS_FIRING = Gauge(
     "tradehall_alerts_firing", "1 while the alert rule fires, else 0.", ["rule", "severity"]
 )

@@ -93,22 +93,70 @@ class Rule:
 
 
 BUILTIN_RULES: tuple[Rule, ...] = (
-    Rule("order_latency_high", "warning", ">", 0.05, metric="order_latency_p99_seconds",
-         description="Order latency p99 above 50 ms"),
-    Rule("order_failure_rate_high", "warning", ">", 0.01, metric="order_failure_ratio",
-         description="More than 1 % of orders refused"),
-    Rule("feed_disconnected", "critical", ">", 300.0, metric="feed_disconnected_seconds",
-         description="A market-data feed disconnected for more than 5 minutes"),
-    Rule("circuit_breaker_open", "critical", ">", 600.0, metric="breaker_open_seconds",
-         description="A feed's circuit breaker open for more than 10 minutes"),
-    Rule("bus_publish_errors", "warning", ">", 0.001, metric="bus_publish_error_ratio",
-         description="More than 0.1 % of bus publishes failing"),
-    Rule("assessment_near_floor", "info", "<", 5.0, metric="assessment_floor_headroom_percent",
-         description="An assessment's equity within 5 % of its floor"),
-    Rule("journal_fsync_slow", "warning", ">", 0.1, metric="journal_fsync_p99_seconds",
-         description="Journal fsync p99 above 100 ms"),
-    Rule("projector_lag_high", "warning", ">", 10_000.0, metric="projector_lag_records",
-         description="Read models more than 10 000 records behind the journal"),
+    Rule(
+        "order_latency_high",
+        "warning",
+        ">",
+        0.05,
+        metric="order_latency_p99_seconds",
+        description="Order latency p99 above 50 ms",
+    ),
+    Rule(
+        "order_failure_rate_high",
+        "warning",
+        ">",
+        0.01,
+        metric="order_failure_ratio",
+        description="More than 1 % of orders refused",
+    ),
+    Rule(
+        "feed_disconnected",
+        "critical",
+        ">",
+        300.0,
+        metric="feed_disconnected_seconds",
+        description="A market-data feed disconnected for more than 5 minutes",
+    ),
+    Rule(
+        "circuit_breaker_open",
+        "critical",
+        ">",
+        600.0,
+        metric="breaker_open_seconds",
+        description="A feed's circuit breaker open for more than 10 minutes",
+    ),
+    Rule(
+        "bus_publish_errors",
+        "warning",
+        ">",
+        0.001,
+        metric="bus_publish_error_ratio",
+        description="More than 0.1 % of bus publishes failing",
+    ),
+    Rule(
+        "assessment_near_floor",
+        "info",
+        "<",
+        5.0,
+        metric="assessment_floor_headroom_percent",
+        description="An assessment's equity within 5 % of its floor",
+    ),
+    Rule(
+        "journal_fsync_slow",
+        "warning",
+        ">",
+        0.1,
+        metric="journal_fsync_p99_seconds",
+        description="Journal fsync p99 above 100 ms",
+    ),
+    Rule(
+        "projector_lag_high",
+        "warning",
+        ">",
+        10_000.0,
+        metric="projector_lag_records",
+        description="Read models more than 10 000 records behind the journal",
+    ),
 )
 
 
@@ -121,15 +169,26 @@ def parse_duration(value: object, where: str) -> float:
     elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
-        raise RulesError(f"{where}: a duration such as 30, \"30s\", \"5m\" or \"1h\", got {value!r}")
+        raise RulesError(f'{where}: a duration such as 30, "30s", "5m" or "1h", got {value!r}')
     if not math.isfinite(seconds) or seconds < 0:
         raise RulesError(f"{where}: a duration of zero or more, got {value!r}")
     return seconds
 
 
 _FIELDS = frozenset(
-    {"name", "metric", "event", "condition", "threshold", "window", "for", "cooldown", "severity",
-     "description", "enabled"}
+    {
+        "name",
+        "metric",
+        "event",
+        "condition",
+        "threshold",
+        "window",
+        "for",
+        "cooldown",
+        "severity",
+        "description",
+        "enabled",
+    }
 )
 
 

@@ -170,7 +170,7 @@ def group_executions(rows: Sequence[models.OrderExecution], group_by: GroupBy) -
     "that a cost is negative. 404 if unknown, 403 if another user's.",
 )
 async def order_execution(order_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
-    number = _order_id(order_id)
+    number = _order_id(order_id, gateway)
     await gateway.service.read_barrier()
     row = await gateway.service.store.call(queries.get_order_execution, str(number))
     if row is None:

@@ -100,6 +100,11 @@ async def place_order(
     started = time.perf_counter()
     principal.require(TRADE)
     structlog.contextvars.bind_contextvars(account=body.account_id)
+    if gateway.cluster is not None:  # the replica of the shard that matches this order answers it
+        if body.venue == SMART_VENUE:
+            gateway.read_instrument(body.market)
+        else:
+            gateway.read_market(body.market)
     gateway.check_account(principal, body.account_id)
     if body.venue == SMART_VENUE:
         return await _place_smart_order(gateway, principal, body, correlation_id)
@@ -260,11 +265,13 @@ async def order_out(gateway: Gateway, principal: Principal, order_id: int) -> di
     return data
 
 
-def _order_id(value: str) -> int:
-    """Every path id goes through here: an id that is not one is an order that does not exist."""
+def _order_id(value: str, gateway: Gateway) -> int:
+    """Every path id goes through here: an id that is not one is an order that does not exist. In a
+    cluster, the request then reads the replica of the shard that gave the id."""
     number = order_number(value)
     if number is None:
         raise not_found(f"order {value!r} not found")
+    gateway.read_order(number)
     return number
 
 
@@ -296,7 +303,7 @@ async def create_order(
     "ended unfilled, its `cancel_reason` or `reject_reason`. 404 if unknown, 403 if another user's.",
 )
 async def get_order(order_id: str, principal: PrincipalDep, gateway: GatewayDep) -> Response:
-    return json_response(await order_out(gateway, principal, _order_id(order_id)))
+    return json_response(await order_out(gateway, principal, _order_id(order_id, gateway)))
 
 
 async def _owned_engine_order(gateway: Gateway, principal: Principal, order_id: int) -> OrderView:
@@ -324,7 +331,7 @@ async def cancel_order(
     order_id: str, principal: TraderDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
     principal.require(TRADE)  # also called directly by the fast path and the WebSocket
-    number = _order_id(order_id)
+    number = _order_id(order_id, gateway)
     route = views.route(gateway.engine, number)
     if route is not None and views.order(gateway.engine, number) is None:  # a smart order: its children
         _check_owner(gateway, principal, route.account_id, number)
@@ -355,7 +362,7 @@ async def amend_order(
     gateway: GatewayDep,
     correlation_id: CorrelationDep,
 ) -> Response:
-    number = _order_id(order_id)
+    number = _order_id(order_id, gateway)
     order = await _owned_engine_order(gateway, principal, number)
     await gateway.execute(
         AmendOrder(

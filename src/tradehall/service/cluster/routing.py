@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Protocol
 
 import structlog
@@ -30,6 +31,7 @@ from tradehall.domain.commands import AnyCommand
 from tradehall.domain.enums import AccountKind
 from tradehall.domain.errors import Code
 from tradehall.domain.events import AnyEvent, CommandRejected
+from tradehall.engine import Engine
 from tradehall.service.cluster.shards import ShardMap
 from tradehall.service.runner import CommandResult, RunnerError
 from tradehall.service.transport import EngineUnavailableError
@@ -200,3 +202,50 @@ def _forget_existing(result: CommandResult) -> CommandResult:
         e for e in result.events if not (isinstance(e, CommandRejected) and e.code is Code.CONFLICT)
     )
     return CommandResult(seq=result.seq, ts=result.ts, events=events)
+
+
+class ShardReads(Protocol):
+    """A gateway's read replicas, one engine per shard (each follows its shard's log)."""
+
+    def engine_of(self, shard: str) -> Engine: ...
+
+    async def wait_applied(self, shard: str, seq: int) -> None:
+        """Returns once the shard's replica has applied record `seq` (read-after-write)."""
+        ...
+
+
+_READ_SHARD: ContextVar[str | None] = ContextVar("tradehall_read_shard", default=None)
+"""The shard a request reads from (its market's or its order's); unset: the home shard."""
+
+
+class ClusterGateway:
+    """What an HTTP gateway configured for a cluster uses instead of its own engine: the router for
+    commands, and per request the read replica of the shard the request is about (`read_shard_of_*`
+    sets it for the request's task; anything not about a market or an order reads the home shard)."""
+
+    def __init__(self, router: ShardRouter, reads: ShardReads) -> None:
+        self.router = router
+        self.reads = reads
+        self.shard_map = router.shard_map
+
+    @property
+    def engine(self) -> Engine:
+        shard = _READ_SHARD.get()
+        return self.reads.engine_of(self.shard_map.home if shard is None else shard)
+
+    def read_shard_of_market(self, market: str) -> None:
+        _READ_SHARD.set(self.shard_map.shard_of(market))
+
+    def read_shard_of_instrument(self, instrument: str) -> None:
+        _READ_SHARD.set(self.shard_map.shard_of_instrument(instrument))
+
+    def read_shard_of_order(self, order_id: int) -> None:
+        _READ_SHARD.set(self.shard_map.shard_of_id(order_id))
+
+    async def submit(self, command: AnyCommand) -> CommandResult:
+        """The command's durable result, once the replica the request reads has applied it."""
+        shards = self.router.shards_for(command)
+        result = await self.router.submit(command)
+        if len(shards) == 1:
+            await self.reads.wait_applied(shards[0], result.seq)
+        return result

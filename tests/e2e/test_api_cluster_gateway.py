@@ -1,0 +1,72 @@
+"""An HTTP gateway configured for a cluster (docs/cluster.md, "Shards and routing"): `POST /orders` lands
+on the shard that owns its market, a retry across a takeover with the same client order id answers the
+one order (200), a cancel by id finds its shard, no leader answers 503 `overloaded`, a market in no
+shard 404. The shards are in-process engines behind the router (the NATS leader is h19a's replica)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_api_harness import running_server
+from tests.engine_support import perp_spec, spot_spec
+from tests.fakes.cluster import DOWN, LOSE_REPLY, FakeReads, FakeShard, FakeTime
+from tradehall.client.api import ApiError
+from tradehall.domain import commands as c
+from tradehall.engine import Engine
+from tradehall.service.cluster.routing import ClusterGateway, ShardRouter
+from tradehall.service.cluster.shards import ShardMap, shard_configure
+
+SHARDS = ShardMap.parse("A=BTC-USD;B=BTC-PERP")
+
+
+def _shards() -> dict[str, FakeShard]:
+    shards = {name: FakeShard(name, Engine()) for name in SHARDS.names}
+    for name, spec in (("A", spot_spec("BTC-USD")), ("B", perp_spec("BTC-PERP"))):
+        shards[name].engine.apply(shard_configure(SHARDS, name))
+        shards[name].engine.apply(c.CreateMarket(spec=spec))
+    return shards
+
+
+def test_a_cluster_gateway_sends_each_order_to_its_shard(tmp_path: Path) -> None:
+    shards = _shards()
+    clock = FakeTime()
+    router = ShardRouter(SHARDS, shards, retry_seconds=5.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    with running_server(tmp_path) as server:
+        server.app.state.gateway.cluster = ClusterGateway(router, FakeReads(shards))
+        client, account = server.trader(funded="1000")  # opened in both shards, funded in the home one
+        assert account in shards["A"].engine.accounts and account in shards["B"].engine.accounts
+        shards["B"].engine.apply(c.Deposit(account_id=account, amount=Decimal("1000")))
+
+        spot = client.place_order(account, "BTC-USD", "buy", "0.01", price="100", type="limit")
+        perp = client.place_order(account, "BTC-PERP", "buy", "0.01", price="100", type="limit")
+        assert int(spot["id"]) == 1 and int(perp["id"]) == SHARDS.id_base("B") + 1
+        assert [o.market for o in shards["A"].engine.orders.values()] == ["BTC-USD"]
+        assert [o.market for o in shards["B"].engine.orders.values()] == ["BTC-PERP"]
+
+        # B's leader journals the order and dies before answering; no leader once; the standby serves
+        shards["B"].faults = [LOSE_REPLY, DOWN]
+        again = client.place_order(
+            account, "BTC-PERP", "buy", "0.02", price="99", type="limit", client_order_id="c-1"
+        )
+        placed = [o for o in shards["B"].engine.orders.values() if o.client_order_id == "c-1"]
+        assert len(placed) == 1 and int(again["id"]) == placed[0].order_id
+        assert again["client_order_id"] == "c-1" and router.retries == 2
+
+        assert client.cancel_order(perp["id"])["status"] == "cancelled"
+        assert int(perp["id"]) not in shards["B"].engine.orders
+
+        with pytest.raises(ApiError) as unknown:
+            client.place_order(account, "DOGE-USD", "buy", "1", price="1", type="limit")
+        assert (unknown.value.status, unknown.value.code) == (404, "not_found")
+        assert "in no shard of the cluster" in unknown.value.detail
+
+        shards["A"].faults = [DOWN] * 1000
+        with pytest.raises(ApiError) as down:
+            client.place_order(
+                account, "BTC-USD", "buy", "0.01", price="100", type="limit", client_order_id="c-2"
+            )
+        assert (down.value.status, down.value.code) == (503, "overloaded")
+        assert down.value.detail.startswith("shard A has no leader that answered within 5 s")
