@@ -5,7 +5,6 @@ shard 404. The shards are in-process engines behind the router (the NATS leader 
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from tradehall.domain import commands as c
 from tradehall.engine import Engine
 from tradehall.service.cluster.routing import ClusterGateway, ShardRouter
 from tradehall.service.cluster.shards import ShardMap, shard_configure
+from tradehall.service.cluster.transfers import MemoryTransferStore, TransferCoordinator
 
 SHARDS = ShardMap.parse("A=BTC-USD;B=BTC-PERP")
 
@@ -35,10 +35,29 @@ def test_a_cluster_gateway_sends_each_order_to_its_shard(tmp_path: Path) -> None
     clock = FakeTime()
     router = ShardRouter(SHARDS, shards, retry_seconds=5.0, monotonic=clock.monotonic, sleep=clock.sleep)
     with running_server(tmp_path) as server:
-        server.app.state.gateway.cluster = ClusterGateway(router, FakeReads(shards))
+        transfers = TransferCoordinator(router.submit_to, MemoryTransferStore(), SHARDS.names)
+        server.app.state.gateway.cluster = ClusterGateway(router, FakeReads(shards), transfers)
         client, account = server.trader(funded="1000")  # opened in both shards, funded in the home one
         assert account in shards["A"].engine.accounts and account in shards["B"].engine.accounts
-        shards["B"].engine.apply(c.Deposit(account_id=account, amount=Decimal("1000")))
+        # collateral for B's perp: an admin moves it from the home shard (exactly once, by its id)
+        admin = server.admin()
+        moved = admin.create_transfer("t-1", account, "400", "A", "B")
+        assert (moved["state"], moved["currency"], moved["reason"]) == ("completed", "USD", "")
+        assert admin.create_transfer("t-1", account, "400", "A", "B")["state"] == "completed"
+        assert admin.transfer("t-1")["state"] == "completed"
+        totals = [shards[name].engine.accounts[account].balances["USD"].total for name in ("A", "B")]
+        assert totals == [60_000, 40_000]
+        refused = admin.create_transfer("t-2", account, "600.01", "A", "B")
+        assert (refused["state"], refused["reason"]) == (
+            "failed",
+            "the transfer needs 600.01 USD, 600.00 available",
+        )
+        with pytest.raises(ApiError) as conflict:
+            admin.create_transfer("t-1", account, "401", "A", "B")
+        assert (conflict.value.status, conflict.value.code) == (409, "conflict")
+        with pytest.raises(ApiError) as unknown_transfer:
+            admin.transfer("t-9")
+        assert unknown_transfer.value.status == 404
 
         spot = client.place_order(account, "BTC-USD", "buy", "0.01", price="100", type="limit")
         perp = client.place_order(account, "BTC-PERP", "buy", "0.01", price="100", type="limit")
@@ -70,3 +89,10 @@ def test_a_cluster_gateway_sends_each_order_to_its_shard(tmp_path: Path) -> None
             )
         assert (down.value.status, down.value.code) == (503, "overloaded")
         assert down.value.detail.startswith("shard A has no leader that answered within 5 s")
+
+
+def test_transfers_need_a_cluster(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server, pytest.raises(ApiError) as caught:
+        server.admin().create_transfer("t-1", "acc", "1", "A", "B")
+    assert (caught.value.status, caught.value.code) == (409, "conflict")
+    assert "not configured for one (TRADEHALL_CLUSTER_SHARDS)" in caught.value.detail

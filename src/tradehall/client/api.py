@@ -224,6 +224,31 @@ class _Endpoints:
         difference}`; `difference` is always "0"."""
         return self._send(Call("GET", "/admin/conservation"))
 
+    def create_transfer(
+        self,
+        transfer_id: str,
+        account_id: str,
+        amount: str,
+        from_shard: str,
+        to_shard: str,
+        currency: str | None = None,
+    ) -> Any:
+        """A cluster's cross-shard transfer of collateral (admin; docs/cluster.md)."""
+        body = _clean(
+            {
+                "transfer_id": transfer_id,
+                "account_id": account_id,
+                "amount": amount,
+                "currency": currency,
+                "from_shard": from_shard,
+                "to_shard": to_shard,
+            }
+        )
+        return self._send(Call("POST", "/admin/transfers", body=body))
+
+    def transfer(self, transfer_id: str) -> Any:
+        return self._send(Call("GET", f"/admin/transfers/{transfer_id}"))
+
     def move_clock(self, advance_seconds: str | float | None = None, set_to: str | None = None) -> Any:
         """Moves a TRADEHALL_CLOCK=manual server's clock forward (admin); answers `{now}`."""
         body = _clean({"advance_seconds": advance_seconds, "set_to": set_to})

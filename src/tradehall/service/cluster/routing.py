@@ -33,6 +33,7 @@ from tradehall.domain.errors import Code
 from tradehall.domain.events import AnyEvent, CommandRejected
 from tradehall.engine import Engine
 from tradehall.service.cluster.shards import ShardMap
+from tradehall.service.cluster.transfers import TransferCoordinator
 from tradehall.service.runner import CommandResult, RunnerError
 from tradehall.service.transport import EngineUnavailableError
 
@@ -223,10 +224,14 @@ class ClusterGateway:
     commands, and per request the read replica of the shard the request is about (`read_shard_of_*`
     sets it for the request's task; anything not about a market or an order reads the home shard)."""
 
-    def __init__(self, router: ShardRouter, reads: ShardReads) -> None:
+    def __init__(
+        self, router: ShardRouter, reads: ShardReads, transfers: TransferCoordinator | None = None
+    ) -> None:
+        """`transfers`: the coordinator of cross-shard transfers (`POST /admin/transfers`)."""
         self.router = router
         self.reads = reads
         self.shard_map = router.shard_map
+        self.transfers = transfers
 
     @property
     def engine(self) -> Engine:
