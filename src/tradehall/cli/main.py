@@ -19,6 +19,7 @@ from tradehall.cli import (
     serve_cmd,
     session_cmd,
 )
+from tradehall.cli.cluster_cmd import cluster_app
 from tradehall.cli.common import api_command, exit_codes_epilog, root_callback
 from tradehall.cli.db_cmd import db_app
 from tradehall.cli.events_cmd import events_app
@@ -33,6 +34,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.callback()(root_callback)
+app.add_typer(cluster_app, name="cluster")
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(feeds_app, name="feeds")

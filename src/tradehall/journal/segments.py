@@ -325,6 +325,21 @@ def _iter_payloads(
             raise JournalCorruptError(segment.path, exc.offset, exc.reason) from None
 
 
+def decode_frames(data: bytes | memoryview) -> list[JournalRecord]:
+    """The records of consecutive frames with nothing around them (an `EncodedBatch`'s bytes, as a
+    replicated log stores them), every CRC checked; any damage raises `JournalError`."""
+    view = memoryview(data)
+    decode = _decoder.decode
+    records: list[JournalRecord] = []
+    try:
+        for offset, _, length in _walk(view, 0):
+            body = offset + FRAME_HEADER_SIZE
+            records.append(decode(view[body : body + length]))
+    except FrameError as exc:
+        raise JournalError(f"damaged batch: {exc}") from None
+    return records
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedBatch:
     """Consecutive records as the bytes of their frames, ready for one write."""

@@ -10,6 +10,12 @@ The engine runs on the loop, the simplest choice: under the GIL a thread would n
 parallel with the loop, only add hand-offs; bench/durability_bench.py shows where the time goes
 (with the real engine, in `apply`).
 
+The durable log is the local journal by default; a `CommandLog` (`service/command_log.py`) replaces it
+for a cluster shard whose commands live in a replicated JetStream stream: same sequencing, same group
+commit, same acknowledgement after the log stored the batch and the engine applied it.
+
+Over 400 lines: the applier, the syncer and the snapshot hand-off share the runner's sequencing state.
+
 The journal's I/O runs in threads of its own (`journal-io` for write + fsync, `journal-snapshot` for
 snapshot files), never in the loop's default executor: work others queue there (argon2, database
 calls, file reads) must never delay an acknowledgement.
@@ -41,6 +47,7 @@ from tradehall.journal.recovery import E, EngineFactory, recover
 from tradehall.journal.segments import EncodedBatch, FsyncPolicy, Journal
 from tradehall.journal.snapshots import SnapshotStore, archive_segments
 from tradehall.service.clock import Clock, SystemClock
+from tradehall.service.command_log import CommandLog
 from tradehall.service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -176,13 +183,16 @@ class EngineRunner(Generic[E]):
         *,
         clock: Clock | None = None,
         retain_from: Callable[[], int] | None = None,
+        command_log: CommandLog[E] | None = None,
     ) -> None:
         """`retain_from` returns the lowest seq a consumer (the projector) still has to read from the
-        live journal; segments holding it are never archived."""
+        live journal; segments holding it are never archived. `command_log` replaces the local journal
+        (then `config`'s journal and snapshot settings are unused)."""
         self.factory = factory
         self.config = config
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._retain_from = retain_from
+        self.command_log = command_log
         self._engine: E | None = None
         self._journal: Journal | None = None
         self._pending: deque[tuple[AnyCommand, asyncio.Future[CommandResult]]] = deque()
@@ -194,13 +204,14 @@ class EngineRunner(Generic[E]):
         self._next_seq = 1
         self.durable_seq = 0
         self.snapshot_seq = 0
-        self._snapshot_wanted: tuple[int, bytes] | None = None
+        self._snapshot_wanted: tuple[int, bytes, int] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
         self._last_snapshot_time = 0.0
         self._accepting = False
         self._stopping = False
         self._stopped = False
         self._failure: BaseException | None = None
+        self._aborted = False
         self._apply_task: asyncio.Task[None] | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -224,6 +235,8 @@ class EngineRunner(Generic[E]):
     @property
     def journal(self) -> Journal:
         if self._journal is None:
+            if self.command_log is not None:
+                raise RunnerError("the runner's log is not the local journal")
             raise RunnerError("the runner has not started")
         return self._journal
 
@@ -251,6 +264,14 @@ class EngineRunner(Generic[E]):
         config = self.config
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=JOURNAL_IO_THREAD)
         self._snapshot_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=SNAPSHOT_IO_THREAD)
+        if self.command_log is not None:
+            try:
+                recovered = await self.command_log.recover(self.factory)
+            except BaseException:
+                self._shutdown_executors()
+                raise
+            self._begin(recovered.engine, recovered.last_seq, recovered.snapshot_seq)
+            return
         try:
             recovery = await self._run_io(
                 recover,
@@ -265,16 +286,27 @@ class EngineRunner(Generic[E]):
             self._shutdown_executors()
             raise
         assert recovery.journal is not None
-        self._engine = recovery.engine
         self._journal = recovery.journal
-        self._next_seq = recovery.last_seq + 1
-        self.durable_seq = recovery.last_seq
-        self.snapshot_seq = recovery.snapshot_seq
+        self._begin(recovery.engine, recovery.last_seq, recovery.snapshot_seq)
+
+    def _begin(self, engine: E, last_seq: int, snapshot_seq: int) -> None:
+        self._engine = engine
+        self._next_seq = last_seq + 1
+        self.durable_seq = last_seq
+        self.snapshot_seq = snapshot_seq
         self._last_snapshot_time = time.monotonic()
         self._accepting = True
         self._apply_task = asyncio.create_task(self._apply_loop(), name="engine-runner-apply")
         self._sync_task = asyncio.create_task(self._sync_loop(), name="engine-runner-sync")
-        log.info("runner_started", last_seq=recovery.last_seq, fsync=config.fsync)
+        log.info("runner_started", last_seq=last_seq, log="journal" if self._journal else "command_log")
+
+    def abort(self, reason: str) -> None:
+        """Stops taking and acknowledging commands at once: queued ones fail with `reason`; a batch the
+        log is storing right now still completes (it is durable or refused by the log, never half)."""
+        if self._stopped or self._failure is not None:
+            return
+        self._aborted = True
+        self._fail(RunnerError(reason))
 
     async def stop(self) -> None:
         """Drains queued commands, makes them durable, writes a final snapshot and closes the journal."""
@@ -299,9 +331,17 @@ class EngineRunner(Generic[E]):
             and self.durable_seq > self.snapshot_seq
             and self._engine is not None
         ):
-            await self._run_snapshot_io(self._persist_snapshot, self.durable_seq, self._engine.snapshot())
+            if self.command_log is not None:
+                checkpoint = self.command_log.checkpoint()
+                with contextlib.suppress(Exception):  # the log still holds everything
+                    await self._store_snapshot(self.durable_seq, self._engine.snapshot(), checkpoint)
+            else:
+                await self._run_snapshot_io(self._persist_snapshot, self.durable_seq, self._engine.snapshot())
         if self._journal is not None:
             await self._run_io(self._journal.close)
+        if self.command_log is not None:
+            with contextlib.suppress(Exception):
+                await self.command_log.close()
         self._stopped = True
         self._shutdown_executors()
         for subscription in list(self._subscriptions):
@@ -476,7 +516,8 @@ class EngineRunner(Generic[E]):
             and time.monotonic() - self._last_snapshot_time < config.snapshot_every_seconds
         ):
             return since_snapshot
-        self._snapshot_wanted = (self._next_seq - 1, self.engine.snapshot())
+        checkpoint = self.command_log.checkpoint() if self.command_log is not None else 0
+        self._snapshot_wanted = (self._next_seq - 1, self.engine.snapshot(), checkpoint)
         self._last_snapshot_time = time.monotonic()
         self._sync_wakeup.set()
         return 0
@@ -505,7 +546,8 @@ class EngineRunner(Generic[E]):
         journal.sync()
 
     async def _sync_loop(self) -> None:
-        journal = self.journal
+        journal = self._journal
+        command_log = self.command_log
         loop = asyncio.get_running_loop()
         max_wait = self.config.max_wait_ms / 1000.0
         while True:
@@ -530,12 +572,22 @@ class EngineRunner(Generic[E]):
             records, self._unsynced_records = self._unsynced_records, []
             futures, self._unsynced_futures = self._unsynced_futures, []
             batches, self._unwritten = self._unwritten, []
+            if self._aborted:  # applied here, never stored: nobody may hear of them
+                error = self._not_accepting()
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
+                return
             try:
-                if journal.fsync_policy == "none":
+                if command_log is not None:
+                    await command_log.append(batches)
+                elif journal is None:
+                    raise JournalError("the runner has no journal")
+                elif journal.fsync_policy == "none":
                     self._write_and_sync(batches)
                 else:
                     await self._run_io(self._write_and_sync, batches)
-            except (OSError, JournalError) as exc:
+            except Exception as exc:  # an I/O failure, or a log that refused the batch (fenced)
                 log.error("journal_write_failed", error=repr(exc))
                 for future in futures:
                     if not future.done():
@@ -577,14 +629,21 @@ class EngineRunner(Generic[E]):
         if self._snapshot_task is not None and not self._snapshot_task.done():
             return
         self._snapshot_wanted = None
-        seq, data = wanted
-        self._snapshot_task = asyncio.create_task(self._write_snapshot(seq, data))
+        seq, data, checkpoint = wanted
+        self._snapshot_task = asyncio.create_task(self._write_snapshot(seq, data, checkpoint))
 
-    async def _write_snapshot(self, seq: int, data: bytes) -> None:
+    async def _write_snapshot(self, seq: int, data: bytes, checkpoint: int) -> None:
         try:
-            await self._run_snapshot_io(self._persist_snapshot, seq, data)
-        except OSError as exc:  # the journal still holds everything; the next snapshot may succeed
+            await self._store_snapshot(seq, data, checkpoint)
+        except Exception as exc:  # the log still holds everything; the next snapshot may succeed
             log.error("snapshot_write_failed", seq=seq, error=repr(exc))
+
+    async def _store_snapshot(self, seq: int, data: bytes, checkpoint: int) -> None:
+        if self.command_log is None:
+            await self._run_snapshot_io(self._persist_snapshot, seq, data)
+            return
+        await self.command_log.write_snapshot(seq, data, checkpoint)
+        self.snapshot_seq = max(self.snapshot_seq, seq)
 
     def _persist_snapshot(self, seq: int, data: bytes) -> None:
         config = self.config

@@ -1,0 +1,30 @@
+"""The NATS connection of a replica or a gateway, and a flush that really orders subscriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nats
+
+
+async def connect(url: str, name: str) -> Any:
+    """A connection that reconnects for ever (a takeover must not end because NATS restarted)."""
+    return await nats.connect(
+        url,
+        name=name,
+        connect_timeout=2,
+        reconnect_time_wait=0.2,
+        max_reconnect_attempts=-1,
+        allow_reconnect=True,
+    )
+
+
+async def flush_subscriptions(nc: Any) -> None:
+    """Returns once the server has every subscription made so far on `nc`.
+
+    nats-py (2.16) writes a flush's PING straight to the socket, ahead of commands still queued, so one
+    `flush()` can return before the server saw a SUB queued just before it (a request sent then finds
+    no responders). The first round trip lets the queued commands go out; the second one's PING follows
+    them."""
+    await nc.flush()
+    await nc.flush()

@@ -1,0 +1,393 @@
+"""A shard on the real NATS JetStream on 127.0.0.1:4222: the log, fencing, the lease, standby, takeover.
+
+Each test works under its own prefix (stream, lease bucket, snapshot store) and deletes it after.
+Replicas here run in the test's process with short leases; test_cluster_processes.py kills real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import KeyValueConfig
+
+from tests.conftest import require_service
+from tests.integration.cluster_kit import (
+    MARKET,
+    NATS_URL,
+    delete_prefix,
+    order,
+    setup_commands,
+    submit_retrying,
+    unique_prefix,
+)
+from tradehall.domain import commands as c
+from tradehall.domain.events import OrderAccepted
+from tradehall.engine import Engine
+from tradehall.journal.records import JournalRecord
+from tradehall.journal.recovery import EngineFactory
+from tradehall.journal.segments import EncodedBatch
+from tradehall.service.cluster.client import ShardClient, ShardUnavailableError
+from tradehall.service.cluster.lease import VALID_FRACTION, ShardLease
+from tradehall.service.cluster.log import LogEntry, LogFencedError, ShardLog, restore_state, split_frames
+from tradehall.service.cluster.names import ShardNames
+from tradehall.service.cluster.protocol import reply_decoder
+from tradehall.service.cluster.replica import LEADER, STANDBY, ReplicaConfig, ShardReplica
+from tradehall.service.cluster.snapshots import ShardSnapshots
+from tradehall.service.cluster.status import gather_status, shard_overview
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def nc() -> AsyncIterator[Any]:
+    require_service("nats")
+    connection = await nats.connect(NATS_URL)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def prefix(nc: Any) -> AsyncIterator[str]:
+    name = unique_prefix()
+    yield name
+    await delete_prefix(nc.jetstream(), name)
+
+
+@pytest.fixture
+async def replicas(prefix: str) -> AsyncIterator[list[ShardReplica]]:
+    """Replicas a test starts; all stopped at the end (a crashed one has already closed its link)."""
+    started: list[ShardReplica] = []
+    yield started
+    for replica in started:
+        with contextlib.suppress(Exception):
+            await replica.stop()
+
+
+async def start_replica(
+    replicas: list[ShardReplica], prefix: str, replica_id: str, **options: Any
+) -> ShardReplica:
+    config = ReplicaConfig(shard="A", prefix=prefix, replica_id=replica_id, lease_ttl=1.0, **options)
+    replica = ShardReplica(config)
+    replicas.append(replica)
+    await replica.start()
+    return replica
+
+
+async def crash(replica: ShardReplica) -> None:
+    """What SIGKILL leaves: no renewal, no release, the connection gone."""
+    assert replica._control is not None
+    replica._control.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await replica._control
+    await replica.nc.close()
+
+
+async def until(condition: Any, within: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def stream_records(nc: Any, names: ShardNames) -> list[JournalRecord]:
+    """Every record in the shard's stream, in order (what any new replica would apply)."""
+    shard_log = ShardLog(nc.jetstream(), names)
+    end = await shard_log.last_seq()
+    entries: list[LogEntry] = []
+    subscription = await shard_log.subscribe(1, entries.append)
+    await until(lambda: bool(entries) and entries[-1].stream_seq >= end)
+    await subscription.unsubscribe()
+    return [record for entry in entries for record in entry.records]
+
+
+# ------------------------------------------------------------------------------- the log
+
+
+async def test_an_append_with_a_stale_expected_sequence_is_refused_and_the_stream_is_unchanged(
+    nc: Any, prefix: str
+) -> None:
+    shard_log = ShardLog(nc.jetstream(), ShardNames("A", prefix))
+    await shard_log.ensure()
+    assert await shard_log.append(b"", 0) == 1
+    assert await shard_log.append(b"", 1) == 2
+    with pytest.raises(LogFencedError) as refused:
+        await shard_log.append(b"", 1)
+    assert refused.value.expected_last == 1
+    assert await shard_log.last_seq() == 2
+
+
+def test_a_batch_over_the_message_size_is_cut_at_frame_boundaries() -> None:
+    records = [
+        JournalRecord(seq=seq, ts=seq, command=c.AdvanceTime(ts=seq, correlation_id="x" * 100), events=())
+        for seq in range(1, 41)
+    ]
+    data = EncodedBatch.of(records).data
+    pieces = split_frames(data, 1000)
+    assert len(pieces) > 1
+    assert all(len(piece) <= 1000 for piece in pieces)
+    assert b"".join(pieces) == data
+    assert split_frames(data, len(data)) == [data]
+
+
+# ------------------------------------------------------------------------------- the lease
+
+
+async def test_the_lease_is_taken_by_compare_and_set_and_lapses_only_after_a_whole_ttl(
+    nc: Any, prefix: str
+) -> None:
+    js = nc.jetstream()
+    kv = await js.create_key_value(KeyValueConfig(bucket=f"{prefix}-leases", history=1, ttl=60))
+    clock = FakeMonotonic()
+    first = ShardLease(kv, "A", "first", 5.0, monotonic=clock)
+    second = ShardLease(kv, "A", "second", 5.0, monotonic=clock)
+    assert await first.try_acquire()
+    assert not await second.try_acquire()  # seen for the first time: watched for a TTL
+    clock.now += 4.9
+    assert not await second.try_acquire()
+    assert await first.renew()  # a new revision: the watch starts again
+    clock.now += 0.2
+    assert not await second.try_acquire()
+    clock.now += 4.9
+    assert not await second.try_acquire()
+    assert first.held is False  # 5.1 s after its renewal, past TTL x 0.9: it stopped acknowledging
+    clock.now += 0.2  # the renewal's revision unchanged for a whole TTL now
+    assert await second.try_acquire()
+    assert not await first.renew()  # compare-and-set on its old revision fails: it lost the lease
+    assert first.revision is None
+    view = await second.read()
+    assert view is not None and view.holder == "second" and view.revision == second.revision
+
+
+async def test_a_holder_counts_its_lease_valid_for_the_ttl_fraction_after_it_sent_the_renewal(
+    nc: Any, prefix: str
+) -> None:
+    kv = await nc.jetstream().create_key_value(KeyValueConfig(bucket=f"{prefix}-leases", history=1, ttl=60))
+    clock = FakeMonotonic()
+    lease = ShardLease(kv, "A", "me", 10.0, monotonic=clock)
+    assert await lease.try_acquire()
+    clock.now += 10.0 * VALID_FRACTION - 0.001
+    assert lease.held
+    clock.now += 0.002
+    assert not lease.held
+
+
+async def test_a_released_lease_is_taken_at_once(nc: Any, prefix: str) -> None:
+    kv = await nc.jetstream().create_key_value(KeyValueConfig(bucket=f"{prefix}-leases", history=1, ttl=60))
+    clock = FakeMonotonic()
+    first = ShardLease(kv, "A", "first", 5.0, monotonic=clock)
+    second = ShardLease(kv, "A", "second", 5.0, monotonic=clock)
+    assert await first.try_acquire()
+    assert not await second.try_acquire()
+    await first.release()
+    assert await second.try_acquire()
+
+
+# ------------------------------------------------------------------------------- replicas
+
+
+async def test_the_leader_acknowledges_after_the_stream_stored_the_batch_and_the_engine_applied_it(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    leader = await start_replica(replicas, prefix, "a")
+    await leader.wait_for_role(LEADER, 10)
+    client = ShardClient(nc, leader.names)
+    results = [await client.submit(command) for command in setup_commands()]
+    placed = await asyncio.gather(*(client.submit(order(i)) for i in range(50)))
+    assert [r.seq for r in results] == [1, 2, 3, 4, 5]
+    assert sorted(r.seq for r in placed) == list(range(6, 56))
+    assert all(isinstance(r.events[0], OrderAccepted) for r in placed)
+    records = await stream_records(nc, leader.names)
+    assert [record.seq for record in records] == list(range(1, 56))
+    by_seq = {record.seq: record for record in records}
+    assert all(by_seq[r.seq].events == r.events for r in (*results, *placed))
+    assert leader.runner is not None and leader.runner.durable_seq == 55
+    assert len(leader.engine.orders) == 50
+
+
+async def test_an_undecodable_request_is_answered_with_invalid_request_and_changes_nothing(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    leader = await start_replica(replicas, prefix, "a")
+    await leader.wait_for_role(LEADER, 10)
+    answer = await nc.request(leader.names.command_subject, b"not a command", timeout=5)
+    reply = reply_decoder.decode(answer.data)
+    assert (reply.code, reply.seq) == ("invalid_request", 0)
+    assert leader.runner is not None and leader.runner.last_seq == 0
+
+
+async def test_a_standby_applies_the_stream_hot_and_holds_the_same_state(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    leader = await start_replica(replicas, prefix, "a")
+    await leader.wait_for_role(LEADER, 10)
+    standby = await start_replica(replicas, prefix, "b")
+    client = ShardClient(nc, leader.names)
+    for command in setup_commands():
+        await client.submit(command)
+    await asyncio.gather(*(client.submit(order(i, "alice" if i % 2 else "bob")) for i in range(60)))
+    assert standby.role == STANDBY
+    await until(lambda: standby.state is not None and standby.state.applied_seq == 65)
+    assert standby.engine.state_hash() == leader.engine.state_hash()
+    statuses = await gather_status(nc, leader.names, state_hash=True)
+    assert [(s.replica_id, s.role, s.applied_seq, s.lag) for s in statuses] == [
+        ("a", LEADER, 65, 0),
+        ("b", STANDBY, 65, 0),
+    ]
+    assert statuses[0].state_hash == statuses[1].state_hash == leader.engine.state_hash()
+    assert statuses[1].lease_holder == "a"
+    overview = await shard_overview(nc.jetstream(), leader.names)
+    assert overview.lease_holder == "a" and overview.stream_last_seq == statuses[0].stream_seq
+
+
+async def test_a_standby_does_not_answer_commands(nc: Any, prefix: str, replicas: list[ShardReplica]) -> None:
+    await start_replica(replicas, prefix, "b", can_lead=False)
+    client = ShardClient(nc, ShardNames("A", prefix))
+    with pytest.raises(ShardUnavailableError):
+        await client.submit(setup_commands()[0], timeout=0.5)
+
+
+async def test_when_the_lease_lapses_the_standby_takes_over_from_the_last_stored_command(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    leader = await start_replica(replicas, prefix, "a")
+    await leader.wait_for_role(LEADER, 10)
+    standby = await start_replica(replicas, prefix, "b")
+    client = ShardClient(nc, leader.names)
+    for command in setup_commands():
+        await client.submit(command)
+    acknowledged = await asyncio.gather(*(client.submit(order(i)) for i in range(40)))
+    await crash(leader)
+    await standby.wait_for_role(LEADER, 10)
+    assert standby.takeovers == 1
+    after = [await submit_retrying(client, order(i)) for i in range(40, 50)]
+    # every acknowledged order is there, once; the new leader continued the seqs without a gap
+    engine = standby.engine
+    for i, result in enumerate(acknowledged):
+        accepted = result.events[0]
+        assert isinstance(accepted, OrderAccepted)
+        assert engine.order_id_for("alice", f"o{i}") == accepted.order_id
+    assert [r.seq for r in after] == list(range(46, 56))
+    assert len(engine.orders) == 50
+    records = await stream_records(nc, leader.names)
+    assert [record.seq for record in records] == list(range(1, 56))
+    placed = [r.command.client_order_id for r in records if isinstance(r.command, c.PlaceOrder)]
+    assert sorted(placed) == sorted(f"o{i}" for i in range(50))
+
+
+async def test_an_old_leader_whose_lease_was_taken_cannot_append(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    old = await start_replica(replicas, prefix, "a")
+    await old.wait_for_role(LEADER, 10)
+    client = ShardClient(nc, old.names)
+    for command in setup_commands():
+        await client.submit(command)
+    # the old leader stalls (a long pause): it neither renews nor notices; its runner still takes commands
+    assert old._control is not None
+    old._control.cancel()
+    new = await start_replica(replicas, prefix, "b")
+    await new.wait_for_role(LEADER, 10)
+    shard_log = ShardLog(nc.jetstream(), old.names)
+    before = await shard_log.last_seq()
+    assert old.runner is not None and old.runner.accepting
+    with pytest.raises(LogFencedError):
+        await old.runner.submit(order(1, coid="from-the-old-leader"))
+    assert await shard_log.last_seq() == before
+    assert isinstance(old.runner.failure, LogFencedError)
+    result = await client.submit(order(2))  # only the new leader answers now
+    assert result.seq == 6
+    records = await stream_records(nc, old.names)
+    assert "from-the-old-leader" not in [getattr(r.command, "client_order_id", None) for r in records]
+    assert new.engine.order_id_for("alice", "from-the-old-leader") is None
+
+
+async def test_a_leader_that_cannot_renew_steps_down_and_follows_again(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    leader = await start_replica(replicas, prefix, "a")
+    await leader.wait_for_role(LEADER, 10)
+    client = ShardClient(nc, leader.names)
+    for command in setup_commands():
+        await client.submit(command)
+    # someone else writes the key (an operator, a partitioned peer that won): the next renewal fails
+    kv = await nc.jetstream().key_value(leader.names.lease_bucket)
+    await kv.put("A", b'{"holder":"intruder","acquired_ns":0,"renewed_ns":0,"ttl_seconds":1.0}')
+    await leader.wait_for_role(STANDBY, 10)
+    assert leader.runner is None
+    with pytest.raises(ShardUnavailableError):
+        await client.submit(order(1), timeout=0.3)
+    # the intruder never renews: the lease lapses and the replica leads again, state intact
+    await leader.wait_for_role(LEADER, 10)
+    assert (await client.submit(order(2))).seq == 6
+
+
+async def test_a_new_replica_starts_from_the_snapshot_and_the_tail(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    leader = await start_replica(replicas, prefix, "a", snapshot_every_commands=10)
+    await leader.wait_for_role(LEADER, 10)
+    client = ShardClient(nc, leader.names)
+    for command in setup_commands():
+        await client.submit(command)
+    for i in range(20):
+        await client.submit(order(i))
+    snapshots = ShardSnapshots(nc.jetstream(), leader.names)
+    stored: list[Any] = []
+
+    async def snapshot_seq() -> int:
+        latest = await snapshots.latest()
+        stored[:] = [latest]
+        return latest.seq if latest is not None else 0
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while await snapshot_seq() < 10:
+        assert loop.time() < deadline
+        await asyncio.sleep(0.05)
+    snapshot = stored[0]
+    for i in range(20, 25):
+        await client.submit(order(i))
+    # the stream before the snapshot's resume point is gone: only snapshot + tail can rebuild the state
+    await nc.jetstream().purge_stream(leader.names.stream, seq=snapshot.resume_stream_seq)
+    shard_log = ShardLog(nc.jetstream(), leader.names)
+    state = await restore_state(shard_log, snapshots, EngineFactory(Engine, Engine.restore))
+    assert state.applied_seq == 30
+    assert state.engine.state_hash() == leader.engine.state_hash()
+    late = await start_replica(replicas, prefix, "c")
+    assert late.state is not None and late.state.applied_seq == 30
+    assert late.engine.state_hash() == leader.engine.state_hash()
+
+
+async def test_retrying_the_same_client_order_id_after_a_takeover_gives_the_original_order(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    leader = await start_replica(replicas, prefix, "a")
+    await leader.wait_for_role(LEADER, 10)
+    standby = await start_replica(replicas, prefix, "b")
+    client = ShardClient(nc, leader.names)
+    for command in setup_commands():
+        await client.submit(command)
+    first = await client.submit(order(7, coid="the-one"))
+    accepted = first.events[0]
+    assert isinstance(accepted, OrderAccepted)
+    await crash(leader)  # the client never learns whether its answer got through: it retries
+    again = await submit_retrying(client, order(7, coid="the-one"))
+    assert standby.role == LEADER
+    assert again.seq == first.seq + 1
+    assert again.events == ()  # the engine's idempotent repeat: nothing new
+    engine = standby.engine
+    assert engine.order_id_for("alice", "the-one") == accepted.order_id
+    assert [o.order_id for o in engine.orders.values() if o.market == MARKET] == [accepted.order_id]
