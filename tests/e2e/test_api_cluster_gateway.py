@@ -59,6 +59,8 @@ def test_a_cluster_gateway_sends_each_order_to_its_shard(tmp_path: Path) -> None
             admin.transfer("t-9")
         assert unknown_transfer.value.status == 404
 
+        assert [m["symbol"] for m in client.markets()["items"]] == ["BTC-PERP", "BTC-USD"]  # both shards
+        assert client.market("BTC-PERP")["kind"] == "perp"  # read from B's replica
         spot = client.place_order(account, "BTC-USD", "buy", "0.01", price="100", type="limit")
         perp = client.place_order(account, "BTC-PERP", "buy", "0.01", price="100", type="limit")
         assert int(spot["id"]) == 1 and int(perp["id"]) == SHARDS.id_base("B") + 1

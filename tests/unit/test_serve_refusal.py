@@ -85,3 +85,18 @@ def test_a_local_run_starts_with_the_defaults(
     assert result.exit_code == 0, result.output
     assert len(started) == 1
     assert "local run with the default" in " ".join(result.output.split())
+
+
+def test_a_bad_shard_map_stops_serve_before_anything_starts(
+    started: list[uvicorn.Config], tmp_path: Path
+) -> None:
+    env = {"TRADEHALL_LOCAL": "1", "TRADEHALL_CLUSTER_SHARDS": "A=BTC-USD;B=BTC-USD"}
+    result = serve(tmp_path, env)
+    assert result.exit_code == EXIT_UNSAFE_DEFAULTS
+    assert result.output.strip() == (
+        "error: shard map: market BTC-USD is in shards A and B: a market belongs to exactly one shard"
+    )
+    result = serve(tmp_path, {**env, "TRADEHALL_CLUSTER_SHARDS": "A=BTC-USD"}, "--workers", "2")
+    assert result.exit_code == EXIT_UNSAFE_DEFAULTS
+    assert "a cluster's gateway runs with --workers 1" in " ".join(result.output.split())
+    assert started == []

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import FastAPI
@@ -42,8 +42,11 @@ from tradehall.api.ws import WebSocketHub
 from tradehall.api.ws import router as ws_router
 from tradehall.service.follower import FollowerRunner
 from tradehall.service.settings import Settings
-from tradehall.service.wiring import Service
+from tradehall.service.wiring import Service, engine_factory
 from tradehall.web import install_web
+
+if TYPE_CHECKING:
+    from tradehall.service.cluster.gateway import ClusterConnection
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         runtime.add_listener(hub.on_records)
         runtime.session_publishers.append(hub.session_update)
         gateway.candles.listeners.append(hub.on_candle)
+        cluster = await _join_cluster(settings, gateway)
         await gateway.load_volumes()  # the 24 h window's earlier trades, from the read models
         app.state.gateway = gateway
         app.state.alpaca = alpaca.AlpacaSurface(gateway)
@@ -148,6 +152,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             await hub.close()
             await gateway.backtests.close()
             await gateway.auth.flush_last_used()  # API keys' last uses not yet stored
+            if cluster is not None:
+                await cluster.close()
             await runtime.stop()
             gateway.auth.close()  # the password-hashing threads
 
@@ -188,6 +194,19 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.add_middleware(RequestContext)
     app.hot_path = RequestContext(RequestBody(app.run_hot, max_bytes=settings.max_body_bytes))
     return app
+
+
+async def _join_cluster(settings: Settings, gateway: Gateway) -> ClusterConnection | None:
+    """With a shard map (docs/cluster.md): commands go to the shards' leaders, reads to their replicas."""
+    from tradehall.service.cluster.gateway import cluster_shard_map, connect
+
+    shard_map = cluster_shard_map(settings)
+    if shard_map is None:
+        return None
+    connection = await connect(settings, shard_map, engine_factory())
+    gateway.cluster = connection.gateway
+    connection.start_recovery()
+    return connection
 
 
 def app_factory() -> Any:

@@ -135,6 +135,10 @@ class Gateway:
         cluster = self.cluster
         return self.service.engine if cluster is None else cluster.engine
 
+    def engines(self) -> list[Engine]:
+        """The engines whose markets this gateway lists: its own, or every shard's replica."""
+        return [self.service.engine] if self.cluster is None else self.cluster.engines()
+
     def read_market(self, market: str) -> None:
         """In a cluster, this request reads the replica of `market`'s shard (404 for a market in none)."""
         if self.cluster is not None:
@@ -168,14 +172,7 @@ class Gateway:
                 headers={"Retry-After": str(ENGINE_RETRY_AFTER_SECONDS)},
             ) from exc
         except RunnerError as exc:
-            # the runner is stopping (this process's shutdown) or the engine process answered with an
-            # error (it is stopping): nothing was decided, so the same command may be sent again
-            raise ApiError(
-                Code.OVERLOADED,
-                "the engine is not accepting commands (stopping or restarting): retry with the same "
-                "client_order_id",
-                headers={"Retry-After": str(ENGINE_RETRY_AFTER_SECONDS)},
-            ) from exc
+            raise ApiError(Code.INTERNAL, "the engine is not accepting commands") from exc
 
     def require_engine_process(self, feature: str) -> None:
         """409 `conflict` in a gateway process of `serve --workers N`: `feature` lives only in the
@@ -195,6 +192,8 @@ class Gateway:
 
     def market(self, symbol: str) -> MarketView:
         """The market's view (404 when there is none)."""
+        if self.cluster is not None:
+            self.cluster.read_shard_of_market(symbol)
         market = views.market(self.engine, symbol)
         if market is None:
             raise not_found(f"market {symbol} not found")
@@ -202,6 +201,8 @@ class Gateway:
 
     def book(self, symbol: str, depth: int) -> BookView:
         """The best `depth` levels of the market's book (404 when there is no such market)."""
+        if self.cluster is not None:
+            self.cluster.read_shard_of_market(symbol)
         book = views.book(self.engine, symbol, depth)
         if book is None:
             raise not_found(f"market {symbol} not found")
@@ -209,6 +210,8 @@ class Gateway:
 
     def spec(self, symbol: str) -> MarketSpec:
         """The market's terms alone, for the hot paths (404 when there is none)."""
+        if self.cluster is not None:
+            self.cluster.read_shard_of_market(symbol)
         spec = views.spec(self.engine, symbol)
         if spec is None:
             raise not_found(f"market {symbol} not found")

@@ -42,7 +42,15 @@ class Member:
 
 class _MarketTrack:
     __slots__ = (
-        "ask", "ask_depth", "bid", "bid_depth", "data_ts", "last_close", "price", "returns", "volume"
+        "ask",
+        "ask_depth",
+        "bid",
+        "bid_depth",
+        "data_ts",
+        "last_close",
+        "price",
+        "returns",
+        "volume",
     )
 
     def __init__(self) -> None:

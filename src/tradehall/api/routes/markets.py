@@ -71,7 +71,8 @@ async def _resolutions(gateway: Gateway, symbols: list[str]) -> dict[str, tuple[
 async def list_markets(
     gateway: GatewayDep, instrument: Annotated[str | None, Query(max_length=64)] = None
 ) -> Response:
-    markets = views.markets(gateway.engine)
+    markets = [market for engine in gateway.engines() for market in views.markets(engine)]
+    markets.sort(key=lambda market: market.symbol)  # a cluster's shards, merged
     if instrument is not None:
         markets = [m for m in markets if instrument_of(m.spec) == instrument]
     resolved = await _resolutions(gateway, [m.symbol for m in markets if m.status in _RESOLVED])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Protocol
 
@@ -149,12 +149,7 @@ class ShardRouter:
         shards = self.shards_for(command)
         if len(shards) == 1:
             return await self.submit_to(shards[0], command)
-        results = await asyncio.gather(*(self.submit_to(shard, command) for shard in shards))
-        events: list[AnyEvent] = []
-        for result in results:
-            events.extend(result.events)
-        last = max(results, key=lambda result: result.ts)
-        return CommandResult(seq=last.seq, ts=last.ts, events=tuple(events))
+        return merged(await asyncio.gather(*(self.submit_to(shard, command) for shard in shards)))
 
     async def submit_to(self, shard: str, command: AnyCommand) -> CommandResult:
         """The command on one named shard's leader, retried while that shard has none."""
@@ -198,6 +193,16 @@ class ShardRouter:
             return result
 
 
+def merged(results: Sequence[CommandResult]) -> CommandResult:
+    """One answer for a command several shards applied: their events in shard order (the seq and time
+    of the latest; a seq is only meaningful per shard)."""
+    events: list[AnyEvent] = []
+    for result in results:
+        events.extend(result.events)
+    last = max(results, key=lambda result: result.ts)
+    return CommandResult(seq=last.seq, ts=last.ts, events=tuple(events))
+
+
 def _forget_existing(result: CommandResult) -> CommandResult:
     events = tuple(
         e for e in result.events if not (isinstance(e, CommandRejected) and e.code is Code.CONFLICT)
@@ -238,6 +243,10 @@ class ClusterGateway:
         shard = _READ_SHARD.get()
         return self.reads.engine_of(self.shard_map.home if shard is None else shard)
 
+    def engines(self) -> list[Engine]:
+        """Every shard's read replica, in shard order (listings across the cluster)."""
+        return [self.reads.engine_of(shard) for shard in self.shard_map.names]
+
     def read_shard_of_market(self, market: str) -> None:
         _READ_SHARD.set(self.shard_map.shard_of(market))
 
@@ -249,8 +258,9 @@ class ClusterGateway:
 
     async def submit(self, command: AnyCommand) -> CommandResult:
         """The command's durable result, once the replica the request reads has applied it."""
-        shards = self.router.shards_for(command)
-        result = await self.router.submit(command)
-        if len(shards) == 1:
-            await self.reads.wait_applied(shards[0], result.seq)
-        return result
+        router = self.router
+        shards = router.shards_for(command)
+        results = await asyncio.gather(*(router.submit_to(shard, command) for shard in shards))
+        for shard, result in zip(shards, results, strict=True):
+            await self.reads.wait_applied(shard, result.seq)
+        return results[0] if len(results) == 1 else merged(results)

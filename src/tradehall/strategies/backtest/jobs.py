@@ -153,8 +153,9 @@ class BacktestJobs:
         return job
 
     def owned_by(self, owner: str) -> list[Job]:
-        return sorted((j for j in self.jobs.values() if j.owner == owner), key=lambda j: j.created_at,
-                      reverse=True)
+        return sorted(
+            (j for j in self.jobs.values() if j.owner == owner), key=lambda j: j.created_at, reverse=True
+        )
 
     def report_path(self, job: Job, name: str) -> Path:
         return self.root / job.id / name
@@ -211,4 +212,3 @@ class BacktestJobs:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-

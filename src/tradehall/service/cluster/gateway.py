@@ -1,0 +1,150 @@
+"""A gateway process joined to a cluster: NATS clients of every shard's leader, a read replica of every
+shard, the transfer coordinator, from the settings (`TRADEHALL_CLUSTER_SHARDS`, `TRADEHALL_NATS_URL`).
+
+Each read replica restores the shard's newest snapshot and stream (`log.restore_state`), then follows the
+stream with an ordered consumer, applying every batch to its own engine (never writing): the same
+deterministic state as the shard's replicas. After a command, the gateway waits until the replica of its
+shard has applied the command's record before it answers, so a read that follows sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import nats
+import structlog
+
+from tradehall.engine import Engine
+from tradehall.journal.recovery import EngineFactory
+from tradehall.service.cluster.client import ShardClient
+from tradehall.service.cluster.log import ShardLog, ShardState, restore_state
+from tradehall.service.cluster.names import ShardNames
+from tradehall.service.cluster.routing import ClusterGateway, ShardRouter, ShardSubmitter
+from tradehall.service.cluster.shards import ShardMap, shard_configure, shard_map_of
+from tradehall.service.cluster.snapshots import ShardSnapshots
+from tradehall.service.cluster.transfers import KvTransferStore, TransferCoordinator
+from tradehall.service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+READ_WAIT_SECONDS = 5.0
+"""How long an answer waits for the shard's replica to apply its record before it reads it as it is."""
+RECOVER_EVERY_SECONDS = 30.0
+"""How often unfinished transfers are driven on (and at start)."""
+
+
+class JetStreamReads:
+    """One read replica per shard, each following its shard's stream."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, ShardState[Engine]] = {}
+        self._subscriptions: list[Any] = []
+
+    async def follow(self, js: Any, names: ShardNames, factory: EngineFactory[Engine]) -> None:
+        shard_log = ShardLog(js, names)
+        state = await restore_state(shard_log, ShardSnapshots(js, names), factory)
+        self._subscriptions.append(await shard_log.subscribe(state.stream_seq + 1, state.apply))
+        self._states[names.shard] = state
+
+    def engine_of(self, shard: str) -> Engine:
+        return self._states[shard].engine
+
+    def applied_seq(self, shard: str) -> int:
+        return self._states[shard].applied_seq
+
+    async def wait_applied(self, shard: str, seq: int) -> None:
+        state = self._states[shard]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READ_WAIT_SECONDS
+        while state.applied_seq < seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning("cluster_read_behind", shard=shard, applied=state.applied_seq, seq=seq)
+                return
+            await state.wait_stream_seq(state.stream_seq + 1, remaining)
+
+    async def close(self) -> None:
+        for subscription in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+        self._subscriptions.clear()
+
+
+class ClusterConnection:
+    """What `connect` opened; `close()` ends it (the recovery task, the replicas, the connection)."""
+
+    def __init__(self, gateway: ClusterGateway, nc: Any, reads: JetStreamReads) -> None:
+        self.gateway = gateway
+        self._nc = nc
+        self._reads = reads
+        self._task: asyncio.Task[None] | None = None
+
+    def start_recovery(self, every: float = RECOVER_EVERY_SECONDS) -> None:
+        async def loop() -> None:
+            transfers = self.gateway.transfers
+            assert transfers is not None
+            while True:
+                await self._ensure_id_bases()
+                await transfers.recover()
+                await asyncio.sleep(every)
+
+        self._task = asyncio.create_task(loop(), name="cluster-transfers")
+
+    async def _ensure_id_bases(self) -> None:
+        """Every shard's engine in its id range (a journaled no-op once it is)."""
+        router = self.gateway.router
+        for shard in router.shard_map.names:
+            reads = self._reads
+            if reads.engine_of(shard).config.id_base == router.shard_map.id_base(shard):
+                continue
+            try:
+                await router.submit_to(shard, shard_configure(router.shard_map, shard))
+            except RuntimeError as error:  # no leader yet: the next round tries again
+                log.warning("cluster_id_base_not_set", shard=shard, error=str(error))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._reads.close()
+        await self._nc.close()
+
+
+def cluster_shard_map(settings: Settings) -> ShardMap | None:
+    return shard_map_of(settings.cluster_shards, settings.cluster_shards_file, settings.cluster_home_shard)
+
+
+async def connect(
+    settings: Settings, shard_map: ShardMap, factory: EngineFactory[Engine]
+) -> ClusterConnection:
+    """Connects to NATS (`nats_url`, a comma-separated list of servers), follows every shard and builds
+    the gateway's cluster side; every shard's stream must exist (its replicas started once)."""
+    servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
+    nc = await nats.connect(servers=servers, name="tradehall-gateway")
+    js = nc.jetstream()
+    prefix = settings.cluster_prefix
+    clients: dict[str, ShardSubmitter] = {}
+    reads = JetStreamReads()
+    try:
+        for shard in shard_map.names:
+            names = ShardNames(shard, prefix)
+            clients[shard] = ShardClient(nc, names, timeout=settings.cluster_request_timeout_seconds)
+            await reads.follow(js, names, factory)
+        router = ShardRouter(
+            shard_map,
+            clients,
+            request_timeout=settings.cluster_request_timeout_seconds,
+            retry_seconds=settings.cluster_retry_seconds,
+        )
+        store = await KvTransferStore.open(js, prefix)
+    except BaseException:
+        await reads.close()
+        await nc.close()
+        raise
+    transfers = TransferCoordinator(router.submit_to, store, shard_map.names)
+    connection = ClusterConnection(ClusterGateway(router, reads, transfers), nc, reads)
+    log.info("cluster_connected", shards=shard_map.names, home=shard_map.home, servers=servers)
+    return connection
