@@ -6,8 +6,12 @@ funded accounts, then runs load-generator processes (the generator shares the ma
 - http_peak:  closed loop, each worker places a limit order then cancels it, as fast as it can;
               latency of the POST /orders (request sent -> 201 read).
 - http_paced: open loop at a fixed rate (default 1000 orders/s), same place/cancel pairs.
-- ws_peak:    WebSocket order entry, each connection keeps a window of orders in flight; every other
-              message cancels the order the previous one placed.
+- ws_peak:    WebSocket order entry, one `order` per frame, each connection keeps a window of orders in
+              flight and cancels each order as soon as it is answered (one `cancel` per frame).
+- ws_batch:   the same with `batch` frames of `--ws-batch` orders (then one `batch` of their cancels).
+- ws_paced:   open loop over WebSocket at a fixed rate (default 1000 orders/s), one order per frame.
+              The WebSocket workloads report the server's CPU per order (every process of it) and the
+              load generator's, beside the client's figures.
 - alpaca:     the Alpaca surface beside the native API, on a spot market: the same closed loop with the
               placement sent as native `POST /orders` (workload `place_native_post_orders`) and as
               `POST /alpaca/v2/orders` (`place_alpaca_v2_orders`), in alternating rounds in one run
@@ -65,8 +69,16 @@ def start_server(data_dir: Path, port: int, workers: int = 1) -> subprocess.Pope
     )
     # `tradehall serve`, run by this interpreter so the same virtualenv is used
     process = subprocess.Popen(
-        [sys.executable, "-c", "from tradehall.cli.main import app; app()", "serve", "--port", str(port),
-         "--workers", str(workers)],
+        [
+            sys.executable,
+            "-c",
+            "from tradehall.cli.main import app; app()",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -342,73 +354,140 @@ def run_alpaca(
 # ---- WebSocket ----------------------------------------------------------------------------------------
 
 
+def ws_order(identity: dict[str, str], index: int) -> dict[str, Any]:
+    return {"op": "order", **order_body(identity, index)}
+
+
 async def ws_connection(
-    url: str, identity: dict[str, str], deadline: float, window: int, latencies: list[float]
+    url: str,
+    identity: dict[str, str],
+    deadline: float,
+    window: int,
+    latencies: list[float],
+    batch: int = 1,
+    rate: float | None = None,
 ) -> int:
+    """One socket placing orders and cancelling each as soon as it is answered.
+
+    `batch` 1: one `order` per frame, `window` orders in flight (closed loop), or with `rate` one
+    order every 1/rate s (open loop). `batch` K > 1: `batch` frames of K orders, then one `batch` of
+    their K cancels, `window` orders in flight in all. Latency: from the frame's send to its reply.
+    Encoding with orjson, so the generator (which shares the machine) costs less than the server."""
+    import orjson
     import websockets
 
+    dumps, loads, now = orjson.dumps, orjson.loads, time.perf_counter
     placed = 0
-    async with websockets.connect(url.replace("http", "ws") + "/ws", max_size=2**24) as socket_:
-        await socket_.send(json.dumps({"op": "auth", "api_key": identity["api_key"]}))
-        reply = json.loads(await socket_.recv())
+    async with websockets.connect(
+        url.replace("http", "ws") + "/ws", max_size=2**24, compression=None
+    ) as socket_:
+        await socket_.send(dumps({"op": "auth", "api_key": identity["api_key"]}).decode())
+        reply = loads(await socket_.recv())
         if reply.get("op") != "authenticated":
             raise RuntimeError(f"ws auth failed: {reply}")
         sent_at: dict[int, float] = {}
         next_id = 0
-        in_flight = 0
+        in_flight = 0  # orders and cancels not answered yet
+        wake = asyncio.Event()
         done = asyncio.Event()
+
+        def refused(message: dict[str, Any]) -> None:
+            if message.get("op") == "error" and message.get("request") != "cancel":
+                raise RuntimeError(f"ws order refused: {message}")
 
         async def reader() -> None:
             nonlocal placed, in_flight
             async for raw in socket_:
-                message = json.loads(raw)
+                message = loads(raw)
                 ref = message.get("id")
                 if ref is None:
                     continue
                 started = sent_at.pop(ref, None)
-                in_flight -= 1
-                if message.get("op") == "order" and started is not None:
-                    latencies.append(time.perf_counter() - started)
-                    placed += 1
-                    cancel_id = -ref
-                    sent_at[cancel_id] = time.perf_counter()
-                    in_flight += 1
-                    await socket_.send(
-                        json.dumps({"op": "cancel", "id": cancel_id, "order_id": message["data"]["id"]})
-                    )
-                elif message.get("op") == "error" and ref > 0:
-                    raise RuntimeError(f"ws order refused: {message}")
-                if time.perf_counter() >= deadline and in_flight == 0:
+                op = message.get("op")
+                if op == "batch":
+                    replies = message["replies"]
+                    in_flight -= len(replies)
+                    if ref > 0 and started is not None:
+                        cancels = []
+                        elapsed = now() - started
+                        for item in replies:
+                            refused(item)
+                            latencies.append(elapsed)
+                            cancels.append({"op": "cancel", "order_id": item["data"]["id"]})
+                        placed += len(replies)
+                        sent_at[-ref] = now()
+                        in_flight += len(cancels)
+                        await socket_.send(dumps({"op": "batch", "id": -ref, "requests": cancels}).decode())
+                else:
+                    in_flight -= 1
+                    refused(message)
+                    if op == "order" and started is not None:
+                        latencies.append(now() - started)
+                        placed += 1
+                        in_flight += 1
+                        await socket_.send(
+                            dumps({"op": "cancel", "id": -ref, "order_id": message["data"]["id"]}).decode()
+                        )
+                if now() >= deadline and in_flight == 0:
                     done.set()
                     return
                 wake.set()
 
-        wake = asyncio.Event()
         task = asyncio.create_task(reader())
         index = 0
-        while time.perf_counter() < deadline:
-            while in_flight < window and time.perf_counter() < deadline:
+        next_at = now()
+        while now() < deadline and not task.done():
+            if rate is not None:  # open loop: one order every 1/rate s, whatever is in flight
+                if next_at > now():
+                    await asyncio.sleep(next_at - now())
+                next_at += 1.0 / rate
                 next_id += 1
-                body = order_body(identity, index)
+                text = dumps({**ws_order(identity, index), "id": next_id}).decode()
                 index += 1
-                sent_at[next_id] = time.perf_counter()
+                sent_at[next_id] = now()
                 in_flight += 1
-                await socket_.send(json.dumps({"op": "order", "id": next_id, **body}))
+                await socket_.send(text)
+                continue
+            while in_flight + batch <= max(window, batch) and now() < deadline:
+                next_id += 1
+                if batch == 1:
+                    text = dumps({**ws_order(identity, index), "id": next_id}).decode()
+                else:
+                    orders = [ws_order(identity, index + k) for k in range(batch)]
+                    text = dumps({"op": "batch", "id": next_id, "requests": orders}).decode()
+                index += batch
+                sent_at[next_id] = now()
+                in_flight += batch
+                await socket_.send(text)
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), 1.0)
+        if task.done():
+            task.result()  # the reader's failure, if it failed
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 10.0)
         task.cancel()
     return placed
 
 
-def ws_process(url: str, identities: list[dict[str, str]], seconds: float, window: int, queue: Any) -> None:
+def ws_process(
+    url: str,
+    identities: list[dict[str, str]],
+    seconds: float,
+    window: int,
+    batch: int,
+    rate: float | None,
+    queue: Any,
+) -> None:
     async def main() -> tuple[int, list[float]]:
         latencies: list[float] = []
         deadline = time.perf_counter() + seconds
+        per_connection = None if rate is None else rate / len(identities)
         counts = await asyncio.gather(
-            *(ws_connection(url, identity, deadline, window, latencies) for identity in identities)
+            *(
+                ws_connection(url, identity, deadline, window, latencies, batch, per_connection)
+                for identity in identities
+            )
         )
         return sum(counts), latencies
 
@@ -416,14 +495,43 @@ def ws_process(url: str, identities: list[dict[str, str]], seconds: float, windo
     queue.put((placed, latencies))
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and of every process below it (`serve --workers N`: the supervisor's children)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(current)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+    return total
+
+
 def run_ws(
-    url: str, identities: list[dict[str, str]], processes: int, seconds: float, window: int
+    url: str,
+    identities: list[dict[str, str]],
+    processes: int,
+    seconds: float,
+    window: int,
+    batch: int = 1,
+    rate: float | None = None,
+    server_pid: int | None = None,
 ) -> dict[str, float]:
+    """Server CPU per order (place + cancel, every process of the server) and the generator's own CPU
+    per order beside the client's figures: on a shared machine the CPU figures are the ones that other
+    load does not distort."""
     queue: Any = multiprocessing.Queue()
+    processes = min(processes, len(identities))
     chunks = [identities[i::processes] for i in range(processes)]
+    per_process = None if rate is None else rate / processes
+    server_before = tree_cpu_seconds(server_pid) if server_pid is not None else 0.0
+    children_before = os.times()
     started = time.perf_counter()
     workers = [
-        multiprocessing.Process(target=ws_process, args=(url, chunk, seconds, window, queue))
+        multiprocessing.Process(
+            target=ws_process, args=(url, chunk, seconds, window, batch, per_process, queue)
+        )
         for chunk in chunks
     ]
     for worker in workers:
@@ -432,9 +540,17 @@ def run_ws(
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - started
+    children_after = os.times()
     placed = sum(r[0] for r in results)
     latencies = [x for r in results for x in r[1]]
-    return {"ops_per_s": placed / elapsed, "orders": placed, **percentiles(latencies)}
+    figures = {"ops_per_s": placed / elapsed, "orders": placed, **percentiles(latencies)}
+    if server_pid is not None and placed:
+        figures["cpu_us_per_order"] = (tree_cpu_seconds(server_pid) - server_before) / placed * 1e6
+        generator = (children_after.children_user + children_after.children_system) - (
+            children_before.children_user + children_before.children_system
+        )
+        figures["generator_cpu_us_per_order"] = generator / placed * 1e6
+    return figures
 
 
 # ---- reads with many fills stored --------------------------------------------------------------------
@@ -533,9 +649,16 @@ def main() -> None:
     parser.add_argument("--http-workers", type=int, default=16, help="Concurrent HTTP clients in all.")
     parser.add_argument("--ws-connections", type=int, default=4, help="WebSocket connections in all.")
     parser.add_argument("--ws-window", type=int, default=64, help="Orders in flight per connection.")
+    parser.add_argument("--ws-batch", type=int, default=50, help="Orders per frame of the ws_batch workload.")
+    parser.add_argument(
+        "--ws-batch-window", type=int, default=400, help="Orders in flight per connection (ws_batch)."
+    )
+    parser.add_argument("--ws-rate", type=float, default=1000.0, help="Orders/s of the paced WebSocket run.")
     parser.add_argument("--fills", type=int, default=None, help="Fills stored for the read workload (1e6).")
     parser.add_argument(
-        "--only", choices=["http_peak", "http_paced", "ws_peak", "reads", "alpaca"], action="append"
+        "--only",
+        choices=["http_peak", "http_paced", "ws_peak", "ws_batch", "ws_paced", "reads", "alpaca"],
+        action="append",
     )
     parser.add_argument("--rounds", type=int, default=4, help="Alternating rounds of the alpaca workload.")
     parser.add_argument(
@@ -544,7 +667,7 @@ def main() -> None:
     args = parser.parse_args()
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     paced_seconds = args.paced_seconds or (5.0 if args.quick else 60.0)
-    workloads = args.only or ["http_paced", "http_peak", "ws_peak", "reads", "alpaca"]
+    workloads = args.only or ["http_paced", "http_peak", "ws_paced", "ws_peak", "ws_batch", "reads", "alpaca"]
     fills = args.fills or (50_000 if args.quick else 1_000_000)
 
     port = free_port()
@@ -575,8 +698,22 @@ def main() -> None:
                         url, identities[: args.http_workers], args.processes, paced_seconds, args.rate
                     )
                 else:
+                    ws_identities = identities[: args.ws_connections]
+                    batch, window = (
+                        (args.ws_batch, args.ws_batch_window)
+                        if workload == "ws_batch"
+                        else (1, args.ws_window)
+                    )
+                    rate = args.ws_rate if workload == "ws_paced" else None
                     result = run_ws(
-                        url, identities[: args.ws_connections], args.processes, seconds, args.ws_window
+                        url,
+                        ws_identities,
+                        args.processes,
+                        paced_seconds if rate else seconds,
+                        window,
+                        batch,
+                        rate,
+                        server.pid,
                     )
                 figures.append((workload, result))
         finally:
@@ -595,6 +732,7 @@ def main() -> None:
         "p50_ratio": "x",
         "cpu_ratio": "x",
         "cpu_us_per_order": "us",
+        "generator_cpu_us_per_order": "us",
         "ops_ratio": "x",
     }
     if args.json:
@@ -627,6 +765,11 @@ def main() -> None:
             + (
                 f"  server CPU {result['cpu_us_per_order']:.0f} us/order"
                 if "cpu_us_per_order" in result
+                else ""
+            )
+            + (
+                f", generator {result['generator_cpu_us_per_order']:.0f} us/order"
+                if "generator_cpu_us_per_order" in result
                 else ""
             )
         )

@@ -41,17 +41,20 @@ from tradehall.store import models
 ZERO = Decimal(0)
 
 
-_second_cache: tuple[int, str] = (-1, "")
+_seconds: dict[int, str] = {}
+"""The date-and-second parts formatted lately: an order's answer names its creation's second and the
+present one, so a cache of one second would miss on every order that lived across a second."""
+_SECONDS_KEPT = 256
 
 
 def rfc3339_ns(ns: int) -> str:
     """RFC 3339 UTC with microseconds; the date-and-second part is formatted once per second."""
-    global _second_cache
     seconds, rest = divmod(ns, 1_000_000_000)
-    cached_second, prefix = _second_cache
-    if cached_second != seconds:
-        prefix = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _second_cache = (seconds, prefix)
+    prefix = _seconds.get(seconds)
+    if prefix is None:
+        if len(_seconds) >= _SECONDS_KEPT:
+            _seconds.clear()
+        prefix = _seconds[seconds] = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     micros = rest // 1000
     return f"{prefix}.{micros:06d}Z" if micros else f"{prefix}Z"
 

@@ -697,7 +697,9 @@ class Stream:
         try:
             async for raw in self._socket:
                 message = json.loads(raw)
-                ref = message.get("id") if message.get("op") in ("order", "cancel", "error") else None
+                ref = (
+                    message.get("id") if message.get("op") in ("order", "cancel", "batch", "error") else None
+                )
                 if isinstance(ref, int) and ref in self._replies:
                     self._replies.pop(ref).set_result(message)
                     continue
@@ -749,6 +751,13 @@ class Stream:
 
     async def cancel_order(self, order_id: str) -> Json:
         return dict((await self.request("cancel", {"order_id": order_id}))["data"])
+
+    async def batch(self, requests: list[Json]) -> list[Json]:
+        """Up to 100 orders and cancels (`{"op": "order", ...}`, `{"op": "cancel", "order_id"}`) in one
+        frame; their replies in the same order, each as the request alone would have been answered
+        (an `error` reply is returned, not raised)."""
+        reply = await self.request("batch", {"requests": requests})
+        return list(reply["replies"])
 
     async def next(self, timeout: float | None = 10.0) -> Json:
         message = await asyncio.wait_for(self._messages.get(), timeout)

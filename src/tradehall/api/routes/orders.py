@@ -330,6 +330,13 @@ async def _owned_engine_order(gateway: Gateway, principal: Principal, order_id: 
 async def cancel_order(
     order_id: str, principal: TraderDep, gateway: GatewayDep, correlation_id: CorrelationDep
 ) -> Response:
+    return json_response(await cancel_order_data(order_id, principal, gateway, correlation_id))
+
+
+async def cancel_order_data(
+    order_id: str, principal: Principal, gateway: Gateway, correlation_id: str
+) -> dict[str, Any]:
+    """`DELETE /orders/{id}`'s answer as a dict: the WebSocket's `cancel` encodes it into its reply."""
     principal.require(TRADE)  # also called directly by the fast path and the WebSocket
     number = _order_id(order_id, gateway)
     route = views.route(gateway.engine, number)
@@ -338,12 +345,12 @@ async def cancel_order(
         await gateway.execute(
             CancelOrder(order_id=number, account_id=route.account_id, correlation_id=correlation_id)
         )
-        return json_response(await order_out(gateway, principal, number))
+        return await order_out(gateway, principal, number)
     order = await _owned_engine_order(gateway, principal, number)
     result = await gateway.execute(
         CancelOrder(order_id=number, account_id=order.account_id, correlation_id=correlation_id)
     )
-    return json_response(await engine_order_out(gateway, _after_cancel(order, result.events)))
+    return await engine_order_out(gateway, _after_cancel(order, result.events))
 
 
 @router.patch(

@@ -74,7 +74,7 @@ class RecordFanout(PrivateFeed):
     # ---- durable records -------------------------------------------------------------------------
 
     def on_records(self, records: Sequence[JournalRecord]) -> None:
-        if not self.connections:
+        if not self.public and not self.private:  # no subscriber at all: order entry alone costs nothing here
             return
         for record in records:
             tickers: set[str] = set()

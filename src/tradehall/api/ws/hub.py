@@ -468,15 +468,25 @@ class WebSocketHub(RecordFanout, BusSource, RequestHandler):
             await asyncio.wait_for(websocket.close(CLOSE_POLICY, "too many connections"), self.send_timeout)
 
     async def _writer(self, connection: Connection) -> None:
+        """Sends what is queued, each send within `send_timeout`: one deadline per wake-up, moved on
+        after every message (not a `wait_for`, a task, per message)."""
         websocket = connection.websocket
+        queue = connection.queue
+        loop = asyncio.get_running_loop()
         stuck = False
         try:
-            while True:
-                text = await connection.queue.get()
-                if text is None:
-                    break
-                connection.taken(text)
-                await asyncio.wait_for(websocket.send_text(text), self.send_timeout)
+            text = await queue.get()
+            while text is not None:
+                async with asyncio.timeout(self.send_timeout) as deadline:
+                    while text is not None:
+                        connection.taken(text)
+                        await websocket.send_text(text)
+                        if queue.empty():
+                            break
+                        text = queue.get_nowait()
+                        deadline.reschedule(loop.time() + self.send_timeout)
+                if text is not None:
+                    text = await queue.get()
         except TimeoutError:  # the peer's window stayed shut for a whole timeout: it does not read
             stuck = True
             connection.fail(CLOSE_SLOW_CONSUMER, "slow consumer")

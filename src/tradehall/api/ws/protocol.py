@@ -3,6 +3,11 @@
 A mixin of the hub (`WebSocketHub`). Orders and cancels run the REST code paths themselves
 (`place_order`, the `DELETE /orders/{id}` handler, the fast path's validation error), so a failure
 has the same code on both transports.
+
+A `batch` carries up to `MAX_BATCH` orders and cancels in one frame and is answered by one frame whose
+`replies` are, in order, what each request would have been answered alone. Its members are handled
+concurrently, in the order given, so their commands reach the engine together (one journal group
+commit) and a frame, a parse and a send are paid once for many orders.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 import orjson
+import structlog
 from prometheus_client import Counter
 from pydantic import ValidationError
 
@@ -19,13 +25,18 @@ from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import ApiError
 from tradehall.api.fastpath import validation_error
 from tradehall.api.gateway import Gateway
-from tradehall.api.routes.orders import cancel_order, place_order
+from tradehall.api.routes.orders import cancel_order_data, place_order
 from tradehall.api.schemas import OrderCreate
 from tradehall.api.ws.connection import CLOSE_POLICY, Connection, RequestId
 from tradehall.api.ws.expiry import ExpiryWatch
 from tradehall.domain.errors import Code, TradehallError
 
+log = structlog.get_logger(__name__)
+
 MAX_ID_CHARS = 128
+MAX_BATCH = 100
+"""Requests in one `batch` (the frame's size limit, `ws_max_message_bytes`, holds too)."""
+TRADE_OPS = ("order", "cancel")
 
 WS_CLOSED = Counter(
     "tradehall_ws_closed_total",
@@ -47,6 +58,18 @@ def _token_expiry(authorization: str) -> float | None:
         return None
     exp = claims.get("exp")
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+def _id_problem(ref: object) -> bool:
+    """True when `ref` is no valid request id (an integer, or a string of at most MAX_ID_CHARS)."""
+    return ref is not None and (
+        isinstance(ref, bool)
+        or not isinstance(ref, str | int)
+        or (isinstance(ref, str) and len(ref) > MAX_ID_CHARS)
+    )
+
+
+ID_MESSAGE = f"id must be an integer or a string of at most {MAX_ID_CHARS} characters"
 
 
 def _tag(ref: RequestId | None) -> str | None:
@@ -126,13 +149,8 @@ class RequestHandler:
             connection.send_json(error_message(Code.INVALID_REQUEST, "expected a JSON object"))
             return
         ref = message.get("id")
-        if ref is not None and (
-            isinstance(ref, bool)
-            or not isinstance(ref, str | int)
-            or (isinstance(ref, str) and len(ref) > MAX_ID_CHARS)
-        ):
-            message_text = f"id must be an integer or a string of at most {MAX_ID_CHARS} characters"
-            connection.send_json(error_message(Code.INVALID_REQUEST, message_text))
+        if _id_problem(ref):
+            connection.send_json(error_message(Code.INVALID_REQUEST, ID_MESSAGE))
             return
         op = message.get("op")
         if op == "ping":
@@ -156,8 +174,17 @@ class RequestHandler:
                 await self.subscribe(connection, channels, ref)
             else:
                 self.unsubscribe(connection, channels, ref)
-        elif op in ("order", "cancel"):
+        elif op in TRADE_OPS:
             task = asyncio.create_task(self._trade_op(connection, op, message, ref))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        elif op == "batch":
+            requests = message.get("requests")
+            if not isinstance(requests, list) or not 0 < len(requests) <= MAX_BATCH:
+                text = f"requests must be a list of 1 to {MAX_BATCH} order and cancel requests"
+                connection.reply(error_message(Code.INVALID_REQUEST, text), ref)
+                return
+            task = asyncio.create_task(self._trade_batch(connection, requests, ref))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         else:
@@ -169,6 +196,48 @@ class RequestHandler:
     async def _trade_op(
         self, connection: Connection, op: str, message: dict[str, Any], ref: RequestId | None
     ) -> None:
+        connection.reply(await self._trade_reply(connection, op, message, ref), ref)
+
+    async def _trade_batch(self, connection: Connection, requests: list[Any], ref: RequestId | None) -> None:
+        """One reply for the whole frame: `replies[i]` answers `requests[i]` as it would alone (its own
+        `id` echoed). The members run as concurrent tasks started in order: each reaches the engine
+        in that order, and they share the journal's group commit."""
+        replies: list[dict[str, Any] | None] = [None] * len(requests)
+        running: list[tuple[int, RequestId | None, asyncio.Task[dict[str, Any]]]] = []
+        for index, member in enumerate(requests):
+            if not isinstance(member, dict):
+                replies[index] = error_message(Code.INVALID_REQUEST, "expected a JSON object")
+                continue
+            member_ref = member.get("id")
+            if _id_problem(member_ref):
+                replies[index] = error_message(Code.INVALID_REQUEST, ID_MESSAGE)
+                continue
+            op = member.get("op")
+            if op not in TRADE_OPS:
+                refused = error_message(Code.INVALID_REQUEST, "a batch holds only order and cancel requests")
+                if member_ref is not None:
+                    refused["id"] = member_ref
+                replies[index] = refused
+                continue
+            coroutine = self._trade_reply(connection, str(op), member, member_ref)
+            running.append((index, member_ref, asyncio.create_task(coroutine)))
+        if running:
+            await asyncio.wait([task for _, _, task in running])
+        for index, member_ref, task in running:
+            error = task.exception()
+            if error is None:
+                reply = task.result()
+            else:  # a bug, not a refusal: the member says so, the others keep their answers
+                log.error("ws_batch_member_failed", connection=connection.id, error=repr(error))
+                reply = error_message(Code.INTERNAL, "internal error", request=requests[index].get("op"))
+            if member_ref is not None:
+                reply["id"] = member_ref
+            replies[index] = reply
+        connection.reply({"op": "batch", "replies": replies}, ref)
+
+    async def _trade_reply(
+        self, connection: Connection, op: str, message: dict[str, Any], ref: RequestId | None
+    ) -> dict[str, Any]:
         """An order or a cancel: the same code path as REST, so the same codes for the same failures."""
         message.pop("id", None)
         message.pop("op", None)
@@ -194,12 +263,11 @@ class RequestHandler:
                     order_id = str(order_id)
                 if not isinstance(order_id, str):
                     raise ApiError(Code.INVALID_REQUEST, "order_id is required")
-                response = await cancel_order(order_id, principal, self.gateway, correlation)
-                data, status = orjson.loads(response.body), response.status_code
+                data, status = await cancel_order_data(order_id, principal, self.gateway, correlation), 200
             reply["status"] = status
             reply["data"] = data
         except (ApiError, TradehallError) as error:
             reply = error_message(error.code, error.detail, request=op)
             if isinstance(error, ApiError) and error.fields:
                 reply.update(error.fields)  # e.g. `reject_reason`, as in the REST problem body
-        connection.reply(reply, ref)
+        return reply
