@@ -84,7 +84,8 @@ Served = tuple[str, Path, subprocess.Popen[bytes]]
 def test_orders_and_reads_agree_across_two_gateways(served: Served) -> None:
     url, _, _ = served
     processes = (ready(url) or {})["checks"]["processes"]
-    assert processes["ok"] is True and set(processes) == {"ok", "engine", "gateway-1", "gateway-2"}
+    assert processes["ok"] is True
+    assert set(processes) == {"ok", "engine", "projector", "gateway-1", "gateway-2"}
     admin = Client(url).login("admin", ADMIN_PASSWORD)
     create_demo_markets(admin)
     buyer_key, _, buyer = trader(url)

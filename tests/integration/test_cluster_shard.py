@@ -32,6 +32,7 @@ from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory
 from tradehall.journal.segments import EncodedBatch
 from tradehall.service.cluster.client import ShardClient, ShardUnavailableError
+from tradehall.service.cluster.connection import server_urls
 from tradehall.service.cluster.lease import VALID_FRACTION, ShardLease
 from tradehall.service.cluster.log import LogEntry, LogFencedError, ShardLog, restore_state, split_frames
 from tradehall.service.cluster.names import ShardNames
@@ -255,8 +256,39 @@ async def test_a_standby_applies_the_stream_hot_and_holds_the_same_state(
 async def test_a_standby_does_not_answer_commands(nc: Any, prefix: str, replicas: list[ShardReplica]) -> None:
     await start_replica(replicas, prefix, "b", can_lead=False)
     client = ShardClient(nc, ShardNames("A", prefix))
-    with pytest.raises(ShardUnavailableError):
+    with pytest.raises(ShardUnavailableError) as refused:
         await client.submit(setup_commands()[0], timeout=0.5)
+    assert refused.value.maybe_applied is False  # nobody listened: surely not applied
+
+
+async def test_a_new_leader_puts_its_engine_in_the_shards_id_range_before_serving(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    base = 3 << 40
+    leader = await start_replica(replicas, prefix, "a", id_base=base)
+    await leader.wait_for_role(LEADER, 10)
+    client = ShardClient(nc, leader.names)
+    for command in setup_commands():
+        await client.submit(command)
+    accepted = (await client.submit(order(1))).events[0]
+    assert isinstance(accepted, OrderAccepted) and accepted.order_id == base + 1
+    records = await stream_records(nc, leader.names)
+    assert records[0].command == c.Configure(ts=records[0].ts, id_base=base)
+    await leader.stop()  # a graceful hand-over: the next leader's engine is in the range already
+    again = await start_replica(replicas, prefix, "b", id_base=base)
+    await again.wait_for_role(LEADER, 10)
+    await client.submit(order(2))
+    assert [type(r.command).__name__ for r in await stream_records(nc, leader.names)].count("Configure") == 1
+
+
+def test_a_comma_separated_nats_address_is_each_server_of_the_cluster() -> None:
+    assert server_urls(" nats://a:4222, nats://b:4222,,nats://c:4222 ") == [
+        "nats://a:4222",
+        "nats://b:4222",
+        "nats://c:4222",
+    ]
+    with pytest.raises(ValueError):
+        server_urls(" , ")
 
 
 async def test_when_the_lease_lapses_the_standby_takes_over_from_the_last_stored_command(

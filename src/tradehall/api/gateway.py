@@ -172,7 +172,14 @@ class Gateway:
                 headers={"Retry-After": str(ENGINE_RETRY_AFTER_SECONDS)},
             ) from exc
         except RunnerError as exc:
-            raise ApiError(Code.INTERNAL, "the engine is not accepting commands") from exc
+            # the runner is stopping (this process's shutdown) or the engine process answered with an
+            # error (it is stopping): nothing was decided, so the same command may be sent again
+            raise ApiError(
+                Code.OVERLOADED,
+                "the engine is not accepting commands (stopping or restarting): retry with the same "
+                "client_order_id",
+                headers={"Retry-After": str(ENGINE_RETRY_AFTER_SECONDS)},
+            ) from exc
 
     def require_engine_process(self, feature: str) -> None:
         """409 `conflict` in a gateway process of `serve --workers N`: `feature` lives only in the

@@ -1,11 +1,12 @@
 """The processes of `tradehall serve --workers N`, each started by the supervisor.
 
-    python -m tradehall.cli.processes engine
-    python -m tradehall.cli.processes gateway
+    python -m tradehall.cli.processes engine|gateway|projector|feeds
 
-The engine process is today's service without HTTP: the runner (the single writer: sequencer,
-journal, engine), the projector, the clock, sessions, bus and feeds; it takes commands from the
-gateways (`EngineEndpoint`) and publishes its durable records to them (`RecordPublisher`). A gateway
+The engine process is today's service without HTTP, the read models and the feeds: the runner (the
+single writer: sequencer, journal, engine), the clock, sessions and the bus; it takes commands from
+the gateways and the feeds process (`EngineEndpoint`) and publishes its durable records
+(`RecordPublisher`) to the gateways and the projector process (`service.projection`), which writes
+the read models; the feeds process (`service.feeds_process`) submits quotes and marks. A gateway
 process serves the whole HTTP/WebSocket API on the supervisor's listening socket over a replica of
 the engine (`FollowerRunner`): it parses, authenticates, validates and rate-limits locally, sends
 commands to the engine process and answers with its durable results. Settings come from the
@@ -13,9 +14,6 @@ environment (TRADEHALL_*), as for `tradehall serve`.
 """
 
 from __future__ import annotations
-
-import asyncio
-import signal
 
 import uvicorn
 
@@ -26,14 +24,14 @@ from tradehall.api.server import uvicorn_config
 from tradehall.service.follower import FollowerRunner, RecordPublisher, records_address
 from tradehall.service.runner import RunnerConfig
 from tradehall.service.settings import Settings
-from tradehall.service.supervisor import inherited_listener
+from tradehall.service.supervisor import inherited_listener, stop_on_signals
 from tradehall.service.transport import EngineEndpoint, engine_address
 from tradehall.service.wiring import Service, engine_factory
 
 
 async def run_engine(settings: Settings) -> None:
     """Until SIGTERM/SIGINT; the endpoint binds last, so its socket file says the engine is ready."""
-    service = Service(settings)
+    service = Service(settings, project=False, feeds=False)  # their own processes do both
     await service.start(password_hasher=hash_password)
     publisher = RecordPublisher(records_address(settings.data_dir))
     service.add_listener(publisher.on_records)
@@ -44,10 +42,7 @@ async def run_engine(settings: Settings) -> None:
         on_revoked=publisher.on_revoked,
         max_batch=settings.group_commit_max_batch,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     await endpoint.start()
     try:
         await stop.wait()

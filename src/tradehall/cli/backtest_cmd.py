@@ -31,18 +31,8 @@ from tradehall.strategies.backtest.job import (
 )
 from tradehall.strategies.backtest.render import write_report
 
-SHOWN = (
-    "total_return",
-    "cagr",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "win_rate",
-    "profit_factor",
-    "trades",
-    "exposure",
-    "fees",
-)
+SHOWN = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate", "profit_factor", "trades",
+         "exposure", "fees")
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -145,9 +135,8 @@ def backtest(
             if report is not None and best is not None:
                 first = request.strategies[0]
                 chosen = replace(first, parameters={**first.parameters, **best["parameters"]})
-                result, built = execute(
-                    replace(request, strategies=(chosen, *request.strategies[1:])), ohlcv=ohlcv
-                )
+                result, built = execute(replace(request, strategies=(chosen, *request.strategies[1:])),
+                                        ohlcv=ohlcv)
                 write_report(report, built, result.prices)
                 (report / "grid.json").write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
                 console.print(f"best of the grid reported in {report}")

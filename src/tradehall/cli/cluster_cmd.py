@@ -11,7 +11,7 @@ import dataclasses
 
 import typer
 
-from tradehall.service.cluster.replica import ReplicaConfig, run_replica
+from tradehall.service.cluster.replica import ReplicaConfig, id_base_from_settings, run_replica
 from tradehall.service.supervisor import arm_lifeline
 
 cluster_app = typer.Typer(
@@ -35,6 +35,9 @@ def replica(
     snapshot_every: int = typer.Option(100_000, "--snapshot-every", help="Commands between snapshots."),
     snapshot_every_seconds: float = typer.Option(300.0, "--snapshot-every-seconds"),
     standby_only: bool = typer.Option(False, "--standby-only", help="Follow the stream, never lead."),
+    id_base: int | None = typer.Option(
+        None, "--id-base", help="The shard's order/trade id range; default: from the shard map settings."
+    ),
 ) -> None:
     """Run one replica of a shard until SIGTERM: it follows the stream and leads when the lease is free."""
     config = ReplicaConfig(
@@ -47,6 +50,7 @@ def replica(
         snapshot_every_commands=snapshot_every,
         snapshot_every_seconds=snapshot_every_seconds,
         can_lead=not standby_only,
+        id_base=id_base if id_base is not None else id_base_from_settings(shard),
     )
     if replica_id is not None:
         config = dataclasses.replace(config, replica_id=replica_id)

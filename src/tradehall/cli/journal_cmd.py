@@ -88,15 +88,8 @@ def _segment_rows(journal_dir: Path) -> list[SegmentRow]:
             scan = scan_segment(segment.path, segment.first_seq, is_last=is_last)
         except JournalCorruptError as exc:
             rows.append(
-                SegmentRow(
-                    str(segment.path),
-                    segment.first_seq,
-                    -1,
-                    -1,
-                    size,
-                    segment.archived,
-                    f"corrupt at offset {exc.offset}: {exc.reason}",
-                )
+                SegmentRow(str(segment.path), segment.first_seq, -1, -1, size, segment.archived,
+                           f"corrupt at offset {exc.offset}: {exc.reason}")
             )
             continue
         status = "ok"
@@ -104,15 +97,8 @@ def _segment_rows(journal_dir: Path) -> list[SegmentRow]:
             torn = scan.torn
             status = f"torn tail at offset {torn.offset} ({torn.dropped_bytes} bytes, {torn.reason})"
         rows.append(
-            SegmentRow(
-                str(segment.path),
-                segment.first_seq,
-                scan.last_seq,
-                scan.last_seq - segment.first_seq + 1,
-                size,
-                segment.archived,
-                status,
-            )
+            SegmentRow(str(segment.path), segment.first_seq, scan.last_seq,
+                       scan.last_seq - segment.first_seq + 1, size, segment.archived, status)
         )
     return rows
 
@@ -150,38 +136,24 @@ def inspect(
         if tail and segments:
             start = max(segments[0].first_seq, last_seq - tail + 1)
             for record in read_records(journal_dir, start, last_seq):
-                records.append(
-                    {
-                        "seq": record.seq,
-                        "ts": record.ts,
-                        "command": type(record.command).__name__,
-                        "correlation_id": record.command.correlation_id,
-                        "events": [type(event).__name__ for event in record.events],
-                    }
-                )
+                records.append({
+                    "seq": record.seq, "ts": record.ts, "command": type(record.command).__name__,
+                    "correlation_id": record.command.correlation_id,
+                    "events": [type(event).__name__ for event in record.events],
+                })
     if as_json:
-        _emit_json(
-            {
-                "journal_dir": str(journal_dir),
-                "last_seq": last_seq,
-                "segments": [asdict(row) for row in segments],
-                "snapshots": [asdict(row) for row in snapshots],
-                "records": records,
-            }
-        )
+        _emit_json({
+            "journal_dir": str(journal_dir), "last_seq": last_seq,
+            "segments": [asdict(row) for row in segments],
+            "snapshots": [asdict(row) for row in snapshots], "records": records,
+        })
         return
     headline = f"journal [bold]{journal_dir}[/]: last seq [bold]{last_seq}[/]"
     console.print(headline, highlight=False, soft_wrap=True)
     table = Table("file", "seqs", "records", "bytes", "archived", "status", title="segments")
     for row in segments:
-        table.add_row(
-            Path(row.file).name,
-            f"{row.first_seq}..{row.last_seq}",
-            str(row.records),
-            str(row.bytes),
-            "yes" if row.archived else "",
-            row.status,
-        )
+        table.add_row(Path(row.file).name, f"{row.first_seq}..{row.last_seq}", str(row.records),
+                      str(row.bytes), "yes" if row.archived else "", row.status)
     console.print(table)
     snaps = Table("file", "seq", "bytes", "status", title="snapshots")
     for snap in snapshots:
@@ -191,13 +163,8 @@ def inspect(
         title = f"last {len(records)} records"
         recent = Table("seq", "ts", "command", "correlation id", "events", title=title)
         for item in records:
-            recent.add_row(
-                str(item["seq"]),
-                str(item["ts"]),
-                item["command"],
-                item["correlation_id"],
-                ", ".join(item["events"]),
-            )
+            recent.add_row(str(item["seq"]), str(item["ts"]), item["command"], item["correlation_id"],
+                           ", ".join(item["events"]))
         console.print(recent)
 
 
@@ -233,29 +200,15 @@ def verify(
         from tradehall.engine import Engine
 
         try:
-            result = recover(
-                journal_dir,
-                snapshot_dir,
-                EngineFactory(Engine, Engine.restore),
-                open_for_append=False,
-                verify_events=True,
-                use_snapshots=False,
-            )
+            result = recover(journal_dir, snapshot_dir, EngineFactory(Engine, Engine.restore),
+                             open_for_append=False, verify_events=True, use_snapshots=False)
             replayed = {"replayed": result.replayed, "state_hash": result.engine.state_hash()}
         except JournalError as exc:
             problems.append(str(exc))
     ok = not problems
     if as_json:
-        _emit_json(
-            {
-                "ok": ok,
-                "records": count,
-                "last_seq": last_seq,
-                "problems": problems,
-                "warnings": warnings,
-                "replay": replayed,
-            }
-        )
+        _emit_json({"ok": ok, "records": count, "last_seq": last_seq, "problems": problems,
+                    "warnings": warnings, "replay": replayed})
     else:
         for warning in warnings:
             console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
@@ -275,9 +228,8 @@ def replay_command(
     data_dir: Path | None = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
     no_snapshot: bool = typer.Option(False, "--no-snapshot", help="Replay from seq 1, ignoring snapshots."),
-    check_events: bool = typer.Option(
-        True, "--check-events/--no-check-events", help="Demand the journaled events back from the engine."
-    ),
+    check_events: bool = typer.Option(True, "--check-events/--no-check-events",
+                                      help="Demand the journaled events back from the engine."),
 ) -> None:
     """Rebuilds the engine as of seq --to (snapshot + replay) and prints its state hash; changes nothing."""
     _quiet_logs()
@@ -286,27 +238,18 @@ def replay_command(
     journal_dir, snapshot_dir = _dirs(data_dir)
     with _operator_errors():
         result = recover(
-            journal_dir,
-            snapshot_dir,
-            EngineFactory(Engine, Engine.restore),
-            open_for_append=False,
-            verify_events=check_events,
-            to_seq=to,
-            use_snapshots=not no_snapshot,
+            journal_dir, snapshot_dir, EngineFactory(Engine, Engine.restore), open_for_append=False,
+            verify_events=check_events, to_seq=to, use_snapshots=not no_snapshot,
         )
         if to is not None and result.last_seq < to:
             raise JournalError(f"the journal ends at seq {result.last_seq}, before --to {to}")
         engine = result.engine
         summary = {
-            "last_seq": result.last_seq,
-            "snapshot_seq": result.snapshot_seq,
+            "last_seq": result.last_seq, "snapshot_seq": result.snapshot_seq,
             "snapshot": str(result.snapshot_path) if result.snapshot_path else None,
-            "replayed": result.replayed,
-            "seconds": round(result.seconds, 3),
-            "state_hash": engine.state_hash(),
-            "accounts": len(engine.accounts),
-            "markets": len(engine.markets),
-            "orders": len(engine.orders),
+            "replayed": result.replayed, "seconds": round(result.seconds, 3),
+            "state_hash": engine.state_hash(), "accounts": len(engine.accounts),
+            "markets": len(engine.markets), "orders": len(engine.orders),
         }
     if as_json:
         _emit_json(summary)

@@ -43,7 +43,8 @@ def _configure_logs(json_logs: bool) -> None:
 
 
 def _supervise(settings: Settings, host: str, port: int, workers: int, *, local: bool) -> int:
-    """`serve --workers N`: the engine process, then N gateways on one pre-bound socket."""
+    """`serve --workers N`: the engine process, then the projector, the feeds (when configured) and N
+    gateways on one pre-bound socket."""
     from tradehall.service.supervisor import STATUS_FILE, ChildSpec, Supervisor, bind_listener
     from tradehall.service.transport import engine_address
 
@@ -55,6 +56,9 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, *, local:
     entry = [sys.executable, "-m", "tradehall.cli.processes"]
     engine_socket = Path(engine_address(data_dir).removeprefix("ipc://"))
     children = [ChildSpec("engine", [*entry, "engine"], env, ready_path=engine_socket)]
+    children.append(ChildSpec("projector", [*entry, "projector"], env))
+    if settings.marketdata_config is not None:
+        children.append(ChildSpec("feeds", [*entry, "feeds"], env))
     children += [ChildSpec(f"gateway-{n}", [*entry, "gateway"], env) for n in range(1, workers + 1)]
     supervisor = Supervisor(children, status_path=data_dir / STATUS_FILE, listener=bind_listener(host, port))
     return supervisor.run()
@@ -77,7 +81,8 @@ def serve(
         1,
         "--workers",
         help="Gateway processes. 1 (the default): one process does everything. N > 1: an engine "
-        "process and N gateway processes sharing the port, supervised. 0: one gateway per core.",
+        "process, a projector process, a feeds process (with TRADEHALL_MARKETDATA_CONFIG) and N "
+        "gateway processes sharing the port, supervised. 0: one gateway per core.",
     ),
 ) -> None:
     """Start the API with the engine runner (configuration from TRADEHALL_* variables).
@@ -134,7 +139,7 @@ def serve(
         workers = os.cpu_count() or 1
     console.print(
         f"tradehall serving on [bold]http://{host}:{port}[/bold] (data in {settings.data_dir})"
-        + (f", {workers} gateway processes and an engine process" if workers > 1 else "")
+        + (f", {workers} gateway processes, an engine and a projector process" if workers > 1 else "")
     )
     if workers > 1:
         raise typer.Exit(_supervise(settings, host, port, workers, local=local))

@@ -61,47 +61,19 @@ class ToyEngine:
             total = state.balances.get(command.account_id, 0) + delta
             state.balances[command.account_id] = total
             currency = command.currency or "USD"
-            return [
-                BalanceChanged(
-                    account_id=command.account_id,
-                    currency=currency,
-                    total=total,
-                    held=0,
-                    delta=delta,
-                    reason="deposit",
-                )
-            ]
+            return [BalanceChanged(account_id=command.account_id, currency=currency, total=total, held=0,
+                                   delta=delta, reason="deposit")]
         if isinstance(command, PlaceOrder):
             return [self._place(command)]
         if isinstance(command, CancelOrder):
             account = state.open_orders.pop(command.order_id, None)
             if account is None:
-                return [
-                    CommandRejected(
-                        command="cancel_order",
-                        code=Code.NOT_FOUND,
-                        reason=f"order {command.order_id} is not open",
-                        ts=command.ts,
-                    )
-                ]
-            return [
-                OrderCancelled(
-                    order_id=command.order_id,
-                    account_id=account,
-                    market="TOY",
-                    filled_quantity=0,
-                    reason=CancelReason.USER,
-                    ts=command.ts,
-                )
-            ]
-        return [
-            CommandRejected(
-                command=type(command).__name__,
-                code=Code.INVALID_REQUEST,
-                reason="not supported by the toy engine",
-                ts=command.ts,
-            )
-        ]
+                return [CommandRejected(command="cancel_order", code=Code.NOT_FOUND,
+                                        reason=f"order {command.order_id} is not open", ts=command.ts)]
+            return [OrderCancelled(order_id=command.order_id, account_id=account, market="TOY",
+                                   filled_quantity=0, reason=CancelReason.USER, ts=command.ts)]
+        return [CommandRejected(command=type(command).__name__, code=Code.INVALID_REQUEST,
+                                reason="not supported by the toy engine", ts=command.ts)]
 
     def _place(self, command: PlaceOrder) -> OrderAccepted:
         state = self._state
@@ -115,22 +87,11 @@ class ToyEngine:
             if command.client_order_id is not None:
                 state.client_orders[command.client_order_id] = order_id
         return OrderAccepted(
-            order_id=order_id,
-            account_id=command.account_id,
-            market=command.market,
-            side=Side.BUY,
-            requested_side=command.side,
-            type=OrderType.LIMIT,
-            time_in_force=command.time_in_force,
-            quantity=minor_of(command.quantity, 4, "quantity"),
-            price=None,
-            stop_price=None,
-            expire_at=None,
-            post_only=False,
-            reduce_only=False,
-            client_order_id=command.client_order_id,
-            status=OrderStatus.OPEN,
-            ts=command.ts,
+            order_id=order_id, account_id=command.account_id, market=command.market, side=Side.BUY,
+            requested_side=command.side, type=OrderType.LIMIT, time_in_force=command.time_in_force,
+            quantity=minor_of(command.quantity, 4, "quantity"), price=None, stop_price=None, expire_at=None,
+            post_only=False, reduce_only=False, client_order_id=command.client_order_id,
+            status=OrderStatus.OPEN, ts=command.ts,
         )
 
 
@@ -140,13 +101,8 @@ def sample_command(n: int, ts: int = 0) -> Deposit | PlaceOrder | CancelOrder:
         return Deposit(account_id="a1", amount=Decimal("10.5"), ts=ts)
     if n % 3 == 1:
         return PlaceOrder(
-            account_id="a1",
-            market="BTC-USD",
-            side=OrderSide.BUY,
-            quantity=Decimal("2"),
-            price=Decimal("100.25"),
-            client_order_id=f"c{n}",
-            ts=ts,
+            account_id="a1", market="BTC-USD", side=OrderSide.BUY, quantity=Decimal("2"),
+            price=Decimal("100.25"), client_order_id=f"c{n}", ts=ts,
         )
     return CancelOrder(order_id=(n + 1) // 3, ts=ts)
 

@@ -48,6 +48,11 @@ _records_encoder = msgspec.msgpack.Encoder()
 _records_decoder = msgspec.msgpack.Decoder(list[JournalRecord])
 
 
+def decode_records(payload: bytes) -> list[JournalRecord]:
+    """A publication of `RecordPublisher.on_records` (topic `RECORDS_TOPIC`)."""
+    return _records_decoder.decode(payload)
+
+
 def records_address(data_dir: object) -> str:
     """Where the engine process publishes its durable records (a Unix socket in the data dir)."""
     return f"ipc://{data_dir}/records.sock"

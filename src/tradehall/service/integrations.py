@@ -37,9 +37,11 @@ log = structlog.get_logger(__name__)
 
 
 class Integrations:
-    def __init__(self, settings: Settings, runner: EngineRunner[Engine]) -> None:
+    def __init__(self, settings: Settings, runner: EngineRunner[Engine], *, feeds: bool = True) -> None:
+        """`feeds=False`: the feeds run in a process of their own (`serve --workers N`)."""
         self.settings = settings
         self.runner = runner
+        self.run_feeds = feeds
         self.publisher: BusPublisher | None = None
         self.marketdata: MarketDataRuntime | None = None
         self.pump: CommandPump | None = None
@@ -74,7 +76,7 @@ class Integrations:
             # `retain_from` answers from the saved position before the first publish
             self.publisher = publisher
             await publisher.start()
-        if settings.marketdata_config is not None:
+        if settings.marketdata_config is not None and self.run_feeds:
             config = MarketDataConfig.load(settings.marketdata_config)
             pump = CommandPump(self.runner.submit_many)
             runtime = build_runtime(config, pump, keys=settings)

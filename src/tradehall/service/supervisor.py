@@ -15,6 +15,7 @@ is left holding the port, the journal or the database, and the next start is cle
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import json
@@ -46,7 +47,8 @@ class ChildSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     ready_path: Path | None = None
     """A file the child creates once it serves (the engine's socket): at start, the children after
-    this one wait for it (a stale one is removed first)."""
+    this one wait for it; the child counts as up only once it exists (a stale one is removed before
+    each start)."""
 
 
 @dataclass(slots=True)
@@ -56,6 +58,14 @@ class _Child:
     restarts: int = 0
     next_start: float = 0.0
     backoff: float = 0.25
+    ready: bool = False
+
+    def serving(self) -> bool:
+        """Running, and past its start when it has a ready file."""
+        if self.process is None or self.process.poll() is not None:
+            return False
+        path = self.spec.ready_path
+        return path is None or path.exists()
 
 
 def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -90,6 +100,9 @@ class Supervisor:
         env.update(child.spec.env)
         env[LIFELINE_FD_ENV] = str(self._lifeline_read)
         env[PARENT_PID_ENV] = str(os.getpid())
+        if child.spec.ready_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                child.spec.ready_path.unlink()
         pass_fds = [self._lifeline_read]
         if self._listener is not None:
             env[LISTEN_FD_ENV] = str(self._listener.fileno())
@@ -103,7 +116,7 @@ class Supervisor:
             "children": {
                 child.spec.name: {
                     "pid": child.process.pid if child.process is not None else None,
-                    "up": child.process is not None and child.process.poll() is None,
+                    "up": child.serving(),
                     "restarts": child.restarts,
                 }
                 for child in self._children
@@ -111,9 +124,7 @@ class Supervisor:
         }
 
     def _write_status(self) -> None:
-        temporary = self.status_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.status()))
-        os.replace(temporary, self.status_path)
+        write_status_file(self.status_path, self.status())
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
@@ -126,9 +137,6 @@ class Supervisor:
             for child in self._children:
                 if self._stopping:
                     return 0
-                if child.spec.ready_path is not None:
-                    with contextlib.suppress(FileNotFoundError):
-                        child.spec.ready_path.unlink()
                 self._start(child)
                 self._write_status()
                 if child.spec.ready_path is not None and not self._await_ready(child, child.spec.ready_path):
@@ -153,6 +161,10 @@ class Supervisor:
                         changed = True
                     elif process is not None and child.backoff > 0.25 and now - child.next_start > 30:
                         child.backoff = 0.25  # up for 30 s: the next crash restarts quickly again
+                    serving = child.serving()
+                    if serving != child.ready:  # a restarted engine is up once it serves again
+                        child.ready = serving
+                        changed = True
                 if changed:
                     self._write_status()
                 time.sleep(self._poll)
@@ -191,6 +203,34 @@ class Supervisor:
             self.status_path.unlink()
 
 
+def write_status_file(path: Path, status: Mapping[str, object]) -> None:
+    """Replaces `path` with `status` as JSON at once (a reader never sees half a file)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(status, default=str))
+    os.replace(temporary, path)
+
+
+def read_status_file(path: Path) -> dict[str, object] | None:
+    """What `write_status_file` wrote, when this process is a supervised child (None otherwise: a
+    file left by a supervisor killed earlier says nothing of this run)."""
+    if PARENT_PID_ENV not in os.environ:
+        return None
+    try:
+        loaded = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def stop_on_signals() -> asyncio.Event:
+    """In a supervised child's event loop: an event set by SIGTERM or SIGINT (a clean stop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
 def arm_lifeline() -> None:
     """In a supervised child: die when the supervisor dies (lifeline EOF, and PR_SET_PDEATHSIG).
 
@@ -226,11 +266,5 @@ def inherited_listener() -> socket.socket | None:
 
 def read_status(data_dir: Path) -> dict[str, object] | None:
     """The supervisor's last written status for this data directory, when this process is one of its
-    children (None otherwise: a file left by a supervisor killed earlier says nothing of this run)."""
-    if PARENT_PID_ENV not in os.environ:
-        return None
-    try:
-        loaded: dict[str, object] = json.loads((data_dir / STATUS_FILE).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return loaded
+    children (None otherwise)."""
+    return read_status_file(data_dir / STATUS_FILE)

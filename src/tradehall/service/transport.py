@@ -24,6 +24,7 @@ import zmq
 import zmq.asyncio
 
 from tradehall.domain.commands import AnyCommand
+from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.events import AnyEvent
 from tradehall.service.runner import CommandResult, RunnerError
 
@@ -147,7 +148,9 @@ class EngineEndpoint:
         replies: list[CommandReply]
         try:
             results = await self._submit_many([request.command for request in decoded if request.command])
-        except (RunnerError, ValueError) as exc:
+        except Exception as exc:  # the runner stopping, or a bug: an error reply, never silence
+            if not isinstance(exc, RunnerError | ValueError):
+                log.error("engine_endpoint_batch_failed", error=repr(exc))
             error = str(exc) or type(exc).__name__
             replies = [CommandReply(id=request.id, error=error) for request in decoded]
         else:
@@ -221,7 +224,12 @@ class EngineClient:
         self._waiting[request_id] = future
         try:
             request = CommandRequest(id=request_id, command=command, revoked=revoked)
-            await self._socket.send(_request_encoder.encode(request))
+            try:
+                payload = _request_encoder.encode(request)
+            except (OverflowError, TypeError) as exc:  # as the runner refuses it in one process
+                detail = f"the command cannot be journaled: {exc}"
+                raise TradehallError(Code.INVALID_REQUEST, detail) from None
+            await self._socket.send(payload)
             reply = await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
         except TimeoutError:
             raise EngineUnavailableError("the engine did not answer in time") from None

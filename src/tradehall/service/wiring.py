@@ -1,9 +1,11 @@
 """Startup and shutdown of one tradehall process: settings -> store, engine runner, projector, admin user.
 
 The projector reads the runner's durable records through a listener (never blocking the engine);
-on start it first catches up from the journal after its own stored seq. `read_barrier()` lets a
-read of the read models wait until they show everything durable when the read began, which is what
-makes read-after-write hold for history queries without slowing the write path.
+on start it first catches up from the journal after its own stored seq (`service.projection`).
+`read_barrier()` lets a read of the read models wait until they show everything durable when the
+read began, which is what makes read-after-write hold for history queries without slowing the write
+path. With `serve --workers N` the projector runs in a process of its own: the engine process and
+the gateways then read how far it is from the store (`projection_state`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from tradehall.journal.segments import read_records
 from tradehall.service.clock import Clock, ManualClock
 from tradehall.service.engine_config import configure_command
 from tradehall.service.integrations import Integrations
+from tradehall.service.projection import Projection
 from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig
 from tradehall.service.settings import Settings
 from tradehall.store import Projector, ProjectorConfig, Store, upgrade
@@ -51,13 +53,22 @@ class Service:
     """Owns the runtime pieces; `await start()` before serving, `await stop()` after."""
 
     def __init__(
-        self, settings: Settings, *, clock: Clock | None = None, runner: EngineRunner[Engine] | None = None
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        runner: EngineRunner[Engine] | None = None,
+        project: bool = True,
+        feeds: bool = True,
     ) -> None:
         """`runner`: a gateway process's `FollowerRunner` (`tradehall serve --workers N`). Such a
-        service is a follower: the engine process projects, ticks the clock, runs the sessions and
-        integrations and creates the admin user; this one serves requests over the replica."""
+        service is a follower: the engine process ticks the clock, runs the sessions and integrations
+        and creates the admin user; this one serves requests over the replica. `project=False` (the
+        engine process of `serve --workers N`): the projector process writes the read models, this
+        one only reads how far it is. `feeds=False`: the market-data feeds run in their own process."""
         self.settings = settings
         self.follower = runner is not None
+        self.projects = project and not self.follower
         self.manual_clock: ManualClock | None = None
         """The clock `POST /admin/clock` moves, when the process runs with TRADEHALL_CLOCK=manual."""
         if clock is None and settings.clock == "manual":
@@ -70,16 +81,14 @@ class Service:
         )
         self._store: Store | None = None
         self._projector: Projector | None = None
-        self._backlog: deque[JournalRecord] = deque()
-        self._backlog_ready = asyncio.Event()
+        self._projection: Projection | None = None
         self._projected_seq = 0
-        self._projected_changed = asyncio.Event()
-        self._projection_task: asyncio.Task[None] | None = None
-        self._projection_error: BaseException | None = None
+        """How far the read models are, when another process projects (read from the store)."""
+        self._position_task: asyncio.Task[None] | None = None
         self._listeners: list[RecordListener] = []
         self._remove_listener: Callable[[], None] | None = None
         self._clock_task: asyncio.Task[None] | None = None
-        self.integrations = Integrations(settings, self.runner)
+        self.integrations = Integrations(settings, self.runner, feeds=feeds)
         """The bus publisher and the market-data feeds, when configured."""
         self.strategies: StrategyRegistry = default_registry(settings.strategies_dir)
         """Every strategy a session or backtest may name (built-ins, entry points, the directory)."""
@@ -125,6 +134,8 @@ class Service:
             await asyncio.to_thread(upgrade, url)  # the engine process's; it runs before the gateways
         self._store = Store.from_url(url)
         self._projector = Projector(self._store.engine, ProjectorConfig())
+        if self.projects:  # fed from the runner's listener, from `start()` on
+            self._projection = Projection(self._projector, settings.journal_dir)
         await self.runner.start()
         if self.follower:
             self.started_at = time.monotonic()
@@ -139,12 +150,12 @@ class Service:
         configure = configure_command(settings, self.runner.engine.config)
         if configure is not None:
             await self.runner.submit(configure)
-        projected = await self._projector.last_seq()
-        self._projected_seq = projected
         durable = self.runner.durable_seq
-        if projected < durable:
-            await self._catch_up(projected + 1, durable)
-        self._projection_task = asyncio.create_task(self._project_loop(), name="projector")
+        if self._projection is not None:
+            projected = await self._projection.start(durable)
+        else:  # the projector process writes; the journal's retention follows its stored seq
+            projected = self._projected_seq = await self._projector.last_seq()
+            self._position_task = asyncio.create_task(self._follow_position(), name="projector-position")
         if settings.clock_tick_seconds > 0:
             tick = self._tick_clock(settings.clock_tick_seconds)
             self._clock_task = asyncio.create_task(tick, name="clock")
@@ -170,14 +181,12 @@ class Service:
         await self.runner.stop()
         if self._remove_listener is not None:
             self._remove_listener()
-        self._backlog_ready.set()
-        if self._projection_task is not None:
-            # let the projector finish what is already durable, then end it
-            with contextlib.suppress(TimeoutError):
-                await self.wait_projected(self.runner.durable_seq, timeout=10.0)
-            self._projection_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._projection_task
+        if self._projection is not None:  # let the projector finish what is already durable
+            await self._projection.stop(self.runner.durable_seq)
+        if self._position_task is not None:
+            self._position_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._position_task
         if self._projector is not None:
             self._projector.close()
         if self._store is not None:
@@ -270,8 +279,8 @@ class Service:
         return remove
 
     def _on_records(self, records: Sequence[JournalRecord]) -> None:
-        self._backlog.extend(records)
-        self._backlog_ready.set()
+        if self._projection is not None:
+            self._projection.feed(records)
         for listener in list(self._listeners):
             try:
                 listener(records)
@@ -283,80 +292,46 @@ class Service:
     def _retain_from(self) -> int:
         # the journal must keep what the projector and the bus publisher still have to read
         publisher = self.integrations.retain_from()
-        projector = self._projected_seq + 1
+        projector = self.projected_seq + 1
         return projector if publisher is None else min(projector, publisher)
 
-    async def _catch_up(self, first: int, last: int) -> None:
-        journal_dir = self.settings.journal_dir
-
-        def load() -> list[JournalRecord]:
-            return list(read_records(journal_dir, first, last))
-
-        records = await asyncio.to_thread(load)
-        for start in range(0, len(records), 1000):
-            await self._apply(records[start : start + 1000])
-
-    async def _apply(self, batch: Sequence[JournalRecord]) -> None:
-        fresh = [record for record in batch if record.seq > self._projected_seq]
-        if not fresh:
-            return
-        seq = await self.projector.apply(fresh)
-        self._projected_seq = max(self._projected_seq, seq)
-        self._projected_changed.set()
-
-    async def _project_loop(self) -> None:
+    async def _follow_position(self, interval: float = 1.0) -> None:
+        """The engine process of `serve --workers N`: how far the projector process is, so the
+        journal keeps what it has yet to read (a stale figure only keeps more)."""
         while True:
-            if not self._backlog:
-                self._backlog_ready.clear()
-                await self._backlog_ready.wait()
-                continue
-            batch: list[JournalRecord] = []
-            while self._backlog and len(batch) < 2000:
-                batch.append(self._backlog.popleft())
-            try:
-                await self._apply(batch)
-            except Exception as exc:
-                self._projection_error = exc
-                log.error("projection_failed", error=repr(exc))
-                raise
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):  # the store away: keep the last figure
+                await self.refresh_projected()
 
     @property
     def projected_seq(self) -> int:
-        return self._projected_seq
+        return self._projection.projected_seq if self._projection is not None else self._projected_seq
 
     async def refresh_projected(self) -> None:
-        """A follower's view of how far the engine process's projector is (for `/ready`)."""
-        if self.follower:
-            self._projected_seq = await self.projector.last_seq()
+        """When another process projects: how far it is, read from the store (for `/ready`)."""
+        if self._projection is None and self._projector is not None:
+            self._projected_seq = await self._projector.last_seq()
 
     @property
     def projection_lag(self) -> int:
-        return max(0, self.runner.durable_seq - self._projected_seq)
+        return max(0, self.runner.durable_seq - self.projected_seq)
 
     @property
     def projection_failed(self) -> BaseException | None:
-        return self._projection_error
+        return self._projection.error if self._projection is not None else None
 
     async def wait_projected(self, seq: int, timeout: float = 5.0) -> None:
         """Waits until the read models show record `seq`; TimeoutError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        if self.follower:  # the engine process projects: read how far from the store
-            while (projected := await self.projector.last_seq()) < seq:
-                self._projected_seq = projected
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"read models are behind seq {seq}")
-                await asyncio.sleep(0.002)
-            self._projected_seq = projected
+        if self._projection is not None:
+            await self._projection.wait_projected(seq, timeout)
             return
-        while self._projected_seq < seq:
-            if self._projection_error is not None:
-                raise RuntimeError("the projector has stopped") from self._projection_error
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        deadline = time.monotonic() + timeout  # another process projects: read how far from the store
+        while (projected := await self.projector.last_seq()) < seq:
+            self._projected_seq = projected
+            if time.monotonic() >= deadline:
                 raise TimeoutError(f"read models are behind seq {seq}")
-            self._projected_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._projected_changed.wait(), remaining)
+            await asyncio.sleep(0.002)
+        self._projected_seq = projected
 
     async def read_barrier(self, timeout: float = 5.0) -> None:
         """Read-after-write for the read models: wait until they show all that is durable now.
@@ -368,7 +343,7 @@ class Service:
         try:
             await self.wait_projected(target, timeout)
         except TimeoutError:
-            log.warning("read_barrier_timeout", target_seq=target, projected_seq=self._projected_seq)
+            log.warning("read_barrier_timeout", target_seq=target, projected_seq=self.projected_seq)
 
     async def store_reachable(self) -> bool:
         def ping(session: object) -> bool:

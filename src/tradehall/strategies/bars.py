@@ -20,7 +20,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def interval_ns(interval: str | int | float) -> int:
-    """ "1m", "15s", "4h", "1d", or a number of seconds, as nanoseconds."""
+    """"1m", "15s", "4h", "1d", or a number of seconds, as nanoseconds."""
     if isinstance(interval, bool):
         raise invalid_request("interval must be like '1m' or a number of seconds")
     if isinstance(interval, int | float):

@@ -41,7 +41,8 @@ class StrategyRegistry:
             raise TypeError(f"{cls!r} is not a Strategy subclass with a name")
         if cls.name in self._classes:
             if self._classes[cls.name] is not cls:
-                log.warning("strategy_name_taken", name=cls.name, source=source, kept=self.sources[cls.name])
+                log.warning("strategy_name_taken", name=cls.name, source=source,
+                            kept=self.sources[cls.name])
             return False
         self._classes[cls.name] = cls
         self.sources[cls.name] = source
@@ -97,9 +98,8 @@ class StrategyRegistry:
                     self.register(cls, f"file:{path}")
 
 
-def default_registry(
-    directory: Path | None = None, *, entry_point_group: str = ENTRY_POINT_GROUP
-) -> StrategyRegistry:
+def default_registry(directory: Path | None = None, *, entry_point_group: str = ENTRY_POINT_GROUP
+                     ) -> StrategyRegistry:
     """Built-ins, then the installed entry points, then the directory (when configured)."""
     registry = StrategyRegistry(BUILTIN_STRATEGIES)
     registry.load_entry_points(entry_point_group)

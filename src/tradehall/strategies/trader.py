@@ -42,15 +42,7 @@ class Member:
 
 class _MarketTrack:
     __slots__ = (
-        "ask",
-        "ask_depth",
-        "bid",
-        "bid_depth",
-        "data_ts",
-        "last_close",
-        "price",
-        "returns",
-        "volume",
+        "ask", "ask_depth", "bid", "bid_depth", "data_ts", "last_close", "price", "returns", "volume"
     )
 
     def __init__(self) -> None:

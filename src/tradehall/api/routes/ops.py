@@ -12,7 +12,8 @@ from tradehall.api.metrics import PROJECTION_LAG, render
 from tradehall.api.monitor import Health, MonitorRuntime
 from tradehall.api.routes.common import json_response
 from tradehall.api.schemas import HealthOut, ReadyOut
-from tradehall.service.supervisor import read_status
+from tradehall.service.feeds_process import FEEDS_STATUS_FILE
+from tradehall.service.supervisor import read_status, read_status_file
 
 router = APIRouter(tags=["operations"])
 
@@ -83,6 +84,11 @@ async def ready(gateway: GatewayDep, request: Request) -> Response:
         processes_ok = all(isinstance(child, dict) and child.get("up") for child in processes.values())
         checks["processes"] = {"ok": processes_ok, **processes}
         good = good and processes_ok
+        if "feeds" in processes and registry is None:  # the feeds process's own report
+            report = read_status_file(gateway.settings.data_dir / FEEDS_STATUS_FILE)
+            feeds_ok = report is not None and report.get("ok") is True
+            checks["feeds"] = {"ok": feeds_ok, "feeds": [] if report is None else report.get("feeds", [])}
+            good = good and feeds_ok
     monitor: MonitorRuntime | None = getattr(request.app.state, "monitor", None)
     if monitor is not None:
         # the alerts' verdict; CRITICAL fails readiness only with TRADEHALL_MONITOR_CRITICAL_NOT_READY

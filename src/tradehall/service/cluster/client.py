@@ -21,6 +21,12 @@ from tradehall.service.runner import CommandResult, RunnerError
 class ShardUnavailableError(RunnerError):
     """No leader answered: none is serving right now, or it did not answer within the timeout."""
 
+    def __init__(self, message: str, *, maybe_applied: bool) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+        """False when nobody listened (the command surely was not applied); True after a timeout or a
+        broken connection (it may have been: resend only what the engine deduplicates)."""
+
 
 class ShardClient:
     def __init__(self, nc: Any, names: ShardNames, *, timeout: float = 5.0) -> None:
@@ -37,13 +43,15 @@ class ShardClient:
                 self.names.command_subject, payload, timeout=self.timeout if timeout is None else timeout
             )
         except nats.errors.NoRespondersError:
-            raise ShardUnavailableError(f"shard {self.names.shard}: no leader is serving") from None
+            raise ShardUnavailableError(
+                f"shard {self.names.shard}: no leader is serving", maybe_applied=False
+            ) from None
         except (TimeoutError, nats.errors.TimeoutError):
             raise ShardUnavailableError(
-                f"shard {self.names.shard}: the leader did not answer in time"
+                f"shard {self.names.shard}: the leader did not answer in time", maybe_applied=True
             ) from None
         except (OSError, nats.errors.Error) as exc:
-            raise ShardUnavailableError(f"shard {self.names.shard}: {exc!r}") from exc
+            raise ShardUnavailableError(f"shard {self.names.shard}: {exc!r}", maybe_applied=True) from exc
         reply = reply_decoder.decode(message.data)
         if reply.error:
             if reply.code:

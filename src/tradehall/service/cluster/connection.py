@@ -7,10 +7,19 @@ from typing import Any
 import nats
 
 
-async def connect(url: str, name: str) -> Any:
-    """A connection that reconnects for ever (a takeover must not end because NATS restarted)."""
+def server_urls(urls: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222` -> each server (nats-py takes a list; it does not split a string)."""
+    servers = [url.strip() for url in urls.split(",") if url.strip()]
+    if not servers:
+        raise ValueError(f"no NATS server in {urls!r}")
+    return servers
+
+
+async def connect(urls: str, name: str) -> Any:
+    """A connection to any of `urls` (comma-separated: the servers of a NATS cluster) that reconnects
+    for ever: a takeover must not end because one NATS server restarted."""
     return await nats.connect(
-        url,
+        server_urls(urls),
         name=name,
         connect_timeout=2,
         reconnect_time_wait=0.2,

@@ -35,7 +35,7 @@ import msgspec
 import nats.errors
 import structlog
 
-from tradehall.domain.commands import AnyCommand
+from tradehall.domain.commands import AnyCommand, Configure
 from tradehall.domain.errors import TradehallError
 from tradehall.engine import Engine
 from tradehall.journal.errors import JournalError
@@ -63,8 +63,10 @@ from tradehall.service.cluster.protocol import (
     status_encoder,
     status_request_decoder,
 )
+from tradehall.service.cluster.shards import shard_map_of
 from tradehall.service.cluster.snapshots import ShardSnapshots
 from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig, RunnerError
+from tradehall.service.settings import Settings
 from tradehall.service.supervisor import arm_lifeline
 
 log = structlog.get_logger(__name__)
@@ -95,6 +97,9 @@ class ReplicaConfig:
     snapshot_every_seconds: float = 300.0
     can_lead: bool = True
     """False: a read-only follower that never takes the lease."""
+    id_base: int | None = None
+    """The shard's order and trade id range (`ShardMap.id_base`): a new leader whose engine is not in
+    it yet submits `Configure(id_base=...)` before serving. None: leave the engine's as it is."""
 
     @property
     def names(self) -> ShardNames:
@@ -382,6 +387,9 @@ class ShardReplica:
         runner.add_listener(self._on_leader_records)
         self.runner = runner
         self.command_log = command_log
+        id_base = self.config.id_base
+        if id_base is not None and state.engine.config.id_base != id_base:
+            await runner.submit(Configure(id_base=id_base))
         self._command_sub = await self._nc.subscribe(self.names.command_subject, cb=self._on_command)
         await flush_subscriptions(self._nc)  # the server has it before anyone hears we lead
         self.takeovers += 1
@@ -540,8 +548,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ReplicaConfig:
     parser.add_argument("--snapshot-every", type=int, default=100_000, help="commands between snapshots")
     parser.add_argument("--snapshot-every-seconds", type=float, default=300.0)
     parser.add_argument("--standby-only", action="store_true", help="follow the stream, never lead")
+    parser.add_argument(
+        "--id-base", type=int, default=None, help="the shard's id range; default: from the shard map"
+    )
     args = parser.parse_args(argv)
     extra: dict[str, Any] = {} if args.replica_id is None else {"replica_id": args.replica_id}
+    id_base = args.id_base if args.id_base is not None else id_base_from_settings(args.shard)
     return ReplicaConfig(
         shard=args.shard,
         nats_url=args.nats,
@@ -552,8 +564,21 @@ def parse_args(argv: Sequence[str] | None = None) -> ReplicaConfig:
         snapshot_every_commands=args.snapshot_every,
         snapshot_every_seconds=args.snapshot_every_seconds,
         can_lead=not args.standby_only,
+        id_base=id_base,
         **extra,
     )
+
+
+def id_base_from_settings(shard: str) -> int | None:
+    """The shard's id base from the shard map in the settings (TRADEHALL_CLUSTER_SHARDS or _FILE), if
+    the map names the shard."""
+    settings = Settings()
+    shard_map = shard_map_of(
+        settings.cluster_shards, settings.cluster_shards_file, settings.cluster_home_shard
+    )
+    if shard_map is None or shard not in shard_map.names:
+        return None
+    return shard_map.id_base(shard)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

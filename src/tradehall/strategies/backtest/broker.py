@@ -174,12 +174,8 @@ class EngineBroker:
                     self._rejected(event.client_order_id, event.code.value, event.reason)
             elif cls is CommandRejected and not isinstance(command, cmds.Quote | cmds.CancelAll):
                 self.log.rejections.append(
-                    {
-                        "ts": event.ts,
-                        "command": event.command,
-                        "code": event.code.value,
-                        "reason": event.reason,
-                    }
+                    {"ts": event.ts, "command": event.command, "code": event.code.value,
+                     "reason": event.reason}
                 )
         if outer:
             # the strategies hear of fills and order changes once the whole command's events are in,
@@ -189,29 +185,12 @@ class EngineBroker:
                 notice()
         return events
 
-    def quote(
-        self,
-        ts: int,
-        bid: Decimal,
-        ask: Decimal,
-        last: Decimal,
-        bid_size: Decimal | None = None,
-        ask_size: Decimal | None = None,
-    ) -> None:
+    def quote(self, ts: int, bid: Decimal, ask: Decimal, last: Decimal,
+              bid_size: Decimal | None = None, ask_size: Decimal | None = None) -> None:
         if ts > self.now:
             self.now = ts
-        self._apply(
-            cmds.Quote(
-                market=self.symbol,
-                bid=bid,
-                ask=ask,
-                last=last,
-                bid_size=bid_size,
-                ask_size=ask_size,
-                ts=ts,
-                source="backtest",
-            )
-        )
+        self._apply(cmds.Quote(market=self.symbol, bid=bid, ask=ask, last=last, bid_size=bid_size,
+                               ask_size=ask_size, ts=ts, source="backtest"))
 
     def advance(self, ts: int) -> None:
         if ts > self.now:
@@ -281,9 +260,8 @@ class EngineBroker:
             quantity=event.quantity * self._lot,
             ts=event.ts,
             parent_order_id=getattr(event, "parent_order_id", None),
-            tag=pending.tag
-            if pending is not None
-            else ("exit" if getattr(event, "parent_order_id", None) else ""),
+            tag=pending.tag if pending is not None else ("exit" if getattr(event, "parent_order_id", None)
+                                                        else ""),
         )
         self._records[event.order_id] = record
         self.log.orders.append(record)
@@ -304,10 +282,8 @@ class EngineBroker:
         self.open_order_ids.discard(order_id)
         record = self._records.get(order_id)
         if record is not None and record.type == "trailing_stop" and reason == "unfunded":
-            self._warn(
-                "a trailing stop was unfunded: on a spot market a bracket's take-profit holds the "
-                "base, so use the trailing stop or the bracket, not both"
-            )
+            self._warn("a trailing stop was unfunded: on a spot market a bracket's take-profit holds the "
+                       "base, so use the trailing stop or the bracket, not both")
         self._update(order_id, status, reason)
 
     def _rejected(self, client_order_id: str | None, code: str, reason: str) -> None:
@@ -342,8 +318,7 @@ class EngineBroker:
             ts=event.ts,
             order_id=event.order_id,
             client_order_id=self._records[event.order_id].client_order_id
-            if event.order_id in self._records
-            else None,
+            if event.order_id in self._records else None,
             side=event.side.value,
             price=event.price * tick,
             quantity=event.quantity * lot,
@@ -356,17 +331,9 @@ class EngineBroker:
         if self.on_fill is not None:
             self._later(
                 self.on_fill,
-                FillReport(
-                    self.symbol,
-                    event.ts,
-                    event.order_id,
-                    fill.side,
-                    float(fill.price),
-                    float(fill.quantity),
-                    float(fill.fee),
-                    float(fill.realized_pnl),
-                    fill.client_order_id,
-                ),
+                FillReport(self.symbol, event.ts, event.order_id, fill.side, float(fill.price),
+                           float(fill.quantity), float(fill.fee), float(fill.realized_pnl),
+                           fill.client_order_id),
             )
         if event.status.value == "filled":
             self.open_order_ids.discard(event.order_id)

@@ -218,13 +218,8 @@ def _decimal_places(value: float) -> int:
     return min(len(fraction), 8)
 
 
-def spec_for_data(
-    symbol: str,
-    data: Ohlcv | None,
-    tick_size: Decimal | None = None,
-    lot_size: Decimal | None = None,
-    kind: MarketKind = MarketKind.SPOT,
-) -> MarketSpec:
+def spec_for_data(symbol: str, data: Ohlcv | None, tick_size: Decimal | None = None,
+                  lot_size: Decimal | None = None, kind: MarketKind = MarketKind.SPOT) -> MarketSpec:
     """A spot market for a data file: base and quote from `BASE-QUOTE` (or `BASE/QUOTE`), the tick the
     finest the prices need (at most 8 places), lots of 1e-8."""
     for separator in ("-", "/", "_"):

@@ -148,8 +148,7 @@ def execute(
             recording = load_recording(request.data_path)
             if request.start is not None or request.end is not None:
                 recording = [
-                    e
-                    for e in recording
+                    e for e in recording
                     if (request.start is None or e.receive_ts >= request.start)
                     and (request.end is None or e.receive_ts < request.end)
                 ]
@@ -234,3 +233,4 @@ def run_grid(
         with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
             rows = list(pool.map(_grid_worker, tasks))
     return sorted(rows, key=key)
+

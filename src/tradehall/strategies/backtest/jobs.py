@@ -153,9 +153,8 @@ class BacktestJobs:
         return job
 
     def owned_by(self, owner: str) -> list[Job]:
-        return sorted(
-            (j for j in self.jobs.values() if j.owner == owner), key=lambda j: j.created_at, reverse=True
-        )
+        return sorted((j for j in self.jobs.values() if j.owner == owner), key=lambda j: j.created_at,
+                      reverse=True)
 
     def report_path(self, job: Job, name: str) -> Path:
         return self.root / job.id / name
@@ -212,3 +211,4 @@ class BacktestJobs:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+

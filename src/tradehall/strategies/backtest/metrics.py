@@ -96,9 +96,8 @@ def conditional_value_at_risk(returns: Sequence[float], cutoff: float = 0.05) ->
     return mean(ordered[: index + 1])
 
 
-def drawdowns(
-    initial: float, equity: Sequence[tuple[int, float]], start: int
-) -> tuple[list[tuple[int, float]], float, int]:
+def drawdowns(initial: float, equity: Sequence[tuple[int, float]], start: int
+              ) -> tuple[list[tuple[int, float]], float, int]:
     """The drawdown series (a positive fraction below the running peak, the initial balance
     included), its maximum, and the longest time in ns spent below a peak (to recovery, or to the end)."""
     peak = initial

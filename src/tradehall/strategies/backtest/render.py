@@ -98,14 +98,8 @@ def plots(report: dict[str, Any], prices: list[tuple[int, float]]) -> dict[str, 
 
     drawdown = _thin(report["drawdown"])
     figure, axes = _subplots(plt, 10, 2.6)
-    axes.fill_between(
-        [_time(t) for t, _ in drawdown],
-        [-float(v or 0) for _, v in drawdown],
-        0,
-        color="#c0392b",
-        alpha=0.5,
-        linewidth=0,
-    )
+    axes.fill_between([_time(t) for t, _ in drawdown], [-float(v or 0) for _, v in drawdown], 0,
+                      color="#c0392b", alpha=0.5, linewidth=0)
     axes.set_title("Drawdown")
     axes.grid(alpha=0.3)
     figure.autofmt_xdate()
@@ -113,26 +107,14 @@ def plots(report: dict[str, Any], prices: list[tuple[int, float]]) -> dict[str, 
 
     figure, axes = _subplots(plt, 10, 3.6)
     thinned = _thin(prices)
-    axes.plot(
-        [datetime.fromtimestamp(ts / 1e9, UTC) for ts, _ in thinned],
-        [p for _, p in thinned],
-        color="#555",
-        linewidth=0.8,
-    )
+    axes.plot([datetime.fromtimestamp(ts / 1e9, UTC) for ts, _ in thinned], [p for _, p in thinned],
+              color="#555", linewidth=0.8)
     trades = report["trades"][:2000]
-    for key, price_key, marker, colour in (
-        ("entry_time", "entry_price", "^", "#1a8f3c"),
-        ("exit_time", "exit_price", "v", "#c0392b"),
-    ):
+    for key, price_key, marker, colour in (("entry_time", "entry_price", "^", "#1a8f3c"),
+                                           ("exit_time", "exit_price", "v", "#c0392b")):
         points = [(t[key], t[price_key]) for t in trades if t[key] and t[price_key]]
-        axes.scatter(
-            [_time(x) for x, _ in points],
-            [float(y) for _, y in points],
-            marker=marker,
-            color=colour,
-            s=14,
-            zorder=3,
-        )
+        axes.scatter([_time(x) for x, _ in points], [float(y) for _, y in points], marker=marker,
+                     color=colour, s=14, zorder=3)
     axes.set_title("Trades on price (entries ^, exits v)")
     axes.grid(alpha=0.3)
     figure.autofmt_xdate()
@@ -155,22 +137,15 @@ def html_page(report: dict[str, Any], images: dict[str, bytes]) -> str:
         metrics=report["metrics"],
         metric_names=METRIC_NAMES,
         trades=report["trades"],
-        images=[
-            (title, base64.b64encode(images[name]).decode())
-            for title, name in (
-                ("Equity", "equity.png"),
-                ("Drawdown", "drawdown.png"),
-                ("Trades on price", "trades.png"),
-            )
-            if name in images
-        ],
+        images=[(title, base64.b64encode(images[name]).decode()) for title, name in
+                (("Equity", "equity.png"), ("Drawdown", "drawdown.png"), ("Trades on price", "trades.png"))
+                if name in images],
         settings=settings,
     )
 
 
-def write_report(
-    directory: Path, report: dict[str, Any], prices: list[tuple[int, float]], *, with_plots: bool = True
-) -> dict[str, Path]:
+def write_report(directory: Path, report: dict[str, Any], prices: list[tuple[int, float]],
+                 *, with_plots: bool = True) -> dict[str, Path]:
     """report.json, the PNGs and report.html into `directory` (created); returns the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}

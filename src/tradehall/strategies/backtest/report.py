@@ -21,29 +21,10 @@ from tradehall.strategies.backtest.broker import Fill
 from tradehall.strategies.backtest.runner import BacktestResult
 
 METRIC_NAMES = (
-    "total_return",
-    "cagr",
-    "sharpe",
-    "sortino",
-    "sharpe_trades",
-    "sortino_trades",
-    "calmar",
-    "max_drawdown",
-    "max_drawdown_duration",
-    "win_rate",
-    "profit_factor",
-    "expectancy",
-    "trades",
-    "exposure",
-    "fees",
-    "best_trade",
-    "worst_trade",
-    "avg_win",
-    "avg_loss",
-    "max_consecutive_wins",
-    "max_consecutive_losses",
-    "var_95",
-    "cvar_95",
+    "total_return", "cagr", "sharpe", "sortino", "sharpe_trades", "sortino_trades", "calmar",
+    "max_drawdown", "max_drawdown_duration", "win_rate", "profit_factor", "expectancy", "trades",
+    "exposure", "fees", "best_trade", "worst_trade", "avg_win", "avg_loss", "max_consecutive_wins",
+    "max_consecutive_losses", "var_95", "cvar_95",
 )
 
 
@@ -136,13 +117,8 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
     trades, still_open = round_trips(result.fills)
     exposure = result.exposure_bars / result.bars if result.bars else math.nan
     report = performance(
-        result.initial_balance,
-        result.start,
-        result.equity,
-        [(result.market, t) for t in trades],
-        result.fees,
-        exposure,
-        places,
+        result.initial_balance, result.start, result.equity, [(result.market, t) for t in trades],
+        result.fees, exposure, places,
     )
     equity = result.equity
     final = equity[-1][1] if equity else float(result.initial_balance)
@@ -157,17 +133,11 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         "daily_returns": report["daily_returns"],
         "run": {
             "market": result.market,
-            "spec": {
-                "kind": spec.kind.value,
-                "base": spec.base,
-                "quote": spec.quote,
-                "tick_size": str(spec.tick_size),
-                "lot_size": str(spec.lot_size),
-                "taker_fee": str(spec.taker_fee),
-                "maker_fee": str(spec.maker_fee),
-                "slippage": None if spec.slippage is None else str(spec.slippage),
-                "latency_ms": spec.latency_ms,
-            },
+            "spec": {"kind": spec.kind.value, "base": spec.base, "quote": spec.quote,
+                     "tick_size": str(spec.tick_size), "lot_size": str(spec.lot_size),
+                     "taker_fee": str(spec.taker_fee), "maker_fee": str(spec.maker_fee),
+                     "slippage": None if spec.slippage is None else str(spec.slippage),
+                     "latency_ms": spec.latency_ms},
             "strategies": result.strategies,
             "settings": _settings_json(result),
             "fill_model": result.fill_model.as_dict(),

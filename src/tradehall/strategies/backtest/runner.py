@@ -126,11 +126,8 @@ class Backtest:
         self.spec = msgspec.structs.replace(self.spec, quote_max_age_ms=max_age)
         self.broker = broker = EngineBroker(self.spec, self.settings.initial_balance, engine_config=config)
         self.risk = RiskManager(self.settings.risk)
-        combiner = Combiner(
-            {c.name: c.weight for c in self.choices},
-            self.settings.min_confidence,
-            self.settings.validators(self.risk),
-        )
+        combiner = Combiner({c.name: c.weight for c in self.choices}, self.settings.min_confidence,
+                            self.settings.validators(self.risk))
         self.decisions: list[dict[str, Any]] = []
         self.signal_count = 0
         self.veto_count = 0
@@ -293,9 +290,8 @@ class Backtest:
             if isinstance(event, Quote):
                 # as the service's router sends a feed's quote: its decimals as they came
                 result = broker._apply(
-                    _quote_command(
-                        symbol, event.bid, event.ask, event.last, event.bid_size, event.ask_size, broker.now
-                    )
+                    _quote_command(symbol, event.bid, event.ask, event.last, event.bid_size, event.ask_size,
+                                   broker.now)
                 )
                 if result and result[0].__class__.__name__ == "CommandRejected":
                     refused += 1
@@ -305,16 +301,10 @@ class Backtest:
                     continue
                 broker.price = float(mid)
                 builder.add(ts, float(mid), 0.0)
-                trader.on_quote(
-                    QuoteTick(
-                        symbol,
-                        ts,
-                        None if event.bid is None else float(event.bid),
-                        None if event.ask is None else float(event.ask),
-                        None if event.bid_size is None else float(event.bid_size),
-                        None if event.ask_size is None else float(event.ask_size),
-                    )
-                )
+                trader.on_quote(QuoteTick(symbol, ts, None if event.bid is None else float(event.bid),
+                                          None if event.ask is None else float(event.ask),
+                                          None if event.bid_size is None else float(event.bid_size),
+                                          None if event.ask_size is None else float(event.ask_size)))
             else:
                 # trades reach the strategies, not the engine (the router sends quotes) nor the bars
                 price = float(event.price)
@@ -329,25 +319,16 @@ class Backtest:
         trader.stop()
         return self._result(equity, prices, exposure, bars, events[0].receive_ts, events[-1].receive_ts)
 
-    def _result(
-        self,
-        equity: list[tuple[int, float]],
-        prices: list[tuple[int, float]],
-        exposure: int,
-        bars: int,
-        start: int,
-        end: int,
-    ) -> BacktestResult:
+    def _result(self, equity: list[tuple[int, float]], prices: list[tuple[int, float]], exposure: int,
+                bars: int, start: int, end: int) -> BacktestResult:
         broker = self.broker
         return BacktestResult(
             market=self.symbol,
             spec=self.spec,
             settings=self.settings,
             fill_model=self.fill_model,
-            strategies=[
-                {"name": c.name, "weight": c.weight, "parameters": s.params}
-                for c, s in zip(self.choices, self._strategies, strict=True)
-            ],
+            strategies=[{"name": c.name, "weight": c.weight, "parameters": s.params}
+                        for c, s in zip(self.choices, self._strategies, strict=True)],
             seed=self.seed,
             initial_balance=self.settings.initial_balance,
             equity=equity,
@@ -367,24 +348,9 @@ class Backtest:
         )
 
 
-def _quote_command(
-    symbol: str,
-    bid: Decimal | None,
-    ask: Decimal | None,
-    last: Decimal | None,
-    bid_size: Decimal | None,
-    ask_size: Decimal | None,
-    ts: int,
-) -> Any:
+def _quote_command(symbol: str, bid: Decimal | None, ask: Decimal | None, last: Decimal | None,
+                   bid_size: Decimal | None, ask_size: Decimal | None, ts: int) -> Any:
     from tradehall.domain.commands import Quote as QuoteCommand
 
-    return QuoteCommand(
-        market=symbol,
-        bid=bid,
-        ask=ask,
-        last=last,
-        bid_size=bid_size,
-        ask_size=ask_size,
-        ts=ts,
-        source="replay",
-    )
+    return QuoteCommand(market=symbol, bid=bid, ask=ask, last=last, bid_size=bid_size, ask_size=ask_size,
+                        ts=ts, source="replay")

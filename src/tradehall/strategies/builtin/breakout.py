@@ -28,23 +28,9 @@ class DonchianBreakout(Strategy):
         if upper is None or lower is None:
             return None
         if bar.close > upper:
-            return self.signal(
-                market,
-                Action.BUY,
-                1.0,
-                bar.close,
-                f"close above the {upper} channel high",
-                upper=upper,
-                lower=lower,
-            )
+            return self.signal(market, Action.BUY, 1.0, bar.close, f"close above the {upper} channel high",
+                               upper=upper, lower=lower)
         if bar.close < lower:
-            return self.signal(
-                market,
-                Action.SELL,
-                1.0,
-                bar.close,
-                f"close below the {lower} channel low",
-                upper=upper,
-                lower=lower,
-            )
+            return self.signal(market, Action.SELL, 1.0, bar.close, f"close below the {lower} channel low",
+                               upper=upper, lower=lower)
         return None

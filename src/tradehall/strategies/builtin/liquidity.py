@@ -43,16 +43,9 @@ class LiquiditySweep(Strategy):
         if self._ratio > 0 and (mean_volume is None or bar.volume < self._ratio * mean_volume):
             return None
         if bar.low < low and low < bar.close <= high:
-            return self.signal(
-                market, Action.BUY, 1.0, bar.close, f"swept the {low} low and closed back inside", swept=low
-            )
+            return self.signal(market, Action.BUY, 1.0, bar.close,
+                               f"swept the {low} low and closed back inside", swept=low)
         if bar.high > high and low <= bar.close < high:
-            return self.signal(
-                market,
-                Action.SELL,
-                1.0,
-                bar.close,
-                f"swept the {high} high and closed back inside",
-                swept=high,
-            )
+            return self.signal(market, Action.SELL, 1.0, bar.close,
+                               f"swept the {high} high and closed back inside", swept=high)
         return None

@@ -40,11 +40,5 @@ class BookImbalance(Strategy):
             return None
         mid = (quote.bid + quote.ask) / 2 if quote.bid is not None and quote.ask is not None else None
         action = Action.BUY if zone > 0 else Action.SELL
-        return self.signal(
-            quote.market,
-            action,
-            min(1.0, abs(imbalance)),
-            mid,
-            f"book imbalance {imbalance:+.3f}",
-            imbalance=imbalance,
-        )
+        return self.signal(quote.market, action, min(1.0, abs(imbalance)), mid,
+                           f"book imbalance {imbalance:+.3f}", imbalance=imbalance)

@@ -48,15 +48,13 @@ class RsiReversion(Strategy):
             return None
         if rsi < self._low <= previous:
             confidence = _clamp(0.5 + (self._low - rsi) / (2 * self._low)) if self._low else 1.0
-            return self.signal(
-                market, Action.BUY, confidence, bar.close, f"RSI {rsi:.2f} below {self._low}", rsi=rsi
-            )
+            return self.signal(market, Action.BUY, confidence, bar.close, f"RSI {rsi:.2f} below {self._low}",
+                               rsi=rsi)
         if rsi > self._high >= previous:
             room = 100 - self._high
             confidence = _clamp(0.5 + (rsi - self._high) / (2 * room)) if room else 1.0
-            return self.signal(
-                market, Action.SELL, confidence, bar.close, f"RSI {rsi:.2f} above {self._high}", rsi=rsi
-            )
+            return self.signal(market, Action.SELL, confidence, bar.close,
+                               f"RSI {rsi:.2f} above {self._high}", rsi=rsi)
         return None
 
 
@@ -91,23 +89,7 @@ class BollingerReversion(Strategy):
         depth = abs(close - middle) / half_width - 1 if half_width > 0 else 1.0
         confidence = _clamp(0.5 + depth)
         if close < lower:
-            return self.signal(
-                market,
-                Action.BUY,
-                confidence,
-                close,
-                "close below the lower band",
-                lower=lower,
-                middle=middle,
-                upper=upper,
-            )
-        return self.signal(
-            market,
-            Action.SELL,
-            confidence,
-            close,
-            "close above the upper band",
-            lower=lower,
-            middle=middle,
-            upper=upper,
-        )
+            return self.signal(market, Action.BUY, confidence, close, "close below the lower band",
+                               lower=lower, middle=middle, upper=upper)
+        return self.signal(market, Action.SELL, confidence, close, "close above the upper band",
+                           lower=lower, middle=middle, upper=upper)

@@ -47,13 +47,11 @@ class _Crossover(Strategy):
         if last is None:
             return None
         if last < 0 < difference:
-            return self.signal(
-                market, Action.BUY, 1.0, bar.close, "fast average crossed above slow", fast=fast, slow=slow
-            )
+            return self.signal(market, Action.BUY, 1.0, bar.close, "fast average crossed above slow",
+                               fast=fast, slow=slow)
         if last > 0 > difference:
-            return self.signal(
-                market, Action.SELL, 1.0, bar.close, "fast average crossed below slow", fast=fast, slow=slow
-            )
+            return self.signal(market, Action.SELL, 1.0, bar.close, "fast average crossed below slow",
+                               fast=fast, slow=slow)
         return None
 
 

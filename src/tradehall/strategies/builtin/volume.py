@@ -29,11 +29,5 @@ class VolumeSpikeStrategy(Strategy):
             return None
         confidence = min(1.0, ratio / (2 * self._threshold))
         action = Action.BUY if bar.close > bar.open else Action.SELL
-        return self.signal(
-            market,
-            action,
-            confidence,
-            bar.close,
-            f"volume {ratio:.2f}x the {self.params['period']}-bar mean",
-            ratio=ratio,
-        )
+        return self.signal(market, action, confidence, bar.close,
+                           f"volume {ratio:.2f}x the {self.params['period']}-bar mean", ratio=ratio)

@@ -60,7 +60,6 @@ def place_command(
     correlation_id: str = "",
 ) -> PlaceOrder:
     """The engine command for `request` (its quantity already on the lot: see `quantity_on_lot`)."""
-
     def price(value: float | None) -> Decimal | None:
         return None if value is None else price_on_tick(spec, value)
 
