@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
+import nats.errors
 import typer
 
+from tradehall.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    JSON_OPTION,
+    emit,
+    err_console,
+    fail,
+    table,
+)
 from tradehall.service.cluster.replica import ReplicaConfig, id_base_from_settings, run_replica
 from tradehall.service.supervisor import arm_lifeline
 
@@ -38,6 +50,9 @@ def replica(
     id_base: int | None = typer.Option(
         None, "--id-base", help="The shard's order/trade id range; default: from the shard map settings."
     ),
+    http: str = typer.Option(
+        "", "--http", envvar="TRADEHALL_CLUSTER_HTTP", help="HOST:PORT serving /health, /ready and /metrics."
+    ),
 ) -> None:
     """Run one replica of a shard until SIGTERM: it follows the stream and leads when the lease is free."""
     config = ReplicaConfig(
@@ -51,8 +66,64 @@ def replica(
         snapshot_every_seconds=snapshot_every_seconds,
         can_lead=not standby_only,
         id_base=id_base if id_base is not None else id_base_from_settings(shard),
+        ops_listen=http,
     )
     if replica_id is not None:
         config = dataclasses.replace(config, replica_id=replica_id)
     arm_lifeline()
     asyncio.run(run_replica(config))
+
+
+def _render_report(reports: list[dict[str, Any]]) -> None:
+    table(
+        "Shards",
+        ["shard", "leader", "standbys", "stream seq", "lease holder", "lease age s", "lease ttl s"],
+        [
+            [
+                report["shard"], report["leader"] or "(none)", ", ".join(report["standbys"]) or "(none)",
+                report["stream_last_seq"], report["lease_holder"] or "(free)",
+                f"{report['lease_age_seconds']:.1f}", f"{report['lease_ttl_seconds']:.1f}",
+            ]
+            for report in reports
+        ],
+    )
+    table(
+        "Replicas",
+        ["shard", "replica", "role", "applied seq", "stream seq", "lag", "takeovers", "pid"],
+        [
+            [report["shard"], replica["replica_id"], replica["role"], replica["applied_seq"],
+             replica["stream_seq"], replica["lag"], replica["takeovers"], replica["pid"]]
+            for report in reports for replica in report["replicas"]
+        ],
+    )
+
+
+@cluster_app.command()
+def status(
+    nats_url: str = typer.Option(
+        "nats://127.0.0.1:4222", "--nats", envvar="TRADEHALL_NATS_URL", help="NATS URL(s), comma-separated."
+    ),
+    prefix: str = typer.Option("tradehall", "--prefix", envvar="TRADEHALL_CLUSTER_PREFIX"),
+    shard: list[str] = typer.Option([], "--shard", help="Only this shard (repeatable); default: all."),
+    timeout: float = typer.Option(0.5, "--timeout", help="Seconds to wait for the replicas' answers."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Every shard: its leader and standbys, stream end, each replica's applied seq and lag, the lease's
+    holder and age. Exit 1 when a shard has no leader, 4 when NATS cannot be reached."""
+    from tradehall.service.cluster.connection import server_urls
+    from tradehall.service.cluster.report import cluster_report
+
+    try:
+        servers = server_urls(nats_url)
+        reports = asyncio.run(cluster_report(servers, prefix, list(shard) or None, timeout=timeout))
+    except ValueError as exc:
+        fail(str(exc), EXIT_REFUSED)
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        fail(f"cannot reach NATS at {nats_url}: {exc!r}", EXIT_UNREACHABLE)
+    data = [report.as_dict() for report in reports]
+    if not reports and not as_json:
+        err_console.print(f"no shard under prefix {prefix!r}")
+        raise typer.Exit(EXIT_CHECK_FAILED)
+    emit(data, as_json, _render_report)
+    if any(not report.leader for report in reports):
+        raise typer.Exit(EXIT_CHECK_FAILED)

@@ -55,6 +55,7 @@ from tradehall.service.cluster.log import (
     restore_state,
 )
 from tradehall.service.cluster.names import ShardNames
+from tradehall.service.cluster.ops import parse_listen, serve_ops, unwatch_replica, watch_replica
 from tradehall.service.cluster.protocol import (
     ReplicaStatus,
     ShardReply,
@@ -100,6 +101,8 @@ class ReplicaConfig:
     id_base: int | None = None
     """The shard's order and trade id range (`ShardMap.id_base`): a new leader whose engine is not in
     it yet submits `Configure(id_base=...)` before serving. None: leave the engine's as it is."""
+    ops_listen: str = ""
+    """`HOST:PORT` serving this replica's `/health`, `/ready` and `/metrics` (`cluster.ops`); "": none."""
 
     @property
     def names(self) -> ShardNames:
@@ -523,11 +526,19 @@ async def run_replica(config: ReplicaConfig, *, stop: asyncio.Event | None = Non
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, done.set)
-    await replica.start()
+    ops_server = None
+    if config.ops_listen:  # up before the restore: /ready says `starting` meanwhile
+        host, port = parse_listen(config.ops_listen)
+        watch_replica(replica.status)
+        ops_server = await serve_ops([replica.status], host, port)
     try:
+        await replica.start()
         await done.wait()
     finally:
         await replica.stop()
+        if ops_server is not None:
+            ops_server.close()
+            unwatch_replica(replica.status)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ReplicaConfig:
@@ -551,6 +562,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ReplicaConfig:
     parser.add_argument(
         "--id-base", type=int, default=None, help="the shard's id range; default: from the shard map"
     )
+    parser.add_argument(
+        "--http", default=env("TRADEHALL_CLUSTER_HTTP", ""), help="HOST:PORT for /health, /ready, /metrics"
+    )
     args = parser.parse_args(argv)
     extra: dict[str, Any] = {} if args.replica_id is None else {"replica_id": args.replica_id}
     id_base = args.id_base if args.id_base is not None else id_base_from_settings(args.shard)
@@ -565,6 +579,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ReplicaConfig:
         snapshot_every_seconds=args.snapshot_every_seconds,
         can_lead=not args.standby_only,
         id_base=id_base,
+        ops_listen=args.http,
         **extra,
     )
 
