@@ -33,6 +33,9 @@ from typing import Any
 MARKERS = Path(os.environ.get("TRADEHALL_NETNS_MARKERS", "/tmp/tradehall-netns"))
 """One file per live network: id, owner pid, bridge, veths, namespaces (swept once the owner is dead)."""
 
+ETC_NETNS = Path("/etc/netns")
+"""Per-namespace files that `ip netns exec` mounts over /etc (its `hosts`)."""
+
 NATS_CLIENT_PORT = 4222
 NATS_CLUSTER_PORT = 6222
 NATS_HTTP_PORT = 8222
@@ -99,6 +102,7 @@ def sweep_leftovers() -> list[str]:
                 with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
             _ip("netns", "del", netns, check=False)
+            shutil.rmtree(ETC_NETNS / netns, ignore_errors=True)
         _ip("link", "del", record.get("bridge", ""), check=False)
         marker.unlink(missing_ok=True)
         swept.append(str(record.get("id")))
@@ -225,6 +229,14 @@ class Network:
         _ip("link", "set", "lo", "up", netns=node.netns)
         return node
 
+    def hosts(self, node: Node, names: dict[str, str]) -> None:
+        """Names that resolve inside `node`'s namespace (`ip netns exec` mounts /etc/netns/<ns>/hosts
+        over /etc/hosts), as compose's or a LAN's DNS would."""
+        folder = ETC_NETNS / node.netns
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = ["127.0.0.1 localhost", *(f"{address} {name}" for name, address in names.items())]
+        (folder / "hosts").write_text("\n".join(lines) + "\n")
+
     def partition(self, node: Node) -> None:
         """Cuts `node` off from every other node and from the test process."""
         _ip("link", "set", node.bridge_veth, "down")
@@ -234,14 +246,17 @@ class Network:
         _ip("link", "set", node.bridge_veth, "up")
         node.partitioned = False
 
-    def spawn(self, node: Node, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Proc:
-        """Starts `argv` inside `node`'s namespace, stdout and stderr to `<workdir>/<name>.log`."""
+    def spawn(
+        self, node: Node, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
+        stdout_pipe: bool = False,
+    ) -> Proc:
+        """Runs `argv` in `node`'s namespace; stderr (and stdout unless piped) to <workdir>/<name>.log."""
         log = self.workdir / f"{name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
                 ["ip", "netns", "exec", node.netns, *argv],
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE if stdout_pipe else out,
+                stderr=out,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
@@ -264,6 +279,7 @@ class Network:
             # (a killed process's, towards a peer it cannot reach) still hold it, and with it the veth
             _ip("link", "del", node.bridge_veth, check=False)
             _ip("netns", "del", node.netns, check=False)
+            shutil.rmtree(ETC_NETNS / node.netns, ignore_errors=True)
         _ip("link", "del", self.bridge, check=False)
         self._marker.unlink(missing_ok=True)
 
@@ -311,8 +327,14 @@ class NatsNode:
 class NatsCluster:
     """Three (or `size`) nats-server processes with JetStream clustering, one per namespace."""
 
-    def __init__(self, network: Network, size: int = 3, prefix: str = "nats") -> None:
+    def __init__(
+        self, network: Network, size: int = 3, prefix: str = "nats", config: Path | None = None
+    ) -> None:
+        """`config`: one configuration file for every server (`$NATS_SERVER_NAME` set to nats1..,
+        the names nats1.. resolving to the servers, `--store_dir` overriding its store), as deployed;
+        without it, a configuration written here per server."""
         self.network = network
+        self.shared_config = config
         self.name = f"th{network.id}"
         self.servers: list[NatsNode] = []
         binary = nats_server_binary()
@@ -335,8 +357,10 @@ class NatsCluster:
                 f"http: 0.0.0.0:{NATS_HTTP_PORT}\n"
                 f'jetstream {{ store_dir: "{server.store_dir}", max_memory_store: 64MB, '
                 f"max_file_store: 1GB }}\n"
-                f'cluster {{ name: "{self.name}", listen: 0.0.0.0:{NATS_CLUSTER_PORT}, '
-                f"routes: [{routes}] }}\n"
+                + (  # one server alone is not a cluster (JetStream refuses a cluster without routes)
+                    f'cluster {{ name: "{self.name}", listen: 0.0.0.0:{NATS_CLUSTER_PORT}, '
+                    f"routes: [{routes}] }}\n" if size > 1 else ""
+                )
             )
 
     @property
@@ -344,8 +368,15 @@ class NatsCluster:
         return [server.url for server in self.servers]
 
     def start(self, server: NatsNode | None = None) -> None:
+        names = {peer.server_name: peer.node.address for peer in self.servers}
         for each in [server] if server is not None else self.servers:
-            each.proc = self.network.spawn(each.node, each.server_name, [self.binary, "-c", str(each.config)])
+            if self.shared_config is None:
+                argv = [self.binary, "-c", str(each.config)]
+            else:
+                self.network.hosts(each.node, names)
+                argv = [self.binary, "-c", str(self.shared_config)]
+            env = {"NATS_SERVER_NAME": each.server_name, "NATS_STORE_DIR": str(each.store_dir)}
+            each.proc = self.network.spawn(each.node, each.server_name, argv, env=env)
 
     def server(self, name: str) -> NatsNode:
         return next(server for server in self.servers if server.server_name == name)
@@ -367,12 +398,15 @@ class NatsCluster:
         """Until every server is healthy and all agree on one meta leader; returns its name."""
 
         def formed() -> str | None:
+            dead = [server.server_name for server in self.servers if server.proc and not server.proc.alive()]
+            if dead:
+                raise AssertionError(f"nats-server {dead} exited\n{self.logs()}")
             leaders = set()
             for server in self.servers:
                 health = server.monitor("healthz")
                 if health is None or health.get("status") != "ok":
                     return None
-                leaders.add(self.meta_leader(server))
+                leaders.add(self.meta_leader(server) if len(self.servers) > 1 else server.server_name)
             return leaders.pop() if len(leaders) == 1 and None not in leaders else None
 
         leader: str = wait_for(formed, timeout, "the JetStream cluster to form", 0.2, self.logs)

@@ -1,0 +1,130 @@
+"""A gateway under load for the cluster tests: places orders on one shard through its leader, as a client.
+
+Run inside a namespace (`ip netns exec`). Sets the shard up (a market, four funded accounts), then
+`--clients` concurrent clients each place orders with a client order id; when no leader answers
+(`ShardUnavailableError`: a takeover under way) the same order is sent again, same client order id,
+a new correlation id (`<cid>-r<n>`), until some leader acknowledges it. Prints one JSON line per
+submission attempt and per acknowledgement (flushed: every `ack` line is an ack the client got):
+    {"submit": corr_id, "coid": ..., "t": monotonic}
+    {"ack": corr_id, "coid": ..., "seq": n, "digest": sha256, "accepted": bool, "code": "",
+     "t_first": monotonic of the first attempt, "t": monotonic of the ack, "attempts": n}
+Stops on SIGTERM (in-flight orders stay unacknowledged, as for a client that went away).
+Usage: python load_child.py NATS_URLS PREFIX SHARD SEED CLIENTS
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import signal
+import sys
+import time
+from decimal import Decimal
+
+import msgspec
+import nats
+import structlog
+
+from tradehall.domain.commands import AnyCommand, CreateMarket, Deposit, OpenAccount, PlaceOrder
+from tradehall.domain.enums import MarketKind, OrderSide
+from tradehall.domain.errors import TradehallError
+from tradehall.domain.events import AnyEvent, OrderAccepted
+from tradehall.domain.market import MarketSpec
+from tradehall.service.cluster.client import ShardClient, ShardUnavailableError
+from tradehall.service.cluster.names import ShardNames
+
+ACCOUNTS = ["alice", "bob", "carol", "dave"]
+
+
+def events_digest(events: tuple[AnyEvent, ...]) -> str:
+    return hashlib.sha256(msgspec.msgpack.encode(events)).hexdigest()
+
+
+def setup_commands() -> list[AnyCommand]:
+    spec = MarketSpec(symbol="BTC-USD", kind=MarketKind.SPOT, base="BTC", quote="USD",
+                      tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"))
+    stream: list[AnyCommand] = [CreateMarket(spec=spec, correlation_id="setup-market")]
+    for account in ACCOUNTS:
+        stream.append(OpenAccount(account_id=account, owner=account, correlation_id=f"setup-open-{account}"))
+        stream.append(Deposit(account_id=account, amount=Decimal("1000000"),
+                              correlation_id=f"setup-usd-{account}"))
+        stream.append(Deposit(account_id=account, amount=Decimal("100"), currency="BTC",
+                              correlation_id=f"setup-btc-{account}"))
+    return stream
+
+
+def out(line: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+async def submit_until_acked(shard: ShardClient, command: PlaceOrder) -> None:
+    """Sends `command` until a leader answers; a retry keeps the client order id (exactly once)."""
+    first = time.monotonic()
+    attempt = 0
+    while True:
+        corr = command.correlation_id if attempt == 0 else f"{command.correlation_id}-r{attempt}"
+        sent = msgspec.structs.replace(command, correlation_id=corr)
+        out({"submit": corr, "coid": command.client_order_id, "t": time.monotonic()})
+        attempt += 1
+        try:
+            result = await shard.submit(sent)
+        except ShardUnavailableError:
+            await asyncio.sleep(0.05)
+            continue
+        except TradehallError as error:
+            out({"ack": corr, "coid": command.client_order_id, "seq": 0, "digest": "", "accepted": False,
+                 "code": str(error.code), "t_first": first, "t": time.monotonic(), "attempts": attempt})
+            return
+        accepted = any(isinstance(event, OrderAccepted) for event in result.events)
+        out({"ack": corr, "coid": command.client_order_id, "seq": result.seq,
+             "digest": events_digest(result.events), "accepted": accepted, "code": "",
+             "t_first": first, "t": time.monotonic(), "attempts": attempt})
+        return
+
+
+async def client(shard: ShardClient, name: str, rng: random.Random) -> None:
+    n = 0
+    while True:
+        n += 1
+        command = PlaceOrder(
+            account_id=rng.choice(ACCOUNTS), market="BTC-USD",
+            side=rng.choice([OrderSide.BUY, OrderSide.SELL]),
+            quantity=Decimal(rng.randint(1, 50)) / 1000, price=Decimal(rng.randint(9_900, 10_100)) / 100,
+            client_order_id=f"{name}-{n}", correlation_id=f"{name}-{n}",
+        )
+        await submit_until_acked(shard, command)
+
+
+async def main(servers: list[str], prefix: str, shard_name: str, seed: int, clients: int) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    nc = await nats.connect(servers, connect_timeout=2, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+    shard = ShardClient(nc, ShardNames(shard_name, prefix), timeout=2.0)
+    for command in setup_commands():
+        while True:
+            try:
+                result = await shard.submit(command)
+                break
+            except ShardUnavailableError:
+                await asyncio.sleep(0.1)
+        out({"setup": command.correlation_id, "seq": result.seq})
+    out({"ready": True})
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    rng = random.Random(seed)
+    tasks = [asyncio.create_task(client(shard, f"s{seed}c{k}", random.Random(rng.random())))
+             for k in range(clients)]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await nc.close()
+
+
+if __name__ == "__main__":
+    urls, prefix_arg, shard_arg, seed_arg, clients_arg = sys.argv[1:6]
+    asyncio.run(main(urls.split(","), prefix_arg, shard_arg, int(seed_arg), int(clients_arg)))

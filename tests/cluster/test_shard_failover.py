@@ -1,0 +1,127 @@
+"""A shard's leader dies or is cut off under load; its standby takes over, and nothing is lost or doubled.
+
+Real processes on a real (namespaced) network: three JetStream-clustered nats-servers, two replicas
+of shard A (each in its own namespace) and a gateway placing orders with client order ids, retrying
+the same order after a takeover. After each failure: every acknowledged order is in the shard's log
+once, at its acknowledged seq with its acknowledged events; no client order is accepted twice; a
+replay conserves money and equals the survivors' state; a new leader writes only after its epoch
+marker; and a deposed leader's own append is refused (fencing).
+
+Set TRADEHALL_CLUSTER_RESULTS=<file> to have the measured takeover times appended there (JSON lines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.netns import NatsCluster, Network, wait_for
+from tests.cluster.shard_support import ShardCluster, check_log, first_ack_by, settle, wait_acks
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+TAKEOVER_LIMIT = 5.0
+"""The issue's bound: the standby serves within 5 s of the leader's death."""
+
+
+def record_result(name: str, value: float) -> None:
+    target = os.environ.get("TRADEHALL_CLUSTER_RESULTS")
+    if target:
+        with Path(target).open("a") as out:
+            out.write(json.dumps({"bench": "cluster_failover", "workload": name, "metric": "takeover_s",
+                                  "value": round(value, 3), "unit": "s"}) + "\n")
+
+
+def two_replicas(network: Network, nats_cluster: NatsCluster) -> ShardCluster:
+    cluster = ShardCluster(network, nats_cluster)
+    cluster.start_replica("a")
+    cluster.wait_role("a", "leader")
+    cluster.start_replica("b")
+    cluster.wait_role("b", "standby", caught_up=True)
+    return cluster
+
+
+def test_sigkill_of_the_leader_under_load(network: Network, nats_cluster: NatsCluster) -> None:
+    cluster = two_replicas(network, nats_cluster)
+    a, b = cluster.replicas["a"], cluster.replicas["b"]
+    status, body = b.get("/ready")
+    assert status == 200 and json.loads(body)["checks"]["shards"]["A"]["role"] == "standby", body
+
+    load = cluster.start_load(seed=random.randrange(1 << 30))
+    wait_acks(load, 150, 90, cluster.logs)
+    before = len(load.acks)
+    killed_at = time.monotonic()
+    a.proc.kill(signal.SIGKILL)
+    wait_acks(load, before + 150, 60, cluster.logs)
+    load.stop()
+    acks = load.acks
+
+    check = check_log(cluster.read_log(), acks)
+    assert check.writers == ["a", "b"], check.writers
+    takeover = first_ack_by(acks, check, "b", killed_at) - killed_at
+    record_result("sigkill_leader", takeover)
+    assert takeover < TAKEOVER_LIMIT, f"the standby served {takeover:.2f} s after the kill"
+    retried = [ack for ack in acks if ack["attempts"] > 1]
+    assert all(ack["t"] > killed_at for ack in retried)
+
+    settled = settle(cluster, check.last_seq, ["b"])
+    assert settled["b"].role == "leader" and settled["b"].takeovers == 1
+    assert settled["b"].state_hash == check.engine.state_hash()
+    status, body = b.get("/ready")
+    assert status == 200 and json.loads(body)["checks"]["shards"]["A"]["role"] == "leader", body
+    _, metrics = b.get("/metrics")
+    assert 'tradehall_shard_takeovers_total{replica="b",shard="A"} 1.0' in metrics
+    assert 'tradehall_shard_role{replica="b",role="leader",shard="A"} 1.0' in metrics
+
+
+def test_partitioned_leader_stops_acknowledging_and_is_fenced(
+    network: Network, nats_cluster: NatsCluster
+) -> None:
+    cluster = two_replicas(network, nats_cluster)
+    a = cluster.replicas["a"]
+
+    load = cluster.start_load(seed=random.randrange(1 << 30))
+    wait_acks(load, 150, 90, cluster.logs)
+    before = len(load.acks)
+    cut_at = time.monotonic()
+    network.partition(a.node)
+    wait_acks(load, before + 150, 60, cluster.logs)
+    cluster.wait_role("b", "leader")
+
+    network.heal(a.node)
+    # back on the network the old leader follows: standby, caught up, and the only leader is b
+    cluster.wait_role("a", "standby", caught_up=True)
+    statuses = cluster.statuses()
+    assert [rid for rid, status in statuses.items() if status.role == "leader"] == ["b"]
+    wait_acks(load, len(load.acks) + 50, 30, cluster.logs)
+    load.stop()
+    acks = load.acks
+
+    entries = cluster.read_log()
+    check = check_log(entries, acks)
+    assert check.writers == ["a", "b"], check.writers
+    late = [
+        ack for ack in acks
+        if ack["seq"] and ack["t"] > cut_at + 0.5 and check.leader_of_seq[ack["seq"]] != "b"
+    ]
+    assert not late, f"the cut-off leader acknowledged {late[:3]}"
+    takeover = first_ack_by(acks, check, "b", cut_at) - cut_at
+    record_result("partition_leader", takeover)
+
+    # fencing: the old leader, appending where its own writes ended, is refused by JetStream
+    a_last = max(entry.stream_seq for entry in entries if entry.leader == "a")
+    end = entries[-1].stream_seq
+    assert a_last < end
+    refused = cluster.fence_probe(a, a_last)
+    assert refused["fenced"] is True, refused
+    assert refused["last_seq"] >= end
+
+    settled = settle(cluster, check.last_seq, ["a", "b"])
+    assert settled["a"].state_hash == settled["b"].state_hash == check.engine.state_hash()
+    assert settled["a"].role == "standby" and settled["b"].role == "leader"
+    wait_for(lambda: a.get("/ready")[0] == 200, 10, "the healed replica to be ready as a standby")
