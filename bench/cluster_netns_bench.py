@@ -1,0 +1,171 @@
+"""A shard on a real (namespaced) network: throughput, ack latency and CPU with R=3 and R=1, and takeover.
+
+Each case builds its own network with the test harness (`tests/cluster/netns.py`: Linux network
+namespaces on a bridge, so it needs root, iproute2 and nats-server): NATS servers in their own
+namespaces (3 clustered with the shard's stream at R=3, or 1 with R=1), the shard's leader replica
+(`python -m tradehall.service.cluster.replica`) in another, and the gateway load generator
+(`tests/cluster/load_child.py`: `--clients` closed-loop clients placing orders through `ShardClient`)
+in a fourth. A command is acknowledged once JetStream stored it (on 2 of 3 servers at R=3) and the
+leader applied it.
+
+- ops_per_s:   acknowledged orders per second over the measured window (after a warm-up)
+- p50_us/p99_us: ack latency seen by the gateway (request sent -> reply), first attempts only
+- leader_cpu_ms_per_1k / nats_cpu_ms_per_1k: CPU time (user+system, from /proc) of the leader process
+  and of all NATS servers per 1,000 acknowledged orders -- steadier than wall-clock figures on a
+  loaded machine
+- takeover_s:  SIGKILL of the leader under load (a hot standby running) -> the first acknowledgement
+  of an order the standby wrote (`--takeovers N` kills)
+
+The R=3 and R=1 cases alternate (`--rounds`), so both see the same machine load. Run as root:
+`python bench/cluster_netns_bench.py [--quick] [--json] [--clients 16] [--rounds 2] [--takeovers 3]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `tests.cluster`
+
+from tests.cluster.netns import NatsCluster, Network, unavailable_reason, wait_for
+from tests.cluster.shard_support import Load, ShardCluster, check_log, first_ack_by, wait_acks
+
+BENCH = "cluster_netns"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def throughput_case(servers: int, clients: int, warmup: float, seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
+        network = Network(Path(tmp) / "net")
+        try:
+            nats_cluster = NatsCluster(network, servers)
+            nats_cluster.start()
+            nats_cluster.wait_formed()
+            shard = ShardCluster(network, nats_cluster)
+            leader = shard.start_replica("a")
+            shard.wait_role("a", "leader")
+            load = shard.start_load(seed=1, clients=clients)
+            wait_for(lambda: load.ready, 60, "the load generator", 0.1, lambda: load.proc.tail())
+            time.sleep(warmup)
+            nats_pids = [server.proc.pid for server in nats_cluster.servers if server.proc]
+            first = len(load.acks)
+            cpu_leader, cpu_nats = cpu_seconds(leader.proc.pid), sum(map(cpu_seconds, nats_pids))
+            started = time.monotonic()
+            time.sleep(seconds)
+            acks = load.acks
+            elapsed = time.monotonic() - started
+            cpu_leader = cpu_seconds(leader.proc.pid) - cpu_leader
+            cpu_nats = sum(map(cpu_seconds, nats_pids)) - cpu_nats
+            load.stop()
+        finally:
+            network.close()
+    window = acks[first:]
+    latencies = [ack["t"] - ack["t_first"] for ack in window if ack["attempts"] == 1]
+    count = len(window)
+    return {
+        "ops_per_s": round(count / elapsed, 1),
+        "p50_us": round(1e6 * percentile(latencies, 0.50)),
+        "p99_us": round(1e6 * percentile(latencies, 0.99)),
+        "leader_cpu_ms_per_1k": round(1e6 * cpu_leader / count, 1),
+        "nats_cpu_ms_per_1k": round(1e6 * cpu_nats / count, 1),
+    }
+
+
+def takeover_case(clients: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
+        network = Network(Path(tmp) / "net")
+        try:
+            nats_cluster = NatsCluster(network, 3)
+            nats_cluster.start()
+            nats_cluster.wait_formed()
+            shard = ShardCluster(network, nats_cluster)
+            leader = shard.start_replica("a")
+            shard.wait_role("a", "leader")
+            shard.start_replica("b")
+            shard.wait_role("b", "standby", caught_up=True)
+            load: Load = shard.start_load(seed=random.randrange(1 << 30), clients=clients)
+            wait_acks(load, 100, 90)
+            before = len(load.acks)
+            killed_at = time.monotonic()
+            leader.proc.kill(signal.SIGKILL)
+            wait_acks(load, before + 100, 60)
+            load.stop()
+            check = check_log(shard.read_log(), load.acks)
+            return first_ack_by(load.acks, check, "b", killed_at) - killed_at
+        finally:
+            network.close()
+
+
+def emit(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    print(f"{'workload':<28} {'metric':<22} {'value':>12}")
+    for row in rows:
+        print(f"{row['workload']:<28} {row['metric']:<22} {row['value']:>12} {row['unit']}")
+
+
+UNITS = {"ops_per_s": "orders/s", "p50_us": "us", "p99_us": "us", "leader_cpu_ms_per_1k": "ms CPU",
+         "nats_cpu_ms_per_1k": "ms CPU", "takeover_s": "s"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="One short round and one takeover.")
+    parser.add_argument("--json", action="store_true", help="One JSON object per figure.")
+    parser.add_argument("--clients", type=int, default=16, help="Concurrent closed-loop clients.")
+    parser.add_argument("--seconds", type=float, default=10.0, help="Measured window per case.")
+    parser.add_argument("--rounds", type=int, default=2, help="Alternating R=3 / R=1 rounds (medians).")
+    parser.add_argument("--takeovers", type=int, default=3, help="SIGKILLs of a leader to time.")
+    args = parser.parse_args()
+    reason = unavailable_reason()
+    if reason is not None:
+        print(f"cluster_netns_bench skipped: {reason}", file=sys.stderr)
+        return
+    rounds, seconds, takeovers = (1, 4.0, 1) if args.quick else (args.rounds, args.seconds, args.takeovers)
+    results: dict[str, list[dict[str, float]]] = {"r3_netns": [], "r1_netns": []}
+    for _ in range(rounds):
+        results["r3_netns"].append(throughput_case(3, args.clients, 2.0, seconds))
+        results["r1_netns"].append(throughput_case(1, args.clients, 2.0, seconds))
+    rows: list[dict[str, Any]] = []
+    for name, runs in results.items():
+        for metric in runs[0]:
+            value = statistics.median(run[metric] for run in runs)
+            rows.append({"bench": BENCH, "workload": f"{name}_c{args.clients}", "metric": metric,
+                         "value": value, "unit": UNITS[metric]})
+    times = [takeover_case(8) for _ in range(takeovers)]
+    if times:
+        for metric, value in (("takeover_s", statistics.median(times)), ("takeover_max_s", max(times))):
+            rows.append({"bench": BENCH, "workload": "sigkill_leader_r3_ttl3", "metric": metric,
+                         "value": round(value, 3), "unit": "s"})
+    emit(rows, args.json)
+    load = Path("/proc/loadavg").read_text().strip()
+    print(f"# {' '.join(sys.argv)}; nproc {os.cpu_count()}; loadavg {load}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
