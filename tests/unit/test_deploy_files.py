@@ -49,6 +49,8 @@ def test_compose_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
         )
     shard_map = ShardMap.parse(services["gateway"]["environment"]["TRADEHALL_CLUSTER_SHARDS"])
     assert {config.shard for config in configs} == set(shard_map.names)
+    for config in configs:  # the replicas and the gateway share one map: ids of shards never meet
+        assert config.id_base == shard_map.id_base(config.shard)
     for number in "123":
         assert services[f"nats{number}"]["environment"]["NATS_SERVER_NAME"] == f"nats{number}"
 
@@ -61,6 +63,7 @@ def test_systemd_replica_unit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (config.shard, config.replica_id, config.nats_url, config.replicas, config.ops_listen) == (
         "A", "host1-A", SERVERS, 3, "0.0.0.0:9464"
     )
+    assert config.id_base == 0 and parse_args(["--shard", "B"]).id_base == 1 << 40
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
