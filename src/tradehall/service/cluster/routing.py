@@ -80,13 +80,11 @@ class ClusterUnavailableError(EngineUnavailableError):
 
 def maybe_applied(error: RunnerError) -> bool:
     """Whether a failed request may have reached the leader (a timeout) or surely did not (no
-    responders: nobody listened). Unknown failures count as maybe applied."""
+    responders: nobody listened; `ShardUnavailableError.maybe_applied`). Other failures count as maybe."""
     if isinstance(error, NoResponderError):
         return False
     flag = getattr(error, "maybe_applied", None)
-    if isinstance(flag, bool):
-        return flag
-    return "no leader is serving" not in str(error)
+    return flag if isinstance(flag, bool) else True
 
 
 def repeat_is_harmless(command: AnyCommand) -> bool:
