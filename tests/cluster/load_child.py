@@ -1,10 +1,12 @@
-"""A gateway under load for the cluster tests: places orders on one shard through its leader, as a client.
+"""A gateway under load for the cluster tests: places orders on one shard through the gateway's router.
 
-Run inside a namespace (`ip netns exec`). Sets the shard up (a market, four funded accounts), then
-`--clients` concurrent clients each place orders with a client order id; when no leader answers
-(`ShardUnavailableError`: a takeover under way) the same order is sent again, same client order id,
-a new correlation id (`<cid>-r<n>`), until some leader acknowledges it. Prints one JSON line per
-submission attempt and per acknowledgement (flushed: every `ack` line is an ack the client got):
+Run inside a namespace (`ip netns exec`). The gateway side is the real one: a `ShardRouter` over the
+shard map `<shard>=BTC-USD` with a `ShardClient`, which resends the same command (same correlation id,
+same client order id) while the shard has no leader. Sets the shard up (a market, four funded
+accounts), then `CLIENTS` concurrent clients each place orders with a client order id; when the router
+gives up (`ClusterUnavailableError`, the gateway's 503) the client sends the same order again as a new
+request (same client order id, correlation id `<cid>-r<n>`), until some leader acknowledges it. Prints
+one JSON line per request and per acknowledgement (flushed: every `ack` line is an ack the client got):
     {"submit": corr_id, "coid": ..., "t": monotonic}
     {"ack": corr_id, "coid": ..., "seq": n, "digest": sha256, "accepted": bool, "code": "",
      "t_first": monotonic of the first attempt, "t": monotonic of the ack, "attempts": n}
@@ -33,8 +35,11 @@ from tradehall.domain.enums import MarketKind, OrderSide
 from tradehall.domain.errors import TradehallError
 from tradehall.domain.events import AnyEvent, OrderAccepted
 from tradehall.domain.market import MarketSpec
-from tradehall.service.cluster.client import ShardClient, ShardUnavailableError
+from tradehall.service.cluster.client import ShardClient
 from tradehall.service.cluster.names import ShardNames
+from tradehall.service.cluster.routing import ClusterUnavailableError, ShardRouter
+from tradehall.service.cluster.shards import ShardMap
+from tradehall.service.runner import RunnerError
 
 ACCOUNTS = ["alice", "bob", "carol", "dave"]
 
@@ -61,7 +66,7 @@ def out(line: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
-async def submit_until_acked(shard: ShardClient, command: PlaceOrder) -> None:
+async def submit_until_acked(shard: ShardRouter, command: PlaceOrder) -> None:
     """Sends `command` until a leader answers; a retry keeps the client order id (exactly once)."""
     first = time.monotonic()
     attempt = 0
@@ -72,7 +77,7 @@ async def submit_until_acked(shard: ShardClient, command: PlaceOrder) -> None:
         attempt += 1
         try:
             result = await shard.submit(sent)
-        except ShardUnavailableError:
+        except (ClusterUnavailableError, RunnerError):
             await asyncio.sleep(0.05)
             continue
         except TradehallError as error:
@@ -86,7 +91,7 @@ async def submit_until_acked(shard: ShardClient, command: PlaceOrder) -> None:
         return
 
 
-async def client(shard: ShardClient, name: str, rng: random.Random) -> None:
+async def client(shard: ShardRouter, name: str, rng: random.Random) -> None:
     n = 0
     while True:
         n += 1
@@ -103,13 +108,18 @@ async def main(servers: list[str], prefix: str, shard_name: str, seed: int, clie
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     nc = await nats.connect(servers, connect_timeout=2, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
-    shard = ShardClient(nc, ShardNames(shard_name, prefix), timeout=2.0)
+    shard = ShardRouter(
+        ShardMap.parse(f"{shard_name}=BTC-USD"),
+        {shard_name: ShardClient(nc, ShardNames(shard_name, prefix), timeout=2.0)},
+        request_timeout=2.0,
+        retry_seconds=10.0,
+    )
     for command in setup_commands():
         while True:
             try:
                 result = await shard.submit(command)
                 break
-            except ShardUnavailableError:
+            except ClusterUnavailableError:
                 await asyncio.sleep(0.1)
         out({"setup": command.correlation_id, "seq": result.seq})
     out({"ready": True})

@@ -125,3 +125,32 @@ def test_partitioned_leader_stops_acknowledging_and_is_fenced(
     assert settled["a"].state_hash == settled["b"].state_hash == check.engine.state_hash()
     assert settled["a"].role == "standby" and settled["b"].role == "leader"
     wait_for(lambda: a.get("/ready")[0] == 200, 10, "the healed replica to be ready as a standby")
+
+
+def test_a_frozen_leader_that_resumes_cannot_write(network: Network, nats_cluster: NatsCluster) -> None:
+    """SIGSTOP (a stall: a long pause, a frozen VM) past the lease: the standby takes over; on SIGCONT
+    the old leader, with requests queued while it was stopped, writes nothing: it finds its lease gone
+    and steps down (an append it still tried would be refused: the partition test proves that)."""
+    cluster = two_replicas(network, nats_cluster)
+    a = cluster.replicas["a"]
+    load = cluster.start_load(seed=random.randrange(1 << 30))
+    wait_acks(load, 150, 90, cluster.logs)
+    frozen_at = time.monotonic()
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        cluster.wait_role("b", "leader")
+        wait_acks(load, len(load.acks) + 100, 60, cluster.logs)
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    cluster.wait_role("a", "standby", caught_up=True)
+    wait_acks(load, len(load.acks) + 50, 30, cluster.logs)
+    load.stop()
+    acks = load.acks
+
+    check = check_log(cluster.read_log(), acks)
+    assert check.writers == ["a", "b"], check.writers
+    record_result("sigstop_leader", first_ack_by(acks, check, "b", frozen_at) - frozen_at)
+    stepped_down = [line for line in a.proc.tail(400).splitlines() if "replica_stepping_down" in line]
+    assert stepped_down, a.proc.tail(40)
+    settled = settle(cluster, check.last_seq, ["a", "b"])
+    assert settled["a"].state_hash == settled["b"].state_hash == check.engine.state_hash()
