@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -15,12 +16,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
+from typer.testing import CliRunner
 
 from tests.e2e.test_api_harness import Server, running_server
 from tests.integration.cluster_kit import delete_prefix, unique_prefix
+from tradehall.cli.main import app as cli
 from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.routing import ClusterGateway
 from tradehall.service.cluster.shards import ID_BITS
@@ -101,6 +105,13 @@ def replicas(tmp_path: Path) -> Iterator[Replicas]:
         asyncio.run(_clean(made.prefix))
 
 
+def _json(output: str) -> Any:
+    """The command's JSON, after the log lines it may print first."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("{", "[")))
+    return json.loads("\n".join(lines[start:]))
+
+
 def _cluster(server: Server) -> ClusterGateway:
     cluster = server.app.state.gateway.cluster
     assert isinstance(cluster, ClusterGateway)
@@ -137,6 +148,21 @@ def test_a_gateway_in_front_of_two_shards(replicas: Replicas, tmp_path: Path) ->
         assert (moved["state"], moved["currency"]) == ("completed", "USD")
         balances = [cluster.reads.engine_of(s).accounts[account].balances["USD"].total for s in ("A", "B")]
         assert balances == [75_000, 25_000]
+
+        # the same from the command line: `tradehall cluster transfer` (its own coordinator, same records)
+        env = {"TRADEHALL_CLUSTER_SHARDS": shards, "TRADEHALL_CLUSTER_PREFIX": replicas.prefix}
+        env["TRADEHALL_NATS_URL"] = NATS_URL
+        argv = ["cluster", "transfer", "t-cli", account, "50", "--from", "B", "--to", "A", "--json"]
+        for _ in range(2):  # the second run answers the same transfer, moving nothing
+            done = CliRunner().invoke(cli, argv, env=env)
+            assert done.exit_code == 0, done.output
+            assert _json(done.output)["state"] == "completed"
+        too_much = CliRunner().invoke(cli, [*argv[:2], "t-cli-2", account, "500", *argv[5:]], env=env)
+        assert too_much.exit_code == 1 and _json(too_much.output)["state"] == "failed"
+        recovered = CliRunner().invoke(cli, ["cluster", "recover-transfers", "--json"], env=env)
+        assert recovered.exit_code == 0 and _json(recovered.output) == []
+        balances = [cluster.reads.engine_of(s).accounts[account].balances["USD"].total for s in ("A", "B")]
+        assert balances == [80_000, 20_000]
 
         spot_a = client.place_order(account, "BTC-USD", "buy", "0.01", price="100", type="limit")
         spot_b = client.place_order(account, "ETH-USD", "buy", "0.01", price="100", type="limit")

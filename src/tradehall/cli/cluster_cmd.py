@@ -16,6 +16,7 @@ import typer
 from tradehall.cli.common import (
     EXIT_CHECK_FAILED,
     EXIT_REFUSED,
+    EXIT_SERVER,
     EXIT_UNREACHABLE,
     JSON_OPTION,
     emit,
@@ -127,3 +128,84 @@ def status(
     emit(data, as_json, _render_report)
     if any(not report.leader for report in reports):
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _transfer_rows(records: list[dict[str, Any]]) -> None:
+    table(
+        "Transfers",
+        ["transfer", "account", "amount", "currency", "from", "to", "state", "reason", "error"],
+        [
+            [r["transfer_id"], r["account_id"], r["amount"], r["currency"], r["from_shard"], r["to_shard"],
+             r["state"], r["reason"], r["error"]]
+            for r in records
+        ],
+    )
+
+
+def _run_transfers(action: Any) -> list[dict[str, Any]]:
+    """Runs `action(coordinator)` against the cluster of the settings (shard map, NATS, prefix)."""
+    import msgspec
+
+    from tradehall.domain.errors import TradehallError
+    from tradehall.service.cluster.gateway import cluster_shard_map, open_transfers
+    from tradehall.service.cluster.shards import ShardMapError
+    from tradehall.service.runner import RunnerError
+    from tradehall.service.settings import Settings
+
+    settings = Settings()
+    try:
+        shard_map = cluster_shard_map(settings)
+    except ShardMapError as exc:
+        fail(f"shard map: {exc}", EXIT_REFUSED)
+    if shard_map is None:
+        fail("no shard map: set TRADEHALL_CLUSTER_SHARDS (or TRADEHALL_CLUSTER_SHARDS_FILE)", EXIT_REFUSED)
+
+    async def run() -> list[dict[str, Any]]:
+        coordinator, nc = await open_transfers(settings, shard_map)
+        try:
+            records = await action(coordinator)
+        finally:
+            await nc.close()
+        return [msgspec.to_builtins(record) for record in records]
+
+    try:
+        return asyncio.run(run())
+    except TradehallError as exc:
+        fail(f"{exc.code.value}: {exc.detail}", EXIT_REFUSED)
+    except RunnerError as exc:  # a shard had no leader in time: the transfer goes on later
+        fail(str(exc), EXIT_SERVER)
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        fail(f"cannot reach NATS at {settings.nats_url}: {exc!r}", EXIT_UNREACHABLE)
+
+
+@cluster_app.command()
+def transfer(
+    transfer_id: str = typer.Argument(..., help="Your id for it: a repeat with it moves nothing more."),
+    account_id: str = typer.Argument(...),
+    amount: str = typer.Argument(..., help="A positive decimal in the currency's places."),
+    from_shard: str = typer.Option(..., "--from", help="The shard the collateral leaves."),
+    to_shard: str = typer.Option(..., "--to", help="The shard it goes to."),
+    currency: str | None = typer.Option(None, "--currency", help="Default: the account's."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Move an account's collateral between shards (docs/cluster.md, "Accounts across shards"), through
+    both shards' logs, once. Uses the settings' shard map, TRADEHALL_NATS_URL and TRADEHALL_CLUSTER_PREFIX.
+    Exit 1 when it ended `failed` or `refunded`, 3 when a shard had no leader (it goes on later)."""
+
+    async def action(coordinator: Any) -> list[Any]:
+        return [await coordinator.transfer(transfer_id, account_id, amount, from_shard, to_shard, currency)]
+
+    records = _run_transfers(action)
+    emit(records[0] if as_json else records, as_json, _transfer_rows)
+    if records[0]["state"] != "completed":
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@cluster_app.command("recover-transfers")
+def recover_transfers(as_json: bool = JSON_OPTION) -> None:
+    """Drive every unfinished transfer to its end (gateways do it every 30 s too); lists those it ended."""
+
+    async def action(coordinator: Any) -> list[Any]:
+        return list(await coordinator.recover())
+
+    emit(_run_transfers(action), as_json, _transfer_rows)

@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 from typing import Any
 
-import nats
 import structlog
 
 from tradehall.engine import Engine
 from tradehall.journal.recovery import EngineFactory
 from tradehall.service.cluster.client import ShardClient
+from tradehall.service.cluster.connection import connect as connect_nats
 from tradehall.service.cluster.log import ShardLog, ShardState, restore_state
 from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.routing import ClusterGateway, ShardRouter, ShardSubmitter
@@ -113,6 +113,27 @@ class ClusterConnection:
         await self._nc.close()
 
 
+async def open_transfers(settings: Settings, shard_map: ShardMap) -> tuple[TransferCoordinator, Any]:
+    """A transfer coordinator without read replicas (`tradehall cluster transfer`) and its NATS
+    connection (the caller closes it)."""
+    nc = await connect_nats(settings.nats_url, "tradehall-transfers")
+    try:
+        clients: dict[str, ShardSubmitter] = {
+            shard: ShardClient(nc, ShardNames(shard, settings.cluster_prefix)) for shard in shard_map.names
+        }
+        router = ShardRouter(
+            shard_map,
+            clients,
+            request_timeout=settings.cluster_request_timeout_seconds,
+            retry_seconds=settings.cluster_retry_seconds,
+        )
+        store = await KvTransferStore.open(nc.jetstream(), settings.cluster_prefix)
+    except BaseException:
+        await nc.close()
+        raise
+    return TransferCoordinator(router.submit_to, store, shard_map.names), nc
+
+
 def cluster_shard_map(settings: Settings) -> ShardMap | None:
     return shard_map_of(settings.cluster_shards, settings.cluster_shards_file, settings.cluster_home_shard)
 
@@ -122,8 +143,7 @@ async def connect(
 ) -> ClusterConnection:
     """Connects to NATS (`nats_url`, a comma-separated list of servers), follows every shard and builds
     the gateway's cluster side; every shard's stream must exist (its replicas started once)."""
-    servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
-    nc = await nats.connect(servers=servers, name="tradehall-gateway")
+    nc = await connect_nats(settings.nats_url, "tradehall-gateway")
     js = nc.jetstream()
     prefix = settings.cluster_prefix
     clients: dict[str, ShardSubmitter] = {}
@@ -146,5 +166,5 @@ async def connect(
         raise
     transfers = TransferCoordinator(router.submit_to, store, shard_map.names)
     connection = ClusterConnection(ClusterGateway(router, reads, transfers), nc, reads)
-    log.info("cluster_connected", shards=shard_map.names, home=shard_map.home, servers=servers)
+    log.info("cluster_connected", shards=shard_map.names, home=shard_map.home, servers=settings.nats_url)
     return connection
