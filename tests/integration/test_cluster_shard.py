@@ -34,7 +34,14 @@ from tradehall.journal.segments import EncodedBatch
 from tradehall.service.cluster.client import ShardClient, ShardUnavailableError
 from tradehall.service.cluster.connection import server_urls
 from tradehall.service.cluster.lease import VALID_FRACTION, ShardLease
-from tradehall.service.cluster.log import LogEntry, LogFencedError, ShardLog, restore_state, split_frames
+from tradehall.service.cluster.log import (
+    LogEntry,
+    LogFencedError,
+    LogUnavailableError,
+    ShardLog,
+    restore_state,
+    split_frames,
+)
 from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.protocol import reply_decoder
 from tradehall.service.cluster.replica import LEADER, STANDBY, ReplicaConfig, ShardReplica
@@ -423,3 +430,27 @@ async def test_retrying_the_same_client_order_id_after_a_takeover_gives_the_orig
     engine = standby.engine
     assert engine.order_id_for("alice", "the-one") == accepted.order_id
     assert [o.order_id for o in engine.orders.values() if o.market == MARKET] == [accepted.order_id]
+
+
+async def test_a_takeover_that_fails_half_way_leaves_a_clean_standby_that_leads_later(
+    nc: Any, prefix: str, replicas: list[ShardReplica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_append = ShardLog.append
+    markers: list[int] = []
+
+    async def first_marker_fails(
+        self: ShardLog, payload: bytes, expected_last: int, headers: dict[str, str] | None = None
+    ) -> int:
+        if not payload:
+            markers.append(expected_last)
+            if len(markers) == 1:
+                raise LogUnavailableError("NATS went away just now")
+        return await real_append(self, payload, expected_last, headers)
+
+    monkeypatch.setattr(ShardLog, "append", first_marker_fails)
+    replica = await start_replica(replicas, prefix, "a")
+    await replica.wait_for_role(LEADER, 15)
+    assert markers == [0, 0]  # the second try fenced on the same end: the first stored nothing
+    assert replica.takeovers == 1
+    client = ShardClient(nc, replica.names)
+    assert [(await client.submit(command)).seq for command in setup_commands()] == [1, 2, 3, 4, 5]

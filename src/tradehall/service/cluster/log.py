@@ -215,9 +215,10 @@ async def restore_state(
     snapshots: ShardSnapshots | None,
     factory: EngineFactory[E],
     *,
-    timeout: float = 60.0,
+    stall_timeout: float = 30.0,
 ) -> ShardState[E]:
-    """A replica's start: the newest snapshot, then the stream after it up to its end now."""
+    """A replica's start: the newest snapshot, then the stream after it up to its end now (however
+    long that takes, as long as no `stall_timeout` passes without a message)."""
     snapshot = await snapshots.latest() if snapshots is not None else None
     if snapshot is not None:
         state = ShardState(factory.restore(snapshot.data), snapshot.seq, snapshot.resume_stream_seq - 1)
@@ -227,10 +228,14 @@ async def restore_state(
     if end > state.stream_seq:
         subscription = await shard_log.subscribe(state.stream_seq + 1, state.apply)
         try:
-            if not await state.wait_stream_seq(end, timeout):
-                raise LogUnavailableError(
-                    f"stream {shard_log.names.stream}: read to seq {state.stream_seq} of {end} in {timeout} s"
-                )
+            progress = state.stream_seq
+            while not await state.wait_stream_seq(end, stall_timeout):
+                if state.stream_seq == progress:
+                    raise LogUnavailableError(
+                        f"stream {shard_log.names.stream}: no message after seq {progress} of {end}"
+                        f" in {stall_timeout} s"
+                    )
+                progress = state.stream_seq
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()

@@ -269,6 +269,7 @@ class ShardReplica:
 
     async def _start_following(self) -> None:
         assert self.state is not None
+        await self._stop_following()
         self._follow_sub = await self.shard_log.subscribe(self.state.stream_seq + 1, self._on_entry)
 
     async def _stop_following(self) -> None:
@@ -299,6 +300,8 @@ class ShardReplica:
                     elif now >= next_step:
                         next_step = now + ttl / 5
                         await self._standby_step()
+                elif self.role == STEPPING_DOWN:  # a step-down failed half-way (NATS away): again
+                    await self._resync()
                 elif self.role == LEADER and (
                     now >= next_step or not self.lease.held or self._runner_failed()
                 ):
@@ -319,7 +322,11 @@ class ShardReplica:
         if not self.config.can_lead or self._monotonic() < self._no_lead_before:
             return
         if await self.lease.try_acquire():
-            await self._promote()
+            try:
+                await self._promote()
+            except Exception as exc:  # NATS failed us half-way: back to a clean standby, lease given up
+                await self._step_down(f"the takeover failed: {exc!r}")
+                raise
 
     async def _leader_step(self) -> None:
         lease = self.lease
@@ -339,6 +346,7 @@ class ShardReplica:
             await self._step_down("the lease was lost" if lease.revision is None else "the lease expired")
 
     async def _resync(self) -> None:
+        """A fresh engine from the snapshot and the stream, following again (after a failure)."""
         await self._stop_following()
         await self._become_standby(await self._restore())
 
