@@ -200,3 +200,35 @@ async def test_any_faults_conserve_money_and_never_transfer_twice(
             expected[source] -= amount * 100
             expected["B" if source == "A" else "A"] += amount * 100
     assert (a, b) == (expected["A"], expected["B"])
+
+
+async def test_recovery_goes_on_past_a_shard_without_a_leader() -> None:
+    shard_map = ShardMap.parse("A=X;B=Y;C=Z")
+    shards = {name: FakeShard(name) for name in shard_map.names}
+    for shard in shards.values():
+        shard.engine.apply(c.OpenAccount(account_id="alice", owner="u1"))
+        shard.engine.apply(c.Deposit(account_id="alice", amount=D("100")))
+    clock = FakeTime()
+    router = ShardRouter(shard_map, shards, retry_seconds=2.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    store = MemoryTransferStore()
+
+    def crashing(point: str, _record: TransferRecord) -> None:
+        if point == "out_applied":
+            raise Crash(point)
+
+    for transfer_id, source, target in (("t-1", "A", "B"), ("t-2", "B", "C")):
+        with pytest.raises(Crash):
+            await TransferCoordinator(router.submit_to, store, shard_map.names, checkpoint=crashing).transfer(
+                transfer_id, "alice", "10", source, target
+            )
+    shards["A"].faults = [DOWN] * 1000  # A has no leader: t-1 cannot go on now
+    finished = await TransferCoordinator(router.submit_to, store, shard_map.names).recover()
+    assert [(r.transfer_id, r.state) for r in finished] == [("t-2", COMPLETED)]
+    stalled = await store.get("t-1")
+    assert stalled is not None and stalled.state == REQUESTED
+    shards["A"].faults = []
+    assert [
+        r.state for r in await TransferCoordinator(router.submit_to, store, shard_map.names).recover()
+    ] == [COMPLETED]
+    totals = [shards[name].engine.accounts["alice"].balances["USD"].total for name in ("A", "B", "C")]
+    assert totals == [9000, 10000, 11000]

@@ -25,6 +25,7 @@ from tradehall.service.cluster.routing import ClusterGateway, ShardRouter, Shard
 from tradehall.service.cluster.shards import ShardMap, shard_configure, shard_map_of
 from tradehall.service.cluster.snapshots import ShardSnapshots
 from tradehall.service.cluster.transfers import KvTransferStore, TransferCoordinator
+from tradehall.service.runner import RunnerError
 from tradehall.service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -86,8 +87,11 @@ class ClusterConnection:
             transfers = self.gateway.transfers
             assert transfers is not None
             while True:
-                await self._ensure_id_bases()
-                await transfers.recover()
+                try:
+                    await self._ensure_id_bases()
+                    await transfers.recover()
+                except Exception as error:  # NATS down for a while: the next round tries again
+                    log.warning("cluster_recovery_failed", error=repr(error))
                 await asyncio.sleep(every)
 
         self._task = asyncio.create_task(loop(), name="cluster-transfers")
@@ -101,7 +105,7 @@ class ClusterConnection:
                 continue
             try:
                 await router.submit_to(shard, shard_configure(router.shard_map, shard))
-            except RuntimeError as error:  # no leader yet: the next round tries again
+            except RunnerError as error:  # no leader yet: the next round tries again
                 log.warning("cluster_id_base_not_set", shard=shard, error=str(error))
 
     async def close(self) -> None:

@@ -31,7 +31,7 @@ from tradehall.domain.commands import AnyCommand
 from tradehall.domain.enums import TransferStatus
 from tradehall.domain.errors import Code, TradehallError, invalid_request
 from tradehall.domain.events import AnyEvent, CommandRejected, TransferUpdated
-from tradehall.service.runner import CommandResult
+from tradehall.service.runner import CommandResult, RunnerError
 
 log = structlog.get_logger(__name__)
 
@@ -256,7 +256,7 @@ class TransferCoordinator:
         for record in await self.store.unfinished():
             try:
                 done.append(await self.drive(record))
-            except (TradehallError, RuntimeError) as error:  # RunnerError: a shard without a leader
+            except (TradehallError, RunnerError) as error:  # a refusal; a shard without a leader
                 log.warning("transfer_not_recovered", transfer_id=record.transfer_id, error=str(error))
         return done
 
