@@ -35,6 +35,7 @@ from tradehall.service.cluster.client import ShardClient, ShardUnavailableError
 from tradehall.service.cluster.connection import server_urls
 from tradehall.service.cluster.lease import VALID_FRACTION, ShardLease
 from tradehall.service.cluster.log import (
+    LeaseExpiredError,
     LogEntry,
     LogFencedError,
     LogUnavailableError,
@@ -329,12 +330,16 @@ async def test_when_the_lease_lapses_the_standby_takes_over_from_the_last_stored
 async def test_an_old_leader_whose_lease_was_taken_cannot_append(
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
-    old = await start_replica(replicas, prefix, "a")
+    frozen = FakeMonotonic()  # the old leader's sense of time stops (a paused VM): its lease looks held
+    config = ReplicaConfig(shard="A", prefix=prefix, replica_id="a", lease_ttl=1.0)
+    old = ShardReplica(config, monotonic=frozen)
+    replicas.append(old)
+    await old.start()
     await old.wait_for_role(LEADER, 10)
     client = ShardClient(nc, old.names)
     for command in setup_commands():
         await client.submit(command)
-    # the old leader stalls (a long pause): it neither renews nor notices; its runner still takes commands
+    # it neither renews nor notices; its runner still takes commands
     assert old._control is not None
     old._control.cancel()
     new = await start_replica(replicas, prefix, "b")
@@ -454,3 +459,29 @@ async def test_a_takeover_that_fails_half_way_leaves_a_clean_standby_that_leads_
     assert replica.takeovers == 1
     client = ShardClient(nc, replica.names)
     assert [(await client.submit(command)).seq for command in setup_commands()] == [1, 2, 3, 4, 5]
+
+
+async def test_a_leader_past_its_lease_deadline_stops_acknowledging_before_its_loop_notices(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    clock = FakeMonotonic()  # frozen: no renewal is ever due, the deadline passes only when we say
+    config = ReplicaConfig(shard="A", prefix=prefix, replica_id="a", lease_ttl=1.0)
+    leader = ShardReplica(config, monotonic=clock)
+    replicas.append(leader)
+    await leader.start()
+    await leader.wait_for_role(LEADER, 10)
+    client = ShardClient(nc, leader.names)
+    for command in setup_commands():
+        await client.submit(command)
+    shard_log = ShardLog(nc.jetstream(), leader.names)
+    before = await shard_log.last_seq()
+    runner = leader.runner
+    assert runner is not None
+    clock.now += 1.0  # past 0.9 x TTL after the last renewal was sent
+    with pytest.raises(LeaseExpiredError):  # even straight into the runner: nothing is appended
+        await runner.submit(order(1, coid="late"))
+    with pytest.raises(ShardUnavailableError):
+        await client.submit(order(2), timeout=0.3)
+    assert await shard_log.last_seq() == before
+    await leader.wait_for_role(STANDBY, 10)
+    assert leader.engine.order_id_for("alice", "late") is None  # rebuilt from the log

@@ -51,6 +51,10 @@ class LogFencedError(JournalError):
         super().__init__(f"append after stream seq {expected_last} refused (fenced): {detail}")
 
 
+class LeaseExpiredError(JournalError):
+    """The leader's lease ran out before the batch was appended: it must not write any more."""
+
+
 class LogUnavailableError(JournalError):
     """JetStream did not store the batch (no answer in time, no stream, a server error)."""
 
@@ -262,11 +266,15 @@ class JetStreamCommandLog(Generic[E]):
         *,
         leader: str,
         snapshots: ShardSnapshots | None = None,
+        guard: Callable[[], bool] | None = None,
     ) -> None:
+        """`guard()` is asked before each append (the lease still held?): False refuses the batch with
+        `LeaseExpiredError` at once, before fencing would, so a leader past its deadline stores nothing."""
         self.shard_log = shard_log
         self.state = state
         self.leader = leader
         self.snapshots = snapshots
+        self.guard = guard
         self.appended_messages = 0
 
     async def recover(self, factory: EngineFactory[E]) -> LogRecovery[E]:
@@ -278,6 +286,8 @@ class JetStreamCommandLog(Generic[E]):
         data = batches[0].data if len(batches) == 1 else b"".join(batch.data for batch in batches)
         headers = {LEADER_HEADER: self.leader}
         for piece in split_frames(data, self.shard_log.max_payload - 4096):
+            if self.guard is not None and not self.guard():
+                raise LeaseExpiredError(f"{self.leader}: the lease expired; batch not appended")
             self.state.stream_seq = await self.shard_log.append(piece, self.state.stream_seq, headers)
             self.appended_messages += 1
         self.state.applied_seq = batches[-1].last_seq

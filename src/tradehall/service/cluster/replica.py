@@ -379,7 +379,11 @@ class ShardReplica:
         state.leader = self.config.replica_id
         self._stream_last_seq = state.stream_seq
         command_log = JetStreamCommandLog(
-            self.shard_log, state, leader=self.config.replica_id, snapshots=self._snapshots
+            self.shard_log,
+            state,
+            leader=self.config.replica_id,
+            snapshots=self._snapshots,
+            guard=lambda: lease.held,
         )
         runner_config = RunnerConfig(
             journal_dir=Path(),
@@ -468,7 +472,7 @@ class ShardReplica:
 
     async def _serve(self, message: Any) -> None:
         runner = self.runner
-        if runner is None or self.role != LEADER or not runner.accepting:
+        if runner is None or self.role != LEADER or not runner.accepting or not self.lease.held:
             return  # no answer: another replica leads, or the client retries and finds the leader
         try:
             command: AnyCommand = request_decoder.decode(message.data).command
