@@ -477,11 +477,16 @@ async def test_a_leader_past_its_lease_deadline_stops_acknowledging_before_its_l
     before = await shard_log.last_seq()
     runner = leader.runner
     assert runner is not None
+    assert leader._control is not None
+    leader._control.cancel()  # its loop is slow to look (a stalled process): the deadline alone counts
+    with contextlib.suppress(asyncio.CancelledError):
+        await leader._control
     clock.now += 1.0  # past 0.9 x TTL after the last renewal was sent
     with pytest.raises(LeaseExpiredError):  # even straight into the runner: nothing is appended
         await runner.submit(order(1, coid="late"))
     with pytest.raises(ShardUnavailableError):
         await client.submit(order(2), timeout=0.3)
     assert await shard_log.last_seq() == before
+    leader._control = asyncio.create_task(leader._control_loop())  # the loop looks: it steps down
     await leader.wait_for_role(STANDBY, 10)
     assert leader.engine.order_id_for("alice", "late") is None  # rebuilt from the log
