@@ -13,6 +13,9 @@ leader applied it.
 - leader_cpu_ms_per_1k / nats_cpu_ms_per_1k: CPU time (user+system, from /proc) of the leader process
   and of all NATS servers per 1,000 acknowledged orders -- steadier than wall-clock figures on a
   loaded machine
+- local_journal: the same orders from the same number of closed-loop clients, submitted in-process to
+  an `EngineRunner` with the local journal (fsync `batch`) -- no network, no NATS; its CPU figure is
+  the whole process (runner and clients)
 - takeover_s:  SIGKILL of the leader under load (a hot standby running) -> the first acknowledgement
   of an order the standby wrote (`--takeovers N` kills)
 
@@ -31,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +98,68 @@ def throughput_case(servers: int, clients: int, warmup: float, seconds: float) -
     }
 
 
+def local_journal_case(clients: int, warmup: float, seconds: float) -> dict[str, float]:
+    """The embedded default for comparison: the runner and the clients in this process."""
+    import asyncio
+
+    from tests.cluster.load_child import ACCOUNTS, setup_commands
+
+    from tradehall.domain.commands import PlaceOrder
+    from tradehall.domain.enums import OrderSide
+    from tradehall.engine import Engine
+    from tradehall.journal import EngineFactory
+    from tradehall.service.runner import EngineRunner, RunnerConfig
+
+    async def run(directory: Path) -> dict[str, float]:
+        runner = EngineRunner(EngineFactory(Engine, Engine.restore), RunnerConfig(
+            journal_dir=directory / "journal", snapshot_dir=directory / "snapshots", fsync="batch",
+            snapshot_every_commands=10**9, snapshot_every_seconds=1e9, snapshot_on_stop=False))
+        await runner.start()
+        for command in setup_commands():
+            await runner.submit(command)
+        latencies: list[float] = []
+        counting = False
+        stop = False
+
+        async def client(k: int) -> None:
+            rng = random.Random(k)
+            n = 0
+            while not stop:
+                n += 1
+                command = PlaceOrder(
+                    account_id=rng.choice(ACCOUNTS), market="BTC-USD",
+                    side=rng.choice([OrderSide.BUY, OrderSide.SELL]),
+                    quantity=Decimal(rng.randint(1, 50)) / 1000,
+                    price=Decimal(rng.randint(9_900, 10_100)) / 100,
+                    client_order_id=f"c{k}-{n}", correlation_id=f"c{k}-{n}",
+                )
+                sent = time.monotonic()
+                await runner.submit(command)
+                if counting:
+                    latencies.append(time.monotonic() - sent)
+
+        tasks = [asyncio.create_task(client(k)) for k in range(clients)]
+        await asyncio.sleep(warmup)
+        counting = True
+        cpu, started = time.process_time(), time.monotonic()
+        await asyncio.sleep(seconds)
+        counting = False
+        elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
+        stop = True
+        await asyncio.gather(*tasks)
+        await runner.stop()
+        count = len(latencies)
+        return {
+            "ops_per_s": round(count / elapsed, 1),
+            "p50_us": round(1e6 * percentile(latencies, 0.50)),
+            "p99_us": round(1e6 * percentile(latencies, 0.99)),
+            "process_cpu_ms_per_1k": round(1e6 * cpu / count, 1),
+        }
+
+    with tempfile.TemporaryDirectory(prefix="cluster-bench-local-") as tmp:
+        return asyncio.run(run(Path(tmp)))
+
+
 def takeover_case(clients: int) -> float:
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
         network = Network(Path(tmp) / "net")
@@ -130,7 +196,7 @@ def emit(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 
 UNITS = {"ops_per_s": "orders/s", "p50_us": "us", "p99_us": "us", "leader_cpu_ms_per_1k": "ms CPU",
-         "nats_cpu_ms_per_1k": "ms CPU", "takeover_s": "s"}
+         "nats_cpu_ms_per_1k": "ms CPU", "process_cpu_ms_per_1k": "ms CPU", "takeover_s": "s"}
 
 
 def main() -> None:
@@ -147,10 +213,11 @@ def main() -> None:
         print(f"cluster_netns_bench skipped: {reason}", file=sys.stderr)
         return
     rounds, seconds, takeovers = (1, 4.0, 1) if args.quick else (args.rounds, args.seconds, args.takeovers)
-    results: dict[str, list[dict[str, float]]] = {"r3_netns": [], "r1_netns": []}
+    results: dict[str, list[dict[str, float]]] = {"r3_netns": [], "r1_netns": [], "local_journal": []}
     for _ in range(rounds):
         results["r3_netns"].append(throughput_case(3, args.clients, 2.0, seconds))
         results["r1_netns"].append(throughput_case(1, args.clients, 2.0, seconds))
+        results["local_journal"].append(local_journal_case(args.clients, 2.0, seconds))
     rows: list[dict[str, Any]] = []
     for name, runs in results.items():
         for metric in runs[0]:

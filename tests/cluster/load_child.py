@@ -10,7 +10,8 @@ one JSON line per request and per acknowledgement (flushed: every `ack` line is 
     {"submit": corr_id, "coid": ..., "t": monotonic}
     {"ack": corr_id, "coid": ..., "seq": n, "digest": sha256, "accepted": bool, "code": "",
      "t_first": monotonic of the first attempt, "t": monotonic of the ack, "attempts": n}
-Stops on SIGTERM (in-flight orders stay unacknowledged, as for a client that went away).
+Exits at once on SIGTERM (in-flight orders stay unacknowledged, as for a client that went away; no
+cancellation that a retry loop could swallow, so nothing is sent after the signal).
 Usage: python load_child.py NATS_URLS PREFIX SHARD SEED CLIENTS
 """
 
@@ -20,6 +21,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import random
 import signal
 import sys
@@ -123,16 +125,16 @@ async def main(servers: list[str], prefix: str, shard_name: str, seed: int, clie
                 await asyncio.sleep(0.1)
         out({"setup": command.correlation_id, "seq": result.seq})
     out({"ready": True})
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, leave)
     rng = random.Random(seed)
-    tasks = [asyncio.create_task(client(shard, f"s{seed}c{k}", random.Random(rng.random())))
-             for k in range(clients)]
-    await stop.wait()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await nc.close()
+    names = [f"s{seed}c{k}" for k in range(clients)]
+    await asyncio.gather(*(client(shard, name, random.Random(rng.random())) for name in names))
+
+
+def leave() -> None:
+    """Every line printed so far is whole (they are written between loop turns): flush and go."""
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,11 @@ class Load:
         return [line for line in list(self.lines) if "ack" in line]
 
     def stop(self) -> None:
+        """Ends the load for good: nothing is sent, and no line is read, after this returns."""
         self.proc.kill(signal.SIGTERM)
+        if self.proc.alive():
+            self.proc.kill(signal.SIGKILL)
+        assert not self.proc.alive(), "the load generator outlived SIGKILL"
         self._reader.join(10)
 
 
@@ -218,6 +222,14 @@ class LogCheck:
     """The leaders in the order their epochs start (a leader may appear again after another)."""
 
 
+def leader_of(entries: list[LogEntry], seq: int) -> tuple[str, int]:
+    """Who wrote record `seq`, and in which stream message (diagnostics)."""
+    for entry in entries:
+        if any(record.seq == seq for record in entry.records):
+            return entry.leader, entry.stream_seq
+    return "", 0
+
+
 def unstamped(command: Any) -> bytes:
     """A command without the sequencer's time stamp (a resend is stamped anew)."""
     return msgspec.msgpack.encode(msgspec.structs.replace(command, ts=0))
@@ -241,7 +253,9 @@ def check_log(entries: list[LogEntry], acks: list[dict[str, Any]]) -> LogCheck:
             continue  # refused before the engine decided: not in the log
         acked = by_seq.get(ack["seq"])
         assert acked is not None and acked.command.correlation_id == ack["ack"], (
-            f"acknowledged {ack['ack']} (seq {ack['seq']}) is not in the log at that seq"
+            f"acknowledged {ack['ack']} (seq {ack['seq']}) is not in the log at that seq: {ack}; there: "
+            f"{acked and (acked.command.correlation_id, leader_of(entries, acked.seq))}; "
+            f"its records: {[(r.seq, leader_of(entries, r.seq)) for r in by_corr.get(ack['ack'], [])]}"
         )
         assert digest(acked.events) == ack["digest"], f"the acknowledged result of {ack['ack']} changed"
     accepted = Counter(
