@@ -490,3 +490,21 @@ async def test_a_leader_past_its_lease_deadline_stops_acknowledging_before_its_l
     leader._control = asyncio.create_task(leader._control_loop())  # the loop looks: it steps down
     await leader.wait_for_role(STANDBY, 10)
     assert leader.engine.order_id_for("alice", "late") is None  # rebuilt from the log
+
+
+async def test_a_replica_whose_engine_does_not_reproduce_the_logged_events_never_leads(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    names = ShardNames("A", prefix)
+    shard_log = ShardLog(nc.jetstream(), names)
+    await shard_log.ensure()
+    command = c.OpenAccount(ts=1, account_id="alice", owner="alice")
+    forged = JournalRecord(seq=1, ts=1, command=command, events=())  # the engine emits events for it
+    await shard_log.append(EncodedBatch.of([forged]).data, 0)
+    replica = await start_replica(replicas, prefix, "a")
+    assert replica.state is not None and replica.state.diverged_seq == 1
+    await replica._standby_step()  # a step of its control loop: the lease is free, yet it does not lead
+    assert replica.role == STANDBY and replica.takeovers == 0
+    assert await replica.lease.read() is None
+    (status,) = await gather_status(nc, names)
+    assert (status.role, status.diverged_seq, status.applied_seq) == (STANDBY, 1, 1)

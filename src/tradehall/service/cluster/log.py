@@ -171,6 +171,9 @@ class ShardState(Generic[E]):
         """The last stream message consumed."""
         self.leader = ""
         """Who wrote the last message (from its header)."""
+        self.diverged_seq = 0
+        """The first record whose events this engine did not reproduce (0: none): another engine
+        version, or a bug; such a replica must not lead."""
         self.listeners: list[Callable[[Sequence[JournalRecord]], None]] = []
         self._advanced = asyncio.Event()
 
@@ -186,7 +189,10 @@ class ShardState(Generic[E]):
                 raise JournalError(
                     f"stream seq {entry.stream_seq} holds record {record.seq} after {self.applied_seq}"
                 )
-            engine.apply(record.command)
+            events = engine.apply(record.command)
+            if not self.diverged_seq and tuple(events) != record.events:
+                self.diverged_seq = record.seq
+                log.error("replica_diverged", seq=record.seq, stream_seq=entry.stream_seq)
             self.applied_seq = record.seq
             fresh.append(record)
         self.stream_seq = entry.stream_seq

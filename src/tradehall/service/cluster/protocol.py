@@ -45,6 +45,9 @@ class ReplicaStatus(msgspec.Struct, frozen=True, kw_only=True):
     takeovers: int
     """How many times this replica became the leader."""
     pid: int
+    diverged_seq: int = 0
+    """Non-zero: the first record whose journaled events this replica's engine did not reproduce; it
+    keeps following but never leads (another engine version? a bug?)."""
     state_hash: str = ""
     """Only when asked (`{"state_hash": true}`): the engine's state hash, the same on every replica."""
 

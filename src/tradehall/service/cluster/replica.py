@@ -319,7 +319,9 @@ class ShardReplica:
     async def _standby_step(self) -> None:
         with contextlib.suppress(Exception):
             self._stream_last_seq = max(self._stream_last_seq, await self.shard_log.last_seq())
-        if not self.config.can_lead or self._monotonic() < self._no_lead_before:
+        diverged = self.state is not None and self.state.diverged_seq > 0
+        if not self.config.can_lead or diverged or self._monotonic() < self._no_lead_before:
+            await self.lease.read()  # for the status: who leads, since when
             return
         if await self.lease.try_acquire():
             try:
@@ -523,6 +525,7 @@ class ShardReplica:
             lease_ttl_seconds=lease.ttl if lease is not None else 0.0,
             takeovers=self.takeovers,
             pid=os.getpid(),
+            diverged_seq=state.diverged_seq if state is not None else 0,
             state_hash=state.engine.state_hash() if state_hash and state is not None else "",
         )
 
