@@ -9,6 +9,7 @@ here too, so a hold is computed by one formula wherever it is taken.
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 
 import msgspec
 
@@ -41,18 +42,32 @@ from tradehall.engine.state import EngineState
 NO = OrderSide.NO
 
 
+_NUMBERS: dict[Decimal, str] = {}
+"""Normalised text of the Decimals fingerprints have seen (prices and sizes repeat near a market)."""
+
+
+def _number(value: object) -> str | None:
+    """A fingerprint's decimal by value ("0.10" = "0.1"); what is not a decimal, as its text."""
+    if value is None:
+        return None
+    if type(value) is Decimal and value and value.is_finite():  # -0 would normalise to "-0"
+        text = _NUMBERS.get(value)
+        if text is None:
+            text = str(value.normalize())
+            if len(_NUMBERS) > 100_000:
+                _NUMBERS.clear()
+            _NUMBERS[value] = text
+        return text
+    try:
+        return str(parse_decimal(value, "value").normalize())
+    except TradehallError:
+        return str(value)
+
+
 def fingerprint(command: cmds.PlaceOrder, trigger: StopTrigger | None) -> bytes:
     """What makes a repeated `client_order_id` "the same order": every parameter, decimals by value
     ("0.10" = "0.1") and the stop's effective trigger source. A short digest keeps the map small."""
-
-    def number(value: object) -> str | None:
-        if value is None:
-            return None
-        try:
-            return str(parse_decimal(value, "value").normalize())
-        except TradehallError:
-            return str(value)
-
+    number = _number
     fields: tuple[object, ...] = (
         str(getattr(command, "side")),  # noqa: B009
         str(getattr(command, "type")),  # noqa: B009

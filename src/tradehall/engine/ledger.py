@@ -163,6 +163,11 @@ class Ledger:
         """(account, currency) of every balance changed since the last flush."""
         return list(self._changes)
 
+    def discard(self) -> None:
+        """Forget the changes since the last flush without their events (a replay reads none)."""
+        self.totals_changed = False
+        self._changes.clear()
+
     def flush(self, reason: str, events: list[AnyEvent]) -> None:
         self.totals_changed = False
         if not self._changes:

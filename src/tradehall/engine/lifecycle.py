@@ -173,6 +173,8 @@ class Lifecycle:
             self._unregister(order, account)
         if order.order_class is not SIMPLE_CLASS:
             self._state.contingent_pending.append(order)  # its sibling or entry may need to follow
+        if self._state.replaying:
+            return
         self._state.events.append(
             OrderCancelled(
                 order_id=order.order_id,

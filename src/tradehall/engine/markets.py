@@ -292,8 +292,13 @@ class MarkState:
         """Accounts whose interval the mark has left (mark <= low or mark >= high)."""
         lows = self.interval_low
         highs = self.interval_high
-        # most marks leave no interval: the highest low and the lowest high say so without a search
-        if (not lows or lows[-1] < (mark + 1, "")) and (not highs or highs[0] > (mark, "\uffff")):
+        # Most marks leave no interval: the highest low and the lowest high say so without a search.
+        # They are read from the sorted lists' sublists (`_lists`, sortedcontainers 2's layout: sorted
+        # non-empty lists, none when empty), as SortedList's own indexing is interpreted Python.
+        low_lists, high_lists = lows._lists, highs._lists
+        if (not low_lists or low_lists[-1][-1] < (mark + 1, "")) and (
+            not high_lists or high_lists[0][0] > (mark, "\uffff")
+        ):
             return []
         found: set[str] = set()
         index = lows.bisect_left((mark + 1, ""))

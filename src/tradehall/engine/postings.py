@@ -62,20 +62,21 @@ class Postings:
         state.next_trade_id = trade_id + 1
         market.last_price = price
         maker_account = self._accounts[maker.account_id]
-        self._state.events.append(
-            TradeExecuted(
-                trade_id=trade_id,
-                market=market.symbol,
-                price=price,
-                quantity=quantity,
-                taker_side=taker.side,
-                maker_order_id=maker.order_id,
-                taker_order_id=taker.order_id,
-                maker_account_id=maker.account_id,
-                taker_account_id=taker.account_id,
-                ts=state.now,
+        if not state.replaying:
+            self._state.events.append(
+                TradeExecuted(
+                    trade_id=trade_id,
+                    market=market.symbol,
+                    price=price,
+                    quantity=quantity,
+                    taker_side=taker.side,
+                    maker_order_id=maker.order_id,
+                    taker_order_id=taker.order_id,
+                    maker_account_id=maker.account_id,
+                    taker_account_id=taker.account_id,
+                    ts=state.now,
+                )
             )
-        )
         maker_cash = taker_cash = 0
         if market.kind is SPOT:
             buy, sell = (taker, maker) if taker.side is BUY else (maker, taker)
@@ -223,6 +224,8 @@ class Postings:
             return  # the venue's side of a paper fill is not an order of anyone's
         if order.order_class is not SIMPLE_CLASS:
             self._state.contingent_pending.append(order)  # its exits follow its fills (contingent)
+        if self._state.replaying:
+            return
         self._state.events.append(
             OrderFilled(
                 order_id=order.order_id,

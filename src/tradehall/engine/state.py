@@ -94,6 +94,8 @@ class EngineState:
     contingent orders (brackets, oco, oto) that filled or ended since `Contingent.settle` last ran.
     `hold_shortfall` sums what fills would have consumed beyond their order's hold (minor units); the
     holds invariant (`holds.py`) keeps it at zero, and the property tests check that it stays there.
+    `replaying` (`Engine.replaying`, journal recovery) skips building the summary events (balances,
+    positions, books) and order ends that nobody reads in a replay; the state changes stay the same.
     """
 
     def __init__(self, config: EngineConfig, book_factory: Callable[[], Book] = OrderBook) -> None:
@@ -117,6 +119,7 @@ class EngineState:
         self.contingent_pending: list[Order] = []
         self.next_reset: int | None = None
         self.hold_shortfall = 0
+        self.replaying = False
         self._spot_index: dict[tuple[str, str], Market] = {}
         self._spot_index_size = -1
         self.routes: dict[int, Route] = {}  # smart orders with open children, by parent id
@@ -211,6 +214,8 @@ class EngineState:
         bids, asks = market.book.take_changes()
         if bids or asks:
             market.book_sequence += 1
+            if self.replaying:
+                return
             book = market.book
             self.events.append(
                 BookChanged(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -139,10 +140,13 @@ def recover(
                     replayed += 1
             else:  # the commands alone: decoding the journaled events would cost a third of the replay
                 apply = engine.apply
-                for replay in read_commands(journal_dir, snapshot_seq + 1, limit):
-                    apply(replay.command)
-                    applied_seq = replay.seq
-                    replayed += 1
+                # an engine that can leave out the events nobody reads here (`Engine.replaying`)
+                replaying = getattr(engine, "replaying", None)
+                with replaying() if replaying is not None else nullcontext():
+                    for replay in read_commands(journal_dir, snapshot_seq + 1, limit):
+                        apply(replay.command)
+                        applied_seq = replay.seq
+                        replayed += 1
         except BaseException:
             if journal is not None:
                 journal.close()

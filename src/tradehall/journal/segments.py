@@ -20,10 +20,10 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 import structlog
@@ -32,6 +32,7 @@ from tradehall.journal.errors import JournalCorruptError, JournalError, Recovery
 from tradehall.journal.records import JournalRecord, ReplayRecord
 
 FsyncPolicy = Literal["always", "batch", "none"]
+T = TypeVar("T")
 
 SEGMENT_MAGIC = b"THJRNL01"
 SEGMENT_HEADER = struct.Struct("<8sQ")
@@ -250,11 +251,14 @@ def read_records(
     Raises JournalCorruptError on any invalid frame or seq gap, except a torn tail of the newest
     segment when `tolerate_torn_tail` (a journal that has not been opened for writing since a crash).
     """
-    decode = _decoder.decode
-    for payload in _iter_payloads(
-        directory, from_seq, to_seq, include_archive=include_archive, tolerate_torn_tail=tolerate_torn_tail
-    ):
-        yield decode(payload)
+    return _iter_payloads(
+        directory,
+        from_seq,
+        to_seq,
+        _decoder.decode,
+        include_archive=include_archive,
+        tolerate_torn_tail=tolerate_torn_tail,
+    )
 
 
 def read_commands(
@@ -266,21 +270,27 @@ def read_commands(
     tolerate_torn_tail: bool = True,
 ) -> Iterator[ReplayRecord]:
     """Like `read_records`, the commands only (what a replay needs; the events are not decoded)."""
-    decode = _replay_decoder.decode
-    for payload in _iter_payloads(
-        directory, from_seq, to_seq, include_archive=include_archive, tolerate_torn_tail=tolerate_torn_tail
-    ):
-        yield decode(payload)
+    return _iter_payloads(
+        directory,
+        from_seq,
+        to_seq,
+        _replay_decoder.decode,
+        include_archive=include_archive,
+        tolerate_torn_tail=tolerate_torn_tail,
+    )
 
 
 def _iter_payloads(
     directory: Path,
-    from_seq: int = 1,
-    to_seq: int | None = None,
+    from_seq: int,
+    to_seq: int | None,
+    decode: Callable[[memoryview], T],
     *,
     include_archive: bool = True,
     tolerate_torn_tail: bool = True,
-) -> Iterator[memoryview]:
+) -> Iterator[T]:
+    """The decoded payloads of the records in range: one generator from the frames to the records
+    (the hot loop of recovery)."""
     segments = list_segments(directory, include_archive=include_archive)
     if not segments:
         return
@@ -318,7 +328,7 @@ def _iter_payloads(
                 if seq > last:
                     return
                 body = offset + FRAME_HEADER_SIZE
-                yield data[body : body + length]
+                yield decode(data[body : body + length])
         except FrameError as exc:
             if is_last and tolerate_torn_tail and _valid_frame_after(data, exc.offset, expected) is None:
                 return
