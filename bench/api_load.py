@@ -84,13 +84,14 @@ def start_server(data_dir: Path, port: int, workers: int = 1) -> subprocess.Pope
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded machine starts --workers N slowly
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+            if httpx.get(url + "/ready", timeout=10).status_code == 200:
                 return process
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     process.kill()
     raise RuntimeError("tradehall serve did not start")
 

@@ -9,6 +9,7 @@ together so the REST, WebSocket and bus shapes of a resource cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -73,12 +74,33 @@ def opt_dec(value: Decimal | None) -> str | None:
     return None if value is None else decimal_str(value)
 
 
+@functools.lru_cache(maxsize=16384)
+def steps_text(units: int, step: Decimal) -> str:
+    """`units` steps as wire text (`decimal_str(decimal_of(units, step))`), remembered: order answers
+    repeat the same few prices and quantities, and the Decimal arithmetic costs several microseconds."""
+    return decimal_str(decimal_of(units, step))
+
+
+@functools.lru_cache(maxsize=4096)
+def _amount_text(minor: int, places: int) -> str:
+    return decimal_str(amount_of(minor, places))
+
+
 def _price(ticks: int | None, spec: MarketSpec) -> str | None:
-    return None if ticks is None else decimal_str(decimal_of(ticks, spec.tick_size))
+    return None if ticks is None else steps_text(ticks, spec.tick_size)
 
 
 def _qty(lots: int, spec: MarketSpec) -> str:
-    return decimal_str(decimal_of(lots, spec.lot_size))
+    return steps_text(lots, spec.lot_size)
+
+
+def _order_price(ticks: int | None, spec: MarketSpec, requested: str) -> str | None:
+    """An order's price as entered (`_no_view` for a NO order of a binary market)."""
+    if ticks is None:
+        return None
+    if spec.kind is not MarketKind.BINARY or requested != OrderSide.NO.value:
+        return steps_text(ticks, spec.tick_size)
+    return opt_dec(_no_view(decimal_of(ticks, spec.tick_size), spec, requested))
 
 
 def _no_view(value: Decimal | None, spec: MarketSpec, requested: str) -> Decimal | None:
@@ -420,8 +442,6 @@ def _ticks(value: int | None, spec: MarketSpec) -> Decimal | None:
 
 def order_from_engine(order: OrderView, spec: MarketSpec, quote_places: int) -> dict[str, Any]:
     requested = order.requested_side.value
-    price = None if order.price is None else decimal_of(order.price, spec.tick_size)
-    stop = None if order.stop_price is None else decimal_of(order.stop_price, spec.tick_size)
     average = _average(order.fills_notional, order.filled, spec)
     created = rfc3339_ns(order.created_ts)
     reason = order.cancel_reason
@@ -434,12 +454,12 @@ def order_from_engine(order: OrderView, spec: MarketSpec, quote_places: int) -> 
         "type": order.type.value,
         "time_in_force": order.time_in_force.value,
         "quantity": _qty(order.quantity, spec),
-        "price": opt_dec(_no_view(price, spec, requested)),
-        "stop_price": opt_dec(_no_view(stop, spec, requested)),
+        "price": _order_price(order.price, spec, requested),
+        "stop_price": _order_price(order.stop_price, spec, requested),
         "status": order.status.value,
         "filled_quantity": _qty(order.filled, spec),
         "average_price": opt_dec(_no_view(average, spec, requested)),
-        "fees": dec(amount_of(order.fees_paid, quote_places)),
+        "fees": _amount_text(order.fees_paid, quote_places),
         "created_at": created,
         "updated_at": rfc3339_ns(order.updated_ts) if order.updated_ts else created,
         "fills": [],
@@ -542,8 +562,6 @@ def order_from_events(
     if accepted is None or status is None:
         return None
     requested = accepted.requested_side.value
-    price_value = None if price is None else decimal_of(price, spec.tick_size)
-    stop = None if stop_price is None else decimal_of(stop_price, spec.tick_size)
     data = {
         "id": str(order_id),
         "client_order_id": accepted.client_order_id,
@@ -553,12 +571,12 @@ def order_from_events(
         "type": accepted.type.value,
         "time_in_force": accepted.time_in_force.value,
         "quantity": _qty(quantity, spec),
-        "price": opt_dec(_no_view(price_value, spec, requested)),
-        "stop_price": opt_dec(_no_view(stop, spec, requested)),
+        "price": _order_price(price, spec, requested),
+        "stop_price": _order_price(stop_price, spec, requested),
         "status": status.value,
         "filled_quantity": _qty(filled, spec),
         "average_price": opt_dec(_no_view(_average(notional, filled, spec), spec, requested)),
-        "fees": dec(amount_of(fees, quote_places)),
+        "fees": _amount_text(fees, quote_places),
         "created_at": rfc3339_ns(accepted.ts),
         "updated_at": rfc3339_ns(updated),
         "fills": fills,
