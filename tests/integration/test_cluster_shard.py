@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import nats
@@ -508,3 +509,21 @@ async def test_a_replica_whose_engine_does_not_reproduce_the_logged_events_never
     assert await replica.lease.read() is None
     (status,) = await gather_status(nc, names)
     assert (status.role, status.diverged_seq, status.applied_seq) == (STANDBY, 1, 1)
+
+
+async def test_a_delivery_from_a_follow_subscription_the_replica_left_is_never_applied(
+    nc: Any, prefix: str, replicas: list[ShardReplica]
+) -> None:
+    leader = await start_replica(replicas, prefix, "a")
+    await leader.wait_for_role(LEADER, 10)
+    client = ShardClient(nc, leader.names)
+    for command in setup_commands():
+        await client.submit(command)
+    state = leader.state
+    assert state is not None and state.applied_seq == 5
+    # its own next append, as the standby's subscription (generation 1) would have delivered it late
+    deposit = c.Deposit(ts=1, account_id="alice", amount=Decimal(1))
+    late = JournalRecord(seq=6, ts=1, command=deposit, events=())
+    leader._on_entry(LogEntry(stream_seq=state.stream_seq + 1, records=[late], leader="a"), 1)
+    assert (state.applied_seq, state.diverged_seq) == (5, 0)
+    assert (await client.submit(order(1))).seq == 6

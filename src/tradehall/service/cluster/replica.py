@@ -151,6 +151,11 @@ class ShardReplica:
         self._snapshots: ShardSnapshots | None = None
         self._lease: ShardLease | None = None
         self._follow_sub: Any = None
+        self._following = 0
+        """The generation of the follow subscription that may apply entries (0: none may): an entry
+        from an older one (its unsubscribe failed, a delivery already queued) is dropped, so a leader's
+        engine never applies its own appends a second time."""
+        self._generation = 0
         self._command_sub: Any = None
         self._status_sub: Any = None
         self._control: asyncio.Task[None] | None = None
@@ -257,8 +262,8 @@ class ShardReplica:
         await self._start_following()
         self._set_role(STANDBY)
 
-    def _on_entry(self, entry: LogEntry) -> None:
-        if self._broken is not None or self.state is None:
+    def _on_entry(self, entry: LogEntry, generation: int) -> None:
+        if generation != self._following or self._broken is not None or self.state is None:
             return
         try:
             self.state.apply(entry)
@@ -270,9 +275,16 @@ class ShardReplica:
     async def _start_following(self) -> None:
         assert self.state is not None
         await self._stop_following()
-        self._follow_sub = await self.shard_log.subscribe(self.state.stream_seq + 1, self._on_entry)
+        self._generation += 1
+        generation = self._following = self._generation  # before subscribing: the first delivery counts
+
+        def on_entry(entry: LogEntry) -> None:
+            self._on_entry(entry, generation)
+
+        self._follow_sub = await self.shard_log.subscribe(self.state.stream_seq + 1, on_entry)
 
     async def _stop_following(self) -> None:
+        self._following = 0
         subscription, self._follow_sub = self._follow_sub, None
         if subscription is not None:
             with contextlib.suppress(Exception):
