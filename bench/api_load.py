@@ -5,6 +5,8 @@ funded accounts, then runs load-generator processes (the generator shares the ma
 
 - http_peak:  closed loop, each worker places a limit order then cancels it, as fast as it can;
               latency of the POST /orders (request sent -> 201 read).
+              `projector_lag`, sampled from `/ready` meanwhile: how long after a seq was durable the
+              read models showed it (whichever process projects).
 - http_paced: open loop at a fixed rate (default 1000 orders/s), same place/cancel pairs.
 - ws_peak:    WebSocket order entry, one `order` per frame, each connection keeps a window of orders in
               flight and cancels each order as soon as it is answered (one `cancel` per frame).
@@ -554,6 +556,59 @@ def run_ws(
     return figures
 
 
+# ---- projector lag -------------------------------------------------------------------------------------
+
+
+class LagSampler:
+    """Polls `/ready` every `interval` s during a workload: (time, durable seq, projected seq). A durable
+    seq's lag is the time until a later sample shows the read models at it (resolution: `interval`)."""
+
+    def __init__(self, url: str, interval: float = 0.05) -> None:
+        import threading
+
+        self.url = url
+        self.interval = interval
+        self.samples: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, client: httpx.Client) -> tuple[int, int] | None:
+        try:
+            checks = client.get("/ready").json()["checks"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+        durable, projected = int(checks["journal"]["durable_seq"]), int(checks["store"]["projected_seq"])
+        self.samples.append((time.perf_counter(), durable, projected))
+        return durable, projected
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=5.0) as client:
+            while not self._stop.is_set():
+                self._sample(client)
+                self._stop.wait(self.interval)
+            deadline = time.monotonic() + 60  # after the load: until the read models caught up
+            while time.monotonic() < deadline:
+                seqs = self._sample(client)
+                if seqs is not None and seqs[1] >= seqs[0]:
+                    break
+                time.sleep(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        lags = []
+        samples = self.samples
+        for index, (at, durable, _) in enumerate(samples):
+            later = index
+            while later < len(samples) - 1 and samples[later][2] < durable:
+                later += 1
+            lags.append(samples[later][0] - at)  # never caught up: until the last sample, a lower bound
+        return {"samples": float(len(lags)), **percentiles(lags)}
+
+
 # ---- reads with many fills stored --------------------------------------------------------------------
 
 
@@ -692,8 +747,11 @@ def main() -> None:
                     ).items():
                         figures.append((name, figures_of))
                     continue
-                if workload == "http_peak":
+                if workload == "http_peak":  # the projector's lag at the peak rate, beside it
+                    sampler = LagSampler(url)
+                    sampler.start()
                     result = run_http(url, identities[: args.http_workers], args.processes, seconds, None)
+                    figures.append(("projector_lag", sampler.stop()))
                 elif workload == "http_paced":
                     result = run_http(
                         url, identities[: args.http_workers], args.processes, paced_seconds, args.rate
@@ -727,6 +785,7 @@ def main() -> None:
         "ops_per_s": "ops/s",
         "orders": "orders",
         "fills_stored": "fills",
+        "samples": "samples",
         "p50_us": "us",
         "p99_us": "us",
         "p999_us": "us",
@@ -753,6 +812,10 @@ def main() -> None:
         return
     print(f"{'workload':<26} {'ops/s':>10} {'orders':>9} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9}")
     for workload, result in figures:
+        if workload == "projector_lag":
+            print(f"{workload:<26} read models behind the journal: p50 {result['p50_us'] / 1000:.0f} ms,"
+                  f" p99 {result['p99_us'] / 1000:.0f} ms ({result['samples']:.0f} samples)")
+            continue
         if "p50_ratio" in result:
             print(
                 f"{workload:<26} Alpaca / native: server CPU per order {result['cpu_ratio']:.3f}x,"

@@ -16,15 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.crash_runner_child import ACCOUNTS, setup_commands
-from tests.support.read_models import projected_seq, read_models
+from tests.support.read_models import project_journal, projected_seq, read_models
 from tradehall.domain.commands import AnyCommand, PlaceOrder
 from tradehall.domain.enums import OrderSide
 from tradehall.service.follower import RecordPublisher, records_address
-from tradehall.service.projection import Projection, ProjectorProcess
+from tradehall.service.projection import ProjectorProcess
 from tradehall.service.settings import Settings
 from tradehall.service.transport import EngineEndpoint, engine_address
 from tradehall.service.wiring import Service
-from tradehall.store import Projector, ProjectorConfig, Store, upgrade
 
 
 def orders(first: int, count: int) -> list[AnyCommand]:
@@ -89,15 +88,7 @@ def settings(tmp_path: Path) -> Settings:
 
 async def one_process_projection(settings: Settings, tmp_path: Path, last: int) -> str:
     """The same journal projected the one-process way, into a database of its own."""
-    url = f"sqlite:///{tmp_path / 'reference.sqlite3'}"
-    await asyncio.to_thread(upgrade, url)
-    store = Store.from_url(url)
-    projection = Projection(Projector(store.engine, ProjectorConfig()), settings.journal_dir)
-    await projection.start(durable_seq=last)
-    await projection.stop(last)
-    projection.projector.close()
-    store.close()
-    return url
+    return await project_journal(settings.journal_dir, f"sqlite:///{tmp_path / 'reference.sqlite3'}", last)
 
 
 @pytest.fixture

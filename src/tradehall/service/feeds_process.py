@@ -43,7 +43,7 @@ STATUS_SECONDS = 1.0
 
 def _venues(session: Session) -> dict[str, str]:
     table = table_of(Market)
-    return dict(session.execute(select(table.c.symbol, table.c.venue)).tuples())
+    return {str(row[0]): str(row[1]) for row in session.execute(select(table.c.symbol, table.c.venue))}
 
 
 class FeedsProcess:
