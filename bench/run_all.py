@@ -23,6 +23,7 @@ BENCHMARKS = {
     "projector": "projector_bench.py",
     "feed": "feed_bench.py",
     "bus": "bus_bench.py",
+    "cluster_netns": "cluster_netns_bench.py",
     "api": "api_load.py",
     "abuse": "abuse_bench.py",
     "backtest": "backtest_bench.py",

@@ -43,14 +43,14 @@ err_console = Console(stderr=True)
 # ---- exit codes: the one table (docs/api.md "CLI" and `tradehall --help` show it) --------------------
 
 EXIT_OK = 0
-EXIT_CHECK_FAILED = 1  # a health or integrity check found a problem (feeds status, journal verify)
+EXIT_CHECK_FAILED = 1  # a health or integrity check found a problem (feeds, journal verify, cluster status)
 EXIT_REFUSED = 2  # bad input, missing or rejected credentials, or the API refused (4xx)
 EXIT_SERVER = 3  # the server failed (5xx) or answered something that is not the API
 EXIT_UNREACHABLE = 4  # cannot connect to the server (or the bus)
 
 EXIT_CODES = (
     (EXIT_OK, "ok"),
-    (EXIT_CHECK_FAILED, "a check found a problem (feeds status, journal verify)"),
+    (EXIT_CHECK_FAILED, "a check found a problem (feeds status, journal verify, cluster status)"),
     (EXIT_REFUSED, "bad input, missing or rejected credentials, or refused by the API (4xx)"),
     (EXIT_SERVER, "server error (5xx)"),
     (EXIT_UNREACHABLE, "cannot connect"),
