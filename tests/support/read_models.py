@@ -2,7 +2,7 @@
 
 Left out: what the projector samples at batch ends (accounts' peak equity and drawdown, positions'
 `updated_at`, the equity history), which depends on how the records were batched, not on what they
-say; and the execution analytics' market context (arrival mid, VWAP and the slippages against them),
+say; and the execution analytics' market context (arrival mid, VWAP, markouts and the slippages),
 which the projector keeps in memory and does not reload after a restart of the projector (a known
 limitation: an order open across such a restart may show no or a partial VWAP).
 """
@@ -24,7 +24,8 @@ SAMPLED = {
     "accounts": {"peak_equity", "drawdown"},
     "positions": {"updated_at"},
     "order_executions": {
-        "arrival_mid", "vwap", "arrival_slippage_bps", "vwap_slippage_bps", "implementation_shortfall_bps"
+        "arrival_mid", "vwap", "arrival_slippage_bps", "vwap_slippage_bps", "implementation_shortfall_bps",
+        "markout_1s_bps", "markout_10s_bps", "markout_60s_bps",
     },
 }
 
