@@ -15,6 +15,7 @@ from typing import Any
 import nats
 import pytest
 from nats.js.api import KeyValueConfig
+from structlog.testing import capture_logs
 
 from tests.conftest import require_service
 from tests.integration.cluster_kit import (
@@ -137,6 +138,9 @@ async def test_an_append_with_a_stale_expected_sequence_is_refused_and_the_strea
         await shard_log.append(b"", 1)
     assert refused.value.expected_last == 1
     assert await shard_log.last_seq() == 2
+    with capture_logs() as logs:  # a replica configured with another R leaves the stream as it is
+        await ShardLog(nc.jetstream(), ShardNames("A", prefix), replicas=3).ensure()
+    assert [(e["event"], e["has"], e["wanted"]) for e in logs] == [("shard_stream_replicas_differ", 1, 3)]
 
 
 def test_a_batch_over_the_message_size_is_cut_at_frame_boundaries() -> None:

@@ -105,10 +105,16 @@ class ShardLog:
             num_replicas=self.replicas,
         )
         try:
-            await self._js.stream_info(self.names.stream)
+            info = await self._js.stream_info(self.names.stream)
         except nats.js.errors.NotFoundError:
             with contextlib.suppress(nats.js.errors.BadRequestError):  # created meanwhile by another replica
                 await self._js.add_stream(config)
+            return
+        existing = getattr(info.config, "num_replicas", None)
+        if existing is not None and existing != self.replicas:  # changing R is an operator's decision
+            log.warning(
+                "shard_stream_replicas_differ", stream=self.names.stream, has=existing, wanted=self.replicas
+            )
 
     async def delete(self) -> None:
         with contextlib.suppress(nats.js.errors.NotFoundError):
