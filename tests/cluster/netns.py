@@ -14,6 +14,8 @@ pid is dead; the next `Network` sweeps those leftovers first, so runs never coll
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import json
@@ -410,4 +412,26 @@ class NatsCluster:
             return leaders.pop() if len(leaders) == 1 and None not in leaders else None
 
         leader: str = wait_for(formed, timeout, "the JetStream cluster to form", 0.2, self.logs)
+        # a meta leader is not yet a JetStream that takes requests (503 "temporarily unavailable" for a
+        # while): until a replicated stream can be made and removed
+        wait_for(self._accepts_streams, timeout, "JetStream to accept a replicated stream", 0.5, self.logs)
         return leader
+
+    def _accepts_streams(self) -> bool:
+        async def probe() -> None:
+            import nats  # the harness is also imported where nats-py is not needed
+
+            client = await nats.connect(self.urls, connect_timeout=2, allow_reconnect=False)
+            try:
+                js = client.jetstream(timeout=3)
+                await js.add_stream(name="TH_READY", subjects=["th.ready"], num_replicas=len(self.servers))
+                await js.delete_stream("TH_READY")
+            finally:
+                await client.close()
+
+        try:  # in a thread of its own: the caller may be inside an event loop (an async test)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, probe()).result()
+        except Exception:  # not yet: any refusal or timeout means try again
+            return False
+        return True
