@@ -68,27 +68,30 @@ def fingerprint(command: cmds.PlaceOrder, trigger: StopTrigger | None) -> bytes:
     """What makes a repeated `client_order_id` "the same order": every parameter, decimals by value
     ("0.10" = "0.1") and the stop's effective trigger source. A short digest keeps the map small."""
     number = _number
+    stop_price, take_profit, stop_loss = command.stop_price, command.take_profit, command.stop_loss
     fields: tuple[object, ...] = (
         str(getattr(command, "side")),  # noqa: B009
         str(getattr(command, "type")),  # noqa: B009
         number(command.quantity),
         number(command.price),
-        number(command.stop_price),
+        None if stop_price is None else number(stop_price),
         str(getattr(command, "time_in_force")),  # noqa: B009
         command.expire_at,
         bool(command.post_only),
         bool(command.reduce_only),
         None if trigger is None else str(trigger),
-        number(command.take_profit),
-        number(command.stop_loss),
+        None if take_profit is None else number(take_profit),
+        None if stop_loss is None else number(stop_loss),
     )
-    trailing = (number(command.trail_percent), number(command.trail_price), number(command.activation_price))
-    if trailing != (None, None, None):  # appended only when set: older fingerprints stay valid
-        fields += trailing
+    trail_percent, trail_price = command.trail_percent, command.trail_price
+    activation = command.activation_price
+    if trail_percent is not None or trail_price is not None or activation is not None:
+        # appended only when set: older fingerprints stay valid
+        fields += (number(trail_percent), number(trail_price), number(activation))
     order_class = getattr(command, "order_class")  # noqa: B009
-    contingent = (None if order_class is None else str(order_class), number(command.stop_loss_limit))
-    if contingent != (None, None):  # likewise
-        fields += contingent
+    stop_loss_limit = command.stop_loss_limit
+    if order_class is not None or stop_loss_limit is not None:  # likewise
+        fields += (None if order_class is None else str(order_class), number(stop_loss_limit))
     return hashlib.blake2b(msgspec.msgpack.encode(fields), digest_size=8).digest()
 
 

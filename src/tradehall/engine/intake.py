@@ -290,7 +290,7 @@ class Intake:
         state.next_order_id += 1
         if order.client_order_id is not None:
             self._client_order_ids[(account.account_id, order.client_order_id)] = order.order_id
-        self._state.events.append(self._lifecycle.accepted(order))
+        self._lifecycle.emit_accepted(order)
         self._holds.take(order, account, market)
         if order.status is PENDING_TRIGGER:
             state.register(order, account)

@@ -130,6 +130,14 @@ class Lifecycle:
         self._accounts = state.accounts
         self._unregister = state.unregister
 
+    def emit_accepted(self, order: Order) -> None:
+        """The order's acceptance: its time, and its event unless the engine is replaying."""
+        state = self._state
+        if state.replaying:
+            order.updated_ts = state.now
+        else:
+            state.events.append(self.accepted(order))
+
     def accepted(self, order: Order) -> OrderAccepted:
         now = self._state.now
         order.updated_ts = now
