@@ -366,13 +366,13 @@ async def test_balances_positions_marks_and_equity(engine: Engine) -> None:
     journal.add(MarkPriceUpdated(market="BTC-USD", price=6_200_000, ts=T0))
     p = projector(engine, batch=1)
     await p.run(feed(journal.records))
-    usd = get(engine, Balance, ("a1", "USD"))
+    usd = get(engine, Balance, ("a1", "USD", 0))
     assert (usd.total, usd.held, usd.available) == (
         Decimal("70000.00"),
         Decimal("2500.00"),
         Decimal("67500.00"),
     )
-    assert get(engine, Balance, ("a1", "BTC")).total == Decimal("0.50000000")
+    assert get(engine, Balance, ("a1", "BTC", 0)).total == Decimal("0.50000000")
     position = get(engine, Position, ("a1", "BTC-USD"))
     assert (position.side, position.quantity, position.average_entry_price) == (
         "long",

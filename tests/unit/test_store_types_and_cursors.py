@@ -47,7 +47,7 @@ def test_money_keeps_every_digit_on_sqlite(engine: Engine) -> None:
     from tradehall.store.models import Balance
 
     with Session(engine) as session:
-        balance = session.get(Balance, ("a", "BTC"))
+        balance = session.get(Balance, ("a", "BTC", 0))
         assert balance is not None
         assert balance.total == Decimal("12345678901234.00000001")
         assert balance.updated_at == datetime(2026, 1, 1, tzinfo=UTC)

@@ -209,3 +209,44 @@ def recover_transfers(as_json: bool = JSON_OPTION) -> None:
         return list(await coordinator.recover())
 
     emit(_run_transfers(action), as_json, _transfer_rows)
+
+
+@cluster_app.command()
+def projector(
+    shards: list[str] = typer.Option(
+        [], "--shard", help="A shard to project (repeat it); default: every shard of the shard map."
+    ),
+) -> None:
+    """Project the shards' records into the PostgreSQL read models until SIGTERM (one process per shard).
+
+    Reads the shard map, TRADEHALL_NATS_URL, TRADEHALL_CLUSTER_PREFIX and TRADEHALL_DATABASE_URL like a
+    gateway; resumes each shard after the seq its cursor stored, so a restart projects nothing twice."""
+    from tradehall.service.cluster.gateway import cluster_shard_map
+    from tradehall.service.cluster.projection import ProjectionBusyError, run_projections
+    from tradehall.service.cluster.shards import ShardMapError
+    from tradehall.service.settings import Settings
+    from tradehall.service.supervisor import stop_on_signals
+    from tradehall.store import upgrade
+
+    settings = Settings()
+    try:
+        shard_map = cluster_shard_map(settings)
+    except ShardMapError as exc:
+        fail(f"shard map: {exc}", EXIT_REFUSED)
+    if shard_map is None:
+        fail("no shard map: set TRADEHALL_CLUSTER_SHARDS (or TRADEHALL_CLUSTER_SHARDS_FILE)", EXIT_REFUSED)
+    unknown = [shard for shard in shards if shard not in shard_map.shards]
+    if unknown:
+        fail(f"shard {unknown[0]!r} is not one of {shard_map.names}", EXIT_REFUSED)
+    arm_lifeline()
+    upgrade(settings.sqlalchemy_url)
+
+    async def run() -> None:
+        await run_projections(settings, shard_map, shards, stop_on_signals())
+
+    try:
+        asyncio.run(run())
+    except ProjectionBusyError as exc:
+        fail(str(exc), EXIT_REFUSED)
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        fail(f"cannot reach NATS at {settings.nats_url}: {exc!r}", EXIT_UNREACHABLE)

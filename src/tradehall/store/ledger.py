@@ -70,6 +70,10 @@ LEDGER_TYPES = (
 )
 ID_SHIFT = 20
 """An entry's id is seq << ID_SHIFT | its index in the record: at most 2**20 entries per record."""
+SHARD_SHIFT = 58
+"""A cluster shard's entries add `shard index << SHARD_SHIFT` (shards share one ledger table): up to
+32 shards of 2**38 records each; the one-machine default is shard 0 (ids unchanged)."""
+MAX_LEDGER_SHARDS = 1 << (63 - SHARD_SHIFT)
 
 _RESIDUAL_TYPE = {
     "Deposit": "deposit",

@@ -89,6 +89,8 @@ class Balance(Base):
 
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     currency: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, default=0, server_default="0")
+    """A cluster shard's index (collateral is held per shard); 0 on one machine."""
     total: Mapped[Decimal] = mapped_column(Money)
     held: Mapped[Decimal] = mapped_column(Money)
     available: Mapped[Decimal] = mapped_column(Money)

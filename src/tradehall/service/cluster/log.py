@@ -124,6 +124,24 @@ class ShardLog:
         info = await self._js.stream_info(self.names.stream)
         return int(info.state.last_seq)
 
+    async def bounds(self) -> tuple[int, int]:
+        """The stream's first and last sequence now (first > last when it is empty)."""
+        info = await self._js.stream_info(self.names.stream)
+        return int(info.state.first_seq), int(info.state.last_seq)
+
+    async def read(self, stream_seq: int) -> LogEntry | None:
+        """The message at `stream_seq`, or None if the stream no longer holds it (or never did)."""
+        try:
+            message = await self._js.get_msg(self.names.stream, stream_seq)
+        except nats.js.errors.NotFoundError:
+            return None
+        headers = message.headers or {}
+        return LogEntry(
+            stream_seq=stream_seq,
+            records=decode_frames(message.data) if message.data else [],
+            leader=str(headers.get(LEADER_HEADER, "")),
+        )
+
     async def append(self, payload: bytes, expected_last: int, headers: dict[str, str] | None = None) -> int:
         """Stores one message if the stream still ends at `expected_last`; returns its stream seq."""
         sent = {EXPECTED_LAST_SEQUENCE: str(expected_last), **(headers or {})}

@@ -51,7 +51,7 @@ from tradehall.domain.events import (
 from tradehall.domain.fixedpoint import amount_of, decimal_of, trail_percent_of
 from tradehall.domain.market import SMART_VENUE, instrument_of, venue_of
 from tradehall.journal.records import JournalRecord
-from tradehall.store.ledger import ID_SHIFT, SYSTEM_PREFIX, MarketMoney, RecordLedger
+from tradehall.store.ledger import ID_SHIFT, SHARD_SHIFT, SYSTEM_PREFIX, MarketMoney, RecordLedger
 from tradehall.store.projector.config import ProjectionError
 from tradehall.store.projector.mirror import (
     _EXPIRED,
@@ -211,11 +211,12 @@ class _Batch(_BatchRows):
         """The ledger entries of one balance change, with the running balance after each."""
         places = self.config.currency_decimals.get(ev.currency, self.config.default_currency_decimals)
         at = self._utc(self._ts)
+        base = self.config.shard_index << SHARD_SHIFT  # 0 on one machine
         for cause in self._record_ledger.entries(ev, self._seq, total, self._command):
             total += cause.amount
             self.ledger.append(
                 {
-                    "id": (self._seq << ID_SHIFT) | self._ledger_index,
+                    "id": base | (self._seq << ID_SHIFT) | self._ledger_index,
                     "account_id": cause.account_id,
                     "currency": cause.currency,
                     "type": cause.type,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from tradehall.domain.market import DEFAULT_CURRENCY_DECIMALS
+from tradehall.store.ledger import MAX_LEDGER_SHARDS
 
 DEFAULT_PROJECTOR = "read_models"
 
@@ -55,3 +56,14 @@ class ProjectorConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     candle_intervals: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")
     """Candles of book-venue markets from their trades (empty: none)."""
+    shard_index: int = 0
+    """A cluster shard's place in the shard map: its balance rows carry it and its ledger ids include
+    it, so several shards' projections share one database (0: one machine, or the first shard)."""
+    writes_accounts: bool = True
+    """Whether this projection writes the `accounts` rows (and equity history): in a cluster every
+    shard opens every account, and only the home shard's projection owns the account rows."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shard_index < MAX_LEDGER_SHARDS:
+            top = MAX_LEDGER_SHARDS - 1
+            raise ValueError(f"shard index {self.shard_index}: the read models hold shards 0 to {top}")

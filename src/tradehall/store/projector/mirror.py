@@ -306,7 +306,9 @@ def load_mirror(
             if account is not None:
                 ns = _ns_of(at)
                 account.last_point_ns = max(account.last_point_ns or ns, ns)
-        for row in connection.execute(select(table_of(Balance))).mappings():
+        balances = table_of(Balance)
+        own = select(balances).where(balances.c.shard == config.shard_index)
+        for row in connection.execute(own).mappings():
             places = decimals.get(row["currency"], default)
             mirror.set_balance(
                 row["account_id"],

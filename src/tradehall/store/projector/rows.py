@@ -137,7 +137,7 @@ class _BatchRows:
         add(
             table_of(Balance),
             [self._balance_row(key) for key in sorted(self.dirty_balances - self.new_balances)],
-            ("account_id", "currency"),
+            ("account_id", "currency", "shard"),
             ("total", "held", "available", "updated_at"),
         )
         add(table_of(Position), [self._position_row(key) for key in sorted(self.new_positions)])
@@ -162,6 +162,8 @@ class _BatchRows:
                 mirror.open_orders.pop(order_id, None)
         add(table_of(Fill), self.fills)
         add(table_of(LedgerEntry), self.ledger)
+        if not self.config.writes_accounts:
+            return writes
         new_accounts, old_accounts, points = self._account_rows()
         add(table_of(Account), new_accounts)
         add(table_of(Account), old_accounts, ("id",), _ACCOUNT_COLUMNS_MUTABLE)
@@ -304,6 +306,7 @@ class _BatchRows:
         return {
             "account_id": key[0],
             "currency": key[1],
+            "shard": self.config.shard_index,
             "total": amount_of(total, places),
             "held": amount_of(held, places),
             "available": amount_of(total - held, places),
