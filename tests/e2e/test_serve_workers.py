@@ -85,11 +85,11 @@ def fresh(url: str, api_key: str) -> Client:
     return Client(url, api_key=api_key)
 
 
-def trader(url: str) -> tuple[str, str, str]:
+def trader(url: str, timeout: float = 10.0) -> tuple[str, str, str]:
     """(api key, key id, account id) of a new user with a funded USD account."""
     name = "t" + uuid.uuid4().hex[:12]
-    Client(url).register(name, "pw-" + name)
-    client = Client(url).login(name, "pw-" + name)
+    Client(url, timeout=timeout).register(name, "pw-" + name)
+    client = Client(url, timeout=timeout).login(name, "pw-" + name)
     account = client.create_account("USD", initial_balance="100000")["id"]
     key = client.create_api_key(label="bot")
     return key["api_key"], key["key_id"], account
@@ -210,11 +210,11 @@ def test_crash_matrix_kill_9_of_each_process_and_of_all_under_load(served: Serve
     orders: no acknowledged order lost or doubled, a client order id is answered with one order id
     across every restart, money conserved, and the read models equal a fresh projection of the journal."""
     url, data_dir, process = served
-    admin = Client(url).login("admin", ADMIN_PASSWORD)
+    admin = Client(url, timeout=60.0).login("admin", ADMIN_PASSWORD)  # a loaded machine hashes slowly
     create_demo_markets(admin)
     traders = []
     for _ in range(4):
-        key, _, account = trader(url)
+        key, _, account = trader(url, timeout=60.0)
         admin.deposit(account, "10", currency="BTC")
         traders.append((key, account))
     load = Load(url, traders)
