@@ -261,3 +261,19 @@ def test_a_shard_is_projected_by_one_process_at_a_time(pg_url: str) -> None:
         held.release()
     hold_projection_lock(db, ["B"]).release()  # released, though its connection went back to the pool
     db.dispose()
+
+
+def test_the_projector_command_refuses_without_a_shard_map_or_with_an_unknown_shard(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from tradehall.cli.main import app
+
+    monkeypatch.delenv("TRADEHALL_CLUSTER_SHARDS", raising=False)
+    monkeypatch.delenv("TRADEHALL_CLUSTER_SHARDS_FILE", raising=False)
+    result = CliRunner().invoke(app, ["cluster", "projector"])
+    assert result.exit_code == 2 and "no shard map" in result.output
+    monkeypatch.setenv("TRADEHALL_CLUSTER_SHARDS", "A=BTC-USD;B=SOL-USD")
+    result = CliRunner().invoke(app, ["cluster", "projector", "--shard", "C"])
+    assert result.exit_code == 2 and "shard 'C' is not one of ['A', 'B']" in result.output
