@@ -277,3 +277,31 @@ def test_the_projector_command_refuses_without_a_shard_map_or_with_an_unknown_sh
     monkeypatch.setenv("TRADEHALL_CLUSTER_SHARDS", "A=BTC-USD;B=SOL-USD")
     result = CliRunner().invoke(app, ["cluster", "projector", "--shard", "C"])
     assert result.exit_code == 2 and "shard 'C' is not one of ['A', 'B']" in result.output
+
+
+async def test_a_failing_shard_projection_stops_the_process_and_the_others_drain(
+    js: Any, pg_url: str
+) -> None:
+    """A gap in B's stream (a record missing) is a ProjectionError: run_projections raises it and returns,
+    after A's projection has stopped too (nothing left running)."""
+    from tradehall.service.cluster.projection import run_projections
+    from tradehall.service.settings import Settings
+    from tradehall.store.projector import SequenceGapError
+
+    shards = {"A": Shard("A", SPEC), "B": Shard("B", SOL)}
+    for name, shard in shards.items():
+        shard_log = ShardLog(js, ShardNames(name, js.test_prefix))
+        await shard_log.ensure()
+        records = shard.setup()
+        if name == "B":
+            records = records[:3] + records[4:]
+        await append(shard_log, records, per_message=2)
+    settings = Settings(database_url=pg_url, cluster_prefix=js.test_prefix)
+    with pytest.raises(SequenceGapError, match="expected seq 4, got 5"):
+        await asyncio.wait_for(run_projections(settings, SHARDS, [], asyncio.Event(), js=js), 60)
+    db = create_store_engine(pg_url)
+    with Session(db) as session:
+        cursors = {p.name: p.last_seq for p in session.scalars(select(ProjectionState))}
+    db.dispose()
+    assert cursors.get(projection_name("B"), 0) <= 3
+    assert set(cursors) <= {projection_name("A"), projection_name("B")}

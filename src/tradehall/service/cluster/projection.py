@@ -202,7 +202,7 @@ async def run_projections(
             for shard in names
         ]
         try:
-            await asyncio.gather(*(projection.run(stop) for projection in projections))
+            await _run_all(projections, stop)
         finally:
             for projection in projections:
                 projection.projector.close()
@@ -211,3 +211,29 @@ async def run_projections(
             await nc.close()
         lock.release()
         store.close()
+
+
+async def _run_all(projections: Sequence[ShardProjection], stop: asyncio.Event) -> None:
+    """Runs every projection until `stop`; one that fails stops the others (drained) and is raised."""
+    halt = asyncio.Event()
+    relay = asyncio.create_task(_relay(stop, halt))
+    tasks = [asyncio.create_task(projection.run(halt)) for projection in projections]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        halt.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            error = task.exception()
+            if error is not None:
+                raise error
+    finally:
+        halt.set()
+        relay.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(relay, *tasks, return_exceptions=True)
+
+
+async def _relay(stop: asyncio.Event, halt: asyncio.Event) -> None:
+    await stop.wait()
+    halt.set()
