@@ -86,7 +86,7 @@ def start_server(data_dir: Path, port: int, workers: int = 1) -> subprocess.Pope
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # a loaded machine starts --workers N slowly
+    deadline = time.monotonic() + 300  # a loaded machine starts --workers N slowly (146 s at load 20)
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/ready", timeout=10).status_code == 200:
@@ -494,8 +494,12 @@ def ws_process(
         )
         return sum(counts), latencies
 
-    placed, latencies = asyncio.run(main())
-    queue.put((placed, latencies))
+    try:
+        placed, latencies = asyncio.run(main())
+    except Exception as exc:  # told to the parent, which would otherwise wait for this result forever
+        queue.put((0, [], repr(exc)))
+        raise
+    queue.put((placed, latencies, ""))
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -544,6 +548,9 @@ def run_ws(
         worker.join()
     elapsed = time.perf_counter() - started
     children_after = os.times()
+    failures = [r[2] for r in results if r[2]]
+    if failures:  # e.g. a paced rate above what the server sustains: the open orders reach their limit
+        raise RuntimeError(f"a WebSocket load generator failed: {failures[0]}")
     placed = sum(r[0] for r in results)
     latencies = [x for r in results for x in r[1]]
     figures = {"ops_per_s": placed / elapsed, "orders": placed, **percentiles(latencies)}
