@@ -53,6 +53,11 @@ def test_compose_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
         assert config.id_base == shard_map.id_base(config.shard)
     for number in "123":
         assert services[f"nats{number}"]["environment"]["NATS_SERVER_NAME"] == f"nats{number}"
+    # the projection feeds the database the gateway reads, from the same shards
+    projector, gateway = services["projector"], services["gateway"]
+    assert projector["command"] == ["tradehall", "cluster", "projector"]
+    for name in ("TRADEHALL_CLUSTER_SHARDS", "TRADEHALL_DATABASE_URL", "TRADEHALL_NATS_URL"):
+        assert projector["environment"][name] == gateway["environment"][name], name
 
 
 def test_systemd_replica_unit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,7 +73,13 @@ def test_systemd_replica_unit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 @pytest.mark.parametrize(
-    "name", ["tradehall-replica@.service", "tradehall-gateway.service", "tradehall-nats.service"]
+    "name",
+    [
+        "tradehall-replica@.service",
+        "tradehall-gateway.service",
+        "tradehall-nats.service",
+        "tradehall-projector@.service",
+    ],
 )
 def test_systemd_units_verify(tmp_path: Path, name: str) -> None:
     # the programs the units start are where a real install puts them; here, stand-ins that exist
