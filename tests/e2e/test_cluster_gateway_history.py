@@ -1,5 +1,6 @@
 """A cluster gateway's history reads come from the PostgreSQL read models the shard projections feed:
-`GET /markets/{symbol}/trades` and `GET /orders?status=closed` show the rows of both shards.
+`GET /markets/{symbol}/trades`, `GET /orders?status=closed` and an account's ledger show the rows of
+both shards.
 
 The shards are in-process engines behind the gateway's router (as tests/e2e/test_api_cluster_gateway.py)
 whose records are appended to real JetStream streams (a prefix per test) and projected by
@@ -163,6 +164,16 @@ def test_a_cluster_gateways_history_shows_both_shards(tmp_path: Path, pg_url: st
             trades = client.market_trades(symbol)["items"]
             assert [t["price"] for t in trades] == ["102", "101", "100"], trades
             assert all(SHARDS.shard_of_id(int(t["id"])) == shard for t in trades)
+        ledger = client.ledger(account)["items"]
+        trades_by_market = sorted((e["market"], e["currency"]) for e in ledger if e["type"] == "trade")
+        assert trades_by_market == [  # each fill: the quote paid and the base received, in its shard
+            *[("BTC-USD", "BTC")] * 3,
+            *[("BTC-USD", "USD")] * 3,
+            *[("ETH-USD", "ETH")] * 3,
+            *[("ETH-USD", "USD")] * 3,
+        ]
+        assert len({e["id"] for e in ledger}) == len(ledger)
+        assert sorted(e["type"] for e in ledger if e["type"] == "deposit") == ["deposit"] * 2  # A's and B's
         closed = client.orders(account_id=account, status="closed")["items"]
         assert (
             sorted((o["market"], o["status"]) for o in closed)
