@@ -29,7 +29,6 @@ import time
 from decimal import Decimal
 
 import msgspec
-import nats
 import structlog
 
 from tradehall.domain.commands import AnyCommand, CreateMarket, Deposit, OpenAccount, PlaceOrder
@@ -38,6 +37,7 @@ from tradehall.domain.errors import TradehallError
 from tradehall.domain.events import AnyEvent, OrderAccepted
 from tradehall.domain.market import MarketSpec
 from tradehall.service.cluster.client import ShardClient
+from tradehall.service.cluster.connection import connect
 from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.routing import ClusterUnavailableError, ShardRouter
 from tradehall.service.cluster.shards import ShardMap
@@ -109,7 +109,7 @@ async def client(shard: ShardRouter, name: str, rng: random.Random) -> None:
 async def main(servers: list[str], prefix: str, shard_name: str, seed: int, clients: int) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    nc = await nats.connect(servers, connect_timeout=2, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+    nc = await connect(",".join(servers), "load")  # the gateway's connection (fails over between servers)
     shard = ShardRouter(
         ShardMap.parse(f"{shard_name}=BTC-USD"),
         {shard_name: ShardClient(nc, ShardNames(shard_name, prefix), timeout=2.0)},

@@ -174,6 +174,18 @@ class ShardCluster:
         found: ReplicaStatus = wait_for(reached, timeout, what, 0.2, self.logs)
         return found
 
+    async def _stream_leader(self) -> str:
+        nc = await nats.connect(self.nats.urls, connect_timeout=2, allow_reconnect=False)
+        try:
+            info = await nc.jetstream(timeout=5).stream_info(self.names.stream)
+            return str(info.cluster.leader)
+        finally:
+            await nc.close()
+
+    def stream_leader(self) -> str:
+        """The NATS server that leads the shard's stream (its Raft group)."""
+        return asyncio.run(self._stream_leader())
+
     async def _read_log(self) -> list[LogEntry]:
         nc = await nats.connect(self.nats.urls, connect_timeout=2)
         try:
@@ -196,8 +208,17 @@ class ShardCluster:
         finally:
             await nc.close()
 
-    def read_log(self) -> list[LogEntry]:
-        return asyncio.run(self._read_log())
+    def read_log(self, timeout: float = 45) -> list[LogEntry]:
+        """The whole stream; tried again while the NATS cluster is not answering (a server rejoining
+        after a partition: JetStream is "temporarily unavailable" for a few seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return asyncio.run(self._read_log())
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def fence_probe(self, replica: Replica, expected_last: int) -> dict[str, Any]:
         """From `replica`'s namespace, an append as `replica` that believes the stream ends at

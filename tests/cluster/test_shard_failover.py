@@ -154,3 +154,32 @@ def test_a_frozen_leader_that_resumes_cannot_write(network: Network, nats_cluste
     assert stepped_down, a.proc.tail(40)
     settled = settle(cluster, check.last_seq, ["a", "b"])
     assert settled["a"].state_hash == settled["b"].state_hash == check.engine.state_hash()
+
+
+def test_losing_one_nats_server_keeps_the_shard_serving(
+    network: Network, nats_cluster: NatsCluster
+) -> None:
+    """The NATS server leading the shard's stream is cut off: the other two elect a new stream leader and
+    the shard keeps acknowledging (R=3: two of three store), with nothing lost or doubled."""
+    cluster = two_replicas(network, nats_cluster)
+    load = cluster.start_load(seed=random.randrange(1 << 30))
+    wait_acks(load, 150, 90, cluster.logs)
+    stream_leader = nats_cluster.server(cluster.stream_leader())
+    cut_at = time.monotonic()
+    network.partition(stream_leader.node)
+    wait_acks(load, len(load.acks) + 150, 60, cluster.logs)
+    resumed = min(ack["t"] for ack in load.acks if ack["t"] > cut_at + 0.001)
+    network.heal(stream_leader.node)
+    wait_acks(load, len(load.acks) + 50, 30, cluster.logs)
+    load.stop()
+    acks = load.acks
+
+    check = check_log(cluster.read_log(), acks)
+    record_result("nats_server_lost_first_ack", resumed - cut_at)
+    settle(cluster, check.last_seq, ["a", "b"])
+
+    def one_leader() -> list[str]:  # the lease may change hands once more while the server rejoins
+        leaders = [rid for rid, status in cluster.statuses().items() if status.role == "leader"]
+        return leaders if len(leaders) == 1 else []
+
+    assert wait_for(one_leader, 30, "one leader", 0.3, cluster.logs)[0] in check.writers

@@ -15,9 +15,16 @@ def server_urls(urls: str) -> list[str]:
     return servers
 
 
+PING_INTERVAL_SECONDS = 1.0
+"""How often the client pings its server: with `MAX_OUTSTANDING_PINGS` unanswered it takes the server
+for lost and moves to another one of the cluster within about 3 s (nats-py's default is 2 minutes
+each: a replica or gateway whose server is cut off would hang that long; tests/cluster shows it)."""
+MAX_OUTSTANDING_PINGS = 2
+
+
 async def connect(urls: str, name: str) -> Any:
     """A connection to any of `urls` (comma-separated: the servers of a NATS cluster) that reconnects
-    for ever: a takeover must not end because one NATS server restarted."""
+    for ever: a takeover must not end because one NATS server restarted or was cut off."""
     return await nats.connect(
         server_urls(urls),
         name=name,
@@ -25,6 +32,8 @@ async def connect(urls: str, name: str) -> Any:
         reconnect_time_wait=0.2,
         max_reconnect_attempts=-1,
         allow_reconnect=True,
+        ping_interval=PING_INTERVAL_SECONDS,
+        max_outstanding_pings=MAX_OUTSTANDING_PINGS,
     )
 
 
