@@ -21,6 +21,11 @@ funded accounts, then runs load-generator processes (the generator shares the ma
               route's server CPU time per order over the native one (what the route costs the server,
               whatever else loads the machine), and its p50 latency and throughput ratios (few clients,
               `--alpaca-workers`, so the latency is the service time rather than queueing).
+- vs_fastapi: issue 18's side by side (bench/fastapi_peer.py): a trivial FastAPI + pydantic route on
+              the same server stack, `tradehall serve --workers 1` and `--workers 2`, each driven by the
+              same load generator (wrk when installed) with orders that alternately rest and fill, in
+              alternating rounds in one run; `vs_fastapi` prints each layout's requests/s over the
+              trivial route's, and the server CPU seconds per request (all of a layout's processes).
 
 Run: `python bench/api_load.py [--quick] [--json]`. Prints a table, and with --json one JSON object
 per figure: {"bench": "api_load", "workload": ..., "metric": ..., "value": ..., "unit": ...}.
@@ -57,8 +62,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, workers: int = 1, source: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`tradehall serve` from this checkout, or from the `source` directory (another commit's `src`)."""
     env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([source, *filter(None, [env.get("PYTHONPATH")])])
     env.update(
         {
             "TRADEHALL_DATA_DIR": str(data_dir),
@@ -102,7 +112,7 @@ def setup(url: str, workers: int) -> list[dict[str, str]]:
     """A perp market and one funded account (with its API key) per worker."""
     from tradehall.client import Client
 
-    admin = Client(url).login("admin", "bench-admin")
+    admin = Client(url, timeout=120).login("admin", "bench-admin")  # argon2 on a loaded machine
     admin.create_market(
         symbol=MARKET,
         kind="perp",
@@ -119,7 +129,7 @@ def setup(url: str, workers: int) -> list[dict[str, str]]:
     for index in range(workers):
         name = f"bench{index}"
         admin.create_user(name, "pw-" + name)
-        client = Client(url).login(name, "pw-" + name)
+        client = Client(url, timeout=120).login(name, "pw-" + name)
         account = client.create_account("USD")
         admin.deposit(account["id"], "1000000000")
         key = client.create_api_key("bench")
@@ -695,6 +705,93 @@ def run_reads(
     }
 
 
+# ---- side by side with a trivial FastAPI route (issue 18) -------------------------------------------
+
+
+def run_vs_fastapi(args: argparse.Namespace, seconds: float) -> list[tuple[str, dict[str, float]]]:
+    """The trivial route, `--workers 1` and `--workers 2`, all started, then driven in alternating
+    rounds (trivial, w1, w2, w2, w1, trivial, ...) so the shared machine's drift falls on each."""
+    import fastapi_peer
+
+    threads = max(1, args.wrk_threads)
+    layouts = ["fastapi_trivial", "orders_workers_1", f"orders_workers_{args.vs_workers}"]
+    if args.baseline_src:  # the same layouts from another checkout, for a before/after in the same run
+        layouts += ["orders_workers_1_baseline", f"orders_workers_{args.vs_workers}_baseline"]
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    urls: dict[str, str] = {}
+    pairs: dict[str, list[tuple[dict[str, str], dict[str, str]]]] = {}
+    with contextlib.ExitStack() as stack:
+        for layout in layouts:
+            port = free_port()
+            urls[layout] = f"http://127.0.0.1:{port}"
+            if layout == "fastapi_trivial":
+                servers[layout] = fastapi_peer.start_trivial(port)
+                pairs[layout] = fastapi_peer.dummy_pairs(threads)
+            else:
+                data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="tradehall-bench-"))
+                workers = 1 if layout.startswith("orders_workers_1") else args.vs_workers
+                source = args.baseline_src if layout.endswith("_baseline") else None
+                servers[layout] = start_server(Path(data_dir), port, workers, source)
+                made = setup(urls[layout], 2 * threads)
+                pairs[layout] = [(made[2 * n], made[2 * n + 1]) for n in range(threads)]
+            stack.callback(stop_server, servers[layout])
+        runs: dict[str, list[dict[str, float]]] = {layout: [] for layout in layouts}
+        cpu: dict[str, float] = dict.fromkeys(layouts, 0.0)
+        for round_index in range(args.rounds):
+            for layout in layouts if round_index % 2 == 0 else layouts[::-1]:
+                before = fastapi_peer.process_tree_cpu(servers[layout].pid)
+                if fastapi_peer.have_wrk():
+                    result = fastapi_peer.run_wrk(
+                        urls[layout], pairs[layout], MARKET, seconds / args.rounds, args.http_workers, threads
+                    )
+                else:
+                    result = run_http(urls[layout], [p[0] for p in pairs[layout]], args.processes,
+                                      seconds / args.rounds, None)
+                cpu[layout] += fastapi_peer.process_tree_cpu(servers[layout].pid) - before
+                runs[layout].append(result)
+    figures: list[tuple[str, dict[str, float]]] = []
+    rates: dict[str, float] = {}
+    for layout in layouts:
+        done = runs[layout]
+        requests = sum(run["orders"] for run in done)
+        rates[layout] = sum(run["ops_per_s"] for run in done) / len(done)
+        figures.append(
+            (
+                layout,
+                {
+                    "ops_per_s": rates[layout],
+                    "orders": requests,
+                    "cpu_us_per_request": cpu[layout] / requests * 1e6,
+                    **{
+                        key: sorted(run[key] for run in done)[len(done) // 2]
+                        for key in ("p50_us", "p99_us", "p999_us")
+                    },
+                },
+            )
+        )
+    trivial = rates["fastapi_trivial"]
+    figures.append(
+        (
+            "vs_fastapi",
+            {
+                f"{layout.removeprefix('orders_')}_ratio": rates[layout] / trivial
+                for layout in layouts
+                if layout != "fastapi_trivial"
+            },
+        )
+    )
+    return figures
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 # ---- main ---------------------------------------------------------------------------------------------
 
 
@@ -720,8 +817,15 @@ def main() -> None:
     parser.add_argument("--fills", type=int, default=None, help="Fills stored for the read workload (1e6).")
     parser.add_argument(
         "--only",
-        choices=["http_peak", "http_paced", "ws_peak", "ws_batch", "ws_paced", "reads", "alpaca"],
+        choices=[
+            "http_peak", "http_paced", "ws_peak", "ws_batch", "ws_paced", "reads", "alpaca", "vs_fastapi"
+        ],
         action="append",
+    )
+    parser.add_argument("--vs-workers", type=int, default=2, help="Gateways of vs_fastapi's second layout.")
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads of vs_fastapi.")
+    parser.add_argument(
+        "--baseline-src", default=None, help="vs_fastapi: also serve from this `src` dir (before/after)."
     )
     parser.add_argument("--rounds", type=int, default=4, help="Alternating rounds of the alpaca workload.")
     parser.add_argument(
@@ -732,15 +836,20 @@ def main() -> None:
     paced_seconds = args.paced_seconds or (5.0 if args.quick else 60.0)
     workloads = args.only or ["http_paced", "http_peak", "ws_paced", "ws_peak", "ws_batch", "reads", "alpaca"]
     fills = args.fills or (50_000 if args.quick else 1_000_000)
+    vs_fastapi = "vs_fastapi" in workloads
+    workloads = [workload for workload in workloads if workload != "vs_fastapi"]
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    figures: list[tuple[str, dict[str, float]]] = []
+    if vs_fastapi:
+        figures.extend(run_vs_fastapi(args, 3 * seconds))
     with tempfile.TemporaryDirectory(prefix="tradehall-bench-") as data_dir:
-        server = start_server(Path(data_dir), port, args.workers)
+        server = start_server(Path(data_dir), port, args.workers) if workloads else None
         try:
-            identities = setup(url, max(args.http_workers, args.ws_connections))
-            figures: list[tuple[str, dict[str, float]]] = []
+            identities = setup(url, max(args.http_workers, args.ws_connections)) if workloads else []
             for workload in workloads:
+                assert server is not None
                 if workload == "alpaca":
                     figures.extend(
                         run_alpaca(
@@ -783,11 +892,8 @@ def main() -> None:
                     )
                 figures.append((workload, result))
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            if server is not None:
+                stop_server(server)
     units = {
         "ops_per_s": "ops/s",
         "orders": "orders",
@@ -801,6 +907,7 @@ def main() -> None:
         "cpu_us_per_order": "us",
         "generator_cpu_us_per_order": "us",
         "ops_ratio": "x",
+        "cpu_us_per_request": "us",
     }
     if args.json:
         for workload, result in figures:
@@ -811,8 +918,8 @@ def main() -> None:
                             "bench": BENCH,
                             "workload": workload,
                             "metric": metric,
-                            "value": round(value, 3 if units[metric] == "x" else 1),
-                            "unit": units[metric],
+                            "value": round(value, 3 if metric.endswith("_ratio") else 1),
+                            "unit": "x" if metric.endswith("_ratio") else units[metric],
                         }
                     )
                 )
@@ -822,6 +929,12 @@ def main() -> None:
         if workload == "projector_lag":
             print(f"{workload:<26} read models behind the journal: p50 {result['p50_us'] / 1000:.0f} ms,"
                   f" p99 {result['p99_us'] / 1000:.0f} ms ({result['samples']:.0f} samples)")
+            continue
+        if workload == "vs_fastapi":
+            print(
+                f"{workload:<26} requests/s over the trivial FastAPI route's: "
+                + ", ".join(f"{name.removesuffix('_ratio')} {value:.2f}x" for name, value in result.items())
+            )
             continue
         if "p50_ratio" in result:
             print(
@@ -836,6 +949,8 @@ def main() -> None:
             + (
                 f"  server CPU {result['cpu_us_per_order']:.0f} us/order"
                 if "cpu_us_per_order" in result
+                else f"  server CPU {result['cpu_us_per_request']:.0f} us/request"
+                if "cpu_us_per_request" in result
                 else ""
             )
             + (

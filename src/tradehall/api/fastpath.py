@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tradehall.api.alpaca import hot as alpaca
 from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import ApiError
-from tradehall.api.gateway import Gateway
+from tradehall.api.gateway import COMMAND_SENT, Gateway
 from tradehall.api.routes.common import json_response
 from tradehall.api.routes.orders import cancel_order, place_order
 from tradehall.api.schemas import OrderCreate
@@ -86,9 +86,13 @@ ROUTES = [
 
 
 _POST_ORDER, _DELETE_ORDER, _ALPACA_POST_ORDER = ROUTES
+_HOT_POSTS = {"/orders": _POST_ORDER, "/alpaca/v2/orders": _ALPACA_POST_ORDER}
 
 UNBARRIERED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """Liveness and metrics answer even when the engine process is down."""
+STALE_REFUSALS = frozenset({403, 404})
+"""What a replica behind the engine may wrongly answer on the order path (an account, market or order it
+does not know yet): checked again after it caught up, when no command was sent."""
 
 
 class TradehallApp(FastAPI):
@@ -104,40 +108,65 @@ class TradehallApp(FastAPI):
     read_barrier: Callable[[], Awaitable[None]] | None = None
     """In a gateway process (`serve --workers N`): waits until its replica of the engine shows all
     that the engine process has made durable, before a request is served (read-after-write across
-    gateways)."""
+    gateways). Not before the order fast path: the engine decides an order or a cancel on its own
+    state, so the replica is only caught up when a local check refused (`run_hot`)."""
+    credential_check: Callable[[], None] | None = None
+    """In a gateway process: forgets the cached API keys when any gateway revoked one since (before
+    the fast path authenticates; the read barrier does it for the other requests)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self._hot_route(scope) if self.hot_path is not None else None
         barrier = self.read_barrier
         kind = scope["type"]
         if barrier is not None and kind in ("http", "websocket") and scope["path"] not in UNBARRIERED_PATHS:
-            await barrier()
-        if scope["type"] == "http" and self.hot_path is not None:
-            method = scope["method"]
-            path: str = scope["path"]
-            route: Route | None = None
-            if method == "POST" and path == "/orders":
-                route = _POST_ORDER
-            elif method == "POST" and path == "/alpaca/v2/orders":
-                route = _ALPACA_POST_ORDER
-            elif method == "DELETE" and path.startswith("/orders/") and "/" not in path[8:] and len(path) > 8:
-                route = _DELETE_ORDER
-                scope["path_params"] = {"order_id": path[8:]}
-            if route is not None:
-                scope["app"] = self
-                scope["route"] = route
-                scope["endpoint"] = route.endpoint
-                await self.hot_path(scope, receive, send)
-                return
+            if route is None:
+                await barrier()
+            elif self.credential_check is not None:
+                self.credential_check()
+        if route is not None:
+            assert self.hot_path is not None
+            if route is _DELETE_ORDER:
+                scope["path_params"] = {"order_id": scope["path"][8:]}
+            scope["app"] = self
+            scope["route"] = route
+            scope["endpoint"] = route.endpoint
+            await self.hot_path(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
+
+    @staticmethod
+    def _hot_route(scope: Scope) -> Route | None:
+        """The fast-path route of this request, if it has one (the same match as `__call__`'s)."""
+        if scope["type"] != "http":
+            return None
+        method = scope["method"]
+        path: str = scope["path"]
+        if method == "POST":
+            return _HOT_POSTS.get(path)
+        if method == "DELETE" and path.startswith("/orders/") and "/" not in path[8:] and len(path) > 8:
+            return _DELETE_ORDER
+        return None
 
     async def run_hot(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         route = scope["route"]
+        COMMAND_SENT.set(False)
+        response = await self._answer(route, request)
+        barrier = self.read_barrier
+        if barrier is not None and response.status_code in STALE_REFUSALS and not COMMAND_SENT.get():
+            # refused on the replica's state alone (nothing was sent): it may not yet show an account,
+            # market or order another gateway's answer created; check again once it shows all that
+            # is durable (the body is kept by the request, so the route reads it again)
+            await barrier()
+            response = await self._answer(route, request)
+        await response(scope, receive, send)
+
+    async def _answer(self, route: Route, request: Request) -> Response:
         try:
-            response = await route.endpoint(request)
+            response: Response = await route.endpoint(request)
         except Exception as exc:
             response = await self._handle(request, exc)
-        await response(scope, receive, send)
+        return response
 
     async def _handle(self, request: Request, exc: Exception) -> Response:
         for kind in type(exc).__mro__:

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Annotated, Protocol
 
 import structlog
@@ -40,6 +41,9 @@ from tradehall.strategies.registry import StrategyRegistry
 
 DAY_NS = 86_400 * 1_000_000_000
 ENGINE_RETRY_AFTER_SECONDS = 1
+COMMAND_SENT: ContextVar[bool] = ContextVar("command_sent", default=False)
+"""True once the request being served has sent a command to the engine: until then a refusal changed
+nothing, so the order fast path may check again after its replica caught up (`TradehallApp`)."""
 
 
 class ReadyCheck(Protocol):
@@ -154,6 +158,7 @@ class Gateway:
             self.cluster.read_shard_of_order(order_id)
 
     async def submit(self, command: AnyCommand) -> CommandResult:
+        COMMAND_SENT.set(True)
         try:
             if self.cluster is not None:
                 return await self.cluster.submit(command)

@@ -24,6 +24,7 @@ from tradehall.api.server import uvicorn_config
 from tradehall.service.follower import FollowerRunner, RecordPublisher, records_address
 from tradehall.service.runner import RunnerConfig
 from tradehall.service.settings import Settings
+from tradehall.service.status_page import EngineStatus, status_path
 from tradehall.service.supervisor import inherited_listener, stop_on_signals
 from tradehall.service.transport import EngineEndpoint, engine_address
 from tradehall.service.wiring import Service, engine_factory
@@ -33,13 +34,16 @@ async def run_engine(settings: Settings) -> None:
     """Until SIGTERM/SIGINT; the endpoint binds last, so its socket file says the engine is ready."""
     service = Service(settings, project=False, feeds=False)  # their own processes do both
     await service.start(password_hasher=hash_password)
-    publisher = RecordPublisher(records_address(settings.data_dir))
+    status = EngineStatus(status_path(settings.data_dir))
+    status.durable_seq = service.runner.durable_seq  # what this run recovered, before any gateway asks
+    publisher = RecordPublisher(records_address(settings.data_dir), status)
     service.add_listener(publisher.on_records)
     endpoint = EngineEndpoint(
         engine_address(settings.data_dir),
         service.runner.submit_many,
         lambda: service.runner.durable_seq,
         on_revoked=publisher.on_revoked,
+        status=status,
         max_batch=settings.group_commit_max_batch,
     )
     stop = stop_on_signals()
@@ -50,6 +54,7 @@ async def run_engine(settings: Settings) -> None:
         await endpoint.stop()
         await service.stop()
         publisher.close()
+        status.close()
 
 
 def run_gateway(settings: Settings) -> None:
@@ -62,9 +67,11 @@ def run_gateway(settings: Settings) -> None:
         RunnerConfig.from_settings(settings),
         engine_address=engine_address(settings.data_dir),
         records_from=records_address(settings.data_dir),
+        status=EngineStatus(status_path(settings.data_dir)),
     )
     app = create_app(settings, service=Service(settings, runner=runner))
     assert isinstance(app, TradehallApp)
     app.read_barrier = runner.catch_up
+    app.credential_check = runner.check_revocations
     host, port = listener.getsockname()[:2]
     uvicorn.Server(uvicorn_config(app, settings, host=host, port=port)).run(sockets=[listener])

@@ -8,8 +8,13 @@ journal, where it is durable before it is published. Views (accounts, orders, bo
 locally, without a round trip.
 
 `submit` sends the command to the engine process (`EngineClient`) and returns its durable result only
-once the replica has applied that record: a GET answered by this gateway after the answer to a
-mutating call reflects it (read-after-write across processes).
+once the replica has applied that record. Read-after-write across processes costs no round trip: the
+engine process writes its durable seq and its revocation count to a shared status page
+(`EngineStatus`) before it answers, so `catch_up` (a GET's barrier) reads the seq there and waits
+until the replica has applied it, and `check_revocations` (before any request authenticates) forgets
+the cached keys when the count moved. Order entry and cancels need neither: the engine decides them on
+its own state; a local check that refuses (an account or order this replica does not know yet) is
+retried after `catch_up` (`TradehallApp`).
 """
 
 from __future__ import annotations
@@ -30,12 +35,11 @@ from tradehall.journal.recovery import EngineFactory, recover
 from tradehall.journal.segments import read_records
 from tradehall.service.clock import Clock
 from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig, RunnerError
+from tradehall.service.status_page import EngineStatus
 from tradehall.service.transport import EngineClient
 
 log = structlog.get_logger(__name__)
 
-BARRIER_TIMEOUT_SECONDS = 1.0
-"""How long a read waits for the engine process's durable seq before it reads the replica as it is."""
 JOURNAL_FALLBACK_SECONDS = 0.5
 """A record not published within this long after it was answered is read from the journal."""
 
@@ -59,9 +63,11 @@ def records_address(data_dir: object) -> str:
 
 
 class RecordPublisher:
-    """The engine process's side: every durable batch of records, published to the gateways."""
+    """The engine process's side: every durable batch of records, published to the gateways, and
+    its last seq written to the status page before any answer for it leaves."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, status: EngineStatus | None = None) -> None:
+        self._status = status
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.PUB)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -69,7 +75,10 @@ class RecordPublisher:
         self._socket.bind(address)
 
     def on_records(self, records: Sequence[JournalRecord]) -> None:
-        """A runner listener: never blocks; a gateway too far behind reads the journal instead."""
+        """A runner listener: never blocks; a gateway too far behind reads the journal instead. The
+        runner calls it before it resolves the batch's futures, so the status page is written first."""
+        if self._status is not None and records:
+            self._status.durable_seq = records[-1].seq
         with contextlib.suppress(zmq.Again):
             self._socket.send_multipart([RECORDS_TOPIC, _records_encoder.encode(list(records))], zmq.NOBLOCK)
 
@@ -94,11 +103,13 @@ class FollowerRunner(EngineRunner[Engine]):
         *,
         engine_address: str,
         records_from: str,
+        status: EngineStatus,
         clock: Clock | None = None,
         timeout: float = 10.0,
     ) -> None:
         super().__init__(factory, config, clock=clock)
         self._client = EngineClient(engine_address, timeout=timeout)
+        self._status = status
         self._records_from = records_from
         self._context = zmq.asyncio.Context()
         self._subscriber = self._context.socket(zmq.SUB)
@@ -107,12 +118,12 @@ class FollowerRunner(EngineRunner[Engine]):
         self._follow_task: asyncio.Task[None] | None = None
         self._applied = asyncio.Event()
         self._timeout = timeout
-        self._revocations = 0
+        self._revocations = status.revocations
         self.revocation_listeners: list[RevocationListener] = []
         """Told of each credential revoked in any gateway (the authenticator forgets it)."""
         self.on_missed_revocations: Callable[[], None] | None = None
-        """Called when the engine relayed revocations this replica did not hear of (the notices are
-        best effort): the authenticator then forgets every cached key."""
+        """Called when the engine process counted a revocation this gateway has not checked for yet
+        (its notice may not have arrived): the authenticator then forgets every cached key."""
 
     async def start(self) -> None:
         if self._follow_task is not None:
@@ -158,16 +169,19 @@ class FollowerRunner(EngineRunner[Engine]):
 
     async def catch_up(self) -> None:
         """A read barrier: the replica shows everything the engine process has made durable by now,
-        so a request that follows an answer from any gateway sees what that answer said."""
-        try:
-            seq, revocations = await self._client.barrier(timeout=BARRIER_TIMEOUT_SECONDS)
-        except RunnerError:
-            return  # the engine process is down: reads go on from the replica; commands will fail
-        if revocations != self._revocations:  # missed or not yet heard: forget all, reload from the store
-            self._revocations = revocations
+        so a request that follows an answer from any gateway sees what that answer said. No round
+        trip: the engine's durable seq is read from the status page."""
+        self.check_revocations()
+        await self.wait_applied(self._status.durable_seq)
+
+    def check_revocations(self) -> None:
+        """Before a request authenticates: when any gateway revoked a credential since the last check,
+        every cached key is forgotten (read again from the store on its next use)."""
+        count = self._status.revocations
+        if count != self._revocations:
+            self._revocations = count
             if self.on_missed_revocations is not None:
                 self.on_missed_revocations()
-        await self.wait_applied(seq)
 
     async def revoke(self, user_id: str, key_id: str | None) -> None:
         """Tells every gateway (through the engine process) to forget a revoked credential."""
@@ -190,18 +204,24 @@ class FollowerRunner(EngineRunner[Engine]):
         self._apply(records)
 
     async def _follow(self) -> None:
+        subscriber = self._subscriber
+        drain: zmq.Socket[bytes] = zmq.Socket.shadow(subscriber.underlying)
         while True:
-            topic, payload = await self._subscriber.recv_multipart()
-            if topic == REVOKED_TOPIC:
-                user_id, key_id = _revoked_decoder.decode(payload)
-                self._revocations += 1
-                for listener in list(self.revocation_listeners):
-                    listener(user_id, key_id)
-                continue
-            records = _records_decoder.decode(payload)
-            if records and records[0].seq > self.durable_seq + 1:
-                await self._read_journal(records[0].seq - 1)
-            self._apply(records)
+            await subscriber.poll()  # readable (POLLIN is the default)
+            while True:
+                try:
+                    topic, payload = drain.recv_multipart(flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if topic == REVOKED_TOPIC:
+                    user_id, key_id = _revoked_decoder.decode(payload)
+                    for listener in list(self.revocation_listeners):
+                        listener(user_id, key_id)
+                    continue
+                records = _records_decoder.decode(payload)
+                if records and records[0].seq > self.durable_seq + 1:
+                    await self._read_journal(records[0].seq - 1)
+                self._apply(records)
 
     def _apply(self, records: Sequence[JournalRecord]) -> None:
         engine = self.engine

@@ -27,6 +27,7 @@ from tradehall.domain.commands import AnyCommand
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.events import AnyEvent
 from tradehall.service.runner import CommandResult, RunnerError
+from tradehall.service.status_page import EngineStatus
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +38,7 @@ Revoked = Callable[[str, str | None], None]
 class CommandRequest(msgspec.Struct, frozen=True, array_like=True, gc=False):
     id: int
     command: AnyCommand | None
-    """None asks only for the engine's durable seq and revocation count (`EngineClient.barrier`)."""
+    """None with `revoked`: a revocation to relay; None alone: asks for the engine's durable seq."""
     revoked: tuple[str, str | None] | None = None
     """With no command: an API credential revoked in one gateway (user id, key id or None for all of
     the user's), for every gateway to forget (`EngineClient.revoke`)."""
@@ -51,13 +52,15 @@ class CommandReply(msgspec.Struct, frozen=True, array_like=True, gc=False):
     error: str = ""
     """Non-empty when the engine took no durable decision (it is stopping or stopped)."""
     revocations: int = 0
-    """How many revocations the engine process has relayed since it started."""
+    """How many revocations the engine process has relayed (`EngineStatus.revocations`)."""
 
 
-_request_encoder = msgspec.msgpack.Encoder()
-_request_decoder = msgspec.msgpack.Decoder(CommandRequest)
-_reply_decoder = msgspec.msgpack.Decoder(CommandReply)
-
+_encoder = msgspec.msgpack.Encoder()
+_requests_decoder = msgspec.msgpack.Decoder(list[CommandRequest])
+_replies_decoder = msgspec.msgpack.Decoder(list[CommandReply])
+"""A frame carries a list: every request a gateway made in one loop turn, every reply the engine has
+for one gateway from one batch. One ZeroMQ message (and one wake-up of each side) per turn, not per
+command."""
 
 def engine_address(data_dir: object) -> str:
     """The engine's endpoint for the processes of one data directory (a Unix socket in it)."""
@@ -74,20 +77,25 @@ class EngineEndpoint:
         durable_seq: Callable[[], int],
         *,
         on_revoked: Revoked | None = None,
+        status: EngineStatus | None = None,
         max_batch: int = 1024,
     ) -> None:
-        """`on_revoked` relays a revocation to every gateway (the record publisher's notice)."""
+        """`on_revoked` relays a revocation to every gateway (the record publisher's notice);
+        `status` is written before any answer (the runner's listener keeps its durable seq)."""
         self.address = address
         self._on_revoked = on_revoked
-        self.revocations = 0
+        self._status = status
+        self.revocations = status.revocations if status is not None else 0
         self._submit_many = submit_many
         self._durable_seq = durable_seq
         self._max_batch = max_batch
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._drain: zmq.Socket[bytes] = zmq.Socket.shadow(self._socket.underlying)
-        """The same socket, synchronous: takes what is already queued without waiting."""
+        # a reply to a gateway whose queue is full raises (zmq.Again) instead of vanishing silently
+        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._sync: zmq.Socket[bytes] = zmq.Socket.shadow(self._socket.underlying)
+        """The same socket, synchronous: takes what is already queued and sends without waiting."""
         self._task: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
         self.batches_taken = 0
@@ -110,38 +118,43 @@ class EngineEndpoint:
 
     async def _serve(self) -> None:
         socket = self._socket
+        drain = self._sync
         while True:
-            frames = await socket.recv_multipart()
-            requests: list[tuple[bytes, bytes]] = [(frames[0], frames[-1])]
-            while len(requests) < self._max_batch:  # everything already queued joins this turn's batch
+            await socket.poll()  # readable (POLLIN is the default)
+            frames: list[tuple[bytes, bytes]] = []
+            while len(frames) < self._max_batch:  # everything already queued joins this turn's batch
                 try:
-                    more = self._drain.recv_multipart(flags=zmq.NOBLOCK)
+                    more = drain.recv_multipart(flags=zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                requests.append((more[0], more[-1]))
-            task = asyncio.create_task(self._run_batch(requests))
+                frames.append((more[0], more[-1]))
+            if not frames:
+                continue
+            task = asyncio.create_task(self._run_batch(frames))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
 
-    async def _run_batch(self, raw: list[tuple[bytes, bytes]]) -> None:
+    async def _run_batch(self, frames: list[tuple[bytes, bytes]]) -> None:
         senders: list[bytes] = []
         decoded: list[CommandRequest] = []
-        for sender, payload in raw:
+        at_once: dict[bytes, list[CommandReply]] = {}
+        for sender, payload in frames:
             try:
-                request = _request_decoder.decode(payload)
+                requests = _requests_decoder.decode(payload)
             except msgspec.DecodeError as exc:
                 log.warning("engine_endpoint_bad_request", error=str(exc))
                 continue
-            if request.command is None:  # a read barrier or a revocation: answered at once
-                if request.revoked is not None:
-                    self.revocations += 1
-                    if self._on_revoked is not None:
-                        self._on_revoked(*request.revoked)
-                reply = CommandReply(id=request.id, seq=self._durable_seq(), revocations=self.revocations)
-                await self._socket.send_multipart([sender, _request_encoder.encode(reply)])
-                continue
-            decoded.append(request)
-            senders.append(sender)
+            for request in requests:
+                if request.command is None:  # a seq query or a revocation: answered at once
+                    if request.revoked is not None:
+                        self._count_revocation(request.revoked)
+                    reply = CommandReply(id=request.id, seq=self._durable_seq(), revocations=self.revocations)
+                    at_once.setdefault(sender, []).append(reply)
+                    continue
+                decoded.append(request)
+                senders.append(sender)
+        for sender, answered in at_once.items():
+            await self._send(sender, answered)
         if not decoded:
             return
         self.batches_taken += 1
@@ -158,8 +171,35 @@ class EngineEndpoint:
                 CommandReply(id=request.id, seq=result.seq, ts=result.ts, events=result.events)
                 for request, result in zip(decoded, results, strict=True)
             ]
+        if self._status is not None:  # the runner's listener has; this covers a runner without one
+            self._status.durable_seq = max(self._status.durable_seq, self._durable_seq())
+        by_sender: dict[bytes, list[CommandReply]] = {}
         for sender, reply in zip(senders, replies, strict=True):
-            await self._socket.send_multipart([sender, _request_encoder.encode(reply)])
+            by_sender.setdefault(sender, []).append(reply)
+        for sender, grouped in by_sender.items():
+            await self._send(sender, grouped)
+
+    def _count_revocation(self, revoked: tuple[str, str | None]) -> None:
+        """Counted in the status page first: from then on every gateway's next request forgets its
+        cached keys, whether or not the notice has reached it."""
+        status = self._status
+        self.revocations = status.count_revocation() if status is not None else self.revocations + 1
+        if self._on_revoked is not None:
+            self._on_revoked(*revoked)
+
+    async def _send(self, sender: bytes, replies: list[CommandReply]) -> None:
+        frame = [sender, _encoder.encode(replies)]
+        try:
+            self._sync.send_multipart(frame, flags=zmq.NOBLOCK)
+        except zmq.Again:  # that gateway's queue is full: wait for room
+            with contextlib.suppress(zmq.ZMQError):
+                await self._socket.send_multipart(frame)
+        except zmq.ZMQError as exc:  # the gateway is gone (EHOSTUNREACH): nobody to answer
+            log.info("engine_endpoint_reply_dropped", error=str(exc))
+
+
+SWEEP_SECONDS = 0.1
+"""How often a gateway fails its requests past their deadline (a timeout is late by at most this)."""
 
 
 class EngineUnavailableError(RunnerError):
@@ -169,9 +209,12 @@ class EngineUnavailableError(RunnerError):
 class EngineClient:
     """A gateway's side: `submit` sends one command and returns the engine's durable result.
 
-    Requests are pipelined on one DEALER socket; replies are matched by id. A request that gets no
-    reply within `timeout` raises `EngineUnavailableError`: the command may or may not have been
-    applied, so a client retries with the same client order id (deduplicated by the engine)."""
+    Requests are pipelined on one DEALER socket; replies are matched by id. The requests made in one
+    loop turn leave in one frame, sent without waiting (the synchronous socket, `NOBLOCK`; only a full
+    queue falls back to waiting), and the replies are read a whole queue at a time: measured, awaiting
+    `zmq.asyncio`'s send per command cost more than the route. A request that gets no reply within
+    `timeout` raises `EngineUnavailableError`: the command may or may not have been applied, so a client
+    retries with the same client order id (deduplicated by the engine)."""
 
     def __init__(self, address: str, *, timeout: float = 10.0) -> None:
         self.address = address
@@ -179,9 +222,16 @@ class EngineClient:
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._sync: zmq.Socket[bytes] = zmq.Socket.shadow(self._socket.underlying)
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[CommandReply]] = {}
+        self._outbox: list[CommandRequest] = []
+        self._deadlines: list[tuple[float, int]] = []
+        self._sweeper: asyncio.TimerHandle | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._blocked: set[asyncio.Task[None]] = set()
+        self.frames_sent = 0
+        """How many frames left (a test reads it to see one loop turn's requests share one)."""
 
     async def start(self) -> None:
         self._socket.connect(self.address)
@@ -192,6 +242,10 @@ class EngineClient:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+        for task in list(self._blocked):
+            task.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(EngineUnavailableError("the engine client stopped"))
@@ -204,13 +258,14 @@ class EngineClient:
         return CommandResult(seq=reply.seq, ts=reply.ts, events=reply.events)
 
     async def barrier(self, timeout: float | None = None) -> tuple[int, int]:
-        """The engine's last durable seq now (a replica that has applied it shows every answer given)
-        and how many revocations it has relayed."""
+        """The engine's last durable seq now and how many revocations it has relayed, asked over the
+        socket (a gateway reads both from the `EngineStatus` page instead, without a round trip)."""
         reply = await self._request(None, timeout)
         return reply.seq, reply.revocations
 
     async def revoke(self, user_id: str, key_id: str | None) -> None:
-        """Every gateway is to forget this credential; returns once the engine process relayed it."""
+        """Every gateway is to forget this credential; returns once the engine process counted it in
+        its status page and relayed it."""
         await self._request(None, revoked=(user_id, key_id))
 
     async def _request(
@@ -220,33 +275,95 @@ class EngineClient:
         revoked: tuple[str, str | None] | None = None,
     ) -> CommandReply:
         request_id = next(self._ids)
-        future: asyncio.Future[CommandReply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CommandReply] = loop.create_future()
         self._waiting[request_id] = future
+        self._deadlines.append((loop.time() + (self.timeout if timeout is None else timeout), request_id))
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_SECONDS, self._sweep)
+        if not self._outbox:
+            loop.call_soon(self._flush)
+        self._outbox.append(CommandRequest(id=request_id, command=command, revoked=revoked))
         try:
-            request = CommandRequest(id=request_id, command=command, revoked=revoked)
-            try:
-                payload = _request_encoder.encode(request)
-            except (OverflowError, TypeError) as exc:  # as the runner refuses it in one process
-                detail = f"the command cannot be journaled: {exc}"
-                raise TradehallError(Code.INVALID_REQUEST, detail) from None
-            await self._socket.send(payload)
-            reply = await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
-        except TimeoutError:
-            raise EngineUnavailableError("the engine did not answer in time") from None
+            reply = await future
         finally:
             self._waiting.pop(request_id, None)
         if reply.error:
             raise RunnerError(reply.error)
         return reply
 
-    async def _read(self) -> None:
-        while True:
-            payload = await self._socket.recv()
-            try:
-                reply = _reply_decoder.decode(payload)
-            except msgspec.DecodeError as exc:
-                log.warning("engine_client_bad_reply", error=str(exc))
+    def _sweep(self) -> None:
+        """Fails the requests past their deadline: one timer for all of them, not one per request."""
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        deadlines = self._deadlines
+        kept: list[tuple[float, int]] = []
+        for deadline, request_id in deadlines:
+            future = self._waiting.get(request_id)
+            if future is None or future.done():
                 continue
-            future = self._waiting.get(reply.id)
+            if deadline <= now:
+                future.set_exception(EngineUnavailableError("the engine did not answer in time"))
+            else:
+                kept.append((deadline, request_id))
+        self._deadlines = kept
+        if kept:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
+
+    def _flush(self) -> None:
+        """This loop turn's requests, in one frame."""
+        requests, self._outbox = self._outbox, []
+        if not requests:
+            return
+        try:
+            frame = _encoder.encode(requests)
+        except (OverflowError, TypeError):  # one command cannot be encoded: refuse it, send the others
+            requests = [request for request in requests if self._encodable(request)]
+            if not requests:
+                return
+            frame = _encoder.encode(requests)
+        self.frames_sent += 1
+        try:
+            self._sync.send(frame, flags=zmq.NOBLOCK)
+        except zmq.Again:  # the queue to the engine is full (it is down or slow): wait for room
+            task = asyncio.get_running_loop().create_task(self._send_blocked(frame))
+            self._blocked.add(task)
+            task.add_done_callback(self._blocked.discard)
+
+    def _encodable(self, request: CommandRequest) -> bool:
+        """False, with the request refused, for a command no journal could hold (as the runner refuses
+        it in one process: an integer beyond 64 bits, a foreign type)."""
+        try:
+            _encoder.encode(request)
+        except (OverflowError, TypeError) as exc:
+            future = self._waiting.get(request.id)
             if future is not None and not future.done():
-                future.set_result(reply)
+                detail = f"the command cannot be journaled: {exc}"
+                future.set_exception(TradehallError(Code.INVALID_REQUEST, detail))
+            return False
+        return True
+
+    async def _send_blocked(self, frame: bytes) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            await self._socket.send(frame)
+
+    async def _read(self) -> None:
+        socket = self._socket
+        drain = self._sync
+        waiting = self._waiting
+        while True:
+            await socket.poll()  # readable (POLLIN is the default)
+            while True:
+                try:
+                    payload = drain.recv(flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                try:
+                    replies = _replies_decoder.decode(payload)
+                except msgspec.DecodeError as exc:
+                    log.warning("engine_client_bad_reply", error=str(exc))
+                    continue
+                for reply in replies:
+                    future = waiting.get(reply.id)
+                    if future is not None and not future.done():
+                        future.set_result(reply)
