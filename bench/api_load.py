@@ -726,15 +726,16 @@ def run_vs_fastapi(args: argparse.Namespace, seconds: float) -> list[tuple[str, 
             urls[layout] = f"http://127.0.0.1:{port}"
             if layout == "fastapi_trivial":
                 servers[layout] = fastapi_peer.start_trivial(port)
+                stack.callback(stop_server, servers[layout])
                 pairs[layout] = fastapi_peer.dummy_pairs(threads)
             else:
                 data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="tradehall-bench-"))
                 workers = 1 if layout.startswith("orders_workers_1") else args.vs_workers
                 source = args.baseline_src if layout.endswith("_baseline") else None
                 servers[layout] = start_server(Path(data_dir), port, workers, source)
+                stack.callback(stop_server, servers[layout])  # before the set-up, which may fail
                 made = setup(urls[layout], 2 * threads)
                 pairs[layout] = [(made[2 * n], made[2 * n + 1]) for n in range(threads)]
-            stack.callback(stop_server, servers[layout])
         runs: dict[str, list[dict[str, float]]] = {layout: [] for layout in layouts}
         cpu: dict[str, float] = dict.fromkeys(layouts, 0.0)
         for round_index in range(args.rounds):

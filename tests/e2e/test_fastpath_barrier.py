@@ -36,6 +36,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield running
 
 
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60.0) as client:  # generous: a shared machine can be very slow
+        yield client
+
+
 class Counting:
     def __init__(self) -> None:
         self.barriers = 0
@@ -66,23 +72,25 @@ def order(account: str) -> dict[str, str]:
             "quantity": "0.010", "price": "100.0"}
 
 
-def test_order_entry_and_cancel_skip_the_barrier_reads_take_it(server: Server) -> None:
+def test_order_entry_and_cancel_skip_the_barrier_reads_take_it(server: Server, http: httpx.Client) -> None:
     client, account = server.trader()
     headers = {"Authorization": f"Bearer {client.auth_token}"}
     counting = install(server)
-    placed = httpx.post(f"{server.url}/orders", json=order(account), headers=headers)
+    placed = http.post(f"{server.url}/orders", json=order(account), headers=headers)
     assert placed.status_code == 201, placed.text
-    cancelled = httpx.delete(f"{server.url}/orders/{placed.json()['id']}", headers=headers)
+    cancelled = http.delete(f"{server.url}/orders/{placed.json()['id']}", headers=headers)
     assert cancelled.status_code == 200, cancelled.text
     assert (counting.barriers, counting.checks) == (0, 2)
-    assert httpx.get(f"{server.url}/orders/{placed.json()['id']}", headers=headers).status_code == 200
-    assert httpx.get(f"{server.url}/accounts", headers=headers).status_code == 200
+    assert http.get(f"{server.url}/orders/{placed.json()['id']}", headers=headers).status_code == 200
+    assert http.get(f"{server.url}/accounts", headers=headers).status_code == 200
     assert (counting.barriers, counting.checks) == (2, 2)
-    assert httpx.get(f"{server.url}/health").status_code == 200
+    assert http.get(f"{server.url}/health").status_code == 200
     assert counting.barriers == 2
 
 
-def test_a_refusal_on_the_replica_alone_is_checked_again_after_the_barrier(server: Server) -> None:
+def test_a_refusal_on_the_replica_alone_is_checked_again_after_the_barrier(
+    server: Server, http: httpx.Client
+) -> None:
     client, _ = server.trader()
     headers = {"Authorization": f"Bearer {client.auth_token}"}
     user_id = client.me()["user_id"]
@@ -95,12 +103,12 @@ def test_a_refusal_on_the_replica_alone_is_checked_again_after_the_barrier(serve
         await gateway.submit(Deposit(account_id=fresh, amount=Decimal("1000")))
 
     counting.then = opened_elsewhere
-    placed = httpx.post(f"{server.url}/orders", json=order(fresh), headers=headers)
+    placed = http.post(f"{server.url}/orders", json=order(fresh), headers=headers)
     assert placed.status_code == 201, placed.text
     assert placed.json()["account_id"] == fresh
     assert counting.barriers == 1
 
-    unknown = httpx.delete(f"{server.url}/orders/999999999", headers=headers)  # really unknown: 404
+    unknown = http.delete(f"{server.url}/orders/999999999", headers=headers)  # really unknown: 404
     assert unknown.status_code == 404
     assert counting.barriers == 2
 

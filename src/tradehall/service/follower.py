@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import msgspec
 import structlog
 import zmq
-import zmq.asyncio
 
 from tradehall.domain.commands import AnyCommand
 from tradehall.engine import Engine
@@ -36,7 +36,7 @@ from tradehall.journal.segments import read_records
 from tradehall.service.clock import Clock
 from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig, RunnerError
 from tradehall.service.status_page import EngineStatus
-from tradehall.service.transport import EngineClient
+from tradehall.service.transport import EngineClient, LoopReader
 
 log = structlog.get_logger(__name__)
 
@@ -111,10 +111,13 @@ class FollowerRunner(EngineRunner[Engine]):
         self._client = EngineClient(engine_address, timeout=timeout)
         self._status = status
         self._records_from = records_from
-        self._context = zmq.asyncio.Context()
-        self._subscriber = self._context.socket(zmq.SUB)
+        self._context = zmq.Context()
+        self._subscriber: zmq.Socket[bytes] = self._context.socket(zmq.SUB)
         self._subscriber.setsockopt(zmq.LINGER, 0)
         self._subscriber.setsockopt(zmq.RCVHWM, 100_000)
+        self._inbox: deque[list[bytes]] = deque()
+        self._arrived = asyncio.Event()
+        self._reader = LoopReader(self._subscriber, self._on_frames)
         self._follow_task: asyncio.Task[None] | None = None
         self._applied = asyncio.Event()
         self._timeout = timeout
@@ -153,6 +156,7 @@ class FollowerRunner(EngineRunner[Engine]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follow_task
         await self._client.stop()
+        self._reader.stop()
         self._subscriber.close(0)
         self._context.term()
         self._stopped = True
@@ -203,16 +207,18 @@ class FollowerRunner(EngineRunner[Engine]):
         records = await asyncio.to_thread(lambda: list(read_records(self.config.journal_dir, first, last)))
         self._apply(records)
 
+    def _on_frames(self, frames: list[bytes]) -> None:
+        self._inbox.append(frames)
+        self._arrived.set()
+
     async def _follow(self) -> None:
-        subscriber = self._subscriber
-        drain: zmq.Socket[bytes] = zmq.Socket.shadow(subscriber.underlying)
+        inbox = self._inbox
+        self._reader.start()
         while True:
-            await subscriber.poll()  # readable (POLLIN is the default)
-            while True:
-                try:
-                    topic, payload = drain.recv_multipart(flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break
+            await self._arrived.wait()
+            self._arrived.clear()
+            while inbox:
+                topic, payload = inbox.popleft()
                 if topic == REVOKED_TOPIC:
                     user_id, key_id = _revoked_decoder.decode(payload)
                     for listener in list(self.revocation_listeners):

@@ -17,11 +17,11 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 import msgspec
 import structlog
 import zmq
-import zmq.asyncio
 
 from tradehall.domain.commands import AnyCommand
 from tradehall.domain.errors import Code, TradehallError
@@ -67,6 +67,61 @@ def engine_address(data_dir: object) -> str:
     return f"ipc://{data_dir}/engine.sock"
 
 
+class LoopReader:
+    """Reads a ZeroMQ socket from the asyncio loop without `zmq.asyncio` (whose every `recv` or
+    `poll` builds futures and a poller: measured, more than the route itself).
+
+    The socket's file descriptor is edge-triggered: it signals that the socket's events may have
+    changed, not that a message waits. So each wake-up drains the socket until `zmq.Again`, and
+    `after_send` checks again after every send on the socket (a send may consume the signal of a
+    message that arrived meanwhile)."""
+
+    def __init__(self, socket: zmq.Socket[bytes], on_frames: Callable[[list[bytes]], None]) -> None:
+        self.socket = socket
+        self._on_frames = on_frames
+        self._fd = cast(int, socket.getsockopt(zmq.FD))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending = False
+        self.limit = 0
+        """At most this many messages per wake-up (0: all); the rest are taken on the next turn."""
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._fd, self.drain)
+        self._loop.call_soon(self.drain)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop = None
+
+    def after_send(self) -> None:
+        if self._loop is None or self._pending:
+            return
+        if cast(int, self.socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            self._pending = True
+            self._loop.call_soon(self.drain)
+
+    def drain(self) -> None:
+        self._pending = False
+        socket = self.socket
+        limit = self.limit
+        taken = 0
+        while not limit or taken < limit:
+            try:
+                frames = socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError as exc:  # closed under us: nothing more to read
+                log.info("zmq_reader_stopped", error=str(exc))
+                return
+            taken += 1
+            self._on_frames(frames)
+        if self._loop is not None and not self._pending:  # the limit: the rest on the next turn
+            self._pending = True
+            self._loop.call_soon(self.drain)
+
+
 class EngineEndpoint:
     """The engine process's side: requests in, durable results out, one batch per loop turn."""
 
@@ -89,50 +144,41 @@ class EngineEndpoint:
         self._submit_many = submit_many
         self._durable_seq = durable_seq
         self._max_batch = max_batch
-        self._context = zmq.asyncio.Context()
-        self._socket = self._context.socket(zmq.ROUTER)
+        self._context = zmq.Context()
+        self._socket: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
         # a reply to a gateway whose queue is full raises (zmq.Again) instead of vanishing silently
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self._sync: zmq.Socket[bytes] = zmq.Socket.shadow(self._socket.underlying)
-        """The same socket, synchronous: takes what is already queued and sends without waiting."""
-        self._task: asyncio.Task[None] | None = None
+        self._reader = LoopReader(self._socket, self._take)
+        self._reader.limit = max_batch
+        self._turn: list[tuple[bytes, bytes]] = []
         self._batches: set[asyncio.Task[None]] = set()
         self.batches_taken = 0
         """How many batches went to the runner (a test reads it to see requests grouped)."""
 
     async def start(self) -> None:
         self._socket.bind(self.address)
-        self._task = asyncio.create_task(self._serve(), name="engine-endpoint")
+        self._reader.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._reader.stop()
         for batch in list(self._batches):
             with contextlib.suppress(Exception):
                 await batch
         self._socket.close(0)
         self._context.term()
 
-    async def _serve(self) -> None:
-        socket = self._socket
-        drain = self._sync
-        while True:
-            await socket.poll()  # readable (POLLIN is the default)
-            frames: list[tuple[bytes, bytes]] = []
-            while len(frames) < self._max_batch:  # everything already queued joins this turn's batch
-                try:
-                    more = drain.recv_multipart(flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                frames.append((more[0], more[-1]))
-            if not frames:
-                continue
-            task = asyncio.create_task(self._run_batch(frames))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
+    def _take(self, frames: list[bytes]) -> None:
+        """One request frame; the frames of one loop turn become one batch (`_start_batch`)."""
+        if not self._turn:
+            asyncio.get_running_loop().call_soon(self._start_batch)
+        self._turn.append((frames[0], frames[-1]))
+
+    def _start_batch(self) -> None:
+        frames, self._turn = self._turn, []
+        task = asyncio.get_running_loop().create_task(self._run_batch(frames))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
 
     async def _run_batch(self, frames: list[tuple[bytes, bytes]]) -> None:
         senders: list[bytes] = []
@@ -189,15 +235,23 @@ class EngineEndpoint:
 
     async def _send(self, sender: bytes, replies: list[CommandReply]) -> None:
         frame = [sender, _encoder.encode(replies)]
-        try:
-            self._sync.send_multipart(frame, flags=zmq.NOBLOCK)
-        except zmq.Again:  # that gateway's queue is full: wait for room
-            with contextlib.suppress(zmq.ZMQError):
-                await self._socket.send_multipart(frame)
-        except zmq.ZMQError as exc:  # the gateway is gone (EHOSTUNREACH): nobody to answer
-            log.info("engine_endpoint_reply_dropped", error=str(exc))
+        for _ in range(SEND_RETRIES):
+            try:
+                self._socket.send_multipart(frame, flags=zmq.NOBLOCK)
+            except zmq.Again:  # that gateway's queue is full: wait for room (it times out meanwhile)
+                await asyncio.sleep(SEND_RETRY_SECONDS)
+                continue
+            except zmq.ZMQError as exc:  # the gateway is gone (EHOSTUNREACH): nobody to answer
+                log.info("engine_endpoint_reply_dropped", error=str(exc))
+            break
+        self._reader.after_send()
 
 
+SEND_RETRIES = 1000
+SEND_RETRY_SECONDS = 0.001
+"""A reply to a gateway whose queue is full is tried again this often, at most this many times."""
+BLOCKED_RETRY_SECONDS = 0.005
+"""How often a gateway tries again to send a frame no engine process could take."""
 SWEEP_SECONDS = 0.1
 """How often a gateway fails its requests past their deadline (a timeout is late by at most this)."""
 
@@ -219,29 +273,28 @@ class EngineClient:
     def __init__(self, address: str, *, timeout: float = 10.0) -> None:
         self.address = address
         self.timeout = timeout
-        self._context = zmq.asyncio.Context()
-        self._socket = self._context.socket(zmq.DEALER)
+        self._context = zmq.Context()
+        self._socket: zmq.Socket[bytes] = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._sync: zmq.Socket[bytes] = zmq.Socket.shadow(self._socket.underlying)
+        self._reader = LoopReader(self._socket, self._on_frames)
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[CommandReply]] = {}
         self._outbox: list[CommandRequest] = []
         self._deadlines: list[tuple[float, int]] = []
+        self._unsent: dict[int, float] = {}
+        """Requests in a frame still waiting to be sent (no engine connected), with their timeouts:
+        their deadline runs from the moment they leave, as when a send waited."""
         self._sweeper: asyncio.TimerHandle | None = None
-        self._reader: asyncio.Task[None] | None = None
         self._blocked: set[asyncio.Task[None]] = set()
         self.frames_sent = 0
         """How many frames left (a test reads it to see one loop turn's requests share one)."""
 
     async def start(self) -> None:
         self._socket.connect(self.address)
-        self._reader = asyncio.create_task(self._read(), name="engine-client")
+        self._reader.start()
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        self._reader.stop()
         for task in list(self._blocked):
             task.cancel()
         if self._sweeper is not None:
@@ -302,12 +355,14 @@ class EngineClient:
             future = self._waiting.get(request_id)
             if future is None or future.done():
                 continue
-            if deadline <= now:
+            if request_id in self._unsent:
+                kept.append((deadline, request_id))
+            elif deadline <= now:
                 future.set_exception(EngineUnavailableError("the engine did not answer in time"))
             else:
                 kept.append((deadline, request_id))
         self._deadlines = kept
-        if kept:
+        if kept or self._unsent:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
 
     def _flush(self) -> None:
@@ -324,11 +379,15 @@ class EngineClient:
             frame = _encoder.encode(requests)
         self.frames_sent += 1
         try:
-            self._sync.send(frame, flags=zmq.NOBLOCK)
-        except zmq.Again:  # the queue to the engine is full (it is down or slow): wait for room
-            task = asyncio.get_running_loop().create_task(self._send_blocked(frame))
+            self._socket.send(frame, flags=zmq.NOBLOCK)
+        except zmq.Again:  # no engine connected (it is restarting) or its queue is full: wait
+            timeout = self.timeout
+            for request in requests:
+                self._unsent[request.id] = timeout
+            task = asyncio.get_running_loop().create_task(self._send_blocked(frame, requests))
             self._blocked.add(task)
             task.add_done_callback(self._blocked.discard)
+        self._reader.after_send()
 
     def _encodable(self, request: CommandRequest) -> bool:
         """False, with the request refused, for a command no journal could hold (as the runner refuses
@@ -343,27 +402,33 @@ class EngineClient:
             return False
         return True
 
-    async def _send_blocked(self, frame: bytes) -> None:
-        with contextlib.suppress(zmq.ZMQError):
-            await self._socket.send(frame)
-
-    async def _read(self) -> None:
-        socket = self._socket
-        drain = self._sync
-        waiting = self._waiting
+    async def _send_blocked(self, frame: bytes, requests: list[CommandRequest]) -> None:
+        """Until the frame leaves (an engine process restarting takes a while to bind again); the
+        requests' deadlines start then."""
+        loop = asyncio.get_running_loop()
         while True:
-            await socket.poll()  # readable (POLLIN is the default)
-            while True:
-                try:
-                    payload = drain.recv(flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                try:
-                    replies = _replies_decoder.decode(payload)
-                except msgspec.DecodeError as exc:
-                    log.warning("engine_client_bad_reply", error=str(exc))
-                    continue
-                for reply in replies:
-                    future = waiting.get(reply.id)
-                    if future is not None and not future.done():
-                        future.set_result(reply)
+            try:
+                self._socket.send(frame, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                await asyncio.sleep(BLOCKED_RETRY_SECONDS)
+                continue
+            except zmq.ZMQError:
+                pass  # closed: the requests fail on their deadlines
+            break
+        now = loop.time()
+        for request in requests:
+            timeout = self._unsent.pop(request.id, self.timeout)
+            self._deadlines.append((now + timeout, request.id))
+        self._reader.after_send()
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        try:
+            replies = _replies_decoder.decode(frames[-1])
+        except msgspec.DecodeError as exc:
+            log.warning("engine_client_bad_reply", error=str(exc))
+            return
+        waiting = self._waiting
+        for reply in replies:
+            future = waiting.get(reply.id)
+            if future is not None and not future.done():
+                future.set_result(reply)
