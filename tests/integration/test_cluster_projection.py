@@ -305,3 +305,39 @@ async def test_a_failing_shard_projection_stops_the_process_and_the_others_drain
     db.dispose()
     assert cursors.get(projection_name("B"), 0) <= 3
     assert set(cursors) <= {projection_name("A"), projection_name("B")}
+
+
+async def test_a_gateways_read_barrier_waits_for_the_shards_projections(js: Any, pg_url: str) -> None:
+    """`wait_shards_projected`: True once each shard's cursor reached its target; False after the
+    timeout when a projection is behind (the read then goes ahead); a shard with nothing applied, or
+    whose projection never ran (no cursor): True at once."""
+    from tradehall.service.cluster.projection import wait_shards_projected
+    from tradehall.store import Store
+
+    shard = Shard("A", SPEC)
+    shard_log = ShardLog(js, ShardNames("A", js.test_prefix))
+    await shard_log.ensure()
+    await append(shard_log, shard.setup(), per_message=3)
+    store = Store.from_url(pg_url)
+    db = create_store_engine(pg_url)
+    try:
+        last = shard.records[-1].seq
+        assert await wait_shards_projected(store, {"A": 0, "B": 0}, 0.05) is True
+        assert await wait_shards_projected(store, {"A": 1}, 0.05) is True  # no projection: not waited for
+        projection = projection_of(js, db, "A")
+        await project_until(projection, last)
+        assert await wait_shards_projected(store, {"A": last}, 0.05) is True
+        await append(shard_log, shard.trades(2), per_message=2)
+        later = shard.records[-1].seq
+        waiting = asyncio.create_task(wait_shards_projected(store, {"A": later, "B": 0}, 60))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # A's cursor exists and is behind
+        again = projection_of(js, db, "A")
+        await project_until(again, later)
+        assert await waiting is True
+        assert await wait_shards_projected(store, {"A": later + 1}, 0.05) is False
+        projection.projector.close()
+        again.projector.close()
+    finally:
+        store.close()
+        db.dispose()

@@ -205,6 +205,9 @@ async def _join_cluster(settings: Settings, gateway: Gateway) -> ClusterConnecti
         return None
     connection = await connect(settings, shard_map, engine_factory())
     gateway.cluster = connection.gateway
+    store = gateway.service.store
+    # history reads wait (best effort) for the shards' projections to show what the replicas applied
+    gateway.service.read_barriers.append(lambda timeout: connection.wait_projected(store, timeout))
     connection.start_recovery()
     return connection
 

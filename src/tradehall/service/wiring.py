@@ -84,6 +84,8 @@ class Service:
         self._projection: Projection | None = None
         self._projected_seq = 0
         """How far the read models are, when another process projects (read from the store)."""
+        self.read_barriers: list[Callable[[float], Awaitable[None]]] = []
+        """More barriers a history read waits for (a cluster gateway: the shards' projections)."""
         self._position_task: asyncio.Task[None] | None = None
         self._listeners: list[RecordListener] = []
         self._remove_listener: Callable[[], None] | None = None
@@ -344,6 +346,8 @@ class Service:
             await self.wait_projected(target, timeout)
         except TimeoutError:
             log.warning("read_barrier_timeout", target_seq=target, projected_seq=self.projected_seq)
+        for barrier in self.read_barriers:
+            await barrier(timeout)
 
     async def store_reachable(self) -> bool:
         def ping(session: object) -> bool:

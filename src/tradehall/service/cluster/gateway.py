@@ -21,12 +21,14 @@ from tradehall.service.cluster.client import ShardClient
 from tradehall.service.cluster.connection import connect as connect_nats
 from tradehall.service.cluster.log import ShardLog, ShardState, restore_state
 from tradehall.service.cluster.names import ShardNames
+from tradehall.service.cluster.projection import wait_shards_projected
 from tradehall.service.cluster.routing import ClusterGateway, ShardRouter, ShardSubmitter
 from tradehall.service.cluster.shards import ShardMap, shard_configure, shard_map_of
 from tradehall.service.cluster.snapshots import ShardSnapshots
 from tradehall.service.cluster.transfers import KvTransferStore, TransferCoordinator
 from tradehall.service.runner import RunnerError
 from tradehall.service.settings import Settings
+from tradehall.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +109,12 @@ class ClusterConnection:
                 await router.submit_to(shard, shard_configure(router.shard_map, shard))
             except RunnerError as error:  # no leader yet: the next round tries again
                 log.warning("cluster_id_base_not_set", shard=shard, error=str(error))
+
+    async def wait_projected(self, store: Store, timeout: float) -> None:
+        """A history read's barrier: the shards' projections show what this gateway's replicas applied."""
+        reads = self._reads
+        targets = {shard: reads.applied_seq(shard) for shard in self.gateway.router.shard_map.names}
+        await wait_shards_projected(store, targets, timeout)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.orm import Session
 
 from tradehall.journal.records import JournalRecord
 from tradehall.service.cluster.connection import connect as connect_nats
@@ -31,6 +32,7 @@ from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.shards import ShardMap, ShardMapError
 from tradehall.service.settings import Settings
 from tradehall.store import Projector, ProjectorConfig, Store
+from tradehall.store.models import ProjectionState, table_of
 
 log = structlog.get_logger(__name__)
 
@@ -134,6 +136,36 @@ class ShardProjection:
         while (records := await self._queue.get()) is not None:
             for record in records:
                 yield record
+
+
+PROJECTED_POLL_SECONDS = 0.005
+
+
+async def wait_shards_projected(store: Store, targets: Mapping[str, int], timeout: float) -> bool:
+    """Until each shard's projection has stored at least its target record seq (True), or `timeout`
+    passed (False: the read goes ahead on what is projected). A cluster gateway's read barrier: the
+    targets are what its read replicas have applied, so a history read sees the command it follows. A
+    shard without a cursor (no projection ever ran for it) is not waited for."""
+    names = {projection_name(shard): seq for shard, seq in targets.items() if seq > 0}
+    if not names:
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        stored = await store.call(_stored_seqs, list(names))
+        # a shard whose projection never stored anything is not projected here at all: not waited for
+        if all(stored.get(name, seq) >= seq for name, seq in names.items()):
+            return True
+        if loop.time() >= deadline:
+            log.warning("shard_read_barrier_timeout", targets=names, projected=stored)
+            return False
+        await asyncio.sleep(PROJECTED_POLL_SECONDS)
+
+
+def _stored_seqs(session: Session, names: list[str]) -> dict[str, int]:
+    table = table_of(ProjectionState)
+    rows = session.execute(select(table.c.name, table.c.last_seq).where(table.c.name.in_(names)))
+    return {str(name): int(seq) for name, seq in rows}
 
 
 def _lock_key(shard: str) -> int:
