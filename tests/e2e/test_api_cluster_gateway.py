@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.test_api_harness import running_server
@@ -15,6 +16,7 @@ from tests.fakes.cluster import DOWN, LOSE_REPLY, FakeReads, FakeShard, FakeTime
 from tradehall.client.api import ApiError
 from tradehall.domain import commands as c
 from tradehall.engine import Engine
+from tradehall.service.cluster.ops import followed_check
 from tradehall.service.cluster.routing import ClusterGateway, ShardRouter
 from tradehall.service.cluster.shards import ShardMap, shard_configure
 from tradehall.service.cluster.transfers import MemoryTransferStore, TransferCoordinator
@@ -98,3 +100,47 @@ def test_transfers_need_a_cluster(tmp_path: Path) -> None:
         server.admin().create_transfer("t-1", "acc", "1", "A", "B")
     assert (caught.value.status, caught.value.code) == (409, "conflict")
     assert "not configured for one (TRADEHALL_CLUSTER_SHARDS)" in caught.value.detail
+
+
+def test_ready_of_a_cluster_gateway_has_one_entry_per_shard(tmp_path: Path) -> None:
+    shards = _shards()
+    clock = FakeTime()
+    router = ShardRouter(SHARDS, shards, retry_seconds=5.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    with running_server(tmp_path) as server:
+        server.app.state.gateway.cluster = ClusterGateway(router, FakeReads(shards))
+        ready = httpx.get(server.url + "/ready", timeout=10)
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        checks = ready.json()["checks"]["shards"]
+        assert checks["ok"] is True and set(checks) == {"ok", "A", "B"}
+        assert checks["A"] == {
+            "ok": True,
+            "leader_seen": True,
+            "lease_holder": "A-1",
+            "applied_seq": 0,
+            "stream_seq": 0,
+            "stream_last_seq": 0,
+            "lag": 0,
+            "diverged_seq": 0,
+        }
+        shards["B"].faults = [DOWN]  # B has no leader
+        down = httpx.get(server.url + "/ready", timeout=10)
+        assert down.status_code == 503 and down.json()["status"] == "not_ready"
+        checks = down.json()["checks"]["shards"]
+        assert (checks["ok"], checks["A"]["ok"], checks["B"]["ok"], checks["B"]["leader_seen"]) == (
+            False, True, False, False
+        )
+
+
+def test_a_followed_shard_is_not_ready_behind_its_stream_or_diverged() -> None:
+    live = {"lease_holder": "A-1", "lease_since_renewal_seconds": 1.0, "lease_ttl_seconds": 5.0}
+    assert followed_check(applied_seq=7, stream_seq=9, stream_last_seq=9, diverged_seq=0, **live)["ok"]
+    behind = followed_check(
+        applied_seq=7, stream_seq=9, stream_last_seq=20, diverged_seq=0, max_lag=10, **live
+    )
+    assert (behind["ok"], behind["lag"]) == (False, 11)
+    assert not followed_check(applied_seq=7, stream_seq=9, stream_last_seq=9, diverged_seq=5, **live)["ok"]
+    expired = followed_check(
+        applied_seq=7, stream_seq=9, stream_last_seq=9, diverged_seq=0,
+        lease_holder="A-1", lease_since_renewal_seconds=6.0, lease_ttl_seconds=5.0,
+    )
+    assert (expired["ok"], expired["leader_seen"]) == (False, False)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from tradehall.domain.commands import AnyCommand
 from tradehall.engine import Engine
+from tradehall.service.cluster.ops import followed_check
 from tradehall.service.cluster.routing import NoResponderError
 from tradehall.service.runner import CommandResult, RunnerError
 
@@ -67,3 +69,17 @@ class FakeReads:
 
     async def wait_applied(self, shard: str, seq: int) -> None:
         assert self.shards[shard].seq >= seq
+
+    async def shard_check(self, shard: str) -> dict[str, Any]:
+        """A shard whose next request finds no leader (`DOWN`) is seen without one."""
+        fake = self.shards[shard]
+        leader_seen = not fake.faults or fake.faults[0] != DOWN
+        return followed_check(
+            applied_seq=fake.seq,
+            stream_seq=fake.seq,
+            stream_last_seq=fake.seq,
+            lease_holder=f"{shard}-1" if leader_seen else "",
+            lease_since_renewal_seconds=0.0,
+            lease_ttl_seconds=5.0,
+            diverged_seq=0,
+        )

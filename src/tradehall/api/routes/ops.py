@@ -38,7 +38,8 @@ async def health() -> Response:
     summary="Readiness",
     description="200 `ready` when the engine, journal, read-model store, bus and feeds are all well, "
     "else 503 `not_ready`; `checks` shows each one, and `monitor` the alerts' health (HEALTHY, DEGRADED, "
-    "CRITICAL) and the alerts firing. Public.",
+    "CRITICAL) and the alerts firing. A cluster gateway adds `checks.shards`: per shard whether a leader "
+    "holds its lease and this gateway's replica of it follows its stream (503 when one does not). Public.",
 )
 async def ready(gateway: GatewayDep, request: Request) -> Response:
     service = gateway.service
@@ -72,6 +73,11 @@ async def ready(gateway: GatewayDep, request: Request) -> Response:
             "backlog": publisher.backlog,
         }
         good = good and publisher.healthy
+    cluster = gateway.cluster
+    if cluster is not None:  # a cluster gateway: each shard has a live leader, its replica follows
+        shards_ok, shards = await cluster.ready_check()
+        checks["shards"] = {"ok": shards_ok, **shards}
+        good = good and shards_ok
     registry = gateway.feeds if gateway.feeds is not None else service.integrations.feeds
     if registry is not None:
         feeds_ok, feeds = registry.ready_check()

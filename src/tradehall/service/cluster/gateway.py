@@ -21,10 +21,12 @@ from tradehall.service.cluster.client import ShardClient
 from tradehall.service.cluster.connection import connect as connect_nats
 from tradehall.service.cluster.log import ShardLog, ShardState, restore_state
 from tradehall.service.cluster.names import ShardNames
+from tradehall.service.cluster.ops import followed_check
 from tradehall.service.cluster.projection import wait_shards_projected
 from tradehall.service.cluster.routing import ClusterGateway, ShardRouter, ShardSubmitter
 from tradehall.service.cluster.shards import ShardMap, shard_configure, shard_map_of
 from tradehall.service.cluster.snapshots import ShardSnapshots
+from tradehall.service.cluster.status import shard_overview
 from tradehall.service.cluster.transfers import KvTransferStore, TransferCoordinator
 from tradehall.service.runner import RunnerError
 from tradehall.service.settings import Settings
@@ -34,6 +36,8 @@ log = structlog.get_logger(__name__)
 
 READ_WAIT_SECONDS = 5.0
 """How long an answer waits for the shard's replica to apply its record before it reads it as it is."""
+CHECK_SECONDS = 2.0
+"""How long `/ready` waits for NATS to tell a shard's lease and stream end."""
 RECOVER_EVERY_SECONDS = 30.0
 """How often unfinished transfers are driven on (and at start)."""
 
@@ -44,8 +48,12 @@ class JetStreamReads:
     def __init__(self) -> None:
         self._states: dict[str, ShardState[Engine]] = {}
         self._subscriptions: list[Any] = []
+        self._names: dict[str, ShardNames] = {}
+        self._js: Any = None
 
     async def follow(self, js: Any, names: ShardNames, factory: EngineFactory[Engine]) -> None:
+        self._js = js
+        self._names[names.shard] = names
         shard_log = ShardLog(js, names)
         state = await restore_state(shard_log, ShardSnapshots(js, names), factory)
         self._subscriptions.append(await shard_log.subscribe(state.stream_seq + 1, state.apply))
@@ -67,6 +75,24 @@ class JetStreamReads:
                 log.warning("cluster_read_behind", shard=shard, applied=state.applied_seq, seq=seq)
                 return
             await state.wait_stream_seq(state.stream_seq + 1, remaining)
+
+    async def shard_check(self, shard: str) -> dict[str, Any]:
+        """The shard's `/ready` entry: its lease and stream end as NATS stores them (within
+        `CHECK_SECONDS`), against how far this gateway's replica of it has applied."""
+        state = self._states[shard]
+        try:
+            overview = await asyncio.wait_for(shard_overview(self._js, self._names[shard]), CHECK_SECONDS)
+        except Exception as error:  # NATS unreachable: no leader can be seen
+            return {"ok": False, "leader_seen": False, "applied_seq": state.applied_seq, "error": repr(error)}
+        return followed_check(
+            applied_seq=state.applied_seq,
+            stream_seq=state.stream_seq,
+            stream_last_seq=overview.stream_last_seq,
+            lease_holder=overview.lease_holder,
+            lease_since_renewal_seconds=overview.lease_since_renewal_seconds,
+            lease_ttl_seconds=overview.lease_ttl_seconds,
+            diverged_seq=state.diverged_seq,
+        )
 
     async def close(self) -> None:
         for subscription in self._subscriptions:

@@ -52,6 +52,34 @@ def shard_check(status: ReplicaStatus, max_lag: int = MAX_READY_LAG) -> dict[str
     }
 
 
+def followed_check(
+    *,
+    applied_seq: int,
+    stream_seq: int,
+    stream_last_seq: int,
+    lease_holder: str,
+    lease_since_renewal_seconds: float,
+    lease_ttl_seconds: float,
+    diverged_seq: int,
+    max_lag: int = MAX_READY_LAG,
+) -> dict[str, Any]:
+    """The `/ready` entry of one shard as a gateway's read replica of it sees it (the same keys as
+    `shard_check` where they mean the same): `ok` when the shard has a leader whose lease is live and the
+    replica follows its stream no further behind than `max_lag` messages, with the same engine results."""
+    leader_seen = bool(lease_holder) and lease_since_renewal_seconds <= lease_ttl_seconds
+    lag = max(0, stream_last_seq - stream_seq)
+    return {
+        "ok": leader_seen and lag <= max_lag and not diverged_seq,
+        "leader_seen": leader_seen,
+        "lease_holder": lease_holder,
+        "applied_seq": applied_seq,
+        "stream_seq": stream_seq,
+        "stream_last_seq": stream_last_seq,
+        "lag": lag,
+        "diverged_seq": diverged_seq,
+    }
+
+
 def readiness(statuses: Iterable[ReplicaStatus], max_lag: int = MAX_READY_LAG) -> tuple[int, dict[str, Any]]:
     """The `/ready` answer (HTTP status, body) of a process running `statuses`' replicas."""
     shards = {status.shard: shard_check(status, max_lag) for status in statuses}

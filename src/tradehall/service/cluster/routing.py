@@ -22,7 +22,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -217,6 +217,10 @@ class ShardReads(Protocol):
         """Returns once the shard's replica has applied record `seq` (read-after-write)."""
         ...
 
+    async def shard_check(self, shard: str) -> dict[str, Any]:
+        """The shard's `/ready` entry (`ok` first): a live leader, the replica following (ops.py)."""
+        ...
+
 
 _READ_SHARD: ContextVar[str | None] = ContextVar("tradehall_read_shard", default=None)
 """The shard a request reads from (its market's or its order's); unset: the home shard."""
@@ -253,6 +257,14 @@ class ClusterGateway:
 
     def read_shard_of_order(self, order_id: int) -> None:
         _READ_SHARD.set(self.shard_map.shard_of_id(order_id))
+
+    async def ready_check(self) -> tuple[bool, dict[str, Any]]:
+        """`/ready`'s `checks.shards`: every shard's entry; ok only when each one is."""
+        names = self.shard_map.names
+        checks = await asyncio.gather(*(self.reads.shard_check(shard) for shard in names))
+        shards = dict(zip(names, checks, strict=True))
+        good = all(check.get("ok") is True for check in checks)
+        return good, shards
 
     async def submit(self, command: AnyCommand) -> CommandResult:
         """The command's durable result, once the replica the request reads has applied it."""
