@@ -37,13 +37,13 @@ bench-quick: $(STAMP)
 # package, compiles the engine and domain in place (*.so next to the sources, build dir in src/build).
 # Modules that define msgspec Structs stay interpreted: mypyc drops the class keywords
 # (frozen, kw_only, gc, tag) of non-native classes, which changes what the Structs are.
-COMPILED_SKIP := tradehall/domain/(commands|events|market|tiers)\.py|tradehall/engine/(config|orders)\.py
+COMPILED_SKIP := tradehall/domain/(commands|events|market|tiers)\.py|tradehall/engine/(config|order_record)\.py
 COMPILED_TESTS := $(wildcard tests/unit/test_engine_*.py) tests/property
 # It replaces a bound method on an engine component to spy on it: native classes refuse that.
 COMPILED_DESELECT := tests/unit/test_engine_reasons.py::test_every_order_ending_unfilled_carries_its_reason
 
 compile: $(STAMP)
-	cd src && ../$(BIN)/mypyc $$(ls tradehall/engine/*.py tradehall/domain/*.py | grep -v -E '$(COMPILED_SKIP)')
+	cd src && $(abspath $(BIN))/mypyc $$(ls tradehall/engine/*.py tradehall/domain/*.py | grep -v -E '$(COMPILED_SKIP)')
 
 clean-compiled:
 	rm -rf src/build src/.mypy_cache

@@ -100,37 +100,43 @@ class LiveOrders:
 
 
 def make_book_runner(ops: list[Op]) -> tuple[Callable[[Op], None], OrderBook]:
+    """The book alone. Every placement's `Order` is built before the clock starts (as the engine level
+    builds its commands first): what is timed is the book's match, add, remove and L2 delta, plus
+    this driver's own bookkeeping of the live orders. A move re-places a copy of the order at its new
+    price (the book drops the old entry lazily, so it must be a new object)."""
     book = OrderBook()
     live: dict[int, Order] = {}
     tracked = LiveOrders(live.__contains__)
     sides = (Side.BUY, Side.SELL)
     stp = SelfTradePrevention.CANCEL_NEWEST
-    next_id = [1]
-
-    def new_order(side: Side, price: int, quantity: int) -> Order:
-        order_id = next_id[0]
-        next_id[0] = order_id + 1
-        return Order(
-            order_id=order_id,
-            account_id=f"acct-{order_id % ACCOUNTS}",
-            market="BTC-USD",
-            side=side,
-            requested_side=OrderSide.BUY,
-            type=OrderType.LIMIT,
-            time_in_force=TimeInForce.GTC,
-            price=price,
-            stop_price=None,
-            quantity=quantity,
-            remaining=quantity,
-        )
+    placements: list[Order] = []
+    for kind, _, side, price, quantity in ops:
+        if kind in (ADD, CROSS, IOC):
+            order_id = len(placements) + 1
+            placements.append(
+                Order(
+                    order_id=order_id,
+                    account_id=f"acct-{order_id % ACCOUNTS}",
+                    market="BTC-USD",
+                    side=sides[side],
+                    requested_side=OrderSide.BUY,
+                    type=OrderType.LIMIT,
+                    time_in_force=TimeInForce.GTC,
+                    price=price,
+                    stop_price=None,
+                    quantity=quantity,
+                    remaining=quantity,
+                )
+            )
+    placement = iter(placements)
+    match, add, remove, take_changes = book.match, book.add, book.remove, book.take_changes
 
     def take(order: Order, ioc: bool) -> None:
         fills: list[Fill] = []
         cancelled: list[Order] = []
         assert order.price is not None
-        remaining, _ = book.match(
-            order.side, order.price, order.remaining, order.account_id, stp, fills, cancelled
-        )
+        price, side, account_id = order.price, order.side, order.account_id
+        remaining, _ = match(side, price, order.remaining, account_id, stp, fills, cancelled)
         for maker, _, _ in fills:
             if maker.remaining == 0:
                 del live[maker.order_id]
@@ -138,39 +144,28 @@ def make_book_runner(ops: list[Op]) -> tuple[Callable[[Op], None], OrderBook]:
             del live[maker.order_id]
         order.remaining = remaining
         if remaining and not ioc:
-            book.add(order)
+            add(order)
             live[order.order_id] = order
             tracked.ids.append(order.order_id)
-        book.take_changes()
+        take_changes()
 
     def run(op: Op) -> None:
-        kind, pick, side, price, quantity = op
-        if kind in (ADD, CROSS, IOC):
-            take(new_order(sides[side], price, quantity), kind == IOC)
+        kind = op[0]
+        if kind != CANCEL and kind != MOVE:
+            take(next(placement), kind == IOC)
             return
-        target = tracked.pick(pick)
+        target = tracked.pick(op[1])
         if target is None:
             return
         old = live.pop(target)
-        book.remove(old)
+        remove(old)
         if kind == MOVE:
             assert old.price is not None
-            moved = Order(
-                order_id=old.order_id,
-                account_id=old.account_id,
-                market=old.market,
-                side=old.side,
-                requested_side=old.requested_side,
-                type=old.type,
-                time_in_force=old.time_in_force,
-                price=old.price + price,
-                stop_price=None,
-                quantity=old.quantity,
-                remaining=old.remaining,
-            )
+            moved = old.copy()
+            moved.price = old.price + op[3]
             take(moved, False)
         else:
-            book.take_changes()
+            take_changes()
 
     return run, book
 

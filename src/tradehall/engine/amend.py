@@ -4,8 +4,6 @@ new terms and keeps waiting."""
 
 from __future__ import annotations
 
-import msgspec
-
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason
 from tradehall.domain.errors import Code, TradehallError, invalid_order
@@ -215,7 +213,8 @@ class Amend:
             if command.trail_percent is not None or command.trail_price is not None:
                 trail_ppm, trail_price = trail_of(market, command.trail_percent, command.trail_price)
                 if order.hwm is not None:
-                    trial_trail = msgspec.structs.replace(order, trail_ppm=trail_ppm, trail_price=trail_price)
+                    trial_trail = order.copy()
+                    trial_trail.trail_ppm, trial_trail.trail_price = trail_ppm, trail_price
                     stop_price = trailing_stop_price(market, trial_trail, order.hwm)
         elif command.trail_percent is not None or command.trail_price is not None:
             raise invalid_order(f"a {order.type} order has no trail")
@@ -242,9 +241,8 @@ class Amend:
             if refusal is not None:
                 raise refusal
         riding = self._contingent.riding(order)  # its take-profit holds for both: it holds nothing
-        trial = msgspec.structs.replace(
-            order, price=price, stop_price=stop_price, quantity=quantity, remaining=quantity
-        )
+        trial = order.copy()
+        trial.price, trial.stop_price, trial.quantity, trial.remaining = price, stop_price, quantity, quantity
         trial.hold = trial.covered = 0
         if not riding:
             self._holds.check_replacement(trial, order, account, market)

@@ -21,8 +21,6 @@ placement or an amend are pure functions in `contingent_checks.py`.
 
 from __future__ import annotations
 
-import msgspec
-
 from tradehall.domain.enums import CancelReason, Side
 from tradehall.domain.events import OrderAmended
 from tradehall.engine.checks import check_hold, default_trigger
@@ -231,9 +229,9 @@ class Contingent:
             state.events.append(self.amended(leg, priority_lost=False))
             return
         # resting or waiting for latency: a new object (the book deletes lazily), behind the queue
-        grown = msgspec.structs.replace(
-            leg, quantity=leg.quantity + delta, remaining=leg.remaining + delta, hold=0, covered=0
-        )
+        grown = leg.copy()
+        grown.quantity, grown.remaining = leg.quantity + delta, leg.remaining + delta
+        grown.hold = grown.covered = 0
         grown.in_book = False
         state.books_touched.add(market.symbol)
         self._lifecycle.unrest(leg, market)

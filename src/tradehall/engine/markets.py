@@ -68,8 +68,6 @@ class MarketTerms:
     creation, so every rule reads the same numbers the snapshot's spec gives back on restore."""
 
     __slots__ = (
-        "_lots_cache",
-        "_ticks_cache",
         "band_ppm",
         "base_per_lot",
         "collateral_id",
@@ -79,6 +77,7 @@ class MarketTerms:
         "latency_jitter_ns",
         "latency_ns",
         "latency_seed",
+        "lot_size",
         "maintenance_margin_ppm",
         "maker_ppm",
         "mark_band_ppm",
@@ -96,6 +95,7 @@ class MarketTerms:
         "spec",
         "stp",
         "taker_ppm",
+        "tick_size",
     )
 
     def __init__(self, spec: MarketSpec, decimals: dict[str, int]) -> None:
@@ -104,8 +104,8 @@ class MarketTerms:
         if not spec.symbol or len(spec.symbol) > 64:
             raise invalid_request("symbol must be 1 to 64 characters")
         self.spec = spec
-        self._ticks_cache: dict[object, int] = {}
-        self._lots_cache: dict[object, int] = {}
+        self.tick_size = spec.tick_size
+        self.lot_size = spec.lot_size
         self.stp = spec.self_trade_prevention
         self.collateral_id = f"system:collateral:{spec.symbol}"
         self.quote_max_age_ns = None if spec.quote_max_age_ms is None else spec.quote_max_age_ms * 1_000_000
@@ -199,31 +199,12 @@ class MarketTerms:
         return self.latency_ns + mixed % (jitter // 1_000_000 + 1) * 1_000_000
 
     def ticks_of(self, value: object, what: str) -> int:
-        """A price in ticks; the Decimal conversion is memoised (prices repeat near the market)."""
-        cache = self._ticks_cache
-        try:
-            ticks = cache.get(value)
-        except TypeError:  # unhashable, or a signalling NaN: the parser says what is wrong
-            return units_of(parse_decimal(value, what), self.spec.tick_size, what)
-        if ticks is None:
-            ticks = units_of(parse_decimal(value, what), self.spec.tick_size, what)
-            if len(cache) > 100_000:
-                cache.clear()
-            cache[value] = ticks
-        return ticks
+        """A price in ticks. Divided each time, not memoised: a command's Decimal is a fresh object, and
+        hashing a fresh Decimal with a fraction (for a memo's key) costs several times the division."""
+        return units_of(parse_decimal(value, what), self.tick_size, what)
 
     def lots_of(self, value: object) -> int:
-        cache = self._lots_cache
-        try:
-            lots = cache.get(value)
-        except TypeError:
-            return units_of(parse_decimal(value, "quantity"), self.spec.lot_size, "quantity")
-        if lots is None:
-            lots = units_of(parse_decimal(value, "quantity"), self.spec.lot_size, "quantity")
-            if len(cache) > 100_000:
-                cache.clear()
-            cache[value] = lots
-        return lots
+        return units_of(parse_decimal(value, "quantity"), self.lot_size, "quantity")
 
     @property
     def fee_denominator(self) -> int:

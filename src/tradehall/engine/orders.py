@@ -1,8 +1,21 @@
-"""The engine's mutable order, owned by exactly one book or stop list."""
+"""The engine's mutable order, owned by exactly one book or stop list.
+
+A plain class with typed attributes: in the compiled build (`make compile`) it is a native class, so
+the book, holds, postings and intake read and write its fields as C struct members instead of looking
+each one up by name as they would on a msgspec Struct. Snapshots keep orders as `OrderRecord` Structs
+(`order_record.py`): `record_of` and `order_of` convert at that boundary, and views copy out of it
+(`views._order_view`), so nothing outside the engine holds an `Order`.
+
+Interpreted (no native modules), `Order` is bound to `order_record.StructOrder` instead: a msgspec
+Struct with the same fields, defaults and `copy`, whose constructor runs in C (this class's Python
+`__init__` would cost the interpreted engine about 5 % per placement). `PlainOrder` is this class in
+both builds; `tests/unit/test_engine_orders.py` holds the two equal field by field, and the
+compiled-vs-interpreted differential test runs one against the other.
+"""
 
 from __future__ import annotations
 
-import msgspec
+from types import FunctionType
 
 from tradehall.domain.enums import (
     CancelReason,
@@ -15,14 +28,11 @@ from tradehall.domain.enums import (
     StopTrigger,
     TimeInForce,
 )
+from tradehall.engine.order_record import OrderRecord, StructOrder
 
 
-class Order(msgspec.Struct, kw_only=True, gc=False):
+class Order:
     """An order the engine knows (resting in a book or waiting for its trigger).
-
-    A mutable msgspec Struct rather than a `__slots__` class: construction and attribute access run
-    in C (an order is created per command on the hot path), and `gc=False` keeps the collector from
-    tracking it (orders hold no reference cycles).
 
     Holds: `hold` minor units of `hold_currency` are held for this order: at least the most its
     remaining lots can cost (cash, margin and fees, computed once at acceptance), reduced by what each
@@ -42,51 +52,309 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     in book ticks (`take_profit`, `stop_loss`, `stop_loss_limit`), the ids of the exits it placed
     (`legs`) and how many of its filled lots it has handed to them (`legs_quantity`); an exit names
     its entry (`parent_order_id`) and, while both wait, its one-cancels-other sibling (`oco_with`).
+    The fields, their order and defaults are `OrderRecord`'s (a test holds them equal).
     """
 
-    order_id: int
-    account_id: str
-    market: str
-    side: Side
-    requested_side: OrderSide
-    type: OrderType
-    time_in_force: TimeInForce
-    price: int | None
-    stop_price: int | None
-    quantity: int
-    remaining: int
-    expire_at: int | None = None
-    post_only: bool = False
-    reduce_only: bool = False
-    client_order_id: str | None = None
-    created_ts: int = 0
-    filled: int = 0
-    fills_notional: int = 0
-    fees_paid: int = 0
-    status: OrderStatus = OrderStatus.OPEN
-    in_book: bool = False
-    priority: int = 0
-    covered: int = 0
-    hold: int = 0
-    fee_accrued: int = 0
-    hold_currency: str = ""
-    stop_loss: int | None = None
-    fee_exempt: bool = False
-    trigger: StopTrigger | None = None
-    updated_ts: int = 0
-    cancel_reason: CancelReason | None = None
-    origin: FillOrigin | None = None
-    trail_ppm: int | None = None
-    trail_price: int | None = None
-    activation_price: int | None = None
-    hwm: int | None = None
-    order_class: OrderClass = OrderClass.SIMPLE
-    parent_order_id: int | None = None
-    take_profit: int | None = None
-    stop_loss_limit: int | None = None
-    legs: tuple[int, ...] = ()
-    legs_quantity: int = 0
-    oco_with: int | None = None
+    __slots__ = (
+        "account_id",
+        "activation_price",
+        "cancel_reason",
+        "client_order_id",
+        "covered",
+        "created_ts",
+        "expire_at",
+        "fee_accrued",
+        "fee_exempt",
+        "fees_paid",
+        "filled",
+        "fills_notional",
+        "hold",
+        "hold_currency",
+        "hwm",
+        "in_book",
+        "legs",
+        "legs_quantity",
+        "market",
+        "oco_with",
+        "order_class",
+        "order_id",
+        "origin",
+        "parent_order_id",
+        "post_only",
+        "price",
+        "priority",
+        "quantity",
+        "reduce_only",
+        "remaining",
+        "requested_side",
+        "side",
+        "status",
+        "stop_loss",
+        "stop_loss_limit",
+        "stop_price",
+        "take_profit",
+        "time_in_force",
+        "trail_ppm",
+        "trail_price",
+        "trigger",
+        "type",
+        "updated_ts",
+    )
+
+    def __init__(
+        self,
+        order_id: int,
+        account_id: str,
+        market: str,
+        side: Side,
+        requested_side: OrderSide,
+        type: OrderType,
+        time_in_force: TimeInForce,
+        price: int | None,
+        stop_price: int | None,
+        quantity: int,
+        remaining: int,
+        expire_at: int | None = None,
+        post_only: bool = False,
+        reduce_only: bool = False,
+        client_order_id: str | None = None,
+        created_ts: int = 0,
+        filled: int = 0,
+        fills_notional: int = 0,
+        fees_paid: int = 0,
+        status: OrderStatus = OrderStatus.OPEN,
+        in_book: bool = False,
+        priority: int = 0,
+        covered: int = 0,
+        hold: int = 0,
+        fee_accrued: int = 0,
+        hold_currency: str = "",
+        stop_loss: int | None = None,
+        fee_exempt: bool = False,
+        trigger: StopTrigger | None = None,
+        updated_ts: int = 0,
+        cancel_reason: CancelReason | None = None,
+        origin: FillOrigin | None = None,
+        trail_ppm: int | None = None,
+        trail_price: int | None = None,
+        activation_price: int | None = None,
+        hwm: int | None = None,
+        order_class: OrderClass = OrderClass.SIMPLE,
+        parent_order_id: int | None = None,
+        take_profit: int | None = None,
+        stop_loss_limit: int | None = None,
+        legs: tuple[int, ...] = (),
+        legs_quantity: int = 0,
+        oco_with: int | None = None,
+    ) -> None:
+        self.order_id = order_id
+        self.account_id = account_id
+        self.market = market
+        self.side = side
+        self.requested_side = requested_side
+        self.type = type
+        self.time_in_force = time_in_force
+        self.price = price
+        self.stop_price = stop_price
+        self.quantity = quantity
+        self.remaining = remaining
+        self.expire_at = expire_at
+        self.post_only = post_only
+        self.reduce_only = reduce_only
+        self.client_order_id = client_order_id
+        self.created_ts = created_ts
+        self.filled = filled
+        self.fills_notional = fills_notional
+        self.fees_paid = fees_paid
+        self.status = status
+        self.in_book = in_book
+        self.priority = priority
+        self.covered = covered
+        self.hold = hold
+        self.fee_accrued = fee_accrued
+        self.hold_currency = hold_currency
+        self.stop_loss = stop_loss
+        self.fee_exempt = fee_exempt
+        self.trigger = trigger
+        self.updated_ts = updated_ts
+        self.cancel_reason = cancel_reason
+        self.origin = origin
+        self.trail_ppm = trail_ppm
+        self.trail_price = trail_price
+        self.activation_price = activation_price
+        self.hwm = hwm
+        self.order_class = order_class
+        self.parent_order_id = parent_order_id
+        self.take_profit = take_profit
+        self.stop_loss_limit = stop_loss_limit
+        self.legs = legs
+        self.legs_quantity = legs_quantity
+        self.oco_with = oco_with
+
+    def copy(self) -> Order:
+        """A field-for-field copy (an amend's trial order, a contingent leg grown into a new object)."""
+        return Order(
+            order_id=self.order_id,
+            account_id=self.account_id,
+            market=self.market,
+            side=self.side,
+            requested_side=self.requested_side,
+            type=self.type,
+            time_in_force=self.time_in_force,
+            price=self.price,
+            stop_price=self.stop_price,
+            quantity=self.quantity,
+            remaining=self.remaining,
+            expire_at=self.expire_at,
+            post_only=self.post_only,
+            reduce_only=self.reduce_only,
+            client_order_id=self.client_order_id,
+            created_ts=self.created_ts,
+            filled=self.filled,
+            fills_notional=self.fills_notional,
+            fees_paid=self.fees_paid,
+            status=self.status,
+            in_book=self.in_book,
+            priority=self.priority,
+            covered=self.covered,
+            hold=self.hold,
+            fee_accrued=self.fee_accrued,
+            hold_currency=self.hold_currency,
+            stop_loss=self.stop_loss,
+            fee_exempt=self.fee_exempt,
+            trigger=self.trigger,
+            updated_ts=self.updated_ts,
+            cancel_reason=self.cancel_reason,
+            origin=self.origin,
+            trail_ppm=self.trail_ppm,
+            trail_price=self.trail_price,
+            activation_price=self.activation_price,
+            hwm=self.hwm,
+            order_class=self.order_class,
+            parent_order_id=self.parent_order_id,
+            take_profit=self.take_profit,
+            stop_loss_limit=self.stop_loss_limit,
+            legs=self.legs,
+            legs_quantity=self.legs_quantity,
+            oco_with=self.oco_with,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Order(order_id={self.order_id}, account_id={self.account_id!r}, market={self.market!r}, "
+            f"side={self.side}, type={self.type}, price={self.price}, remaining={self.remaining}, "
+            f"status={self.status})"
+        )
+
+
+def record_of(order: Order) -> OrderRecord:
+    """The order as a snapshot writes it."""
+    return OrderRecord(
+        order_id=order.order_id,
+        account_id=order.account_id,
+        market=order.market,
+        side=order.side,
+        requested_side=order.requested_side,
+        type=order.type,
+        time_in_force=order.time_in_force,
+        price=order.price,
+        stop_price=order.stop_price,
+        quantity=order.quantity,
+        remaining=order.remaining,
+        expire_at=order.expire_at,
+        post_only=order.post_only,
+        reduce_only=order.reduce_only,
+        client_order_id=order.client_order_id,
+        created_ts=order.created_ts,
+        filled=order.filled,
+        fills_notional=order.fills_notional,
+        fees_paid=order.fees_paid,
+        status=order.status,
+        in_book=order.in_book,
+        priority=order.priority,
+        covered=order.covered,
+        hold=order.hold,
+        fee_accrued=order.fee_accrued,
+        hold_currency=order.hold_currency,
+        stop_loss=order.stop_loss,
+        fee_exempt=order.fee_exempt,
+        trigger=order.trigger,
+        updated_ts=order.updated_ts,
+        cancel_reason=order.cancel_reason,
+        origin=order.origin,
+        trail_ppm=order.trail_ppm,
+        trail_price=order.trail_price,
+        activation_price=order.activation_price,
+        hwm=order.hwm,
+        order_class=order.order_class,
+        parent_order_id=order.parent_order_id,
+        take_profit=order.take_profit,
+        stop_loss_limit=order.stop_loss_limit,
+        legs=order.legs,
+        legs_quantity=order.legs_quantity,
+        oco_with=order.oco_with,
+    )
+
+
+def order_of(record: OrderRecord) -> Order:
+    """The engine's order from a snapshot's record."""
+    return Order(
+        order_id=record.order_id,
+        account_id=record.account_id,
+        market=record.market,
+        side=record.side,
+        requested_side=record.requested_side,
+        type=record.type,
+        time_in_force=record.time_in_force,
+        price=record.price,
+        stop_price=record.stop_price,
+        quantity=record.quantity,
+        remaining=record.remaining,
+        expire_at=record.expire_at,
+        post_only=record.post_only,
+        reduce_only=record.reduce_only,
+        client_order_id=record.client_order_id,
+        created_ts=record.created_ts,
+        filled=record.filled,
+        fills_notional=record.fills_notional,
+        fees_paid=record.fees_paid,
+        status=record.status,
+        in_book=record.in_book,
+        priority=record.priority,
+        covered=record.covered,
+        hold=record.hold,
+        fee_accrued=record.fee_accrued,
+        hold_currency=record.hold_currency,
+        stop_loss=record.stop_loss,
+        fee_exempt=record.fee_exempt,
+        trigger=record.trigger,
+        updated_ts=record.updated_ts,
+        cancel_reason=record.cancel_reason,
+        origin=record.origin,
+        trail_ppm=record.trail_ppm,
+        trail_price=record.trail_price,
+        activation_price=record.activation_price,
+        hwm=record.hwm,
+        order_class=record.order_class,
+        parent_order_id=record.parent_order_id,
+        take_profit=record.take_profit,
+        stop_loss_limit=record.stop_loss_limit,
+        legs=record.legs,
+        legs_quantity=record.legs_quantity,
+        oco_with=record.oco_with,
+    )
+
+
+PlainOrder = Order
+
+
+def _native() -> bool:
+    """Whether this module runs compiled (its functions are then builtins, not Python functions)."""
+    return not isinstance(_native, FunctionType)
+
+
+if not _native():
+    globals()["Order"] = StructOrder
 
 
 def is_contingent(order: Order) -> bool:

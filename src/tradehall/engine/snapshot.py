@@ -21,7 +21,8 @@ from tradehall.engine.config import EngineConfig
 from tradehall.engine.constants import BUY, PENDING_TRIGGER, PERP, QUOTE_VENUE
 from tradehall.engine.ledger import Account, Balance
 from tradehall.engine.markets import Market
-from tradehall.engine.orders import Order
+from tradehall.engine.order_record import OrderRecord
+from tradehall.engine.orders import order_of, record_of
 from tradehall.engine.risk import AssessmentState
 from tradehall.engine.state import EngineState, Route, Transfer
 
@@ -95,7 +96,7 @@ def snapshot_state(state: EngineState) -> dict[str, Any]:
         "priority": state.priority,
         "accounts": accounts,
         "markets": markets,
-        "orders": [order for _, order in sorted(state.orders.items())],
+        "orders": [record_of(order) for _, order in sorted(state.orders.items())],
         "client_order_ids": sorted([a, c, i] for (a, c), i in state.client_order_ids.items()),
         "client_order_fingerprints": sorted(
             [a, c, f] for (a, c), f in state.client_order_fingerprints.items()
@@ -189,7 +190,7 @@ def load_state(state: EngineState, raw: dict[str, Any]) -> None:
             market.marks.set_interval(account_id, (low, high))
         delayed[spec.symbol] = raw_market["delayed"]
         state.markets[spec.symbol] = market
-    restored = [msgspec.convert(raw_order, Order) for raw_order in raw["orders"]]
+    restored = [order_of(msgspec.convert(raw_order, OrderRecord)) for raw_order in raw["orders"]]
     if raw["version"] == 1:  # a linear fee's numerator was over PPM (of the floored notional)
         for order in restored:
             market = state.markets[order.market]
