@@ -5,7 +5,9 @@ shard 404. The shards are in-process engines behind the router (the NATS leader 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from tests.e2e.test_api_harness import running_server
 from tests.engine_support import perp_spec, spot_spec
 from tests.fakes.cluster import DOWN, LOSE_REPLY, FakeReads, FakeShard, FakeTime
+from tradehall.client import AsyncClient
 from tradehall.client.api import ApiError
 from tradehall.domain import commands as c
 from tradehall.engine import Engine
@@ -144,3 +147,52 @@ def test_a_followed_shard_is_not_ready_behind_its_stream_or_diverged() -> None:
         lease_holder="A-1", lease_since_renewal_seconds=6.0, lease_ttl_seconds=5.0,
     )
     assert (expired["ok"], expired["leader_seen"]) == (False, False)
+
+
+def test_a_cluster_gateways_websocket_streams_every_shards_records(tmp_path: Path) -> None:
+    """Orders placed on two shards reach one `orders` subscriber; a trade on A its `trades` channel.
+    Seqs are each shard's own (both shards' first order can carry the same one)."""
+    shards = _shards()
+    clock = FakeTime()
+    router = ShardRouter(SHARDS, shards, retry_seconds=5.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    with running_server(tmp_path) as server:
+        transfers = TransferCoordinator(router.submit_to, MemoryTransferStore(), SHARDS.names)
+        cluster = ClusterGateway(router, FakeReads(shards), transfers)
+        server.app.state.gateway.cluster = cluster
+        cluster.follow(server.app.state.hub.on_records)  # as `serve` does when it joins a cluster
+        client, account = server.trader(funded="1000")
+        maker, maker_account = server.trader()
+        admin = server.admin()
+        admin.deposit(maker_account, "1", "BTC")
+        admin.create_transfer("t-1", account, "400", "A", "B")
+
+        async def watch() -> list[dict[str, Any]]:
+            async with AsyncClient(server.url, token=client.auth_token).stream() as stream:
+                await stream.subscribe(["orders", "fills", "trades:BTC-USD"])
+                perp = client.place_order(account, "BTC-PERP", "buy", "0.01", price="100", type="limit")
+                spot = client.place_order(account, "BTC-USD", "buy", "0.02", price="100", type="limit")
+                maker.place_order(maker_account, "BTC-USD", "sell", "0.01", price="100", type="limit")
+                seen: list[dict[str, Any]] = []
+                while not (
+                    any(m.get("channel") == "fills" for m in seen)
+                    and any(m.get("channel") == "trades:BTC-USD" for m in seen)
+                    and sum(m.get("channel") == "orders" and m["type"] == "update" for m in seen) >= 3
+                ):
+                    seen.append(await stream.next(5.0))
+                updates = [m for m in seen if m.get("channel") == "orders" and m["type"] == "update"]
+                assert [m["data"]["id"] for m in updates] == [perp["id"], spot["id"], spot["id"]]
+                return seen
+
+        seen = asyncio.run(watch())
+        updates = [m for m in seen if m.get("channel") == "orders" and m["type"] == "update"]
+        assert [(m["data"]["market"], m["event"]) for m in updates] == [
+            ("BTC-PERP", "OrderAccepted"),
+            ("BTC-USD", "OrderAccepted"),
+            ("BTC-USD", "OrderFilled"),
+        ]
+        assert updates[2]["data"]["status"] == "partially_filled"  # read from A's replica
+        assert updates[0]["sequence"] == shards["B"].seq  # B's own record seq (seqs are per shard)
+        trade = next(m for m in seen if m.get("channel") == "trades:BTC-USD")
+        assert (trade["data"]["price"], trade["data"]["quantity"]) == ("100", "0.01")
+        fill = next(m for m in seen if m.get("channel") == "fills")
+        assert (fill["data"]["order_id"], fill["data"]["liquidity"]) == (updates[1]["data"]["id"], "maker")

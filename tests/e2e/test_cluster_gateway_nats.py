@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import pytest
 from typer.testing import CliRunner
@@ -135,6 +136,10 @@ def test_a_gateway_in_front_of_two_shards(replicas: Replicas, tmp_path: Path) ->
         # the gateway puts each shard's engine in its id range as soon as its leader serves
         _wait(lambda: cluster.reads.engine_of("B").config.id_base == 1 << ID_BITS, "B's id base")
         replicas.start("B", "b2")  # B's standby
+        ready = httpx.get(server.url + "/ready", timeout=10)
+        shard_checks = ready.json()["checks"]["shards"]
+        assert [shard_checks[s]["lease_holder"] for s in ("A", "B")] == ["a1", "b1"]
+        assert shard_checks["ok"] is True and shard_checks["B"]["lag"] == 0
         admin = server.admin()
         for symbol, base in (("BTC-USD", "BTC"), ("ETH-USD", "ETH")):
             admin.create_market(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tradehall.domain.commands import AnyCommand
 from tradehall.engine import Engine
+from tradehall.journal.records import JournalRecord
 from tradehall.service.cluster.ops import followed_check
 from tradehall.service.cluster.routing import NoResponderError
 from tradehall.service.runner import CommandResult, RunnerError
@@ -30,6 +32,8 @@ class FakeShard:
     faults: list[str] = field(default_factory=list)
     seq: int = 0
     commands: list[AnyCommand] = field(default_factory=list)
+    listeners: list[Callable[[Sequence[JournalRecord]], None]] = field(default_factory=list)
+    """Called with each applied record, as a replica's `ShardState.listeners` are."""
 
     async def submit(self, command: AnyCommand, *, timeout: float | None = None) -> CommandResult:
         fault = self.faults.pop(0) if self.faults else None
@@ -38,6 +42,8 @@ class FakeShard:
         self.seq += 1
         self.commands.append(command)
         events = tuple(self.engine.apply(command))
+        for listener in list(self.listeners):
+            listener([JournalRecord(seq=self.seq, ts=0, command=command, events=events)])
         if fault == LOSE_REPLY:
             raise LostReplyError(f"shard {self.name}: the leader did not answer in time")
         return CommandResult(seq=self.seq, ts=0, events=events)
@@ -69,6 +75,9 @@ class FakeReads:
 
     async def wait_applied(self, shard: str, seq: int) -> None:
         assert self.shards[shard].seq >= seq
+
+    def add_listener(self, shard: str, listener: Callable[[Sequence[JournalRecord]], None]) -> None:
+        self.shards[shard].listeners.append(listener)
 
     async def shard_check(self, shard: str) -> dict[str, Any]:
         """A shard whose next request finds no leader (`DOWN`) is seen without one."""

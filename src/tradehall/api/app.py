@@ -129,6 +129,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         runtime.session_publishers.append(hub.session_update)
         gateway.candles.listeners.append(hub.on_candle)
         cluster = await _join_cluster(settings, gateway)
+        if gateway.cluster is not None:  # the WebSocket streams: the shards' records, not the idle runner's
+            gateway.cluster.follow(hub.on_records)
         await gateway.load_volumes()  # the 24 h window's earlier trades, from the read models
         app.state.gateway = gateway
         app.state.alpaca = alpaca.AlpacaSurface(gateway)

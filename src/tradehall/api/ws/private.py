@@ -20,6 +20,7 @@ carrying the order as it stands once the read models have caught up, which is wh
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -73,6 +74,7 @@ class _Job:
 async def order_view(gateway: Gateway, order_id: int) -> dict[str, Any] | None:
     """`GET /orders/{id}` without the owner check: the open order from the engine (fills from the read
     models), a closed one from the read models."""
+    gateway.read_order(order_id)  # in a cluster: the replica of the shard that gave the id
     order = views.order(gateway.engine, order_id)
     if order is not None:
         return await engine_order_out(gateway, order)
@@ -182,7 +184,12 @@ class PrivateFeed:
                 self._deliver(job, job.text)
                 return
             jobs = self._private_jobs[user_id] = deque()
-            task = asyncio.create_task(self._work(user_id, jobs), name=f"ws-private:{user_id}")
+            # in a cluster, the shard the first job came from must not stick to the task: each job
+            # reads its own (an order its id's shard, an account the home shard)
+            context = contextvars.Context() if self.gateway.cluster is not None else None
+            task = asyncio.create_task(
+                self._work(user_id, jobs), name=f"ws-private:{user_id}", context=context
+            )
             self._private_tasks.add(task)
             task.add_done_callback(self._private_tasks.discard)
         jobs.append(job)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 
 from tradehall.engine import Engine
+from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory
 from tradehall.service.cluster.client import ShardClient
 from tradehall.service.cluster.connection import connect as connect_nats
@@ -75,6 +77,9 @@ class JetStreamReads:
                 log.warning("cluster_read_behind", shard=shard, applied=state.applied_seq, seq=seq)
                 return
             await state.wait_stream_seq(state.stream_seq + 1, remaining)
+
+    def add_listener(self, shard: str, listener: Callable[[Sequence[JournalRecord]], None]) -> None:
+        self._states[shard].listeners.append(listener)
 
     async def shard_check(self, shard: str) -> dict[str, Any]:
         """The shard's `/ready` entry: its lease and stream end as NATS stores them (within

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from tradehall.domain.enums import AccountKind
 from tradehall.domain.errors import Code
 from tradehall.domain.events import AnyEvent, CommandRejected
 from tradehall.engine import Engine
+from tradehall.journal.records import JournalRecord
 from tradehall.service.cluster.shards import ShardMap
 from tradehall.service.cluster.transfers import TransferCoordinator
 from tradehall.service.runner import CommandResult, RunnerError
@@ -217,6 +219,10 @@ class ShardReads(Protocol):
         """Returns once the shard's replica has applied record `seq` (read-after-write)."""
         ...
 
+    def add_listener(self, shard: str, listener: Callable[[Sequence[JournalRecord]], None]) -> None:
+        """`listener` gets the records the shard's replica applies, in order, as it applies them."""
+        ...
+
     async def shard_check(self, shard: str) -> dict[str, Any]:
         """The shard's `/ready` entry (`ok` first): a live leader, the replica following (ops.py)."""
         ...
@@ -257,6 +263,27 @@ class ClusterGateway:
 
     def read_shard_of_order(self, order_id: int) -> None:
         _READ_SHARD.set(self.shard_map.shard_of_id(order_id))
+
+    @contextmanager
+    def reading(self, shard: str) -> Iterator[None]:
+        """Within the block (this task only), reads go to `shard`'s replica; the previous shard after."""
+        token = _READ_SHARD.set(shard)
+        try:
+            yield
+        finally:
+            _READ_SHARD.reset(token)
+
+    def follow(self, listener: Callable[[Sequence[JournalRecord]], None]) -> None:
+        """`listener` gets every shard's applied records (the WebSocket hub, ...), each batch called
+        while reading that shard, so what it looks up (a market's spec, an order) is that shard's.
+        Record seqs are per shard: they overlap across shards and order only one shard's records."""
+        for shard in self.shard_map.names:
+
+            def on_records(records: Sequence[JournalRecord], shard: str = shard) -> None:
+                with self.reading(shard):
+                    listener(records)
+
+            self.reads.add_listener(shard, on_records)
 
     async def ready_check(self) -> tuple[bool, dict[str, Any]]:
         """`/ready`'s `checks.shards`: every shard's entry; ok only when each one is."""
