@@ -15,6 +15,7 @@ import pytest
 from tests.e2e.test_api_harness import running_server
 from tests.engine_support import perp_spec, spot_spec
 from tests.fakes.cluster import DOWN, LOSE_REPLY, FakeReads, FakeShard, FakeTime
+from tradehall.api.app import follow_shards
 from tradehall.client import AsyncClient
 from tradehall.client.api import ApiError
 from tradehall.domain import commands as c
@@ -159,7 +160,8 @@ def test_a_cluster_gateways_websocket_streams_every_shards_records(tmp_path: Pat
         transfers = TransferCoordinator(router.submit_to, MemoryTransferStore(), SHARDS.names)
         cluster = ClusterGateway(router, FakeReads(shards), transfers)
         server.app.state.gateway.cluster = cluster
-        cluster.follow(server.app.state.hub.on_records)  # as `serve` does when it joins a cluster
+        follow_shards(server.app.state.gateway, server.app.state.hub)  # as `serve` does in a cluster
+        shards["A"].now_ns = server.app.state.gateway.volumes.now_ns  # A's leader stamps its trades
         client, account = server.trader(funded="1000")
         maker, maker_account = server.trader()
         admin = server.admin()
@@ -168,7 +170,7 @@ def test_a_cluster_gateways_websocket_streams_every_shards_records(tmp_path: Pat
 
         async def watch() -> list[dict[str, Any]]:
             async with AsyncClient(server.url, token=client.auth_token).stream() as stream:
-                await stream.subscribe(["orders", "fills", "trades:BTC-USD"])
+                await stream.subscribe(["orders", "fills", "trades:BTC-USD", "candles:BTC-USD:1m"])
                 perp = client.place_order(account, "BTC-PERP", "buy", "0.01", price="100", type="limit")
                 spot = client.place_order(account, "BTC-USD", "buy", "0.02", price="100", type="limit")
                 maker.place_order(maker_account, "BTC-USD", "sell", "0.01", price="100", type="limit")
@@ -176,6 +178,7 @@ def test_a_cluster_gateways_websocket_streams_every_shards_records(tmp_path: Pat
                 while not (
                     any(m.get("channel") == "fills" for m in seen)
                     and any(m.get("channel") == "trades:BTC-USD" for m in seen)
+                    and any(m.get("channel") == "candles:BTC-USD:1m" and m["type"] == "update" for m in seen)
                     and sum(m.get("channel") == "orders" and m["type"] == "update" for m in seen) >= 3
                 ):
                     seen.append(await stream.next(5.0))
@@ -196,3 +199,8 @@ def test_a_cluster_gateways_websocket_streams_every_shards_records(tmp_path: Pat
         assert (trade["data"]["price"], trade["data"]["quantity"]) == ("100", "0.01")
         fill = next(m for m in seen if m.get("channel") == "fills")
         assert (fill["data"]["order_id"], fill["data"]["liquidity"]) == (updates[1]["data"]["id"], "maker")
+        # candles and 24 h volumes follow the shards too
+        candle = next(m for m in seen if m.get("channel") == "candles:BTC-USD:1m" and m["type"] == "update")
+        assert (candle["data"]["close"], candle["data"]["volume"]) == ("100", "0.01")
+        assert client.ticker("BTC-USD")["volume_24h"] == "0.01"
+        assert client.ticker("BTC-PERP")["volume_24h"] == "0"

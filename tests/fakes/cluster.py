@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from tradehall.domain.commands import AnyCommand
 from tradehall.engine import Engine
 from tradehall.journal.records import JournalRecord
@@ -34,12 +36,16 @@ class FakeShard:
     commands: list[AnyCommand] = field(default_factory=list)
     listeners: list[Callable[[Sequence[JournalRecord]], None]] = field(default_factory=list)
     """Called with each applied record, as a replica's `ShardState.listeners` are."""
+    now_ns: Callable[[], int] | None = None
+    """When set, stamps each command as a leader's sequencer does (else `ts` stays 0)."""
 
     async def submit(self, command: AnyCommand, *, timeout: float | None = None) -> CommandResult:
         fault = self.faults.pop(0) if self.faults else None
         if fault == DOWN:
             raise NoResponderError(f"shard {self.name}: no leader is serving")
         self.seq += 1
+        if self.now_ns is not None:
+            command = msgspec.structs.replace(command, ts=self.now_ns())
         self.commands.append(command)
         events = tuple(self.engine.apply(command))
         for listener in list(self.listeners):

@@ -129,8 +129,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         runtime.session_publishers.append(hub.session_update)
         gateway.candles.listeners.append(hub.on_candle)
         cluster = await _join_cluster(settings, gateway)
-        if gateway.cluster is not None:  # the WebSocket streams: the shards' records, not the idle runner's
-            gateway.cluster.follow(hub.on_records)
+        if gateway.cluster is not None:
+            follow_shards(gateway, hub)
         await gateway.load_volumes()  # the 24 h window's earlier trades, from the read models
         app.state.gateway = gateway
         app.state.alpaca = alpaca.AlpacaSurface(gateway)
@@ -196,6 +196,16 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.add_middleware(RequestContext)
     app.hot_path = RequestContext(RequestBody(app.run_hot, max_bytes=settings.max_body_bytes))
     return app
+
+
+def follow_shards(gateway: Gateway, hub: WebSocketHub) -> None:
+    """A cluster gateway's live views follow the shards' replicas, not its own idle runner: the
+    ticker's 24 h volumes, the in-memory candles (the `candles:` channel) and the WebSocket hub."""
+    cluster = gateway.cluster
+    assert cluster is not None
+    cluster.follow(gateway.volumes.on_records)
+    cluster.follow(gateway.candles.on_records)
+    cluster.follow(hub.on_records)
 
 
 async def _join_cluster(settings: Settings, gateway: Gateway) -> ClusterConnection | None:

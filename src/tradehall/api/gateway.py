@@ -56,7 +56,8 @@ class VolumeTracker:
     The window survives a restart: `load` takes the last 24 hours of trades from the read models when
     the service starts, `on_records` every durable trade from then on. Trade ids grow with the
     journal, so the trades the listener has seen are exactly those from the first one it saw: `load`
-    takes only older ones, and nothing is counted twice whichever comes first.
+    takes only older ones, and nothing is counted twice whichever comes first. The first one is kept per
+    market: in a cluster each shard numbers its trades in its own id range.
     """
 
     def __init__(self, now_ns: Callable[[], int] = time.time_ns) -> None:
@@ -64,21 +65,20 @@ class VolumeTracker:
         """The sequencer's clock: trade times and the window's end read the same time."""
         self._trades: dict[str, deque[tuple[int, int]]] = {}
         self._totals: dict[str, int] = {}
-        self._first_live: int | None = None
+        self._first_live: dict[str, int] = {}
 
     def on_records(self, records: Sequence[JournalRecord]) -> None:
         for record in records:
             for event in record.events:
                 if isinstance(event, TradeExecuted):
-                    if self._first_live is None:
-                        self._first_live = event.trade_id
+                    self._first_live.setdefault(event.market, event.trade_id)
                     self._trades.setdefault(event.market, deque()).append((event.ts, event.quantity))
                     self._totals[event.market] = self._totals.get(event.market, 0) + event.quantity
                     TRADES_TOTAL.labels(market=event.market).inc()
 
     def load(self, market: str, trades: Iterable[tuple[int, int, int]]) -> None:
         """Past trades `(trade id, time ns, lots)`, oldest first, from the read models."""
-        first_live = self._first_live
+        first_live = self._first_live.get(market)
         older = [(ts, lots) for trade_id, ts, lots in trades if first_live is None or trade_id < first_live]
         if not older:
             return
@@ -123,7 +123,8 @@ class Gateway:
         `volumes.on_records` listens): the ticker's `volume_24h` does not restart from zero."""
         await self.service.read_barrier()
         since = utc_of_ns(self.volumes.now_ns() - DAY_NS)
-        for symbol in views.market_symbols(self.engine):
+        symbols = [symbol for engine in self.engines() for symbol in views.market_symbols(engine)]
+        for symbol in symbols:  # a cluster gateway: every shard's markets
             lot_size = self.spec(symbol).lot_size
             trades = await self.service.store.call(queries.trades_since, symbol, since)
             self.volumes.load(
