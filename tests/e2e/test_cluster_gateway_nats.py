@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from tests.e2e.test_api_harness import Server, running_server
 from tests.integration.cluster_kit import delete_prefix, unique_prefix
 from tradehall.cli.main import app as cli
+from tradehall.client import AsyncClient
 from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.routing import ClusterGateway
 from tradehall.service.cluster.shards import ID_BITS
@@ -169,8 +170,24 @@ def test_a_gateway_in_front_of_two_shards(replicas: Replicas, tmp_path: Path) ->
         balances = [cluster.reads.engine_of(s).accounts[account].balances["USD"].total for s in ("A", "B")]
         assert balances == [80_000, 20_000]
 
-        spot_a = client.place_order(account, "BTC-USD", "buy", "0.01", price="100", type="limit")
-        spot_b = client.place_order(account, "ETH-USD", "buy", "0.01", price="100", type="limit")
+        async def place_and_watch() -> tuple[Any, Any, list[dict[str, Any]]]:
+            """Orders on both shards reach one WebSocket `orders` subscriber (the replicas feed the hub)."""
+            async with AsyncClient(server.url, token=client.auth_token).stream() as stream:
+                await stream.subscribe(["orders"])
+                on_a = client.place_order(account, "BTC-USD", "buy", "0.01", price="100", type="limit")
+                on_b = client.place_order(account, "ETH-USD", "buy", "0.01", price="100", type="limit")
+                updates: list[dict[str, Any]] = []
+                while len(updates) < 2:
+                    message = await stream.next(10.0)
+                    if message.get("channel") == "orders" and message["type"] == "update":
+                        updates.append(message)
+                return on_a, on_b, updates
+
+        spot_a, spot_b, updates = asyncio.run(place_and_watch())
+        assert [(u["data"]["id"], u["data"]["market"]) for u in updates] == [
+            (spot_a["id"], "BTC-USD"),
+            (spot_b["id"], "ETH-USD"),
+        ]
         assert int(spot_a["id"]) < 1 << ID_BITS <= int(spot_b["id"])
         assert client.order(spot_b["id"])["status"] == "open"
 
