@@ -2,7 +2,7 @@
 with real replica processes (`python -m tradehall.service.cluster.replica`): markets, accounts and
 orders land on their shards, collateral moves between them once, and an order retried with the same
 client order id across a takeover of its shard's leader (SIGKILL, the standby takes the lease) is one
-order."""
+order. `/ready` shows each shard's leader; one WebSocket `orders` subscriber sees both shards' orders."""
 
 from __future__ import annotations
 
