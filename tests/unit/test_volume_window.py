@@ -65,3 +65,15 @@ def test_without_live_trades_everything_loaded_counts() -> None:
     volumes = VolumeTracker(Clock(NOW).now_ns)
     volumes.load("A", [(1, NOW - HOUR, 3), (2, NOW, 4)])
     assert volumes.volume("A") == 7
+
+
+def test_live_trades_are_told_apart_per_market_as_shards_number_their_own() -> None:
+    """A cluster gateway: shard A's trade ids are small, B's start at 2**40. A live trade on A first must
+    not hide B's earlier trades from the load (nor count B's live one twice)."""
+    volumes = VolumeTracker(Clock(NOW).now_ns)
+    b_base = 1 << 40
+    volumes.on_records([record(1, (3, "BTC-USD", NOW - HOUR, 5))])
+    volumes.on_records([record(1, (b_base + 9, "ETH-USD", NOW - HOUR, 7))])
+    volumes.load("ETH-USD", [(b_base + 8, NOW - 2 * HOUR, 11), (b_base + 9, NOW - HOUR, 7)])
+    volumes.load("BTC-USD", [(2, NOW - 2 * HOUR, 1), (3, NOW - HOUR, 5)])
+    assert (volumes.volume("ETH-USD"), volumes.volume("BTC-USD")) == (18, 6)
