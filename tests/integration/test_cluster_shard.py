@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import nats
+import nats.js.errors
 import pytest
 from nats.js.api import KeyValueConfig
 from structlog.testing import capture_logs
@@ -33,6 +35,7 @@ from tradehall.engine import Engine
 from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory
 from tradehall.journal.segments import EncodedBatch
+from tradehall.marketdata.breaker import Backoff
 from tradehall.service.cluster.client import ShardClient, ShardUnavailableError
 from tradehall.service.cluster.connection import server_urls
 from tradehall.service.cluster.lease import VALID_FRACTION, ShardLease
@@ -531,3 +534,63 @@ async def test_a_delivery_from_a_follow_subscription_the_replica_left_is_never_a
     leader._on_entry(LogEntry(stream_seq=state.stream_seq + 1, records=[late], leader="a"), 1)
     assert (state.applied_seq, state.diverged_seq) == (5, 0)
     assert (await client.submit(order(1))).seq == 6
+
+
+class UpperBound:
+    """An rng whose jitter is always the whole delay (the backoff's delays become exact)."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return high
+
+
+async def test_a_replica_that_cannot_restore_backs_off_doubling_and_starts_short_again_after_a_success(
+    prefix: str, replicas: list[ShardReplica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JetStream electing (503) while a replica rebuilds: it tries again after 0.1, 0.2, 0.4 s, not every
+    tick; a rebuild that works resets the delay; and it follows the stream again at the end."""
+    replica = await start_replica(replicas, prefix, "a", can_lead=False)
+    real_restore = ShardReplica._restore
+    failing = [3]
+    calls: list[float] = []
+
+    async def restore(self: ShardReplica) -> Any:
+        calls.append(asyncio.get_running_loop().time())
+        if failing[0] > 0:
+            failing[0] -= 1
+            raise nats.js.errors.ServiceUnavailableError()
+        return await real_restore(self)
+
+    monkeypatch.setattr(ShardReplica, "_restore", restore)
+    monkeypatch.setattr(
+        ShardReplica, "_retry_backoff", lambda self: Backoff(base=0.1, cap=0.4, rng=UpperBound())  # type: ignore[arg-type]
+    )
+    assert replica._control is not None
+    replica._control.cancel()  # the loop again, with the patched backoff
+    with contextlib.suppress(asyncio.CancelledError):
+        await replica._control
+    replica._control = asyncio.create_task(replica._control_loop())
+    with capture_logs() as logs:
+        replica._broken = RuntimeError("a gap")
+        await until(lambda: len(calls) == 4 and replica._broken is None)
+        failing[0] = 1
+        replica._broken = RuntimeError("another gap")
+        await until(lambda: len(calls) == 6 and replica._broken is None)
+    retries = [entry["retry_in"] for entry in logs if entry["event"] == "replica_step_failed"]
+    assert retries == [0.1, 0.2, 0.4, 0.1]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(calls[:4])]
+    assert [gap >= wait for gap, wait in zip(gaps, [0.1, 0.2, 0.4], strict=True)] == [True] * 3
+    assert replica.role == STANDBY
+
+
+async def test_a_snapshot_store_without_a_leader_is_unavailable_not_unusable() -> None:
+    """503 from the object store is raised (the replica tries again), not read as "no snapshot" (which
+    would rebuild from the stream's start)."""
+
+    class Electing:
+        async def get_info(self, name: str) -> Any:
+            raise nats.js.errors.ServiceUnavailableError()
+
+    snapshots = ShardSnapshots(None, ShardNames("A", "th-test"))
+    snapshots._store = Electing()
+    with pytest.raises(nats.js.errors.ServiceUnavailableError):
+        await snapshots.latest()

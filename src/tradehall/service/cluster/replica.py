@@ -41,6 +41,7 @@ from tradehall.engine import Engine
 from tradehall.journal.errors import JournalError
 from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory
+from tradehall.marketdata.breaker import Backoff
 from tradehall.service.clock import Clock, SystemClock
 from tradehall.service.cluster.connection import connect, flush_subscriptions
 from tradehall.service.cluster.lease import Monotonic, ShardLease, WallNs, open_lease_bucket
@@ -79,6 +80,10 @@ STOPPING = "stopping"
 STEPPING_DOWN = "stepping_down"
 
 RecordListener = Callable[[Sequence[JournalRecord]], None]
+RETRY_BASE_SECONDS = 0.1
+RETRY_CAP_SECONDS = 2.0
+"""A failed control step (JetStream electing, NATS away) is tried again after a delay doubling from
+`RETRY_BASE_SECONDS` up to this, reset by a step that succeeds: a replica never spins on errors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +308,9 @@ class ShardReplica:
         ttl = self.lease.ttl
         tick = min(0.05, ttl / 20)
         next_step = 0.0
+        backoff = self._retry_backoff()
         while True:
+            delay, stepped = tick, True
             try:
                 now = self._monotonic()
                 if self.role == STANDBY:
@@ -312,6 +319,8 @@ class ShardReplica:
                     elif now >= next_step:
                         next_step = now + ttl / 5
                         await self._standby_step()
+                    else:
+                        stepped = False
                 elif self.role == STEPPING_DOWN:  # a step-down failed half-way (NATS away): again
                     await self._resync()
                 elif self.role == LEADER and (
@@ -319,11 +328,27 @@ class ShardReplica:
                 ):
                     next_step = now + ttl / 3
                     await self._leader_step()
+                else:
+                    stepped = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS unreachable, a server error: keep going, step by step
-                log.warning("replica_step_failed", shard=self.names.shard, role=self.role, error=repr(exc))
-            await asyncio.sleep(tick)
+                delay = backoff.next_delay(at_least=tick)
+                log.warning(
+                    "replica_step_failed",
+                    shard=self.names.shard,
+                    role=self.role,
+                    error=repr(exc),
+                    retry_in=round(delay, 3),
+                )
+            else:
+                if stepped:  # a step that succeeded: the next failure waits the shortest delay again
+                    backoff.reset()
+            await asyncio.sleep(delay)
+
+    def _retry_backoff(self) -> Backoff:
+        """How long the control loop waits after a failed step (tests shorten it)."""
+        return Backoff(base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS)
 
     def _runner_failed(self) -> bool:
         return self.runner is not None and self.runner.failure is not None

@@ -93,7 +93,8 @@ class ShardSnapshots:
         )
 
     async def latest(self) -> ShardSnapshot | None:
-        """The stored snapshot, or None (none yet, or unusable: then the stream is read from its start)."""
+        """The stored snapshot, or None (none yet, or unusable: then the stream is read from its start).
+        JetStream unavailable (no leader for the bucket yet) is raised: that is not an unusable snapshot."""
         store = await self._open()
         name = self._names.snapshot_object
         for _ in range(GET_ATTEMPTS):
@@ -108,6 +109,8 @@ class ShardSnapshots:
             except TimeoutError:
                 log.warning("shard_snapshot_read_timeout", shard=self._names.shard)
                 continue
+            except (nats.js.errors.ServiceUnavailableError, nats.js.errors.NoStreamResponseError):
+                raise  # JetStream is electing, not the snapshot broken: the caller tries again later
             except nats.js.errors.Error as exc:  # a digest mismatch, a deleted object
                 log.warning("shard_snapshot_unusable", shard=self._names.shard, error=repr(exc))
                 return None
