@@ -189,8 +189,9 @@ class ShardCluster:
     async def _read_log(self) -> list[LogEntry]:
         nc = await nats.connect(self.nats.urls, connect_timeout=2)
         try:
-            shard_log = ShardLog(nc.jetstream(timeout=5), self.names)
-            end = await shard_log.last_seq()
+            js = nc.jetstream(timeout=5)
+            shard_log = ShardLog(js, self.names)
+            end = await self._settled_last_seq(js)
             entries: list[LogEntry] = []
             done = asyncio.Event()
 
@@ -204,13 +205,28 @@ class ShardCluster:
                 await asyncio.wait_for(done.wait(), 60)
             finally:
                 await subscription.unsubscribe()
+            if await self._settled_last_seq(js) != end:
+                raise RuntimeError(f"the stream grew past {end} while it was read")
             return entries
         finally:
             await nc.close()
 
+    async def _settled_last_seq(self, js: Any) -> int:
+        """The stream's last seq as its leader knows it, with every copy current. While the cluster
+        elects (a server rejoining after a partition) a member answers a stream info with its own,
+        possibly stale, state: reading to that end would leave acknowledged records out."""
+        info = await js.stream_info(self.names.stream)
+        cluster = info.cluster
+        if cluster is not None:
+            behind = [peer.name for peer in cluster.replicas or [] if not peer.current or peer.offline]
+            if not cluster.leader or behind:
+                raise RuntimeError(f"stream leader {cluster.leader!r}, copies not current: {behind}")
+        return int(info.state.last_seq)
+
     def read_log(self, timeout: float = 45) -> list[LogEntry]:
-        """The whole stream; tried again while the NATS cluster is not answering (a server rejoining
-        after a partition: JetStream is "temporarily unavailable" for a few seconds)."""
+        """The whole stream, read once its leader and every copy agree on its end; tried again while
+        the NATS cluster is not answering or still electing (a server rejoining after a partition:
+        JetStream is "temporarily unavailable" for a few seconds, longer on a loaded machine)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
