@@ -196,6 +196,10 @@ class ShardCluster:
             done = asyncio.Event()
 
             def on_entry(entry: LogEntry) -> None:
+                # each stream message once, as a replica applies it: an ordered consumer that resets
+                # (a server rejoining) delivers again from where it was (`ShardState.apply` skips it too)
+                if entries and entry.stream_seq <= entries[-1].stream_seq:
+                    return
                 entries.append(entry)
                 if entry.stream_seq >= end:
                     done.set()
@@ -207,6 +211,8 @@ class ShardCluster:
                 await subscription.unsubscribe()
             if await self._settled_last_seq(js) != end:
                 raise RuntimeError(f"the stream grew past {end} while it was read")
+            if [entry.stream_seq for entry in entries] != list(range(1, end + 1)):
+                raise RuntimeError(f"the stream's messages 1..{end} were not each delivered")
             return entries
         finally:
             await nc.close()
