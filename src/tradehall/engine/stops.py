@@ -73,8 +73,10 @@ class Stops:
             for order in triggered:
                 if pending:  # an earlier stop's fills may have shrunk or ended this one's pair
                     self._contingent.settle()
-                    if order.status is not PENDING_TRIGGER or orders.get(order.order_id) is not order:
-                        continue
+                # An earlier stop's fills may also have ended this one (a reduce-only stop whose position
+                # is gone is cancelled and leaves the stop book): fire only what still waits.
+                if order.status is not PENDING_TRIGGER or orders.get(order.order_id) is not order:
+                    continue
                 book.remove(order)
                 self.fire(order, market)
 
