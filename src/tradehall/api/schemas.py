@@ -1078,3 +1078,31 @@ class BacktestReportOut(Response):
     trades: list[dict[str, str | None]]
     equity: list[list[str]]
     drawdown: list[list[str | None]]
+
+
+ShardName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["A"])]
+
+
+class TransferRequest(Request):
+    """`POST /admin/transfers`: move collateral between two shards of a cluster."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "transfer_id": "t-2031",
+                    "account_id": "acc-1",
+                    "amount": "250",
+                    "from_shard": "A",
+                    "to_shard": "B",
+                }
+            ]
+        }
+    )
+
+    transfer_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    account_id: Annotated[str, Field(min_length=1, max_length=64)]
+    amount: DecimalStr
+    currency: Annotated[str, Field(min_length=1, max_length=16)] | None = None
+    from_shard: ShardName
+    to_shard: ShardName

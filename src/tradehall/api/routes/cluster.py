@@ -2,47 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter
-from pydantic import ConfigDict, Field
 from starlette.responses import Response
 
 from tradehall.api.errors import ApiError, not_found
 from tradehall.api.gateway import AdminDep, GatewayDep
 from tradehall.api.routes.common import ERRORS, json_response
-from tradehall.api.schemas import DecimalStr
-from tradehall.api.schemas import Request as RequestModel
 from tradehall.api.schemas import Response as ResponseModel
+from tradehall.api.schemas import TransferRequest
 from tradehall.domain.errors import Code
 from tradehall.service.cluster.transfers import TransferCoordinator, TransferRecord
 
 router = APIRouter(tags=["cluster"], responses=ERRORS)
-
-ShardName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["A"])]
-
-
-class TransferRequest(RequestModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "transfer_id": "t-2031",
-                    "account_id": "acc-1",
-                    "amount": "250",
-                    "from_shard": "A",
-                    "to_shard": "B",
-                }
-            ]
-        }
-    )
-
-    transfer_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-    account_id: Annotated[str, Field(min_length=1, max_length=64)]
-    amount: DecimalStr
-    currency: Annotated[str, Field(min_length=1, max_length=16)] | None = None
-    from_shard: ShardName
-    to_shard: ShardName
 
 
 class TransferOut(ResponseModel):
