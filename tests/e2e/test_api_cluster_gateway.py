@@ -111,7 +111,8 @@ def test_ready_of_a_cluster_gateway_has_one_entry_per_shard(tmp_path: Path) -> N
     clock = FakeTime()
     router = ShardRouter(SHARDS, shards, retry_seconds=5.0, monotonic=clock.monotonic, sleep=clock.sleep)
     with running_server(tmp_path) as server:
-        server.app.state.gateway.cluster = ClusterGateway(router, FakeReads(shards))
+        cluster = ClusterGateway(router, FakeReads(shards), monotonic=clock.monotonic)
+        server.app.state.gateway.cluster = cluster
         ready = httpx.get(server.url + "/ready", timeout=10)
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
         checks = ready.json()["checks"]["shards"]
@@ -127,7 +128,13 @@ def test_ready_of_a_cluster_gateway_has_one_entry_per_shard(tmp_path: Path) -> N
             "diverged_seq": 0,
         }
         shards["B"].faults = [DOWN]  # B has no leader
+        # a public endpoint: many requests within a second cost one round of shard checks
+        many = [httpx.get(server.url + "/ready", timeout=10) for _ in range(10)]
+        assert {response.status_code for response in many} == {200}
+        assert cluster.readiness.rounds == 1
+        clock.now += 1.0  # the answer is now as old as it may be: the next request checks again
         down = httpx.get(server.url + "/ready", timeout=10)
+        assert cluster.readiness.rounds == 2
         assert down.status_code == 503 and down.json()["status"] == "not_ready"
         checks = down.json()["checks"]["shards"]
         assert (checks["ok"], checks["A"]["ok"], checks["B"]["ok"], checks["B"]["leader_seen"]) == (

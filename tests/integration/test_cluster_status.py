@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import require_service
+from tests.fakes.cluster import FakeShard, FakeTime
 from tests.integration.cluster_kit import (
     NATS_URL,
     delete_prefix,
@@ -24,10 +25,17 @@ from tests.integration.cluster_kit import (
     unique_prefix,
 )
 from tradehall.cli.main import app
+from tradehall.engine import Engine
+from tradehall.journal.recovery import EngineFactory
 from tradehall.service.cluster.client import ShardClient
+from tradehall.service.cluster.gateway import JetStreamReads
+from tradehall.service.cluster.lease import open_lease_bucket
+from tradehall.service.cluster.log import ShardLog
 from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.replica import LEADER, STANDBY, ReplicaConfig, ShardReplica
 from tradehall.service.cluster.report import cluster_report, list_shards
+from tradehall.service.cluster.routing import ClusterGateway, ShardRouter
+from tradehall.service.cluster.shards import ShardMap
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
@@ -119,3 +127,61 @@ async def test_no_nats_is_exit_4() -> None:
         CliRunner().invoke, app, ["cluster", "status", "--nats", "nats://127.0.0.1:1"]
     )
     assert result.exit_code == 4 and "cannot reach NATS" in result.output
+
+
+class CountingJetStream:
+    """A JetStream context that counts the calls a gateway's `/ready` makes to NATS per shard."""
+
+    def __init__(self, js: Any) -> None:
+        self._js = js
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._js, name)
+
+    async def stream_info(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(f"stream_info {name}")
+        return await self._js.stream_info(name, *args, **kwargs)
+
+    async def key_value(self, bucket: str) -> Any:
+        self.calls.append(f"key_value {bucket}")
+        return await self._js.key_value(bucket)
+
+
+async def test_concurrent_ready_checks_of_a_gateway_make_one_round_of_nats_calls(prefix: str) -> None:
+    """The gateway's `/ready` is public: 40 requests at once, and 40 more within the second after, make
+    one stream and one lease read per shard against the real NATS (the clock is the test's)."""
+    shard_map = ShardMap.parse("A=BTC-USD;B=ETH-USD")
+    nc = await nats.connect(NATS_URL)
+    reads = JetStreamReads()
+    try:
+        js = nc.jetstream()
+        counting = CountingJetStream(js)
+        for shard in shard_map.names:
+            names = ShardNames(shard, prefix)
+            await ShardLog(js, names).ensure()
+            await open_lease_bucket(js, names.lease_bucket, 1.0)
+            await reads.follow(counting, names, EngineFactory(create=Engine, restore=Engine.restore))
+        counting.calls.clear()  # what following cost; from here on only /ready's checks
+        clock = FakeTime()
+        shards = {shard: FakeShard(shard) for shard in shard_map.names}
+        cluster = ClusterGateway(ShardRouter(shard_map, shards), reads, monotonic=clock.monotonic)
+        answers = await asyncio.gather(*(cluster.ready_check() for _ in range(40)))
+        clock.now += 0.5
+        answers += await asyncio.gather(*(cluster.ready_check() for _ in range(40)))
+        assert sorted(counting.calls) == sorted(
+            f"{call} {name}"
+            for shard in shard_map.names
+            for call, name in (
+                ("stream_info", ShardNames(shard, prefix).stream),
+                ("key_value", ShardNames(shard, prefix).lease_bucket),
+            )
+        )
+        good, checks = answers[-1]
+        assert good is False and checks["A"]["leader_seen"] is False  # no replica leads: not ready
+        clock.now += 0.5
+        await cluster.ready_check()
+        assert len(counting.calls) == 8  # a second round, once the first is a second old
+    finally:
+        await reads.close()
+        await nc.close()

@@ -34,12 +34,16 @@ from tradehall.domain.errors import Code
 from tradehall.domain.events import AnyEvent, CommandRejected
 from tradehall.engine import Engine
 from tradehall.journal.records import JournalRecord
+from tradehall.service.cluster.cached import SharedResult
 from tradehall.service.cluster.shards import ShardMap
 from tradehall.service.cluster.transfers import TransferCoordinator
 from tradehall.service.runner import CommandResult, RunnerError
 from tradehall.service.transport import EngineUnavailableError
 
 log = structlog.get_logger(__name__)
+
+READY_CACHE_SECONDS = 1.0
+"""How long one round of `/ready`'s per-shard NATS checks answers every `/ready` request."""
 
 _MARKET_COMMANDS = (
     cmds.PlaceOrder,
@@ -238,13 +242,23 @@ class ClusterGateway:
     sets it for the request's task; anything not about a market or an order reads the home shard)."""
 
     def __init__(
-        self, router: ShardRouter, reads: ShardReads, transfers: TransferCoordinator | None = None
+        self,
+        router: ShardRouter,
+        reads: ShardReads,
+        transfers: TransferCoordinator | None = None,
+        *,
+        ready_ttl: float = READY_CACHE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`transfers`: the coordinator of cross-shard transfers (`POST /admin/transfers`)."""
+        """`transfers`: the coordinator of cross-shard transfers (`POST /admin/transfers`); `ready_ttl`:
+        how long one round of `/ready`'s NATS checks answers every caller (`ready_check`)."""
         self.router = router
         self.reads = reads
         self.shard_map = router.shard_map
         self.transfers = transfers
+        self.readiness: SharedResult[tuple[bool, dict[str, Any]]] = SharedResult(
+            self._check_shards, ready_ttl, monotonic=monotonic
+        )
 
     @property
     def engine(self) -> Engine:
@@ -286,7 +300,13 @@ class ClusterGateway:
             self.reads.add_listener(shard, on_records)
 
     async def ready_check(self) -> tuple[bool, dict[str, Any]]:
-        """`/ready`'s `checks.shards`: every shard's entry; ok only when each one is."""
+        """`/ready`'s `checks.shards`: every shard's entry; ok only when each one is. `/ready` is
+        public: one round of NATS calls answers every request for `ready_ttl` seconds after it ended,
+        and requests during a round wait for it (`SharedResult`), so polling it costs NATS nothing more.
+        The answer is shared: callers must not change it."""
+        return await self.readiness.get()
+
+    async def _check_shards(self) -> tuple[bool, dict[str, Any]]:
         names = self.shard_map.names
         checks = await asyncio.gather(*(self.reads.shard_check(shard) for shard in names))
         shards = dict(zip(names, checks, strict=True))
