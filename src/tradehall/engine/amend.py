@@ -132,15 +132,7 @@ class Amend:
         self._lifecycle.unrest(order, market)
         self._holds.release(order, account, market)
         now = state.now
-        trial.stop_price = order.stop_price
-        trial.trigger = order.trigger
         trial.updated_ts = now
-        trial.filled, trial.fills_notional, trial.fees_paid = (
-            order.filled,
-            order.fills_notional,
-            order.fees_paid,
-        )
-        trial.status = order.status
         self._orders[order.order_id] = trial
         account.open_orders[order.order_id] = trial
         self._holds.take(trial, account, market)

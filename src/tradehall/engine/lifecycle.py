@@ -92,34 +92,16 @@ def new_order(
 
 
 def replacement(order: Order, price: int, quantity: int, remaining: int) -> Order:
-    """The order an amend that loses priority puts in place of `order` (new terms, nothing held yet,
-    fills and status carried over by the caller once the replacement is checked)."""
-    return Order(
-        order_id=order.order_id,
-        account_id=order.account_id,
-        market=order.market,
-        side=order.side,
-        requested_side=order.requested_side,
-        type=order.type,
-        time_in_force=order.time_in_force,
-        price=price,
-        stop_price=None,
-        quantity=quantity,
-        remaining=remaining,
-        expire_at=order.expire_at,
-        post_only=order.post_only,
-        reduce_only=order.reduce_only,
-        client_order_id=order.client_order_id,
-        created_ts=order.created_ts,
-        order_class=order.order_class,
-        parent_order_id=order.parent_order_id,
-        take_profit=order.take_profit,
-        stop_loss=order.stop_loss,
-        stop_loss_limit=order.stop_loss_limit,
-        legs=order.legs,
-        legs_quantity=order.legs_quantity,
-        oco_with=order.oco_with,
-    )
+    """The order an amend that loses priority puts in place of `order`: its copy on the new terms,
+    without what a new order starts without (nothing held, accrued or resting yet, no stop trail); its
+    fills, status and stop terms stay, unchanged by the check of its hold."""
+    trial = order.copy()
+    trial.price, trial.quantity, trial.remaining = price, quantity, remaining
+    trial.priority = trial.covered = trial.hold = trial.fee_accrued = 0
+    trial.in_book, trial.hold_currency, trial.fee_exempt = False, "", False
+    trial.cancel_reason = trial.origin = None
+    trial.trail_ppm = trial.trail_price = trial.activation_price = trial.hwm = None
+    return trial
 
 
 class Lifecycle:
