@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from types import FunctionType
 
+import msgspec
+
 from tradehall.domain.enums import (
     CancelReason,
     FillOrigin,
@@ -248,101 +250,13 @@ class Order:
 
 
 def record_of(order: Order) -> OrderRecord:
-    """The order as a snapshot writes it."""
-    return OrderRecord(
-        order_id=order.order_id,
-        account_id=order.account_id,
-        market=order.market,
-        side=order.side,
-        requested_side=order.requested_side,
-        type=order.type,
-        time_in_force=order.time_in_force,
-        price=order.price,
-        stop_price=order.stop_price,
-        quantity=order.quantity,
-        remaining=order.remaining,
-        expire_at=order.expire_at,
-        post_only=order.post_only,
-        reduce_only=order.reduce_only,
-        client_order_id=order.client_order_id,
-        created_ts=order.created_ts,
-        filled=order.filled,
-        fills_notional=order.fills_notional,
-        fees_paid=order.fees_paid,
-        status=order.status,
-        in_book=order.in_book,
-        priority=order.priority,
-        covered=order.covered,
-        hold=order.hold,
-        fee_accrued=order.fee_accrued,
-        hold_currency=order.hold_currency,
-        stop_loss=order.stop_loss,
-        fee_exempt=order.fee_exempt,
-        trigger=order.trigger,
-        updated_ts=order.updated_ts,
-        cancel_reason=order.cancel_reason,
-        origin=order.origin,
-        trail_ppm=order.trail_ppm,
-        trail_price=order.trail_price,
-        activation_price=order.activation_price,
-        hwm=order.hwm,
-        order_class=order.order_class,
-        parent_order_id=order.parent_order_id,
-        take_profit=order.take_profit,
-        stop_loss_limit=order.stop_loss_limit,
-        legs=order.legs,
-        legs_quantity=order.legs_quantity,
-        oco_with=order.oco_with,
-    )
+    """The order as a snapshot writes it: its fields read by name in C (`OrderRecord`'s are the list)."""
+    return msgspec.convert(order, OrderRecord, from_attributes=True)
 
 
 def order_of(record: OrderRecord) -> Order:
     """The engine's order from a snapshot's record."""
-    return Order(
-        order_id=record.order_id,
-        account_id=record.account_id,
-        market=record.market,
-        side=record.side,
-        requested_side=record.requested_side,
-        type=record.type,
-        time_in_force=record.time_in_force,
-        price=record.price,
-        stop_price=record.stop_price,
-        quantity=record.quantity,
-        remaining=record.remaining,
-        expire_at=record.expire_at,
-        post_only=record.post_only,
-        reduce_only=record.reduce_only,
-        client_order_id=record.client_order_id,
-        created_ts=record.created_ts,
-        filled=record.filled,
-        fills_notional=record.fills_notional,
-        fees_paid=record.fees_paid,
-        status=record.status,
-        in_book=record.in_book,
-        priority=record.priority,
-        covered=record.covered,
-        hold=record.hold,
-        fee_accrued=record.fee_accrued,
-        hold_currency=record.hold_currency,
-        stop_loss=record.stop_loss,
-        fee_exempt=record.fee_exempt,
-        trigger=record.trigger,
-        updated_ts=record.updated_ts,
-        cancel_reason=record.cancel_reason,
-        origin=record.origin,
-        trail_ppm=record.trail_ppm,
-        trail_price=record.trail_price,
-        activation_price=record.activation_price,
-        hwm=record.hwm,
-        order_class=record.order_class,
-        parent_order_id=record.parent_order_id,
-        take_profit=record.take_profit,
-        stop_loss_limit=record.stop_loss_limit,
-        legs=record.legs,
-        legs_quantity=record.legs_quantity,
-        oco_with=record.oco_with,
-    )
+    return Order(**msgspec.structs.asdict(record))
 
 
 PlainOrder = Order

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+import msgspec
+
 from tradehall.domain.enums import (
     AccountKind,
     AccountStatus,
@@ -256,36 +258,8 @@ class OrderView:
 
 
 def _order_view(o: Order) -> OrderView:
-    return OrderView(
-        order_id=o.order_id,
-        account_id=o.account_id,
-        market=o.market,
-        requested_side=o.requested_side,
-        type=o.type,
-        time_in_force=o.time_in_force,
-        price=o.price,
-        stop_price=o.stop_price,
-        quantity=o.quantity,
-        filled=o.filled,
-        fills_notional=o.fills_notional,
-        fees_paid=o.fees_paid,
-        status=o.status,
-        client_order_id=o.client_order_id,
-        trigger=o.trigger,
-        cancel_reason=o.cancel_reason,
-        created_ts=o.created_ts,
-        updated_ts=o.updated_ts,
-        trail_ppm=o.trail_ppm,
-        trail_price=o.trail_price,
-        activation_price=o.activation_price,
-        hwm=o.hwm,
-        order_class=o.order_class,
-        parent_order_id=o.parent_order_id,
-        take_profit=o.take_profit,
-        stop_loss=o.stop_loss,
-        stop_loss_limit=o.stop_loss_limit,
-        legs=o.legs,
-    )
+    """The view's fields read off the order by name, in C (`OrderView`'s are the list)."""
+    return msgspec.convert(o, OrderView, from_attributes=True)
 
 
 def order(engine: Engine, order_id: int) -> OrderView | None:
