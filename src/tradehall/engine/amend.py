@@ -7,9 +7,7 @@ from __future__ import annotations
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason
 from tradehall.domain.errors import Code, TradehallError, invalid_order
-from tradehall.domain.events import OrderAmended
 from tradehall.domain.fixedpoint import parse_decimal, units_of
-from tradehall.engine.book_venue import BookVenue
 from tradehall.engine.checks import (
     check_quantity,
     check_trigger,
@@ -28,51 +26,20 @@ from tradehall.engine.constants import (
     STOP_ORDER,
     TRAILING_STOP_ORDER,
 )
-from tradehall.engine.contingent import Contingent
 from tradehall.engine.contingent_checks import check_amend
-from tradehall.engine.execution import Execution
-from tradehall.engine.holds import Holds
-from tradehall.engine.intake import Intake
+from tradehall.engine.intake import OrderDesk
 from tradehall.engine.ledger import Account
-from tradehall.engine.lifecycle import Lifecycle, replacement
+from tradehall.engine.lifecycle import replacement
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
-from tradehall.engine.quote_venue import QuoteVenue
-from tradehall.engine.state import EngineState
-from tradehall.engine.stops import Stops
 
 AMENDED_TO_FILLED = CancelReason.AMENDED_TO_FILLED
 
 
-class Amend:
-    def __init__(
-        self,
-        state: EngineState,
-        holds: Holds,
-        lifecycle: Lifecycle,
-        execution: Execution,
-        stops: Stops,
-        intake: Intake,
-        book: BookVenue,
-        quote: QuoteVenue,
-        contingent: Contingent,
-    ) -> None:
-        self._state = state
-        self._contingent = contingent
-        self._book = book
-        self._quote = quote
-        self._holds = holds
-        self._lifecycle = lifecycle
-        self._execution = execution
-        self._stops = stops
-        self._intake = intake
-        self._markets = state.markets
-        self._accounts = state.accounts
-        self._orders = state.orders
-
+class Amend(OrderDesk):
     def amend_order(self, command: cmds.AmendOrder) -> None:
         state = self._state
-        order = self._intake.owned_order(command.order_id, command.account_id)
+        order = self.owned_order(command.order_id, command.account_id)
         market = self._markets[order.market]
         account = self._accounts[order.account_id]
         if not market.open_for_orders:
@@ -131,22 +98,11 @@ class Amend:
         state.books_touched.add(market.symbol)
         self._lifecycle.unrest(order, market)
         self._holds.release(order, account, market)
-        now = state.now
-        trial.updated_ts = now
+        trial.updated_ts = state.now
         self._orders[order.order_id] = trial
         account.open_orders[order.order_id] = trial
         self._holds.take(trial, account, market)
-        self._state.events.append(
-            OrderAmended(
-                order_id=order.order_id,
-                account_id=order.account_id,
-                market=market.symbol,
-                price=new_price,
-                quantity=new_quantity,
-                priority_lost=True,
-                ts=now,
-            )
-        )
+        self._state.events.append(self._lifecycle.amended(trial, priority_lost=True))
         if market.venue is QUOTE_VENUE:
             self._quote.execute(trial, account, market, new_price)
         else:
@@ -175,19 +131,8 @@ class Amend:
         )
         self._state.ledger.adjust_held(account, order.hold_currency, new_hold - order.hold)
         order.hold = new_hold
-        now = self._state.now
-        order.updated_ts = now
-        self._state.events.append(
-            OrderAmended(
-                order_id=order.order_id,
-                account_id=order.account_id,
-                market=market.symbol,
-                price=order.price,
-                quantity=new_quantity,
-                priority_lost=False,
-                ts=now,
-            )
-        )
+        order.updated_ts = self._state.now
+        self._state.events.append(self._lifecycle.amended(order, priority_lost=False))
         self._state.emit_book_changes(market)
 
     def amend_stop(self, order: Order, account: Account, market: Market, command: cmds.AmendOrder) -> None:
@@ -245,19 +190,5 @@ class Amend:
         order.hold, order.covered = trial.hold, trial.covered
         self._holds.take(order, account, market)
         market.stops.add(order)
-        now = self._state.now
-        order.updated_ts = now
-        self._state.events.append(
-            OrderAmended(
-                order_id=order.order_id,
-                account_id=order.account_id,
-                market=market.symbol,
-                price=price,
-                quantity=quantity,
-                priority_lost=False,
-                ts=now,
-                stop_price=stop_price,
-                trail_ppm=trail_ppm,
-                trail_price=trail_price,
-            )
-        )
+        order.updated_ts = self._state.now
+        self._state.events.append(self._lifecycle.amended(order, priority_lost=False))

@@ -22,7 +22,6 @@ placement or an amend are pure functions in `contingent_checks.py`.
 from __future__ import annotations
 
 from tradehall.domain.enums import CancelReason, Side
-from tradehall.domain.events import OrderAmended
 from tradehall.engine.checks import check_hold, default_trigger
 from tradehall.engine.constants import (
     BRACKET_CLASS,
@@ -226,7 +225,7 @@ class Contingent:
                     self._lifecycle.cancel(leg, market, UNFUNDED)
                     return
                 self._holds.take(leg, account, market)
-            state.events.append(self.amended(leg, priority_lost=False))
+            state.events.append(self._lifecycle.amended(leg, priority_lost=False))
             return
         # resting or waiting for latency: a new object (the book deletes lazily), behind the queue
         grown = leg.copy()
@@ -245,7 +244,7 @@ class Contingent:
             return
         self._holds.take(grown, account, market)
         grown.updated_ts = now
-        state.events.append(self.amended(grown, priority_lost=True))
+        state.events.append(self._lifecycle.amended(grown, priority_lost=True))
         self._execution.execute(grown, account, market, grown.price)
 
     def follow_leg(self, leg: Order) -> None:
@@ -263,7 +262,7 @@ class Contingent:
                 sibling.quantity -= cut
                 sibling.remaining -= cut
                 sibling.updated_ts = self._state.now
-                self._state.events.append(self.amended(sibling, priority_lost=False))
+                self._state.events.append(self._lifecycle.amended(sibling, priority_lost=False))
             return
         if leg.order_id in orders:
             return  # replaced by a grown copy: that one is the leg now
@@ -296,15 +295,3 @@ class Contingent:
     def riding(self, leg: Order) -> bool:
         """A waiting stop-loss whose take-profit holds for both."""
         return leg.oco_with is not None and leg.oco_with in self._orders and leg.status is PENDING_TRIGGER
-
-    def amended(self, order: Order, priority_lost: bool) -> OrderAmended:
-        return OrderAmended(
-            order_id=order.order_id,
-            account_id=order.account_id,
-            market=order.market,
-            price=order.price,
-            quantity=order.quantity,
-            priority_lost=priority_lost,
-            ts=self._state.now,
-            stop_price=order.stop_price if order.status is PENDING_TRIGGER else None,
-        )

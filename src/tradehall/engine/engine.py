@@ -86,7 +86,7 @@ class Engine:
         funding = Funding(state, postings)
         clock = Clock(state, holds, stops, settlement, supervisor, market_data, funding)
         intake = Intake(state, holds, lifecycle, execution, stops, book, quote, contingent)
-        amend = Amend(state, holds, lifecycle, execution, stops, intake, book, quote, contingent)
+        amend = Amend(state, holds, lifecycle, execution, stops, book, quote, contingent)
         admin = Admin(state, holds, assessments, settlement)
         transfers = Transfers(state)
         self.router = router = Router(state, intake)

@@ -76,7 +76,10 @@ SIDE_BY_KIND: dict[MarketKind, dict[OrderSide, Side]] = {
 USER = CancelReason.USER
 
 
-class Intake:
+class OrderDesk:
+    """What placing, cancelling and amending orders share (`Intake`, `amend.Amend`): the components
+    they call, the registries they read, the lookup of a trader's own order."""
+
     def __init__(
         self,
         state: EngineState,
@@ -102,6 +105,18 @@ class Intake:
         self._client_order_ids = state.client_order_ids
         self._client_order_fingerprints = state.client_order_fingerprints
 
+    def owned_order(self, order_id: int, account_id: str | None) -> Order:
+        order = self._orders.get(order_id)
+        if order is None:
+            if 0 < order_id < self._state.next_order_id:
+                raise TradehallError(Code.CONFLICT, f"order {order_id} is already closed")
+            raise not_found(f"order {order_id} not found")
+        if account_id is not None and order.account_id != account_id:
+            raise TradehallError(Code.FORBIDDEN, f"order {order_id} belongs to another account")
+        return order
+
+
+class Intake(OrderDesk):
     def place_order(self, command: cmds.PlaceOrder) -> None:
         state = self._state
         # the lookups and enum conversions inline: one call each less on the hot path
@@ -303,16 +318,6 @@ class Intake:
                 self._book.execute(order, account, market, limit)
             self._stops.trigger(market)
         state.emit_book_changes(market)
-
-    def owned_order(self, order_id: int, account_id: str | None) -> Order:
-        order = self._orders.get(order_id)
-        if order is None:
-            if 0 < order_id < self._state.next_order_id:
-                raise TradehallError(Code.CONFLICT, f"order {order_id} is already closed")
-            raise not_found(f"order {order_id} not found")
-        if account_id is not None and order.account_id != account_id:
-            raise TradehallError(Code.FORBIDDEN, f"order {order_id} belongs to another account")
-        return order
 
     def cancel_order(self, command: cmds.CancelOrder) -> None:
         try:

@@ -17,7 +17,7 @@ from tradehall.domain.enums import (
     StopTrigger,
     TimeInForce,
 )
-from tradehall.domain.events import OrderAccepted, OrderCancelled
+from tradehall.domain.events import OrderAccepted, OrderAmended, OrderCancelled
 from tradehall.engine.constants import (
     BUY,
     CANCELLED,
@@ -150,6 +150,23 @@ class Lifecycle:
             take_profit=order.take_profit,
             stop_loss=order.stop_loss,
             stop_loss_limit=order.stop_loss_limit,
+        )
+
+    def amended(self, order: Order, priority_lost: bool) -> OrderAmended:
+        """An amend's event on the order's new terms, now; an untriggered stop's also carries its stop
+        price and trail (both may move)."""
+        waiting = order.status is PENDING_TRIGGER
+        return OrderAmended(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            market=order.market,
+            price=order.price,
+            quantity=order.quantity,
+            priority_lost=priority_lost,
+            ts=self._state.now,
+            stop_price=order.stop_price if waiting else None,
+            trail_ppm=order.trail_ppm if waiting else None,
+            trail_price=order.trail_price if waiting else None,
         )
 
     def close(self, order: Order, account: Account, market: Market, reason: CancelReason) -> None:
