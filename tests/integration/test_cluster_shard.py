@@ -50,7 +50,7 @@ from tradehall.service.cluster.log import (
 )
 from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.protocol import reply_decoder
-from tradehall.service.cluster.replica import LEADER, STANDBY, ReplicaConfig, ShardReplica
+from tradehall.service.cluster.replica import LEADER, STANDBY, STOPPING, ReplicaConfig, ShardReplica
 from tradehall.service.cluster.snapshots import ShardSnapshots
 from tradehall.service.cluster.status import gather_status, shard_overview
 
@@ -101,10 +101,7 @@ async def start_replica(
 
 async def crash(replica: ShardReplica) -> None:
     """What SIGKILL leaves: no renewal, no release, the connection gone."""
-    assert replica._control is not None
-    replica._control.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await replica._control
+    await replica._halt_control()
     await replica.nc.close()
 
 
@@ -348,8 +345,7 @@ async def test_an_old_leader_whose_lease_was_taken_cannot_append(
     for command in setup_commands():
         await client.submit(command)
     # it neither renews nor notices; its runner still takes commands
-    assert old._control is not None
-    old._control.cancel()
+    await old._halt_control()
     new = await start_replica(replicas, prefix, "b")
     await new.wait_for_role(LEADER, 10)
     shard_log = ShardLog(nc.jetstream(), old.names)
@@ -485,17 +481,14 @@ async def test_a_leader_past_its_lease_deadline_stops_acknowledging_before_its_l
     before = await shard_log.last_seq()
     runner = leader.runner
     assert runner is not None
-    assert leader._control is not None
-    leader._control.cancel()  # its loop is slow to look (a stalled process): the deadline alone counts
-    with contextlib.suppress(asyncio.CancelledError):
-        await leader._control
+    await leader._halt_control()  # its loop is slow to look (a stalled process): the deadline alone counts
     clock.now += 1.0  # past 0.9 x TTL after the last renewal was sent
     with pytest.raises(LeaseExpiredError):  # even straight into the runner: nothing is appended
         await runner.submit(order(1, coid="late"))
     with pytest.raises(ShardUnavailableError):
         await client.submit(order(2), timeout=0.3)
     assert await shard_log.last_seq() == before
-    leader._control = asyncio.create_task(leader._control_loop())  # the loop looks: it steps down
+    leader._start_control()  # the loop looks: it steps down
     await leader.wait_for_role(STANDBY, 10)
     assert leader.engine.order_id_for("alice", "late") is None  # rebuilt from the log
 
@@ -536,6 +529,31 @@ async def test_a_delivery_from_a_follow_subscription_the_replica_left_is_never_a
     assert (await client.submit(order(1))).seq == 6
 
 
+async def test_a_replica_stops_even_if_the_cancellation_of_its_control_step_is_lost(
+    prefix: str, replicas: list[ShardReplica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nats-py's requests wait with `asyncio.wait_for`, which on Python 3.11 returns the reply instead of
+    raising when the reply and the cancellation arrive in the same loop turn (likely under load): the
+    step then ends normally. stop() must still end the loop after that step, not wait forever."""
+    replica = await start_replica(replicas, prefix, "a", can_lead=False)
+    steps: list[str] = []
+    entered = asyncio.Event()
+
+    async def step_losing_the_cancellation(self: ShardReplica) -> None:
+        steps.append("step")
+        entered.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()  # cancelled only by stop(); returns as the lost cancellation does
+
+    monkeypatch.setattr(ShardReplica, "_standby_step", step_losing_the_cancellation)
+    await entered.wait()
+    stopping = asyncio.create_task(replica.stop())
+    done, _ = await asyncio.wait([stopping], timeout=30)  # not cancelled on the way: that would cancel again
+    assert done == {stopping}, "stop() waits for a control loop that lost its cancellation"
+    assert replica._control is not None and replica._control.done()
+    assert (steps, replica.role) == (["step"], STOPPING)
+
+
 class UpperBound:
     """An rng whose jitter is always the whole delay (the backoff's delays become exact)."""
 
@@ -564,11 +582,8 @@ async def test_a_replica_that_cannot_restore_backs_off_doubling_and_starts_short
     monkeypatch.setattr(
         ShardReplica, "_retry_backoff", lambda self: Backoff(base=0.1, cap=0.4, rng=UpperBound())  # type: ignore[arg-type]
     )
-    assert replica._control is not None
-    replica._control.cancel()  # the loop again, with the patched backoff
-    with contextlib.suppress(asyncio.CancelledError):
-        await replica._control
-    replica._control = asyncio.create_task(replica._control_loop())
+    await replica._halt_control()  # the loop again, with the patched backoff
+    replica._start_control()
     with capture_logs() as logs:
         replica._broken = RuntimeError("a gap")
         await until(lambda: len(calls) == 4 and replica._broken is None)

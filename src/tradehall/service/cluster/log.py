@@ -240,7 +240,8 @@ class ShardState(Generic[E]):
                 return False
             self._advanced.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._advanced.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: it can swallow a cancellation (3.11)
+                    await self._advanced.wait()
         return True
 
 

@@ -164,6 +164,10 @@ class ShardReplica:
         self._command_sub: Any = None
         self._status_sub: Any = None
         self._control: asyncio.Task[None] | None = None
+        self._control_stopped = False
+        """Set before the control loop is cancelled; the loop ends at its next turn even if the
+        cancellation is lost (Python 3.11's `asyncio.wait_for`, which nats-py's requests use, returns the
+        result instead of raising when the reply and the cancellation arrive in the same loop turn)."""
         self._serving: set[asyncio.Task[None]] = set()
         self._broken: BaseException | None = None
         self._stream_last_seq = 0
@@ -212,7 +216,7 @@ class ShardReplica:
         self._status_sub = await self._nc.subscribe(self.names.status_subject, cb=self._on_status)
         await self._become_standby(await self._restore())
         await flush_subscriptions(self._nc)
-        self._control = asyncio.create_task(self._control_loop(), name=f"shard-{self.names.shard}-control")
+        self._start_control()
         log.info("replica_started", shard=self.names.shard, replica=config.replica_id, ttl=ttl)
 
     async def stop(self) -> None:
@@ -221,10 +225,7 @@ class ShardReplica:
         if self.role == STOPPING:
             return
         self.role = STOPPING
-        if self._control is not None:
-            self._control.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._control
+        await self._halt_control()
         await self._unsubscribe_commands()
         for task in list(self._serving):
             with contextlib.suppress(Exception):
@@ -304,12 +305,26 @@ class ShardReplica:
 
     # ----------------------------------------------------------------- the control loop
 
+    def _start_control(self) -> None:
+        self._control_stopped = False
+        self._control = asyncio.create_task(self._control_loop(), name=f"shard-{self.names.shard}-control")
+
+    async def _halt_control(self) -> None:
+        """Ends the control loop and waits until it has: cancelled, and told to stop at its next turn
+        (a lost cancellation finishes the step it was in, then the loop ends)."""
+        self._control_stopped = True
+        control = self._control
+        if control is None:
+            return
+        control.cancel()
+        await asyncio.wait([control])  # its CancelledError is not ours: a cancelled stop() still raises
+
     async def _control_loop(self) -> None:
         ttl = self.lease.ttl
         tick = min(0.05, ttl / 20)
         next_step = 0.0
         backoff = self._retry_backoff()
-        while True:
+        while not self._control_stopped:
             delay, stepped = tick, True
             try:
                 now = self._monotonic()
@@ -360,6 +375,8 @@ class ShardReplica:
         if not self.config.can_lead or diverged or self._monotonic() < self._no_lead_before:
             await self.lease.read()  # for the status: who leads, since when
             return
+        if self._control_stopped:  # stopping: never take the lease on the way out
+            return
         if await self.lease.try_acquire():
             try:
                 await self._promote()
@@ -378,7 +395,8 @@ class ShardReplica:
             await self._step_down("the lease expired before it could be renewed")
             return
         try:
-            renewed = await asyncio.wait_for(lease.renew(), remaining)
+            async with asyncio.timeout(remaining):  # not wait_for: it can swallow a cancellation (3.11)
+                renewed = await lease.renew()
         except TimeoutError:
             renewed = lease.held
         if not renewed:
