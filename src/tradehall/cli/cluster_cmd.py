@@ -24,7 +24,12 @@ from tradehall.cli.common import (
     fail,
     table,
 )
-from tradehall.service.cluster.replica import ReplicaConfig, id_base_from_settings, run_replica
+from tradehall.service.cluster.replica import (
+    KEEP_MESSAGES,
+    ReplicaConfig,
+    id_base_from_settings,
+    run_replica,
+)
 from tradehall.service.supervisor import arm_lifeline
 
 cluster_app = typer.Typer(
@@ -47,6 +52,13 @@ def replica(
     append_timeout: float = typer.Option(5.0, "--append-timeout"),
     snapshot_every: int = typer.Option(100_000, "--snapshot-every", help="Commands between snapshots."),
     snapshot_every_seconds: float = typer.Option(300.0, "--snapshot-every-seconds"),
+    keep_messages: int = typer.Option(
+        KEEP_MESSAGES,
+        "--keep-messages",
+        envvar="TRADEHALL_CLUSTER_KEEP_MESSAGES",
+        help="Stream messages kept before the newest snapshot's resume point (older ones are purged); "
+        "-1: never purge.",
+    ),
     standby_only: bool = typer.Option(False, "--standby-only", help="Follow the stream, never lead."),
     id_base: int | None = typer.Option(
         None, "--id-base", help="The shard's order/trade id range; default: from the shard map settings."
@@ -65,6 +77,7 @@ def replica(
         append_timeout=append_timeout,
         snapshot_every_commands=snapshot_every,
         snapshot_every_seconds=snapshot_every_seconds,
+        keep_messages=keep_messages if keep_messages >= 0 else None,
         can_lead=not standby_only,
         id_base=id_base if id_base is not None else id_base_from_settings(shard),
         ops_listen=http,

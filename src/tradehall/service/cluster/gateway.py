@@ -21,7 +21,7 @@ from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory
 from tradehall.service.cluster.client import ShardClient
 from tradehall.service.cluster.connection import connect as connect_nats
-from tradehall.service.cluster.log import ShardLog, ShardState, restore_state
+from tradehall.service.cluster.log import LogEntry, ShardLog, ShardState, restore_state
 from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.ops import followed_check
 from tradehall.service.cluster.projection import wait_shards_projected
@@ -40,26 +40,80 @@ READ_WAIT_SECONDS = 5.0
 """How long an answer waits for the shard's replica to apply its record before it reads it as it is."""
 CHECK_SECONDS = 2.0
 """How long `/ready` waits for NATS to tell a shard's lease and stream end."""
+RESYNC_BASE_SECONDS = 0.1
+RESYNC_CAP_SECONDS = 5.0
+"""A read replica that failed to restore tries again after a delay doubling from the base to the cap."""
 RECOVER_EVERY_SECONDS = 30.0
 """How often unfinished transfers are driven on (and at start)."""
 
 
 class JetStreamReads:
-    """One read replica per shard, each following its shard's stream."""
+    """One read replica per shard, each following its shard's stream.
+
+    A replica that cannot apply what the stream delivers (records missing: the stream was purged past
+    it while it lagged, the leader's `keep_messages`) restores the newest snapshot and follows again,
+    keeping its listeners (they miss the records in between: logged `cluster_read_replica_resync`)."""
 
     def __init__(self) -> None:
         self._states: dict[str, ShardState[Engine]] = {}
-        self._subscriptions: list[Any] = []
+        self._subscriptions: dict[str, Any] = {}
         self._names: dict[str, ShardNames] = {}
+        self._factories: dict[str, EngineFactory[Engine]] = {}
+        self._resyncing: dict[str, asyncio.Task[None]] = {}
         self._js: Any = None
+        self.resyncs = 0
+        """Times a replica restored the snapshot after it could not apply the stream (tests read it)."""
 
     async def follow(self, js: Any, names: ShardNames, factory: EngineFactory[Engine]) -> None:
         self._js = js
         self._names[names.shard] = names
-        shard_log = ShardLog(js, names)
-        state = await restore_state(shard_log, ShardSnapshots(js, names), factory)
-        self._subscriptions.append(await shard_log.subscribe(state.stream_seq + 1, state.apply))
-        self._states[names.shard] = state
+        self._factories[names.shard] = factory
+        await self._follow(names.shard)
+
+    async def _follow(self, shard: str) -> None:
+        names = self._names[shard]
+        shard_log = ShardLog(self._js, names)
+        state = await restore_state(shard_log, ShardSnapshots(self._js, names), self._factories[shard])
+        previous = self._states.get(shard)
+        if previous is not None:
+            state.listeners = previous.listeners
+        self._states[shard] = state
+
+        def on_entry(entry: LogEntry, state: ShardState[Engine] = state) -> None:
+            self._on_entry(shard, state, entry)
+
+        self._subscriptions[shard] = await shard_log.subscribe(state.stream_seq + 1, on_entry)
+
+    def _on_entry(self, shard: str, state: ShardState[Engine], entry: LogEntry) -> None:
+        if state is not self._states.get(shard):
+            return  # a delivery to a replica already replaced
+        try:
+            state.apply(entry)
+        except Exception as error:  # a gap (purged past us) or an engine failure: start again
+            if shard not in self._resyncing:
+                applied = state.applied_seq
+                log.error("cluster_read_replica_resync", shard=shard, applied=applied, error=repr(error))
+                self._resyncing[shard] = asyncio.create_task(self._resync(shard), name=f"resync-{shard}")
+
+    async def _resync(self, shard: str) -> None:
+        delay = RESYNC_BASE_SECONDS
+        try:
+            while True:
+                subscription = self._subscriptions.pop(shard, None)
+                if subscription is not None:
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
+                try:
+                    await self._follow(shard)
+                except Exception as error:  # NATS away: again, later
+                    log.warning("cluster_read_replica_restore_failed", shard=shard, error=repr(error))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RESYNC_CAP_SECONDS)
+                    continue
+                self.resyncs += 1
+                return
+        finally:
+            self._resyncing.pop(shard, None)
 
     def engine_of(self, shard: str) -> Engine:
         return self._states[shard].engine
@@ -68,10 +122,9 @@ class JetStreamReads:
         return self._states[shard].applied_seq
 
     async def wait_applied(self, shard: str, seq: int) -> None:
-        state = self._states[shard]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READ_WAIT_SECONDS
-        while state.applied_seq < seq:
+        while (state := self._states[shard]).applied_seq < seq:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 log.warning("cluster_read_behind", shard=shard, applied=state.applied_seq, seq=seq)
@@ -89,7 +142,7 @@ class JetStreamReads:
             overview = await asyncio.wait_for(shard_overview(self._js, self._names[shard]), CHECK_SECONDS)
         except Exception as error:  # NATS unreachable: no leader can be seen
             return {"ok": False, "leader_seen": False, "applied_seq": state.applied_seq, "error": repr(error)}
-        return followed_check(
+        check = followed_check(
             applied_seq=state.applied_seq,
             stream_seq=state.stream_seq,
             stream_last_seq=overview.stream_last_seq,
@@ -98,9 +151,16 @@ class JetStreamReads:
             lease_ttl_seconds=overview.lease_ttl_seconds,
             diverged_seq=state.diverged_seq,
         )
+        if shard in self._resyncing:  # restoring the snapshot after it fell behind the purged stream
+            check.update(ok=False, resyncing=True)
+        return check
 
     async def close(self) -> None:
-        for subscription in self._subscriptions:
+        for task in list(self._resyncing.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for subscription in self._subscriptions.values():
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
         self._subscriptions.clear()

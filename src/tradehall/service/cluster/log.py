@@ -129,6 +129,11 @@ class ShardLog:
         info = await self._js.stream_info(self.names.stream)
         return int(info.state.first_seq), int(info.state.last_seq)
 
+    async def purge_before(self, stream_seq: int) -> None:
+        """Removes every message before `stream_seq` (JetStream's purge keeping seq ≥ `stream_seq`);
+        the stream's end, and so the fencing of appends, does not move."""
+        await self._js.purge_stream(self.names.stream, seq=stream_seq)
+
     async def read(self, stream_seq: int) -> LogEntry | None:
         """The message at `stream_seq`, or None if the stream no longer holds it (or never did)."""
         try:
@@ -182,6 +187,10 @@ class ShardLog:
             ordered_consumer=True,
             config=config,
         )
+
+
+class LogGapError(LogUnavailableError):
+    """The stream no longer holds records a reader needs (purged past it): restore from the snapshot."""
 
 
 class ShardState(Generic[E]):
@@ -261,19 +270,44 @@ async def restore_state(
         state = ShardState(factory.create())
     end = await shard_log.last_seq()
     if end > state.stream_seq:
-        subscription = await shard_log.subscribe(state.stream_seq + 1, state.apply)
+        read: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def apply(entry: LogEntry) -> None:
+            if read.done():
+                return
+            try:
+                state.apply(entry)
+            except JournalError as exc:  # a record missing: the stream was purged past this point
+                stream = shard_log.names.stream
+                read.set_exception(
+                    LogGapError(f"stream {stream}: records after {state.applied_seq} are gone: {exc}")
+                )
+                return
+            except Exception as exc:  # the engine failed: no use waiting for the rest
+                read.set_exception(exc)
+                return
+            if state.stream_seq >= end:
+                read.set_result(None)
+
+        subscription = await shard_log.subscribe(state.stream_seq + 1, apply)
         try:
             progress = state.stream_seq
-            while not await state.wait_stream_seq(end, stall_timeout):
-                if state.stream_seq == progress:
-                    raise LogUnavailableError(
-                        f"stream {shard_log.names.stream}: no message after seq {progress} of {end}"
-                        f" in {stall_timeout} s"
-                    )
-                progress = state.stream_seq
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(read), stall_timeout)
+                    break
+                except TimeoutError:
+                    if state.stream_seq == progress:
+                        raise LogUnavailableError(
+                            f"stream {shard_log.names.stream}: no message after seq {progress} of {end}"
+                            f" in {stall_timeout} s"
+                        ) from None
+                    progress = state.stream_seq
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
+            if not read.done():
+                read.cancel()
     log.info(
         "shard_state_restored",
         shard=shard_log.names.shard,
@@ -298,14 +332,18 @@ class JetStreamCommandLog(Generic[E]):
         leader: str,
         snapshots: ShardSnapshots | None = None,
         guard: Callable[[], bool] | None = None,
+        keep_messages: int | None = None,
     ) -> None:
         """`guard()` is asked before each append (the lease still held?): False refuses the batch with
-        `LeaseExpiredError` at once, before fencing would, so a leader past its deadline stores nothing."""
+        `LeaseExpiredError` at once, before fencing would, so a leader past its deadline stores nothing.
+        `keep_messages`: after a snapshot is stored, the stream keeps this many messages before its
+        resume point and the older ones are purged (None: never purged)."""
         self.shard_log = shard_log
         self.state = state
         self.leader = leader
         self.snapshots = snapshots
         self.guard = guard
+        self.keep_messages = keep_messages
         self.appended_messages = 0
 
     async def recover(self, factory: EngineFactory[E]) -> LogRecovery[E]:
@@ -329,8 +367,25 @@ class JetStreamCommandLog(Generic[E]):
         return self.state.stream_seq + 1
 
     async def write_snapshot(self, seq: int, data: bytes, checkpoint: int) -> None:
-        if self.snapshots is not None:
-            await self.snapshots.put(ShardSnapshot(seq, checkpoint, data))
+        if self.snapshots is None:
+            return
+        if await self.snapshots.put(ShardSnapshot(seq, checkpoint, data)) and self.keep_messages is not None:
+            await self.trim(checkpoint - self.keep_messages)
+
+    async def trim(self, keep_from: int) -> None:
+        """Purges the messages before `keep_from`, once a snapshot resuming at or before it is stored;
+        only while this writer still leads. A failure is logged: the next snapshot trims again."""
+        if keep_from <= 1 or (self.guard is not None and not self.guard()):
+            return
+        try:
+            first, _ = await self.shard_log.bounds()
+            if keep_from <= first:
+                return
+            await self.shard_log.purge_before(keep_from)
+        except Exception as exc:  # NATS away: the stream is only longer than it needs to be
+            log.warning("shard_stream_trim_failed", stream=self.shard_log.names.stream, error=repr(exc))
+            return
+        log.info("shard_stream_trimmed", stream=self.shard_log.names.stream, first_seq=keep_from, was=first)
 
     async def close(self) -> None:
         return None

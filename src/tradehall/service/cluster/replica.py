@@ -80,6 +80,9 @@ STOPPING = "stopping"
 STEPPING_DOWN = "stepping_down"
 
 RecordListener = Callable[[Sequence[JournalRecord]], None]
+KEEP_MESSAGES = 100_000
+"""The stream's default tail before the newest snapshot's resume point: ten times the lag at which a
+standby stops being ready (`ops.MAX_READY_LAG`), so any standby that is ready can keep following."""
 RETRY_BASE_SECONDS = 0.1
 RETRY_CAP_SECONDS = 2.0
 """A failed control step (JetStream electing, NATS away) is tried again after a delay doubling from
@@ -101,6 +104,11 @@ class ReplicaConfig:
     max_batch: int = 1024
     snapshot_every_commands: int = 100_000
     snapshot_every_seconds: float = 300.0
+    keep_messages: int | None = KEEP_MESSAGES
+    """After the leader stores a snapshot, the stream keeps this many messages before the snapshot's
+    resume point and the rest is purged (None: never purged). A standby (or the gateway's read replica)
+    further behind than that restores the snapshot instead; a shard projection that far behind stops
+    with a sequence gap, so keep more than any projection may lag."""
     can_lead: bool = True
     """False: a read-only follower that never takes the lease."""
     id_base: int | None = None
@@ -441,6 +449,7 @@ class ShardReplica:
             leader=self.config.replica_id,
             snapshots=self._snapshots,
             guard=lambda: lease.held,
+            keep_messages=self.config.keep_messages,
         )
         runner_config = RunnerConfig(
             journal_dir=Path(),
@@ -628,6 +637,13 @@ def parse_args(argv: Sequence[str] | None = None) -> ReplicaConfig:
     parser.add_argument("--append-timeout", type=float, default=5.0)
     parser.add_argument("--snapshot-every", type=int, default=100_000, help="commands between snapshots")
     parser.add_argument("--snapshot-every-seconds", type=float, default=300.0)
+    parser.add_argument(
+        "--keep-messages",
+        type=int,
+        default=int(env("TRADEHALL_CLUSTER_KEEP_MESSAGES", str(KEEP_MESSAGES))),
+        help="stream messages kept before the newest snapshot's resume point (older ones are purged);"
+        " -1: never purge",
+    )
     parser.add_argument("--standby-only", action="store_true", help="follow the stream, never lead")
     parser.add_argument(
         "--id-base", type=int, default=None, help="the shard's id range; default: from the shard map"
@@ -647,6 +663,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ReplicaConfig:
         append_timeout=args.append_timeout,
         snapshot_every_commands=args.snapshot_every,
         snapshot_every_seconds=args.snapshot_every_seconds,
+        keep_messages=args.keep_messages if args.keep_messages >= 0 else None,
         can_lead=not args.standby_only,
         id_base=id_base,
         ops_listen=args.http,

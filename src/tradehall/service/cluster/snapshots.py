@@ -9,6 +9,10 @@ and it checks the SHA-256 digest. Payload:
 
 `resume stream seq` is a stream position at or before the first message holding a record after
 `record seq`: a restoring replica reads the stream from there and skips records it already has.
+
+The object's description says `seq=<record seq> resume=<resume stream seq>`, so a put can see, without
+reading the object, that a newer snapshot is stored already (a deposed leader's late snapshot must not
+replace its successor's: the stream before the newer one's resume point may have been purged).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 import structlog
-from nats.js.api import ObjectStoreConfig, StorageType
+from nats.js.api import ObjectMeta, ObjectStoreConfig, StorageType
 
 from tradehall.service.cluster.names import ShardNames
 
@@ -41,6 +45,15 @@ class ShardSnapshot:
     """The last record seq the snapshot contains."""
     resume_stream_seq: int
     data: bytes
+
+
+def described_seq(description: str) -> int:
+    """The record seq in a snapshot object's description (`seq=12 resume=5`); 0 if it has none."""
+    for part in description.split():
+        key, _, value = part.partition("=")
+        if key == "seq" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def encode_snapshot(snapshot: ShardSnapshot) -> bytes:
@@ -81,9 +94,26 @@ class ShardSnapshots:
                 self._store = await self._js.create_object_store(bucket, config=config)
         return self._store
 
-    async def put(self, snapshot: ShardSnapshot) -> None:
+    async def stored_seq(self) -> int:
+        """The record seq of the stored snapshot as its description says (0: none, or no description)."""
         store = await self._open()
-        await store.put(self._names.snapshot_object, encode_snapshot(snapshot))
+        try:
+            info = await store.get_info(self._names.snapshot_object)
+        except (nats.js.errors.ObjectNotFoundError, nats.js.errors.NotFoundError, KeyError):
+            return 0
+        return described_seq(info.description or "")
+
+    async def put(self, snapshot: ShardSnapshot) -> bool:
+        """Stores `snapshot` unless the stored one is newer (False then: it is kept)."""
+        store = await self._open()
+        stored = await self.stored_seq()
+        if stored > snapshot.seq:
+            shard = self._names.shard
+            log.warning("shard_snapshot_older_not_stored", shard=shard, seq=snapshot.seq, stored_seq=stored)
+            return False
+        name = self._names.snapshot_object
+        description = f"seq={snapshot.seq} resume={snapshot.resume_stream_seq}"
+        await store.put(name, encode_snapshot(snapshot), meta=ObjectMeta(name=name, description=description))
         log.info(
             "shard_snapshot_stored",
             shard=self._names.shard,
@@ -91,6 +121,7 @@ class ShardSnapshots:
             resume_stream_seq=snapshot.resume_stream_seq,
             bytes=len(snapshot.data),
         )
+        return True
 
     async def latest(self) -> ShardSnapshot | None:
         """The stored snapshot, or None (none yet, or unusable: then the stream is read from its start).
