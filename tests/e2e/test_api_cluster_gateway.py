@@ -6,6 +6,7 @@ shard 404. The shards are in-process engines behind the router (the NATS leader 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,45 @@ def test_a_cluster_gateway_sends_each_order_to_its_shard(tmp_path: Path) -> None
             )
         assert (down.value.status, down.value.code) == (503, "overloaded")
         assert down.value.detail.startswith("shard A has no leader that answered within 5 s")
+
+
+def test_an_account_through_a_cluster_gateway_adds_up_every_shards_part(tmp_path: Path) -> None:
+    """`GET /accounts` and `/accounts/{id}`: balances summed per currency over the shards, each shard's
+    part under `shards`; `GET /positions`: the positions of every shard, not the home shard's only."""
+    shards = _shards()
+    clock = FakeTime()
+    router = ShardRouter(SHARDS, shards, retry_seconds=5.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    with running_server(tmp_path) as server:
+        transfers = TransferCoordinator(router.submit_to, MemoryTransferStore(), SHARDS.names)
+        server.app.state.gateway.cluster = ClusterGateway(router, FakeReads(shards), transfers)
+        buyer, long = server.trader(funded="1000")
+        seller, short = server.trader(funded="1000")
+        admin = server.admin()
+        assert admin.create_transfer("t-1", long, "400", "A", "B")["state"] == "completed"
+        assert admin.create_transfer("t-2", short, "300", "A", "B")["state"] == "completed"
+        buyer.place_order(long, "BTC-USD", "buy", "1", price="100", type="limit")  # holds 100 in A
+        seller.place_order(short, "BTC-PERP", "sell", "1", price="200", type="limit")
+        buyer.place_order(long, "BTC-PERP", "buy", "1", price="200", type="limit")  # a long in B
+
+        account = buyer.account(long)
+        # A: 600.00, the spot bid holding 100.00 and its fee; B: 400.00 less the perp's taker fee, its
+        # initial margin held
+        assert (account["balance"], account["available"]) == ("999.90", "879.70")
+        assert account["balances"] == [
+            {"currency": "USD", "total": "999.90", "available": "879.70", "held": "120.20"}
+        ]
+        assert [(part["shard"], part["balances"]) for part in account["shards"]] == [
+            ("A", [{"currency": "USD", "total": "600.00", "available": "499.80", "held": "100.20"}]),
+            ("B", [{"currency": "USD", "total": "399.90", "available": "379.90", "held": "20.00"}]),
+        ]
+        equity = sum(Decimal(part["equity"]) for part in account["shards"])
+        assert Decimal(account["equity"]) == equity
+        listed = {item["id"]: item for item in buyer.accounts()["items"]}
+        assert listed[long]["balance"] == account["balance"] and listed[long]["shards"] == account["shards"]
+
+        positions = buyer.positions(long)["items"]
+        assert [(p["market"], p["side"], p["quantity"]) for p in positions] == [("BTC-PERP", "long", "1")]
+        assert [(p["market"], p["side"]) for p in seller.positions()["items"]] == [("BTC-PERP", "short")]
 
 
 def test_transfers_need_a_cluster(tmp_path: Path) -> None:

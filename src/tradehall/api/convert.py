@@ -315,17 +315,6 @@ def account_dict(engine: Engine, account: AccountView, peak_equity: Decimal | No
     elif peak_equity is not None:  # the read models' peak, shown like equity (rows older than the rule)
         peak_equity = floor_amount(peak_equity, places)
     peak = equity if peak_equity is None else max(peak_equity, equity)
-    balances = []
-    for entry in account.balances:
-        decimals = views.currency_places(engine, entry.currency)
-        balances.append(
-            {
-                "currency": entry.currency,
-                "total": dec(amount_of(entry.total, decimals)),
-                "available": dec(amount_of(entry.total - entry.held, decimals)),
-                "held": dec(amount_of(entry.held, decimals)),
-            }
-        )
     return {
         "id": account.account_id,
         "owner": account.owner,
@@ -344,7 +333,32 @@ def account_dict(engine: Engine, account: AccountView, peak_equity: Decimal | No
         "tier": account.tier,
         "rules": rules_dict(engine, account, equity),
         "status_reason": status_reason_dict(engine, account),
-        "balances": balances,
+        "balances": balances_list(engine, account),
+    }
+
+
+def balances_list(engine: Engine, account: AccountView) -> list[dict[str, Any]]:
+    balances = []
+    for entry in account.balances:
+        decimals = views.currency_places(engine, entry.currency)
+        balances.append(
+            {
+                "currency": entry.currency,
+                "total": dec(amount_of(entry.total, decimals)),
+                "available": dec(amount_of(entry.total - entry.held, decimals)),
+                "held": dec(amount_of(entry.held, decimals)),
+            }
+        )
+    return balances
+
+
+def account_part_dict(engine: Engine, shard: str, account: AccountView) -> dict[str, Any]:
+    """What one shard of a cluster holds of an account (`AccountOut.shards`)."""
+    places = views.currency_places(engine, account.currency)
+    return {
+        "shard": shard,
+        "equity": dec(amount_of(account.valuation.equity, places)),
+        "balances": balances_list(engine, account),
     }
 
 

@@ -11,11 +11,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
-from typing import Annotated, Protocol
+from decimal import Decimal
+from typing import Annotated, Any, Protocol
 
 import structlog
 from fastapi import Depends, Request
 
+from tradehall.api import convert
 from tradehall.api.auth import TRADE, Authenticator, Principal
 from tradehall.api.candles import CandleBook
 from tradehall.api.errors import ApiError, forbidden, not_found
@@ -241,11 +243,33 @@ class Gateway:
         principal.check_account(account_id)  # a key bound to one account reaches no other (403)
 
     def account(self, principal: Principal, account_id: str) -> AccountView:
-        """The caller's account (404/403 like `check_account`)."""
+        """The caller's account (404/403 like `check_account`); in a cluster, merged across shards."""
         self.check_account(principal, account_id)
-        account = views.account(self.engine, account_id)
+        account = self.find_account(account_id)
         assert account is not None  # checked above, and nothing ran in between
         return account
+
+    def find_account(self, account_id: str) -> AccountView | None:
+        """The account's view, no owner check; a cluster gateway's adds up what every shard holds
+        (`ClusterGateway.account`: balances per currency, equity and P&L)."""
+        cluster = self.cluster
+        if cluster is None:
+            return views.account(self.engine, account_id)
+        return cluster.account(account_id)
+
+    def account_dict(self, account: AccountView, peak_equity: Decimal | None = None) -> dict[str, Any]:
+        """`AccountOut` of a view from `account`/`find_account`; a cluster gateway's adds `shards`, each
+        shard's part (its balances back only that shard's orders and positions)."""
+        cluster = self.cluster
+        if cluster is None:
+            return convert.account_dict(self.engine, account, peak_equity)
+        engine = cluster.home_engine
+        out = convert.account_dict(engine, account, peak_equity)
+        out["shards"] = [
+            convert.account_part_dict(engine, shard, part)
+            for shard, part in cluster.account_parts(account.account_id)
+        ]
+        return out
 
     def account_ids_of(self, principal: Principal) -> list[str]:
         """The caller's accounts, sorted (a bound key's: its one account)."""
@@ -258,7 +282,7 @@ class Gateway:
 
     def accounts_of(self, principal: Principal) -> list[AccountView]:
         """The views of the caller's accounts, sorted by id."""
-        found = (views.account(self.engine, account_id) for account_id in self.account_ids_of(principal))
+        found = (self.find_account(account_id) for account_id in self.account_ids_of(principal))
         return [account for account in found if account is not None]
 
     def quote_places(self, spec: MarketSpec) -> int:

@@ -184,6 +184,14 @@ class StatusReasonOut(Response):
     at: Timestamp
 
 
+class AccountShardOut(Response):
+    """One shard's part of an account in a cluster (its collateral there)."""
+
+    shard: str
+    equity: str
+    balances: list[BalanceOut]
+
+
 class AccountOut(Response):
     id: str
     owner: str
@@ -203,6 +211,11 @@ class AccountOut(Response):
     rules: dict[str, object] | None = None
     status_reason: StatusReasonOut | None = None
     balances: list[BalanceOut]
+    shards: list[AccountShardOut] | None = Field(
+        default=None,
+        description="A cluster gateway only: what each shard holds (home shard first). The figures above "
+        "add these up, but a shard's balance backs only that shard's orders and positions.",
+    )
 
 
 class LedgerEntryOut(Response):

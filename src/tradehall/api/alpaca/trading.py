@@ -101,7 +101,7 @@ async def get_account(surface: SurfaceDep, principal: CallerDep) -> Response:
     account_id = await surface.account_id(principal)
     view = gateway.account(principal, account_id)
     row = await gateway.service.store.call(queries.get_account, account_id)
-    native = convert.account_dict(gateway.engine, view, row.peak_equity if row is not None else None)
+    native = gateway.account_dict(view, row.peak_equity if row is not None else None)
     holdings = Decimal(native["equity"]) - Decimal(native["balance"])
     created = _rfc3339(row.created_at) if row is not None else _rfc3339(_now(surface))
     return json_response(account_out(native, holdings, created))

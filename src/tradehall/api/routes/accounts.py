@@ -58,7 +58,7 @@ async def _account_out(gateway: Gateway, principal: Principal, account_id: str) 
     row = await gateway.service.store.call(queries.get_account, account_id)
     account = gateway.account(principal, account_id)  # as it stands after the read
     peak = row.peak_equity if row is not None else None
-    return convert.account_dict(gateway.engine, account, peak)
+    return gateway.account_dict(account, peak)
 
 
 @router.post(
@@ -117,10 +117,11 @@ async def create_account(
     response_model=AccountsPage,
     summary="List your accounts",
     description="The caller's accounts with their balances, equity, P&L and status "
-    "(a key bound to an account sees that one only).",
+    "(a key bound to an account sees that one only). Through a cluster gateway: what every shard holds, "
+    "added up, with each shard's part under `shards`.",
 )
 async def list_accounts(principal: PrincipalDep, gateway: GatewayDep) -> Response:
-    items = [convert.account_dict(gateway.engine, account) for account in gateway.accounts_of(principal)]
+    items = [gateway.account_dict(account) for account in gateway.accounts_of(principal)]
     return json_response(page(items))
 
 

@@ -27,7 +27,8 @@ router = APIRouter(tags=["positions"], responses=ERRORS)
     response_model=PositionsPage,
     summary="List positions",
     description="Open positions of the caller's accounts (or of `account_id`): side, quantity, average "
-    "entry, mark, unrealised and realised P&L, and a perp's liquidation price.",
+    "entry, mark, unrealised and realised P&L, and a perp's liquidation price. Through a cluster gateway: "
+    "the positions of every shard.",
 )
 async def list_positions(
     principal: PrincipalDep,
@@ -39,10 +40,11 @@ async def list_positions(
         accounts = [account_id]
     else:
         accounts = gateway.account_ids_of(principal)
-    items = [
+    items = [  # a cluster gateway: every shard's positions (a market is in one shard)
         convert.position_dict(position)
         for account in accounts
-        for position in views.positions(gateway.engine, account)
+        for engine in gateway.engines()
+        for position in views.positions(engine, account)
     ]
     return json_response(page(items))
 

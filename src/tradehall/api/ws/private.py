@@ -91,10 +91,10 @@ async def account_view(gateway: Gateway, account_id: str) -> dict[str, Any] | No
     if views.account_owner(gateway.engine, account_id) is None:
         return None
     row = await gateway.service.store.call(queries.get_account, account_id)
-    account = views.account(gateway.engine, account_id)  # as it stands now, after the read
+    account = gateway.find_account(account_id)  # as it stands now, after the read
     if account is None:  # pragma: no cover - the engine never drops an account
         return None
-    return convert.account_dict(gateway.engine, account, row.peak_equity if row is not None else None)
+    return gateway.account_dict(account, row.peak_equity if row is not None else None)
 
 
 class PrivateFeed:

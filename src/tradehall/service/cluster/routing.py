@@ -32,8 +32,10 @@ from tradehall.domain.commands import AnyCommand
 from tradehall.domain.enums import AccountKind
 from tradehall.domain.errors import Code
 from tradehall.domain.events import AnyEvent, CommandRejected
-from tradehall.engine import Engine
+from tradehall.engine import Engine, views
+from tradehall.engine.views import AccountView
 from tradehall.journal.records import JournalRecord
+from tradehall.service.cluster.accounts import merged_account
 from tradehall.service.cluster.cached import SharedResult
 from tradehall.service.cluster.shards import ShardMap
 from tradehall.service.cluster.transfers import TransferCoordinator
@@ -264,6 +266,26 @@ class ClusterGateway:
     def engine(self) -> Engine:
         shard = _READ_SHARD.get()
         return self.reads.engine_of(self.shard_map.home if shard is None else shard)
+
+    @property
+    def home_engine(self) -> Engine:
+        """The home shard's read replica, whatever shard the request reads."""
+        return self.reads.engine_of(self.shard_map.home)
+
+    def account_parts(self, account_id: str) -> list[tuple[str, AccountView]]:
+        """(shard, the account's view there) for every shard that holds it, the home shard first."""
+        home = self.shard_map.home
+        shards = [home, *(shard for shard in self.shard_map.names if shard != home)]
+        parts = ((shard, views.account(self.reads.engine_of(shard), account_id)) for shard in shards)
+        return [(shard, view) for shard, view in parts if view is not None]
+
+    def account(self, account_id: str) -> AccountView | None:
+        """The account across every shard (`accounts.merged_account`); None if the home shard has
+        none (it is opened there first)."""
+        parts = self.account_parts(account_id)
+        if not parts or parts[0][0] != self.shard_map.home:
+            return None
+        return merged_account([view for _, view in parts])
 
     def engines(self) -> list[Engine]:
         """Every shard's read replica, in shard order (listings across the cluster)."""
