@@ -30,7 +30,7 @@ from tradehall.marketdata import binance_streams
 from tradehall.marketdata.book import LevelBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, poll_until
-from tradehall.marketdata.models import BookDelta, BookSide, BookSnapshot, Level, Quote, TradeTick
+from tradehall.marketdata.models import BookDelta, BookSide, BookSnapshot, Level, Quote, TradeTick, top_quote
 from tradehall.marketdata.parsing import NS_PER_MS, ErrorKind, FeedError, dec, loads, mapping, ns_from_ms
 
 log = structlog.get_logger(__name__)
@@ -280,16 +280,7 @@ class DepthBook:
     def top(self, receive_ts: int, exchange_ts: int | None = None) -> Quote:
         best_bid = self.bids.best()
         best_ask = self.asks.best()
-        return Quote(
-            source=SOURCE,
-            instrument=self.symbol,
-            bid=best_bid[0] if best_bid else None,
-            bid_size=best_bid[1] if best_bid else None,
-            ask=best_ask[0] if best_ask else None,
-            ask_size=best_ask[1] if best_ask else None,
-            exchange_ts=exchange_ts,
-            receive_ts=receive_ts,
-        )
+        return top_quote(SOURCE, self.symbol, best_bid, best_ask, receive_ts, exchange_ts=exchange_ts)
 
     def snapshot(self, receive_ts: int) -> BookSnapshot:
         return BookSnapshot(

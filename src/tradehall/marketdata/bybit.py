@@ -29,7 +29,7 @@ import orjson
 
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import NsClock, Sink, get_json
-from tradehall.marketdata.models import Level, Quote, TradeTick
+from tradehall.marketdata.models import Level, Quote, TradeTick, top_quote
 from tradehall.marketdata.parsing import (
     ErrorKind,
     FeedError,
@@ -121,16 +121,8 @@ def parse_rest_orderbook(payload: Any, symbol: str, receive_ts: int) -> Quote:
     asks = parse_levels(result.get("a"), "a")
     best_bid = max(bids, default=None)
     best_ask = min(asks, default=None)
-    return Quote(
-        source=SOURCE,
-        instrument=symbol,
-        bid=best_bid[0] if best_bid else None,
-        bid_size=best_bid[1] if best_bid else None,
-        ask=best_ask[0] if best_ask else None,
-        ask_size=best_ask[1] if best_ask else None,
-        exchange_ts=ns_from_ms(result["ts"]) if result.get("ts") is not None else None,
-        receive_ts=receive_ts,
-    )
+    exchange_ts = ns_from_ms(result["ts"]) if result.get("ts") is not None else None
+    return top_quote(SOURCE, symbol, best_bid, best_ask, receive_ts, exchange_ts=exchange_ts)
 
 
 class BybitFeed(VenueStreamFeed):

@@ -28,7 +28,7 @@ import orjson
 
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import NsClock, Sink, get_json
-from tradehall.marketdata.models import Level, Quote, TradeTick
+from tradehall.marketdata.models import Level, Quote, TradeTick, top_quote
 from tradehall.marketdata.parsing import (
     NS_PER_S,
     ErrorKind,
@@ -122,16 +122,9 @@ def parse_product_book(payload: Any, symbol: str, receive_ts: int) -> Quote:
     best_bid = max(bids, default=None)
     best_ask = min(asks, default=None)
     last = mapping(payload, "product_book").get("last")
-    return Quote(
-        source=SOURCE,
-        instrument=symbol,
-        bid=best_bid[0] if best_bid else None,
-        bid_size=best_bid[1] if best_bid else None,
-        ask=best_ask[0] if best_ask else None,
-        ask_size=best_ask[1] if best_ask else None,
-        last=opt_dec(last, "last"),
-        exchange_ts=iso_ns(str(book["time"])) if book.get("time") else None,
-        receive_ts=receive_ts,
+    exchange_ts = iso_ns(str(book["time"])) if book.get("time") else None
+    return top_quote(
+        SOURCE, symbol, best_bid, best_ask, receive_ts, last=opt_dec(last, "last"), exchange_ts=exchange_ts
     )
 
 

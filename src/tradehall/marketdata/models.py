@@ -61,6 +61,32 @@ class Quote(msgspec.Struct, frozen=True, gc=False):
         return self.last
 
 
+def top_quote(
+    source: str,
+    instrument: str,
+    best_bid: Level | None,
+    best_ask: Level | None,
+    receive_ts: int,
+    *,
+    last: Decimal | None = None,
+    exchange_ts: int | None = None,
+    volume_24h: Decimal | None = None,
+) -> Quote:
+    """The quote a book's best levels give (None: that side is empty), for every venue's book."""
+    return Quote(
+        source=source,
+        instrument=instrument,
+        bid=best_bid[0] if best_bid else None,
+        bid_size=best_bid[1] if best_bid else None,
+        ask=best_ask[0] if best_ask else None,
+        ask_size=best_ask[1] if best_ask else None,
+        last=last,
+        exchange_ts=exchange_ts,
+        receive_ts=receive_ts,
+        volume_24h=volume_24h,
+    )
+
+
 class TradeTick(msgspec.Struct, frozen=True, gc=False):
     source: str
     instrument: str

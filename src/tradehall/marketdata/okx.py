@@ -31,7 +31,7 @@ import structlog
 from tradehall.marketdata.book import SequencedBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import NsClock, Sink, get_json
-from tradehall.marketdata.models import Level, Quote, TradeTick
+from tradehall.marketdata.models import Level, Quote, TradeTick, top_quote
 from tradehall.marketdata.parsing import (
     ErrorKind,
     FeedError,
@@ -139,16 +139,8 @@ def parse_rest_books(payload: Any, symbol: str, receive_ts: int) -> Quote:
     asks = parse_levels(item.get("asks"), "asks")
     best_bid = max(bids, default=None)
     best_ask = min(asks, default=None)
-    return Quote(
-        source=SOURCE,
-        instrument=symbol,
-        bid=best_bid[0] if best_bid else None,
-        bid_size=best_bid[1] if best_bid else None,
-        ask=best_ask[0] if best_ask else None,
-        ask_size=best_ask[1] if best_ask else None,
-        exchange_ts=ns_from_ms(item["ts"]) if item.get("ts") else None,
-        receive_ts=receive_ts,
-    )
+    exchange_ts = ns_from_ms(item["ts"]) if item.get("ts") else None
+    return top_quote(SOURCE, symbol, best_bid, best_ask, receive_ts, exchange_ts=exchange_ts)
 
 
 class OkxFeed(VenueStreamFeed):

@@ -50,6 +50,7 @@ from tradehall.marketdata.models import (
     MarketStatusUpdate,
     Quote,
     TradeTick,
+    top_quote,
 )
 from tradehall.marketdata.parsing import ErrorKind, FeedError, dec, loads, mapping, ns_from_ms, opt_dec
 
@@ -282,17 +283,7 @@ class TokenBook:
     def top(self, receive_ts: int, exchange_ts: int | None = None) -> Quote:
         bid = self.bids.best()
         ask = self.asks.best()
-        return Quote(
-            source=SOURCE,
-            instrument=self.token,
-            bid=bid[0] if bid else None,
-            bid_size=bid[1] if bid else None,
-            ask=ask[0] if ask else None,
-            ask_size=ask[1] if ask else None,
-            last=self.last,
-            exchange_ts=exchange_ts,
-            receive_ts=receive_ts,
-        )
+        return top_quote(SOURCE, self.token, bid, ask, receive_ts, last=self.last, exchange_ts=exchange_ts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from tradehall.marketdata import metrics
 from tradehall.marketdata.book import SequencedBook
 from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import Feed, NsClock, Sink, cancel_and_wait, poll_until, sleep_or_stop
-from tradehall.marketdata.models import BookSnapshot, Quote
+from tradehall.marketdata.models import BookSnapshot, Quote, top_quote
 from tradehall.marketdata.parsing import ErrorKind, FeedError
 
 log = structlog.get_logger(__name__)
@@ -110,16 +110,14 @@ class VenueStreamFeed(Feed):
     def book_quote(self, book: SequencedBook, receive_ts: int) -> Quote:
         best_bid, best_ask = book.top_levels()
         ticker = self.last.get(book.symbol)
-        return Quote(
-            source=self.source,
-            instrument=book.symbol,
-            bid=best_bid[0] if best_bid else None,
-            bid_size=best_bid[1] if best_bid else None,
-            ask=best_ask[0] if best_ask else None,
-            ask_size=best_ask[1] if best_ask else None,
+        return top_quote(
+            self.source,
+            book.symbol,
+            best_bid,
+            best_ask,
+            receive_ts,
             last=ticker.last if ticker is not None else None,
             exchange_ts=book.exchange_ts,
-            receive_ts=receive_ts,
             volume_24h=ticker.volume_24h if ticker is not None else None,
         )
 
