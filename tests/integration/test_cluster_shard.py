@@ -99,6 +99,23 @@ async def start_replica(
     return replica
 
 
+async def start_leader(
+    replicas: list[ShardReplica], prefix: str, replica_id: str, **options: Any
+) -> ShardReplica:
+    """`start_replica`, once it has taken the lead."""
+    replica = await start_replica(replicas, prefix, replica_id, **options)
+    await replica.wait_for_role(LEADER, 10)
+    return replica
+
+
+async def set_up_shard(nc: Any, names: ShardNames) -> ShardClient:
+    """A client of the shard, once the markets and accounts of `setup_commands` are in its log."""
+    client = ShardClient(nc, names)
+    for command in setup_commands():
+        await client.submit(command)
+    return client
+
+
 async def crash(replica: ShardReplica) -> None:
     """What SIGKILL leaves: no renewal, no release, the connection gone."""
     await replica._halt_control()
@@ -215,8 +232,7 @@ async def test_a_released_lease_is_taken_at_once(nc: Any, prefix: str) -> None:
 async def test_the_leader_acknowledges_after_the_stream_stored_the_batch_and_the_engine_applied_it(
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
-    leader = await start_replica(replicas, prefix, "a")
-    await leader.wait_for_role(LEADER, 10)
+    leader = await start_leader(replicas, prefix, "a")
     client = ShardClient(nc, leader.names)
     results = [await client.submit(command) for command in setup_commands()]
     placed = await asyncio.gather(*(client.submit(order(i)) for i in range(50)))
@@ -234,8 +250,7 @@ async def test_the_leader_acknowledges_after_the_stream_stored_the_batch_and_the
 async def test_an_undecodable_request_is_answered_with_invalid_request_and_changes_nothing(
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
-    leader = await start_replica(replicas, prefix, "a")
-    await leader.wait_for_role(LEADER, 10)
+    leader = await start_leader(replicas, prefix, "a")
     answer = await nc.request(leader.names.command_subject, b"not a command", timeout=5)
     reply = reply_decoder.decode(answer.data)
     assert (reply.code, reply.seq) == ("invalid_request", 0)
@@ -245,12 +260,9 @@ async def test_an_undecodable_request_is_answered_with_invalid_request_and_chang
 async def test_a_standby_applies_the_stream_hot_and_holds_the_same_state(
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
-    leader = await start_replica(replicas, prefix, "a")
-    await leader.wait_for_role(LEADER, 10)
+    leader = await start_leader(replicas, prefix, "a")
     standby = await start_replica(replicas, prefix, "b")
-    client = ShardClient(nc, leader.names)
-    for command in setup_commands():
-        await client.submit(command)
+    client = await set_up_shard(nc, leader.names)
     await asyncio.gather(*(client.submit(order(i, "alice" if i % 2 else "bob")) for i in range(60)))
     assert standby.role == STANDBY
     await until(lambda: standby.state is not None and standby.state.applied_seq == 65)
@@ -278,18 +290,14 @@ async def test_a_new_leader_puts_its_engine_in_the_shards_id_range_before_servin
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
     base = 3 << 40
-    leader = await start_replica(replicas, prefix, "a", id_base=base)
-    await leader.wait_for_role(LEADER, 10)
-    client = ShardClient(nc, leader.names)
-    for command in setup_commands():
-        await client.submit(command)
+    leader = await start_leader(replicas, prefix, "a", id_base=base)
+    client = await set_up_shard(nc, leader.names)
     accepted = (await client.submit(order(1))).events[0]
     assert isinstance(accepted, OrderAccepted) and accepted.order_id == base + 1
     records = await stream_records(nc, leader.names)
     assert records[0].command == c.Configure(ts=records[0].ts, id_base=base)
     await leader.stop()  # a graceful hand-over: the next leader's engine is in the range already
-    again = await start_replica(replicas, prefix, "b", id_base=base)
-    await again.wait_for_role(LEADER, 10)
+    await start_leader(replicas, prefix, "b", id_base=base)
     await client.submit(order(2))
     assert [type(r.command).__name__ for r in await stream_records(nc, leader.names)].count("Configure") == 1
 
@@ -307,12 +315,9 @@ def test_a_comma_separated_nats_address_is_each_server_of_the_cluster() -> None:
 async def test_when_the_lease_lapses_the_standby_takes_over_from_the_last_stored_command(
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
-    leader = await start_replica(replicas, prefix, "a")
-    await leader.wait_for_role(LEADER, 10)
+    leader = await start_leader(replicas, prefix, "a")
     standby = await start_replica(replicas, prefix, "b")
-    client = ShardClient(nc, leader.names)
-    for command in setup_commands():
-        await client.submit(command)
+    client = await set_up_shard(nc, leader.names)
     acknowledged = await asyncio.gather(*(client.submit(order(i)) for i in range(40)))
     await crash(leader)
     await standby.wait_for_role(LEADER, 10)
@@ -341,13 +346,10 @@ async def test_an_old_leader_whose_lease_was_taken_cannot_append(
     replicas.append(old)
     await old.start()
     await old.wait_for_role(LEADER, 10)
-    client = ShardClient(nc, old.names)
-    for command in setup_commands():
-        await client.submit(command)
+    client = await set_up_shard(nc, old.names)
     # it neither renews nor notices; its runner still takes commands
     await old._halt_control()
-    new = await start_replica(replicas, prefix, "b")
-    await new.wait_for_role(LEADER, 10)
+    new = await start_leader(replicas, prefix, "b")
     shard_log = ShardLog(nc.jetstream(), old.names)
     before = await shard_log.last_seq()
     assert old.runner is not None and old.runner.accepting
@@ -365,11 +367,8 @@ async def test_an_old_leader_whose_lease_was_taken_cannot_append(
 async def test_a_leader_that_cannot_renew_steps_down_and_follows_again(
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
-    leader = await start_replica(replicas, prefix, "a")
-    await leader.wait_for_role(LEADER, 10)
-    client = ShardClient(nc, leader.names)
-    for command in setup_commands():
-        await client.submit(command)
+    leader = await start_leader(replicas, prefix, "a")
+    client = await set_up_shard(nc, leader.names)
     # someone else writes the key (an operator, a partitioned peer that won): the next renewal fails
     kv = await nc.jetstream().key_value(leader.names.lease_bucket)
     await kv.put("A", b'{"holder":"intruder","acquired_ns":0,"renewed_ns":0,"ttl_seconds":1.0}')
@@ -385,11 +384,8 @@ async def test_a_leader_that_cannot_renew_steps_down_and_follows_again(
 async def test_a_new_replica_starts_from_the_snapshot_and_the_tail(
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
-    leader = await start_replica(replicas, prefix, "a", snapshot_every_commands=10)
-    await leader.wait_for_role(LEADER, 10)
-    client = ShardClient(nc, leader.names)
-    for command in setup_commands():
-        await client.submit(command)
+    leader = await start_leader(replicas, prefix, "a", snapshot_every_commands=10)
+    client = await set_up_shard(nc, leader.names)
     for i in range(20):
         await client.submit(order(i))
     snapshots = ShardSnapshots(nc.jetstream(), leader.names)
@@ -422,12 +418,9 @@ async def test_a_new_replica_starts_from_the_snapshot_and_the_tail(
 async def test_retrying_the_same_client_order_id_after_a_takeover_gives_the_original_order(
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
-    leader = await start_replica(replicas, prefix, "a")
-    await leader.wait_for_role(LEADER, 10)
+    leader = await start_leader(replicas, prefix, "a")
     standby = await start_replica(replicas, prefix, "b")
-    client = ShardClient(nc, leader.names)
-    for command in setup_commands():
-        await client.submit(command)
+    client = await set_up_shard(nc, leader.names)
     first = await client.submit(order(7, coid="the-one"))
     accepted = first.events[0]
     assert isinstance(accepted, OrderAccepted)
@@ -474,9 +467,7 @@ async def test_a_leader_past_its_lease_deadline_stops_acknowledging_before_its_l
     replicas.append(leader)
     await leader.start()
     await leader.wait_for_role(LEADER, 10)
-    client = ShardClient(nc, leader.names)
-    for command in setup_commands():
-        await client.submit(command)
+    client = await set_up_shard(nc, leader.names)
     shard_log = ShardLog(nc.jetstream(), leader.names)
     before = await shard_log.last_seq()
     runner = leader.runner
@@ -514,11 +505,8 @@ async def test_a_replica_whose_engine_does_not_reproduce_the_logged_events_never
 async def test_a_delivery_from_a_follow_subscription_the_replica_left_is_never_applied(
     nc: Any, prefix: str, replicas: list[ShardReplica]
 ) -> None:
-    leader = await start_replica(replicas, prefix, "a")
-    await leader.wait_for_role(LEADER, 10)
-    client = ShardClient(nc, leader.names)
-    for command in setup_commands():
-        await client.submit(command)
+    leader = await start_leader(replicas, prefix, "a")
+    client = await set_up_shard(nc, leader.names)
     state = leader.state
     assert state is not None and state.applied_seq == 5
     # its own next append, as the standby's subscription (generation 1) would have delivered it late
