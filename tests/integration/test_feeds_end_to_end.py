@@ -27,7 +27,7 @@ from tradehall.marketdata.breaker import Backoff
 from tradehall.marketdata.cache import RedisQuoteCache
 from tradehall.marketdata.kalshi import KalshiFeed
 from tradehall.marketdata.models import Quote
-from tradehall.marketdata.router import InstrumentRef, MarketRoute, Router, SettlementMode
+from tradehall.marketdata.router import InstrumentRef, MarketRoute, Router, SettlementMode, Submit
 
 D = Decimal
 
@@ -49,6 +49,29 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def engine_with_market(spec: MarketSpec) -> Engine:
+    """A new engine with the one market the test feeds."""
+    engine = Engine()
+    engine.apply(commands.CreateMarket(spec=spec))
+    return engine
+
+
+def binance_feed(
+    ws: FakeWsServer, rest: FakeHttpServer, http: httpx.AsyncClient, submit: Submit
+) -> BinanceFeed:
+    """The feed of the fake Binance's book tickers, BTCUSDT routed to the market BTC-USDT."""
+    router = Router([MarketRoute("BTC-USDT", (InstrumentRef("binance", "btcusdt"),))], submit)
+    return BinanceFeed(
+        ["btcusdt"],
+        router,
+        http,
+        ws_root=ws.url,
+        rest_root=rest.url,
+        streams=("bookTicker",),
+        backoff=Backoff(base=0.1, cap=0.2, rng=random.Random(2)),
+    )
+
+
 def ticker(bid: str, ask: str, bid_qty: str = "1.5", ask_qty: str = "2") -> dict[str, object]:
     return {
         "stream": "btcusdt@bookTicker",
@@ -59,16 +82,7 @@ def ticker(bid: str, ask: str, bid_qty: str = "1.5", ask_qty: str = "2") -> dict
 async def test_binance_stream_to_quote_commands_with_exact_prices(binance, http) -> None:  # type: ignore[no-untyped-def]
     ws, rest = binance
     submitted: list[commands.AnyCommand] = []
-    router = Router([MarketRoute("BTC-USDT", (InstrumentRef("binance", "btcusdt"),))], submitted.append)
-    feed = BinanceFeed(
-        ["btcusdt"],
-        router,
-        http,
-        ws_root=ws.url,
-        rest_root=rest.url,
-        streams=("bookTicker",),
-        backoff=Backoff(base=0.1, cap=0.2, rng=random.Random(2)),
-    )
+    feed = binance_feed(ws, rest, http, submitted.append)
     feed.start()
     await ws.wait_connected()
     await ws.push(ticker("67000.10000000", "67000.20000000"))
@@ -88,33 +102,18 @@ async def test_binance_stream_to_quote_commands_with_exact_prices(binance, http)
 
 async def test_binance_quotes_mark_the_engine_market(binance, http) -> None:  # type: ignore[no-untyped-def]
     ws, rest = binance
-    engine = Engine()
-    engine.apply(
-        commands.CreateMarket(
-            spec=MarketSpec(
-                symbol="BTC-USDT",
-                kind=MarketKind.SPOT,
-                base="BTC",
-                quote="USDT",
-                tick_size=D("0.01"),
-                lot_size=D("0.0001"),
-            )
+    engine = engine_with_market(
+        MarketSpec(
+            symbol="BTC-USDT",
+            kind=MarketKind.SPOT,
+            base="BTC",
+            quote="USDT",
+            tick_size=D("0.01"),
+            lot_size=D("0.0001"),
         )
     )
     events: list[AnyEvent] = []
-    router = Router(
-        [MarketRoute("BTC-USDT", (InstrumentRef("binance", "btcusdt"),))],
-        lambda command: events.extend(engine.apply(command)),
-    )
-    feed = BinanceFeed(
-        ["btcusdt"],
-        router,
-        http,
-        ws_root=ws.url,
-        rest_root=rest.url,
-        streams=("bookTicker",),
-        backoff=Backoff(base=0.1, cap=0.2, rng=random.Random(2)),
-    )
+    feed = binance_feed(ws, rest, http, lambda command: events.extend(engine.apply(command)))
     feed.start()
     await ws.wait_connected()
     await ws.push(ticker("67000.10000000", "67000.20000000"))
@@ -138,17 +137,14 @@ async def test_kalshi_book_marks_and_settles_an_engine_binary_market(http) -> No
     await ws.start()
     await rest.start()
     kalshi = FakeKalshi(rest, ws, "FED-23DEC-T3.00")
-    engine = Engine()
-    engine.apply(
-        commands.CreateMarket(
-            spec=MarketSpec(
-                symbol="FED-YES",
-                kind=MarketKind.BINARY,
-                base="FED-YES",
-                quote="USD",
-                tick_size=D("0.01"),
-                lot_size=D("1"),
-            )
+    engine = engine_with_market(
+        MarketSpec(
+            symbol="FED-YES",
+            kind=MarketKind.BINARY,
+            base="FED-YES",
+            quote="USD",
+            tick_size=D("0.01"),
+            lot_size=D("1"),
         )
     )
     events: list[AnyEvent] = []
@@ -230,7 +226,6 @@ async def eventually_async_missing(client: redis_asyncio.Redis, key: str) -> Non
 
 async def test_fake_feed_to_engine_paper_fill_at_the_quoted_price(binance, http) -> None:  # type: ignore[no-untyped-def]
     ws, rest = binance
-    engine = Engine()
     spec = MarketSpec(
         symbol="BTC-USDT",
         kind=MarketKind.SPOT,
@@ -241,19 +236,10 @@ async def test_fake_feed_to_engine_paper_fill_at_the_quoted_price(binance, http)
         venue=Venue.QUOTE,
         slippage=D("0"),
     )
-    engine.apply(commands.CreateMarket(spec=spec))
+    engine = engine_with_market(spec)
     engine.apply(commands.OpenAccount(account_id="trader", owner="u", currency="USDT"))
     engine.apply(commands.Deposit(account_id="trader", amount=D("100000"), currency="USDT"))
-    router = Router([MarketRoute("BTC-USDT", (InstrumentRef("binance", "btcusdt"),))], engine.apply)
-    feed = BinanceFeed(
-        ["btcusdt"],
-        router,
-        http,
-        ws_root=ws.url,
-        rest_root=rest.url,
-        streams=("bookTicker",),
-        backoff=Backoff(base=0.1, cap=0.2, rng=random.Random(2)),
-    )
+    feed = binance_feed(ws, rest, http, engine.apply)
     feed.start()
     try:
         await ws.wait_connected()
