@@ -18,7 +18,6 @@ Usage: python load_child.py NATS_URLS PREFIX SHARD SEED CLIENTS
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
@@ -27,15 +26,15 @@ import signal
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 import structlog
 
-from tradehall.domain.commands import AnyCommand, CreateMarket, Deposit, OpenAccount, PlaceOrder
-from tradehall.domain.enums import MarketKind, OrderSide
+from tradehall.domain.commands import PlaceOrder
+from tradehall.domain.enums import OrderSide
 from tradehall.domain.errors import TradehallError
-from tradehall.domain.events import AnyEvent, OrderAccepted
-from tradehall.domain.market import MarketSpec
+from tradehall.domain.events import OrderAccepted
 from tradehall.service.cluster.client import ShardClient
 from tradehall.service.cluster.connection import connect
 from tradehall.service.cluster.names import ShardNames
@@ -43,24 +42,9 @@ from tradehall.service.cluster.routing import ClusterUnavailableError, ShardRout
 from tradehall.service.cluster.shards import ShardMap
 from tradehall.service.runner import RunnerError
 
-ACCOUNTS = ["alice", "bob", "carol", "dave"]
-
-
-def events_digest(events: tuple[AnyEvent, ...]) -> str:
-    return hashlib.sha256(msgspec.msgpack.encode(events)).hexdigest()
-
-
-def setup_commands() -> list[AnyCommand]:
-    spec = MarketSpec(symbol="BTC-USD", kind=MarketKind.SPOT, base="BTC", quote="USD",
-                      tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"))
-    stream: list[AnyCommand] = [CreateMarket(spec=spec, correlation_id="setup-market")]
-    for account in ACCOUNTS:
-        stream.append(OpenAccount(account_id=account, owner=account, correlation_id=f"setup-open-{account}"))
-        stream.append(Deposit(account_id=account, amount=Decimal("1000000"),
-                              correlation_id=f"setup-usd-{account}"))
-        stream.append(Deposit(account_id=account, amount=Decimal("100"), currency="BTC",
-                              correlation_id=f"setup-btc-{account}"))
-    return stream
+# the crash-recovery child's accounts, set-up and event digests (one load set-up for both children)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.e2e.crash_runner_child import ACCOUNTS, events_digest, setup_commands
 
 
 def out(line: dict[str, object]) -> None:
