@@ -42,9 +42,8 @@ from typing import Any
 import nats
 import structlog
 
-from tradehall.domain.commands import AnyCommand, CreateMarket, Deposit, OpenAccount, PlaceOrder
-from tradehall.domain.enums import MarketKind, OrderSide
-from tradehall.domain.market import MarketSpec
+from tradehall.domain.commands import AnyCommand, PlaceOrder
+from tradehall.domain.enums import OrderSide
 from tradehall.engine import Engine
 from tradehall.journal import EngineFactory
 from tradehall.service.cluster.client import ShardClient, ShardUnavailableError
@@ -53,8 +52,10 @@ from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.status import gather_status
 from tradehall.service.runner import CommandResult, EngineRunner, RunnerConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from durability_bench import ACCOUNTS, setup_commands  # the same market and accounts
+
 BENCH = "cluster"
-ACCOUNTS = ("mm-1", "mm-2", "mm-3", "mm-4")
 FACTORY = EngineFactory(Engine, Engine.restore)
 results: list[dict[str, Any]] = []
 
@@ -67,19 +68,6 @@ def record(workload: str, metric: str, value: float, unit: str, note: str = "") 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-
-
-def setup_commands() -> list[AnyCommand]:
-    spec = MarketSpec(symbol="BTC-USD", kind=MarketKind.SPOT, base="BTC", quote="USD",
-                      tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"))
-    stream: list[AnyCommand] = [CreateMarket(spec=spec)]
-    for account in ACCOUNTS:
-        stream += [
-            OpenAccount(account_id=account, owner=account),
-            Deposit(account_id=account, amount=Decimal("1000000000")),
-            Deposit(account_id=account, amount=Decimal("10000000"), currency="BTC"),
-        ]
-    return stream
 
 
 def placement(n: int) -> PlaceOrder:
