@@ -31,7 +31,8 @@ from tradehall.domain.market import MarketSpec
 from tradehall.engine import Engine, views
 from tradehall.engine.views import AccountView, BookView, MarketView
 from tradehall.journal.records import JournalRecord
-from tradehall.service.cluster.routing import ClusterGateway, ClusterUnavailableError
+from tradehall.service.cluster.cached import SharedResult
+from tradehall.service.cluster.routing import READY_CACHE_SECONDS, ClusterGateway, ClusterUnavailableError
 from tradehall.service.runner import CommandResult, RunnerError
 from tradehall.service.settings import Settings
 from tradehall.service.transport import EngineUnavailableError
@@ -119,6 +120,14 @@ class Gateway:
         self.cluster: ClusterGateway | None = None
         """Set when this gateway fronts a cluster (docs/cluster.md, "Shards and routing"): commands go to
         their shard's leader, reads to that shard's replica; None: this process's engine."""
+        self.store_check: SharedResult[bool] = SharedResult(self._check_store, READY_CACHE_SECONDS)
+        """`/ready`'s read-model store check (a `SELECT 1` and the projector's cursor): public, so one
+        round answers every request for a second and concurrent requests share it (as the shards' checks)."""
+
+    async def _check_store(self) -> bool:
+        reachable = await self.service.store_reachable()
+        await self.service.refresh_projected()
+        return reachable
 
     async def load_volumes(self) -> None:
         """The last 24 hours of trades from the read models into `volumes` (at start, after

@@ -39,14 +39,14 @@ async def health() -> Response:
     description="200 `ready` when the engine, journal, read-model store, bus and feeds are all well, "
     "else 503 `not_ready`; `checks` shows each one, and `monitor` the alerts' health (HEALTHY, DEGRADED, "
     "CRITICAL) and the alerts firing. A cluster gateway adds `checks.shards`: per shard whether a leader "
-    "holds its lease and this gateway's replica of it follows its stream (503 when one does not). Public.",
+    "holds its lease and this gateway's replica of it follows its stream (503 when one does not). Public: "
+    "the store's and the shards' checks run at most once a second, shared by every request.",
 )
 async def ready(gateway: GatewayDep, request: Request) -> Response:
     service = gateway.service
     engine_ok = service.runner_alive()
     journal_ok = service.journal_writable()
-    store_ok = await service.store_reachable()
-    await service.refresh_projected()
+    store_ok = await gateway.store_check.get()  # at most one round a second, shared (a public endpoint)
     lag = service.projection_lag
     PROJECTION_LAG.set(lag)
     projection_ok = service.projection_failed is None and lag <= MAX_READY_LAG

@@ -30,7 +30,7 @@ class SharedResult(Generic[T]):
     ) -> None:
         self._compute = compute
         self.ttl = ttl
-        self._monotonic = monotonic
+        self.monotonic = monotonic
         self._value: tuple[T] | None = None
         self._fresh_until = 0.0
         self._round: asyncio.Future[T] | None = None
@@ -38,7 +38,7 @@ class SharedResult(Generic[T]):
         """Rounds started (tests and metrics read it)."""
 
     async def get(self) -> T:
-        if self._value is not None and self._monotonic() < self._fresh_until:
+        if self._value is not None and self.monotonic() < self._fresh_until:
             return self._value[0]
         if self._round is None:
             self.rounds += 1
@@ -51,7 +51,7 @@ class SharedResult(Generic[T]):
         try:
             value = await self._compute()
             self._value = (value,)
-            self._fresh_until = self._monotonic() + self.ttl
+            self._fresh_until = self.monotonic() + self.ttl
             return value
         finally:
             self._round = None
