@@ -54,8 +54,18 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 class _Endpoints:
     """Each endpoint of docs/reference.md once; `_send` is sync in `Client`, async in `AsyncClient`."""
 
+    def __init__(self, base_url: str, token: str | None, api_key: str | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._auth = _Auth(token, api_key)
+
     def _send(self, call: Call) -> Any:
         raise NotImplementedError
+
+    def _request_options(self, call: Call) -> dict[str, Any]:
+        """What `call` sends besides its method and path: its query, its JSON body and, where the
+        endpoint needs it, the credentials."""
+        headers = self._auth.headers() if call.auth else {}
+        return {"params": call.params, "json": call.body, "headers": headers}
 
     # auth
     def register(self, username: str, password: str) -> Any:
@@ -575,16 +585,11 @@ class Client(_Endpoints):
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._auth = _Auth(token, api_key)
+        super().__init__(base_url, token, api_key)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def _send(self, call: Call) -> Any:
-        headers = self._auth.headers() if call.auth else {}
-        response = self._http.request(
-            call.method, call.path, params=call.params, json=call.body, headers=headers
-        )
-        return _decode(response)
+        return _decode(self._http.request(call.method, call.path, **self._request_options(call)))
 
     def login(self, username: str, password: str) -> Self:
         self._auth.token = self.token(username, password)["access_token"]
@@ -620,16 +625,11 @@ class AsyncClient(_Endpoints):
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._auth = _Auth(token, api_key)
+        super().__init__(base_url, token, api_key)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
 
     async def _request(self, call: Call) -> Any:
-        headers = self._auth.headers() if call.auth else {}
-        response = await self._http.request(
-            call.method, call.path, params=call.params, json=call.body, headers=headers
-        )
-        return _decode(response)
+        return _decode(await self._http.request(call.method, call.path, **self._request_options(call)))
 
     def _send(self, call: Call) -> Any:
         return self._request(call)
