@@ -27,6 +27,7 @@ from tradehall.service.cluster.log import LogEntry, LogGapError, ShardLog, resto
 from tradehall.service.cluster.names import ShardNames
 from tradehall.service.cluster.replica import LEADER, STANDBY, ReplicaConfig, ShardReplica
 from tradehall.service.cluster.snapshots import ShardSnapshot, ShardSnapshots
+from tradehall.service.cluster.status import shard_overview
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
@@ -113,6 +114,9 @@ async def test_after_a_snapshot_the_stream_keeps_only_the_tail_and_a_new_replica
     first = await trimmed_to_latest_snapshot(shard_log, snapshots, 40)
     assert first > 1 and await shard_log.read(first - 1) is None and await shard_log.read(first) is not None
     assert await shard_log.last_seq() == leader.state.stream_seq  # a purge never moves the end (fencing)
+    overview = await shard_overview(nc.jetstream(), leader.names)  # what `tradehall cluster status` shows
+    assert (overview.stream_first_seq, overview.stream_last_seq) == (first, leader.state.stream_seq)
+    assert overview.stream_messages == leader.state.stream_seq - first + 1
 
     # nothing before the snapshot is left: only the snapshot and the tail rebuild the state
     with pytest.raises(LogGapError):

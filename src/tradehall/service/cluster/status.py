@@ -54,14 +54,17 @@ class ShardOverview:
     lease_age_seconds: float
     lease_since_renewal_seconds: float
     lease_ttl_seconds: float
+    stream_first_seq: int = 0
+    """The oldest message the stream still holds (above 1 once the leader trimmed it behind a snapshot)."""
 
 
 async def shard_overview(js: Any, names: ShardNames) -> ShardOverview:
     """The stream's size and end, and the lease's holder and age (0s and "" where absent)."""
-    last = messages = size = 0
+    first = last = messages = size = 0
     with contextlib.suppress(nats.js.errors.NotFoundError):
         info = await js.stream_info(names.stream)
         last, messages, size = int(info.state.last_seq), int(info.state.messages), int(info.state.bytes)
+        first = int(info.state.first_seq)
     holder, revision, age, since, ttl = "", 0, 0.0, 0.0, 0.0
     with contextlib.suppress(nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
         kv = await js.key_value(names.lease_bucket)
@@ -71,4 +74,4 @@ async def shard_overview(js: Any, names: ShardNames) -> ShardOverview:
             holder, revision, ttl = view.holder, view.revision, view.ttl_seconds
             age = max(0.0, (now - view.acquired_ns) / 1e9)
             since = max(0.0, (now - view.renewed_ns) / 1e9)
-    return ShardOverview(names.shard, last, messages, size, holder, revision, age, since, ttl)
+    return ShardOverview(names.shard, last, messages, size, holder, revision, age, since, ttl, first)
