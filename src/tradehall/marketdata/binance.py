@@ -13,12 +13,11 @@ polling runs only while the stream is down, in the same task, so the two never o
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 import msgspec
@@ -28,8 +27,7 @@ from websockets.exceptions import WebSocketException
 
 from tradehall.marketdata import binance_streams
 from tradehall.marketdata.book import LevelBook
-from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import Feed, NsClock, Sink, get_json, poll_until
+from tradehall.marketdata.feed import ExchangeOptions, Feed, Sink, get_json, poll_until
 from tradehall.marketdata.models import BookDelta, BookSide, BookSnapshot, Level, Quote, TradeTick, top_quote
 from tradehall.marketdata.parsing import NS_PER_MS, ErrorKind, FeedError, dec, loads, mapping, ns_from_ms
 
@@ -308,14 +306,10 @@ class BinanceFeed(Feed):
         stale_after: float = 30.0,
         emit_deltas: bool = False,
         refetch_delay: float = 0.25,
-        backoff: Backoff | None = None,
-        breaker: CircuitBreaker | None = None,
-        rest_breaker: CircuitBreaker | None = None,
-        clock: Clock = time.monotonic,
-        clock_ns: NsClock = time.time_ns,
         name: str = SOURCE,
+        **options: Unpack[ExchangeOptions],
     ) -> None:
-        super().__init__(name, sink, breaker=breaker, clock=clock, clock_ns=clock_ns)
+        super().__init__(name, sink, **options)
         self.sources = frozenset({SOURCE})
         self.symbols = [symbol.lower() for symbol in symbols]
         self.http = http
@@ -326,8 +320,6 @@ class BinanceFeed(Feed):
         self.poll_interval = poll_interval
         self.stale_after = stale_after
         self.emit_deltas = emit_deltas
-        self.backoff = backoff or Backoff()
-        self.rest_breaker = rest_breaker or CircuitBreaker(f"{name}_rest", clock=clock)
         self.books = {symbol: DepthBook(symbol) for symbol in self.symbols}
         self.resyncs = 0
         self.refetches = 0

@@ -19,16 +19,14 @@ here; spot: snapshots without a book) give `lastPrice`, `bid1Price`/`bid1Size`/`
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import httpx
 import orjson
 
-from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import NsClock, Sink, get_json
+from tradehall.marketdata.feed import ExchangeOptions, Sink, get_json
 from tradehall.marketdata.models import Level, Quote, TradeTick, top_quote
 from tradehall.marketdata.parsing import (
     ErrorKind,
@@ -141,12 +139,8 @@ class BybitFeed(VenueStreamFeed):
         poll_interval: float = 1.0,
         stale_after: float = 60.0,
         ping_interval: float = 20.0,
-        backoff: Backoff | None = None,
-        breaker: CircuitBreaker | None = None,
-        rest_breaker: CircuitBreaker | None = None,
-        clock: Clock = time.monotonic,
-        clock_ns: NsClock = time.time_ns,
         name: str = SOURCE,
+        **options: Unpack[ExchangeOptions],
     ) -> None:
         super().__init__(
             name,
@@ -159,11 +153,7 @@ class BybitFeed(VenueStreamFeed):
             poll_interval=poll_interval,
             stale_after=stale_after,
             ping_interval=ping_interval,
-            backoff=backoff,
-            breaker=breaker,
-            rest_breaker=rest_breaker,
-            clock=clock,
-            clock_ns=clock_ns,
+            **options,
         )
         self.category = category
         self.depth = check_depth(category, depth)

@@ -18,16 +18,14 @@ connection open and are counted as ignored, like `subscriptions` acks; `{"type":
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 import orjson
 
-from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import NsClock, Sink, get_json
+from tradehall.marketdata.feed import ExchangeOptions, Sink, get_json
 from tradehall.marketdata.models import Level, Quote, TradeTick, top_quote
 from tradehall.marketdata.parsing import (
     NS_PER_S,
@@ -139,12 +137,8 @@ class CoinbaseFeed(VenueStreamFeed):
         rest_root: str = REST_ROOT,
         poll_interval: float = 1.0,
         stale_after: float = 30.0,
-        backoff: Backoff | None = None,
-        breaker: CircuitBreaker | None = None,
-        rest_breaker: CircuitBreaker | None = None,
-        clock: Clock = time.monotonic,
-        clock_ns: NsClock = time.time_ns,
         name: str = SOURCE,
+        **options: Unpack[ExchangeOptions],
     ) -> None:
         super().__init__(
             name,
@@ -157,11 +151,7 @@ class CoinbaseFeed(VenueStreamFeed):
             poll_interval=poll_interval,
             stale_after=stale_after,
             ping_interval=3600.0,
-            backoff=backoff,
-            breaker=breaker,
-            rest_breaker=rest_breaker,
-            clock=clock,
-            clock_ns=clock_ns,
+            **options,
         )
         self.last_sequence: int | None = None
         self.sequence_gaps = 0

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import httpx
 import structlog
@@ -23,6 +23,17 @@ T = TypeVar("T")
 NsClock = Callable[[], int]
 
 
+class ExchangeOptions(TypedDict, total=False):
+    """What every exchange feed takes besides its venue's own settings, handed on to `Feed`: the
+    reconnect backoff, the stream's and the REST side's circuit breakers, the clocks."""
+
+    backoff: Backoff | None
+    breaker: CircuitBreaker | None
+    rest_breaker: CircuitBreaker | None
+    clock: Clock
+    clock_ns: NsClock
+
+
 class Feed:
     """Base of the feeds. Subclasses implement `run()`; `start()`/`stop()` manage its task."""
 
@@ -31,7 +42,9 @@ class Feed:
         name: str,
         sink: Sink,
         *,
+        backoff: Backoff | None = None,
         breaker: CircuitBreaker | None = None,
+        rest_breaker: CircuitBreaker | None = None,
         clock: Clock = time.monotonic,
         clock_ns: NsClock = time.time_ns,
     ) -> None:
@@ -40,6 +53,10 @@ class Feed:
         self.clock = clock
         self.clock_ns = clock_ns
         self.breaker = breaker or CircuitBreaker(name, clock=clock, on_change=metrics.set_circuit)
+        self.backoff = backoff or Backoff()
+        """Reconnect delays: an exchange feed's (the computed feeds never reconnect)."""
+        self.rest_breaker = rest_breaker or CircuitBreaker(f"{name}_rest", clock=clock)
+        """An exchange's REST side (snapshots, polling while the stream is down)."""
         self.connected = False
         self.mode = "stopped"
         self.messages = 0

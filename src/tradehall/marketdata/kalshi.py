@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 import orjson
@@ -32,10 +31,9 @@ from websockets.exceptions import WebSocketException
 
 from tradehall.marketdata import metrics
 from tradehall.marketdata.book import LevelBook
-from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import (
+    ExchangeOptions,
     Feed,
-    NsClock,
     Sink,
     cancel_and_wait,
     get_json,
@@ -292,14 +290,10 @@ class KalshiFeed(Feed):
         poll_interval: float = 2.0,
         status_interval: float = 10.0,
         stale_after: float = 60.0,
-        backoff: Backoff | None = None,
-        breaker: CircuitBreaker | None = None,
-        rest_breaker: CircuitBreaker | None = None,
-        clock: Clock = time.monotonic,
-        clock_ns: NsClock = time.time_ns,
         name: str = SOURCE,
+        **options: Unpack[ExchangeOptions],
     ) -> None:
-        super().__init__(name, sink, breaker=breaker, clock=clock, clock_ns=clock_ns)
+        super().__init__(name, sink, **options)
         self.tickers = list(tickers)
         self.http = http
         self.ws_url = ws_url
@@ -308,8 +302,6 @@ class KalshiFeed(Feed):
         self.poll_interval = poll_interval
         self.status_interval = status_interval
         self.stale_after = stale_after
-        self.backoff = backoff or Backoff()
-        self.rest_breaker = rest_breaker or CircuitBreaker(f"{name}_rest", clock=clock)
         self.books = {ticker: KalshiBook(ticker) for ticker in self.tickers}
         self.states: dict[str, MarketState] = {}
         self.resubscribes = 0

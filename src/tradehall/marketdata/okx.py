@@ -19,18 +19,16 @@ the text `ping` the feed sends when it has been quiet (OKX closes a connection s
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 import orjson
 import structlog
 
 from tradehall.marketdata.book import SequencedBook
-from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import NsClock, Sink, get_json
+from tradehall.marketdata.feed import ExchangeOptions, Sink, get_json
 from tradehall.marketdata.models import Level, Quote, TradeTick, top_quote
 from tradehall.marketdata.parsing import (
     ErrorKind,
@@ -157,12 +155,8 @@ class OkxFeed(VenueStreamFeed):
         poll_interval: float = 1.0,
         stale_after: float = 60.0,
         ping_interval: float = 20.0,
-        backoff: Backoff | None = None,
-        breaker: CircuitBreaker | None = None,
-        rest_breaker: CircuitBreaker | None = None,
-        clock: Clock = time.monotonic,
-        clock_ns: NsClock = time.time_ns,
         name: str = SOURCE,
+        **options: Unpack[ExchangeOptions],
     ) -> None:
         super().__init__(
             name,
@@ -175,11 +169,7 @@ class OkxFeed(VenueStreamFeed):
             poll_interval=poll_interval,
             stale_after=stale_after,
             ping_interval=ping_interval,
-            backoff=backoff,
-            breaker=breaker,
-            rest_breaker=rest_breaker,
-            clock=clock,
-            clock_ns=clock_ns,
+            **options,
         )
         self.channels = check_channels(channels)
         self.book_channel = next((c for c in self.channels if c in BOOK_CHANNELS), None)

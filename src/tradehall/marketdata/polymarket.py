@@ -18,12 +18,11 @@ ambiguous case: it is reported as VOID.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 import orjson
@@ -33,10 +32,9 @@ from websockets.exceptions import WebSocketException
 
 from tradehall.marketdata import metrics
 from tradehall.marketdata.book import LevelBook
-from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
 from tradehall.marketdata.feed import (
+    ExchangeOptions,
     Feed,
-    NsClock,
     Sink,
     cancel_and_wait,
     get_json,
@@ -309,17 +307,12 @@ class PolymarketFeed(Feed):
         stale_after: float = 60.0,
         keepalive_interval: float | None = 10.0,
         poll_interval: float = 2.0,
-        backoff: Backoff | None = None,
-        breaker: CircuitBreaker | None = None,
-        rest_breaker: CircuitBreaker | None = None,
-        clock: Clock = time.monotonic,
-        clock_ns: NsClock = time.time_ns,
         name: str = SOURCE,
+        **options: Unpack[ExchangeOptions],
     ) -> None:
-        super().__init__(name, sink, breaker=breaker, clock=clock, clock_ns=clock_ns)
+        super().__init__(name, sink, **options)
         self.keepalive_interval = keepalive_interval
         self.poll_interval = poll_interval
-        self.rest_breaker = rest_breaker or CircuitBreaker(f"{name}_rest", clock=clock)
         self.polls = 0
         self.markets = {ref.slug: ref for ref in markets}
         self.http = http
@@ -328,7 +321,6 @@ class PolymarketFeed(Feed):
         self.clob_root = clob_root.rstrip("/")
         self.status_interval = status_interval
         self.stale_after = stale_after
-        self.backoff = backoff or Backoff()
         self.books: dict[str, TokenBook] = {}
         self.states: dict[str, MarketState] = {}
         self._yes_of: dict[str, str] = {}

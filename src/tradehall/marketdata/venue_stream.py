@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from typing import Unpack
 
 import httpx
 import structlog
@@ -20,8 +21,14 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from tradehall.marketdata import metrics
 from tradehall.marketdata.book import SequencedBook
-from tradehall.marketdata.breaker import Backoff, CircuitBreaker, Clock
-from tradehall.marketdata.feed import Feed, NsClock, Sink, cancel_and_wait, poll_until, sleep_or_stop
+from tradehall.marketdata.feed import (
+    ExchangeOptions,
+    Feed,
+    Sink,
+    cancel_and_wait,
+    poll_until,
+    sleep_or_stop,
+)
 from tradehall.marketdata.models import BookSnapshot, Quote, top_quote
 from tradehall.marketdata.parsing import ErrorKind, FeedError
 
@@ -44,13 +51,9 @@ class VenueStreamFeed(Feed):
         poll_interval: float,
         stale_after: float,
         ping_interval: float,
-        backoff: Backoff | None,
-        breaker: CircuitBreaker | None,
-        rest_breaker: CircuitBreaker | None,
-        clock: Clock,
-        clock_ns: NsClock,
+        **options: Unpack[ExchangeOptions],
     ) -> None:
-        super().__init__(name, sink, breaker=breaker, clock=clock, clock_ns=clock_ns)
+        super().__init__(name, sink, **options)
         if not symbols:
             raise ValueError(f"{source}: name at least one instrument")
         self.source = source
@@ -62,8 +65,6 @@ class VenueStreamFeed(Feed):
         self.poll_interval = poll_interval
         self.stale_after = stale_after
         self.ping_interval = ping_interval
-        self.backoff = backoff or Backoff()
-        self.rest_breaker = rest_breaker or CircuitBreaker(f"{name}_rest", clock=clock)
         self.books = {symbol: SequencedBook(symbol) for symbol in self.symbols}
         self.last: dict[str, Quote] = {}
         """Per symbol, the latest ticker-derived values (last price, 24 h volume) the book quotes carry."""
