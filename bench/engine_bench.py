@@ -338,10 +338,9 @@ def measure_protected(count: int, gc_mode: str) -> None:
     emit("protected_30pct_mixed_70_25_5", "engine", "trailing_working_at_end", trailing, "orders")
 
 
-def measure_quote_marks(count: int, accounts: int, gc_mode: str) -> None:
-    """Issue 5's workload: a stream of quotes on 10 perp quote-venue markets while `accounts` assessment
-    accounts hold positions there (each quote must touch only the accounts whose mark interval it leaves),
-    with a market order every 100 quotes for the order latency."""
+def make_quote_marks(count: int, accounts: int) -> tuple[Engine, list[c.Command], list[c.Command]]:
+    """The engine of issue 5's workload with its `accounts` positions open, its `count` quotes and its
+    market orders (one per 100 quotes); shared with the instruction-count harness."""
     from tradehall.domain.enums import AccountKind, Venue
 
     markets = [f"PERP-{index}" for index in range(10)]
@@ -404,6 +403,14 @@ def measure_quote_marks(count: int, accounts: int, gc_mode: str) -> None:
                     type=OrderType.MARKET,
                 )
             )
+    return engine, quotes, orders
+
+
+def measure_quote_marks(count: int, accounts: int, gc_mode: str) -> None:
+    """Issue 5's workload: a stream of quotes on 10 perp quote-venue markets while `accounts` assessment
+    accounts hold positions there (each quote must touch only the accounts whose mark interval it leaves),
+    with a market order every 100 quotes for the order latency."""
+    engine, quotes, orders = make_quote_marks(count, accounts)
     gc.collect()
     if gc_mode == "freeze":
         gc.freeze()
