@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -24,10 +24,10 @@ from tradehall.engine.risk import AssessmentState, tier_day_index
 from tradehall.engine.settlement import Settlement
 from tradehall.engine.state import EngineState, enum_of
 
-NEW_MARKET_STATUSES = (MARKET_OPEN, MarketStatus.HALTED, MarketStatus.CLOSED)
-MAX_ID_BASE = 2**53 - 2**40
+NEW_MARKET_STATUSES: Final = (MARKET_OPEN, MarketStatus.HALTED, MarketStatus.CLOSED)
+MAX_ID_BASE: Final = 2**53 - 2**40
 """Ids stay below 2**53 (exact in JSON numbers) with 2**40 ids per shard."""
-_VENUE_NAME = re.compile(r"[A-Z0-9_]{1,16}")
+_VENUE_NAME: Final = re.compile(r"[A-Z0-9_]{1,16}")
 
 
 def amount_of(state: EngineState, account: Account, amount: object, currency: str | None) -> tuple[str, int]:

@@ -4,6 +4,8 @@ new terms and keeps waiting."""
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason
 from tradehall.domain.errors import Code, TradehallError, invalid_order
@@ -33,7 +35,7 @@ from tradehall.engine.lifecycle import replacement
 from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 
-AMENDED_TO_FILLED = CancelReason.AMENDED_TO_FILLED
+AMENDED_TO_FILLED: Final = CancelReason.AMENDED_TO_FILLED
 
 
 class Amend(OrderDesk):

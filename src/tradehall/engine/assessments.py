@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import AccountStatus, CancelReason
 from tradehall.domain.events import (
     AccountStatusChanged,
@@ -18,8 +20,8 @@ from tradehall.engine.limits import equity_of
 from tradehall.engine.risk import next_reset_ts
 from tradehall.engine.state import EngineState
 
-ASSESSMENT_ENDED = CancelReason.ASSESSMENT_ENDED
-FAILED = AccountStatus.FAILED
+ASSESSMENT_ENDED: Final = CancelReason.ASSESSMENT_ENDED
+FAILED: Final = AccountStatus.FAILED
 
 
 class Assessments:

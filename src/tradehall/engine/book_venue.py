@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import CancelReason, Side
 from tradehall.engine.book import Fill
 from tradehall.engine.constants import BUY, FOK, SPOT
@@ -10,8 +12,8 @@ from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.venue_base import Venue
 
-SELF_TRADE = CancelReason.SELF_TRADE
-FOK_UNFILLED = CancelReason.FOK_UNFILLED
+SELF_TRADE: Final = CancelReason.SELF_TRADE
+FOK_UNFILLED: Final = CancelReason.FOK_UNFILLED
 
 
 class BookVenue(Venue):

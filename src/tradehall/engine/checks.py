@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from typing import Final
 
 import msgspec
 
@@ -39,10 +40,10 @@ from tradehall.engine.orders import Order
 from tradehall.engine.risk import mark_of
 from tradehall.engine.state import EngineState
 
-NO = OrderSide.NO
+NO: Final = OrderSide.NO
 
 
-_NUMBERS: dict[Decimal, str] = {}
+_NUMBERS: Final[dict[Decimal, str]] = {}
 """Normalised text of the Decimals fingerprints have seen (prices and sizes repeat near a market)."""
 
 

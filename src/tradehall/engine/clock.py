@@ -4,6 +4,7 @@ queues, scheduled funding)."""
 from __future__ import annotations
 
 from heapq import heappop
+from typing import Final
 
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason, MarketStatus
@@ -19,9 +20,9 @@ from tradehall.engine.state import EngineState
 from tradehall.engine.stops import Stops
 from tradehall.engine.supervisor import Supervisor
 
-EXPIRED_REASON = CancelReason.EXPIRED
-HALTED = MarketStatus.HALTED
-CLOSED = MarketStatus.CLOSED
+EXPIRED_REASON: Final = CancelReason.EXPIRED
+HALTED: Final = MarketStatus.HALTED
+CLOSED: Final = MarketStatus.CLOSED
 
 
 class Clock:

@@ -8,6 +8,8 @@ trade (public trades and candles only ever show real matches).
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import CancelReason, FillOrigin, Side
 from tradehall.domain.events import PositionLiquidated, PositionTakenOver
 from tradehall.domain.fixedpoint import PPM, ceil_div
@@ -38,10 +40,10 @@ from tradehall.engine.stops import Stops
 from tradehall.engine.valuation import valuation_price
 from tradehall.engine.venues import slipped
 
-CLOSE_OUT_PROTECTION_PPM = 50_000
+CLOSE_OUT_PROTECTION_PPM: Final = 50_000
 """A close-out on a book trades no further than 5 % beyond the best opposite price when its market
 has no `price_protection` of its own; the rest is taken over by the insurance fund at the mark."""
-LIQUIDATION = CancelReason.LIQUIDATION
+LIQUIDATION: Final = CancelReason.LIQUIDATION
 
 
 class CloseOuts:

@@ -7,6 +7,8 @@ everywhere; these are the same objects under shorter, faster names.
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import (
     AccountKind,
     AccountStatus,
@@ -24,43 +26,43 @@ from tradehall.domain.enums import (
     Venue,
 )
 
-BUY = Side.BUY
-SELL = Side.SELL
-MARKET_ORDER = OrderType.MARKET
-LIMIT_ORDER = OrderType.LIMIT
-STOP_ORDER = OrderType.STOP
-STOP_LIMIT_ORDER = OrderType.STOP_LIMIT
-TRAILING_STOP_ORDER = OrderType.TRAILING_STOP
-GTC = TimeInForce.GTC
-IOC = TimeInForce.IOC
-FOK = TimeInForce.FOK
-DAY = TimeInForce.DAY
-GTD = TimeInForce.GTD
-OPEN = OrderStatus.OPEN
-PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
-FILLED = OrderStatus.FILLED
-CANCELLED = OrderStatus.CANCELLED
-EXPIRED = OrderStatus.EXPIRED
-PENDING_TRIGGER = OrderStatus.PENDING_TRIGGER
-MAKER = Liquidity.MAKER
-TAKER = Liquidity.TAKER
-SPOT = MarketKind.SPOT
-PERP = MarketKind.PERP
-BINARY = MarketKind.BINARY
-BOOK_VENUE = Venue.BOOK
-QUOTE_VENUE = Venue.QUOTE
-MARKET_OPEN = MarketStatus.OPEN
-SYSTEM_KIND = AccountKind.SYSTEM
-ACCOUNT_ACTIVE = AccountStatus.ACTIVE
-TRADING_HALTED = TradingState.HALTED
-TRADING_REDUCING = TradingState.REDUCING
-STP_CANCEL_NEWEST = SelfTradePrevention.CANCEL_NEWEST
-STP_CANCEL_OLDEST = SelfTradePrevention.CANCEL_OLDEST
-STP_CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
-TRIGGER_LAST = StopTrigger.LAST
-TRIGGER_MARK = StopTrigger.MARK
-TRIGGER_BID_ASK = StopTrigger.BID_ASK
-SIMPLE_CLASS = OrderClass.SIMPLE
-BRACKET_CLASS = OrderClass.BRACKET
-OCO_CLASS = OrderClass.OCO
-OTO_CLASS = OrderClass.OTO
+BUY: Final = Side.BUY
+SELL: Final = Side.SELL
+MARKET_ORDER: Final = OrderType.MARKET
+LIMIT_ORDER: Final = OrderType.LIMIT
+STOP_ORDER: Final = OrderType.STOP
+STOP_LIMIT_ORDER: Final = OrderType.STOP_LIMIT
+TRAILING_STOP_ORDER: Final = OrderType.TRAILING_STOP
+GTC: Final = TimeInForce.GTC
+IOC: Final = TimeInForce.IOC
+FOK: Final = TimeInForce.FOK
+DAY: Final = TimeInForce.DAY
+GTD: Final = TimeInForce.GTD
+OPEN: Final = OrderStatus.OPEN
+PARTIALLY_FILLED: Final = OrderStatus.PARTIALLY_FILLED
+FILLED: Final = OrderStatus.FILLED
+CANCELLED: Final = OrderStatus.CANCELLED
+EXPIRED: Final = OrderStatus.EXPIRED
+PENDING_TRIGGER: Final = OrderStatus.PENDING_TRIGGER
+MAKER: Final = Liquidity.MAKER
+TAKER: Final = Liquidity.TAKER
+SPOT: Final = MarketKind.SPOT
+PERP: Final = MarketKind.PERP
+BINARY: Final = MarketKind.BINARY
+BOOK_VENUE: Final = Venue.BOOK
+QUOTE_VENUE: Final = Venue.QUOTE
+MARKET_OPEN: Final = MarketStatus.OPEN
+SYSTEM_KIND: Final = AccountKind.SYSTEM
+ACCOUNT_ACTIVE: Final = AccountStatus.ACTIVE
+TRADING_HALTED: Final = TradingState.HALTED
+TRADING_REDUCING: Final = TradingState.REDUCING
+STP_CANCEL_NEWEST: Final = SelfTradePrevention.CANCEL_NEWEST
+STP_CANCEL_OLDEST: Final = SelfTradePrevention.CANCEL_OLDEST
+STP_CANCEL_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
+TRIGGER_LAST: Final = StopTrigger.LAST
+TRIGGER_MARK: Final = StopTrigger.MARK
+TRIGGER_BID_ASK: Final = StopTrigger.BID_ASK
+SIMPLE_CLASS: Final = OrderClass.SIMPLE
+BRACKET_CLASS: Final = OrderClass.BRACKET
+OCO_CLASS: Final = OrderClass.OCO
+OTO_CLASS: Final = OrderClass.OTO

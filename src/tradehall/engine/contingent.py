@@ -21,6 +21,8 @@ placement or an amend are pure functions in `contingent_checks.py`.
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import CancelReason, Side
 from tradehall.engine.checks import check_hold, default_trigger
 from tradehall.engine.constants import (
@@ -46,9 +48,9 @@ from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.state import EngineState
 
-OCO = CancelReason.OCO
-USER = CancelReason.USER
-UNFUNDED = CancelReason.UNFUNDED
+OCO: Final = CancelReason.OCO
+USER: Final = CancelReason.USER
+UNFUNDED: Final = CancelReason.UNFUNDED
 
 
 class Contingent:

@@ -4,6 +4,8 @@ which is not yet in the state). The component that places and keeps the exits is
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import OrderClass, OrderSide
 from tradehall.domain.errors import TradehallError, invalid_order
@@ -27,8 +29,8 @@ from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.risk import mark_of
 
-NO = OrderSide.NO
-ORDER_CLASSES: dict[object, OrderClass] = {member.value: member for member in OrderClass}
+NO: Final = OrderSide.NO
+ORDER_CLASSES: Final[dict[object, OrderClass]] = {member.value: member for member in OrderClass}
 
 
 def order_class_of(command: cmds.PlaceOrder) -> OrderClass:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -52,7 +52,7 @@ from tradehall.engine.valuation import liquidation_price, value_account
 
 __all__ = ["Engine", "EngineConfig"]
 
-_EMIT_OWN_BOOK_CHANGES = frozenset({"PlaceOrder", "CancelOrder", "AmendOrder"})
+_EMIT_OWN_BOOK_CHANGES: Final = frozenset({"PlaceOrder", "CancelOrder", "AmendOrder"})
 """Commands that touch one book and emit its change themselves; others sweep the books touched since
 the last sweep (`EngineState.books_touched`), in symbol order, never every market."""
 

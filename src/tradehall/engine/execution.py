@@ -3,6 +3,8 @@ executes an order whose execution was deferred (a fired stop, an order past the 
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import CancelReason
 from tradehall.engine.book_venue import BookVenue
 from tradehall.engine.constants import LIMIT_ORDER, PENDING_TRIGGER, QUOTE_VENUE, STOP_LIMIT_ORDER
@@ -15,7 +17,7 @@ from tradehall.engine.quote_venue import QuoteVenue
 from tradehall.engine.state import EngineState
 from tradehall.engine.venue_base import Venue
 
-UNFUNDED = CancelReason.UNFUNDED
+UNFUNDED: Final = CancelReason.UNFUNDED
 
 
 class Execution:

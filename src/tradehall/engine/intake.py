@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import (
     CancelReason,
@@ -68,12 +70,12 @@ from tradehall.engine.quote_venue import QuoteVenue
 from tradehall.engine.state import DAY_NS, EngineState, enum_of
 from tradehall.engine.stops import Stops
 
-SIDE_BY_KIND: dict[MarketKind, dict[OrderSide, Side]] = {
+SIDE_BY_KIND: Final[dict[MarketKind, dict[OrderSide, Side]]] = {
     SPOT: {OrderSide.BUY: BUY, OrderSide.SELL: SELL},
     PERP: {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.LONG: BUY, OrderSide.SHORT: SELL},
     BINARY: {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.YES: BUY, OrderSide.NO: SELL},
 }
-USER = CancelReason.USER
+USER: Final = CancelReason.USER
 
 
 class OrderDesk:

@@ -14,7 +14,7 @@ emitted once per balance.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from tradehall.domain.enums import AccountKind, AccountStatus, CostBasis, TradingState
 from tradehall.domain.events import AnyEvent, BalanceChanged
@@ -23,15 +23,15 @@ if TYPE_CHECKING:
     from tradehall.engine.positions import Position
     from tradehall.engine.risk import AssessmentState
 
-SYSTEM_EXTERNAL = "system:external"
-SYSTEM_FEES = "system:fees"
-SYSTEM_PERP_SETTLEMENT = "system:perp_settlement"
-SYSTEM_INSURANCE = "system:insurance"
-SYSTEM_VENUE = "system:venue"
-SYSTEM_ROUNDING = "system:rounding"
-SYSTEM_TRANSFERS = "system:transfers"
+SYSTEM_EXTERNAL: Final = "system:external"
+SYSTEM_FEES: Final = "system:fees"
+SYSTEM_PERP_SETTLEMENT: Final = "system:perp_settlement"
+SYSTEM_INSURANCE: Final = "system:insurance"
+SYSTEM_VENUE: Final = "system:venue"
+SYSTEM_ROUNDING: Final = "system:rounding"
+SYSTEM_TRANSFERS: Final = "system:transfers"
 """Opened on a shard's first cross-shard transfer (not with the others: a lone engine never has it)."""
-SYSTEM_ACCOUNTS = (
+SYSTEM_ACCOUNTS: Final = (
     SYSTEM_EXTERNAL,
     SYSTEM_FEES,
     SYSTEM_PERP_SETTLEMENT,

@@ -7,6 +7,8 @@ built in `intake`, directly: it is the hot path, and a keyword-passing wrapper t
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import (
     CancelReason,
     FillOrigin,
@@ -33,8 +35,8 @@ from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.state import EngineState
 
-ORDER_BUY = OrderSide.BUY
-ORDER_SELL = OrderSide.SELL
+ORDER_BUY: Final = OrderSide.BUY
+ORDER_SELL: Final = OrderSide.SELL
 
 
 def new_order(

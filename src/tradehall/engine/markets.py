@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from sortedcontainers import SortedList
 
@@ -39,8 +39,8 @@ from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
 from tradehall.engine.stop_book import StopBook
 
-QUADRATIC_TAKER_DEFAULT = Decimal("0.07")
-QUADRATIC_MAKER_DEFAULT = Decimal("0.0175")
+QUADRATIC_TAKER_DEFAULT: Final = Decimal("0.07")
+QUADRATIC_MAKER_DEFAULT: Final = Decimal("0.0175")
 
 
 Book: TypeAlias = OrderBook
@@ -59,7 +59,7 @@ def _paper_ask_key(order: Order) -> tuple[int, int]:
     return order.price, order.priority
 
 
-MASK64 = (1 << 64) - 1
+MASK64: Final = (1 << 64) - 1
 
 
 class MarketTerms:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from tradehall.domain.enums import AccountKind
 from tradehall.domain.market import MarketSpec
@@ -71,8 +72,8 @@ def position(engine: Engine, account_id: str, symbol: str) -> PositionView | Non
 
 # ---- the venue's books --------------------------------------------------------------------------
 
-_SYSTEM = AccountKind.SYSTEM
-_EXTERNAL = "system:external"  # engine.ledger.SYSTEM_EXTERNAL: the outside world's side of deposits
+_SYSTEM: Final = AccountKind.SYSTEM
+_EXTERNAL: Final = "system:external"  # engine.ledger.SYSTEM_EXTERNAL: the outside world's side of deposits
 
 
 def system_account_balances(engine: Engine) -> list[tuple[str, str, int]]:

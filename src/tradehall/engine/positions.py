@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from collections import deque
 from math import gcd
+from typing import Final
 
 from tradehall.domain.enums import CostBasis
 from tradehall.domain.fixedpoint import Ratio
 
-COST_DENOMINATOR_LIMIT = 1 << 62
+COST_DENOMINATOR_LIMIT: Final = 1 << 62
 """The largest denominator an average cost's fraction keeps (it fits the journal's 64-bit ints)."""
 
 

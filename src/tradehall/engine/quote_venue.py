@@ -7,6 +7,8 @@ crosses them.
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import CancelReason, Side
 from tradehall.engine.constants import BUY, FOK, IOC, LIMIT_ORDER, MARKET_ORDER, SELL, SPOT
 from tradehall.engine.ledger import SYSTEM_VENUE, Account
@@ -16,7 +18,7 @@ from tradehall.engine.orders import Order
 from tradehall.engine.venue_base import Venue
 from tradehall.engine.venues import consume, crossing_size, plan_fills
 
-FOK_UNFILLED = CancelReason.FOK_UNFILLED
+FOK_UNFILLED: Final = CancelReason.FOK_UNFILLED
 
 
 class QuoteVenue(Venue):

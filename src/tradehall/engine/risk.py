@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from tradehall.domain.fixedpoint import PPM, minor_of
@@ -19,9 +20,9 @@ from tradehall.domain.tiers import DrawdownMode, TierSpec
 from tradehall.engine.constants import PERP
 from tradehall.engine.markets import Market
 
-NS = 1_000_000_000
-UNBOUNDED_LOW = -(2**62)
-UNBOUNDED_HIGH = 2**62
+NS: Final = 1_000_000_000
+UNBOUNDED_LOW: Final = -(2**62)
+UNBOUNDED_HIGH: Final = 2**62
 
 
 def mark_of(market: Market) -> int | None:

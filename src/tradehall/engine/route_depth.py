@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from tradehall.domain.enums import Side
 from tradehall.domain.fixedpoint import PPM
@@ -21,8 +21,8 @@ from tradehall.engine.markets import Market
 Level = tuple[int, int, int, int | None]
 """A level of the merged depth: (all-in cost key, lower is better; venue index; level number; lots,
 None for as much as wanted)."""
-COST = itemgetter(0)
-NO_BOUND = 1 << 256
+COST: Final = itemgetter(0)
+NO_BOUND: Final = 1 << 256
 """Above any price: a buy without a limit is bounded by nothing."""
 
 
@@ -79,7 +79,7 @@ def plan_split(levels: list[Level], lots: list[int], need: int) -> tuple[list[in
     return taken, order
 
 
-_EXPONENTS: dict[Decimal, tuple[int, int]] = {}
+_EXPONENTS: Final[dict[Decimal, tuple[int, int]]] = {}
 
 
 def exponent_of(step: Decimal) -> tuple[int, int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from typing import Final
 
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason, OrderSide, OrderType, Side, TimeInForce
@@ -44,7 +45,7 @@ from tradehall.engine.markets import Market
 from tradehall.engine.route_depth import exponent_of, on_tick, plan_split, split_depth, walk_levels
 from tradehall.engine.state import EngineState, Route, enum_of
 
-SIDES = {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.LONG: BUY, OrderSide.SHORT: SELL}
+SIDES: Final = {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.LONG: BUY, OrderSide.SHORT: SELL}
 
 
 def route_fingerprint(command: cmds.RouteOrder) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason, MarketStatus, Outcome
 from tradehall.domain.errors import Code, TradehallError, invalid_request
@@ -14,14 +16,14 @@ from tradehall.engine.orders import is_contingent
 from tradehall.engine.state import EngineState, enum_of
 from tradehall.engine.stops import Stops
 
-ENDING_REASON = {
+ENDING_REASON: Final = {
     MarketStatus.CLOSED: CancelReason.MARKET_CLOSED,
     MarketStatus.SETTLED: CancelReason.MARKET_SETTLED,
     MarketStatus.CANCELLED: CancelReason.MARKET_VOIDED,
 }
 """The statuses that end a market's orders, with the reason they carry."""
 
-HALT_REASON = CancelReason.MARKET_HALTED
+HALT_REASON: Final = CancelReason.MARKET_HALTED
 """A halt ends only the contingent orders (`is_contingent`); plain orders and plain stops wait."""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -26,11 +26,11 @@ from tradehall.engine.orders import order_of, record_of
 from tradehall.engine.risk import AssessmentState
 from tradehall.engine.state import EngineState, Route, Transfer
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION: Final = 2
 """2: positions keep their exact cost fraction and life cash flow, markets clearing's P&L since flat,
 and a linear fee's accrued numerator is over PPM x the notional's denominator (the exact notional).
 Version 1 snapshots still load (`load_state` converts them)."""
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS: Final = (1, 2)
 
 
 def snapshot_state(state: EngineState) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from heapq import heappush
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from tradehall.domain.enums import TransferStatus
 from tradehall.domain.errors import invalid_order, not_found
@@ -26,7 +26,7 @@ from tradehall.engine.markets import Book, Market
 from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
 
-DAY_NS = 86_400 * 1_000_000_000
+DAY_NS: Final = 86_400 * 1_000_000_000
 _EnumT = TypeVar("_EnumT", bound=StrEnum)
 
 

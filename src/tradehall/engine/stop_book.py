@@ -16,6 +16,7 @@ source) is in a third list per side keyed by the activation price, found the sam
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Final
 
 from sortedcontainers import SortedDict, SortedKeyList
 
@@ -23,14 +24,14 @@ from tradehall.domain.enums import OrderSide, StopTrigger
 from tradehall.engine.constants import BUY, TRAILING_STOP_ORDER, TRIGGER_LAST
 from tradehall.engine.orders import Order
 
-TRIGGER_RANK: dict[StopTrigger | None, int] = {
+TRIGGER_RANK: Final[dict[StopTrigger | None, int]] = {
     StopTrigger.LAST: 0,
     StopTrigger.MARK: 1,
     StopTrigger.BID_ASK: 2,
 }
 """The group of each trigger source in the sorted lists."""
 
-ANY_PRICE_BUY = 1 << 62
+ANY_PRICE_BUY: Final = 1 << 62
 """A waiting buy without an activation price activates at the first price (at or below this)."""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from sortedcontainers import SortedKeyList
 
@@ -18,7 +18,7 @@ from tradehall.engine.state import EngineState, by_order_id
 from tradehall.engine.stop_book import TRIGGER_RANK as RANK
 from tradehall.engine.stop_book import StopBook, TrailGroup, TrailKey, Watermarks
 
-TRIGGER_SOURCES = ((StopTrigger.LAST, 0), (StopTrigger.MARK, 1), (StopTrigger.BID_ASK, 2))
+TRIGGER_SOURCES: Final = ((StopTrigger.LAST, 0), (StopTrigger.MARK, 1), (StopTrigger.BID_ASK, 2))
 """Each trigger source with its group in the stop lists (`stop_book.TRIGGER_RANK`)."""
 
 

@@ -6,6 +6,8 @@ evaluates only the accounts whose mark interval it leaves (`EngineConfig.increme
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import AccountStatus
 from tradehall.engine.assessments import Assessments
 from tradehall.engine.closeouts import CloseOuts
@@ -23,8 +25,8 @@ from tradehall.engine.risk import (
 from tradehall.engine.state import EngineState
 from tradehall.engine.valuation import maintenance_of, value_account
 
-FAILED = AccountStatus.FAILED
-PASSED = AccountStatus.PASSED
+FAILED: Final = AccountStatus.FAILED
+PASSED: Final = AccountStatus.PASSED
 
 
 class Supervisor:

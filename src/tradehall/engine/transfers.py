@@ -19,6 +19,8 @@ may resend any step after any crash. Each shard's books balance on their own (do
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import AccountKind, TransferStatus
 from tradehall.domain.errors import Code, TradehallError, invalid_request, not_found
@@ -27,9 +29,9 @@ from tradehall.engine.admin import amount_of
 from tradehall.engine.ledger import SYSTEM_TRANSFERS, Account
 from tradehall.engine.state import EngineState, Transfer
 
-OUT = "out"
-IN = "in"
-MAX_ID_LENGTH = 64
+OUT: Final = "out"
+IN: Final = "in"
+MAX_ID_LENGTH: Final = 64
 
 
 class Transfers:

@@ -8,6 +8,8 @@ system account.
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import CancelReason, Side
 from tradehall.engine.checks import hold_amount, im_ppm
 from tradehall.engine.constants import (
@@ -31,11 +33,11 @@ from tradehall.engine.orders import Order
 from tradehall.engine.postings import Postings
 from tradehall.engine.state import EngineState
 
-PRICE_PROTECTION = CancelReason.PRICE_PROTECTION
-MARKET_REMAINDER = CancelReason.MARKET_REMAINDER
-IOC_REMAINDER = CancelReason.IOC_REMAINDER
-REDUCE_ONLY = CancelReason.REDUCE_ONLY
-UNFUNDED = CancelReason.UNFUNDED
+PRICE_PROTECTION: Final = CancelReason.PRICE_PROTECTION
+MARKET_REMAINDER: Final = CancelReason.MARKET_REMAINDER
+IOC_REMAINDER: Final = CancelReason.IOC_REMAINDER
+REDUCE_ONLY: Final = CancelReason.REDUCE_ONLY
+UNFUNDED: Final = CancelReason.UNFUNDED
 
 
 def by_newest(order: Order) -> int:

@@ -9,6 +9,8 @@ list and fill at their limit price when a later quote crosses them.
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import Side
 from tradehall.domain.fixedpoint import PPM, ceil_div
 from tradehall.engine.constants import (
@@ -17,9 +19,9 @@ from tradehall.engine.constants import (
 )
 from tradehall.engine.markets import Market
 
-DEFAULT_SLIPPAGE_PPM = {BINARY: 2_000}
+DEFAULT_SLIPPAGE_PPM: Final = {BINARY: 2_000}
 """0.2 % for prediction markets; 0.1 % for everything else."""
-CRYPTO_SLIPPAGE_PPM = 1_000
+CRYPTO_SLIPPAGE_PPM: Final = 1_000
 
 
 def slipped(market: Market, side: Side, price: int) -> int:
