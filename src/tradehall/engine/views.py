@@ -16,9 +16,8 @@ import-linter contract names it), and most of its length is the views' field lis
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-
-import msgspec
+from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 
 from tradehall.domain.enums import (
     AccountKind,
@@ -257,9 +256,13 @@ class OrderView:
         )
 
 
+_ORDER_VIEW_FIELDS = attrgetter(*(f.name for f in fields(OrderView)))
+"""Reads the view's fields off an order, in their order (`OrderView`'s fields are the one list). Not
+`msgspec.convert`: the compiled build's dataclasses carry no annotations it can read."""
+
+
 def _order_view(o: Order) -> OrderView:
-    """The view's fields read off the order by name, in C (`OrderView`'s are the list)."""
-    return msgspec.convert(o, OrderView, from_attributes=True)
+    return OrderView(*_ORDER_VIEW_FIELDS(o))
 
 
 def order(engine: Engine, order_id: int) -> OrderView | None:
