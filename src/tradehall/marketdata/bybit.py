@@ -124,6 +124,8 @@ def parse_rest_orderbook(payload: Any, symbol: str, receive_ts: int) -> Quote:
 
 
 class BybitFeed(VenueStreamFeed):
+    rest_top = "orderbook"
+
     def __init__(
         self,
         symbols: Sequence[str],
@@ -262,24 +264,11 @@ class BybitFeed(VenueStreamFeed):
         self.emit(self.book_quote(book, receive_ts))
         return []
 
-    async def poll_once(self) -> list[Quote]:
+    async def fetch_top(self, symbol: str) -> Quote:
         """REST `GET /v5/market/orderbook?category=…&symbol=…&limit=1` (only while the stream is down)."""
-        quotes: list[Quote] = []
-        for symbol in self.symbols:
-            if not self.rest_breaker.allow():
-                break
-
-            async def fetch(symbol: str = symbol) -> Quote:
-                payload = await get_json(
-                    self.http,
-                    f"{self.rest_root}/v5/market/orderbook",
-                    params={"category": self.category, "symbol": symbol, "limit": "1"},
-                )
-                return parse_rest_orderbook(payload, symbol, self.clock_ns())
-
-            quote = await self.guarded_fetch(self.rest_breaker, "orderbook", fetch)
-            if quote is not None:
-                self.emit(quote)
-                quotes.append(quote)
-        self.polls += 1
-        return quotes
+        payload = await get_json(
+            self.http,
+            f"{self.rest_root}/v5/market/orderbook",
+            params={"category": self.category, "symbol": symbol, "limit": "1"},
+        )
+        return parse_rest_orderbook(payload, symbol, self.clock_ns())

@@ -127,6 +127,8 @@ def parse_product_book(payload: Any, symbol: str, receive_ts: int) -> Quote:
 
 
 class CoinbaseFeed(VenueStreamFeed):
+    rest_top = "product_book"
+
     def __init__(
         self,
         symbols: Sequence[str],
@@ -254,24 +256,11 @@ class CoinbaseFeed(VenueStreamFeed):
         if not book.synced:
             self.emit(quote)  # no live book: the ticker is the quote
 
-    async def poll_once(self) -> list[Quote]:
+    async def fetch_top(self, symbol: str) -> Quote:
         """REST `GET /api/v3/brokerage/market/product_book?product_id=…&limit=1` (only while down)."""
-        quotes: list[Quote] = []
-        for symbol in self.symbols:
-            if not self.rest_breaker.allow():
-                break
-
-            async def fetch(symbol: str = symbol) -> Quote:
-                payload = await get_json(
-                    self.http,
-                    f"{self.rest_root}/api/v3/brokerage/market/product_book",
-                    params={"product_id": symbol, "limit": "1"},
-                )
-                return parse_product_book(payload, symbol, self.clock_ns())
-
-            quote = await self.guarded_fetch(self.rest_breaker, "product_book", fetch)
-            if quote is not None:
-                self.emit(quote)
-                quotes.append(quote)
-        self.polls += 1
-        return quotes
+        payload = await get_json(
+            self.http,
+            f"{self.rest_root}/api/v3/brokerage/market/product_book",
+            params={"product_id": symbol, "limit": "1"},
+        )
+        return parse_product_book(payload, symbol, self.clock_ns())

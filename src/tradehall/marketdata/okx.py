@@ -142,6 +142,8 @@ def parse_rest_books(payload: Any, symbol: str, receive_ts: int) -> Quote:
 
 
 class OkxFeed(VenueStreamFeed):
+    rest_top = "books"
+
     def __init__(
         self,
         symbols: Sequence[str],
@@ -291,22 +293,9 @@ class OkxFeed(VenueStreamFeed):
             log.error("okx_checksum_disabled", feed=self.name, instrument=book.symbol, failures=failures + 1)
         return f"checksum {expected} != {actual}"
 
-    async def poll_once(self) -> list[Quote]:
-        """REST `GET /api/v5/market/books?instId=…&sz=1` per instrument (only while the stream is down)."""
-        quotes: list[Quote] = []
-        for symbol in self.symbols:
-            if not self.rest_breaker.allow():
-                break
-
-            async def fetch(symbol: str = symbol) -> Quote:
-                payload = await get_json(
-                    self.http, f"{self.rest_root}/api/v5/market/books", params={"instId": symbol, "sz": "1"}
-                )
-                return parse_rest_books(payload, symbol, self.clock_ns())
-
-            quote = await self.guarded_fetch(self.rest_breaker, "books", fetch)
-            if quote is not None:
-                self.emit(quote)
-                quotes.append(quote)
-        self.polls += 1
-        return quotes
+    async def fetch_top(self, symbol: str) -> Quote:
+        """REST `GET /api/v5/market/books?instId=…&sz=1` (only while the stream is down)."""
+        payload = await get_json(
+            self.http, f"{self.rest_root}/api/v5/market/books", params={"instId": symbol, "sz": "1"}
+        )
+        return parse_rest_books(payload, symbol, self.clock_ns())

@@ -4,7 +4,8 @@ with the venue's own application ping, consume, resubscribe a book whose sequenc
 answers a subscription with a fresh snapshot), and poll REST while the stream is down.
 
 A subclass gives the wire format: `subscribe_messages`, `resubscribe_messages`, `ping_message`,
-`handle_message` (returns the symbols whose books must be resynced) and `poll_once`.
+`handle_message` (returns the symbols whose books must be resynced) and `fetch_top` (the REST
+fallback, `rest_top` its endpoint's name).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from functools import partial
 from typing import Unpack
 
 import httpx
@@ -37,6 +39,8 @@ log = structlog.get_logger(__name__)
 
 class VenueStreamFeed(Feed):
     """Base of the OKX and Bybit feeds (see the module docstring)."""
+
+    rest_top = ""
 
     def __init__(
         self,
@@ -93,10 +97,26 @@ class VenueStreamFeed(Feed):
     def handle_message(self, raw: bytes) -> list[str]:
         raise NotImplementedError
 
-    async def poll_once(self) -> list[Quote]:
+    async def fetch_top(self, symbol: str) -> Quote:
+        """One symbol's top of book over REST (`rest_top` names the endpoint in a parse error)."""
         raise NotImplementedError
 
     # -- shared ------------------------------------------------------------------------------
+    async def poll_once(self) -> list[Quote]:
+        """Each symbol's top of book over REST (only while the stream is down), until the REST breaker
+        opens."""
+        quotes: list[Quote] = []
+        for symbol in self.symbols:
+            if not self.rest_breaker.allow():
+                break
+            fetch = partial(self.fetch_top, symbol)
+            quote = await self.guarded_fetch(self.rest_breaker, self.rest_top, fetch)
+            if quote is not None:
+                self.emit(quote)
+                quotes.append(quote)
+        self.polls += 1
+        return quotes
+
     def need_resync(self, symbol: str, reason: str, detail: str) -> list[str]:
         """Drop a book whose sequence (or checksum) broke; the loop resubscribes it for a snapshot."""
         book = self.books[symbol]
