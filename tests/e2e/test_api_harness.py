@@ -59,6 +59,10 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "jwt_secret": JWT_SECRET,
         "rate_limit_per_second": 0,
         "login_tarpit_seconds": 0,  # tests of the throttle read exact Retry-After values at once
+        # argon2's default costs take hundreds of ms of CPU in a nice-19 thread: on a loaded machine
+        # a login waited longer than the client's timeout; these take about a millisecond
+        "password_hash_memory_kib": 1024,
+        "password_hash_time_cost": 1,
         "ws_connects_per_second_per_ip": 0,  # every test connects from 127.0.0.1
     }
     values.update(overrides)

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tradehall.api import fastpath
 from tradehall.api.alpaca import mount as alpaca
-from tradehall.api.auth import Authenticator, hash_password
+from tradehall.api.auth import Authenticator, settings_password_hash
 from tradehall.api.body import RequestBody
 from tradehall.api.docs_pages import DESCRIPTION, install_docs
 from tradehall.api.errors import install_error_handlers
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start(password_hasher=hash_password)
+        await runtime.start(password_hasher=settings_password_hash(settings))
         if not runtime.follower:  # a gateway process's engine is a replica: it writes no journal
             journal = runtime.runner.journal
             journal.sync = timed_fsync(journal.sync)  # type: ignore[method-assign]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import hashlib
 import secrets
 import time
@@ -30,7 +31,7 @@ import structlog
 
 from tradehall.api.errors import ApiError, forbidden, unauthorized
 from tradehall.api.login_throttle import LoginThrottle, Tarpit
-from tradehall.api.passwords import HashingPool
+from tradehall.api.passwords import HashingPool, password_hasher
 from tradehall.api.passwords import hash_password as hash_password
 from tradehall.api.passwords import verify_password as verify_password
 from tradehall.domain.errors import Code
@@ -46,6 +47,12 @@ JWT_ALGORITHM = "HS256"
 ROLES = ("trader", "admin")
 LAST_USED_WRITE_SECONDS = 60.0
 """A key's `last_used_at` is stored at most this often: the database is not written per request."""
+
+
+def settings_password_hash(settings: Settings) -> Callable[[str], str]:
+    """Hashes a password with the settings' argon2 costs (the admin user's at start)."""
+    hasher = password_hasher(settings.password_hash_memory_kib, settings.password_hash_time_cost)
+    return functools.partial(hash_password, hasher=hasher)
 
 
 class Scope(enum.StrEnum):
@@ -130,7 +137,11 @@ class Authenticator:
         self.revocation_listeners: list[RevocationListener] = []
         self.broadcast_revocation: Callable[[str, str | None], Awaitable[None]] | None = None
         """With `serve --workers N`: tells the other gateways of a key deleted here."""
-        self.hashing = HashingPool(settings.password_hash_workers, settings.password_hash_queue)
+        self.hashing = HashingPool(
+            settings.password_hash_workers,
+            settings.password_hash_queue,
+            password_hasher(settings.password_hash_memory_kib, settings.password_hash_time_cost),
+        )
         self.throttle = LoginThrottle()
         self.tarpit = Tarpit(settings.login_tarpit_seconds)
 

@@ -32,6 +32,14 @@ OVERLOADED_RETRY_AFTER_SECONDS = 1
 _hasher = PasswordHasher()
 
 
+def password_hasher(memory_kib: int, time_cost: int) -> PasswordHasher:
+    """argon2 with the settings' costs for new hashes (the defaults are argon2-cffi's: 64 MiB, 3 passes).
+    Tests use small ones: a hash costs them a millisecond, not a time slice the machine may not give."""
+    if (memory_kib, time_cost) == (_hasher.memory_cost, _hasher.time_cost):
+        return _hasher
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+
+
 def hash_password(password: str, hasher: PasswordHasher = _hasher) -> str:
     return hasher.hash(password)
 
@@ -57,13 +65,13 @@ def _yield_to_the_loop() -> None:
 class HashingPool:
     """At most `workers + queue` hashes admitted at once; the rest are refused, never queued."""
 
-    def __init__(self, workers: int = 2, queue: int = 8) -> None:
+    def __init__(self, workers: int = 2, queue: int = 8, hasher: PasswordHasher = _hasher) -> None:
         self.workers = max(1, workers)
         self.capacity = self.workers + max(0, queue)
         self.in_flight = 0
         self.before_hash: Callable[[], None] | None = None
         """Runs in the worker thread before each hash: tests hold hashing here deterministically."""
-        self.hasher = _hasher
+        self.hasher = hasher
         """argon2 parameters of new hashes (tests may use cheaper ones); a check reads the stored hash's."""
         self._dummy: tuple[PasswordHasher, str] | None = None
         self._executor: ThreadPoolExecutor | None = None

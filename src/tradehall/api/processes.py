@@ -18,7 +18,7 @@ from __future__ import annotations
 import uvicorn
 
 from tradehall.api.app import create_app
-from tradehall.api.auth import hash_password
+from tradehall.api.auth import settings_password_hash
 from tradehall.api.fastpath import TradehallApp
 from tradehall.api.server import uvicorn_config
 from tradehall.service.follower import FollowerRunner, RecordPublisher, records_address
@@ -33,7 +33,7 @@ from tradehall.service.wiring import Service, engine_factory
 async def run_engine(settings: Settings) -> None:
     """Until SIGTERM/SIGINT; the endpoint binds last, so its socket file says the engine is ready."""
     service = Service(settings, project=False, feeds=False)  # their own processes do both
-    await service.start(password_hasher=hash_password)
+    await service.start(password_hasher=settings_password_hash(settings))
     status = EngineStatus(status_path(settings.data_dir))
     status.durable_seq = service.runner.durable_seq  # what this run recovered, before any gateway asks
     publisher = RecordPublisher(records_address(settings.data_dir), status)

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     password_hash_queue: int = Field(
         default=8, description="Password checks that may wait for a thread; beyond: 503 overloaded."
     )
+    password_hash_memory_kib: int = Field(
+        default=65536,
+        ge=64,
+        description="argon2 memory of each new password hash, KiB (a check reads the stored hash's own).",
+    )
+    password_hash_time_cost: int = Field(
+        default=3, ge=1, description="argon2 passes of each new password hash (tests use 1)."
+    )
     login_tarpit_seconds: float = Field(
         default=2.0,
         description="A throttled (429) or overloaded (503) login is answered after a pause of up to this "
