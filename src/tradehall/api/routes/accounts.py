@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from tradehall.api import convert
 from tradehall.api.auth import Principal
 from tradehall.api.errors import ApiError
 from tradehall.api.gateway import AdminDep, CorrelationDep, Gateway, GatewayDep, PrincipalDep, TraderDep
-from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.routes.common import ERRORS, Cursor, Limit, json_response, page
 from tradehall.api.schemas import (
     AccountCreate,
     AccountOut,
@@ -142,8 +141,8 @@ async def get_ledger(
     account_id: str,
     principal: PrincipalDep,
     gateway: GatewayDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
     """Every change of the account's balances, newest first: deposits, withdrawals, fill cash, fees,
     funding, settlement payouts, void refunds, liquidations and insurance takeovers, each with the

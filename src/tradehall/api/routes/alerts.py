@@ -10,7 +10,7 @@ from starlette.responses import Response
 from tradehall.api.convert import rfc3339
 from tradehall.api.gateway import AdminDep, GatewayDep
 from tradehall.api.monitor import MonitorRuntime
-from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.routes.common import ERRORS, Cursor, Limit, json_response, page
 from tradehall.store import alerts as alert_store
 from tradehall.store.models import AlertRecord
 
@@ -47,8 +47,8 @@ async def list_alerts(
     admin: AdminDep,
     status: Annotated[Literal["firing", "resolved"] | None, Query()] = None,
     rule: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
     result = await gateway.service.store.call(
         alert_store.list_alerts, status=status, rule=rule, limit=limit, cursor=cursor

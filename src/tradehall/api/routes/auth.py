@@ -11,7 +11,7 @@ from starlette.responses import Response
 from tradehall.api.convert import rfc3339
 from tradehall.api.errors import ApiError, forbidden, not_found
 from tradehall.api.gateway import AdminDep, Gateway, GatewayDep, PrincipalDep, TraderDep
-from tradehall.api.routes.common import ERRORS, json_response, page, time_ns
+from tradehall.api.routes.common import ERRORS, Limit, json_response, page, time_ns
 from tradehall.api.schemas import (
     AdminUserCreate,
     ApiKeyCreate,
@@ -123,7 +123,7 @@ async def create_api_key(
 async def list_api_keys(
     principal: PrincipalDep,
     gateway: GatewayDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     """The caller's keys, newest first, without their secrets. `last_used_at` is recorded at most
@@ -194,7 +194,7 @@ async def admin_create_user(body: AdminUserCreate, _admin: AdminDep, gateway: Ga
 async def admin_list_users(
     _admin: AdminDep,
     gateway: GatewayDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     rows = await gateway.service.store.call(repo.list_users, limit + 1, cursor)

@@ -1,11 +1,13 @@
-"""What every router shares: the documented error responses and the orjson response helper."""
+"""What every router shares: the documented error responses, the orjson response helper and the paging
+parameters."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from fastapi import Query
 from starlette.responses import Response
 
 from tradehall.api.errors import ApiError
@@ -31,6 +33,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 def json_response(data: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status_code, media_type="application/json")
+
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+"""A page's size (the query parameter `limit`)."""
+Cursor = Annotated[str | None, Query(max_length=512)]
+"""Where a page starts: the `next_cursor` of the one before (the query parameter `cursor`)."""
 
 
 def page(items: list[Any], next_cursor: str | None = None) -> dict[str, Any]:

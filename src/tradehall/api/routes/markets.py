@@ -12,7 +12,7 @@ from starlette.responses import Response
 from tradehall.api import convert
 from tradehall.api.errors import ApiError
 from tradehall.api.gateway import AdminDep, CorrelationDep, Gateway, GatewayDep
-from tradehall.api.routes.common import ERRORS, json_response, page, time_ns
+from tradehall.api.routes.common import ERRORS, Cursor, Limit, json_response, page, time_ns
 from tradehall.api.schemas import (
     BookOut,
     CandlesPage,
@@ -42,9 +42,6 @@ from tradehall.engine import views
 from tradehall.store import queries
 
 router = APIRouter(tags=["markets"], responses=ERRORS)
-
-Limit = Annotated[int, Query(ge=1, le=1000)]
-
 
 _RESOLVED = (MarketStatus.SETTLED, MarketStatus.CANCELLED)
 
@@ -129,7 +126,7 @@ async def get_trades(
     symbol: str,
     gateway: GatewayDep,
     limit: Limit = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     gateway.spec(symbol)
     await gateway.service.read_barrier()
@@ -163,7 +160,7 @@ async def get_candles(
     start: Annotated[str | None, Query(max_length=64)] = None,
     end: Annotated[str | None, Query(max_length=64)] = None,
     limit: Limit = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     """Oldest first from the read models: the projector's candles of the engine's trades (book venues)
     and the feeds' candles (quote venues, `CandleWriter`); with `start`, pages forward by `next_cursor`."""

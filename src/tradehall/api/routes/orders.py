@@ -22,7 +22,7 @@ from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import ApiError, forbidden, not_found
 from tradehall.api.gateway import CorrelationDep, Gateway, GatewayDep, PrincipalDep, TraderDep
 from tradehall.api.metrics import ORDER_LATENCY, ORDERS_TOTAL
-from tradehall.api.routes.common import ERRORS, json_response, order_number, page, time_ns
+from tradehall.api.routes.common import ERRORS, Cursor, Limit, json_response, order_number, page, time_ns
 from tradehall.api.schemas import (
     CancelAllOut,
     OrderAmend,
@@ -446,8 +446,8 @@ async def list_orders(
     account_id: Annotated[str | None, Query(max_length=64)] = None,
     market: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["open", "closed", "all"] = "open",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
     if account_id is not None:
         gateway.check_account(principal, account_id)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from tradehall.api import convert
 from tradehall.api.errors import ApiError
 from tradehall.api.gateway import CorrelationDep, GatewayDep, PrincipalDep, TraderDep
-from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.routes.common import ERRORS, Cursor, Limit, json_response, page
 from tradehall.api.routes.orders import place_order
 from tradehall.api.schemas import ClosePosition, FillsPage, OrderCreate, OrderOut, PositionsPage
 from tradehall.domain.enums import MarketKind
@@ -99,8 +99,8 @@ async def list_fills(
     gateway: GatewayDep,
     account_id: Annotated[str | None, Query(max_length=64)] = None,
     market: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
     if account_id is not None:
         gateway.check_account(principal, account_id)

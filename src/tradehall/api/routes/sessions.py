@@ -16,7 +16,7 @@ from starlette.responses import Response
 from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import forbidden
 from tradehall.api.gateway import Gateway, GatewayDep, PrincipalDep, TraderDep
-from tradehall.api.routes.common import ERRORS, json_response, page
+from tradehall.api.routes.common import ERRORS, Cursor, Limit, json_response, page
 from tradehall.api.routes.orders import order_out
 from tradehall.api.schemas import (
     OrdersPage,
@@ -81,8 +81,8 @@ async def list_sessions(
     principal: PrincipalDep,
     gateway: GatewayDep,
     account_id: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
     accounts: list[str] | None = None
     if account_id is not None:
@@ -162,8 +162,8 @@ async def session_signals(
     session_id: str,
     principal: PrincipalDep,
     gateway: GatewayDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
     await _owned(gateway, principal, session_id)
     found = await gateway.service.store.call(repo.list_signals, session_id, limit=limit, cursor=cursor)
@@ -182,8 +182,8 @@ async def session_decisions(
     session_id: str,
     principal: PrincipalDep,
     gateway: GatewayDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
     await _owned(gateway, principal, session_id)
     found = await gateway.service.store.call(repo.list_decisions, session_id, limit=limit, cursor=cursor)
@@ -201,8 +201,8 @@ async def session_orders(
     session_id: str,
     principal: PrincipalDep,
     gateway: GatewayDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
     await _owned(gateway, principal, session_id)
     found = await gateway.service.store.call(
