@@ -17,8 +17,7 @@ import dataclasses
 from collections.abc import Sequence
 from math import lcm
 
-from tradehall.engine.valuation import Valuation
-from tradehall.engine.views import AccountView, BalanceView
+from tradehall.engine.views import AccountView, BalanceView, Valuation
 
 
 def merged_account(parts: Sequence[AccountView]) -> AccountView:
