@@ -9,7 +9,7 @@ processes themselves are exercised by tests/e2e/test_serve_workers.py and the cr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,8 +19,9 @@ from tests.e2e.crash_runner_child import ACCOUNTS, setup_commands
 from tests.support.read_models import project_journal, projected_seq, read_models
 from tradehall.domain.commands import AnyCommand, PlaceOrder
 from tradehall.domain.enums import OrderSide
+from tradehall.journal.records import JournalRecord
 from tradehall.service.follower import RecordPublisher, records_address
-from tradehall.service.projection import ProjectorProcess
+from tradehall.service.projection import Projection, ProjectorProcess
 from tradehall.service.settings import Settings
 from tradehall.service.transport import EngineEndpoint, engine_address
 from tradehall.service.wiring import Service
@@ -154,3 +155,40 @@ async def test_a_one_process_service_still_projects_itself(settings: Settings) -
     finally:
         await service.stop()
     assert projected_seq(settings.sqlalchemy_url) == result.seq
+
+
+class CountingProjector:
+    """Stands in for `Projector`: keeps the seqs of each batch it was asked to write."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    async def last_seq(self) -> int:
+        return self.batches[-1][-1] if self.batches else 0
+
+    async def apply(self, records: Sequence[JournalRecord]) -> int:
+        self.batches.append([record.seq for record in records])
+        return records[-1].seq
+
+
+def record(seq: int) -> JournalRecord:
+    return JournalRecord(seq=seq, ts=seq, command=orders(seq, 1)[0], events=())
+
+
+async def test_records_arriving_under_load_wait_to_share_a_transaction(tmp_path: Path) -> None:
+    """The projector process starts a transaction at most every `min_interval` while records keep
+    coming (a transaction's fixed cost was most of its CPU per order); the first after a quiet spell
+    is not delayed."""
+    projector = CountingProjector()
+    projection = Projection(projector, tmp_path, min_interval=2.0)  # type: ignore[arg-type]
+    await projection.start(0)
+    projection.feed([record(1)])
+    await projection.wait_projected(1, timeout=1.0)  # at once: nothing was projected for a while
+    projection.feed([record(2)])
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert projector.batches == [[1]]  # within 2 s of the last transaction: waits for company
+    projection.feed([record(3), record(4)])
+    await projection.wait_projected(4, timeout=10.0)
+    assert projector.batches == [[1], [2, 3, 4]]
+    await projection.stop(4)
