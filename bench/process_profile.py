@@ -33,8 +33,13 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of `pid` (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 def children(pid: int) -> list[int]:
@@ -80,6 +85,8 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="Measure the idle CPU this long.")
     parser.add_argument("--src", default=None, help="Serve another checkout's `src` (before/after).")
     parser.add_argument("--py-spy", default=None, help="Record a py-spy profile of each child here.")
+    parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second.")
+    parser.add_argument("--gil", action="store_true", help="py-spy: only the thread holding the GIL.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
@@ -112,6 +119,7 @@ def main() -> None:
                             "-r",
                             "50",
                             "--nonblocking",
+                            *(["--gil"] if args.gil else []),
                             "-f",
                             "raw",
                             "-o",
@@ -129,15 +137,18 @@ def main() -> None:
             pid: (cpu_seconds(pid) - idle_before[pid]) / (time.monotonic() - idle_started) for pid in names
         }
         load_before = os.getloadavg()[0]
-        before = {pid: cpu_seconds(pid) for pid in names}
+        split_before = {pid: cpu_split(pid) for pid in names}
+        before = {pid: sum(split_before[pid]) for pid in names}
         started = time.monotonic()
         result = fastapi_peer.run_wrk(url, pairs, api_load.MARKET, args.seconds, args.connections, 2)
         elapsed = time.monotonic() - started
-        after = {pid: cpu_seconds(pid) for pid in names}
+        split_after = {pid: cpu_split(pid) for pid in names}
+        after = {pid: sum(split_after[pid]) for pid in names}
         for spy_process in spies:
             spy_process.wait()
         orders = result["orders"]
         per_process = {names[pid]: (after[pid] - before[pid]) / orders * 1e6 for pid in names}
+        system = {names[pid]: (split_after[pid][1] - split_before[pid][1]) / orders * 1e6 for pid in names}
         # what each process spends without orders (timers, polling), taken out: the order's own cost
         marginal = {
             names[pid]: (after[pid] - before[pid] - idle_rate[pid] * elapsed) / orders * 1e6 for pid in names
@@ -151,6 +162,7 @@ def main() -> None:
             "load": [load_before, os.getloadavg()[0]],
             "cpu_us_per_order": per_process,
             "cpu_us_per_order_total": sum(per_process.values()),
+            "system_cpu_us_per_order": system,
             "idle_cpu_percent": {names[pid]: rate * 100 for pid, rate in idle_rate.items()},
             "marginal_cpu_us_per_order": marginal,
             "marginal_cpu_us_per_order_total": sum(marginal.values()),
@@ -163,10 +175,11 @@ def main() -> None:
                 f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
                 f"load {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
             )
-            print(f"  {'process':<12} {'CPU/order':>10} {'less idle':>10} {'idle CPU':>9}")
+            print(f"  {'process':<12} {'CPU/order':>10} {'of it sys':>10} {'less idle':>10} {'idle CPU':>9}")
             for pid, name in sorted(names.items(), key=lambda item: item[1]):
                 print(
-                    f"  {name:<12} {per_process[name]:8.0f} us {marginal[name]:8.0f} us "
+                    f"  {name:<12} {per_process[name]:8.0f} us {system[name]:8.0f} us "
+                    f"{marginal[name]:8.0f} us "
                     f"{idle_rate[pid] * 100:7.1f} %"
                 )
             print(
