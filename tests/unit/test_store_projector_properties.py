@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
-from tests.fixtures.journals import EngineMarket, differences
+from tests.fixtures.journals import MID_TICKS, SPEC, EngineMarket, differences
+from tradehall.domain.enums import Side
+from tradehall.domain.fixedpoint import decimal_of
 from tradehall.journal.records import JournalRecord
 from tradehall.store import Projector, ProjectorConfig, create_store_engine, upgrade
 
@@ -96,3 +99,42 @@ async def test_any_batching_and_any_crashes_give_the_same_read_models(batch: int
         engine = create_store_engine(url)
         assert dump(engine) == expected
         engine.dispose()
+
+
+def flat_then_traded() -> list[JournalRecord]:
+    """acct-0 goes flat at MID+1, then a trade at MID+5 between the others: the row of acct-0's flat
+    position must not depend on whether that trade was in the same batch."""
+    market = EngineMarket(accounts=3, seed=1)
+    records = market.setup()
+
+    def place(account: int, side: Side, price: int | None) -> None:
+        records.append(market._place(f"acct-{account}", side, 10, price, market._expect_id()))
+
+    place(0, Side.BUY, MID_TICKS - 1)
+    place(1, Side.SELL, None)  # acct-0 long, acct-1 short
+    place(0, Side.SELL, MID_TICKS + 1)
+    place(2, Side.BUY, None)  # acct-0 flat at MID+1
+    place(1, Side.BUY, MID_TICKS + 5)
+    place(2, Side.SELL, None)  # a trade at MID+5 that acct-0 is not in
+    return records
+
+
+async def test_a_flat_positions_row_does_not_depend_on_the_batch_boundaries(tmp_path: Path) -> None:
+    records = flat_then_traded()
+    dumps = []
+    for batch in (len(records), 1):
+        url = f"sqlite:///{tmp_path / f'batch-{batch}.db'}"
+        upgrade(url)
+        engine = create_store_engine(url)
+        projector = Projector(engine, ProjectorConfig(max_batch_records=batch))
+        for first in range(0, len(records), batch):
+            await projector.apply(records[first : first + batch])
+        projector.close()
+        dumps.append(dump(engine))
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT quantity, mark_price FROM positions WHERE account_id = 'acct-0'")
+            ).one()
+        assert (Decimal(row[0]), Decimal(row[1])) == (0, decimal_of(MID_TICKS + 1, SPEC.tick_size))
+        engine.dispose()
+    assert dumps[0] == dumps[1]

@@ -264,6 +264,7 @@ class _Batch(_BatchRows):
         position.realized_pnl = ev.realized_pnl
         position.margin = ev.margin
         position.updated_ns = self._ts
+        position.flat_price = None if ev.quantity else self.mirror.markets[ev.market].valuation_price
         self.dirty_positions.add(key)
         self._touch(ev.account_id)
 

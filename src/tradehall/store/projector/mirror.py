@@ -153,6 +153,10 @@ class _PositionState:
     realized_pnl: int = 0
     margin: int = 0
     updated_ns: int = 0
+    flat_price: int | None = None
+    """A flat position's valuation price when it went flat: its row shows that, however the journal
+    was cut into batches (revaluations skip flat positions, so a later price would depend on where
+    the batch ended)."""
 
 
 @dataclass(slots=True)
@@ -329,6 +333,9 @@ def load_mirror(
                 margin=minor_of(row["margin"], market.quote_decimals),
                 updated_ns=_ns_of(row["updated_at"]),
             )
+            position = mirror.positions[(row["account_id"], row["market"])]
+            if row["mark_price"] is not None and position.quantity == 0:
+                position.flat_price = units_of(row["mark_price"], spec.tick_size, "mark_price")
             mirror.accounts_by_market.setdefault(row["market"], set()).add(row["account_id"])
             mirror.markets_by_account.setdefault(row["account_id"], set()).add(row["market"])
         orders = table_of(Order)

@@ -318,7 +318,7 @@ class _BatchRows:
         market = self.mirror.markets[key[1]]
         spec = market.spec
         quantity = position.quantity
-        price = market.valuation_price
+        price = market.valuation_price if quantity else position.flat_price
         average: Decimal | None = None
         if quantity:
             average = average_of(
@@ -335,7 +335,7 @@ class _BatchRows:
             if market.payout_ticks is not None and quantity < 0:
                 mark = BINARY_PAYOUT - decimal_of(price, spec.tick_size)  # NO terms, like its entry
         updated = position.updated_ns
-        if key[1] in self.revalued_markets:
+        if quantity and key[1] in self.revalued_markets:
             updated = max(updated, self.revalued_markets[key[1]][1])
         return {
             "account_id": key[0],
