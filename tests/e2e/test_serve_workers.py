@@ -65,6 +65,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]
         "TRADEHALL_JWT_SECRET": JWT_SECRET,
         "TRADEHALL_RATE_LIMIT_PER_SECOND": "0",
         "TRADEHALL_LOGIN_TARPIT_SECONDS": "0",
+        "TRADEHALL_PASSWORD_HASH_MEMORY_KIB": "1024",  # cheap argon2: a login is not starved under load
+        "TRADEHALL_PASSWORD_HASH_TIME_COST": "1",
         "TRADEHALL_FSYNC": "batch",
     }
     argv = [sys.executable, "-c", "from tradehall.cli.main import main; main()", "serve", "--workers", "2",

@@ -47,6 +47,8 @@ def serve(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
         "TRADEHALL_JWT_SECRET": JWT_SECRET,
         "TRADEHALL_RATE_LIMIT_PER_SECOND": "0",
         "TRADEHALL_LOGIN_TARPIT_SECONDS": "0",
+        "TRADEHALL_PASSWORD_HASH_MEMORY_KIB": "1024",  # cheap argon2: a login is not starved under load
+        "TRADEHALL_PASSWORD_HASH_TIME_COST": "1",
     }
     script = "from tradehall.cli.main import main; main()"
     command = [sys.executable, "-c", script, "serve", "--port", str(port), "--local"]
