@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gc
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from random import getrandbits
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -20,7 +20,7 @@ from tradehall.api.body import RequestBody
 from tradehall.api.docs_pages import DESCRIPTION, install_docs
 from tradehall.api.errors import install_error_handlers
 from tradehall.api.gateway import Gateway
-from tradehall.api.metrics import REQUEST_LATENCY, timed_fsync, watch_conservation
+from tradehall.api.metrics import REQUEST_LATENCY, labelled, timed_fsync, watch_conservation
 from tradehall.api.monitor import MonitorRuntime
 from tradehall.api.routes import (
     accounts,
@@ -53,13 +53,18 @@ log = structlog.get_logger(__name__)
 _SAFE_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
+_STATUS_CLASS = [f"{n}xx" for n in range(10)]
+
+
 def request_id_of(raw: bytes | None) -> str:
-    """The caller's X-Request-ID when it is a sane token, else a fresh one."""
+    """The caller's X-Request-ID when it is a sane token, else a fresh one: 128 random bits as 32 hex
+    digits, like `uuid4().hex`, from the process's seeded generator (an identifier, not a secret;
+    `uuid4` reads the OS's random source on every call, 8 µs a request here against 1.3 µs)."""
     if raw:
         text = raw.decode("latin-1")
         if 0 < len(text) <= 128 and all(ch in _SAFE_ID for ch in text):
             return text
-    return uuid.uuid4().hex
+    return f"{getrandbits(128):032x}"
 
 
 class RequestContext:
@@ -102,9 +107,9 @@ class RequestContext:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            REQUEST_LATENCY.labels(scope.get("method", "GET"), template, f"{status // 100}xx").observe(
-                time.perf_counter() - started
-            )
+            method = scope.get("method", "GET")
+            latency = labelled(REQUEST_LATENCY, method, template, _STATUS_CLASS[status // 100])
+            latency.observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:

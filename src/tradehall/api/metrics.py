@@ -10,12 +10,27 @@ import contextlib
 import importlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 from tradehall.domain.fixedpoint import amount_of
 from tradehall.engine import Engine, views
+
+M = TypeVar("M", bound=MetricWrapperBase)
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
+
+
+def labelled(metric: M, *values: str) -> M:
+    """`metric.labels(*values)` (values in the order of its label names), the child kept: on the order
+    path prometheus_client's `labels` (it checks the names and takes a lock on every call) cost 7 to 9 µs
+    a call, three calls an order; a dict lookup costs under 1 µs. For labels of few values only."""
+    child = _children.get((metric, values))
+    if child is None:
+        child = _children[(metric, values)] = metric.labels(*values)
+    return child  # type: ignore[return-value]
+
 
 _LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 

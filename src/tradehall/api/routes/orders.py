@@ -21,7 +21,7 @@ from tradehall.api import convert
 from tradehall.api.auth import TRADE, Principal
 from tradehall.api.errors import ApiError, forbidden, not_found
 from tradehall.api.gateway import CorrelationDep, Gateway, GatewayDep, PrincipalDep, TraderDep
-from tradehall.api.metrics import ORDER_LATENCY, ORDERS_TOTAL
+from tradehall.api.metrics import ORDER_LATENCY, ORDERS_TOTAL, labelled
 from tradehall.api.routes.common import ERRORS, Cursor, Limit, json_response, order_number, page, time_ns
 from tradehall.api.schemas import (
     CancelAllOut,
@@ -129,8 +129,8 @@ async def place_order(
     assert isinstance(first, OrderAccepted)
     order = convert.order_from_events(events, first.order_id, spec, gateway.quote_places(spec))
     assert order is not None
-    ORDERS_TOTAL.labels(market=body.market, result="accepted").inc()
-    ORDER_LATENCY.labels(transport=transport).observe(time.perf_counter() - started)
+    labelled(ORDERS_TOTAL, body.market, "accepted").inc()
+    labelled(ORDER_LATENCY, transport).observe(time.perf_counter() - started)
     return order, 201
 
 
