@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from msgspec.structs import astuple
+
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import (
     CancelReason,
@@ -76,6 +78,15 @@ SIDE_BY_KIND: Final[dict[MarketKind, dict[OrderSide, Side]]] = {
     BINARY: {OrderSide.BUY: BUY, OrderSide.SELL: SELL, OrderSide.YES: BUY, OrderSide.NO: SELL},
 }
 USER: Final = CancelReason.USER
+PLACE_ORDER_FIELDS: Final = (
+    "ts", "correlation_id", "account_id", "market", "side", "quantity", "type", "price", "stop_price",
+    "time_in_force", "expire_at", "post_only", "reduce_only", "client_order_id", "take_profit",
+    "stop_loss", "trigger", "trail_percent", "trail_price", "activation_price", "order_class",
+    "stop_loss_limit",
+)  # fmt: skip
+"""`PlaceOrder`'s fields in their order: `Intake.place_order` unpacks them positionally."""
+if cmds.PlaceOrder.__struct_fields__ != PLACE_ORDER_FIELDS:
+    raise ImportError("PlaceOrder's fields changed: update Intake.place_order's unpacking")
 
 
 class OrderDesk:
@@ -121,26 +132,35 @@ class OrderDesk:
 class Intake(OrderDesk):
     def place_order(self, command: cmds.PlaceOrder) -> None:
         state = self._state
+        # Every field read once, in one C call: a command is a msgspec Struct, whose attribute reads
+        # are generic lookups in the compiled build (about 50 per placement before). The order is
+        # `PLACE_ORDER_FIELDS`, checked at import.
+        (
+            _ts, _correlation_id, account_id, market_name, requested_side, quantity_value, order_type,
+            price_value, stop_price_value, tif, expire_at_value, post_only, reduce_only, client_order_id,
+            take_profit, stop_loss, trigger_value, trail_percent, trail_price_value, activation_value,
+            order_class_value, stop_loss_limit,
+        ) = astuple(command)  # fmt: skip
         # the lookups and enum conversions inline: one call each less on the hot path
-        market = self._markets.get(command.market)
+        market = self._markets.get(market_name)
         if market is None:
-            market = state.market(command.market)  # raises not_found
-        account = self._accounts.get(command.account_id)
+            market = state.market(market_name)  # raises not_found
+        account = self._accounts.get(account_id)
         if account is None or account.kind is SYSTEM_KIND:
-            account = state.trader(command.account_id)  # raises not_found
+            account = state.trader(account_id)  # raises not_found
         key: tuple[str, str] | None = None
         print_ = b""
-        if command.client_order_id is not None:
-            if not command.client_order_id or len(command.client_order_id) > 64:
+        if client_order_id is not None:
+            if not client_order_id or len(client_order_id) > 64:
                 raise invalid_order("client_order_id must be 1 to 64 characters")
-            key = (account.account_id, command.client_order_id)
+            key = (account.account_id, client_order_id)
             print_ = fingerprint(command, stated_trigger(market, command))
             original = self._client_order_ids.get(key)
             if original is not None:
                 if self._client_order_fingerprints.get(key, print_) != print_:
                     raise TradehallError(
                         Code.CONFLICT,
-                        f"client_order_id {command.client_order_id!r} belongs to order {original},"
+                        f"client_order_id {client_order_id!r} belongs to order {original},"
                         " placed with different parameters",
                     )
                 return  # idempotent repeat: the original order stands, nothing changes
@@ -157,76 +177,62 @@ class Intake(OrderDesk):
             )
         # Enum fields are read with getattr: a caller may pass the plain string (enum_of converts or
         # refuses it), and the compiled build would reject a typed `.side` read of a str.
-        requested_side = getattr(command, "side")  # noqa: B009
         if requested_side.__class__ is not OrderSide:
             requested_side = enum_of(OrderSide, requested_side, "side")
         side = SIDE_BY_KIND[market.kind].get(requested_side)
         if side is None:
             raise invalid_order(f"side {requested_side} does not fit a {market.kind} market")
-        quantity = market.terms.lots_of(command.quantity)
+        quantity = market.terms.lots_of(quantity_value)
         refusal = check_quantity(market, quantity)
         if refusal is not None:
             raise refusal
-        order_type = getattr(command, "type")  # noqa: B009
         if order_type.__class__ is not OrderType:
             order_type = enum_of(OrderType, order_type, "type")
         order_class = SIMPLE_CLASS
-        if (
-            command.take_profit is not None
-            or command.stop_loss is not None
-            or getattr(command, "order_class") is not None  # noqa: B009 (a plain string in the native build)
-        ):
+        if take_profit is not None or stop_loss is not None or order_class_value is not None:
             order_class = order_class_of(command)
         price = stop_price = None
         if order_type in (LIMIT_ORDER, STOP_LIMIT_ORDER):
-            price_value = command.price
             if price_value is None and order_class is OCO_CLASS:
-                price_value = command.take_profit  # an oco is its take-profit
+                price_value = take_profit  # an oco is its take-profit
             if price_value is None:
                 raise invalid_order(f"a {order_type} order needs a price")
             price = order_price(market, requested_side, price_value, "price")
-        elif command.price is not None:
+        elif price_value is not None:
             raise invalid_order(f"a {order_type} order takes no price")
         if order_type in (STOP_ORDER, STOP_LIMIT_ORDER):
-            if command.stop_price is None:
+            if stop_price_value is None:
                 raise invalid_order(f"a {order_type} order needs a stop_price")
-            stop_price = order_price(market, requested_side, command.stop_price, "stop_price")
-        elif command.stop_price is not None:
+            stop_price = order_price(market, requested_side, stop_price_value, "stop_price")
+        elif stop_price_value is not None:
             raise invalid_order(f"a {order_type} order takes no stop_price")
         trailing = order_type is TRAILING_STOP_ORDER
         trigger = None
         if stop_price is not None or trailing:
             trigger = (
                 default_trigger(market)
-                if getattr(command, "trigger") is None  # noqa: B009
-                else enum_of(StopTrigger, getattr(command, "trigger"), "trigger")  # noqa: B009
+                if trigger_value is None
+                else enum_of(StopTrigger, trigger_value, "trigger")
             )
             if stop_price is not None:
                 refusal = check_trigger(market, requested_side, side, trigger, stop_price)
                 if refusal is not None:
                     raise refusal
-        elif getattr(command, "trigger") is not None:  # noqa: B009
+        elif trigger_value is not None:
             raise invalid_order("trigger is only for stop, stop_limit and trailing_stop orders")
         trail_ppm = trail_price = activation_price = None
         if trailing:
             assert trigger is not None
-            trail_ppm, trail_price = trail_of(market, command.trail_percent, command.trail_price)
-            if command.activation_price is not None:
-                activation_price = order_price(
-                    market, requested_side, command.activation_price, "activation_price"
-                )
+            trail_ppm, trail_price = trail_of(market, trail_percent, trail_price_value)
+            if activation_value is not None:
+                activation_price = order_price(market, requested_side, activation_value, "activation_price")
                 refusal = check_activation(market, requested_side, side, trigger, activation_price)
                 if refusal is not None:
                     raise refusal
-        elif (
-            command.trail_percent is not None
-            or command.trail_price is not None
-            or command.activation_price is not None
-        ):
+        elif trail_percent is not None or trail_price_value is not None or activation_value is not None:
             raise invalid_order(
                 "trail_percent, trail_price and activation_price are only for trailing_stop orders"
             )
-        tif = getattr(command, "time_in_force")  # noqa: B009
         if tif.__class__ is not TimeInForce:
             tif = enum_of(TimeInForce, tif, "time_in_force")
         if order_type in (MARKET_ORDER, STOP_ORDER, TRAILING_STOP_ORDER):
@@ -237,20 +243,20 @@ class Intake(OrderDesk):
         now = state.now
         expire_at = None
         if tif is GTD:
-            if command.expire_at is None or command.expire_at <= now:
+            if expire_at_value is None or expire_at_value <= now:
                 raise invalid_order("a gtd order needs expire_at in the future")
-            expire_at = command.expire_at
-        elif command.expire_at is not None:
+            expire_at = expire_at_value
+        elif expire_at_value is not None:
             raise invalid_order("expire_at is only for gtd orders")
         elif tif is DAY:
             expire_at = (now // DAY_NS + 1) * DAY_NS
-        if command.post_only and (order_type is not LIMIT_ORDER or tif in (IOC, FOK)):
+        if post_only and (order_type is not LIMIT_ORDER or tif in (IOC, FOK)):
             raise invalid_order("post_only is for limit orders that may rest")
-        if command.reduce_only and market.kind is SPOT:
+        if reduce_only and market.kind is SPOT:
             raise invalid_order("reduce_only is for perp and binary markets")
-        if command.post_only and price is not None and would_cross(market, side, price):
+        if post_only and price is not None and would_cross(market, side, price):
             raise invalid_order("post_only order would take liquidity", CancelReason.POST_ONLY)
-        if account.trading_state is TRADING_REDUCING and not command.reduce_only:
+        if account.trading_state is TRADING_REDUCING and not reduce_only:
             raise TradehallError(Code.ACCOUNT_NOT_ACTIVE, "the account may only reduce positions")
         # built here, directly: the hot path (`lifecycle` builds the engine's own orders)
         order = Order(
@@ -266,9 +272,9 @@ class Intake(OrderDesk):
             quantity=quantity,
             remaining=quantity,
             expire_at=expire_at,
-            post_only=command.post_only,
-            reduce_only=command.reduce_only,
-            client_order_id=command.client_order_id,
+            post_only=post_only,
+            reduce_only=reduce_only,
+            client_order_id=client_order_id,
             created_ts=now,
             trigger=trigger,
             updated_ts=now,
@@ -284,7 +290,7 @@ class Intake(OrderDesk):
                 if reference is not None:
                     order.hwm = reference
                     order.stop_price = trailing_stop_price(market, order, reference)
-        if order_class is not SIMPLE_CLASS or command.stop_loss_limit is not None:
+        if order_class is not SIMPLE_CLASS or stop_loss_limit is not None:
             check_contingent(command, order_class, order, market, account)
         if market.venue is QUOTE_VENUE:
             refusal = check_quote_fresh(state, market)
