@@ -47,12 +47,12 @@ class BookVenue(Venue):
         _, taker_stopped = market.book.match(
             order.side, limit, order.remaining, account.account_id, market.terms.stp, fills, stp_cancelled
         )
-        cancel = self._lifecycle.cancel
+        # the methods called through their components, not bound once before the loop: compiled,
+        # that is a direct native call, and a bound method would be built on every take
         for maker in stp_cancelled:
-            cancel(maker, market, SELF_TRADE, in_book=False)
-        settle_fill = self._postings.settle_fill
+            self._lifecycle.cancel(maker, market, SELF_TRADE, in_book=False)
         for maker, quantity, price in fills:
-            settle_fill(market, maker, order, account, quantity, price)
+            self._postings.settle_fill(market, maker, order, account, quantity, price)
         if fills and market.kind is not SPOT:
             self.rebalance_reservations(
                 market, {maker.account_id for maker, _, _ in fills} | {account.account_id}

@@ -324,15 +324,15 @@ def check_hold(
 
     `lots`: hold for only that many (a market order's fillable part)."""
     side = order.side
-    spec = market.spec
+    terms = market.terms
     quantity = order.remaining if lots is None else min(lots, order.remaining)
     if order.status is PENDING_TRIGGER and (order.type is STOP_ORDER or order.type is TRAILING_STOP_ORDER):
-        order.hold_currency = spec.quote
+        order.hold_currency = terms.quote
         return None  # a stop market order is checked when it triggers, at the prices of that moment
     if market.kind is SPOT:
-        order.hold_currency = spec.quote if side is BUY else spec.base
+        order.hold_currency = terms.quote if side is BUY else terms.base
     else:
-        order.hold_currency = spec.quote
+        order.hold_currency = terms.quote
         position = market.positions.get(account.account_id)
         free = 0
         if position is not None:

@@ -69,6 +69,7 @@ class MarketTerms:
 
     __slots__ = (
         "band_ppm",
+        "base",
         "base_per_lot",
         "collateral_id",
         "funding_interval_ns",
@@ -90,6 +91,7 @@ class MarketTerms:
         "protection_ppm",
         "quadratic",
         "quadratic_ratio",
+        "quote",
         "quote_max_age_ns",
         "slippage_ppm",
         "spec",
@@ -104,6 +106,10 @@ class MarketTerms:
         if not spec.symbol or len(spec.symbol) > 64:
             raise invalid_request("symbol must be 1 to 64 characters")
         self.spec = spec
+        # the currencies as native fields: the hold check and every fill read them (a spec read is a
+        # generic attribute lookup on a Struct in the compiled build)
+        self.base = spec.base
+        self.quote = spec.quote
         self.tick_size = spec.tick_size
         self.lot_size = spec.lot_size
         self.stp = spec.self_trade_prevention

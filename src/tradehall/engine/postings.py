@@ -109,11 +109,12 @@ class Postings:
         """The buyer pays `paid` into `system:rounding`, which pays the seller `received`; the base
         currency moves the other way."""
         ledger = self._ledger
-        quote = market.spec.quote
+        terms = market.terms
+        quote = terms.quote
         rounding = ledger.system_account(SYSTEM_ROUNDING, quote)
         ledger.transfer(buyer, rounding, quote, paid)
         ledger.transfer(rounding, seller, quote, received)
-        ledger.transfer(seller, buyer, market.spec.base, lots * market.terms.base_per_lot)
+        ledger.transfer(seller, buyer, terms.base, lots * terms.base_per_lot)
 
     def fill_side(
         self,
@@ -130,7 +131,7 @@ class Postings:
         units (unused for other kinds)."""
         terms = market.terms
         ledger = self._ledger
-        quote = market.spec.quote
+        quote = terms.quote
         kind = market.kind
         if liquidity is TAKER:
             order.remaining -= quantity  # a maker's remaining was already lowered by its book
