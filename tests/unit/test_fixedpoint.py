@@ -1,7 +1,10 @@
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tradehall.domain.errors import Code, TradehallError
 from tradehall.domain.fixedpoint import (
@@ -9,6 +12,7 @@ from tradehall.domain.fixedpoint import (
     amount_of,
     ceil_div,
     decimal_of,
+    decimal_places,
     decimal_str,
     div_round_half_even,
     floor_amount,
@@ -16,6 +20,7 @@ from tradehall.domain.fixedpoint import (
     parse_decimal,
     ppm_of,
     units_of,
+    units_of_places,
 )
 
 
@@ -81,3 +86,35 @@ def test_floor_amount_rounds_exact_amounts_down_to_the_minor_unit() -> None:
     assert str(floor_amount(Fraction(1, 3), 2)) == "0.33"
     assert str(floor_amount(Fraction(-1, 3), 8)) == "-0.33333334"
     assert str(floor_amount(Decimal(7), 2)) == "7.00"
+
+
+def test_decimal_places_of_powers_of_ten_only() -> None:
+    steps = ["0.01", "0.010", "1", "1E+1", "0.0001", "0.25", "5", "0.5"]
+    assert [decimal_places(Decimal(step)) for step in steps] == [2, 2, 0, -1, 4, None, None, None]
+
+
+def _outcome(call: Callable[[], int]) -> object:
+    try:
+        return call()
+    except TradehallError as error:
+        return (error.code, error.detail)
+
+
+EDGE_VALUES = [
+    "64000.505", "1E+20", "1E-30", "12345678901234567.89", "0.0100000000000000000000000000001",
+    "9999999999999.99", "10000000000000.00", "-0", "-5.00", "1e2", "NaN", "Infinity", "-Infinity",
+]  # fmt: skip
+
+
+@given(
+    st.one_of(
+        st.sampled_from(EDGE_VALUES).map(Decimal),
+        st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=-(10**16), max_value=10**16),
+        st.decimals(allow_nan=False, allow_infinity=False),
+    ),
+    st.sampled_from(["0.01", "1", "0.0001", "1E+1", "0.25"]).map(Decimal),
+)
+def test_units_of_places_answers_as_units_of(value: Decimal, step: Decimal) -> None:
+    """The fast path for power-of-ten steps gives the same count, or the same refusal, as the division."""
+    fast = _outcome(lambda: units_of_places(value, decimal_places(step), step, "price"))
+    assert fast == _outcome(lambda: units_of(value, step, "price"))

@@ -24,14 +24,15 @@ Rounding rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from fractions import Fraction
 from math import lcm
+from typing import Final
 
 from tradehall.domain.errors import TradehallError, invalid_order
 
-PPM = 1_000_000
-MAX_UNITS = 10**15
+PPM: Final = 1_000_000
+MAX_UNITS: Final = 10**15
 """The largest count of ticks, lots or minor units one value may have: products of two such values
 stay far from what the journal's 64-bit integers can hold for any realistic position."""
 
@@ -81,6 +82,31 @@ def units_of(value: Decimal, step: Decimal, what: str, error: type[TradehallErro
     if abs(count) > MAX_UNITS:
         raise invalid_order(f"{what} {value} is too large")
     return int(count)
+
+
+_EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+"""A context that never rounds: `scaleb` under it only moves the exponent."""
+
+
+def decimal_places(step: Decimal) -> int | None:
+    """k when `step` is 10**-k (0.01 -> 2, 1 -> 0, 1E+1 -> -1); None for any other step (0.25, 5)."""
+    sign, digits, exponent = step.normalize().as_tuple()
+    if sign or digits != (1,) or not isinstance(exponent, int):
+        return None
+    return -exponent
+
+
+def units_of_places(value: Decimal, places: int | None, step: Decimal, what: str) -> int:
+    """`units_of` for a `step` of 10**-`places` (`decimal_places`): the exponent moved instead of a
+    Decimal divmod, about a tenth of the instructions (two per placement on the hot path). Anything
+    but a small exact multiple goes through `units_of`, which refuses it with its own message."""
+    if places is not None and value.is_finite():
+        scaled = value.scaleb(places, _EXACT)
+        if scaled.adjusted() < 16:  # |scaled| < 10**16: int() stays small
+            count = int(scaled)
+            if count == scaled and -MAX_UNITS <= count <= MAX_UNITS:
+                return count
+    return units_of(value, step, what)
 
 
 def decimal_of(units: int, step: Decimal) -> Decimal:

@@ -9,7 +9,6 @@ from typing import Final
 from tradehall.domain import commands as cmds
 from tradehall.domain.enums import CancelReason
 from tradehall.domain.errors import Code, TradehallError, invalid_order
-from tradehall.domain.fixedpoint import parse_decimal, units_of
 from tradehall.engine.checks import (
     check_quantity,
     check_trigger,
@@ -65,9 +64,7 @@ class Amend(OrderDesk):
             raise invalid_order(f"a {order.type} order has no {what}")
         new_quantity = order.quantity
         if command.quantity is not None:
-            new_quantity = units_of(
-                parse_decimal(command.quantity, "quantity"), market.spec.lot_size, "quantity"
-            )
+            new_quantity = market.terms.lots_of(command.quantity)
             if new_quantity <= 0:
                 raise invalid_order("quantity must be positive")
             if market.terms.max_lots is not None and new_quantity > market.terms.max_lots:
@@ -164,7 +161,7 @@ class Amend(OrderDesk):
             price = order_price(market, order.requested_side, command.price, "price")
         quantity = order.quantity
         if command.quantity is not None:
-            quantity = units_of(parse_decimal(command.quantity, "quantity"), market.spec.lot_size, "quantity")
+            quantity = market.terms.lots_of(command.quantity)
             refused = check_quantity(market, quantity)
             if refused is not None:
                 raise refused

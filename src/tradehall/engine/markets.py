@@ -19,11 +19,13 @@ from tradehall.domain.fixedpoint import (
     PPM,
     Ratio,
     ceil_div,
+    decimal_places,
     minor_of,
     parse_decimal,
     ppm_of,
     rate_units_of,
     units_of,
+    units_of_places,
 )
 from tradehall.domain.market import MarketSpec
 from tradehall.engine.book import OrderBook
@@ -78,6 +80,7 @@ class MarketTerms:
         "latency_jitter_ns",
         "latency_ns",
         "latency_seed",
+        "lot_places",
         "lot_size",
         "maintenance_margin_ppm",
         "maker_ppm",
@@ -97,6 +100,7 @@ class MarketTerms:
         "spec",
         "stp",
         "taker_ppm",
+        "tick_places",
         "tick_size",
     )
 
@@ -112,6 +116,8 @@ class MarketTerms:
         self.quote = spec.quote
         self.tick_size = spec.tick_size
         self.lot_size = spec.lot_size
+        self.tick_places = decimal_places(spec.tick_size)  # None: a step that is not a power of ten
+        self.lot_places = decimal_places(spec.lot_size)
         self.stp = spec.self_trade_prevention
         self.collateral_id = f"system:collateral:{spec.symbol}"
         self.quote_max_age_ns = None if spec.quote_max_age_ms is None else spec.quote_max_age_ms * 1_000_000
@@ -207,10 +213,10 @@ class MarketTerms:
     def ticks_of(self, value: object, what: str) -> int:
         """A price in ticks. Divided each time, not memoised: a command's Decimal is a fresh object, and
         hashing a fresh Decimal with a fraction (for a memo's key) costs several times the division."""
-        return units_of(parse_decimal(value, what), self.tick_size, what)
+        return units_of_places(parse_decimal(value, what), self.tick_places, self.tick_size, what)
 
     def lots_of(self, value: object) -> int:
-        return units_of(parse_decimal(value, "quantity"), self.lot_size, "quantity")
+        return units_of_places(parse_decimal(value, "quantity"), self.lot_places, self.lot_size, "quantity")
 
     @property
     def fee_denominator(self) -> int:
