@@ -5,8 +5,8 @@ funded accounts, then runs load-generator processes (the generator shares the ma
 
 - http_peak:  closed loop, each worker places a limit order then cancels it, as fast as it can;
               latency of the POST /orders (request sent -> 201 read).
-              `projector_lag`, sampled from `/ready` meanwhile: how long after a seq was durable the
-              read models showed it (whichever process projects).
+              `projector_lag`, sampled every 20 ms meanwhile: how long after a seq was durable (the
+              engine's status page, or `/ready` in one process) the read models' file showed it.
 - http_paced: open loop at a fixed rate (default 1000 orders/s), same place/cancel pairs.
 - ws_peak:    WebSocket order entry, one `order` per frame, each connection keeps a window of orders in
               flight and cancels each order as soon as it is answered (one `cancel` per frame).
@@ -577,38 +577,64 @@ def run_ws(
 
 
 class LagSampler:
-    """Polls `/ready` every `interval` s during a workload: (time, durable seq, projected seq). A durable
-    seq's lag is the time until a later sample shows the read models at it (resolution: `interval`)."""
+    """The projector's lag during a workload, sampled every `interval` s (20 ms): the engine's durable
+    seq and the read models' stored seq (`projection_state`, read from the SQLite file: what a GET
+    sees). The durable seq comes from the engine's status page (`engine.status`, `--workers N > 1`)
+    or, with no such page (one process), from `/ready`, whose journal figure is the runner's own;
+    `/ready`'s store figure is not used: it is cached for 1 s. A sample's lag is the time until a
+    later sample shows its durable seq projected (resolution: `interval`)."""
 
-    def __init__(self, url: str, interval: float = 0.05) -> None:
+    def __init__(self, url: str, data_dir: Path, interval: float = 0.02) -> None:
+        import sqlite3
         import threading
 
         self.url = url
+        self.data_dir = data_dir
         self.interval = interval
         self.samples: list[tuple[float, int, int]] = []
+        self.database = sqlite3.connect(
+            f"file:{data_dir / 'tradehall.sqlite3'}?mode=ro", uri=True, check_same_thread=False
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self, client: httpx.Client) -> tuple[int, int] | None:
-        try:
-            checks = client.get("/ready").json()["checks"]
-        except (httpx.HTTPError, ValueError, KeyError):
-            return None
-        durable, projected = int(checks["journal"]["durable_seq"]), int(checks["store"]["projected_seq"])
-        self.samples.append((time.perf_counter(), durable, projected))
-        return durable, projected
+    def _projected(self) -> int:
+        row = self.database.execute(
+            "SELECT last_seq FROM projection_state WHERE name = 'read_models'"
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def _run(self) -> None:
+        from tradehall.service.status_page import EngineStatus, status_path
+
+        page = status_path(self.data_dir)
+        status = EngineStatus(page) if page.exists() else None  # never create it for one process
         with httpx.Client(base_url=self.url, timeout=5.0) as client:
+
+            def sample() -> tuple[int, int] | None:
+                at = time.perf_counter()  # a /ready answer's seq was durable by its end: lags err long
+                if status is not None:
+                    durable = status.durable_seq
+                else:
+                    try:
+                        durable = int(client.get("/ready").json()["checks"]["journal"]["durable_seq"])
+                    except (httpx.HTTPError, ValueError, KeyError):
+                        return None
+                projected = self._projected()
+                self.samples.append((at, durable, projected))
+                return durable, projected
+
             while not self._stop.is_set():
-                self._sample(client)
+                sample()
                 self._stop.wait(self.interval)
             deadline = time.monotonic() + 60  # after the load: until the read models caught up
             while time.monotonic() < deadline:
-                seqs = self._sample(client)
+                seqs = sample()
                 if seqs is not None and seqs[1] >= seqs[0]:
                     break
                 time.sleep(self.interval)
+        if status is not None:
+            status.close()
 
     def start(self) -> None:
         self._thread.start()
@@ -616,14 +642,22 @@ class LagSampler:
     def stop(self) -> dict[str, float]:
         self._stop.set()
         self._thread.join()
-        lags = []
-        samples = self.samples
-        for index, (at, durable, _) in enumerate(samples):
-            later = index
-            while later < len(samples) - 1 and samples[later][2] < durable:
-                later += 1
-            lags.append(samples[later][0] - at)  # never caught up: until the last sample, a lower bound
+        self.database.close()
+        lags = lags_of(self.samples)
         return {"samples": float(len(lags)), **percentiles(lags)}
+
+
+def lags_of(samples: list[tuple[float, int, int]]) -> list[float]:
+    """Each (time, durable seq, projected seq) sample's lag: the time until the first sample from it on
+    whose projected seq reaches its durable seq; none does: until the last sample (a lower bound)."""
+    lags = []
+    later = 0
+    for index, (at, durable, _) in enumerate(samples):
+        later = max(later, index)  # both seqs only grow: the answer never moves back
+        while later < len(samples) - 1 and samples[later][2] < durable:
+            later += 1
+        lags.append(samples[later][0] - at)
+    return lags
 
 
 # ---- reads with many fills stored --------------------------------------------------------------------
@@ -865,7 +899,7 @@ def main() -> None:
                         figures.append((name, figures_of))
                     continue
                 if workload == "http_peak":  # the projector's lag at the peak rate, beside it
-                    sampler = LagSampler(url)
+                    sampler = LagSampler(url, Path(data_dir))
                     sampler.start()
                     result = run_http(url, identities[: args.http_workers], args.processes, seconds, None)
                     figures.append(("projector_lag", sampler.stop()))

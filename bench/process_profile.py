@@ -109,15 +109,7 @@ class LagSampler:
     def stop(self) -> dict[str, float]:
         self._stop.set()
         self._thread.join()
-        lags = []
-        samples = self.samples
-        later = 0
-        for index, (at, durable, _) in enumerate(samples):
-            later = max(later, index)
-            while later < len(samples) - 1 and samples[later][2] < durable:
-                later += 1
-            lags.append(samples[later][0] - at)
-        lags.sort()
+        lags = sorted(api_load.lags_of(self.samples))
         if not lags:
             return {}
         return {
