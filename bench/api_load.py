@@ -27,6 +27,10 @@ funded accounts, then runs load-generator processes (the generator shares the ma
               alternating rounds in one run; `vs_fastapi` prints each layout's requests/s over the
               trivial route's, and the server CPU seconds per request (all of a layout's processes).
 
+- reads:      `GET /trades` (first and a deep page of `--fills` stored fills) and `GET /positions`, one
+              client; with `--reads-workers 1,2` each layout is started and read in alternating rounds
+              in one run, with the server CPU per request (issue 18: `--workers 2` no worse).
+
 Run: `python bench/api_load.py [--quick] [--json]`. Prints a table, and with --json one JSON object
 per figure: {"bench": "api_load", "workload": ..., "metric": ..., "value": ..., "unit": ...}.
 """
@@ -739,6 +743,69 @@ def run_reads(
     }
 
 
+def run_reads_side_by_side(
+    args: argparse.Namespace, fills: int, requests: int
+) -> list[tuple[str, dict[str, float]]]:
+    """`GET /trades` and `GET /positions` of `serve --workers N` for each N of `--reads-workers` (and
+    from `--baseline-src` too, when given), all started and filled alike, then read in alternating
+    rounds (1, 2, 2, 1, ...) so the shared machine's drift falls on each; one client, so a latency is
+    the service time. The server CPU per request counts all of a layout's processes (idle timers too)."""
+    import fastapi_peer
+
+    layouts = [(f"workers_{n}", int(n), None) for n in args.reads_workers.split(",")]
+    if args.baseline_src:
+        layouts += [(f"{name}_baseline", n, args.baseline_src) for name, n, _ in layouts]
+    rounds = max(1, args.rounds)
+    per_round = max(2, requests // rounds // 2 * 2)
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    targets: dict[str, tuple[str, dict[str, str], list[str], str]] = {}
+    keys = [(name, kind) for name, _, _ in layouts for kind in ("trades", "positions")]
+    latencies: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
+    cpu = dict.fromkeys(keys, 0.0)
+    with contextlib.ExitStack() as stack:
+        for name, workers, source in layouts:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tradehall-bench-")))
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            servers[name] = start_server(data_dir, port, workers, source)
+            stack.callback(stop_server, servers[name])
+            identity = setup(url, 1)[0]
+            store_fills(data_dir, identity["account_id"], fills)
+            first_page = f"/trades?account_id={identity['account_id']}&limit=100"
+            cursor = httpx.get(url + first_page, headers={"x-api-key": identity["api_key"]}).json()
+            deep = f"{first_page}&cursor={cursor['next_cursor']}" if cursor["next_cursor"] else first_page
+            positions = f"/positions?account_id={identity['account_id']}"
+            targets[name] = (url, identity, [first_page, deep], positions)
+        for url, identity, pages, positions in targets.values():  # warm up
+            asyncio.run(timed_gets(url, identity, pages * 10 + [positions] * 20))
+        names = [name for name, _, _ in layouts]
+        for round_index in range(rounds):
+            for name in names if round_index % 2 == 0 else names[::-1]:
+                url, identity, pages, positions = targets[name]
+                for kind, paths in (
+                    ("trades", pages * (per_round // 2)),
+                    ("positions", [positions] * per_round),
+                ):
+                    before = fastapi_peer.process_tree_cpu(servers[name].pid)
+                    latencies[name, kind] += asyncio.run(timed_gets(url, identity, paths))
+                    cpu[name, kind] += fastapi_peer.process_tree_cpu(servers[name].pid) - before
+    figures: list[tuple[str, dict[str, float]]] = []
+    for name, kind in keys:
+        done = latencies[name, kind]
+        figures.append(
+            (
+                f"get_{kind}_{name}",
+                {
+                    "ops_per_s": len(done) / sum(done),
+                    "orders": float(len(done)),
+                    "cpu_us_per_request": cpu[name, kind] / len(done) * 1e6,
+                    **percentiles(done),
+                },
+            )
+        )
+    return figures
+
+
 # ---- side by side with a trivial FastAPI route (issue 18) -------------------------------------------
 
 
@@ -860,9 +927,16 @@ def main() -> None:
     parser.add_argument("--vs-workers", type=int, default=2, help="Gateways of vs_fastapi's second layout.")
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads of vs_fastapi.")
     parser.add_argument(
-        "--baseline-src", default=None, help="vs_fastapi: also serve from this `src` dir (before/after)."
+        "--baseline-src", default=None, help="vs_fastapi, reads: also serve this `src` dir (before/after)."
     )
-    parser.add_argument("--rounds", type=int, default=4, help="Alternating rounds of the alpaca workload.")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="Alternating rounds of the alpaca and side-by-side workloads."
+    )
+    parser.add_argument(
+        "--reads-workers",
+        default=None,
+        help="reads: `serve --workers N` for each N of this list (e.g. 1,2), side by side in one run.",
+    )
     parser.add_argument(
         "--alpaca-workers", type=int, default=4, help="Concurrent clients of the alpaca workload (1 process)."
     )
@@ -879,6 +953,9 @@ def main() -> None:
     figures: list[tuple[str, dict[str, float]]] = []
     if vs_fastapi:
         figures.extend(run_vs_fastapi(args, 3 * seconds))
+    if args.reads_workers and "reads" in workloads:  # its own servers, one per layout
+        figures.extend(run_reads_side_by_side(args, fills, 200 if args.quick else 1000))
+        workloads = [workload for workload in workloads if workload != "reads"]
     with tempfile.TemporaryDirectory(prefix="tradehall-bench-") as data_dir:
         server = start_server(Path(data_dir), port, args.workers) if workloads else None
         try:
