@@ -327,6 +327,8 @@ class Service:
         if self._projection is not None:
             await self._projection.wait_projected(seq, timeout)
             return
+        if self._projected_seq >= seq:  # already read from the store: it only grows (no query per GET)
+            return
         deadline = time.monotonic() + timeout  # another process projects: read how far from the store
         while (projected := await self.projector.last_seq()) < seq:
             self._projected_seq = projected
