@@ -749,7 +749,8 @@ def run_reads_side_by_side(
     """`GET /trades` and `GET /positions` of `serve --workers N` for each N of `--reads-workers` (and
     from `--baseline-src` too, when given), all started and filled alike, then read in alternating
     rounds (1, 2, 2, 1, ...) so the shared machine's drift falls on each; one client, so a latency is
-    the service time. The server CPU per request counts all of a layout's processes (idle timers too)."""
+    the service time. The server CPU per request counts all of a layout's processes; `marginal_` takes
+    out what they spend idle (timers, polling: one client's slow requests leave much idle time)."""
     import fastapi_peer
 
     layouts = [(f"workers_{n}", int(n), None) for n in args.reads_workers.split(",")]
@@ -779,6 +780,15 @@ def run_reads_side_by_side(
         for url, identity, pages, positions in targets.values():  # warm up
             asyncio.run(timed_gets(url, identity, pages * 10 + [positions] * 20))
         names = [name for name, _, _ in layouts]
+        idle_before = {name: fastapi_peer.process_tree_cpu(servers[name].pid) for name in names}
+        idle_started = time.monotonic()
+        time.sleep(5.0)  # every layout idle at once: its timers' CPU rate, taken out of the rounds
+        idle_elapsed = time.monotonic() - idle_started
+        idle_rate = {
+            name: (fastapi_peer.process_tree_cpu(servers[name].pid) - idle_before[name]) / idle_elapsed
+            for name in names
+        }
+        busy = dict.fromkeys(keys, 0.0)
         for round_index in range(rounds):
             for name in names if round_index % 2 == 0 else names[::-1]:
                 url, identity, pages, positions = targets[name]
@@ -787,7 +797,9 @@ def run_reads_side_by_side(
                     ("positions", [positions] * per_round),
                 ):
                     before = fastapi_peer.process_tree_cpu(servers[name].pid)
+                    started = time.monotonic()
                     latencies[name, kind] += asyncio.run(timed_gets(url, identity, paths))
+                    busy[name, kind] += time.monotonic() - started
                     cpu[name, kind] += fastapi_peer.process_tree_cpu(servers[name].pid) - before
     figures: list[tuple[str, dict[str, float]]] = []
     for name, kind in keys:
@@ -799,6 +811,9 @@ def run_reads_side_by_side(
                     "ops_per_s": len(done) / sum(done),
                     "orders": float(len(done)),
                     "cpu_us_per_request": cpu[name, kind] / len(done) * 1e6,
+                    "marginal_cpu_us_per_request": (cpu[name, kind] - idle_rate[name] * busy[name, kind])
+                    / len(done)
+                    * 1e6,
                     **percentiles(done),
                 },
             )
@@ -1020,6 +1035,7 @@ def main() -> None:
         "generator_cpu_us_per_order": "us",
         "ops_ratio": "x",
         "cpu_us_per_request": "us",
+        "marginal_cpu_us_per_request": "us",
     }
     if args.json:
         for workload, result in figures:
@@ -1062,6 +1078,11 @@ def main() -> None:
                 f"  server CPU {result['cpu_us_per_order']:.0f} us/order"
                 if "cpu_us_per_order" in result
                 else f"  server CPU {result['cpu_us_per_request']:.0f} us/request"
+                + (
+                    f" ({result['marginal_cpu_us_per_request']:.0f} less idle)"
+                    if "marginal_cpu_us_per_request" in result
+                    else ""
+                )
                 if "cpu_us_per_request" in result
                 else ""
             )
