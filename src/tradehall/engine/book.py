@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from heapq import heapify, heappop, heappush
+from typing import Any
 
 from tradehall.domain.enums import SelfTradePrevention, Side
 from tradehall.engine.constants import (
@@ -291,6 +292,10 @@ def _net_changes(
     if not touched:
         return ()
     changes = []
+    # `Any`, not `int`: compiled, an `int` local is unboxed from the set and boxed again (a new int
+    # object above 256) at each of the five uses below; an `Any` stays the object it was.
+    price: Any
+    total: Any
     for price in sorted(touched, reverse=descending):
         level = levels.get(price)
         total = level.total if level is not None else 0

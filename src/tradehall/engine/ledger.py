@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING, Final
 from tradehall.domain.enums import AccountKind, AccountStatus, CostBasis, TradingState
 from tradehall.domain.events import AnyEvent, BalanceChanged
 
+_BALANCE_CHANGED: Final = BalanceChanged
+"""Bound once: the compiled ledger reads a `Final` from a C static, an imported class from the
+module dict on every event."""
+
 if TYPE_CHECKING:
     from tradehall.engine.positions import Position
     from tradehall.engine.risk import AssessmentState
@@ -51,6 +55,17 @@ class Balance:
     def __init__(self, total: int = 0, held: int = 0) -> None:
         self.total = total
         self.held = held
+
+
+class _Change:
+    """One balance changed since the last flush: the balance itself (no lookup at the flush) and the
+    net of its transfers, a native int in the compiled build (no boxing per transfer)."""
+
+    __slots__ = ("balance", "delta")
+
+    def __init__(self, balance: Balance, delta: int) -> None:
+        self.balance = balance
+        self.delta = delta
 
 
 class Account:
@@ -119,7 +134,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
-        self._changes: dict[tuple[str, str], int] = {}
+        self._changes: dict[tuple[str, str], _Change] = {}
         self.totals_changed = False  # a transfer happened since the last flush (not only holds)
 
     def open_system_accounts(self, currency: str) -> None:
@@ -140,24 +155,35 @@ class Ledger:
     def transfer(self, source: Account, target: Account, currency: str, amount: int) -> None:
         if amount == 0:
             return
-        source.balance(currency).total -= amount
-        target.balance(currency).total += amount
+        balance = source.balance(currency)
+        balance.total -= amount
         self.totals_changed = True
         changes = self._changes
         key = (source.account_id, currency)
-        changes[key] = changes.get(key, 0) - amount
+        change = changes.get(key)
+        if change is None:
+            changes[key] = _Change(balance, -amount)
+        else:
+            change.delta -= amount
+        balance = target.balance(currency)
+        balance.total += amount
         key = (target.account_id, currency)
-        changes[key] = changes.get(key, 0) + amount
+        change = changes.get(key)
+        if change is None:
+            changes[key] = _Change(balance, amount)
+        else:
+            change.delta += amount
 
     def adjust_held(self, account: Account, currency: str, amount: int) -> None:
         """Move `amount` from available to held (negative: release)."""
         if amount == 0:
             return
-        account.balance(currency).held += amount
+        balance = account.balance(currency)
+        balance.held += amount
         key = (account.account_id, currency)
         changes = self._changes
         if key not in changes:
-            changes[key] = 0
+            changes[key] = _Change(balance, 0)
 
     def pending_changes(self) -> list[tuple[str, str]]:
         """(account, currency) of every balance changed since the last flush."""
@@ -172,16 +198,15 @@ class Ledger:
         self.totals_changed = False
         if not self._changes:
             return
-        accounts = self.accounts
-        for (account_id, currency), delta in sorted(self._changes.items()):
-            balance = accounts[account_id].balances[currency]
+        for (account_id, currency), change in sorted(self._changes.items()):
+            balance = change.balance
             events.append(
-                BalanceChanged(
+                _BALANCE_CHANGED(
                     account_id=account_id,
                     currency=currency,
                     total=balance.total,
                     held=balance.held,
-                    delta=delta,
+                    delta=change.delta,
                     reason=reason,
                 )
             )
