@@ -50,6 +50,10 @@ from tradehall.engine.supervisor import Supervisor
 from tradehall.engine.transfers import Transfers
 from tradehall.engine.valuation import liquidation_price, value_account
 
+# Event classes bound once: compiled, a `Final` is read from a C static, an imported class from the
+# module dict at every construction.
+_POSITION_CHANGED: Final = PositionChanged
+
 __all__ = ["Engine", "EngineConfig"]
 
 _EMIT_OWN_BOOK_CHANGES: Final = frozenset({"PlaceOrder", "CancelOrder", "AmendOrder"})
@@ -189,7 +193,7 @@ class Engine:
             for key in sorted(dirty):
                 position = dirty[key]
                 events.append(
-                    PositionChanged(
+                    _POSITION_CHANGED(
                         account_id=position.account_id,
                         market=position.market,
                         quantity=position.quantity,

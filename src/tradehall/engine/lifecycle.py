@@ -35,6 +35,11 @@ from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.state import EngineState
 
+# Event classes bound once: compiled, a `Final` is read from a C static, an imported class from the
+# module dict at every construction.
+_ORDER_ACCEPTED: Final = OrderAccepted
+_ORDER_CANCELLED: Final = OrderCancelled
+
 ORDER_BUY: Final = OrderSide.BUY
 ORDER_SELL: Final = OrderSide.SELL
 
@@ -125,7 +130,7 @@ class Lifecycle:
     def accepted(self, order: Order) -> OrderAccepted:
         now = self._state.now
         order.updated_ts = now
-        return OrderAccepted(
+        return _ORDER_ACCEPTED(
             order_id=order.order_id,
             account_id=order.account_id,
             market=order.market,
@@ -185,7 +190,7 @@ class Lifecycle:
         if self._state.replaying:
             return
         self._state.events.append(
-            OrderCancelled(
+            _ORDER_CANCELLED(
                 order_id=order.order_id,
                 account_id=order.account_id,
                 market=order.market,

@@ -14,6 +14,8 @@ against clearing with the insurance fund covering a loss beyond the balance.
 
 from __future__ import annotations
 
+from typing import Final
+
 from tradehall.domain.enums import Liquidity
 from tradehall.domain.events import OrderFilled, TradeExecuted
 from tradehall.domain.fixedpoint import ceil_div
@@ -42,6 +44,11 @@ from tradehall.engine.markets import Market
 from tradehall.engine.orders import Order
 from tradehall.engine.state import EngineState
 
+# Event classes bound once: compiled, a `Final` is read from a C static, an imported class from the
+# module dict at every construction.
+_ORDER_FILLED: Final = OrderFilled
+_TRADE_EXECUTED: Final = TradeExecuted
+
 
 class Postings:
     def __init__(self, state: EngineState, holds: Holds) -> None:
@@ -64,7 +71,7 @@ class Postings:
         maker_account = self._accounts[maker.account_id]
         if not state.replaying:
             self._state.events.append(
-                TradeExecuted(
+                _TRADE_EXECUTED(
                     trade_id=trade_id,
                     market=market.symbol,
                     price=price,
@@ -228,7 +235,7 @@ class Postings:
         if self._state.replaying:
             return
         self._state.events.append(
-            OrderFilled(
+            _ORDER_FILLED(
                 order_id=order.order_id,
                 account_id=order.account_id,
                 market=market.symbol,

@@ -26,6 +26,10 @@ from tradehall.engine.markets import Book, Market
 from tradehall.engine.orders import Order
 from tradehall.engine.positions import Position
 
+# Event classes bound once: compiled, a `Final` is read from a C static, an imported class from the
+# module dict at every construction.
+_BOOK_CHANGED: Final = BookChanged
+
 DAY_NS: Final = 86_400 * 1_000_000_000
 _EnumT = TypeVar("_EnumT", bound=StrEnum)
 
@@ -218,7 +222,7 @@ class EngineState:
                 return
             book = market.book
             self.events.append(
-                BookChanged(
+                _BOOK_CHANGED(
                     market=market.symbol,
                     sequence=market.book_sequence,
                     bids=bids,
