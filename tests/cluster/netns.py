@@ -21,6 +21,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,19 @@ def nats_server_binary() -> str | None:
     if found is None and Path("/usr/sbin/nats-server").exists():
         found = "/usr/sbin/nats-server"
     return found
+
+
+def nats_server_version() -> tuple[int, int, int] | None:
+    """The installed nats-server's version (`nats-server --version` prints `nats-server: v2.9.10`)."""
+    binary = nats_server_binary()
+    if binary is None:
+        return None
+    printed = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"v(\d+)\.(\d+)\.(\d+)", printed)
+    if found is None:
+        return None
+    major, minor, patch = (int(part) for part in found.groups())
+    return major, minor, patch
 
 
 def unavailable_reason() -> str | None:

@@ -278,10 +278,32 @@ def unstamped(command: Any) -> bytes:
     return msgspec.msgpack.encode(msgspec.structs.replace(command, ts=0))
 
 
+def log_anomalies(entries: list[LogEntry]) -> list[str]:
+    """Where the records' seqs leave 1..n: each jump or repeat with the stream messages and leaders
+    around it (diagnostics for a failed check)."""
+    found: list[str] = []
+    expected = 1
+    previous: LogEntry | None = None
+    for entry in entries:
+        for record in entry.records:
+            if record.seq != expected:
+                before = (previous.stream_seq, previous.leader) if previous else None
+                found.append(
+                    f"record {record.seq} where {expected} was due, in stream message {entry.stream_seq}"
+                    f" by {entry.leader!r} ({len(entry.records)} records) after message {before}"
+                )
+            expected = record.seq + 1
+        previous = entry
+    markers = [(entry.stream_seq, entry.leader) for entry in entries if not entry.records]
+    return [*found[:20], f"epoch markers: {markers}"]
+
+
 def check_log(entries: list[LogEntry], acks: list[dict[str, Any]]) -> LogCheck:
     records = [record for entry in entries for record in entry.records]
     seqs = [record.seq for record in records]
-    assert seqs == list(range(1, len(seqs) + 1)), "the log's records are not 1..n, each once"
+    assert seqs == list(range(1, len(seqs) + 1)), (
+        f"the log's records are not 1..n, each once: {log_anomalies(entries)}"
+    )
     by_corr: dict[str, list[JournalRecord]] = {}
     for record in records:
         same = by_corr.setdefault(record.command.correlation_id, [])
