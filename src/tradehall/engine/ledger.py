@@ -57,17 +57,6 @@ class Balance:
         self.held = held
 
 
-class _Change:
-    """One balance changed since the last flush: the balance itself (no lookup at the flush) and the
-    net of its transfers, a native int in the compiled build (no boxing per transfer)."""
-
-    __slots__ = ("balance", "delta")
-
-    def __init__(self, balance: Balance, delta: int) -> None:
-        self.balance = balance
-        self.delta = delta
-
-
 class Account:
     __slots__ = (
         "account_id",
@@ -134,7 +123,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
-        self._changes: dict[tuple[str, str], _Change] = {}
+        self._changes: dict[tuple[str, str], int] = {}
         self.totals_changed = False  # a transfer happened since the last flush (not only holds)
 
     def open_system_accounts(self, currency: str) -> None:
@@ -155,35 +144,24 @@ class Ledger:
     def transfer(self, source: Account, target: Account, currency: str, amount: int) -> None:
         if amount == 0:
             return
-        balance = source.balance(currency)
-        balance.total -= amount
+        source.balance(currency).total -= amount
+        target.balance(currency).total += amount
         self.totals_changed = True
         changes = self._changes
         key = (source.account_id, currency)
-        change = changes.get(key)
-        if change is None:
-            changes[key] = _Change(balance, -amount)
-        else:
-            change.delta -= amount
-        balance = target.balance(currency)
-        balance.total += amount
+        changes[key] = changes.get(key, 0) - amount
         key = (target.account_id, currency)
-        change = changes.get(key)
-        if change is None:
-            changes[key] = _Change(balance, amount)
-        else:
-            change.delta += amount
+        changes[key] = changes.get(key, 0) + amount
 
     def adjust_held(self, account: Account, currency: str, amount: int) -> None:
         """Move `amount` from available to held (negative: release)."""
         if amount == 0:
             return
-        balance = account.balance(currency)
-        balance.held += amount
+        account.balance(currency).held += amount
         key = (account.account_id, currency)
         changes = self._changes
         if key not in changes:
-            changes[key] = _Change(balance, 0)
+            changes[key] = 0
 
     def pending_changes(self) -> list[tuple[str, str]]:
         """(account, currency) of every balance changed since the last flush."""
@@ -198,15 +176,16 @@ class Ledger:
         self.totals_changed = False
         if not self._changes:
             return
-        for (account_id, currency), change in sorted(self._changes.items()):
-            balance = change.balance
+        accounts = self.accounts
+        for (account_id, currency), delta in sorted(self._changes.items()):
+            balance = accounts[account_id].balances[currency]
             events.append(
                 _BALANCE_CHANGED(
                     account_id=account_id,
                     currency=currency,
                     total=balance.total,
                     held=balance.held,
-                    delta=change.delta,
+                    delta=delta,
                     reason=reason,
                 )
             )
