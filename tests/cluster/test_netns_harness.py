@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.js.errors
 import pytest
 from nats.js.api import StorageType, StreamConfig
 
@@ -109,7 +110,17 @@ async def test_three_servers_form_a_cluster_and_survive_a_partition(
     wait_for(converged, 30, "the healed node to catch up", 0.3, nats_cluster.logs)
     healed = await nats.connect(leader.url, connect_timeout=2)
     try:
-        message = await healed.jetstream().get_msg("PROBE", 3)
+        # a rejoined server answers "JetStream system temporarily unavailable" (503) until its
+        # JetStream has rejoined the meta group, which can come after its copy of the stream caught up
+        message = None
+        deadline = 30.0
+        while message is None:
+            try:
+                message = await healed.jetstream(timeout=3).get_msg("PROBE", 3)
+            except nats.js.errors.ServiceUnavailableError:
+                assert deadline > 0, f"the healed node's JetStream never answered\n{nats_cluster.logs()}"
+                await _sleep(0.2)
+                deadline -= 0.2
         assert message.data == b"1"
     finally:
         await healed.close()
