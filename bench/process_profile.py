@@ -18,11 +18,9 @@ import contextlib
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -63,61 +61,6 @@ def process_names(root: int) -> dict[int, str]:
             role = f"gateway-{gateways}"
         names[pid] = role
     return names
-
-
-class LagSampler:
-    """The projector's lag, sampled straight from the files every `interval` s: the engine's durable
-    seq from its status page (`engine.status`) and the read models' stored seq from the database
-    (`/ready` answers its store check from a 1 s cache, too coarse for this). A sample's lag is the
-    time until a later sample shows its durable seq projected."""
-
-    def __init__(self, data_dir: Path, interval: float = 0.02) -> None:
-        from tradehall.service.status_page import EngineStatus, status_path
-
-        self.status = EngineStatus(status_path(data_dir))
-        self.database = sqlite3.connect(
-            f"file:{data_dir / 'tradehall.sqlite3'}?mode=ro", uri=True, check_same_thread=False
-        )
-        self.interval = interval
-        self.samples: list[tuple[float, int, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _projected(self) -> int:
-        row = self.database.execute(
-            "SELECT last_seq FROM projection_state WHERE name = 'read_models'"
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            durable = self.status.durable_seq
-            self.samples.append((time.monotonic(), durable, self._projected()))
-            self._stop.wait(self.interval)
-        deadline = time.monotonic() + 30  # after the load: until the read models caught up
-        while time.monotonic() < deadline:
-            durable = self.status.durable_seq
-            projected = self._projected()
-            self.samples.append((time.monotonic(), durable, projected))
-            if projected >= durable:
-                break
-            time.sleep(self.interval)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> dict[str, float]:
-        self._stop.set()
-        self._thread.join()
-        lags = sorted(api_load.lags_of(self.samples))
-        if not lags:
-            return {}
-        return {
-            "samples": float(len(lags)),
-            "p50_ms": lags[len(lags) // 2] * 1000,
-            "p99_ms": lags[min(len(lags) - 1, int(len(lags) * 0.99))] * 1000,
-            "max_ms": lags[-1] * 1000,
-        }
 
 
 def folded_top(path: Path, depth: int = 12) -> list[tuple[float, str]]:
@@ -196,7 +139,7 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         split_before = {pid: cpu_split(pid) for pid in names}
         before = {pid: sum(split_before[pid]) for pid in names}
-        lag = LagSampler(data_dir) if args.workers > 1 else None
+        lag = api_load.LagSampler(url, data_dir) if args.workers > 1 else None
         if lag is not None:
             lag.start()
         started = time.monotonic()
@@ -246,8 +189,9 @@ def main() -> None:
                 )
             if projector_lag:
                 print(
-                    f"  projector lag p50 {projector_lag['p50_ms']:.0f} ms, "
-                    f"p99 {projector_lag['p99_ms']:.0f} ms, max {projector_lag['max_ms']:.0f} ms "
+                    f"  projector lag p50 {projector_lag['p50_us'] / 1000:.0f} ms, "
+                    f"p99 {projector_lag['p99_us'] / 1000:.0f} ms, "
+                    f"p99.9 {projector_lag['p999_us'] / 1000:.0f} ms "
                     f"({projector_lag['samples']:.0f} samples)"
                 )
             print(
