@@ -13,21 +13,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 
-from tests.conftest import require_service
 from tests.integration.cluster_kit import (
     NATS_URL,
-    delete_prefix,
     order,
     setup_commands,
     submit_retrying,
-    unique_prefix,
 )
 from tradehall.domain.commands import Configure
 from tradehall.domain.events import OrderAccepted, OrderRejected
@@ -43,21 +39,6 @@ from tradehall.service.runner import CommandResult, RunnerError
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(180)]
 
 LEASE_TTL = "1.0"
-
-
-@pytest.fixture
-async def nc() -> AsyncIterator[Any]:
-    require_service("nats")
-    connection = await nats.connect(NATS_URL)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def prefix(nc: Any) -> AsyncIterator[str]:
-    name = unique_prefix()
-    yield name
-    await delete_prefix(nc.jetstream(), name)
 
 
 @pytest.fixture

@@ -19,15 +19,11 @@ import pytest
 from nats.js.api import KeyValueConfig
 from structlog.testing import capture_logs
 
-from tests.conftest import require_service
 from tests.integration.cluster_kit import (
     MARKET,
-    NATS_URL,
-    delete_prefix,
     order,
     setup_commands,
     submit_retrying,
-    unique_prefix,
 )
 from tradehall.domain import commands as c
 from tradehall.domain.events import OrderAccepted
@@ -62,21 +58,6 @@ class FakeMonotonic:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def nc() -> AsyncIterator[Any]:
-    require_service("nats")
-    connection = await nats.connect(NATS_URL)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def prefix(nc: Any) -> AsyncIterator[str]:
-    name = unique_prefix()
-    yield name
-    await delete_prefix(nc.jetstream(), name)
 
 
 @pytest.fixture

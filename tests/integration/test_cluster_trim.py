@@ -13,11 +13,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import nats
 import pytest
 
-from tests.conftest import require_service
-from tests.integration.cluster_kit import NATS_URL, delete_prefix, order, setup_commands, unique_prefix
+from tests.integration.cluster_kit import order, setup_commands
 from tradehall.engine import Engine
 from tradehall.journal.records import JournalRecord
 from tradehall.journal.recovery import EngineFactory
@@ -33,21 +31,6 @@ pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
 FACTORY = EngineFactory(create=Engine, restore=Engine.restore)
 KEEP = 3
-
-
-@pytest.fixture
-async def nc() -> AsyncIterator[Any]:
-    require_service("nats")
-    connection = await nats.connect(NATS_URL)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def prefix(nc: Any) -> AsyncIterator[str]:
-    name = unique_prefix()
-    yield name
-    await delete_prefix(nc.jetstream(), name)
 
 
 @pytest.fixture
